@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs every build and test dependency of hummingbird on Debian 12 (run as root or with sudo).
+set -euo pipefail
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends \
+  build-essential cmake pkg-config git ca-certificates \
+  libjansson-dev libzip-dev libopenblas-dev libpng-dev libjpeg-dev \
+  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg \
+  python3 python3-numpy >/dev/null

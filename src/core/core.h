@@ -1,0 +1,136 @@
+/* core: errors and logging, dtypes, tensors, arenas, the thread pool, timing and memory figures.
+ * Everything above this layer (ops, io, models, pipeline, tools) includes only this header from core. */
+#ifndef HB_CORE_H
+#define HB_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <stdarg.h>
+
+/* ---------- errors ----------
+ * Functions that can fail return int (0 = ok, -1 = error) or a pointer (NULL = error) and record one
+ * message, naming the file and the problem, in a thread-local buffer that the caller prints once. */
+#define HB_ERRMSG_MAX 1024
+int hb_error(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* sets the message, returns -1 */
+int hb_error_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* prepends context */
+const char *hb_last_error(void);
+void hb_clear_error(void);
+
+/* ---------- logging ---------- */
+enum { HB_LOG_ERROR = 0, HB_LOG_WARN = 1, HB_LOG_INFO = 2, HB_LOG_DEBUG = 3 };
+extern int hb_log_level; /* default HB_LOG_INFO; --verbose raises it to HB_LOG_DEBUG */
+void hb_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---------- dtypes ---------- */
+typedef enum {
+    HB_F32 = 0, HB_F16, HB_BF16, HB_F64, HB_I64, HB_I32, HB_I16, HB_I8, HB_U8, HB_BOOL, HB_DTYPE_COUNT
+} hb_dtype;
+size_t hb_dtype_size(hb_dtype t);
+const char *hb_dtype_name(hb_dtype t);        /* safetensors spelling: "F32", "BF16", ... */
+int hb_dtype_from_name(const char *s, hb_dtype *out); /* -1 on unknown (no message set) */
+
+/* Exact widening and round-to-nearest-even narrowing (NaN stays NaN, overflow goes to inf). */
+float hb_bf16_to_f32(uint16_t h);
+uint16_t hb_f32_to_bf16(float f);
+float hb_f16_to_f32(uint16_t h);
+uint16_t hb_f32_to_f16(float f);
+/* Bulk conversion of n elements of any float/int dtype to f32, and f32 to F32/F16/BF16. */
+void hb_convert_to_f32(float *dst, const void *src, hb_dtype t, size_t n);
+void hb_convert_from_f32(void *dst, hb_dtype t, const float *src, size_t n);
+
+/* ---------- tensors ----------
+ * Shapes are in PyTorch order (outermost first), up to 5 dims; strides in elements.
+ * A tensor never owns its data: data lives in a mapped checkpoint, an arena, or caller memory. */
+#define HB_MAX_DIMS 5
+typedef struct hb_tensor {
+    hb_dtype dtype;
+    int ndim;
+    int64_t shape[HB_MAX_DIMS];
+    int64_t stride[HB_MAX_DIMS];
+    void *data;
+} hb_tensor;
+
+hb_tensor hb_tensor_make(hb_dtype t, int ndim, const int64_t *shape, void *data); /* contiguous */
+hb_tensor hb_tensor_1d(hb_dtype t, int64_t n0, void *data);
+hb_tensor hb_tensor_2d(hb_dtype t, int64_t n0, int64_t n1, void *data);
+hb_tensor hb_tensor_3d(hb_dtype t, int64_t n0, int64_t n1, int64_t n2, void *data);
+hb_tensor hb_tensor_4d(hb_dtype t, int64_t n0, int64_t n1, int64_t n2, int64_t n3, void *data);
+int64_t hb_tensor_numel(const hb_tensor *x);
+size_t hb_tensor_nbytes(const hb_tensor *x);
+bool hb_tensor_is_contiguous(const hb_tensor *x);
+/* Views share data: narrow one dimension, or reshape a contiguous tensor (-1 infers one dim). */
+int hb_tensor_narrow(const hb_tensor *x, int dim, int64_t start, int64_t len, hb_tensor *out);
+int hb_tensor_reshape(const hb_tensor *x, int ndim, const int64_t *shape, hb_tensor *out);
+bool hb_tensor_same_shape(const hb_tensor *a, const hb_tensor *b);
+/* "[3, 4, 5]" into buf; returns buf. */
+const char *hb_shape_str(const hb_tensor *x, char *buf, size_t cap);
+/* Check dtype and shape (use -1 in `shape` for "any"); on mismatch sets a message naming `what`. */
+int hb_tensor_expect(const hb_tensor *x, const char *what, int ndim, const int64_t *shape);
+
+/* ---------- arena ----------
+ * One block reserved up front; allocations are bump pointers (64-byte aligned) released by reset to a
+ * mark. A forward pass sizes its arena once and does no malloc in its loop. A "measuring" arena (no
+ * memory) runs the same allocation sequence to learn the size to reserve. */
+typedef struct hb_arena {
+    uint8_t *base;
+    size_t cap, used, peak;
+    bool measuring;
+    const char *name;
+} hb_arena;
+int hb_arena_init(hb_arena *a, size_t cap, const char *name);
+void hb_arena_init_measure(hb_arena *a, const char *name);
+void hb_arena_free(hb_arena *a);
+void *hb_arena_alloc(hb_arena *a, size_t bytes);   /* NULL + message when full (measuring: never NULL) */
+size_t hb_arena_mark(const hb_arena *a);
+void hb_arena_reset(hb_arena *a, size_t mark);
+/* A tensor with storage from the arena (NULL data on failure; check with hb_tensor_ok). */
+int hb_tensor_alloc(hb_arena *a, hb_dtype t, int ndim, const int64_t *shape, hb_tensor *out);
+
+/* ---------- thread pool ----------
+ * One process-wide pool of pthreads. hb_parallel_for splits [0, n) into contiguous ranges, one task per
+ * range; kernels write each output element from exactly one task with a fixed summation order, so
+ * results are bitwise identical for any thread count. Nested calls run inline. */
+typedef void (*hb_range_fn)(void *ctx, int64_t begin, int64_t end);
+int hb_threads_init(int n);       /* n <= 0: HB_THREADS, else the number of online CPUs */
+int hb_threads_count(void);
+void hb_threads_shutdown(void);
+/* Run fn over [0, n) in chunks of at least `grain` items. */
+void hb_parallel_for(int64_t n, int64_t grain, hb_range_fn fn, void *ctx);
+
+/* ---------- time, memory, progress ---------- */
+double hb_time_now(void);         /* monotonic seconds */
+size_t hb_peak_rss_bytes(void);   /* VmHWM of this process */
+size_t hb_current_rss_bytes(void);
+void hb_reset_peak_rss(void);     /* best effort (writes /proc/self/clear_refs) */
+
+/* Progress of a long operation: stage name, step k of n. The callback (C API) gets every update; with
+ * no callback a line is drawn on stderr when it is a terminal (step k/n, elapsed, ETA). */
+typedef void (*hb_progress_fn)(void *user, const char *stage, int step, int total, double elapsed_s,
+                               double eta_s);
+typedef struct hb_progress {
+    hb_progress_fn fn;
+    void *user;
+    const char *stage;
+    int total;
+    double t0;
+    bool tty;
+} hb_progress;
+void hb_progress_begin(hb_progress *p, hb_progress_fn fn, void *user, const char *stage, int total);
+void hb_progress_step(hb_progress *p, int step); /* step = number of finished items, 1..total */
+void hb_progress_end(hb_progress *p);
+
+/* ---------- small utilities ---------- */
+void *hb_malloc(size_t n, const char *what);  /* NULL + message on failure; 64-byte aligned */
+void *hb_calloc(size_t n, const char *what);
+void hb_free(void *p);
+/* Deterministic PRNG for tests, mkmodel and samplers (splitmix64 + Box-Muller). */
+typedef struct { uint64_t s; } hb_rng;
+void hb_rng_seed(hb_rng *r, uint64_t seed);
+uint64_t hb_rng_u64(hb_rng *r);
+float hb_rng_uniform(hb_rng *r);      /* [0, 1) */
+float hb_rng_normal(hb_rng *r);       /* N(0, 1) */
+/* Write a whole buffer to `path` atomically: temp file in the same folder, fsync, rename. */
+int hb_write_file_atomic(const char *path, const void *data, size_t n);
+
+#endif

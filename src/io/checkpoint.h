@@ -1,0 +1,40 @@
+/* io/checkpoint: read model weights from safetensors files, sharded safetensors folders
+ * (*.safetensors.index.json) and PyTorch .pth/.pt zip checkpoints, behind one lookup by name.
+ * Safetensors are memory-mapped and tensors point into the mapping (zero copy). Every header is
+ * validated; every failure names the file and the problem (hb_last_error). */
+#ifndef HB_IO_CHECKPOINT_H
+#define HB_IO_CHECKPOINT_H
+
+#include "core/core.h"
+
+typedef struct hb_checkpoint hb_checkpoint;
+
+/* path: a .safetensors file, a *.safetensors.index.json, a .pth/.pt file, or a folder holding one of
+ * those (index preferred, else every *.safetensors in it). NULL on error. */
+hb_checkpoint *hb_checkpoint_open(const char *path);
+void hb_checkpoint_close(hb_checkpoint *ck);
+
+const char *hb_checkpoint_path(const hb_checkpoint *ck);
+int hb_checkpoint_count(const hb_checkpoint *ck);
+/* i-th tensor in file order: name and tensor (data points into the mapping). */
+const char *hb_checkpoint_name(const hb_checkpoint *ck, int i);
+hb_tensor hb_checkpoint_tensor(const hb_checkpoint *ck, int i);
+/* Which file holds tensor i (for messages and hb inspect). */
+const char *hb_checkpoint_file_of(const hb_checkpoint *ck, int i);
+
+/* Look a tensor up by its official name; also accepts the diffusers/transformers naming of the same
+ * weight and the "model." / "generator." prefixes of training checkpoints. -1 + message when missing. */
+int hb_checkpoint_get(const hb_checkpoint *ck, const char *name, hb_tensor *out);
+bool hb_checkpoint_has(const hb_checkpoint *ck, const char *name);
+/* Like get, then checks the shape (-1 = any dim) and names the file, tensor, and both shapes on mismatch. */
+int hb_checkpoint_get_shaped(const hb_checkpoint *ck, const char *name, int ndim, const int64_t *shape,
+                             hb_tensor *out);
+
+/* safetensors "__metadata__" string values (NULL when absent); for folders, config.json is not read here. */
+const char *hb_checkpoint_metadata(const hb_checkpoint *ck, const char *key);
+
+/* Write a safetensors file atomically (temp file + rename). metadata: NULL or pairs key,value ending NULL. */
+int hb_safetensors_write(const char *path, int n, const char *const *names, const hb_tensor *tensors,
+                         const char *const *metadata);
+
+#endif

@@ -1,0 +1,39 @@
+/* A small test harness: CHECK macros that count, fresh random data, the shared/ folder, skips. */
+#ifndef HB_TESTLIB_H
+#define HB_TESTLIB_H
+
+#include "core/core.h"
+#include <stdio.h>
+
+extern int tl_checks, tl_failures;
+
+#define CHECK(cond) do { tl_checks++; if (!(cond)) { tl_failures++; \
+    fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); } } while (0)
+#define CHECKF(cond, ...) do { tl_checks++; if (!(cond)) { tl_failures++; \
+    fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond); fprintf(stderr, __VA_ARGS__); \
+    fputc('\n', stderr); } } while (0)
+/* |err| <= tol where err is a normwise relative error. */
+#define CHECK_REL(ours, ref, n, tol) do { double e_ = tl_rel_err((ours), (ref), (n)); \
+    CHECKF(e_ <= (tol), "rel err %.3e > %.1e", e_, (double)(tol)); } while (0)
+
+/* Random seed: HB_TEST_SEED or fresh from the clock (printed so a failure can be replayed). */
+uint64_t tl_seed(void);
+void tl_fill_normal(hb_rng *r, float *x, int64_t n, float std);
+void tl_fill_uniform(hb_rng *r, float *x, int64_t n, float lo, float hi);
+double tl_rel_err(const float *ours, const float *ref, int64_t n);
+/* The shared/ folder (HB_SHARED, else the path CMake recorded, else ../shared) or NULL if absent. */
+const char *tl_shared_dir(void);
+/* Path of shared/<rel> into buf, or exit 77 (skip) with a message when shared/ or the file is missing. */
+const char *tl_shared_file(const char *rel, char *buf, size_t cap);
+/* The hb binary (HB_BIN, set by ctest). */
+const char *tl_hb_bin(void);
+/* A fresh temporary directory (removed by tl_done). */
+const char *tl_tmpdir(void);
+/* Run a shell command, return its exit status (-1 if it did not exit). Output goes to `out` if not NULL. */
+int tl_run(const char *cmd, char *out, size_t cap);
+/* Print the summary line ("N passed, N failed") and return the exit code. */
+int tl_done(void);
+/* Skip the whole test (exit 77) with a reason. */
+void tl_skip(const char *why) __attribute__((noreturn));
+
+#endif

@@ -1,0 +1,144 @@
+#include "golden.h"
+#include "tools.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct { const char *kind; int (*run)(golden_case *); } k_runners[] = {
+    {"wan_dit", golden_run_wan_dit},           {"wan_causal_dit", golden_run_wan_causal_dit},
+    {"wan_vae", golden_run_wan_vae},           {"umt5_encoder", golden_run_umt5_encoder},
+    {"taehv", golden_run_taehv},               {"flow_schedule", golden_run_flow_schedule},
+};
+
+json_t *golden_meta_json(golden_case *g, const char *key) {
+    const char *s = hb_checkpoint_metadata(g->ck, key);
+    if (!s) return NULL;
+    return json_loads(s, JSON_DECODE_ANY, NULL);
+}
+
+int64_t golden_cfg_int(golden_case *g, const char *key, int64_t def) {
+    json_t *v = json_object_get(g->config, key);
+    if (json_is_integer(v)) return json_integer_value(v);
+    if (json_is_real(v)) return (int64_t)json_real_value(v);
+    if (json_is_true(v)) return 1;
+    if (json_is_false(v)) return 0;
+    return def;
+}
+
+double golden_cfg_num(golden_case *g, const char *key, double def) {
+    json_t *v = json_object_get(g->config, key);
+    return json_is_number(v) ? json_number_value(v) : def;
+}
+
+int golden_tensor(golden_case *g, const char *name, hb_tensor *out) { return hb_checkpoint_get(g->ck, name, out); }
+
+double golden_rel_err(const float *ours, const float *ref, int64_t n) {
+    double maxd = 0, maxr = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)ours[i] - (double)ref[i]);
+        if (!(d <= maxd)) maxd = d; /* NaN propagates as a failure */
+        double r = fabs((double)ref[i]);
+        if (r > maxr) maxr = r;
+    }
+    return maxr > 0 ? maxd / maxr : maxd;
+}
+
+static void report(golden_case *g, const char *name, double err, const char *why) {
+    bool ok = !why && err <= g->tol;
+    g->checked++;
+    if (!ok) g->failed++;
+    if (why || !(err <= g->worst)) g->worst = why ? INFINITY : err;
+    if (why) printf("  %-36s %s  FAIL\n", name, why);
+    else printf("  %-36s %.3e  %s\n", name, err, ok ? "ok" : "FAIL");
+}
+
+void golden_compare(golden_case *g, const char *name, const float *ours, int64_t n) {
+    hb_tensor ref;
+    if (hb_checkpoint_get(g->ck, name, &ref) != 0) { report(g, name, 0, "missing in the golden file"); return; }
+    if (hb_tensor_numel(&ref) != n) {
+        char buf[64];
+        snprintf(buf, sizeof buf, "size %lld, expected %lld", (long long)n, (long long)hb_tensor_numel(&ref));
+        report(g, name, 0, buf);
+        return;
+    }
+    float *r = hb_malloc((size_t)n * sizeof(float), name);
+    if (!r) { report(g, name, 0, "out of memory"); return; }
+    hb_convert_to_f32(r, ref.data, ref.dtype, (size_t)n);
+    report(g, name, golden_rel_err(ours, r, n), NULL);
+    hb_free(r);
+}
+
+void golden_compare_i64(golden_case *g, const char *name, const int64_t *ours, int64_t n) {
+    hb_tensor ref;
+    if (hb_checkpoint_get(g->ck, name, &ref) != 0) { report(g, name, 0, "missing in the golden file"); return; }
+    if (ref.dtype != HB_I64 || hb_tensor_numel(&ref) != n) { report(g, name, 0, "dtype or size differs"); return; }
+    const int64_t *r = ref.data;
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; i++) bad += r[i] != ours[i];
+    report(g, name, bad ? INFINITY : 0.0, bad ? "integers differ" : NULL);
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: hb golden [options] FILE...\n\n"
+               "Runs each golden file (weights + inputs + reference outputs, kind in its metadata) through the\n"
+               "matching component and prints the max relative error (max|ours-ref|/max|ref|) of every output\n"
+               "and intermediate. Exits 1 when any error exceeds the tolerance or a case cannot run.\n\n"
+               "options:\n"
+               "  --tol X      tolerance (default 1e-4 for float32, 5e-2 with --bf16)\n"
+               "  --bf16       run in bf16 where the component supports it\n"
+               "  -t N, -v, -q as every command\n");
+}
+
+int cmd_golden(int argc, char **argv) {
+    double tol = -1;
+    bool bf16 = false;
+    int nfiles = 0, bad = 0;
+    char **files = calloc((size_t)argc, sizeof *files);
+    if (!files) return 1;
+    for (int i = 1; i < argc; i++) {
+        int c = tool_common_flag(argc, argv, &i);
+        if (c < 0) { free(files); return tool_fail("golden"); }
+        if (c) continue;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); free(files); return 0; }
+        if (!strcmp(argv[i], "--bf16")) { bf16 = true; continue; }
+        if (!strcmp(argv[i], "--tol")) {
+            char *end = NULL;
+            if (i + 1 < argc) tol = strtod(argv[++i], &end);
+            if (!end || *end || !(tol > 0)) { fprintf(stderr, "hb golden: --tol needs a positive number\n"); free(files); return 2; }
+            continue;
+        }
+        if (argv[i][0] == '-') { fprintf(stderr, "hb golden: unknown option %s\n", argv[i]); usage(stderr); free(files); return 2; }
+        files[nfiles++] = argv[i];
+    }
+    if (!nfiles) { usage(stderr); free(files); return 2; }
+    if (tol < 0) tol = bf16 ? 5e-2 : 1e-4;
+    for (int f = 0; f < nfiles; f++) {
+        golden_case g = {.path = files[f], .tol = tol, .bf16 = bf16};
+        g.ck = hb_checkpoint_open(files[f]);
+        if (!g.ck) { fprintf(stderr, "hb golden: %s\n", hb_last_error()); bad++; continue; }
+        g.kind = hb_checkpoint_metadata(g.ck, "kind");
+        g.variant = hb_checkpoint_metadata(g.ck, "variant");
+        g.config = golden_meta_json(&g, "config");
+        int (*run)(golden_case *) = NULL;
+        for (size_t k = 0; g.kind && k < sizeof k_runners / sizeof k_runners[0]; k++)
+            if (!strcmp(g.kind, k_runners[k].kind)) run = k_runners[k].run;
+        printf("%s: kind %s%s%s\n", files[f], g.kind ? g.kind : "?", g.variant ? ", variant " : "",
+               g.variant ? g.variant : "");
+        int rc;
+        if (!g.kind) rc = hb_error("%s: no \"kind\" in the metadata: not a golden file", files[f]);
+        else if (!run) rc = hb_error("%s: unknown golden kind '%s'", files[f], g.kind);
+        else if (!json_is_object(g.config)) rc = hb_error("%s: metadata \"config\" is missing or not a JSON object", files[f]);
+        else rc = run(&g);
+        if (rc != 0) { fprintf(stderr, "hb golden: %s\n", hb_last_error()); bad++; }
+        else {
+            printf("  => %s: %d checked, %d failed, worst %.3e (tolerance %.1e)\n", g.failed ? "FAIL" : "PASS",
+                   g.checked, g.failed, g.worst, g.tol);
+            if (g.failed || g.checked == 0) bad++;
+        }
+        json_decref(g.config);
+        hb_checkpoint_close(g.ck);
+    }
+    free(files);
+    return bad ? 1 : 0;
+}

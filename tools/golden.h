@@ -1,0 +1,47 @@
+/* Golden runner: a golden file holds a component's weights (official names), its inputs (in.*), the
+ * reference outputs (out.*) and intermediates (mid.*), with the config in the metadata. Each kind has a
+ * runner (tools/golden_KIND.c) that builds the component from the file, runs it and calls
+ * golden_compare on every output and intermediate it can produce. */
+#ifndef HB_GOLDEN_H
+#define HB_GOLDEN_H
+
+#include "core/core.h"
+#include "io/checkpoint.h"
+#include <jansson.h>
+
+typedef struct golden_case {
+    const char *path;
+    hb_checkpoint *ck;
+    const char *kind, *variant;
+    json_t *config;     /* metadata "config", parsed (never NULL while a runner runs) */
+    double tol;         /* max allowed normwise relative error */
+    bool bf16;          /* --bf16: run with bf16 activations/weights where the component supports it */
+    int checked, failed;
+    double worst;
+} golden_case;
+
+/* A metadata value parsed as JSON (NULL when absent or not JSON); the caller json_decref()s it. */
+json_t *golden_meta_json(golden_case *g, const char *key);
+/* An integer from the config (or `def` when absent). */
+int64_t golden_cfg_int(golden_case *g, const char *key, int64_t def);
+double golden_cfg_num(golden_case *g, const char *key, double def);
+/* A tensor of the file (in.*, weights): -1 + message when missing. */
+int golden_tensor(golden_case *g, const char *name, hb_tensor *out);
+/* Compare our n values with the file's tensor `name`: max|ours-ref| / max|ref|; prints one line;
+ * a missing reference or a size mismatch counts as a failure. */
+void golden_compare(golden_case *g, const char *name, const float *ours, int64_t n);
+/* Integer tensors must match exactly. */
+void golden_compare_i64(golden_case *g, const char *name, const int64_t *ours, int64_t n);
+/* max |a-b| / max |b| over n values. */
+double golden_rel_err(const float *ours, const float *ref, int64_t n);
+
+/* Runners, one per kind (metadata "kind"). Return 0 when the case ran (pass or fail is counted in g),
+ * -1 when it could not run (message set). */
+int golden_run_wan_dit(golden_case *g);
+int golden_run_wan_causal_dit(golden_case *g);
+int golden_run_wan_vae(golden_case *g);
+int golden_run_umt5_encoder(golden_case *g);
+int golden_run_taehv(golden_case *g);
+int golden_run_flow_schedule(golden_case *g);
+
+#endif

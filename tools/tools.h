@@ -1,0 +1,19 @@
+/* tools: the `hb` program's subcommands. Each is `int cmd_NAME(int argc, char **argv)` (argv[0] is the
+ * subcommand name) returning the process exit code. */
+#ifndef HB_TOOLS_H
+#define HB_TOOLS_H
+
+#include "core/core.h"
+
+int cmd_inspect(int argc, char **argv);
+int cmd_golden(int argc, char **argv);
+int cmd_mkmodel(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+
+/* Common flags every subcommand accepts: -t/--threads N, -v/--verbose, -q/--quiet.
+ * Returns 1 when argv[*i] (and maybe its value) was consumed, 0 when not a common flag, -1 on error. */
+int tool_common_flag(int argc, char **argv, int *i);
+/* Prints "hb NAME: message" for the last error and returns 1 (the exit code). */
+int tool_fail(const char *cmd);
+
+#endif
