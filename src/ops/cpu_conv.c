@@ -1,0 +1,256 @@
+/* Convolutions (PyTorch Conv3d semantics: cross-correlation, per-side zero padding, stride, groups), nearest
+ * upsampling and pixel (un)shuffle. The general conv is an im2col GEMM per (group, tile of output positions):
+ * Y[Cout_g, tile] = W[Cout_g, Cin_g*k] * col[Cin_g*k, tile]; 1x1x1 stride-1 convs skip im2col; depthwise convs
+ * are computed directly. Tiles are chosen from the shapes only, so results never depend on the thread count. */
+#include "ops/ops_internal.h"
+#include <stdlib.h>
+#include <string.h>
+
+static int64_t out_dim(int64_t n, const int pad[2], int64_t k, int s) {
+    int64_t span = n + pad[0] + pad[1] - k;
+    return span < 0 || s <= 0 ? 0 : span / s + 1;
+}
+
+void hb_conv3d_out_size(int64_t T, int64_t H, int64_t W, const hb_tensor *w, const hb_conv3d_params *p,
+                        int64_t *To, int64_t *Ho, int64_t *Wo) {
+    *To = out_dim(T, p->pad_t, w->shape[2], p->stride[0]);
+    *Ho = out_dim(H, p->pad_h, w->shape[3], p->stride[1]);
+    *Wo = out_dim(W, p->pad_w, w->shape[4], p->stride[2]);
+}
+
+typedef struct {
+    float *y; const float *x; const float *w; const float *bias;
+    int64_t Cin, T, H, W, Cout, To, Ho, Wo, P;  /* P = To*Ho*Wo */
+    int kt, kh, kw, groups;
+    const hb_conv3d_params *p;
+    int64_t kdim, pt, npt;                     /* Cin_g*kt*kh*kw, positions per tile, tiles per group */
+    bool pointwise;
+    int err;
+} conv_job;
+
+static void conv_tiles(void *ctx, int64_t b, int64_t e) {
+    conv_job *j = ctx;
+    float *col = NULL;
+    int64_t *pos = NULL;
+    if (!j->pointwise) {
+        col = hb_malloc(sizeof(float) * (size_t)(j->kdim * j->pt), "conv3d im2col");
+        pos = malloc(sizeof(int64_t) * 3 * (size_t)j->pt);
+        if (!col || !pos) { j->err = 1; hb_free(col); free(pos); return; }
+    }
+    int64_t cin_g = j->Cin / j->groups, cout_g = j->Cout / j->groups, hw = j->H * j->W, thw = j->T * hw;
+    for (int64_t t = b; t < e; t++) {
+        int64_t g = t / j->npt, p0 = (t % j->npt) * j->pt, np = j->P - p0 < j->pt ? j->P - p0 : j->pt;
+        const float *B;
+        int64_t ldb;
+        if (j->pointwise) {
+            B = j->x + g * cin_g * thw + p0;
+            ldb = thw;
+        } else {
+            for (int64_t i = 0; i < np; i++) {
+                int64_t q = p0 + i, wo = q % j->Wo, ho = (q / j->Wo) % j->Ho, to = q / (j->Wo * j->Ho);
+                pos[3 * i] = to * j->p->stride[0] - j->p->pad_t[0];
+                pos[3 * i + 1] = ho * j->p->stride[1] - j->p->pad_h[0];
+                pos[3 * i + 2] = wo * j->p->stride[2] - j->p->pad_w[0];
+            }
+            float *c = col;
+            for (int64_t ci = 0; ci < cin_g; ci++) {
+                const float *xc = j->x + (g * cin_g + ci) * thw;
+                for (int dt = 0; dt < j->kt; dt++)
+                    for (int dh = 0; dh < j->kh; dh++)
+                        for (int dw = 0; dw < j->kw; dw++, c += np)
+                            for (int64_t i = 0; i < np; i++) {
+                                int64_t tt = pos[3 * i] + dt, hh = pos[3 * i + 1] + dh, ww = pos[3 * i + 2] + dw;
+                                c[i] = (tt >= 0 && tt < j->T && hh >= 0 && hh < j->H && ww >= 0 && ww < j->W)
+                                           ? xc[tt * hw + hh * j->W + ww] : 0.0f;
+                            }
+            }
+            B = col;
+            ldb = np;
+        }
+        float *y = j->y + g * cout_g * j->P + p0;
+        hb__gemm_serial(y, j->P, j->w + g * cout_g * j->kdim, j->kdim, B, ldb, false, cout_g, np, j->kdim, false);
+        if (j->bias)
+            for (int64_t co = 0; co < cout_g; co++) {
+                float bv = j->bias[g * cout_g + co];
+                for (int64_t i = 0; i < np; i++) y[co * j->P + i] += bv;
+            }
+    }
+    hb_free(col);
+    free(pos);
+}
+
+/* Depthwise: one task per (channel, output frame). */
+static void conv_depthwise(void *ctx, int64_t b, int64_t e) {
+    const conv_job *j = ctx;
+    int64_t hw = j->H * j->W, k = (int64_t)j->kt * j->kh * j->kw;
+    for (int64_t t = b; t < e; t++) {
+        int64_t c = t / j->To, to = t % j->To;
+        const float *xc = j->x + c * j->T * hw, *wc = j->w + c * k;
+        float *y = j->y + c * j->P + to * j->Ho * j->Wo;
+        float bv = j->bias ? j->bias[c] : 0.0f;
+        for (int64_t ho = 0; ho < j->Ho; ho++)
+            for (int64_t wo = 0; wo < j->Wo; wo++) {
+                float s = 0;
+                for (int dt = 0; dt < j->kt; dt++) {
+                    int64_t tt = to * j->p->stride[0] - j->p->pad_t[0] + dt;
+                    if (tt < 0 || tt >= j->T) continue;
+                    for (int dh = 0; dh < j->kh; dh++) {
+                        int64_t hh = ho * j->p->stride[1] - j->p->pad_h[0] + dh;
+                        if (hh < 0 || hh >= j->H) continue;
+                        for (int dw = 0; dw < j->kw; dw++) {
+                            int64_t ww = wo * j->p->stride[2] - j->p->pad_w[0] + dw;
+                            if (ww < 0 || ww >= j->W) continue;
+                            s += xc[tt * hw + hh * j->W + ww] * wc[(dt * j->kh + dh) * j->kw + dw];
+                        }
+                    }
+                }
+                y[ho * j->Wo + wo] = s + bv;
+            }
+    }
+}
+
+int hb_conv3d(float *y, const float *x, int64_t Cin, int64_t T, int64_t H, int64_t W, const hb_tensor *w,
+              const hb_tensor *b, const hb_conv3d_params *p) {
+    if (!w || w->ndim != 5) return hb_error("hb_conv3d: weight must be 5-D [Cout, Cin/groups, kt, kh, kw]");
+    if (w->dtype != HB_F32 && w->dtype != HB_BF16 && w->dtype != HB_F16)
+        return hb_error("hb_conv3d: weight dtype %s not supported", hb_dtype_name(w->dtype));
+    int groups = p->groups > 0 ? p->groups : 1;
+    int64_t Cout = w->shape[0];
+    if (Cin % groups || Cout % groups || w->shape[1] != Cin / groups)
+        return hb_error("hb_conv3d: weight %lld x %lld does not fit %lld input channels in %d groups",
+                        (long long)Cout, (long long)w->shape[1], (long long)Cin, groups);
+    if (p->stride[0] < 1 || p->stride[1] < 1 || p->stride[2] < 1) return hb_error("hb_conv3d: stride must be >= 1");
+    if (p->pad_t[0] < 0 || p->pad_t[1] < 0 || p->pad_h[0] < 0 || p->pad_h[1] < 0 || p->pad_w[0] < 0 || p->pad_w[1] < 0)
+        return hb_error("hb_conv3d: negative padding");
+    if (b && hb_tensor_numel(b) != Cout)
+        return hb_error("hb_conv3d: bias has %lld elements, expected %lld", (long long)hb_tensor_numel(b), (long long)Cout);
+    int64_t To, Ho, Wo;
+    hb_conv3d_out_size(T, H, W, w, p, &To, &Ho, &Wo);
+    if (To <= 0 || Ho <= 0 || Wo <= 0)
+        return hb_error("hb_conv3d: input %lldx%lldx%lld is smaller than the kernel", (long long)T, (long long)H, (long long)W);
+    conv_job j = {.y = y, .x = x, .Cin = Cin, .T = T, .H = H, .W = W, .Cout = Cout, .To = To, .Ho = Ho, .Wo = Wo,
+                  .P = To * Ho * Wo, .kt = (int)w->shape[2], .kh = (int)w->shape[3], .kw = (int)w->shape[4],
+                  .groups = groups, .p = p};
+    j.kdim = (Cin / groups) * j.kt * j.kh * j.kw;
+    /* weights as contiguous f32 [Cout, kdim] */
+    float *wf = NULL;
+    if (w->dtype == HB_F32 && hb_tensor_is_contiguous(w)) j.w = w->data;
+    else {
+        wf = hb_malloc(sizeof(float) * (size_t)(Cout * j.kdim), "conv3d weights");
+        if (!wf) return -1;
+        hb_tensor w2;
+        int64_t shp[2] = {Cout, j.kdim};
+        if (hb_tensor_is_contiguous(w) && hb_tensor_reshape(w, 2, shp, &w2) == 0)
+            hb__weight_rows_f32(&w2, 0, Cout, 0, j.kdim, wf, j.kdim);
+        else {
+            size_t es = hb_dtype_size(w->dtype);
+            int64_t i = 0;
+            for (int64_t a0 = 0; a0 < w->shape[0]; a0++)
+                for (int64_t a1 = 0; a1 < w->shape[1]; a1++)
+                    for (int64_t a2 = 0; a2 < w->shape[2]; a2++)
+                        for (int64_t a3 = 0; a3 < w->shape[3]; a3++)
+                            for (int64_t a4 = 0; a4 < w->shape[4]; a4++, i++) {
+                                int64_t off = a0 * w->stride[0] + a1 * w->stride[1] + a2 * w->stride[2] +
+                                              a3 * w->stride[3] + a4 * w->stride[4];
+                                hb_convert_to_f32(wf + i, (const uint8_t *)w->data + off * (int64_t)es, w->dtype, 1);
+                            }
+        }
+        j.w = wf;
+    }
+    float *bf = NULL;
+    if (b && !(bf = hb__vec_f32(b, Cout))) { hb_free(wf); return -1; }
+    j.bias = bf;
+    if (groups == Cin && groups == Cout) {
+        hb_parallel_for(Cout * To, 1, conv_depthwise, &j);
+    } else {
+        j.pointwise = j.kt == 1 && j.kh == 1 && j.kw == 1 && p->stride[0] == 1 && p->stride[1] == 1 &&
+                      p->stride[2] == 1 && !p->pad_t[0] && !p->pad_t[1] && !p->pad_h[0] && !p->pad_h[1] &&
+                      !p->pad_w[0] && !p->pad_w[1];
+        /* positions per tile: the im2col buffer stays near 1 MiB; at least ~8 tiles when there is enough work */
+        int64_t pt = (256 * 1024) / (j.kdim > 0 ? j.kdim : 1);
+        if (pt > 1024) pt = 1024;
+        int64_t eighth = (j.P + 7) / 8;
+        if (pt > eighth) pt = eighth;
+        if (pt < 16) pt = 16;
+        j.pt = pt;
+        j.npt = (j.P + pt - 1) / pt;
+        hb_parallel_for(groups * j.npt, 1, conv_tiles, &j);
+    }
+    hb_free(wf);
+    hb_free(bf);
+    if (j.err) return hb_error("hb_conv3d: out of memory for the im2col buffer");
+    return 0;
+}
+
+int hb_conv2d(float *y, const float *x, int64_t Cin, int64_t H, int64_t W, const hb_tensor *w, const hb_tensor *b,
+              int stride, int pad, int groups) {
+    if (!w || w->ndim != 4) return hb_error("hb_conv2d: weight must be 4-D [Cout, Cin/groups, kh, kw]");
+    hb_tensor w5 = *w;
+    w5.ndim = 5;
+    w5.shape[0] = w->shape[0]; w5.shape[1] = w->shape[1]; w5.shape[2] = 1; w5.shape[3] = w->shape[2]; w5.shape[4] = w->shape[3];
+    w5.stride[0] = w->stride[0]; w5.stride[1] = w->stride[1]; w5.stride[2] = w->shape[2] * w->stride[2];
+    w5.stride[3] = w->stride[2]; w5.stride[4] = w->stride[3];
+    hb_conv3d_params p = {{1, stride, stride}, {0, 0}, {pad, pad}, {pad, pad}, groups};
+    return hb_conv3d(y, x, Cin, 1, H, W, &w5, b, &p);
+}
+
+/* ---------- nearest upsampling ---------- */
+
+typedef struct { float *y; const float *x; int64_t T, H, W; int ft, fh, fw; } up_job;
+
+static void up_rows(void *ctx, int64_t b, int64_t e) {
+    const up_job *j = ctx;
+    int64_t Wo = j->W * j->fw, Ho = j->H * j->fh;
+    for (int64_t r = b; r < e; r++) { /* r = c * (T*ft) + to */
+        int64_t c = r / (j->T * j->ft), to = r % (j->T * j->ft), ti = to / j->ft;
+        for (int64_t ho = 0; ho < Ho; ho++) {
+            const float *xs = j->x + ((c * j->T + ti) * j->H + ho / j->fh) * j->W;
+            float *yo = j->y + (r * Ho + ho) * Wo;
+            for (int64_t wo = 0; wo < Wo; wo++) yo[wo] = xs[wo / j->fw];
+        }
+    }
+}
+
+void hb_upsample_nearest(float *y, const float *x, int64_t C, int64_t T, int64_t H, int64_t W, int ft, int fh, int fw) {
+    if (C <= 0 || T <= 0 || H <= 0 || W <= 0 || ft < 1 || fh < 1 || fw < 1) return;
+    up_job j = {y, x, T, H, W, ft, fh, fw};
+    hb_parallel_for(C * T * ft, 1, up_rows, &j);
+}
+
+/* ---------- pixel (un)shuffle ---------- */
+
+typedef struct { float *y; const float *x; int64_t C, T, H, W; int p; hb_ps_order o; bool shuffle; } ps_job;
+
+/* One task per (high-res channel c, frame t): moves every element between x and y. */
+static void ps_rows(void *ctx, int64_t b, int64_t e) {
+    const ps_job *j = ctx;
+    int p = j->p;
+    int64_t Hh = j->H * p, Wh = j->W * p;
+    for (int64_t r = b; r < e; r++) {
+        int64_t c = r / j->T, t = r % j->T;
+        for (int q = 0; q < p; q++)
+            for (int s = 0; s < p; s++) {
+                int64_t lc = c * p * p + (j->o == HB_PS_CQR ? q * p + s : s * p + q);
+                for (int64_t h = 0; h < j->H; h++) {
+                    int64_t hi = ((c * j->T + t) * Hh + h * p + q) * Wh + s;
+                    int64_t lo = ((lc * j->T + t) * j->H + h) * j->W;
+                    if (j->shuffle)
+                        for (int64_t w = 0; w < j->W; w++) j->y[hi + w * p] = j->x[lo + w];
+                    else
+                        for (int64_t w = 0; w < j->W; w++) j->y[lo + w] = j->x[hi + w * p];
+                }
+            }
+    }
+}
+
+void hb_pixel_unshuffle(float *y, const float *x, int64_t C, int64_t T, int64_t H, int64_t W, int p, hb_ps_order o) {
+    if (C <= 0 || T <= 0 || H <= 0 || W <= 0 || p < 1) return;
+    ps_job j = {y, x, C, T, H, W, p, o, false};
+    hb_parallel_for(C * T, 1, ps_rows, &j);
+}
+
+void hb_pixel_shuffle(float *y, const float *x, int64_t C, int64_t T, int64_t H, int64_t W, int p, hb_ps_order o) {
+    if (C <= 0 || T <= 0 || H <= 0 || W <= 0 || p < 1) return;
+    ps_job j = {y, x, C, T, H, W, p, o, true};
+    hb_parallel_for(C * T, 1, ps_rows, &j);
+}

@@ -1,0 +1,210 @@
+/* Norms, modulation, gated residual, elementwise activations and softmax. Row statistics are accumulated in
+ * double in a fixed order; every row is handled by one task, so results never depend on the thread count. */
+#include "ops/ops_internal.h"
+#include <math.h>
+#include <string.h>
+
+/* ---------- layernorm / rmsnorm ---------- */
+
+typedef struct {
+    float *y; const float *x; int64_t dim; const float *w, *b; float eps;
+    const float *shift, *scale; hb_modgroups g;
+} norm_job;
+
+static inline void row_mean_rstd(const float *x, int64_t n, float eps, float *mean, float *rstd) {
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += x[i];
+    double mu = s / (double)n, v = 0;
+    for (int64_t i = 0; i < n; i++) { double d = x[i] - mu; v += d * d; }
+    v /= (double)n;
+    *mean = (float)mu;
+    *rstd = (float)(1.0 / sqrt(v + (double)eps));
+}
+
+static void layernorm_rows(void *ctx, int64_t b, int64_t e) {
+    const norm_job *j = ctx;
+    for (int64_t r = b; r < e; r++) {
+        const float *x = j->x + r * j->dim;
+        float *y = j->y + r * j->dim, mu, rs;
+        row_mean_rstd(x, j->dim, j->eps, &mu, &rs);
+        for (int64_t i = 0; i < j->dim; i++) {
+            float v = (x[i] - mu) * rs;
+            if (j->w) v *= j->w[i];
+            if (j->b) v += j->b[i];
+            y[i] = v;
+        }
+    }
+}
+
+static int64_t row_grain(int64_t dim) { int64_t g = 16384 / (dim > 0 ? dim : 1); return g < 1 ? 1 : g; }
+
+void hb_layernorm(float *y, const float *x, int64_t rows, int64_t dim, const hb_tensor *w, const hb_tensor *b,
+                  float eps) {
+    if (rows <= 0 || dim <= 0) return;
+    float *wf = hb__vec_f32(w, dim), *bf = hb__vec_f32(b, dim);
+    norm_job j = {.y = y, .x = x, .dim = dim, .w = wf, .b = bf, .eps = eps};
+    hb_parallel_for(rows, row_grain(dim), layernorm_rows, &j);
+    hb_free(wf);
+    hb_free(bf);
+}
+
+static void rmsnorm_rows(void *ctx, int64_t b, int64_t e) {
+    const norm_job *j = ctx;
+    for (int64_t r = b; r < e; r++) {
+        const float *x = j->x + r * j->dim;
+        float *y = j->y + r * j->dim;
+        double s = 0;
+        for (int64_t i = 0; i < j->dim; i++) s += (double)x[i] * x[i];
+        float rs = (float)(1.0 / sqrt(s / (double)j->dim + (double)j->eps));
+        for (int64_t i = 0; i < j->dim; i++) y[i] = j->w ? (x[i] * rs) * j->w[i] : x[i] * rs;
+    }
+}
+
+void hb_rmsnorm(float *y, const float *x, int64_t rows, int64_t dim, const hb_tensor *w, float eps) {
+    if (rows <= 0 || dim <= 0) return;
+    float *wf = hb__vec_f32(w, dim);
+    norm_job j = {.y = y, .x = x, .dim = dim, .w = wf, .eps = eps};
+    hb_parallel_for(rows, row_grain(dim), rmsnorm_rows, &j);
+    hb_free(wf);
+}
+
+/* ---------- channel rmsnorm on [C, S] ---------- */
+
+typedef struct { float *y; const float *x; int64_t C, S; const float *g, *b; } crms_job;
+
+#define CRMS_BLOCK 256
+static void crms_blocks(void *ctx, int64_t b, int64_t e) {
+    const crms_job *j = ctx;
+    double ss[CRMS_BLOCK];
+    float inv[CRMS_BLOCK];
+    float sc = sqrtf((float)j->C);
+    for (int64_t blk = b; blk < e; blk++) {
+        int64_t s0 = blk * CRMS_BLOCK, n = j->S - s0 < CRMS_BLOCK ? j->S - s0 : CRMS_BLOCK;
+        for (int64_t i = 0; i < n; i++) ss[i] = 0;
+        for (int64_t c = 0; c < j->C; c++) {
+            const float *x = j->x + c * j->S + s0;
+            for (int64_t i = 0; i < n; i++) ss[i] += (double)x[i] * x[i];
+        }
+        for (int64_t i = 0; i < n; i++) {
+            double nr = sqrt(ss[i]);
+            inv[i] = (float)(1.0 / (nr > 1e-12 ? nr : 1e-12));
+        }
+        for (int64_t c = 0; c < j->C; c++) {
+            const float *x = j->x + c * j->S + s0;
+            float *y = j->y + c * j->S + s0;
+            float gc = sc * (j->g ? j->g[c] : 1.0f), bc = j->b ? j->b[c] : 0.0f;
+            for (int64_t i = 0; i < n; i++) y[i] = x[i] * inv[i] * gc + bc;
+        }
+    }
+}
+
+void hb_channel_rmsnorm(float *y, const float *x, int64_t C, int64_t S, const hb_tensor *gamma, const hb_tensor *beta) {
+    if (C <= 0 || S <= 0) return;
+    float *g = hb__vec_f32(gamma, C), *bt = hb__vec_f32(beta, C);
+    crms_job j = {y, x, C, S, g, bt};
+    hb_parallel_for((S + CRMS_BLOCK - 1) / CRMS_BLOCK, 1, crms_blocks, &j);
+    hb_free(g);
+    hb_free(bt);
+}
+
+/* ---------- modulation ---------- */
+
+static inline int64_t mod_off(hb_modgroups g, int64_t r) {
+    return (g.rows_per_group > 0 ? r / g.rows_per_group : 0) * g.group_stride;
+}
+
+static void lnmod_rows(void *ctx, int64_t b, int64_t e) {
+    const norm_job *j = ctx;
+    for (int64_t r = b; r < e; r++) {
+        const float *x = j->x + r * j->dim;
+        float *y = j->y + r * j->dim, mu, rs;
+        const float *sh = j->shift + mod_off(j->g, r), *sc = j->scale + mod_off(j->g, r);
+        row_mean_rstd(x, j->dim, j->eps, &mu, &rs);
+        for (int64_t i = 0; i < j->dim; i++) y[i] = (x[i] - mu) * rs * (1.0f + sc[i]) + sh[i];
+    }
+}
+
+void hb_layernorm_modulate(float *y, const float *x, int64_t rows, int64_t dim, float eps, const float *shift,
+                           const float *scale, hb_modgroups g) {
+    if (rows <= 0 || dim <= 0) return;
+    norm_job j = {.y = y, .x = x, .dim = dim, .eps = eps, .shift = shift, .scale = scale, .g = g};
+    hb_parallel_for(rows, row_grain(dim), lnmod_rows, &j);
+}
+
+static void gadd_rows(void *ctx, int64_t b, int64_t e) {
+    const norm_job *j = ctx;
+    for (int64_t r = b; r < e; r++) {
+        float *x = j->y + r * j->dim;
+        const float *y = j->x + r * j->dim, *gt = j->scale + mod_off(j->g, r);
+        for (int64_t i = 0; i < j->dim; i++) x[i] += y[i] * gt[i];
+    }
+}
+
+void hb_gated_add(float *x, const float *y, int64_t rows, int64_t dim, const float *gate, hb_modgroups g) {
+    if (rows <= 0 || dim <= 0) return;
+    norm_job j = {.y = x, .x = y, .dim = dim, .scale = gate, .g = g};
+    hb_parallel_for(rows, row_grain(dim), gadd_rows, &j);
+}
+
+/* ---------- elementwise ---------- */
+
+typedef struct { float *y; const float *a, *b; float alpha, beta; int op; } ew_job;
+enum { EW_SILU, EW_GELU, EW_ADD, EW_MUL, EW_AXPBY };
+
+static void ew_range(void *ctx, int64_t b, int64_t e) {
+    const ew_job *j = ctx;
+    float *y = j->y;
+    const float *a = j->a, *c = j->b;
+    switch (j->op) {
+    case EW_SILU:
+        for (int64_t i = b; i < e; i++) y[i] = a[i] / (1.0f + expf(-a[i]));
+        break;
+    case EW_GELU: {
+        const float k0 = 0.7978845608028654f, k1 = 0.044715f;
+        for (int64_t i = b; i < e; i++) {
+            float v = a[i];
+            y[i] = 0.5f * v * (1.0f + tanhf(k0 * (v + k1 * v * v * v)));
+        }
+    } break;
+    case EW_ADD: for (int64_t i = b; i < e; i++) y[i] = a[i] + c[i]; break;
+    case EW_MUL: for (int64_t i = b; i < e; i++) y[i] = a[i] * c[i]; break;
+    case EW_AXPBY: for (int64_t i = b; i < e; i++) y[i] = j->alpha * a[i] + j->beta * c[i]; break;
+    }
+}
+
+static void ew(int op, float *y, const float *a, const float *b, float alpha, float beta, int64_t n) {
+    if (n <= 0) return;
+    ew_job j = {y, a, b, alpha, beta, op};
+    hb_parallel_for(n, 65536, ew_range, &j);
+}
+
+void hb_silu(float *y, const float *x, int64_t n) { ew(EW_SILU, y, x, NULL, 0, 0, n); }
+void hb_gelu_tanh(float *y, const float *x, int64_t n) { ew(EW_GELU, y, x, NULL, 0, 0, n); }
+void hb_add(float *y, const float *a, const float *b, int64_t n) { ew(EW_ADD, y, a, b, 0, 0, n); }
+void hb_mul(float *y, const float *a, const float *b, int64_t n) { ew(EW_MUL, y, a, b, 0, 0, n); }
+void hb_scale_add(float *y, const float *a, float alpha, const float *b, float beta, int64_t n) {
+    ew(EW_AXPBY, y, a, b, alpha, beta, n);
+}
+
+/* ---------- softmax ---------- */
+
+typedef struct { float *x; int64_t n; } sm_job;
+
+static void softmax_rows(void *ctx, int64_t b, int64_t e) {
+    const sm_job *j = ctx;
+    for (int64_t r = b; r < e; r++) {
+        float *x = j->x + r * j->n, mx = -INFINITY;
+        for (int64_t i = 0; i < j->n; i++) mx = x[i] > mx ? x[i] : mx;
+        if (mx == -INFINITY) mx = 0; /* all -inf: keeps exp finite (result NaN-free only if not all -inf) */
+        double s = 0;
+        for (int64_t i = 0; i < j->n; i++) { x[i] = expf(x[i] - mx); s += x[i]; }
+        float inv = (float)(1.0 / s);
+        for (int64_t i = 0; i < j->n; i++) x[i] *= inv;
+    }
+}
+
+void hb_softmax(float *x, int64_t rows, int64_t n) {
+    if (rows <= 0 || n <= 0) return;
+    sm_job j = {x, n};
+    hb_parallel_for(rows, row_grain(n), softmax_rows, &j);
+}

@@ -1,0 +1,25 @@
+/* ops internals shared by the src/ops/cpu_*.c files (not part of the public API). */
+#ifndef HB_OPS_INTERNAL_H
+#define HB_OPS_INTERNAL_H
+
+#include "ops/ops.h"
+
+/* Serial (single-thread, deterministic) GEMM: C[M,N] (+)= A[M,K] * op(B).
+ * b_trans = false: B is [K,N] with row stride ldb; b_trans = true: B is [N,K] with row stride ldb (B^T used).
+ * The result of each element depends only on (M, N, K, b_trans) and the data, never on the caller's thread. */
+void hb__gemm_serial(float *C, int64_t ldc, const float *A, int64_t lda, const float *B, int64_t ldb, bool b_trans,
+                     int64_t M, int64_t N, int64_t K, bool accumulate);
+
+/* Rows [n0, n0+rows) columns [k0, k0+kn) of a 2-D float weight (F32/BF16/F16, row stride w->stride[0]) as f32
+ * into dst (row stride ld). */
+void hb__weight_rows_f32(const hb_tensor *w, int64_t n0, int64_t rows, int64_t k0, int64_t kn, float *dst, int64_t ld);
+
+/* A 1-D parameter vector (any float dtype, contiguous or strided) as f32: returns a malloc'ed copy (NULL if t is
+ * NULL or on failure). n must equal the element count (checked by the caller). */
+float *hb__vec_f32(const hb_tensor *t, int64_t n);
+
+/* Which GEMM code path is active ("avx2", "generic", "openblas"...). */
+const char *hb__gemm_path(void);
+bool hb__have_avx2(void);
+
+#endif
