@@ -1,0 +1,65 @@
+/* io internals shared by checkpoint.c (the container and lookup), safetensors.c, pth.c and names.c.
+ * Not part of the public API: only src/io/ and the io tests/fuzzers include it. */
+#ifndef HB_IO_INTERNAL_H
+#define HB_IO_INTERNAL_H
+
+#include "io/checkpoint.h"
+
+/* Limits on untrusted input. */
+#define HB_ST_MAX_HEADER (100u << 20) /* safetensors JSON header: 100 MB */
+#define HB_PKL_MAX_BYTES (256u << 20) /* data.pkl */
+
+typedef struct ck_file {
+    char *path;   /* as opened (for messages and hb inspect) */
+    void *map;    /* mmap of the whole file (NULL when size 0 or not mapped) */
+    size_t size;
+} ck_file;
+
+typedef struct ck_entry {
+    char *name;
+    int file;     /* index into files */
+    hb_tensor t;
+    bool copied;  /* data lives in an owned aligned buffer (misaligned or compressed source) */
+} ck_entry;
+
+struct hb_checkpoint {
+    char *path;
+    ck_file *files;
+    int nfiles, capfiles;
+    ck_entry *ents;
+    int n, cap;
+    int *hash;          /* exact names: slot -> entry index + 1, 0 = empty */
+    int *hash_strip;    /* names without "model." etc prefixes */
+    int hcap;
+    void **owned;       /* hb_malloc'd buffers freed on close */
+    int nowned, capowned;
+    char **meta;        /* key, value pairs */
+    int nmeta, capmeta;
+};
+
+hb_checkpoint *ck_new(const char *path);
+/* Map a whole file read-only and register it; returns the file index or -1 (+ message). */
+int ck_map_file(hb_checkpoint *ck, const char *path);
+/* Register a tensor; rejects duplicate names (message names `where` and the tensor). */
+int ck_add_tensor(hb_checkpoint *ck, const char *where, const char *name, int file, hb_tensor t, bool copied);
+int ck_own(hb_checkpoint *ck, void *p); /* frees p itself on failure */
+int ck_add_meta(hb_checkpoint *ck, const char *key, const char *value); /* later keys do not override */
+int ck_finish(hb_checkpoint *ck); /* builds the hash tables */
+
+/* Loaders: add the tensors of one file to ck. */
+int st_load(hb_checkpoint *ck, const char *path);
+int st_load_index(hb_checkpoint *ck, const char *index_path);
+int pth_load(hb_checkpoint *ck, const char *path);
+
+/* Parse a safetensors image held in memory (used by st_load and the fuzzers). base must stay valid. */
+int st_parse(hb_checkpoint *ck, const char *path, int file, const uint8_t *base, size_t size);
+
+/* Name mapping. Writes up to `cap` alternative spellings of `name` (official <-> diffusers/transformers,
+ * prefixes stripped) into out[] (each HB_NAME_MAX bytes); returns how many. out[0] is the name without
+ * training prefixes. */
+#define HB_NAME_MAX 256
+int hb_name_alternatives(const char *name, char out[][HB_NAME_MAX], int cap);
+/* The name without "model." / "generator." / "model.diffusion_model." (pointer into name). */
+const char *hb_name_strip_prefix(const char *name);
+
+#endif
