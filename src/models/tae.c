@@ -1,0 +1,687 @@
+/* TAEHV tiny autoencoder (see tae.h). The encoder and the decoder are each a flat list of layers indexed
+ * exactly like the reference nn.Sequential (so the state_dict names map one to one). One function applies
+ * a layer to one frame; the whole-clip path calls it layer by layer over all frames, the streaming path
+ * frame by frame depth first, so both give the same bits. */
+#include "models/tae.h"
+#include "ops/ops.h"
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef enum { TL_CLAMP, TL_CONV, TL_RELU, TL_MEM, TL_UP, TL_TGROW, TL_TPOOL } tae_ltype;
+
+typedef struct {
+    tae_ltype type;
+    int64_t cin, cout;  /* channels of one input / output frame */
+    int stride;         /* CONV: spatial stride; TGROW/TPOOL: time stride; UP: spatial factor */
+    int k;              /* CONV kernel size (3) */
+    hb_tensor w, b;     /* CONV, TGROW, TPOOL; MEM: conv.0 */
+    bool has_b;
+    hb_tensor w2, b2, w4, b4, skip; /* MEM: conv.2, conv.4, skip (1x1, no bias) */
+    bool has_skip;
+} tae_layer;
+
+#define TAE_MAX_LAYERS 32
+
+typedef struct {
+    tae_layer L[TAE_MAX_LAYERS];
+    int n;
+    int64_t in_c, out_c;
+    int tscale;         /* product of TGrow strides (decoder) or TPool strides (encoder) */
+    int sdown, sup;     /* spatial down / up factor of the layers (encoder stride product, decoder up product) */
+} tae_seq;
+
+struct hb_tae {
+    hb_tae_config cfg;
+    tae_seq enc, dec;
+    bool has_enc, has_dec;
+    int patch, latent_c;
+};
+
+void hb_tae_config_default(hb_tae_config *c) {
+    memset(c, 0, sizeof *c);
+    c->encoder_time_downscale[0] = c->encoder_time_downscale[1] = true;
+    c->decoder_time_upscale[1] = c->decoder_time_upscale[2] = true;
+    for (int i = 0; i < 3; i++) c->decoder_space_upscale[i] = true;
+}
+
+/* ---------- elementwise pieces (threaded, each element written once) ---------- */
+
+typedef struct { float *y; const float *a, *b; int op; } ew_ctx;
+enum { EW_RELU, EW_CLAMP3, EW_ADD_RELU, EW_CLAMP01 };
+
+static void ew_range(void *vc, int64_t i0, int64_t i1) {
+    const ew_ctx *c = vc;
+    float *y = c->y;
+    const float *a = c->a, *b = c->b;
+    switch (c->op) {
+    case EW_RELU: for (int64_t i = i0; i < i1; i++) y[i] = a[i] > 0.0f ? a[i] : 0.0f; break;
+    case EW_CLAMP3: for (int64_t i = i0; i < i1; i++) y[i] = tanhf(a[i] / 3.0f) * 3.0f; break;
+    case EW_ADD_RELU:
+        for (int64_t i = i0; i < i1; i++) { float v = a[i] + b[i]; y[i] = v > 0.0f ? v : 0.0f; }
+        break;
+    case EW_CLAMP01:
+        for (int64_t i = i0; i < i1; i++) { float v = a[i]; y[i] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v; }
+        break;
+    }
+}
+
+static void ew(int op, float *y, const float *a, const float *b, int64_t n) {
+    ew_ctx c = {y, a, b, op};
+    hb_parallel_for(n, 1 << 15, ew_range, &c);
+}
+
+/* ---------- one layer on one frame ---------- */
+
+typedef struct { float *cat, *a, *b; } tae_scratch;
+
+static int conv_frame(float *y, const float *x, int64_t cin, int64_t H, int64_t W, const hb_tensor *w,
+                      const hb_tensor *b, int stride, int k) {
+    return hb_conv2d(y, x, cin, H, W, w, b, stride, k / 2, 1);
+}
+
+/* MemBlock: y = relu(conv4(relu(conv2(relu(conv0(cat[x, past]))))) + skip(x)); past NULL = zeros. */
+static int memblock_frame(const tae_layer *l, float *y, const float *x, const float *past, int64_t H, int64_t W,
+                          const tae_scratch *s) {
+    int64_t hw = H * W, ci = l->cin, co = l->cout;
+    memcpy(s->cat, x, (size_t)(ci * hw) * sizeof(float));
+    if (past) memcpy(s->cat + ci * hw, past, (size_t)(ci * hw) * sizeof(float));
+    else memset(s->cat + ci * hw, 0, (size_t)(ci * hw) * sizeof(float));
+    if (conv_frame(s->a, s->cat, 2 * ci, H, W, &l->w, &l->b, 1, 3)) return -1;
+    ew(EW_RELU, s->a, s->a, NULL, co * hw);
+    if (conv_frame(s->b, s->a, co, H, W, &l->w2, &l->b2, 1, 3)) return -1;
+    ew(EW_RELU, s->b, s->b, NULL, co * hw);
+    if (conv_frame(y, s->b, co, H, W, &l->w4, &l->b4, 1, 3)) return -1;
+    const float *sk = x;
+    if (l->has_skip) {
+        if (conv_frame(s->a, x, ci, H, W, &l->skip, NULL, 1, 1)) return -1;
+        sk = s->a;
+    }
+    ew(EW_ADD_RELU, y, y, sk, co * hw);
+    return 0;
+}
+
+/* Per-frame shapes at every layer boundary for an input frame of c x H x W. */
+typedef struct { int64_t C[TAE_MAX_LAYERS + 1], H[TAE_MAX_LAYERS + 1], W[TAE_MAX_LAYERS + 1]; } tae_shapes;
+
+static void seq_shapes(const tae_seq *q, int64_t H, int64_t W, tae_shapes *s) {
+    s->C[0] = q->in_c, s->H[0] = H, s->W[0] = W;
+    for (int i = 0; i < q->n; i++) {
+        const tae_layer *l = &q->L[i];
+        int64_t c = s->C[i], h = s->H[i], w = s->W[i];
+        switch (l->type) {
+        case TL_CONV:
+            c = l->cout;
+            h = (h + 2 * (l->k / 2) - l->k) / l->stride + 1;
+            w = (w + 2 * (l->k / 2) - l->k) / l->stride + 1;
+            break;
+        case TL_MEM: case TL_TGROW: case TL_TPOOL: c = l->cout; break;
+        case TL_UP: h *= l->stride, w *= l->stride; break;
+        default: break;
+        }
+        s->C[i + 1] = c, s->H[i + 1] = h, s->W[i + 1] = w;
+    }
+}
+
+/* Scratch sizes (floats) for the MemBlocks of a sequence at these shapes. */
+static void scratch_sizes(const tae_seq *q, const tae_shapes *s, int64_t *ncat, int64_t *nab) {
+    *ncat = *nab = 0;
+    for (int i = 0; i < q->n; i++) {
+        if (q->L[i].type != TL_MEM) continue;
+        int64_t hw = s->H[i] * s->W[i];
+        if (2 * q->L[i].cin * hw > *ncat) *ncat = 2 * q->L[i].cin * hw;
+        int64_t ab = (q->L[i].cout > q->L[i].cin ? q->L[i].cout : q->L[i].cin) * hw;
+        if (ab > *nab) *nab = ab;
+    }
+}
+
+static int scratch_alloc(tae_scratch *sc, const tae_seq *q, const tae_shapes *s, size_t *bytes) {
+    int64_t ncat, nab;
+    scratch_sizes(q, s, &ncat, &nab);
+    sc->cat = hb_malloc((size_t)(ncat ? ncat : 1) * sizeof(float), "TAEHV scratch");
+    sc->a = hb_malloc((size_t)(nab ? nab : 1) * sizeof(float), "TAEHV scratch");
+    sc->b = hb_malloc((size_t)(nab ? nab : 1) * sizeof(float), "TAEHV scratch");
+    if (bytes) *bytes += (size_t)(ncat + 2 * nab) * sizeof(float);
+    return sc->cat && sc->a && sc->b ? 0 : -1;
+}
+
+static void scratch_free(tae_scratch *sc) {
+    hb_free(sc->cat), hb_free(sc->a), hb_free(sc->b);
+    memset(sc, 0, sizeof *sc);
+}
+
+/* ---------- loading ---------- */
+
+typedef struct { tae_ltype type; bool bias; int stage; int stride; } tae_spec; /* stride: CONV spatial stride */
+
+static const tae_spec k_dec_spec[] = {
+    {TL_CLAMP, 0, 0, 0}, {TL_CONV, 1, 0, 1}, {TL_RELU, 0, 0, 0},
+    {TL_MEM, 0, 0, 0},   {TL_MEM, 0, 0, 0},  {TL_MEM, 0, 0, 0},  {TL_UP, 0, 0, 0}, {TL_TGROW, 0, 0, 0}, {TL_CONV, 0, 0, 1},
+    {TL_MEM, 0, 1, 0},   {TL_MEM, 0, 1, 0},  {TL_MEM, 0, 1, 0},  {TL_UP, 0, 1, 0}, {TL_TGROW, 0, 1, 0}, {TL_CONV, 0, 1, 1},
+    {TL_MEM, 0, 2, 0},   {TL_MEM, 0, 2, 0},  {TL_MEM, 0, 2, 0},  {TL_UP, 0, 2, 0}, {TL_TGROW, 0, 2, 0}, {TL_CONV, 0, 2, 1},
+    {TL_RELU, 0, 0, 0},  {TL_CONV, 1, 0, 1},
+};
+static const tae_spec k_enc_spec[] = {
+    {TL_CONV, 1, 0, 1},  {TL_RELU, 0, 0, 0},
+    {TL_TPOOL, 0, 0, 0}, {TL_CONV, 0, 0, 2}, {TL_MEM, 0, 0, 0}, {TL_MEM, 0, 0, 0}, {TL_MEM, 0, 0, 0},
+    {TL_TPOOL, 0, 1, 0}, {TL_CONV, 0, 1, 2}, {TL_MEM, 0, 1, 0}, {TL_MEM, 0, 1, 0}, {TL_MEM, 0, 1, 0},
+    {TL_TPOOL, 0, 2, 0}, {TL_CONV, 0, 2, 2}, {TL_MEM, 0, 2, 0}, {TL_MEM, 0, 2, 0}, {TL_MEM, 0, 2, 0},
+    {TL_CONV, 1, 0, 1},
+};
+
+static int get4(const hb_checkpoint *ck, const char *name, int64_t a, int64_t b, int64_t c, int64_t d, hb_tensor *t) {
+    int64_t shape[4] = {a, b, c, d};
+    return hb_checkpoint_get_shaped(ck, name, 4, shape, t);
+}
+
+static int get1(const hb_checkpoint *ck, const char *name, int64_t n, hb_tensor *t) {
+    return hb_checkpoint_get_shaped(ck, name, 1, &n, t);
+}
+
+/* Build a sequence from its spec. c_in: input channels (-1 = from the first weight). */
+static int build_seq(const hb_checkpoint *ck, const char *part, const tae_spec *spec, int n, int64_t c_in,
+                     const bool *tflags, const bool *sflags, tae_seq *q) {
+    char nm[128];
+    int64_t c = c_in;
+    memset(q, 0, sizeof *q);
+    q->n = n, q->tscale = 1, q->sdown = 1, q->sup = 1;
+    for (int i = 0; i < n; i++) {
+        tae_layer *l = &q->L[i];
+        l->type = spec[i].type;
+        l->cin = c;
+        switch (l->type) {
+        case TL_CLAMP: case TL_RELU: l->cout = c; break;
+        case TL_UP:
+            l->stride = sflags[spec[i].stage] ? 2 : 1;
+            q->sup *= l->stride;
+            l->cout = c;
+            break;
+        case TL_CONV:
+            l->k = 3, l->stride = spec[i].stride, l->has_b = spec[i].bias;
+            q->sdown *= l->stride;
+            snprintf(nm, sizeof nm, "%s.%d.weight", part, i);
+            if (get4(ck, nm, -1, c, 3, 3, &l->w)) return -1;
+            if (c < 0) c = l->cin = l->w.shape[1];
+            l->cout = l->w.shape[0];
+            if (l->has_b) {
+                snprintf(nm, sizeof nm, "%s.%d.bias", part, i);
+                if (get1(ck, nm, l->cout, &l->b)) return -1;
+            }
+            break;
+        case TL_MEM: {
+            snprintf(nm, sizeof nm, "%s.%d.conv.0.weight", part, i);
+            if (get4(ck, nm, -1, 2 * c, 3, 3, &l->w)) return -1;
+            int64_t co = l->cout = l->w.shape[0];
+            l->has_b = true;
+            snprintf(nm, sizeof nm, "%s.%d.conv.0.bias", part, i);
+            if (get1(ck, nm, co, &l->b)) return -1;
+            snprintf(nm, sizeof nm, "%s.%d.conv.2.weight", part, i);
+            if (get4(ck, nm, co, co, 3, 3, &l->w2)) return -1;
+            snprintf(nm, sizeof nm, "%s.%d.conv.2.bias", part, i);
+            if (get1(ck, nm, co, &l->b2)) return -1;
+            snprintf(nm, sizeof nm, "%s.%d.conv.4.weight", part, i);
+            if (get4(ck, nm, co, co, 3, 3, &l->w4)) return -1;
+            snprintf(nm, sizeof nm, "%s.%d.conv.4.bias", part, i);
+            if (get1(ck, nm, co, &l->b4)) return -1;
+            if (co != c) {
+                l->has_skip = true;
+                snprintf(nm, sizeof nm, "%s.%d.skip.weight", part, i);
+                if (get4(ck, nm, co, c, 1, 1, &l->skip)) return -1;
+            }
+            break;
+        }
+        case TL_TGROW: {
+            l->stride = tflags[spec[i].stage] ? 2 : 1;
+            q->tscale *= l->stride;
+            l->cout = c;
+            snprintf(nm, sizeof nm, "%s.%d.conv.weight", part, i);
+            if (get4(ck, nm, -1, c, 1, 1, &l->w)) return -1;
+            int64_t rows = l->w.shape[0], need = (int64_t)l->stride * c;
+            if (rows < need || rows % c)
+                return hb_error("%s: tensor %s has %lld output rows; TGrow with stride %d over %lld channels needs %lld",
+                                hb_checkpoint_path(ck), nm, (long long)rows, l->stride, (long long)c, (long long)need);
+            if (rows > need) { /* the reference keeps the last-timestep rows (patch_tgrow_layers) */
+                hb_tensor v;
+                if (hb_tensor_narrow(&l->w, 0, rows - need, need, &v)) return -1;
+                l->w = v;
+            }
+            break;
+        }
+        case TL_TPOOL:
+            l->stride = tflags[spec[i].stage] ? 2 : 1;
+            q->tscale *= l->stride;
+            l->cout = c;
+            snprintf(nm, sizeof nm, "%s.%d.conv.weight", part, i);
+            if (get4(ck, nm, c, c * l->stride, 1, 1, &l->w)) return -1;
+            break;
+        }
+        c = l->cout;
+    }
+    q->in_c = q->L[0].cin;
+    q->out_c = c;
+    return 0;
+}
+
+static int isqrt_exact(int64_t v) {
+    for (int p = 1; (int64_t)p * p <= v; p++)
+        if ((int64_t)p * p == v) return p;
+    return 0;
+}
+
+hb_tae *hb_tae_load(const hb_checkpoint *ck, const hb_tae_config *cfg, unsigned parts) {
+    if (!ck) { hb_error("TAEHV: no checkpoint"); return NULL; }
+    if (!(parts & (HB_TAE_ENCODER | HB_TAE_DECODER))) { hb_error("TAEHV: no part requested"); return NULL; }
+    hb_tae *m = hb_calloc(sizeof *m, "TAEHV model");
+    if (!m) return NULL;
+    if (cfg) m->cfg = *cfg;
+    else hb_tae_config_default(&m->cfg);
+    const char *path = hb_checkpoint_path(ck);
+    int P = m->cfg.patch_size;
+    int64_t C = m->cfg.latent_channels;
+    if (P < 0 || C < 0) { hb_error("%s: TAEHV config: negative patch_size or latent_channels", path); goto fail; }
+    if (parts & HB_TAE_DECODER) {
+        if (build_seq(ck, "decoder", k_dec_spec, (int)(sizeof k_dec_spec / sizeof k_dec_spec[0]), C ? C : -1,
+                      m->cfg.decoder_time_upscale, m->cfg.decoder_space_upscale, &m->dec))
+            goto fail_ctx;
+        C = m->dec.in_c;
+        int p = isqrt_exact(m->dec.out_c / 3);
+        if (m->dec.out_c % 3 || !p)
+            { hb_error("%s: decoder.22.weight has %lld output channels, not 3*p*p", path, (long long)m->dec.out_c); goto fail; }
+        if (P && p != P)
+            { hb_error("%s: decoder.22.weight gives patch size %d, the config says %d", path, p, P); goto fail; }
+        P = p;
+        m->has_dec = true;
+    }
+    if (parts & HB_TAE_ENCODER) {
+        static const bool no_up[3] = {false, false, false};
+        if (build_seq(ck, "encoder", k_enc_spec, (int)(sizeof k_enc_spec / sizeof k_enc_spec[0]), P ? 3 * P * P : -1,
+                      m->cfg.encoder_time_downscale, no_up, &m->enc))
+            goto fail_ctx;
+        int p = isqrt_exact(m->enc.in_c / 3);
+        if (m->enc.in_c % 3 || !p)
+            { hb_error("%s: encoder.0.weight has %lld input channels, not 3*p*p", path, (long long)m->enc.in_c); goto fail; }
+        P = p;
+        if (C && m->enc.out_c != C) {
+            hb_error("%s: encoder.17.weight gives %lld latent channels, the decoder/config %lld", path,
+                     (long long)m->enc.out_c, (long long)C);
+            goto fail;
+        }
+        C = m->enc.out_c;
+        m->has_enc = true;
+    }
+    m->patch = P, m->latent_c = (int)C;
+    m->cfg.patch_size = P, m->cfg.latent_channels = (int)C;
+    return m;
+fail_ctx:
+    hb_error_prefix("TAEHV: ");
+fail:
+    hb_free(m);
+    return NULL;
+}
+
+void hb_tae_free(hb_tae *m) { hb_free(m); }
+int hb_tae_patch_size(const hb_tae *m) { return m->patch; }
+int hb_tae_latent_channels(const hb_tae *m) { return m->latent_c; }
+int hb_tae_t_upscale(const hb_tae *m) { return m->has_dec ? m->dec.tscale : 1; }
+int hb_tae_t_downscale(const hb_tae *m) { return m->has_enc ? m->enc.tscale : 1; }
+int hb_tae_frames_to_trim(const hb_tae *m) { return hb_tae_t_upscale(m) - 1; }
+int hb_tae_space_scale(const hb_tae *m) { return (m->has_dec ? m->dec.sup : m->enc.sdown) * m->patch; }
+bool hb_tae_has_encoder(const hb_tae *m) { return m->has_enc; }
+bool hb_tae_has_decoder(const hb_tae *m) { return m->has_dec; }
+int64_t hb_tae_decoded_frames(const hb_tae *m, int64_t T) { return T > 0 ? T * hb_tae_t_upscale(m) - hb_tae_frames_to_trim(m) : 0; }
+int64_t hb_tae_encoded_frames(const hb_tae *m, int64_t T) { int d = hb_tae_t_downscale(m); return (T + d - 1) / d; }
+
+/* ---------- streaming runner: one frame at a time, depth first ---------- */
+
+typedef struct tae_run tae_run;
+typedef int (*tae_sink)(tae_run *r, const float *out);
+
+struct tae_run {
+    const tae_seq *q;
+    tae_shapes s;
+    float *buf[TAE_MAX_LAYERS]; /* each layer's output for one frame (TGrow: stride frames) */
+    float *mem[TAE_MAX_LAYERS]; /* MemBlock: its previous input; TPool: the frames gathered so far */
+    int memn[TAE_MAX_LAYERS];
+    tae_scratch sc;
+    tae_sink sink;
+    size_t bytes;
+};
+
+static void run_free(tae_run *r) {
+    for (int i = 0; i < TAE_MAX_LAYERS; i++) hb_free(r->buf[i]), hb_free(r->mem[i]);
+    scratch_free(&r->sc);
+    memset(r, 0, sizeof *r);
+}
+
+static int run_init(tae_run *r, const tae_seq *q, int64_t H, int64_t W, tae_sink sink) {
+    memset(r, 0, sizeof *r);
+    r->q = q, r->sink = sink;
+    seq_shapes(q, H, W, &r->s);
+    for (int i = 0; i < q->n; i++) {
+        const tae_layer *l = &q->L[i];
+        int64_t in = r->s.C[i] * r->s.H[i] * r->s.W[i], out = r->s.C[i + 1] * r->s.H[i + 1] * r->s.W[i + 1];
+        int64_t nb = 0, nm = 0;
+        switch (l->type) {
+        case TL_CLAMP: case TL_RELU: nb = i == 0 ? out : 0; break; /* in place, except on the caller's input */
+        case TL_CONV: case TL_UP: nb = out; break;
+        case TL_MEM: nb = out, nm = in; break;
+        case TL_TGROW: nb = out * l->stride; break;
+        case TL_TPOOL: nb = out, nm = l->stride > 1 ? in * l->stride : 0; break;
+        }
+        if (nb) { r->buf[i] = hb_malloc((size_t)nb * sizeof(float), "TAEHV layer buffer"); if (!r->buf[i]) goto fail; }
+        if (nm) { r->mem[i] = hb_malloc((size_t)nm * sizeof(float), "TAEHV layer memory"); if (!r->mem[i]) goto fail; }
+        r->bytes += (size_t)(nb + nm) * sizeof(float);
+    }
+    if (scratch_alloc(&r->sc, q, &r->s, &r->bytes)) goto fail;
+    return 0;
+fail:
+    run_free(r);
+    return -1;
+}
+
+static void run_reset(tae_run *r) { memset(r->memn, 0, sizeof r->memn); }
+
+/* Push one frame into layer i (x is the frame at layer i's input). */
+static int run_from(tae_run *r, int i, const float *x) {
+    const tae_seq *q = r->q;
+    for (; i < q->n; i++) {
+        const tae_layer *l = &q->L[i];
+        int64_t H = r->s.H[i], W = r->s.W[i], n_in = r->s.C[i] * H * W;
+        float *y = r->buf[i] ? r->buf[i] : (float *)x; /* elementwise layers work in place on our buffers */
+        switch (l->type) {
+        case TL_CLAMP: ew(EW_CLAMP3, y, x, NULL, n_in); break;
+        case TL_RELU: ew(EW_RELU, y, x, NULL, n_in); break;
+        case TL_CONV: if (conv_frame(y, x, l->cin, H, W, &l->w, l->has_b ? &l->b : NULL, l->stride, l->k)) return -1; break;
+        case TL_UP: hb_upsample_nearest(y, x, l->cin, 1, H, W, 1, l->stride, l->stride); break;
+        case TL_MEM:
+            if (memblock_frame(l, y, x, r->memn[i] ? r->mem[i] : NULL, H, W, &r->sc)) return -1;
+            memcpy(r->mem[i], x, (size_t)n_in * sizeof(float));
+            r->memn[i] = 1;
+            break;
+        case TL_TGROW:
+            if (conv_frame(y, x, l->cin, H, W, &l->w, NULL, 1, 1)) return -1;
+            for (int j = 0; j < l->stride; j++)
+                if (run_from(r, i + 1, y + j * n_in)) return -1;
+            return 0;
+        case TL_TPOOL:
+            if (l->stride > 1) {
+                memcpy(r->mem[i] + r->memn[i] * n_in, x, (size_t)n_in * sizeof(float));
+                if (++r->memn[i] < l->stride) return 0;
+                r->memn[i] = 0;
+                x = r->mem[i];
+            }
+            if (conv_frame(y, x, l->cin * l->stride, H, W, &l->w, NULL, 1, 1)) return -1;
+            break;
+        }
+        x = y;
+    }
+    return r->sink(r, x);
+}
+
+/* ---------- whole clip: layer by layer over all frames ---------- */
+
+/* x: T frames at the sequence input (consumed: freed here). On success *out holds *Tout frames. */
+static int run_clip(const tae_seq *q, float *x, int64_t T, int64_t H, int64_t W, float **out, int64_t *Tout) {
+    tae_shapes s;
+    tae_scratch sc = {0};
+    seq_shapes(q, H, W, &s);
+    if (scratch_alloc(&sc, q, &s, NULL)) { hb_free(x); return -1; }
+    for (int i = 0; i < q->n; i++) {
+        const tae_layer *l = &q->L[i];
+        int64_t h = s.H[i], w = s.W[i], fi = s.C[i] * h * w, fo = s.C[i + 1] * s.H[i + 1] * s.W[i + 1];
+        int64_t To = l->type == TL_TGROW ? T * l->stride : l->type == TL_TPOOL ? T / l->stride : T;
+        if (l->type == TL_CLAMP || l->type == TL_RELU) {
+            for (int64_t t = 0; t < T; t++) ew(l->type == TL_CLAMP ? EW_CLAMP3 : EW_RELU, x + t * fi, x + t * fi, NULL, fi);
+            continue;
+        }
+        float *y = hb_malloc((size_t)(To * fo > 0 ? To * fo : 1) * sizeof(float), "TAEHV clip activations");
+        if (!y) goto fail;
+        int rc = 0;
+        for (int64_t t = 0; t < T && !rc; t++) {
+            const float *xt = x + t * fi;
+            switch (l->type) {
+            case TL_CONV: rc = conv_frame(y + t * fo, xt, l->cin, h, w, &l->w, l->has_b ? &l->b : NULL, l->stride, l->k); break;
+            case TL_UP: hb_upsample_nearest(y + t * fo, xt, l->cin, 1, h, w, 1, l->stride, l->stride); break;
+            case TL_MEM: rc = memblock_frame(l, y + t * fo, xt, t ? xt - fi : NULL, h, w, &sc); break;
+            case TL_TGROW: rc = conv_frame(y + t * l->stride * fo, xt, l->cin, h, w, &l->w, NULL, 1, 1); break;
+            case TL_TPOOL:
+                if (t % l->stride == 0) rc = conv_frame(y + t / l->stride * fo, xt, l->cin * l->stride, h, w, &l->w, NULL, 1, 1);
+                break;
+            default: break;
+            }
+        }
+        hb_free(x);
+        x = y, T = To;
+        if (rc) goto fail;
+    }
+    scratch_free(&sc);
+    *out = x, *Tout = T;
+    return 0;
+fail:
+    hb_free(x);
+    scratch_free(&sc);
+    return -1;
+}
+
+/* ---------- decoder ---------- */
+
+struct hb_tae_decoder {
+    tae_run run; /* first: the sink gets the run and casts back */
+    const hb_tae *m;
+    int64_t h, w, H, W, raw_count, out_count;
+    float *in, *rgb;
+    hb_tae_frame_fn fn;
+    void *user;
+};
+
+/* Pixel shuffle + clamp of one raw frame and the callback. */
+static int dec_emit(hb_tae_decoder *d, const float *raw) {
+    const hb_tae *m = d->m;
+    int P = m->patch;
+    const tae_shapes *s = &d->run.s;
+    int n = m->dec.n;
+    int64_t nrgb = 3 * d->H * d->W;
+    bool keep = d->raw_count >= hb_tae_frames_to_trim(m);
+    if (keep) {
+        if (P > 1) {
+            hb_pixel_shuffle(d->rgb, raw, 3, 1, s->H[n], s->W[n], P, HB_PS_CQR);
+            ew(EW_CLAMP01, d->rgb, d->rgb, NULL, nrgb);
+        } else ew(EW_CLAMP01, d->rgb, raw, NULL, nrgb);
+    }
+    hb_tae_frame f = {keep ? d->out_count : -1, d->raw_count, keep ? d->rgb : NULL, raw, d->H, d->W};
+    d->raw_count++;
+    if (keep) d->out_count++;
+    int rc = d->fn ? d->fn(d->user, &f) : 0;
+    return rc ? hb_error("TAEHV decoder: the frame callback stopped the stream (%d)", rc) : 0;
+}
+
+static int dec_sink(tae_run *r, const float *out) { return dec_emit((hb_tae_decoder *)r, out); }
+
+hb_tae_decoder *hb_tae_decoder_new(const hb_tae *m, int64_t h, int64_t w, hb_tae_frame_fn fn, void *user) {
+    if (!m->has_dec) { hb_error("TAEHV: the model was loaded without its decoder"); return NULL; }
+    if (h <= 0 || w <= 0) { hb_error("TAEHV decoder: bad latent size %lldx%lld", (long long)h, (long long)w); return NULL; }
+    hb_tae_decoder *d = hb_calloc(sizeof *d, "TAEHV decoder");
+    if (!d) return NULL;
+    d->m = m, d->h = h, d->w = w, d->fn = fn, d->user = user;
+    if (run_init(&d->run, &m->dec, h, w, dec_sink)) { hb_free(d); return NULL; }
+    int n = m->dec.n;
+    d->H = d->run.s.H[n] * m->patch, d->W = d->run.s.W[n] * m->patch;
+    d->in = hb_malloc((size_t)(m->dec.in_c * h * w) * sizeof(float), "TAEHV decoder input");
+    d->rgb = hb_malloc((size_t)(3 * d->H * d->W) * sizeof(float), "TAEHV decoder output");
+    d->run.bytes += (size_t)(m->dec.in_c * h * w + 3 * d->H * d->W) * sizeof(float);
+    if (!d->in || !d->rgb) { hb_tae_decoder_free(d); return NULL; }
+    return d;
+}
+
+int hb_tae_decoder_push(hb_tae_decoder *d, const float *latent, int64_t cstride) {
+    int64_t hw = d->h * d->w, C = d->m->dec.in_c;
+    if (!cstride) cstride = hw;
+    for (int64_t c = 0; c < C; c++) memcpy(d->in + c * hw, latent + c * cstride, (size_t)hw * sizeof(float));
+    return run_from(&d->run, 0, d->in);
+}
+
+int hb_tae_decoder_push_frames(hb_tae_decoder *d, const float *latent, int64_t n, int64_t frame_stride,
+                               int64_t cstride) {
+    for (int64_t t = 0; t < n; t++)
+        if (hb_tae_decoder_push(d, latent + t * frame_stride, cstride)) return -1;
+    return 0;
+}
+
+void hb_tae_decoder_reset(hb_tae_decoder *d) { run_reset(&d->run); d->raw_count = d->out_count = 0; }
+int64_t hb_tae_decoder_frames_out(const hb_tae_decoder *d) { return d->out_count; }
+size_t hb_tae_decoder_bytes(const hb_tae_decoder *d) { return d->run.bytes; }
+
+void hb_tae_decoder_free(hb_tae_decoder *d) {
+    if (!d) return;
+    run_free(&d->run);
+    hb_free(d->in), hb_free(d->rgb), hb_free(d);
+}
+
+typedef struct { float *video, *raw; int64_t nrgb, nraw; } clip_dst;
+
+static int clip_frame(void *user, const hb_tae_frame *f) {
+    clip_dst *c = user;
+    if (c->raw) memcpy(c->raw + f->raw_index * c->nraw, f->raw, (size_t)c->nraw * sizeof(float));
+    if (f->rgb) memcpy(c->video + f->index * c->nrgb, f->rgb, (size_t)c->nrgb * sizeof(float));
+    return 0;
+}
+
+int hb_tae_decode_video(const hb_tae *m, const float *latent, int64_t T, int64_t h, int64_t w, float *video,
+                        float *raw, bool streaming) {
+    if (T <= 0) return 0;
+    hb_tae_decoder *d = hb_tae_decoder_new(m, h, w, clip_frame, NULL);
+    if (!d) return -1;
+    int n = m->dec.n;
+    clip_dst dst = {video, raw, 3 * d->H * d->W, d->run.s.C[n] * d->run.s.H[n] * d->run.s.W[n]};
+    d->user = &dst;
+    int64_t fl = m->dec.in_c * h * w;
+    int rc = 0;
+    if (streaming) rc = hb_tae_decoder_push_frames(d, latent, T, fl, 0);
+    else {
+        float *x = hb_malloc((size_t)(T * fl) * sizeof(float), "TAEHV clip input"), *y = NULL;
+        int64_t To = 0;
+        if (!x) rc = -1;
+        else {
+            memcpy(x, latent, (size_t)(T * fl) * sizeof(float));
+            rc = run_clip(&m->dec, x, T, h, w, &y, &To);
+        }
+        for (int64_t t = 0; !rc && t < To; t++) rc = dec_emit(d, y + t * dst.nraw);
+        hb_free(y);
+    }
+    hb_tae_decoder_free(d);
+    return rc;
+}
+
+/* ---------- encoder ---------- */
+
+struct hb_tae_encoder {
+    tae_run run; /* first, as in the decoder */
+    const hb_tae *m;
+    int64_t H, W, n_in, n_out;
+    float *in, *last;
+    hb_tae_latent_fn fn;
+    void *user;
+};
+
+static int enc_sink(tae_run *r, const float *out) {
+    hb_tae_encoder *e = (hb_tae_encoder *)r;
+    int n = e->m->enc.n;
+    int rc = e->fn ? e->fn(e->user, e->n_out, out, r->s.C[n], r->s.H[n], r->s.W[n]) : 0;
+    e->n_out++;
+    return rc ? hb_error("TAEHV encoder: the latent callback stopped the stream (%d)", rc) : 0;
+}
+
+hb_tae_encoder *hb_tae_encoder_new(const hb_tae *m, int64_t H, int64_t W, hb_tae_latent_fn fn, void *user) {
+    if (!m->has_enc) { hb_error("TAEHV: the model was loaded without its encoder"); return NULL; }
+    int64_t div = (int64_t)m->patch * m->enc.sdown;
+    if (H <= 0 || W <= 0 || H % div || W % div) {
+        hb_error("TAEHV encoder: frame size %lldx%lld is not a positive multiple of %lld", (long long)H, (long long)W,
+                 (long long)div);
+        return NULL;
+    }
+    hb_tae_encoder *e = hb_calloc(sizeof *e, "TAEHV encoder");
+    if (!e) return NULL;
+    e->m = m, e->H = H, e->W = W, e->fn = fn, e->user = user;
+    if (run_init(&e->run, &m->enc, H / m->patch, W / m->patch, enc_sink)) { hb_free(e); return NULL; }
+    e->in = hb_malloc((size_t)(3 * H * W) * sizeof(float), "TAEHV encoder input");
+    e->last = hb_malloc((size_t)(3 * H * W) * sizeof(float), "TAEHV encoder input");
+    e->run.bytes += (size_t)(6 * H * W) * sizeof(float);
+    if (!e->in || !e->last) { hb_tae_encoder_free(e); return NULL; }
+    return e;
+}
+
+/* Feed the contiguous frame in e->last (pixel-unshuffled into e->in when P > 1). */
+static int enc_feed_last(hb_tae_encoder *e) {
+    int P = e->m->patch;
+    const float *x = e->last;
+    if (P > 1) {
+        hb_pixel_unshuffle(e->in, e->last, 3, 1, e->H / P, e->W / P, P, HB_PS_CQR);
+        x = e->in;
+    }
+    e->n_in++;
+    return run_from(&e->run, 0, x);
+}
+
+int hb_tae_encoder_push(hb_tae_encoder *e, const float *frame, int64_t cstride) {
+    int64_t hw = e->H * e->W;
+    if (!cstride) cstride = hw;
+    for (int c = 0; c < 3; c++) memcpy(e->last + c * hw, frame + c * cstride, (size_t)hw * sizeof(float));
+    return enc_feed_last(e);
+}
+
+int hb_tae_encoder_flush(hb_tae_encoder *e) {
+    int d = e->m->enc.tscale;
+    while (e->n_in > 0 && e->n_in % d)
+        if (enc_feed_last(e)) return -1;
+    return 0;
+}
+
+void hb_tae_encoder_reset(hb_tae_encoder *e) { run_reset(&e->run); e->n_in = e->n_out = 0; }
+size_t hb_tae_encoder_bytes(const hb_tae_encoder *e) { return e->run.bytes; }
+
+void hb_tae_encoder_free(hb_tae_encoder *e) {
+    if (!e) return;
+    run_free(&e->run);
+    hb_free(e->in), hb_free(e->last), hb_free(e);
+}
+
+typedef struct { float *latent; int64_t n; } enc_dst;
+
+static int enc_clip_latent(void *user, int64_t index, const float *latent, int64_t C, int64_t h, int64_t w) {
+    enc_dst *d = user;
+    memcpy(d->latent + index * d->n, latent, (size_t)(C * h * w) * sizeof(float));
+    return 0;
+}
+
+int hb_tae_encode_video(const hb_tae *m, const float *video, int64_t T, int64_t H, int64_t W, float *latent,
+                        bool streaming) {
+    if (T <= 0) return 0;
+    enc_dst dst = {latent, 0};
+    hb_tae_encoder *e = hb_tae_encoder_new(m, H, W, enc_clip_latent, &dst);
+    if (!e) return -1;
+    int n = m->enc.n;
+    dst.n = e->run.s.C[n] * e->run.s.H[n] * e->run.s.W[n];
+    int64_t fs = 3 * H * W;
+    int rc = 0;
+    if (streaming) {
+        for (int64_t t = 0; t < T && !rc; t++) rc = hb_tae_encoder_push(e, video + t * fs, 0);
+        if (!rc) rc = hb_tae_encoder_flush(e);
+    } else {
+        int d = m->enc.tscale, P = m->patch;
+        int64_t Tp = (T + d - 1) / d * d, To = 0;
+        float *x = hb_malloc((size_t)(Tp * fs) * sizeof(float), "TAEHV clip input"), *y = NULL;
+        if (!x) rc = -1;
+        else {
+            for (int64_t t = 0; t < Tp; t++) {
+                const float *src = video + (t < T ? t : T - 1) * fs;
+                if (P > 1) hb_pixel_unshuffle(x + t * fs, src, 3, 1, H / P, W / P, P, HB_PS_CQR);
+                else memcpy(x + t * fs, src, (size_t)fs * sizeof(float));
+            }
+            rc = run_clip(&m->enc, x, Tp, H / P, W / P, &y, &To);
+        }
+        for (int64_t t = 0; !rc && t < To; t++) memcpy(latent + t * dst.n, y + t * dst.n, (size_t)dst.n * sizeof(float));
+        hb_free(y);
+    }
+    hb_tae_encoder_free(e);
+    return rc;
+}
