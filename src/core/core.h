@@ -40,9 +40,10 @@ void hb_convert_to_f32(float *dst, const void *src, hb_dtype t, size_t n);
 void hb_convert_from_f32(void *dst, hb_dtype t, const float *src, size_t n);
 
 /* ---------- tensors ----------
- * Shapes are in PyTorch order (outermost first), up to 5 dims; strides in elements.
+ * Shapes are in PyTorch order (outermost first), up to 6 dims (the sched golden file holds a 6-D tensor);
+ * strides in elements.
  * A tensor never owns its data: data lives in a mapped checkpoint, an arena, or caller memory. */
-#define HB_MAX_DIMS 5
+#define HB_MAX_DIMS 6
 typedef struct hb_tensor {
     hb_dtype dtype;
     int ndim;
