@@ -201,7 +201,10 @@ static int build_seq(const hb_checkpoint *ck, const char *part, const tae_spec *
             q->sdown *= l->stride;
             snprintf(nm, sizeof nm, "%s.%d.weight", part, i);
             if (get4(ck, nm, -1, c, 3, 3, &l->w)) return -1;
-            if (c < 0) c = l->cin = l->w.shape[1];
+            if (c < 0) { /* input width from the first weight: fill it in for the layers before */
+                c = l->cin = l->w.shape[1];
+                for (int j = 0; j < i; j++) q->L[j].cin = q->L[j].cout = c;
+            }
             l->cout = l->w.shape[0];
             if (l->has_b) {
                 snprintf(nm, sizeof nm, "%s.%d.bias", part, i);
@@ -313,7 +316,7 @@ hb_tae *hb_tae_load(const hb_checkpoint *ck, const hb_tae_config *cfg, unsigned 
     m->cfg.patch_size = P, m->cfg.latent_channels = (int)C;
     return m;
 fail_ctx:
-    hb_error_prefix("TAEHV: ");
+    hb_error_prefix("TAEHV");
 fail:
     hb_free(m);
     return NULL;
