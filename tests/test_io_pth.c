@@ -1,0 +1,274 @@
+/* io: PyTorch zip checkpoints. The test writes .pth files itself (libzip + a hand-assembled pickle in
+ * the layout torch.save produces) and checks values, views, zero copy, and hostile pickles/zips. */
+#include "testlib.h"
+#include "io/checkpoint.h"
+#include <stdlib.h>
+#include <string.h>
+#include <zip.h>
+
+/* ---------- a tiny pickle assembler ---------- */
+typedef struct { uint8_t b[8192]; size_t n; } pk;
+static void op(pk *p, uint8_t c) { p->b[p->n++] = c; }
+static void raw(pk *p, const char *s) { size_t l = strlen(s); memcpy(p->b + p->n, s, l); p->n += l; }
+static void u32(pk *p, uint32_t v) { for (int i = 0; i < 4; i++) op(p, (uint8_t)(v >> (8 * i))); }
+static void str(pk *p, const char *s) { op(p, 'X'); u32(p, (uint32_t)strlen(s)); raw(p, s); }
+static void global(pk *p, const char *mod, const char *name) { op(p, 'c'); raw(p, mod); op(p, '\n'); raw(p, name); op(p, '\n'); }
+static void integer(pk *p, int64_t v) {
+    if (v >= 0 && v < 256) { op(p, 'K'); op(p, (uint8_t)v); }
+    else if (v >= INT32_MIN && v <= INT32_MAX) { op(p, 'J'); u32(p, (uint32_t)v); }
+    else { op(p, 0x8a); op(p, 8); for (int i = 0; i < 8; i++) op(p, (uint8_t)((uint64_t)v >> (8 * i))); }
+}
+static void int_tuple(pk *p, int n, const int64_t *v) {
+    op(p, '(');
+    for (int i = 0; i < n; i++) integer(p, v[i]);
+    op(p, 't');
+}
+/* value: torch._utils._rebuild_tensor_v2(('storage', torch.<st>, key, 'cpu', numel), off, size, stride, False, OrderedDict()) */
+static void tensor(pk *p, const char *st, const char *key, int64_t numel, int64_t off, int nd, const int64_t *size,
+                   const int64_t *stride, bool param) {
+    if (param) global(p, "torch._utils", "_rebuild_parameter");
+    global(p, "torch._utils", "_rebuild_tensor_v2");
+    op(p, '(');
+    op(p, '(');
+    str(p, "storage");
+    global(p, "torch", st);
+    str(p, key);
+    str(p, "cpu");
+    integer(p, numel);
+    op(p, 't');
+    op(p, 'Q');
+    integer(p, off);
+    int_tuple(p, nd, size);
+    int_tuple(p, nd, stride);
+    op(p, 0x89);
+    global(p, "collections", "OrderedDict");
+    op(p, ')');
+    op(p, 'R');
+    op(p, 't');
+    op(p, 'R');
+    if (param) { op(p, 0x88); global(p, "collections", "OrderedDict"); op(p, ')'); op(p, 'R'); op(p, 0x87); op(p, 'R'); }
+}
+static void dict_begin(pk *p) {
+    op(p, 0x80); op(p, 2);
+    global(p, "collections", "OrderedDict");
+    op(p, 'q'); op(p, 0);
+    op(p, ')');
+    op(p, 'R');
+    op(p, 'q'); op(p, 1);
+    op(p, '(');
+}
+static void dict_end(pk *p) {
+    op(p, 'u');
+    /* state = {'_metadata': {'': {'version': 1}}} applied with BUILD, as torch does */
+    op(p, '}'); op(p, '('); str(p, "_metadata"); op(p, '}'); op(p, '('); str(p, ""); op(p, '}'); str(p, "version");
+    integer(p, 1); op(p, 's'); op(p, 'u'); op(p, 'u'); op(p, 'b');
+    op(p, '.');
+}
+
+/* ---------- zip writing ---------- */
+typedef struct { const char *name; const void *data; size_t n; bool deflate; } zentry;
+
+static void write_zip(const char *path, int n, const zentry *e) {
+    int err;
+    zip_t *z = zip_open(path, ZIP_CREATE | ZIP_TRUNCATE, &err);
+    if (!z) { fprintf(stderr, "zip_open %s failed\n", path); exit(1); }
+    for (int i = 0; i < n; i++) {
+        zip_source_t *s = zip_source_buffer(z, e[i].data, e[i].n, 0);
+        zip_int64_t idx = zip_file_add(z, e[i].name, s, ZIP_FL_OVERWRITE);
+        zip_set_file_compression(z, (zip_uint64_t)idx, e[i].deflate ? ZIP_CM_DEFLATE : ZIP_CM_STORE, 0);
+    }
+    if (zip_close(z) != 0) { fprintf(stderr, "zip_close %s failed\n", path); exit(1); }
+}
+
+static void expect_fail(const char *path, const char *what) {
+    hb_checkpoint *ck = hb_checkpoint_open(path);
+    CHECKF(ck == NULL, "%s: opened but should fail (%s)", path, what);
+    if (ck) { hb_checkpoint_close(ck); return; }
+    const char *e = hb_last_error();
+    CHECKF(strstr(e, path) != NULL, "error does not name the file: %s", e);
+    CHECKF(strstr(e, what) != NULL, "error '%s' does not say '%s'", e, what);
+}
+
+static uint8_t *file_bytes(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc(*n);
+    if (fread(b, 1, *n, f) != *n) *n = 0;
+    fclose(f);
+    return b;
+}
+
+int main(void) {
+    hb_rng r;
+    hb_rng_seed(&r, tl_seed());
+    const char *d = tl_tmpdir();
+    char path[512];
+    snprintf(path, sizeof path, "%s/model.pth", d);
+
+    /* Storages: s0 F32 x 12 (two tensors view it), s1 BF16 x 5 (deflated), s2 U8 x 7, s3 I64 x 3. */
+    float s0[12];
+    tl_fill_normal(&r, s0, 12, 1.0f);
+    uint16_t s1[5];
+    for (int i = 0; i < 5; i++) s1[i] = hb_f32_to_bf16(hb_rng_normal(&r));
+    uint8_t s2[7];
+    for (int i = 0; i < 7; i++) s2[i] = (uint8_t)hb_rng_u64(&r);
+    int64_t s3[3] = {(int64_t)(hb_rng_u64(&r) >> 2), -5, 1LL << 40};
+
+    pk p = {.n = 0};
+    dict_begin(&p);
+    int64_t sz_a[2] = {2, 3}, st_a[2] = {3, 1};
+    str(&p, "blocks.0.self_attn.q.weight");
+    tensor(&p, "FloatStorage", "0", 12, 0, 2, sz_a, st_a, false);
+    int64_t sz_b[1] = {6}, st_b[1] = {1};
+    str(&p, "blocks.0.self_attn.q.bias");
+    tensor(&p, "FloatStorage", "0", 12, 6, 1, sz_b, st_b, true); /* view at offset 6, wrapped as a Parameter */
+    int64_t sz_c[1] = {5}, st_c[1] = {1};
+    str(&p, "head.modulation");
+    tensor(&p, "BFloat16Storage", "1", 5, 0, 1, sz_c, st_c, false);
+    int64_t sz_d[3] = {7, 1, 1}, st_d[3] = {1, 99, 7}; /* size-1 dims may carry any stride */
+    str(&p, "bytes");
+    tensor(&p, "ByteStorage", "2", 7, 0, 3, sz_d, st_d, false);
+    int64_t sz_e[0];
+    str(&p, "scalar");
+    tensor(&p, "LongStorage", "3", 3, 2, 0, sz_e, sz_e, false);
+    dict_end(&p);
+
+    zentry good[] = {
+        {"archive/data.pkl", p.b, p.n, false},
+        {"archive/data/0", s0, sizeof s0, false},
+        {"archive/data/1", s1, sizeof s1, true},
+        {"archive/data/2", s2, sizeof s2, false},
+        {"archive/data/3", s3, sizeof s3, false},
+        {"archive/version", "3\n", 2, false},
+    };
+    write_zip(path, 6, good);
+    hb_checkpoint *ck = hb_checkpoint_open(path);
+    CHECKF(ck != NULL, "%s", hb_last_error());
+    if (ck) {
+        CHECK(hb_checkpoint_count(ck) == 5);
+        CHECK(!strcmp(hb_checkpoint_name(ck, 0), "blocks.0.self_attn.q.weight"));
+        hb_tensor t;
+        CHECK(hb_checkpoint_get(ck, "blocks.0.self_attn.q.weight", &t) == 0 && t.dtype == HB_F32 && t.ndim == 2 &&
+              t.shape[0] == 2 && t.shape[1] == 3 && !memcmp(t.data, s0, 24));
+        CHECK(hb_checkpoint_get(ck, "blocks.0.self_attn.q.bias", &t) == 0 && t.shape[0] == 6 && !memcmp(t.data, s0 + 6, 24));
+        /* diffusers naming finds the official name */
+        hb_tensor u;
+        CHECK(hb_checkpoint_get(ck, "blocks.0.attn1.to_q.bias", &u) == 0 && u.data == t.data);
+        CHECK(hb_checkpoint_get(ck, "scale_shift_table", &t) == 0 && t.dtype == HB_BF16 && !memcmp(t.data, s1, 10));
+        CHECK(hb_checkpoint_get(ck, "bytes", &t) == 0 && t.dtype == HB_U8 && t.ndim == 3 && !memcmp(t.data, s2, 7));
+        /* zero copy: a U8 storage stored uncompressed is always used in place */
+        size_t fn;
+        uint8_t *fb = file_bytes(path, &fn);
+        uint8_t *hit = memmem(fb, fn, s2, 7);
+        CHECK(hit != NULL);
+        const uint8_t *mapped = (const uint8_t *)t.data - (hit - fb);
+        CHECKF(!memcmp(mapped, "PK\3\4", 4), "U8 tensor is not inside the file mapping");
+        /* the F32 storage: in place when its offset in the file is aligned, else an aligned copy */
+        CHECK(hb_checkpoint_get(ck, "blocks.0.self_attn.q.weight", &t) == 0 && (uintptr_t)t.data % 4 == 0);
+        uint8_t *h0 = memmem(fb, fn, s0, sizeof s0);
+        if (h0 && (h0 - fb) % 4 == 0) CHECK((const uint8_t *)t.data == mapped + (h0 - fb));
+        else CHECK((const uint8_t *)t.data != mapped + (h0 - fb));
+        free(fb);
+        CHECK(hb_checkpoint_get(ck, "scalar", &t) == 0 && t.ndim == 0 && t.dtype == HB_I64 &&
+              !memcmp(t.data, &s3[2], 8));
+        CHECK(hb_checkpoint_file_of(ck, 0) && !strcmp(hb_checkpoint_file_of(ck, 0), path));
+        hb_checkpoint_close(ck);
+    }
+
+    /* A state dict nested under "state_dict" (top level: {'epoch': 3, 'state_dict': {...}}). */
+    pk q = {.n = 0};
+    op(&q, 0x80); op(&q, 2); op(&q, '}'); op(&q, '(');
+    str(&q, "epoch"); integer(&q, 3);
+    str(&q, "state_dict"); op(&q, '}'); op(&q, '(');
+    str(&q, "w"); tensor(&q, "FloatStorage", "0", 12, 0, 2, sz_a, st_a, false);
+    op(&q, 'u'); op(&q, 'u'); op(&q, '.');
+    zentry nested[] = {{"m/data.pkl", q.b, q.n, false}, {"m/data/0", s0, sizeof s0, false}};
+    snprintf(path, sizeof path, "%s/nested.pt", d);
+    write_zip(path, 2, nested);
+    ck = hb_checkpoint_open(path);
+    CHECKF(ck != NULL, "%s", hb_last_error());
+    if (ck) {
+        hb_tensor t;
+        CHECK(hb_checkpoint_count(ck) == 1 && hb_checkpoint_get(ck, "w", &t) == 0 && !memcmp(t.data, s0, 24));
+        hb_checkpoint_close(ck);
+    }
+
+    /* ---------- hostile files ---------- */
+    snprintf(path, sizeof path, "%s/bad.pth", d);
+    /* os.system through GLOBAL + REDUCE */
+    pk e = {.n = 0};
+    op(&e, 0x80); op(&e, 2); global(&e, "os", "system"); str(&e, "echo pwned"); op(&e, 0x85); op(&e, 'R'); op(&e, '.');
+    zentry evil[] = {{"archive/data.pkl", e.b, e.n, false}};
+    write_zip(path, 1, evil);
+    expect_fail(path, "forbidden global 'os.system'");
+    /* the same through STACK_GLOBAL */
+    e.n = 0;
+    op(&e, 0x80); op(&e, 4); op(&e, 0x8c); op(&e, 8); raw(&e, "builtins"); op(&e, 0x8c); op(&e, 4); raw(&e, "eval");
+    op(&e, 0x93); op(&e, '.');
+    write_zip(path, 1, evil);
+    expect_fail(path, "forbidden global 'builtins.eval'");
+    /* a forbidden opcode (BINFLOAT) */
+    e.n = 0;
+    op(&e, 0x80); op(&e, 2); op(&e, '}'); str(&e, "lr"); op(&e, 'G'); for (int i = 0; i < 8; i++) op(&e, 0); op(&e, 's'); op(&e, '.');
+    write_zip(path, 1, evil);
+    expect_fail(path, "unsupported pickle opcode 0x47 (BINFLOAT)");
+    /* INST, OBJ, NEWOBJ never run */
+    e.n = 0;
+    op(&e, '('); op(&e, 'i'); raw(&e, "os\nsystem\n"); op(&e, '.');
+    write_zip(path, 1, evil);
+    expect_fail(path, "INST");
+    /* truncated pickle: every proper prefix of the good pickle fails cleanly */
+    int trunc_ok = 0;
+    for (size_t cut = 0; cut < p.n; cut++) {
+        zentry tz[] = {{"archive/data.pkl", p.b, cut, false}, {"archive/data/0", s0, sizeof s0, false},
+                       {"archive/data/1", s1, sizeof s1, true}, {"archive/data/2", s2, sizeof s2, false},
+                       {"archive/data/3", s3, sizeof s3, false}};
+        write_zip(path, 5, tz);
+        hb_checkpoint *c = hb_checkpoint_open(path);
+        if (c) hb_checkpoint_close(c);
+        else if (strstr(hb_last_error(), path)) trunc_ok++;
+    }
+    CHECKF(trunc_ok == (int)p.n, "%d of %zu truncations failed cleanly", trunc_ok, p.n);
+    zentry tz[] = {{"archive/data.pkl", p.b, p.n / 2, false}};
+    write_zip(path, 1, tz);
+    expect_fail(path, "truncated");
+    /* a zip without data.pkl */
+    zentry nop[] = {{"archive/data/0", s0, sizeof s0, false}};
+    write_zip(path, 1, nop);
+    expect_fail(path, "no data.pkl");
+    /* a missing storage entry */
+    zentry miss[] = {good[0], good[1], good[2], good[3]};
+    write_zip(path, 4, miss);
+    expect_fail(path, "storage entry 'archive/data/3' is missing");
+    /* a storage entry shorter than its numel */
+    zentry shortz[] = {good[0], {"archive/data/0", s0, 20, false}, good[2], good[3], good[4]};
+    write_zip(path, 5, shortz);
+    expect_fail(path, "has 20 bytes");
+    /* non-contiguous strides (a transposed view) */
+    pk nc = {.n = 0};
+    dict_begin(&nc);
+    int64_t st_t[2] = {1, 2};
+    str(&nc, "t");
+    tensor(&nc, "FloatStorage", "0", 12, 0, 2, sz_a, st_t, false);
+    dict_end(&nc);
+    zentry ncz[] = {{"archive/data.pkl", nc.b, nc.n, false}, good[1]};
+    write_zip(path, 2, ncz);
+    expect_fail(path, "non-contiguous");
+    /* a view past the end of its storage */
+    pk ob = {.n = 0};
+    dict_begin(&ob);
+    str(&ob, "t");
+    tensor(&ob, "FloatStorage", "0", 12, 8, 1, sz_b, st_b, false);
+    dict_end(&ob);
+    zentry obz[] = {{"archive/data.pkl", ob.b, ob.n, false}, good[1]};
+    write_zip(path, 2, obz);
+    expect_fail(path, "outside its storage");
+    /* not a zip at all but with a zip signature */
+    FILE *f = fopen(path, "wb");
+    fwrite("PK\3\4garbage", 1, 11, f);
+    fclose(f);
+    expect_fail(path, "zip");
+    return tl_done();
+}
