@@ -203,6 +203,153 @@ static void check_hostile(void) {
     }
 }
 
+static hb_tensor small(hb_rng *r, float *buf, int n) {
+    tl_fill_normal(r, buf, n, 1.0f);
+    return hb_tensor_1d(HB_F32, n, buf);
+}
+
+/* Sharded folder: index preferred, shard of each tensor reported, broken indexes rejected. */
+static void check_sharded(hb_rng *r) {
+    char dir[512], p[600], p2[600], idx[600];
+    snprintf(dir, sizeof dir, "%s/sharded", tl_tmpdir());
+    mkdir(dir, 0755);
+    float a[5], b[3], c[4];
+    hb_tensor ta = small(r, a, 5), tb = small(r, b, 3), tc = small(r, c, 4);
+    const char *n1[] = {"blocks.0.self_attn.q.weight", "blocks.0.self_attn.q.bias"};
+    hb_tensor t1[] = {ta, tb};
+    const char *n2[] = {"head.head.weight"};
+    const char *meta2[] = {"format", "pt", NULL};
+    snprintf(p, sizeof p, "%s/model-00001-of-00002.safetensors", dir);
+    snprintf(p2, sizeof p2, "%s/model-00002-of-00002.safetensors", dir);
+    CHECK(hb_safetensors_write(p, 2, n1, t1, NULL) == 0);
+    CHECK(hb_safetensors_write(p2, 1, n2, &tc, meta2) == 0);
+    snprintf(idx, sizeof idx, "%s/model.safetensors.index.json", dir);
+    FILE *f = fopen(idx, "w");
+    fprintf(f, "{\"metadata\": {\"total_size\": 48}, \"weight_map\": {"
+               "\"blocks.0.self_attn.q.weight\": \"model-00001-of-00002.safetensors\","
+               "\"blocks.0.self_attn.q.bias\": \"model-00001-of-00002.safetensors\","
+               "\"head.head.weight\": \"model-00002-of-00002.safetensors\"}}");
+    fclose(f);
+    for (int k = 0; k < 2; k++) {
+        hb_checkpoint *ck = hb_checkpoint_open(k ? idx : dir);
+        CHECKF(ck != NULL, "%s", hb_last_error());
+        if (!ck) continue;
+        CHECK(hb_checkpoint_count(ck) == 3);
+        CHECK(hb_checkpoint_metadata(ck, "total_size") && !strcmp(hb_checkpoint_metadata(ck, "total_size"), "48"));
+        CHECK(hb_checkpoint_metadata(ck, "format") && !strcmp(hb_checkpoint_metadata(ck, "format"), "pt"));
+        hb_tensor t;
+        CHECK(hb_checkpoint_get(ck, "head.head.weight", &t) == 0 && !memcmp(t.data, c, 16));
+        CHECK(hb_checkpoint_get(ck, "proj_out.weight", &t) == 0 && !memcmp(t.data, c, 16)); /* diffusers name */
+        CHECK(hb_checkpoint_get(ck, "blocks.0.self_attn.q.bias", &t) == 0 && !memcmp(t.data, b, 12));
+        for (int i = 0; i < 3; i++) {
+            const char *want = !strcmp(hb_checkpoint_name(ck, i), "head.head.weight") ? p2 : p;
+            CHECKF(!strcmp(hb_checkpoint_file_of(ck, i), want), "%s in %s", hb_checkpoint_name(ck, i), hb_checkpoint_file_of(ck, i));
+        }
+        CHECK(hb_checkpoint_get(ck, "nope", &t) != 0 && strstr(hb_last_error(), "2 files"));
+        hb_checkpoint_close(ck);
+    }
+    /* index naming a missing shard */
+    f = fopen(idx, "w");
+    fprintf(f, "{\"weight_map\": {\"a\": \"model-00001-of-00002.safetensors\", \"b\": \"gone.safetensors\"}}");
+    fclose(f);
+    hb_checkpoint *ck = hb_checkpoint_open(dir);
+    CHECK(ck == NULL && strstr(hb_last_error(), idx) && strstr(hb_last_error(), "gone.safetensors") &&
+          strstr(hb_last_error(), "cannot open"));
+    /* index whose weight map names a tensor the shard lacks */
+    f = fopen(idx, "w");
+    fprintf(f, "{\"weight_map\": {\"blocks.0.self_attn.q.weight\": \"model-00001-of-00002.safetensors\","
+               " \"lost\": \"model-00002-of-00002.safetensors\"}}");
+    fclose(f);
+    ck = hb_checkpoint_open(idx);
+    CHECK(ck == NULL && strstr(hb_last_error(), idx) && strstr(hb_last_error(), "'lost'") && strstr(hb_last_error(), "lacks"));
+    /* an index escaping its folder */
+    f = fopen(idx, "w");
+    fprintf(f, "{\"weight_map\": {\"a\": \"../all.safetensors\"}}");
+    fclose(f);
+    ck = hb_checkpoint_open(idx);
+    CHECK(ck == NULL && strstr(hb_last_error(), "relative path"));
+    f = fopen(idx, "w");
+    fprintf(f, "{\"weight_map\": [1, 2]}");
+    fclose(f);
+    ck = hb_checkpoint_open(idx);
+    CHECK(ck == NULL && strstr(hb_last_error(), idx) && strstr(hb_last_error(), "weight_map"));
+    f = fopen(idx, "w");
+    fprintf(f, "{\"weight_map\": {\"a\": ");
+    fclose(f);
+    ck = hb_checkpoint_open(idx);
+    CHECK(ck == NULL && strstr(hb_last_error(), idx) && strstr(hb_last_error(), "invalid JSON"));
+    /* no index: every *.safetensors of the folder; the same name in two shards is an error */
+    remove(idx);
+    ck = hb_checkpoint_open(dir);
+    CHECKF(ck != NULL && hb_checkpoint_count(ck) == 3, "%s", hb_last_error());
+    hb_checkpoint_close(ck);
+    const char *n3[] = {"head.head.weight"};
+    snprintf(p, sizeof p, "%s/extra.safetensors", dir);
+    CHECK(hb_safetensors_write(p, 1, n3, &tc, NULL) == 0);
+    ck = hb_checkpoint_open(dir);
+    CHECK(ck == NULL && strstr(hb_last_error(), "two shards") && strstr(hb_last_error(), "head.head.weight"));
+}
+
+/* Official <-> diffusers/transformers names, both ways, plus training prefixes. */
+static void check_names(hb_rng *r) {
+    static const char *const pairs[][2] = {
+        {"blocks.3.self_attn.q.weight", "blocks.3.attn1.to_q.weight"},
+        {"blocks.3.self_attn.o.bias", "blocks.3.attn1.to_out.0.bias"},
+        {"blocks.3.self_attn.norm_k.weight", "blocks.3.attn1.norm_k.weight"},
+        {"blocks.12.cross_attn.v.weight", "blocks.12.attn2.to_v.weight"},
+        {"blocks.3.ffn.0.weight", "blocks.3.ffn.net.0.proj.weight"},
+        {"blocks.3.ffn.2.bias", "blocks.3.ffn.net.2.bias"},
+        {"blocks.3.norm3.weight", "blocks.3.norm2.weight"},
+        {"blocks.3.modulation", "blocks.3.scale_shift_table"},
+        {"patch_embedding.weight", "patch_embedding.weight"},
+        {"text_embedding.2.weight", "condition_embedder.text_embedder.linear_2.weight"},
+        {"time_embedding.0.bias", "condition_embedder.time_embedder.linear_1.bias"},
+        {"time_projection.1.weight", "condition_embedder.time_proj.weight"},
+        {"head.head.bias", "proj_out.bias"},
+        {"head.modulation", "scale_shift_table"},
+        {"token_embedding.weight", "shared.weight"},
+        {"blocks.1.attn.k.weight", "encoder.block.1.layer.0.SelfAttention.k.weight"},
+        {"blocks.1.norm1.weight", "encoder.block.1.layer.0.layer_norm.weight"},
+        {"blocks.1.norm2.weight", "encoder.block.1.layer.1.layer_norm.weight"},
+        {"blocks.1.ffn.gate.0.weight", "encoder.block.1.layer.1.DenseReluDense.wi_0.weight"},
+        {"blocks.1.ffn.fc1.weight", "encoder.block.1.layer.1.DenseReluDense.wi_1.weight"},
+        {"blocks.1.ffn.fc2.weight", "encoder.block.1.layer.1.DenseReluDense.wo.weight"},
+        {"blocks.1.pos_embedding.embedding.weight", "encoder.block.1.layer.0.SelfAttention.relative_attention_bias.weight"},
+        {"norm.weight", "encoder.final_layer_norm.weight"},
+    };
+    enum { NP = sizeof pairs / sizeof pairs[0] };
+    float vals[NP][2];
+    hb_tensor ts[NP];
+    for (int i = 0; i < NP; i++) ts[i] = small(r, vals[i], 2);
+    char path[512];
+    const char *names[NP];
+    char pref[NP][300];
+    for (int side = 0; side < 2; side++) {
+        /* side 0: file has official names behind "model." ; side 1: file has the other naming */
+        for (int i = 0; i < NP; i++) {
+            if (side == 0) { snprintf(pref[i], sizeof pref[i], "model.%s", pairs[i][0]); names[i] = pref[i]; }
+            else names[i] = pairs[i][1];
+        }
+        snprintf(path, sizeof path, "%s/names%d.safetensors", tl_tmpdir(), side);
+        /* pairs with identical names on both sides would be duplicates only on side 1; they are unique */
+        CHECKF(hb_safetensors_write(path, NP, names, ts, NULL) == 0, "%s", hb_last_error());
+        hb_checkpoint *ck = hb_checkpoint_open(path);
+        CHECKF(ck != NULL, "%s", hb_last_error());
+        if (!ck) continue;
+        for (int i = 0; i < NP; i++)
+            for (int q = 0; q < 2; q++) {
+                hb_tensor t;
+                int rc = hb_checkpoint_get(ck, pairs[i][q], &t);
+                CHECKF(rc == 0 && !memcmp(t.data, vals[i], 8), "side %d: '%s' not found as '%s' (%s)", side,
+                       pairs[i][q], names[i], rc ? hb_last_error() : "wrong tensor");
+            }
+        hb_tensor t;
+        CHECK(hb_checkpoint_get(ck, "generator.blocks.3.self_attn.q.weight", &t) == 0 && !memcmp(t.data, vals[0], 8));
+        CHECK(hb_checkpoint_get(ck, "model.diffusion_model.head.modulation", &t) == 0 && !memcmp(t.data, vals[13], 8));
+        hb_checkpoint_close(ck);
+    }
+}
+
 /* Golden files are safetensors: they open and carry "kind" metadata (skipped without shared/). */
 static void check_golden(void) {
     const char *sd = tl_shared_dir();
@@ -231,6 +378,8 @@ int main(void) {
     hb_rng_seed(&r, tl_seed());
     check_round_trip(&r);
     check_hostile();
+    check_sharded(&r);
+    check_names(&r);
     check_golden();
     return tl_done();
 }
