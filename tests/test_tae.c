@@ -88,6 +88,9 @@ static void make_decoder(nseq *q, sdict *d, hb_rng *r, int P, int C, const int n
     }
     push_layer(q, d, r, "decoder", N_RELU, nf[3], nf[3], 0, false);
     push_layer(q, d, r, "decoder", N_CONV, nf[3], 3 * P * P, 1, true);
+    nlayer *l = &q->L[q->n - 1]; /* scaled down (as the golden files do) so frames mostly stay inside [0, 1] */
+    for (int i = 0; i < l->cout * l->cin * 9; i++) l->w[i] *= 0.08f;
+    for (int i = 0; i < l->cout; i++) l->b[i] += 0.5f;
 }
 
 static void make_encoder(nseq *q, sdict *d, hb_rng *r, int P, int C, int E) {
@@ -193,10 +196,14 @@ static void nrun(const nseq *q, clip *c) {
 }
 
 /* Decode [T, C, h, w] -> video [4T-3, 3, H, W] (torch pixel_shuffle, clamp, trim 3). Returns frame count. */
-static int naive_decode(const nseq *q, const float *lat, int T, int C, int h, int w, int P, double **video) {
+static int naive_decode(const nseq *q, const float *lat, int T, int C, int h, int w, int P, double **video,
+                        double **raw) {
     clip c = {malloc((size_t)T * C * h * w * sizeof(double)), T, C, h, w};
     for (size_t i = 0; i < (size_t)T * C * h * w; i++) c.x[i] = lat[i];
     nrun(q, &c);
+    size_t nraw = (size_t)c.T * c.C * c.H * c.W;
+    *raw = malloc(nraw * sizeof(double));
+    memcpy(*raw, c.x, nraw * sizeof(double));
     int trim = c.T / T - 1, To = c.T - trim, H = c.H * P, W = c.W * P;
     double *v = malloc((size_t)To * 3 * H * W * sizeof(double));
     for (int t = 0; t < To; t++)
@@ -348,15 +355,18 @@ static void test_random(hb_rng *r, int P) {
     float *lat = malloc((size_t)(T * fl) * sizeof(float));
     tl_fill_normal(r, lat, T * fl, 1.5f);
     float *v1 = malloc((size_t)(To * fv) * sizeof(float)), *v2 = malloc((size_t)(To * fv) * sizeof(float));
-    CHECKF(hb_tae_decode_video(rm.m, lat, T, h, w, v1, NULL, false) == 0, "%s", hb_last_error());
+    int64_t nraw = 4 * T * fv;
+    float *raw = malloc((size_t)nraw * sizeof(float));
+    CHECKF(hb_tae_decode_video(rm.m, lat, T, h, w, v1, raw, false) == 0, "%s", hb_last_error());
     CHECKF(hb_tae_decode_video(rm.m, lat, T, h, w, v2, NULL, true) == 0, "%s", hb_last_error());
     CHECKF(memcmp(v1, v2, (size_t)(To * fv) * sizeof(float)) == 0, "P=%d T=%d %dx%d: streaming decode differs", P, T, h, w);
-    double *ref;
-    int nref = naive_decode(&rm.dec, lat, T, C, h, w, P, &ref);
+    double *ref, *rref;
+    int nref = naive_decode(&rm.dec, lat, T, C, h, w, P, &ref, &rref);
     CHECK(nref == To);
-    double e = rel_err_d(v1, ref, To * fv);
-    CHECKF(e <= 1e-5, "P=%d decode vs naive float64: %.3e", P, e);
-    free(ref);
+    double e = rel_err_d(v1, ref, To * fv), er = rel_err_d(raw, rref, nraw);
+    CHECKF(e <= 2e-5 && er <= 2e-5, "P=%d decode vs naive float64: video %.3e raw %.3e", P, e, er);
+    if (getenv("TAE_TEST_VERBOSE")) printf("  P=%d decode vs f64: video %.2e raw %.2e\n", P, e, er);
+    free(ref), free(rref), free(raw);
     int inside = 0;
     for (int64_t i = 0; i < To * fv; i++) inside += v1[i] > 0.0f && v1[i] < 1.0f;
     CHECKF(inside > To * fv / 4, "decoded values mostly clamped (%d inside): test data too weak", inside);
@@ -396,7 +406,8 @@ static void test_random(hb_rng *r, int P) {
     int nzref = naive_encode(&rm.enc, vid, Tv, (int)H, (int)W, P, &zref);
     CHECK(nzref == (Tv + 3) / 4);
     e = rel_err_d(z1, zref, nz);
-    CHECKF(e <= 1e-5, "P=%d encode vs naive float64: %.3e", P, e);
+    CHECKF(e <= 2e-5, "P=%d encode vs naive float64: %.3e", P, e);
+    if (getenv("TAE_TEST_VERBOSE")) printf("  P=%d encode vs f64: %.2e\n", P, e);
     free(zref);
 
     /* thread counts: 1 vs 3 threads, bitwise */
