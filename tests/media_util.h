@@ -1,0 +1,73 @@
+/* Helpers shared by the media tests (test_image, test_video, test_metrics): synthetic frames, the
+ * python interpreter for the reference scripts, folder listings. Header-only (static). */
+#ifndef HB_TESTS_MEDIA_UTIL_H
+#define HB_TESTS_MEDIA_UTIL_H
+
+#include "testlib.h"
+#include <dirent.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Non-constant test frames [T, H, W, 3]: per-channel gradients, a disc and a bar that move with t,
+ * plus uniform noise of +-noise levels (noise = 0: smooth content that codecs compress well). */
+static inline void mu_render(hb_rng *r, uint8_t *rgb, int T, int H, int W, int noise) {
+    double ph = hb_rng_uniform(r) * 6.28, cx0 = W * (0.2 + 0.2 * hb_rng_uniform(r)), cy0 = H * (0.3 + 0.3 * hb_rng_uniform(r));
+    for (int t = 0; t < T; t++) {
+        double cx = cx0 + 1.5 * t, cy = cy0 + 0.7 * t, rad = 0.18 * (H < W ? H : W);
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                double v[3] = {40 + 170.0 * x / W, 30 + 190.0 * y / H, 128 + 90 * sin(ph + 0.11 * x + 0.07 * y + 0.2 * t)};
+                if ((x - cx) * (x - cx) + (y - cy) * (y - cy) < rad * rad) { v[0] = 230; v[1] = 60 + 3 * t; v[2] = 40; }
+                if (x > W / 2 + t && x < W / 2 + t + W / 8) { v[0] *= 0.4; v[1] = 220; }
+                for (int c = 0; c < 3; c++) {
+                    double n = noise ? (hb_rng_uniform(r) * 2 - 1) * noise : 0;
+                    double q = v[c] + n;
+                    rgb[(((size_t)t * H + y) * W + x) * 3 + c] = (uint8_t)(q < 0 ? 0 : q > 255 ? 255 : lrint(q));
+                }
+            }
+    }
+}
+
+/* A python3 that can import `modules` (e.g. "numpy, skimage, PIL"), or NULL. */
+static inline const char *mu_python(const char *modules) {
+    static const char *cands[] = {"python3", "/usr/bin/python3"};
+    static char ok[64];
+    for (int i = 0; i < 2; i++) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "%s -c 'import %s' >/dev/null 2>&1", cands[i], modules);
+        if (tl_run(cmd, NULL, 0) == 0) {
+            snprintf(ok, sizeof ok, "%s", cands[i]);
+            return ok;
+        }
+    }
+    return NULL;
+}
+
+/* Path of tests/reference/<name> in the source tree (HB_SOURCE_DIR, set by ctest), or NULL. */
+static inline const char *mu_ref_script(const char *name, char *buf, size_t cap) {
+    const char *s = getenv("HB_SOURCE_DIR");
+    if (!s || !*s) return NULL;
+    snprintf(buf, cap, "%s/tests/reference/%s", s, name);
+    return buf;
+}
+
+/* Number of entries in a folder (excluding . and ..); names containing `needle` only when not NULL. */
+static inline int mu_count_entries(const char *dir, const char *needle) {
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && (!needle || strstr(e->d_name, needle))) n++;
+    closedir(d);
+    return n;
+}
+
+static inline double mu_max_absdiff(const uint8_t *a, const uint8_t *b, size_t n) {
+    int m = 0;
+    for (size_t i = 0; i < n; i++) { int d = abs((int)a[i] - (int)b[i]); if (d > m) m = d; }
+    return m;
+}
+
+#endif
