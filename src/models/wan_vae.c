@@ -1,0 +1,1235 @@
+/* Wan 2.1 / 2.2 video VAE: weights, config, and the chunked causal forward passes (see wan_vae.h). */
+#include "models/wan_vae.h"
+#include "ops/ops.h"
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAXRES 8
+#define NAMELEN 256
+
+/* ------------------------------------------------------------------------------------------------------
+ * Official latent constants (Wan2_1_VAE / Wan2_2_VAE wrappers). */
+static const float k_mean21[16] = {-0.7571f, -0.7089f, -0.9113f, 0.1075f,  -0.1745f, 0.9653f, -0.1517f, 1.5508f,
+                                   0.4134f,  -0.0715f, 0.5517f,  -0.3632f, -0.1922f, -0.9497f, 0.2503f, -0.2921f};
+static const float k_std21[16] = {2.8184f, 1.4541f, 2.3275f, 2.6558f, 1.2196f, 1.7708f, 2.6052f, 2.0743f,
+                                  3.2687f, 2.1526f, 2.8652f, 1.5579f, 1.6382f, 1.1253f, 2.8251f, 1.9160f};
+static const float k_mean22[48] = {
+    -0.2289f, -0.0052f, -0.1323f, -0.2339f, -0.2799f, 0.0174f,  0.1838f,  0.1557f,  -0.1382f, 0.0542f,
+    0.2813f,  0.0891f,  0.1570f,  -0.0098f, 0.0375f,  -0.1825f, -0.2246f, -0.1207f, -0.0698f, 0.5109f,
+    0.2665f,  -0.2108f, -0.2158f, 0.2502f,  -0.2055f, -0.0322f, 0.1109f,  0.1567f,  -0.0729f, 0.0899f,
+    -0.2799f, -0.1230f, -0.0313f, -0.1649f, 0.0117f,  0.0723f,  -0.2839f, -0.2083f, -0.0520f, 0.3748f,
+    0.0152f,  0.1957f,  0.1433f,  -0.2944f, 0.3573f,  -0.0548f, -0.1681f, -0.0667f};
+static const float k_std22[48] = {
+    0.4765f, 1.0364f, 0.4514f, 1.1677f, 0.5313f, 0.4990f, 0.4818f, 0.5013f, 0.8158f, 1.0344f, 0.5894f, 1.0901f,
+    0.6885f, 0.6165f, 0.8454f, 0.4978f, 0.5759f, 0.3523f, 0.7135f, 0.6804f, 0.5833f, 1.4146f, 0.8986f, 0.5659f,
+    0.7069f, 0.5338f, 0.4889f, 0.4917f, 0.4069f, 0.4999f, 0.6866f, 0.4093f, 0.5709f, 0.6065f, 0.6415f, 0.4944f,
+    0.5726f, 1.2042f, 0.5458f, 1.6887f, 0.3971f, 1.0600f, 0.3943f, 0.5537f, 0.5444f, 0.4089f, 0.7468f, 0.7744f};
+
+const float *hb_wan_vae_official_mean(hb_wan_vae_variant v, int *z) {
+    if (z) *z = v == HB_WAN_VAE_22 ? 48 : 16;
+    return v == HB_WAN_VAE_22 ? k_mean22 : k_mean21;
+}
+const float *hb_wan_vae_official_std(hb_wan_vae_variant v, int *z) {
+    if (z) *z = v == HB_WAN_VAE_22 ? 48 : 16;
+    return v == HB_WAN_VAE_22 ? k_std22 : k_std21;
+}
+
+/* ------------------------------------------------------------------------------------------------------
+ * Model structure. Every conv weight is kept as a 5-D view [Cout, Cin, kt, kh, kw] of the checkpoint data. */
+typedef struct {
+    hb_tensor w, b;
+    int kt, kh, kw;
+    int64_t cin, cout;
+    int slot; /* feature-cache slot, -1 = none */
+} vconv;
+typedef struct { hb_tensor g; } vnorm; /* gamma as a 1-D view [C] */
+typedef struct {
+    int64_t cin, cout;
+    vnorm n1, n2;
+    vconv c1, c2;
+    bool has_sc;
+    vconv sc;
+} vres;
+enum { RS_UP2D = 1, RS_UP3D, RS_DOWN2D, RS_DOWN3D };
+typedef struct {
+    int mode;
+    int64_t dim, cout;
+    vconv conv;  /* the 3x3 spatial conv (as [Cout, Cin, 1, 3, 3]) */
+    vconv tconv; /* the temporal conv of the 3-D modes (slot = its cache) */
+} vresample;
+typedef struct {
+    int64_t c;
+    vnorm norm;
+    hb_tensor qkv_w, qkv_b, proj_w, proj_b; /* 2-D views [3C, C], [C, C] */
+} vattn;
+enum { SC_NONE = 0, SC_AVGDOWN, SC_DUPUP, SC_IDENTITY };
+typedef struct {
+    int nres;
+    vres res[MAXRES];
+    bool has_rs;
+    vresample rs;
+    int sc_kind; /* 2.2 stage shortcut */
+    int64_t sc_in, sc_out;
+    int sc_ft, sc_fs;
+} vstage;
+typedef struct {
+    vconv conv1;
+    int nst;
+    vstage st[HB_WAN_VAE_MAX_LEVELS];
+    vres mid0, mid2;
+    vattn attn;
+    vnorm head_norm;
+    vconv head;
+    int nslots;
+    int64_t in_ch, out_ch;
+} vcoder;
+
+struct hb_wan_vae {
+    hb_wan_vae_config cfg;
+    vcoder enc, dec;
+    vconv conv1, conv2;
+    float *mean, *std;
+    int sf, tf;
+    const hb_checkpoint *ck;
+};
+
+/* ------------------------------------------------------------------------------------------------------
+ * Config. */
+void hb_wan_vae_config_default(hb_wan_vae_config *c, hb_wan_vae_variant v) {
+    memset(c, 0, sizeof *c);
+    c->variant = v;
+    c->dim = v == HB_WAN_VAE_22 ? 160 : 96;
+    c->dec_dim = v == HB_WAN_VAE_22 ? 256 : 96;
+    c->z_dim = v == HB_WAN_VAE_22 ? 48 : 16;
+    c->n_levels = 4;
+    c->dim_mult[0] = 1, c->dim_mult[1] = 2, c->dim_mult[2] = 4, c->dim_mult[3] = 4;
+    c->num_res_blocks = 2;
+    c->n_tdown = 3;
+    c->temporal_down[0] = false, c->temporal_down[1] = true, c->temporal_down[2] = true;
+}
+
+static int check_config(const hb_wan_vae_config *c) {
+    if (c->dim < 1 || c->dec_dim < 1 || c->z_dim < 1) return hb_error("wan_vae config: dim/dec_dim/z_dim must be positive");
+    if (c->n_levels < 1 || c->n_levels > HB_WAN_VAE_MAX_LEVELS)
+        return hb_error("wan_vae config: dim_mult needs 1..%d entries", HB_WAN_VAE_MAX_LEVELS);
+    for (int i = 0; i < c->n_levels; i++)
+        if (c->dim_mult[i] < 1) return hb_error("wan_vae config: dim_mult entries must be positive");
+    if (c->num_res_blocks < 1 || c->num_res_blocks + 1 > MAXRES)
+        return hb_error("wan_vae config: num_res_blocks must be 1..%d", MAXRES - 1);
+    if (c->variant == HB_WAN_VAE_21 && c->n_tdown < c->n_levels - 1)
+        return hb_error("wan_vae config: temperal_downsample needs %d entries", c->n_levels - 1);
+    return 0;
+}
+
+int hb_wan_vae_config_from_json(hb_wan_vae_config *c, const char *variant, const char *json) {
+    hb_wan_vae_variant v;
+    if (!variant || !strcmp(variant, "wan2.1")) v = HB_WAN_VAE_21;
+    else if (!strcmp(variant, "wan2.2")) v = HB_WAN_VAE_22;
+    else return hb_error("wan_vae: unknown variant '%s' (expected wan2.1 or wan2.2)", variant);
+    hb_wan_vae_config_default(c, v);
+    if (!json) return 0;
+    json_error_t jerr;
+    json_t *o = json_loads(json, 0, &jerr);
+    if (!json_is_object(o)) { json_decref(o); return hb_error("wan_vae: config is not a JSON object: %s", jerr.text); }
+    int rc = 0;
+    json_t *x;
+    if ((x = json_object_get(o, "dim")) && json_is_integer(x)) c->dim = (int)json_integer_value(x);
+    if ((x = json_object_get(o, "z_dim")) && json_is_integer(x)) c->z_dim = (int)json_integer_value(x);
+    c->dec_dim = v == HB_WAN_VAE_22 ? c->dec_dim : c->dim;
+    if ((x = json_object_get(o, "dec_dim")) && json_is_integer(x)) c->dec_dim = (int)json_integer_value(x);
+    if (v == HB_WAN_VAE_21) c->dec_dim = c->dim;
+    if ((x = json_object_get(o, "num_res_blocks")) && json_is_integer(x)) c->num_res_blocks = (int)json_integer_value(x);
+    if ((x = json_object_get(o, "dim_mult")) && json_is_array(x)) {
+        size_t n = json_array_size(x);
+        if (n < 1 || n > HB_WAN_VAE_MAX_LEVELS) rc = hb_error("wan_vae config: dim_mult has %zu entries", n);
+        c->n_levels = (int)n;
+        for (size_t i = 0; i < n && !rc; i++) c->dim_mult[i] = (int)json_integer_value(json_array_get(x, i));
+    }
+    if (!rc && (x = json_object_get(o, "temperal_downsample")) && json_is_array(x)) {
+        size_t n = json_array_size(x);
+        if (n > HB_WAN_VAE_MAX_LEVELS) rc = hb_error("wan_vae config: temperal_downsample has %zu entries", n);
+        c->n_tdown = (int)n;
+        for (size_t i = 0; i < n && !rc; i++) c->temporal_down[i] = json_is_true(json_array_get(x, i));
+    }
+    if (!rc && (x = json_object_get(o, "attn_scales")) && json_is_array(x) && json_array_size(x) > 0)
+        rc = hb_error("wan_vae config: attn_scales other than [] are not supported (the Wan VAEs use [])");
+    json_decref(o);
+    return rc ? rc : check_config(c);
+}
+
+/* ------------------------------------------------------------------------------------------------------
+ * Loading. Each weight is looked up by its official name, then by the diffusers (AutoencoderKLWan) name. */
+typedef struct {
+    const hb_checkpoint *ck;
+    const char *file;
+} loader;
+
+static int ld_get(loader *L, hb_tensor *out, int ndim, const int64_t *shape, const char *off, const char *dif) {
+    const char *name = off;
+    if (!hb_checkpoint_has(L->ck, off) && dif && hb_checkpoint_has(L->ck, dif)) name = dif;
+    if (hb_checkpoint_get_shaped(L->ck, name, ndim, shape, out) != 0) return -1;
+    if (!hb_tensor_is_contiguous(out)) return hb_error("%s: tensor %s is not contiguous", L->file, name);
+    if (out->dtype != HB_F32 && out->dtype != HB_BF16 && out->dtype != HB_F16)
+        return hb_error("%s: tensor %s has dtype %s (expected F32, BF16 or F16)", L->file, name, hb_dtype_name(out->dtype));
+    return 0;
+}
+
+/* Official and diffusers prefixes of one module. */
+typedef struct { char off[NAMELEN], dif[NAMELEN]; } vname;
+static vname vn(const char *off, const char *dif) {
+    vname n;
+    snprintf(n.off, sizeof n.off, "%s", off);
+    snprintf(n.dif, sizeof n.dif, "%s", dif);
+    return n;
+}
+static void sub(char *dst, const char *prefix, const char *suffix) {
+    if (snprintf(dst, NAMELEN, "%s.%s", prefix, suffix) >= NAMELEN) dst[NAMELEN - 1] = 0;
+}
+
+/* conv: `is2d` for nn.Conv2d weights [Cout, Cin, kh, kw]. */
+static int load_conv(loader *L, vconv *c, vname n, int64_t cout, int64_t cin, int kt, int kh, int kw, bool is2d) {
+    char o[NAMELEN], d[NAMELEN];
+    int64_t s5[5] = {cout, cin, kt, kh, kw}, s4[4] = {cout, cin, kh, kw}, sb[1] = {cout};
+    sub(o, n.off, "weight"), sub(d, n.dif, "weight");
+    if (ld_get(L, &c->w, is2d ? 4 : 5, is2d ? s4 : s5, o, d)) return -1;
+    c->w = hb_tensor_make(c->w.dtype, 5, s5, c->w.data);
+    sub(o, n.off, "bias"), sub(d, n.dif, "bias");
+    if (ld_get(L, &c->b, 1, sb, o, d)) return -1;
+    c->kt = kt, c->kh = kh, c->kw = kw, c->cin = cin, c->cout = cout, c->slot = -1;
+    return 0;
+}
+
+static int load_norm(loader *L, vnorm *nm, vname n, const char *off_sfx, const char *dif_sfx, int64_t C, bool images) {
+    char o[NAMELEN], d[NAMELEN];
+    int64_t s[4] = {C, 1, 1, 1};
+    sub(o, n.off, off_sfx), sub(d, n.dif, dif_sfx);
+    if (ld_get(L, &nm->g, images ? 3 : 4, s, o, d)) return -1;
+    nm->g = hb_tensor_1d(nm->g.dtype, C, nm->g.data);
+    return 0;
+}
+
+static int load_res(loader *L, vres *r, vname n, int64_t cin, int64_t cout, int *slots) {
+    char o[NAMELEN], d[NAMELEN];
+    r->cin = cin, r->cout = cout;
+    if (load_norm(L, &r->n1, n, "residual.0.gamma", "norm1.gamma", cin, false)) return -1;
+    sub(o, n.off, "residual.2"), sub(d, n.dif, "conv1");
+    if (load_conv(L, &r->c1, vn(o, d), cout, cin, 3, 3, 3, false)) return -1;
+    if (load_norm(L, &r->n2, n, "residual.3.gamma", "norm2.gamma", cout, false)) return -1;
+    sub(o, n.off, "residual.6"), sub(d, n.dif, "conv2");
+    if (load_conv(L, &r->c2, vn(o, d), cout, cout, 3, 3, 3, false)) return -1;
+    r->c1.slot = (*slots)++;
+    r->c2.slot = (*slots)++;
+    r->has_sc = cin != cout;
+    if (r->has_sc) {
+        sub(o, n.off, "shortcut"), sub(d, n.dif, "conv_shortcut");
+        if (load_conv(L, &r->sc, vn(o, d), cout, cin, 1, 1, 1, false)) return -1;
+    }
+    return 0;
+}
+
+static int load_resample(loader *L, vresample *rs, vname n, int mode, int64_t dim, int64_t cout, int *slots) {
+    char o[NAMELEN], d[NAMELEN];
+    rs->mode = mode, rs->dim = dim, rs->cout = cout;
+    sub(o, n.off, "resample.1"), sub(d, n.dif, "resample.1");
+    if (load_conv(L, &rs->conv, vn(o, d), cout, dim, 1, 3, 3, true)) return -1;
+    rs->tconv.slot = -1;
+    if (mode == RS_UP3D || mode == RS_DOWN3D) {
+        sub(o, n.off, "time_conv"), sub(d, n.dif, "time_conv");
+        if (load_conv(L, &rs->tconv, vn(o, d), mode == RS_UP3D ? 2 * dim : dim, dim, 3, 1, 1, false)) return -1;
+        rs->tconv.slot = (*slots)++;
+    }
+    return 0;
+}
+
+static int load_attn(loader *L, vattn *a, vname n, int64_t C) {
+    char o[NAMELEN], d[NAMELEN];
+    int64_t sq[4] = {3 * C, C, 1, 1}, sp[4] = {C, C, 1, 1}, b3[1] = {3 * C}, b1[1] = {C};
+    a->c = C;
+    if (load_norm(L, &a->norm, n, "norm.gamma", "norm.gamma", C, true)) return -1;
+    sub(o, n.off, "to_qkv.weight"), sub(d, n.dif, "to_qkv.weight");
+    if (ld_get(L, &a->qkv_w, 4, sq, o, d)) return -1;
+    sub(o, n.off, "to_qkv.bias"), sub(d, n.dif, "to_qkv.bias");
+    if (ld_get(L, &a->qkv_b, 1, b3, o, d)) return -1;
+    sub(o, n.off, "proj.weight"), sub(d, n.dif, "proj.weight");
+    if (ld_get(L, &a->proj_w, 4, sp, o, d)) return -1;
+    sub(o, n.off, "proj.bias"), sub(d, n.dif, "proj.bias");
+    if (ld_get(L, &a->proj_b, 1, b1, o, d)) return -1;
+    a->qkv_w = hb_tensor_2d(a->qkv_w.dtype, 3 * C, C, a->qkv_w.data);
+    a->proj_w = hb_tensor_2d(a->proj_w.dtype, C, C, a->proj_w.data);
+    return 0;
+}
+
+/* middle (res, attn, res) and head (norm, conv) of either coder. */
+static int load_mid_head(loader *L, vcoder *cd, const char *p, int64_t C, int64_t Ch, int64_t head_out, int *slots) {
+    char o[NAMELEN], d[NAMELEN];
+    snprintf(o, NAMELEN, "%s.middle.0", p), snprintf(d, NAMELEN, "%s.mid_block.resnets.0", p);
+    if (load_res(L, &cd->mid0, vn(o, d), C, C, slots)) return -1;
+    snprintf(o, NAMELEN, "%s.middle.1", p), snprintf(d, NAMELEN, "%s.mid_block.attentions.0", p);
+    if (load_attn(L, &cd->attn, vn(o, d), C)) return -1;
+    snprintf(o, NAMELEN, "%s.middle.2", p), snprintf(d, NAMELEN, "%s.mid_block.resnets.1", p);
+    if (load_res(L, &cd->mid2, vn(o, d), C, C, slots)) return -1;
+    snprintf(o, NAMELEN, "%s.head.0.gamma", p), snprintf(d, NAMELEN, "%s.norm_out.gamma", p);
+    int64_t s[4] = {Ch, 1, 1, 1};
+    if (ld_get(L, &cd->head_norm.g, 4, s, o, d)) return -1;
+    cd->head_norm.g = hb_tensor_1d(cd->head_norm.g.dtype, Ch, cd->head_norm.g.data);
+    snprintf(o, NAMELEN, "%s.head.2", p), snprintf(d, NAMELEN, "%s.conv_out", p);
+    if (load_conv(L, &cd->head, vn(o, d), head_out, Ch, 3, 3, 3, false)) return -1;
+    cd->head.slot = (*slots)++;
+    return 0;
+}
+
+static int load_encoder(loader *L, hb_wan_vae *m) {
+    const hb_wan_vae_config *c = &m->cfg;
+    vcoder *e = &m->enc;
+    bool v22 = c->variant == HB_WAN_VAE_22;
+    int slots = 0, flat = 0;
+    int64_t dims[HB_WAN_VAE_MAX_LEVELS + 1];
+    dims[0] = c->dim;
+    for (int i = 0; i < c->n_levels; i++) dims[i + 1] = (int64_t)c->dim * c->dim_mult[i];
+    e->in_ch = v22 ? 12 : 3, e->out_ch = 2 * (int64_t)c->z_dim;
+    if (load_conv(L, &e->conv1, vn("encoder.conv1", "encoder.conv_in"), dims[0], e->in_ch, 3, 3, 3, false)) return -1;
+    e->conv1.slot = slots++;
+    e->nst = c->n_levels;
+    char o[NAMELEN], d[NAMELEN];
+    for (int i = 0; i < c->n_levels; i++) {
+        vstage *s = &e->st[i];
+        int64_t in = dims[i], out = dims[i + 1];
+        bool tdown = i < c->n_tdown ? c->temporal_down[i] : false;
+        bool down = i != c->n_levels - 1;
+        s->nres = c->num_res_blocks;
+        for (int j = 0; j < s->nres; j++) {
+            if (v22) snprintf(o, NAMELEN, "encoder.downsamples.%d.downsamples.%d", i, j),
+                     snprintf(d, NAMELEN, "encoder.down_blocks.%d.resnets.%d", i, j);
+            else snprintf(o, NAMELEN, "encoder.downsamples.%d", flat), snprintf(d, NAMELEN, "encoder.down_blocks.%d", flat);
+            flat++;
+            if (load_res(L, &s->res[j], vn(o, d), j == 0 ? in : out, out, &slots)) return -1;
+        }
+        s->has_rs = down;
+        if (down) {
+            if (v22) snprintf(o, NAMELEN, "encoder.downsamples.%d.downsamples.%d", i, s->nres),
+                     snprintf(d, NAMELEN, "encoder.down_blocks.%d.downsampler", i);
+            else snprintf(o, NAMELEN, "encoder.downsamples.%d", flat), snprintf(d, NAMELEN, "encoder.down_blocks.%d", flat);
+            flat++;
+            if (load_resample(L, &s->rs, vn(o, d), tdown ? RS_DOWN3D : RS_DOWN2D, out, out, &slots)) return -1;
+        }
+        s->sc_kind = SC_NONE;
+        if (v22) {
+            s->sc_ft = tdown ? 2 : 1, s->sc_fs = down ? 2 : 1;
+            s->sc_in = in, s->sc_out = out;
+            int64_t f = (int64_t)s->sc_ft * s->sc_fs * s->sc_fs;
+            if ((in * f) % out) return hb_error("%s: wan2.2 encoder stage %d: AvgDown3D %lld -> %lld channels is not integral",
+                                                L->file, i, (long long)in, (long long)out);
+            s->sc_kind = (f == 1 && in == out) ? SC_IDENTITY : SC_AVGDOWN;
+        }
+    }
+    if (load_mid_head(L, e, "encoder", dims[c->n_levels], dims[c->n_levels], e->out_ch, &slots)) return -1;
+    e->nslots = slots;
+    return 0;
+}
+
+static int load_decoder(loader *L, hb_wan_vae *m) {
+    const hb_wan_vae_config *c = &m->cfg;
+    vcoder *dc = &m->dec;
+    bool v22 = c->variant == HB_WAN_VAE_22;
+    int slots = 0, flat = 0, nl = c->n_levels;
+    int64_t base = v22 ? c->dec_dim : c->dim;
+    int64_t dims[HB_WAN_VAE_MAX_LEVELS + 1];
+    dims[0] = base * c->dim_mult[nl - 1];
+    for (int i = 0; i < nl; i++) dims[i + 1] = base * c->dim_mult[nl - 1 - i];
+    dc->in_ch = c->z_dim, dc->out_ch = v22 ? 12 : 3;
+    if (load_conv(L, &dc->conv1, vn("decoder.conv1", "decoder.conv_in"), dims[0], c->z_dim, 3, 3, 3, false)) return -1;
+    dc->conv1.slot = slots++;
+    if (load_mid_head(L, dc, "decoder", dims[0], dims[nl], dc->out_ch, &slots)) return -1;
+    /* the head's slot must come after the stages' in no particular order: slots are just unique ids */
+    dc->nst = nl;
+    char o[NAMELEN], d[NAMELEN];
+    for (int i = 0; i < nl; i++) {
+        vstage *s = &dc->st[i];
+        int64_t in = dims[i], out = dims[i + 1];
+        /* temperal_upsample = temperal_downsample reversed */
+        bool tup = false;
+        if (i < c->n_tdown) tup = c->temporal_down[c->n_tdown - 1 - i];
+        bool up = i != nl - 1;
+        if (!v22 && i >= 1 && i <= 3) in /= 2; /* 2.1: the previous upsampler halved the channels */
+        s->nres = c->num_res_blocks + 1;
+        for (int j = 0; j < s->nres; j++) {
+            if (v22) snprintf(o, NAMELEN, "decoder.upsamples.%d.upsamples.%d", i, j),
+                     snprintf(d, NAMELEN, "decoder.up_blocks.%d.resnets.%d", i, j);
+            else snprintf(o, NAMELEN, "decoder.upsamples.%d", flat),
+                 snprintf(d, NAMELEN, "decoder.up_blocks.%d.resnets.%d", i, j);
+            flat++;
+            if (load_res(L, &s->res[j], vn(o, d), j == 0 ? in : out, out, &slots)) return -1;
+        }
+        s->has_rs = up;
+        if (up) {
+            if (v22) snprintf(o, NAMELEN, "decoder.upsamples.%d.upsamples.%d", i, s->nres),
+                     snprintf(d, NAMELEN, "decoder.up_blocks.%d.upsampler", i);
+            else snprintf(o, NAMELEN, "decoder.upsamples.%d", flat), snprintf(d, NAMELEN, "decoder.up_blocks.%d.upsamplers.0", i);
+            flat++;
+            if (load_resample(L, &s->rs, vn(o, d), tup ? RS_UP3D : RS_UP2D, out, v22 ? out : out / 2, &slots)) return -1;
+        }
+        s->sc_kind = SC_NONE;
+        if (v22 && up) {
+            s->sc_ft = tup ? 2 : 1, s->sc_fs = 2;
+            s->sc_in = in, s->sc_out = out;
+            int64_t f = (int64_t)s->sc_ft * s->sc_fs * s->sc_fs;
+            if ((out * f) % in) return hb_error("%s: wan2.2 decoder stage %d: DupUp3D %lld -> %lld channels is not integral",
+                                                L->file, i, (long long)in, (long long)out);
+            s->sc_kind = SC_DUPUP;
+        }
+    }
+    dc->nslots = slots;
+    return 0;
+}
+
+int hb_wan_vae_config_infer(hb_wan_vae_config *c, const hb_checkpoint *ck) {
+    hb_tensor t;
+    const char *nm = hb_checkpoint_has(ck, "encoder.conv1.weight") ? "encoder.conv1.weight" : "encoder.conv_in.weight";
+    if (hb_checkpoint_get(ck, nm, &t) != 0 || t.ndim != 5)
+        return hb_error("%s: not a Wan VAE checkpoint (no 5-D encoder.conv1.weight)", hb_checkpoint_path(ck));
+    hb_wan_vae_variant v = t.shape[1] == 12 ? HB_WAN_VAE_22 : HB_WAN_VAE_21;
+    hb_wan_vae_config_default(c, v);
+    c->dim = (int)t.shape[0];
+    nm = hb_checkpoint_has(ck, "conv2.weight") ? "conv2.weight" : "post_quant_conv.weight";
+    if (hb_checkpoint_get(ck, nm, &t) != 0) return hb_error("%s: not a Wan VAE checkpoint (no conv2.weight)", hb_checkpoint_path(ck));
+    c->z_dim = (int)t.shape[0];
+    nm = hb_checkpoint_has(ck, "decoder.conv1.weight") ? "decoder.conv1.weight" : "decoder.conv_in.weight";
+    if (hb_checkpoint_get(ck, nm, &t) != 0) return hb_error("%s: not a Wan VAE checkpoint (no decoder.conv1.weight)", hb_checkpoint_path(ck));
+    c->dec_dim = v == HB_WAN_VAE_22 ? (int)(t.shape[0] / c->dim_mult[c->n_levels - 1]) : c->dim;
+    return check_config(c);
+}
+
+hb_wan_vae *hb_wan_vae_load(const hb_checkpoint *ck, const hb_wan_vae_config *cfg) {
+    hb_wan_vae *m = hb_calloc(sizeof *m, "wan_vae");
+    if (!m) return NULL;
+    if (cfg) m->cfg = *cfg;
+    else if (hb_wan_vae_config_infer(&m->cfg, ck)) goto fail;
+    if (check_config(&m->cfg)) goto fail;
+    if (m->cfg.variant == HB_WAN_VAE_21) m->cfg.dec_dim = m->cfg.dim;
+    m->ck = ck;
+    loader L = {ck, hb_checkpoint_path(ck)};
+    if (load_encoder(&L, m) || load_decoder(&L, m)) goto fail;
+    int64_t z = m->cfg.z_dim;
+    if (load_conv(&L, &m->conv1, vn("conv1", "quant_conv"), 2 * z, 2 * z, 1, 1, 1, false)) goto fail;
+    if (load_conv(&L, &m->conv2, vn("conv2", "post_quant_conv"), z, z, 1, 1, 1, false)) goto fail;
+    m->sf = 1;
+    for (int i = 0; i < m->cfg.n_levels - 1; i++) m->sf *= 2;
+    if (m->cfg.variant == HB_WAN_VAE_22) m->sf *= 2;
+    m->tf = 1;
+    for (int i = 0; i < m->cfg.n_levels - 1; i++)
+        if (i < m->cfg.n_tdown && m->cfg.temporal_down[i]) m->tf *= 2;
+    m->mean = hb_malloc((size_t)z * sizeof(float), "wan_vae mean");
+    m->std = hb_malloc((size_t)z * sizeof(float), "wan_vae std");
+    if (!m->mean || !m->std) goto fail;
+    int zo;
+    const float *mu = hb_wan_vae_official_mean(m->cfg.variant, &zo), *sd = hb_wan_vae_official_std(m->cfg.variant, NULL);
+    for (int64_t i = 0; i < z; i++) m->mean[i] = zo == z ? mu[i] : 0.0f, m->std[i] = zo == z ? sd[i] : 1.0f;
+    return m;
+fail:
+    hb_wan_vae_free(m);
+    return NULL;
+}
+
+void hb_wan_vae_free(hb_wan_vae *m) {
+    if (!m) return;
+    hb_free(m->mean);
+    hb_free(m->std);
+    hb_free(m);
+}
+
+const hb_wan_vae_config *hb_wan_vae_get_config(const hb_wan_vae *m) { return &m->cfg; }
+int hb_wan_vae_spatial_factor(const hb_wan_vae *m) { return m->sf; }
+int hb_wan_vae_temporal_factor(const hb_wan_vae *m) { return m->tf; }
+const float *hb_wan_vae_latent_mean(const hb_wan_vae *m) { return m->mean; }
+const float *hb_wan_vae_latent_std(const hb_wan_vae *m) { return m->std; }
+
+int hb_wan_vae_set_latent_stats(hb_wan_vae *m, const float *mean, const float *std) {
+    for (int i = 0; i < m->cfg.z_dim; i++)
+        if (!(std[i] != 0.0f) || !isfinite(std[i]) || !isfinite(mean[i]))
+            return hb_error("wan_vae: latent std[%d] = %g / mean %g is not usable", i, (double)std[i], (double)mean[i]);
+    memcpy(m->mean, mean, (size_t)m->cfg.z_dim * sizeof(float));
+    memcpy(m->std, std, (size_t)m->cfg.z_dim * sizeof(float));
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------------
+ * Running: per-chunk activations in two ping-pong buffers (one live activation at a time) plus a scratch
+ * stack (temporaries, block-level shortcuts), feature caches in their own arena (per tile). A dry run with
+ * measuring arenas sizes all three and counts FLOPs. */
+enum { ST_NONE = 0, ST_REP, ST_TENSOR };
+typedef struct {
+    float *buf; /* [C, 2, H, W] */
+    int n, state;
+    int64_t C, H, W;
+} vslot;
+
+typedef struct {
+    float *d;
+    int64_t C, T, H, W;
+} vact;
+
+typedef struct {
+    const hb_wan_vae *m;
+    bool dry;
+    hb_arena scr, cache;
+    float *pp[2];
+    int64_t pp_cap, pp_need;
+    vslot *slots;
+    int nslots;
+    bool first_chunk;
+    double flops;
+} vrun;
+
+static int64_t vnumel(const vact *a) { return a->C * a->T * a->H * a->W; }
+
+static float *scr_alloc(vrun *r, int64_t n) { return hb_arena_alloc(&r->scr, (size_t)n * sizeof(float)); }
+
+/* The ping-pong buffer that does not hold x. */
+static float *pp_other(vrun *r, const float *x, int64_t n) {
+    if (n > r->pp_need) r->pp_need = n;
+    if (!r->dry && n > r->pp_cap) {
+        hb_error("wan_vae: activation of %lld values exceeds the planned %lld", (long long)n, (long long)r->pp_cap);
+        return NULL;
+    }
+    return x == r->pp[0] ? r->pp[1] : r->pp[0];
+}
+
+static void copy_frames(float *dst, int64_t dst_t, int64_t dst_t0, const float *src, int64_t src_t, int64_t src_t0,
+                        int64_t nt, int64_t C, int64_t HW) {
+    for (int64_t c = 0; c < C; c++)
+        memcpy(dst + (c * dst_t + dst_t0) * HW, src + (c * src_t + src_t0) * HW, (size_t)(nt * HW) * sizeof(float));
+}
+
+static int conv_run(vrun *r, float *y, const float *x, const vconv *c, int64_t T, int64_t H, int64_t W,
+                    const hb_conv3d_params *p) {
+    int64_t To, Ho, Wo;
+    hb_conv3d_out_size(T, H, W, &c->w, p, &To, &Ho, &Wo);
+    r->flops += 2.0 * (double)c->cout * (double)c->cin * c->kt * c->kh * c->kw * (double)(To * Ho * Wo);
+    if (r->dry) return 0;
+    return hb_conv3d(y, x, c->cin, T, H, W, &c->w, &c->b, p);
+}
+
+static vslot *slot_get(vrun *r, int idx, int64_t C, int64_t H, int64_t W) {
+    vslot *s = &r->slots[idx];
+    if (!s->buf) {
+        s->buf = hb_arena_alloc(&r->cache, (size_t)(C * 2 * H * W) * sizeof(float));
+        if (!s->buf) return NULL;
+        s->C = C, s->H = H, s->W = W;
+    } else if (s->C != C || s->H != H || s->W != W) {
+        hb_error("wan_vae: feature cache %d shape changed between chunks", idx);
+        return NULL;
+    }
+    return s;
+}
+
+/* The cache update of the reference: keep the last 2 input frames; a 1-frame chunk keeps the previous cache's
+ * last frame in front of it (or zeros when the state is 'Rep'), or just itself when there was no cache. */
+static void cache_push(vrun *r, vslot *s, const vact *x) {
+    int64_t HW = x->H * x->W, C = x->C;
+    if (x->T >= 2) {
+        if (!r->dry) copy_frames(s->buf, 2, 0, x->d, x->T, x->T - 2, 2, C, HW);
+        s->n = 2;
+    } else if (s->state == ST_REP) {
+        if (!r->dry)
+            for (int64_t c = 0; c < C; c++) {
+                memset(s->buf + c * 2 * HW, 0, (size_t)HW * sizeof(float));
+                memcpy(s->buf + (c * 2 + 1) * HW, x->d + c * x->T * HW, (size_t)HW * sizeof(float));
+            }
+        s->n = 2;
+    } else if (s->state == ST_TENSOR && s->n > 0) {
+        if (!r->dry) {
+            if (s->n == 2) copy_frames(s->buf, 2, 0, s->buf, 2, 1, 1, C, HW);
+            copy_frames(s->buf, 2, 1, x->d, x->T, x->T - 1, 1, C, HW);
+        }
+        s->n = 2;
+    } else {
+        if (!r->dry) copy_frames(s->buf, 2, 0, x->d, x->T, x->T - 1, 1, C, HW);
+        s->n = 1;
+    }
+    s->state = ST_TENSOR;
+}
+
+/* Causal conv with the feature cache: y = conv(cat(cache, x)) with the remaining causal padding in zeros,
+ * then the cache takes x's last frames. y: [Cout, T', H', W']. */
+static int cached_conv(vrun *r, const vconv *c, const vact *x, float *y, vact *yo) {
+    int ph = c->kh / 2, pw = c->kw / 2, pt = 2 * (c->kt / 2);
+    vslot *s = slot_get(r, c->slot, x->C, x->H, x->W);
+    if (!s) return -1;
+    int n = s->state == ST_TENSOR ? s->n : 0;
+    int64_t HW = x->H * x->W;
+    size_t mk = hb_arena_mark(&r->scr);
+    const float *in = x->d;
+    if (n > 0) {
+        float *cat = scr_alloc(r, x->C * (n + x->T) * HW);
+        if (!cat) return -1;
+        if (!r->dry) {
+            copy_frames(cat, n + x->T, 0, s->buf, 2, 0, n, x->C, HW);
+            copy_frames(cat, n + x->T, n, x->d, x->T, 0, x->T, x->C, HW);
+        }
+        in = cat;
+    }
+    hb_conv3d_params p = {.stride = {1, 1, 1}, .pad_t = {pt - n > 0 ? pt - n : 0, 0}, .pad_h = {ph, ph},
+                          .pad_w = {pw, pw}, .groups = 1};
+    int64_t To, Ho, Wo;
+    hb_conv3d_out_size(n + x->T, x->H, x->W, &c->w, &p, &To, &Ho, &Wo);
+    if (conv_run(r, y, in, c, n + x->T, x->H, x->W, &p)) return -1;
+    cache_push(r, s, x);
+    hb_arena_reset(&r->scr, mk);
+    *yo = (vact){y, c->cout, To, Ho, Wo};
+    return 0;
+}
+
+/* pointwise (1x1x1) conv, no cache */
+static int conv1x1(vrun *r, const vconv *c, const vact *x, float *y, vact *yo) {
+    hb_conv3d_params p = {.stride = {1, 1, 1}, .groups = 1};
+    if (conv_run(r, y, x->d, c, x->T, x->H, x->W, &p)) return -1;
+    *yo = (vact){y, c->cout, x->T, x->H, x->W};
+    return 0;
+}
+
+static void norm_silu(vrun *r, const vnorm *nm, const vact *x, float *y) {
+    if (r->dry) return;
+    int64_t S = x->T * x->H * x->W;
+    hb_channel_rmsnorm(y, x->d, x->C, S, &nm->g, NULL);
+    hb_silu(y, y, x->C * S);
+}
+
+static int res_block(vrun *r, const vres *b, vact *x) {
+    size_t mk = hb_arena_mark(&r->scr);
+    int64_t S = x->T * x->H * x->W;
+    const float *h = x->d;
+    if (b->has_sc) {
+        float *hs = scr_alloc(r, b->cout * S);
+        vact tmp;
+        if (!hs || conv1x1(r, &b->sc, x, hs, &tmp)) return -1;
+        h = hs;
+    }
+    float *t1 = scr_alloc(r, b->cin * S);
+    float *t2 = scr_alloc(r, b->cout * S);
+    if (!t1 || !t2) return -1;
+    norm_silu(r, &b->n1, x, t1);
+    vact a1 = {t1, b->cin, x->T, x->H, x->W}, a2;
+    if (cached_conv(r, &b->c1, &a1, t2, &a2)) return -1;
+    float *t3 = b->cin >= b->cout ? t1 : scr_alloc(r, b->cout * S);
+    if (!t3) return -1;
+    norm_silu(r, &b->n2, &a2, t3);
+    vact a3 = {t3, b->cout, x->T, x->H, x->W}, y;
+    float *yd = pp_other(r, x->d, b->cout * S);
+    if (!yd || cached_conv(r, &b->c2, &a3, yd, &y)) return -1;
+    if (!r->dry) hb_add(y.d, y.d, h, b->cout * S);
+    hb_arena_reset(&r->scr, mk);
+    *x = y;
+    return 0;
+}
+
+static int attn_block(vrun *r, const vattn *a, vact *x) {
+    size_t mk = hb_arena_mark(&r->scr);
+    int64_t C = a->c, L = x->H * x->W, T = x->T;
+    float *xn = scr_alloc(r, C * T * L), *tok = scr_alloc(r, L * C), *qkv = scr_alloc(r, L * 3 * C);
+    float *o = scr_alloc(r, L * C), *p = scr_alloc(r, L * C);
+    float *y = pp_other(r, x->d, C * T * L);
+    if (!xn || !tok || !qkv || !o || !p || !y) return -1;
+    r->flops += (double)T * (2.0 * L * C * 3 * C + 4.0 * L * L * C + 2.0 * L * C * C);
+    if (!r->dry) {
+        hb_channel_rmsnorm(xn, x->d, C, T * L, &a->norm.g, NULL);
+        for (int64_t t = 0; t < T; t++) {
+            for (int64_t c = 0; c < C; c++) {
+                const float *src = xn + (c * T + t) * L;
+                for (int64_t l = 0; l < L; l++) tok[l * C + c] = src[l];
+            }
+            if (hb_linear(qkv, tok, L, &a->qkv_w, &a->qkv_b, false)) return -1;
+            hb_attention_args at = {.out = o, .q = qkv, .k = qkv + C, .v = qkv + 2 * C, .lq = L, .lk = L, .heads = 1,
+                                    .head_dim = (int)C, .o_stride = C, .q_stride = 3 * C, .k_stride = 3 * C,
+                                    .v_stride = 3 * C, .scale = (float)(1.0 / sqrt((double)C))};
+            hb_attention(&at);
+            if (hb_linear(p, o, L, &a->proj_w, &a->proj_b, false)) return -1;
+            for (int64_t c = 0; c < C; c++) {
+                float *dst = y + (c * T + t) * L;
+                const float *id = x->d + (c * T + t) * L;
+                for (int64_t l = 0; l < L; l++) dst[l] = p[l * C + c] + id[l];
+            }
+        }
+    }
+    hb_arena_reset(&r->scr, mk);
+    x->d = y;
+    return 0;
+}
+
+static int resample(vrun *r, const vresample *rs, vact *x) {
+    size_t mk = hb_arena_mark(&r->scr);
+    int64_t C = x->C, HW = x->H * x->W;
+    if (rs->mode == RS_UP2D || rs->mode == RS_UP3D) {
+        vact cur = *x;
+        if (rs->mode == RS_UP3D) {
+            vslot *s = slot_get(r, rs->tconv.slot, C, x->H, x->W);
+            if (!s) return -1;
+            if (s->state == ST_NONE) {
+                s->state = ST_REP; /* first chunk: no temporal upsampling */
+            } else {
+                float *tc = scr_alloc(r, 2 * C * x->T * HW);
+                if (!tc) return -1;
+                vact tco;
+                if (s->state == ST_REP) {
+                    hb_conv3d_params p = {.stride = {1, 1, 1}, .pad_t = {2, 0}, .groups = 1};
+                    if (conv_run(r, tc, x->d, &rs->tconv, x->T, x->H, x->W, &p)) return -1;
+                    cache_push(r, s, x);
+                } else if (cached_conv(r, &rs->tconv, x, tc, &tco)) {
+                    return -1;
+                }
+                /* [2, C, T] -> [C, T, 2]: frame 2t+j comes from channel block j */
+                float *il = scr_alloc(r, C * 2 * x->T * HW);
+                if (!il) return -1;
+                if (!r->dry)
+                    for (int64_t c = 0; c < C; c++)
+                        for (int64_t t = 0; t < x->T; t++)
+                            for (int j = 0; j < 2; j++)
+                                memcpy(il + ((c * 2 * x->T) + 2 * t + j) * HW, tc + ((j * C + c) * x->T + t) * HW,
+                                       (size_t)HW * sizeof(float));
+                cur = (vact){il, C, 2 * x->T, x->H, x->W};
+            }
+        }
+        float *up = scr_alloc(r, C * cur.T * 4 * HW);
+        if (!up) return -1;
+        if (!r->dry) hb_upsample_nearest(up, cur.d, C, cur.T, cur.H, cur.W, 1, 2, 2);
+        vact ua = {up, C, cur.T, 2 * cur.H, 2 * cur.W};
+        float *y = pp_other(r, x->d, rs->cout * ua.T * ua.H * ua.W);
+        hb_conv3d_params p = {.stride = {1, 1, 1}, .pad_h = {1, 1}, .pad_w = {1, 1}, .groups = 1};
+        if (!y || conv_run(r, y, up, &rs->conv, ua.T, ua.H, ua.W, &p)) return -1;
+        *x = (vact){y, rs->cout, ua.T, ua.H, ua.W};
+    } else {
+        /* ZeroPad2d((0,1,0,1)) + 3x3 stride-2 conv */
+        hb_conv3d_params p = {.stride = {1, 2, 2}, .pad_h = {0, 1}, .pad_w = {0, 1}, .groups = 1};
+        int64_t To, Ho, Wo;
+        hb_conv3d_out_size(x->T, x->H, x->W, &rs->conv.w, &p, &To, &Ho, &Wo);
+        float *y = pp_other(r, x->d, rs->cout * To * Ho * Wo);
+        if (!y || conv_run(r, y, x->d, &rs->conv, x->T, x->H, x->W, &p)) return -1;
+        vact ya = {y, rs->cout, To, Ho, Wo};
+        if (rs->mode == RS_DOWN3D) {
+            vslot *s = slot_get(r, rs->tconv.slot, ya.C, Ho, Wo);
+            if (!s) return -1;
+            if (s->state == ST_NONE) {
+                /* first chunk: no temporal downsampling, remember the last frame */
+                if (!r->dry) copy_frames(s->buf, 2, 0, ya.d, ya.T, ya.T - 1, 1, ya.C, Ho * Wo);
+                s->n = 1, s->state = ST_TENSOR;
+            } else {
+                int64_t HW2 = Ho * Wo, Tn = 1 + ya.T;
+                float *cat = scr_alloc(r, ya.C * Tn * HW2);
+                if (!cat) return -1;
+                if (!r->dry) {
+                    copy_frames(cat, Tn, 0, s->buf, 2, s->n - 1, 1, ya.C, HW2);
+                    copy_frames(cat, Tn, 1, ya.d, ya.T, 0, ya.T, ya.C, HW2);
+                    copy_frames(s->buf, 2, 0, ya.d, ya.T, ya.T - 1, 1, ya.C, HW2);
+                }
+                s->n = 1;
+                hb_conv3d_params pt = {.stride = {2, 1, 1}, .groups = 1};
+                int64_t T2, H2, W2;
+                hb_conv3d_out_size(Tn, Ho, Wo, &rs->tconv.w, &pt, &T2, &H2, &W2);
+                if (T2 < 1) return hb_error("wan_vae: temporal downsampling of a %lld-frame chunk", (long long)ya.T);
+                float *y2 = pp_other(r, ya.d, ya.C * T2 * H2 * W2);
+                if (!y2 || conv_run(r, y2, cat, &rs->tconv, Tn, Ho, Wo, &pt)) return -1;
+                ya = (vact){y2, ya.C, T2, H2, W2};
+            }
+        }
+        *x = ya;
+    }
+    hb_arena_reset(&r->scr, mk);
+    return 0;
+}
+
+/* Wan 2.2 AvgDown3D: zero frames in front up to a multiple of ft, then average groups of the
+ * (c, it, ih, iw)-flattened channels. */
+static int avg_down(vrun *r, const vstage *s, const vact *x, vact *y) {
+    int ft = s->sc_ft, fs = s->sc_fs;
+    int64_t pad = (ft - x->T % ft) % ft, T2 = (x->T + pad) / ft, H2 = x->H / fs, W2 = x->W / fs;
+    int64_t fac = (int64_t)ft * fs * fs, grp = s->sc_in * fac / s->sc_out;
+    float *d = scr_alloc(r, s->sc_out * T2 * H2 * W2);
+    if (!d) return -1;
+    *y = (vact){d, s->sc_out, T2, H2, W2};
+    if (r->dry) return 0;
+    float inv = 1.0f / (float)grp;
+    for (int64_t o = 0; o < s->sc_out; o++)
+        for (int64_t t = 0; t < T2; t++)
+            for (int64_t h = 0; h < H2; h++)
+                for (int64_t w = 0; w < W2; w++) {
+                    float acc = 0.0f;
+                    for (int64_t g = 0; g < grp; g++) {
+                        int64_t k = o * grp + g, c = k / fac, sb = k % fac;
+                        int64_t it = sb / (fs * fs), ih = (sb / fs) % fs, iw = sb % fs;
+                        int64_t ts = t * ft + it - pad;
+                        if (ts < 0) continue; /* zero padding */
+                        acc += x->d[((c * x->T + ts) * x->H + h * fs + ih) * x->W + w * fs + iw];
+                    }
+                    d[((o * T2 + t) * H2 + h) * W2 + w] = acc * inv;
+                }
+    return 0;
+}
+
+/* Wan 2.2 DupUp3D (repeat_interleave over channels, then unshuffle into time/space); first chunk drops the
+ * first ft-1 frames. */
+static int dup_up(vrun *r, const vstage *s, const vact *x, vact *y) {
+    int ft = s->sc_ft, fs = s->sc_fs;
+    int64_t fac = (int64_t)ft * fs * fs, rep = s->sc_out * fac / s->sc_in;
+    int64_t drop = r->first_chunk ? ft - 1 : 0;
+    int64_t T2 = x->T * ft - drop, H2 = x->H * fs, W2 = x->W * fs;
+    float *d = scr_alloc(r, s->sc_out * T2 * H2 * W2);
+    if (!d) return -1;
+    *y = (vact){d, s->sc_out, T2, H2, W2};
+    if (r->dry) return 0;
+    for (int64_t o = 0; o < s->sc_out; o++)
+        for (int64_t t2 = 0; t2 < T2; t2++) {
+            int64_t tf = t2 + drop, t = tf / ft, it = tf % ft;
+            for (int64_t h2 = 0; h2 < H2; h2++) {
+                int64_t h = h2 / fs, ih = h2 % fs;
+                float *dst = d + ((o * T2 + t2) * H2 + h2) * W2;
+                for (int64_t w2 = 0; w2 < W2; w2++) {
+                    int64_t w = w2 / fs, iw = w2 % fs;
+                    int64_t c = (o * fac + (it * fs + ih) * fs + iw) / rep;
+                    dst[w2] = x->d[((c * x->T + t) * x->H + h) * x->W + w];
+                }
+            }
+        }
+    return 0;
+}
+
+static int stage_run(vrun *r, const vstage *s, vact *x) {
+    size_t mk = hb_arena_mark(&r->scr);
+    vact sc = {0};
+    bool have_sc = false;
+    if (s->sc_kind == SC_AVGDOWN) {
+        if (avg_down(r, s, x, &sc)) return -1;
+        have_sc = true;
+    } else if (s->sc_kind == SC_DUPUP) {
+        if (dup_up(r, s, x, &sc)) return -1;
+        have_sc = true;
+    } else if (s->sc_kind == SC_IDENTITY) {
+        float *d = scr_alloc(r, vnumel(x));
+        if (!d) return -1;
+        if (!r->dry) memcpy(d, x->d, (size_t)vnumel(x) * sizeof(float));
+        sc = (vact){d, x->C, x->T, x->H, x->W};
+        have_sc = true;
+    }
+    for (int j = 0; j < s->nres; j++)
+        if (res_block(r, &s->res[j], x)) return -1;
+    if (s->has_rs && resample(r, &s->rs, x)) return -1;
+    if (have_sc) {
+        if (sc.C != x->C || sc.T != x->T || sc.H != x->H || sc.W != x->W)
+            return hb_error("wan_vae: stage shortcut shape [%lld,%lld,%lld,%lld] differs from the main path "
+                            "[%lld,%lld,%lld,%lld]", (long long)sc.C, (long long)sc.T, (long long)sc.H, (long long)sc.W,
+                            (long long)x->C, (long long)x->T, (long long)x->H, (long long)x->W);
+        if (!r->dry) hb_add(x->d, x->d, sc.d, vnumel(x));
+    }
+    hb_arena_reset(&r->scr, mk);
+    return 0;
+}
+
+/* One chunk through encoder or decoder; x is in a ping-pong buffer, the result replaces it. */
+static int coder_run(vrun *r, const vcoder *cd, bool enc, vact *x) {
+    vact y;
+    float *yd = pp_other(r, x->d, cd->conv1.cout * x->T * x->H * x->W);
+    if (!yd || cached_conv(r, &cd->conv1, x, yd, &y)) return -1;
+    *x = y;
+    if (enc)
+        for (int i = 0; i < cd->nst; i++)
+            if (stage_run(r, &cd->st[i], x)) return -1;
+    if (res_block(r, &cd->mid0, x) || attn_block(r, &cd->attn, x) || res_block(r, &cd->mid2, x)) return -1;
+    if (!enc)
+        for (int i = 0; i < cd->nst; i++)
+            if (stage_run(r, &cd->st[i], x)) return -1;
+    size_t mk = hb_arena_mark(&r->scr);
+    float *t = scr_alloc(r, vnumel(x));
+    if (!t) return -1;
+    norm_silu(r, &cd->head_norm, x, t);
+    vact ta = {t, x->C, x->T, x->H, x->W};
+    yd = pp_other(r, x->d, cd->head.cout * x->T * x->H * x->W);
+    if (!yd || cached_conv(r, &cd->head, &ta, yd, &y)) return -1;
+    hb_arena_reset(&r->scr, mk);
+    *x = y;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------------
+ * Tiles, chunks and the driver. */
+typedef struct { int64_t start, len, lo, hi; } vspan; /* lo/hi: overlap with the previous/next tile */
+
+static int make_spans(int64_t total, int tile, int overlap, vspan **out) {
+    int64_t n = 1;
+    if (tile > 0 && tile < total) {
+        if (overlap < 0 || overlap >= tile) return hb_error("wan_vae: tile overlap %d must be in [0, tile %d)", overlap, tile);
+        n = (total - overlap + (tile - overlap) - 1) / (tile - overlap);
+        if (n < 2) n = 2;
+    }
+    vspan *s = calloc((size_t)n, sizeof *s);
+    if (!s) return hb_error("wan_vae: out of memory");
+    if (n == 1) s[0] = (vspan){0, total, 0, 0};
+    else
+        for (int64_t i = 0; i < n; i++) {
+            s[i].start = (int64_t)floor((double)i * (double)(total - tile) / (double)(n - 1) + 0.5);
+            s[i].len = tile;
+        }
+    for (int64_t i = 0; i < n; i++) {
+        s[i].lo = i > 0 ? s[i - 1].start + s[i - 1].len - s[i].start : 0;
+        s[i].hi = i + 1 < n ? s[i].start + s[i].len - s[i + 1].start : 0;
+    }
+    *out = s;
+    return (int)n;
+}
+
+/* Linear ramps over the overlaps: rises over `lo` samples, falls over `hi` samples (output units). */
+static void ramp(float *w, int64_t len, int64_t lo, int64_t hi) {
+    for (int64_t i = 0; i < len; i++) {
+        float v = 1.0f;
+        if (i < lo) v = (float)(i + 1) / (float)(lo + 1);
+        if (len - 1 - i < hi) {
+            float u = (float)(len - i) / (float)(hi + 1);
+            if (u < v) v = u;
+        }
+        w[i] = v;
+    }
+}
+
+static void emit(float *dst, int64_t C, int64_t Td, int64_t Hd, int64_t Wd, int64_t t0, const vact *src, int64_t y0,
+                 int64_t x0, const float *wy, const float *wx, int64_t c0) {
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t t = 0; t < src->T && t0 + t < Td; t++)
+            for (int64_t i = 0; i < src->H; i++) {
+                const float *s = src->d + (((c0 + c) * src->T + t) * src->H + i) * src->W;
+                float *d = dst + ((c * Td + t0 + t) * Hd + y0 + i) * Wd + x0;
+                float a = wy[i];
+                for (int64_t j = 0; j < src->W; j++) d[j] += s[j] * (a * wx[j]);
+            }
+}
+
+typedef struct {
+    bool enc;
+    const float *in;
+    int64_t Tin, Hin, Win;   /* input dims (video for encode, latent for decode) */
+    int64_t hl, wl;          /* latent plane */
+    float *out;              /* latent (encode) or video (decode) */
+    int64_t Tout, Hout, Wout;
+    float *mid;              /* mu_logvar / dec_conv2 (latent resolution), optional */
+    int nchunks;
+    int64_t *cf;             /* chunk boundaries, nchunks+1 input frames */
+} vjob;
+
+/* One chunk of one tile: input frames [f0, f1) of rows/cols (latent units) of span sy, sx. */
+static int run_chunk(vrun *r, const vjob *j, int64_t f0, int64_t f1, const vspan *sy, const vspan *sx, vact *res,
+                     vact *midv) {
+    const hb_wan_vae *m = r->m;
+    int64_t z = m->cfg.z_dim, tc = f1 - f0;
+    if (j->enc) {
+        int64_t s = m->sf, th = sy->len * s, tw = sx->len * s, y0 = sy->start * s, x0 = sx->start * s;
+        bool v22 = m->cfg.variant == HB_WAN_VAE_22;
+        float *crop = v22 ? scr_alloc(r, 3 * tc * th * tw) : pp_other(r, NULL, 3 * tc * th * tw);
+        if (!crop) return -1;
+        if (!r->dry)
+            for (int64_t c = 0; c < 3; c++)
+                for (int64_t t = 0; t < tc; t++)
+                    for (int64_t i = 0; i < th; i++)
+                        memcpy(crop + ((c * tc + t) * th + i) * tw, j->in + ((c * j->Tin + f0 + t) * j->Hin + y0 + i) * j->Win + x0,
+                               (size_t)tw * sizeof(float));
+        vact x = {crop, 3, tc, th, tw};
+        if (v22) {
+            float *p = pp_other(r, NULL, 12 * tc * th * tw / 4);
+            if (!p) return -1;
+            if (!r->dry) hb_pixel_unshuffle(p, crop, 3, tc, th / 2, tw / 2, 2, HB_PS_CRQ);
+            x = (vact){p, 12, tc, th / 2, tw / 2};
+        }
+        if (coder_run(r, &m->enc, true, &x)) return -1;
+        float *ml = scr_alloc(r, 2 * z * x.T * x.H * x.W);
+        if (!ml || conv1x1(r, &m->conv1, &x, ml, midv)) return -1;
+        /* normalised mu as a separate activation */
+        float *mu = scr_alloc(r, z * x.T * x.H * x.W);
+        if (!mu) return -1;
+        int64_t S = x.T * x.H * x.W;
+        if (!r->dry)
+            for (int64_t c = 0; c < z; c++) {
+                float mean = m->mean[c], inv = 1.0f / m->std[c];
+                for (int64_t i = 0; i < S; i++) mu[c * S + i] = (ml[c * S + i] - mean) * inv;
+            }
+        *res = (vact){mu, z, x.T, x.H, x.W};
+    } else {
+        int64_t th = sy->len, tw = sx->len, S = tc * th * tw;
+        float *crop = scr_alloc(r, z * S);
+        if (!crop) return -1;
+        if (!r->dry)
+            for (int64_t c = 0; c < z; c++) {
+                float mean = m->mean[c], inv = 1.0f / m->std[c];
+                for (int64_t t = 0; t < tc; t++)
+                    for (int64_t i = 0; i < th; i++) {
+                        const float *s = j->in + ((c * j->Tin + f0 + t) * j->Hin + sy->start + i) * j->Win + sx->start;
+                        float *d = crop + ((c * tc + t) * th + i) * tw;
+                        for (int64_t k = 0; k < tw; k++) d[k] = s[k] / inv + mean;
+                    }
+            }
+        vact zc = {crop, z, tc, th, tw}, x;
+        float *xd = pp_other(r, NULL, z * S);
+        if (!xd || conv1x1(r, &m->conv2, &zc, xd, &x)) return -1;
+        *midv = x;
+        /* dec_conv2 must survive the decoder: keep a copy in scratch when it is wanted */
+        if (j->mid) {
+            float *keep = scr_alloc(r, z * S);
+            if (!keep) return -1;
+            if (!r->dry) memcpy(keep, xd, (size_t)(z * S) * sizeof(float));
+            midv->d = keep;
+        }
+        if (coder_run(r, &m->dec, false, &x)) return -1;
+        if (m->cfg.variant == HB_WAN_VAE_22) {
+            float *v = scr_alloc(r, 3 * x.T * x.H * 2 * x.W * 2);
+            if (!v) return -1;
+            if (!r->dry) hb_pixel_shuffle(v, x.d, 3, x.T, x.H, x.W, 2, HB_PS_CRQ);
+            x = (vact){v, 3, x.T, x.H * 2, x.W * 2};
+        }
+        *res = x;
+    }
+    return 0;
+}
+
+static void run_reset_caches(vrun *r) {
+    hb_arena_reset(&r->cache, 0);
+    for (int i = 0; i < r->nslots; i++) r->slots[i] = (vslot){0};
+}
+
+static void run_free(vrun *r) {
+    hb_arena_free(&r->scr);
+    hb_arena_free(&r->cache);
+    hb_free(r->pp[0]);
+    hb_free(r->pp[1]);
+    free(r->slots);
+    memset(r, 0, sizeof *r);
+}
+
+enum { MODE_RUN = 0, MODE_PLAN, MODE_FLOPS };
+
+/* mode PLAN: returns the workspace bytes in *bytes; FLOPS: the flop count; RUN: does the work. */
+static int drive(const hb_wan_vae *m, vjob *j, const hb_wan_vae_opts *o, int mode, double *result) {
+    hb_wan_vae_opts dflt = {0};
+    if (!o) o = &dflt;
+    const vcoder *cd = j->enc ? &m->enc : &m->dec;
+    vspan *sy = NULL, *sx = NULL;
+    int ny = make_spans(j->hl, o->tile, o->overlap, &sy);
+    if (ny < 0) return -1;
+    int nx = make_spans(j->wl, o->tile, o->overlap, &sx);
+    if (nx < 0) { free(sy); return -1; }
+    int rc = -1;
+    vrun r = {0};
+    float *wsum = NULL, *wy = NULL, *wx = NULL;
+    r.m = m;
+    r.nslots = cd->nslots;
+    r.slots = calloc((size_t)r.nslots, sizeof *r.slots);
+    if (!r.slots) { hb_error("wan_vae: out of memory"); goto done; }
+    /* dry run: sizes (first three chunks of one tile suffice: later chunks repeat chunk 2) or all FLOPs */
+    r.dry = true;
+    hb_arena_init_measure(&r.scr, "wan_vae scratch");
+    hb_arena_init_measure(&r.cache, "wan_vae cache");
+    r.pp[0] = (float *)(uintptr_t)64, r.pp[1] = (float *)(uintptr_t)128;
+    int ntiles_dry = mode == MODE_FLOPS ? ny * nx : 1;
+    for (int tile = 0; tile < ntiles_dry; tile++) {
+        run_reset_caches(&r);
+        int nch = mode == MODE_FLOPS ? j->nchunks : (j->nchunks < 3 ? j->nchunks : 3);
+        for (int c = 0; c < nch; c++) {
+            hb_arena_reset(&r.scr, 0);
+            r.first_chunk = c == 0;
+            vact res, midv;
+            if (run_chunk(&r, j, j->cf[c], j->cf[c + 1], &sy[tile / nx], &sx[tile % nx], &res, &midv)) goto done;
+        }
+    }
+    size_t scr_bytes = r.scr.peak + 4096, cache_bytes = r.cache.peak + 4096;
+    int64_t pp_n = r.pp_need;
+    int64_t s_out = j->enc ? 1 : m->sf;
+    size_t blend_bytes = (ny * nx > 1) ? (size_t)(j->Hout * j->Wout) * sizeof(float) : 0;
+    if (mode == MODE_FLOPS) { *result = r.flops; rc = 0; goto done; }
+    if (mode == MODE_PLAN) {
+        *result = (double)(scr_bytes + cache_bytes + 2 * (size_t)pp_n * sizeof(float) + blend_bytes);
+        rc = 0;
+        goto done;
+    }
+    /* the real run */
+    hb_arena_free(&r.scr), hb_arena_free(&r.cache);
+    r.dry = false;
+    r.flops = 0;
+    if (hb_arena_init(&r.scr, scr_bytes, "wan_vae scratch") || hb_arena_init(&r.cache, cache_bytes, "wan_vae cache")) goto done;
+    r.pp_cap = pp_n;
+    r.pp[0] = hb_malloc((size_t)pp_n * sizeof(float), "wan_vae activations");
+    r.pp[1] = hb_malloc((size_t)pp_n * sizeof(float), "wan_vae activations");
+    int64_t maxt = 0;
+    for (int i = 0; i < ny; i++) maxt = sy[i].len > maxt ? sy[i].len : maxt;
+    for (int i = 0; i < nx; i++) maxt = sx[i].len > maxt ? sx[i].len : maxt;
+    wy = hb_malloc((size_t)(maxt * s_out) * sizeof(float), "wan_vae ramps");
+    wx = hb_malloc((size_t)(maxt * s_out) * sizeof(float), "wan_vae ramps");
+    if (!r.pp[0] || !r.pp[1] || !wy || !wx) goto done;
+    if (blend_bytes && !(wsum = hb_calloc(blend_bytes, "wan_vae blend weights"))) goto done;
+    int64_t z = m->cfg.z_dim, oc = j->enc ? z : 3;
+    int64_t out_n = oc * j->Tout * j->Hout * j->Wout;
+    memset(j->out, 0, (size_t)out_n * sizeof(float));
+    int64_t mid_c = j->enc ? 2 * z : z, mid_t = j->enc ? j->Tout : j->Tin;
+    if (j->mid) memset(j->mid, 0, (size_t)(mid_c * mid_t * j->hl * j->wl) * sizeof(float));
+    hb_progress prog;
+    hb_progress_begin(&prog, o->progress, o->progress_user, j->enc ? "vae encode" : "vae decode", ny * nx * j->nchunks);
+    int done_steps = 0;
+    float *wl_y = NULL, *wl_x = NULL;
+    if (j->mid && !(wl_y = hb_malloc((size_t)maxt * sizeof(float) * 2, "wan_vae ramps"))) goto done_prog;
+    if (wl_y) wl_x = wl_y + maxt;
+    for (int ty = 0; ty < ny; ty++)
+        for (int tx = 0; tx < nx; tx++) {
+            const vspan *a = &sy[ty], *b = &sx[tx];
+            run_reset_caches(&r);
+            ramp(wy, a->len * s_out, a->lo * s_out, a->hi * s_out);
+            ramp(wx, b->len * s_out, b->lo * s_out, b->hi * s_out);
+            if (wl_y) ramp(wl_y, a->len, a->lo, a->hi), ramp(wl_x, b->len, b->lo, b->hi);
+            if (wsum)
+                for (int64_t i = 0; i < a->len * s_out; i++)
+                    for (int64_t k = 0; k < b->len * s_out; k++)
+                        wsum[(a->start * s_out + i) * j->Wout + b->start * s_out + k] += wy[i] * wx[k];
+            int64_t tout = 0;
+            for (int c = 0; c < j->nchunks; c++) {
+                hb_arena_reset(&r.scr, 0);
+                r.first_chunk = c == 0;
+                vact res, midv;
+                if (run_chunk(&r, j, j->cf[c], j->cf[c + 1], a, b, &res, &midv)) goto done_prog;
+                emit(j->out, oc, j->Tout, j->Hout, j->Wout, tout, &res, a->start * s_out, b->start * s_out, wy, wx, 0);
+                if (j->mid) {
+                    int64_t mt0 = j->enc ? tout : j->cf[c];
+                    emit(j->mid, mid_c, mid_t, j->hl, j->wl, mt0, &midv, a->start, b->start, wl_y, wl_x, 0);
+                }
+                tout += res.T;
+                hb_progress_step(&prog, ++done_steps);
+            }
+            if (tout != j->Tout) {
+                hb_error("wan_vae: produced %lld frames, expected %lld", (long long)tout, (long long)j->Tout);
+                goto done_prog;
+            }
+        }
+    if (wsum) {
+        int64_t HWo = j->Hout * j->Wout;
+        for (int64_t c = 0; c < oc * j->Tout; c++)
+            for (int64_t i = 0; i < HWo; i++) j->out[c * HWo + i] /= wsum[i];
+        if (j->mid) {
+            /* mid tensors use latent-resolution ramps: recompute their weight sum */
+            float *ws = hb_calloc((size_t)(j->hl * j->wl) * sizeof(float), "wan_vae blend weights");
+            if (!ws) goto done_prog;
+            for (int ty = 0; ty < ny; ty++)
+                for (int tx = 0; tx < nx; tx++) {
+                    ramp(wl_y, sy[ty].len, sy[ty].lo, sy[ty].hi), ramp(wl_x, sx[tx].len, sx[tx].lo, sx[tx].hi);
+                    for (int64_t i = 0; i < sy[ty].len; i++)
+                        for (int64_t k = 0; k < sx[tx].len; k++)
+                            ws[(sy[ty].start + i) * j->wl + sx[tx].start + k] += wl_y[i] * wl_x[k];
+                }
+            int64_t HWl = j->hl * j->wl;
+            for (int64_t c = 0; c < mid_c * mid_t; c++)
+                for (int64_t i = 0; i < HWl; i++) j->mid[c * HWl + i] /= ws[i];
+            hb_free(ws);
+        }
+    }
+    if (!j->enc && !o->raw)
+        for (int64_t i = 0; i < out_n; i++) {
+            float v = j->out[i];
+            j->out[i] = v < -1.0f ? -1.0f : (v > 1.0f ? 1.0f : v);
+        }
+    rc = 0;
+done_prog:
+    hb_progress_end(&prog);
+    hb_free(wl_y);
+done:
+    run_free(&r);
+    hb_free(wsum);
+    hb_free(wy);
+    hb_free(wx);
+    free(sy);
+    free(sx);
+    return rc;
+}
+
+static int setup_encode(const hb_wan_vae *m, vjob *j, int64_t T, int64_t H, int64_t W, const hb_wan_vae_opts *o) {
+    memset(j, 0, sizeof *j);
+    int tf = m->tf, sf = m->sf;
+    if (T < 1 || (T - 1) % tf) return hb_error("wan_vae encode: %lld frames; the encoder takes 1 + %d*k frames", (long long)T, tf);
+    if (H < sf || W < sf || H % sf || W % sf)
+        return hb_error("wan_vae encode: %lldx%lld is not a multiple of %d", (long long)H, (long long)W, sf);
+    int ce = o && o->enc_chunk > 0 ? o->enc_chunk : tf;
+    if (ce % tf) return hb_error("wan_vae encode: enc_chunk %d is not a multiple of %d", ce, tf);
+    j->enc = true;
+    j->Tin = T, j->Hin = H, j->Win = W;
+    j->hl = H / sf, j->wl = W / sf;
+    j->Tout = 1 + (T - 1) / tf, j->Hout = j->hl, j->Wout = j->wl;
+    j->nchunks = 1 + (int)((T - 1 + ce - 1) / ce);
+    j->cf = malloc(sizeof(int64_t) * (size_t)(j->nchunks + 1));
+    if (!j->cf) return hb_error("wan_vae: out of memory");
+    j->cf[0] = 0;
+    for (int c = 1; c <= j->nchunks; c++) j->cf[c] = c == 1 ? 1 : (j->cf[c - 1] + ce < T ? j->cf[c - 1] + ce : T);
+    return 0;
+}
+
+static int setup_decode(const hb_wan_vae *m, vjob *j, int64_t t, int64_t h, int64_t w, const hb_wan_vae_opts *o) {
+    memset(j, 0, sizeof *j);
+    if (t < 1 || h < 1 || w < 1) return hb_error("wan_vae decode: empty latent %lldx%lldx%lld", (long long)t, (long long)h, (long long)w);
+    int cdn = o && o->dec_chunk > 0 ? o->dec_chunk : 1;
+    j->enc = false;
+    j->Tin = t, j->Hin = h, j->Win = w;
+    j->hl = h, j->wl = w;
+    j->Tout = 1 + m->tf * (t - 1), j->Hout = h * m->sf, j->Wout = w * m->sf;
+    j->nchunks = 1 + (int)((t - 1 + cdn - 1) / cdn);
+    j->cf = malloc(sizeof(int64_t) * (size_t)(j->nchunks + 1));
+    if (!j->cf) return hb_error("wan_vae: out of memory");
+    j->cf[0] = 0;
+    for (int c = 1; c <= j->nchunks; c++) j->cf[c] = c == 1 ? 1 : (j->cf[c - 1] + cdn < t ? j->cf[c - 1] + cdn : t);
+    return 0;
+}
+
+int hb_wan_vae_encode(hb_wan_vae *m, const float *video, int64_t T, int64_t H, int64_t W, float *latent,
+                      const hb_wan_vae_opts *o) {
+    vjob j;
+    if (setup_encode(m, &j, T, H, W, o)) return -1;
+    j.in = video, j.out = latent, j.mid = o ? o->mu_logvar : NULL;
+    int rc = drive(m, &j, o, MODE_RUN, NULL);
+    free(j.cf);
+    return rc;
+}
+
+int hb_wan_vae_decode(hb_wan_vae *m, const float *latent, int64_t t, int64_t h, int64_t w, float *video,
+                      const hb_wan_vae_opts *o) {
+    vjob j;
+    if (setup_decode(m, &j, t, h, w, o)) return -1;
+    j.in = latent, j.out = video, j.mid = o ? o->dec_conv2 : NULL;
+    int rc = drive(m, &j, o, MODE_RUN, NULL);
+    free(j.cf);
+    return rc;
+}
+
+int64_t hb_wan_vae_encode_workspace(hb_wan_vae *m, int64_t T, int64_t H, int64_t W, const hb_wan_vae_opts *o) {
+    vjob j;
+    double v = -1;
+    if (setup_encode(m, &j, T, H, W, o)) return -1;
+    int rc = drive(m, &j, o, MODE_PLAN, &v);
+    free(j.cf);
+    return rc ? -1 : (int64_t)v;
+}
+
+int64_t hb_wan_vae_decode_workspace(hb_wan_vae *m, int64_t t, int64_t h, int64_t w, const hb_wan_vae_opts *o) {
+    vjob j;
+    double v = -1;
+    if (setup_decode(m, &j, t, h, w, o)) return -1;
+    int rc = drive(m, &j, o, MODE_PLAN, &v);
+    free(j.cf);
+    return rc ? -1 : (int64_t)v;
+}
+
+double hb_wan_vae_decode_flops(const hb_wan_vae *m, int64_t t, int64_t h, int64_t w, const hb_wan_vae_opts *o) {
+    vjob j;
+    double v = -1;
+    if (setup_decode(m, &j, t, h, w, o)) return -1;
+    if (drive(m, &j, o, MODE_FLOPS, &v)) v = -1;
+    free(j.cf);
+    return v;
+}
+
+double hb_wan_vae_encode_flops(const hb_wan_vae *m, int64_t T, int64_t H, int64_t W, const hb_wan_vae_opts *o) {
+    vjob j;
+    double v = -1;
+    if (setup_encode(m, &j, T, H, W, o)) return -1;
+    if (drive(m, &j, o, MODE_FLOPS, &v)) v = -1;
+    free(j.cf);
+    return v;
+}

@@ -1,0 +1,105 @@
+/* models/wan_vae: the Wan video VAEs, encoder and decoder.
+ *   Wan-2.1 VAE: video [3, T, H, W] <-> latent [16, 1 + (T-1)/4, H/8, W/8]   (base width dim 96)
+ *   Wan-2.2 VAE: video [3, T, H, W] <-> latent [48, 1 + (T-1)/4, H/16, W/16] (dim 160, decoder dec_dim 256;
+ *                the video is patchified 2x2 into 12 channels before the encoder and un-patchified after
+ *                the decoder)
+ * Layouts are PyTorch's with the batch dropped: [C, T, H, W], float32.
+ *
+ * The forward passes follow the reference (Wan2.1 wan/modules/vae.py, Wan2.2 wan/modules/vae2_2.py) exactly,
+ * including its chunked causal processing: the encoder is fed frame 0 alone and then 4 frames at a time, the
+ * decoder one latent frame at a time, and every causal conv keeps the last 2 input frames of the previous
+ * chunk in a feature cache (with the reference's quirks: 'Rep' state of the temporal upsampler, single-frame
+ * cache padding, first_chunk trimming in 2.2). Activations of one chunk live in preallocated buffers sized
+ * by a dry run, so memory does not grow with the number of frames.
+ *
+ * Spatial tiling (optional): the latent plane is cut into overlapping tiles (sizes in LATENT units), each tile
+ * runs the whole temporal pass with its own cache, and overlaps are blended with linear ramps.
+ *
+ * Weights are looked up by the official state-dict names (Wan2.1_VAE.pth / Wan2.2_VAE.pth:
+ * "encoder.conv1.weight", "decoder.upsamples.0.upsamples.3.time_conv.weight", "conv1.weight", ...); the
+ * diffusers AutoencoderKLWan names are accepted as aliases. */
+#ifndef HB_MODELS_WAN_VAE_H
+#define HB_MODELS_WAN_VAE_H
+
+#include "core/core.h"
+#include "io/checkpoint.h"
+
+typedef enum { HB_WAN_VAE_21 = 0, HB_WAN_VAE_22 = 1 } hb_wan_vae_variant;
+
+#define HB_WAN_VAE_MAX_LEVELS 8
+
+typedef struct {
+    hb_wan_vae_variant variant;
+    int dim;            /* encoder base width (2.1: also the decoder's) */
+    int dec_dim;        /* decoder base width (2.2); for 2.1 equal to dim */
+    int z_dim;          /* latent channels (16 / 48) */
+    int n_levels;       /* len(dim_mult) */
+    int dim_mult[HB_WAN_VAE_MAX_LEVELS];
+    int num_res_blocks;
+    int n_tdown;        /* len(temperal_downsample) */
+    bool temporal_down[HB_WAN_VAE_MAX_LEVELS]; /* encoder; the decoder uses the reverse */
+} hb_wan_vae_config;
+
+/* The official configs: 2.1 dim 96, z 16; 2.2 dim 160, dec_dim 256, z 48; dim_mult [1,2,4,4], 2 res blocks,
+ * temperal_downsample [false, true, true]. */
+void hb_wan_vae_config_default(hb_wan_vae_config *c, hb_wan_vae_variant v);
+/* From the reference constructor's keyword arguments as JSON ({"dim":..,"z_dim":..,"dim_mult":[..],...});
+ * variant "wan2.1" / "wan2.2". Missing keys take the official values. -1 + message on bad input. */
+int hb_wan_vae_config_from_json(hb_wan_vae_config *c, const char *variant, const char *json);
+/* Deduce the variant and widths of a checkpoint from its weight shapes (real checkpoints carry no config). */
+int hb_wan_vae_config_infer(hb_wan_vae_config *c, const hb_checkpoint *ck);
+
+typedef struct hb_wan_vae hb_wan_vae;
+
+/* Load (weights stay in the checkpoint's mapping: keep ck open while the model lives). cfg NULL: inferred.
+ * Every tensor is checked for presence and shape; errors name the file, the tensor and both shapes. */
+hb_wan_vae *hb_wan_vae_load(const hb_checkpoint *ck, const hb_wan_vae_config *cfg);
+void hb_wan_vae_free(hb_wan_vae *m);
+const hb_wan_vae_config *hb_wan_vae_get_config(const hb_wan_vae *m);
+
+/* Latent normalisation: encode returns (mu - mean) * (1/std), decode starts from z / (1/std) + mean. The
+ * official constants of the variant are set at load (for a z_dim other than 16/48: mean 0, std 1). */
+int hb_wan_vae_set_latent_stats(hb_wan_vae *m, const float *mean, const float *std);
+const float *hb_wan_vae_latent_mean(const hb_wan_vae *m);
+const float *hb_wan_vae_latent_std(const hb_wan_vae *m);
+/* The built-in constants (z = 16 for 2.1, 48 for 2.2). */
+const float *hb_wan_vae_official_mean(hb_wan_vae_variant v, int *z);
+const float *hb_wan_vae_official_std(hb_wan_vae_variant v, int *z);
+
+/* Spatial and temporal geometry. */
+int hb_wan_vae_spatial_factor(const hb_wan_vae *m);  /* 8 (2.1) / 16 (2.2) */
+int hb_wan_vae_temporal_factor(const hb_wan_vae *m); /* 4 */
+
+typedef struct {
+    /* Spatial tiling in latent units: tile = 0 (or >= the latent size) runs untiled. overlap < tile.
+     * Tiles are spread evenly so that neighbours overlap by at least `overlap` latent cells. */
+    int tile, overlap;
+    /* Frames per chunk after the first (the first is always 1 frame): encoder video frames (a multiple of
+     * the temporal factor; 0 = 4, the reference) and decoder latent frames (0 = 1, the reference). Larger
+     * chunks give the same result and use more memory. */
+    int enc_chunk, dec_chunk;
+    bool raw;                 /* decode: do not clamp the video to [-1, 1] */
+    float *mu_logvar;         /* encode, optional: conv1 output [2z, t, h, w] (before normalisation) */
+    float *dec_conv2;         /* decode, optional: conv2 output [z, t, h, w] (after de-normalisation) */
+    hb_progress_fn progress;  /* optional progress callback (per chunk) */
+    void *progress_user;
+} hb_wan_vae_opts;
+
+/* video [3, T, H, W] in [-1, 1] with T = 1 + 4k, H and W multiples of the spatial factor ->
+ * latent [z, 1 + (T-1)/4, H/f, W/f] (caller memory). opts may be NULL. */
+int hb_wan_vae_encode(hb_wan_vae *m, const float *video, int64_t T, int64_t H, int64_t W, float *latent,
+                      const hb_wan_vae_opts *opts);
+/* latent [z, t, h, w] -> video [3, 1 + 4(t-1), h*f, w*f], clamped to [-1, 1] unless opts->raw. */
+int hb_wan_vae_decode(hb_wan_vae *m, const float *latent, int64_t t, int64_t h, int64_t w, float *video,
+                      const hb_wan_vae_opts *opts);
+
+/* Working memory (bytes) an encode/decode of that size would reserve for activations, feature caches and
+ * blending (not counting the caller's input/output nor the conv kernels' own scratch). -1 cast on error. */
+int64_t hb_wan_vae_encode_workspace(hb_wan_vae *m, int64_t T, int64_t H, int64_t W, const hb_wan_vae_opts *opts);
+int64_t hb_wan_vae_decode_workspace(hb_wan_vae *m, int64_t t, int64_t h, int64_t w, const hb_wan_vae_opts *opts);
+
+/* Multiply-add count x2 of the convolutions, attention and linear layers of one decode/encode (for GFLOP/s). */
+double hb_wan_vae_decode_flops(const hb_wan_vae *m, int64_t t, int64_t h, int64_t w, const hb_wan_vae_opts *opts);
+double hb_wan_vae_encode_flops(const hb_wan_vae *m, int64_t T, int64_t H, int64_t W, const hb_wan_vae_opts *opts);
+
+#endif
