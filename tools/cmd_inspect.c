@@ -1,9 +1,192 @@
+/* hb inspect: list the tensors (name, dtype, shape, bytes, file), the metadata and a folder's
+ * config.json of a checkpoint, with parameter and byte totals; --json for machines. */
 #include "tools.h"
+#include "io/checkpoint.h"
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
-/* Placeholder until this command lands. */
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: hb inspect [options] PATH\n"
+            "\n"
+            "PATH is a .safetensors file, a *.safetensors.index.json, a PyTorch .pth/.pt zip checkpoint, or a\n"
+            "folder holding one of those (index preferred, else every *.safetensors in it). Lists every tensor\n"
+            "(name, dtype, shape, bytes, and the file holding it), the safetensors __metadata__, the folder's\n"
+            "config.json (pretty-printed) when present, and the total parameter count and bytes.\n"
+            "\n"
+            "options:\n"
+            "  --json            one JSON object on stdout instead of text\n"
+            "  --filter TEXT     list only tensors whose name contains TEXT (totals still cover all)\n"
+            "  --no-tensors      only the summary, metadata and config\n"
+            "  -h, --help        this help\n"
+            "  (and the common -t/-v/-q flags)\n"
+            "\n"
+            "exit status: 0 on success, 1 with one message naming the file and the problem otherwise.\n");
+}
+
+static const char *base_name(const char *p) {
+    const char *s = strrchr(p, '/');
+    return s && s[1] ? s + 1 : p;
+}
+
+static void human(double bytes, char *buf, size_t cap) {
+    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int i = 0;
+    while (bytes >= 1024 && i < 4) { bytes /= 1024; i++; }
+    snprintf(buf, cap, i ? "%.2f %s" : "%.0f %s", bytes, u[i]);
+}
+
+static void human_count(double n, char *buf, size_t cap) {
+    if (n >= 1e9) snprintf(buf, cap, "%.2f B", n / 1e9);
+    else if (n >= 1e6) snprintf(buf, cap, "%.2f M", n / 1e6);
+    else if (n >= 1e3) snprintf(buf, cap, "%.2f K", n / 1e3);
+    else snprintf(buf, cap, "%.0f", n);
+}
+
+/* config.json of a folder: NULL + *err=0 when absent; NULL + *err=-1 (message set) when invalid. */
+static json_t *load_config(const char *path, char *cfg_path, size_t cap, int *err) {
+    *err = 0;
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return NULL;
+    snprintf(cfg_path, cap, "%s/config.json", path);
+    if (stat(cfg_path, &st) != 0) return NULL;
+    json_error_t je;
+    json_t *j = json_load_file(cfg_path, 0, &je);
+    if (!j) { *err = hb_error("%s: invalid JSON at line %d column %d: %s", cfg_path, je.line, je.column, je.text); return NULL; }
+    return j;
+}
+
 int cmd_inspect(int argc, char **argv) {
-    (void)argc;
-    fprintf(stderr, "hb %s: not implemented yet\n", argv[0]);
-    return 1;
+    bool as_json = false, tensors = true;
+    const char *filter = NULL, *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int c = tool_common_flag(argc, argv, &i);
+        if (c < 0) return tool_fail(argv[0]);
+        if (c > 0) continue;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
+        if (!strcmp(a, "--json")) as_json = true;
+        else if (!strcmp(a, "--no-tensors")) tensors = false;
+        else if (!strcmp(a, "--filter")) {
+            if (i + 1 >= argc) { hb_error("--filter needs a text"); return tool_fail(argv[0]); }
+            filter = argv[++i];
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "hb inspect: unknown option '%s'\n\n", a);
+            usage(stderr);
+            return 2;
+        } else if (path) {
+            fprintf(stderr, "hb inspect: one PATH only ('%s' and '%s')\n", path, a);
+            return 2;
+        } else path = a;
+    }
+    if (!path) { usage(stderr); return 2; }
+    hb_checkpoint *ck = hb_checkpoint_open(path);
+    if (!ck) return tool_fail(argv[0]);
+    char cfg_path[4096];
+    int cerr;
+    json_t *cfg = load_config(path, cfg_path, sizeof cfg_path, &cerr);
+    if (cerr) { hb_checkpoint_close(ck); return tool_fail(argv[0]); }
+
+    int n = hb_checkpoint_count(ck);
+    double params = 0, bytes = 0;
+    int nfiles = 0, copied = 0;
+    const char *last_file = NULL;
+    for (int i = 0; i < n; i++) {
+        hb_tensor t = hb_checkpoint_tensor(ck, i);
+        params += (double)hb_tensor_numel(&t);
+        bytes += (double)hb_tensor_nbytes(&t);
+        copied += !hb_checkpoint_zero_copy(ck, i);
+        const char *f = hb_checkpoint_file_of(ck, i);
+        if (!last_file || strcmp(f, last_file)) {
+            bool seen = false;
+            for (int j = 0; j < i && !seen; j++) seen = !strcmp(hb_checkpoint_file_of(ck, j), f);
+            if (!seen) nfiles++;
+            last_file = f;
+        }
+    }
+
+    if (as_json) {
+        json_t *o = json_object(), *meta = json_object(), *arr = json_array();
+        json_object_set_new(o, "path", json_string(path));
+        json_object_set_new(o, "files", json_integer(nfiles));
+        json_object_set_new(o, "tensors_count", json_integer(n));
+        json_object_set_new(o, "parameters", json_integer((json_int_t)params));
+        json_object_set_new(o, "bytes", json_integer((json_int_t)bytes));
+        json_object_set_new(o, "copied_tensors", json_integer(copied));
+        for (int i = 0; hb_checkpoint_metadata_key(ck, i); i++) {
+            const char *k = hb_checkpoint_metadata_key(ck, i);
+            json_object_set_new(meta, k, json_string(hb_checkpoint_metadata(ck, k)));
+        }
+        json_object_set_new(o, "metadata", meta);
+        if (cfg) json_object_set(o, "config", cfg);
+        for (int i = 0; tensors && i < n; i++) {
+            const char *nm = hb_checkpoint_name(ck, i);
+            if (filter && !strstr(nm, filter)) continue;
+            hb_tensor t = hb_checkpoint_tensor(ck, i);
+            json_t *e = json_object(), *sh = json_array();
+            json_object_set_new(e, "name", json_string(nm));
+            json_object_set_new(e, "dtype", json_string(hb_dtype_name(t.dtype)));
+            for (int d = 0; d < t.ndim; d++) json_array_append_new(sh, json_integer(t.shape[d]));
+            json_object_set_new(e, "shape", sh);
+            json_object_set_new(e, "bytes", json_integer((json_int_t)hb_tensor_nbytes(&t)));
+            json_object_set_new(e, "file", json_string(hb_checkpoint_file_of(ck, i)));
+            json_array_append_new(arr, e);
+        }
+        if (tensors) json_object_set_new(o, "tensors", arr);
+        else json_decref(arr);
+        char *s = json_dumps(o, JSON_INDENT(2));
+        if (s) { puts(s); free(s); }
+        json_decref(o);
+    } else {
+        char hb[32], hp[32];
+        human(bytes, hb, sizeof hb);
+        human_count(params, hp, sizeof hp);
+        printf("checkpoint: %s\n", path);
+        printf("files:      %d\n", nfiles);
+        if (hb_checkpoint_metadata_key(ck, 0)) {
+            printf("\nmetadata:\n");
+            for (int i = 0; hb_checkpoint_metadata_key(ck, i); i++) {
+                const char *k = hb_checkpoint_metadata_key(ck, i);
+                printf("  %s: %s\n", k, hb_checkpoint_metadata(ck, k));
+            }
+        }
+        if (cfg) {
+            char *s = json_dumps(cfg, JSON_INDENT(2));
+            printf("\nconfig (%s):\n%s\n", cfg_path, s ? s : "?");
+            free(s);
+        }
+        if (tensors) {
+            int wn = 4, ws = 5;
+            char shape[160];
+            for (int i = 0; i < n; i++) {
+                const char *nm = hb_checkpoint_name(ck, i);
+                if (filter && !strstr(nm, filter)) continue;
+                hb_tensor t = hb_checkpoint_tensor(ck, i);
+                int l = (int)strlen(nm);
+                if (l > wn) wn = l;
+                l = (int)strlen(hb_shape_str(&t, shape, sizeof shape));
+                if (l > ws) ws = l;
+            }
+            printf("\n%-*s  %-5s  %-*s  %14s%s\n", wn, "name", "dtype", ws, "shape", "bytes", nfiles > 1 ? "  file" : "");
+            for (int i = 0; i < n; i++) {
+                const char *nm = hb_checkpoint_name(ck, i);
+                if (filter && !strstr(nm, filter)) continue;
+                hb_tensor t = hb_checkpoint_tensor(ck, i);
+                printf("%-*s  %-5s  %-*s  %14zu", wn, nm, hb_dtype_name(t.dtype), ws, hb_shape_str(&t, shape, sizeof shape),
+                       hb_tensor_nbytes(&t));
+                if (nfiles > 1) printf("  %s", base_name(hb_checkpoint_file_of(ck, i)));
+                if (!hb_checkpoint_zero_copy(ck, i)) printf("  (copied)");
+                putchar('\n');
+            }
+        }
+        printf("\ntotal: %d tensors, %.0f parameters (%s), %.0f bytes (%s)", n, params, hp, bytes, hb);
+        if (copied) printf(", %d tensors copied (misaligned or compressed in the file)", copied);
+        putchar('\n');
+    }
+    json_decref(cfg);
+    hb_checkpoint_close(ck);
+    return 0;
 }

@@ -309,3 +309,9 @@ const char *hb_checkpoint_metadata(const hb_checkpoint *ck, const char *key) {
     for (int i = 0; i < ck->nmeta; i++) if (!strcmp(ck->meta[2 * i], key)) return ck->meta[2 * i + 1];
     return NULL;
 }
+
+const char *hb_checkpoint_metadata_key(const hb_checkpoint *ck, int i) {
+    return i >= 0 && i < ck->nmeta ? ck->meta[2 * i] : NULL;
+}
+
+bool hb_checkpoint_zero_copy(const hb_checkpoint *ck, int i) { return i >= 0 && i < ck->n && !ck->ents[i].copied; }

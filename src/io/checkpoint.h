@@ -32,6 +32,11 @@ int hb_checkpoint_get_shaped(const hb_checkpoint *ck, const char *name, int ndim
 
 /* safetensors "__metadata__" string values (NULL when absent); for folders, config.json is not read here. */
 const char *hb_checkpoint_metadata(const hb_checkpoint *ck, const char *key);
+/* (io task, additive) i-th metadata key in file order, NULL past the end (for hb inspect). */
+const char *hb_checkpoint_metadata_key(const hb_checkpoint *ck, int i);
+/* (io task, additive) true when tensor i points into a file mapping (false: an owned aligned copy,
+ * made for a misaligned or compressed source). */
+bool hb_checkpoint_zero_copy(const hb_checkpoint *ck, int i);
 
 /* Write a safetensors file atomically (temp file + rename). metadata: NULL or pairs key,value ending NULL. */
 int hb_safetensors_write(const char *path, int n, const char *const *names, const hb_tensor *tensors,
