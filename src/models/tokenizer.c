@@ -377,10 +377,25 @@ static int finish_model(hb_tokenizer *t, const model_spec *s) {
     if (build_trie(t)) return -1;
     /* duplicates among reserved pieces */
     if (s->charsmap && s->charsmap_len && set_charsmap(t, s->charsmap, s->charsmap_len)) return -1;
+    /* PieceToId("<0xXX>"): reserved (non-trie) pieces first, then the trie, else unk */
+    for (int b = 0; b < 256; b++) t->byte_id[b] = -1;
+    for (int i = 0; i < t->npieces; i++) {
+        const char *p = P(t, i);
+        if (in_trie(t->type[i]) || t->plen[i] != 6 || strncmp(p, "<0x", 3) || p[5] != '>') continue;
+        int hv = 0, ok = 1;
+        for (int k = 3; k < 5; k++) {
+            char c = p[k];
+            if (c >= '0' && c <= '9') hv = hv * 16 + c - '0';
+            else if (c >= 'A' && c <= 'F') hv = hv * 16 + c - 'A' + 10;
+            else ok = 0;
+        }
+        if (ok && t->byte_id[hv] < 0) t->byte_id[hv] = i;
+    }
     for (int b = 0; b < 256; b++) {
+        if (t->byte_id[b] >= 0) continue;
         char nm[8];
         snprintf(nm, sizeof nm, "<0x%02X>", b);
-        int id = hb_tokenizer_piece_id(t, nm);
+        int id = trie_exact(t, nm, 6);
         t->byte_id[b] = id < 0 ? t->unk_id : id;
     }
     t->eos_id = (s->eos_id >= 0 && s->eos_id < t->npieces) ? (int)s->eos_id : hb_tokenizer_piece_id(t, "</s>");
