@@ -1,0 +1,292 @@
+/* umT5 encoder forward pass. Reference: Wan-Video/Wan2.2 wan/modules/t5.py (T5Encoder, T5SelfAttention,
+ * T5Attention, T5FeedForward, T5LayerNorm, T5RelativeEmbedding) as umt5_xxl(encoder_only=True) builds it
+ * (shared_pos=False: one position-bias table per layer). */
+#include "models/umt5.h"
+#include "ops/ops.h"
+#include <float.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+typedef struct {
+    hb_tensor norm1, q, k, v, o, norm2, gate, fc1, fc2, pos;
+} umt5_layer;
+
+struct hb_umt5 {
+    hb_umt5_config cfg;
+    hb_checkpoint *ck;
+    bool owns_ck, released;
+    char path[1024];
+    hb_tensor tok, norm;
+    umt5_layer *layers;
+};
+
+hb_umt5_config hb_umt5_xxl_config(void) {
+    hb_umt5_config c = {.vocab = 256384, .dim = 4096, .dim_attn = 4096, .dim_ffn = 10240, .num_heads = 64,
+                        .num_layers = 24, .num_buckets = 32, .max_dist = 128, .eps = 1e-6f};
+    return c;
+}
+
+const hb_umt5_config *hb_umt5_get_config(const hb_umt5 *m) { return &m->cfg; }
+
+/* ---------- relative position buckets ---------- */
+
+int hb_umt5_bucket(int64_t rel, int num_buckets, int max_dist) {
+    /* bidirectional: half the buckets per direction */
+    const int nb = num_buckets / 2;
+    int bucket = rel > 0 ? nb : 0;
+    const int64_t a = rel < 0 ? -rel : rel;
+    const int max_exact = nb / 2;
+    if (a < max_exact) return bucket + (int)a;
+    /* max_exact + (log(a.float() / max_exact) / math.log(max_dist / max_exact) * (nb - max_exact)).long():
+     * every tensor operation in float32 (the Python math.log is a double cast to float32 by the division). */
+    const float x = (float)a / (float)max_exact;
+    const float lg = logf(x);
+    const float den = (float)log((double)max_dist / (double)max_exact);
+    const float r = lg / den;
+    const float v = r * (float)(nb - max_exact);
+    int64_t large = max_exact + (int64_t)v;
+    if (large > nb - 1) large = nb - 1;
+    return bucket + (int)large;
+}
+
+/* ---------- construction ---------- */
+
+static int get_w(hb_umt5 *m, const char *name, int ndim, int64_t d0, int64_t d1, hb_tensor *out) {
+    int64_t shape[2] = {d0, d1};
+    if (hb_checkpoint_get_shaped(m->ck, name, ndim, shape, out) != 0) return -1;
+    if (out->dtype != HB_F32 && out->dtype != HB_BF16 && out->dtype != HB_F16)
+        return hb_error("%s: tensor '%s' has dtype %s (expected F32, BF16 or F16)", hb_checkpoint_path(m->ck), name,
+                        hb_dtype_name(out->dtype));
+    if (!hb_tensor_is_contiguous(out)) return hb_error("%s: tensor '%s' is not contiguous", hb_checkpoint_path(m->ck), name);
+    return 0;
+}
+
+hb_umt5 *hb_umt5_create(hb_checkpoint *ck, const hb_umt5_config *cfg, bool owns_ck) {
+    const hb_umt5_config *c = cfg;
+    const char *path = ck ? hb_checkpoint_path(ck) : "(none)";
+    if (!ck) { hb_error("umt5: no checkpoint"); return NULL; }
+    if (c->vocab < 1 || c->dim < 1 || c->dim_attn < 1 || c->dim_ffn < 1 || c->num_heads < 1 || c->num_layers < 1 ||
+        c->num_layers > 1024 || c->num_buckets < 4 || c->num_buckets % 2 || c->max_dist <= c->num_buckets / 4 ||
+        c->dim_attn % c->num_heads || !(c->eps > 0)) {
+        hb_error("%s: invalid umT5 config (vocab %lld, dim %lld, dim_attn %lld, ffn %lld, heads %d, layers %d, "
+                 "buckets %d, max_dist %d)", path, (long long)c->vocab, (long long)c->dim, (long long)c->dim_attn,
+                 (long long)c->dim_ffn, c->num_heads, c->num_layers, c->num_buckets, c->max_dist);
+        return NULL;
+    }
+    hb_umt5 *m = hb_calloc(sizeof *m, "umt5 model");
+    if (!m) return NULL;
+    m->cfg = *c;
+    m->ck = ck;
+    snprintf(m->path, sizeof m->path, "%s", path);
+    m->layers = hb_calloc((size_t)c->num_layers * sizeof *m->layers, "umt5 layers");
+    if (!m->layers) goto fail;
+    const int64_t D = c->dim, A = c->dim_attn, F = c->dim_ffn;
+    if (get_w(m, "token_embedding.weight", 2, c->vocab, D, &m->tok) || get_w(m, "norm.weight", 1, D, 0, &m->norm))
+        goto fail;
+    for (int i = 0; i < c->num_layers; i++) {
+        umt5_layer *L = &m->layers[i];
+        char n[128];
+#define W(field, suffix, nd, a, b)                                          \
+        snprintf(n, sizeof n, "blocks.%d.%s", i, suffix);                   \
+        if (get_w(m, n, nd, a, b, &L->field)) goto fail;
+        W(norm1, "norm1.weight", 1, D, 0)
+        W(q, "attn.q.weight", 2, A, D)
+        W(k, "attn.k.weight", 2, A, D)
+        W(v, "attn.v.weight", 2, A, D)
+        W(o, "attn.o.weight", 2, D, A)
+        W(norm2, "norm2.weight", 1, D, 0)
+        W(gate, "ffn.gate.0.weight", 2, F, D)
+        W(fc1, "ffn.fc1.weight", 2, F, D)
+        W(fc2, "ffn.fc2.weight", 2, D, F)
+        W(pos, "pos_embedding.embedding.weight", 2, c->num_buckets, c->num_heads)
+#undef W
+    }
+    m->owns_ck = owns_ck;
+    return m;
+fail:
+    hb_free(m->layers);
+    hb_free(m);
+    return NULL;
+}
+
+static bool is_dir(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+static bool is_file(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* buf = a + "/" + b (b may be NULL: buf = a); false when it does not fit. */
+__attribute__((noinline)) static bool join(char *buf, size_t cap, const char *a, const char *b) {
+    int n = b ? snprintf(buf, cap, "%s/%s", a, b) : snprintf(buf, cap, "%s", a);
+    return n >= 0 && (size_t)n < cap;
+}
+
+/* transformers UMT5 config.json -> our config (only when it is one: it has d_model). */
+static int read_hf_config(const char *dir, hb_umt5_config *c) {
+    char p[1100];
+    if (!join(p, sizeof p, dir, "config.json") || !is_file(p)) return 0;
+    json_error_t err;
+    json_t *j = json_load_file(p, 0, &err);
+    if (!j) return hb_error("%s: not valid JSON (line %d: %s)", p, err.line, err.text);
+    int rc = 0;
+    if (json_is_integer(json_object_get(j, "d_model"))) {
+#define GI(key, dst) do { json_t *v_ = json_object_get(j, key); if (json_is_integer(v_)) dst = json_integer_value(v_); } while (0)
+        int64_t dkv = 0, t;
+        GI("d_model", c->dim);
+        GI("d_ff", c->dim_ffn);
+        GI("vocab_size", c->vocab);
+        t = c->num_heads; GI("num_heads", t); c->num_heads = (int)t;
+        t = c->num_layers; GI("num_layers", t); c->num_layers = (int)t;
+        t = c->num_buckets; GI("relative_attention_num_buckets", t); c->num_buckets = (int)t;
+        t = c->max_dist; GI("relative_attention_max_distance", t); c->max_dist = (int)t;
+        GI("d_kv", dkv);
+        if (dkv > 0) c->dim_attn = dkv * c->num_heads;
+        json_t *e = json_object_get(j, "layer_norm_epsilon");
+        if (json_is_number(e)) c->eps = (float)json_number_value(e);
+#undef GI
+        const char *act = json_string_value(json_object_get(j, "feed_forward_proj"));
+        if (act && strcmp(act, "gated-gelu") != 0)
+            rc = hb_error("%s: feed_forward_proj '%s' is not supported (umT5 uses gated-gelu)", p, act);
+    }
+    json_decref(j);
+    return rc;
+}
+
+hb_umt5 *hb_umt5_open(const char *path) {
+    char wpath[1100], dir[1100], p[1100];
+    if (!join(wpath, sizeof wpath, path, NULL)) { hb_error("umt5: path too long: %.80s...", path); return NULL; }
+    join(dir, sizeof dir, path, NULL);
+    if (is_dir(path)) {
+        if (join(p, sizeof p, path, "models_t5_umt5-xxl-enc-bf16.pth") && is_file(p)) {
+            join(wpath, sizeof wpath, p, NULL);
+        } else if (join(p, sizeof p, path, "text_encoder") && is_dir(p)) {
+            join(wpath, sizeof wpath, p, NULL);
+            join(dir, sizeof dir, p, NULL);
+        }
+    } else {
+        char *s = strrchr(dir, '/');
+        if (s) *s = 0;
+        else join(dir, sizeof dir, ".", NULL);
+    }
+    /* A config.json next to the weights is used only when it is a transformers T5 config (d_model); the
+     * DiT's config.json beside the official .pth is ignored that way. */
+    hb_umt5_config c = hb_umt5_xxl_config();
+    if (read_hf_config(dir, &c) != 0) return NULL;
+    hb_checkpoint *ck = hb_checkpoint_open(wpath);
+    if (!ck) return NULL;
+    hb_umt5 *m = hb_umt5_create(ck, &c, true);
+    if (!m) {
+        hb_checkpoint_close(ck);
+        return NULL;
+    }
+    return m;
+}
+
+void hb_umt5_release_weights(hb_umt5 *m) {
+    if (!m || m->released) return;
+    if (m->owns_ck) hb_checkpoint_close(m->ck);
+    m->ck = NULL;
+    m->released = true;
+    memset(&m->tok, 0, sizeof m->tok);
+    memset(&m->norm, 0, sizeof m->norm);
+    memset(m->layers, 0, (size_t)m->cfg.num_layers * sizeof *m->layers);
+}
+
+void hb_umt5_free(hb_umt5 *m) {
+    if (!m) return;
+    hb_umt5_release_weights(m);
+    hb_free(m->layers);
+    hb_free(m);
+}
+
+/* ---------- forward ---------- */
+
+/* Position bias [heads, n, n] of one layer from the bucket table [n*n]. */
+static void pos_bias(const hb_tensor *emb, const int *buckets, int64_t n, int heads, float *out, float *row) {
+    const size_t es = hb_dtype_size(emb->dtype);
+    for (int64_t ij = 0; ij < n * n; ij++) {
+        hb_convert_to_f32(row, (const uint8_t *)emb->data + (size_t)buckets[ij] * (size_t)heads * es, emb->dtype,
+                          (size_t)heads);
+        for (int h = 0; h < heads; h++) out[(int64_t)h * n * n + ij] = row[h];
+    }
+}
+
+static int forward(hb_umt5 *m, const int64_t *ids, const uint8_t *mask, int64_t n, float *out, const hb_umt5_trace *tr) {
+    const hb_umt5_config *c = &m->cfg;
+    if (m->released) return hb_error("%s: umT5 weights were released; open the encoder again to encode", m->path);
+    if (n < 1 || n > 1 << 16) return hb_error("umt5: %lld tokens (need 1..65536)", (long long)n);
+    for (int64_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= c->vocab)
+            return hb_error("umt5: token id %lld at position %lld is outside the vocabulary (%lld)", (long long)ids[i],
+                            (long long)i, (long long)c->vocab);
+    const int64_t D = c->dim, A = c->dim_attn, F = c->dim_ffn;
+    const int H = c->num_heads;
+    /* one allocation for the whole pass */
+    size_t fl = (size_t)n * (size_t)(2 * D + 4 * A + 2 * F + D) + (size_t)H * (size_t)(n * n + 1);
+    float *buf = hb_malloc(fl * sizeof(float), "umt5 activations");
+    int *buckets = hb_malloc((size_t)(n * n) * sizeof(int), "umt5 buckets");
+    if (!buf || !buckets) {
+        hb_free(buf);
+        hb_free(buckets);
+        return -1;
+    }
+    float *x = buf, *h = x + n * D, *q = h + n * D, *k = q + n * A, *v = k + n * A, *att = v + n * A, *y = att + n * A;
+    float *fa = y + n * D, *fg = fa + n * F, *bias = fg + n * F, *row = bias + (size_t)H * n * n;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < n; j++) buckets[i * n + j] = hb_umt5_bucket(j - i, c->num_buckets, c->max_dist);
+
+    /* token embedding (row lookup; the stored dtype widened exactly) */
+    const size_t es = hb_dtype_size(m->tok.dtype);
+    for (int64_t i = 0; i < n; i++)
+        hb_convert_to_f32(x + i * D, (const uint8_t *)m->tok.data + (size_t)ids[i] * (size_t)D * es, m->tok.dtype, (size_t)D);
+    if (tr && tr->token_embedding) memcpy(tr->token_embedding, x, (size_t)(n * D) * sizeof(float));
+
+    int rc = 0;
+    for (int l = 0; l < c->num_layers && rc == 0; l++) {
+        const umt5_layer *L = &m->layers[l];
+        /* self-attention: x + o(attn(norm1(x))) */
+        hb_rmsnorm(h, x, n, D, &L->norm1, c->eps);
+        if (hb_linear(q, h, n, &L->q, NULL, false) || hb_linear(k, h, n, &L->k, NULL, false) ||
+            hb_linear(v, h, n, &L->v, NULL, false)) { rc = -1; break; }
+        pos_bias(&L->pos, buckets, n, H, bias, row);
+        if (l == 0 && tr && tr->pos_bias0) memcpy(tr->pos_bias0, bias, (size_t)H * (size_t)(n * n) * sizeof(float));
+        hb_attention_args aa = {.out = att, .q = q, .k = k, .v = v, .lq = n, .lk = n, .heads = H,
+                                .head_dim = (int)(A / H), .o_stride = A, .q_stride = A, .k_stride = A, .v_stride = A,
+                                .scale = 1.0f, .bias = bias, .key_mask = mask};
+        hb_attention(&aa);
+        if (hb_linear(y, att, n, &L->o, NULL, false)) { rc = -1; break; }
+        hb_add(x, x, y, n * D);
+        /* FFN: x + fc2(fc1(h) * gelu_tanh(gate(h))), h = norm2(x) */
+        hb_rmsnorm(h, x, n, D, &L->norm2, c->eps);
+        if (hb_linear(fa, h, n, &L->fc1, NULL, false) || hb_linear(fg, h, n, &L->gate, NULL, false)) { rc = -1; break; }
+        hb_gelu_tanh(fg, fg, n * F);
+        hb_mul(fa, fa, fg, n * F);
+        if (hb_linear(y, fa, n, &L->fc2, NULL, false)) { rc = -1; break; }
+        hb_add(x, x, y, n * D);
+        if (tr && tr->blocks && tr->blocks[l]) memcpy(tr->blocks[l], x, (size_t)(n * D) * sizeof(float));
+    }
+    if (rc == 0) hb_rmsnorm(out, x, n, D, &m->norm, c->eps);
+    else hb_error_prefix("%s: umT5 forward: ", m->path);
+    hb_free(buf);
+    hb_free(buckets);
+    return rc;
+}
+
+int hb_umt5_forward(hb_umt5 *m, const int64_t *ids, const uint8_t *mask, int64_t n, float *out, const hb_umt5_trace *trace) {
+    return forward(m, ids, mask, n, out, trace);
+}
+
+int hb_umt5_encode(hb_umt5 *m, const int64_t *ids, int64_t n_valid, int64_t n_rows, float *out) {
+    if (n_valid < 1 || n_valid > n_rows)
+        return hb_error("umt5: %lld real tokens for %lld output rows (need 1 <= n_valid <= rows)", (long long)n_valid,
+                        (long long)n_rows);
+    if (forward(m, ids, NULL, n_valid, out, NULL) != 0) return -1;
+    memset(out + n_valid * m->cfg.dim, 0, (size_t)((n_rows - n_valid) * m->cfg.dim) * sizeof(float));
+    return 0;
+}
