@@ -1,6 +1,7 @@
 /* ops: hb_linear (F32/BF16/F16 weights, strided weights, bias dtypes, accumulate) and hb_gemm_f32 against a
  * double-precision reference; bitwise identity across 1/2/3 threads. Tolerance: normwise 2e-5 (f32 sums). */
 #include "test_ops_common.h"
+#include "ops/ops_internal.h"
 
 typedef struct {
     float *x; hb_tensor w, b; bool has_b, acc; int64_t M; float *y0; int64_t N;
@@ -77,16 +78,23 @@ int main(void) {
     const int64_t shapes[][3] = {{1, 1, 1},   {1, 37, 300},  {3, 130, 64},  {4, 5, 1},    {5, 17, 33},
                                  {17, 129, 5}, {64, 64, 64}, {130, 300, 97}, {600, 260, 70}, {33, 1, 513}};
     int ns = (int)(sizeof shapes / sizeof shapes[0]);
-    for (int s = 0; s < ns; s++)
-        for (int d = 0; d < 3; d++) {
-            int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
-            check_linear(&r, M, N, K, k_wdtypes[d], k_wdtypes[(d + s) % 3], (s + d) % 4 != 3, (s + d) % 3 == 1, 0);
-        }
-    check_linear(&r, 9, 70, 45, HB_BF16, HB_F32, true, false, 11); /* strided (narrowed) weight */
-    check_linear(&r, 2, 70, 45, HB_F16, HB_BF16, true, true, 3);
-    check_linear(&r, 1100, 40, 24, HB_F32, HB_F32, true, false, 0);
-    const int64_t gshapes[][3] = {{1, 1, 1}, {7, 300, 1}, {70, 20, 129}, {300, 260, 48}, {2, 5, 700}};
-    for (int s = 0; s < 5; s++) check_gemm(&r, gshapes[s][0], gshapes[s][1], gshapes[s][2], s % 2 == 1);
+    /* every GEMM code path this machine has (the default one last) */
+    const char *def = hb__gemm_path(), *paths[4] = {"generic", "avx2", "openblas", def};
+    for (int pi = 0; pi < 4; pi++) {
+        if (hb__gemm_select(paths[pi]) != 0) { fprintf(stderr, "GEMM path %s not available here\n", paths[pi]); continue; }
+        fprintf(stderr, "GEMM path %s\n", hb__gemm_path());
+        for (int s = 0; s < ns; s++)
+            for (int d = 0; d < 3; d++) {
+                int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+                check_linear(&r, M, N, K, k_wdtypes[d], k_wdtypes[(d + s) % 3], (s + d) % 4 != 3, (s + d) % 3 == 1, 0);
+            }
+        check_linear(&r, 9, 70, 45, HB_BF16, HB_F32, true, false, 11); /* strided (narrowed) weight */
+        check_linear(&r, 2, 70, 45, HB_F16, HB_BF16, true, true, 3);
+        check_linear(&r, 1100, 40, 24, HB_F32, HB_F32, true, false, 0);
+        check_linear(&r, 1700, 300, 300, HB_BF16, HB_BF16, false, true, 0); /* several row tiles and K blocks */
+        const int64_t gshapes[][3] = {{1, 1, 1}, {7, 300, 1}, {70, 20, 129}, {300, 260, 48}, {2, 5, 700}};
+        for (int s = 0; s < 5; s++) check_gemm(&r, gshapes[s][0], gshapes[s][1], gshapes[s][2], s % 2 == 1);
+    }
 
     /* bad input: one clear error, no crash */
     float buf[16] = {0};

@@ -1,16 +1,34 @@
 /* GEMM: hb_linear (f32 activations x F32/BF16/F16 weights), hb_gemm_f32, and the serial GEMM used inside other
- * kernels. Work is split over fixed output tiles chosen from the shapes only (never over K), so every element is
- * computed by one task in one fixed order: bitwise-identical output for any thread count. */
+ * kernels (attention, conv).
+ *
+ * Code paths (picked once at run time, HB_GEMM=avx2|generic|openblas overrides):
+ *  - "avx2": our packed GEMM, BLIS-style: B (the weights) packed KC x 16 panels, converted from BF16/F16 while
+ *    packing; A packed MC x KC in 6-row strips; a 6x16 AVX2/FMA micro-kernel (12 ymm accumulators).
+ *  - "generic": the same packing with a plain-C micro-kernel (any CPU).
+ *  - "openblas": OpenBLAS sgemm, single-threaded, called per output tile, with non-F32 weights converted panel
+ *    by panel into an f32 buffer.
+ * Determinism: K is only ever split into fixed KC blocks summed in order; threads split the output into tiles.
+ * Every output element therefore sees the same arithmetic for any thread count. */
 #include "ops/ops_internal.h"
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define HB_X86 1
+#endif
 #ifdef HB_HAVE_OPENBLAS
 #include <cblas.h>
 void openblas_set_num_threads(int num_threads);
 #endif
 
-/* ---------- weight conversion ---------- */
+#define MR 6
+#define NR 16
+#define KC 256
+#define MC 120
+#define NC 256
+
+/* ---------- weight conversion helpers ---------- */
 
 void hb__weight_rows_f32(const hb_tensor *w, int64_t n0, int64_t rows, int64_t k0, int64_t kn, float *dst, int64_t ld) {
     size_t es = hb_dtype_size(w->dtype);
@@ -40,174 +58,495 @@ float *hb__vec_f32(const hb_tensor *t, int64_t n) {
     return v;
 }
 
-/* ---------- serial GEMM ---------- */
+static inline float bf16f(uint16_t h) { uint32_t u = (uint32_t)h << 16; float f; memcpy(&f, &u, 4); return f; }
+
+/* ---------- path selection ---------- */
+
+enum { PATH_GENERIC = 0, PATH_AVX2 = 1, PATH_OPENBLAS = 2 };
+static int g_path = -1;
+static pthread_once_t g_path_once = PTHREAD_ONCE_INIT;
 
 #ifdef HB_HAVE_OPENBLAS
 static pthread_once_t g_blas_once = PTHREAD_ONCE_INIT;
 static void blas_init(void) { openblas_set_num_threads(1); }
 #endif
 
-static void gemm_naive(float *C, int64_t ldc, const float *A, int64_t lda, const float *B, int64_t ldb, bool bt,
-                       int64_t M, int64_t N, int64_t K, bool acc) {
-    for (int64_t m = 0; m < M; m++) {
-        float *c = C + m * ldc;
-        if (!acc) memset(c, 0, (size_t)N * sizeof(float));
-        const float *a = A + m * lda;
-        if (bt) {
-            for (int64_t n = 0; n < N; n++) {
-                const float *b = B + n * ldb;
-                float s[8] = {0};
-                int64_t k = 0;
-                for (; k + 8 <= K; k += 8)
-                    for (int j = 0; j < 8; j++) s[j] += a[k + j] * b[k + j];
-                for (; k < K; k++) s[0] += a[k] * b[k];
-                c[n] += ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
-            }
+static bool have_f16c(void) {
+#ifdef HB_X86
+    return __builtin_cpu_supports("f16c");
+#else
+    return false;
+#endif
+}
+
+static void path_init(void) {
+    const char *e = getenv("HB_GEMM");
+    int p = hb__have_avx2() && have_f16c() ? PATH_AVX2 : PATH_GENERIC;
+    if (e && *e) {
+        if (!strcmp(e, "generic")) p = PATH_GENERIC;
+        else if (!strcmp(e, "avx2") && hb__have_avx2() && have_f16c()) p = PATH_AVX2;
+#ifdef HB_HAVE_OPENBLAS
+        else if (!strcmp(e, "openblas")) p = PATH_OPENBLAS;
+#endif
+        else hb_log(HB_LOG_WARN, "HB_GEMM=%s is not available here; using the default GEMM", e);
+    }
+    g_path = p;
+}
+
+static int path(void) {
+    if (g_path < 0) pthread_once(&g_path_once, path_init);
+    return g_path;
+}
+
+int hb__gemm_select(const char *name) {
+    path();
+    if (!strcmp(name, "generic")) g_path = PATH_GENERIC;
+    else if (!strcmp(name, "avx2") && hb__have_avx2() && have_f16c()) g_path = PATH_AVX2;
+#ifdef HB_HAVE_OPENBLAS
+    else if (!strcmp(name, "openblas")) g_path = PATH_OPENBLAS;
+#endif
+    else return -1;
+    return 0;
+}
+
+const char *hb__gemm_path(void) {
+    static const char *names[3] = {"generic", "avx2", "openblas"};
+    return names[path()];
+}
+
+/* ---------- B sources and packing ---------- */
+
+/* B element (k, n) at base + (n * sn + k * sk) elements, dtype t. b_trans weights: sn = row stride, sk = 1. */
+typedef struct { const void *base; hb_dtype t; int64_t sn, sk; } bsrc;
+
+static inline float bget(const bsrc *b, int64_t n, int64_t k) {
+    int64_t i = n * b->sn + k * b->sk;
+    switch (b->t) {
+    case HB_F32: return ((const float *)b->base)[i];
+    case HB_BF16: return bf16f(((const uint16_t *)b->base)[i]);
+    default: return hb_f16_to_f32(((const uint16_t *)b->base)[i]);
+    }
+}
+
+/* Pack B[k0:k0+kc, n0:n0+nn] into strips of NR columns: dst[s][k][j] (zero-padded columns). */
+static void pack_b_generic(float *dst, const bsrc *b, int64_t n0, int64_t nn, int64_t k0, int64_t kc) {
+    for (int64_t s = 0; s < nn; s += NR) {
+        int64_t w = nn - s < NR ? nn - s : NR;
+        float *d = dst + s * kc;
+        if (b->sk == 1) {
+            for (int64_t j = 0; j < w; j++)
+                for (int64_t k = 0; k < kc; k++) d[k * NR + j] = bget(b, n0 + s + j, k0 + k);
         } else {
-            for (int64_t k = 0; k < K; k++) {
-                float av = a[k];
-                const float *b = B + k * ldb;
-                for (int64_t n = 0; n < N; n++) c[n] += av * b[n];
+            for (int64_t k = 0; k < kc; k++)
+                for (int64_t j = 0; j < w; j++) d[k * NR + j] = bget(b, n0 + s + j, k0 + k);
+        }
+        if (w < NR)
+            for (int64_t k = 0; k < kc; k++)
+                for (int64_t j = w; j < NR; j++) d[k * NR + j] = 0;
+    }
+}
+
+/* Pack A[m0:m0+mm, k0:k0+kc] (f32, row stride lda) into strips of MR rows: dst[s][k][i]. */
+static void pack_a(float *dst, const float *A, int64_t lda, int64_t mm, int64_t k0, int64_t kc) {
+    for (int64_t s = 0; s < mm; s += MR) {
+        int64_t h = mm - s < MR ? mm - s : MR;
+        float *d = dst + s * kc;
+        const float *a = A + s * lda + k0;
+        if (h == MR) {
+            for (int64_t k = 0; k < kc; k++)
+                for (int i = 0; i < MR; i++) d[k * MR + i] = a[i * lda + k];
+        } else {
+            for (int64_t k = 0; k < kc; k++)
+                for (int i = 0; i < MR; i++) d[k * MR + i] = i < h ? a[i * lda + k] : 0.0f;
+        }
+    }
+}
+
+/* ---------- micro-kernels: C[MR,NR] (+)= Ap[kc,MR]^T * Bp[kc,NR] ---------- */
+
+typedef void (*ukr_fn)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, bool load_c);
+
+static void ukr_generic(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, bool load_c) {
+    float acc[MR][NR];
+    for (int i = 0; i < MR; i++)
+        for (int j = 0; j < NR; j++) acc[i][j] = load_c ? c[i * ldc + j] : 0.0f;
+    for (int64_t k = 0; k < kc; k++, a += MR, b += NR)
+        for (int i = 0; i < MR; i++)
+            for (int j = 0; j < NR; j++) acc[i][j] += a[i] * b[j];
+    for (int i = 0; i < MR; i++)
+        for (int j = 0; j < NR; j++) c[i * ldc + j] = acc[i][j];
+}
+
+#ifdef HB_X86
+__attribute__((target("avx2,fma"))) static void ukr_avx2(int64_t kc, const float *a, const float *b, float *c,
+                                                           int64_t ldc, bool load_c) {
+    __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+    if (load_c) {
+        c00 = _mm256_loadu_ps(c + 0 * ldc); c01 = _mm256_loadu_ps(c + 0 * ldc + 8);
+        c10 = _mm256_loadu_ps(c + 1 * ldc); c11 = _mm256_loadu_ps(c + 1 * ldc + 8);
+        c20 = _mm256_loadu_ps(c + 2 * ldc); c21 = _mm256_loadu_ps(c + 2 * ldc + 8);
+        c30 = _mm256_loadu_ps(c + 3 * ldc); c31 = _mm256_loadu_ps(c + 3 * ldc + 8);
+        c40 = _mm256_loadu_ps(c + 4 * ldc); c41 = _mm256_loadu_ps(c + 4 * ldc + 8);
+        c50 = _mm256_loadu_ps(c + 5 * ldc); c51 = _mm256_loadu_ps(c + 5 * ldc + 8);
+    } else {
+        c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_ps();
+    }
+#define HB_UKR_STEP(off_a, off_b)                                                                                    \
+    do {                                                                                                             \
+        __m256 b0 = _mm256_load_ps(b + (off_b)), b1 = _mm256_load_ps(b + (off_b) + 8), av;                           \
+        av = _mm256_broadcast_ss(a + (off_a) + 0); c00 = _mm256_fmadd_ps(av, b0, c00); c01 = _mm256_fmadd_ps(av, b1, c01); \
+        av = _mm256_broadcast_ss(a + (off_a) + 1); c10 = _mm256_fmadd_ps(av, b0, c10); c11 = _mm256_fmadd_ps(av, b1, c11); \
+        av = _mm256_broadcast_ss(a + (off_a) + 2); c20 = _mm256_fmadd_ps(av, b0, c20); c21 = _mm256_fmadd_ps(av, b1, c21); \
+        av = _mm256_broadcast_ss(a + (off_a) + 3); c30 = _mm256_fmadd_ps(av, b0, c30); c31 = _mm256_fmadd_ps(av, b1, c31); \
+        av = _mm256_broadcast_ss(a + (off_a) + 4); c40 = _mm256_fmadd_ps(av, b0, c40); c41 = _mm256_fmadd_ps(av, b1, c41); \
+        av = _mm256_broadcast_ss(a + (off_a) + 5); c50 = _mm256_fmadd_ps(av, b0, c50); c51 = _mm256_fmadd_ps(av, b1, c51); \
+    } while (0)
+    int64_t k = 0;
+    for (; k + 4 <= kc; k += 4, a += 4 * MR, b += 4 * NR) {
+        _mm_prefetch((const char *)(b + 4 * NR * 4), _MM_HINT_T0);
+        HB_UKR_STEP(0, 0);
+        HB_UKR_STEP(MR, NR);
+        HB_UKR_STEP(2 * MR, 2 * NR);
+        HB_UKR_STEP(3 * MR, 3 * NR);
+    }
+    for (; k < kc; k++, a += MR, b += NR) HB_UKR_STEP(0, 0);
+#undef HB_UKR_STEP
+    _mm256_storeu_ps(c + 0 * ldc, c00); _mm256_storeu_ps(c + 0 * ldc + 8, c01);
+    _mm256_storeu_ps(c + 1 * ldc, c10); _mm256_storeu_ps(c + 1 * ldc + 8, c11);
+    _mm256_storeu_ps(c + 2 * ldc, c20); _mm256_storeu_ps(c + 2 * ldc + 8, c21);
+    _mm256_storeu_ps(c + 3 * ldc, c30); _mm256_storeu_ps(c + 3 * ldc + 8, c31);
+    _mm256_storeu_ps(c + 4 * ldc, c40); _mm256_storeu_ps(c + 4 * ldc + 8, c41);
+    _mm256_storeu_ps(c + 5 * ldc, c50); _mm256_storeu_ps(c + 5 * ldc + 8, c51);
+}
+
+/* 8 rows x 8 k of a transposed-layout B (rows contiguous in k) -> dst[k*NR + j] for j in [0,8). */
+__attribute__((target("avx2,fma"))) static inline void transpose8_store(__m256 r0, __m256 r1, __m256 r2, __m256 r3,
+                                                                         __m256 r4, __m256 r5, __m256 r6, __m256 r7,
+                                                                         float *d) {
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+           t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+           t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE), s2 = _mm256_shuffle_ps(t1, t3, 0x44),
+           s3 = _mm256_shuffle_ps(t1, t3, 0xEE), s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+           s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(d + 0 * NR, _mm256_permute2f128_ps(s0, s4, 0x20));
+    _mm256_storeu_ps(d + 1 * NR, _mm256_permute2f128_ps(s1, s5, 0x20));
+    _mm256_storeu_ps(d + 2 * NR, _mm256_permute2f128_ps(s2, s6, 0x20));
+    _mm256_storeu_ps(d + 3 * NR, _mm256_permute2f128_ps(s3, s7, 0x20));
+    _mm256_storeu_ps(d + 4 * NR, _mm256_permute2f128_ps(s0, s4, 0x31));
+    _mm256_storeu_ps(d + 5 * NR, _mm256_permute2f128_ps(s1, s5, 0x31));
+    _mm256_storeu_ps(d + 6 * NR, _mm256_permute2f128_ps(s2, s6, 0x31));
+    _mm256_storeu_ps(d + 7 * NR, _mm256_permute2f128_ps(s3, s7, 0x31));
+}
+
+__attribute__((target("avx2,fma,f16c"))) static inline __m256 load8_f32(const bsrc *b, int64_t n, int64_t k) {
+    int64_t i = n * b->sn + k;
+    switch (b->t) {
+    case HB_F32: return _mm256_loadu_ps((const float *)b->base + i);
+    case HB_BF16: {
+        __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)b->base + i));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    }
+    default: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)b->base + i)));
+    }
+}
+
+/* Transposed-layout B (sk == 1): full 16-column strips through 8x8 transposes, the rest generic. */
+__attribute__((target("avx2,fma,f16c"))) static void pack_b_avx2(float *dst, const bsrc *b, int64_t n0, int64_t nn,
+                                                                  int64_t k0, int64_t kc) {
+    if (b->sk != 1) {
+        if (b->t == HB_F32 && b->sn == 1) { /* row-major [K, N] f32 */
+            const float *B = b->base;
+            for (int64_t s = 0; s < nn; s += NR) {
+                int64_t w = nn - s < NR ? nn - s : NR;
+                float *d = dst + s * kc;
+                for (int64_t k = 0; k < kc; k++) {
+                    const float *src = B + (k0 + k) * b->sk + n0 + s;
+                    if (w == NR) {
+                        _mm256_store_ps(d + k * NR, _mm256_loadu_ps(src));
+                        _mm256_store_ps(d + k * NR + 8, _mm256_loadu_ps(src + 8));
+                    } else {
+                        for (int64_t j = 0; j < NR; j++) d[k * NR + j] = j < w ? src[j] : 0.0f;
+                    }
+                }
+            }
+            return;
+        }
+        pack_b_generic(dst, b, n0, nn, k0, kc);
+        return;
+    }
+    int64_t full = nn / NR * NR, kc8 = kc / 8 * 8;
+    for (int64_t s = 0; s < full; s += NR) {
+        float *d = dst + s * kc;
+        for (int half = 0; half < 2; half++) {
+            int64_t n = n0 + s + half * 8;
+            for (int64_t k = 0; k < kc8; k += 8)
+                transpose8_store(load8_f32(b, n, k0 + k), load8_f32(b, n + 1, k0 + k), load8_f32(b, n + 2, k0 + k),
+                                 load8_f32(b, n + 3, k0 + k), load8_f32(b, n + 4, k0 + k), load8_f32(b, n + 5, k0 + k),
+                                 load8_f32(b, n + 6, k0 + k), load8_f32(b, n + 7, k0 + k), d + k * NR + half * 8);
+            for (int64_t k = kc8; k < kc; k++)
+                for (int j = 0; j < 8; j++) d[k * NR + half * 8 + j] = bget(b, n + j, k0 + k);
+        }
+    }
+    if (full < nn) pack_b_generic(dst + full * kc, b, n0 + full, nn - full, k0, kc);
+}
+#endif
+
+/* ---------- the serial blocked GEMM ---------- */
+
+typedef struct { float *a, *b; } packbuf;
+
+/* C[M,N] (+)= A[M,K] * B(k,n), B from a source; buffers: ap MC*KC, bp KC*NC floats. */
+static void gemm_core(float *C, int64_t ldc, const float *A, int64_t lda, const bsrc *B, int64_t M, int64_t N,
+                      int64_t K, bool acc, packbuf pb, int p) {
+    ukr_fn ukr = ukr_generic;
+    void (*packb)(float *, const bsrc *, int64_t, int64_t, int64_t, int64_t) = pack_b_generic;
+#ifdef HB_X86
+    if (p == PATH_AVX2) { ukr = ukr_avx2; packb = pack_b_avx2; }
+#else
+    (void)p;
+#endif
+    float tmp[MR * NR] __attribute__((aligned(64)));
+    for (int64_t n0 = 0; n0 < N; n0 += NC) {
+        int64_t nn = N - n0 < NC ? N - n0 : NC;
+        for (int64_t k0 = 0; k0 < K; k0 += KC) {
+            int64_t kc = K - k0 < KC ? K - k0 : KC;
+            bool load_c = acc || k0 > 0;
+            packb(pb.b, B, n0, nn, k0, kc);
+            for (int64_t m0 = 0; m0 < M; m0 += MC) {
+                int64_t mm = M - m0 < MC ? M - m0 : MC;
+                pack_a(pb.a, A + m0 * lda, lda, mm, k0, kc);
+                for (int64_t js = 0; js < nn; js += NR) {
+                    int64_t w = nn - js < NR ? nn - js : NR;
+                    const float *bp = pb.b + js * kc;
+                    for (int64_t is = 0; is < mm; is += MR) {
+                        int64_t h = mm - is < MR ? mm - is : MR;
+                        float *c = C + (m0 + is) * ldc + n0 + js;
+                        const float *ap = pb.a + is * kc;
+                        if (h == MR && w == NR) {
+                            ukr(kc, ap, bp, c, ldc, load_c);
+                        } else {
+                            if (load_c)
+                                for (int64_t i = 0; i < h; i++) memcpy(tmp + i * NR, c + i * ldc, sizeof(float) * (size_t)w);
+                            ukr(kc, ap, bp, tmp, NR, load_c);
+                            for (int64_t i = 0; i < h; i++) memcpy(c + i * ldc, tmp + i * NR, sizeof(float) * (size_t)w);
+                        }
+                    }
+                }
             }
         }
     }
+}
+
+/* Per-thread pack buffers, kept for the life of the thread. */
+static pthread_key_t g_buf_key;
+static pthread_once_t g_buf_once = PTHREAD_ONCE_INIT;
+static void buf_free(void *p) { hb_free(p); }
+static void buf_key_init(void) { pthread_key_create(&g_buf_key, buf_free); }
+
+static packbuf thread_bufs(void) {
+    pthread_once(&g_buf_once, buf_key_init);
+    float *p = pthread_getspecific(g_buf_key);
+    if (!p) {
+        p = hb_malloc(sizeof(float) * (size_t)(MC * KC + KC * NC), "GEMM pack buffers");
+        if (!p) return (packbuf){NULL, NULL};
+        pthread_setspecific(g_buf_key, p);
+    }
+    return (packbuf){p, p + MC * KC};
+}
+
+static void gemm_naive(float *C, int64_t ldc, const float *A, int64_t lda, const bsrc *B, int64_t M, int64_t N,
+                       int64_t K, bool acc) {
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            float s = acc ? C[m * ldc + n] : 0.0f;
+            for (int64_t k = 0; k < K; k++) s += A[m * lda + k] * bget(B, n, k);
+            C[m * ldc + n] = s;
+        }
+}
+
+/* Serial GEMM on the active path (falls back to a naive loop only if the pack buffers cannot be allocated). */
+static void gemm_serial_src(float *C, int64_t ldc, const float *A, int64_t lda, const bsrc *B, int64_t M, int64_t N,
+                            int64_t K, bool acc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        if (!acc)
+            for (int64_t m = 0; m < M; m++) memset(C + m * ldc, 0, (size_t)N * sizeof(float));
+        return;
+    }
+    int p = path();
+#ifdef HB_HAVE_OPENBLAS
+    if (p == PATH_OPENBLAS && B->t == HB_F32 && (B->sk == 1 || B->sn == 1)) {
+        pthread_once(&g_blas_once, blas_init);
+        bool bt = B->sk == 1;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, bt ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, A,
+                    (int)lda, B->base, (int)(bt ? B->sn : B->sk), acc ? 1.0f : 0.0f, C, (int)ldc);
+        return;
+    }
+    if (p == PATH_OPENBLAS) p = hb__have_avx2() ? PATH_AVX2 : PATH_GENERIC;
+#endif
+    packbuf pb = thread_bufs();
+    if (!pb.a) { gemm_naive(C, ldc, A, lda, B, M, N, K, acc); return; }
+    gemm_core(C, ldc, A, lda, B, M, N, K, acc, pb, p);
 }
 
 void hb__gemm_serial(float *C, int64_t ldc, const float *A, int64_t lda, const float *B, int64_t ldb, bool b_trans,
                      int64_t M, int64_t N, int64_t K, bool accumulate) {
-    if (M <= 0 || N <= 0) return;
-    if (K <= 0) {
-        if (!accumulate)
-            for (int64_t m = 0; m < M; m++) memset(C + m * ldc, 0, (size_t)N * sizeof(float));
-        return;
-    }
-#ifdef HB_HAVE_OPENBLAS
-    pthread_once(&g_blas_once, blas_init);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, b_trans ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, A,
-                (int)lda, B, (int)ldb, accumulate ? 1.0f : 0.0f, C, (int)ldc);
-#else
-    gemm_naive(C, ldc, A, lda, B, ldb, b_trans, M, N, K, accumulate);
-#endif
+    bsrc b = {B, HB_F32, b_trans ? ldb : 1, b_trans ? 1 : ldb};
+    gemm_serial_src(C, ldc, A, lda, &b, M, N, K, accumulate);
 }
 
-const char *hb__gemm_path(void) {
-#ifdef HB_HAVE_OPENBLAS
-    return "openblas";
-#else
-    return "generic";
-#endif
-}
-
-/* ---------- hb_gemm_f32 ---------- */
+/* ---------- parallel drivers ---------- */
 
 typedef struct {
-    float *C; const float *A, *B;
-    int64_t ldc, lda, ldb, M, N, K, mb, nb, ntn;
-    bool acc;
-} gemm_job;
-
-static void gemm_tile(void *ctx, int64_t b, int64_t e) {
-    const gemm_job *j = ctx;
-    for (int64_t t = b; t < e; t++) {
-        int64_t tm = t / j->ntn, tn = t % j->ntn;
-        int64_t m0 = tm * j->mb, n0 = tn * j->nb;
-        int64_t mm = j->M - m0 < j->mb ? j->M - m0 : j->mb, nn = j->N - n0 < j->nb ? j->N - n0 : j->nb;
-        hb__gemm_serial(j->C + m0 * j->ldc + n0, j->ldc, j->A + m0 * j->lda, j->lda, j->B + n0, j->ldb, false, mm, nn,
-                        j->K, j->acc);
-    }
-}
-
-void hb_gemm_f32(float *C, int64_t ldc, const float *A, int64_t lda, const float *B, int64_t ldb, int64_t M,
-                 int64_t N, int64_t K, bool accumulate) {
-    if (M <= 0 || N <= 0) return;
-    gemm_job j = {C, A, B, ldc, lda, ldb, M, N, K, 256, 256, 0, accumulate};
-    j.ntn = (N + j.nb - 1) / j.nb;
-    int64_t ntm = (M + j.mb - 1) / j.mb;
-    hb_parallel_for(ntm * j.ntn, 1, gemm_tile, &j);
-}
-
-/* ---------- hb_linear ---------- */
-
-typedef struct {
-    float *y; const float *x; const hb_tensor *w; const float *bias;
-    int64_t M, N, K, nb, mb, ntm;
+    float *C; const float *A; bsrc B; const float *bias;
+    int64_t ldc, lda, M, N, K, mb, nb, ntm;
     bool acc;
     int err;
-} linear_job;
+} tile_job;
 
-/* Small M: one W row at a time, converted once, dotted with every x row. */
-static void linear_rows(void *ctx, int64_t b, int64_t e) {
-    linear_job *j = ctx;
-    float *wr = NULL;
-    bool direct = j->w->dtype == HB_F32 && j->w->stride[1] == 1;
-    if (!direct) {
-        wr = malloc((size_t)j->K * sizeof(float));
-        if (!wr) { j->err = 1; return; }
-    }
-    for (int64_t n = b; n < e; n++) {
-        const float *w = direct ? (const float *)j->w->data + n * j->w->stride[0] : wr;
-        if (!direct) hb__weight_rows_f32(j->w, n, 1, 0, j->K, wr, j->K);
-        for (int64_t m = 0; m < j->M; m++) {
-            float d;
-            gemm_naive(&d, 1, j->x + m * j->K, j->K, w, j->K, true, 1, 1, j->K, false);
-            if (j->bias) d += j->bias[n];
-            float *yo = j->y + m * j->N + n;
-            *yo = j->acc ? *yo + d : d;
-        }
-    }
-    free(wr);
-}
-
-static void linear_tiles(void *ctx, int64_t b, int64_t e) {
-    linear_job *j = ctx;
-    bool direct = j->w->dtype == HB_F32 && j->w->stride[1] == 1;
+/* Fixed tiles: tile t covers rows [tm*mb, ...) and columns [tn*nb, ...), t = tn * ntm + tm. */
+static void tile_run(void *ctx, int64_t b, int64_t e) {
+    tile_job *j = ctx;
+    int p = path();
     float *panel = NULL;
-    if (!direct) {
-        panel = malloc((size_t)(j->nb * j->K) * sizeof(float));
-        if (!panel) { j->err = 1; return; }
-    }
     int64_t cur_n = -1;
     for (int64_t t = b; t < e; t++) {
         int64_t tn = t / j->ntm, tm = t % j->ntm;
         int64_t n0 = tn * j->nb, m0 = tm * j->mb;
         int64_t nn = j->N - n0 < j->nb ? j->N - n0 : j->nb, mm = j->M - m0 < j->mb ? j->M - m0 : j->mb;
-        const float *wp;
-        int64_t ldw;
-        if (direct) { wp = (const float *)j->w->data + n0 * j->w->stride[0]; ldw = j->w->stride[0]; }
-        else {
-            if (cur_n != tn) { hb__weight_rows_f32(j->w, n0, nn, 0, j->K, panel, j->K); cur_n = tn; }
-            wp = panel; ldw = j->K;
+        float *c = j->C + m0 * j->ldc + n0;
+        const float *a = j->A + m0 * j->lda;
+        bsrc bs = j->B;
+        bs.base = (const uint8_t *)bs.base + n0 * bs.sn * (int64_t)hb_dtype_size(bs.t);
+        if (p == PATH_OPENBLAS && bs.t != HB_F32) {
+            /* OpenBLAS needs f32: convert this weight panel once per column tile */
+            if (!panel && !(panel = hb_malloc(sizeof(float) * (size_t)(j->nb * j->K), "GEMM weight panel"))) {
+                j->err = 1;
+                return;
+            }
+            if (cur_n != tn) {
+                for (int64_t n = 0; n < nn; n++)
+                    for (int64_t k = 0; k < j->K; k++) panel[n * j->K + k] = bget(&bs, n, k);
+                cur_n = tn;
+            }
+            bsrc pf = {panel, HB_F32, j->K, 1};
+            gemm_serial_src(c, j->ldc, a, j->lda, &pf, mm, nn, j->K, j->acc);
+        } else {
+            gemm_serial_src(c, j->ldc, a, j->lda, &bs, mm, nn, j->K, j->acc);
         }
-        float *yt = j->y + m0 * j->N + n0;
-        hb__gemm_serial(yt, j->N, j->x + m0 * j->K, j->K, wp, ldw, true, mm, nn, j->K, j->acc);
         if (j->bias)
             for (int64_t m = 0; m < mm; m++)
-                for (int64_t n = 0; n < nn; n++) yt[m * j->N + n] += j->bias[n0 + n];
+                for (int64_t n = 0; n < nn; n++) c[m * j->ldc + n] += j->bias[n0 + n];
     }
-    free(panel);
+    hb_free(panel);
 }
+
+static void run_tiles(tile_job *j) {
+    /* column tiles of NC (several column tiles per task keep packed B hot), row tiles of up to 1536 rows */
+    j->nb = NC;
+    j->mb = j->M <= 1536 ? j->M : 768;
+    j->ntm = (j->M + j->mb - 1) / j->mb;
+    int64_t ntn = (j->N + j->nb - 1) / j->nb;
+    hb_parallel_for(ntn * j->ntm, 1, tile_run, j);
+}
+
+void hb_gemm_f32(float *C, int64_t ldc, const float *A, int64_t lda, const float *B, int64_t ldb, int64_t M,
+                 int64_t N, int64_t K, bool accumulate) {
+    if (M <= 0 || N <= 0) return;
+    tile_job j = {C, A, {B, HB_F32, 1, ldb}, NULL, ldc, lda, M, N, K, 0, 0, 0, accumulate, 0};
+    run_tiles(&j);
+}
+
+/* ---------- small M: direct dot products (weights read once, no packing) ---------- */
+
+typedef struct { float *y; const float *x; bsrc w; const float *bias; int64_t M, N, K; bool acc; } rows_job;
+
+static float dot_generic(const float *x, const bsrc *w, int64_t n, int64_t K) {
+    float s[8] = {0};
+    int64_t k = 0;
+    const uint8_t *base = (const uint8_t *)w->base + n * w->sn * (int64_t)hb_dtype_size(w->t);
+    if (w->t == HB_F32) {
+        const float *r = (const float *)base;
+        for (; k + 8 <= K; k += 8)
+            for (int j = 0; j < 8; j++) s[j] += x[k + j] * r[k + j];
+        for (; k < K; k++) s[0] += x[k] * r[k];
+    } else if (w->t == HB_BF16) {
+        const uint16_t *r = (const uint16_t *)base;
+        for (; k + 8 <= K; k += 8)
+            for (int j = 0; j < 8; j++) s[j] += x[k + j] * bf16f(r[k + j]);
+        for (; k < K; k++) s[0] += x[k] * bf16f(r[k]);
+    } else {
+        const uint16_t *r = (const uint16_t *)base;
+        for (; k + 8 <= K; k += 8)
+            for (int j = 0; j < 8; j++) s[j] += x[k + j] * hb_f16_to_f32(r[k + j]);
+        for (; k < K; k++) s[0] += x[k] * hb_f16_to_f32(r[k]);
+    }
+    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+}
+
+#ifdef HB_X86
+/* Same lane structure and final reduction as dot_generic (8 lanes, lane j sums k = j mod 8, tail into lane 0). */
+__attribute__((target("avx2,fma,f16c"))) static float dot_avx2(const float *x, const bsrc *w, int64_t n, int64_t K) {
+    const uint8_t *base = (const uint8_t *)w->base + n * w->sn * (int64_t)hb_dtype_size(w->t);
+    __m256 acc = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 8 <= K; k += 8) {
+        __m256 wv;
+        if (w->t == HB_F32) wv = _mm256_loadu_ps((const float *)base + k);
+        else if (w->t == HB_BF16)
+            wv = _mm256_castsi256_ps(_mm256_slli_epi32(
+                _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)base + k))), 16));
+        else wv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)base + k)));
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_loadu_ps(x + k), wv));
+    }
+    float s[8];
+    _mm256_storeu_ps(s, acc);
+    bsrc one = *w;
+    for (; k < K; k++) s[0] += x[k] * bget(&one, n, k);
+    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+}
+#endif
+
+static void rows_run(void *ctx, int64_t b, int64_t e) {
+    const rows_job *j = ctx;
+    float (*dot)(const float *, const bsrc *, int64_t, int64_t) = dot_generic;
+#ifdef HB_X86
+    if (path() == PATH_AVX2) dot = dot_avx2;
+#endif
+    for (int64_t n = b; n < e; n++)
+        for (int64_t m = 0; m < j->M; m++) {
+            float d = dot(j->x + m * j->K, &j->w, n, j->K);
+            if (j->bias) d += j->bias[n];
+            float *yo = j->y + m * j->N + n;
+            *yo = j->acc ? *yo + d : d;
+        }
+}
+
+/* ---------- hb_linear ---------- */
 
 int hb_linear(float *y, const float *x, int64_t M, const hb_tensor *w, const hb_tensor *b, bool accumulate) {
     if (!w || w->ndim != 2) return hb_error("hb_linear: weight must be a 2-D tensor");
     if (w->dtype != HB_F32 && w->dtype != HB_BF16 && w->dtype != HB_F16)
         return hb_error("hb_linear: weight dtype %s not supported (F32, BF16, F16)", hb_dtype_name(w->dtype));
     int64_t N = w->shape[0], K = w->shape[1];
+    if (w->stride[1] != 1) return hb_error("hb_linear: weight rows must be contiguous (stride 1 along K)");
     if (b && (b->ndim != 1 || b->shape[0] != N || (b->dtype != HB_F32 && b->dtype != HB_BF16 && b->dtype != HB_F16)))
         return hb_error("hb_linear: bias must be a 1-D float tensor of %lld elements", (long long)N);
     if (M <= 0 || N <= 0) return 0;
     float *bias = NULL;
     if (b && !(bias = hb__vec_f32(b, N))) return -1;
-    linear_job j = {y, x, w, bias, M, N, K, 0, 0, 0, accumulate, 0};
-    if (M <= 4) {
-        hb_parallel_for(N, 16, linear_rows, &j);
+    bsrc src = {w->data, w->dtype, w->stride[0], 1};
+    int err = 0;
+    if (M < 4 && K > 0) {
+        rows_job j = {y, x, src, bias, M, N, K, accumulate};
+        hb_parallel_for(N, 16, rows_run, &j);
     } else {
-        j.nb = 128;
-        j.mb = 512;
-        j.ntm = (M + j.mb - 1) / j.mb;
-        int64_t ntn = (N + j.nb - 1) / j.nb;
-        hb_parallel_for(ntn * j.ntm, 1, linear_tiles, &j);
+        tile_job j = {y, x, src, bias, N, K, M, N, K, 0, 0, 0, accumulate, 0};
+        run_tiles(&j);
+        err = j.err;
     }
     hb_free(bias);
-    if (j.err) return hb_error("hb_linear: out of memory for a weight panel");
+    if (err) return hb_error("hb_linear: out of memory for a weight panel");
     return 0;
 }

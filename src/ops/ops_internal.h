@@ -20,6 +20,8 @@ float *hb__vec_f32(const hb_tensor *t, int64_t n);
 
 /* Which GEMM code path is active ("avx2", "generic", "openblas"...). */
 const char *hb__gemm_path(void);
+/* Force a GEMM path ("avx2", "generic", "openblas"); -1 if not available here. For benchmarks and tests. */
+int hb__gemm_select(const char *name);
 bool hb__have_avx2(void);
 
 #endif

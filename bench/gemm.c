@@ -1,0 +1,81 @@
+/* GEMM benchmark: hb_linear at the DiT shapes (tokens x N x K for Wan 2.2 5B, dim 3072 / ffn 14336, and Wan 2.1
+ * 1.3B, dim 1536 / ffn 8960), F32 and BF16 weights, every available GEMM path, against the machine's f32 FMA peak
+ * measured in the same run (bench.h: pure-FMA register loop on every thread).
+ * Usage: bench_gemm [--tokens N[,N...]] [--reps R] [--paths avx2,openblas,generic] [--full]
+ *   default: 1024 tokens, 3 repetitions (median), paths avx2 and openblas; --full adds 4096 tokens. */
+#include "bench.h"
+#include "ops/ops_internal.h"
+
+static void fill(float *x, int64_t n, uint64_t seed) {
+    hb_rng r;
+    hb_rng_seed(&r, seed);
+    for (int64_t i = 0; i < n; i++) x[i] = hb_rng_uniform(&r) - 0.5f;
+}
+
+int main(int argc, char **argv) {
+    int64_t tokens[8] = {1024};
+    int ntok = 1, reps = 3;
+    const char *paths = "avx2,openblas";
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--tokens") && i + 1 < argc) {
+            ntok = 0;
+            for (char *s = argv[++i]; *s && ntok < 8;) {
+                tokens[ntok++] = strtoll(s, &s, 10);
+                if (*s == ',') s++;
+            }
+        } else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--paths") && i + 1 < argc) paths = argv[++i];
+        else if (!strcmp(argv[i], "--full")) { tokens[0] = 1024; tokens[1] = 4096; ntok = 2; }
+        else { fprintf(stderr, "usage: %s [--tokens N,N] [--reps R] [--paths avx2,openblas,generic] [--full]\n", argv[0]); return 2; }
+    }
+    if (reps < 1) reps = 1;
+    hb_threads_init(0);
+    double peak = bench_peak_gflops();
+    printf("threads %d, default GEMM path %s, f32 FMA peak (pure-FMA register loop) %.1f GFLOP/s\n",
+           hb_threads_count(), hb_cpu_kernel_name(), peak);
+    const struct { const char *name; int64_t N, K; } shapes[] = {
+        {"5B qkv/o", 3072, 3072}, {"5B ffn1", 14336, 3072}, {"5B ffn2", 3072, 14336},
+        {"1.3B qkv/o", 1536, 1536}, {"1.3B ffn1", 8960, 1536}, {"1.3B ffn2", 1536, 8960}};
+    int nshape = (int)(sizeof shapes / sizeof shapes[0]);
+    int64_t maxM = 0, maxW = 0, maxY = 0;
+    for (int t = 0; t < ntok; t++) maxM = tokens[t] > maxM ? tokens[t] : maxM;
+    for (int s = 0; s < nshape; s++) {
+        maxW = shapes[s].N * shapes[s].K > maxW ? shapes[s].N * shapes[s].K : maxW;
+        int64_t xy = shapes[s].N > shapes[s].K ? shapes[s].N : shapes[s].K;
+        maxY = xy > maxY ? xy : maxY;
+    }
+    float *x = hb_malloc(sizeof(float) * (size_t)(maxM * maxY), "x"), *y = hb_malloc(sizeof(float) * (size_t)(maxM * maxY), "y");
+    float *wf = hb_malloc(sizeof(float) * (size_t)maxW, "w");
+    uint16_t *wb = hb_malloc(2 * (size_t)maxW, "wb");
+    if (!x || !y || !wf || !wb) { fprintf(stderr, "%s\n", hb_last_error()); return 1; }
+    fill(x, maxM * maxY, 1);
+    fill(wf, maxW, 2);
+    hb_convert_from_f32(wb, HB_BF16, wf, (size_t)maxW);
+    printf("%-7s %-11s %6s %6s %6s %-5s %-9s %9s %9s %6s\n", "tokens", "shape", "M", "N", "K", "W", "path", "ms", "GFLOP/s", "ratio");
+    char pl[64];
+    snprintf(pl, sizeof pl, "%s", paths);
+    for (char *save = NULL, *p = strtok_r(pl, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+        if (hb__gemm_select(p) != 0) { printf("(path %s not available)\n", p); continue; }
+        for (int t = 0; t < ntok; t++)
+            for (int s = 0; s < nshape; s++)
+                for (int d = 0; d < 2; d++) {
+                    int64_t M = tokens[t], N = shapes[s].N, K = shapes[s].K;
+                    hb_tensor w = hb_tensor_2d(d ? HB_BF16 : HB_F32, N, K, d ? (void *)wb : (void *)wf);
+                    double ms[16];
+                    int nr = reps < 16 ? reps : 16;
+                    hb_linear(y, x, M, &w, NULL, false); /* warm-up */
+                    for (int r = 0; r < nr; r++) {
+                        double t0 = hb_time_now();
+                        hb_linear(y, x, M, &w, NULL, false);
+                        ms[r] = (hb_time_now() - t0) * 1e3;
+                    }
+                    double med = bench_median(ms, nr), gf = 2.0 * M * N * K / (med * 1e-3) * 1e-9;
+                    printf("%-7lld %-11s %6lld %6lld %6lld %-5s %-9s %9.2f %9.1f %6.3f\n", (long long)M, shapes[s].name,
+                           (long long)M, (long long)N, (long long)K, d ? "BF16" : "F32", p, med, gf, gf / peak);
+                    fflush(stdout);
+                }
+    }
+    hb_free(x); hb_free(y); hb_free(wf); hb_free(wb);
+    hb_threads_shutdown();
+    return 0;
+}
