@@ -18,8 +18,15 @@ static inline void mu_render(hb_rng *r, uint8_t *rgb, int T, int H, int W, int n
         for (int y = 0; y < H; y++)
             for (int x = 0; x < W; x++) {
                 double v[3] = {40 + 170.0 * x / W, 30 + 190.0 * y / H, 128 + 90 * sin(ph + 0.11 * x + 0.07 * y + 0.2 * t)};
-                if ((x - cx) * (x - cx) + (y - cy) * (y - cy) < rad * rad) { v[0] = 230; v[1] = 60 + 3 * t; v[2] = 40; }
-                if (x > W / 2 + t && x < W / 2 + t + W / 8) { v[0] *= 0.4; v[1] = 220; }
+                /* soft-edged (about 3 px) disc and bar: smooth content, as decoded video is */
+                double d = sqrt((x - cx) * (x - cx) + (y - cy) * (y - cy));
+                double a = fmin(1.0, fmax(0.0, (rad - d) / 3.0 + 0.5));
+                double shape[3] = {230, 60 + 3 * t, 40};
+                for (int c = 0; c < 3; c++) v[c] = (1 - a) * v[c] + a * shape[c];
+                double bx = x - (W / 2 + t + W / 16.0), bw = W / 16.0;
+                double b = fmin(1.0, fmax(0.0, (bw - fabs(bx)) / 3.0 + 0.5));
+                v[0] = (1 - b) * v[0] + b * 0.4 * v[0];
+                v[1] = (1 - b) * v[1] + b * 220;
                 for (int c = 0; c < 3; c++) {
                     double n = noise ? (hb_rng_uniform(r) * 2 - 1) * noise : 0;
                     double q = v[c] + n;

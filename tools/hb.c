@@ -14,6 +14,7 @@ static const struct {
     {"golden", cmd_golden, "run golden reference files and report the error of every output"},
     {"mkmodel", cmd_mkmodel, "write a random-weight checkpoint folder in the official layout"},
     {"tokenize", cmd_tokenize, "print the token ids of a prompt"},
+    {"metrics", cmd_metrics, "PSNR, SSIM and temporal flicker between two videos"},
 };
 #define NCMDS (sizeof k_cmds / sizeof k_cmds[0])
 

@@ -9,6 +9,7 @@ int cmd_inspect(int argc, char **argv);
 int cmd_golden(int argc, char **argv);
 int cmd_mkmodel(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_metrics(int argc, char **argv);  /* media */
 
 /* Common flags every subcommand accepts: -t/--threads N, -v/--verbose, -q/--quiet.
  * Returns 1 when argv[*i] (and maybe its value) was consumed, 0 when not a common flag, -1 on error. */

@@ -115,9 +115,11 @@ int hb_png_write(const char *path, const uint8_t *rgb, int width, int height, co
     if (!png || !info) { png_destroy_write_struct(&png, &info); fclose(f); unlink(tmp); free(tmp);
         return hb_error("%s: out of memory writing PNG", path); }
     if (setjmp(png_jmpbuf(png))) {
+        int e = errno; /* libpng's "Write Error" comes from a failed fwrite: errno says why */
         png_destroy_write_struct(&png, &info);
-        int e = errno;
         fclose(f); unlink(tmp); free(tmp); free((void *)txt);
+        if (e == EFBIG || e == ENOSPC)
+            return hb_error("%s: write failed: %s (disk full or file-size limit reached)", path, strerror(e));
         return hb_error("%s: write failed: %s", path, ctx.msg[0] ? ctx.msg : strerror(e));
     }
     png_init_io(png, f);
@@ -145,7 +147,11 @@ int hb_png_write(const char *path, const uint8_t *rgb, int width, int height, co
     int e = errno;
     if (!bad && fsync(fileno(f)) != 0 && errno != EINVAL) { bad = 1; e = errno; }
     if (fclose(f) != 0 && !bad) { bad = 1; e = errno; }
-    if (bad) { unlink(tmp); free(tmp); return hb_error("%s: write failed: %s", path, strerror(e)); }
+    if (bad) {
+        unlink(tmp); free(tmp);
+        return hb_error("%s: write failed: %s%s", path, strerror(e),
+                        e == EFBIG || e == ENOSPC ? " (disk full or file-size limit reached)" : "");
+    }
     if (rename(tmp, path) != 0) { e = errno; unlink(tmp); free(tmp); return hb_error("%s: rename failed: %s", path, strerror(e)); }
     free(tmp);
     return 0;
