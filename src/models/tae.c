@@ -4,6 +4,7 @@
  * frame by frame depth first, so both give the same bits. */
 #include "models/tae.h"
 #include "ops/ops.h"
+#include "models/random_weights.h"
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -333,6 +334,30 @@ bool hb_tae_has_encoder(const hb_tae *m) { return m->has_enc; }
 bool hb_tae_has_decoder(const hb_tae *m) { return m->has_dec; }
 int64_t hb_tae_decoded_frames(const hb_tae *m, int64_t T) { return T > 0 ? T * hb_tae_t_upscale(m) - hb_tae_frames_to_trim(m) : 0; }
 int64_t hb_tae_encoded_frames(const hb_tae *m, int64_t T) { int d = hb_tae_t_downscale(m); return (T + d - 1) / d; }
+
+/* MACs of a sequence fed `mult` frames of H x W. */
+static double seq_macs(const tae_seq *q, int64_t H, int64_t W, double mult) {
+    tae_shapes s;
+    seq_shapes(q, H, W, &s);
+    double macs = 0;
+    for (int i = 0; i < q->n; i++) {
+        const tae_layer *l = &q->L[i];
+        double hw = (double)s.H[i] * s.W[i], ci = (double)l->cin, co = (double)l->cout;
+        switch (l->type) {
+        case TL_CONV: macs += mult * co * ci * l->k * l->k * (double)s.H[i + 1] * s.W[i + 1]; break;
+        case TL_MEM: macs += mult * hw * 9.0 * (2 * ci * co + 2 * co * co) + (l->has_skip ? mult * hw * ci * co : 0); break;
+        case TL_TGROW: macs += mult * hw * ci * ci * l->stride; mult *= l->stride; break;
+        case TL_TPOOL: mult /= l->stride; macs += mult * hw * ci * l->stride * co; break;
+        default: break;
+        }
+    }
+    return macs;
+}
+
+double hb_tae_decoder_macs(const hb_tae *m, int64_t h, int64_t w) { return m->has_dec ? seq_macs(&m->dec, h, w, 1) : 0; }
+double hb_tae_encoder_macs(const hb_tae *m, int64_t H, int64_t W) {
+    return m->has_enc ? seq_macs(&m->enc, H / m->patch, W / m->patch, m->enc.tscale) : 0;
+}
 
 /* ---------- streaming runner: one frame at a time, depth first ---------- */
 
@@ -687,4 +712,76 @@ int hb_tae_encode_video(const hb_tae *m, const float *video, int64_t T, int64_t 
     }
     hb_tae_encoder_free(e);
     return rc;
+}
+
+/* ---------- random weights ---------- */
+
+enum { RI_WEIGHT = 0, RI_BIAS = 1, RI_WEIGHT_OUT = 2, RI_BIAS_OUT = 3 };
+
+static int rw_add(rw_tensor *ts, int *n, int init, int ndim, int64_t a, int64_t b, int64_t k, const char *fmt,
+                  const char *part, int i) {
+    rw_tensor *t = &ts[(*n)++];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, fmt, part, i);
+    t->ndim = ndim, t->init = init;
+    t->shape[0] = a;
+    if (ndim == 4) t->shape[1] = b, t->shape[2] = t->shape[3] = k;
+    return 0;
+}
+
+/* Names and shapes of one part; out_w(stage-or-index) picks each CONV's output width. */
+static void rw_list(rw_tensor *ts, int *n, const char *part, const tae_spec *spec, int ns, int64_t c_in,
+                    const int64_t *conv_out, const bool *tflags) {
+    int64_t c = c_in;
+    int nconv = 0;
+    for (int i = 0; i < ns; i++) {
+        switch (spec[i].type) {
+        case TL_CONV: {
+            int64_t co = conv_out[nconv++];
+            bool last = i == ns - 1 && !strcmp(part, "decoder");
+            rw_add(ts, n, last ? RI_WEIGHT_OUT : RI_WEIGHT, 4, co, c, 3, "%s.%d.weight", part, i);
+            if (spec[i].bias) rw_add(ts, n, last ? RI_BIAS_OUT : RI_BIAS, 1, co, 0, 0, "%s.%d.bias", part, i);
+            c = co;
+            break;
+        }
+        case TL_MEM:
+            rw_add(ts, n, RI_WEIGHT, 4, c, 2 * c, 3, "%s.%d.conv.0.weight", part, i);
+            rw_add(ts, n, RI_BIAS, 1, c, 0, 0, "%s.%d.conv.0.bias", part, i);
+            rw_add(ts, n, RI_WEIGHT, 4, c, c, 3, "%s.%d.conv.2.weight", part, i);
+            rw_add(ts, n, RI_BIAS, 1, c, 0, 0, "%s.%d.conv.2.bias", part, i);
+            rw_add(ts, n, RI_WEIGHT, 4, c, c, 3, "%s.%d.conv.4.weight", part, i);
+            rw_add(ts, n, RI_BIAS, 1, c, 0, 0, "%s.%d.conv.4.bias", part, i);
+            break;
+        case TL_TGROW: rw_add(ts, n, RI_WEIGHT, 4, c * (tflags[spec[i].stage] ? 2 : 1), c, 1, "%s.%d.conv.weight", part, i); break;
+        case TL_TPOOL: rw_add(ts, n, RI_WEIGHT, 4, c, c * (tflags[spec[i].stage] ? 2 : 1), 1, "%s.%d.conv.weight", part, i); break;
+        default: break;
+        }
+    }
+}
+
+static int rw_tae_fill(void *user, int index, const rw_tensor *t, int64_t offset, int64_t n, float *dst) {
+    uint64_t seed = *(const uint64_t *)user;
+    int64_t fan_in = t->ndim == 4 ? t->shape[1] * t->shape[2] * t->shape[3] : 1;
+    float std = t->init == RI_BIAS || t->init == RI_BIAS_OUT ? 0.05f : 1.2f / sqrtf((float)fan_in);
+    if (t->init == RI_WEIGHT_OUT) std *= 0.1f;
+    rw_normal_fill(dst, n, seed, (uint64_t)index, offset, t->init == RI_BIAS_OUT ? 0.5f : 0.0f, std);
+    return 0;
+}
+
+int hb_tae_write_random(const char *dir, int patch, int latent_channels, int enc_width, const int dec_widths[4],
+                        hb_dtype dtype, uint64_t seed) {
+    if (patch < 1 || latent_channels < 1 || enc_width < 1 || dec_widths[0] < 1 || dec_widths[1] < 1 ||
+        dec_widths[2] < 1 || dec_widths[3] < 1)
+        return hb_error("TAEHV random weights: sizes must be positive");
+    hb_tae_config cfg;
+    hb_tae_config_default(&cfg);
+    rw_tensor ts[160];
+    int n = 0;
+    int64_t enc_out[5] = {enc_width, enc_width, enc_width, enc_width, latent_channels};
+    int64_t dec_out[5] = {dec_widths[0], dec_widths[1], dec_widths[2], dec_widths[3], 3 * patch * patch};
+    rw_list(ts, &n, "encoder", k_enc_spec, (int)(sizeof k_enc_spec / sizeof k_enc_spec[0]), 3 * patch * patch,
+            enc_out, cfg.encoder_time_downscale);
+    rw_list(ts, &n, "decoder", k_dec_spec, (int)(sizeof k_dec_spec / sizeof k_dec_spec[0]), latent_channels,
+            dec_out, cfg.decoder_time_upscale);
+    return rw_write_sharded(dir, "taehv", ts, n, dtype, (int64_t)1 << 30, rw_tae_fill, &seed);
 }

@@ -55,6 +55,12 @@ bool hb_tae_has_decoder(const hb_tae *m);
 int64_t hb_tae_decoded_frames(const hb_tae *m, int64_t T);
 int64_t hb_tae_encoded_frames(const hb_tae *m, int64_t T);
 
+/* Multiply-accumulates of one decoded latent (decoder: T = 1 latent -> t_upscale frames) or of one encoded
+ * latent (encoder: t_downscale frames -> 1 latent), at latent size h x w (decoder) or frame size H x W
+ * (encoder). For benchmarks. */
+double hb_tae_decoder_macs(const hb_tae *m, int64_t h, int64_t w);
+double hb_tae_encoder_macs(const hb_tae *m, int64_t H, int64_t W);
+
 /* ---------- whole clip ----------
  * decode: latent [T, C, h, w] -> video [4T-3, 3, 8Ph, 8Pw] in [0, 1]; raw (optional, NULL to skip)
  *   [4T, 3P^2, 8h, 8w]: the last conv's output before pixel shuffle, clamp and trim.
@@ -107,5 +113,13 @@ int hb_tae_encoder_flush(hb_tae_encoder *e);
 void hb_tae_encoder_reset(hb_tae_encoder *e);
 size_t hb_tae_encoder_bytes(const hb_tae_encoder *e);
 void hb_tae_encoder_free(hb_tae_encoder *e);
+
+/* ---------- random weights (benchmarks, hb mkmodel) ----------
+ * Write a random TAEHV checkpoint (encoder and decoder, reference names, default time/space flags) into the
+ * existing empty folder `dir` as <prefix>-0000k-of-0000N.safetensors + index (models/random_weights.h).
+ * Widths: enc_width (real 64) and dec_widths (real 256, 128, 64, 64). Conv weights N(0, (1.2/sqrt(fan_in))^2),
+ * biases N(0, 0.05^2), the last decoder conv scaled so frames mostly land inside [0, 1]. */
+int hb_tae_write_random(const char *dir, int patch, int latent_channels, int enc_width, const int dec_widths[4],
+                        hb_dtype dtype, uint64_t seed);
 
 #endif
