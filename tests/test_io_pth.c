@@ -100,6 +100,36 @@ static uint8_t *file_bytes(const char *path, size_t *n) {
     return b;
 }
 
+/* Files written by CPython's own pickler (fuzz/gen_corpus.py, protocols 2 and 4) when python3 exists. */
+static void check_cpython_pickles(void) {
+    const char *src = getenv("HB_SOURCE_DIR");
+    char cmd[2048], path[600], out[512];
+    if (!src || tl_run("python3 -c 'import pickle, zipfile' 2>/dev/null", NULL, 0) != 0) {
+        fprintf(stderr, "python3 or HB_SOURCE_DIR missing: CPython pickle check skipped\n");
+        return;
+    }
+    for (int proto = 2; proto <= 4; proto += 2) {
+        snprintf(path, sizeof path, "%s/cpython%d.pth", tl_tmpdir(), proto);
+        snprintf(cmd, sizeof cmd, "python3 '%s/fuzz/gen_corpus.py' --pth '%s' --protocol %d 2>&1", src, path, proto);
+        int rc = tl_run(cmd, out, sizeof out);
+        CHECKF(rc == 0, "%s: %s", cmd, out);
+        hb_checkpoint *ck = hb_checkpoint_open(path);
+        CHECKF(ck != NULL, "protocol %d: %s", proto, hb_last_error());
+        if (!ck) continue;
+        hb_tensor t;
+        const float want_w[6] = {1.5f, -2.0f, 3.25f, 4.0f, -5.5f, 6.0f};
+        CHECK(hb_checkpoint_count(ck) == 4);
+        CHECK(hb_checkpoint_get(ck, "blocks.0.self_attn.q.weight", &t) == 0 && t.ndim == 2 && t.shape[1] == 3 &&
+              !memcmp(t.data, want_w, 24));
+        CHECK(hb_checkpoint_get(ck, "blocks.0.self_attn.q.bias", &t) == 0 && t.shape[0] == 3 && !memcmp(t.data, want_w + 3, 12));
+        CHECK(hb_checkpoint_get(ck, "head.modulation", &t) == 0 && t.dtype == HB_BF16 && t.ndim == 3 &&
+              hb_bf16_to_f32(((uint16_t *)t.data)[2]) == -3.0f);
+        CHECK(hb_checkpoint_get(ck, "steps", &t) == 0 && t.dtype == HB_I64 && t.ndim == 0 &&
+              *(int64_t *)t.data == (int64_t)1 << 40);
+        hb_checkpoint_close(ck);
+    }
+}
+
 int main(void) {
     hb_rng r;
     hb_rng_seed(&r, tl_seed());
@@ -270,5 +300,6 @@ int main(void) {
     fwrite("PK\3\4garbage", 1, 11, f);
     fclose(f);
     expect_fail(path, "zip");
+    check_cpython_pickles();
     return tl_done();
 }

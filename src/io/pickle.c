@@ -33,7 +33,7 @@ typedef struct {
     int *marks;
     int nmarks, mcap;
     pv **memo;
-    size_t nmemo;
+    size_t nmemo, memo_len; /* capacity, number of slots set (MEMOIZE's next index) */
     pv *none;
 } pk;
 
@@ -220,6 +220,7 @@ static int memo_put(pk *k, uint64_t idx, size_t pos) {
         k->memo = m;
         k->nmemo = nn;
     }
+    if (!k->memo[idx]) k->memo_len++;
     k->memo[idx] = k->stack[k->sp - 1];
     return 0;
 }
@@ -425,7 +426,7 @@ static int run(pk *k, pv **result) {
             k->p += 4;
             break;
         case 0x94: /* MEMOIZE */
-            rc = memo_put(k, k->nmemo, pos);
+            rc = memo_put(k, k->memo_len, pos);
             break;
         case 'h': /* BINGET */
             if (!need(k, 1)) return perr(k, "%s truncated", "BINGET", pos);

@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Writes the io fuzz seed corpus (fuzz/corpus/<target>/) and, with --pth FILE [--protocol N], one small
+PyTorch-style zip checkpoint. Needs only the standard library: stand-in `torch` / `torch._utils`
+modules make CPython's own pickler emit exactly the opcodes torch.save writes for a state dict
+(GLOBAL torch._utils._rebuild_tensor_v2, BINPERSID ('storage', torch.FloatStorage, key, 'cpu', numel),
+collections.OrderedDict, BUILD of _metadata, ...). tests/test_io_pth.c uses --pth to check the C reader
+against real pickler output when python3 is present."""
+import argparse, collections, io, json, os, pickle, struct, sys, types, zipfile
+
+torch = types.ModuleType("torch")
+utils = types.ModuleType("torch._utils")
+sys.modules["torch"], sys.modules["torch._utils"] = torch, utils
+
+
+def _rebuild_tensor_v2(*a):
+    raise RuntimeError("never called")
+
+
+def _rebuild_parameter(*a):
+    raise RuntimeError("never called")
+
+
+for f in (_rebuild_tensor_v2, _rebuild_parameter):
+    f.__module__ = "torch._utils"
+    setattr(utils, f.__name__, f)
+
+
+class FloatStorage: pass
+class BFloat16Storage: pass
+class LongStorage: pass
+
+
+for c in (FloatStorage, BFloat16Storage, LongStorage):
+    c.__module__ = "torch"
+    setattr(torch, c.__name__, c)
+
+
+class Storage:
+    def __init__(s, typ, key, numel):
+        s.typ, s.key, s.numel = typ, key, numel
+
+
+class Tensor:
+    def __init__(s, st, off, size, stride, param=False):
+        s.st, s.off, s.size, s.stride, s.param = st, off, size, stride, param
+
+    def __reduce__(s):
+        if s.param:
+            return (_rebuild_parameter, (Tensor(s.st, s.off, s.size, s.stride), True, collections.OrderedDict()))
+        return (_rebuild_tensor_v2, (s.st, s.off, s.size, s.stride, False, collections.OrderedDict()))
+
+
+class Pickler(pickle.Pickler):
+    def persistent_id(self, o):
+        return ("storage", o.typ, o.key, "cpu", o.numel) if isinstance(o, Storage) else None
+
+
+def state_pickle(proto=2):
+    s0, s1, s2 = Storage(FloatStorage, "0", 6), Storage(BFloat16Storage, "1", 4), Storage(LongStorage, "2", 2)
+    sd = collections.OrderedDict()
+    sd["blocks.0.self_attn.q.weight"] = Tensor(s0, 0, (2, 3), (3, 1))
+    sd["blocks.0.self_attn.q.bias"] = Tensor(s0, 3, (3,), (1,), param=True)
+    sd["head.modulation"] = Tensor(s1, 0, (1, 2, 2), (4, 2, 1))
+    sd["steps"] = Tensor(s2, 1, (), ())
+    sd._metadata = collections.OrderedDict([("", {"version": 1}), ("blocks", {"version": 1})])
+    b = io.BytesIO()
+    Pickler(b, protocol=proto).dump(sd)
+    return b.getvalue()
+
+
+STORAGES = {
+    "archive/data/0": struct.pack("<6f", 1.5, -2.0, 3.25, 4.0, -5.5, 6.0),
+    "archive/data/1": struct.pack("<4H", 0x3F80, 0x4000, 0xC040, 0x4080),
+    "archive/data/2": struct.pack("<2q", -7, 1 << 40),
+}
+
+
+def write_pth(path, proto=2):
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("archive/data.pkl", state_pickle(proto))
+        for k, v in STORAGES.items():
+            z.writestr(k, v)
+        z.writestr("archive/version", "3\n")
+
+
+def safetensors(tensors, meta=None):
+    h, data = {}, b""
+    if meta:
+        h["__metadata__"] = meta
+    for n, (dt, shape, raw) in tensors.items():
+        h[n] = {"dtype": dt, "shape": shape, "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    hb = json.dumps(h).encode()
+    hb += b" " * (-len(hb) % 8)
+    return struct.pack("<Q", len(hb)) + hb + data
+
+
+def corpus(root):
+    for t in ("fuzz_safetensors", "fuzz_index_json", "fuzz_pth"):
+        os.makedirs(os.path.join(root, t), exist_ok=True)
+    w = lambda rel, b: open(os.path.join(root, rel), "wb").write(b)
+    w("fuzz_safetensors/two.safetensors", safetensors(
+        {"a": ("F32", [2, 2], struct.pack("<4f", 1, 2, 3, 4)), "b": ("BF16", [3], b"\x80\x3f" * 3)}, {"kind": "test"}))
+    w("fuzz_safetensors/empty.safetensors", safetensors({}))
+    w("fuzz_safetensors/dtypes.safetensors", safetensors({
+        "i64": ("I64", [1], bytes(8)), "f64": ("F64", [], bytes(8)), "i32": ("I32", [1, 1], bytes(4)),
+        "f16": ("F16", [2], bytes(4)), "i16": ("I16", [1], bytes(2)), "u8": ("U8", [0, 3], b""),
+        "b": ("BOOL", [2], b"\x01\x00"), "i8": ("I8", [1], b"\x05")}))
+    w("fuzz_index_json/index.json", json.dumps({"metadata": {"total_size": 36}, "weight_map": {
+        "x": "a.safetensors", "y": "a.safetensors", "z": "b.safetensors"}}).encode())
+    w("fuzz_index_json/one.json", json.dumps({"weight_map": {"z": "b.safetensors"}}).encode())
+    buf = io.BytesIO()
+    write_pth(buf)
+    w("fuzz_pth/zip_good.bin", b"\x00" + buf.getvalue())
+    w("fuzz_pth/pkl_p2.bin", b"\x01" + state_pickle(2))
+    w("fuzz_pth/pkl_p4.bin", b"\x01" + state_pickle(4))
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--corpus", help="write the seed corpus under this folder")
+    ap.add_argument("--pth", help="write one .pth file here")
+    ap.add_argument("--protocol", type=int, default=2)
+    a = ap.parse_args()
+    if a.corpus:
+        corpus(a.corpus)
+    if a.pth:
+        write_pth(a.pth, a.protocol)
+    if not a.corpus and not a.pth:
+        ap.error("nothing to do (--corpus DIR and/or --pth FILE)")
