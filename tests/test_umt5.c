@@ -305,6 +305,18 @@ static void test_random_model(hb_rng *r, hb_dtype dt) {
     int nonzero = 0;
     for (int64_t i = nv * D; i < rows * D; i++) nonzero += ctx[i] != 0.0f;
     CHECKF(nonzero == 0, "%d padded values are not zero", nonzero);
+    /* bitwise identical for 1 and 3 threads */
+    {
+        float *c1 = malloc((size_t)(rows * D) * sizeof(float)), *c3 = malloc((size_t)(rows * D) * sizeof(float));
+        hb_threads_init(1);
+        CHECK(hb_umt5_encode(e, ids, nv, rows, c1) == 0);
+        hb_threads_init(3);
+        CHECK(hb_umt5_encode(e, ids, nv, rows, c3) == 0);
+        hb_threads_init(0);
+        CHECK(memcmp(c1, c3, (size_t)(rows * D) * sizeof(float)) == 0);
+        free(c1);
+        free(c3);
+    }
     /* the masked full-length forward gives the same real rows */
     CHECK(hb_umt5_forward(e, ids, mask, rows, full, NULL) == 0);
     CHECK_REL(full, ctx, nv * D, 1e-6);
