@@ -366,6 +366,22 @@ static void test_random(hb_rng *r, int P) {
     double e = rel_err_d(v1, ref, To * fv), er = rel_err_d(raw, rref, nraw);
     CHECKF(e <= 2e-5 && er <= 2e-5, "P=%d decode vs naive float64: video %.3e raw %.3e", P, e, er);
     if (getenv("TAE_TEST_VERBOSE")) printf("  P=%d decode vs f64: video %.2e raw %.2e\n", P, e, er);
+    /* the literal upsample-then-conv path (unfused_upsample) agrees with the default phase convs */
+    hb_tae_config cfg;
+    hb_tae_config_default(&cfg);
+    cfg.unfused_upsample = true;
+    hb_tae *mu = hb_tae_load(rm.ck, &cfg, HB_TAE_DECODER);
+    CHECKF(mu != NULL, "%s", hb_last_error());
+    if (mu) {
+        float *rawu = malloc((size_t)nraw * sizeof(float));
+        CHECK(hb_tae_decode_video(mu, lat, T, h, w, v2, rawu, true) == 0);
+        double eu = rel_err_d(rawu, rref, nraw), ef = tl_rel_err(rawu, raw, nraw);
+        CHECKF(eu <= 2e-5 && ef <= 1e-5, "unfused: vs f64 %.3e, vs fused %.3e", eu, ef);
+        CHECKF(memcmp(rawu, raw, (size_t)nraw * sizeof(float)) != 0, "fused and unfused paths gave the same bits");
+        if (getenv("TAE_TEST_VERBOSE")) printf("  P=%d unfused vs f64 %.2e, vs fused %.2e\n", P, eu, ef);
+        free(rawu);
+        hb_tae_free(mu);
+    }
     free(ref), free(rref), free(raw);
     int inside = 0;
     for (int64_t i = 0; i < To * fv; i++) inside += v1[i] > 0.0f && v1[i] < 1.0f;

@@ -20,6 +20,12 @@ typedef struct {
     bool has_b;
     hb_tensor w2, b2, w4, b4, skip; /* MEM: conv.2, conv.4, skip (1x1, no bias) */
     bool has_skip;
+    /* Upsample fusion: a 2x nearest UP marked `fused` is skipped, and the next 3x3 CONV (only TGrows, 1x1 convs
+     * that commute with the upsampling, in between) computes conv(upsample(x)) from the low-resolution x as
+     * four 2x2 convs, one per output phase (a, b) = (row, column) parity: wp[2a+b] [cout, cin, 1, 2, 2]. */
+    bool fused;
+    hb_tensor wp[4];
+    float *wp_data;
 } tae_layer;
 
 #define TAE_MAX_LAYERS 32
@@ -102,6 +108,72 @@ static int memblock_frame(const tae_layer *l, float *y, const float *x, const fl
     return 0;
 }
 
+typedef struct { float *y; const float *p; int64_t h, w; int a, b; } scatter_ctx;
+
+static void scatter_rows(void *vc, int64_t r0, int64_t r1) {
+    const scatter_ctx *c = vc;
+    for (int64_t r = r0; r < r1; r++) { /* r = o * h + i */
+        int64_t o = r / c->h, i = r % c->h;
+        float *dst = c->y + (o * 2 * c->h + 2 * i + c->a) * 2 * c->w + c->b;
+        const float *src = c->p + r * c->w;
+        for (int64_t j = 0; j < c->w; j++) dst[2 * j] = src[j];
+    }
+}
+
+/* y [cout, 2h, 2w] = conv3x3(upsample2x(x)) for x [cin, h, w], phase by phase; tmp holds cout*h*w. */
+static int upconv_frame(const tae_layer *l, float *y, const float *x, int64_t h, int64_t w, float *tmp) {
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++) {
+            hb_conv3d_params p = {{1, 1, 1}, {0, 0}, {a ? 0 : 1, a ? 1 : 0}, {b ? 0 : 1, b ? 1 : 0}, 1};
+            if (hb_conv3d(tmp, x, l->cin, 1, h, w, &l->wp[2 * a + b], l->has_b ? &l->b : NULL, &p)) return -1;
+            scatter_ctx c = {y, tmp, h, w, a, b};
+            hb_parallel_for(l->cout * h, 64, scatter_rows, &c);
+        }
+    return 0;
+}
+
+/* Phase weights of a 3x3 conv applied after 2x nearest upsampling. Output row 2i+a reads upsampled rows
+ * 2i+a-1 .. 2i+a+1, i.e. input rows {i-1, i, i} (a = 0) or {i, i, i+1} (a = 1): taps that hit the same input
+ * row are summed. */
+static int make_phase_weights(tae_layer *l) {
+    int64_t co = l->cout, ci = l->cin, n = co * ci * 9;
+    float *w = hb_malloc((size_t)n * sizeof(float), "TAEHV conv weight");
+    l->wp_data = hb_malloc((size_t)(16 * co * ci) * sizeof(float), "TAEHV phase weights");
+    if (!w || !l->wp_data) { hb_free(w); return -1; }
+    hb_convert_to_f32(w, l->w.data, l->w.dtype, (size_t)n); /* the weight is contiguous (checked shape) */
+    static const int map[2][3] = {{0, 1, 1}, {0, 0, 1}}; /* [parity][3x3 tap] -> 2x2 tap */
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++) {
+            float *d = l->wp_data + (2 * a + b) * 4 * co * ci;
+            memset(d, 0, (size_t)(4 * co * ci) * sizeof(float));
+            for (int64_t oc = 0; oc < co * ci; oc++)
+                for (int u = 0; u < 3; u++)
+                    for (int v = 0; v < 3; v++) d[oc * 4 + map[a][u] * 2 + map[b][v]] += w[oc * 9 + u * 3 + v];
+            int64_t shape[5] = {co, ci, 1, 2, 2};
+            l->wp[2 * a + b] = hb_tensor_make(HB_F32, 5, shape, d);
+        }
+    hb_free(w);
+    return 0;
+}
+
+/* Mark every 2x UP followed (through TGrows only) by a 3x3 stride-1 conv, and build the phase weights. */
+static int fuse_upsampling(tae_seq *q) {
+    for (int i = 0; i < q->n; i++) {
+        if (q->L[i].type != TL_UP || q->L[i].stride != 2) continue;
+        int j = i + 1;
+        while (j < q->n && q->L[j].type == TL_TGROW) j++;
+        if (j >= q->n || q->L[j].type != TL_CONV || q->L[j].k != 3 || q->L[j].stride != 1) continue;
+        if (!hb_tensor_is_contiguous(&q->L[j].w)) continue;
+        if (make_phase_weights(&q->L[j])) return -1;
+        q->L[i].fused = q->L[j].fused = true;
+    }
+    return 0;
+}
+
+static void seq_free(tae_seq *q) {
+    for (int i = 0; i < q->n; i++) hb_free(q->L[i].wp_data), q->L[i].wp_data = NULL;
+}
+
 /* Per-frame shapes at every layer boundary for an input frame of c x H x W. */
 typedef struct { int64_t C[TAE_MAX_LAYERS + 1], H[TAE_MAX_LAYERS + 1], W[TAE_MAX_LAYERS + 1]; } tae_shapes;
 
@@ -113,11 +185,12 @@ static void seq_shapes(const tae_seq *q, int64_t H, int64_t W, tae_shapes *s) {
         switch (l->type) {
         case TL_CONV:
             c = l->cout;
+            if (l->fused) { h *= 2, w *= 2; break; }
             h = (h + 2 * (l->k / 2) - l->k) / l->stride + 1;
             w = (w + 2 * (l->k / 2) - l->k) / l->stride + 1;
             break;
         case TL_MEM: case TL_TGROW: case TL_TPOOL: c = l->cout; break;
-        case TL_UP: h *= l->stride, w *= l->stride; break;
+        case TL_UP: if (!l->fused) h *= l->stride, w *= l->stride; break;
         default: break;
         }
         s->C[i + 1] = c, s->H[i + 1] = h, s->W[i + 1] = w;
@@ -134,6 +207,9 @@ static void scratch_sizes(const tae_seq *q, const tae_shapes *s, int64_t *ncat, 
         int64_t ab = (q->L[i].cout > q->L[i].cin ? q->L[i].cout : q->L[i].cin) * hw;
         if (ab > *nab) *nab = ab;
     }
+    for (int i = 0; i < q->n; i++) /* a fused upsampling conv: one phase of the output */
+        if (q->L[i].type == TL_CONV && q->L[i].fused && q->L[i].cout * s->H[i] * s->W[i] > *nab)
+            *nab = q->L[i].cout * s->H[i] * s->W[i];
 }
 
 static int scratch_alloc(tae_scratch *sc, const tae_seq *q, const tae_shapes *s, size_t *bytes) {
@@ -287,6 +363,7 @@ hb_tae *hb_tae_load(const hb_checkpoint *ck, const hb_tae_config *cfg, unsigned 
         if (build_seq(ck, "decoder", k_dec_spec, (int)(sizeof k_dec_spec / sizeof k_dec_spec[0]), C ? C : -1,
                       m->cfg.decoder_time_upscale, m->cfg.decoder_space_upscale, &m->dec))
             goto fail_ctx;
+        if (!m->cfg.unfused_upsample && fuse_upsampling(&m->dec)) goto fail;
         C = m->dec.in_c;
         int p = isqrt_exact(m->dec.out_c / 3);
         if (m->dec.out_c % 3 || !p)
@@ -319,11 +396,16 @@ hb_tae *hb_tae_load(const hb_checkpoint *ck, const hb_tae_config *cfg, unsigned 
 fail_ctx:
     hb_error_prefix("TAEHV");
 fail:
-    hb_free(m);
+    hb_tae_free(m);
     return NULL;
 }
 
-void hb_tae_free(hb_tae *m) { hb_free(m); }
+void hb_tae_free(hb_tae *m) {
+    if (!m) return;
+    seq_free(&m->dec);
+    seq_free(&m->enc);
+    hb_free(m);
+}
 int hb_tae_patch_size(const hb_tae *m) { return m->patch; }
 int hb_tae_latent_channels(const hb_tae *m) { return m->latent_c; }
 int hb_tae_t_upscale(const hb_tae *m) { return m->has_dec ? m->dec.tscale : 1; }
@@ -344,7 +426,7 @@ static double seq_macs(const tae_seq *q, int64_t H, int64_t W, double mult) {
         const tae_layer *l = &q->L[i];
         double hw = (double)s.H[i] * s.W[i], ci = (double)l->cin, co = (double)l->cout;
         switch (l->type) {
-        case TL_CONV: macs += mult * co * ci * l->k * l->k * (double)s.H[i + 1] * s.W[i + 1]; break;
+        case TL_CONV: macs += mult * co * ci * (l->fused ? 16 * hw : l->k * l->k * (double)s.H[i + 1] * s.W[i + 1]); break;
         case TL_MEM: macs += mult * hw * 9.0 * (2 * ci * co + 2 * co * co) + (l->has_skip ? mult * hw * ci * co : 0); break;
         case TL_TGROW: macs += mult * hw * ci * ci * l->stride; mult *= l->stride; break;
         case TL_TPOOL: mult /= l->stride; macs += mult * hw * ci * l->stride * co; break;
@@ -391,7 +473,8 @@ static int run_init(tae_run *r, const tae_seq *q, int64_t H, int64_t W, tae_sink
         int64_t nb = 0, nm = 0;
         switch (l->type) {
         case TL_CLAMP: case TL_RELU: nb = i == 0 ? out : 0; break; /* in place, except on the caller's input */
-        case TL_CONV: case TL_UP: nb = out; break;
+        case TL_CONV: nb = out; break;
+        case TL_UP: nb = l->fused ? 0 : out; break;
         case TL_MEM: nb = out, nm = in; break;
         case TL_TGROW: nb = out * l->stride; break;
         case TL_TPOOL: nb = out, nm = l->stride > 1 ? in * l->stride : 0; break;
@@ -419,8 +502,12 @@ static int run_from(tae_run *r, int i, const float *x) {
         switch (l->type) {
         case TL_CLAMP: ew(EW_CLAMP3, y, x, NULL, n_in); break;
         case TL_RELU: ew(EW_RELU, y, x, NULL, n_in); break;
-        case TL_CONV: if (conv_frame(y, x, l->cin, H, W, &l->w, l->has_b ? &l->b : NULL, l->stride, l->k)) return -1; break;
-        case TL_UP: hb_upsample_nearest(y, x, l->cin, 1, H, W, 1, l->stride, l->stride); break;
+        case TL_CONV:
+            if (l->fused ? upconv_frame(l, y, x, H, W, r->sc.a)
+                         : conv_frame(y, x, l->cin, H, W, &l->w, l->has_b ? &l->b : NULL, l->stride, l->k))
+                return -1;
+            break;
+        case TL_UP: if (!l->fused) hb_upsample_nearest(y, x, l->cin, 1, H, W, 1, l->stride, l->stride); break;
         case TL_MEM:
             if (memblock_frame(l, y, x, r->memn[i] ? r->mem[i] : NULL, H, W, &r->sc)) return -1;
             memcpy(r->mem[i], x, (size_t)n_in * sizeof(float));
@@ -458,6 +545,7 @@ static int run_clip(const tae_seq *q, float *x, int64_t T, int64_t H, int64_t W,
         const tae_layer *l = &q->L[i];
         int64_t h = s.H[i], w = s.W[i], fi = s.C[i] * h * w, fo = s.C[i + 1] * s.H[i + 1] * s.W[i + 1];
         int64_t To = l->type == TL_TGROW ? T * l->stride : l->type == TL_TPOOL ? T / l->stride : T;
+        if (l->type == TL_UP && l->fused) continue;
         if (l->type == TL_CLAMP || l->type == TL_RELU) {
             for (int64_t t = 0; t < T; t++) ew(l->type == TL_CLAMP ? EW_CLAMP3 : EW_RELU, x + t * fi, x + t * fi, NULL, fi);
             continue;
@@ -468,7 +556,10 @@ static int run_clip(const tae_seq *q, float *x, int64_t T, int64_t H, int64_t W,
         for (int64_t t = 0; t < T && !rc; t++) {
             const float *xt = x + t * fi;
             switch (l->type) {
-            case TL_CONV: rc = conv_frame(y + t * fo, xt, l->cin, h, w, &l->w, l->has_b ? &l->b : NULL, l->stride, l->k); break;
+            case TL_CONV:
+                rc = l->fused ? upconv_frame(l, y + t * fo, xt, h, w, sc.a)
+                              : conv_frame(y + t * fo, xt, l->cin, h, w, &l->w, l->has_b ? &l->b : NULL, l->stride, l->k);
+                break;
             case TL_UP: hb_upsample_nearest(y + t * fo, xt, l->cin, 1, h, w, 1, l->stride, l->stride); break;
             case TL_MEM: rc = memblock_frame(l, y + t * fo, xt, t ? xt - fi : NULL, h, w, &sc); break;
             case TL_TGROW: rc = conv_frame(y + t * l->stride * fo, xt, l->cin, h, w, &l->w, NULL, 1, 1); break;

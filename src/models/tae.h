@@ -27,6 +27,11 @@ typedef struct hb_tae_config {
     bool encoder_time_downscale[3]; /* default true, true, false */
     bool decoder_time_upscale[3];   /* default false, true, true */
     bool decoder_space_upscale[3];  /* default true, true, true */
+    /* Default (false): a 3x3 conv after 2x nearest upsampling runs as four 2x2 convs on the low-resolution
+     * input (same function, 2.25x fewer multiply-adds, no full-size upsampled copy; the TGrow 1x1 conv in
+     * between runs before the upsampling, which commutes). true: upsample then conv, literally as the
+     * reference does. Both agree to float32 rounding (~1e-7 relative). */
+    bool unfused_upsample;
 } hb_tae_config;
 void hb_tae_config_default(hb_tae_config *c);
 
