@@ -4,6 +4,7 @@
 #include "io/checkpoint.h"
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zip.h>
 
 /* ---------- a tiny pickle assembler ---------- */
@@ -224,6 +225,19 @@ int main(void) {
         CHECK(hb_checkpoint_count(ck) == 1 && hb_checkpoint_get(ck, "w", &t) == 0 && !memcmp(t.data, s0, 24));
         hb_checkpoint_close(ck);
     }
+
+    /* A folder holding one .pth opens it; two are ambiguous. */
+    char dir[600], p2[700];
+    snprintf(dir, sizeof dir, "%s/pthdir", d);
+    mkdir(dir, 0755);
+    snprintf(p2, sizeof p2, "%s/a.pth", dir);
+    write_zip(p2, 2, nested);
+    ck = hb_checkpoint_open(dir);
+    CHECKF(ck != NULL && hb_checkpoint_count(ck) == 1 && !strcmp(hb_checkpoint_file_of(ck, 0), p2), "%s", hb_last_error());
+    hb_checkpoint_close(ck);
+    snprintf(p2, sizeof p2, "%s/b.pt", dir);
+    write_zip(p2, 2, nested);
+    expect_fail(dir, "2 .pth/.pt files");
 
     /* ---------- hostile files ---------- */
     snprintf(path, sizeof path, "%s/bad.pth", d);

@@ -110,6 +110,7 @@ static int hash_slot(const hb_checkpoint *ck, const int *table, const char *name
 }
 
 int ck_finish(hb_checkpoint *ck) {
+    if (ck->hash) return 0;
     int cap = 16;
     while (cap < 2 * ck->n + 2) cap *= 2;
     ck->hcap = cap;
@@ -131,6 +132,12 @@ int ck_finish(hb_checkpoint *ck) {
         if (!ck->hash_strip[s]) ck->hash_strip[s] = i + 1; /* first one wins when two strip alike */
     }
     return 0;
+}
+
+int ck_find_exact(const hb_checkpoint *ck, const char *name) {
+    if (!ck->hash) return -1;
+    int s = hash_slot(ck, ck->hash, name, false);
+    return ck->hash[s] - 1;
 }
 
 void hb_checkpoint_close(hb_checkpoint *ck) {

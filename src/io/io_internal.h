@@ -44,7 +44,8 @@ int ck_map_file(hb_checkpoint *ck, const char *path);
 int ck_add_tensor(hb_checkpoint *ck, const char *where, const char *name, int file, hb_tensor t, bool copied);
 int ck_own(hb_checkpoint *ck, void *p); /* frees p itself on failure */
 int ck_add_meta(hb_checkpoint *ck, const char *key, const char *value); /* later keys do not override */
-int ck_finish(hb_checkpoint *ck); /* builds the hash tables */
+int ck_finish(hb_checkpoint *ck); /* builds the hash tables (once; later calls do nothing) */
+int ck_find_exact(const hb_checkpoint *ck, const char *name); /* entry index or -1; after ck_finish */
 
 /* Loaders: add the tensors of one file to ck. */
 int st_load(hb_checkpoint *ck, const char *path);

@@ -34,7 +34,7 @@ static void ssim_kernel(double k[SSIM_K]) {
     for (int i = 0; i < SSIM_K; i++) k[i] /= s;
 }
 
-/* One channel (stride 3 in interleaved RGB). tmp: 5 * H * (W - 2R) doubles. */
+/* One channel (stride 3 in interleaved RGB). tmp: 5 * (H + 1) * (W - 2R) doubles. */
 static double ssim_channel(const uint8_t *a, const uint8_t *b, int H, int W, int c, const double *k, double *tmp) {
     int ow = W - 2 * SSIM_R, oh = H - 2 * SSIM_R;
     size_t plane = (size_t)H * ow;
@@ -52,18 +52,25 @@ static double ssim_channel(const uint8_t *a, const uint8_t *b, int H, int W, int
             mx[o] = sx; my[o] = sy; mxx[o] = sxx; myy[o] = syy; mxy[o] = sxy;
         }
     const double C1 = (0.01 * 255) * (0.01 * 255), C2 = (0.03 * 255) * (0.03 * 255);
+    /* filter along columns (axis 0), one output row at a time into 5 row accumulators (same tap order
+     * for every element, so the result does not depend on how frames are split over threads) */
+    double *acc = tmp + 5 * plane, *ux = acc, *uy = acc + ow, *uxx = acc + 2 * ow, *uyy = acc + 3 * ow, *uxy = acc + 4 * ow;
     double total = 0;
     for (int i = 0; i < oh; i++) {
+        memset(acc, 0, sizeof(double) * 5 * ow);
+        for (int t = 0; t < SSIM_K; t++) {
+            size_t o = (size_t)(i + t) * ow;
+            double w = k[t];
+            for (int j = 0; j < ow; j++) {
+                ux[j] += w * mx[o + j]; uy[j] += w * my[o + j]; uxx[j] += w * mxx[o + j];
+                uyy[j] += w * myy[o + j]; uxy[j] += w * mxy[o + j];
+            }
+        }
         double row = 0;
         for (int j = 0; j < ow; j++) {
-            double ux = 0, uy = 0, uxx = 0, uyy = 0, uxy = 0;
-            for (int t = 0; t < SSIM_K; t++) {
-                size_t o = (size_t)(i + t) * ow + j;
-                double w = k[t];
-                ux += w * mx[o]; uy += w * my[o]; uxx += w * mxx[o]; uyy += w * myy[o]; uxy += w * mxy[o];
-            }
-            double vx = uxx - ux * ux, vy = uyy - uy * uy, vxy = uxy - ux * uy;
-            double A1 = 2 * ux * uy + C1, A2 = 2 * vxy + C2, B1 = ux * ux + uy * uy + C1, B2 = vx + vy + C2;
+            double vx = uxx[j] - ux[j] * ux[j], vy = uyy[j] - uy[j] * uy[j], vxy = uxy[j] - ux[j] * uy[j];
+            double A1 = 2 * ux[j] * uy[j] + C1, A2 = 2 * vxy + C2;
+            double B1 = ux[j] * ux[j] + uy[j] * uy[j] + C1, B2 = vx + vy + C2;
             row += (A1 * A2) / (B1 * B2);
         }
         total += row;
@@ -76,7 +83,7 @@ double hb_metric_ssim(const uint8_t *a, const uint8_t *b, int H, int W) {
         return hb_error("SSIM needs frames of at least %dx%d, got %dx%d", SSIM_K, SSIM_K, W, H);
     double k[SSIM_K];
     ssim_kernel(k);
-    double *tmp = malloc(sizeof(double) * 5 * (size_t)H * (W - 2 * SSIM_R));
+    double *tmp = malloc(sizeof(double) * 5 * (size_t)(H + 1) * (W - 2 * SSIM_R));
     if (!tmp) return hb_error("SSIM: out of memory for %dx%d frames", W, H);
     double s = 0;
     for (int c = 0; c < 3; c++) s += ssim_channel(a, b, H, W, c, k, tmp);
@@ -96,7 +103,7 @@ static void metrics_range(void *vctx, int64_t begin, int64_t end) {
     size_t fsz = (size_t)c->H * c->W * 3;
     double k[SSIM_K];
     ssim_kernel(k);
-    double *tmp = malloc(sizeof(double) * 5 * (size_t)c->H * (c->W - 2 * SSIM_R));
+    double *tmp = malloc(sizeof(double) * 5 * (size_t)(c->H + 1) * (c->W - 2 * SSIM_R));
     if (!tmp) { c->failed = 1; return; }
     for (int64_t t = begin; t < end; t++) {
         const uint8_t *a = c->ref + fsz * t, *b = c->test + fsz * t;

@@ -182,16 +182,31 @@ static bool safe_rel_path(const char *s) {
 }
 
 int st_load_index(hb_checkpoint *ck, const char *index_path) {
-    json_error_t jerr;
-    json_t *root = json_load_file(index_path, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        if (jerr.line < 0 || jerr.position == 0) {
-            FILE *f = fopen(index_path, "rb");
-            if (!f) return hb_error("%s: cannot open: %s", index_path, strerror(errno));
-            fclose(f);
+    /* Read it whole (bounded) and parse from memory: faster than jansson's getc-based file reader. */
+    FILE *f = fopen(index_path, "rb");
+    if (!f) return hb_error("%s: cannot open: %s", index_path, strerror(errno));
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len == cap) {
+            if (cap >= HB_ST_MAX_HEADER) { fclose(f); free(text); return hb_error("%s: index larger than %u MB", index_path, HB_ST_MAX_HEADER >> 20); }
+            cap = cap ? cap * 2 : 65536;
+            char *t = realloc(text, cap);
+            if (!t) { fclose(f); free(text); return hb_error("%s: out of memory", index_path); }
+            text = t;
         }
-        return hb_error("%s: invalid JSON at line %d column %d: %s", index_path, jerr.line, jerr.column, jerr.text);
+        size_t r = fread(text + len, 1, cap - len, f);
+        len += r;
+        if (r == 0) break;
     }
+    bool rerr = ferror(f);
+    fclose(f);
+    if (rerr) { free(text); return hb_error("%s: read error", index_path); }
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    free(text);
+    if (!root)
+        return hb_error("%s: invalid JSON at line %d column %d: %s", index_path, jerr.line, jerr.column, jerr.text);
     int rc = 0;
     char **shards = NULL;
     int nsh = 0;
@@ -242,16 +257,17 @@ int st_load_index(hb_checkpoint *ck, const char *index_path) {
         shards[nsh++] = (char *)s;
     }
     if (nsh == 0) { rc = hb_error("%s: weight_map is empty", index_path); goto done; }
-    /* Every name in the weight map must be in the shard it names. */
+    /* Every name in the weight map must be in the shard it names (looked up through the hash table). */
+    if ((rc = ck_finish(ck)) != 0) goto done;
     json_object_foreach(wm, k, v) {
         const char *s = json_string_value(v);
-        bool found = false;
-        for (int i = 0; i < ck->n && !found; i++) {
-            const char *fp = ck->files[ck->ents[i].file].path;
-            size_t fl = strlen(fp), sl = strlen(s);
-            found = !strcmp(ck->ents[i].name, k) && fl >= sl && !strcmp(fp + fl - sl, s);
+        int i = ck_find_exact(ck, k);
+        const char *fp = i >= 0 ? ck->files[ck->ents[i].file].path : "";
+        size_t fl = strlen(fp), sl = strlen(s);
+        if (i < 0 || fl < sl || strcmp(fp + fl - sl, s) != 0 || (fl > sl && fp[fl - sl - 1] != '/')) {
+            rc = hb_error("%s: weight_map says tensor '%s' is in \"%s\" but that shard lacks it", index_path, k, s);
+            goto done;
         }
-        if (!found) { rc = hb_error("%s: weight_map says tensor '%s' is in \"%s\" but that shard lacks it", index_path, k, s); goto done; }
     }
 done:
     free(shards);
