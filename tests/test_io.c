@@ -78,7 +78,11 @@ static void check_round_trip(hb_rng *r) {
         CHECKF((uintptr_t)t.data % hb_dtype_size(t.dtype) == 0, "tensor %s misaligned", names[i]);
         if (nb) CHECKF(in_file_map(t.data, path), "tensor %s is not inside the mapping", names[i]);
         CHECK(!strcmp(hb_checkpoint_file_of(ck, i), path));
+        CHECK(hb_checkpoint_zero_copy(ck, i));
     }
+    CHECK(!hb_checkpoint_zero_copy(ck, N) && !hb_checkpoint_zero_copy(ck, -1));
+    CHECK(hb_checkpoint_metadata_key(ck, 0) && !strcmp(hb_checkpoint_metadata_key(ck, 0), "kind"));
+    CHECK(hb_checkpoint_metadata_key(ck, 2) == NULL);
     int64_t want[4] = {ts[0].shape[0], -1, -1, -1};
     hb_tensor t;
     CHECK(hb_checkpoint_get_shaped(ck, names[0], ts[0].ndim, want, &t) == 0);
@@ -196,6 +200,7 @@ static void check_hostile(void) {
     if (ck) {
         hb_tensor t;
         CHECK(hb_checkpoint_get(ck, "f", &t) == 0 && (uintptr_t)t.data % 4 == 0);
+        CHECK(!hb_checkpoint_zero_copy(ck, 1) && hb_checkpoint_zero_copy(ck, 0));
         uint8_t want[8];
         for (int i = 0; i < 8; i++) want[i] = (uint8_t)((i + 1) * 7 + 1);
         CHECK(memcmp(t.data, want, 8) == 0);
@@ -371,6 +376,26 @@ static void check_golden(void) {
     CHECK(hb_checkpoint_get(ck, "encoder.block.0.layer.0.SelfAttention.q.weight", &u) == 0);
     CHECK(hb_checkpoint_get(ck, "blocks.0.attn.q.weight", &t) == 0 && u.data == t.data);
     hb_checkpoint_close(ck);
+    /* every golden file opens, carries "kind", every tensor aligned for its dtype (causal_window_sink holds
+     * I64 tensors at offsets that are not 8-aligned: those are the copied ones) */
+    static const char *const files[] = {"dit21", "dit22", "causal_global", "causal_window_sink", "vae21", "vae22",
+                                        "sched", "taew21", "taew22"};
+    for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
+        snprintf(p, sizeof p, "%s/golden/%s.safetensors", sd, files[k]);
+        if (!(f = fopen(p, "rb"))) continue;
+        fclose(f);
+        ck = hb_checkpoint_open(p);
+        CHECKF(ck != NULL, "%s", hb_last_error());
+        if (!ck) continue;
+        CHECKF(hb_checkpoint_metadata(ck, "kind") != NULL, "%s has no kind", p);
+        int misaligned = 0;
+        for (int i = 0; i < hb_checkpoint_count(ck); i++) {
+            hb_tensor t = hb_checkpoint_tensor(ck, i);
+            misaligned += (uintptr_t)t.data % hb_dtype_size(t.dtype) != 0;
+        }
+        CHECKF(misaligned == 0, "%s: %d tensors misaligned", p, misaligned);
+        hb_checkpoint_close(ck);
+    }
 }
 
 int main(void) {
