@@ -30,7 +30,9 @@ hb_umt5 *hb_umt5_create(hb_checkpoint *ck, const hb_umt5_config *cfg, bool owns_
  * models_t5_umt5-xxl-enc-bf16.pth, a text_encoder/ subfolder (diffusers layout) or the weights themselves.
  * Config: a transformers config.json next to the weights when present (d_model, d_kv, d_ff, num_heads,
  * num_layers, relative_attention_num_buckets, relative_attention_max_distance, vocab_size,
- * layer_norm_epsilon), else the umt5-xxl constants. */
+ * layer_norm_epsilon), else the sizes of the weights themselves (token_embedding, blocks.0.attn.q,
+ * blocks.0.ffn.fc1, blocks.0.pos_embedding, the number of blocks; max_dist 128, eps 1e-6: the real
+ * checkpoint gives exactly the umt5-xxl constants). */
 hb_umt5 *hb_umt5_open(const char *path);
 const hb_umt5_config *hb_umt5_get_config(const hb_umt5 *m);
 /* Unmap the weights (close the owned checkpoint) so the DiT and the encoder need not be resident together.
@@ -59,5 +61,11 @@ typedef struct {
  * mask[j] == 0 masked (finfo(float32).min added). mask may be NULL (no masking). out [n, dim]. */
 int hb_umt5_forward(hb_umt5 *m, const int64_t *ids, const uint8_t *mask, int64_t n, float *out,
                     const hb_umt5_trace *trace);
+
+/* Write a random-weight encoder into the existing folder `dir`: a transformers-style config.json (read back
+ * by hb_umt5_open) and sharded safetensors (model-0000k-of-0000N.safetensors + index) with the official
+ * names; embeddings N(0,1), norms 1+N(0,0.01), Linear N(0,1/fan_in), position bias N(0,0.25). Streams:
+ * a full-size model needs a few MB of RAM. For hb mkmodel, tests and benchmarks. */
+int hb_umt5_write_random(const hb_umt5_config *c, const char *dir, hb_dtype dtype, uint64_t seed, int64_t shard_bytes);
 
 #endif
