@@ -226,22 +226,23 @@ static void spec_defaults(model_spec *s) {
 
 static const char *P(const hb_tokenizer *t, int i) { return t->pool + t->poff[i]; }
 
-static int cmp_piece_ctx_sort(const hb_tokenizer *t, int a, int b) {
+/* Byte-wise order (a prefix sorts first). `key` holds each piece's first 8 bytes big-endian, zero
+ * padded, so most comparisons never touch the strings. */
+static int cmp_pieces(const hb_tokenizer *t, const uint64_t *key, int a, int b) {
+    if (key[a] != key[b]) return key[a] < key[b] ? -1 : 1;
     uint32_t la = t->plen[a], lb = t->plen[b];
     int c = memcmp(P(t, a), P(t, b), la < lb ? la : lb);
     if (c) return c;
     return la < lb ? -1 : la > lb ? 1 : 0;
 }
 
-/* qsort has no context argument in C11: sort with a static pointer (loading is not reentrant-critical,
- * but keep it thread-safe with a simple merge sort instead). */
-static void sort_ids(const hb_tokenizer *t, int *ids, int *tmp, int n) {
+static void sort_ids(const hb_tokenizer *t, const uint64_t *key, int *ids, int *tmp, int n) {
     if (n < 2) return;
     int h = n / 2;
-    sort_ids(t, ids, tmp, h);
-    sort_ids(t, ids + h, tmp, n - h);
+    sort_ids(t, key, ids, tmp, h);
+    sort_ids(t, key, ids + h, tmp, n - h);
     int i = 0, j = h, k = 0;
-    while (i < h && j < n) tmp[k++] = cmp_piece_ctx_sort(t, ids[j], ids[i]) < 0 ? ids[j++] : ids[i++];
+    while (i < h && j < n) tmp[k++] = cmp_pieces(t, key, ids[j], ids[i]) < 0 ? ids[j++] : ids[i++];
     while (i < h) tmp[k++] = ids[i++];
     while (j < n) tmp[k++] = ids[j++];
     memcpy(ids, tmp, n * sizeof *ids);
@@ -257,6 +258,8 @@ static int build_trie(hb_tokenizer *t) {
     for (int i = 0; i < t->npieces; i++) n += in_trie(t->type[i]);
     if (n == 0) return hb_error("%s: no pieces are loaded", t->name);
     int *ids = malloc(n * sizeof *ids), *tmp = malloc(n * sizeof *tmp);
+    char *spool = NULL;
+    uint32_t *soff = NULL;
     size_t total = 1;
     for (int i = 0; i < t->npieces; i++) if (in_trie(t->type[i])) total += t->plen[i];
     uint32_t *lo = malloc(total * sizeof *lo), *hi = malloc(total * sizeof *hi), *dep = malloc(total * sizeof *dep);
@@ -271,7 +274,28 @@ static int build_trie(hb_tokenizer *t) {
     }
     n = 0;
     for (int i = 0; i < t->npieces; i++) if (in_trie(t->type[i])) ids[n++] = i;
-    sort_ids(t, ids, tmp, n);
+    {
+        uint64_t *key = malloc((size_t)t->npieces * sizeof *key);
+        if (!key) { rc = hb_error("tokenizer: out of memory"); goto done; }
+        for (int i = 0; i < t->npieces; i++) {
+            uint64_t k = 0;
+            for (uint32_t j = 0; j < 8; j++) k = k << 8 | (j < t->plen[i] ? (uint8_t)P(t, i)[j] : 0);
+            key[i] = k;
+        }
+        sort_ids(t, key, ids, tmp, n);
+        free(key);
+    }
+    /* the sorted pieces copied contiguously: the breadth-first passes below then read memory in order */
+    spool = malloc(total + (size_t)n);
+    soff = malloc((size_t)n * sizeof *soff);
+    if (!spool || !soff) { rc = hb_error("tokenizer: out of memory"); goto done; }
+    size_t so = 0;
+    for (int i = 0; i < n; i++) {
+        soff[i] = (uint32_t)so;
+        memcpy(spool + so, P(t, ids[i]), t->plen[ids[i]]);
+        so += t->plen[ids[i]];
+    }
+#define SB(i, d) ((uint8_t)spool[soff[i] + (d)])
     size_t nn = 1;
     lo[0] = 0; hi[0] = (uint32_t)n; dep[0] = 0; t->t_label[0] = 0; t->t_value[0] = -1;
     for (size_t v = 0; v < nn; v++) {
@@ -284,9 +308,9 @@ static int build_trie(hb_tokenizer *t) {
         t->t_child[v] = (uint32_t)nn;
         uint16_t cnt = 0;
         while (a < b) {
-            uint8_t c = (uint8_t)P(t, ids[a])[d];
+            uint8_t c = SB(a, d);
             uint32_t e = a + 1;
-            while (e < b && (uint8_t)P(t, ids[e])[d] == c) e++;
+            while (e < b && SB(e, d) == c) e++;
             lo[nn] = a; hi[nn] = e; dep[nn] = d + 1; t->t_label[nn] = c; t->t_value[nn] = -1;
             nn++; cnt++;
             a = e;
@@ -296,8 +320,9 @@ static int build_trie(hb_tokenizer *t) {
     t->t_nodes = nn;
     memset(t->root_child, 0, sizeof t->root_child);
     for (uint32_t k = 0; k < t->t_nchild[0]; k++) t->root_child[t->t_label[t->t_child[0] + k]] = t->t_child[0] + k;
+#undef SB
 done:
-    free(ids); free(tmp); free(lo); free(hi); free(dep);
+    free(ids); free(tmp); free(lo); free(hi); free(dep); free(spool); free(soff);
     return rc;
 }
 
