@@ -22,7 +22,8 @@ static void usage(FILE *f) {
             "  --filter TEXT     list only tensors whose name contains TEXT (totals still cover all)\n"
             "  --no-tensors      only the summary, metadata and config\n"
             "  -h, --help        this help\n"
-            "  (and the common -t/-v/-q flags)\n"
+            "  -v, --verbose     also print the open time and resident memory after opening (stderr)\n"
+            "  (and the common -t/-q flags)\n"
             "\n"
             "exit status: 0 on success, 1 with one message naming the file and the problem otherwise.\n");
 }
@@ -83,8 +84,11 @@ int cmd_inspect(int argc, char **argv) {
         } else path = a;
     }
     if (!path) { usage(stderr); return 2; }
+    double t0 = hb_time_now();
     hb_checkpoint *ck = hb_checkpoint_open(path);
     if (!ck) return tool_fail(argv[0]);
+    hb_log(HB_LOG_DEBUG, "opened in %.2f ms; resident memory after open %.1f MiB", (hb_time_now() - t0) * 1e3,
+           hb_current_rss_bytes() / 1048576.0);
     char cfg_path[4096];
     int cerr;
     json_t *cfg = load_config(path, cfg_path, sizeof cfg_path, &cerr);

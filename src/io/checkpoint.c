@@ -47,13 +47,14 @@ int ck_map_file(hb_checkpoint *ck, const char *path) {
         map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (map == MAP_FAILED) { int e = errno; close(fd); return hb_error("%s: cannot map: %s", path, strerror(e)); }
     }
-    close(fd);
     if (grow((void **)&ck->files, &ck->capfiles, ck->nfiles + 1, sizeof *ck->files) != 0) {
         if (map) munmap(map, size);
+        close(fd);
         return hb_error("%s: out of memory", path);
     }
     ck_file *f = &ck->files[ck->nfiles];
-    if (!(f->path = dupstr(path))) { if (map) munmap(map, size); return hb_error("%s: out of memory", path); }
+    if (!(f->path = dupstr(path))) { if (map) munmap(map, size); close(fd); return hb_error("%s: out of memory", path); }
+    f->fd = fd;
     f->map = map;
     f->size = size;
     return ck->nfiles++;
@@ -75,6 +76,26 @@ int ck_own(hb_checkpoint *ck, void *p) {
     if (grow((void **)&ck->owned, &ck->capowned, ck->nowned + 1, sizeof *ck->owned) != 0) { hb_free(p); return -1; }
     ck->owned[ck->nowned++] = p;
     return 0;
+}
+
+void *ck_copy_out(hb_checkpoint *ck, int file, const void *src, size_t n, const char *what) {
+    const ck_file *f = &ck->files[file];
+    void *buf = hb_malloc(n ? n : 1, what);
+    if (!buf) return NULL;
+    off_t off = (off_t)((const uint8_t *)src - (const uint8_t *)f->map);
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(f->fd, (uint8_t *)buf + got, n - got, off + (off_t)got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            hb_free(buf);
+            hb_error("%s: read of %s failed: %s", f->path, what, r < 0 ? strerror(errno) : "file shrank");
+            return NULL;
+        }
+        got += (size_t)r;
+    }
+    if (ck_own(ck, buf) != 0) { hb_error("%s: out of memory", f->path); return NULL; }
+    return buf;
 }
 
 int ck_add_meta(hb_checkpoint *ck, const char *key, const char *value) {
@@ -144,6 +165,7 @@ void hb_checkpoint_close(hb_checkpoint *ck) {
     if (!ck) return;
     for (int i = 0; i < ck->nfiles; i++) {
         if (ck->files[i].map) munmap(ck->files[i].map, ck->files[i].size);
+        close(ck->files[i].fd);
         free(ck->files[i].path);
     }
     for (int i = 0; i < ck->n; i++) free(ck->ents[i].name);

@@ -12,6 +12,7 @@
 typedef struct ck_file {
     char *path;   /* as opened (for messages and hb inspect) */
     void *map;    /* mmap of the whole file (NULL when size 0 or not mapped) */
+    int fd;       /* kept open for ck_copy_out's pread */
     size_t size;
 } ck_file;
 
@@ -43,6 +44,9 @@ int ck_map_file(hb_checkpoint *ck, const char *path);
 /* Register a tensor; rejects duplicate names (message names `where` and the tensor). */
 int ck_add_tensor(hb_checkpoint *ck, const char *where, const char *name, int file, hb_tensor t, bool copied);
 int ck_own(hb_checkpoint *ck, void *p); /* frees p itself on failure */
+/* An owned, 64-byte aligned copy of n bytes at src (inside the mapping of file `file`), read with pread
+ * so the mapping's pages are not faulted in (a copied tensor is not resident twice). */
+void *ck_copy_out(hb_checkpoint *ck, int file, const void *src, size_t n, const char *what);
 int ck_add_meta(hb_checkpoint *ck, const char *key, const char *value); /* later keys do not override */
 int ck_finish(hb_checkpoint *ck); /* builds the hash tables (once; later calls do nothing) */
 int ck_find_exact(const hb_checkpoint *ck, const char *name); /* entry index or -1; after ck_finish */

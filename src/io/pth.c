@@ -156,6 +156,16 @@ static int bind_tensor(hb_checkpoint *ck, const char *path, int file, zip_t *z, 
         if (e && e->size == st.size && ck->files[file].map) {
             s->base = (const uint8_t *)ck->files[file].map + e->data_off;
             s->mapped = true;
+            if ((uintptr_t)s->base % es != 0) {
+                /* Misaligned for its dtype (torch aligns to 64; other zip writers may not): one copy of
+                 * the whole storage serves every view of it. */
+                void *buf = ck_copy_out(ck, file, s->base, (size_t)st.size, ename);
+                if (!buf) { hb_error_prefix("%s", path); free(ename); (*ncache)--; return -1; }
+                hb_log(HB_LOG_DEBUG, "%s: storage '%s' is misaligned for %s in the zip, copied", path, ename,
+                       hb_dtype_name(pt->dtype));
+                s->base = buf;
+                s->mapped = false;
+            }
         } else {
             void *buf = read_entry(z, (zip_uint64_t)idx, st.size, path, ename);
             if (!buf || ck_own(ck, buf) != 0) { free(ename); (*ncache)--; return -1; }
@@ -168,10 +178,8 @@ static int bind_tensor(hb_checkpoint *ck, const char *path, int file, zip_t *z, 
     bool copied = !s->mapped;
     if ((uintptr_t)p % es != 0) {
         size_t nb = (size_t)(numel * es);
-        void *buf = hb_malloc(nb ? nb : 1, pt->name);
+        void *buf = ck_copy_out(ck, file, p, nb, pt->name);
         if (!buf) return hb_error_prefix("%s", path);
-        memcpy(buf, p, nb);
-        if (ck_own(ck, buf) != 0) return hb_error("%s: out of memory", path);
         hb_log(HB_LOG_DEBUG, "%s: tensor '%s' is misaligned for %s in the zip, copied", path, pt->name,
                hb_dtype_name(pt->dtype));
         p = buf;

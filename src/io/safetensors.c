@@ -125,10 +125,8 @@ int st_parse(hb_checkpoint *ck, const char *path, int file, const uint8_t *base,
         size_t al = hb_dtype_size(t.dtype);
         if (((uintptr_t)p % al) != 0) {
             /* A misaligned tensor cannot be read in place by typed loads: copy it to an aligned buffer. */
-            void *buf = hb_malloc((size_t)(e - b), name);
+            void *buf = ck_copy_out(ck, file, p, (size_t)(e - b), name);
             if (!buf) { rc = hb_error_prefix("%s", path); goto done; }
-            memcpy(buf, p, (size_t)(e - b));
-            if ((rc = ck_own(ck, buf)) != 0) { rc = hb_error("%s: out of memory", path); goto done; }
             hb_log(HB_LOG_DEBUG, "%s: tensor '%s' is misaligned for %s, copied", path, name, hb_dtype_name(t.dtype));
             p = buf;
             copied = true;
