@@ -5,7 +5,8 @@
  * against the machine's f32 FMA peak and a measured BF16 GEMM peak (both measured in the same run), peak RSS,
  * and the RSS after hb_umt5_release_weights.
  *
- * Usage: bench_text [--layers N] [--tokens T] [--dir DIR] [--keep FILE] [--reuse FILE]
+ * Usage: bench_text [--layers N] [--tokens T] [--dir DIR] [--keep FILE] [--reuse FILE] [--low-memory]
+ *   --low-memory hb_umt5_set_low_memory: each layer's pages are dropped after use (peak RSS ~ one layer).
  *   --layers N   write and run only N of the 24 layers; the table then also shows the 24-layer extrapolation
  *                (per-layer time x 24), marked as such.
  *   --dir DIR    where the temporary file goes (default $TMPDIR or /tmp); it is deleted at the end.
@@ -158,7 +159,7 @@ static double gemm_peak_bf16(void) {
 }
 
 int main(int argc, char **argv) {
-    int layers = 24, ntok = 40;
+    int layers = 24, ntok = 40, lowmem = 0;
     const char *dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", *keep = NULL, *reuse = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--layers") && i + 1 < argc) layers = atoi(argv[++i]);
@@ -166,8 +167,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--dir") && i + 1 < argc) dir = argv[++i];
         else if (!strcmp(argv[i], "--keep") && i + 1 < argc) keep = argv[++i];
         else if (!strcmp(argv[i], "--reuse") && i + 1 < argc) reuse = argv[++i];
+        else if (!strcmp(argv[i], "--low-memory")) lowmem = 1;
         else {
-            fprintf(stderr, "usage: %s [--layers N (1..24)] [--tokens T (1..512)] [--dir DIR] [--keep FILE] [--reuse FILE]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--layers N (1..24)] [--tokens T (1..512)] [--dir DIR] [--keep FILE] [--reuse FILE] [--low-memory]\n", argv[0]);
             return 2;
         }
     }
@@ -193,6 +195,7 @@ int main(int argc, char **argv) {
     hb_checkpoint *ck = hb_checkpoint_open(path);
     hb_umt5 *m = ck ? hb_umt5_create(ck, &c, true) : NULL;
     if (!m) { fprintf(stderr, "bench_text: %s\n", hb_last_error()); return 1; }
+    hb_umt5_set_low_memory(m, lowmem);
     const int64_t D = c.dim, A = c.dim_attn, F = c.dim_ffn, n = ntok;
     float *out = hb_malloc(sizeof(float) * (size_t)(512 * D), "context");
     double times[3];
@@ -210,8 +213,8 @@ int main(int argc, char **argv) {
     /* FLOPs: q,k,v,o (4*D*A), gate+fc1+fc2 (3*D*F) per token, attention 2 * 2*n*n*A per layer */
     double flop_layer = 2.0 * n * (4.0 * D * A + 3.0 * D * F) + 4.0 * n * n * A;
     double flop = flop_layer * layers, params = (double)layers * (4.0 * D * A + 3.0 * D * F);
-    printf("\numT5-XXL encoder, %d real tokens (context 512 rows), %d of 24 layers, bf16 weights mmapped, %d threads, GEMM path %s\n",
-           ntok, layers, hb_threads_count(), hb_cpu_kernel_name());
+    printf("\numT5-XXL encoder, %d real tokens (context 512 rows), %d of 24 layers, bf16 weights mmapped%s, %d threads, GEMM path %s\n",
+           ntok, layers, lowmem ? " (low-memory mode)" : "", hb_threads_count(), hb_cpu_kernel_name());
     printf("machine: f32 FMA peak %.1f GFLOP/s; BF16 GEMM (hb_linear 512x4096x4096) %.1f GFLOP/s\n\n", fma_peak, gpk);
     printf("%-34s %10s %10s %8s %8s\n", "", "seconds", "GFLOP/s", "vs FMA", "vs GEMM");
     printf("%-34s %10.2f %10.1f %8.3f %8.3f\n", "first encode (weights paged in)", times[0], flop / times[0] * 1e-9,

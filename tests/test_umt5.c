@@ -377,7 +377,7 @@ static void test_random_model(hb_rng *r, hb_dtype dt) {
 /* hb_umt5_write_random: a folder that hb_umt5_open reads back (config.json), same result without the
  * config (sizes inferred from the shapes). */
 static void test_write_random(hb_rng *r) {
-    hb_umt5_config c = {.vocab = 64, .dim = 24, .dim_attn = 32, .dim_ffn = 40, .num_heads = 4, .num_layers = 3,
+    hb_umt5_config c = {.vocab = 64, .dim = 256, .dim_attn = 192, .dim_ffn = 520, .num_heads = 4, .num_layers = 3,
                         .num_buckets = 16, .max_dist = 128, .eps = 1e-6f};
     char dir[512], cfg[600];
     snprintf(dir, sizeof dir, "%s/rand_t5", tl_tmpdir());
@@ -385,16 +385,16 @@ static void test_write_random(hb_rng *r) {
     CHECKF(hb_umt5_write_random(&c, dir, HB_BF16, hb_rng_u64(r), 20000) == 0, "%s", hb_last_error());
     int64_t ids[30];
     for (int i = 0; i < 30; i++) ids[i] = i == 29 ? 1 : 2 + (int64_t)(hb_rng_u64(r) % 62);
-    float a[40 * 24], b[40 * 24];
+    static float a[40 * 256], b[40 * 256], lm[40 * 256];
     hb_umt5 *e = hb_umt5_open(dir);
     CHECKF(e != NULL, "%s", hb_last_error());
     if (!e) return;
-    CHECK(hb_umt5_get_config(e)->num_buckets == 16 && hb_umt5_get_config(e)->dim_attn == 32);
+    CHECK(hb_umt5_get_config(e)->num_buckets == 16 && hb_umt5_get_config(e)->dim_attn == 192);
     CHECK(hb_umt5_encode(e, ids, 30, 40, a) == 0);
     hb_umt5_free(e);
     double s = 0;
-    for (int i = 0; i < 30 * 24; i++) s += fabs(a[i]);
-    CHECK(s > 30 && isfinite(s));
+    for (int i = 0; i < 30 * 256; i++) s += fabs(a[i]);
+    CHECK(s > 300 && isfinite(s));
     snprintf(cfg, sizeof cfg, "%s/config.json", dir);
     CHECK(unlink(cfg) == 0);
     e = hb_umt5_open(dir);
@@ -402,6 +402,13 @@ static void test_write_random(hb_rng *r) {
     if (!e) return;
     CHECK(hb_umt5_encode(e, ids, 30, 40, b) == 0);
     CHECK(memcmp(a, b, sizeof a) == 0);
+    /* low-memory mode (layer pages dropped after use, re-read on the next encode): same result, twice */
+    hb_umt5_set_low_memory(e, true);
+    for (int rep = 0; rep < 2; rep++) {
+        memset(lm, 0, sizeof lm);
+        CHECK(hb_umt5_encode(e, ids, 30, 40, lm) == 0);
+        CHECK(memcmp(a, lm, sizeof a) == 0);
+    }
     hb_umt5_free(e);
     c.num_layers = 0;
     CHECK(hb_umt5_write_random(&c, dir, HB_BF16, 1, 0) == -1);

@@ -9,16 +9,19 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 typedef struct {
     hb_tensor norm1, q, k, v, o, norm2, gate, fc1, fc2, pos;
+    bool droppable; /* every big weight points into the file mapping (not a copy): low-memory mode may drop it */
 } umt5_layer;
 
 struct hb_umt5 {
     hb_umt5_config cfg;
     hb_checkpoint *ck;
-    bool owns_ck, released;
+    bool owns_ck, released, low_memory;
     char path[1024];
     hb_tensor tok, norm;
     umt5_layer *layers;
@@ -238,6 +241,40 @@ void hb_umt5_free(hb_umt5 *m) {
     hb_free(m);
 }
 
+/* Is this data pointer a zero-copy tensor of the checkpoint (inside the file mapping)? */
+static bool zero_copy(const hb_checkpoint *ck, const void *data) {
+    for (int i = 0; i < hb_checkpoint_count(ck); i++)
+        if (hb_checkpoint_tensor(ck, i).data == data) return hb_checkpoint_zero_copy(ck, i);
+    return false;
+}
+
+void hb_umt5_set_low_memory(hb_umt5 *m, bool on) {
+    m->low_memory = on && !m->released && m->owns_ck;
+    if (!m->low_memory) return;
+    for (int l = 0; l < m->cfg.num_layers; l++) {
+        umt5_layer *L = &m->layers[l];
+        L->droppable = zero_copy(m->ck, L->q.data) && zero_copy(m->ck, L->k.data) && zero_copy(m->ck, L->v.data) &&
+                       zero_copy(m->ck, L->o.data) && zero_copy(m->ck, L->gate.data) &&
+                       zero_copy(m->ck, L->fc1.data) && zero_copy(m->ck, L->fc2.data);
+    }
+}
+
+/* Drop this process's mapping of a weight's whole pages (file-backed, private, read-only, never written: the
+ * next touch re-reads them from the page cache or the file). Only for zero-copy tensors (see droppable):
+ * on a heap copy MADV_DONTNEED would zero the data. */
+static void drop_pages(const hb_tensor *w) {
+    static long page = 0;
+    if (!page) page = sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)w->data, e = a + hb_tensor_nbytes(w);
+    uintptr_t b = (a + (uintptr_t)page - 1) & ~((uintptr_t)page - 1), f = e & ~((uintptr_t)page - 1);
+    if (f > b) (void)madvise((void *)b, f - b, MADV_DONTNEED);
+}
+
+static void drop_layer(const umt5_layer *L) {
+    const hb_tensor *ws[] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->fc1, &L->fc2};
+    for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) drop_pages(ws[i]);
+}
+
 /* ---------- forward ---------- */
 
 /* Position bias [heads, n, n] of one layer from the bucket table [n*n]. */
@@ -303,6 +340,7 @@ static int forward(hb_umt5 *m, const int64_t *ids, const uint8_t *mask, int64_t 
         if (hb_linear(y, fa, n, &L->fc2, NULL, false)) { rc = -1; break; }
         hb_add(x, x, y, n * D);
         if (tr && tr->blocks && tr->blocks[l]) memcpy(tr->blocks[l], x, (size_t)(n * D) * sizeof(float));
+        if (m->low_memory && L->droppable) drop_layer(L);
     }
     if (rc == 0) hb_rmsnorm(out, x, n, D, &m->norm, c->eps);
     else hb_error_prefix("%s: umT5 forward: ", m->path);

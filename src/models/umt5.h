@@ -38,6 +38,11 @@ const hb_umt5_config *hb_umt5_get_config(const hb_umt5 *m);
 /* Unmap the weights (close the owned checkpoint) so the DiT and the encoder need not be resident together.
  * Later encodes fail with a clear message. */
 void hb_umt5_release_weights(hb_umt5 *m);
+/* Low-memory mode: after each layer, unmap that layer's weight pages from this process (madvise
+ * MADV_DONTNEED on the read-only file mapping), so the resident set stays about one layer (0.39 GB for
+ * umt5-xxl) instead of the whole 9.3 GB of layer weights. The pages stay in the OS page cache; each encode
+ * then re-faults them (slower when repeated). Only for encoders that own their mapped checkpoint. */
+void hb_umt5_set_low_memory(hb_umt5 *m, bool on);
 void hb_umt5_free(hb_umt5 *m);
 
 /* The bidirectional relative-position bucket of rel = key_pos - query_pos, computed as the reference
