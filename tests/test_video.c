@@ -286,6 +286,31 @@ int main(void) {
     }
 #endif
 
+    /* float chunks straight from a model: [3, T, H, W] in [-1, 1], two chunks, y4m 4:4:4 */
+    {
+        char p[512];
+        snprintf(p, sizeof p, "%s/float.y4m", dir);
+        int Tc = 3;
+        size_t n = (size_t)3 * Tc * H * W;
+        float *x = malloc(sizeof(float) * n * 2);
+        tl_fill_uniform(&r, x, (int64_t)n * 2, -1.1f, 1.1f);
+        uint8_t *want = malloc(fsz * Tc * 2);
+        hb_frames_from_cthw(x, Tc, H, W, -1, 1, want);
+        hb_frames_from_cthw(x + n, Tc, H, W, -1, 1, want + fsz * Tc);
+        hb_video_opts o = {.fps = 16, .y4m_444 = true, .streaming = true};
+        hb_video_writer *w = hb_video_writer_open(p, H, W, &o);
+        CHECK(w && hb_video_writer_append_float(w, x, Tc, HB_FRAMES_CTHW, -1, 1) == 0 &&
+              hb_video_writer_append_float(w, x + n, Tc, HB_FRAMES_CTHW, -1, 1) == 0);
+        CHECK(hb_video_writer_close(w) == 0);
+        hb_video v;
+        CHECK(hb_video_read(p, 0, &v) == 0 && v.frames == 2 * Tc);
+        double md = v.frames == 2 * Tc ? mu_max_absdiff(v.rgb, want, fsz * Tc * 2) : 999;
+        CHECKF(md <= 3, "float chunks -> y4m 4:4:4 -> RGB: max diff %.0f", md);
+        hb_video_free(&v);
+        free(x);
+        free(want);
+    }
+
     /* errors: unwritable paths, bad sizes; nothing left behind */
     {
         char p[512];

@@ -488,6 +488,20 @@ int hb_video_writer_append(hb_video_writer *w, const uint8_t *frames, int n) {
     return 0;
 }
 
+int hb_video_writer_append_float(hb_video_writer *w, const float *x, int T, hb_frames_layout layout, float lo,
+                                 float hi) {
+    if (!w) return hb_error("video writer: not open");
+    if (T <= 0) return 0;
+    if (!(hi > lo)) return hb_error("%s: bad value range [%g, %g]", w->path, lo, hi);
+    uint8_t *buf = malloc((size_t)T * w->H * w->W * 3);
+    if (!buf) return hb_error("%s: out of memory for %d frames", w->path, T);
+    if (layout == HB_FRAMES_CTHW) hb_frames_from_cthw(x, T, w->H, w->W, lo, hi, buf);
+    else hb_frames_from_tchw(x, T, w->H, w->W, lo, hi, buf);
+    int rc = hb_video_writer_append(w, buf, T);
+    free(buf);
+    return rc;
+}
+
 void hb_video_writer_abort(hb_video_writer *w) {
     if (!w) return;
 #ifdef HB_HAVE_FFMPEG

@@ -53,6 +53,11 @@ int hb_video_write(const char *path, const uint8_t *frames, int T, int H, int W,
 typedef struct hb_video_writer hb_video_writer;
 hb_video_writer *hb_video_writer_open(const char *path, int H, int W, const hb_video_opts *opts);
 int hb_video_writer_append(hb_video_writer *w, const uint8_t *frames, int n);
+/* Append float model output directly: layout HB_FRAMES_CTHW ([3, T, H, W], e.g. the Wan VAE, lo=-1, hi=1) or
+ * HB_FRAMES_TCHW ([T, 3, H, W], e.g. TAEHV, lo=0, hi=1); converted with hb_frames_from_cthw/tchw. */
+typedef enum { HB_FRAMES_CTHW = 0, HB_FRAMES_TCHW = 1 } hb_frames_layout;
+int hb_video_writer_append_float(hb_video_writer *w, const float *x, int T, hb_frames_layout layout, float lo,
+                                 float hi);
 /* Flush the encoder, finish the container, make the file durable and visible under its name;
  * frees w. On failure the partial output is removed. */
 int hb_video_writer_close(hb_video_writer *w);
