@@ -62,6 +62,61 @@ static int run_jsonl(const char *jsonl, const char *dir, hb_tokenizer *model, in
     return bad;
 }
 
+/* SHA-256 (FIPS 180-4), to recognise the real umT5 file before trusting the goldens. */
+static uint32_t ror(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+static void sha256_file(const char *path, char hex[65]) {
+    static const uint32_t K[64] = {
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+        0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+        0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+        0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+        0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+        0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+        0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+    uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    FILE *f = fopen(path, "rb");
+    hex[0] = 0;
+    if (!f) return;
+    uint8_t blk[128];
+    uint64_t total = 0;
+    bool last = false;
+    while (!last) {
+        size_t n = fread(blk, 1, 64, f), nb = 1;
+        total += n;
+        if (n < 64) {
+            memset(blk + n, 0, 128 - n);
+            blk[n] = 0x80;
+            nb = n < 56 ? 1 : 2;
+            for (int i = 0; i < 8; i++) blk[nb * 64 - 1 - i] = (uint8_t)((total * 8) >> (8 * i));
+            last = true;
+        }
+        for (size_t b = 0; b < nb; b++) {
+            uint32_t w[64], a[8];
+            for (int i = 0; i < 16; i++) {
+                const uint8_t *q = blk + b * 64 + 4 * i;
+                w[i] = (uint32_t)q[0] << 24 | (uint32_t)q[1] << 16 | (uint32_t)q[2] << 8 | q[3];
+            }
+            for (int i = 16; i < 64; i++) {
+                uint32_t s0 = ror(w[i - 15], 7) ^ ror(w[i - 15], 18) ^ (w[i - 15] >> 3);
+                uint32_t s1 = ror(w[i - 2], 17) ^ ror(w[i - 2], 19) ^ (w[i - 2] >> 10);
+                w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+            }
+            memcpy(a, h, sizeof a);
+            for (int i = 0; i < 64; i++) {
+                uint32_t t1 = a[7] + (ror(a[4], 6) ^ ror(a[4], 11) ^ ror(a[4], 25)) + ((a[4] & a[5]) ^ (~a[4] & a[6])) + K[i] + w[i];
+                uint32_t t2 = (ror(a[0], 2) ^ ror(a[0], 13) ^ ror(a[0], 22)) + ((a[0] & a[1]) ^ (a[0] & a[2]) ^ (a[1] & a[2]));
+                memmove(a + 1, a, 7 * sizeof *a);
+                a[4] += t1;
+                a[0] = t1 + t2;
+            }
+            for (int i = 0; i < 8; i++) h[i] += a[i];
+        }
+    }
+    fclose(f);
+    for (int i = 0; i < 8; i++) sprintf(hex + 8 * i, "%08x", h[i]);
+}
+
 static bool is_file(const char *p) { struct stat st; return stat(p, &st) == 0 && S_ISREG(st.st_mode); }
 
 int main(void) {
@@ -136,6 +191,9 @@ int main(void) {
             hb_tokenizer_free(x);
         }
         printf("corrupted T5 models: %d of 40 loaded and encoded without error\n", loaded);
+        char hex[65];
+        sha256_file(t5, hex);
+        CHECKF(!strcmp(hex, "d60acb128cf7b7f2536e8f38a5b18a05535c9e14c7a355904270e15b0945ea86"), "sha256 %s", hex);
     }
 
     /* umT5: only with the real file (4,548,313 bytes) */
@@ -149,9 +207,12 @@ int main(void) {
         struct stat st;
         CHECKF(stat(path, &st) == 0, "HB_UMT5_SPIECE: %s not found", path);
         if (stat(path, &st) == 0) {
-            if (st.st_size != 4548313) {
-                printf("umT5 public goldens: skipped (%s has %lld bytes, the real file has 4548313)\n", path,
-                       (long long)st.st_size);
+            char hex[65];
+            if (st.st_size == 4548313) sha256_file(path, hex);
+            if (st.st_size != 4548313 ||
+                strcmp(hex, "e3909a67b780650b35cf529ac782ad2b6b26e6d1f849d3fbb6a872905f452458")) {
+                printf("umT5 public goldens: skipped (%s is not the real umT5 spiece.model: size or sha256 differ)\n",
+                       path);
             } else {
                 hb_tokenizer *t = hb_tokenizer_load(path);
                 CHECKF(t != NULL, "%s", hb_last_error());
