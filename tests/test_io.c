@@ -142,6 +142,8 @@ static void check_hostile(void) {
     expect_fail(p, "truncated");
     write_raw(p, "{}", (uint64_t)1 << 40, 0);
     expect_fail(p, "exceeds");
+    write_bytes(p, "\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19\x2e", 15);
+    expect_fail(p, "legacy");
     write_raw(p, "{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]", 61, 8);
     expect_fail(p, "invalid JSON");
     write_raw(p, "[1, 2]  ", 8, 0);

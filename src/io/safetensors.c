@@ -87,6 +87,10 @@ int st_parse(hb_checkpoint *ck, const char *path, int file, const uint8_t *base,
     if (size < 8) return hb_error("%s: truncated: %zu bytes, a safetensors file needs at least 8", path, size);
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | base[i];
+    static const uint8_t legacy[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
+    if (size >= sizeof legacy && !memcmp(base, legacy, sizeof legacy))
+        return hb_error("%s: a legacy (pre-1.6, non-zip) PyTorch file; re-save it with torch.save (zip format) "
+                        "or as safetensors", path);
     if (hlen > HB_ST_MAX_HEADER)
         return hb_error("%s: header length %llu exceeds the %u MB limit (not a safetensors file?)", path,
                         (unsigned long long)hlen, HB_ST_MAX_HEADER >> 20);
