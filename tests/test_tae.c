@@ -75,14 +75,15 @@ static void push_layer(nseq *q, sdict *d, hb_rng *r, const char *part, nkind k, 
     q->n++;
 }
 
-static void make_decoder(nseq *q, sdict *d, hb_rng *r, int P, int C, const int nf[4], const int tst[3]) {
+static void make_decoder(nseq *q, sdict *d, hb_rng *r, int P, int C, const int nf[4], const int tst[3],
+                         const int sup[3]) {
     q->n = 0;
     push_layer(q, d, r, "decoder", N_CLAMP, C, C, 0, false);
     push_layer(q, d, r, "decoder", N_CONV, C, nf[0], 1, true);
     push_layer(q, d, r, "decoder", N_RELU, nf[0], nf[0], 0, false);
     for (int s = 0; s < 3; s++) {
         for (int j = 0; j < 3; j++) push_layer(q, d, r, "decoder", N_MEM, nf[s], nf[s], 0, false);
-        push_layer(q, d, r, "decoder", N_UP, nf[s], nf[s], 2, false);
+        push_layer(q, d, r, "decoder", N_UP, nf[s], nf[s], sup[s], false);
         push_layer(q, d, r, "decoder", N_TGROW, nf[s], nf[s], tst[s], false);
         push_layer(q, d, r, "decoder", N_CONV, nf[s], nf[s + 1], 1, false);
     }
@@ -166,15 +167,17 @@ static void nrun(const nseq *q, clip *c) {
             free(cat), free(a), free(b2);
             break;
         }
-        case N_UP:
-            o.H = H * 2, o.W = W * 2;
-            o.x = malloc(T * fn * 4 * sizeof(double));
+        case N_UP: {
+            int f = l->stride;
+            o.H = H * f, o.W = W * f;
+            o.x = malloc(T * fn * f * f * sizeof(double));
             for (int t = 0; t < T; t++)
                 for (int ch = 0; ch < C; ch++)
                     for (int i = 0; i < o.H; i++)
                         for (int j = 0; j < o.W; j++)
-                            at(&o, t)[((size_t)ch * o.H + i) * o.W + j] = at(c, t)[((size_t)ch * H + i / 2) * W + j / 2];
+                            at(&o, t)[((size_t)ch * o.H + i) * o.W + j] = at(c, t)[((size_t)ch * H + i / f) * W + j / f];
             break;
+        }
         case N_TGROW: {
             int s = l->stride, ho, wo;
             o.T = T * s;
@@ -260,11 +263,11 @@ static int write_open(rmodel *rm, const char *tag) {
 }
 
 static bool rm_make(rmodel *rm, hb_rng *r, int P, int C, int E, const int nf[4]) {
-    static const int tst[3] = {1, 2, 2};
+    static const int tst[3] = {1, 2, 2}, sup[3] = {2, 2, 2};
     memset(rm, 0, sizeof *rm);
     rm->P = P, rm->C = C;
     make_encoder(&rm->enc, &rm->d, r, P, C, E);
-    make_decoder(&rm->dec, &rm->d, r, P, C, nf, tst);
+    make_decoder(&rm->dec, &rm->d, r, P, C, nf, tst, sup);
     if (write_open(rm, "rand")) { fprintf(stderr, "%s\n", hb_last_error()); return false; }
     rm->m = hb_tae_load(rm->ck, NULL, HB_TAE_ENCODER | HB_TAE_DECODER);
     if (!rm->m) fprintf(stderr, "%s\n", hb_last_error());
@@ -488,6 +491,39 @@ static void test_tgrow_truncation(hb_rng *r) {
     rm_free(&rm);
 }
 
+/* Non-default constructor flags (a cheaper preview decoder): no time upscale in stage 1, no space upscale in
+ * stage 1 -> 2T-1 frames at 4x instead of 8x; weights made for those strides. */
+static void test_preview_flags(hb_rng *r) {
+    static const int nf[4] = {12, 8, 8, 8}, tst[3] = {1, 1, 2}, sup[3] = {2, 1, 2};
+    int P = 2, C = 8, T = 3, h = 3, w = 2;
+    rmodel rm;
+    memset(&rm, 0, sizeof rm);
+    make_decoder(&rm.dec, &rm.d, r, P, C, nf, tst, sup);
+    CHECK(write_open(&rm, "preview") == 0);
+    hb_tae_config cfg;
+    hb_tae_config_default(&cfg);
+    cfg.decoder_time_upscale[1] = false;
+    cfg.decoder_space_upscale[1] = false;
+    rm.m = rm.ck ? hb_tae_load(rm.ck, &cfg, HB_TAE_DECODER) : NULL;
+    CHECKF(rm.m != NULL, "%s", hb_last_error());
+    if (!rm.m) { rm_free(&rm); return; }
+    CHECK(hb_tae_t_upscale(rm.m) == 2 && hb_tae_frames_to_trim(rm.m) == 1 && hb_tae_space_scale(rm.m) == 4 * P);
+    int64_t To = hb_tae_decoded_frames(rm.m, T), fv = 3 * (4 * P * h) * (4 * P * w), fl = (int64_t)C * h * w;
+    CHECK(To == 2 * T - 1);
+    float *lat = malloc((size_t)(T * fl) * sizeof(float)), *v1 = malloc((size_t)(To * fv) * sizeof(float)),
+          *v2 = malloc((size_t)(To * fv) * sizeof(float));
+    tl_fill_normal(r, lat, T * fl, 1.0f);
+    CHECKF(hb_tae_decode_video(rm.m, lat, T, h, w, v1, NULL, false) == 0, "%s", hb_last_error());
+    CHECKF(hb_tae_decode_video(rm.m, lat, T, h, w, v2, NULL, true) == 0, "%s", hb_last_error());
+    CHECK(memcmp(v1, v2, (size_t)(To * fv) * sizeof(float)) == 0);
+    double *ref, *rref;
+    CHECK(naive_decode(&rm.dec, lat, T, C, h, w, P, &ref, &rref) == To);
+    double e = rel_err_d(v1, ref, To * fv);
+    CHECKF(e <= 2e-5, "preview decode vs naive: %.3e", e);
+    free(ref), free(rref), free(lat), free(v1), free(v2);
+    rm_free(&rm);
+}
+
 /* Copy of a state dict without one tensor, or with one tensor's dim 1 changed. */
 static void check_bad(const sdict *src, const char *victim, bool drop, const char *want) {
     rmodel bad = {0};
@@ -537,6 +573,7 @@ int main(void) {
     test_random(&r, 1);
     test_random(&r, 2);
     test_tgrow_truncation(&r);
+    test_preview_flags(&r);
     test_errors(&r);
     if (tl_shared_dir()) {
         test_golden("golden/taew21.safetensors");

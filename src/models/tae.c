@@ -616,13 +616,15 @@ static int dec_emit(hb_tae_decoder *d, const float *raw) {
 
 static int dec_sink(tae_run *r, const float *out) { return dec_emit((hb_tae_decoder *)r, out); }
 
-hb_tae_decoder *hb_tae_decoder_new(const hb_tae *m, int64_t h, int64_t w, hb_tae_frame_fn fn, void *user) {
+/* with_run = false: only the output stage (shapes, rgb buffer), for the whole-clip path. */
+static hb_tae_decoder *dec_create(const hb_tae *m, int64_t h, int64_t w, hb_tae_frame_fn fn, void *user, bool with_run) {
     if (!m->has_dec) { hb_error("TAEHV: the model was loaded without its decoder"); return NULL; }
     if (h <= 0 || w <= 0) { hb_error("TAEHV decoder: bad latent size %lldx%lld", (long long)h, (long long)w); return NULL; }
     hb_tae_decoder *d = hb_calloc(sizeof *d, "TAEHV decoder");
     if (!d) return NULL;
     d->m = m, d->h = h, d->w = w, d->fn = fn, d->user = user;
-    if (run_init(&d->run, &m->dec, h, w, dec_sink)) { hb_free(d); return NULL; }
+    if (!with_run) d->run.q = &m->dec, seq_shapes(&m->dec, h, w, &d->run.s);
+    else if (run_init(&d->run, &m->dec, h, w, dec_sink)) { hb_free(d); return NULL; }
     int n = m->dec.n;
     d->H = d->run.s.H[n] * m->patch, d->W = d->run.s.W[n] * m->patch;
     d->in = hb_malloc((size_t)(m->dec.in_c * h * w) * sizeof(float), "TAEHV decoder input");
@@ -630,6 +632,10 @@ hb_tae_decoder *hb_tae_decoder_new(const hb_tae *m, int64_t h, int64_t w, hb_tae
     d->run.bytes += (size_t)(m->dec.in_c * h * w + 3 * d->H * d->W) * sizeof(float);
     if (!d->in || !d->rgb) { hb_tae_decoder_free(d); return NULL; }
     return d;
+}
+
+hb_tae_decoder *hb_tae_decoder_new(const hb_tae *m, int64_t h, int64_t w, hb_tae_frame_fn fn, void *user) {
+    return dec_create(m, h, w, fn, user, true);
 }
 
 int hb_tae_decoder_push(hb_tae_decoder *d, const float *latent, int64_t cstride) {
@@ -668,7 +674,7 @@ static int clip_frame(void *user, const hb_tae_frame *f) {
 int hb_tae_decode_video(const hb_tae *m, const float *latent, int64_t T, int64_t h, int64_t w, float *video,
                         float *raw, bool streaming) {
     if (T <= 0) return 0;
-    hb_tae_decoder *d = hb_tae_decoder_new(m, h, w, clip_frame, NULL);
+    hb_tae_decoder *d = dec_create(m, h, w, clip_frame, NULL, streaming);
     if (!d) return -1;
     int n = m->dec.n;
     clip_dst dst = {video, raw, 3 * d->H * d->W, d->run.s.C[n] * d->run.s.H[n] * d->run.s.W[n]};
@@ -710,14 +716,17 @@ static int enc_sink(tae_run *r, const float *out) {
     return rc ? hb_error("TAEHV encoder: the latent callback stopped the stream (%d)", rc) : 0;
 }
 
-hb_tae_encoder *hb_tae_encoder_new(const hb_tae *m, int64_t H, int64_t W, hb_tae_latent_fn fn, void *user) {
-    if (!m->has_enc) { hb_error("TAEHV: the model was loaded without its encoder"); return NULL; }
+static int enc_check(const hb_tae *m, int64_t H, int64_t W) {
+    if (!m->has_enc) return hb_error("TAEHV: the model was loaded without its encoder");
     int64_t div = (int64_t)m->patch * m->enc.sdown;
-    if (H <= 0 || W <= 0 || H % div || W % div) {
-        hb_error("TAEHV encoder: frame size %lldx%lld is not a positive multiple of %lld", (long long)H, (long long)W,
-                 (long long)div);
-        return NULL;
-    }
+    if (H <= 0 || W <= 0 || H % div || W % div)
+        return hb_error("TAEHV encoder: frame size %lldx%lld is not a positive multiple of %lld", (long long)H,
+                        (long long)W, (long long)div);
+    return 0;
+}
+
+hb_tae_encoder *hb_tae_encoder_new(const hb_tae *m, int64_t H, int64_t W, hb_tae_latent_fn fn, void *user) {
+    if (enc_check(m, H, W)) return NULL;
     hb_tae_encoder *e = hb_calloc(sizeof *e, "TAEHV encoder");
     if (!e) return NULL;
     e->m = m, e->H = H, e->W = W, e->fn = fn, e->user = user;
@@ -775,16 +784,19 @@ static int enc_clip_latent(void *user, int64_t index, const float *latent, int64
 int hb_tae_encode_video(const hb_tae *m, const float *video, int64_t T, int64_t H, int64_t W, float *latent,
                         bool streaming) {
     if (T <= 0) return 0;
-    enc_dst dst = {latent, 0};
-    hb_tae_encoder *e = hb_tae_encoder_new(m, H, W, enc_clip_latent, &dst);
-    if (!e) return -1;
+    if (enc_check(m, H, W)) return -1;
+    tae_shapes s;
+    seq_shapes(&m->enc, H / m->patch, W / m->patch, &s);
     int n = m->enc.n;
-    dst.n = e->run.s.C[n] * e->run.s.H[n] * e->run.s.W[n];
+    enc_dst dst = {latent, s.C[n] * s.H[n] * s.W[n]};
     int64_t fs = 3 * H * W;
     int rc = 0;
     if (streaming) {
+        hb_tae_encoder *e = hb_tae_encoder_new(m, H, W, enc_clip_latent, &dst);
+        if (!e) return -1;
         for (int64_t t = 0; t < T && !rc; t++) rc = hb_tae_encoder_push(e, video + t * fs, 0);
         if (!rc) rc = hb_tae_encoder_flush(e);
+        hb_tae_encoder_free(e);
     } else {
         int d = m->enc.tscale, P = m->patch;
         int64_t Tp = (T + d - 1) / d * d, To = 0;
@@ -801,7 +813,6 @@ int hb_tae_encode_video(const hb_tae *m, const float *video, int64_t T, int64_t 
         for (int64_t t = 0; !rc && t < To; t++) memcpy(latent + t * dst.n, y + t * dst.n, (size_t)dst.n * sizeof(float));
         hb_free(y);
     }
-    hb_tae_encoder_free(e);
     return rc;
 }
 
