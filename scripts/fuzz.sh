@@ -27,8 +27,10 @@ for t in "${TARGETS[@]}"; do
   crashes="$BUILD/crashes/$t"
   mkdir -p "$corpus" "$crashes"
   cp -n fuzz/corpus/"$t"/* "$corpus"/ 2>/dev/null || true
+  dict=()
+  [ -f "fuzz/$t.dict" ] && dict=(-dict="fuzz/$t.dict")
   echo "== $t: ${SECS}s"
-  if "$BUILD/$t" -max_total_time="$SECS" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
+  if "$BUILD/$t" "${dict[@]}" -max_total_time="$SECS" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
        -artifact_prefix="$crashes/" -print_final_stats=1 "$corpus" 2>"$BUILD/$t.log"; then
     grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb|cov:" "$BUILD/$t.log" | tail -3 || true
   else

@@ -290,6 +290,22 @@ int main(void) {
     zentry shortz[] = {good[0], {"archive/data/0", s0, 20, false}, good[2], good[3], good[4]};
     write_zip(path, 5, shortz);
     expect_fail(path, "has 20 bytes");
+    /* one storage entry named by two persistent ids of different sizes (found by fuzz_pth): the larger
+     * one must be checked against the entry, not served from the cache of the first */
+    pk two = {.n = 0};
+    dict_begin(&two);
+    int64_t one[1] = {1}, unit[1] = {1}, twelve[1] = {12};
+    str(&two, "small");
+    tensor(&two, "LongStorage", "3", 3, 0, 1, one, unit, false);
+    str(&two, "large");
+    tensor(&two, "FloatStorage", "3", 12, 0, 1, twelve, unit, false);
+    dict_end(&two);
+    zentry twoz[] = {{"archive/data.pkl", two.b, two.n, false}, good[4]};
+    write_zip(path, 2, twoz);
+    expect_fail(path, "has 24 bytes");
+    twoz[1].deflate = true; /* the same through a storage read by libzip */
+    write_zip(path, 2, twoz);
+    expect_fail(path, "has 24 bytes");
     /* non-contiguous strides (a transposed view) */
     pk nc = {.n = 0};
     dict_begin(&nc);

@@ -104,7 +104,7 @@ static void *read_entry(zip_t *z, zip_uint64_t idx, uint64_t size, const char *p
     return buf;
 }
 
-typedef struct { const char *key; const uint8_t *base; uint64_t bytes; bool mapped; } storage_ref;
+typedef struct { const char *key; const uint8_t *base; uint64_t bytes; bool mapped; } storage_ref; /* bytes: entry size */
 
 static int bind_tensor(hb_checkpoint *ck, const char *path, int file, zip_t *z, const char *prefix,
                        const zdir_entry *zd, int nzd, storage_ref *cache, int *ncache, const pkl_tensor *pt) {
@@ -152,7 +152,7 @@ static int bind_tensor(hb_checkpoint *ck, const char *path, int file, zip_t *z, 
         const zdir_entry *e = zdir_find(zd, nzd, ename);
         s = &cache[(*ncache)++];
         s->key = pt->storage_key;
-        s->bytes = sbytes;
+        s->bytes = st.size;
         if (e && e->size == st.size && ck->files[file].map) {
             s->base = (const uint8_t *)ck->files[file].map + e->data_off;
             s->mapped = true;
@@ -174,6 +174,11 @@ static int bind_tensor(hb_checkpoint *ck, const char *path, int file, zip_t *z, 
         }
         free(ename);
     }
+    /* Two persistent ids may name one entry with different types or sizes: check against the entry. */
+    if (sbytes > s->bytes)
+        return hb_error("%s: tensor '%s': storage '%s' has %llu bytes, its %lld %s elements need %llu", path, pt->name,
+                        pt->storage_key, (unsigned long long)s->bytes, (long long)pt->storage_numel,
+                        hb_dtype_name(pt->dtype), (unsigned long long)sbytes);
     const uint8_t *p = s->base + (uint64_t)pt->offset * es;
     bool copied = !s->mapped;
     if ((uintptr_t)p % es != 0) {
