@@ -170,6 +170,23 @@ static void test_small(void) {
     hb_tokenizer_free(t);
 }
 
+/* Exact ties of float sums: SentencePiece adds a double piece score to the float path score and compares
+ * with the stored float, so "7"+"77" and "77"+"7" (equal in float) resolve differently by context.
+ * Scores and expected pieces from sentencepiece 0.1.97 on shared/tokenizers/spm/unigram_bytefallback. */
+static void test_float_ties(void) {
+    tp ps[7] = {{"<pad>", 0, 3}, {"</s>", 0, 3}, {"<unk>", 0, 2}, {WS, -3.716496706008911f, 1},
+                {"7", -6.542412281036377f, 1}, {"77", -8.333904266357422f, 1}, {WS "x", -7.930535316467285f, 1}};
+    wb m = {0};
+    build_model(&m, ps, 7, (mopts){.add_dummy = true, .escape = true, .remove_extra = true});
+    hb_tokenizer *t = hb_tokenizer_load_spm_buffer(m.p, m.n, "ties.model");
+    free(m.p);
+    CHECKF(t != NULL, "%s", hb_last_error());
+    if (!t) return;
+    ENC(t, "777", 3, 5, 4, 1);
+    ENC(t, "x 777", 6, 3, 4, 5, 1);
+    hb_tokenizer_free(t);
+}
+
 /* ------------------------------------------------------------ Viterbi vs exhaustive search */
 
 static const char *k_alpha[5] = {"a", "b", "c", WS, "\xc3\xa9"};
@@ -493,6 +510,7 @@ int main(void) {
     hb_rng r;
     hb_rng_seed(&r, tl_seed());
     test_small();
+    test_float_ties();
     test_viterbi_random(&r);
     test_long_input(&r);
     test_malformed(&r);

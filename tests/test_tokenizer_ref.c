@@ -20,7 +20,7 @@ static int run_jsonl(const char *jsonl, const char *dir, hb_tokenizer *model, in
     hb_tokenizer *tok = model;
     while (getline(&line, &cap, f) > 0) {
         json_error_t je;
-        json_t *o = json_loads(line, 0, &je);
+        json_t *o = json_loads(line, JSON_ALLOW_NUL, &je);
         CHECKF(o != NULL, "%s: bad json line %d", jsonl, n + 1);
         if (!o) { bad++; continue; }
         n++;
@@ -44,10 +44,13 @@ static int run_jsonl(const char *jsonl, const char *dir, hb_tokenizer *model, in
         if (!same) {
             bad++;
             if (bad <= 5) {
-                fprintf(stderr, "MISMATCH %s line %d: %.80s\n  ours:", jsonl, n, json_string_value(jt));
-                for (int i = 0; i < k && i < 40; i++) fprintf(stderr, " %d", ids[i]);
+                int d0 = 0;
+                while (d0 < k && (size_t)d0 < json_array_size(jids) && ids[d0] == json_integer_value(json_array_get(jids, d0))) d0++;
+                d0 = d0 > 5 ? d0 - 5 : 0;
+                fprintf(stderr, "MISMATCH %s line %d: %.80s\n  ours from id %d:", jsonl, n, json_string_value(jt), d0);
+                for (int i = d0; i < k && i < d0 + 30; i++) fprintf(stderr, " %d", ids[i]);
                 fprintf(stderr, "\n  ref: ");
-                for (size_t i = 0; i < json_array_size(jids) && i < 40; i++)
+                for (size_t i = d0; i < json_array_size(jids) && i < (size_t)d0 + 30; i++)
                     fprintf(stderr, " %lld", (long long)json_integer_value(json_array_get(jids, i)));
                 fprintf(stderr, "\n");
             }

@@ -917,15 +917,13 @@ int hb_tokenizer_encode(const hb_tokenizer *t, const char *text, size_t len, int
                 int id = t->t_value[v];
                 if (id < 0 || t->type[id] == HB_PIECE_UNUSED) continue;
                 size_t length = k - at;
-                if (t->type[id] == HB_PIECE_USER_DEFINED) {
-                    double cand = (double)((float)length * t->max_score) - 0.1 + (double)till;
-                    if (start[k] == -1 || cand > (double)best[k]) {
-                        best[k] = (float)cand; start[k] = (int32_t)at; pid[k] = id;
-                    }
-                } else {
-                    float cand = t->score[id] + till;
-                    if (start[k] == -1 || cand > best[k]) { best[k] = cand; start[k] = (int32_t)at; pid[k] = id; }
-                }
+                /* SentencePiece's piece score has type double (its user-defined branch is double), so
+                 * the candidate is a double sum compared with the stored float and rounded when stored;
+                 * this decides exact ties of float sums the way SentencePiece does. */
+                double sc = t->type[id] == HB_PIECE_USER_DEFINED ? (double)((float)length * t->max_score) - 0.1
+                                                                 : (double)t->score[id];
+                double cand = sc + (double)till;
+                if (start[k] == -1 || cand > (double)best[k]) { best[k] = (float)cand; start[k] = (int32_t)at; pid[k] = id; }
                 if (length == mblen) single = true;
             }
             if (!single) {
