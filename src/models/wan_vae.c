@@ -94,6 +94,8 @@ struct hb_wan_vae {
     float *mean, *std;
     int sf, tf;
     const hb_checkpoint *ck;
+    void **owned; /* weights this model allocated itself (random models) */
+    int nowned, capowned;
 };
 
 /* ------------------------------------------------------------------------------------------------------
@@ -165,9 +167,18 @@ int hb_wan_vae_config_from_json(hb_wan_vae_config *c, const char *variant, const
 typedef struct {
     const hb_checkpoint *ck;
     const char *file;
+    hb_wan_vae_weight_fn fn;
+    void *user;
 } loader;
 
 static int ld_get(loader *L, hb_tensor *out, int ndim, const int64_t *shape, const char *off, const char *dif) {
+    if (L->fn) {
+        if (L->fn(L->user, off, ndim, shape, out)) return -1;
+        bool ok = out->ndim == ndim && out->data;
+        for (int i = 0; ok && i < ndim; i++) ok = out->shape[i] == shape[i];
+        if (!ok) return hb_error("%s: weight %s has the wrong shape", L->file, off);
+        return 0;
+    }
     const char *name = off;
     if (!hb_checkpoint_has(L->ck, off) && dif && hb_checkpoint_has(L->ck, dif)) name = dif;
     if (hb_checkpoint_get_shaped(L->ck, name, ndim, shape, out) != 0) return -1;
@@ -402,7 +413,7 @@ int hb_wan_vae_config_infer(hb_wan_vae_config *c, const hb_checkpoint *ck) {
     return check_config(c);
 }
 
-hb_wan_vae *hb_wan_vae_load(const hb_checkpoint *ck, const hb_wan_vae_config *cfg) {
+static hb_wan_vae *load_any(const hb_checkpoint *ck, const hb_wan_vae_config *cfg, hb_wan_vae_weight_fn fn, void *user) {
     hb_wan_vae *m = hb_calloc(sizeof *m, "wan_vae");
     if (!m) return NULL;
     if (cfg) m->cfg = *cfg;
@@ -410,7 +421,7 @@ hb_wan_vae *hb_wan_vae_load(const hb_checkpoint *ck, const hb_wan_vae_config *cf
     if (check_config(&m->cfg)) goto fail;
     if (m->cfg.variant == HB_WAN_VAE_21) m->cfg.dec_dim = m->cfg.dim;
     m->ck = ck;
-    loader L = {ck, hb_checkpoint_path(ck)};
+    loader L = {ck, ck ? hb_checkpoint_path(ck) : "wan_vae (custom weights)", fn, user};
     if (load_encoder(&L, m) || load_decoder(&L, m)) goto fail;
     int64_t z = m->cfg.z_dim;
     if (load_conv(&L, &m->conv1, vn("conv1", "quant_conv"), 2 * z, 2 * z, 1, 1, 1, false)) goto fail;
@@ -433,8 +444,73 @@ fail:
     return NULL;
 }
 
+hb_wan_vae *hb_wan_vae_load(const hb_checkpoint *ck, const hb_wan_vae_config *cfg) {
+    return load_any(ck, cfg, NULL, NULL);
+}
+
+hb_wan_vae *hb_wan_vae_load_custom(const hb_wan_vae_config *cfg, hb_wan_vae_weight_fn fn, void *user) {
+    if (!cfg || !fn) {
+        hb_error("wan_vae: load_custom needs a config and a weight function");
+        return NULL;
+    }
+    return load_any(NULL, cfg, fn, user);
+}
+
+/* Random weights in the golden files' recipe: conv/linear weights N(0, 1/fan_in), biases N(0, 0.1^2),
+ * norm gammas 1 + N(0, 0.1^2); the head convs scaled by 0.5 so decoded frames mostly stay in range. */
+typedef struct {
+    hb_rng rng;
+    void **owned;
+    int n, cap;
+} rnd_src;
+
+static int rnd_weight(void *user, const char *name, int ndim, const int64_t *shape, hb_tensor *out) {
+    rnd_src *r = user;
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= shape[i];
+    float *d = hb_malloc((size_t)n * sizeof(float), name);
+    if (!d) return -1;
+    if (r->n == r->cap) {
+        int nc = r->cap ? 2 * r->cap : 256;
+        void **o = realloc(r->owned, (size_t)nc * sizeof *o);
+        if (!o) { hb_free(d); return hb_error("wan_vae: out of memory"); }
+        r->owned = o, r->cap = nc;
+    }
+    r->owned[r->n++] = d;
+    size_t len = strlen(name);
+    bool gamma = len > 5 && !strcmp(name + len - 5, "gamma");
+    bool bias = len > 4 && !strcmp(name + len - 4, "bias");
+    if (gamma)
+        for (int64_t i = 0; i < n; i++) d[i] = 1.0f + 0.1f * hb_rng_normal(&r->rng);
+    else if (bias)
+        for (int64_t i = 0; i < n; i++) d[i] = 0.1f * hb_rng_normal(&r->rng);
+    else {
+        int64_t fan_in = n / shape[0];
+        float sd = (float)(1.0 / sqrt((double)fan_in));
+        if (strstr(name, "head.2.weight")) sd *= 0.5f;
+        for (int64_t i = 0; i < n; i++) d[i] = sd * hb_rng_normal(&r->rng);
+    }
+    *out = hb_tensor_make(HB_F32, ndim, shape, d);
+    return 0;
+}
+
+hb_wan_vae *hb_wan_vae_create_random(const hb_wan_vae_config *cfg, uint64_t seed) {
+    rnd_src r = {0};
+    hb_rng_seed(&r.rng, seed);
+    hb_wan_vae *m = hb_wan_vae_load_custom(cfg, rnd_weight, &r);
+    if (!m) {
+        for (int i = 0; i < r.n; i++) hb_free(r.owned[i]);
+        free(r.owned);
+        return NULL;
+    }
+    m->owned = r.owned, m->nowned = r.n, m->capowned = r.cap;
+    return m;
+}
+
 void hb_wan_vae_free(hb_wan_vae *m) {
     if (!m) return;
+    for (int i = 0; i < m->nowned; i++) hb_free(m->owned[i]);
+    free(m->owned);
     hb_free(m->mean);
     hb_free(m->std);
     hb_free(m);
@@ -995,8 +1071,7 @@ static void run_reset_caches(vrun *r) {
 static void run_free(vrun *r) {
     hb_arena_free(&r->scr);
     hb_arena_free(&r->cache);
-    hb_free(r->pp[0]);
-    hb_free(r->pp[1]);
+    if (!r->dry) hb_free(r->pp[0]), hb_free(r->pp[1]);
     free(r->slots);
     memset(r, 0, sizeof *r);
 }
@@ -1048,6 +1123,7 @@ static int drive(const hb_wan_vae *m, vjob *j, const hb_wan_vae_opts *o, int mod
     }
     /* the real run */
     hb_arena_free(&r.scr), hb_arena_free(&r.cache);
+    r.pp[0] = r.pp[1] = NULL;
     r.dry = false;
     r.flops = 0;
     if (hb_arena_init(&r.scr, scr_bytes, "wan_vae scratch") || hb_arena_init(&r.cache, cache_bytes, "wan_vae cache")) goto done;

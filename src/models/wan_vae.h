@@ -54,6 +54,14 @@ typedef struct hb_wan_vae hb_wan_vae;
 /* Load (weights stay in the checkpoint's mapping: keep ck open while the model lives). cfg NULL: inferred.
  * Every tensor is checked for presence and shape; errors name the file, the tensor and both shapes. */
 hb_wan_vae *hb_wan_vae_load(const hb_checkpoint *ck, const hb_wan_vae_config *cfg);
+/* Load from any weight source: fn is called once per weight with its official name and expected shape and
+ * fills *out (data must stay valid while the model lives); non-zero return = error (message set by fn).
+ * Used by the tests and the benchmark (random weights in memory) and to enumerate the weight list. */
+typedef int (*hb_wan_vae_weight_fn)(void *user, const char *name, int ndim, const int64_t *shape, hb_tensor *out);
+hb_wan_vae *hb_wan_vae_load_custom(const hb_wan_vae_config *cfg, hb_wan_vae_weight_fn fn, void *user);
+/* A model with random weights of the given config (the model owns them): N(0, 1/fan_in) conv weights,
+ * N(0, 0.01) biases, 1 + N(0, 0.01) gammas. For tests and benchmarks. */
+hb_wan_vae *hb_wan_vae_create_random(const hb_wan_vae_config *cfg, uint64_t seed);
 void hb_wan_vae_free(hb_wan_vae *m);
 const hb_wan_vae_config *hb_wan_vae_get_config(const hb_wan_vae *m);
 
