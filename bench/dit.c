@@ -103,7 +103,10 @@ int main(int argc, char **argv) {
     if (!nc) { parse_case("5b:17x256x256", &cases[nc++]); parse_case("1.3b:lat:3x60x104", &cases[nc++]); }
     if (all) { parse_case("5b:17x480x832", &cases[nc++]); parse_case("5b:lat:5x60x104", &cases[nc++]); }
     hb_threads_init(threads);
-    printf("threads %d, GEMM kernel %s\n", hb_threads_count(), hb_cpu_kernel_name());
+    char la[64] = "?";
+    FILE *lf = fopen("/proc/loadavg", "r");
+    if (lf) { if (!fgets(la, sizeof la, lf)) la[0] = 0; fclose(lf); la[strcspn(la, "\n")] = 0; }
+    printf("threads %d, GEMM kernel %s, load average at start: %s\n", hb_threads_count(), hb_cpu_kernel_name(), la);
     double fma = bench_peak_gflops(), gp = gemm_peak(HB_F32), gpb = gemm_peak(HB_BF16);
     printf("peaks: f32 FMA loop %.1f GFLOP/s; GEMM (hb_linear 2048x2048x2048) f32 weights %.1f, bf16 weights %.1f "
            "GFLOP/s\n", fma, gp, gpb);

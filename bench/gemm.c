@@ -1,6 +1,7 @@
 /* GEMM benchmark: hb_linear at the DiT shapes (tokens x N x K for Wan 2.2 5B, dim 3072 / ffn 14336, and Wan 2.1
  * 1.3B, dim 1536 / ffn 8960), F32 and BF16 weights, every available GEMM path, against the machine's f32 FMA peak
- * measured in the same run (bench.h: pure-FMA register loop on every thread).
+ * measured in the same run (bench.h: pure-FMA register loop on every thread). "ratio" is wall GFLOP/s over the wall
+ * peak; "cpu-rat" is GFLOP per CPU-second over the peak's (robust when other jobs share the cores).
  * Usage: bench_gemm [--tokens N[,N...]] [--reps R] [--paths avx2,openblas,generic] [--full]
  *   default: 1024 tokens, 3 repetitions (median), paths avx2 and openblas; --full adds 4096 tokens. */
 #include "bench.h"
@@ -30,9 +31,10 @@ int main(int argc, char **argv) {
     }
     if (reps < 1) reps = 1;
     hb_threads_init(0);
-    double peak = bench_peak_gflops();
-    printf("threads %d, default GEMM path %s, f32 FMA peak (pure-FMA register loop) %.1f GFLOP/s\n",
-           hb_threads_count(), hb_cpu_kernel_name(), peak);
+    bench_peak pk = bench_peak_measure();
+    double peak = pk.wall_gflops;
+    printf("threads %d, default GEMM path %s, f32 FMA peak (pure-FMA register loop) %.1f GFLOP/s wall, %.1f GFLOP per "
+           "CPU-second\n", hb_threads_count(), hb_cpu_kernel_name(), peak, pk.cpu_gflops);
     const struct { const char *name; int64_t N, K; } shapes[] = {
         {"5B qkv/o", 3072, 3072}, {"5B ffn1", 14336, 3072}, {"5B ffn2", 3072, 14336},
         {"1.3B qkv/o", 1536, 1536}, {"1.3B ffn1", 8960, 1536}, {"1.3B ffn2", 1536, 8960}};
@@ -51,7 +53,8 @@ int main(int argc, char **argv) {
     fill(x, maxM * maxY, 1);
     fill(wf, maxW, 2);
     hb_convert_from_f32(wb, HB_BF16, wf, (size_t)maxW);
-    printf("%-7s %-11s %6s %6s %6s %-5s %-9s %9s %9s %6s\n", "tokens", "shape", "M", "N", "K", "W", "path", "ms", "GFLOP/s", "ratio");
+    printf("%-7s %-11s %6s %6s %6s %-5s %-9s %9s %9s %6s %7s\n", "tokens", "shape", "M", "N", "K", "W", "path", "ms",
+           "GFLOP/s", "ratio", "cpu-rat");
     char pl[64];
     snprintf(pl, sizeof pl, "%s", paths);
     for (char *save = NULL, *p = strtok_r(pl, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
@@ -61,17 +64,20 @@ int main(int argc, char **argv) {
                 for (int d = 0; d < 2; d++) {
                     int64_t M = tokens[t], N = shapes[s].N, K = shapes[s].K;
                     hb_tensor w = hb_tensor_2d(d ? HB_BF16 : HB_F32, N, K, d ? (void *)wb : (void *)wf);
-                    double ms[16];
+                    double ms[16], cs[16];
                     int nr = reps < 16 ? reps : 16;
                     hb_linear(y, x, M, &w, NULL, false); /* warm-up */
                     for (int r = 0; r < nr; r++) {
-                        double t0 = hb_time_now();
+                        double t0 = hb_time_now(), c0 = bench_cpu_now();
                         hb_linear(y, x, M, &w, NULL, false);
                         ms[r] = (hb_time_now() - t0) * 1e3;
+                        cs[r] = bench_cpu_now() - c0;
                     }
                     double med = bench_median(ms, nr), gf = 2.0 * M * N * K / (med * 1e-3) * 1e-9;
-                    printf("%-7lld %-11s %6lld %6lld %6lld %-5s %-9s %9.2f %9.1f %6.3f\n", (long long)M, shapes[s].name,
-                           (long long)M, (long long)N, (long long)K, d ? "BF16" : "F32", p, med, gf, gf / peak);
+                    double cg = 2.0 * M * N * K / bench_median(cs, nr) * 1e-9;
+                    printf("%-7lld %-11s %6lld %6lld %6lld %-5s %-9s %9.2f %9.1f %6.3f %7.3f\n", (long long)M,
+                           shapes[s].name, (long long)M, (long long)N, (long long)K, d ? "BF16" : "F32", p, med, gf,
+                           gf / peak, cg / pk.cpu_gflops);
                     fflush(stdout);
                 }
     }

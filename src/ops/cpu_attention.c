@@ -8,8 +8,82 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BQ 64
-#define BK 256
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define HB_X86 1
+#endif
+
+#define BQ 96
+#define BK 128
+
+/* Row helpers: max of a row; in-place exp(s - m) returning the sum (8 lanes summed in a fixed order). */
+static float row_max_generic(const float *s, int64_t n, float m) {
+    for (int64_t c = 0; c < n; c++) m = s[c] > m ? s[c] : m;
+    return m;
+}
+static float row_exp_generic(float *s, int64_t n, float m) {
+    float sum = 0;
+    for (int64_t c = 0; c < n; c++) { s[c] = expf(s[c] - m); sum += s[c]; }
+    return sum;
+}
+
+#ifdef HB_X86
+/* exp for x <= 0 (Cephes-style range reduction + degree-5 polynomial, ~1 ulp); exactly 0 below -87. */
+__attribute__((target("avx2,fma"))) static inline __m256 exp_avx2(__m256 x) {
+    __m256 under = _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_LT_OQ);
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+    x = _mm256_min_ps(x, _mm256_set1_ps(88.0f));
+    __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
+    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
+    y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+    y = _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+    return _mm256_andnot_ps(under, y);
+}
+
+__attribute__((target("avx2,fma"))) static float row_max_avx2(const float *s, int64_t n, float m) {
+    __m256 v = _mm256_set1_ps(m);
+    int64_t c = 0;
+    for (; c + 8 <= n; c += 8) v = _mm256_max_ps(v, _mm256_loadu_ps(s + c));
+    float t[8];
+    _mm256_storeu_ps(t, v);
+    for (int i = 0; i < 8; i++) m = t[i] > m ? t[i] : m;
+    for (; c < n; c++) m = s[c] > m ? s[c] : m;
+    return m;
+}
+
+__attribute__((target("avx2,fma"))) static float row_exp_avx2(float *s, int64_t n, float m) {
+    __m256 mv = _mm256_set1_ps(m), acc = _mm256_setzero_ps();
+    int64_t c = 0;
+    for (; c + 8 <= n; c += 8) {
+        __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(s + c), mv));
+        _mm256_storeu_ps(s + c, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    if (c < n) { /* tail through a padded vector: same code path for every element */
+        float t[8] = {0};
+        int64_t r = n - c;
+        for (int64_t i = 0; i < r; i++) t[i] = s[c + i];
+        __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(t), mv));
+        __m256 keep = _mm256_cmp_ps(_mm256_set_ps(7, 6, 5, 4, 3, 2, 1, 0), _mm256_set1_ps((float)r), _CMP_LT_OQ);
+        e = _mm256_and_ps(e, keep);
+        _mm256_storeu_ps(t, e);
+        for (int64_t i = 0; i < r; i++) s[c + i] = t[i];
+        acc = _mm256_add_ps(acc, e);
+    }
+    float t[8];
+    _mm256_storeu_ps(t, acc);
+    return ((t[0] + t[4]) + (t[1] + t[5])) + ((t[2] + t[6]) + (t[3] + t[7]));
+}
+#endif
 
 typedef struct { const hb_attention_args *a; int64_t nqb; int err; } attn_job;
 
@@ -17,9 +91,16 @@ static void attn_blocks(void *ctx, int64_t b, int64_t e) {
     attn_job *j = ctx;
     const hb_attention_args *a = j->a;
     int d = a->head_dim;
-    float *buf = hb_malloc(sizeof(float) * ((size_t)BQ * d * 2 + (size_t)BQ * BK + 2 * BQ), "attention block");
+    float (*rmax)(const float *, int64_t, float) = row_max_generic;
+    float (*rexp)(float *, int64_t, float) = row_exp_generic;
+#ifdef HB_X86
+    if (hb__have_avx2()) { rmax = row_max_avx2; rexp = row_exp_avx2; }
+#endif
+    size_t qpn = (hb__gemm_pack_a_size(BQ, d) + 15) / 16 * 16;
+    float *buf = hb_malloc(sizeof(float) * (qpn + (size_t)BQ * d * 2 + (size_t)BQ * BK + 2 * BQ), "attention block");
     if (!buf) { j->err = 1; return; }
-    float *qs = buf, *o = qs + (size_t)BQ * d, *s = o + (size_t)BQ * d, *mx = s + (size_t)BQ * BK, *l = mx + BQ;
+    float *qp = buf, *qs = qp + qpn, *o = qs + (size_t)BQ * d, *s = o + (size_t)BQ * d, *mx = s + (size_t)BQ * BK,
+          *l = mx + BQ;
     for (int64_t t = b; t < e; t++) {
         int h = (int)(t / j->nqb);
         int64_t q0 = (t % j->nqb) * BQ, nq = a->lq - q0 < BQ ? a->lq - q0 : BQ;
@@ -30,9 +111,10 @@ static void attn_blocks(void *ctx, int64_t b, int64_t e) {
             l[i] = 0;
         }
         memset(o, 0, sizeof(float) * (size_t)nq * d);
+        hb__gemm_pack_a(qp, qs, d, nq, d); /* the queries are the A operand of every S = Q K^T below */
         for (int64_t k0 = 0; k0 < a->lk; k0 += BK) {
             int64_t nk = a->lk - k0 < BK ? a->lk - k0 : BK;
-            hb__gemm_serial(s, nk, qs, d, a->k + k0 * a->k_stride + (int64_t)h * d, a->k_stride, true, nq, nk, d, false);
+            hb__gemm_serial_pa(s, nk, qp, a->k + k0 * a->k_stride + (int64_t)h * d, a->k_stride, true, nq, nk, d, false);
             for (int64_t i = 0; i < nq; i++) {
                 float *si = s + i * nk;
                 if (a->bias) {
@@ -42,14 +124,12 @@ static void attn_blocks(void *ctx, int64_t b, int64_t e) {
                 if (a->key_mask)
                     for (int64_t c = 0; c < nk; c++)
                         if (!a->key_mask[k0 + c]) si[c] += -FLT_MAX;
-                float m = mx[i];
-                for (int64_t c = 0; c < nk; c++) m = si[c] > m ? si[c] : m;
+                float m = rmax(si, nk, mx[i]);
                 if (m == -INFINITY) { /* every score so far is -inf: contributes nothing */
                     for (int64_t c = 0; c < nk; c++) si[c] = 0;
                     continue;
                 }
-                float corr = expf(mx[i] - m), sum = 0;
-                for (int64_t c = 0; c < nk; c++) { si[c] = expf(si[c] - m); sum += si[c]; }
+                float corr = expf(mx[i] - m), sum = rexp(si, nk, m);
                 l[i] = l[i] * corr + sum;
                 mx[i] = m;
                 if (corr != 1.0f)

@@ -20,6 +20,7 @@ void hb_conv3d_out_size(int64_t T, int64_t H, int64_t W, const hb_tensor *w, con
 
 typedef struct {
     float *y; const float *x; const float *w; const float *bias;
+    const float *wp; size_t wp_group;            /* weights pre-packed as the GEMM A operand, per group */
     int64_t Cin, T, H, W, Cout, To, Ho, Wo, P;  /* P = To*Ho*Wo */
     int kt, kh, kw, groups;
     const hb_conv3d_params *p;
@@ -34,7 +35,7 @@ static void conv_tiles(void *ctx, int64_t b, int64_t e) {
     int64_t *pos = NULL;
     if (!j->pointwise) {
         col = hb_malloc(sizeof(float) * (size_t)(j->kdim * j->pt), "conv3d im2col");
-        pos = malloc(sizeof(int64_t) * 3 * (size_t)j->pt);
+        pos = malloc(sizeof(int64_t) * 5 * (size_t)j->pt);
         if (!col || !pos) { j->err = 1; hb_free(col); free(pos); return; }
     }
     int64_t cin_g = j->Cin / j->groups, cout_g = j->Cout / j->groups, hw = j->H * j->W, thw = j->T * hw;
@@ -46,29 +47,52 @@ static void conv_tiles(void *ctx, int64_t b, int64_t e) {
             B = j->x + g * cin_g * thw + p0;
             ldb = thw;
         } else {
-            for (int64_t i = 0; i < np; i++) {
+            /* runs of positions on one output row (same to, ho): (first index, length, t0, h0, w0) */
+            int64_t nseg = 0;
+            for (int64_t i = 0; i < np;) {
                 int64_t q = p0 + i, wo = q % j->Wo, ho = (q / j->Wo) % j->Ho, to = q / (j->Wo * j->Ho);
-                pos[3 * i] = to * j->p->stride[0] - j->p->pad_t[0];
-                pos[3 * i + 1] = ho * j->p->stride[1] - j->p->pad_h[0];
-                pos[3 * i + 2] = wo * j->p->stride[2] - j->p->pad_w[0];
+                int64_t len = j->Wo - wo < np - i ? j->Wo - wo : np - i;
+                int64_t *sg = pos + 5 * nseg++;
+                sg[0] = i; sg[1] = len;
+                sg[2] = to * j->p->stride[0] - j->p->pad_t[0];
+                sg[3] = ho * j->p->stride[1] - j->p->pad_h[0];
+                sg[4] = wo * j->p->stride[2] - j->p->pad_w[0];
+                i += len;
             }
+            int sw = j->p->stride[2];
             float *c = col;
             for (int64_t ci = 0; ci < cin_g; ci++) {
                 const float *xc = j->x + (g * cin_g + ci) * thw;
                 for (int dt = 0; dt < j->kt; dt++)
                     for (int dh = 0; dh < j->kh; dh++)
                         for (int dw = 0; dw < j->kw; dw++, c += np)
-                            for (int64_t i = 0; i < np; i++) {
-                                int64_t tt = pos[3 * i] + dt, hh = pos[3 * i + 1] + dh, ww = pos[3 * i + 2] + dw;
-                                c[i] = (tt >= 0 && tt < j->T && hh >= 0 && hh < j->H && ww >= 0 && ww < j->W)
-                                           ? xc[tt * hw + hh * j->W + ww] : 0.0f;
+                            for (int64_t sgi = 0; sgi < nseg; sgi++) {
+                                const int64_t *sg = pos + 5 * sgi;
+                                int64_t tt = sg[2] + dt, hh = sg[3] + dh, w0 = sg[4] + dw, len = sg[1];
+                                float *cc = c + sg[0];
+                                if (tt < 0 || tt >= j->T || hh < 0 || hh >= j->H) {
+                                    memset(cc, 0, sizeof(float) * (size_t)len);
+                                    continue;
+                                }
+                                const float *xr = xc + tt * hw + hh * j->W;
+                                /* valid i: 0 <= w0 + i*sw < W */
+                                int64_t lo = w0 >= 0 ? 0 : (-w0 + sw - 1) / sw;
+                                int64_t hi = w0 >= j->W ? 0 : (j->W - 1 - w0) / sw + 1;
+                                if (lo > len) lo = len;
+                                if (hi > len) hi = len;
+                                if (hi < lo) hi = lo;
+                                for (int64_t i = 0; i < lo; i++) cc[i] = 0.0f;
+                                if (sw == 1) memcpy(cc + lo, xr + w0 + lo, sizeof(float) * (size_t)(hi - lo));
+                                else
+                                    for (int64_t i = lo; i < hi; i++) cc[i] = xr[w0 + i * sw];
+                                for (int64_t i = hi; i < len; i++) cc[i] = 0.0f;
                             }
             }
             B = col;
             ldb = np;
         }
         float *y = j->y + g * cout_g * j->P + p0;
-        hb__gemm_serial(y, j->P, j->w + g * cout_g * j->kdim, j->kdim, B, ldb, false, cout_g, np, j->kdim, false);
+        hb__gemm_serial_pa(y, j->P, j->wp + g * j->wp_group, B, ldb, false, cout_g, np, j->kdim, false);
         if (j->bias)
             for (int64_t co = 0; co < cout_g; co++) {
                 float bv = j->bias[g * cout_g + co];
@@ -174,7 +198,14 @@ int hb_conv3d(float *y, const float *x, int64_t Cin, int64_t T, int64_t H, int64
         if (pt < 16) pt = 16;
         j.pt = pt;
         j.npt = (j.P + pt - 1) / pt;
+        int64_t cout_g = Cout / groups;
+        j.wp_group = (hb__gemm_pack_a_size(cout_g, j.kdim) + 15) / 16 * 16;
+        float *wp = hb_malloc(sizeof(float) * j.wp_group * (size_t)groups, "conv3d packed weights");
+        if (!wp) { hb_free(wf); hb_free(bf); return -1; }
+        for (int g = 0; g < groups; g++) hb__gemm_pack_a(wp + g * j.wp_group, j.w + g * cout_g * j.kdim, j.kdim, cout_g, j.kdim);
+        j.wp = wp;
         hb_parallel_for(groups * j.npt, 1, conv_tiles, &j);
+        hb_free(wp);
     }
     hb_free(wf);
     hb_free(bf);

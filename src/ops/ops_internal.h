@@ -10,6 +10,14 @@
 void hb__gemm_serial(float *C, int64_t ldc, const float *A, int64_t lda, const float *B, int64_t ldb, bool b_trans,
                      int64_t M, int64_t N, int64_t K, bool accumulate);
 
+/* A pre-packed A operand (reused by many GEMMs with the same A: conv weights, attention queries):
+ * hb__gemm_pack_a_size(M, K) floats (64-byte aligned buffer), then hb__gemm_serial_pa computes C (+)= A * op(B)
+ * exactly as hb__gemm_serial would. Packing is path independent; the pack is valid for any path. */
+size_t hb__gemm_pack_a_size(int64_t M, int64_t K);
+void hb__gemm_pack_a(float *dst, const float *A, int64_t lda, int64_t M, int64_t K);
+void hb__gemm_serial_pa(float *C, int64_t ldc, const float *Ap, const float *B, int64_t ldb, bool b_trans, int64_t M,
+                        int64_t N, int64_t K, bool accumulate);
+
 /* Rows [n0, n0+rows) columns [k0, k0+kn) of a 2-D float weight (F32/BF16/F16, row stride w->stride[0]) as f32
  * into dst (row stride ld). */
 void hb__weight_rows_f32(const hb_tensor *w, int64_t n0, int64_t rows, int64_t k0, int64_t kn, float *dst, int64_t ld);
