@@ -123,8 +123,25 @@ static void sha256_file(const char *path, char hex[65]) {
 static bool is_file(const char *p) { struct stat st; return stat(p, &st) == 0 && S_ISREG(st.st_mode); }
 
 int main(void) {
+    /* the fixture shipped with the tests (umT5-like whitespace handling, user-defined pieces) */
+    const char *src = getenv("HB_SOURCE_DIR");
+    char fdir[2048], fjl[2100];
+    snprintf(fdir, sizeof fdir, "%s/tests/data/tokenizer", src && *src ? src : "..");
+    snprintf(fjl, sizeof fjl, "%s/keepws_user_bf.jsonl", fdir);
+    bool fixture = is_file(fjl);
+    if (fixture) {
+        int lines = 0, bad = run_jsonl(fjl, fdir, NULL, &lines);
+        printf("%s: %d lines, %d mismatches\n", fjl, lines, bad);
+        CHECKF(bad == 0 && lines > 100, "%d of %d lines differ from SentencePiece in %s", bad, lines, fjl);
+    } else {
+        printf("note: %s not found (set HB_SOURCE_DIR), fixture not checked\n", fjl);
+    }
     const char *sh = tl_shared_dir();
-    if (!sh) tl_skip("shared/ folder not found (set HB_SHARED): reference tokenizations not checked");
+    if (!sh && !fixture) tl_skip("neither shared/ (set HB_SHARED) nor the test fixture found");
+    if (!sh) {
+        printf("shared/ folder not found (set HB_SHARED): shared reference tokenizations not checked\n");
+        return tl_done();
+    }
     static const char *sets[] = {"tokenizers/spm", "tokenizers/t5"};
     int total = 0, total_bad = 0;
     for (int s = 0; s < 2; s++) {
