@@ -237,6 +237,23 @@ int pth_load(hb_checkpoint *ck, const char *path) {
         hb_error("%s: %sdata.pkl is %llu bytes (limit %u MB)", path, prefix, (unsigned long long)st.size, HB_PKL_MAX_BYTES >> 20);
         goto done;
     }
+    /* torch >= 1.13 records the byte order of the storages; only little-endian data is read. */
+    char bo_name[540];
+    snprintf(bo_name, sizeof bo_name, "%sbyteorder", prefix);
+    zip_int64_t bidx = zip_name_locate(z, bo_name, 0);
+    if (bidx >= 0) {
+        zip_stat_t bst;
+        if (zip_stat_index(z, (zip_uint64_t)bidx, 0, &bst) == 0 && (bst.valid & ZIP_STAT_SIZE) && bst.size < 16) {
+            char *bo = read_entry(z, (zip_uint64_t)bidx, bst.size, path, bo_name);
+            if (!bo) goto done;
+            bool little = bst.size >= 6 && !memcmp(bo, "little", 6);
+            hb_free(bo);
+            if (!little) { hb_error("%s: storages are not little-endian (%s)", path, bo_name); goto done; }
+        } else {
+            hb_error("%s: unreadable %s", path, bo_name);
+            goto done;
+        }
+    }
     if (!(pkl = read_entry(z, (zip_uint64_t)pidx, st.size, path, "data.pkl"))) goto done;
     if (pkl_read_state_dict(path, pkl, (size_t)st.size, &ts, &nt) != 0) goto done;
     if (zdir_parse(ck->files[file].map, ck->files[file].size, &zd, &nzd) != 0) { hb_error("%s: out of memory", path); goto done; }
