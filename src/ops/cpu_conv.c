@@ -29,25 +29,80 @@ typedef struct {
     int err;
 } conv_job;
 
+/* Implicit GEMM: the B operand (im2col of the input) is generated straight into the GEMM's packed layout, one
+ * K block at a time, from runs of output positions that share an output row. */
+typedef struct {
+    const conv_job *j;
+    const float *x;       /* first input channel of the group */
+    const int64_t *seg;   /* (first position, length, t0, h0, w0) per run */
+    int64_t nseg;
+} im2col_ctx;
+
+static void im2col_pack(void *vctx, float *dst, int64_t n0, int64_t nn, int64_t k0, int64_t kc) {
+    const im2col_ctx *c = vctx;
+    const conv_job *j = c->j;
+    const int NRp = HB_GEMM_NR;
+    int64_t ksz = (int64_t)j->kt * j->kh * j->kw, khw = (int64_t)j->kh * j->kw, hw = j->H * j->W, thw = j->T * hw;
+    int sw = j->p->stride[2];
+    int64_t nstrips = (nn + NRp - 1) / NRp;
+    /* zero the padding columns of the last strip */
+    if (nn % NRp)
+        for (int64_t k = 0; k < kc; k++)
+            for (int64_t q = nn; q < nstrips * NRp; q++) dst[(q / NRp) * NRp * kc + k * NRp + q % NRp] = 0.0f;
+    for (int64_t kk = 0; kk < kc; kk++) {
+        int64_t k = k0 + kk, ci = k / ksz, r = k % ksz;
+        int dt = (int)(r / khw), dh = (int)((r / j->kw) % j->kh), dw = (int)(r % j->kw);
+        const float *xc = c->x + ci * thw;
+        float *drow = dst + kk * NRp;
+        for (int64_t sgi = 0; sgi < c->nseg; sgi++) {
+            const int64_t *sg = c->seg + 5 * sgi;
+            int64_t a = sg[0] > n0 ? sg[0] : n0, bnd = sg[0] + sg[1] < n0 + nn ? sg[0] + sg[1] : n0 + nn;
+            if (a >= bnd) continue;
+            int64_t tt = sg[2] + dt, hh = sg[3] + dh;
+            bool row_ok = tt >= 0 && tt < j->T && hh >= 0 && hh < j->H;
+            const float *xr = xc + tt * hw + hh * j->W;
+            /* pieces that stay inside one 16-column strip: contiguous in dst (and in x when sw == 1) */
+            for (int64_t i = a; i < bnd;) {
+                int64_t q = i - n0, lim = i + (NRp - q % NRp);
+                if (lim > bnd) lim = bnd;
+                float *d = drow + (q / NRp) * NRp * kc + q % NRp;
+                int64_t len = lim - i, w0 = sg[4] + dw + (i - sg[0]) * sw;
+                if (!row_ok) {
+                    for (int64_t m = 0; m < len; m++) d[m] = 0.0f;
+                } else {
+                    /* valid m: 0 <= w0 + m*sw < W */
+                    int64_t lo = w0 >= 0 ? 0 : (-w0 + sw - 1) / sw, hi = w0 >= j->W ? 0 : (j->W - 1 - w0) / sw + 1;
+                    if (lo > len) lo = len;
+                    if (hi > len) hi = len;
+                    if (hi < lo) hi = lo;
+                    for (int64_t m = 0; m < lo; m++) d[m] = 0.0f;
+                    if (sw == 1) memcpy(d + lo, xr + w0 + lo, sizeof(float) * (size_t)(hi - lo));
+                    else
+                        for (int64_t m = lo; m < hi; m++) d[m] = xr[w0 + m * sw];
+                    for (int64_t m = hi; m < len; m++) d[m] = 0.0f;
+                }
+                i = lim;
+            }
+        }
+    }
+}
+
 static void conv_tiles(void *ctx, int64_t b, int64_t e) {
     conv_job *j = ctx;
-    float *col = NULL;
     int64_t *pos = NULL;
-    if (!j->pointwise) {
-        col = hb_malloc(sizeof(float) * (size_t)(j->kdim * j->pt), "conv3d im2col");
-        pos = malloc(sizeof(int64_t) * 5 * (size_t)j->pt);
-        if (!col || !pos) { j->err = 1; hb_free(col); free(pos); return; }
-    }
-    int64_t cin_g = j->Cin / j->groups, cout_g = j->Cout / j->groups, hw = j->H * j->W, thw = j->T * hw;
+    if (!j->pointwise && !(pos = malloc(sizeof(int64_t) * 5 * (size_t)j->pt))) { j->err = 1; return; }
+    /* the GEMM writes into a padded buffer: output rows j->P apart are often a power-of-two stride (cache set
+     * conflicts); rows are then copied out with the bias */
+    int64_t ldt = (j->pt + 15) / 16 * 16 + 16;
+    float *tmp = hb_malloc(sizeof(float) * (size_t)(ldt * (j->Cout / j->groups)), "conv3d output tile");
+    if (!tmp) { j->err = 1; free(pos); return; }
+    int64_t cin_g = j->Cin / j->groups, cout_g = j->Cout / j->groups, thw = j->T * j->H * j->W;
     for (int64_t t = b; t < e; t++) {
         int64_t g = t / j->npt, p0 = (t % j->npt) * j->pt, np = j->P - p0 < j->pt ? j->P - p0 : j->pt;
-        const float *B;
-        int64_t ldb;
+        const float *wp = j->wp + g * j->wp_group;
         if (j->pointwise) {
-            B = j->x + g * cin_g * thw + p0;
-            ldb = thw;
+            hb__gemm_serial_pa(tmp, ldt, wp, j->x + g * cin_g * thw + p0, thw, false, cout_g, np, j->kdim, false);
         } else {
-            /* runs of positions on one output row (same to, ho): (first index, length, t0, h0, w0) */
             int64_t nseg = 0;
             for (int64_t i = 0; i < np;) {
                 int64_t q = p0 + i, wo = q % j->Wo, ho = (q / j->Wo) % j->Ho, to = q / (j->Wo * j->Ho);
@@ -59,47 +114,18 @@ static void conv_tiles(void *ctx, int64_t b, int64_t e) {
                 sg[4] = wo * j->p->stride[2] - j->p->pad_w[0];
                 i += len;
             }
-            int sw = j->p->stride[2];
-            float *c = col;
-            for (int64_t ci = 0; ci < cin_g; ci++) {
-                const float *xc = j->x + (g * cin_g + ci) * thw;
-                for (int dt = 0; dt < j->kt; dt++)
-                    for (int dh = 0; dh < j->kh; dh++)
-                        for (int dw = 0; dw < j->kw; dw++, c += np)
-                            for (int64_t sgi = 0; sgi < nseg; sgi++) {
-                                const int64_t *sg = pos + 5 * sgi;
-                                int64_t tt = sg[2] + dt, hh = sg[3] + dh, w0 = sg[4] + dw, len = sg[1];
-                                float *cc = c + sg[0];
-                                if (tt < 0 || tt >= j->T || hh < 0 || hh >= j->H) {
-                                    memset(cc, 0, sizeof(float) * (size_t)len);
-                                    continue;
-                                }
-                                const float *xr = xc + tt * hw + hh * j->W;
-                                /* valid i: 0 <= w0 + i*sw < W */
-                                int64_t lo = w0 >= 0 ? 0 : (-w0 + sw - 1) / sw;
-                                int64_t hi = w0 >= j->W ? 0 : (j->W - 1 - w0) / sw + 1;
-                                if (lo > len) lo = len;
-                                if (hi > len) hi = len;
-                                if (hi < lo) hi = lo;
-                                for (int64_t i = 0; i < lo; i++) cc[i] = 0.0f;
-                                if (sw == 1) memcpy(cc + lo, xr + w0 + lo, sizeof(float) * (size_t)(hi - lo));
-                                else
-                                    for (int64_t i = lo; i < hi; i++) cc[i] = xr[w0 + i * sw];
-                                for (int64_t i = hi; i < len; i++) cc[i] = 0.0f;
-                            }
-            }
-            B = col;
-            ldb = np;
+            im2col_ctx ic = {j, j->x + g * cin_g * thw, pos, nseg};
+            hb__gemm_serial_pa_cb(tmp, ldt, wp, im2col_pack, &ic, cout_g, np, j->kdim, false);
         }
         float *y = j->y + g * cout_g * j->P + p0;
-        hb__gemm_serial_pa(y, j->P, j->wp + g * j->wp_group, B, ldb, false, cout_g, np, j->kdim, false);
-        if (j->bias)
-            for (int64_t co = 0; co < cout_g; co++) {
-                float bv = j->bias[g * cout_g + co];
-                for (int64_t i = 0; i < np; i++) y[co * j->P + i] += bv;
-            }
+        for (int64_t co = 0; co < cout_g; co++) {
+            float bv = j->bias ? j->bias[g * cout_g + co] : 0.0f;
+            const float *tr = tmp + co * ldt;
+            float *yr = y + co * j->P;
+            for (int64_t i = 0; i < np; i++) yr[i] = tr[i] + bv;
+        }
     }
-    hb_free(col);
+    hb_free(tmp);
     free(pos);
 }
 
@@ -190,11 +216,9 @@ int hb_conv3d(float *y, const float *x, int64_t Cin, int64_t T, int64_t H, int64
         j.pointwise = j.kt == 1 && j.kh == 1 && j.kw == 1 && p->stride[0] == 1 && p->stride[1] == 1 &&
                       p->stride[2] == 1 && !p->pad_t[0] && !p->pad_t[1] && !p->pad_h[0] && !p->pad_h[1] &&
                       !p->pad_w[0] && !p->pad_w[1];
-        /* positions per tile: the im2col buffer stays near 1 MiB; at least ~8 tiles when there is enough work */
-        int64_t pt = (256 * 1024) / (j.kdim > 0 ? j.kdim : 1);
-        if (pt > 1024) pt = 1024;
-        int64_t eighth = (j.P + 7) / 8;
-        if (pt > eighth) pt = eighth;
+        /* positions per tile: 512 (the weights are re-read once per tile), fewer so that there are ~8 tiles */
+        int64_t pt = 512, eighth = (j.P + 7) / 8;
+        if (pt > eighth) pt = (eighth + 15) / 16 * 16;
         if (pt < 16) pt = 16;
         j.pt = pt;
         j.npt = (j.P + pt - 1) / pt;

@@ -123,7 +123,10 @@ const char *hb__gemm_path(void) {
 /* ---------- B sources and packing ---------- */
 
 /* B element (k, n) at base + (n * sn + k * sk) elements, dtype t. b_trans weights: sn = row stride, sk = 1. */
-typedef struct { const void *base; hb_dtype t; int64_t sn, sk; } bsrc;
+typedef struct {
+    const void *base; hb_dtype t; int64_t sn, sk;
+    hb__packb_fn fn; void *ctx; /* when set: B is produced by fn straight into the packed layout (implicit GEMM) */
+} bsrc;
 
 static inline float bget(const bsrc *b, int64_t n, int64_t k) {
     int64_t i = n * b->sn + k * b->sk;
@@ -354,7 +357,8 @@ static void gemm_core(float *C, int64_t ldc, const float *A, int64_t lda, const 
         for (int64_t k0 = 0; k0 < K; k0 += KC) {
             int64_t kc = K - k0 < KC ? K - k0 : KC;
             bool load_c = acc || k0 > 0;
-            packb(pb.b, B, n0, nn, k0, kc);
+            if (B->fn) B->fn(B->ctx, pb.b, n0, nn, k0, kc);
+            else packb(pb.b, B, n0, nn, k0, kc);
             for (int64_t m0 = 0; m0 < M; m0 += MC) {
                 int64_t mm = M - m0 < MC ? M - m0 : MC;
                 const float *abase = pb.a;
@@ -420,7 +424,7 @@ static void gemm_serial_src(float *C, int64_t ldc, const float *A, int64_t lda, 
     }
     int p = path();
 #ifdef HB_HAVE_OPENBLAS
-    if (p == PATH_OPENBLAS && !apre && B->t == HB_F32 && (B->sk == 1 || B->sn == 1)) {
+    if (p == PATH_OPENBLAS && !apre && !B->fn && B->t == HB_F32 && (B->sk == 1 || B->sn == 1)) {
         pthread_once(&g_blas_once, blas_init);
         bool bt = B->sk == 1;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, bt ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, A,
@@ -440,7 +444,7 @@ static void gemm_serial_src(float *C, int64_t ldc, const float *A, int64_t lda, 
 
 void hb__gemm_serial(float *C, int64_t ldc, const float *A, int64_t lda, const float *B, int64_t ldb, bool b_trans,
                      int64_t M, int64_t N, int64_t K, bool accumulate) {
-    bsrc b = {B, HB_F32, b_trans ? ldb : 1, b_trans ? 1 : ldb};
+    bsrc b = {B, HB_F32, b_trans ? ldb : 1, b_trans ? 1 : ldb, NULL, NULL};
     gemm_serial_src(C, ldc, A, lda, NULL, &b, M, N, K, accumulate);
 }
 
@@ -459,7 +463,13 @@ void hb__gemm_pack_a(float *dst, const float *A, int64_t lda, int64_t M, int64_t
 
 void hb__gemm_serial_pa(float *C, int64_t ldc, const float *Ap, const float *B, int64_t ldb, bool b_trans, int64_t M,
                         int64_t N, int64_t K, bool accumulate) {
-    bsrc b = {B, HB_F32, b_trans ? ldb : 1, b_trans ? 1 : ldb};
+    bsrc b = {B, HB_F32, b_trans ? ldb : 1, b_trans ? 1 : ldb, NULL, NULL};
+    gemm_serial_src(C, ldc, NULL, 0, Ap, &b, M, N, K, accumulate);
+}
+
+void hb__gemm_serial_pa_cb(float *C, int64_t ldc, const float *Ap, hb__packb_fn fn, void *ctx, int64_t M, int64_t N,
+                           int64_t K, bool accumulate) {
+    bsrc b = {NULL, HB_F32, 0, 0, fn, ctx};
     gemm_serial_src(C, ldc, NULL, 0, Ap, &b, M, N, K, accumulate);
 }
 
@@ -497,7 +507,7 @@ static void tile_run(void *ctx, int64_t b, int64_t e) {
                     for (int64_t k = 0; k < j->K; k++) panel[n * j->K + k] = bget(&bs, n, k);
                 cur_n = tn;
             }
-            bsrc pf = {panel, HB_F32, j->K, 1};
+            bsrc pf = {panel, HB_F32, j->K, 1, NULL, NULL};
             gemm_serial_src(c, j->ldc, a, j->lda, NULL, &pf, mm, nn, j->K, j->acc);
         } else {
             gemm_serial_src(c, j->ldc, a, j->lda, NULL, &bs, mm, nn, j->K, j->acc);
@@ -521,7 +531,7 @@ static void run_tiles(tile_job *j) {
 void hb_gemm_f32(float *C, int64_t ldc, const float *A, int64_t lda, const float *B, int64_t ldb, int64_t M,
                  int64_t N, int64_t K, bool accumulate) {
     if (M <= 0 || N <= 0) return;
-    tile_job j = {C, A, {B, HB_F32, 1, ldb}, NULL, ldc, lda, M, N, K, 0, 0, 0, accumulate, 0};
+    tile_job j = {C, A, {B, HB_F32, 1, ldb, NULL, NULL}, NULL, ldc, lda, M, N, K, 0, 0, 0, accumulate, 0};
     run_tiles(&j);
 }
 
@@ -603,7 +613,7 @@ int hb_linear(float *y, const float *x, int64_t M, const hb_tensor *w, const hb_
     if (M <= 0 || N <= 0) return 0;
     float *bias = NULL;
     if (b && !(bias = hb__vec_f32(b, N))) return -1;
-    bsrc src = {w->data, w->dtype, w->stride[0], 1};
+    bsrc src = {w->data, w->dtype, w->stride[0], 1, NULL, NULL};
     int err = 0;
     if (M < 4 && K > 0) {
         rows_job j = {y, x, src, bias, M, N, K, accumulate};

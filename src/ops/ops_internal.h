@@ -18,6 +18,14 @@ void hb__gemm_pack_a(float *dst, const float *A, int64_t lda, int64_t M, int64_t
 void hb__gemm_serial_pa(float *C, int64_t ldc, const float *Ap, const float *B, int64_t ldb, bool b_trans, int64_t M,
                         int64_t N, int64_t K, bool accumulate);
 
+/* Implicit GEMM: B is never stored; fn(ctx, dst, n0, nn, k0, kc) writes B[k0:k0+kc, n0:n0+nn] into the packed
+ * layout: for the column strip starting at s (s = 0, 16, 32, ...), element (k, s + j) at dst[s*kc + (k-k0)*16 + j],
+ * columns past nn zero. */
+#define HB_GEMM_NR 16
+typedef void (*hb__packb_fn)(void *ctx, float *dst, int64_t n0, int64_t nn, int64_t k0, int64_t kc);
+void hb__gemm_serial_pa_cb(float *C, int64_t ldc, const float *Ap, hb__packb_fn fn, void *ctx, int64_t M, int64_t N,
+                           int64_t K, bool accumulate);
+
 /* Rows [n0, n0+rows) columns [k0, k0+kn) of a 2-D float weight (F32/BF16/F16, row stride w->stride[0]) as f32
  * into dst (row stride ld). */
 void hb__weight_rows_f32(const hb_tensor *w, int64_t n0, int64_t rows, int64_t k0, int64_t kn, float *dst, int64_t ld);
