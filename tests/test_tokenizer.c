@@ -4,6 +4,7 @@
  * cleaning, and the `hb tokenize` command. */
 #include "testlib.h"
 #include "models/tokenizer.h"
+#include "io/checkpoint.h"
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
@@ -444,6 +445,29 @@ static void test_json(void) {
     hb_tokenizer_free(s);
 }
 
+/* the model bytes inside a safetensors file (ComfyUI text encoders) */
+static void test_safetensors(void) {
+    wb m = {0};
+    build_model(&m, k_small, 11, (mopts){.add_dummy = true, .escape = true});
+    char p[1024];
+    snprintf(p, sizeof p, "%s/te.safetensors", tl_tmpdir());
+    float w[6] = {1, 2, 3, 4, 5, 6};
+    const char *names[2] = {"encoder.final_layer_norm.weight", "spiece_model"};
+    hb_tensor ts[2] = {hb_tensor_1d(HB_F32, 6, w), hb_tensor_1d(HB_U8, (int64_t)m.n, m.p)};
+    CHECKF(hb_safetensors_write(p, 2, names, ts, NULL) == 0, "%s", hb_last_error());
+    hb_tokenizer *t = hb_tokenizer_load(p);
+    CHECKF(t != NULL, "%s", hb_last_error());
+    if (t) ENC(t, "zz a", SM_WS, 2, SM_WSA, 1);
+    hb_tokenizer_free(t);
+    /* without the tensor, or with a wrong dtype: one clear error naming the file */
+    CHECK(hb_safetensors_write(p, 1, names, ts, NULL) == 0);
+    CHECK(hb_tokenizer_load(p) == NULL && strstr(hb_last_error(), p) && strstr(hb_last_error(), "spiece_model"));
+    const char *n2[1] = {"spiece_model"};
+    CHECK(hb_safetensors_write(p, 1, n2, ts, NULL) == 0);
+    CHECK(hb_tokenizer_load(p) == NULL && strstr(hb_last_error(), "uint8"));
+    free(m.p);
+}
+
 /* ------------------------------------------------------------ cleaning */
 
 static void clean_is(const char *in, const char *want, bool html_only) {
@@ -515,6 +539,7 @@ int main(void) {
     test_long_input(&r);
     test_malformed(&r);
     test_json();
+    test_safetensors();
     test_clean();
     test_cli();
     return tl_done();

@@ -2,6 +2,7 @@
  * Behaviour follows SentencePiece's normalizer, unigram model (optimised Viterbi) and processor; the
  * implementation is independent (see docs/tokenizer.md for the facts it relies on). */
 #include "models/tokenizer.h"
+#include "io/checkpoint.h"
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -719,7 +720,30 @@ static char *read_file(const char *path, size_t *n) {
     return buf;
 }
 
+/* Text-encoder safetensors files (ComfyUI's umT5) carry the spiece.model bytes as a uint8 tensor. */
+static hb_tokenizer *load_checkpoint(const char *path) {
+    hb_checkpoint *ck = hb_checkpoint_open(path);
+    if (!ck) return NULL;
+    hb_tokenizer *t = NULL;
+    hb_tensor x;
+    if (!hb_checkpoint_has(ck, "spiece_model")) {
+        hb_error("%s: no tensor 'spiece_model' (the SentencePiece model some text-encoder files carry)", path);
+    } else if (hb_checkpoint_get(ck, "spiece_model", &x) == 0) {
+        if ((x.dtype != HB_U8 && x.dtype != HB_I8) || x.ndim != 1 || !hb_tensor_is_contiguous(&x)) {
+            hb_error("%s: tensor 'spiece_model' is not a 1-D uint8 tensor", path);
+        } else {
+            char name[600];
+            snprintf(name, sizeof name, "%s:spiece_model", path);
+            t = load_spm((const uint8_t *)x.data, (size_t)x.shape[0], name);
+        }
+    }
+    hb_checkpoint_close(ck);
+    return t;
+}
+
 hb_tokenizer *hb_tokenizer_load(const char *path) {
+    size_t pl = strlen(path);
+    if (pl > 12 && !strcmp(path + pl - 12, ".safetensors")) return load_checkpoint(path);
     size_t n;
     char *buf = read_file(path, &n);
     if (!buf) return NULL;

@@ -18,8 +18,9 @@ typedef struct hb_tokenizer hb_tokenizer;
 enum { HB_PIECE_NORMAL = 1, HB_PIECE_UNKNOWN = 2, HB_PIECE_CONTROL = 3, HB_PIECE_USER_DEFINED = 4,
        HB_PIECE_UNUSED = 5, HB_PIECE_BYTE = 6 };
 
-/* Load a tokenizer file: a SentencePiece model (protobuf) or a tokenizer.json (recognised by content).
- * NULL + a message naming the file on any problem. */
+/* Load a tokenizer file: a SentencePiece model (protobuf) or a tokenizer.json (recognised by content),
+ * or a *.safetensors text-encoder file holding the model bytes as a uint8 tensor `spiece_model`
+ * (ComfyUI's umT5 files). NULL + a message naming the file on any problem. */
 hb_tokenizer *hb_tokenizer_load(const char *path);
 /* A SentencePiece model from memory (e.g. the `spiece_model` uint8 tensor of ComfyUI text encoders);
  * `name` is used in error messages. The bytes are copied. */
