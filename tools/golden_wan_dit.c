@@ -51,9 +51,11 @@ static int run_once(golden_case *g, wan_dit *m, bool no_group) {
     /* seq_len (metadata) is the token count: the model pads to it, which changes nothing when equal. */
     const char *sl = hb_checkpoint_metadata(g->ck, "seq_len");
     int64_t L = (F / c->patch[0]) * (H / c->patch[1]) * (W / c->patch[2]);
-    if (sl && strtoll(sl, NULL, 10) != L)
-        hb_log(HB_LOG_WARN, "%s: seq_len %s differs from the token count %lld (padding not modelled)", g->path, sl,
-               (long long)L);
+    if (sl && strtoll(sl, NULL, 10) != L) {
+        hb_log(HB_LOG_WARN, "%s: seq_len %s differs from the token count %lld (padded rows are not modelled; the "
+               "real tokens' outputs are the same)", g->path, sl, (long long)L);
+        if (nt == strtoll(sl, NULL, 10) && nt > L) nt = L; /* per-token t padded to seq_len: keep the real tokens */
+    }
     wan_dit_input in = {.x = xf, .F = F, .H = H, .W = W, .t = tf, .nt = nt, .context = cf, .ctx_len = ctx.shape[0]};
     tap_ctx tc = {g};
     wan_dit_opts o = {.tap = tap, .tap_user = &tc, .no_group = no_group};
