@@ -505,6 +505,8 @@ static void test_cli(void) {
     const char *hb = tl_hb_bin();
     snprintf(cmd, sizeof cmd, "%s tokenize -m %s 'a b' 2>&1", hb, dir);
     CHECK(tl_run(cmd, out, sizeof out) == 0 && !strcmp(out, "6 3 5 1\n"));
+    snprintf(cmd, sizeof cmd, "%s tokenize -m %s 'a b' 2>&1", hb, p); /* a file where a folder is expected */
+    CHECK(tl_run(cmd, out, sizeof out) == 0 && !strcmp(out, "6 3 5 1\n"));
     snprintf(cmd, sizeof cmd, "%s tokenize --tokenizer %s 'zz a' 2>&1", hb, p);
     CHECK(tl_run(cmd, out, sizeof out) == 0 && !strcmp(out, "3 2 6 1\n"));
     snprintf(cmd, sizeof cmd, "%s tokenize --tokenizer %s --clean '  a  &amp; ' 2>&1", hb, p);

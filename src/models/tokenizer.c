@@ -760,6 +760,10 @@ hb_tokenizer *hb_tokenizer_open_dir(const char *dir, char *found, size_t cap) {
     static const char *files[] = {"spiece.model", "tokenizer.json"};
     char p[4096];
     struct stat st;
+    if (stat(dir, &st) == 0 && S_ISREG(st.st_mode)) { /* a file given where a folder was expected */
+        if (found && cap) snprintf(found, cap, "%s", dir);
+        return hb_tokenizer_load(dir);
+    }
     for (int f = 0; f < 2; f++)
         for (int s = 0; s < 3; s++) {
             snprintf(p, sizeof p, "%s%s/%s", dir, subs[s], files[f]);

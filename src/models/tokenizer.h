@@ -26,7 +26,8 @@ hb_tokenizer *hb_tokenizer_load(const char *path);
  * `name` is used in error messages. The bytes are copied. */
 hb_tokenizer *hb_tokenizer_load_spm_buffer(const void *data, size_t n, const char *name);
 /* Find the tokenizer of a model folder: spiece.model in DIR, DIR/google/umt5-xxl, DIR/tokenizer, then
- * tokenizer.json in the same places. `found` (optional, cap bytes) receives the path used. */
+ * tokenizer.json in the same places (a file given as DIR is loaded as it is). `found` (optional, cap
+ * bytes) receives the path used. */
 hb_tokenizer *hb_tokenizer_open_dir(const char *dir, char *found, size_t cap);
 void hb_tokenizer_free(hb_tokenizer *tok);
 
