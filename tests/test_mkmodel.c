@@ -70,6 +70,34 @@ static bool files_equal(const char *a, const char *b) {
     return eq;
 }
 
+
+/* Official -> diffusers tensor name (written here independently of the io layer's table). */
+static void to_diffusers(const char *n, char *out, size_t cap) {
+    static const char *const top[][2] = {
+        {"text_embedding.0.", "condition_embedder.text_embedder.linear_1."},
+        {"text_embedding.2.", "condition_embedder.text_embedder.linear_2."},
+        {"time_embedding.0.", "condition_embedder.time_embedder.linear_1."},
+        {"time_embedding.2.", "condition_embedder.time_embedder.linear_2."},
+        {"time_projection.1.", "condition_embedder.time_proj."},
+        {"head.head.", "proj_out."}, {"head.modulation", "scale_shift_table"}};
+    static const char *const blk[][2] = {
+        {"self_attn.q.", "attn1.to_q."}, {"self_attn.k.", "attn1.to_k."}, {"self_attn.v.", "attn1.to_v."},
+        {"self_attn.o.", "attn1.to_out.0."}, {"self_attn.norm_q.", "attn1.norm_q."}, {"self_attn.norm_k.", "attn1.norm_k."},
+        {"cross_attn.q.", "attn2.to_q."}, {"cross_attn.k.", "attn2.to_k."}, {"cross_attn.v.", "attn2.to_v."},
+        {"cross_attn.o.", "attn2.to_out.0."}, {"cross_attn.norm_q.", "attn2.norm_q."}, {"cross_attn.norm_k.", "attn2.norm_k."},
+        {"norm3.", "norm2."}, {"ffn.0.", "ffn.net.0.proj."}, {"ffn.2.", "ffn.net.2."}, {"modulation", "scale_shift_table"}};
+    snprintf(out, cap, "%s", n);
+    for (size_t i = 0; i < sizeof top / sizeof top[0]; i++)
+        if (!strncmp(n, top[i][0], strlen(top[i][0]))) { snprintf(out, cap, "%s%s", top[i][1], n + strlen(top[i][0])); return; }
+    int b, k = 0;
+    if (sscanf(n, "blocks.%d.%n", &b, &k) == 1 && k > 0)
+        for (size_t i = 0; i < sizeof blk / sizeof blk[0]; i++)
+            if (!strncmp(n + k, blk[i][0], strlen(blk[i][0]))) {
+                snprintf(out, cap, "blocks.%d.%s%s", b, blk[i][1], n + k + strlen(blk[i][0]));
+                return;
+            }
+}
+
 int main(void) {
     uint64_t seed = tl_seed();
     hb_rng rng;
@@ -164,6 +192,44 @@ int main(void) {
             free(od);
             wan_dit_free(md);
         }
+    }
+    /* the same weights under diffusers names (a transformer/ folder of a diffusers root) load the same model */
+    {
+        char root[1024], tdir[2048], cmd[4096];
+        snprintf(root, sizeof root, "%s/diffusers_names", tmp);
+        snprintf(tdir, sizeof tdir, "%s/transformer", root);
+        snprintf(cmd, sizeof cmd, "mkdir -p '%s'", tdir);
+        CHECK(tl_run(cmd, NULL, 0) == 0);
+        int n = hb_checkpoint_count(m->ck);
+        char **names = calloc((size_t)n, sizeof *names);
+        hb_tensor *ts = calloc((size_t)n, sizeof *ts);
+        bool renamed_norm = false;
+        for (int i = 0; i < n; i++) {
+            names[i] = malloc(256);
+            to_diffusers(hb_checkpoint_name(m->ck, i), names[i], 256);
+            renamed_norm |= !strcmp(names[i], "blocks.1.norm2.weight");
+            ts[i] = hb_checkpoint_tensor(m->ck, i);
+        }
+        CHECK(renamed_norm);
+        snprintf(path, sizeof path, "%s/diffusion_pytorch_model.safetensors", tdir);
+        CHECKF(hb_safetensors_write(path, n, (const char *const *)names, ts, NULL) == 0, "%s", hb_last_error());
+        const char *dj = "{\"_class_name\":\"WanTransformer3DModel\",\"attention_head_dim\":64,\"num_attention_heads\":2,"
+                         "\"ffn_dim\":256,\"freq_dim\":64,\"in_channels\":48,\"out_channels\":48,\"num_layers\":2,"
+                         "\"text_dim\":64,\"text_len\":32,\"patch_size\":[1,2,2],\"qk_norm\":\"rms_norm_across_heads\","
+                         "\"cross_attn_norm\":true,\"eps\":1e-06}";
+        snprintf(path, sizeof path, "%s/config.json", tdir);
+        spit(path, dj, strlen(dj));
+        wan_dit *md = wan_dit_open(root, NULL);
+        CHECKF(md != NULL, "%s", hb_last_error());
+        if (md) {
+            float *od = run(md, &in);
+            CHECK(memcmp(o1, od, sizeof(float) * (size_t)in.nout) == 0);
+            free(od);
+            wan_dit_free(md);
+        }
+        for (int i = 0; i < n; i++) free(names[i]);
+        free(names);
+        free(ts);
     }
     wan_dit_free(m);
 
