@@ -590,6 +590,12 @@ int wan_dit_block(const wan_dit *m, int layer, float *x, const wan_dit_block_arg
     const float eps = c->eps;
     if (L > ws->L) return hb_error("wan_dit block: %lld tokens but the workspace holds %lld", (long long)L, (long long)ws->L);
     if (a->g.rows_per_group <= 0) return hb_error("wan_dit block: rows_per_group must be positive");
+    if (!a->kv_k != !a->kv_v) return hb_error("wan_dit block: give both K and V caches or neither");
+    if (a->kv_k && (a->kv_start < 0 || a->kv_write < a->kv_start || a->kv_write + L > a->kv_end))
+        return hb_error("wan_dit block: cache rows [%lld, %lld) must lie inside the attended rows [%lld, %lld)",
+                        (long long)a->kv_write, (long long)(a->kv_write + L), (long long)a->kv_start,
+                        (long long)a->kv_end);
+    if (!a->ctx_k || !a->ctx_v || a->ctx_len <= 0) return hb_error("wan_dit block: missing cross-attention K/V");
     const int64_t G = groups_used(L, a->g);
     if (G > ws->mod_groups) return hb_error("wan_dit block: %lld modulation groups, workspace holds %lld",
                                             (long long)G, (long long)ws->mod_groups);
