@@ -442,6 +442,23 @@ static void test_json(void) {
     }
     if (j) CHECK(hb_tokenizer_eos_id(j) == 1 && hb_tokenizer_unk_id(j) == 2 && hb_tokenizer_pad_id(j) == 0);
     hb_tokenizer_free(j);
+    /* the newer converter layout: Prepend + Replace normalisers, no pre-tokeniser, a null charsmap */
+    f = fopen(p, "wb");
+    fprintf(f, "{\"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"Precompiled\", "
+               "\"precompiled_charsmap\": null}, {\"type\": \"Prepend\", \"prepend\": \"" WS "\"}, {\"type\": "
+               "\"Replace\", \"pattern\": {\"String\": \" \"}, \"content\": \"" WS "\"}]}, \"pre_tokenizer\": null,"
+               " \"model\": {\"type\": \"Unigram\", \"unk_id\": 2, \"vocab\": [");
+    for (int i = 0; i < 11; i++) {
+        fprintf(f, i ? ", [" : "[");
+        json_escape(f, k_small[i].piece);
+        fprintf(f, ", %.9g]", (double)k_small[i].score);
+    }
+    fprintf(f, "]}}\n");
+    fclose(f);
+    j = hb_tokenizer_load(p);
+    CHECKF(j != NULL, "%s", hb_last_error());
+    if (j) ENC(j, "a  b", SM_WSA, SM_WS, SM_WS, SM_B, 1);
+    hb_tokenizer_free(j);
     hb_tokenizer_free(s);
 }
 

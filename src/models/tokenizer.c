@@ -602,6 +602,9 @@ static int json_normalizer(hb_tokenizer *t, json_t *nz, model_spec *s, uint8_t *
             if (!*charsmap) return hb_error("%s: precompiled_charsmap is not valid base64", t->name);
             s->charsmap = *charsmap;
         }
+    } else if (!strcmp(ty, "Prepend")) {
+        const char *pp = json_string_value(json_object_get(nz, "prepend"));
+        if (pp && !strcmp(pp, "\xe2\x96\x81")) s->add_dummy_prefix = true;
     } else if (!strcmp(ty, "Replace")) {
         json_t *pat = json_object_get(nz, "pattern");
         const char *re = json_string_value(json_object_get(pat, "Regex"));
@@ -621,9 +624,8 @@ static void json_pretok(json_t *pt, model_spec *s) {
     } else if (!strcmp(ty, "Metaspace")) {
         json_t *aps = json_object_get(pt, "add_prefix_space");
         const char *ps = json_string_value(json_object_get(pt, "prepend_scheme"));
-        if (ps) s->add_dummy_prefix = strcmp(ps, "never") != 0;
-        else if (json_is_boolean(aps)) s->add_dummy_prefix = json_is_true(aps);
-        else s->add_dummy_prefix = true;
+        bool add = ps ? strcmp(ps, "never") != 0 : json_is_boolean(aps) ? json_is_true(aps) : true;
+        if (add) s->add_dummy_prefix = true;
     } else if (!strcmp(ty, "WhitespaceSplit") || !strcmp(ty, "Whitespace")) {
         s->remove_extra_ws = true;
     }
