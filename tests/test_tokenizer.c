@@ -134,6 +134,11 @@ static void test_small(void) {
     CHECK(hb_tokenizer_encode_padded(t, "  a \t", true, 8, pid, pm) == 2);
     CHECK(pid[0] == SM_WSA && pid[1] == 1 && pid[2] == 0 && pid[7] == 0 && pm[1] == 1 && pm[2] == 0 && pm[7] == 0);
     CHECK(hb_tokenizer_encode_padded(t, "a", false, 0, pid, pm) < 0);
+    int64_t lid[5];
+    uint8_t lm[5];
+    CHECK(hb_tokenizer_encode_padded_i64(t, " a  b", true, 5, lid, lm) == 4);
+    CHECK(lid[0] == SM_WSA && lid[1] == SM_WS && lid[2] == SM_B && lid[3] == 1 && lid[4] == 0);
+    CHECK(lm[0] == 1 && lm[3] == 1 && lm[4] == 0);
     hb_tokenizer_free(t);
 
     /* remove_extra_whitespaces on */

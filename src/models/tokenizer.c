@@ -1011,6 +1011,22 @@ int hb_tokenizer_encode_padded(const hb_tokenizer *t, const char *text, bool cle
     return n;
 }
 
+int hb_tokenizer_encode_padded_i64(const hb_tokenizer *t, const char *text, bool clean, int text_len,
+                                   int64_t *ids, uint8_t *mask) {
+    if (text_len < 1) return hb_error("tokenizer: text_len %d must be >= 1", text_len);
+    int32_t *v = malloc((size_t)text_len * sizeof *v), *m = malloc((size_t)text_len * sizeof *m);
+    if (!v || !m) { free(v); free(m); return hb_error("tokenizer: out of memory"); }
+    int n = hb_tokenizer_encode_padded(t, text, clean, text_len, v, m);
+    if (n >= 0)
+        for (int i = 0; i < text_len; i++) {
+            ids[i] = v[i];
+            if (mask) mask[i] = (uint8_t)m[i];
+        }
+    free(v);
+    free(m);
+    return n;
+}
+
 /* ---------------------------------------------------------------- prompt cleaning */
 
 /* cp1252 for 0x80..0x9F (0 = undefined), used by html numeric references and the C1 fix. */

@@ -41,6 +41,9 @@ int hb_tokenizer_encode(const hb_tokenizer *tok, const char *text, size_t len, i
  * tokens (>= 1), or -1. When `clean` is true the prompt is first cleaned as Wan does (hb_prompt_clean). */
 int hb_tokenizer_encode_padded(const hb_tokenizer *tok, const char *text, bool clean, int text_len,
                                int32_t *ids, int32_t *mask);
+/* The same with the types hb_umt5_encode / hb_umt5_forward take (int64 ids, uint8 mask; mask may be NULL). */
+int hb_tokenizer_encode_padded_i64(const hb_tokenizer *tok, const char *text, bool clean, int text_len,
+                                   int64_t *ids, uint8_t *mask);
 /* The normalised text (what the Viterbi search sees, spaces as U+2581), malloc'ed; NULL on error. */
 char *hb_tokenizer_normalize(const hb_tokenizer *tok, const char *text, size_t len, size_t *out_len);
 
