@@ -3,6 +3,7 @@
  * larger than a key block; hb_rope3d against a float64 rewrite of Wan's rope_params/rope_apply.
  * Tolerances: attention 2e-5 normwise, rope 1e-6. Every kernel is checked bitwise across 1/2/3 threads. */
 #include "test_ops_common.h"
+#include "ops/ops_internal.h"
 #include <float.h>
 
 typedef struct { hb_attention_args a; } attn_ctx;
@@ -98,17 +99,23 @@ static void check_rope(hb_rng *r, int F, int H, int W, int heads, int d, int f0,
 int main(void) {
     hb_rng r;
     hb_rng_seed(&r, tl_seed());
-    check_attention(&r, 1, 1, 1, 8, false, 0);
-    check_attention(&r, 5, 3, 2, 16, true, 0);
-    check_attention(&r, 70, 600, 3, 64, false, 0);
-    check_attention(&r, 130, 77, 2, 128, true, 1);
-    check_attention(&r, 33, 300, 2, 24, true, 1);
-    check_attention(&r, 9, 40, 2, 32, true, 2);   /* every key masked: finite, uniform average */
-    check_attention(&r, 300, 1100, 1, 16, false, 1);
-    check_rope(&r, 3, 4, 5, 2, 128, 0, 0);
-    check_rope(&r, 2, 3, 7, 3, 64, 5, 3);
-    check_rope(&r, 1, 1, 1, 1, 12, 2, 0);
-    check_rope(&r, 4, 2, 2, 2, 48, 17, 5);
+    /* every GEMM code path this machine has (the default one last) */
+    const char *def = hb__gemm_path(), *paths[4] = {"generic", "avx2", "openblas", def};
+    for (int pi = 0; pi < 4; pi++) {
+        if (hb__gemm_select(paths[pi]) != 0) { fprintf(stderr, "GEMM path %s not available here\n", paths[pi]); continue; }
+        fprintf(stderr, "GEMM path %s\n", hb__gemm_path());
+        check_attention(&r, 1, 1, 1, 8, false, 0);
+        check_attention(&r, 5, 3, 2, 16, true, 0);
+        check_attention(&r, 70, 600, 3, 64, false, 0);
+        check_attention(&r, 130, 77, 2, 128, true, 1);
+        check_attention(&r, 33, 300, 2, 24, true, 1);
+        check_attention(&r, 9, 40, 2, 32, true, 2);   /* every key masked: finite, uniform average */
+        check_attention(&r, 300, 1100, 1, 16, false, 1);
+        check_rope(&r, 3, 4, 5, 2, 128, 0, 0);
+        check_rope(&r, 2, 3, 7, 3, 64, 5, 3);
+        check_rope(&r, 1, 1, 1, 1, 12, 2, 0);
+        check_rope(&r, 4, 2, 2, 2, 48, 17, 5);
+    }
     hb_threads_shutdown();
     return tl_done();
 }

@@ -3,6 +3,7 @@
  * and pixel (un)shuffle against explicit index formulas (HB_PS_CQR = torch pixel_shuffle per frame).
  * Tolerance 2e-5 normwise for convs, exact for data movement; bitwise identity across 1/2/3 threads. */
 #include "test_ops_common.h"
+#include "ops/ops_internal.h"
 
 typedef struct {
     const float *x; int64_t Cin, T, H, W; hb_tensor w, b; bool has_b; hb_conv3d_params p; bool as2d;
@@ -109,19 +110,25 @@ static void check_resample(hb_rng *r) {
 int main(void) {
     hb_rng r;
     hb_rng_seed(&r, tl_seed());
-    check_conv(&r, 3, 5, 4, 7, 6, 3, 3, 3, P(1, 1, 1, 1, 1, 1, 1, 1), HB_F32, true, false);
-    check_conv(&r, 4, 6, 5, 9, 8, 3, 3, 3, P(1, 2, 2, 2, 0, 1, 1, 1), HB_BF16, true, false);   /* causal, strided */
-    check_conv(&r, 4, 6, 3, 5, 7, 1, 3, 3, P(1, 1, 1, 0, 0, 1, 1, 2), HB_F16, false, false);   /* groups */
-    check_conv(&r, 5, 5, 4, 6, 6, 3, 3, 3, P(1, 1, 1, 2, 0, 1, 1, 5), HB_F32, true, false);    /* depthwise */
-    check_conv(&r, 6, 6, 4, 7, 5, 3, 3, 3, P(2, 2, 2, 1, 1, 0, 1, 6), HB_BF16, false, false);  /* depthwise strided */
-    check_conv(&r, 7, 9, 3, 5, 4, 1, 1, 1, P(1, 1, 1, 0, 0, 0, 0, 1), HB_BF16, true, false);   /* pointwise */
-    check_conv(&r, 6, 4, 3, 5, 4, 1, 1, 1, P(1, 1, 1, 0, 0, 0, 0, 2), HB_F32, true, false);    /* grouped pointwise */
-    check_conv(&r, 8, 16, 5, 4, 4, 3, 1, 1, P(2, 1, 1, 0, 0, 0, 0, 1), HB_F32, true, false);   /* time conv, stride 2 */
-    check_conv(&r, 1, 1, 1, 1, 1, 1, 1, 1, P(1, 1, 1, 0, 0, 0, 0, 1), HB_F16, true, false);
-    check_conv(&r, 32, 24, 4, 16, 13, 3, 3, 3, P(1, 1, 1, 2, 0, 1, 1, 1), HB_BF16, true, false); /* many tiles */
-    check_conv(&r, 3, 8, 1, 11, 9, 1, 3, 3, P(1, 2, 2, 0, 0, 1, 1, 1), HB_F32, true, true);    /* conv2d */
-    check_conv(&r, 4, 4, 1, 6, 6, 1, 4, 4, P(1, 2, 2, 0, 0, 0, 0, 1), HB_BF16, false, true);   /* conv2d k4 s2 */
-    check_resample(&r);
+    /* every GEMM code path this machine has (the default one last) */
+    const char *def = hb__gemm_path(), *paths[4] = {"generic", "avx2", "openblas", def};
+    for (int pi = 0; pi < 4; pi++) {
+        if (hb__gemm_select(paths[pi]) != 0) { fprintf(stderr, "GEMM path %s not available here\n", paths[pi]); continue; }
+        fprintf(stderr, "GEMM path %s\n", hb__gemm_path());
+        check_conv(&r, 3, 5, 4, 7, 6, 3, 3, 3, P(1, 1, 1, 1, 1, 1, 1, 1), HB_F32, true, false);
+        check_conv(&r, 4, 6, 5, 9, 8, 3, 3, 3, P(1, 2, 2, 2, 0, 1, 1, 1), HB_BF16, true, false);   /* causal, strided */
+        check_conv(&r, 4, 6, 3, 5, 7, 1, 3, 3, P(1, 1, 1, 0, 0, 1, 1, 2), HB_F16, false, false);   /* groups */
+        check_conv(&r, 5, 5, 4, 6, 6, 3, 3, 3, P(1, 1, 1, 2, 0, 1, 1, 5), HB_F32, true, false);    /* depthwise */
+        check_conv(&r, 6, 6, 4, 7, 5, 3, 3, 3, P(2, 2, 2, 1, 1, 0, 1, 6), HB_BF16, false, false);  /* depthwise strided */
+        check_conv(&r, 7, 9, 3, 5, 4, 1, 1, 1, P(1, 1, 1, 0, 0, 0, 0, 1), HB_BF16, true, false);   /* pointwise */
+        check_conv(&r, 6, 4, 3, 5, 4, 1, 1, 1, P(1, 1, 1, 0, 0, 0, 0, 2), HB_F32, true, false);    /* grouped pointwise */
+        check_conv(&r, 8, 16, 5, 4, 4, 3, 1, 1, P(2, 1, 1, 0, 0, 0, 0, 1), HB_F32, true, false);   /* time conv, stride 2 */
+        check_conv(&r, 1, 1, 1, 1, 1, 1, 1, 1, P(1, 1, 1, 0, 0, 0, 0, 1), HB_F16, true, false);
+        check_conv(&r, 32, 24, 4, 16, 13, 3, 3, 3, P(1, 1, 1, 2, 0, 1, 1, 1), HB_BF16, true, false); /* many tiles */
+        check_conv(&r, 3, 8, 1, 11, 9, 1, 3, 3, P(1, 2, 2, 0, 0, 1, 1, 1), HB_F32, true, true);    /* conv2d */
+        check_conv(&r, 4, 4, 1, 6, 6, 1, 4, 4, P(1, 2, 2, 0, 0, 0, 0, 1), HB_BF16, false, true);   /* conv2d k4 s2 */
+        check_resample(&r);
+    }
 
     /* bad input: one clear error, no crash */
     float buf[64] = {0};

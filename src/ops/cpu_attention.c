@@ -94,7 +94,7 @@ static void attn_blocks(void *ctx, int64_t b, int64_t e) {
     float (*rmax)(const float *, int64_t, float) = row_max_generic;
     float (*rexp)(float *, int64_t, float) = row_exp_generic;
 #ifdef HB_X86
-    if (hb__have_avx2()) { rmax = row_max_avx2; rexp = row_exp_avx2; }
+    if (hb__simd_avx2()) { rmax = row_max_avx2; rexp = row_exp_avx2; }
 #endif
     size_t qpn = (hb__gemm_pack_a_size(BQ, d) + 15) / 16 * 16;
     float *buf = hb_malloc(sizeof(float) * (qpn + (size_t)BQ * d * 2 + (size_t)BQ * BK + 2 * BQ), "attention block");

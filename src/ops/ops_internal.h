@@ -39,5 +39,8 @@ const char *hb__gemm_path(void);
 /* Force a GEMM path ("avx2", "generic", "openblas"); -1 if not available here. For benchmarks and tests. */
 int hb__gemm_select(const char *name);
 bool hb__have_avx2(void);
+/* Whether the other kernels should use their AVX2 code: AVX2 present and the GEMM path is not "generic"
+ * (HB_GEMM=generic makes every kernel portable C). */
+bool hb__simd_avx2(void);
 
 #endif
