@@ -13,8 +13,12 @@
 #define HB_X86 1
 #endif
 
-#define BQ 96
+#ifndef BQ
+#define BQ 192
+#endif
+#ifndef BK
 #define BK 128
+#endif
 
 /* Row helpers: max of a row; in-place exp(s - m) returning the sum (8 lanes summed in a fixed order). */
 static float row_max_generic(const float *s, int64_t n, float m) {
