@@ -67,11 +67,11 @@ static void free_in(golden_in *g) { free(g->x); free(g->t); free(g->ctx); free(g
 /* Drive the blocks by hand with a caller-owned K/V cache, the way a causal driver would. */
 static int manual_forward(const wan_dit *m, const golden_in *g, float *out) {
     const wan_dit_config *c = &m->cfg;
-    const int64_t D = c->dim, T = c->text_len, Hp = g->H / 2, Wp = g->W / 2, L = g->F * Hp * Wp;
-    const int64_t P = 4, tpf = Hp * Wp;
+    const int64_t D = c->dim, T = c->text_len, Hp = g->H / c->patch[1], Wp = g->W / c->patch[2], Fp = g->F / c->patch[0];
+    const int64_t L = Fp * Hp * Wp, P = (int64_t)c->patch[0] * c->patch[1] * c->patch[2], tpf = Hp * Wp;
     /* timesteps: per frame when the per-token values are constant per frame (they are in both files) */
-    int64_t G = g->nt == 1 ? 1 : g->F;
-    float tv[64];
+    int64_t G = g->nt == 1 ? 1 : Fp;
+    float *tv = malloc(sizeof(float) * (size_t)G);
     for (int64_t f = 0; f < G; f++) tv[f] = g->t[g->nt == 1 ? 0 : f * tpf];
     hb_modgroups ge = {G == 1 ? L : tpf, D}, ge0 = {G == 1 ? L : tpf, 6 * D};
     float *rows = malloc(sizeof(float) * (size_t)(L * c->in_dim * P)), *x = malloc(sizeof(float) * (size_t)(L * D));
@@ -105,7 +105,7 @@ done_t:
     wan_dit_text_free(&txt);
 done:
     hb_arena_free(&a);
-    free(rows); free(x); free(e); free(e0); free(tmp); free(kc); free(vc); free(tok);
+    free(rows); free(x); free(e); free(e0); free(tmp); free(kc); free(vc); free(tok); free(tv);
     return rc;
 }
 
@@ -114,9 +114,10 @@ done:
  * whole block: the output rows of the last frame equal the full pass' rows. */
 static void check_f0_cache(const wan_dit *m, const golden_in *g) {
     const wan_dit_config *c = &m->cfg;
-    const int64_t D = c->dim, Hp = g->H / 2, Wp = g->W / 2, tpf = Hp * Wp, L = g->F * tpf, T = c->text_len;
+    const int64_t D = c->dim, Hp = g->H / c->patch[1], Wp = g->W / c->patch[2], Fp = g->F / c->patch[0];
+    const int64_t tpf = Hp * Wp, L = Fp * tpf, T = c->text_len, P = (int64_t)c->patch[0] * c->patch[1] * c->patch[2];
     float tv = g->t[g->nt - 1];
-    float *rows = malloc(sizeof(float) * (size_t)(L * c->in_dim * 4)), *x = malloc(sizeof(float) * (size_t)(L * D));
+    float *rows = malloc(sizeof(float) * (size_t)(L * c->in_dim * P)), *x = malloc(sizeof(float) * (size_t)(L * D));
     float *x2 = malloc(sizeof(float) * (size_t)(L * D)), *e = malloc(sizeof(float) * (size_t)D);
     float *e0 = malloc(sizeof(float) * (size_t)(6 * D)), *tmp = malloc(sizeof(float) * (size_t)(c->freq_dim + D));
     float *kc = malloc(sizeof(float) * (size_t)(L * D)), *vc = malloc(sizeof(float) * (size_t)(L * D));
@@ -141,7 +142,7 @@ static void check_f0_cache(const wan_dit *m, const golden_in *g) {
     ba.L = L - tpf; ba.g = (hb_modgroups){L - tpf, 6 * D};
     ba.kv_write = 0; ba.kv_start = 0; ba.kv_end = L - tpf;
     CHECK(wan_dit_block(m, 0, x2, &ba, &ws) == 0);
-    ba.L = tpf; ba.g = (hb_modgroups){tpf, 6 * D}; ba.f0 = (int)(g->F - 1);
+    ba.L = tpf; ba.g = (hb_modgroups){tpf, 6 * D}; ba.f0 = (int)(Fp - 1);
     ba.kv_write = L - tpf; ba.kv_end = L;
     CHECK(wan_dit_block(m, 0, x2 + (L - tpf) * D, &ba, &ws) == 0);
     CHECK_REL(x2 + (L - tpf) * D, x + (L - tpf) * D, tpf * D, 1e-5);
@@ -183,13 +184,14 @@ static void run_file(const char *rel) {
     }
     /* per-frame timesteps (the golden per-token values are constant per frame) */
     if (g.nt > 1) {
-        int64_t tpf = (g.H / 2) * (g.W / 2);
-        float tf[64];
-        for (int64_t f = 0; f < g.F; f++) tf[f] = g.t[f * tpf];
-        wan_dit_input in = {.x = g.x, .F = g.F, .H = g.H, .W = g.W, .t = tf, .nt = g.F, .context = g.ctx,
+        int64_t tpf = (g.H / c->patch[1]) * (g.W / c->patch[2]), Fp = g.F / c->patch[0];
+        float *tf = malloc(sizeof(float) * (size_t)Fp);
+        for (int64_t f = 0; f < Fp; f++) tf[f] = g.t[f * tpf];
+        wan_dit_input in = {.x = g.x, .F = g.F, .H = g.H, .W = g.W, .t = tf, .nt = Fp, .context = g.ctx,
                             .ctx_len = g.ctx_len};
         CHECK(wan_dit_forward(m, &in, out, NULL) == 0);
         CHECK_REL(out, g.ref, g.nout, 1e-4);
+        free(tf);
     }
     /* the block/head API with a caller-owned K/V cache */
     memset(out, 0, sizeof(float) * (size_t)g.nout);
