@@ -940,11 +940,14 @@ static int make_spans(int64_t total, int tile, int overlap, vspan **out) {
     vspan *s = calloc((size_t)n, sizeof *s);
     if (!s) return hb_error("wan_vae: out of memory");
     if (n == 1) s[0] = (vspan){0, total, 0, 0};
-    else
+    else {
+        /* n equal tiles just long enough to cover `total` with `overlap` between neighbours (<= tile) */
+        int64_t len = (total + (n - 1) * overlap + n - 1) / n;
         for (int64_t i = 0; i < n; i++) {
-            s[i].start = (int64_t)floor((double)i * (double)(total - tile) / (double)(n - 1) + 0.5);
-            s[i].len = tile;
+            s[i].start = (int64_t)floor((double)i * (double)(total - len) / (double)(n - 1) + 0.5);
+            s[i].len = len;
         }
+    }
     for (int64_t i = 0; i < n; i++) {
         s[i].lo = i > 0 ? s[i - 1].start + s[i - 1].len - s[i].start : 0;
         s[i].hi = i + 1 < n ? s[i].start + s[i].len - s[i + 1].start : 0;

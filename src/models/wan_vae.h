@@ -80,7 +80,8 @@ int hb_wan_vae_temporal_factor(const hb_wan_vae *m); /* 4 */
 
 typedef struct {
     /* Spatial tiling in latent units: tile = 0 (or >= the latent size) runs untiled. overlap < tile.
-     * Tiles are spread evenly so that neighbours overlap by at least `overlap` latent cells. */
+     * Per axis: n = ceil((size - overlap) / (tile - overlap)) equal tiles of length
+     * ceil((size + (n-1)*overlap) / n) <= tile, spread evenly, so neighbours overlap by >= `overlap` cells. */
     int tile, overlap;
     /* Frames per chunk after the first (the first is always 1 frame): encoder video frames (a multiple of
      * the temporal factor; 0 = 4, the reference) and decoder latent frames (0 = 1, the reference). Larger
