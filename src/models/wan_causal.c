@@ -1,0 +1,309 @@
+/* models/wan_causal: KV cache and causal forward of the Wan DiT (see wan_causal.h). */
+#include "models/wan_causal.h"
+#include <math.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ cache */
+
+int wan_kv_cache_init(wan_kv_cache *c, int layers, int heads, int64_t dim, int64_t cap_tokens, int64_t frame_tokens,
+                      int64_t sink_tokens, bool window, hb_dtype dtype, wan_rope_mode rope) {
+    memset(c, 0, sizeof *c);
+    if (layers <= 0 || heads <= 0 || dim <= 0 || dim % heads || cap_tokens <= 0 || frame_tokens <= 0)
+        return hb_error("kv cache: bad size (layers %d, dim %lld, %lld tokens, %lld tokens per frame)", layers,
+                        (long long)dim, (long long)cap_tokens, (long long)frame_tokens);
+    if (dtype != HB_F32 && dtype != HB_BF16)
+        return hb_error("kv cache: storage dtype must be F32 or BF16, not %s", hb_dtype_name(dtype));
+    if (sink_tokens < 0 || (window && sink_tokens >= cap_tokens))
+        return hb_error("kv cache: the sink (%lld tokens) must be smaller than the cache (%lld tokens)",
+                        (long long)sink_tokens, (long long)cap_tokens);
+    if (rope == WAN_ROPE_REL && (cap_tokens % frame_tokens || sink_tokens % frame_tokens))
+        return hb_error("kv cache: relative RoPE needs whole frames in the cache and the sink");
+    c->layers = layers; c->heads = heads; c->dim = dim; c->cap = cap_tokens; c->frame_tokens = frame_tokens;
+    c->sink_tokens = window ? sink_tokens : 0;
+    c->window = window; c->global_sink = true; c->rope = rope; c->dtype = dtype;
+    size_t n = (size_t)layers * (size_t)cap_tokens * (size_t)dim * hb_dtype_size(dtype);
+    c->k = hb_calloc(n, "KV cache (K)");
+    c->v = hb_calloc(n, "KV cache (V)");
+    if (!c->k || !c->v) { wan_kv_cache_free(c); return -1; }
+    if (dtype != HB_F32) {
+        size_t s = sizeof(float) * (size_t)cap_tokens * (size_t)dim;
+        c->sk = hb_malloc(s, "KV staging (K)");
+        c->sv = hb_malloc(s, "KV staging (V)");
+        if (!c->sk || !c->sv) { wan_kv_cache_free(c); return -1; }
+    }
+    return 0;
+}
+
+void wan_kv_cache_free(wan_kv_cache *c) {
+    hb_free(c->k); hb_free(c->v); hb_free(c->sk); hb_free(c->sv);
+    memset(c, 0, sizeof *c);
+}
+
+void wan_kv_cache_reset(wan_kv_cache *c) { c->global_end = c->local_end = 0; }
+
+size_t wan_kv_cache_bytes(const wan_kv_cache *c) {
+    size_t n = 2 * (size_t)c->layers * (size_t)c->cap * (size_t)c->dim * hb_dtype_size(c->dtype);
+    if (c->sk) n += 2 * sizeof(float) * (size_t)c->cap * (size_t)c->dim;
+    return n;
+}
+
+int wan_kv_cache_plan(const wan_kv_cache *c, int64_t current_start, int64_t n_new, bool recompute, wan_kv_plan *p) {
+    memset(p, 0, sizeof *p);
+    if (n_new <= 0 || current_start < 0) return hb_error("kv cache: bad call (%lld tokens at %lld)", (long long)n_new,
+                                                         (long long)current_start);
+    if (current_start > c->global_end)
+        return hb_error("kv cache: a call at token %lld leaves a gap after the cached end %lld", (long long)current_start,
+                        (long long)c->global_end);
+    if (n_new > c->cap) return hb_error("kv cache: %lld new tokens do not fit a %lld-token cache", (long long)n_new,
+                                        (long long)c->cap);
+    p->current_start = current_start;
+    p->n_new = n_new;
+    p->current_end = current_start + n_new;
+    if (c->window && p->current_end > c->global_end && n_new + c->local_end > c->cap) {
+        p->evict = true;
+        p->n_evict = n_new + c->local_end - c->cap;
+        p->n_roll = c->local_end - p->n_evict - c->sink_tokens;
+        p->local_end = c->local_end + p->current_end - c->global_end - p->n_evict;
+        if (p->n_roll < 0) return hb_error("kv cache: %lld new tokens would evict sink rows", (long long)n_new);
+    } else {
+        p->local_end = c->local_end + p->current_end - c->global_end;
+    }
+    p->local_start = p->local_end - n_new;
+    if (p->local_start < 0)
+        return hb_error("kv cache: a call at token %lld reaches before the oldest cached row (evicted)",
+                        (long long)current_start);
+    if (p->local_end > c->cap)
+        return hb_error("kv cache: full (%lld tokens, no eviction without a window); a call ending at token %lld "
+                        "does not fit", (long long)c->cap, (long long)p->current_end);
+    p->write_start = (recompute && c->global_sink && p->local_start < c->sink_tokens) ? c->sink_tokens : p->local_start;
+    if (p->write_start > p->local_end) p->write_start = p->local_end;
+    return 0;
+}
+
+static void *layer_ptr(const wan_kv_cache *c, int which, int layer, int64_t row) {
+    uint8_t *base = which ? c->v : c->k;
+    return base + (((size_t)layer * (size_t)c->cap + (size_t)row) * (size_t)c->dim) * hb_dtype_size(c->dtype);
+}
+
+typedef struct {
+    float *x; int64_t rows, stride; int heads, d, np; double delta;
+} rot_job;
+
+static void rot_rows(void *ctx, int64_t b, int64_t e) {
+    const rot_job *j = ctx;
+    for (int64_t r = b; r < e; r++)
+        for (int h = 0; h < j->heads; h++) {
+            float *x = j->x + r * j->stride + (int64_t)h * j->d;
+            for (int q = 0; q < j->np; q++) {
+                double inv = 1.0 / pow(10000.0, (double)(2 * q) / (double)(2 * j->np));
+                double a = j->delta * inv, cs = cos(a), sn = sin(a);
+                double xr = x[2 * q], xi = x[2 * q + 1];
+                x[2 * q] = (float)(xr * cs - xi * sn);
+                x[2 * q + 1] = (float)(xr * sn + xi * cs);
+            }
+        }
+}
+
+/* Rotate the frame-axis RoPE channels of rows x [rows, dim] by `delta` frame positions. */
+static void rope_shift_frames(float *x, int64_t rows, int64_t dim, int heads, int head_dim, double delta) {
+    int c = head_dim / 2;
+    rot_job j = {x, rows, dim, heads, head_dim, c - 2 * (c / 3), delta};
+    hb_parallel_for(rows, 64, rot_rows, &j);
+}
+
+void wan_kv_cache_evict(wan_kv_cache *c, int layer, const wan_kv_plan *p) {
+    if (!p->evict || p->n_roll <= 0) return;
+    size_t es = hb_dtype_size(c->dtype), rb = (size_t)c->dim * es;
+    for (int which = 0; which < 2; which++) {
+        uint8_t *dst = layer_ptr(c, which, layer, c->sink_tokens);
+        uint8_t *src = layer_ptr(c, which, layer, c->sink_tokens + p->n_evict);
+        memmove(dst, src, (size_t)p->n_roll * rb);
+    }
+    if (c->rope == WAN_ROPE_REL) {
+        double delta = -(double)(p->n_evict / c->frame_tokens);
+        int hd = (int)(c->dim / c->heads);
+        void *k = layer_ptr(c, 0, layer, c->sink_tokens);
+        if (c->dtype == HB_F32) {
+            rope_shift_frames(k, p->n_roll, c->dim, c->heads, hd, delta);
+        } else {
+            hb_convert_to_f32(c->sk, k, c->dtype, (size_t)(p->n_roll * c->dim));
+            rope_shift_frames(c->sk, p->n_roll, c->dim, c->heads, hd, delta);
+            hb_convert_from_f32(k, c->dtype, c->sk, (size_t)(p->n_roll * c->dim));
+        }
+    }
+}
+
+void wan_kv_cache_commit(wan_kv_cache *c, const wan_kv_plan *p) {
+    c->global_end = p->current_end;
+    c->local_end = p->local_end;
+}
+
+void wan_kv_cache_read(const wan_kv_cache *c, int layer, int which, int64_t row0, int64_t n, float *dst) {
+    hb_convert_to_f32(dst, layer_ptr(c, which, layer, row0), c->dtype, (size_t)(n * c->dim));
+}
+
+/* ------------------------------------------------------------------ causal model */
+
+typedef struct {
+    float *rows, *x, *e, *e0, *ttmp, *tok;
+    wan_dit_ws ws;
+} causal_bufs;
+
+static float *af(hb_arena *a, int64_t n) { return hb_arena_alloc(a, sizeof(float) * (size_t)(n > 0 ? n : 1)); }
+
+static int bufs_alloc(const wan_dit *m, int64_t L, int64_t F, hb_arena *a, causal_bufs *b) {
+    const wan_dit_config *c = &m->cfg;
+    const int64_t D = c->dim, P = (int64_t)c->patch[0] * c->patch[1] * c->patch[2];
+    memset(b, 0, sizeof *b);
+    if (!(b->rows = af(a, L * c->in_dim * P)) || !(b->x = af(a, L * D)) || !(b->e = af(a, F * D)) ||
+        !(b->e0 = af(a, F * 6 * D)) || !(b->ttmp = af(a, F * (c->freq_dim + D))) || !(b->tok = af(a, L * P * c->out_dim)))
+        return -1;
+    return wan_dit_ws_alloc(m, L, F, a, &b->ws);
+}
+
+wan_causal *wan_causal_new(const wan_dit *m, const wan_causal_config *cfg) {
+    const wan_dit_config *mc = &m->cfg;
+    if (mc->patch[0] != 1) { hb_error("wan_causal: the temporal patch must be 1 (got %d)", mc->patch[0]); return NULL; }
+    if (cfg->H <= 0 || cfg->W <= 0 || cfg->H % mc->patch[1] || cfg->W % mc->patch[2]) {
+        hb_error("wan_causal: latent size %lldx%lld is not a positive multiple of the patch %dx%d", (long long)cfg->H,
+                 (long long)cfg->W, mc->patch[1], mc->patch[2]);
+        return NULL;
+    }
+    if (cfg->max_chunk_frames <= 0) { hb_error("wan_causal: max_chunk_frames must be positive"); return NULL; }
+    wan_causal *c = hb_calloc(sizeof *c, "wan_causal");
+    if (!c) return NULL;
+    c->m = m;
+    c->cfg = *cfg;
+    c->Hp = cfg->H / mc->patch[1];
+    c->Wp = cfg->W / mc->patch[2];
+    c->frame_tokens = c->Hp * c->Wp;
+    int64_t cap = cfg->cache_tokens > 0 ? cfg->cache_tokens : cfg->cache_frames * c->frame_tokens;
+    if (cap <= 0) { hb_error("wan_causal: the cache must hold at least one frame"); goto fail; }
+    if (cfg->window && cfg->max_chunk_frames * c->frame_tokens + cfg->sink_frames * c->frame_tokens > cap) {
+        hb_error("wan_causal: the window (%lld tokens) must hold the sink (%lld frames) and a chunk (%lld frames)",
+                 (long long)cap, (long long)cfg->sink_frames, (long long)cfg->max_chunk_frames);
+        goto fail;
+    }
+    if (wan_kv_cache_init(&c->cache, mc->num_layers, mc->num_heads, mc->dim, cap, c->frame_tokens, cfg->sink_frames * c->frame_tokens,
+                          cfg->window, cfg->cache_dtype, cfg->rope))
+        goto fail;
+    c->cache.global_sink = cfg->global_sink;
+    c->max_tokens = cfg->max_chunk_frames * c->frame_tokens;
+    hb_arena meas;
+    hb_arena_init_measure(&meas, "wan_causal measure");
+    causal_bufs b;
+    bufs_alloc(m, c->max_tokens, cfg->max_chunk_frames, &meas, &b);
+    if (hb_arena_init(&c->arena, meas.peak + 4096, "wan_causal activations")) goto fail;
+    return c;
+fail:
+    wan_causal_free(c);
+    return NULL;
+}
+
+void wan_causal_free(wan_causal *c) {
+    if (!c) return;
+    wan_kv_cache_free(&c->cache);
+    if (c->have_text) wan_dit_text_free(&c->text);
+    if (c->arena.base) hb_arena_free(&c->arena);
+    hb_free(c);
+}
+
+size_t wan_causal_bytes(const wan_causal *c) {
+    size_t n = wan_kv_cache_bytes(&c->cache) + c->arena.cap;
+    if (c->have_text) {
+        size_t T = (size_t)c->text.len, D = (size_t)c->m->cfg.dim;
+        n += sizeof(float) * T * D * (1 + (c->text.k ? 2 * (size_t)c->m->cfg.num_layers : 0));
+    }
+    return n;
+}
+
+int wan_causal_set_prompt(wan_causal *c, const float *context, int64_t ctx_len) {
+    if (c->have_text) { wan_dit_text_free(&c->text); c->have_text = false; }
+    if (wan_dit_text_prepare(c->m, context, ctx_len, true, &c->text, NULL, NULL)) return -1;
+    c->have_text = true;
+    return 0;
+}
+
+int64_t wan_causal_recache_skip(const wan_causal *c, int64_t f_start, int64_t f_end) {
+    wan_kv_plan p;
+    const int64_t ft = c->frame_tokens;
+    if (f_end <= f_start) return 0;
+    if (wan_kv_cache_plan(&c->cache, f_start * ft, (f_end - f_start) * ft, true, &p)) return 0;
+    return (p.write_start - p.local_start + ft - 1) / ft;
+}
+
+int wan_causal_forward(wan_causal *c, const float *x, int64_t F, const float *t, int64_t current_start_frame,
+                       bool recompute, float *flow, wan_dit_tap_fn tap, void *tap_user) {
+    const wan_dit *m = c->m;
+    const wan_dit_config *mc = &m->cfg;
+    const int64_t D = mc->dim, ft = c->frame_tokens, L = F * ft, T = mc->text_len;
+    wan_kv_cache *kc = &c->cache;
+    if (!c->have_text) return hb_error("wan_causal: no prompt set");
+    if (F <= 0 || L > c->max_tokens)
+        return hb_error("wan_causal: %lld frames per call; this state was sized for at most %lld", (long long)F,
+                        (long long)c->cfg.max_chunk_frames);
+    wan_kv_plan p;
+    if (wan_kv_cache_plan(kc, current_start_frame * ft, L, recompute, &p)) return -1;
+    if (p.write_start != p.local_start)
+        return hb_error("wan_causal: a re-cache call must not cover the protected sink rows (drop the first %lld "
+                        "frames)", (long long)((p.write_start - p.local_start) / ft));
+    int f0;
+    if (kc->rope == WAN_ROPE_ABS) {
+        if (current_start_frame + F > WAN_ROPE_TABLE)
+            return hb_error("wan_causal: latent frame %lld is past the %d-position RoPE table of absolute mode; use "
+                            "relative RoPE (--rope rel) for longer videos", (long long)(current_start_frame + F - 1),
+                            WAN_ROPE_TABLE);
+        f0 = (int)current_start_frame;
+    } else {
+        f0 = (int)(p.local_start / ft);
+    }
+    size_t mark = hb_arena_mark(&c->arena);
+    causal_bufs b;
+    int rc = -1;
+    if (bufs_alloc(m, L, F, &c->arena, &b)) goto done;
+    wan_dit_patchify(mc, x, F, c->cfg.H, c->cfg.W, b.rows);
+    if (hb_linear(b.x, b.rows, L, &m->patch_w, &m->patch_b, false)) goto done;
+    if (wan_dit_time_embed(m, t, F, b.e, b.e0, b.ttmp)) goto done;
+    const hb_modgroups ge = {ft, D}, ge0 = {ft, 6 * D};
+    if (tap) {
+        tap(tap_user, "patch_embedding", b.x, L, D, NULL);
+        tap(tap_user, "time_embedding", b.e, L, D, &ge);
+        tap(tap_user, "time_projection", b.e0, L, 6 * D, &ge0);
+    }
+    const bool staged = kc->dtype != HB_F32;
+    for (int l = 0; l < mc->num_layers; l++) {
+        wan_kv_cache_evict(kc, l, &p);
+        float *kk, *vv;
+        if (staged) {
+            kk = kc->sk; vv = kc->sv;
+            hb_convert_to_f32(kk, layer_ptr(kc, 0, l, 0), kc->dtype, (size_t)(p.local_start * D));
+            hb_convert_to_f32(vv, layer_ptr(kc, 1, l, 0), kc->dtype, (size_t)(p.local_start * D));
+        } else {
+            kk = layer_ptr(kc, 0, l, 0); vv = layer_ptr(kc, 1, l, 0);
+        }
+        wan_dit_block_args ba = {0};
+        ba.L = L; ba.H = c->Hp; ba.W = c->Wp; ba.f0 = f0;
+        ba.e0 = b.e0; ba.g = ge0;
+        ba.ctx_k = c->text.k + (int64_t)l * T * D;
+        ba.ctx_v = c->text.v + (int64_t)l * T * D;
+        ba.ctx_len = T;
+        ba.kv_k = kk; ba.kv_v = vv;
+        ba.kv_write = p.local_start; ba.kv_start = 0; ba.kv_end = p.local_end;
+        ba.tap = tap; ba.tap_user = tap_user;
+        if (wan_dit_block(m, l, b.x, &ba, &b.ws)) goto done;
+        if (staged) {
+            hb_convert_from_f32(layer_ptr(kc, 0, l, p.local_start), kc->dtype, kk + p.local_start * D, (size_t)(L * D));
+            hb_convert_from_f32(layer_ptr(kc, 1, l, p.local_start), kc->dtype, vv + p.local_start * D, (size_t)(L * D));
+        }
+    }
+    wan_kv_cache_commit(kc, &p);
+    if (flow) {
+        if (wan_dit_head(m, b.x, L, b.e, ge, b.tok, &b.ws)) goto done;
+        if (tap) tap(tap_user, "head", b.tok, L, (int64_t)mc->patch[1] * mc->patch[2] * mc->out_dim, NULL);
+        wan_dit_unpatchify(mc, b.tok, F, c->cfg.H, c->cfg.W, flow);
+    }
+    rc = 0;
+done:
+    hb_arena_reset(&c->arena, mark);
+    return rc;
+}
