@@ -128,6 +128,7 @@ const char *hb__gemm_path(void) {
 typedef struct {
     const void *base; hb_dtype t; int64_t sn, sk;
     hb__packb_fn fn; void *ctx; /* when set: B is produced by fn straight into the packed layout (implicit GEMM) */
+    const float *bpre;          /* when set: B already packed (one block: N <= NC, K <= KC) */
 } bsrc;
 
 static inline float bget(const bsrc *b, int64_t n, int64_t k) {
@@ -359,7 +360,9 @@ static void gemm_core(float *C, int64_t ldc, const float *A, int64_t lda, const 
         for (int64_t k0 = 0; k0 < K; k0 += KC) {
             int64_t kc = K - k0 < KC ? K - k0 : KC;
             bool load_c = acc || k0 > 0;
-            if (B->fn) B->fn(B->ctx, pb.b, n0, nn, k0, kc);
+            const float *bblk = pb.b;
+            if (B->bpre) bblk = B->bpre;
+            else if (B->fn) B->fn(B->ctx, pb.b, n0, nn, k0, kc);
             else packb(pb.b, B, n0, nn, k0, kc);
             for (int64_t m0 = 0; m0 < M; m0 += MC) {
                 int64_t mm = M - m0 < MC ? M - m0 : MC;
@@ -368,7 +371,7 @@ static void gemm_core(float *C, int64_t ldc, const float *A, int64_t lda, const 
                 else packa(pb.a, A + m0 * lda, lda, mm, k0, kc);
                 for (int64_t js = 0; js < nn; js += NR) {
                     int64_t w = nn - js < NR ? nn - js : NR;
-                    const float *bp = pb.b + js * kc;
+                    const float *bp = bblk + js * kc;
                     for (int64_t is = 0; is < mm; is += MR) {
                         int64_t h = mm - is < MR ? mm - is : MR;
                         float *c = C + (m0 + is) * ldc + n0 + js;
@@ -426,7 +429,7 @@ static void gemm_serial_src(float *C, int64_t ldc, const float *A, int64_t lda, 
     }
     int p = path();
 #ifdef HB_HAVE_OPENBLAS
-    if (p == PATH_OPENBLAS && !apre && !B->fn && B->t == HB_F32 && (B->sk == 1 || B->sn == 1)) {
+    if (p == PATH_OPENBLAS && !apre && !B->fn && !B->bpre && B->t == HB_F32 && (B->sk == 1 || B->sn == 1)) {
         pthread_once(&g_blas_once, blas_init);
         bool bt = B->sk == 1;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, bt ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, A,
@@ -437,7 +440,7 @@ static void gemm_serial_src(float *C, int64_t ldc, const float *A, int64_t lda, 
 #endif
     packbuf pb = thread_bufs();
     if (!pb.a) {
-        if (!apre) { gemm_naive(C, ldc, A, lda, B, M, N, K, acc); return; }
+        if (!apre && !B->bpre && !B->fn) { gemm_naive(C, ldc, A, lda, B, M, N, K, acc); return; }
         hb_log(HB_LOG_ERROR, "GEMM: out of memory for pack buffers");
         return;
     }
@@ -446,7 +449,7 @@ static void gemm_serial_src(float *C, int64_t ldc, const float *A, int64_t lda, 
 
 void hb__gemm_serial(float *C, int64_t ldc, const float *A, int64_t lda, const float *B, int64_t ldb, bool b_trans,
                      int64_t M, int64_t N, int64_t K, bool accumulate) {
-    bsrc b = {B, HB_F32, b_trans ? ldb : 1, b_trans ? 1 : ldb, NULL, NULL};
+    bsrc b = {B, HB_F32, b_trans ? ldb : 1, b_trans ? 1 : ldb, NULL, NULL, NULL};
     gemm_serial_src(C, ldc, A, lda, NULL, &b, M, N, K, accumulate);
 }
 
@@ -465,13 +468,31 @@ void hb__gemm_pack_a(float *dst, const float *A, int64_t lda, int64_t M, int64_t
 
 void hb__gemm_serial_pa(float *C, int64_t ldc, const float *Ap, const float *B, int64_t ldb, bool b_trans, int64_t M,
                         int64_t N, int64_t K, bool accumulate) {
-    bsrc b = {B, HB_F32, b_trans ? ldb : 1, b_trans ? 1 : ldb, NULL, NULL};
+    bsrc b = {B, HB_F32, b_trans ? ldb : 1, b_trans ? 1 : ldb, NULL, NULL, NULL};
     gemm_serial_src(C, ldc, NULL, 0, Ap, &b, M, N, K, accumulate);
+}
+
+size_t hb__gemm_pack_b_size(int64_t N, int64_t K) { return (size_t)((N + NR - 1) / NR * NR) * (size_t)(K > 0 ? K : 1); }
+
+int hb__gemm_pack_b(float *dst, const float *B, int64_t ldb, bool b_trans, int64_t N, int64_t K) {
+    if (N > NC || K > KC) return -1;
+    bsrc b = {B, HB_F32, b_trans ? ldb : 1, b_trans ? 1 : ldb, NULL, NULL, NULL};
+#ifdef HB_X86
+    if (hb__simd_avx2()) { pack_b_avx2(dst, &b, 0, N, 0, K); return 0; }
+#endif
+    pack_b_generic(dst, &b, 0, N, 0, K);
+    return 0;
+}
+
+void hb__gemm_serial_pb(float *C, int64_t ldc, const float *A, int64_t lda, const float *Ap, const float *Bp, int64_t M,
+                        int64_t N, int64_t K, bool accumulate) {
+    bsrc b = {NULL, HB_F32, 0, 0, NULL, NULL, Bp};
+    gemm_serial_src(C, ldc, A, lda, Ap, &b, M, N, K, accumulate);
 }
 
 void hb__gemm_serial_pa_cb(float *C, int64_t ldc, const float *Ap, hb__packb_fn fn, void *ctx, int64_t M, int64_t N,
                            int64_t K, bool accumulate) {
-    bsrc b = {NULL, HB_F32, 0, 0, fn, ctx};
+    bsrc b = {NULL, HB_F32, 0, 0, fn, ctx, NULL};
     gemm_serial_src(C, ldc, NULL, 0, Ap, &b, M, N, K, accumulate);
 }
 
@@ -509,7 +530,7 @@ static void tile_run(void *ctx, int64_t b, int64_t e) {
                     for (int64_t k = 0; k < j->K; k++) panel[n * j->K + k] = bget(&bs, n, k);
                 cur_n = tn;
             }
-            bsrc pf = {panel, HB_F32, j->K, 1, NULL, NULL};
+            bsrc pf = {panel, HB_F32, j->K, 1, NULL, NULL, NULL};
             gemm_serial_src(c, j->ldc, a, j->lda, NULL, &pf, mm, nn, j->K, j->acc);
         } else {
             gemm_serial_src(c, j->ldc, a, j->lda, NULL, &bs, mm, nn, j->K, j->acc);
@@ -534,7 +555,7 @@ static void run_tiles(tile_job *j) {
 void hb_gemm_f32(float *C, int64_t ldc, const float *A, int64_t lda, const float *B, int64_t ldb, int64_t M,
                  int64_t N, int64_t K, bool accumulate) {
     if (M <= 0 || N <= 0) return;
-    tile_job j = {C, A, {B, HB_F32, 1, ldb, NULL, NULL}, NULL, ldc, lda, M, N, K, 0, 0, 0, accumulate, 0};
+    tile_job j = {C, A, {B, HB_F32, 1, ldb, NULL, NULL, NULL}, NULL, ldc, lda, M, N, K, 0, 0, 0, accumulate, 0};
     run_tiles(&j);
 }
 
@@ -616,7 +637,7 @@ int hb_linear(float *y, const float *x, int64_t M, const hb_tensor *w, const hb_
     if (M <= 0 || N <= 0) return 0;
     float *bias = NULL;
     if (b && !(bias = hb__vec_f32(b, N))) return -1;
-    bsrc src = {w->data, w->dtype, w->stride[0], 1, NULL, NULL};
+    bsrc src = {w->data, w->dtype, w->stride[0], 1, NULL, NULL, NULL};
     int err = 0;
     if (M < 4 && K > 0) {
         rows_job j = {y, x, src, bias, M, N, K, accumulate};

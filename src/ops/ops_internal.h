@@ -18,6 +18,13 @@ void hb__gemm_pack_a(float *dst, const float *A, int64_t lda, int64_t M, int64_t
 void hb__gemm_serial_pa(float *C, int64_t ldc, const float *Ap, const float *B, int64_t ldb, bool b_trans, int64_t M,
                         int64_t N, int64_t K, bool accumulate);
 
+/* A pre-packed B operand of one block (N <= 256, K <= 256; -1 otherwise): hb__gemm_pack_b_size(N, K) floats
+ * (64-byte aligned). hb__gemm_serial_pb computes C (+)= A * B with A given plain (A, lda) or pre-packed (Ap). */
+size_t hb__gemm_pack_b_size(int64_t N, int64_t K);
+int hb__gemm_pack_b(float *dst, const float *B, int64_t ldb, bool b_trans, int64_t N, int64_t K);
+void hb__gemm_serial_pb(float *C, int64_t ldc, const float *A, int64_t lda, const float *Ap, const float *Bp, int64_t M,
+                        int64_t N, int64_t K, bool accumulate);
+
 /* Implicit GEMM: B is never stored; fn(ctx, dst, n0, nn, k0, kc) writes B[k0:k0+kc, n0:n0+nn] into the packed
  * layout: for the column strip starting at s (s = 0, 16, 32, ...), element (k, s + j) at dst[s*kc + (k-k0)*16 + j],
  * columns past nn zero. */
