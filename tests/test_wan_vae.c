@@ -104,6 +104,34 @@ static void test_chunks(hb_wan_vae_variant v, uint64_t seed) {
         CHECKF(e <= 1e-5, "%s decode dec_chunk %d: rel err %.3e", vname(v), cd, e);
         free(vv);
     }
+    /* causality: a prefix of the input gives the prefix of the output (one image = the first latent frame) */
+    {
+        int64_t np;
+        float *v1 = malloc(sizeof(float) * 3 * 5 * H * W), *l1;
+        for (int64_t q = 0; q < 3; q++) memcpy(v1 + q * H * W, vid + q * T * H * W, sizeof(float) * H * W);
+        l1 = encode(m, v1, 1, H, W, NULL, &np);
+        int64_t bad1 = 0, S1 = (H / sf) * (W / sf);
+        for (int64_t q = 0; q < c.z_dim; q++)
+            for (int64_t i = 0; i < S1; i++) bad1 += l1[q * S1 + i] != ref[q * 4 * S1 + i];
+        CHECKF(bad1 == 0, "%s: encoding one image differs from the first latent frame", vname(v));
+        free(l1);
+        for (int64_t q = 0; q < 3; q++) memcpy(v1 + q * 5 * H * W, vid + q * T * H * W, sizeof(float) * 5 * H * W);
+        float *lp = encode(m, v1, 5, H, W, NULL, &np);
+        int64_t S = (H / sf) * (W / sf), bad = 0;
+        for (int64_t q = 0; q < c.z_dim; q++)
+            for (int64_t i = 0; i < 2 * S; i++) bad += lp[q * 2 * S + i] != ref[q * 4 * S + i];
+        CHECKF(bad == 0, "%s: encoding the first 5 frames differs from the first 2 latent frames of 13 (%lld)", vname(v), (long long)bad);
+        free(lp), free(v1);
+        float *z2 = malloc(sizeof(float) * c.z_dim * 2 * h * w);
+        for (int64_t q = 0; q < c.z_dim; q++) memcpy(z2 + q * 2 * h * w, lat + q * t * h * w, sizeof(float) * 2 * h * w);
+        float *vp = decode(m, z2, 2, h, w, &raw, &np);
+        int64_t HW = h * sf * w * sf;
+        bad = 0;
+        for (int64_t q = 0; q < 3; q++)
+            for (int64_t i = 0; i < 5 * HW; i++) bad += vp[q * 5 * HW + i] != vref[q * 17 * HW + i];
+        CHECKF(bad == 0, "%s: decoding 2 latent frames differs from the first 5 frames of 5 latent frames", vname(v));
+        free(vp), free(z2);
+    }
     /* the clamp is the only difference between raw and default */
     float *vc = decode(m, lat, t, h, w, NULL, &n);
     int64_t bad = 0, clipped = 0;
