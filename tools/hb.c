@@ -15,6 +15,7 @@ static const struct {
     {"mkmodel", cmd_mkmodel, "write a random-weight checkpoint folder in the official layout"},
     {"tokenize", cmd_tokenize, "print the token ids of a prompt"},
     {"metrics", cmd_metrics, "PSNR, SSIM and temporal flicker between two videos"},
+    {"generate", cmd_generate, "text/image to video (Hummingbird-XT; without -m: random-weight demo)"},
 };
 #define NCMDS (sizeof k_cmds / sizeof k_cmds[0])
 

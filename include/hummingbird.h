@@ -1,0 +1,120 @@
+/* hummingbird.h: the public C API of the hummingbird video generation engine.
+ *
+ * Text-to-video and image-to-video with Wan-family diffusion transformers: Hummingbird-XT (the 3-step,
+ * CFG-free distilled Wan2.2-TI2V-5B) and the undistilled Wan 2.2 teacher (UniPC or Euler with classifier-free
+ * guidance), from a model folder in the official Wan layout (see docs/pipeline.md).
+ *
+ *     hb_model *m = hb_model_load("Wan2.2-TI2V-5B-Hummingbird", NULL);
+ *     if (!m) { fprintf(stderr, "%s\n", hb_last_error_message()); return 1; }
+ *     hb_generate_params p;
+ *     hb_generate_params_init(&p);
+ *     p.prompt = "a cat walking on the beach";
+ *     hb_video_frames v;
+ *     if (hb_generate(m, &p, &v) != 0) { fprintf(stderr, "%s\n", hb_last_error_message()); ... }
+ *     ... v.rgb holds v.frames x v.height x v.width x 3 bytes, to be played at v.fps ...
+ *     hb_frames_free(&v);
+ *     hb_model_free(m);
+ *
+ * Plain C99, self-contained: this header includes only standard headers. Functions returning int give 0 on
+ * success and -1 on error; pointer-returning ones give NULL on error. The message of the last error of the
+ * calling thread is hb_last_error_message(). One model handle must not be used by two threads at once. */
+#ifndef HUMMINGBIRD_H
+#define HUMMINGBIRD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HB_API_VERSION 1
+
+typedef struct hb_model hb_model;
+
+/* Progress of a stage ("text", "image", "denoise", "decode", ...): step of total finished, seconds since
+ * the stage began and an estimate of the seconds left. Called at least once per stage (step == total at
+ * its end). */
+typedef void (*hb_generate_progress_fn)(void *user, const char *stage, int step, int total, double elapsed_s,
+                                        double eta_s);
+
+typedef struct hb_load_params {
+    int threads;   /* worker threads; 0 = HB_THREADS or every core */
+    int offload;   /* nonzero: keep at most one of {text encoder, DiT, VAE} loaded, loading each around its
+                      stage (lower peak memory, reloads on every generate) */
+} hb_load_params;
+
+/* Open a model folder: every part is located and validated (names and shapes of the weights) here, so a
+ * broken folder fails before any heavy work. params may be NULL (defaults). */
+hb_model *hb_model_load(const char *dir, const hb_load_params *params);
+void hb_model_free(hb_model *m);
+
+typedef enum {
+    HB_GEN_SAMPLER_DEFAULT = 0, /* the folder's hummingbird.json "sampler", else xt */
+    HB_GEN_SAMPLER_XT = 1,      /* few-step, CFG-free (Hummingbird-XT) */
+    HB_GEN_SAMPLER_UNIPC = 2,   /* Wan 2.2 base sampler, classifier-free guidance */
+    HB_GEN_SAMPLER_EULER = 3    /* flow Euler, classifier-free guidance */
+} hb_gen_sampler;
+
+typedef enum {
+    HB_GEN_VAE_FULL = 0,  /* the Wan VAE decoder */
+    HB_GEN_VAE_TAE = 1,   /* the tiny streaming decoder (taew2_2 / taew2_1 in the folder) */
+    HB_GEN_VAE_LIGHT = 2  /* the light decoder (when the folder and the build have one) */
+} hb_gen_vae;
+
+#define HB_GEN_MAX_STEPS 64
+
+typedef struct hb_generate_params {
+    const char *prompt;          /* required (may be "") */
+    const char *negative;        /* NULL: Wan's default negative prompt (used only with CFG) */
+    /* I2V: an image file (PNG/JPEG), or an RGB buffer (image_rgb, image_width x image_height x 3 bytes).
+     * It is resized and centre-cropped to width x height, and its VAE latent becomes latent frame 0. */
+    const char *image_path;
+    const uint8_t *image_rgb;
+    int image_width, image_height;
+    int width, height;           /* multiples of 32 for Wan2.2 (VAE 16 x patch 2); default 1280 x 704 */
+    int frames;                  /* 4k + 1; default 121 */
+    uint64_t seed;               /* default 0 */
+    hb_gen_sampler sampler;
+    /* few-step list (timesteps in [0, 1000]) and shift; nsteps 0 / shift 0 = the folder's or 1000,750,500 / 5 */
+    int nsteps;
+    int64_t steps_list[HB_GEN_MAX_STEPS];
+    double shift;
+    int steps;                   /* base sampler steps; 0 = 50 */
+    double cfg;                  /* base sampler guidance; < 0 = 5.0 */
+    hb_gen_vae vae;
+    int vae_tile;                /* spatial tile of the Wan VAE decoder in latent cells; 0 = untiled */
+    hb_generate_progress_fn progress;
+    void *progress_user;
+} hb_generate_params;
+
+/* Defaults: 1280 x 704 x 121, seed 0, default sampler, full VAE, cfg 5.0 (base samplers only). */
+void hb_generate_params_init(hb_generate_params *p);
+
+typedef struct hb_video_frames {
+    int frames, height, width;
+    double fps;
+    uint8_t *rgb;                /* [frames, height, width, 3], interleaved RGB */
+    /* what it took */
+    double seconds_text, seconds_image, seconds_denoise, seconds_decode, seconds_total;
+    size_t peak_rss_bytes;       /* of the process, at the end */
+} hb_video_frames;
+
+int hb_generate(hb_model *m, const hb_generate_params *p, hb_video_frames *out);
+void hb_frames_free(hb_video_frames *v);
+
+/* The message of the last failed call on this thread ("" when none). */
+const char *hb_last_error_message(void);
+
+/* Model facts. */
+int hb_model_latent_channels(const hb_model *m);  /* 48 (Wan2.2) or 16 (Wan2.1) */
+int hb_model_size_multiple(const hb_model *m);    /* width/height granularity: 32 (Wan2.2) or 16 (Wan2.1) */
+double hb_model_default_fps(const hb_model *m);   /* 24 (5B) unless hummingbird.json says otherwise */
+
+/* Autoregressive long video (Hummingbird-XTX) */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,421 @@
+/* pipeline/api: include/hummingbird.h on top of the models: text -> umT5 -> DiT sampling (xt.c) -> VAE / TAE. */
+#include "hummingbird.h"
+#include "pipeline/xt.h"
+#include "pipeline/model_folder.h"
+#include "models/tokenizer.h"
+#include "models/umt5.h"
+#include "models/wan_dit.h"
+#include "models/wan_vae.h"
+#include "models/tae.h"
+#include "io/checkpoint.h"
+#include "io/image.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct hb_model {
+    hb_model_folder mf;
+    bool offload;
+    wan_dit_config dcfg;
+    hb_tokenizer *tok;
+    wan_dit *dit;
+    hb_checkpoint *vae_ck;
+    hb_wan_vae *vae;
+    hb_checkpoint *tae_ck;
+    hb_tae *tae;
+    int z, vae_sf, vae_tf, size_mult;
+    double fps;
+};
+
+static _Thread_local hb_xt_debug g_debug;
+static _Thread_local bool g_debug_on;
+void hb_xt_set_debug(const hb_xt_debug *d) {
+    g_debug_on = d != NULL;
+    if (d) g_debug = *d;
+}
+
+const char *hb_last_error_message(void) { return hb_last_error(); }
+
+/* ---------------------------------------------------------------- component loading */
+
+static int open_dit(hb_model *m) {
+    if (m->dit) return 0;
+    m->dit = wan_dit_open(m->mf.dit, NULL);
+    if (!m->dit) return -1;
+    m->dcfg = m->dit->cfg;
+    return 0;
+}
+static void close_dit(hb_model *m) { wan_dit_free(m->dit); m->dit = NULL; }
+
+static int open_vae(hb_model *m) {
+    if (m->vae) return 0;
+    m->vae_ck = hb_checkpoint_open(m->mf.vae);
+    if (!m->vae_ck) return -1;
+    m->vae = hb_wan_vae_load(m->vae_ck, NULL);
+    if (!m->vae) {
+        hb_checkpoint_close(m->vae_ck);
+        m->vae_ck = NULL;
+        return -1;
+    }
+    return 0;
+}
+static void close_vae(hb_model *m) {
+    hb_wan_vae_free(m->vae);
+    hb_checkpoint_close(m->vae_ck);
+    m->vae = NULL, m->vae_ck = NULL;
+}
+
+static int open_tae(hb_model *m) {
+    if (m->tae) return 0;
+    if (!m->mf.tae[0]) return hb_error("%s: no tiny decoder in this folder (taew2_2.safetensors / taew2_1.safetensors / tae/); "
+                                       "use --vae full", m->mf.dir);
+    m->tae_ck = hb_checkpoint_open(m->mf.tae);
+    if (!m->tae_ck) return -1;
+    m->tae = hb_tae_load(m->tae_ck, NULL, HB_TAE_DECODER);
+    if (!m->tae) {
+        hb_checkpoint_close(m->tae_ck);
+        m->tae_ck = NULL;
+        return -1;
+    }
+    return 0;
+}
+static void close_tae(hb_model *m) {
+    hb_tae_free(m->tae);
+    hb_checkpoint_close(m->tae_ck);
+    m->tae = NULL, m->tae_ck = NULL;
+}
+
+hb_model *hb_model_load(const char *dir, const hb_load_params *params) {
+    hb_clear_error();
+    hb_model *m = calloc(1, sizeof *m);
+    if (!m) { hb_error("out of memory"); return NULL; }
+    if (params && params->threads > 0) hb_threads_init(params->threads);
+    m->offload = params && params->offload;
+    if (hb_model_folder_scan(dir, &m->mf)) goto fail;
+    char found[HB_MF_PATH];
+    m->tok = hb_tokenizer_open_dir(dir, found, sizeof found);
+    if (!m->tok) goto fail;
+    /* DiT, VAE and text encoder are all checked now (names, shapes) so a broken folder fails early. */
+    if (open_dit(m)) goto fail;
+    if (open_vae(m)) goto fail;
+    const hb_wan_vae_config *vc = hb_wan_vae_get_config(m->vae);
+    m->z = vc->z_dim;
+    m->vae_sf = hb_wan_vae_spatial_factor(m->vae);
+    m->vae_tf = hb_wan_vae_temporal_factor(m->vae);
+    if (m->z != m->dcfg.in_dim || m->z != m->dcfg.out_dim) {
+        hb_error("%s: the VAE has %d latent channels but the DiT takes %d and gives %d (mixed model families?)",
+                 dir, m->z, m->dcfg.in_dim, m->dcfg.out_dim);
+        goto fail;
+    }
+    m->size_mult = m->vae_sf * m->dcfg.patch[1];
+    if (m->dcfg.patch[2] * m->vae_sf > m->size_mult) m->size_mult = m->dcfg.patch[2] * m->vae_sf;
+    if (m->dcfg.patch[0] != 1) { hb_error("%s: DiT temporal patch %d is not supported (expected 1)", dir, m->dcfg.patch[0]); goto fail; }
+    if (m->offload) close_vae(m);
+    {
+        hb_umt5 *te = hb_umt5_open(m->mf.text_encoder);
+        if (!te) goto fail;
+        const hb_umt5_config *tc = hb_umt5_get_config(te);
+        int64_t tdim = tc->dim, tvocab = tc->vocab;
+        hb_umt5_free(te);
+        if (tdim != m->dcfg.text_dim) {
+            hb_error("%s: the text encoder gives %lld-wide rows but the DiT expects text_dim %d", dir, (long long)tdim,
+                     m->dcfg.text_dim);
+            goto fail;
+        }
+        if (hb_tokenizer_vocab_size(m->tok) > tvocab) {
+            hb_error("%s: tokenizer %s has %d pieces but the text encoder only %lld embeddings", dir, found,
+                     hb_tokenizer_vocab_size(m->tok), (long long)tvocab);
+            goto fail;
+        }
+    }
+    if (m->offload) close_dit(m);
+    m->fps = m->mf.fps > 0 ? m->mf.fps : m->z == 48 ? 24.0 : 16.0;
+    hb_log(HB_LOG_DEBUG, "model %s: DiT %s (dim %d, %d layers), VAE %s, text encoder %s, tokenizer %s, tiny decoder %s",
+           dir, m->mf.dit, m->dcfg.dim, m->dcfg.num_layers, m->mf.vae, m->mf.text_encoder, found,
+           m->mf.tae[0] ? m->mf.tae : "(none)");
+    return m;
+fail:
+    hb_model_free(m);
+    return NULL;
+}
+
+void hb_model_free(hb_model *m) {
+    if (!m) return;
+    close_dit(m);
+    close_vae(m);
+    close_tae(m);
+    hb_tokenizer_free(m->tok);
+    free(m);
+}
+
+int hb_model_latent_channels(const hb_model *m) { return m ? m->z : 0; }
+int hb_model_size_multiple(const hb_model *m) { return m ? m->size_mult : 0; }
+double hb_model_default_fps(const hb_model *m) { return m ? m->fps : 0; }
+
+void hb_generate_params_init(hb_generate_params *p) {
+    memset(p, 0, sizeof *p);
+    p->prompt = "";
+    p->width = 1280, p->height = 704, p->frames = 121;
+    p->cfg = -1;
+}
+
+void hb_frames_free(hb_video_frames *v) {
+    if (!v) return;
+    hb_free(v->rgb);
+    v->rgb = NULL;
+}
+
+/* ---------------------------------------------------------------- generation */
+
+typedef struct {
+    hb_model *m;
+    wan_dit_text *tc, *tu;
+    int64_t F, H, W;
+    hb_arena arena;
+} dit_ctx;
+
+static int dit_fn(void *user, const float *x, const float *t, int64_t nt, int cond, float *v) {
+    dit_ctx *c = user;
+    wan_dit_input in = {.x = x, .F = c->F, .H = c->H, .W = c->W, .t = t, .nt = nt, .text = cond ? c->tc : c->tu};
+    wan_dit_opts o = {.arena = &c->arena};
+    return wan_dit_forward(c->m->dit, &in, v, &o);
+}
+
+static int encode_text(hb_model *m, const char *text, float **ctx, int64_t *len) {
+    const int L = m->dcfg.text_len;
+    int64_t *ids = malloc((size_t)L * sizeof *ids);
+    if (!ids) return hb_error("out of memory");
+    int n = hb_tokenizer_encode_padded_i64(m->tok, text, true, L, ids, NULL);
+    int rc = -1;
+    hb_umt5 *te = NULL;
+    if (n < 0) goto done;
+    te = hb_umt5_open(m->mf.text_encoder);
+    if (!te) goto done;
+    *ctx = hb_malloc((size_t)n * (size_t)m->dcfg.text_dim * sizeof(float), "text context");
+    if (!*ctx) goto done;
+    if (hb_umt5_encode(te, ids, n, n, *ctx)) { hb_free(*ctx); *ctx = NULL; goto done; }
+    *len = n;
+    rc = 0;
+done:
+    hb_umt5_free(te); /* the encoder never stays resident next to the DiT */
+    free(ids);
+    return rc;
+}
+
+typedef struct {
+    uint8_t *rgb;
+    int64_t H, W, T;
+} tae_sink;
+static int tae_frame(void *user, const hb_tae_frame *f) {
+    tae_sink *s = user;
+    if (f->index < 0) return 0;
+    if (f->index >= s->T || f->H != s->H || f->W != s->W) return hb_error("tiny decoder: unexpected frame %lld", (long long)f->index);
+    const int64_t hw = s->H * s->W;
+    uint8_t *o = s->rgb + f->index * hw * 3;
+    for (int64_t i = 0; i < hw; i++)
+        for (int c = 0; c < 3; c++) o[i * 3 + c] = hb_float_to_u8(f->rgb[c * hw + i], 0.0f, 1.0f);
+    return 0;
+}
+
+static void stage_done(const hb_generate_params *p, const char *stage, double t0) {
+    hb_progress pr;
+    hb_progress_begin(&pr, p->progress, p->progress_user, stage, 1);
+    pr.t0 = t0;
+    hb_progress_step(&pr, 1);
+    hb_progress_end(&pr);
+}
+
+static int check_params(const hb_model *m, const hb_generate_params *p) {
+    if (!p->prompt) return hb_error("no prompt (use \"\" for an empty one)");
+    const int k = m->size_mult;
+    if (p->width <= 0 || p->height <= 0 || p->width % k || p->height % k) {
+        int w = p->width > 0 ? p->width : k, h = p->height > 0 ? p->height : k;
+        return hb_error("size %dx%d: width and height must be positive multiples of %d (VAE stride %d x DiT patch %d); "
+                        "nearest valid: %dx%d", p->width, p->height, k, m->vae_sf, m->dcfg.patch[1],
+                        (w + k / 2) / k * k > 0 ? (w + k / 2) / k * k : k, (h + k / 2) / k * k > 0 ? (h + k / 2) / k * k : k);
+    }
+    if (p->width > 8192 || p->height > 8192) return hb_error("size %dx%d: at most 8192 per side", p->width, p->height);
+    if (p->frames < 1 || (p->frames - 1) % m->vae_tf)
+        return hb_error("%d frames: the frame count must be %dk+1 (1, 5, 9, ..., 121), e.g. %d", p->frames, m->vae_tf,
+                        p->frames < 1 ? 1 : (p->frames - 1) / m->vae_tf * m->vae_tf + 1);
+    if (p->frames > 4001) return hb_error("%d frames: at most 4001", p->frames);
+    if (p->nsteps < 0 || p->nsteps > HB_GEN_MAX_STEPS) return hb_error("steps list: 1..%d entries", HB_GEN_MAX_STEPS);
+    for (int i = 0; i < p->nsteps; i++)
+        if (p->steps_list[i] < 0 || p->steps_list[i] > 1000)
+            return hb_error("steps list: entry %d is %lld, outside [0, 1000]", i, (long long)p->steps_list[i]);
+    if (p->shift < 0 || !isfinite(p->shift)) return hb_error("shift %g: must be a positive number", p->shift);
+    if (p->steps < 0 || p->steps > 1000) return hb_error("steps %d: must be 1..1000", p->steps);
+    if (p->vae_tile < 0) return hb_error("vae tile %d: must be >= 0", p->vae_tile);
+    if (p->vae == HB_GEN_VAE_LIGHT)
+        return hb_error("%s: light decoder not available in this folder (this build has no light VAE decoder); "
+                        "use --vae full or --vae tae", m->mf.dir);
+    if (p->vae == HB_GEN_VAE_TAE && !m->mf.tae[0])
+        return hb_error("%s: no tiny decoder in this folder (taew2_2.safetensors / taew2_1.safetensors / tae/); use --vae full",
+                        m->mf.dir);
+    if (p->vae != HB_GEN_VAE_FULL && p->vae != HB_GEN_VAE_TAE) return hb_error("unknown decoder kind %d", (int)p->vae);
+    if (p->image_rgb && (p->image_width <= 0 || p->image_height <= 0)) return hb_error("image buffer: bad size %dx%d", p->image_width, p->image_height);
+    return 0;
+}
+
+int hb_generate(hb_model *m, const hb_generate_params *p, hb_video_frames *out) {
+    hb_clear_error();
+    if (!m || !p || !out) return hb_error("hb_generate: NULL argument");
+    memset(out, 0, sizeof *out);
+    if (check_params(m, p)) return -1;
+    const double T0 = hb_time_now();
+    /* resolved settings */
+    hb_gen_sampler smp = p->sampler;
+    if (smp == HB_GEN_SAMPLER_DEFAULT)
+        smp = !strcmp(m->mf.sampler, "unipc") ? HB_GEN_SAMPLER_UNIPC : !strcmp(m->mf.sampler, "euler") ? HB_GEN_SAMPLER_EULER
+                                                                                                       : HB_GEN_SAMPLER_XT;
+    int64_t list[HB_GEN_MAX_STEPS] = {1000, 750, 500};
+    int nsteps = 3;
+    if (p->nsteps > 0) nsteps = p->nsteps, memcpy(list, p->steps_list, (size_t)nsteps * sizeof *list);
+    else if (m->mf.nsteps > 0) nsteps = m->mf.nsteps, memcpy(list, m->mf.steps_list, (size_t)nsteps * sizeof *list);
+    const double shift = p->shift > 0 ? p->shift : m->mf.shift > 0 ? m->mf.shift : 5.0;
+    const double cfg = p->cfg >= 0 ? p->cfg : 5.0;
+    const bool guided = smp != HB_GEN_SAMPLER_XT && cfg != 1.0;
+    const int64_t F = (p->frames - 1) / m->vae_tf + 1, H = p->height / m->vae_sf, W = p->width / m->vae_sf;
+    const int64_t C = m->z, n = C * F * H * W;
+    const int64_t tpf = (H / m->dcfg.patch[1]) * (W / m->dcfg.patch[2]);
+
+    int rc = -1;
+    float *ctx_c = NULL, *ctx_u = NULL, *lat = NULL, *cond0 = NULL, *video = NULL, *img = NULL;
+    int64_t len_c = 0, len_u = 0;
+    wan_dit_text tc = {0}, tu = {0};
+    dit_ctx dc = {0};
+    hb_image im0 = {0}, im = {0};
+    bool have_arena = false;
+
+    /* 0. the input image first: a bad file fails before any heavy work */
+    if (p->image_path || p->image_rgb) {
+        if (p->image_path) {
+            if (hb_image_load(p->image_path, &im0)) goto done;
+        } else {
+            if (hb_image_alloc(&im0, p->image_width, p->image_height)) goto done;
+            memcpy(im0.rgb, p->image_rgb, (size_t)p->image_width * (size_t)p->image_height * 3);
+        }
+    }
+
+    /* 1. text */
+    double t0 = hb_time_now();
+    if (encode_text(m, p->prompt, &ctx_c, &len_c)) { hb_error_prefix("text encoder: "); goto done; }
+    if (guided && encode_text(m, p->negative ? p->negative : hb_wan_default_negative, &ctx_u, &len_u)) {
+        hb_error_prefix("text encoder (negative prompt): ");
+        goto done;
+    }
+    out->seconds_text = hb_time_now() - t0;
+    stage_done(p, "text", t0);
+
+    /* 2. image -> latent frame 0 */
+    if (im0.rgb) {
+        t0 = hb_time_now();
+        if (hb_image_cover_crop(&im0, p->width, p->height, &im)) goto done;
+        img = hb_malloc((size_t)3 * (size_t)p->width * (size_t)p->height * sizeof(float), "input image");
+        cond0 = hb_malloc((size_t)(C * H * W) * sizeof(float), "image latent");
+        if (!img || !cond0) goto done;
+        hb_image_to_chw(&im, -1.0f, 1.0f, img);
+        if (open_vae(m)) goto done;
+        if (hb_wan_vae_encode(m->vae, img, 1, p->height, p->width, cond0, NULL)) { hb_error_prefix("image encode: "); goto done; }
+        if (m->offload) close_vae(m);
+        if (g_debug_on && g_debug.cond0) g_debug.cond0(g_debug.user, cond0, C, H, W);
+        out->seconds_image = hb_time_now() - t0;
+        stage_done(p, "image", t0);
+    }
+
+    /* 3. denoise */
+    t0 = hb_time_now();
+    if (open_dit(m)) goto done;
+    if (wan_dit_text_prepare(m->dit, ctx_c, len_c, true, &tc, NULL, NULL)) goto done;
+    if (guided && wan_dit_text_prepare(m->dit, ctx_u, len_u, true, &tu, NULL, NULL)) goto done;
+    lat = hb_malloc((size_t)n * sizeof(float), "latent");
+    if (!lat) goto done;
+    {
+        dc.m = m, dc.tc = &tc, dc.tu = guided ? &tu : &tc, dc.F = F, dc.H = H, dc.W = W;
+        float tz = 0;
+        wan_dit_input probe = {.x = lat, .F = F, .H = H, .W = W, .t = &tz, .nt = 1, .text = &tc};
+        size_t ws = wan_dit_workspace_bytes(m->dit, &probe);
+        if (cond0) {
+            /* per-token t: measure with the ungrouped layout too and keep the larger */
+            float *tt = hb_malloc((size_t)(F * tpf) * sizeof(float), "timesteps");
+            if (!tt) goto done;
+            for (int64_t i = 0; i < F * tpf; i++) tt[i] = i < tpf ? 0.0f : 1.0f;
+            probe.t = tt, probe.nt = F * tpf;
+            size_t w2 = wan_dit_workspace_bytes(m->dit, &probe);
+            hb_free(tt);
+            if (w2 > ws) ws = w2;
+        }
+        if (hb_arena_init(&dc.arena, ws, "pipeline DiT activations")) goto done;
+        have_arena = true;
+        hb_xt_args a = {.C = C, .F = F, .H = H, .W = W, .tokens_per_frame = tpf, .cond0 = cond0,
+                        .sampler = smp == HB_GEN_SAMPLER_XT ? HB_XT_FEWSTEP : smp == HB_GEN_SAMPLER_UNIPC ? HB_XT_UNIPC : HB_XT_EULER,
+                        .steps_list = list, .nsteps = nsteps, .shift = shift, .steps = p->steps > 0 ? p->steps : 50,
+                        .cfg = guided ? cfg : 1.0, .seed = p->seed, .model = dit_fn, .model_user = &dc,
+                        .progress = p->progress, .progress_user = p->progress_user};
+        if (g_debug_on) a.observe = g_debug.observe, a.observe_user = g_debug.user;
+        if (hb_xt_sample(&a, lat)) goto done;
+    }
+    hb_arena_free(&dc.arena);
+    have_arena = false;
+    wan_dit_text_free(&tc);
+    wan_dit_text_free(&tu);
+    if (m->offload) close_dit(m);
+    out->seconds_denoise = hb_time_now() - t0;
+
+    /* 4. decode */
+    t0 = hb_time_now();
+    out->rgb = hb_malloc((size_t)p->frames * (size_t)p->width * (size_t)p->height * 3, "output frames");
+    if (!out->rgb) goto done;
+    if (p->vae == HB_GEN_VAE_TAE) {
+        if (open_tae(m)) goto done;
+        if (hb_tae_latent_channels(m->tae) != C || hb_tae_space_scale(m->tae) != m->vae_sf) {
+            hb_error("%s: the tiny decoder takes %d channels at %dx but the model makes %lld at %dx", m->mf.tae,
+                     hb_tae_latent_channels(m->tae), hb_tae_space_scale(m->tae), (long long)C, m->vae_sf);
+            goto done;
+        }
+        tae_sink s = {out->rgb, p->height, p->width, p->frames};
+        hb_tae_decoder *d = hb_tae_decoder_new(m->tae, H, W, tae_frame, &s);
+        if (!d) goto done;
+        hb_progress pr;
+        hb_progress_begin(&pr, p->progress, p->progress_user, "decode", (int)F);
+        int r = 0;
+        for (int64_t f = 0; f < F && !r; f++) {
+            r = hb_tae_decoder_push(d, lat + f * H * W, F * H * W);
+            hb_progress_step(&pr, (int)f + 1);
+        }
+        hb_progress_end(&pr);
+        int64_t got = hb_tae_decoder_frames_out(d);
+        hb_tae_decoder_free(d);
+        if (r) goto done;
+        if (got != p->frames) { hb_error("tiny decoder gave %lld frames, expected %d", (long long)got, p->frames); goto done; }
+        if (m->offload) close_tae(m);
+    } else {
+        if (open_vae(m)) goto done;
+        video = hb_malloc((size_t)3 * (size_t)p->frames * (size_t)p->width * (size_t)p->height * sizeof(float), "decoded video");
+        if (!video) goto done;
+        hb_wan_vae_opts vo = {.progress = p->progress, .progress_user = p->progress_user};
+        if (p->vae_tile > 0) vo.tile = p->vae_tile, vo.overlap = p->vae_tile >= 4 ? p->vae_tile / 4 : p->vae_tile > 1 ? 1 : 0;
+        if (hb_wan_vae_decode(m->vae, lat, F, H, W, video, &vo)) { hb_error_prefix("decode: "); goto done; }
+        if (m->offload) close_vae(m);
+        hb_frames_from_cthw(video, p->frames, p->height, p->width, -1.0f, 1.0f, out->rgb);
+        stage_done(p, "decode", t0);
+    }
+    out->seconds_decode = hb_time_now() - t0;
+    out->frames = p->frames, out->height = p->height, out->width = p->width, out->fps = m->fps;
+    rc = 0;
+done:
+    if (rc) {
+        hb_free(out->rgb);
+        out->rgb = NULL;
+        if (m->offload) close_dit(m), close_vae(m), close_tae(m);
+    }
+    if (have_arena) hb_arena_free(&dc.arena);
+    wan_dit_text_free(&tc);
+    wan_dit_text_free(&tu);
+    hb_free(ctx_c), hb_free(ctx_u), hb_free(lat), hb_free(cond0), hb_free(video), hb_free(img);
+    hb_image_free(&im0), hb_image_free(&im);
+    out->seconds_total = hb_time_now() - T0;
+    out->peak_rss_bytes = hb_peak_rss_bytes();
+    return rc;
+}

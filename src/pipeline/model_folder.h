@@ -1,0 +1,60 @@
+/* pipeline/model_folder: what a Hummingbird model folder holds, where each part lives, and writing a complete
+ * random-weight folder for demos, tests and benchmarks (`hb mkmodel --arch hummingbird-xt|hummingbird-xtx`).
+ *
+ * Layout read (official Wan release layout, plus a few accepted alternatives; see docs/pipeline.md):
+ *   DiT           config.json + diffusion_pytorch_model*.safetensors (+ index), or transformer/ (diffusers)
+ *   VAE           Wan2.2_VAE.safetensors | Wan2.2_VAE.pth | Wan2.1_VAE.safetensors | Wan2.1_VAE.pth | vae/
+ *   text encoder  models_t5_umt5-xxl-enc-bf16.pth | models_t5_umt5-xxl-enc-bf16.safetensors | text_encoder/
+ *   tokenizer     google/umt5-xxl/spiece.model (or whatever hb_tokenizer_open_dir finds)
+ *   tiny decoder  taew2_2.safetensors | taew2_2.pth | taew2_1.safetensors | taew2_1.pth | tae/   (optional)
+ *   settings      hummingbird.json (optional): {"arch", "steps_list": [...], "shift", "sampler", "fps"}
+ * The random folder writes exactly the first alternative of each line. */
+#ifndef HB_PIPELINE_MODEL_FOLDER_H
+#define HB_PIPELINE_MODEL_FOLDER_H
+
+#include "core/core.h"
+
+#define HB_MF_PATH 4096
+#define HB_MF_MAX_STEPS 64
+
+typedef struct hb_model_folder {
+    char dir[HB_MF_PATH];
+    char dit[HB_MF_PATH];        /* path handed to wan_dit_open (index file or folder) */
+    char vae[HB_MF_PATH];        /* file or folder for hb_checkpoint_open */
+    char text_encoder[HB_MF_PATH]; /* path handed to hb_umt5_open */
+    char tae[HB_MF_PATH];        /* "" when the folder has no tiny decoder */
+    /* hummingbird.json (has_* false when absent) */
+    bool has_settings;
+    char arch[64];
+    int nsteps;                  /* 0 = not given */
+    int64_t steps_list[HB_MF_MAX_STEPS];
+    double shift;                /* 0 = not given */
+    char sampler[16];            /* "" = not given */
+    double fps;                  /* 0 = not given */
+} hb_model_folder;
+
+/* Resolve every part of the folder; -1 + one message naming the folder and the missing part. */
+int hb_model_folder_scan(const char *dir, hb_model_folder *mf);
+
+/* Write a SentencePiece unigram model (ModelProto protobuf) with byte fallback and a few hundred pieces
+ * (ids: 0 <pad>, 1 </s>, 2 <unk>, 3..258 byte pieces, then letters, syllables and common English words).
+ * Returns the vocabulary size, or -1. */
+int hb_write_tiny_spiece(const char *path);
+
+/* Write a complete random-weight model folder into the existing empty folder `dir`.
+ * arch: "hummingbird-xt" (Wan2.2-TI2V-5B family: 48-ch DiT, Wan2.2 VAE, TAEW2.2) or "hummingbird-xtx"
+ * (Wan2.1-1.3B family: 16-ch DiT, Wan2.1 VAE, TAEW2.1). tiny: small widths that run in seconds; otherwise the
+ * official sizes (tens of GB with the text encoder: only for benchmarks). dit_layers > 0 overrides the number
+ * of DiT layers. The full-size text encoder keeps umT5-XXL's widths but the tiny tokenizer's vocabulary.
+ * dtype applies to the DiT and text encoder (the VAE and TAE are written in F32). */
+typedef struct hb_mkfolder_opts {
+    const char *arch;
+    bool tiny;
+    hb_dtype dtype;
+    uint64_t seed;
+    int dit_layers;
+    int text_layers;           /* > 0: umT5 layers (official widths otherwise); the tokenizer is always the tiny one */
+} hb_mkfolder_opts;
+int hb_model_folder_write_random(const char *dir, const hb_mkfolder_opts *o);
+
+#endif
