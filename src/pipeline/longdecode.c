@@ -1,0 +1,390 @@
+/* Long-video decoding for every decoder (see longdecode.h). */
+#include "pipeline/longdecode.h"
+#include <stdlib.h>
+#include <string.h>
+
+enum { K_WAN = 0, K_LIGHT = 1, K_TAE = 2 };
+
+typedef struct { int64_t a, b; } span; /* latent cells [a, b) */
+
+struct hb_decoder {
+    int kind;
+    hb_wan_vae *wan;
+    const hb_light_vae *lv;
+    const hb_tae *tae;
+    int64_t z, F, S, h, w, H, W;
+    hb_ld_mode mode;
+    int64_t L, O, m; /* clip, overlap (latents), overlap frames (tiled) */
+    hb_decoder_emit_fn fn;
+    void *user;
+    int nty, ntx;
+    span *ty, *tx;
+    float **ry, **rx; /* pixel ramps per tile row / column */
+    float *inv_wsum;  /* [H*W] (several tiles) */
+    int64_t th, tw;   /* largest tile (latent) */
+    void **st;        /* per tile: hb_light_vae_stream / hb_tae_decoder */
+    /* TAE frame sink */
+    float *sink;
+    int64_t sink_cap, sink_n, sink_hw;
+    float *pend, *tlat, *tout, *cout, *carry;
+    int64_t npend, nclips, frames_out;
+    bool finished;
+    size_t bytes;
+};
+
+void hb_ld_ramp(float *w, int64_t len, int64_t lo, int64_t hi) {
+    for (int64_t i = 0; i < len; i++) {
+        float v = 1.0f;
+        if (lo > 0 && i < lo) v = (float)(i + 1) / (float)(lo + 1);
+        if (hi > 0 && i >= len - hi) {
+            float u = (float)(len - i) / (float)(hi + 1);
+            if (u < v) v = u;
+        }
+        w[i] = v;
+    }
+}
+
+static int make_spans(int64_t total, int tile, int overlap, span **out) {
+    int n = 1;
+    if (tile > 0 && tile < total) {
+        if (overlap >= tile) return hb_error("longdecode: tile_overlap %d must be smaller than tile %d", overlap, tile);
+        n = (int)((total - overlap + (tile - overlap) - 1) / (tile - overlap));
+        if (n < 2) n = 2;
+    }
+    span *s = hb_calloc(sizeof(span) * (size_t)n, "longdecode tiles");
+    if (!s) return -1;
+    if (n == 1) s[0].a = 0, s[0].b = total;
+    else
+        for (int i = 0; i < n; i++) {
+            s[i].a = ((total - tile) * i + (n - 1) / 2) / (n - 1);
+            s[i].b = s[i].a + tile;
+        }
+    *out = s;
+    return n;
+}
+
+/* ramps for each span, in pixels (S per latent cell) */
+static float **span_ramps(const span *s, int n, int64_t S) {
+    float **r = hb_calloc(sizeof(float *) * (size_t)n, "longdecode ramps");
+    if (!r) return NULL;
+    for (int i = 0; i < n; i++) {
+        int64_t len = (s[i].b - s[i].a) * S;
+        int64_t lo = i > 0 ? (s[i - 1].b - s[i].a) * S : 0, hi = i + 1 < n ? (s[i].b - s[i + 1].a) * S : 0;
+        if (!(r[i] = hb_malloc(sizeof(float) * (size_t)len, "longdecode ramps"))) return r;
+        hb_ld_ramp(r[i], len, lo, hi);
+    }
+    return r;
+}
+
+static void free_ramps(float **r, int n) {
+    if (!r) return;
+    for (int i = 0; i < n; i++) hb_free(r[i]);
+    hb_free(r);
+}
+
+static int tae_sink(void *user, const hb_tae_frame *f) {
+    hb_decoder *d = user;
+    if (!f->rgb) return 0;
+    if (d->sink_n >= d->sink_cap) return hb_error("longdecode: TAEHV gave more frames than expected");
+    for (int c = 0; c < 3; c++) {
+        float *dst = d->sink + (c * d->sink_cap + d->sink_n) * d->sink_hw;
+        const float *src = f->rgb + c * d->sink_hw;
+        for (int64_t i = 0; i < d->sink_hw; i++) dst[i] = 2.0f * src[i] - 1.0f;
+    }
+    d->sink_n++;
+    return 0;
+}
+
+/* Decode one tile: lat [z, n, th, tw] contiguous -> out [3, nf, th S, tw S]; nf expected frames. */
+static int decode_tile(hb_decoder *d, int ti, const float *lat, int64_t n, int64_t th, int64_t tw, float *out,
+                       int64_t nf) {
+    bool stream = d->mode == HB_LD_CAUSAL;
+    if (d->kind == K_WAN) return hb_wan_vae_decode(d->wan, lat, n, th, tw, out, NULL);
+    if (d->kind == K_LIGHT) {
+        if (!stream) return hb_light_vae_decode(d->lv, lat, n, th, tw, out, NULL);
+        int64_t got = 0;
+        if (hb_light_vae_stream_push(d->st[ti], lat, n, 0, out, &got)) return -1;
+        return got == nf ? 0 : hb_error("longdecode: light VAE gave %lld frames, expected %lld", (long long)got, (long long)nf);
+    }
+    if (!stream) hb_tae_decoder_reset(d->st[ti]);
+    d->sink = out, d->sink_cap = nf, d->sink_n = 0, d->sink_hw = th * tw * d->S * d->S;
+    if (hb_tae_decoder_push_frames(d->st[ti], lat, n, th * tw, n * th * tw)) return -1;
+    return d->sink_n == nf ? 0 : hb_error("longdecode: TAEHV gave %lld frames, expected %lld", (long long)d->sink_n, (long long)nf);
+}
+
+/* Decode n pending latents (every tile) into out [3, nf, H, W]. */
+static int decode_clip(hb_decoder *d, int64_t n, float *out, int64_t nf) {
+    int64_t hw = d->h * d->w, HW = d->H * d->W;
+    bool one = d->nty * d->ntx == 1;
+    if (!one) memset(out, 0, sizeof(float) * (size_t)(3 * nf * HW));
+    for (int iy = 0; iy < d->nty; iy++)
+        for (int ix = 0; ix < d->ntx; ix++) {
+            span sy = d->ty[iy], sx = d->tx[ix];
+            int64_t th = sy.b - sy.a, tw = sx.b - sx.a;
+            for (int64_t c = 0; c < d->z; c++)
+                for (int64_t t = 0; t < n; t++)
+                    for (int64_t y = 0; y < th; y++)
+                        memcpy(d->tlat + ((c * n + t) * th + y) * tw, d->pend + (c * d->L + t) * hw + (sy.a + y) * d->w + sx.a,
+                               sizeof(float) * (size_t)tw);
+            float *dst = one ? out : d->tout;
+            if (decode_tile(d, iy * d->ntx + ix, d->tlat, n, th, tw, dst, nf)) {
+                hb_error_prefix("longdecode (tile %d,%d): ", iy, ix);
+                return -1;
+            }
+            if (one) continue;
+            int64_t TH = th * d->S, TW = tw * d->S, Y0 = sy.a * d->S, X0 = sx.a * d->S;
+            const float *wy = d->ry[iy], *wx = d->rx[ix];
+            for (int64_t c = 0; c < 3; c++)
+                for (int64_t f = 0; f < nf; f++)
+                    for (int64_t y = 0; y < TH; y++) {
+                        const float *src = d->tout + ((c * nf + f) * TH + y) * TW;
+                        float *o = out + (c * nf + f) * HW + (Y0 + y) * d->W + X0;
+                        const float *iw = d->inv_wsum + (Y0 + y) * d->W + X0;
+                        for (int64_t x = 0; x < TW; x++) o[x] += src[x] * (wy[y] * wx[x] * iw[x]);
+                    }
+        }
+    return 0;
+}
+
+static int emit(hb_decoder *d, const float *v, int64_t nf_total, int64_t f0, int64_t n) {
+    if (n <= 0) return 0;
+    int64_t HW = d->H * d->W;
+    const float *src = v + f0 * HW;
+    int rc;
+    if (f0 == 0 && n == nf_total) rc = d->fn(d->user, d->frames_out, n, src, d->H, d->W);
+    else {
+        /* frames [f0, f0 + n) of a [3, nf_total, ...] buffer: pack them (into tout's space is not safe) */
+        for (int64_t c = 1; c < 3; c++)
+            memmove(d->cout + c * n * HW, v + (c * nf_total + f0) * HW, sizeof(float) * (size_t)(n * HW));
+        if (f0) memmove(d->cout, v + f0 * HW, sizeof(float) * (size_t)(n * HW));
+        rc = d->fn(d->user, d->frames_out, n, d->cout, d->H, d->W);
+    }
+    if (rc) return hb_error("longdecode: the frame callback stopped the decode (%d)", rc);
+    d->frames_out += n;
+    return 0;
+}
+
+static int64_t vframes(const hb_decoder *d, int64_t n) { return n <= 0 ? 0 : 1 + d->F * (n - 1); }
+
+/* Tiled mode: blend the first m frames of cout [3, nf, ...] with the carried frames. */
+static void blend_carry(hb_decoder *d, int64_t nf) {
+    int64_t m = d->m, HW = d->H * d->W;
+    float up[m > 0 ? m : 1], dn[m > 0 ? m : 1];
+    hb_ld_ramp(up, m, m, 0);
+    hb_ld_ramp(dn, m, 0, m);
+    for (int64_t c = 0; c < 3; c++)
+        for (int64_t j = 0; j < m; j++) {
+            float *o = d->cout + (c * nf + j) * HW;
+            const float *k = d->carry + (c * m + j) * HW;
+            for (int64_t i = 0; i < HW; i++) o[i] = k[i] * dn[j] + o[i] * up[j];
+        }
+}
+
+static void keep_carry(hb_decoder *d, int64_t nf) {
+    int64_t m = d->m, HW = d->H * d->W;
+    for (int64_t c = 0; c < 3; c++)
+        memcpy(d->carry + c * m * HW, d->cout + (c * nf + nf - m) * HW, sizeof(float) * (size_t)(m * HW));
+}
+
+static int process(hb_decoder *d, bool final) {
+    int64_t n = d->npend, hw = d->h * d->w;
+    if (d->mode == HB_LD_CAUSAL) {
+        if (n == 0) return 0;
+        int64_t nf = d->F * n - (d->nclips == 0 ? d->F - 1 : 0);
+        if (decode_clip(d, n, d->cout, nf)) return -1;
+        d->nclips++, d->npend = 0;
+        return emit(d, d->cout, nf, 0, nf);
+    }
+    /* tiled */
+    if (d->nclips == 0) {
+        if (n == 0) return 0;
+        int64_t nf = vframes(d, n);
+        if (decode_clip(d, n, d->cout, nf)) return -1;
+        if (final) { d->npend = 0; return emit(d, d->cout, nf, 0, nf); }
+        keep_carry(d, nf);
+        if (emit(d, d->cout, nf, 0, nf - d->m)) return -1;
+    } else if (n > d->O) {
+        int64_t nf = vframes(d, n);
+        if (decode_clip(d, n, d->cout, nf)) return -1;
+        blend_carry(d, nf);
+        if (final) { d->npend = 0; return emit(d, d->cout, nf, 0, nf); }
+        keep_carry(d, nf);
+        if (emit(d, d->cout, nf, 0, nf - d->m)) return -1;
+    } else {
+        /* final, nothing new: the carried frames are the last ones */
+        d->npend = 0;
+        return d->fn(d->user, d->frames_out, d->m, d->carry, d->H, d->W) ? hb_error("longdecode: the frame callback stopped the decode")
+                                                                          : (d->frames_out += d->m, 0);
+    }
+    d->nclips++;
+    /* keep the last O latents */
+    int64_t keep = d->O, drop = n - keep;
+    for (int64_t c = 0; c < d->z; c++)
+        memmove(d->pend + c * d->L * hw, d->pend + (c * d->L + drop) * hw, sizeof(float) * (size_t)(keep * hw));
+    d->npend = keep;
+    return 0;
+}
+
+int hb_decoder_push(hb_decoder *d, const float *latent, int64_t n, int64_t cstride) {
+    int64_t hw = d->h * d->w;
+    if (cstride == 0) cstride = n * hw;
+    if (d->finished) d->finished = false, d->frames_out = 0;
+    for (int64_t t = 0; t < n; t++) {
+        for (int64_t c = 0; c < d->z; c++)
+            memcpy(d->pend + (c * d->L + d->npend) * hw, latent + c * cstride + t * hw, sizeof(float) * (size_t)hw);
+        d->npend++;
+        if (d->npend == d->L && process(d, false)) return -1;
+    }
+    return 0;
+}
+
+int hb_decoder_finish(hb_decoder *d) {
+    int rc = 0;
+    if (d->mode == HB_LD_CAUSAL || d->nclips == 0 || d->npend > 0) rc = process(d, true);
+    /* a new video may follow */
+    for (int i = 0; i < d->nty * d->ntx && d->st; i++) {
+        if (!d->st[i]) continue;
+        if (d->kind == K_LIGHT) hb_light_vae_stream_reset(d->st[i]);
+        else if (d->kind == K_TAE) hb_tae_decoder_reset(d->st[i]);
+    }
+    d->npend = 0, d->nclips = 0, d->finished = true;
+    return rc;
+}
+
+int hb_decoder_run(hb_decoder *d, const float *latent, int64_t t) {
+    for (int64_t t0 = 0; t0 < t; t0 += d->L) {
+        int64_t n = t - t0 < d->L ? t - t0 : d->L;
+        if (hb_decoder_push(d, latent + t0 * d->h * d->w, n, t * d->h * d->w)) return -1;
+    }
+    return hb_decoder_finish(d);
+}
+
+hb_ld_mode hb_decoder_mode(const hb_decoder *d) { return d->mode; }
+int64_t hb_decoder_frames_out(const hb_decoder *d) { return d->frames_out; }
+int64_t hb_decoder_video_frames(const hb_decoder *d, int64_t t) { return vframes(d, t); }
+void hb_decoder_video_size(const hb_decoder *d, int64_t *H, int64_t *W) { *H = d->H, *W = d->W; }
+size_t hb_decoder_bytes(const hb_decoder *d) { return d->bytes; }
+
+void hb_decoder_free(hb_decoder *d) {
+    if (!d) return;
+    if (d->st)
+        for (int i = 0; i < d->nty * d->ntx; i++) {
+            if (d->kind == K_LIGHT) hb_light_vae_stream_free(d->st[i]);
+            else if (d->kind == K_TAE) hb_tae_decoder_free(d->st[i]);
+        }
+    hb_free(d->st);
+    free_ramps(d->ry, d->nty);
+    free_ramps(d->rx, d->ntx);
+    hb_free(d->ty), hb_free(d->tx), hb_free(d->inv_wsum);
+    hb_free(d->pend), hb_free(d->tlat), hb_free(d->tout), hb_free(d->cout), hb_free(d->carry);
+    hb_free(d);
+}
+
+static hb_decoder *setup(hb_decoder *d, int64_t h, int64_t w, const hb_longdecode_opts *o, bool can_stream,
+                         hb_decoder_emit_fn fn, void *user) {
+    hb_longdecode_opts dflt = {0};
+    if (!o) o = &dflt;
+    d->fn = fn, d->user = user, d->h = h, d->w = w, d->H = h * d->S, d->W = w * d->S;
+    if (h < 1 || w < 1) { hb_error("longdecode: latent size %lldx%lld", (long long)h, (long long)w); goto fail; }
+    if (!fn) { hb_error("longdecode: no frame callback"); goto fail; }
+    d->mode = o->mode == HB_LD_AUTO ? (can_stream ? HB_LD_CAUSAL : HB_LD_TILED) : o->mode;
+    if (d->mode == HB_LD_CAUSAL && !can_stream) {
+        hb_error("longdecode: %s cannot decode in causal-cache mode (%s); use the tiled mode",
+                 d->kind == K_WAN ? "the Wan VAE" : "this decoder",
+                 d->kind == K_WAN ? "its API keeps no streaming state between calls" : "it is not causal");
+        goto fail;
+    }
+    if (d->mode != HB_LD_CAUSAL && d->mode != HB_LD_TILED) { hb_error("longdecode: unknown mode %d", (int)o->mode); goto fail; }
+    d->L = o->clip > 0 ? o->clip : (d->mode == HB_LD_CAUSAL ? 4 : 8);
+    d->O = d->mode == HB_LD_TILED ? (o->overlap > 0 ? o->overlap : 2) : 0;
+    if (d->mode == HB_LD_TILED && d->L < 2 * d->O) {
+        hb_error("longdecode: clip %lld must be at least twice the overlap %lld", (long long)d->L, (long long)d->O);
+        goto fail;
+    }
+    d->m = d->mode == HB_LD_TILED ? 1 + d->F * (d->O - 1) : 0;
+    int tov = o->tile_overlap > 0 ? o->tile_overlap : o->tile / 4;
+    if ((d->nty = make_spans(h, o->tile, tov, &d->ty)) < 0) goto fail;
+    if ((d->ntx = make_spans(w, o->tile, tov, &d->tx)) < 0) goto fail;
+    d->th = d->ty[0].b - d->ty[0].a, d->tw = d->tx[0].b - d->tx[0].a;
+    int nt = d->nty * d->ntx;
+    int64_t TH = d->th * d->S, TW = d->tw * d->S, HW = d->H * d->W, nfmax = d->F * d->L;
+    if (!(d->ry = span_ramps(d->ty, d->nty, d->S)) || !(d->rx = span_ramps(d->tx, d->ntx, d->S))) goto fail;
+    size_t fl = sizeof(float);
+    if (!(d->pend = hb_malloc(fl * (size_t)(d->z * d->L * h * w), "longdecode latents")) ||
+        !(d->tlat = hb_malloc(fl * (size_t)(d->z * d->L * d->th * d->tw), "longdecode tile latents")) ||
+        !(d->cout = hb_malloc(fl * (size_t)(3 * nfmax * HW), "longdecode clip frames")))
+        goto fail;
+    d->bytes = fl * (size_t)(d->z * d->L * (h * w + d->th * d->tw) + 3 * nfmax * HW);
+    if (nt > 1) {
+        if (!(d->tout = hb_malloc(fl * (size_t)(3 * nfmax * TH * TW), "longdecode tile frames")) ||
+            !(d->inv_wsum = hb_calloc(fl * (size_t)HW, "longdecode weights")))
+            goto fail;
+        for (int iy = 0; iy < d->nty; iy++)
+            for (int ix = 0; ix < d->ntx; ix++)
+                for (int64_t y = 0; y < (d->ty[iy].b - d->ty[iy].a) * d->S; y++)
+                    for (int64_t x = 0; x < (d->tx[ix].b - d->tx[ix].a) * d->S; x++)
+                        d->inv_wsum[(d->ty[iy].a * d->S + y) * d->W + d->tx[ix].a * d->S + x] += d->ry[iy][y] * d->rx[ix][x];
+        for (int64_t i = 0; i < HW; i++) d->inv_wsum[i] = 1.0f / d->inv_wsum[i];
+        d->bytes += fl * (size_t)(3 * nfmax * TH * TW + HW);
+    }
+    if (d->m > 0) {
+        if (!(d->carry = hb_malloc(fl * (size_t)(3 * d->m * HW), "longdecode overlap frames"))) goto fail;
+        d->bytes += fl * (size_t)(3 * d->m * HW);
+    }
+    /* decoder state / workspace (tiles share a size up to the last one; take the largest, count each stream) */
+    if (d->kind == K_WAN) {
+        int64_t b = hb_wan_vae_decode_workspace(d->wan, d->L, d->th, d->tw, NULL);
+        if (b < 0) goto fail;
+        d->bytes += (size_t)b;
+    } else if (d->kind == K_LIGHT && d->mode == HB_LD_TILED) {
+        int64_t b = hb_light_vae_decode_workspace(d->lv, d->L, d->th, d->tw);
+        if (b < 0) goto fail;
+        d->bytes += (size_t)b;
+    } else {
+        if (!(d->st = hb_calloc(sizeof(void *) * (size_t)nt, "longdecode streams"))) goto fail;
+        for (int iy = 0; iy < d->nty; iy++)
+            for (int ix = 0; ix < d->ntx; ix++) {
+                int i = iy * d->ntx + ix;
+                int64_t th = d->ty[iy].b - d->ty[iy].a, tw = d->tx[ix].b - d->tx[ix].a;
+                if (d->kind == K_LIGHT) {
+                    if (!(d->st[i] = hb_light_vae_stream_new(d->lv, th, tw, (int)d->L))) goto fail;
+                    d->bytes += hb_light_vae_stream_bytes(d->st[i]);
+                } else {
+                    if (!(d->st[i] = hb_tae_decoder_new(d->tae, th, tw, tae_sink, d))) goto fail;
+                    d->bytes += hb_tae_decoder_bytes(d->st[i]);
+                }
+            }
+    }
+    return d;
+fail:
+    hb_decoder_free(d);
+    return NULL;
+}
+
+hb_decoder *hb_decoder_new_wan(hb_wan_vae *m, int64_t h, int64_t w, const hb_longdecode_opts *o,
+                               hb_decoder_emit_fn fn, void *user) {
+    hb_decoder *d = hb_calloc(sizeof *d, "longdecode");
+    if (!d) return NULL;
+    d->kind = K_WAN, d->wan = m, d->z = hb_wan_vae_get_config(m)->z_dim;
+    d->F = hb_wan_vae_temporal_factor(m), d->S = hb_wan_vae_spatial_factor(m);
+    return setup(d, h, w, o, false, fn, user);
+}
+
+hb_decoder *hb_decoder_new_light(const hb_light_vae *m, int64_t h, int64_t w, const hb_longdecode_opts *o,
+                                 hb_decoder_emit_fn fn, void *user) {
+    hb_decoder *d = hb_calloc(sizeof *d, "longdecode");
+    if (!d) return NULL;
+    d->kind = K_LIGHT, d->lv = m, d->z = hb_light_vae_get_config(m)->z_dim;
+    d->F = hb_light_vae_temporal_factor(m), d->S = hb_light_vae_spatial_factor(m);
+    return setup(d, h, w, o, hb_light_vae_get_config(m)->causal, fn, user);
+}
+
+hb_decoder *hb_decoder_new_tae(const hb_tae *m, int64_t h, int64_t w, const hb_longdecode_opts *o,
+                               hb_decoder_emit_fn fn, void *user) {
+    if (!hb_tae_has_decoder(m)) { hb_error("longdecode: the TAEHV model has no decoder"); return NULL; }
+    hb_decoder *d = hb_calloc(sizeof *d, "longdecode");
+    if (!d) return NULL;
+    d->kind = K_TAE, d->tae = m, d->z = hb_tae_latent_channels(m);
+    d->F = hb_tae_t_upscale(m), d->S = hb_tae_space_scale(m);
+    return setup(d, h, w, o, true, fn, user);
+}

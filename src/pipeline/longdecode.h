@@ -1,0 +1,73 @@
+/* pipeline/longdecode: decode latent videos of any length with bounded memory, for every decoder
+ * (Wan 2.1 / 2.2 VAE, light VAE causal / non-causal, TAEHV), behind one interface `hb_decoder`:
+ * push latent frames in, video frames come out through a callback as soon as they are final.
+ *
+ * Modes:
+ *  - HB_LD_CAUSAL (causal-cache): the latent is cut into non-overlapping clips of `clip` latent frames,
+ *    decoded in order by a streaming decoder that keeps the feature cache of the previous clip (light VAE
+ *    causal, TAEHV). Exactly equal to the whole-clip decode.
+ *  - HB_LD_TILED (temporal tiling, any decoder, the only mode of non-causal decoders and of the Wan VAE,
+ *    whose API has no streaming state): clips of `clip` latent frames start every clip - overlap latents;
+ *    each is decoded independently and the frames two clips share (F(overlap-1)+1 frames) are blended with
+ *    linear ramps whose weights sum to 1.
+ *  - Both modes can also cut the latent plane into overlapping spatial tiles (`tile`, `tile_overlap` in
+ *    latent units; tiles spread evenly); tile overlaps are blended with the same ramp helper, normalised by
+ *    the per-pixel weight sum.
+ * Memory is set by clip and tile sizes only, never by the video length (hb_decoder_bytes).
+ *
+ * Latents are normalised [z, t, h, w] float32 as the diffusion model produces them; frames come out as
+ * [3, n, H, W] in [-1, 1] (TAEHV's [0, 1] output is mapped with 2x - 1). */
+#ifndef HB_PIPELINE_LONGDECODE_H
+#define HB_PIPELINE_LONGDECODE_H
+
+#include "core/core.h"
+#include "models/light_vae.h"
+#include "models/tae.h"
+#include "models/wan_vae.h"
+
+typedef enum { HB_LD_AUTO = 0, HB_LD_CAUSAL = 1, HB_LD_TILED = 2 } hb_ld_mode;
+
+typedef struct {
+    hb_ld_mode mode;  /* AUTO: CAUSAL when the decoder can stream, else TILED */
+    int clip;         /* latent frames per clip (0: 4 causal, 8 tiled) */
+    int overlap;      /* TILED: latent frames shared by consecutive clips, >= 1, clip >= 2 overlap (0: 2) */
+    int tile;         /* spatial tile in latent cells (0: no spatial tiling) */
+    int tile_overlap; /* latent cells shared by neighbouring tiles (0: tile / 4) */
+} hb_longdecode_opts;
+
+/* Frames [t0, t0 + n) of the video, [3, n, H, W] (channel stride n*H*W), valid during the call. Return
+ * nonzero to stop (the push then fails). */
+typedef int (*hb_decoder_emit_fn)(void *user, int64_t t0, int64_t n, const float *video, int64_t H, int64_t W);
+
+typedef struct hb_decoder hb_decoder;
+
+/* h, w: latent size. The model must outlive the decoder. NULL + message on error (e.g. CAUSAL asked of a
+ * decoder that cannot stream). */
+hb_decoder *hb_decoder_new_wan(hb_wan_vae *m, int64_t h, int64_t w, const hb_longdecode_opts *o,
+                               hb_decoder_emit_fn fn, void *user);
+hb_decoder *hb_decoder_new_light(const hb_light_vae *m, int64_t h, int64_t w, const hb_longdecode_opts *o,
+                                 hb_decoder_emit_fn fn, void *user);
+hb_decoder *hb_decoder_new_tae(const hb_tae *m, int64_t h, int64_t w, const hb_longdecode_opts *o,
+                               hb_decoder_emit_fn fn, void *user);
+
+/* n latent frames [z, n, h, w] whose channels are cstride elements apart (0 = n*h*w); frames h*w apart. */
+int hb_decoder_push(hb_decoder *d, const float *latent, int64_t n, int64_t cstride);
+/* Decode what is pending and emit the last frames. The decoder can then start a new video. */
+int hb_decoder_finish(hb_decoder *d);
+/* Convenience: push a whole [z, t, h, w] latent clip by clip, then finish. */
+int hb_decoder_run(hb_decoder *d, const float *latent, int64_t t);
+
+hb_ld_mode hb_decoder_mode(const hb_decoder *d);        /* the resolved mode */
+int64_t hb_decoder_frames_out(const hb_decoder *d);     /* frames emitted so far */
+int64_t hb_decoder_video_frames(const hb_decoder *d, int64_t t); /* 1 + F(t-1) */
+void hb_decoder_video_size(const hb_decoder *d, int64_t *H, int64_t *W);
+/* Bytes of working memory held: own buffers + the decoders' workspaces and caches (peak, all tiles). */
+size_t hb_decoder_bytes(const hb_decoder *d);
+void hb_decoder_free(hb_decoder *d);
+
+/* The blend helper (shared by temporal and spatial blending): w[i] for i in [0, len) ramps linearly up over
+ * the first `lo` positions ((i+1)/(lo+1)) and down over the last `hi` ((len-i)/(hi+1)), 1 elsewhere; two
+ * neighbours sharing m positions get weights summing to exactly 1 there. */
+void hb_ld_ramp(float *w, int64_t len, int64_t lo, int64_t hi);
+
+#endif

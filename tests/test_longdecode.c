@@ -1,0 +1,400 @@
+/* Long-video decoding (pipeline/longdecode) for every decoder: causal-cache mode == whole-clip decode
+ * (light VAE causal: bit for bit; TAEHV: bit for bit) for several clip sizes and pushes of odd lengths;
+ * temporal tiling (light non-causal, light causal, Wan 2.2 VAE) vs whole clip: error measured, bounded,
+ * and smaller with more overlap; spatial tiles: error bounded, constant input regions blend exactly;
+ * the ramp helper's weights sum to 1; 8x more frames decode with the same peak memory (RSS of a child
+ * process and the decoder's own byte count, within 10%); errors for impossible modes and options. */
+#include "testlib.h"
+#include "io/checkpoint.h"
+#include "pipeline/longdecode.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---------------------------------------------------------------- models */
+
+static void light_cfg(hb_light_vae_config *c, bool causal) {
+    hb_light_vae_config_default(c, causal);
+    c->z_dim = 8;
+    int wd[5] = {8, 8, 6, 4, 4};
+    for (int i = 0; i < 5; i++) c->widths[i] = wd[i], c->res_blocks[i] = 1;
+}
+
+static hb_light_vae *light_model(bool causal) {
+    hb_light_vae_config c;
+    light_cfg(&c, causal);
+    return hb_light_vae_create_random(&c, 99);
+}
+
+/* every kernel 1x1x1: the decoder is pointwise in time and space, so any tiling must reproduce it up to
+ * the rounding of the blend (this checks the frame bookkeeping and the weights) */
+static hb_light_vae *pointwise_model(void) {
+    hb_light_vae_config c;
+    light_cfg(&c, false);
+    c.kernel_t = c.kernel_s = c.dw_kernel_t = c.dw_kernel_s = 1;
+    c.clamp = false;
+    return hb_light_vae_create_random(&c, 98);
+}
+
+/* temporal receptive field of ~2.5 latents (only 4 depthwise convs with kt = 3): tiling errors are small */
+static hb_light_vae *local_model(bool causal) {
+    hb_light_vae_config c;
+    light_cfg(&c, causal);
+    c.kernel_t = 1;
+    for (int i = 0; i < 5; i++) c.res_blocks[i] = i == 2;
+    return hb_light_vae_create_random(&c, 97);
+}
+
+/* ||a - b|| / ||b|| (RMS error relative to the signal) */
+static double rms_rel(const float *a, const float *b, int64_t n) {
+    double e = 0, r = 0;
+    for (int64_t i = 0; i < n; i++) e += ((double)a[i] - b[i]) * ((double)a[i] - b[i]), r += (double)b[i] * b[i];
+    return sqrt(e / (r > 0 ? r : 1));
+}
+
+static const char *g_tmp; /* the parent's temporary folder (children reuse it) */
+
+static hb_tae *tae_model(hb_checkpoint **ck) {
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/tae", g_tmp ? g_tmp : tl_tmpdir());
+    if (access(dir, F_OK) != 0) {
+        int dw[4] = {8, 8, 6, 4};
+        char cmd[700];
+        snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
+        if (tl_run(cmd, NULL, 0) != 0 || hb_tae_write_random(dir, 2, 8, 4, dw, HB_F32, 5) != 0) return NULL;
+    }
+    *ck = hb_checkpoint_open(dir);
+    if (!*ck) return NULL;
+    return hb_tae_load(*ck, NULL, HB_TAE_DECODER);
+}
+
+static hb_wan_vae *wan_model(void) {
+    hb_wan_vae_config c;
+    hb_wan_vae_config_default(&c, HB_WAN_VAE_22);
+    c.dim = 8, c.dec_dim = 8, c.z_dim = 48, c.num_res_blocks = 1;
+    return hb_wan_vae_create_random(&c, 3);
+}
+
+/* ---------------------------------------------------------------- collecting frames */
+
+typedef struct {
+    float *v;           /* [3, cap, H, W] */
+    int64_t cap, next, H, W, calls;
+    bool order_ok;
+} sink;
+
+static int collect(void *user, int64_t t0, int64_t n, const float *video, int64_t H, int64_t W) {
+    sink *s = user;
+    if (t0 != s->next || t0 + n > s->cap || H != s->H || W != s->W) { s->order_ok = false; return 1; }
+    for (int c = 0; c < 3; c++)
+        memcpy(s->v + (c * s->cap + t0) * H * W, video + c * n * H * W, sizeof(float) * (size_t)(n * H * W));
+    s->next += n, s->calls++;
+    return 0;
+}
+
+static void sink_init(sink *s, int64_t cap, int64_t H, int64_t W) {
+    memset(s, 0, sizeof *s);
+    s->v = calloc((size_t)(3 * cap * H * W), sizeof(float));
+    s->cap = cap, s->H = H, s->W = W, s->order_ok = true;
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static double run_light(hb_light_vae *m, const float *lat, int64_t t, int64_t h, int64_t w, const hb_longdecode_opts *o,
+                        const float *ref, bool push_odd, bool *bitwise) {
+    int S = hb_light_vae_spatial_factor(m);
+    int64_t nf = hb_light_vae_decoded_frames(m, t), H = h * S, W = w * S;
+    sink s;
+    sink_init(&s, nf, H, W);
+    hb_decoder *d = hb_decoder_new_light(m, h, w, o, collect, &s);
+    CHECKF(d != NULL, "%s", hb_last_error());
+    if (!d) return 1e9;
+    int rc = 0;
+    if (push_odd) { /* pushes of 1, 3, 2, 1, ... latents from a [z, t, h, w] tensor */
+        static const int steps[] = {1, 3, 2, 1};
+        for (int64_t t0 = 0, k = 0; t0 < t && !rc; k++) {
+            int64_t n = steps[k % 4] < t - t0 ? steps[k % 4] : t - t0;
+            rc = hb_decoder_push(d, lat + t0 * h * w, n, t * h * w);
+            t0 += n;
+        }
+        if (!rc) rc = hb_decoder_finish(d);
+    } else rc = hb_decoder_run(d, lat, t);
+    CHECKF(rc == 0, "%s", hb_last_error());
+    CHECK(s.order_ok && s.next == nf && hb_decoder_frames_out(d) == nf);
+    double e = rms_rel(s.v, ref, 3 * nf * H * W);
+    if (bitwise) *bitwise = memcmp(s.v, ref, sizeof(float) * (size_t)(3 * nf * H * W)) == 0;
+    hb_decoder_free(d);
+    free(s.v);
+    return e;
+}
+
+static void test_light(hb_rng *rng) {
+    int64_t t = 9, h = 3, w = 5, z = 8;
+    float *lat = malloc(sizeof(float) * (size_t)(z * t * h * w));
+    tl_fill_normal(rng, lat, z * t * h * w, 1.0f);
+    {
+        hb_light_vae *m = pointwise_model();
+        int64_t nf = hb_light_vae_decoded_frames(m, t), HW = h * w * 256;
+        float *ref = malloc(sizeof(float) * (size_t)(3 * nf * HW));
+        CHECK(hb_light_vae_decode(m, lat, t, h, w, ref, NULL) == 0);
+        hb_longdecode_opts os[] = {{HB_LD_TILED, 4, 1, 0, 0}, {HB_LD_TILED, 6, 3, 0, 0}, {HB_LD_TILED, 4, 2, 2, 1},
+                                   {HB_LD_TILED, 5, 2, 3, 2}, {HB_LD_TILED, 2, 1, 1, 0}};
+        for (size_t i = 0; i < sizeof os / sizeof os[0]; i++) {
+            double e = run_light(m, lat, t, h, w, &os[i], ref, i % 2, NULL);
+            CHECKF(e < 1e-6, "pointwise model, clip %d overlap %d tile %d: rel err %.3e", os[i].clip, os[i].overlap,
+                   os[i].tile, e);
+        }
+        printf("pointwise model: temporal and spatial tilings reproduce the whole decode (< 1e-6)\n");
+        free(ref);
+        hb_light_vae_free(m);
+    }
+    for (int causal = 0; causal < 2; causal++) {
+        hb_light_vae *m = local_model(causal);
+        int64_t nf = hb_light_vae_decoded_frames(m, t), HW = h * w * 256;
+        float *ref = malloc(sizeof(float) * (size_t)(3 * nf * HW));
+        CHECK(hb_light_vae_decode(m, lat, t, h, w, ref, NULL) == 0);
+        double e_prev = 1e9;
+        for (int ov = 1; ov <= 3; ov++) {
+            hb_longdecode_opts o = {HB_LD_TILED, 6, ov, 0, 0};
+            double e = run_light(m, lat, t, h, w, &o, ref, false, NULL);
+            printf("short-receptive-field model (%s), tiled clip 6 overlap %d: RMS rel err %.3e\n",
+                   causal ? "causal" : "non-causal", ov, e);
+            CHECKF(e < 0.6, "error %g", e);
+            if (ov > 1) CHECKF(e < e_prev, "overlap %d: error %g did not shrink (%g)", ov, e, e_prev);
+            e_prev = e;
+        }
+        free(ref);
+        hb_light_vae_free(m);
+    }
+    for (int causal = 1; causal >= 0; causal--) {
+        hb_light_vae *m = light_model(causal);
+        int64_t nf = hb_light_vae_decoded_frames(m, t), HW = h * w * 256;
+        float *ref = malloc(sizeof(float) * (size_t)(3 * nf * HW));
+        CHECK(hb_light_vae_decode(m, lat, t, h, w, ref, NULL) == 0);
+        if (causal) {
+            for (int clip = 1; clip <= 4; clip++)
+                for (int odd = 0; odd < 2; odd++) {
+                    hb_longdecode_opts o = {HB_LD_CAUSAL, clip, 0, 0, 0};
+                    bool bw = false;
+                    double e = run_light(m, lat, t, h, w, &o, ref, odd, &bw);
+                    CHECKF(bw, "light causal clip %d: not bitwise (rel err %.2e)", clip, e);
+                }
+            printf("light causal, causal-cache mode, clips 1..4: bitwise equal to whole-clip decode\n");
+        } else {
+            hb_longdecode_opts o = {HB_LD_CAUSAL, 2, 0, 0, 0};
+            CHECK(hb_decoder_new_light(m, h, w, &o, collect, NULL) == NULL && strstr(hb_last_error(), "not causal"));
+        }
+        /* temporal tiling: error vs overlap */
+        double e_prev = 1e9;
+        for (int ov = 1; ov <= 3; ov++) {
+            hb_longdecode_opts o = {HB_LD_TILED, 6, ov, 0, 0};
+            double e = run_light(m, lat, t, h, w, &o, ref, ov == 2, NULL);
+            printf("light %s, tiled clip 6 overlap %d: RMS rel err vs whole %.3e\n", causal ? "causal" : "non-causal", ov, e);
+            CHECKF(e < 1.0, "tiled error %g", e);
+            if (!causal) CHECKF(e <= e_prev * 1.05, "overlap %d: error %g did not shrink (%g)", ov, e, e_prev);
+            e_prev = e;
+        }
+        /* one clip covering the video = whole decode */
+        {
+            hb_longdecode_opts o = {HB_LD_TILED, 16, 2, 0, 0};
+            bool bw = false;
+            run_light(m, lat, t, h, w, &o, ref, false, &bw);
+            CHECK(bw);
+        }
+        /* spatial tiles (+ temporal mode of the model) */
+        {
+            hb_longdecode_opts o = {HB_LD_AUTO, 4, 2, 2, 1};
+            double e = run_light(m, lat, t, h, w, &o, ref, false, NULL);
+            printf("light %s, spatial tiles 2 (overlap 1): RMS rel err vs whole %.3e\n", causal ? "causal" : "non-causal", e);
+            CHECKF(e < 1.5, "spatial tile error %g", e);
+        }
+        free(ref);
+        hb_light_vae_free(m);
+    }
+    free(lat);
+}
+
+static void test_ramp(void) {
+    float a[40], b[40];
+    for (int m = 1; m <= 9; m++) {
+        hb_ld_ramp(a, 20, 0, m);
+        hb_ld_ramp(b, 20, m, 0);
+        bool ok = true;
+        for (int j = 0; j < m; j++) ok &= a[20 - m + j] + b[j] == 1.0f;
+        for (int j = m; j < 20; j++) ok &= b[j] == 1.0f && a[j - m] == 1.0f;
+        CHECKF(ok, "ramp m=%d", m);
+    }
+}
+
+static void test_tae(hb_rng *rng) {
+    hb_checkpoint *ck = NULL;
+    hb_tae *m = tae_model(&ck);
+    CHECKF(m != NULL, "%s", hb_last_error());
+    if (!m) return;
+    int64_t t = 7, h = 3, w = 4, z = 8, S = hb_tae_space_scale(m), H = h * S, W = w * S;
+    int64_t nf = hb_tae_decoded_frames(m, t);
+    float *lat = malloc(sizeof(float) * (size_t)(z * t * h * w)), *latT = malloc(sizeof(float) * (size_t)(z * t * h * w));
+    tl_fill_normal(rng, lat, z * t * h * w, 1.0f);
+    for (int64_t c = 0; c < z; c++)
+        for (int64_t i = 0; i < t; i++) memcpy(latT + (i * z + c) * h * w, lat + (c * t + i) * h * w, sizeof(float) * (size_t)(h * w));
+    float *v = malloc(sizeof(float) * (size_t)(nf * 3 * H * W)), *ref = malloc(sizeof(float) * (size_t)(nf * 3 * H * W));
+    CHECK(hb_tae_decode_video(m, latT, t, h, w, v, NULL, false) == 0);
+    for (int64_t f = 0; f < nf; f++)
+        for (int c = 0; c < 3; c++)
+            for (int64_t i = 0; i < H * W; i++) ref[(c * nf + f) * H * W + i] = 2.0f * v[(f * 3 + c) * H * W + i] - 1.0f;
+    for (int mode = 1; mode <= 2; mode++) {
+        hb_longdecode_opts o = {(hb_ld_mode)mode, mode == 1 ? 2 : 4, 2, 0, 0};
+        sink s;
+        sink_init(&s, nf, H, W);
+        hb_decoder *d = hb_decoder_new_tae(m, h, w, &o, collect, &s);
+        CHECKF(d && hb_decoder_run(d, lat, t) == 0, "%s", hb_last_error());
+        CHECK(s.order_ok && s.next == nf);
+        double e = rms_rel(s.v, ref, 3 * nf * H * W);
+        printf("TAEHV %s: RMS rel err vs whole clip %.3e\n", mode == 1 ? "causal-cache clip 2" : "tiled clip 4 overlap 2", e);
+        if (mode == 1) CHECK(memcmp(s.v, ref, sizeof(float) * (size_t)(3 * nf * H * W)) == 0);
+        else CHECKF(e < 1.0, "%g", e);
+        hb_decoder_free(d);
+        free(s.v);
+    }
+    free(lat), free(latT), free(v), free(ref);
+    hb_tae_free(m);
+    hb_checkpoint_close(ck);
+}
+
+static void test_wan(hb_rng *rng) {
+    hb_wan_vae *m = wan_model();
+    CHECKF(m != NULL, "%s", hb_last_error());
+    if (!m) return;
+    int64_t t = 5, h = 2, w = 3, z = 48, S = hb_wan_vae_spatial_factor(m), H = h * S, W = w * S;
+    int64_t nf = 1 + 4 * (t - 1);
+    float *lat = malloc(sizeof(float) * (size_t)(z * t * h * w));
+    tl_fill_normal(rng, lat, z * t * h * w, 1.0f);
+    float *ref = malloc(sizeof(float) * (size_t)(3 * nf * H * W));
+    CHECK(hb_wan_vae_decode(m, lat, t, h, w, ref, NULL) == 0);
+    hb_longdecode_opts oc = {HB_LD_CAUSAL, 2, 0, 0, 0};
+    CHECK(hb_decoder_new_wan(m, h, w, &oc, collect, NULL) == NULL && strstr(hb_last_error(), "Wan VAE"));
+    for (int k = 0; k < 2; k++) {
+        hb_longdecode_opts o = {HB_LD_AUTO, k ? 6 : 4, 2, 0, 0};
+        sink s;
+        sink_init(&s, nf, H, W);
+        hb_decoder *d = hb_decoder_new_wan(m, h, w, &o, collect, &s);
+        CHECKF(d && hb_decoder_mode(d) == HB_LD_TILED && hb_decoder_run(d, lat, t) == 0, "%s", hb_last_error());
+        CHECK(s.order_ok && s.next == nf);
+        double e = rms_rel(s.v, ref, 3 * nf * H * W);
+        printf("Wan2.2 VAE tiled clip %d overlap 2: RMS rel err vs whole %.3e\n", o.clip, e);
+        if (k) CHECK(memcmp(s.v, ref, sizeof(float) * (size_t)(3 * nf * H * W)) == 0);
+        else CHECKF(e < 1.0, "%g", e);
+        hb_decoder_free(d);
+        free(s.v);
+    }
+    free(lat), free(ref);
+    hb_wan_vae_free(m);
+}
+
+static void test_bad_opts(void) {
+    hb_light_vae *m = light_model(false);
+    hb_longdecode_opts o = {HB_LD_TILED, 3, 2, 0, 0};
+    CHECK(hb_decoder_new_light(m, 2, 2, &o, collect, NULL) == NULL && strstr(hb_last_error(), "twice the overlap"));
+    hb_longdecode_opts o2 = {HB_LD_TILED, 4, 1, 2, 2};
+    CHECK(hb_decoder_new_light(m, 6, 6, &o2, collect, NULL) == NULL && strstr(hb_last_error(), "tile_overlap"));
+    CHECK(hb_decoder_new_light(m, 6, 6, NULL, NULL, NULL) == NULL && strstr(hb_last_error(), "callback"));
+    hb_light_vae_free(m);
+}
+
+/* ---------------------------------------------------------------- bounded memory (child processes) */
+
+static int discard(void *user, int64_t t0, int64_t n, const float *video, int64_t H, int64_t W) {
+    double *acc = user;
+    (void)t0;
+    for (int64_t i = 0; i < 3 * n * H * W; i += 97) *acc += video[i];
+    return 0;
+}
+
+/* child: decode t latents of size h x w with decoder `kind`, print "peak <rss> bytes <decoder bytes>" */
+static int child(const char *kind, int64_t t) {
+    hb_threads_init(1);
+    int64_t h = 8, w = 8;
+    hb_checkpoint *ck = NULL;
+    hb_light_vae *lv = NULL;
+    hb_tae *tae = NULL;
+    hb_wan_vae *wan = NULL;
+    hb_decoder *d = NULL;
+    double acc = 0;
+    hb_longdecode_opts o = {HB_LD_AUTO, 3, 1, 0, 0};
+    if (!strcmp(kind, "light-causal") || !strcmp(kind, "light-noncausal")) {
+        lv = light_model(!strcmp(kind, "light-causal"));
+        d = hb_decoder_new_light(lv, h, w, &o, discard, &acc);
+    } else if (!strcmp(kind, "tae")) {
+        tae = tae_model(&ck);
+        d = tae ? hb_decoder_new_tae(tae, h, w, &o, discard, &acc) : NULL;
+    } else if (!strcmp(kind, "wan")) {
+        wan = wan_model();
+        h = 4, w = 4;
+        o.clip = 2, o.overlap = 1;
+        d = wan ? hb_decoder_new_wan(wan, h, w, &o, discard, &acc) : NULL;
+    }
+    if (!d) { fprintf(stderr, "child: %s\n", hb_last_error()); return 1; }
+    int z = !strcmp(kind, "wan") ? 48 : 8;
+    float *lat = malloc(sizeof(float) * (size_t)(z * h * w));
+    hb_rng r;
+    hb_rng_seed(&r, 1);
+    for (int64_t i = 0; i < t; i++) { /* latents pushed one at a time, as a diffusion loop would produce them */
+        for (int64_t k = 0; k < z * h * w; k++) lat[k] = hb_rng_normal(&r);
+        if (hb_decoder_push(d, lat, 1, 0)) { fprintf(stderr, "child: %s\n", hb_last_error()); return 1; }
+    }
+    if (hb_decoder_finish(d)) { fprintf(stderr, "child: %s\n", hb_last_error()); return 1; }
+    printf("peak %zu bytes %zu frames %lld acc %g\n", hb_peak_rss_bytes(), hb_decoder_bytes(d),
+           (long long)hb_decoder_frames_out(d), acc);
+    hb_decoder_free(d);
+    free(lat);
+    hb_light_vae_free(lv), hb_tae_free(tae), hb_wan_vae_free(wan);
+    if (ck) hb_checkpoint_close(ck);
+    return 0;
+}
+
+static void test_memory(const char *self) {
+    const char *kinds[] = {"light-causal", "light-noncausal", "tae", "wan"};
+    for (int k = 0; k < 4; k++) {
+        size_t peak[2] = {0, 0}, bytes[2] = {0, 0};
+        long long frames[2] = {0, 0};
+        int64_t ts[2] = {4, 32};
+        for (int i = 0; i < 2; i++) {
+            char cmd[1200], out[512] = {0};
+            snprintf(cmd, sizeof cmd, "HB_TMPDIR_CHILD=%s '%s' --child %s %lld", tl_tmpdir(), self, kinds[k], (long long)ts[i]);
+            int rc = tl_run(cmd, out, sizeof out);
+            CHECKF(rc == 0 && sscanf(out, "peak %zu bytes %zu frames %lld", &peak[i], &bytes[i], &frames[i]) == 3,
+                   "%s: rc %d: %s", kinds[k], rc, out);
+        }
+        printf("%-16s %3lld frames: peak RSS %6.1f MiB, decoder %6.2f MiB | %3lld frames: peak RSS %6.1f MiB, decoder %6.2f MiB\n",
+               kinds[k], frames[0], peak[0] / 1048576.0, bytes[0] / 1048576.0, frames[1], peak[1] / 1048576.0,
+               bytes[1] / 1048576.0);
+        CHECK(frames[1] >= 8 * frames[0] - 24);
+        CHECKF(peak[1] <= peak[0] * 1.10, "%s: peak RSS grew from %zu to %zu", kinds[k], peak[0], peak[1]);
+        CHECK(bytes[0] == bytes[1] && bytes[0] > 0);
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc == 4 && !strcmp(argv[1], "--child")) {
+        /* reuse the parent's temporary folder for the TAE weights */
+        g_tmp = getenv("HB_TMPDIR_CHILD");
+        return child(argv[2], atoll(argv[3]));
+    }
+    hb_threads_init(0);
+    hb_rng rng;
+    hb_rng_seed(&rng, tl_seed());
+    test_ramp();
+    test_light(&rng);
+    test_tae(&rng);
+    test_wan(&rng);
+    test_bad_opts();
+    char self[1024];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = 0;
+        test_memory(self);
+    }
+    return tl_done();
+}
