@@ -104,8 +104,7 @@ static void rot_rows(void *ctx, int64_t b, int64_t e) {
         }
 }
 
-/* Rotate the frame-axis RoPE channels of rows x [rows, dim] by `delta` frame positions. */
-static void rope_shift_frames(float *x, int64_t rows, int64_t dim, int heads, int head_dim, double delta) {
+void wan_kv_rope_shift(float *x, int64_t rows, int64_t dim, int heads, int head_dim, double delta) {
     int c = head_dim / 2;
     rot_job j = {x, rows, dim, heads, head_dim, c - 2 * (c / 3), delta};
     hb_parallel_for(rows, 64, rot_rows, &j);
@@ -124,10 +123,10 @@ void wan_kv_cache_evict(wan_kv_cache *c, int layer, const wan_kv_plan *p) {
         int hd = (int)(c->dim / c->heads);
         void *k = layer_ptr(c, 0, layer, c->sink_tokens);
         if (c->dtype == HB_F32) {
-            rope_shift_frames(k, p->n_roll, c->dim, c->heads, hd, delta);
+            wan_kv_rope_shift(k, p->n_roll, c->dim, c->heads, hd, delta);
         } else {
             hb_convert_to_f32(c->sk, k, c->dtype, (size_t)(p->n_roll * c->dim));
-            rope_shift_frames(c->sk, p->n_roll, c->dim, c->heads, hd, delta);
+            wan_kv_rope_shift(c->sk, p->n_roll, c->dim, c->heads, hd, delta);
             hb_convert_from_f32(k, c->dtype, c->sk, (size_t)(p->n_roll * c->dim));
         }
     }

@@ -79,6 +79,10 @@ void wan_kv_cache_commit(wan_kv_cache *c, const wan_kv_plan *p);
 /* Copy rows [row0, row0+n) of layer's K (which=0) or V (which=1) as f32 into dst [n, dim]. */
 void wan_kv_cache_read(const wan_kv_cache *c, int layer, int which, int64_t row0, int64_t n, float *dst);
 
+/* Rotate the frame-axis RoPE channels of keys x [rows, dim] (row stride dim) by `delta` frame positions
+ * (angles and products in float64, as hb_rope3d). */
+void wan_kv_rope_shift(float *x, int64_t rows, int64_t dim, int heads, int head_dim, double delta);
+
 /* ---------- the causal model ---------- */
 typedef struct wan_causal_config {
     int64_t H, W;               /* latent height/width (multiples of the patch) */

@@ -1,0 +1,465 @@
+/* pipeline/ar: autoregressive long video (see ar.h). */
+#include "pipeline/ar.h"
+#include "pipeline/schedule.h"
+#include "pipeline/model_folder.h"
+#include "models/tokenizer.h"
+#include "models/umt5.h"
+#include "models/tae.h"
+#include "models/wan_vae.h"
+#include "io/video.h"
+#include "io/image.h"
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void hb_ar_opts_default(hb_ar_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->chunk = 3;
+    o->sink = 3;
+    o->window = 12;
+    o->rope = WAN_ROPE_ABS;
+    o->cache_dtype = HB_BF16;
+    o->shift = 5.0;
+    static const int64_t def[4] = {1000, 750, 500, 250};
+    memcpy(o->steps_list, def, sizeof def);
+    o->nsteps = 4;
+}
+
+static void fill_normal(hb_rng *r, float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) x[i] = hb_rng_normal(r);
+}
+
+/* Index of the prompt in force from latent frame f (conds sorted by frame). */
+static int cond_at(const hb_ar_opts *o, int64_t f) {
+    int k = 0;
+    for (int i = 0; i < o->nconds; i++)
+        if (o->conds[i].frame <= f) k = i;
+    return k;
+}
+
+int hb_ar_generate(const wan_dit *m, hb_ar_opts *o) {
+    const wan_dit_config *mc = &m->cfg;
+    o->forwards = 0;
+    o->state_bytes = 0;
+    if (o->frames <= 0 || o->chunk <= 0) return hb_error("ar: frames (%lld) and chunk (%lld) must be positive",
+                                                         (long long)o->frames, (long long)o->chunk);
+    if (o->nconds <= 0 || !o->conds || o->conds[0].frame != 0)
+        return hb_error("ar: the first prompt must start at frame 0");
+    for (int i = 1; i < o->nconds; i++)
+        if (o->conds[i].frame < o->conds[i - 1].frame) return hb_error("ar: prompt switch frames must be sorted");
+    int nsteps = o->nsteps > 0 ? o->nsteps : 4;
+    int64_t def[4] = {1000, 750, 500, 250};
+    const int64_t *list = o->nsteps > 0 ? o->steps_list : def;
+    if (nsteps > HB_AR_MAX_STEPS) return hb_error("ar: at most %d steps", HB_AR_MAX_STEPS);
+    double shift = o->shift > 0 ? o->shift : 5.0;
+    hb_flowmatch_table tab;
+    if (hb_flowmatch_table_init(&tab, shift)) return -1;
+    float ts[HB_AR_MAX_STEPS], sig[HB_AR_MAX_STEPS];
+    if (hb_flowmatch_warp(&tab, list, nsteps, ts)) return -1;
+    for (int k = 0; k < nsteps; k++) sig[k] = hb_flowmatch_sigma(&tab, ts[k]);
+
+    const bool window = o->window > 0;
+    int64_t cache_frames = window ? o->window : o->frames;
+    if (window && o->sink < 0) return hb_error("ar: the sink must be >= 0 frames");
+    if (!window && o->rope == WAN_ROPE_REL)
+        hb_log(HB_LOG_WARN, "ar: relative RoPE without a window is the same as absolute RoPE");
+    if (o->rope == WAN_ROPE_ABS && o->frames > WAN_ROPE_TABLE)
+        return hb_error("ar: %lld latent frames exceed the %d-position RoPE table of absolute mode; use relative "
+                        "RoPE (--rope rel) for longer videos", (long long)o->frames, WAN_ROPE_TABLE);
+    const int64_t C = mc->in_dim, H = o->H, W = o->W, HW = H * W, chunk = o->chunk;
+    wan_causal_config cc = {0};
+    cc.H = H; cc.W = W;
+    cc.max_chunk_frames = chunk > cache_frames ? cache_frames : chunk;
+    /* a re-cache forward covers up to the whole cache */
+    if (o->nconds > 1) cc.max_chunk_frames = cache_frames;
+    cc.cache_frames = cache_frames;
+    cc.sink_frames = window ? o->sink : 0;
+    cc.window = window;
+    cc.global_sink = true;
+    cc.cache_dtype = o->cache_dtype;
+    cc.rope = o->rope;
+    if (chunk > cache_frames) return hb_error("ar: a chunk (%lld frames) does not fit the cache (%lld frames)",
+                                              (long long)chunk, (long long)cache_frames);
+    wan_causal *cs = wan_causal_new(m, &cc);
+    if (!cs) return -1;
+    const int64_t nchunk_el = C * chunk * HW;
+    float *x = hb_malloc(sizeof(float) * (size_t)nchunk_el, "ar latent");
+    float *flow = hb_malloc(sizeof(float) * (size_t)nchunk_el, "ar flow");
+    float *x0 = hb_malloc(sizeof(float) * (size_t)nchunk_el, "ar x0");
+    float *eps = hb_malloc(sizeof(float) * (size_t)nchunk_el, "ar noise");
+    float *tv = hb_malloc(sizeof(float) * (size_t)cache_frames, "ar t");
+    /* history ring of the last cache_frames clean latent frames, [slot][C][H][W] */
+    float *hist = o->nconds > 1 ? hb_malloc(sizeof(float) * (size_t)(cache_frames * C * HW), "ar history") : NULL;
+    float *rc_x = o->nconds > 1 ? hb_malloc(sizeof(float) * (size_t)(cache_frames * C * HW), "ar re-cache input") : NULL;
+    int rc = -1;
+    hb_progress prog;
+    int64_t nchunks = (o->frames + chunk - 1) / chunk;
+    hb_progress_begin(&prog, o->progress, o->progress_user, "chunks", (int)nchunks);
+    if (!x || !flow || !x0 || !eps || !tv || (o->nconds > 1 && (!hist || !rc_x))) goto done;
+    o->state_bytes = wan_causal_bytes(cs) + sizeof(float) * (size_t)(4 * nchunk_el) +
+                     (hist ? 2 * sizeof(float) * (size_t)(cache_frames * C * HW) : 0);
+    hb_rng rng;
+    hb_rng_seed(&rng, o->seed);
+    int cur = -1;
+    for (int64_t j = 0; j < nchunks; j++) {
+        const int64_t f0 = j * chunk, F = o->frames - f0 < chunk ? o->frames - f0 : chunk, n = C * F * HW;
+        int want = cond_at(o, f0);
+        if (want != cur) {
+            if (wan_causal_set_prompt(cs, o->conds[want].ctx, o->conds[want].ctx_len)) goto done;
+            if (cur >= 0 && f0 > 0) {
+                /* LongLive KV re-cache with the new prompt */
+                int64_t nre = f0 < cache_frames ? f0 : cache_frames, fs = f0 - nre;
+                int64_t skip = wan_causal_recache_skip(cs, fs, f0);
+                fs += skip;
+                nre -= skip;
+                if (nre > 0) {
+                    for (int64_t ch = 0; ch < C; ch++)
+                        for (int64_t f = 0; f < nre; f++)
+                            memcpy(rc_x + (ch * nre + f) * HW, hist + (((fs + f) % cache_frames) * C + ch) * HW,
+                                   sizeof(float) * (size_t)HW);
+                    for (int64_t f = 0; f < nre; f++) tv[f] = o->context_noise;
+                    if (wan_causal_forward(cs, rc_x, nre, tv, fs, true, NULL, NULL, NULL)) goto done;
+                    o->forwards++;
+                }
+                hb_log(HB_LOG_INFO, "ar: prompt %d from latent frame %lld (re-cached %lld frames)", want,
+                       (long long)f0, (long long)nre);
+            }
+            cur = want;
+        }
+        fill_normal(&rng, x, n);
+        for (int k = 0; k < nsteps; k++) {
+            for (int64_t f = 0; f < F; f++) tv[f] = ts[k];
+            if (wan_causal_forward(cs, x, F, tv, f0, false, flow, NULL, NULL)) goto done;
+            o->forwards++;
+            hb_flow_to_x0(x0, x, flow, sig[k], n);
+            if (k + 1 < nsteps) {
+                fill_normal(&rng, eps, n);
+                hb_flow_renoise(x, x0, eps, sig[k + 1], n);
+            }
+        }
+        if (hist)
+            for (int64_t ch = 0; ch < C; ch++)
+                for (int64_t f = 0; f < F; f++)
+                    memcpy(hist + ((((f0 + f) % cache_frames) * C + ch) * HW), x0 + (ch * F + f) * HW,
+                           sizeof(float) * (size_t)HW);
+        if (o->on_chunk && o->on_chunk(o->user, j, f0, F, x0)) {
+            if (!hb_last_error()[0]) hb_error("ar: stopped by the chunk callback");
+            goto done;
+        }
+        if (j + 1 < nchunks || o->refresh_last) {
+            for (int64_t f = 0; f < F; f++) tv[f] = o->context_noise;
+            if (wan_causal_forward(cs, x0, F, tv, f0, false, NULL, NULL, NULL)) goto done;
+            o->forwards++;
+        }
+        hb_progress_step(&prog, (int)(j + 1));
+    }
+    rc = 0;
+done:
+    hb_progress_end(&prog);
+    wan_causal_free(cs);
+    hb_free(x); hb_free(flow); hb_free(x0); hb_free(eps); hb_free(tv); hb_free(hist); hb_free(rc_x);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ prompts file */
+
+static int cmp_idx(const void *a, const void *b, void *ctx) {
+    const int64_t *f = ctx;
+    int ia = *(const int *)a, ib = *(const int *)b;
+    if (f[ia] != f[ib]) return f[ia] < f[ib] ? -1 : 1;
+    return ia - ib;
+}
+
+int hb_ar_read_prompts(const char *path, int64_t **frames_out, char ***texts_out) {
+    FILE *fp = fopen(path, "r");
+    if (!fp) return hb_error("%s: cannot open the prompts file: %s", path, strerror(errno));
+    int n = 0, cap = 0, lineno = 0;
+    int64_t *fr = NULL;
+    char **tx = NULL;
+    char *line = NULL;
+    size_t lcap = 0;
+    ssize_t len;
+    int rc = -1;
+    while ((len = getline(&line, &lcap, fp)) >= 0) {
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        char *p = line;
+        while (*p == ' ') p++;
+        if (!*p || *p == '#') continue;
+        char *tab = strchr(p, '\t');
+        if (!tab) { hb_error("%s:%d: expected 'frame_index<TAB>prompt'", path, lineno); goto fail; }
+        *tab = 0;
+        char *end;
+        errno = 0;
+        long long f = strtoll(p, &end, 10);
+        while (*end == ' ') end++;
+        if (end == p || *end || errno || f < 0) { hb_error("%s:%d: bad frame index '%s'", path, lineno, p); goto fail; }
+        if (n == cap) {
+            cap = cap ? 2 * cap : 8;
+            int64_t *nf = realloc(fr, sizeof *fr * (size_t)cap);
+            if (!nf) { hb_error("out of memory"); goto fail; }
+            fr = nf;
+            char **nt = realloc(tx, sizeof *tx * (size_t)cap);
+            if (!nt) { hb_error("out of memory"); goto fail; }
+            tx = nt;
+        }
+        fr[n] = f;
+        tx[n] = strdup(tab + 1);
+        if (!tx[n]) { hb_error("out of memory"); goto fail; }
+        n++;
+    }
+    if (n == 0) { hb_error("%s: no prompt lines", path); goto fail; }
+    /* stable sort by frame */
+    int *idx = malloc(sizeof(int) * (size_t)n);
+    if (!idx) { hb_error("out of memory"); goto fail; }
+    for (int i = 0; i < n; i++) idx[i] = i;
+    qsort_r(idx, (size_t)n, sizeof(int), cmp_idx, fr);
+    int64_t *sf = malloc(sizeof *sf * (size_t)n);
+    char **st = malloc(sizeof *st * (size_t)n);
+    if (!sf || !st) { free(idx); free(sf); free(st); hb_error("out of memory"); goto fail; }
+    for (int i = 0; i < n; i++) { sf[i] = fr[idx[i]]; st[i] = tx[idx[i]]; }
+    free(idx); free(fr); free(tx);
+    fr = sf; tx = st;
+    if (fr[0] != 0) { hb_error("%s: the first prompt must start at frame 0 (got %lld)", path, (long long)fr[0]); goto fail; }
+    *frames_out = fr;
+    *texts_out = tx;
+    rc = n;
+    free(line);
+    fclose(fp);
+    return rc;
+fail:
+    for (int i = 0; i < n; i++) free(tx[i]);
+    free(tx); free(fr); free(line);
+    fclose(fp);
+    return -1;
+}
+
+/* ------------------------------------------------------------------ pipeline */
+
+void hb_ar_run_default(hb_ar_run *r) {
+    memset(r, 0, sizeof *r);
+    hb_ar_opts_default(&r->ar);
+    r->width = 832;
+    r->height = 480;
+    r->video_frames = 481;
+    r->decoder = HB_AR_DEC_TAE;
+    r->fps = 16;
+}
+
+typedef struct {
+    hb_ar_run *r;
+    hb_video_writer *vw;
+    hb_tae_decoder *td;
+    hb_wan_vae *vae;
+    int64_t h, w, C;
+    int64_t emitted;                /* video frames handed out */
+    uint8_t *rgb;                   /* one frame (TAE) */
+    float *seg;                     /* VAE: [C, seg, h, w] latents of the current segment */
+    int64_t seg_n, seg_cap;
+    double t0, t_first;
+    int64_t latent_done;
+} run_ctx;
+
+static int emit_rgb(run_ctx *c, const uint8_t *rgb, int n, int H, int W) {
+    hb_ar_run *r = c->r;
+    if (c->emitted >= r->video_frames) return 0;
+    if (c->emitted + n > r->video_frames) n = (int)(r->video_frames - c->emitted);
+    if (c->vw && hb_video_writer_append(c->vw, rgb, n)) return -1;
+    if (r->on_frames && r->on_frames(r->user, c->emitted, n, rgb, H, W)) return hb_error("ar: stopped by the frame callback");
+    c->emitted += n;
+    return 0;
+}
+
+static int tae_cb(void *user, const hb_tae_frame *f) {
+    run_ctx *c = user;
+    if (!f->rgb) return 0;
+    hb_frames_from_tchw(f->rgb, 1, (int)f->H, (int)f->W, 0.f, 1.f, c->rgb);
+    return emit_rgb(c, c->rgb, 1, (int)f->H, (int)f->W);
+}
+
+static int vae_flush(run_ctx *c) {
+    if (c->seg_n == 0) return 0;
+    int sf = hb_wan_vae_spatial_factor(c->vae);
+    int64_t T = 1 + 4 * (c->seg_n - 1), Hh = c->h * sf, Ww = c->w * sf;
+    float *lat = c->seg;
+    float *packed = NULL;
+    if (c->seg_n != c->seg_cap) { /* repack [C, seg_cap, h, w] -> [C, seg_n, h, w] */
+        packed = hb_malloc(sizeof(float) * (size_t)(c->C * c->seg_n * c->h * c->w), "vae segment");
+        if (!packed) return -1;
+        for (int64_t ch = 0; ch < c->C; ch++)
+            memcpy(packed + ch * c->seg_n * c->h * c->w, c->seg + ch * c->seg_cap * c->h * c->w,
+                   sizeof(float) * (size_t)(c->seg_n * c->h * c->w));
+        lat = packed;
+    }
+    float *video = hb_malloc(sizeof(float) * (size_t)(3 * T * Hh * Ww), "vae video");
+    uint8_t *rgb = hb_malloc((size_t)(T * Hh * Ww * 3), "vae rgb");
+    int rc = -1;
+    if (!video || !rgb) goto done;
+    if (hb_wan_vae_decode(c->vae, lat, c->seg_n, c->h, c->w, video, NULL)) goto done;
+    hb_frames_from_cthw(video, (int)T, (int)Hh, (int)Ww, -1.f, 1.f, rgb);
+    rc = emit_rgb(c, rgb, (int)T, (int)Hh, (int)Ww);
+done:
+    hb_free(packed); hb_free(video); hb_free(rgb);
+    c->seg_n = 0;
+    return rc;
+}
+
+static int chunk_cb(void *user, int64_t chunk, int64_t frame0, int64_t F, const float *x0) {
+    run_ctx *c = user;
+    hb_ar_run *r = c->r;
+    const int64_t hw = c->h * c->w;
+    if (r->decoder == HB_AR_DEC_TAE) {
+        if (hb_tae_decoder_push_frames(c->td, x0, F, hw, F * hw)) return -1;
+    } else if (r->decoder == HB_AR_DEC_VAE) {
+        for (int64_t f = 0; f < F; f++) {
+            for (int64_t ch = 0; ch < c->C; ch++)
+                memcpy(c->seg + (ch * c->seg_cap + c->seg_n) * hw, x0 + (ch * F + f) * hw, sizeof(float) * (size_t)hw);
+            if (++c->seg_n == c->seg_cap && vae_flush(c)) return -1;
+        }
+    }
+    c->latent_done = frame0 + F;
+    double now = hb_time_now();
+    if (chunk == 0) c->t_first = now;
+    if (!r->quiet) {
+        double el = now - c->t0;
+        double fps_all = c->emitted / (el > 0 ? el : 1e-9);
+        double fps_steady = chunk > 0 ? (double)(4 * frame0) / (now - c->t_first > 0 ? now - c->t_first : 1e-9) : 0;
+        hb_log(HB_LOG_INFO, "chunk %lld: latent frames %lld-%lld, %lld video frames out, %.1f s, %.3f frames/s "
+               "(%.3f since chunk 0), RSS %.0f MiB", (long long)chunk, (long long)frame0, (long long)(frame0 + F - 1),
+               (long long)c->emitted, el, fps_all, fps_steady, hb_current_rss_bytes() / 1048576.0);
+    }
+    return 0;
+}
+
+static int encode_prompt(hb_tokenizer *tok, hb_umt5 *te, int text_len, int text_dim, const char *text, float **ctx,
+                         int64_t *len) {
+    int64_t *ids = malloc((size_t)text_len * sizeof *ids);
+    if (!ids) return hb_error("out of memory");
+    int n = hb_tokenizer_encode_padded_i64(tok, text, true, text_len, ids, NULL);
+    int rc = -1;
+    if (n < 0) goto done;
+    *ctx = hb_malloc((size_t)n * (size_t)text_dim * sizeof(float), "text context");
+    if (!*ctx) goto done;
+    if (hb_umt5_encode(te, ids, n, n, *ctx)) { hb_free(*ctx); *ctx = NULL; goto done; }
+    *len = n;
+    rc = 0;
+done:
+    free(ids);
+    return rc;
+}
+
+int hb_ar_run_pipeline(hb_ar_run *r) {
+    double t_start = hb_time_now();
+    hb_model_folder mf;
+    if (!r->model_dir) return hb_error("ar: no model folder");
+    if (hb_model_folder_scan(r->model_dir, &mf)) return -1;
+    if (r->video_frames <= 0) return hb_error("ar: the frame count must be positive");
+    run_ctx c = {0};
+    c.r = r;
+    wan_dit *m = NULL;
+    hb_checkpoint *tae_ck = NULL, *vae_ck = NULL;
+    hb_tae *tae = NULL;
+    hb_tokenizer *tok = NULL;
+    hb_umt5 *te = NULL;
+    int64_t *pframes = NULL;
+    char **ptexts = NULL;
+    int np = 0;
+    float **ctxs = NULL;
+    hb_ar_cond *conds = NULL;
+    int rc = -1;
+    if (!(m = wan_dit_open(mf.dit, NULL))) { hb_error_prefix("%s: ", r->model_dir); goto done; }
+    const wan_dit_config *mc = &m->cfg;
+    const int sfac = 8; /* Wan 2.1 VAE / TAEW2.1 */
+    int mult = sfac * mc->patch[1];
+    if (r->width <= 0 || r->height <= 0 || r->width % mult || r->height % mult) {
+        hb_error("ar: width and height must be positive multiples of %d (got %dx%d)", mult, r->width, r->height);
+        goto done;
+    }
+    c.h = r->height / sfac;
+    c.w = r->width / sfac;
+    c.C = mc->in_dim;
+    /* prompts */
+    if (r->prompts_file) {
+        np = hb_ar_read_prompts(r->prompts_file, &pframes, &ptexts);
+        if (np < 0) goto done;
+    } else {
+        np = 1;
+        pframes = calloc(1, sizeof *pframes);
+        ptexts = calloc(1, sizeof *ptexts);
+        if (!pframes || !ptexts || !(ptexts[0] = strdup(r->prompt ? r->prompt : ""))) { hb_error("out of memory"); goto done; }
+    }
+    double tt = hb_time_now();
+    if (!(tok = hb_tokenizer_open_dir(r->model_dir, NULL, 0))) { hb_error_prefix("%s: tokenizer: ", r->model_dir); goto done; }
+    if (!(te = hb_umt5_open(mf.text_encoder))) goto done;
+    ctxs = calloc((size_t)np, sizeof *ctxs);
+    conds = calloc((size_t)np, sizeof *conds);
+    if (!ctxs || !conds) { hb_error("out of memory"); goto done; }
+    for (int i = 0; i < np; i++) {
+        int64_t len = 0;
+        if (encode_prompt(tok, te, mc->text_len, mc->text_dim, ptexts[i], &ctxs[i], &len)) goto done;
+        conds[i].frame = pframes[i];
+        conds[i].ctx = ctxs[i];
+        conds[i].ctx_len = len;
+    }
+    hb_umt5_free(te); te = NULL;
+    r->seconds_text = hb_time_now() - tt;
+    /* decoder */
+    if (r->decoder == HB_AR_DEC_TAE) {
+        if (!mf.tae[0]) { hb_error("%s: no tiny decoder (taew2_1.safetensors / .pth) in the folder; use --decoder vae", r->model_dir); goto done; }
+        if (!(tae_ck = hb_checkpoint_open(mf.tae)) || !(tae = hb_tae_load(tae_ck, NULL, HB_TAE_DECODER))) goto done;
+        if (hb_tae_latent_channels(tae) != c.C) {
+            hb_error("%s: the tiny decoder takes %d latent channels, the DiT makes %lld", mf.tae, hb_tae_latent_channels(tae),
+                     (long long)c.C);
+            goto done;
+        }
+        if (!(c.td = hb_tae_decoder_new(tae, c.h, c.w, tae_cb, &c))) goto done;
+        if (!(c.rgb = hb_malloc((size_t)r->width * (size_t)r->height * 3, "frame"))) goto done;
+    } else if (r->decoder == HB_AR_DEC_VAE) {
+        if (!(vae_ck = hb_checkpoint_open(mf.vae)) || !(c.vae = hb_wan_vae_load(vae_ck, NULL))) goto done;
+        c.seg_cap = r->vae_segment > 0 ? r->vae_segment : 120;
+        if (!(c.seg = hb_malloc(sizeof(float) * (size_t)(c.C * c.seg_cap * c.h * c.w), "vae segment"))) goto done;
+    }
+    if (r->output && r->decoder != HB_AR_DEC_NONE) {
+        hb_video_meta meta = {.prompt = ptexts[0], .model = "hummingbird-xtx", .seed = (int64_t)r->ar.seed,
+                              .has_seed = true, .steps = r->ar.nsteps};
+        hb_video_opts vo = {.fps = r->fps > 0 ? r->fps : 16, .streaming = true, .meta = &meta};
+        if (!(c.vw = hb_video_writer_open(r->output, r->height, r->width, &vo))) goto done;
+    }
+    /* latent frames: 1 + ceil((frames - 1) / 4) */
+    hb_ar_opts *o = &r->ar;
+    o->H = c.h;
+    o->W = c.w;
+    o->frames = 1 + (r->video_frames - 1 + 3) / 4;
+    o->conds = conds;
+    o->nconds = np;
+    o->on_chunk = chunk_cb;
+    o->user = &c;
+    c.t0 = hb_time_now();
+    if (hb_ar_generate(m, o)) goto done;
+    if (r->decoder == HB_AR_DEC_VAE && vae_flush(&c)) goto done;
+    if (c.vw) {
+        int rcw = hb_video_writer_close(c.vw);
+        c.vw = NULL;
+        if (rcw) goto done;
+    }
+    r->frames_written = c.emitted;
+    rc = 0;
+done:
+    if (c.vw) hb_video_writer_abort(c.vw);
+    hb_tae_decoder_free(c.td);
+    hb_tae_free(tae);
+    if (tae_ck) hb_checkpoint_close(tae_ck);
+    hb_wan_vae_free(c.vae);
+    if (vae_ck) hb_checkpoint_close(vae_ck);
+    hb_free(c.rgb); hb_free(c.seg);
+    hb_umt5_free(te);
+    hb_tokenizer_free(tok);
+    wan_dit_free(m);
+    for (int i = 0; i < np; i++) { if (ptexts) free(ptexts[i]); if (ctxs) hb_free(ctxs[i]); }
+    free(ptexts); free(pframes); free(ctxs); free(conds);
+    r->seconds_total = hb_time_now() - t_start;
+    r->peak_rss = hb_peak_rss_bytes();
+    return rc;
+}

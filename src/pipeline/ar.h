@@ -1,0 +1,103 @@
+/* pipeline/ar: autoregressive long-video generation with the causal Wan-2.1-1.3B (Hummingbird-XTX), as
+ * Self-Forcing / LongLive run it (pipeline/causal_inference.py, interactive_causal_inference.py).
+ *
+ * Chunk loop (chunk = `chunk` latent frames, frame0 = its first latent frame):
+ *   x = N(0, 1) noise;
+ *   for each few-step timestep t_k (warp(steps_list) of the FlowMatch table with `shift`, schedule.h):
+ *       flow = causal DiT(x, t_k for every frame, at frame0)           (writes the chunk's K/V slots)
+ *       x0 = x - sigma(t_k) * flow
+ *       unless last step: x = (1 - sigma(t_{k+1})) * x0 + sigma(t_{k+1}) * eps, fresh eps
+ *   the chunk's result is the last x0 (handed to on_chunk);
+ *   refresh: one more forward of x0 at t = context_noise (0) at frame0, which overwrites the chunk's K/V
+ *   slots with clean-context K/V (skipped after the last chunk unless refresh_last: it changes nothing).
+ * Noise: one hb_rng seeded with `seed`; per chunk C*F*H*W normals for the initial noise ([C, F, H, W] order),
+ * then C*F*H*W per re-noise. The reference pre-samples one noise tensor for the whole video instead, which
+ * would make memory grow with length.
+ *
+ * Cache: window > 0: a frame sink + short window as LongLive (cache of `window` latent frames, of which the
+ * first `sink` are never evicted); window <= 0: a global cache holding the whole video (Self-Forcing).
+ *
+ * Prompt switch (LongLive interactive, global_sink): before the chunk that starts at a switch frame, the
+ * cross-attention cache is replaced by the new prompt's and the last n = min(cache frames, frame0) clean
+ * latent frames are re-encoded with the new prompt in one recompute forward at t = context_noise; the sink
+ * rows keep their K/V (the frames that would land there are dropped from the call: they influence nothing).
+ * A history of the last `cache frames` latent frames is kept for this (constant memory). */
+#ifndef HB_PIPELINE_AR_H
+#define HB_PIPELINE_AR_H
+
+#include "models/wan_causal.h"
+
+#define HB_AR_MAX_STEPS 16
+
+/* A prompt from latent frame `frame` on (the first must be at frame 0); switch frames are rounded up to a
+ * chunk boundary. */
+typedef struct hb_ar_cond {
+    int64_t frame;
+    const float *ctx;      /* [ctx_len, text_dim] text-encoder rows */
+    int64_t ctx_len;
+} hb_ar_cond;
+
+/* x0 [C, F, H, W] of the chunk with latent frames [frame0, frame0 + F). Return nonzero to stop. */
+typedef int (*hb_ar_chunk_fn)(void *user, int64_t chunk, int64_t frame0, int64_t F, const float *x0);
+
+typedef struct hb_ar_opts {
+    int64_t H, W;              /* latent size */
+    int64_t frames;            /* latent frames to generate */
+    int64_t chunk;             /* latent frames per chunk (3) */
+    int64_t sink, window;      /* latent frames (3, 12); window <= 0: global cache of all frames */
+    wan_rope_mode rope;
+    hb_dtype cache_dtype;      /* HB_BF16 (default) or HB_F32 */
+    int64_t steps_list[HB_AR_MAX_STEPS];
+    int nsteps;                /* 0: 1000, 750, 500, 250 */
+    double shift;              /* 0: 5 */
+    float context_noise;       /* timestep of the refresh / recompute forwards (0) */
+    uint64_t seed;
+    bool refresh_last;
+    const hb_ar_cond *conds;
+    int nconds;
+    hb_ar_chunk_fn on_chunk;
+    void *user;
+    hb_progress_fn progress;   /* per chunk */
+    void *progress_user;
+    /* out */
+    size_t state_bytes;        /* bytes of the causal state (KV cache, workspace, prompt, history) */
+    int64_t forwards;          /* DiT forwards run */
+} hb_ar_opts;
+
+void hb_ar_opts_default(hb_ar_opts *o);
+/* Run the chunk loop on a loaded DiT (any size). -1 + message on error. */
+int hb_ar_generate(const wan_dit *m, hb_ar_opts *o);
+
+/* Parse a prompts file: lines "frame_index<TAB>prompt" (latent frame index; '#' comments and blank lines
+ * skipped). Returns the count (texts malloc'ed into *texts, frames into *frames, sorted by frame; the
+ * caller frees every text and both arrays) or -1 + message naming the file and line. */
+int hb_ar_read_prompts(const char *path, int64_t **frames, char ***texts);
+
+/* ---------- whole pipeline: model folder -> streamed video ---------- */
+typedef enum { HB_AR_DEC_TAE = 0, HB_AR_DEC_VAE = 1, HB_AR_DEC_NONE = 2 } hb_ar_decoder;
+
+typedef struct hb_ar_run {
+    const char *model_dir;
+    const char *prompt;              /* used when no prompts file */
+    const char *prompts_file;        /* "frame<TAB>prompt" lines, optional */
+    int width, height;               /* pixels (832 x 480) */
+    int64_t video_frames;            /* 481 */
+    hb_ar_opts ar;                   /* chunk/sink/window/rope/steps/shift/seed/cache dtype */
+    hb_ar_decoder decoder;
+    int vae_segment;                 /* VAE decoder: latent frames per independently decoded segment (0: 120) */
+    const char *output;              /* video file (streamed, fragmented MP4), or NULL */
+    double fps;                      /* 16 */
+    /* per decoded chunk: rgb [n, H, W, 3] uint8 of video frames [first, first + n) */
+    int (*on_frames)(void *user, int64_t first, int n, const uint8_t *rgb, int H, int W);
+    void *user;
+    bool quiet;                      /* no per-chunk log line */
+    /* out */
+    double seconds_text, seconds_total;
+    int64_t frames_written;
+    size_t peak_rss;
+} hb_ar_run;
+
+void hb_ar_run_default(hb_ar_run *r);
+int hb_ar_run_pipeline(hb_ar_run *r);
+
+#endif
