@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Independent reference of the Hummingbird light VAE decoder (docs/light_vae.md), written with PyTorch.
 
-usage: light_vae_ref.py MODEL.safetensors INPUT.safetensors OUTPUT.safetensors
+usage: light_vae_ref.py MODEL.safetensors INPUT.safetensors OUTPUT.safetensors [MODEL INPUT OUTPUT ...]
 
 MODEL holds the weights and __metadata__["light_vae_config"]; INPUT holds "latent" [z, t, h, w] (F32);
 OUTPUT receives "video" [3, 1 + F(t-1), S h, S w] and "raw" (the head conv output before un-patchify).
@@ -51,9 +51,17 @@ def write_st(path, tensors):
 
 
 def main():
-    W, meta = read_st(sys.argv[1])
+    args = sys.argv[1:]
+    if not args or len(args) % 3:
+        sys.exit(__doc__)
+    for i in range(0, len(args), 3):
+        run(*args[i:i + 3])
+
+
+def run(model, input_path, output_path):
+    W, meta = read_st(model)
     cfg = json.loads(meta["light_vae_config"])
-    inp, _ = read_st(sys.argv[2])
+    inp, _ = read_st(input_path)
     z = inp["latent"]                              # [z, t, h, w]
     causal = cfg.get("causal", True)
     kt, ks = cfg.get("kernel", [3, 3])
@@ -108,7 +116,7 @@ def main():
     v = v[:, Ft - 1:]
     if cfg.get("clamp", True):
         v = v.clamp(-1, 1)
-    write_st(sys.argv[3], {"video": v, "raw": raw})
+    write_st(output_path, {"video": v, "raw": raw})
 
 
 if __name__ == "__main__":
