@@ -63,7 +63,7 @@ static void paste_frame0(const hb_xt_args *a, float *x) {
 
 /* Timesteps for the denoiser: one value, or per token with 0 on frame 0 (I2V). */
 static void fill_t(const hb_xt_args *a, float t, float *tt, int64_t nt) {
-    if (nt == 1) { tt[0] = t; return; }
+    if (!a->cond0) { tt[0] = t; return; }
     for (int64_t i = 0; i < nt; i++) tt[i] = i < a->tokens_per_frame ? 0.0f : t;
 }
 
