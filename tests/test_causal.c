@@ -327,9 +327,10 @@ static void test_errors(const wan_dit *m) {
     wan_causal_config cc = {0};
     cc.H = 4; cc.W = 4; cc.max_chunk_frames = 2; cc.cache_frames = 3; cc.sink_frames = 2; cc.window = true;
     cc.cache_dtype = HB_F32;
-    CHECK(wan_causal_new(m, &cc) == NULL); /* sink + chunk > window */
-    CHECK(strstr(hb_last_error(), "window") != NULL);
-    cc.cache_frames = 4; cc.H = 5;
+    cc.max_chunk_frames = 4;
+    CHECK(wan_causal_new(m, &cc) == NULL); /* chunk > cache */
+    CHECK(strstr(hb_last_error(), "chunk") != NULL);
+    cc.max_chunk_frames = 2; cc.cache_frames = 4; cc.H = 5;
     CHECK(wan_causal_new(m, &cc) == NULL); /* not a patch multiple */
     cc.H = 4;
     wan_causal *cs = wan_causal_new(m, &cc);

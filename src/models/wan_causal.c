@@ -178,9 +178,9 @@ wan_causal *wan_causal_new(const wan_dit *m, const wan_causal_config *cfg) {
     c->frame_tokens = c->Hp * c->Wp;
     int64_t cap = cfg->cache_tokens > 0 ? cfg->cache_tokens : cfg->cache_frames * c->frame_tokens;
     if (cap <= 0) { hb_error("wan_causal: the cache must hold at least one frame"); goto fail; }
-    if (cfg->window && cfg->max_chunk_frames * c->frame_tokens + cfg->sink_frames * c->frame_tokens > cap) {
-        hb_error("wan_causal: the window (%lld tokens) must hold the sink (%lld frames) and a chunk (%lld frames)",
-                 (long long)cap, (long long)cfg->sink_frames, (long long)cfg->max_chunk_frames);
+    if (cfg->max_chunk_frames * c->frame_tokens > cap) {
+        hb_error("wan_causal: the cache (%lld tokens) must hold a chunk (%lld frames)", (long long)cap,
+                 (long long)cfg->max_chunk_frames);
         goto fail;
     }
     if (wan_kv_cache_init(&c->cache, mc->num_layers, mc->num_heads, mc->dim, cap, c->frame_tokens, cfg->sink_frames * c->frame_tokens,

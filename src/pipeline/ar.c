@@ -80,8 +80,9 @@ int hb_ar_generate(const wan_dit *m, hb_ar_opts *o) {
     cc.global_sink = true;
     cc.cache_dtype = o->cache_dtype;
     cc.rope = o->rope;
-    if (chunk > cache_frames) return hb_error("ar: a chunk (%lld frames) does not fit the cache (%lld frames)",
-                                              (long long)chunk, (long long)cache_frames);
+    if (chunk + (window ? o->sink : 0) > cache_frames)
+        return hb_error("ar: the window (%lld frames) must hold the sink (%lld) and a chunk (%lld)",
+                        (long long)cache_frames, (long long)(window ? o->sink : 0), (long long)chunk);
     wan_causal *cs = wan_causal_new(m, &cc);
     if (!cs) return -1;
     const int64_t nchunk_el = C * chunk * HW;
