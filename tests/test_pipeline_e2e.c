@@ -136,7 +136,12 @@ int main(void) {
     CHECK(b.frames == 5 && !same_frames(&a, &b));
     hb_video_free(&b);
 
-    /* 3. tiny decoder, PNG frames folder, the teacher sampler with CFG */
+    /* 3. tiny and light decoders, PNG frames folder, the teacher sampler with CFG */
+    snprintf(p2, sizeof p2, "%s/l.y4m", tmp);
+    snprintf(args, sizeof args, "-W 64 -H 64 -f 9 --vae light -o '%s'", p2);
+    CHECK(gen(args, out, sizeof out) == 0);
+    CHECK(read_video(p2, &b) && b.frames == 9 && b.width == 64 && b.height == 64);
+    hb_video_free(&b);
     snprintf(p2, sizeof p2, "%s/frames/", tmp);
     snprintf(args, sizeof args, "-W 64 -H 64 -f 9 --vae tae -o '%s'", p2);
     CHECK(gen(args, out, sizeof out) == 0);

@@ -134,8 +134,16 @@ int main(void) {
     expect_fail("unwritable output", NULL, args, "cannot write");
     snprintf(args, sizeof args, "-m '%s' -o o.avi", model);
     expect_fail("unknown format", NULL, args, "o.avi");
-    snprintf(args, sizeof args, "-m '%s' --vae light -o o.mp4", model);
-    expect_fail("light decoder", NULL, args, "light decoder not available");
+    snprintf(bad, sizeof bad, "%s/m_nolight", tmp);
+    copy_model(model, bad);
+    snprintf(t, sizeof t, "%s/light_vae.safetensors", bad);
+    unlink(t);
+    snprintf(args, sizeof args, "-m '%s' --vae light -o o.mp4", bad);
+    expect_fail("no light decoder", NULL, args, "light decoder not available");
+    snprintf(t, sizeof t, "%s/taew2_2.safetensors", bad);
+    unlink(t);
+    snprintf(args, sizeof args, "-m '%s' --vae tae -o o.mp4", bad);
+    expect_fail("no tiny decoder", NULL, args, "no tiny decoder");
     snprintf(args, sizeof args, "-m '%s' --sampler ddim -o o.mp4", model);
     expect_fail("bad sampler", NULL, args, "--sampler");
     /* a full disk (file size limit): the writer fails, nothing is left */

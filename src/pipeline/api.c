@@ -7,6 +7,7 @@
 #include "models/wan_dit.h"
 #include "models/wan_vae.h"
 #include "models/tae.h"
+#include "models/light_vae.h"
 #include "io/checkpoint.h"
 #include "io/image.h"
 #include <math.h>
@@ -24,6 +25,7 @@ struct hb_model {
     hb_wan_vae *vae;
     hb_checkpoint *tae_ck;
     hb_tae *tae;
+    hb_light_vae *light;
     int z, vae_sf, vae_tf, size_mult;
     double fps;
 };
@@ -86,6 +88,15 @@ static void close_tae(hb_model *m) {
     m->tae = NULL, m->tae_ck = NULL;
 }
 
+static int open_light(hb_model *m) {
+    if (m->light) return 0;
+    if (!m->mf.light[0]) return hb_error("%s: light decoder not available in this folder (no light_vae.safetensors); "
+                                         "use --vae full or --vae tae", m->mf.dir);
+    m->light = hb_light_vae_load(m->mf.light);
+    return m->light ? 0 : -1;
+}
+static void close_light(hb_model *m) { hb_light_vae_free(m->light); m->light = NULL; }
+
 hb_model *hb_model_load(const char *dir, const hb_load_params *params) {
     hb_clear_error();
     hb_model *m = calloc(1, sizeof *m);
@@ -145,6 +156,7 @@ void hb_model_free(hb_model *m) {
     close_dit(m);
     close_vae(m);
     close_tae(m);
+    close_light(m);
     hb_tokenizer_free(m->tok);
     free(m);
 }
@@ -247,13 +259,13 @@ static int check_params(const hb_model *m, const hb_generate_params *p) {
     if (p->shift < 0 || !isfinite(p->shift)) return hb_error("shift %g: must be a positive number", p->shift);
     if (p->steps < 0 || p->steps > 1000) return hb_error("steps %d: must be 1..1000", p->steps);
     if (p->vae_tile < 0) return hb_error("vae tile %d: must be >= 0", p->vae_tile);
-    if (p->vae == HB_GEN_VAE_LIGHT)
-        return hb_error("%s: light decoder not available in this folder (this build has no light VAE decoder); "
+    if (p->vae == HB_GEN_VAE_LIGHT && !m->mf.light[0])
+        return hb_error("%s: light decoder not available in this folder (no light_vae.safetensors); "
                         "use --vae full or --vae tae", m->mf.dir);
     if (p->vae == HB_GEN_VAE_TAE && !m->mf.tae[0])
         return hb_error("%s: no tiny decoder in this folder (taew2_2.safetensors / taew2_1.safetensors / tae/); use --vae full",
                         m->mf.dir);
-    if (p->vae != HB_GEN_VAE_FULL && p->vae != HB_GEN_VAE_TAE) return hb_error("unknown decoder kind %d", (int)p->vae);
+    if (p->vae != HB_GEN_VAE_FULL && p->vae != HB_GEN_VAE_TAE && p->vae != HB_GEN_VAE_LIGHT) return hb_error("unknown decoder kind %d", (int)p->vae);
     if (p->image_rgb && (p->image_width <= 0 || p->image_height <= 0)) return hb_error("image buffer: bad size %dx%d", p->image_width, p->image_height);
     return 0;
 }
@@ -390,6 +402,22 @@ int hb_generate(hb_model *m, const hb_generate_params *p, hb_video_frames *out) 
         if (r) goto done;
         if (got != p->frames) { hb_error("tiny decoder gave %lld frames, expected %d", (long long)got, p->frames); goto done; }
         if (m->offload) close_tae(m);
+    } else if (p->vae == HB_GEN_VAE_LIGHT) {
+        if (open_light(m)) goto done;
+        const hb_light_vae_config *lc = hb_light_vae_get_config(m->light);
+        if (lc->z_dim != C || hb_light_vae_spatial_factor(m->light) != m->vae_sf ||
+            hb_light_vae_temporal_factor(m->light) != m->vae_tf || lc->out_channels != 3) {
+            hb_error("%s: the light decoder takes %d channels at %dx%d but the model makes %lld at %dx%d", m->mf.light,
+                     lc->z_dim, hb_light_vae_spatial_factor(m->light), hb_light_vae_temporal_factor(m->light),
+                     (long long)C, m->vae_sf, m->vae_tf);
+            goto done;
+        }
+        video = hb_malloc((size_t)3 * (size_t)p->frames * (size_t)p->width * (size_t)p->height * sizeof(float), "decoded video");
+        if (!video) goto done;
+        if (hb_light_vae_decode(m->light, lat, F, H, W, video, NULL)) { hb_error_prefix("light decode: "); goto done; }
+        if (m->offload) close_light(m);
+        hb_frames_from_cthw(video, p->frames, p->height, p->width, -1.0f, 1.0f, out->rgb);
+        stage_done(p, "decode", t0);
     } else {
         if (open_vae(m)) goto done;
         video = hb_malloc((size_t)3 * (size_t)p->frames * (size_t)p->width * (size_t)p->height * sizeof(float), "decoded video");
@@ -408,7 +436,7 @@ done:
     if (rc) {
         hb_free(out->rgb);
         out->rgb = NULL;
-        if (m->offload) close_dit(m), close_vae(m), close_tae(m);
+        if (m->offload) close_dit(m), close_vae(m), close_tae(m), close_light(m);
     }
     if (have_arena) hb_arena_free(&dc.arena);
     wan_dit_text_free(&tc);

@@ -4,6 +4,7 @@
 #include "models/wan_vae.h"
 #include "models/umt5.h"
 #include "models/tae.h"
+#include "models/light_vae.h"
 #include "models/random_weights.h"
 #include <jansson.h>
 #include <dirent.h>
@@ -116,6 +117,8 @@ int hb_model_folder_scan(const char *dir, hb_model_folder *mf) {
     static const char *const tae[] = {"taew2_2.safetensors", "taew2_2.pth", "taew2_1.safetensors", "taew2_1.pth",
                                       "tae", NULL};
     if (!first_existing(mf->tae, sizeof mf->tae, dir, tae, true)) mf->tae[0] = 0;
+    static const char *const light[] = {"light_vae.safetensors", "light_vae", NULL};
+    if (!first_existing(mf->light, sizeof mf->light, dir, light, true)) mf->light[0] = 0;
     static const char *const st[] = {"hummingbird.json", NULL};
     if (first_existing(tmp, sizeof tmp, dir, st, false) && read_settings(mf, tmp)) return -1;
     return 0;
@@ -408,6 +411,17 @@ int hb_model_folder_write_random(const char *dir, const hb_mkfolder_opts *o) {
     /* tiny decoder */
     if (write_tae(dir, xt ? "taew2_2.safetensors" : "taew2_1.safetensors", xt ? 2 : 1, vc.z_dim, o->tiny, o->seed + 4))
         return -1;
+    /* light decoder (Wan2.2 family) */
+    if (xt) {
+        hb_light_vae_config lc;
+        hb_light_vae_config_default(&lc, true);
+        if (o->tiny) {
+            static const int wd[5] = {16, 16, 8, 8, 8};
+            for (int i = 0; i < 5; i++) lc.widths[i] = wd[i], lc.res_blocks[i] = 1;
+        }
+        snprintf(p, sizeof p, "%s/light_vae.safetensors", dir);
+        if (hb_light_vae_write_random(p, &lc, o->seed + 5)) return -1;
+    }
     /* settings */
     const char *js = xt ? "{\n  \"arch\": \"hummingbird-xt\",\n  \"steps_list\": [1000, 750, 500],\n  \"shift\": 5.0,\n"
                           "  \"sampler\": \"xt\",\n  \"fps\": 24,\n  \"random_weights\": true\n}\n"

@@ -7,6 +7,7 @@
  *   text encoder  models_t5_umt5-xxl-enc-bf16.pth | models_t5_umt5-xxl-enc-bf16.safetensors | text_encoder/
  *   tokenizer     google/umt5-xxl/spiece.model (or whatever hb_tokenizer_open_dir finds)
  *   tiny decoder  taew2_2.safetensors | taew2_2.pth | taew2_1.safetensors | taew2_1.pth | tae/   (optional)
+ *   light decoder light_vae.safetensors | light_vae/   (optional; models/light_vae.h, Wan2.2 family only)
  *   settings      hummingbird.json (optional): {"arch", "steps_list": [...], "shift", "sampler", "fps"}
  * The random folder writes exactly the first alternative of each line. */
 #ifndef HB_PIPELINE_MODEL_FOLDER_H
@@ -23,6 +24,7 @@ typedef struct hb_model_folder {
     char vae[HB_MF_PATH];        /* file or folder for hb_checkpoint_open */
     char text_encoder[HB_MF_PATH]; /* path handed to hb_umt5_open */
     char tae[HB_MF_PATH];        /* "" when the folder has no tiny decoder */
+    char light[HB_MF_PATH];      /* light VAE decoder, "" when absent */
     /* hummingbird.json (has_* false when absent) */
     bool has_settings;
     char arch[64];
