@@ -56,6 +56,18 @@ static void check_attention(hb_rng *r, int64_t lq, int64_t lk, int heads, int d,
     CHECKF(finite, "%s: non-finite output", what);
     double e = tl_rel_err(out, ref, lq * hd);
     CHECKF(e <= 2e-5, "%s: rel err %.3e", what, e);
+    /* in place: the output may overwrite q (same rows, same stride) */
+    if (lq <= lk) {
+        float *cp = malloc(sizeof(float) * (size_t)(L * st));
+        memcpy(cp, qkv, sizeof(float) * (size_t)(L * st));
+        hb_attention_args ia = c.a;
+        ia.q = cp; ia.k = cp + hd; ia.v = cp + 2 * hd; ia.out = cp; ia.o_stride = st;
+        hb_attention(&ia);
+        bool same = true;
+        for (int64_t i = 0; i < lq; i++) same &= memcmp(cp + i * st, out + i * hd, sizeof(float) * (size_t)hd) == 0;
+        CHECKF(same, "%s: in-place result differs", what);
+        free(cp);
+    }
     free(qkv); free(bs); free(mask); free(out); free(ref); free(p);
 }
 
