@@ -259,6 +259,7 @@ typedef struct {
     uint8_t *rgb;                   /* one frame (TAE) */
     float *seg;                     /* VAE: [C, seg, h, w] latents of the current segment */
     int64_t seg_n, seg_cap;
+    bool seg_carry;                 /* the segment starts with the previous segment's last latent */
     double t0, t_first;
     int64_t latent_done;
 } run_ctx;
@@ -281,7 +282,7 @@ static int tae_cb(void *user, const hb_tae_frame *f) {
 }
 
 static int vae_flush(run_ctx *c) {
-    if (c->seg_n == 0) return 0;
+    if (c->seg_n == 0 || (c->seg_carry && c->seg_n == 1)) return 0;
     int sf = hb_wan_vae_spatial_factor(c->vae);
     int64_t T = 1 + 4 * (c->seg_n - 1), Hh = c->h * sf, Ww = c->w * sf;
     float *lat = c->seg;
@@ -300,10 +301,20 @@ static int vae_flush(run_ctx *c) {
     if (!video || !rgb) goto done;
     if (hb_wan_vae_decode(c->vae, lat, c->seg_n, c->h, c->w, video, NULL)) goto done;
     hb_frames_from_cthw(video, (int)T, (int)Hh, (int)Ww, -1.f, 1.f, rgb);
-    rc = emit_rgb(c, rgb, (int)T, (int)Hh, (int)Ww);
+    /* a carried latent re-decodes as the segment's single first frame: drop it (the segment then gives 4
+     * frames per new latent, so the total is 1 + 4(t-1) as in one piece) */
+    int skip = c->seg_carry ? 1 : 0;
+    if (T > skip) rc = emit_rgb(c, rgb + (size_t)skip * (size_t)(Hh * Ww * 3), (int)(T - skip), (int)Hh, (int)Ww);
+    else rc = 0;
 done:
     hb_free(packed); hb_free(video); hb_free(rgb);
-    c->seg_n = 0;
+    if (!rc && c->seg_n > 0) { /* carry the last latent into the next segment */
+        const int64_t hw = c->h * c->w;
+        for (int64_t ch = 0; ch < c->C; ch++)
+            memmove(c->seg + ch * c->seg_cap * hw, c->seg + (ch * c->seg_cap + c->seg_n - 1) * hw, sizeof(float) * (size_t)hw);
+        c->seg_n = 1;
+        c->seg_carry = true;
+    } else c->seg_n = 0;
     return rc;
 }
 
@@ -419,7 +430,7 @@ int hb_ar_run_pipeline(hb_ar_run *r) {
         if (!(c.rgb = hb_malloc((size_t)r->width * (size_t)r->height * 3, "frame"))) goto done;
     } else if (r->decoder == HB_AR_DEC_VAE) {
         if (!(vae_ck = hb_checkpoint_open(mf.vae)) || !(c.vae = hb_wan_vae_load(vae_ck, NULL))) goto done;
-        c.seg_cap = r->vae_segment > 0 ? r->vae_segment : 120;
+        c.seg_cap = (r->vae_segment > 0 ? r->vae_segment : 120) + 1; /* + the carried latent */
         if (!(c.seg = hb_malloc(sizeof(float) * (size_t)(c.C * c.seg_cap * c.h * c.w), "vae segment"))) goto done;
     }
     if (r->output && r->decoder != HB_AR_DEC_NONE) {
