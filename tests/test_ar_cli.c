@@ -3,6 +3,7 @@
  * decoder option, a run killed mid-way leaves a readable file with the finished chunks, and clear errors. */
 #include "testlib.h"
 #include "pipeline/model_folder.h"
+#include "hummingbird.h"
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -114,6 +115,35 @@ static void test_kill(const char *ext, long min_frames, long expect_at_least) {
     CHECKF(n >= expect_at_least, "%s: %ld frames after the kill", path, n);
 }
 
+typedef struct { int calls; int64_t next; int h, w; } api_cb;
+static int api_chunk(void *user, int64_t first, int n, const uint8_t *rgb, int H, int W) {
+    api_cb *c = user;
+    CHECK(first == c->next);
+    CHECK(H == c->h && W == c->w);
+    CHECK(rgb != NULL && n > 0 && n <= 12);
+    c->next += n;
+    c->calls++;
+    return 0;
+}
+
+/* The public API: one callback per chunk (first chunk 9 frames, then 12). */
+static void test_api(void) {
+    hb_ar_params p;
+    hb_ar_params_init(&p);
+    p.prompt = "a red car";
+    p.width = 64; p.height = 48; p.frames = 45; p.rope_relative = 1; p.window = 6;
+    api_cb c = {0, 0, 48, 64};
+    p.on_chunk = api_chunk;
+    p.user = &c;
+    int64_t made = 0;
+    int rc = hb_generate_ar(g_dir, &p, &made);
+    CHECKF(rc == 0, "%s", hb_last_error_message());
+    CHECK(made == 45 && c.next == 45);
+    CHECK(c.calls == 4); /* 12 latent frames = 4 chunks */
+    p.on_chunk = NULL;
+    CHECK(hb_generate_ar(g_dir, &p, NULL) != 0); /* neither output nor callback */
+}
+
 int main(void) {
     hb_threads_init(0);
     (void)tl_seed();
@@ -124,6 +154,7 @@ int main(void) {
     int rc = hb_model_folder_write_random(g_dir, &o);
     CHECKF(rc == 0, "%s", hb_last_error());
     if (rc) return tl_done();
+    test_api();
     test_basic();
     test_errors();
     test_kill("y4m", 30, 30);

@@ -257,6 +257,8 @@ typedef struct {
     int64_t h, w, C;
     int64_t emitted;                /* video frames handed out */
     uint8_t *rgb;                   /* one frame (TAE) */
+    uint8_t *cbuf;                  /* frames of the current chunk for on_frames (TAE) */
+    int64_t cbuf_n, cbuf_cap, cbuf_first;
     float *seg;                     /* VAE: [C, seg, h, w] latents of the current segment */
     int64_t seg_n, seg_cap;
     bool seg_carry;                 /* the segment starts with the previous segment's last latent */
@@ -269,7 +271,14 @@ static int emit_rgb(run_ctx *c, const uint8_t *rgb, int n, int H, int W) {
     if (c->emitted >= r->video_frames) return 0;
     if (c->emitted + n > r->video_frames) n = (int)(r->video_frames - c->emitted);
     if (c->vw && hb_video_writer_append(c->vw, rgb, n)) return -1;
-    if (r->on_frames && r->on_frames(r->user, c->emitted, n, rgb, H, W)) return hb_error("ar: stopped by the frame callback");
+    if (r->on_frames) {
+        if (c->cbuf) { /* TAE: gathered per chunk */
+            size_t fb = (size_t)H * (size_t)W * 3;
+            if (c->cbuf_n == 0) c->cbuf_first = c->emitted;
+            if (c->cbuf_n + n <= c->cbuf_cap) memcpy(c->cbuf + (size_t)c->cbuf_n * fb, rgb, (size_t)n * fb);
+            c->cbuf_n += n;
+        } else if (r->on_frames(r->user, c->emitted, n, rgb, H, W)) return hb_error("ar: stopped by the frame callback");
+    }
     c->emitted += n;
     return 0;
 }
@@ -324,6 +333,11 @@ static int chunk_cb(void *user, int64_t chunk, int64_t frame0, int64_t F, const 
     const int64_t hw = c->h * c->w;
     if (r->decoder == HB_AR_DEC_TAE) {
         if (hb_tae_decoder_push_frames(c->td, x0, F, hw, F * hw)) return -1;
+        if (c->cbuf && c->cbuf_n > 0) {
+            int rc = r->on_frames(r->user, c->cbuf_first, (int)c->cbuf_n, c->cbuf, r->height, r->width);
+            c->cbuf_n = 0;
+            if (rc) return hb_error("ar: stopped by the frame callback");
+        }
     } else if (r->decoder == HB_AR_DEC_VAE) {
         for (int64_t f = 0; f < F; f++) {
             for (int64_t ch = 0; ch < c->C; ch++)
@@ -428,6 +442,10 @@ int hb_ar_run_pipeline(hb_ar_run *r) {
         }
         if (!(c.td = hb_tae_decoder_new(tae, c.h, c.w, tae_cb, &c))) goto done;
         if (!(c.rgb = hb_malloc((size_t)r->width * (size_t)r->height * 3, "frame"))) goto done;
+        if (r->on_frames) {
+            c.cbuf_cap = 4 * (r->ar.chunk > 0 ? r->ar.chunk : 3);
+            if (!(c.cbuf = hb_malloc((size_t)c.cbuf_cap * (size_t)r->width * (size_t)r->height * 3, "chunk frames"))) goto done;
+        }
     } else if (r->decoder == HB_AR_DEC_VAE) {
         if (!(vae_ck = hb_checkpoint_open(mf.vae)) || !(c.vae = hb_wan_vae_load(vae_ck, NULL))) goto done;
         c.seg_cap = (r->vae_segment > 0 ? r->vae_segment : 120) + 1; /* + the carried latent */
@@ -465,7 +483,7 @@ done:
     if (tae_ck) hb_checkpoint_close(tae_ck);
     hb_wan_vae_free(c.vae);
     if (vae_ck) hb_checkpoint_close(vae_ck);
-    hb_free(c.rgb); hb_free(c.seg);
+    hb_free(c.rgb); hb_free(c.seg); hb_free(c.cbuf);
     hb_umt5_free(te);
     hb_tokenizer_free(tok);
     wan_dit_free(m);

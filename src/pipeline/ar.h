@@ -38,7 +38,7 @@ typedef struct hb_ar_cond {
 } hb_ar_cond;
 
 /* x0 [C, F, H, W] of the chunk with latent frames [frame0, frame0 + F). Return nonzero to stop. */
-typedef int (*hb_ar_chunk_fn)(void *user, int64_t chunk, int64_t frame0, int64_t F, const float *x0);
+typedef int (*hb_ar_latent_fn)(void *user, int64_t chunk, int64_t frame0, int64_t F, const float *x0);
 
 typedef struct hb_ar_opts {
     int64_t H, W;              /* latent size */
@@ -55,7 +55,7 @@ typedef struct hb_ar_opts {
     bool refresh_last;
     const hb_ar_cond *conds;
     int nconds;
-    hb_ar_chunk_fn on_chunk;
+    hb_ar_latent_fn on_chunk;
     void *user;
     hb_progress_fn progress;   /* per chunk */
     void *progress_user;
@@ -87,7 +87,8 @@ typedef struct hb_ar_run {
     int vae_segment;                 /* VAE decoder: latent frames per independently decoded segment (0: 120) */
     const char *output;              /* video file (streamed, fragmented MP4), or NULL */
     double fps;                      /* 16 */
-    /* per decoded chunk: rgb [n, H, W, 3] uint8 of video frames [first, first + n) */
+    /* video frames [first, first + n) as rgb [n, H, W, 3] uint8: once per chunk with the TAEHV decoder, once per
+     * segment with the VAE. Nonzero return stops the run. */
     int (*on_frames)(void *user, int64_t first, int n, const uint8_t *rgb, int H, int W);
     void *user;
     bool quiet;                      /* no per-chunk log line */

@@ -1,0 +1,63 @@
+/* Public API of the autoregressive long-video pipeline (include/hummingbird.h, "Autoregressive long video"). */
+#include "hummingbird.h"
+#include "pipeline/ar.h"
+#include <string.h>
+
+void hb_ar_params_init(hb_ar_params *p) {
+    memset(p, 0, sizeof *p);
+    p->width = 832;
+    p->height = 480;
+    p->frames = 481;
+    p->chunk = 3;
+    p->sink = 3;
+    p->window = 12;
+    p->vae = HB_GEN_VAE_TAE;
+    p->fps = 16;
+}
+
+typedef struct {
+    const hb_ar_params *p;
+} api_ctx;
+
+static int frames_cb(void *user, int64_t first, int n, const uint8_t *rgb, int H, int W) {
+    api_ctx *a = user;
+    return a->p->on_chunk(a->p->user, first, n, rgb, H, W);
+}
+
+int hb_generate_ar(const char *model_dir, const hb_ar_params *p, int64_t *frames_out) {
+    if (!p) return hb_error("hb_generate_ar: no parameters");
+    if (p->nsteps < 0 || p->nsteps > HB_AR_MAX_STEPS) return hb_error("hb_generate_ar: at most %d steps", HB_AR_MAX_STEPS);
+    if (p->vae != HB_GEN_VAE_TAE && p->vae != HB_GEN_VAE_FULL)
+        return hb_error("hb_generate_ar: the decoder must be HB_GEN_VAE_TAE or HB_GEN_VAE_FULL");
+    hb_ar_run r;
+    hb_ar_run_default(&r);
+    r.model_dir = model_dir;
+    r.prompt = p->prompt;
+    r.prompts_file = p->prompts_file;
+    if (p->width) r.width = p->width;
+    if (p->height) r.height = p->height;
+    if (p->frames) r.video_frames = p->frames;
+    if (p->chunk) r.ar.chunk = p->chunk;
+    r.ar.sink = p->sink;
+    r.ar.window = p->window;
+    r.ar.rope = p->rope_relative ? WAN_ROPE_REL : WAN_ROPE_ABS;
+    r.ar.cache_dtype = p->cache_f32 ? HB_F32 : HB_BF16;
+    if (p->nsteps > 0) {
+        r.ar.nsteps = p->nsteps;
+        memcpy(r.ar.steps_list, p->steps_list, sizeof(int64_t) * (size_t)p->nsteps);
+    }
+    if (p->shift > 0) r.ar.shift = p->shift;
+    r.ar.seed = p->seed;
+    r.ar.progress = p->progress;
+    r.ar.progress_user = p->progress_user;
+    r.decoder = p->vae == HB_GEN_VAE_FULL ? HB_AR_DEC_VAE : HB_AR_DEC_TAE;
+    r.output = p->output;
+    if (p->fps > 0) r.fps = p->fps;
+    r.quiet = true;
+    api_ctx a = {p};
+    if (p->on_chunk) { r.on_frames = frames_cb; r.user = &a; }
+    if (!p->output && !p->on_chunk) return hb_error("hb_generate_ar: give an output file or an on_chunk callback");
+    int rc = hb_ar_run_pipeline(&r);
+    if (frames_out) *frames_out = r.frames_written;
+    return rc;
+}
