@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct {
     golden_case *g;
@@ -67,6 +68,35 @@ done:
     return rc;
 }
 
+/* --bf16: a copy of the file's weights rounded to bf16 (what the real checkpoints store), written to a temp
+ * safetensors file and opened like any checkpoint; activations stay f32. */
+static hb_checkpoint *bf16_copy(golden_case *g, char *tmp, size_t cap) {
+    const char *base = getenv("TMPDIR");
+    snprintf(tmp, cap, "%s/hb_golden_dit_bf16.%ld.safetensors", base && *base ? base : "/tmp", (long)getpid());
+    int n = hb_checkpoint_count(g->ck), k = 0;
+    const char **names = calloc((size_t)n, sizeof *names);
+    hb_tensor *ts = calloc((size_t)n, sizeof *ts);
+    void **bufs = calloc((size_t)n, sizeof *bufs);
+    hb_checkpoint *ck = NULL;
+    if (!names || !ts || !bufs) { hb_error("out of memory"); goto done; }
+    for (int i = 0; i < n; i++) {
+        const char *nm = hb_checkpoint_name(g->ck, i);
+        hb_tensor t = hb_checkpoint_tensor(g->ck, i);
+        if (!strncmp(nm, "in.", 3) || !strncmp(nm, "out.", 4) || !strncmp(nm, "mid.", 4) || t.dtype != HB_F32) continue;
+        size_t ne = (size_t)hb_tensor_numel(&t);
+        if (!(bufs[k] = hb_malloc(ne * 2 + 2, nm))) goto done;
+        hb_convert_from_f32(bufs[k], HB_BF16, t.data, ne);
+        names[k] = nm;
+        ts[k] = hb_tensor_make(HB_BF16, t.ndim, t.shape, bufs[k]);
+        k++;
+    }
+    if (hb_safetensors_write(tmp, k, names, ts, NULL) == 0) ck = hb_checkpoint_open(tmp);
+done:
+    for (int i = 0; bufs && i < n; i++) hb_free(bufs[i]);
+    free(names); free(ts); free(bufs);
+    return ck;
+}
+
 int golden_run_wan_dit(golden_case *g) {
     wan_dit_config cfg;
     char *cfg_text = json_dumps(g->config, 0);
@@ -74,9 +104,12 @@ int golden_run_wan_dit(golden_case *g) {
     int rc = wan_dit_config_parse(&cfg, cfg_text, g->path);
     free(cfg_text);
     if (rc) return -1;
-    wan_dit *m = wan_dit_from_checkpoint(g->ck, &cfg);
-    if (!m) return -1;
-    rc = run_once(g, m, false);
+    char tmp[1024];
+    hb_checkpoint *wck = g->bf16 ? bf16_copy(g, tmp, sizeof tmp) : g->ck;
+    if (!wck) return -1;
+    wan_dit *m = wan_dit_from_checkpoint(wck, &cfg);
+    rc = m ? run_once(g, m, false) : -1;
     wan_dit_free(m);
+    if (wck != g->ck) { hb_checkpoint_close(wck); unlink(tmp); }
     return rc;
 }
