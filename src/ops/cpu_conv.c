@@ -76,9 +76,11 @@ static void im2col_pack(void *vctx, float *dst, int64_t n0, int64_t nn, int64_t 
                     if (hi > len) hi = len;
                     if (hi < lo) hi = lo;
                     for (int64_t m = 0; m < lo; m++) d[m] = 0.0f;
-                    if (sw == 1) memcpy(d + lo, xr + w0 + lo, sizeof(float) * (size_t)(hi - lo));
+                    const float *xs = xr + w0;
+                    if (sw == 1)
+                        for (int64_t m = lo; m < hi; m++) d[m] = xs[m]; /* <= 16 floats: no memcpy call */
                     else
-                        for (int64_t m = lo; m < hi; m++) d[m] = xr[w0 + m * sw];
+                        for (int64_t m = lo; m < hi; m++) d[m] = xs[m * sw];
                     for (int64_t m = hi; m < len; m++) d[m] = 0.0f;
                 }
                 i = lim;
