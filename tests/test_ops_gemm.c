@@ -103,6 +103,15 @@ int main(void) {
     CHECK(hb_linear(buf, buf, 1, &w3, NULL, false) != 0 && strstr(hb_last_error(), "2-D"));
     CHECK(hb_linear(buf, buf, 1, &wi, NULL, false) != 0 && strstr(hb_last_error(), "I32"));
     CHECK(hb_linear(buf, buf, 1, &w2, &b3, false) != 0 && strstr(hb_last_error(), "bias"));
+    hb_tensor wt = hb_tensor_2d(HB_F32, 2, 2, buf);
+    wt.stride[0] = 1; wt.stride[1] = 2; /* a transposed view: rows not contiguous */
+    CHECK(hb_linear(buf, buf, 1, &wt, NULL, false) != 0 && strstr(hb_last_error(), "contiguous"));
+
+    /* the backend table and the kernel name */
+    const hb_backend *be = hb_backend_cpu();
+    CHECK(be && be->linear == hb_linear && be->attention == hb_attention && be->conv3d == hb_conv3d);
+    const char *kn = hb_cpu_kernel_name();
+    CHECK(kn && (!strcmp(kn, "avx2") || !strcmp(kn, "generic") || !strcmp(kn, "openblas")));
     hb_threads_shutdown();
     return tl_done();
 }
