@@ -649,9 +649,24 @@ static int cached_conv(vrun *r, const vconv *c, const vact *x, float *y, vact *y
     }
     hb_conv3d_params p = {.stride = {1, 1, 1}, .pad_t = {pt - n > 0 ? pt - n : 0, 0}, .pad_h = {ph, ph},
                           .pad_w = {pw, pw}, .groups = 1};
+    vconv cc = *c;
+    if (n == 0 && x->T == 1 && pt > 0 && c->kt == pt + 1) {
+        /* one frame behind zero padding (every first chunk): only the last temporal tap sees data, so run the
+         * (1, kh, kw) slice of the kernel instead of multiplying zeros */
+        int64_t khw = (int64_t)c->kh * c->kw, es = (int64_t)hb_dtype_size(c->w.dtype);
+        uint8_t *ws = hb_arena_alloc(&r->scr, (size_t)(c->cout * c->cin * khw * es));
+        if (!ws) return -1;
+        if (!r->dry)
+            for (int64_t q = 0; q < c->cout * c->cin; q++)
+                memcpy(ws + q * khw * es, (const uint8_t *)c->w.data + (q * c->kt + c->kt - 1) * khw * es, (size_t)(khw * es));
+        int64_t sh[5] = {c->cout, c->cin, 1, c->kh, c->kw};
+        cc.w = hb_tensor_make(c->w.dtype, 5, sh, ws);
+        cc.kt = 1;
+        p.pad_t[0] = 0;
+    }
     int64_t To, Ho, Wo;
-    hb_conv3d_out_size(n + x->T, x->H, x->W, &c->w, &p, &To, &Ho, &Wo);
-    if (conv_run(r, y, in, c, n + x->T, x->H, x->W, &p)) return -1;
+    hb_conv3d_out_size(n + x->T, x->H, x->W, &cc.w, &p, &To, &Ho, &Wo);
+    if (conv_run(r, y, in, &cc, n + x->T, x->H, x->W, &p)) return -1;
     cache_push(r, s, x);
     hb_arena_reset(&r->scr, mk);
     *yo = (vact){y, c->cout, To, Ho, Wo};
