@@ -126,6 +126,9 @@ int main(void) {
         check_conv(&r, 1, 1, 1, 1, 1, 1, 1, 1, P(1, 1, 1, 0, 0, 0, 0, 1), HB_F16, true, false);
         check_conv(&r, 32, 24, 4, 16, 13, 3, 3, 3, P(1, 1, 1, 2, 0, 1, 1, 1), HB_BF16, true, false); /* many tiles */
         check_conv(&r, 3, 8, 1, 11, 9, 1, 3, 3, P(1, 2, 2, 0, 0, 1, 1, 1), HB_F32, true, true);    /* conv2d */
+        check_conv(&r, 8, 3, 4, 7, 19, 3, 3, 3, P(1, 1, 1, 2, 0, 1, 1, 1), HB_BF16, true, false);  /* few Cout (head) */
+        check_conv(&r, 16, 4, 3, 6, 5, 3, 3, 3, P(2, 2, 1, 1, 1, 1, 2, 2), HB_F16, false, false); /* few Cout, groups */
+        check_conv(&r, 64, 3, 1, 9, 13, 1, 3, 3, P(1, 1, 1, 0, 0, 1, 1, 1), HB_F32, true, true);  /* TAEHV-like tail */
         check_conv(&r, 4, 4, 1, 6, 6, 1, 4, 4, P(1, 2, 2, 0, 0, 0, 0, 1), HB_BF16, false, true);   /* conv2d k4 s2 */
         check_resample(&r);
     }

@@ -5,6 +5,7 @@
 #include "ops/ops_internal.h"
 #include <stdlib.h>
 #include <string.h>
+#include "ops/simd_avx2.h"
 
 static int64_t out_dim(int64_t n, const int pad[2], int64_t k, int s) {
     int64_t span = n + pad[0] + pad[1] - k;
@@ -131,6 +132,103 @@ static void conv_tiles(void *ctx, int64_t b, int64_t e) {
     free(pos);
 }
 
+/* Few output channels (Cout/groups <= 4, e.g. the VAE's 96->3 head conv), width stride 1: direct convolution, one
+ * task per (group, output frame, output row); the needed input rows are copied zero-padded, so every output
+ * element sums its taps in the order (ci, dt, dh, dw) with no bounds checks. The GEMM would leave most of its
+ * 6-row strips empty here. */
+#define SMALL_COUT 4
+typedef struct { float *rows; int64_t ldr; } small_buf;
+
+static void small_rows_fill(const conv_job *j, int64_t g, int64_t to, int64_t ho, float *rows, int64_t ldr) {
+    int64_t cin_g = j->Cin / j->groups, hw = j->H * j->W;
+    for (int64_t ci = 0; ci < cin_g; ci++)
+        for (int dt = 0; dt < j->kt; dt++)
+            for (int dh = 0; dh < j->kh; dh++) {
+                float *r = rows + ((ci * j->kt + dt) * j->kh + dh) * ldr;
+                int64_t tt = to * j->p->stride[0] - j->p->pad_t[0] + dt, hh = ho * j->p->stride[1] - j->p->pad_h[0] + dh;
+                if (tt >= 0 && tt < j->T && hh >= 0 && hh < j->H) {
+                    int64_t pl = j->p->pad_w[0];
+                    memset(r, 0, sizeof(float) * (size_t)pl);
+                    memcpy(r + pl, j->x + (g * cin_g + ci) * j->T * hw + tt * hw + hh * j->W, sizeof(float) * (size_t)j->W);
+                    memset(r + pl + j->W, 0, sizeof(float) * (size_t)(ldr - pl - j->W));
+                } else {
+                    memset(r, 0, sizeof(float) * (size_t)ldr);
+                }
+            }
+}
+
+static void small_row_generic(const conv_job *j, int64_t g, const float *rows, int64_t ldr, float *y) {
+    int64_t cin_g = j->Cin / j->groups, cout_g = j->Cout / j->groups, ntap = cin_g * j->kt * j->kh;
+    for (int64_t co = 0; co < cout_g; co++) {
+        const float *w = j->w + (g * cout_g + co) * j->kdim;
+        float bv = j->bias ? j->bias[g * cout_g + co] : 0.0f;
+        for (int64_t wo = 0; wo < j->Wo; wo++) {
+            float acc = 0;
+            for (int64_t r = 0; r < ntap; r++)
+                for (int dw = 0; dw < j->kw; dw++) acc += w[r * j->kw + dw] * rows[r * ldr + wo + dw];
+            y[co * j->P + wo] = acc + bv;
+        }
+    }
+}
+
+#ifdef HB_X86
+/* CO output channels held in registers (CO a compile-time constant after inlining). */
+__attribute__((target("avx2,fma"), always_inline)) static inline void small_row_avx2_co(const conv_job *j, int64_t g,
+                                                                                         const float *rows, int64_t ldr,
+                                                                                         float *y, const int CO) {
+    int64_t cin_g = j->Cin / j->groups, ntap = cin_g * j->kt * j->kh, kd = j->kdim;
+    const float *w = j->w + g * CO * kd;
+    for (int64_t wo = 0; wo < j->Wo; wo += 8) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int64_t r = 0; r < ntap; r++) {
+            const float *xr = rows + r * ldr + wo, *wr = w + r * j->kw;
+            for (int dw = 0; dw < j->kw; dw++) {
+                __m256 xv = _mm256_loadu_ps(xr + dw); /* rows are padded by 8 floats */
+                a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(wr + dw), xv, a0);
+                if (CO > 1) a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(wr + kd + dw), xv, a1);
+                if (CO > 2) a2 = _mm256_fmadd_ps(_mm256_broadcast_ss(wr + 2 * kd + dw), xv, a2);
+                if (CO > 3) a3 = _mm256_fmadd_ps(_mm256_broadcast_ss(wr + 3 * kd + dw), xv, a3);
+            }
+        }
+        __m256 acc[4] = {a0, a1, a2, a3};
+        int64_t n = j->Wo - wo < 8 ? j->Wo - wo : 8;
+        for (int co = 0; co < CO; co++) {
+            float t[8];
+            _mm256_storeu_ps(t, acc[co]);
+            float bv = j->bias ? j->bias[g * CO + co] : 0.0f;
+            for (int64_t i = 0; i < n; i++) y[co * j->P + wo + i] = t[i] + bv;
+        }
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void small_row_avx2(const conv_job *j, int64_t g, const float *rows,
+                                                                int64_t ldr, float *y) {
+    switch (j->Cout / j->groups) {
+    case 1: small_row_avx2_co(j, g, rows, ldr, y, 1); break;
+    case 2: small_row_avx2_co(j, g, rows, ldr, y, 2); break;
+    case 3: small_row_avx2_co(j, g, rows, ldr, y, 3); break;
+    default: small_row_avx2_co(j, g, rows, ldr, y, 4); break;
+    }
+}
+#endif
+
+static void conv_small(void *ctx, int64_t b, int64_t e) {
+    conv_job *j = ctx;
+    int64_t cin_g = j->Cin / j->groups, ldr = (j->W + j->p->pad_w[0] + j->p->pad_w[1] + j->kw + 8 + 7) / 8 * 8;
+    float *rows = hb_malloc(sizeof(float) * (size_t)(cin_g * j->kt * j->kh * ldr), "conv3d rows");
+    if (!rows) { j->err = 1; return; }
+    for (int64_t t = b; t < e; t++) { /* t = (g * To + to) * Ho + ho */
+        int64_t ho = t % j->Ho, to = (t / j->Ho) % j->To, g = t / (j->Ho * j->To);
+        small_rows_fill(j, g, to, ho, rows, ldr);
+        float *y = j->y + g * (j->Cout / j->groups) * j->P + (to * j->Ho + ho) * j->Wo;
+#ifdef HB_X86
+        if (hb__simd_avx2()) { small_row_avx2(j, g, rows, ldr, y); continue; }
+#endif
+        small_row_generic(j, g, rows, ldr, y);
+    }
+    hb_free(rows);
+}
+
 /* Depthwise: one task per (channel, output frame). */
 static void conv_depthwise(void *ctx, int64_t b, int64_t e) {
     const conv_job *j = ctx;
@@ -214,6 +312,8 @@ int hb_conv3d(float *y, const float *x, int64_t Cin, int64_t T, int64_t H, int64
     j.bias = bf;
     if (groups == Cin && groups == Cout) {
         hb_parallel_for(Cout * To, 1, conv_depthwise, &j);
+    } else if (Cout / groups <= SMALL_COUT && p->stride[2] == 1 && j.kdim >= 64) {
+        hb_parallel_for(groups * To * Ho, 1, conv_small, &j);
     } else {
         j.pointwise = j.kt == 1 && j.kh == 1 && j.kw == 1 && p->stride[0] == 1 && p->stride[1] == 1 &&
                       p->stride[2] == 1 && !p->pad_t[0] && !p->pad_t[1] && !p->pad_h[0] && !p->pad_h[1] &&
