@@ -72,8 +72,11 @@ int hb_ar_generate(const wan_dit *m, hb_ar_opts *o) {
     wan_causal_config cc = {0};
     cc.H = H; cc.W = W;
     cc.max_chunk_frames = chunk > cache_frames ? cache_frames : chunk;
-    /* a re-cache forward covers up to the whole cache */
-    if (o->nconds > 1) cc.max_chunk_frames = cache_frames;
+    /* a re-cache forward covers the cache after the sink */
+    if (o->nconds > 1) {
+        int64_t rf = cache_frames - (window ? o->sink : 0);
+        if (rf > cc.max_chunk_frames) cc.max_chunk_frames = rf;
+    }
     cc.cache_frames = cache_frames;
     cc.sink_frames = window ? o->sink : 0;
     cc.window = window;
