@@ -50,6 +50,8 @@ typedef struct {
 static void progress_cb(void *user, const char *stage, int step, int total, double el, double eta) {
     prog_state *s = user;
     if (s->quiet || step <= 0) return;
+    /* the pipeline's own stages only (the models report sub-stages too) */
+    if (strcmp(stage, "text") && strcmp(stage, "image") && strcmp(stage, "denoise") && strcmp(stage, "decode")) return;
     if (!strcmp(stage, "denoise")) {
         fprintf(stderr, "hb generate: denoise step %d/%d  %.2f s/step  elapsed %.1f s  ETA %.1f s\n", step, total,
                 step > 0 ? el / step : 0.0, el, eta);
@@ -222,8 +224,6 @@ int cmd_generate(int argc, char **argv) {
     if (hb_generate(m, &p, &v)) { tool_fail(argv[0]); goto done; }
     {
         double tw = hb_time_now();
-        char steps_str[32];
-        (void)steps_str;
         hb_video_meta meta = {.prompt = prompt, .model = model, .seed = (int64_t)p.seed, .has_seed = true};
         meta.steps = p.sampler == HB_GEN_SAMPLER_UNIPC || p.sampler == HB_GEN_SAMPLER_EULER ? (p.steps > 0 ? p.steps : 50)
                                                                                             : (p.nsteps > 0 ? p.nsteps : 3);
