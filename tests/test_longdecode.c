@@ -371,7 +371,12 @@ static void test_memory(const char *self) {
                kinds[k], frames[0], peak[0] / 1048576.0, bytes[0] / 1048576.0, frames[1], peak[1] / 1048576.0,
                bytes[1] / 1048576.0);
         CHECK(frames[1] >= 8 * frames[0] - 24);
+#ifdef __SANITIZE_ADDRESS__
+        /* ASan keeps freed blocks in quarantine: RSS grows with every allocation, so only the byte count is checked */
+        (void)peak;
+#else
         CHECKF(peak[1] <= peak[0] * 1.10, "%s: peak RSS grew from %zu to %zu", kinds[k], peak[0], peak[1]);
+#endif
         CHECK(bytes[0] == bytes[1] && bytes[0] > 0);
     }
 }

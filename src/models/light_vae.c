@@ -90,7 +90,11 @@ int hb_light_vae_config_from_json(hb_light_vae_config *c, const char *json) {
     json_object_foreach(o, k, v) {
         int i = 0;
         while (known[i] && strcmp(known[i], k)) i++;
-        if (!known[i]) { json_decref(o); return hb_error("light_vae config: unknown key \"%s\"", k); }
+        if (!known[i]) {
+            hb_error("light_vae config: unknown key \"%s\"", k);
+            json_decref(o);
+            return -1;
+        }
     }
     int rc = json_bool(o, "causal", &causal);
     hb_light_vae_config_default(c, causal);
