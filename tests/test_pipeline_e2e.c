@@ -239,5 +239,38 @@ int main(void) {
     CHECK(read_video(p2, &c) && c.frames == 5 && !same_frames(&a, &c));
     hb_video_free(&c);
     hb_video_free(&a);
+
+    /* 6. the Hummingbird-XTX (Wan2.1 family) tiny folder runs the same pipeline: 16 channels, multiples of 16 */
+    {
+        char xd[600], t[700];
+        snprintf(xd, sizeof xd, "%s/xtx", tmp);
+        hb_mkfolder_opts o = {.arch = "hummingbird-xtx", .tiny = true, .dtype = HB_F32, .seed = 9};
+        int lvl = hb_log_level;
+        hb_log_level = HB_LOG_WARN;
+        CHECK(rw_begin(xd, t, sizeof t) == 0);
+        int rc = hb_model_folder_write_random(t, &o);
+        CHECKF(rc == 0, "%s", hb_last_error());
+        CHECK(rw_finish(t, xd) == 0);
+        hb_log_level = lvl;
+        hb_model *m = rc ? NULL : hb_model_load(xd, NULL);
+        CHECKF(m != NULL, "%s", hb_last_error_message());
+        if (m) {
+            CHECK(hb_model_latent_channels(m) == 16 && hb_model_size_multiple(m) == 16 && hb_model_default_fps(m) == 16);
+            hb_generate_params gp;
+            hb_generate_params_init(&gp);
+            gp.prompt = "a dog";
+            gp.width = 48, gp.height = 32, gp.frames = 5;
+            hb_video_frames v = {0};
+            for (int k = 0; k < 2; k++) {
+                gp.vae = k ? HB_GEN_VAE_TAE : HB_GEN_VAE_FULL;
+                CHECKF(hb_generate(m, &gp, &v) == 0, "%s", hb_last_error_message());
+                CHECK(v.frames == 5 && v.width == 48 && v.height == 32 && v.fps == 16);
+                hb_frames_free(&v);
+            }
+            gp.vae = HB_GEN_VAE_LIGHT;
+            CHECK(hb_generate(m, &gp, &v) != 0 && strstr(hb_last_error_message(), "light decoder not available"));
+            hb_model_free(m);
+        }
+    }
     return tl_done();
 }
