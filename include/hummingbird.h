@@ -72,7 +72,8 @@ typedef struct hb_generate_params {
     const char *image_path;
     const uint8_t *image_rgb;
     int image_width, image_height;
-    int width, height;           /* multiples of 32 for Wan2.2 (VAE 16 x patch 2); default 1280 x 704 */
+    int width, height;           /* multiples of 32 for Wan2.2 (VAE 16 x patch 2); default 1280 x 704. I2V with
+                                    width or height 0: the image's aspect ratio within 1280*704 pixels */
     int frames;                  /* 4k + 1; default 121 */
     uint64_t seed;               /* default 0 */
     hb_gen_sampler sampler;

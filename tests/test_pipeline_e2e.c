@@ -217,6 +217,18 @@ int main(void) {
             gp.image_rgb = im.rgb, gp.image_width = 80, gp.image_height = 48;
             CHECK(hb_generate(m, &gp, &vb) == 0 && vb.rgb && vi.rgb && !memcmp(vb.rgb, vi.rgb, 64 * 64 * 3 * 9));
             hb_frames_free(&vb);
+            /* no size given: the size follows the image (80x48, aspect 5:3) within 1280*704 pixels */
+            {
+                hb_generate_params ap = gp;
+                ap.width = 0, ap.height = 0, ap.frames = 1, ap.vae = HB_GEN_VAE_TAE;
+                hb_video_frames va2 = {0};
+                CHECKF(hb_generate(m, &ap, &va2) == 0, "%s", hb_last_error_message());
+                double ar = va2.height ? (double)va2.width / va2.height : 0;
+                CHECKF(va2.width % 32 == 0 && va2.height % 32 == 0 && (int64_t)va2.width * va2.height <= 1280 * 704 &&
+                       (int64_t)va2.width * va2.height > 1000 * 600 && fabs(ar - 5.0 / 3.0) < 0.05 && va2.frames == 1,
+                       "auto size %dx%d", va2.width, va2.height);
+                hb_frames_free(&va2);
+            }
             /* params errors through the API */
             hb_generate_params bad = gp;
             bad.width = 100;

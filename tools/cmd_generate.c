@@ -24,7 +24,8 @@ static void usage(FILE *f) {
             "  -p TEXT           prompt\n"
             "  -n TEXT           negative prompt (CFG samplers; default: Wan's)\n"
             "  -i IMAGE          image-to-video: PNG/JPEG, resized and centre-cropped to the size\n"
-            "  -W N, -H N        width, height (multiples of 32; default 1280 x 704, demo 256 x 256)\n"
+            "  -W N, -H N        width, height (multiples of 32; default 1280 x 704, demo 256 x 256; with -i and\n"
+            "                    no size: the image's aspect ratio within 1280 x 704 pixels)\n"
             "  -f N              frames, 4k+1 (default 121, demo 17)\n"
             "  --seed N          noise seed (default 0)\n"
             "  --sampler S       xt (few-step, CFG-free; default) | unipc | euler (Wan 2.2 base sampler with CFG)\n"
@@ -210,10 +211,11 @@ int cmd_generate(int argc, char **argv) {
             if (rc) return tool_fail(argv[0]);
         }
         model = demo;
-        if (!size_given) p.width = 256, p.height = 256;
+        if (!size_given) p.width = 256, p.height = 256; /* demo: small, also for I2V */
         if (!frames_given) p.frames = 17;
     }
 
+    if (!size_given && p.image_path && !demo[0]) p.width = 0, p.height = 0; /* from the image (API) */
     int ret = 1;
     hb_load_params lp = {.offload = offload};
     double t0 = hb_time_now();

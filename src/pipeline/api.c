@@ -270,11 +270,36 @@ static int check_params(const hb_model *m, const hb_generate_params *p) {
     return 0;
 }
 
-int hb_generate(hb_model *m, const hb_generate_params *p, hb_video_frames *out) {
+static int load_input_image(const hb_generate_params *p, hb_image *im) {
+    if (p->image_path) return hb_image_load(p->image_path, im);
+    if (p->image_width <= 0 || p->image_height <= 0)
+        return hb_error("image buffer: bad size %dx%d", p->image_width, p->image_height);
+    if (hb_image_alloc(im, p->image_width, p->image_height)) return -1;
+    memcpy(im->rgb, p->image_rgb, (size_t)p->image_width * (size_t)p->image_height * 3);
+    return 0;
+}
+
+int hb_generate(hb_model *m, const hb_generate_params *pin, hb_video_frames *out) {
     hb_clear_error();
-    if (!m || !p || !out) return hb_error("hb_generate: NULL argument");
+    if (!m || !pin || !out) return hb_error("hb_generate: NULL argument");
     memset(out, 0, sizeof *out);
-    if (check_params(m, p)) return -1;
+    hb_generate_params q = *pin;
+    const hb_generate_params *p = &q;
+    /* the input image first: a bad file fails before any heavy work; with no size given, the output size
+     * follows the image's aspect ratio within 1280x704 pixels (the reference's best_output_size) */
+    hb_image im0 = {0};
+    if (q.image_path || q.image_rgb) {
+        if (load_input_image(&q, &im0)) return -1;
+        if (q.width <= 0 || q.height <= 0) {
+            int ow, oh;
+            if (hb_wan_best_output_size(im0.width, im0.height, m->size_mult, m->size_mult, (int64_t)1280 * 704, &ow, &oh)) {
+                hb_image_free(&im0);
+                return -1;
+            }
+            q.width = ow, q.height = oh;
+        }
+    }
+    if (check_params(m, p)) { hb_image_free(&im0); return -1; }
     const double T0 = hb_time_now();
     /* resolved settings */
     hb_gen_sampler smp = p->sampler;
@@ -297,18 +322,8 @@ int hb_generate(hb_model *m, const hb_generate_params *p, hb_video_frames *out) 
     int64_t len_c = 0, len_u = 0;
     wan_dit_text tc = {0}, tu = {0};
     dit_ctx dc = {0};
-    hb_image im0 = {0}, im = {0};
+    hb_image im = {0};
     bool have_arena = false;
-
-    /* 0. the input image first: a bad file fails before any heavy work */
-    if (p->image_path || p->image_rgb) {
-        if (p->image_path) {
-            if (hb_image_load(p->image_path, &im0)) goto done;
-        } else {
-            if (hb_image_alloc(&im0, p->image_width, p->image_height)) goto done;
-            memcpy(im0.rgb, p->image_rgb, (size_t)p->image_width * (size_t)p->image_height * 3);
-        }
-    }
 
     /* 1. text */
     double t0 = hb_time_now();
