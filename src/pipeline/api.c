@@ -204,6 +204,7 @@ static int encode_text(hb_model *m, const char *text, float **ctx, int64_t *len)
     if (n < 0) goto done;
     te = hb_umt5_open(m->mf.text_encoder);
     if (!te) goto done;
+    if (m->offload) hb_umt5_set_low_memory(te, true); /* resident set ~ one layer while encoding */
     *ctx = hb_malloc((size_t)n * (size_t)m->dcfg.text_dim * sizeof(float), "text context");
     if (!*ctx) goto done;
     if (hb_umt5_encode(te, ids, n, n, *ctx)) { hb_free(*ctx); *ctx = NULL; goto done; }
