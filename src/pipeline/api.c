@@ -122,7 +122,7 @@ hb_model *hb_model_load(const char *dir, const hb_load_params *params) {
     m->size_mult = m->vae_sf * m->dcfg.patch[1];
     if (m->dcfg.patch[2] * m->vae_sf > m->size_mult) m->size_mult = m->dcfg.patch[2] * m->vae_sf;
     if (m->dcfg.patch[0] != 1) { hb_error("%s: DiT temporal patch %d is not supported (expected 1)", dir, m->dcfg.patch[0]); goto fail; }
-    if (m->offload) close_vae(m);
+    if (m->offload) close_vae(m), close_dit(m);
     {
         hb_umt5 *te = hb_umt5_open(m->mf.text_encoder);
         if (!te) goto fail;
@@ -140,7 +140,6 @@ hb_model *hb_model_load(const char *dir, const hb_load_params *params) {
             goto fail;
         }
     }
-    if (m->offload) close_dit(m);
     m->fps = m->mf.fps > 0 ? m->mf.fps : m->z == 48 ? 24.0 : 16.0;
     hb_log(HB_LOG_DEBUG, "model %s: DiT %s (dim %d, %d layers), VAE %s, text encoder %s, tokenizer %s, tiny decoder %s",
            dir, m->mf.dit, m->dcfg.dim, m->dcfg.num_layers, m->mf.vae, m->mf.text_encoder, found,
