@@ -229,33 +229,51 @@ static void conv_small(void *ctx, int64_t b, int64_t e) {
     hb_free(rows);
 }
 
-/* Depthwise: one task per (channel, output frame). */
+/* Depthwise: one task per (channel, output frame). Each output row is accumulated tap by tap over whole
+ * rows (a contiguous, vectorisable loop for stride-1 widths); every element still sums its taps in the fixed
+ * (dt, dh, dw) order, so the result does not depend on the split. */
+#if defined(__GNUC__) && defined(HB_X86)
+__attribute__((target_clones("avx2", "default")))
+#endif
+static void depthwise_row_tap(float *restrict acc, const float *restrict src, float wv, int64_t lo, int64_t hi,
+                              int64_t off, int64_t sw) {
+    if (sw == 1)
+        for (int64_t wo = lo; wo < hi; wo++) acc[wo] += wv * src[wo + off];
+    else
+        for (int64_t wo = lo; wo < hi; wo++) acc[wo] += wv * src[wo * sw + off];
+}
+
 static void conv_depthwise(void *ctx, int64_t b, int64_t e) {
     const conv_job *j = ctx;
     int64_t hw = j->H * j->W, k = (int64_t)j->kt * j->kh * j->kw;
+    int64_t st = j->p->stride[0], sh = j->p->stride[1], sw = j->p->stride[2], pw = j->p->pad_w[0];
     for (int64_t t = b; t < e; t++) {
         int64_t c = t / j->To, to = t % j->To;
         const float *xc = j->x + c * j->T * hw, *wc = j->w + c * k;
         float *y = j->y + c * j->P + to * j->Ho * j->Wo;
         float bv = j->bias ? j->bias[c] : 0.0f;
-        for (int64_t ho = 0; ho < j->Ho; ho++)
-            for (int64_t wo = 0; wo < j->Wo; wo++) {
-                float s = 0;
-                for (int dt = 0; dt < j->kt; dt++) {
-                    int64_t tt = to * j->p->stride[0] - j->p->pad_t[0] + dt;
-                    if (tt < 0 || tt >= j->T) continue;
-                    for (int dh = 0; dh < j->kh; dh++) {
-                        int64_t hh = ho * j->p->stride[1] - j->p->pad_h[0] + dh;
-                        if (hh < 0 || hh >= j->H) continue;
-                        for (int dw = 0; dw < j->kw; dw++) {
-                            int64_t ww = wo * j->p->stride[2] - j->p->pad_w[0] + dw;
-                            if (ww < 0 || ww >= j->W) continue;
-                            s += xc[tt * hw + hh * j->W + ww] * wc[(dt * j->kh + dh) * j->kw + dw];
-                        }
+        for (int64_t ho = 0; ho < j->Ho; ho++) {
+            float *acc = y + ho * j->Wo;
+            memset(acc, 0, sizeof(float) * (size_t)j->Wo);
+            for (int dt = 0; dt < j->kt; dt++) {
+                int64_t tt = to * st - j->p->pad_t[0] + dt;
+                if (tt < 0 || tt >= j->T) continue;
+                for (int dh = 0; dh < j->kh; dh++) {
+                    int64_t hh = ho * sh - j->p->pad_h[0] + dh;
+                    if (hh < 0 || hh >= j->H) continue;
+                    const float *src = xc + tt * hw + hh * j->W;
+                    for (int dw = 0; dw < j->kw; dw++) {
+                        /* valid outputs: 0 <= wo*sw - pw + dw < W */
+                        int64_t off = dw - pw;
+                        int64_t lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+                        int64_t hi = j->W - off <= 0 ? 0 : (j->W - off + sw - 1) / sw;
+                        if (hi > j->Wo) hi = j->Wo;
+                        if (lo < hi) depthwise_row_tap(acc, src, wc[(dt * j->kh + dh) * j->kw + dw], lo, hi, off, sw);
                     }
                 }
-                y[ho * j->Wo + wo] = s + bv;
             }
+            for (int64_t wo = 0; wo < j->Wo; wo++) acc[wo] += bv;
+        }
     }
 }
 
