@@ -277,7 +277,7 @@ static void test_network(hb_rng *rng, bool causal, int variant) {
     int64_t nf = hb_light_vae_decoded_frames(m, t), nv = 3 * nf * h * S * w * S;
     float *lat = malloc(sizeof(float) * (size_t)(z * t * h * w)), *v = malloc(sizeof(float) * (size_t)nv);
     tl_fill_normal(rng, lat, z * t * h * w, 1.0f);
-    CHECK(hb_light_vae_decode(m, lat, t, h, w, v, NULL) == 0);
+    CHECK(hb_light_vae_decode_whole(m, lat, t, h, w, v, NULL) == 0);
     int64_t nref;
     float *ref = naive_net(ck, &c, lat, t, h, w, &nref);
     CHECK(nref == nf);
@@ -288,6 +288,15 @@ static void test_network(hb_rng *rng, bool causal, int variant) {
     double mx = 0;
     for (int64_t i = 0; i < nv; i++) mx = fmax(mx, fabs(v[i]));
     CHECK(mx > 0.05);
+    /* hb_light_vae_decode (streams latent by latent when causal) == the whole-clip pass */
+    {
+        float *vd = malloc(sizeof(float) * (size_t)nv);
+        CHECK(hb_light_vae_decode(m, lat, t, h, w, vd, NULL) == 0);
+        CHECK(memcmp(vd, v, sizeof(float) * (size_t)nv) == 0);
+        printf("  hb_light_vae_decode (%s) == whole-clip pass: %s\n", causal ? "streaming" : "whole",
+               memcmp(vd, v, sizeof(float) * (size_t)nv) ? "NO" : "bitwise");
+        free(vd);
+    }
     if (causal) {
         /* streaming in chunks 1, 2 (and 3 at once) == whole */
         for (int mc = 1; mc <= 3; mc++) {

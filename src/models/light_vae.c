@@ -753,12 +753,45 @@ static int whole(const hb_light_vae *m, const float *latent, int64_t t, int64_t 
     return rc;
 }
 
-int hb_light_vae_decode(const hb_light_vae *m, const float *latent, int64_t t, int64_t h, int64_t w, float *video,
-                        float *raw) {
+int hb_light_vae_decode_whole(const hb_light_vae *m, const float *latent, int64_t t, int64_t h, int64_t w, float *video,
+                              float *raw) {
     return whole(m, latent, t, h, w, video, raw, false, NULL, NULL);
 }
 
+/* causal models: latent by latent through the feature caches (bit-identical, memory independent of t) */
+int hb_light_vae_decode(const hb_light_vae *m, const float *latent, int64_t t, int64_t h, int64_t w, float *video,
+                        float *raw) {
+    if (!m->cfg.causal || raw) return whole(m, latent, t, h, w, video, raw, false, NULL, NULL);
+    if (check_size(m, t, h, w)) return -1;
+    hb_light_vae_stream *s = hb_light_vae_stream_new(m, h, w, 1);
+    if (!s) return -1;
+    int64_t F = hb_light_vae_temporal_factor(m), S = hb_light_vae_spatial_factor(m), HWo = h * w * S * S;
+    int64_t nf = hb_light_vae_decoded_frames(m, t), done = 0;
+    float *tmp = hb_malloc(sizeof(float) * (size_t)(3 * F * HWo), "light_vae frames");
+    int rc = tmp ? 0 : -1;
+    for (int64_t i = 0; i < t && !rc; i++) {
+        int64_t no = 0;
+        rc = hb_light_vae_stream_push(s, latent + i * h * w, 1, t * h * w, tmp, &no);
+        for (int64_t c = 0; c < m->cfg.out_channels && !rc; c++)
+            memcpy(video + (c * nf + done) * HWo, tmp + c * no * HWo, sizeof(float) * (size_t)(no * HWo));
+        done += no;
+    }
+    hb_free(tmp);
+    hb_light_vae_stream_free(s);
+    return rc;
+}
+
 int64_t hb_light_vae_decode_workspace(const hb_light_vae *m, int64_t t, int64_t h, int64_t w) {
+    if (m->cfg.causal) {
+        if (check_size(m, t, h, w)) return -1;
+        hb_light_vae_stream *s = hb_light_vae_stream_new(m, h, w, 1);
+        if (!s) return -1;
+        int64_t S = hb_light_vae_spatial_factor(m);
+        int64_t b = (int64_t)hb_light_vae_stream_bytes(s) +
+                    (int64_t)sizeof(float) * m->cfg.out_channels * hb_light_vae_temporal_factor(m) * h * w * S * S;
+        hb_light_vae_stream_free(s);
+        return b;
+    }
     int64_t b = -1;
     if (whole(m, NULL, t, h, w, NULL, NULL, true, &b, NULL)) return -1;
     return b;

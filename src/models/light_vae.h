@@ -86,12 +86,19 @@ int hb_light_vae_spatial_factor(const hb_light_vae *m);  /* S = prod(up_s) * pat
 int64_t hb_light_vae_decoded_frames(const hb_light_vae *m, int64_t t); /* 1 + F(t-1) (0 for t = 0) */
 int64_t hb_light_vae_param_count(const hb_light_vae *m);
 
-/* Whole clip: latent [z, t, h, w] -> video [3, 1 + F(t-1), S h, S w]. Causal or not per the config.
+/* Decode: latent [z, t, h, w] -> video [3, 1 + F(t-1), S h, S w]. Causal models (without raw) run latent by
+ * latent through the feature caches (bit-identical to the whole-clip pass, memory independent of t: ~2.3 GiB
+ * at 704x1280 for the default config); non-causal models (or raw != NULL) run the whole-clip pass, whose
+ * memory grows with t (use pipeline/longdecode.h for long videos).
  * raw (optional) [out*patch^2, F t, h*S/patch, w*S/patch]: the head conv's output (before un-patchify,
  * trimming and clamping), for tests. */
 int hb_light_vae_decode(const hb_light_vae *m, const float *latent, int64_t t, int64_t h, int64_t w, float *video,
                         float *raw);
-/* Bytes of working memory the whole-clip decode reserves; multiply-adds x2 of one decode. */
+/* The whole-clip pass, layer by layer over all frames with time padding (causal: (kt-1, 0), else symmetric):
+ * the reference the streaming path is tested against. */
+int hb_light_vae_decode_whole(const hb_light_vae *m, const float *latent, int64_t t, int64_t h, int64_t w,
+                              float *video, float *raw);
+/* Bytes of working memory hb_light_vae_decode reserves; multiply-adds x2 of one decode. */
 int64_t hb_light_vae_decode_workspace(const hb_light_vae *m, int64_t t, int64_t h, int64_t w);
 double hb_light_vae_decode_flops(const hb_light_vae *m, int64_t t, int64_t h, int64_t w);
 
