@@ -212,7 +212,12 @@ static void test_memory(const wan_dit *m) {
            p1 / 1048576.0, s1, p10 / 1048576.0, s10);
     CHECK(p1 > 0 && p10 > 0);
     CHECK(s1 == s10 && s1 > 0);
+#if defined(__SANITIZE_ADDRESS__)
+    /* ASan keeps freed blocks in quarantine: RSS then grows with every malloc/free, not with the state */
+    printf("  (ASan build: the RSS comparison is skipped)\n");
+#else
     CHECKF(p10 <= p1 * 1.05, "peak RSS grew from %zu to %zu", p1, p10);
+#endif
 }
 
 static void test_prompts_file(void) {
