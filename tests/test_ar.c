@@ -68,8 +68,9 @@ static void replay(const wan_dit *m, const hb_ar_opts *o, float *all) {
             if (cur >= 0) {
                 /* LongLive: last min(cache, f0) frames at t = 0; frames whose slots are sink rows dropped */
                 int64_t nre = f0 < cf ? f0 : cf, fs = f0 - nre;
-                /* the recompute starts at row 0 of the cache, so its first `sink` frames are sink rows */
-                int64_t drop = o->window > 0 ? (o->sink < nre ? o->sink : nre) : 0;
+                /* the recompute starts at row 0 of the cache, so its first `sink` frames are sink rows, kept
+                 * when it does not start at frame 0 (v1.0 is_recompute needs current_start > 0) */
+                int64_t drop = (o->window > 0 && fs > 0) ? (o->sink < nre ? o->sink : nre) : 0;
                 fs += drop; nre -= drop;
                 for (int64_t ch = 0; ch < C; ch++)
                     for (int64_t f = 0; f < nre; f++)
@@ -117,7 +118,7 @@ static void test_sampler(const wan_dit *m, hb_rng *r) {
     tl_fill_normal(r, ctx1, 3 * 16, 1.f);
     tl_fill_normal(r, ctx2, 5 * 16, 1.f);
     hb_ar_cond conds[2] = {{0, ctx1, 3}, {9, ctx2, 5}};
-    for (int variant = 0; variant < 4; variant++) {
+    for (int variant = 0; variant < 5; variant++) {
         hb_ar_opts o;
         hb_ar_opts_default(&o);
         o.H = 4; o.W = 6; o.frames = 17; o.chunk = 3; o.sink = 2; o.window = 8;
@@ -127,6 +128,7 @@ static void test_sampler(const wan_dit *m, hb_rng *r) {
         o.nconds = variant >= 2 ? 2 : 1;
         o.rope = variant % 2 ? WAN_ROPE_REL : WAN_ROPE_ABS;
         if (variant == 3) { o.window = 0; o.nsteps = 3; o.steps_list[2] = 300; o.shift = 8; }
+        if (variant == 4) { o.window = 12; o.sink = 3; o.rope = WAN_ROPE_ABS; } /* re-cache from frame 0: sink rewritten */
         float *a = run_ar(m, &o);
         float *b = calloc((size_t)(o.frames * 16 * o.H * o.W), sizeof(float));
         replay(m, &o, b);

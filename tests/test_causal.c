@@ -178,6 +178,14 @@ static void test_plan(void) {
     /* a re-cache covering the whole cache with the sink protected */
     CHECK(wan_kv_cache_plan(&c, 3 * 16, 48, true, &p) == 0);
     CHECK(p.local_start == 0 && p.write_start == 16 && p.local_end == 48);
+    /* ... but not when it starts at token 0 (v1.0: is_recompute needs current_start > 0) */
+    wan_kv_cache c2;
+    CHECK(wan_kv_cache_init(&c2, 1, 2, 8, 48, 16, 16, true, HB_F32, WAN_ROPE_ABS) == 0);
+    CHECK(wan_kv_cache_plan(&c2, 0, 32, false, &p) == 0);
+    wan_kv_cache_commit(&c2, &p);
+    CHECK(wan_kv_cache_plan(&c2, 0, 32, true, &p) == 0);
+    CHECK(p.local_start == 0 && p.write_start == 0 && p.local_end == 32);
+    wan_kv_cache_free(&c2);
     /* errors: a gap, and a global cache that is full */
     CHECK(wan_kv_cache_plan(&c, 7 * 16, 16, false, &p) != 0);
     CHECK(strstr(hb_last_error(), "gap") != NULL);

@@ -75,7 +75,10 @@ int wan_kv_cache_plan(const wan_kv_cache *c, int64_t current_start, int64_t n_ne
     if (p->local_end > c->cap)
         return hb_error("kv cache: full (%lld tokens, no eviction without a window); a call ending at token %lld "
                         "does not fit", (long long)c->cap, (long long)p->current_end);
-    p->write_start = (recompute && c->global_sink && p->local_start < c->sink_tokens) ? c->sink_tokens : p->local_start;
+    /* LongLive v1.0: is_recompute = current_end <= global_end and current_start > 0; with global_sink the
+     * sink rows are then not written */
+    bool protect = recompute && c->global_sink && current_start > 0 && p->current_end <= c->global_end;
+    p->write_start = (protect && p->local_start < c->sink_tokens) ? c->sink_tokens : p->local_start;
     if (p->write_start > p->local_end) p->write_start = p->local_end;
     return 0;
 }

@@ -15,8 +15,10 @@
  *     otherwise local_end += current_end - global_end (a repeated call on the same chunk overwrites its
  *     slots); the new K/V go to [local_end - n, local_end) and attention covers [0, local_end) (no mask);
  *     then global_end = current_end.
- *   - "recompute" calls (LongLive's KV re-cache after a prompt switch, with global_sink) never write the
- *     sink rows.
+ *   - "recompute" calls (LongLive's KV re-cache after a prompt switch) with global_sink and current_start > 0
+ *     (v1.0's is_recompute = current_end <= global_end and current_start > 0) never write the sink rows; the
+ *     regular denoise/refresh calls are never treated as recompute (as the golden files were made: the
+ *     non-interactive pipeline's cache has no global_sink entry).
  * The attention budget (max_attention_size) is the cache size, as both references configure it.
  *
  * RoPE: WAN_ROPE_ABS ropes every frame at its absolute index (start_frame = current_start / frame tokens;
