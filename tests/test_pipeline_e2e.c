@@ -284,5 +284,15 @@ int main(void) {
             hb_model_free(m);
         }
     }
+    /* 7. hb mkmodel --arch hummingbird-xt --tiny writes the same kind of folder; hb generate runs on it */
+    {
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd, "'%s' mkmodel -q --arch hummingbird-xt --tiny --seed 4 '%s/mk' 2>&1 && '%s' generate -q -m '%s/mk' "
+                 "-p 'a boat' -W 32 -H 64 -f 5 -o '%s/mk.y4m' 2>&1", tl_hb_bin(), tmp, tl_hb_bin(), tmp, tmp);
+        CHECKF(tl_run(cmd, out, sizeof out) == 0, "%s", out);
+        snprintf(p2, sizeof p2, "%s/mk.y4m", tmp);
+        CHECK(read_video(p2, &b) && b.frames == 5 && b.width == 32 && b.height == 64);
+        hb_video_free(&b);
+    }
     return tl_done();
 }

@@ -10,6 +10,7 @@
 #include "tools.h"
 #include "models/random_weights.h"
 #include "models/wan_dit.h"
+#include "pipeline/model_folder.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,12 +70,22 @@ static int make_wan_dit(const mk_opts *o, const char *dir) {
     return wan_dit_write_random(&c, dir, o->dtype, o->seed, o->shard_bytes);
 }
 
+/* (pipeline task) whole model folders: DiT + VAE + umT5 + tokenizer + tiny/light decoders, src/pipeline/model_folder.c */
+static int make_hb_folder(const mk_opts *o, const char *dir) {
+    if (o->dims) return hb_error("--dims does not apply to %s (use --tiny or the full size)", o->arch);
+    hb_mkfolder_opts f = {.arch = o->arch, .tiny = o->tiny, .dtype = o->dtype, .seed = o->seed};
+    return hb_model_folder_write_random(dir, &f);
+}
+
 static const struct mk_arch {
     const char *name, *help;
     int (*make)(const mk_opts *, const char *dir);
 } k_archs[] = {
     {"wan2.2-ti2v-5b", "Wan2.2-TI2V-5B diffusion transformer (config.json + sharded DiT weights)", make_wan_dit},
     {"wan2.1-1.3b", "Wan2.1-T2V-1.3B diffusion transformer (config.json + sharded DiT weights)", make_wan_dit},
+    {"hummingbird-xt", "whole Hummingbird-XT folder: Wan2.2-TI2V-5B DiT, Wan2.2 VAE, umT5 + tokenizer, TAEW2.2, light VAE",
+     make_hb_folder},
+    {"hummingbird-xtx", "whole Hummingbird-XTX folder: Wan2.1-1.3B DiT, Wan2.1 VAE, umT5 + tokenizer, TAEW2.1", make_hb_folder},
 };
 #define NARCHS (sizeof k_archs / sizeof k_archs[0])
 
