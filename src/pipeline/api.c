@@ -8,6 +8,7 @@
 #include "models/wan_vae.h"
 #include "models/tae.h"
 #include "models/light_vae.h"
+#include "pipeline/longdecode.h"
 #include "io/checkpoint.h"
 #include "io/image.h"
 #include <math.h>
@@ -230,6 +231,16 @@ static int tae_frame(void *user, const hb_tae_frame *f) {
     return 0;
 }
 
+/* frames [3, n, H, W] in [-1, 1] from the long-video decoder -> uint8 [T, H, W, 3] at t0 */
+static int ld_emit(void *user, int64_t t0, int64_t n, const float *video, int64_t H, int64_t W) {
+    tae_sink *s = user;
+    if (t0 < 0 || t0 + n > s->T || H != s->H || W != s->W)
+        return hb_error("decoder: unexpected frames [%lld, %lld) of %lldx%lld", (long long)t0, (long long)(t0 + n),
+                        (long long)W, (long long)H);
+    hb_frames_from_cthw(video, (int)n, (int)H, (int)W, -1.0f, 1.0f, s->rgb + t0 * H * W * 3);
+    return 0;
+}
+
 static void stage_done(const hb_generate_params *p, const char *stage, double t0) {
     hb_progress pr;
     hb_progress_begin(&pr, p->progress, p->progress_user, stage, 1);
@@ -427,11 +438,18 @@ int hb_generate(hb_model *m, const hb_generate_params *pin, hb_video_frames *out
                      (long long)C, m->vae_sf, m->vae_tf);
             goto done;
         }
-        video = hb_malloc((size_t)3 * (size_t)p->frames * (size_t)p->width * (size_t)p->height * sizeof(float), "decoded video");
-        if (!video) goto done;
-        if (hb_light_vae_decode(m->light, lat, F, H, W, video, NULL)) { hb_error_prefix("light decode: "); goto done; }
+        /* causal: streamed clip by clip through its feature caches (exact, memory independent of length);
+         * non-causal: overlapping temporal clips (pipeline/longdecode.h) */
+        hb_longdecode_opts lo = {.mode = HB_LD_AUTO, .tile = p->vae_tile};
+        tae_sink s = {out->rgb, p->height, p->width, p->frames};
+        hb_decoder *d = hb_decoder_new_light(m->light, H, W, &lo, ld_emit, &s);
+        if (!d) goto done;
+        int r = hb_decoder_run(d, lat, F);
+        int64_t got = hb_decoder_frames_out(d);
+        hb_decoder_free(d);
+        if (r) { hb_error_prefix("light decode: "); goto done; }
+        if (got != p->frames) { hb_error("light decoder gave %lld frames, expected %d", (long long)got, p->frames); goto done; }
         if (m->offload) close_light(m);
-        hb_frames_from_cthw(video, p->frames, p->height, p->width, -1.0f, 1.0f, out->rgb);
         stage_done(p, "decode", t0);
     } else {
         if (open_vae(m)) goto done;
