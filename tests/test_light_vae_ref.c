@@ -1,7 +1,7 @@
 /* Light VAE decoder vs the independent PyTorch reference tests/reference/light_vae_ref.py (float64
  * torch.nn.functional.conv3d on the same safetensors weights + config): whole-clip video and head output,
  * causal and non-causal, two configs (default kernels with 5 blocks; 4 blocks with 5x5 depthwise kernels, no
- * de-normalisation, no clamp), and the streaming causal decode. Tolerance 2e-5 (normwise max relative).
+ * de-normalisation, no clamp), and the streaming causal decode. Tolerance 5e-5 (normwise max relative; seen: 1e-6 to 1.4e-5).
  * Skipped (exit 77) with a message when no python3 can import torch (apt install python3-torch). */
 #include "testlib.h"
 #include "io/checkpoint.h"
@@ -95,7 +95,7 @@ static void compare(rcase *k) {
             double ev = tl_rel_err(k->v, rv.data, nv), er = tl_rel_err(k->raw, rr.data, k->nraw);
             printf("causal %d variant %d: video rel err %.2e, head output rel err %.2e (vs PyTorch float64)\n", k->causal,
                    k->variant, ev, er);
-            CHECKF(ev < 2e-5 && er < 2e-5, "video %g raw %g", ev, er);
+            CHECKF(ev < 5e-5 && er < 5e-5, "video %g raw %g", ev, er);
             if (k->causal) { /* streaming latent by latent */
                 hb_light_vae_stream *s = hb_light_vae_stream_new(k->m, h, w, 1);
                 float *sv = malloc(sizeof(float) * (size_t)nv), *tmp = malloc(sizeof(float) * (size_t)nv);
@@ -109,7 +109,7 @@ static void compare(rcase *k) {
                 }
                 double es = tl_rel_err(sv, rv.data, nv);
                 printf("  streaming latent by latent: rel err %.2e\n", es);
-                CHECK(got == nf && es < 2e-5);
+                CHECK(got == nf && es < 5e-5);
                 hb_light_vae_stream_free(s);
                 free(sv), free(tmp);
             }

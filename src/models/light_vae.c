@@ -213,6 +213,7 @@ struct hb_light_vae {
     float *mean, *std; /* [z] (denormalize) */
     int nslots;
     int64_t nparams;
+    bool unfused; /* HB_LIGHT_VAE_UNFUSED=1: upsample then conv literally (for comparisons) */
     float *owned;            /* random weights */
     hb_checkpoint *ck_owned; /* hb_light_vae_load */
 };
@@ -324,6 +325,8 @@ static hb_light_vae *model_new(const hb_light_vae_config *c) {
     hb_light_vae *m = hb_calloc(sizeof *m, "light_vae model");
     if (!m) return NULL;
     m->cfg = *c;
+    const char *uf = getenv("HB_LIGHT_VAE_UNFUSED");
+    m->unfused = uf && *uf && strcmp(uf, "0");
     for (int i = 0; i < c->n_blocks; i++)
         if (c->res_blocks[i] > 0 && !(m->blocks[i].res = hb_calloc(sizeof(lres) * (size_t)c->res_blocks[i], "light_vae blocks"))) {
             hb_light_vae_free(m);
@@ -569,17 +572,60 @@ typedef struct {
 
 static float *ralloc(lrun *r, int64_t n) { return hb_arena_alloc(&r->a, (size_t)n * sizeof(float)); }
 
-static int conv_apply(lrun *r, const lconv *c, const float *x, int64_t T, int64_t H, int64_t W, float *y) {
+/* The conv proper on a time-prepared input (Tx frames, time padding in prm). up2: x is the low-resolution
+ * input of a 2x nearest spatial upsampling followed by this conv (ks = 3, groups 1): each of the 4 output
+ * phases is a 2x2 conv of x with summed weights (2.25x fewer multiply-adds, no upsampled copy), then the
+ * phases are interleaved into y [Cout, To, 2H, 2W]. */
+static int conv_core(lrun *r, const lconv *c, const float *x, int64_t Tx, int64_t H, int64_t W, hb_conv3d_params *prm,
+                     float *y, bool up2) {
+    const hb_tensor *b = c->has_b ? &c->b : NULL;
+    int64_t To = Tx + prm->pad_t[0] + prm->pad_t[1] - c->kt + 1;
+    if (!up2) {
+        r->flops += 2.0 * (double)c->cout * (double)(c->cin / c->groups) * c->kt * c->ks * c->ks * (double)(To * H * W);
+        return r->dry ? 0 : hb_conv3d(y, x, c->cin, Tx, H, W, &c->w, b, prm);
+    }
+    r->flops += 2.0 * (double)c->cout * (double)c->cin * c->kt * 16 * (double)(To * H * W);
+    int64_t nk = c->cout * c->cin * c->kt, HW = H * W;
+    size_t mark = hb_arena_mark(&r->a);
+    float *wf = ralloc(r, nk * 9), *we = ralloc(r, nk * 4), *tmp = ralloc(r, c->cout * To * HW);
+    if (!wf || !we || !tmp) return -1;
+    if (r->dry) { hb_arena_reset(&r->a, mark); return 0; }
+    hb_convert_to_f32(wf, c->w.data, c->w.dtype, (size_t)(nk * 9));
+    int64_t shp[5] = {c->cout, c->cin, c->kt, 2, 2};
+    hb_tensor wt = hb_tensor_make(HB_F32, 5, shp, we);
+    int rc = 0;
+    for (int py = 0; py < 2 && !rc; py++)
+        for (int px = 0; px < 2 && !rc; px++) {
+            memset(we, 0, sizeof(float) * (size_t)(nk * 4));
+            for (int64_t k = 0; k < nk; k++)
+                for (int a = 0; a < 3; a++)
+                    for (int bq = 0; bq < 3; bq++) {
+                        int u = py == 0 ? a >= 1 : a >= 2, v = px == 0 ? bq >= 1 : bq >= 2;
+                        we[k * 4 + u * 2 + v] += wf[k * 9 + a * 3 + bq];
+                    }
+            hb_conv3d_params pp = *prm;
+            pp.pad_h[0] = py == 0, pp.pad_h[1] = py == 1, pp.pad_w[0] = px == 0, pp.pad_w[1] = px == 1;
+            rc = hb_conv3d(tmp, x, c->cin, Tx, H, W, &wt, b, &pp);
+            for (int64_t q = 0; q < c->cout * To && !rc; q++)
+                for (int64_t i = 0; i < H; i++) {
+                    const float *src = tmp + q * HW + i * W;
+                    float *dst = y + (q * 2 * H + 2 * i + py) * 2 * W + px;
+                    for (int64_t j = 0; j < W; j++) dst[2 * j] = src[j];
+                }
+        }
+    hb_arena_reset(&r->a, mark);
+    return rc;
+}
+
+static int conv_apply_up(lrun *r, const lconv *c, const float *x, int64_t T, int64_t H, int64_t W, float *y, bool up2) {
     int p = c->ks / 2;
     hb_conv3d_params prm = {{1, 1, 1}, {0, 0}, {p, p}, {p, p}, c->groups};
-    r->flops += 2.0 * (double)c->cout * (double)(c->cin / c->groups) * c->kt * c->ks * c->ks * (double)(T * H * W);
-    const hb_tensor *b = c->has_b ? &c->b : NULL;
     int kp = c->kt - 1;
-    if (kp == 0) return r->dry ? 0 : hb_conv3d(y, x, c->cin, T, H, W, &c->w, b, &prm);
+    if (kp == 0) return conv_core(r, c, x, T, H, W, &prm, y, up2);
     if (!r->stream) {
         if (r->m->cfg.causal) prm.pad_t[0] = kp;
         else prm.pad_t[0] = kp / 2, prm.pad_t[1] = kp - kp / 2;
-        return r->dry ? 0 : hb_conv3d(y, x, c->cin, T, H, W, &c->w, b, &prm);
+        return conv_core(r, c, x, T, H, W, &prm, y, up2);
     }
     /* causal with cache: [cache (kp frames) | x (T frames)], no time padding */
     int64_t HW = H * W, Tt = T + kp;
@@ -588,19 +634,24 @@ static int conv_apply(lrun *r, const lconv *c, const float *x, int64_t T, int64_
     if (!cat) return -1;
     if (r->dry) {
         if (c->cin * kp * HW > r->cache_n[c->slot]) r->cache_n[c->slot] = c->cin * kp * HW;
+        int rc = conv_core(r, c, cat, Tt, H, W, &prm, y, up2);
         hb_arena_reset(&r->a, mark);
-        return 0;
+        return rc;
     }
     float *cc = r->cache[c->slot];
     for (int64_t ch = 0; ch < c->cin; ch++) {
         memcpy(cat + ch * Tt * HW, cc + ch * kp * HW, sizeof(float) * (size_t)(kp * HW));
         memcpy(cat + (ch * Tt + kp) * HW, x + ch * T * HW, sizeof(float) * (size_t)(T * HW));
     }
-    int rc = hb_conv3d(y, cat, c->cin, Tt, H, W, &c->w, b, &prm);
+    int rc = conv_core(r, c, cat, Tt, H, W, &prm, y, up2);
     for (int64_t ch = 0; ch < c->cin; ch++)
         memcpy(cc + ch * kp * HW, cat + (ch * Tt + T) * HW, sizeof(float) * (size_t)(kp * HW));
     hb_arena_reset(&r->a, mark);
     return rc;
+}
+
+static int conv_apply(lrun *r, const lconv *c, const float *x, int64_t T, int64_t H, int64_t W, float *y) {
+    return conv_apply_up(r, c, x, T, H, W, y, false);
 }
 
 static int sep_apply(lrun *r, const lsep *s, const float *x, int64_t T, int64_t H, int64_t W, float *y) {
@@ -667,6 +718,20 @@ static int net_run(lrun *r, const float *lat, int64_t n, int64_t h, int64_t w, i
             int ft = c->up_t[i - 1], fs = c->up_s[i - 1];
             int64_t T2 = T * ft, H2 = H * fs, W2 = W * fs, C2 = c->widths[i];
             float *u = x;
+            const lsep *en = &m->blocks[i].entry;
+            /* spatial-only 2x upsampling into a plain 3x3 conv: fused (no upsampled copy) */
+            bool fuse = ft == 1 && fs == 2 && !en->dw && en->a.ks == 3 && !m->unfused;
+            if (fuse) {
+                float *y = ralloc(r, C2 * T2 * H2 * W2);
+                if (!y || conv_apply_up(r, &en->a, x, T, H, W, y, true)) return -1;
+                hb_arena_reset(&r->a, base);
+                x = ralloc(r, C2 * T2 * H2 * W2);
+                if (!r->dry) memmove(x, y, sizeof(float) * (size_t)(C2 * T2 * H2 * W2));
+                C = C2, T = T2, H = H2, W = W2;
+                for (int j = 0; j < m->blocks[i].nres; j++)
+                    if (res_apply(r, &m->blocks[i].res[j], x, C, T, H, W)) return -1;
+                continue;
+            }
             if (ft > 1 || fs > 1) {
                 if (!(u = ralloc(r, C * T2 * H2 * W2))) return -1;
                 if (!r->dry) hb_upsample_nearest(u, x, C, T, H, W, ft, fs, fs);
