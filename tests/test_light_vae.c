@@ -331,6 +331,20 @@ static void test_network(hb_rng *rng, bool causal, int variant) {
         CHECK(hb_light_vae_stream_new(m, h, w, 1) == NULL);
         CHECK(strstr(hb_last_error(), "causal") != NULL);
     }
+    /* the fused upsample+conv path vs the literal one (HB_LIGHT_VAE_UNFUSED=1) */
+    {
+        setenv("HB_LIGHT_VAE_UNFUSED", "1", 1);
+        hb_light_vae *u = hb_light_vae_load(path);
+        unsetenv("HB_LIGHT_VAE_UNFUSED");
+        float *vu = malloc(sizeof(float) * (size_t)nv);
+        CHECK(u && hb_light_vae_decode_whole(u, lat, t, h, w, vu, NULL) == 0);
+        double eu = tl_rel_err(v, vu, nv);
+        printf("  fused 2x upsample + conv vs literal: rel err %.2e\n", eu);
+        CHECKF(eu < 1e-5, "%g", eu);
+        CHECK(hb_light_vae_decode_flops(u, t, h, w) > hb_light_vae_decode_flops(m, t, h, w));
+        free(vu);
+        hb_light_vae_free(u);
+    }
     /* write_random -> load == create_random */
     hb_light_vae *r = hb_light_vae_create_random(&c, 1234 + variant);
     float *v2 = malloc(sizeof(float) * (size_t)nv);
