@@ -87,7 +87,7 @@ int64_t hb_light_vae_decoded_frames(const hb_light_vae *m, int64_t t); /* 1 + F(
 int64_t hb_light_vae_param_count(const hb_light_vae *m);
 
 /* Decode: latent [z, t, h, w] -> video [3, 1 + F(t-1), S h, S w]. Causal models (without raw) run latent by
- * latent through the feature caches (bit-identical to the whole-clip pass, memory independent of t: ~2.3 GiB
+ * latent through the feature caches (bit-identical to the whole-clip pass, memory independent of t: ~1.7 GiB
  * at 704x1280 for the default config); non-causal models (or raw != NULL) run the whole-clip pass, whose
  * memory grows with t (use pipeline/longdecode.h for long videos).
  * raw (optional) [out*patch^2, F t, h*S/patch, w*S/patch]: the head conv's output (before un-patchify,
