@@ -33,6 +33,16 @@ double golden_cfg_num(golden_case *g, const char *key, double def) {
 
 int golden_tensor(golden_case *g, const char *name, hb_tensor *out) { return hb_checkpoint_get(g->ck, name, out); }
 
+float *golden_tensor_f32(golden_case *g, const char *name, hb_tensor *t) {
+    hb_tensor tmp;
+    if (!t) t = &tmp;
+    if (golden_tensor(g, name, t)) return NULL;
+    int64_t n = hb_tensor_numel(t);
+    float *d = hb_malloc(sizeof(float) * (size_t)(n > 0 ? n : 1), name);
+    if (d) hb_convert_to_f32(d, t->data, t->dtype, (size_t)n);
+    return d;
+}
+
 double golden_rel_err(const float *ours, const float *ref, int64_t n) {
     double maxd = 0, maxr = 0;
     for (int64_t i = 0; i < n; i++) {

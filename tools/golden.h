@@ -27,6 +27,12 @@ int64_t golden_cfg_int(golden_case *g, const char *key, int64_t def);
 double golden_cfg_num(golden_case *g, const char *key, double def);
 /* A tensor of the file (in.*, weights): -1 + message when missing. */
 int golden_tensor(golden_case *g, const char *name, hb_tensor *out);
+/* The tensor `name` of the file converted to a malloc'ed float32 copy (caller hb_free()s it); its shape in
+ * *t when t is not NULL. NULL + message when missing. */
+float *golden_tensor_f32(golden_case *g, const char *name, hb_tensor *t);
+/* The Wan DiT config of a wan_dit / wan_causal_dit file (metadata "config"). */
+struct wan_dit_config;
+int golden_wan_dit_config(golden_case *g, struct wan_dit_config *cfg);
 /* Compare our n values with the file's tensor `name`: max|ours-ref| / max|ref|; prints one line;
  * a missing reference or a size mismatch counts as a failure. */
 void golden_compare(golden_case *g, const char *name, const float *ours, int64_t n);

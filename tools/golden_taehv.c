@@ -18,10 +18,7 @@ static float *input4(golden_case *g, const char *name, int64_t shape[4]) {
     if (golden_tensor(g, name, &t)) return NULL;
     if (t.ndim != 4) { hb_error("%s: %s has %d dims, expected 4 ([T, C, H, W])", g->path, name, t.ndim); return NULL; }
     memcpy(shape, t.shape, 4 * sizeof(int64_t));
-    int64_t n = hb_tensor_numel(&t);
-    float *x = hb_malloc((size_t)n * sizeof(float), name);
-    if (x) hb_convert_to_f32(x, t.data, t.dtype, (size_t)n);
-    return x;
+    return golden_tensor_f32(g, name, NULL);
 }
 
 static void same_bits(golden_case *g, const char *what, const float *a, const float *b, int64_t n) {

@@ -19,21 +19,9 @@ static int meta_int(golden_case *g, const char *key, int64_t *out) {
     return 0;
 }
 
-static float *load_f32(golden_case *g, const char *name, hb_tensor *t) {
-    if (golden_tensor(g, name, t)) return NULL;
-    int64_t n = hb_tensor_numel(t);
-    float *d = hb_malloc(sizeof(float) * (size_t)(n > 0 ? n : 1), name);
-    if (d) hb_convert_to_f32(d, t->data, t->dtype, (size_t)n);
-    return d;
-}
-
 int golden_run_wan_causal_dit(golden_case *g) {
     wan_dit_config cfg;
-    char *cfg_text = json_dumps(g->config, 0);
-    if (!cfg_text) return hb_error("%s: cannot read the config", g->path);
-    int rc = wan_dit_config_parse(&cfg, cfg_text, g->path);
-    free(cfg_text);
-    if (rc) return -1;
+    if (golden_wan_dit_config(g, &cfg)) return -1;
     int64_t fsl = 0, cache_tokens = 0;
     if (meta_int(g, "frame_seq_length", &fsl) || meta_int(g, "kv_cache_tokens", &cache_tokens)) return -1;
     int64_t local_attn = golden_cfg_int(g, "local_attn_size", -1), sink = golden_cfg_int(g, "sink_size", 0);
@@ -48,11 +36,11 @@ int golden_run_wan_causal_dit(golden_case *g) {
     wan_dit *m = NULL;
     wan_causal *cs = NULL;
     float *ctx = NULL, *x = NULL, *t = NULL, *flow = NULL, *x0 = NULL, *kv = NULL;
-    rc = -1;
+    int rc = -1;
     if (hb_flowmatch_table_init(&tab, shift)) goto done;
     if (!(m = wan_dit_from_checkpoint(g->ck, &cfg))) goto done;
     hb_tensor tc, tx, tt;
-    if (!(ctx = load_f32(g, "in.context", &tc))) goto done;
+    if (!(ctx = golden_tensor_f32(g, "in.context", &tc))) goto done;
     if (tc.ndim != 2 || tc.shape[1] != cfg.text_dim) {
         hb_error("%s: in.context must be [L, %d]", g->path, cfg.text_dim);
         goto done;
@@ -100,9 +88,9 @@ int golden_run_wan_causal_dit(golden_case *g) {
         char nm[64];
         hb_free(x); hb_free(t); x = t = NULL;
         snprintf(nm, sizeof nm, "in.call%02zu.x", i);
-        if (!(x = load_f32(g, nm, &tx))) goto done;
+        if (!(x = golden_tensor_f32(g, nm, &tx))) goto done;
         snprintf(nm, sizeof nm, "in.call%02zu.t", i);
-        if (!(t = load_f32(g, nm, &tt))) goto done;
+        if (!(t = golden_tensor_f32(g, nm, &tt))) goto done;
         int64_t F = tx.shape[1];
         if (hb_tensor_numel(&tt) != F) { hb_error("%s: %s must hold one timestep per frame (%lld)", g->path, nm, (long long)F); goto done; }
         if (wan_causal_forward(cs, x, F, t, current_start / fsl, false, flow, NULL, NULL)) {

@@ -97,13 +97,18 @@ done:
     return ck;
 }
 
-int golden_run_wan_dit(golden_case *g) {
-    wan_dit_config cfg;
+int golden_wan_dit_config(golden_case *g, wan_dit_config *cfg) {
     char *cfg_text = json_dumps(g->config, 0);
     if (!cfg_text) return hb_error("%s: cannot read the config", g->path);
-    int rc = wan_dit_config_parse(&cfg, cfg_text, g->path);
+    int rc = wan_dit_config_parse(cfg, cfg_text, g->path);
     free(cfg_text);
-    if (rc) return -1;
+    return rc;
+}
+
+int golden_run_wan_dit(golden_case *g) {
+    wan_dit_config cfg;
+    if (golden_wan_dit_config(g, &cfg)) return -1;
+    int rc;
     char tmp[1024];
     hb_checkpoint *wck = g->bf16 ? bf16_copy(g, tmp, sizeof tmp) : g->ck;
     if (!wck) return -1;

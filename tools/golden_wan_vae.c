@@ -6,13 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static float *as_f32(const hb_tensor *t, const char *what) {
-    int64_t n = hb_tensor_numel(t);
-    float *p = hb_malloc((size_t)n * sizeof(float), what);
-    if (p) hb_convert_to_f32(p, t->data, t->dtype, (size_t)n);
-    return p;
-}
-
 int golden_run_wan_vae(golden_case *g) {
     hb_wan_vae_config cfg;
     const char *cfg_s = hb_checkpoint_metadata(g->ck, "config");
@@ -30,8 +23,8 @@ int golden_run_wan_vae(golden_case *g) {
     int64_t vs[4] = {3, -1, -1, -1}, ls[4] = {z, -1, -1, -1};
     if (hb_checkpoint_get_shaped(g->ck, "in.video", 4, vs, &tv) || hb_checkpoint_get_shaped(g->ck, "in.latent", 4, ls, &tl))
         goto out;
-    if (!(mean = as_f32(&tm, "mean")) || !(std = as_f32(&ts, "std")) || !(video = as_f32(&tv, "in.video")) ||
-        !(lat_in = as_f32(&tl, "in.latent")))
+    if (!(mean = golden_tensor_f32(g, "in.latent_mean", NULL)) || !(std = golden_tensor_f32(g, "in.latent_std", NULL)) ||
+        !(video = golden_tensor_f32(g, "in.video", NULL)) || !(lat_in = golden_tensor_f32(g, "in.latent", NULL)))
         goto out;
     if (hb_wan_vae_set_latent_stats(m, mean, std)) goto out;
 
