@@ -1006,6 +1006,7 @@ typedef struct {
     float *mid;              /* mu_logvar / dec_conv2 (latent resolution), optional */
     int nchunks;
     int64_t *cf;             /* chunk boundaries, nchunks+1 input frames */
+    bool cont;               /* decode: continues a clip (streaming push after the first): no first chunk */
 } vjob;
 
 /* One chunk of one tile: input frames [f0, f1) of rows/cols (latent units) of span sy, sx. */
@@ -1096,65 +1097,129 @@ static void run_free(vrun *r) {
 
 enum { MODE_RUN = 0, MODE_PLAN, MODE_FLOPS };
 
-/* mode PLAN: returns the workspace bytes in *bytes; FLOPS: the flop count; RUN: does the work. */
+/* A sized and allocated run: the tile spans, the arenas, the activation buffers and the pixel ramps. Shared
+ * by the whole-clip calls (drive) and the streaming decoder (one untiled plan kept between pushes). */
+typedef struct {
+    vrun r;
+    vspan *sy, *sx;
+    int ny, nx;
+    int64_t s_out, maxt;
+    float *wy, *wx;
+    size_t bytes; /* workspace: arenas + activations + blend weights */
+} vplan;
+
+static void plan_free(vplan *p) {
+    run_free(&p->r);
+    hb_free(p->wy);
+    hb_free(p->wx);
+    free(p->sy);
+    free(p->sx);
+    memset(p, 0, sizeof *p);
+}
+
+/* Dry run of job j (first three chunks of one tile suffice for the sizes: later chunks repeat chunk 2; FLOPS
+ * mode runs everything). PLAN / FLOPS: *result = bytes / FLOPs and nothing is allocated; RUN: allocates. */
+static int plan_init(vplan *p, const hb_wan_vae *m, const vjob *j, const hb_wan_vae_opts *o, int mode, double *result) {
+    memset(p, 0, sizeof *p);
+    const vcoder *cd = j->enc ? &m->enc : &m->dec;
+    vrun *r = &p->r;
+    if ((p->ny = make_spans(j->hl, o->tile, o->overlap, &p->sy)) < 0) return -1;
+    if ((p->nx = make_spans(j->wl, o->tile, o->overlap, &p->sx)) < 0) goto fail;
+    r->m = m;
+    r->nslots = cd->nslots;
+    r->slots = calloc((size_t)r->nslots, sizeof *r->slots);
+    if (!r->slots) { hb_error("wan_vae: out of memory"); goto fail; }
+    r->dry = true;
+    hb_arena_init_measure(&r->scr, "wan_vae scratch");
+    hb_arena_init_measure(&r->cache, "wan_vae cache");
+    r->pp[0] = (float *)(uintptr_t)64, r->pp[1] = (float *)(uintptr_t)128;
+    int ntiles_dry = mode == MODE_FLOPS ? p->ny * p->nx : 1;
+    for (int tile = 0; tile < ntiles_dry; tile++) {
+        run_reset_caches(r);
+        int nch = mode == MODE_FLOPS ? j->nchunks : (j->nchunks < 3 ? j->nchunks : 3);
+        for (int c = 0; c < nch; c++) {
+            hb_arena_reset(&r->scr, 0);
+            r->first_chunk = c == 0;
+            vact res, midv;
+            if (run_chunk(r, j, j->cf[c], j->cf[c + 1], &p->sy[tile / p->nx], &p->sx[tile % p->nx], &res, &midv)) goto fail;
+        }
+    }
+    size_t scr_bytes = r->scr.peak + 4096, cache_bytes = r->cache.peak + 4096;
+    int64_t pp_n = r->pp_need;
+    p->s_out = j->enc ? 1 : m->sf;
+    size_t blend_bytes = (p->ny * p->nx > 1) ? (size_t)(j->Hout * j->Wout) * sizeof(float) : 0;
+    p->bytes = scr_bytes + cache_bytes + 2 * (size_t)pp_n * sizeof(float) + blend_bytes;
+    if (mode != MODE_RUN) {
+        *result = mode == MODE_FLOPS ? r->flops : (double)p->bytes;
+        plan_free(p);
+        return 0;
+    }
+    /* allocate for the real run */
+    hb_arena_free(&r->scr), hb_arena_free(&r->cache);
+    r->pp[0] = r->pp[1] = NULL;
+    r->dry = false;
+    r->flops = 0;
+    if (hb_arena_init(&r->scr, scr_bytes, "wan_vae scratch") || hb_arena_init(&r->cache, cache_bytes, "wan_vae cache")) goto fail;
+    r->pp_cap = pp_n;
+    r->pp[0] = hb_malloc((size_t)pp_n * sizeof(float), "wan_vae activations");
+    r->pp[1] = hb_malloc((size_t)pp_n * sizeof(float), "wan_vae activations");
+    for (int i = 0; i < p->ny; i++) p->maxt = p->sy[i].len > p->maxt ? p->sy[i].len : p->maxt;
+    for (int i = 0; i < p->nx; i++) p->maxt = p->sx[i].len > p->maxt ? p->sx[i].len : p->maxt;
+    p->wy = hb_malloc((size_t)(p->maxt * p->s_out) * sizeof(float), "wan_vae ramps");
+    p->wx = hb_malloc((size_t)(p->maxt * p->s_out) * sizeof(float), "wan_vae ramps");
+    if (!r->pp[0] || !r->pp[1] || !p->wy || !p->wx) goto fail;
+    return 0;
+fail:
+    plan_free(p);
+    return -1;
+}
+
+/* Every chunk of job j on tile (ty, tx), continuing the plan's feature caches (the caller resets them for a
+ * new tile or clip; j->cont: the first chunk is not the clip's first). Accumulates the tile's ramp-weighted
+ * output into j->out (zeroed by the caller) and j->mid (latent ramps wl_y / wl_x). */
+static int run_tile(vplan *p, const vjob *j, int ty, int tx, const float *wl_y, const float *wl_x, hb_progress *prog,
+                    int *steps) {
+    vrun *r = &p->r;
+    const vspan *a = &p->sy[ty], *b = &p->sx[tx];
+    int64_t s_out = p->s_out, oc = j->enc ? r->m->cfg.z_dim : 3;
+    int64_t mid_c = j->enc ? 2 * r->m->cfg.z_dim : r->m->cfg.z_dim, mid_t = j->enc ? j->Tout : j->Tin;
+    ramp(p->wy, a->len * s_out, a->lo * s_out, a->hi * s_out);
+    ramp(p->wx, b->len * s_out, b->lo * s_out, b->hi * s_out);
+    int64_t tout = 0;
+    for (int c = 0; c < j->nchunks; c++) {
+        hb_arena_reset(&r->scr, 0);
+        r->first_chunk = c == 0 && !j->cont;
+        vact res, midv;
+        if (run_chunk(r, j, j->cf[c], j->cf[c + 1], a, b, &res, &midv)) return -1;
+        if (tout + res.T > j->Tout) break; /* reported below */
+        emit(j->out, oc, j->Tout, j->Hout, j->Wout, tout, &res, a->start * s_out, b->start * s_out, p->wy, p->wx, 0);
+        if (j->mid) {
+            int64_t mt0 = j->enc ? tout : j->cf[c];
+            emit(j->mid, mid_c, mid_t, j->hl, j->wl, mt0, &midv, a->start, b->start, wl_y, wl_x, 0);
+        }
+        tout += res.T;
+        if (prog) hb_progress_step(prog, ++*steps);
+    }
+    if (tout != j->Tout) return hb_error("wan_vae: produced %lld frames, expected %lld", (long long)tout, (long long)j->Tout);
+    return 0;
+}
+
+static void clamp_video(float *v, int64_t n) {
+    for (int64_t i = 0; i < n; i++) v[i] = v[i] < -1.0f ? -1.0f : (v[i] > 1.0f ? 1.0f : v[i]);
+}
+
+/* mode PLAN: returns the workspace bytes in *result; FLOPS: the flop count; RUN: does the work. */
 static int drive(const hb_wan_vae *m, vjob *j, const hb_wan_vae_opts *o, int mode, double *result) {
     hb_wan_vae_opts dflt = {0};
     if (!o) o = &dflt;
-    const vcoder *cd = j->enc ? &m->enc : &m->dec;
-    vspan *sy = NULL, *sx = NULL;
-    int ny = make_spans(j->hl, o->tile, o->overlap, &sy);
-    if (ny < 0) return -1;
-    int nx = make_spans(j->wl, o->tile, o->overlap, &sx);
-    if (nx < 0) { free(sy); return -1; }
-    int rc = -1;
-    vrun r = {0};
-    float *wsum = NULL, *wy = NULL, *wx = NULL;
-    r.m = m;
-    r.nslots = cd->nslots;
-    r.slots = calloc((size_t)r.nslots, sizeof *r.slots);
-    if (!r.slots) { hb_error("wan_vae: out of memory"); goto done; }
-    /* dry run: sizes (first three chunks of one tile suffice: later chunks repeat chunk 2) or all FLOPs */
-    r.dry = true;
-    hb_arena_init_measure(&r.scr, "wan_vae scratch");
-    hb_arena_init_measure(&r.cache, "wan_vae cache");
-    r.pp[0] = (float *)(uintptr_t)64, r.pp[1] = (float *)(uintptr_t)128;
-    int ntiles_dry = mode == MODE_FLOPS ? ny * nx : 1;
-    for (int tile = 0; tile < ntiles_dry; tile++) {
-        run_reset_caches(&r);
-        int nch = mode == MODE_FLOPS ? j->nchunks : (j->nchunks < 3 ? j->nchunks : 3);
-        for (int c = 0; c < nch; c++) {
-            hb_arena_reset(&r.scr, 0);
-            r.first_chunk = c == 0;
-            vact res, midv;
-            if (run_chunk(&r, j, j->cf[c], j->cf[c + 1], &sy[tile / nx], &sx[tile % nx], &res, &midv)) goto done;
-        }
-    }
-    size_t scr_bytes = r.scr.peak + 4096, cache_bytes = r.cache.peak + 4096;
-    int64_t pp_n = r.pp_need;
-    int64_t s_out = j->enc ? 1 : m->sf;
-    size_t blend_bytes = (ny * nx > 1) ? (size_t)(j->Hout * j->Wout) * sizeof(float) : 0;
-    if (mode == MODE_FLOPS) { *result = r.flops; rc = 0; goto done; }
-    if (mode == MODE_PLAN) {
-        *result = (double)(scr_bytes + cache_bytes + 2 * (size_t)pp_n * sizeof(float) + blend_bytes);
-        rc = 0;
-        goto done;
-    }
-    /* the real run */
-    hb_arena_free(&r.scr), hb_arena_free(&r.cache);
-    r.pp[0] = r.pp[1] = NULL;
-    r.dry = false;
-    r.flops = 0;
-    if (hb_arena_init(&r.scr, scr_bytes, "wan_vae scratch") || hb_arena_init(&r.cache, cache_bytes, "wan_vae cache")) goto done;
-    r.pp_cap = pp_n;
-    r.pp[0] = hb_malloc((size_t)pp_n * sizeof(float), "wan_vae activations");
-    r.pp[1] = hb_malloc((size_t)pp_n * sizeof(float), "wan_vae activations");
-    int64_t maxt = 0;
-    for (int i = 0; i < ny; i++) maxt = sy[i].len > maxt ? sy[i].len : maxt;
-    for (int i = 0; i < nx; i++) maxt = sx[i].len > maxt ? sx[i].len : maxt;
-    wy = hb_malloc((size_t)(maxt * s_out) * sizeof(float), "wan_vae ramps");
-    wx = hb_malloc((size_t)(maxt * s_out) * sizeof(float), "wan_vae ramps");
-    if (!r.pp[0] || !r.pp[1] || !wy || !wx) goto done;
-    if (blend_bytes && !(wsum = hb_calloc(blend_bytes, "wan_vae blend weights"))) goto done;
+    vplan p;
+    if (plan_init(&p, m, j, o, mode, result)) return -1;
+    if (mode != MODE_RUN) return 0;
+    int rc = -1, ny = p.ny, nx = p.nx;
+    const vspan *sy = p.sy, *sx = p.sx;
+    int64_t s_out = p.s_out, maxt = p.maxt;
+    float *wsum = NULL, *wl_y = NULL, *wl_x = NULL;
+    if (ny * nx > 1 && !(wsum = hb_calloc((size_t)(j->Hout * j->Wout) * sizeof(float), "wan_vae blend weights"))) goto done;
     int64_t z = m->cfg.z_dim, oc = j->enc ? z : 3;
     int64_t out_n = oc * j->Tout * j->Hout * j->Wout;
     memset(j->out, 0, (size_t)out_n * sizeof(float));
@@ -1163,38 +1228,18 @@ static int drive(const hb_wan_vae *m, vjob *j, const hb_wan_vae_opts *o, int mod
     hb_progress prog;
     hb_progress_begin(&prog, o->progress, o->progress_user, j->enc ? "vae encode" : "vae decode", ny * nx * j->nchunks);
     int done_steps = 0;
-    float *wl_y = NULL, *wl_x = NULL;
     if (j->mid && !(wl_y = hb_malloc((size_t)maxt * sizeof(float) * 2, "wan_vae ramps"))) goto done_prog;
     if (wl_y) wl_x = wl_y + maxt;
     for (int ty = 0; ty < ny; ty++)
         for (int tx = 0; tx < nx; tx++) {
             const vspan *a = &sy[ty], *b = &sx[tx];
-            run_reset_caches(&r);
-            ramp(wy, a->len * s_out, a->lo * s_out, a->hi * s_out);
-            ramp(wx, b->len * s_out, b->lo * s_out, b->hi * s_out);
+            run_reset_caches(&p.r);
             if (wl_y) ramp(wl_y, a->len, a->lo, a->hi), ramp(wl_x, b->len, b->lo, b->hi);
+            if (run_tile(&p, j, ty, tx, wl_y, wl_x, &prog, &done_steps)) goto done_prog;
             if (wsum)
                 for (int64_t i = 0; i < a->len * s_out; i++)
                     for (int64_t k = 0; k < b->len * s_out; k++)
-                        wsum[(a->start * s_out + i) * j->Wout + b->start * s_out + k] += wy[i] * wx[k];
-            int64_t tout = 0;
-            for (int c = 0; c < j->nchunks; c++) {
-                hb_arena_reset(&r.scr, 0);
-                r.first_chunk = c == 0;
-                vact res, midv;
-                if (run_chunk(&r, j, j->cf[c], j->cf[c + 1], a, b, &res, &midv)) goto done_prog;
-                emit(j->out, oc, j->Tout, j->Hout, j->Wout, tout, &res, a->start * s_out, b->start * s_out, wy, wx, 0);
-                if (j->mid) {
-                    int64_t mt0 = j->enc ? tout : j->cf[c];
-                    emit(j->mid, mid_c, mid_t, j->hl, j->wl, mt0, &midv, a->start, b->start, wl_y, wl_x, 0);
-                }
-                tout += res.T;
-                hb_progress_step(&prog, ++done_steps);
-            }
-            if (tout != j->Tout) {
-                hb_error("wan_vae: produced %lld frames, expected %lld", (long long)tout, (long long)j->Tout);
-                goto done_prog;
-            }
+                        wsum[(a->start * s_out + i) * j->Wout + b->start * s_out + k] += p.wy[i] * p.wx[k];
         }
     if (wsum) {
         int64_t HWo = j->Hout * j->Wout;
@@ -1217,22 +1262,14 @@ static int drive(const hb_wan_vae *m, vjob *j, const hb_wan_vae_opts *o, int mod
             hb_free(ws);
         }
     }
-    if (!j->enc && !o->raw)
-        for (int64_t i = 0; i < out_n; i++) {
-            float v = j->out[i];
-            j->out[i] = v < -1.0f ? -1.0f : (v > 1.0f ? 1.0f : v);
-        }
+    if (!j->enc && !o->raw) clamp_video(j->out, out_n);
     rc = 0;
 done_prog:
     hb_progress_end(&prog);
-    hb_free(wl_y);
 done:
-    run_free(&r);
+    hb_free(wl_y);
     hb_free(wsum);
-    hb_free(wy);
-    hb_free(wx);
-    free(sy);
-    free(sx);
+    plan_free(&p);
     return rc;
 }
 
@@ -1256,19 +1293,24 @@ static int setup_encode(const hb_wan_vae *m, vjob *j, int64_t T, int64_t H, int6
     return 0;
 }
 
-static int setup_decode(const hb_wan_vae *m, vjob *j, int64_t t, int64_t h, int64_t w, const hb_wan_vae_opts *o) {
+/* cont: the latents continue a clip (a streaming push after the first): every chunk is dec_chunk frames and
+ * each latent frame gives tf video frames; otherwise the first chunk is frame 0 alone (1 video frame). */
+static int setup_decode(const hb_wan_vae *m, vjob *j, int64_t t, int64_t h, int64_t w, const hb_wan_vae_opts *o, bool cont) {
     memset(j, 0, sizeof *j);
     if (t < 1 || h < 1 || w < 1) return hb_error("wan_vae decode: empty latent %lldx%lldx%lld", (long long)t, (long long)h, (long long)w);
     int cdn = o && o->dec_chunk > 0 ? o->dec_chunk : 1;
+    int64_t f0 = cont ? 0 : 1; /* frames in the first chunk before the dec_chunk-sized ones */
     j->enc = false;
+    j->cont = cont;
     j->Tin = t, j->Hin = h, j->Win = w;
     j->hl = h, j->wl = w;
-    j->Tout = 1 + m->tf * (t - 1), j->Hout = h * m->sf, j->Wout = w * m->sf;
-    j->nchunks = 1 + (int)((t - 1 + cdn - 1) / cdn);
+    j->Tout = cont ? m->tf * t : 1 + m->tf * (t - 1), j->Hout = h * m->sf, j->Wout = w * m->sf;
+    j->nchunks = (int)f0 + (int)((t - f0 + cdn - 1) / cdn);
     j->cf = malloc(sizeof(int64_t) * (size_t)(j->nchunks + 1));
     if (!j->cf) return hb_error("wan_vae: out of memory");
     j->cf[0] = 0;
-    for (int c = 1; c <= j->nchunks; c++) j->cf[c] = c == 1 ? 1 : (j->cf[c - 1] + cdn < t ? j->cf[c - 1] + cdn : t);
+    for (int c = 1; c <= j->nchunks; c++)
+        j->cf[c] = c == 1 && f0 ? 1 : (j->cf[c - 1] + cdn < t ? j->cf[c - 1] + cdn : t);
     return 0;
 }
 
@@ -1285,7 +1327,7 @@ int hb_wan_vae_encode(hb_wan_vae *m, const float *video, int64_t T, int64_t H, i
 int hb_wan_vae_decode(hb_wan_vae *m, const float *latent, int64_t t, int64_t h, int64_t w, float *video,
                       const hb_wan_vae_opts *o) {
     vjob j;
-    if (setup_decode(m, &j, t, h, w, o)) return -1;
+    if (setup_decode(m, &j, t, h, w, o, false)) return -1;
     j.in = latent, j.out = video, j.mid = o ? o->dec_conv2 : NULL;
     int rc = drive(m, &j, o, MODE_RUN, NULL);
     free(j.cf);
@@ -1304,7 +1346,7 @@ int64_t hb_wan_vae_encode_workspace(hb_wan_vae *m, int64_t T, int64_t H, int64_t
 int64_t hb_wan_vae_decode_workspace(hb_wan_vae *m, int64_t t, int64_t h, int64_t w, const hb_wan_vae_opts *o) {
     vjob j;
     double v = -1;
-    if (setup_decode(m, &j, t, h, w, o)) return -1;
+    if (setup_decode(m, &j, t, h, w, o, false)) return -1;
     int rc = drive(m, &j, o, MODE_PLAN, &v);
     free(j.cf);
     return rc ? -1 : (int64_t)v;
@@ -1313,7 +1355,7 @@ int64_t hb_wan_vae_decode_workspace(hb_wan_vae *m, int64_t t, int64_t h, int64_t
 double hb_wan_vae_decode_flops(const hb_wan_vae *m, int64_t t, int64_t h, int64_t w, const hb_wan_vae_opts *o) {
     vjob j;
     double v = -1;
-    if (setup_decode(m, &j, t, h, w, o)) return -1;
+    if (setup_decode(m, &j, t, h, w, o, false)) return -1;
     if (drive(m, &j, o, MODE_FLOPS, &v)) v = -1;
     free(j.cf);
     return v;
@@ -1326,4 +1368,67 @@ double hb_wan_vae_encode_flops(const hb_wan_vae *m, int64_t T, int64_t H, int64_
     if (drive(m, &j, o, MODE_FLOPS, &v)) v = -1;
     free(j.cf);
     return v;
+}
+
+/* ------------------------------------------------------------------------------------------------------
+ * Streaming decoder: one untiled plan (sized for a clip 1 + 2*dec_chunk latents long: every chunk after the
+ * first three repeats the third) whose feature caches carry over from push to push. */
+struct hb_wan_vae_decoder {
+    hb_wan_vae *m;
+    hb_wan_vae_opts o;
+    int64_t h, w;
+    vplan p;
+    bool started;
+};
+
+hb_wan_vae_decoder *hb_wan_vae_decoder_new(hb_wan_vae *m, int64_t h, int64_t w, const hb_wan_vae_opts *opts) {
+    hb_wan_vae_opts o = {0};
+    if (opts) o = *opts;
+    if (o.tile > 0 && (o.tile < h || o.tile < w)) {
+        hb_error("wan_vae decoder: spatial tiling (tile %d < latent %lldx%lld) is not supported when streaming; "
+                 "tile outside (e.g. hb_decoder's tile option) or decode the whole clip", o.tile, (long long)h, (long long)w);
+        return NULL;
+    }
+    if (o.dec_conv2 || o.mu_logvar) { hb_error("wan_vae decoder: dec_conv2 / mu_logvar outputs are not supported when streaming"); return NULL; }
+    o.tile = 0;
+    int cdn = o.dec_chunk > 0 ? o.dec_chunk : 1;
+    vjob j;
+    if (setup_decode(m, &j, 1 + 2 * (int64_t)cdn, h, w, &o, false)) return NULL;
+    hb_wan_vae_decoder *d = calloc(1, sizeof *d);
+    if (!d) { free(j.cf); hb_error("wan_vae: out of memory"); return NULL; }
+    d->m = m, d->o = o, d->h = h, d->w = w;
+    int rc = plan_init(&d->p, m, &j, &d->o, MODE_RUN, NULL);
+    free(j.cf);
+    if (rc) { free(d); return NULL; }
+    return d;
+}
+
+int hb_wan_vae_decoder_push(hb_wan_vae_decoder *d, const float *latent, int64_t n, float *video, int64_t *frames_out) {
+    if (frames_out) *frames_out = 0;
+    if (n == 0) return 0;
+    vjob j;
+    if (setup_decode(d->m, &j, n, d->h, d->w, &d->o, d->started)) return -1;
+    j.in = latent, j.out = video;
+    if (!d->started) run_reset_caches(&d->p.r);
+    int64_t out_n = 3 * j.Tout * j.Hout * j.Wout;
+    memset(video, 0, (size_t)out_n * sizeof(float));
+    int rc = run_tile(&d->p, &j, 0, 0, NULL, NULL, NULL, NULL);
+    free(j.cf);
+    if (rc) return -1;
+    if (!d->o.raw) clamp_video(video, out_n);
+    d->started = true;
+    if (frames_out) *frames_out = j.Tout;
+    return 0;
+}
+
+void hb_wan_vae_decoder_reset(hb_wan_vae_decoder *d) {
+    if (d) d->started = false;
+}
+
+size_t hb_wan_vae_decoder_bytes(const hb_wan_vae_decoder *d) { return d ? d->p.bytes : 0; }
+
+void hb_wan_vae_decoder_free(hb_wan_vae_decoder *d) {
+    if (!d) return;
+    plan_free(&d->p);
+    free(d);
 }

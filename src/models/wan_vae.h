@@ -102,6 +102,23 @@ int hb_wan_vae_encode(hb_wan_vae *m, const float *video, int64_t T, int64_t H, i
 int hb_wan_vae_decode(hb_wan_vae *m, const float *latent, int64_t t, int64_t h, int64_t w, float *video,
                       const hb_wan_vae_opts *opts);
 
+/* Streaming decoder: decode a clip piece by piece with the feature caches kept between pushes; the result is
+ * bitwise the same as hb_wan_vae_decode of the whole clip (with the default dec_chunk = 1; hb_wan_vae_decode
+ * runs the same chunk code). Memory is fixed at creation and does not grow with the number of pushes
+ * (hb_wan_vae_decoder_bytes). h, w: latent size; opts may be NULL (copied; raw and dec_chunk are used, spatial
+ * tiling, dec_conv2 and progress are not: tiling is refused with an error, tile outside instead). The model must
+ * outlive the decoder. */
+typedef struct hb_wan_vae_decoder hb_wan_vae_decoder;
+hb_wan_vae_decoder *hb_wan_vae_decoder_new(hb_wan_vae *m, int64_t h, int64_t w, const hb_wan_vae_opts *opts);
+/* latent [z, n, h, w] -> video [3, frames_out, h*f, w*f] (caller memory): the first push of a clip gives
+ * 1 + 4(n-1) frames, later pushes 4n. n = 0 does nothing. */
+int hb_wan_vae_decoder_push(hb_wan_vae_decoder *d, const float *latent, int64_t n, float *video, int64_t *frames_out);
+/* Start a new clip (the next push is a first push). */
+void hb_wan_vae_decoder_reset(hb_wan_vae_decoder *d);
+/* Bytes held (arenas, feature caches, activation buffers). */
+size_t hb_wan_vae_decoder_bytes(const hb_wan_vae_decoder *d);
+void hb_wan_vae_decoder_free(hb_wan_vae_decoder *d);
+
 /* Working memory (bytes) an encode/decode of that size would reserve for activations, feature caches and
  * blending (not counting the caller's input/output nor the conv kernels' own scratch). -1 cast on error. */
 int64_t hb_wan_vae_encode_workspace(hb_wan_vae *m, int64_t T, int64_t H, int64_t W, const hb_wan_vae_opts *opts);
