@@ -1,6 +1,7 @@
 /* Long-video decoding (pipeline/longdecode) for every decoder: causal-cache mode == whole-clip decode
- * (light VAE causal: bit for bit; TAEHV: bit for bit) for several clip sizes and pushes of odd lengths;
- * temporal tiling (light non-causal, light causal, Wan 2.2 VAE) vs whole clip: error measured, bounded,
+ * (light VAE causal, TAEHV, Wan 2.1 and 2.2 VAE: bit for bit) for several clip sizes and pushes of odd lengths
+ * (Wan: also with spatial tiles, == the same tiles decoded whole);
+ * temporal tiling (light non-causal, light causal, Wan 2.1 and 2.2 VAE) vs whole clip: error measured, bounded,
  * and smaller with more overlap; spatial tiles: error bounded, constant input regions blend exactly;
  * the ramp helper's weights sum to 1; 8x more frames decode with the same peak memory (RSS of a child
  * process and the decoder's own byte count, within 10%); errors for impossible modes and options. */
@@ -68,6 +69,13 @@ static hb_tae *tae_model(hb_checkpoint **ck) {
     *ck = hb_checkpoint_open(dir);
     if (!*ck) return NULL;
     return hb_tae_load(*ck, NULL, HB_TAE_DECODER);
+}
+
+static hb_wan_vae *wan_model_v(hb_wan_vae_variant v) {
+    hb_wan_vae_config c;
+    hb_wan_vae_config_default(&c, v);
+    c.dim = 8, c.dec_dim = 8, c.num_res_blocks = 1;
+    return hb_wan_vae_create_random(&c, 3);
 }
 
 static hb_wan_vae *wan_model(void) {
@@ -263,34 +271,85 @@ static void test_tae(hb_rng *rng) {
     hb_checkpoint_close(ck);
 }
 
+/* decode lat [z, t, h, w] through hb_decoder (pushes of 1, 3, 2, 1, ... latents when odd) into s */
+static int run_wan(hb_wan_vae *m, const float *lat, int64_t t, int64_t h, int64_t w, const hb_longdecode_opts *o,
+                   bool odd, sink *s, hb_ld_mode *mode) {
+    hb_decoder *d = hb_decoder_new_wan(m, h, w, o, collect, s);
+    if (!d) return -1;
+    *mode = hb_decoder_mode(d);
+    int rc = 0;
+    if (odd) {
+        static const int steps[] = {1, 3, 2, 1};
+        for (int64_t t0 = 0, k = 0; t0 < t && !rc; k++) {
+            int64_t n = steps[k % 4] < t - t0 ? steps[k % 4] : t - t0;
+            rc = hb_decoder_push(d, lat + t0 * h * w, n, t * h * w);
+            t0 += n;
+        }
+        if (!rc) rc = hb_decoder_finish(d);
+    } else rc = hb_decoder_run(d, lat, t);
+    hb_decoder_free(d);
+    return rc;
+}
+
 static void test_wan(hb_rng *rng) {
-    hb_wan_vae *m = wan_model();
-    CHECKF(m != NULL, "%s", hb_last_error());
-    if (!m) return;
-    int64_t t = 5, h = 2, w = 3, z = 48, S = hb_wan_vae_spatial_factor(m), H = h * S, W = w * S;
-    int64_t nf = 1 + 4 * (t - 1);
-    float *lat = malloc(sizeof(float) * (size_t)(z * t * h * w));
-    tl_fill_normal(rng, lat, z * t * h * w, 1.0f);
-    float *ref = malloc(sizeof(float) * (size_t)(3 * nf * H * W));
-    CHECK(hb_wan_vae_decode(m, lat, t, h, w, ref, NULL) == 0);
-    hb_longdecode_opts oc = {HB_LD_CAUSAL, 2, 0, 0, 0};
-    CHECK(hb_decoder_new_wan(m, h, w, &oc, collect, NULL) == NULL && strstr(hb_last_error(), "Wan VAE"));
-    for (int k = 0; k < 2; k++) {
-        hb_longdecode_opts o = {HB_LD_AUTO, k ? 6 : 4, 2, 0, 0};
-        sink s;
-        sink_init(&s, nf, H, W);
-        hb_decoder *d = hb_decoder_new_wan(m, h, w, &o, collect, &s);
-        CHECKF(d && hb_decoder_mode(d) == HB_LD_TILED && hb_decoder_run(d, lat, t) == 0, "%s", hb_last_error());
-        CHECK(s.order_ok && s.next == nf);
-        double e = rms_rel(s.v, ref, 3 * nf * H * W);
-        printf("Wan2.2 VAE tiled clip %d overlap 2: RMS rel err vs whole %.3e\n", o.clip, e);
-        if (k) CHECK(memcmp(s.v, ref, sizeof(float) * (size_t)(3 * nf * H * W)) == 0);
-        else CHECKF(e < 1.0, "%g", e);
-        hb_decoder_free(d);
-        free(s.v);
+    for (int v = 0; v < 2; v++) {
+        hb_wan_vae *m = wan_model_v((hb_wan_vae_variant)v);
+        CHECKF(m != NULL, "%s", hb_last_error());
+        if (!m) return;
+        const char *vn = v ? "Wan2.2" : "Wan2.1";
+        int64_t t = 7, h = 3, w = 4, z = hb_wan_vae_get_config(m)->z_dim, S = hb_wan_vae_spatial_factor(m);
+        int64_t H = h * S, W = w * S, nf = 1 + 4 * (t - 1), nv = 3 * nf * H * W;
+        float *lat = malloc(sizeof(float) * (size_t)(z * t * h * w));
+        tl_fill_normal(rng, lat, z * t * h * w, 1.0f);
+        float *ref = malloc(sizeof(float) * (size_t)nv);
+        CHECK(hb_wan_vae_decode(m, lat, t, h, w, ref, NULL) == 0);
+        /* causal-cache mode (also the AUTO choice): bitwise the whole decode */
+        for (int clip = 0; clip <= 3; clip++)
+            for (int odd = 0; odd < 2; odd++) {
+                hb_longdecode_opts o = {clip ? HB_LD_CAUSAL : HB_LD_AUTO, clip, 0, 0, 0};
+                sink s;
+                sink_init(&s, nf, H, W);
+                hb_ld_mode mode = HB_LD_AUTO;
+                int rc = run_wan(m, lat, t, h, w, &o, odd, &s, &mode);
+                CHECKF(rc == 0, "%s causal clip %d: %s", vn, clip, hb_last_error());
+                CHECK(mode == HB_LD_CAUSAL && s.order_ok && s.next == nf);
+                CHECKF(memcmp(s.v, ref, sizeof(float) * (size_t)nv) == 0, "%s causal clip %d odd %d: not bitwise (rel err %.2e)",
+                       vn, clip, odd, rms_rel(s.v, ref, nv));
+                free(s.v);
+            }
+        printf("%s VAE causal-cache mode, clips 1..3 and AUTO, pushes of 1,3,2,1 or whole clips: bitwise equal to the whole decode\n", vn);
+        /* spatial tiles: causal clips == the same tiles decoded as one whole clip */
+        {
+            hb_longdecode_opts oc = {HB_LD_CAUSAL, 2, 0, 2, 1}, ot = {HB_LD_TILED, 16, 2, 2, 1};
+            sink a, b;
+            sink_init(&a, nf, H, W), sink_init(&b, nf, H, W);
+            hb_ld_mode ma = HB_LD_AUTO, mb = HB_LD_AUTO;
+            CHECKF(run_wan(m, lat, t, h, w, &oc, true, &a, &ma) == 0, "%s", hb_last_error());
+            CHECKF(run_wan(m, lat, t, h, w, &ot, false, &b, &mb) == 0, "%s", hb_last_error());
+            CHECK(a.next == nf && b.next == nf);
+            double e = rms_rel(a.v, ref, nv);
+            printf("%s VAE causal clip 2 + spatial tiles 2 (overlap 1): RMS rel err vs untiled %.3e\n", vn, e);
+            CHECKF(memcmp(a.v, b.v, sizeof(float) * (size_t)nv) == 0, "%s: causal tiled != whole-clip tiled", vn);
+            CHECKF(e < 1.0, "%g", e);
+            free(a.v), free(b.v);
+        }
+        /* temporal tiling */
+        for (int k = 0; k < 2; k++) {
+            hb_longdecode_opts o = {HB_LD_TILED, k ? 8 : 4, 2, 0, 0};
+            sink s;
+            sink_init(&s, nf, H, W);
+            hb_ld_mode mode = HB_LD_AUTO;
+            CHECKF(run_wan(m, lat, t, h, w, &o, false, &s, &mode) == 0, "%s", hb_last_error());
+            CHECK(mode == HB_LD_TILED && s.order_ok && s.next == nf);
+            double e = rms_rel(s.v, ref, nv);
+            printf("%s VAE tiled clip %d overlap 2: RMS rel err vs whole %.3e\n", vn, o.clip, e);
+            if (k) CHECK(memcmp(s.v, ref, sizeof(float) * (size_t)nv) == 0);
+            else CHECKF(e < 1.0, "%g", e);
+            free(s.v);
+        }
+        free(lat), free(ref);
+        hb_wan_vae_free(m);
     }
-    free(lat), free(ref);
-    hb_wan_vae_free(m);
 }
 
 static void test_bad_opts(void) {
@@ -329,14 +388,15 @@ static int child(const char *kind, int64_t t) {
     } else if (!strcmp(kind, "tae")) {
         tae = tae_model(&ck);
         d = tae ? hb_decoder_new_tae(tae, h, w, &o, discard, &acc) : NULL;
-    } else if (!strcmp(kind, "wan")) {
+    } else if (!strcmp(kind, "wan") || !strcmp(kind, "wan-tiled")) {
         wan = wan_model();
         h = 4, w = 4;
         o.clip = 2, o.overlap = 1;
+        o.mode = !strcmp(kind, "wan") ? HB_LD_CAUSAL : HB_LD_TILED;
         d = wan ? hb_decoder_new_wan(wan, h, w, &o, discard, &acc) : NULL;
     }
     if (!d) { fprintf(stderr, "child: %s\n", hb_last_error()); return 1; }
-    int z = !strcmp(kind, "wan") ? 48 : 8;
+    int z = wan ? 48 : 8;
     float *lat = malloc(sizeof(float) * (size_t)(z * h * w));
     hb_rng r;
     hb_rng_seed(&r, 1);
@@ -355,8 +415,8 @@ static int child(const char *kind, int64_t t) {
 }
 
 static void test_memory(const char *self) {
-    const char *kinds[] = {"light-causal", "light-noncausal", "tae", "wan"};
-    for (int k = 0; k < 4; k++) {
+    const char *kinds[] = {"light-causal", "light-noncausal", "tae", "wan", "wan-tiled"};
+    for (int k = 0; k < 5; k++) {
         size_t peak[2] = {0, 0}, bytes[2] = {0, 0};
         long long frames[2] = {0, 0};
         int64_t ts[2] = {4, 32};

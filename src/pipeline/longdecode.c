@@ -22,7 +22,7 @@ struct hb_decoder {
     float **ry, **rx; /* pixel ramps per tile row / column */
     float *inv_wsum;  /* [H*W] (several tiles) */
     int64_t th, tw;   /* largest tile (latent) */
-    void **st;        /* per tile: hb_light_vae_stream / hb_tae_decoder */
+    void **st;        /* per tile: hb_light_vae_stream / hb_tae_decoder / hb_wan_vae_decoder (causal) */
     /* TAE frame sink */
     float *sink;
     int64_t sink_cap, sink_n, sink_hw;
@@ -99,7 +99,12 @@ static int tae_sink(void *user, const hb_tae_frame *f) {
 static int decode_tile(hb_decoder *d, int ti, const float *lat, int64_t n, int64_t th, int64_t tw, float *out,
                        int64_t nf) {
     bool stream = d->mode == HB_LD_CAUSAL;
-    if (d->kind == K_WAN) return hb_wan_vae_decode(d->wan, lat, n, th, tw, out, NULL);
+    if (d->kind == K_WAN) {
+        if (!stream) return hb_wan_vae_decode(d->wan, lat, n, th, tw, out, NULL);
+        int64_t got = 0;
+        if (hb_wan_vae_decoder_push(d->st[ti], lat, n, out, &got)) return -1;
+        return got == nf ? 0 : hb_error("longdecode: Wan VAE gave %lld frames, expected %lld", (long long)got, (long long)nf);
+    }
     if (d->kind == K_LIGHT) {
         if (!stream) return hb_light_vae_decode(d->lv, lat, n, th, tw, out, NULL);
         int64_t got = 0;
@@ -246,6 +251,7 @@ int hb_decoder_finish(hb_decoder *d) {
         if (!d->st[i]) continue;
         if (d->kind == K_LIGHT) hb_light_vae_stream_reset(d->st[i]);
         else if (d->kind == K_TAE) hb_tae_decoder_reset(d->st[i]);
+        else hb_wan_vae_decoder_reset(d->st[i]);
     }
     d->npend = 0, d->nclips = 0, d->finished = true;
     return rc;
@@ -271,6 +277,7 @@ void hb_decoder_free(hb_decoder *d) {
         for (int i = 0; i < d->nty * d->ntx; i++) {
             if (d->kind == K_LIGHT) hb_light_vae_stream_free(d->st[i]);
             else if (d->kind == K_TAE) hb_tae_decoder_free(d->st[i]);
+            else hb_wan_vae_decoder_free(d->st[i]);
         }
     hb_free(d->st);
     free_ramps(d->ry, d->nty);
@@ -289,9 +296,7 @@ static hb_decoder *setup(hb_decoder *d, int64_t h, int64_t w, const hb_longdecod
     if (!fn) { hb_error("longdecode: no frame callback"); goto fail; }
     d->mode = o->mode == HB_LD_AUTO ? (can_stream ? HB_LD_CAUSAL : HB_LD_TILED) : o->mode;
     if (d->mode == HB_LD_CAUSAL && !can_stream) {
-        hb_error("longdecode: %s cannot decode in causal-cache mode (%s); use the tiled mode",
-                 d->kind == K_WAN ? "the Wan VAE" : "this decoder",
-                 d->kind == K_WAN ? "its API keeps no streaming state between calls" : "it is not causal");
+        hb_error("longdecode: this decoder cannot decode in causal-cache mode (it is not causal); use the tiled mode");
         goto fail;
     }
     if (d->mode != HB_LD_CAUSAL && d->mode != HB_LD_TILED) { hb_error("longdecode: unknown mode %d", (int)o->mode); goto fail; }
@@ -332,7 +337,7 @@ static hb_decoder *setup(hb_decoder *d, int64_t h, int64_t w, const hb_longdecod
         d->bytes += fl * (size_t)(3 * d->m * HW);
     }
     /* decoder state / workspace (tiles share a size up to the last one; take the largest, count each stream) */
-    if (d->kind == K_WAN) {
+    if (d->kind == K_WAN && d->mode == HB_LD_TILED) {
         int64_t b = hb_wan_vae_decode_workspace(d->wan, d->L, d->th, d->tw, NULL);
         if (b < 0) goto fail;
         d->bytes += (size_t)b;
@@ -349,6 +354,9 @@ static hb_decoder *setup(hb_decoder *d, int64_t h, int64_t w, const hb_longdecod
                 if (d->kind == K_LIGHT) {
                     if (!(d->st[i] = hb_light_vae_stream_new(d->lv, th, tw, (int)d->L))) goto fail;
                     d->bytes += hb_light_vae_stream_bytes(d->st[i]);
+                } else if (d->kind == K_WAN) {
+                    if (!(d->st[i] = hb_wan_vae_decoder_new(d->wan, th, tw, NULL))) goto fail;
+                    d->bytes += hb_wan_vae_decoder_bytes(d->st[i]);
                 } else {
                     if (!(d->st[i] = hb_tae_decoder_new(d->tae, th, tw, tae_sink, d))) goto fail;
                     d->bytes += hb_tae_decoder_bytes(d->st[i]);
@@ -367,7 +375,7 @@ hb_decoder *hb_decoder_new_wan(hb_wan_vae *m, int64_t h, int64_t w, const hb_lon
     if (!d) return NULL;
     d->kind = K_WAN, d->wan = m, d->z = hb_wan_vae_get_config(m)->z_dim;
     d->F = hb_wan_vae_temporal_factor(m), d->S = hb_wan_vae_spatial_factor(m);
-    return setup(d, h, w, o, false, fn, user);
+    return setup(d, h, w, o, true, fn, user);
 }
 
 hb_decoder *hb_decoder_new_light(const hb_light_vae *m, int64_t h, int64_t w, const hb_longdecode_opts *o,

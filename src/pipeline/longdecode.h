@@ -4,10 +4,10 @@
  *
  * Modes:
  *  - HB_LD_CAUSAL (causal-cache): the latent is cut into non-overlapping clips of `clip` latent frames,
- *    decoded in order by a streaming decoder that keeps the feature cache of the previous clip (light VAE
- *    causal, TAEHV). Exactly equal to the whole-clip decode.
- *  - HB_LD_TILED (temporal tiling, any decoder, the only mode of non-causal decoders and of the Wan VAE,
- *    whose API has no streaming state): clips of `clip` latent frames start every clip - overlap latents;
+ *    decoded in order by a streaming decoder that keeps the feature cache of the previous clip (Wan 2.1 /
+ *    2.2 VAE via hb_wan_vae_decoder, light VAE causal, TAEHV). Exactly (bitwise) equal to the whole-clip
+ *    decode.
+ *  - HB_LD_TILED (temporal tiling, any decoder, the only mode of non-causal decoders): clips of `clip` latent frames start every clip - overlap latents;
  *    each is decoded independently and the frames two clips share (F(overlap-1)+1 frames) are blended with
  *    linear ramps whose weights sum to 1.
  *  - Both modes can also cut the latent plane into overlapping spatial tiles (`tile`, `tile_overlap` in
