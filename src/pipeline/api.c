@@ -329,7 +329,7 @@ int hb_generate(hb_model *m, const hb_generate_params *pin, hb_video_frames *out
     const int64_t tpf = (H / m->dcfg.patch[1]) * (W / m->dcfg.patch[2]);
 
     int rc = -1;
-    float *ctx_c = NULL, *ctx_u = NULL, *lat = NULL, *cond0 = NULL, *video = NULL, *img = NULL;
+    float *ctx_c = NULL, *ctx_u = NULL, *lat = NULL, *cond0 = NULL, *img = NULL;
     int64_t len_c = 0, len_u = 0;
     wan_dit_text tc = {0}, tu = {0};
     dit_ctx dc = {0};
@@ -428,39 +428,47 @@ int hb_generate(hb_model *m, const hb_generate_params *pin, hb_video_frames *out
         if (r) goto done;
         if (got != p->frames) { hb_error("tiny decoder gave %lld frames, expected %d", (long long)got, p->frames); goto done; }
         if (m->offload) close_tae(m);
-    } else if (p->vae == HB_GEN_VAE_LIGHT) {
-        if (open_light(m)) goto done;
-        const hb_light_vae_config *lc = hb_light_vae_get_config(m->light);
-        if (lc->z_dim != C || hb_light_vae_spatial_factor(m->light) != m->vae_sf ||
-            hb_light_vae_temporal_factor(m->light) != m->vae_tf || lc->out_channels != 3) {
-            hb_error("%s: the light decoder takes %d channels at %dx%d but the model makes %lld at %dx%d", m->mf.light,
-                     lc->z_dim, hb_light_vae_spatial_factor(m->light), hb_light_vae_temporal_factor(m->light),
-                     (long long)C, m->vae_sf, m->vae_tf);
-            goto done;
-        }
-        /* causal: streamed clip by clip through its feature caches (exact, memory independent of length);
-         * non-causal: overlapping temporal clips (pipeline/longdecode.h) */
-        hb_longdecode_opts lo = {.mode = HB_LD_AUTO, .tile = p->vae_tile};
+    } else {
+        /* light and full Wan VAE: streamed through pipeline/longdecode (causal decoders clip by clip through
+         * their feature caches, exact and in memory independent of the length; non-causal ones in overlapping
+         * temporal clips), with optional spatial tiles; frames go straight into the uint8 output */
+        hb_longdecode_opts lo = {.mode = HB_LD_AUTO, .clip = 1, .tile = p->vae_tile};
         tae_sink s = {out->rgb, p->height, p->width, p->frames};
-        hb_decoder *d = hb_decoder_new_light(m->light, H, W, &lo, ld_emit, &s);
+        hb_decoder *d = NULL;
+        const char *what;
+        if (p->vae == HB_GEN_VAE_LIGHT) {
+            what = "light decoder";
+            if (open_light(m)) goto done;
+            const hb_light_vae_config *lc = hb_light_vae_get_config(m->light);
+            if (lc->z_dim != C || hb_light_vae_spatial_factor(m->light) != m->vae_sf ||
+                hb_light_vae_temporal_factor(m->light) != m->vae_tf || lc->out_channels != 3) {
+                hb_error("%s: the light decoder takes %d channels at %dx%d but the model makes %lld at %dx%d",
+                         m->mf.light, lc->z_dim, hb_light_vae_spatial_factor(m->light),
+                         hb_light_vae_temporal_factor(m->light), (long long)C, m->vae_sf, m->vae_tf);
+                goto done;
+            }
+            if (!hb_light_vae_get_config(m->light)->causal) lo.clip = 0; /* overlapping clips of the default size */
+            d = hb_decoder_new_light(m->light, H, W, &lo, ld_emit, &s);
+        } else {
+            what = "VAE decoder";
+            if (open_vae(m)) goto done;
+            d = hb_decoder_new_wan(m->vae, H, W, &lo, ld_emit, &s);
+        }
         if (!d) goto done;
-        int r = hb_decoder_run(d, lat, F);
+        hb_progress pr;
+        hb_progress_begin(&pr, p->progress, p->progress_user, "decode", (int)F);
+        int r = 0;
+        for (int64_t f = 0; f < F && !r; f++) {
+            r = hb_decoder_push(d, lat + f * H * W, 1, F * H * W);
+            hb_progress_step(&pr, (int)f + 1);
+        }
+        if (!r) r = hb_decoder_finish(d);
+        hb_progress_end(&pr);
         int64_t got = hb_decoder_frames_out(d);
         hb_decoder_free(d);
-        if (r) { hb_error_prefix("light decode: "); goto done; }
-        if (got != p->frames) { hb_error("light decoder gave %lld frames, expected %d", (long long)got, p->frames); goto done; }
-        if (m->offload) close_light(m);
-        stage_done(p, "decode", t0);
-    } else {
-        if (open_vae(m)) goto done;
-        video = hb_malloc((size_t)3 * (size_t)p->frames * (size_t)p->width * (size_t)p->height * sizeof(float), "decoded video");
-        if (!video) goto done;
-        hb_wan_vae_opts vo = {.progress = p->progress, .progress_user = p->progress_user};
-        if (p->vae_tile > 0) vo.tile = p->vae_tile, vo.overlap = p->vae_tile >= 4 ? p->vae_tile / 4 : p->vae_tile > 1 ? 1 : 0;
-        if (hb_wan_vae_decode(m->vae, lat, F, H, W, video, &vo)) { hb_error_prefix("decode: "); goto done; }
-        if (m->offload) close_vae(m);
-        hb_frames_from_cthw(video, p->frames, p->height, p->width, -1.0f, 1.0f, out->rgb);
-        stage_done(p, "decode", t0);
+        if (r) { hb_error_prefix("decode"); goto done; }
+        if (got != p->frames) { hb_error("%s gave %lld frames, expected %d", what, (long long)got, p->frames); goto done; }
+        if (m->offload) { if (p->vae == HB_GEN_VAE_LIGHT) close_light(m); else close_vae(m); }
     }
     out->seconds_decode = hb_time_now() - t0;
     out->frames = p->frames, out->height = p->height, out->width = p->width, out->fps = m->fps;
@@ -474,7 +482,7 @@ done:
     if (have_arena) hb_arena_free(&dc.arena);
     wan_dit_text_free(&tc);
     wan_dit_text_free(&tu);
-    hb_free(ctx_c), hb_free(ctx_u), hb_free(lat), hb_free(cond0), hb_free(video), hb_free(img);
+    hb_free(ctx_c), hb_free(ctx_u), hb_free(lat), hb_free(cond0), hb_free(img);
     hb_image_free(&im0), hb_image_free(&im);
     out->seconds_total = hb_time_now() - T0;
     out->peak_rss_bytes = hb_peak_rss_bytes();
