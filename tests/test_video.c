@@ -270,7 +270,7 @@ int main(void) {
         CHECK(WIFSIGNALED(st));
         int got = hb_video_read(p, 0, &v) == 0 ? v.frames : -1;
         printf("streaming mp4 killed after %d frames appended: %d frames playable\n", T2, got);
-        CHECKF(got >= 16 && got <= T2, "killed streaming mp4: %d frames readable (%s)", got, got < 0 ? hb_last_error() : "");
+        CHECKF(got == T2, "killed streaming mp4: %d of %d frames readable (%s)", got, T2, got < 0 ? hb_last_error() : "");
         if (got > 0) {
             double ps2 = hb_metric_psnr(v.rgb, many, fsz * got);
             CHECKF(ps2 >= 33, "killed stream PSNR %.2f", ps2);

@@ -337,6 +337,9 @@ static int ff_open(hb_video_writer *w, const hb_video_opts *o) {
     if (codec->id == AV_CODEC_ID_H264) {
         av_opt_set(w->cc->priv_data, "crf", crfs, 0);
         av_opt_set(w->cc->priv_data, "preset", o->preset ? o->preset : "medium", 0);
+        /* streaming: every appended frame leaves the encoder at once (no lookahead, B-frames or frame threads),
+         * so what a killed run leaves depends only on the frames appended, not on thread timing */
+        if (w->streaming) av_opt_set(w->cc->priv_data, "tune", "zerolatency", 0);
     } else if (codec->id == AV_CODEC_ID_VP9) {
         w->cc->bit_rate = 0;
         av_opt_set(w->cc->priv_data, "crf", crfs, 0);
@@ -357,7 +360,7 @@ static int ff_open(hb_video_writer *w, const hb_video_opts *o) {
     AVDictionary *mo = NULL;
     if (w->fmt == HB_VFMT_MP4)
         av_dict_set(&mo, "movflags",
-                    w->streaming ? "+frag_keyframe+empty_moov+default_base_moof+use_metadata_tags"
+                    w->streaming ? "+frag_custom+empty_moov+default_base_moof+use_metadata_tags"
                                  : "+faststart+use_metadata_tags", 0);
     r = avformat_write_header(w->oc, &mo);
     av_dict_free(&mo);
@@ -481,6 +484,11 @@ int hb_video_writer_append(hb_video_writer *w, const uint8_t *frames, int n) {
     }
 #ifdef HB_HAVE_FFMPEG
     if (is_ff(w->fmt) && w->streaming && w->oc->pb) {
+        /* MP4: close a fragment after every append, so a killed run keeps every frame appended so far */
+        if (w->fmt == HB_VFMT_MP4) {
+            int r = av_write_frame(w->oc, NULL);
+            if (r < 0) return ff_err(w, r, "write");
+        }
         avio_flush(w->oc->pb);
         if (w->oc->pb->error) return ff_err(w, w->oc->pb->error, "write");
     }
