@@ -133,7 +133,7 @@ typedef struct hb_ar_params {
     int64_t steps_list[HB_GEN_MAX_STEPS];
     double shift;                /* 0: 5 */
     uint64_t seed;
-    hb_gen_vae vae;              /* HB_GEN_VAE_TAE (default) or HB_GEN_VAE_FULL (segments of 120 latents) */
+    hb_gen_vae vae;              /* HB_GEN_VAE_TAE (default) or HB_GEN_VAE_FULL (streaming Wan VAE) */
     const char *output;          /* optional file (.mp4 streamed fragmented, .mkv, .y4m, folder/) */
     double fps;                  /* default 16 */
     hb_ar_chunk_fn on_chunk;     /* optional */

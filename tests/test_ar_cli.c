@@ -50,10 +50,9 @@ static void test_basic(void) {
     CHECKF(st == 0, "%s", out);
     n = probe_frames(path);
     CHECKF(n == 41, "b.y4m: %ld frames", n);
-    /* the Wan VAE decoder in segments of 2 latent frames (each later segment re-decodes the previous one's
-     * last latent as context and drops its frame): still 1 + 4(t-1) frames */
+    /* the streaming Wan VAE decoder, chunk by chunk through its feature caches: 1 + 4(t-1) frames */
     snprintf(path, sizeof path, "%s/c.mkv", tl_tmpdir());
-    snprintf(args, sizeof args, "-p x -f 21 --decoder vae --vae-segment 2 -o '%s'", path);
+    snprintf(args, sizeof args, "-p x -f 21 --decoder vae -o '%s'", path);
     st = gen(args, out, sizeof out);
     CHECKF(st == 0, "%s", out);
     n = probe_frames(path);

@@ -29,8 +29,8 @@ static void usage(FILE *f) {
             "  --shift S         FlowMatch shift (default 5)\n"
             "  --seed N          noise seed (default 0)\n"
             "  --cache bf16|f32  KV cache storage (default bf16)\n"
-            "  --decoder tae|vae|none   streaming TAEHV (default), the Wan2.1 VAE (segments of --vae-segment\n"
-            "                    latent frames, default 120), or none (latents only, for timing)\n"
+            "  --decoder tae|vae|none   streaming TAEHV (default), the streaming Wan2.1 VAE decoder (exact,\n"
+            "                    memory fixed by the chunk), or none (latents only, for timing)\n"
             "  --fps X           frames per second of the file (default 16)\n"
             "  --refresh-last    also run the clean refresh forward after the last chunk (changes nothing)\n"
             "  -t N, -v, -q      threads, verbose, quiet\n");
@@ -74,7 +74,6 @@ int cmd_generate_ar(int argc, char **argv) {
         else if (!strcmp(a, "--sink")) { bad = parse_ll(a, val, 0, 1024, &v); r.ar.sink = v; }
         else if (!strcmp(a, "--window")) { bad = parse_ll(a, val, 0, 1024, &v); r.ar.window = v; }
         else if (!strcmp(a, "--seed")) { bad = parse_ll(a, val, 0, INT64_MAX, &v); r.ar.seed = (uint64_t)v; }
-        else if (!strcmp(a, "--vae-segment")) { bad = parse_ll(a, val, 1, 100000, &v); r.vae_segment = (int)v; }
         else if (!strcmp(a, "--rope")) {
             if (!strcmp(val, "abs")) r.ar.rope = WAN_ROPE_ABS;
             else if (!strcmp(val, "rel")) r.ar.rope = WAN_ROPE_REL;

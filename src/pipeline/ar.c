@@ -262,9 +262,9 @@ typedef struct {
     uint8_t *rgb;                   /* one frame (TAE) */
     uint8_t *cbuf;                  /* frames of the current chunk for on_frames (TAE) */
     int64_t cbuf_n, cbuf_cap, cbuf_first;
-    float *seg;                     /* VAE: [C, seg, h, w] latents of the current segment */
-    int64_t seg_n, seg_cap;
-    bool seg_carry;                 /* the segment starts with the previous segment's last latent */
+    hb_wan_vae_decoder *vd;         /* VAE: streaming decoder (feature caches carried across chunks) */
+    float *vvideo;                  /* VAE: [3, 4*chunk, H, W] decoded frames of one chunk */
+    uint8_t *vrgb;                  /* VAE: the same as RGB */
     double t0, t_first;
     int64_t latent_done;
 } run_ctx;
@@ -293,41 +293,14 @@ static int tae_cb(void *user, const hb_tae_frame *f) {
     return emit_rgb(c, c->rgb, 1, (int)f->H, (int)f->W);
 }
 
-static int vae_flush(run_ctx *c) {
-    if (c->seg_n == 0 || (c->seg_carry && c->seg_n == 1)) return 0;
+/* VAE: decode a chunk's latents through the streaming decoder (exactly the whole-video decode, memory fixed
+ * by the chunk size) and emit its frames. */
+static int vae_chunk(run_ctx *c, const float *x0, int64_t F) {
     int sf = hb_wan_vae_spatial_factor(c->vae);
-    int64_t T = 1 + 4 * (c->seg_n - 1), Hh = c->h * sf, Ww = c->w * sf;
-    float *lat = c->seg;
-    float *packed = NULL;
-    if (c->seg_n != c->seg_cap) { /* repack [C, seg_cap, h, w] -> [C, seg_n, h, w] */
-        packed = hb_malloc(sizeof(float) * (size_t)(c->C * c->seg_n * c->h * c->w), "vae segment");
-        if (!packed) return -1;
-        for (int64_t ch = 0; ch < c->C; ch++)
-            memcpy(packed + ch * c->seg_n * c->h * c->w, c->seg + ch * c->seg_cap * c->h * c->w,
-                   sizeof(float) * (size_t)(c->seg_n * c->h * c->w));
-        lat = packed;
-    }
-    float *video = hb_malloc(sizeof(float) * (size_t)(3 * T * Hh * Ww), "vae video");
-    uint8_t *rgb = hb_malloc((size_t)(T * Hh * Ww * 3), "vae rgb");
-    int rc = -1;
-    if (!video || !rgb) goto done;
-    if (hb_wan_vae_decode(c->vae, lat, c->seg_n, c->h, c->w, video, NULL)) goto done;
-    hb_frames_from_cthw(video, (int)T, (int)Hh, (int)Ww, -1.f, 1.f, rgb);
-    /* a carried latent re-decodes as the segment's single first frame: drop it (the segment then gives 4
-     * frames per new latent, so the total is 1 + 4(t-1) as in one piece) */
-    int skip = c->seg_carry ? 1 : 0;
-    if (T > skip) rc = emit_rgb(c, rgb + (size_t)skip * (size_t)(Hh * Ww * 3), (int)(T - skip), (int)Hh, (int)Ww);
-    else rc = 0;
-done:
-    hb_free(packed); hb_free(video); hb_free(rgb);
-    if (!rc && c->seg_n > 0) { /* carry the last latent into the next segment */
-        const int64_t hw = c->h * c->w;
-        for (int64_t ch = 0; ch < c->C; ch++)
-            memmove(c->seg + ch * c->seg_cap * hw, c->seg + (ch * c->seg_cap + c->seg_n - 1) * hw, sizeof(float) * (size_t)hw);
-        c->seg_n = 1;
-        c->seg_carry = true;
-    } else c->seg_n = 0;
-    return rc;
+    int64_t Hh = c->h * sf, Ww = c->w * sf, T = 0;
+    if (hb_wan_vae_decoder_push(c->vd, x0, F, c->vvideo, &T)) return -1;
+    hb_frames_from_cthw(c->vvideo, (int)T, (int)Hh, (int)Ww, -1.f, 1.f, c->vrgb);
+    return emit_rgb(c, c->vrgb, (int)T, (int)Hh, (int)Ww);
 }
 
 static int chunk_cb(void *user, int64_t chunk, int64_t frame0, int64_t F, const float *x0) {
@@ -342,11 +315,7 @@ static int chunk_cb(void *user, int64_t chunk, int64_t frame0, int64_t F, const 
             if (rc) return hb_error("ar: stopped by the frame callback");
         }
     } else if (r->decoder == HB_AR_DEC_VAE) {
-        for (int64_t f = 0; f < F; f++) {
-            for (int64_t ch = 0; ch < c->C; ch++)
-                memcpy(c->seg + (ch * c->seg_cap + c->seg_n) * hw, x0 + (ch * F + f) * hw, sizeof(float) * (size_t)hw);
-            if (++c->seg_n == c->seg_cap && vae_flush(c)) return -1;
-        }
+        if (vae_chunk(c, x0, F)) return -1;
     }
     c->latent_done = frame0 + F;
     double now = hb_time_now();
@@ -451,8 +420,12 @@ int hb_ar_run_pipeline(hb_ar_run *r) {
         }
     } else if (r->decoder == HB_AR_DEC_VAE) {
         if (!(vae_ck = hb_checkpoint_open(mf.vae)) || !(c.vae = hb_wan_vae_load(vae_ck, NULL))) goto done;
-        c.seg_cap = (r->vae_segment > 0 ? r->vae_segment : 120) + 1; /* + the carried latent */
-        if (!(c.seg = hb_malloc(sizeof(float) * (size_t)(c.C * c.seg_cap * c.h * c.w), "vae segment"))) goto done;
+        int64_t fmax = 4 * (r->ar.chunk > 0 ? r->ar.chunk : 3), px = c.h * c.w * (int64_t)hb_wan_vae_spatial_factor(c.vae) *
+                       hb_wan_vae_spatial_factor(c.vae);
+        if (!(c.vd = hb_wan_vae_decoder_new(c.vae, c.h, c.w, NULL))) goto done;
+        if (!(c.vvideo = hb_malloc(sizeof(float) * (size_t)(3 * fmax * px), "decoded chunk")) ||
+            !(c.vrgb = hb_malloc((size_t)(3 * fmax * px), "decoded chunk")))
+            goto done;
     }
     if (r->output && r->decoder != HB_AR_DEC_NONE) {
         hb_video_meta meta = {.prompt = ptexts[0], .model = "hummingbird-xtx", .seed = (int64_t)r->ar.seed,
@@ -471,7 +444,6 @@ int hb_ar_run_pipeline(hb_ar_run *r) {
     o->user = &c;
     c.t0 = hb_time_now();
     if (hb_ar_generate(m, o)) goto done;
-    if (r->decoder == HB_AR_DEC_VAE && vae_flush(&c)) goto done;
     if (c.vw) {
         int rcw = hb_video_writer_close(c.vw);
         c.vw = NULL;
@@ -484,9 +456,10 @@ done:
     hb_tae_decoder_free(c.td);
     hb_tae_free(tae);
     if (tae_ck) hb_checkpoint_close(tae_ck);
+    hb_wan_vae_decoder_free(c.vd);
     hb_wan_vae_free(c.vae);
     if (vae_ck) hb_checkpoint_close(vae_ck);
-    hb_free(c.rgb); hb_free(c.seg); hb_free(c.cbuf);
+    hb_free(c.rgb); hb_free(c.vvideo); hb_free(c.vrgb); hb_free(c.cbuf);
     hb_umt5_free(te);
     hb_tokenizer_free(tok);
     wan_dit_free(m);

@@ -84,11 +84,9 @@ typedef struct hb_ar_run {
     int64_t video_frames;            /* 481 */
     hb_ar_opts ar;                   /* chunk/sink/window/rope/steps/shift/seed/cache dtype */
     hb_ar_decoder decoder;
-    int vae_segment;                 /* VAE decoder: latent frames per independently decoded segment (0: 120) */
     const char *output;              /* video file (streamed, fragmented MP4), or NULL */
     double fps;                      /* 16 */
-    /* video frames [first, first + n) as rgb [n, H, W, 3] uint8: once per chunk with the TAEHV decoder, once per
-     * segment with the VAE. Nonzero return stops the run. */
+    /* video frames [first, first + n) as rgb [n, H, W, 3] uint8: once per chunk (TAEHV or VAE decoder). Nonzero return stops the run. */
     int (*on_frames)(void *user, int64_t first, int n, const uint8_t *rgb, int H, int W);
     void *user;
     bool quiet;                      /* no per-chunk log line */
