@@ -284,20 +284,11 @@ static void test_properties(hb_rng *r) {
     hb_flow_sampler_free(&s);
 }
 
-/* The CLI runner on the same file: exit 0 and PASS. */
-static void test_cli(void) {
-    char path[1024], cmd[2300], out[8192];
-    tl_shared_file("golden/sched.safetensors", path, sizeof path);
-    snprintf(cmd, sizeof cmd, "%s golden %s 2>&1", tl_hb_bin(), path);
-    int rc = tl_run(cmd, out, sizeof out);
-    CHECKF(rc == 0 && strstr(out, "=> PASS") != NULL, "hb golden: exit %d\n%s", rc, out);
-}
-
 int main(void) {
     hb_rng r;
     hb_rng_seed(&r, tl_seed());
     test_properties(&r);
     test_golden();
-    test_cli();
+    tl_check_golden_cli("golden/sched.safetensors"); /* the CLI runner on the same file */
     return tl_done();
 }

@@ -414,15 +414,6 @@ static void test_write_random(hb_rng *r) {
     CHECK(hb_umt5_write_random(&c, dir, HB_BF16, 1, 0) == -1);
 }
 
-/* The CLI runner on the same file: exit 0 and PASS. */
-static void test_cli(void) {
-    char path[1024], cmd[2300], out[8192];
-    tl_shared_file("golden/t5.safetensors", path, sizeof path);
-    snprintf(cmd, sizeof cmd, "%s golden %s 2>&1", tl_hb_bin(), path);
-    int rc = tl_run(cmd, out, sizeof out);
-    CHECKF(rc == 0 && strstr(out, "=> PASS") != NULL, "hb golden: exit %d\n%s", rc, out);
-}
-
 int main(void) {
     hb_rng r;
     hb_rng_seed(&r, tl_seed());
@@ -431,6 +422,6 @@ int main(void) {
     test_random_model(&r, HB_BF16);
     test_write_random(&r);
     test_golden();
-    test_cli();
+    tl_check_golden_cli("golden/t5.safetensors"); /* the CLI runner on the same file */
     return tl_done();
 }

@@ -95,6 +95,14 @@ int tl_run(const char *cmd, char *out, size_t cap) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+void tl_check_golden_cli(const char *rel) {
+    char path[1024], cmd[2300], out[8192];
+    tl_shared_file(rel, path, sizeof path);
+    snprintf(cmd, sizeof cmd, "%s golden %s 2>&1", tl_hb_bin(), path);
+    int rc = tl_run(cmd, out, sizeof out);
+    CHECKF(rc == 0 && strstr(out, "=> PASS") != NULL, "hb golden %s: exit %d\n%s", rel, rc, out);
+}
+
 int tl_done(void) {
     if (g_tmp[0]) {
         char cmd[300];

@@ -31,6 +31,8 @@ const char *tl_hb_bin(void);
 const char *tl_tmpdir(void);
 /* Run a shell command, return its exit status (-1 if it did not exit). Output goes to `out` if not NULL. */
 int tl_run(const char *cmd, char *out, size_t cap);
+/* Run `hb golden` on shared/<rel> through the CLI and check it exits 0 with PASS (skips when absent). */
+void tl_check_golden_cli(const char *rel);
 /* Print the summary line ("N passed, N failed") and return the exit code. */
 int tl_done(void);
 /* Skip the whole test (exit 77) with a reason. */
