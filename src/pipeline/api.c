@@ -447,7 +447,7 @@ int hb_generate(hb_model *m, const hb_generate_params *pin, hb_video_frames *out
                          hb_light_vae_temporal_factor(m->light), (long long)C, m->vae_sf, m->vae_tf);
                 goto done;
             }
-            if (!hb_light_vae_get_config(m->light)->causal) lo.clip = 0; /* overlapping clips of the default size */
+            if (!lc->causal) lo.clip = 0; /* overlapping clips of the default size */
             d = hb_decoder_new_light(m->light, H, W, &lo, ld_emit, &s);
         } else {
             what = "VAE decoder";
