@@ -13,6 +13,21 @@ int hb_arena_init(hb_arena *a, size_t cap, const char *name) {
     void *p = mmap(NULL, a->cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) { a->base = NULL; return hb_error("%s: cannot reserve %zu MiB", a->name, a->cap >> 20); }
     a->base = p;
+    a->space = hb_memspace_host();
+    return 0;
+}
+
+int hb_arena_init_dev(hb_arena *a, size_t cap, const char *name) {
+    const hb_memspace *m = hb_memspace_current();
+    if (m->is_host && m == hb_memspace_host()) return hb_arena_init(a, cap, name);
+    a->name = name ? name : "arena";
+    a->used = a->peak = 0;
+    a->measuring = false;
+    a->cap = (cap + 4095) & ~(size_t)4095;
+    if (a->cap == 0) a->cap = 4096;
+    a->base = m->alloc(a->cap, a->name);
+    if (!a->base) return hb_error_prefix("%s: cannot reserve %zu MiB in %s: ", a->name, a->cap >> 20, m->name);
+    a->space = m;
     return 0;
 }
 
@@ -21,10 +36,12 @@ void hb_arena_init_measure(hb_arena *a, const char *name) {
     a->base = NULL;
     a->cap = a->used = a->peak = 0;
     a->measuring = true;
+    a->space = NULL;
 }
 
 void hb_arena_free(hb_arena *a) {
-    if (a->base) munmap(a->base, a->cap);
+    if (a->base && a->space && a->space != hb_memspace_host()) a->space->free(a->base);
+    else if (a->base) munmap(a->base, a->cap);
     a->base = NULL;
     a->cap = a->used = 0;
 }

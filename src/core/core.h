@@ -73,13 +73,47 @@ int hb_tensor_expect(const hb_tensor *x, const char *what, int ndim, const int64
  * One block reserved up front; allocations are bump pointers (64-byte aligned) released by reset to a
  * mark. A forward pass sizes its arena once and does no malloc in its loop. A "measuring" arena (no
  * memory) runs the same allocation sequence to learn the size to reserve. */
+/* ---------- memory spaces ----------
+ * Activations live where the active backend computes: host memory for the CPU backend, device memory for
+ * a GPU. A backend installs its memory space here (core cannot see ops/); pointers into a device space are
+ * never dereferenced on the host: they go to ops, or cross with hb_dev_upload/hb_dev_download at the
+ * pipeline's edges. The host space is the default of every thread. */
+typedef struct hb_memspace {
+    const char *name;                                           /* "host", "cuda:0", "cpu-guard" */
+    bool is_host;                                               /* pointers are plain host memory */
+    void *(*alloc)(size_t bytes, const char *what);             /* NULL + message on failure */
+    void (*free)(void *p);
+    int (*upload)(void *dst, const void *src, size_t bytes);    /* host -> space */
+    int (*download)(void *dst, const void *src, size_t bytes);  /* space -> host */
+    int (*zero)(void *p, size_t bytes);
+    /* The host memory [p, p+bytes) is about to be unmapped or freed: drop any device copy made of it
+     * (weights are uploaded once, keyed by their host address). NULL when nothing is cached. */
+    void (*forget_host)(const void *p, size_t bytes);
+} hb_memspace;
+const hb_memspace *hb_memspace_host(void);
+const hb_memspace *hb_memspace_current(void);   /* this thread's */
+void hb_memspace_set(const hb_memspace *m);     /* NULL = host; set by hb_backend_use */
+void *hb_dev_alloc(size_t bytes, const char *what);
+void *hb_dev_calloc_f32(int64_t n, const char *what);  /* zero-filled n floats, in the current space */
+void hb_dev_free(void *p);
+int hb_dev_zero(void *p, size_t bytes);
+int hb_dev_upload(void *dst, const void *src, size_t bytes);
+int hb_dev_download(void *dst, const void *src, size_t bytes);
+/* Host memory about to go away (munmap, free of converted weights): every space that cached it forgets it. */
+void hb_host_memory_released(const void *p, size_t bytes);
+/* A space that caches host memory registers here so hb_host_memory_released reaches it (at most 8). */
+void hb_memspace_register_cache(const hb_memspace *m);
+
 typedef struct hb_arena {
     uint8_t *base;
     size_t cap, used, peak;
     bool measuring;
     const char *name;
+    const hb_memspace *space;  /* where base lives (host for hb_arena_init) */
 } hb_arena;
 int hb_arena_init(hb_arena *a, size_t cap, const char *name);
+/* An arena for activations, in the current thread's memory space (device memory under a GPU backend). */
+int hb_arena_init_dev(hb_arena *a, size_t cap, const char *name);
 void hb_arena_init_measure(hb_arena *a, const char *name);
 void hb_arena_free(hb_arena *a);
 void *hb_arena_alloc(hb_arena *a, size_t bytes);   /* NULL + message when full (measuring: never NULL) */

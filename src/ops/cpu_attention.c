@@ -150,7 +150,7 @@ static void attn_blocks(void *ctx, int64_t b, int64_t e) {
     hb_free(buf);
 }
 
-void hb_attention(const hb_attention_args *a) {
+void hb_cpu_attention(const hb_attention_args *a) {
     if (!a || a->lq <= 0 || a->heads <= 0 || a->head_dim <= 0) return;
     if (a->lk <= 0) {
         for (int64_t i = 0; i < a->lq; i++) memset(a->out + i * a->o_stride, 0, sizeof(float) * (size_t)a->heads * a->head_dim);

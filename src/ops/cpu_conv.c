@@ -277,7 +277,7 @@ static void conv_depthwise(void *ctx, int64_t b, int64_t e) {
     }
 }
 
-int hb_conv3d(float *y, const float *x, int64_t Cin, int64_t T, int64_t H, int64_t W, const hb_tensor *w,
+int hb_cpu_conv3d(float *y, const float *x, int64_t Cin, int64_t T, int64_t H, int64_t W, const hb_tensor *w,
               const hb_tensor *b, const hb_conv3d_params *p) {
     if (!w || w->ndim != 5) return hb_error("hb_conv3d: weight must be 5-D [Cout, Cin/groups, kt, kh, kw]");
     if (w->dtype != HB_F32 && w->dtype != HB_BF16 && w->dtype != HB_F16)
@@ -357,18 +357,6 @@ int hb_conv3d(float *y, const float *x, int64_t Cin, int64_t T, int64_t H, int64
     return 0;
 }
 
-int hb_conv2d(float *y, const float *x, int64_t Cin, int64_t H, int64_t W, const hb_tensor *w, const hb_tensor *b,
-              int stride, int pad, int groups) {
-    if (!w || w->ndim != 4) return hb_error("hb_conv2d: weight must be 4-D [Cout, Cin/groups, kh, kw]");
-    hb_tensor w5 = *w;
-    w5.ndim = 5;
-    w5.shape[0] = w->shape[0]; w5.shape[1] = w->shape[1]; w5.shape[2] = 1; w5.shape[3] = w->shape[2]; w5.shape[4] = w->shape[3];
-    w5.stride[0] = w->stride[0]; w5.stride[1] = w->stride[1]; w5.stride[2] = w->shape[2] * w->stride[2];
-    w5.stride[3] = w->stride[2]; w5.stride[4] = w->stride[3];
-    hb_conv3d_params p = {{1, stride, stride}, {0, 0}, {pad, pad}, {pad, pad}, groups};
-    return hb_conv3d(y, x, Cin, 1, H, W, &w5, b, &p);
-}
-
 /* ---------- nearest upsampling ---------- */
 
 typedef struct { float *y; const float *x; int64_t T, H, W; int ft, fh, fw; } up_job;
@@ -386,7 +374,7 @@ static void up_rows(void *ctx, int64_t b, int64_t e) {
     }
 }
 
-void hb_upsample_nearest(float *y, const float *x, int64_t C, int64_t T, int64_t H, int64_t W, int ft, int fh, int fw) {
+void hb_cpu_upsample_nearest(float *y, const float *x, int64_t C, int64_t T, int64_t H, int64_t W, int ft, int fh, int fw) {
     if (C <= 0 || T <= 0 || H <= 0 || W <= 0 || ft < 1 || fh < 1 || fw < 1) return;
     up_job j = {y, x, T, H, W, ft, fh, fw};
     hb_parallel_for(C * T * ft, 1, up_rows, &j);
@@ -418,14 +406,9 @@ static void ps_rows(void *ctx, int64_t b, int64_t e) {
     }
 }
 
-void hb_pixel_unshuffle(float *y, const float *x, int64_t C, int64_t T, int64_t H, int64_t W, int p, hb_ps_order o) {
+void hb_cpu_pixel_shuffle(float *y, const float *x, int64_t C, int64_t T, int64_t H, int64_t W, int p, hb_ps_order o,
+                          bool unshuffle) {
     if (C <= 0 || T <= 0 || H <= 0 || W <= 0 || p < 1) return;
-    ps_job j = {y, x, C, T, H, W, p, o, false};
-    hb_parallel_for(C * T, 1, ps_rows, &j);
-}
-
-void hb_pixel_shuffle(float *y, const float *x, int64_t C, int64_t T, int64_t H, int64_t W, int p, hb_ps_order o) {
-    if (C <= 0 || T <= 0 || H <= 0 || W <= 0 || p < 1) return;
-    ps_job j = {y, x, C, T, H, W, p, o, true};
+    ps_job j = {y, x, C, T, H, W, p, o, !unshuffle};
     hb_parallel_for(C * T, 1, ps_rows, &j);
 }

@@ -552,7 +552,7 @@ static void run_tiles(tile_job *j) {
     hb_parallel_for(ntn * j->ntm, 1, tile_run, j);
 }
 
-void hb_gemm_f32(float *C, int64_t ldc, const float *A, int64_t lda, const float *B, int64_t ldb, int64_t M,
+void hb_cpu_gemm_f32(float *C, int64_t ldc, const float *A, int64_t lda, const float *B, int64_t ldb, int64_t M,
                  int64_t N, int64_t K, bool accumulate) {
     if (M <= 0 || N <= 0) return;
     tile_job j = {C, A, {B, HB_F32, 1, ldb, NULL, NULL, NULL}, NULL, ldc, lda, M, N, K, 0, 0, 0, accumulate, 0};
@@ -626,7 +626,7 @@ static void rows_run(void *ctx, int64_t b, int64_t e) {
 
 /* ---------- hb_linear ---------- */
 
-int hb_linear(float *y, const float *x, int64_t M, const hb_tensor *w, const hb_tensor *b, bool accumulate) {
+int hb_cpu_linear(float *y, const float *x, int64_t M, const hb_tensor *w, const hb_tensor *b, bool accumulate) {
     if (!w || w->ndim != 2) return hb_error("hb_linear: weight must be a 2-D tensor");
     if (w->dtype != HB_F32 && w->dtype != HB_BF16 && w->dtype != HB_F16)
         return hb_error("hb_linear: weight dtype %s not supported (F32, BF16, F16)", hb_dtype_name(w->dtype));

@@ -39,7 +39,7 @@ static void layernorm_rows(void *ctx, int64_t b, int64_t e) {
 
 static int64_t row_grain(int64_t dim) { int64_t g = 16384 / (dim > 0 ? dim : 1); return g < 1 ? 1 : g; }
 
-void hb_layernorm(float *y, const float *x, int64_t rows, int64_t dim, const hb_tensor *w, const hb_tensor *b,
+void hb_cpu_layernorm(float *y, const float *x, int64_t rows, int64_t dim, const hb_tensor *w, const hb_tensor *b,
                   float eps) {
     if (rows <= 0 || dim <= 0) return;
     float *wf = hb__vec_f32(w, dim), *bf = hb__vec_f32(b, dim);
@@ -61,7 +61,7 @@ static void rmsnorm_rows(void *ctx, int64_t b, int64_t e) {
     }
 }
 
-void hb_rmsnorm(float *y, const float *x, int64_t rows, int64_t dim, const hb_tensor *w, float eps) {
+void hb_cpu_rmsnorm(float *y, const float *x, int64_t rows, int64_t dim, const hb_tensor *w, float eps) {
     if (rows <= 0 || dim <= 0) return;
     float *wf = hb__vec_f32(w, dim);
     norm_job j = {.y = y, .x = x, .dim = dim, .w = wf, .eps = eps};
@@ -99,7 +99,7 @@ static void crms_blocks(void *ctx, int64_t b, int64_t e) {
     }
 }
 
-void hb_channel_rmsnorm(float *y, const float *x, int64_t C, int64_t S, const hb_tensor *gamma, const hb_tensor *beta) {
+void hb_cpu_channel_rmsnorm(float *y, const float *x, int64_t C, int64_t S, const hb_tensor *gamma, const hb_tensor *beta) {
     if (C <= 0 || S <= 0) return;
     float *g = hb__vec_f32(gamma, C), *bt = hb__vec_f32(beta, C);
     crms_job j = {y, x, C, S, g, bt};
@@ -125,7 +125,7 @@ static void lnmod_rows(void *ctx, int64_t b, int64_t e) {
     }
 }
 
-void hb_layernorm_modulate(float *y, const float *x, int64_t rows, int64_t dim, float eps, const float *shift,
+void hb_cpu_layernorm_modulate(float *y, const float *x, int64_t rows, int64_t dim, float eps, const float *shift,
                            const float *scale, hb_modgroups g) {
     if (rows <= 0 || dim <= 0) return;
     norm_job j = {.y = y, .x = x, .dim = dim, .eps = eps, .shift = shift, .scale = scale, .g = g};
@@ -141,7 +141,7 @@ static void gadd_rows(void *ctx, int64_t b, int64_t e) {
     }
 }
 
-void hb_gated_add(float *x, const float *y, int64_t rows, int64_t dim, const float *gate, hb_modgroups g) {
+void hb_cpu_gated_add(float *x, const float *y, int64_t rows, int64_t dim, const float *gate, hb_modgroups g) {
     if (rows <= 0 || dim <= 0) return;
     norm_job j = {.y = x, .x = y, .dim = dim, .scale = gate, .g = g};
     hb_parallel_for(rows, row_grain(dim), gadd_rows, &j);
@@ -206,12 +206,10 @@ static void ew(int op, float *y, const float *a, const float *b, float alpha, fl
     hb_parallel_for(n, 65536, ew_range, &j);
 }
 
-void hb_silu(float *y, const float *x, int64_t n) { ew(EW_SILU, y, x, NULL, 0, 0, n); }
-void hb_gelu_tanh(float *y, const float *x, int64_t n) { ew(EW_GELU, y, x, NULL, 0, 0, n); }
-void hb_add(float *y, const float *a, const float *b, int64_t n) { ew(EW_ADD, y, a, b, 0, 0, n); }
-void hb_mul(float *y, const float *a, const float *b, int64_t n) { ew(EW_MUL, y, a, b, 0, 0, n); }
-void hb_scale_add(float *y, const float *a, float alpha, const float *b, float beta, int64_t n) {
-    ew(EW_AXPBY, y, a, b, alpha, beta, n);
+void hb_cpu_elementwise(hb_ew_op op, float *y, const float *a, const float *b, float alpha, float beta, int64_t n) {
+    static const int map[] = {[HB_EW_SILU] = EW_SILU, [HB_EW_GELU_TANH] = EW_GELU, [HB_EW_ADD] = EW_ADD,
+                              [HB_EW_MUL] = EW_MUL, [HB_EW_AXPBY] = EW_AXPBY};
+    ew(map[op], y, a, b, alpha, beta, n);
 }
 
 /* ---------- softmax ---------- */
@@ -231,7 +229,7 @@ static void softmax_rows(void *ctx, int64_t b, int64_t e) {
     }
 }
 
-void hb_softmax(float *x, int64_t rows, int64_t n) {
+void hb_cpu_softmax(float *x, int64_t rows, int64_t n) {
     if (rows <= 0 || n <= 0) return;
     sm_job j = {x, n};
     hb_parallel_for(rows, row_grain(n), softmax_rows, &j);

@@ -44,7 +44,7 @@ static void rope_tokens(void *ctx, int64_t b, int64_t e) {
     }
 }
 
-void hb_rope3d(float *x, int64_t L, int heads, int head_dim, int64_t stride, int H, int W, int f0) {
+void hb_cpu_rope3d(float *x, int64_t L, int heads, int head_dim, int64_t stride, int H, int W, int f0) {
     if (L <= 0 || heads <= 0 || head_dim < 2 || H <= 0 || W <= 0) return;
     int c = head_dim / 2;
     rope_job j = {x, L, stride, heads, head_dim, H, W, f0, {c - 2 * (c / 3), c / 3, c / 3}, {0}};

@@ -87,15 +87,65 @@ void hb_pixel_unshuffle(float *y, const float *x, int64_t C, int64_t T, int64_t 
 void hb_pixel_shuffle(float *y, const float *x, int64_t C, int64_t T, int64_t H, int64_t W, int p, hb_ps_order o);
 /* (H, W above are the low-resolution sizes; C the low-channel count.) */
 
-/* The backend table: a GPU backend fills the same entries; hb_backend_cpu() is always available. */
+/* ---------- data movement (every backend; these replace host loops over activations) ---------- */
+/* Strided copy of an n-D block of floats: dst[i0*ds[0] + ...] = src[i0*ss[0] + ...] for i < shape (ndim <= 6,
+ * strides in elements). Permutes (patchify, transposes), concatenations and crops are all this one op. */
+void hb_copy_nd(float *dst, const int64_t *dst_stride, const float *src, const int64_t *src_stride, int ndim,
+                const int64_t *shape);
+/* Contiguous copy of n floats (dst and src in the current memory space; they may not overlap). */
+void hb_copy(float *dst, const float *src, int64_t n);
+/* Rows copy: dst[r*ldd + j] = src[r*lds + j] for r < rows, j < cols. */
+void hb_copy_rows(float *dst, int64_t ldd, const float *src, int64_t lds, int64_t rows, int64_t cols);
+void hb_fill(float *dst, float value, int64_t n);
+/* y[r*ldy + j] = x[r*ldx + j] + v[j] for r < rows, j < n (v a float parameter vector of n elements, e.g. a
+ * modulation table; y may alias x). */
+void hb_add_vec(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t rows, int64_t n, const hb_tensor *v);
+/* y[i, :] = table[ids[i], :] as f32 (an embedding lookup; ids on the host, every id in range). */
+int hb_embed_rows(float *y, const hb_tensor *table, const int32_t *ids, int64_t n);
+
+/* ---------- backends ----------
+ * Every op above dispatches through this thread's backend (hb_backend_use); models call the ops and never
+ * touch activations themselves, so they run unchanged on any backend. Weights are hb_tensors in host memory
+ * (mapped checkpoints); a device backend uploads each one once, on first use. */
+typedef enum { HB_EW_SILU, HB_EW_GELU_TANH, HB_EW_ADD, HB_EW_MUL, HB_EW_AXPBY } hb_ew_op;
 typedef struct hb_backend {
     const char *name;
+    const hb_memspace *mem;
+    int (*sync)(void);                                         /* wait for queued work; report its errors */
     int (*linear)(float *, const float *, int64_t, const hb_tensor *, const hb_tensor *, bool);
+    void (*gemm_f32)(float *, int64_t, const float *, int64_t, const float *, int64_t, int64_t, int64_t, int64_t, bool);
+    void (*layernorm)(float *, const float *, int64_t, int64_t, const hb_tensor *, const hb_tensor *, float);
+    void (*rmsnorm)(float *, const float *, int64_t, int64_t, const hb_tensor *, float);
+    void (*channel_rmsnorm)(float *, const float *, int64_t, int64_t, const hb_tensor *, const hb_tensor *);
+    void (*layernorm_modulate)(float *, const float *, int64_t, int64_t, float, const float *, const float *,
+                               hb_modgroups);
+    void (*gated_add)(float *, const float *, int64_t, int64_t, const float *, hb_modgroups);
+    /* y = op(a) or op(a, b); AXPBY: alpha*a + beta*b */
+    void (*elementwise)(hb_ew_op, float *, const float *, const float *, float, float, int64_t);
+    void (*softmax)(float *, int64_t, int64_t);
+    void (*rope3d)(float *, int64_t, int, int, int64_t, int, int, int);
     void (*attention)(const hb_attention_args *);
     int (*conv3d)(float *, const float *, int64_t, int64_t, int64_t, int64_t, const hb_tensor *, const hb_tensor *,
                   const hb_conv3d_params *);
+    void (*upsample_nearest)(float *, const float *, int64_t, int64_t, int64_t, int64_t, int, int, int);
+    void (*pixel_shuffle)(float *, const float *, int64_t, int64_t, int64_t, int64_t, int, hb_ps_order, bool unshuffle);
+    void (*copy_nd)(float *, const int64_t *, const float *, const int64_t *, int, const int64_t *);
+    void (*fill)(float *, float, int64_t);
+    void (*add_vec)(float *, int64_t, const float *, int64_t, int64_t, int64_t, const hb_tensor *);
+    int (*embed_rows)(float *, const hb_tensor *, const int32_t *, int64_t);
 } hb_backend;
 const hb_backend *hb_backend_cpu(void);
+/* The CPU kernels with device-memory discipline checked: activations live in pages that are readable only
+ * while an op runs, so any host access a model makes outside the ops faults at once (tests). */
+const hb_backend *hb_backend_cpu_guard(void);
+/* "cpu", "cpu-guard", "cuda", "cuda:N" (also "hip"): NULL + a message naming what is missing (a build without
+ * CUDA, no GPU present, device N out of range). */
+const hb_backend *hb_backend_find(const char *device);
+/* Make `b` this thread's backend (and its memory space current); NULL = CPU. Returns the previous one. */
+const hb_backend *hb_backend_use(const hb_backend *b);
+const hb_backend *hb_backend_current(void);
+/* Wait for the current backend's queued work; 0 or -1 with its error. */
+int hb_backend_sync(void);
 
 /* CPU features picked at run time ("avx512bf16", "avx512", "avx2", "generic"). */
 const char *hb_cpu_kernel_name(void);
