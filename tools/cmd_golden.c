@@ -1,5 +1,6 @@
 #include "golden.h"
 #include "tools.h"
+#include "ops/ops.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,7 +64,41 @@ static void report(golden_case *g, const char *name, double err, const char *why
     else printf("  %-36s %.3e  %s\n", name, err, ok ? "ok" : "FAIL");
 }
 
-void golden_compare(golden_case *g, const char *name, const float *ours, int64_t n) {
+float *golden_tensor_dev(golden_case *g, const char *name, hb_tensor *t) {
+    hb_tensor tmp;
+    if (!t) t = &tmp;
+    float *h = golden_tensor_f32(g, name, t);
+    if (!h) return NULL;
+    float *d = golden_to_dev(h, hb_tensor_numel(t));
+    hb_free(h);
+    return d;
+}
+
+float *golden_to_dev(const float *host, int64_t n) {
+    size_t bytes = sizeof(float) * (size_t)(n > 0 ? n : 1);
+    float *d = hb_dev_alloc(bytes, "golden input");
+    if (d && n > 0 && hb_dev_upload(d, host, bytes)) { hb_dev_free(d); return NULL; }
+    return d;
+}
+
+void golden_compare(golden_case *g, const char *name, const float *ours_dev, int64_t n) {
+    /* Results live in the backend's memory: bring them to the host first when that is a device. */
+    float *host = NULL;
+    const float *ours = ours_dev;
+    if (!hb_memspace_current()->is_host) {
+        host = hb_malloc(sizeof(float) * (size_t)(n > 0 ? n : 1), name);
+        if (!host || hb_dev_download(host, ours_dev, sizeof(float) * (size_t)n)) {
+            hb_free(host);
+            report(g, name, 0, "cannot read the result back from the device");
+            return;
+        }
+        ours = host;
+    }
+    golden_compare_host(g, name, ours, n);
+    hb_free(host);
+}
+
+void golden_compare_host(golden_case *g, const char *name, const float *ours, int64_t n) {
     hb_tensor ref;
     if (hb_checkpoint_get(g->ck, name, &ref) != 0) { report(g, name, 0, "missing in the golden file"); return; }
     if (hb_tensor_numel(&ref) != n) {
@@ -97,6 +132,8 @@ static void usage(FILE *f) {
                "options:\n"
                "  --tol X      tolerance (default 1e-4 for float32, 5e-2 with --bf16)\n"
                "  --bf16       run in bf16 where the component supports it\n"
+               "  -d DEVICE    run on cpu (default), cuda[:N], or cpu-guard (CPU kernels, faults on any host\n"
+               "               access to activations); a GPU defaults to --tol 5e-2 (bf16 weights)\n"
                "  -t N, -v, -q as every command\n");
 }
 
@@ -122,7 +159,8 @@ int cmd_golden(int argc, char **argv) {
         files[nfiles++] = argv[i];
     }
     if (!nfiles) { usage(stderr); free(files); return 2; }
-    if (tol < 0) tol = bf16 ? 5e-2 : 1e-4;
+    bool gpu = strncmp(hb_backend_current()->name, "cpu", 3) != 0;
+    if (tol < 0) tol = bf16 || gpu ? 5e-2 : 1e-4;
     for (int f = 0; f < nfiles; f++) {
         golden_case g = {.path = files[f], .tol = tol, .bf16 = bf16};
         g.ck = hb_checkpoint_open(files[f]);

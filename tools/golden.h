@@ -33,9 +33,15 @@ float *golden_tensor_f32(golden_case *g, const char *name, hb_tensor *t);
 /* The Wan DiT config of a wan_dit / wan_causal_dit file (metadata "config"). */
 struct wan_dit_config;
 int golden_wan_dit_config(golden_case *g, struct wan_dit_config *cfg);
-/* Compare our n values with the file's tensor `name`: max|ours-ref| / max|ref|; prints one line;
- * a missing reference or a size mismatch counts as a failure. */
+/* The same as f32 in the backend's memory (hb_dev_free it), and any host floats copied there. Runners pass
+ * device-side inputs to the models: with -d the whole component runs on that backend. */
+float *golden_tensor_dev(golden_case *g, const char *name, hb_tensor *t);
+float *golden_to_dev(const float *host, int64_t n);
+/* Compare our n values (in the backend's memory) with the file's tensor `name`: max|ours-ref| / max|ref|;
+ * prints one line; a missing reference or a size mismatch counts as a failure. */
 void golden_compare(golden_case *g, const char *name, const float *ours, int64_t n);
+/* The same for values in host memory. */
+void golden_compare_host(golden_case *g, const char *name, const float *ours, int64_t n);
 /* Integer tensors must match exactly. */
 void golden_compare_i64(golden_case *g, const char *name, const int64_t *ours, int64_t n);
 /* max |a-b| / max |b| over n values. */

@@ -1,5 +1,6 @@
 /* hb: one program, many subcommands (as git and ffmpeg users expect). */
 #include "tools.h"
+#include "ops/ops.h"
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@ static void usage(FILE *f) {
     for (size_t i = 0; i < NCMDS; i++) fprintf(f, "  %-10s %s\n", k_cmds[i].name, k_cmds[i].help);
     fprintf(f, "\noptions every command takes:\n"
                "  -t, --threads N   worker threads (default: HB_THREADS or all cores)\n"
+               "  -d, --device DEV  cpu (default), cuda, cuda:N (GPU builds), cpu-guard (checks)\n"
                "  -v, --verbose     more detail: stage times, peak memory\n"
                "  -q, --quiet       errors only\n");
 }
@@ -32,6 +34,13 @@ int tool_common_flag(int argc, char **argv, int *i) {
     const char *a = argv[*i];
     if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) { hb_log_level = HB_LOG_DEBUG; return 1; }
     if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { hb_log_level = HB_LOG_ERROR; return 1; }
+    if (!strcmp(a, "-d") || !strcmp(a, "--device")) {
+        if (*i + 1 >= argc) return hb_error("%s needs a device (cpu, cuda, cuda:N)", a);
+        const hb_backend *b = hb_backend_find(argv[++*i]);
+        if (!b) return -1;
+        hb_backend_use(b);
+        return 1;
+    }
     if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
         if (*i + 1 >= argc) return hb_error("%s needs a number", a);
         char *end;

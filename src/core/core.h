@@ -8,6 +8,10 @@
 #include <stdbool.h>
 #include <stdarg.h>
 
+#ifdef __cplusplus
+extern "C" {  /* the CUDA/HIP backend is compiled as C++ */
+#endif
+
 /* ---------- errors ----------
  * Functions that can fail return int (0 = ok, -1 = error) or a pointer (NULL = error) and record one
  * message, naming the file and the problem, in a thread-local buffer that the caller prints once. */
@@ -167,5 +171,9 @@ float hb_rng_uniform(hb_rng *r);      /* [0, 1) */
 float hb_rng_normal(hb_rng *r);       /* N(0, 1) */
 /* Write a whole buffer to `path` atomically: temp file in the same folder, fsync, rename. */
 int hb_write_file_atomic(const char *path, const void *data, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -85,3 +85,28 @@ int hb_cpu_embed_rows(float *y, const hb_tensor *table, const int32_t *ids, int6
     }
     return 0;
 }
+
+typedef struct { float *y; const float *x, *sc, *sh; int64_t S; } caff_job;
+static void caff_rows(void *ctx, int64_t b, int64_t e) {
+    const caff_job *j = ctx;
+    for (int64_t c = b; c < e; c++) {
+        const float k = j->sc ? j->sc[c] : 1.0f, d = j->sh ? j->sh[c] : 0.0f;
+        const float *x = j->x + c * j->S;
+        float *y = j->y + c * j->S;
+        for (int64_t s = 0; s < j->S; s++) y[s] = x[s] * k + d;
+    }
+}
+
+void hb_cpu_channel_affine(float *y, const float *x, int64_t C, int64_t S, const hb_tensor *scale,
+                           const hb_tensor *shift) {
+    if (C <= 0 || S <= 0) return;
+    float *sc = scale ? hb__vec_f32(scale, C) : NULL, *sh = shift ? hb__vec_f32(shift, C) : NULL;
+    if ((scale && !sc) || (shift && !sh)) hb_log(HB_LOG_ERROR, "hb_channel_affine: out of memory");
+    else {
+        caff_job j = {y, x, sc, sh, S};
+        int64_t grain = 65536 / S;
+        hb_parallel_for(C, grain < 1 ? 1 : grain, caff_rows, &j);
+    }
+    hb_free(sc);
+    hb_free(sh);
+}

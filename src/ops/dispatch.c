@@ -105,6 +105,12 @@ void hb_fill(float *dst, float value, int64_t n) { be()->fill(dst, value, n); }
 void hb_add_vec(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t rows, int64_t n, const hb_tensor *v) {
     be()->add_vec(y, ldy, x, ldx, rows, n, v);
 }
+void hb_elementwise(hb_ew_op op, float *y, const float *a, const float *b, float alpha, float beta, int64_t n) {
+    be()->elementwise(op, y, a, b, alpha, beta, n);
+}
+void hb_channel_affine(float *y, const float *x, int64_t C, int64_t S, const hb_tensor *scale, const hb_tensor *shift) {
+    be()->channel_affine(y, x, C, S, scale, shift);
+}
 int hb_embed_rows(float *y, const hb_tensor *table, const int32_t *ids, int64_t n) {
     return be()->embed_rows(y, table, ids, n);
 }

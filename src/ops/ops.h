@@ -7,6 +7,10 @@
 
 #include "core/core.h"
 
+#ifdef __cplusplus
+extern "C" {  /* the CUDA/HIP backend is compiled as C++ */
+#endif
+
 /* y[M,N] = x[M,K] * W^T + b, W a [N,K] tensor (a Linear weight), b [N] or NULL.
  * `accumulate` adds into y instead of overwriting it. f32 accumulation for every weight dtype. */
 int hb_linear(float *y, const float *x, int64_t M, const hb_tensor *w, const hb_tensor *b, bool accumulate);
@@ -102,12 +106,21 @@ void hb_fill(float *dst, float value, int64_t n);
 void hb_add_vec(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t rows, int64_t n, const hb_tensor *v);
 /* y[i, :] = table[ids[i], :] as f32 (an embedding lookup; ids on the host, every id in range). */
 int hb_embed_rows(float *y, const hb_tensor *table, const int32_t *ids, int64_t n);
+/* Per-channel affine on [C, S]: y[c, s] = x[c, s] * scale[c] + shift[c] (scale/shift float vectors of C
+ * elements, either may be NULL = 1 / 0; y may alias x). Latent (de)normalisation. */
+void hb_channel_affine(float *y, const float *x, int64_t C, int64_t S, const hb_tensor *scale, const hb_tensor *shift);
 
 /* ---------- backends ----------
  * Every op above dispatches through this thread's backend (hb_backend_use); models call the ops and never
  * touch activations themselves, so they run unchanged on any backend. Weights are hb_tensors in host memory
  * (mapped checkpoints); a device backend uploads each one once, on first use. */
-typedef enum { HB_EW_SILU, HB_EW_GELU_TANH, HB_EW_ADD, HB_EW_MUL, HB_EW_AXPBY } hb_ew_op;
+/* Elementwise ops (b unused by the unary ones): SILU, GELU_TANH, RELU, TANH3 = 3*tanh(a/3) (TAEHV clamp),
+ * CLAMP01 = min(max(a,0),1); ADD, MUL, ADD_RELU = max(a+b, 0); AXPBY = alpha*a + beta*b. */
+typedef enum {
+    HB_EW_SILU, HB_EW_GELU_TANH, HB_EW_ADD, HB_EW_MUL, HB_EW_AXPBY, HB_EW_RELU, HB_EW_TANH3, HB_EW_ADD_RELU,
+    HB_EW_CLAMP01
+} hb_ew_op;
+void hb_elementwise(hb_ew_op op, float *y, const float *a, const float *b, float alpha, float beta, int64_t n);
 typedef struct hb_backend {
     const char *name;
     const hb_memspace *mem;
@@ -133,6 +146,7 @@ typedef struct hb_backend {
     void (*fill)(float *, float, int64_t);
     void (*add_vec)(float *, int64_t, const float *, int64_t, int64_t, int64_t, const hb_tensor *);
     int (*embed_rows)(float *, const hb_tensor *, const int32_t *, int64_t);
+    void (*channel_affine)(float *, const float *, int64_t, int64_t, const hb_tensor *, const hb_tensor *);
 } hb_backend;
 const hb_backend *hb_backend_cpu(void);
 /* The CPU kernels with device-memory discipline checked: activations live in pages that are readable only
@@ -149,5 +163,9 @@ int hb_backend_sync(void);
 
 /* CPU features picked at run time ("avx512bf16", "avx512", "avx2", "generic"). */
 const char *hb_cpu_kernel_name(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

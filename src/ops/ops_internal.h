@@ -4,6 +4,10 @@
 
 #include "ops/ops.h"
 
+#ifdef __cplusplus
+extern "C" {  /* the CUDA/HIP backend is compiled as C++ */
+#endif
+
 /* Serial (single-thread, deterministic) GEMM: C[M,N] (+)= A[M,K] * op(B).
  * b_trans = false: B is [K,N] with row stride ldb; b_trans = true: B is [N,K] with row stride ldb (B^T used).
  * The result of each element depends only on (M, N, K, b_trans) and the data, never on the caller's thread. */
@@ -77,8 +81,14 @@ void hb_cpu_copy_nd(float *dst, const int64_t *dst_stride, const float *src, con
 void hb_cpu_fill(float *dst, float value, int64_t n);
 void hb_cpu_add_vec(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t rows, int64_t n, const hb_tensor *v);
 int hb_cpu_embed_rows(float *y, const hb_tensor *table, const int32_t *ids, int64_t n);
+void hb_cpu_channel_affine(float *y, const float *x, int64_t C, int64_t S, const hb_tensor *scale,
+                           const hb_tensor *shift);
 
 /* A GPU backend when this build has one: "cuda" / "cuda:N" (NULL + message otherwise). */
 const hb_backend *hb__backend_gpu(const char *device);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
