@@ -3,7 +3,9 @@
  * upsampling in time and space, CRQ un-patchify); the whole network against a naive float64 re-statement
  * that reads the weights by name from the written checkpoint (causal and non-causal, 2 configs); streaming
  * causal decode in chunks of 1/2/3 latents == whole-clip decode; write_random -> load == create_random;
- * config JSON round trip; clear errors for bad configs, missing / mis-shaped weights, missing metadata. */
+ * config JSON round trip; clear errors for bad configs, missing / mis-shaped weights, missing metadata;
+ * every decode path (streaming decode, whole clip + raw, chunked streaming with reset, fused and literal
+ * upsampling) under the cpu-guard backend (activations reachable only through ops) == the CPU bits. */
 #include "testlib.h"
 #include "io/checkpoint.h"
 #include "models/light_vae.h"
@@ -359,6 +361,88 @@ static void test_network(hb_rng *rng, bool causal, int variant) {
     hb_light_vae_free(m);
 }
 
+/* ---------------------------------------------------------------- cpu-guard */
+
+static float *g_up(const float *h, int64_t n) {
+    float *d = hb_dev_alloc(sizeof(float) * (size_t)n, "test");
+    if (d) CHECK(hb_dev_upload(d, h, sizeof(float) * (size_t)n) == 0);
+    return d;
+}
+/* Download n floats and compare them bit for bit with ref (host). */
+static bool g_same(const float *d, const float *ref, int64_t n) {
+    float *h = malloc(sizeof(float) * (size_t)n);
+    bool ok = h && d && hb_dev_download(h, d, sizeof(float) * (size_t)n) == 0 && memcmp(h, ref, sizeof(float) * (size_t)n) == 0;
+    if (h && d && !ok) printf("    (rel err %.2e)\n", tl_rel_err(h, ref, n));
+    free(h);
+    return ok;
+}
+
+/* The model's decode paths under cpu-guard (every activation in guarded pages: a host access outside an op
+ * faults) must give the plain CPU result bit for bit (same kernels). */
+static void test_guard(hb_rng *rng, bool causal, int variant, bool unfused) {
+    hb_light_vae_config c;
+    small_config(&c, causal, variant);
+    if (unfused) setenv("HB_LIGHT_VAE_UNFUSED", "1", 1);
+    hb_light_vae *m = hb_light_vae_create_random(&c, 77 + variant);
+    unsetenv("HB_LIGHT_VAE_UNFUSED");
+    CHECKF(m != NULL, "%s", hb_last_error());
+    if (!m) return;
+    int64_t t = 3, h = 3, w = 4, z = c.z_dim, S = hb_light_vae_spatial_factor(m), F = hb_light_vae_temporal_factor(m);
+    int64_t nf = hb_light_vae_decoded_frames(m, t), HWo = h * S * w * S, nv = 3 * nf * HWo;
+    int64_t nraw = (int64_t)c.out_channels * c.patch * c.patch * F * t * HWo / (c.patch * c.patch);
+    float *lat = malloc(sizeof(float) * (size_t)(z * t * h * w));
+    float *v = malloc(sizeof(float) * (size_t)nv), *vw = malloc(sizeof(float) * (size_t)nv);
+    float *raw = malloc(sizeof(float) * (size_t)nraw), *sv = malloc(sizeof(float) * (size_t)nv);
+    tl_fill_normal(rng, lat, z * t * h * w, 1.0f);
+    /* plain CPU */
+    CHECK(hb_light_vae_decode(m, lat, t, h, w, v, NULL) == 0);
+    CHECK(hb_light_vae_decode_whole(m, lat, t, h, w, vw, raw) == 0);
+    int64_t n0 = 0, n1 = 0;
+    hb_light_vae_stream *s = causal ? hb_light_vae_stream_new(m, h, w, 2) : NULL;
+    if (causal) {
+        CHECK(s && hb_light_vae_stream_push(s, lat, 2, t * h * w, sv, &n0) == 0);
+        CHECK(hb_light_vae_stream_push(s, lat + 2 * h * w, 1, t * h * w, sv + 3 * n0 * HWo, &n1) == 0);
+        CHECK(n0 + n1 == nf);
+        hb_light_vae_stream_free(s);
+    }
+    /* cpu-guard */
+    const hb_backend *prev = hb_backend_use(hb_backend_cpu_guard());
+    float *dl = g_up(lat, z * t * h * w), *dv = hb_dev_alloc(sizeof(float) * (size_t)nv, "test");
+    float *draw = hb_dev_alloc(sizeof(float) * (size_t)nraw, "test");
+    CHECK(dl && dv && draw);
+    bool ok = hb_light_vae_decode(m, dl, t, h, w, dv, NULL) == 0 && g_same(dv, v, nv);
+    printf("cpu-guard (causal %d, variant %d%s): decode %s", causal, variant, unfused ? ", unfused" : "",
+           ok ? "bitwise" : "DIFFERS");
+    CHECK(ok);
+    ok = hb_light_vae_decode_whole(m, dl, t, h, w, dv, draw) == 0 && g_same(dv, vw, nv) && g_same(draw, raw, nraw);
+    printf(", whole + raw %s", ok ? "bitwise" : "DIFFER");
+    CHECK(ok);
+    if (causal) {
+        int64_t g0 = 0, g1 = 0;
+        s = hb_light_vae_stream_new(m, h, w, 2);
+        CHECK(s != NULL);
+        ok = s && hb_light_vae_stream_push(s, dl, 2, t * h * w, dv, &g0) == 0 &&
+             hb_light_vae_stream_push(s, dl + 2 * h * w, 1, t * h * w, dv + 3 * g0 * HWo, &g1) == 0 && g0 == n0 &&
+             g1 == n1 && g_same(dv, sv, nv);
+        printf(", stream %s", ok ? "bitwise" : "DIFFERS");
+        CHECK(ok);
+        if (s) { /* a reset starts a new clip: its first frame again */
+            hb_light_vae_stream_reset(s);
+            CHECK(hb_light_vae_stream_push(s, dl, 1, t * h * w, dv, &g0) == 0 && g0 == 1);
+            float *f0 = malloc(sizeof(float) * (size_t)(3 * HWo));
+            for (int ch = 0; ch < 3; ch++) memcpy(f0 + ch * HWo, sv + ch * n0 * HWo, sizeof(float) * (size_t)HWo);
+            CHECK(g_same(dv, f0, 3 * HWo));
+            free(f0);
+        }
+        hb_light_vae_stream_free(s);
+    }
+    printf("\n");
+    hb_dev_free(dl), hb_dev_free(dv), hb_dev_free(draw);
+    hb_backend_use(prev);
+    free(lat), free(v), free(vw), free(raw), free(sv);
+    hb_light_vae_free(m);
+}
+
 /* ---------------------------------------------------------------- config and errors */
 
 static void test_config(void) {
@@ -465,6 +549,11 @@ int main(void) {
     test_network(&rng, false, 0);
     test_network(&rng, true, 1);
     test_network(&rng, false, 1);
+    test_guard(&rng, true, 0, false);
+    test_guard(&rng, false, 0, false);
+    test_guard(&rng, true, 1, false);
+    test_guard(&rng, false, 1, false);
+    test_guard(&rng, true, 0, true);
     test_bad_files();
     return tl_done();
 }

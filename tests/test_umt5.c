@@ -1,14 +1,69 @@
 /* umT5 encoder: golden file through the API; fresh random tiny models (F32 and BF16 weights, written to a
  * temp safetensors file and opened by path) against a naive double-precision forward written here;
- * the bucket function against a naive double formula; padded rows zero; release; bad weights. */
+ * the bucket function against a naive double formula; padded rows zero; release; bad weights; the
+ * cpu-guard backend (activations only reachable through ops) bitwise equal to the CPU. */
 #include "testlib.h"
 #include "io/checkpoint.h"
 #include "models/umt5.h"
+#include "ops/ops.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* ---------- cpu-guard: the same encoder on the guarded backend ----------
+ * Every output and trace buffer in the backend's memory (read back with hb_dev_download); any host access
+ * the model made to an activation would fault. The CPU kernels run in both: the results must be bitwise equal
+ * to the plain CPU ones (host buffers). Covers hb_umt5_forward with a mask and the full trace, and
+ * hb_umt5_encode with padded rows (zeroed on the backend). */
+typedef struct { float *out, *ctx, *emb, *pb, *blocks; } t5_results;
+
+static int run_all(hb_umt5 *e, const int64_t *ids, const uint8_t *mask, int64_t n, int64_t nv, t5_results *r) {
+    const hb_umt5_config *c = hb_umt5_get_config(e);
+    const int64_t nD = n * c->dim, nb = c->num_heads * n * n, L = c->num_layers;
+    const size_t total = (size_t)(nD * (3 + L) + nb);
+    const bool host = hb_memspace_current()->is_host;
+    float *buf = host ? hb_malloc(total * sizeof(float), "t") : hb_dev_alloc(total * sizeof(float), "t");
+    float *blocks[64];
+    if (!buf || L > 64) return -1;
+    float *out = buf, *ctx = out + nD, *emb = ctx + nD, *pb = emb + nD, *bl = pb + nb;
+    for (int64_t l = 0; l < L; l++) blocks[l] = bl + l * nD;
+    hb_umt5_trace tr = {.token_embedding = emb, .pos_bias0 = pb, .blocks = blocks};
+    float *h = malloc(total * sizeof(float));
+    for (size_t i = 0; i < total; i++) h[i] = 1.0f; /* every value must be overwritten (padded rows by zeros) */
+    int rc = hb_dev_upload(buf, h, total * sizeof(float));
+    if (rc == 0) rc = hb_umt5_forward(e, ids, mask, n, out, &tr);
+    if (rc == 0) rc = hb_umt5_encode(e, ids, nv, n, ctx);
+    if (rc == 0) rc = host ? (memcpy(h, buf, total * sizeof(float)), 0) : hb_dev_download(h, buf, total * sizeof(float));
+    if (host) hb_free(buf);
+    else hb_dev_free(buf);
+    *r = (t5_results){h, h + nD, h + 2 * nD, h + 3 * nD, h + 3 * nD + nb};
+    return rc;
+}
+
+static void test_guard_vs_cpu(hb_umt5 *e, const int64_t *ids, const uint8_t *mask, int64_t n, int64_t nv) {
+    const hb_umt5_config *c = hb_umt5_get_config(e);
+    const int64_t nD = n * c->dim, nb = c->num_heads * n * n, total = nD * (3 + c->num_layers) + nb;
+    t5_results a = {0}, b = {0};
+    CHECKF(run_all(e, ids, mask, n, nv, &a) == 0, "cpu: %s", hb_last_error());
+    const hb_backend *prev = hb_backend_use(hb_backend_cpu_guard());
+    CHECK(!hb_memspace_current()->is_host);
+    CHECKF(run_all(e, ids, mask, n, nv, &b) == 0, "cpu-guard: %s", hb_last_error());
+    hb_backend_use(prev);
+    if (a.out && b.out) {
+        CHECKF(memcmp(a.out, b.out, (size_t)total * sizeof(float)) == 0, "cpu-guard differs from cpu (rel %.3g)",
+               tl_rel_err(b.out, a.out, total));
+        int nonzero = 0;
+        for (int64_t i = nv * c->dim; i < nD; i++) nonzero += (a.ctx[i] != 0.0f) + (b.ctx[i] != 0.0f);
+        CHECKF(nonzero == 0, "%d padded context values are not zero", nonzero);
+        double s = 0;
+        for (int64_t i = 0; i < nD; i++) s += fabs(b.out[i]) + fabs(b.blocks[i]);
+        CHECK(s > 0 && isfinite(s));
+    }
+    free(a.out);
+    free(b.out);
+}
 
 /* ---------- golden ---------- */
 static void test_golden(void) {
@@ -52,6 +107,7 @@ static void test_golden(void) {
     CHECK_REL(emb, (const float *)ref.data, n * c.dim, 0.0);
     CHECK(hb_checkpoint_get(ck, "mid.blocks.0.pos_bias", &ref) == 0);
     CHECK_REL(pb, (const float *)ref.data, c.num_heads * n * n, 0.0);
+    test_guard_vs_cpu(m, ids_t.data, mask, n, nv);
     /* release: the checkpoint is closed, encoding again fails with a message */
     hb_umt5_release_weights(m);
     CHECK(hb_umt5_encode(m, ids_t.data, nv, n, ctx) == -1);
@@ -328,6 +384,8 @@ static void test_random_model(hb_rng *r, hb_dtype dt) {
     /* the masked full-length forward gives the same real rows */
     CHECK(hb_umt5_forward(e, ids, mask, rows, full, NULL) == 0);
     CHECK_REL(full, ctx, nv * D, 1e-6);
+    /* the same on the cpu-guard backend, bitwise */
+    test_guard_vs_cpu(e, ids, mask, rows, nv);
     /* bad inputs */
     ids[3] = m.c.vocab;
     CHECK(hb_umt5_encode(e, ids, nv, rows, ctx) == -1);
@@ -407,6 +465,17 @@ static void test_write_random(hb_rng *r) {
     for (int rep = 0; rep < 2; rep++) {
         memset(lm, 0, sizeof lm);
         CHECK(hb_umt5_encode(e, ids, 30, 40, lm) == 0);
+        CHECK(memcmp(a, lm, sizeof a) == 0);
+    }
+    /* low-memory mode on the cpu-guard backend: output in its memory, same bits */
+    {
+        const hb_backend *prev = hb_backend_use(hb_backend_cpu_guard());
+        float *d = hb_dev_alloc(sizeof lm, "t");
+        CHECK(d && hb_umt5_encode(e, ids, 30, 40, d) == 0);
+        memset(lm, 0, sizeof lm);
+        CHECK(d && hb_dev_download(lm, d, sizeof lm) == 0);
+        hb_dev_free(d);
+        hb_backend_use(prev);
         CHECK(memcmp(a, lm, sizeof a) == 0);
     }
     hb_umt5_free(e);

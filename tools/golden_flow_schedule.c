@@ -35,10 +35,10 @@ static int run_flowmatch(golden_case *g) {
         if (!parse_fm_name(name, &S, &field) || strcmp(field, "sigmas") != 0) continue;
         hb_flowmatch_table t;
         if (hb_flowmatch_table_init(&t, S) != 0) return -1;
-        golden_compare(g, name, t.sigmas, t.n);
+        golden_compare_host(g, name, t.sigmas, t.n);
         char tn[160];
         snprintf(tn, sizeof tn, "%.*stimesteps", (int)(field - name), name);
-        golden_compare(g, tn, t.timesteps, t.n);
+        golden_compare_host(g, tn, t.timesteps, t.n);
         found++;
     }
     size_t k;
@@ -85,7 +85,7 @@ static int run_warped(golden_case *g) {
         hb_flowmatch_table t;
         float out[64];
         if (hb_flowmatch_table_init(&t, S) != 0 || hb_flowmatch_warp(&t, list, n, out) != 0) { rc = -1; break; }
-        golden_compare(g, name, out, n);
+        golden_compare_host(g, name, out, n);
     }
     json_decref(w);
     return rc;
@@ -111,24 +111,26 @@ static int run_unipc(golden_case *g) {
     hb_flow_sampler s;
     if (hb_flow_sampler_init(&s, HB_SAMPLER_UNIPC, &p, numel) != 0) return -1;
     golden_compare_i64(g, "out.unipc.timesteps", s.timesteps, p.steps);
-    golden_compare(g, "out.unipc.sigmas", s.sigmas, p.steps + 1);
-    float *traj = hb_malloc((size_t)(p.steps + 1) * (size_t)numel * sizeof(float), "unipc trajectory");
+    golden_compare_host(g, "out.unipc.sigmas", s.sigmas, p.steps + 1);
+    /* samples and model outputs in the backend's memory, as the pipeline keeps them */
+    float *traj = hb_dev_alloc((size_t)(p.steps + 1) * (size_t)numel * sizeof(float), "unipc trajectory");
+    float *mod = golden_tensor_dev(g, "in.unipc.model_out", NULL);
     double *dp = hb_malloc((size_t)p.steps * sizeof(double), "dpm++ sigmas");
     float *dpf = hb_malloc((size_t)p.steps * sizeof(float), "dpm++ sigmas");
     int rc = 0;
-    if (!traj || !dp || !dpf) { rc = -1; goto done; }
-    memcpy(traj, s0.data, (size_t)numel * sizeof(float));
+    if (!traj || !mod || !dp || !dpf || hb_dev_upload(traj, s0.data, (size_t)numel * sizeof(float))) { rc = -1; goto done; }
     for (int k = 0; k < p.steps && rc == 0; k++)
-        rc = hb_flow_sampler_step(&s, (const float *)mo.data + (size_t)k * numel, s.timesteps[k], traj + (size_t)k * numel,
+        rc = hb_flow_sampler_step(&s, mod + (size_t)k * numel, s.timesteps[k], traj + (size_t)k * numel,
                                   traj + (size_t)(k + 1) * numel);
     if (rc == 0) golden_compare(g, "out.unipc.samples", traj, (p.steps + 1) * numel);
     if (rc == 0 && hb_checkpoint_has(g->ck, "out.dpmpp.sampling_sigmas")) {
         hb_dpmpp_sampling_sigmas(p.steps, p.shift, dp);
         for (int k = 0; k < p.steps; k++) dpf[k] = (float)dp[k];
-        golden_compare(g, "out.dpmpp.sampling_sigmas", dpf, p.steps);
+        golden_compare_host(g, "out.dpmpp.sampling_sigmas", dpf, p.steps);
     }
 done:
-    hb_free(traj);
+    hb_dev_free(traj);
+    hb_dev_free(mod);
     hb_free(dp);
     hb_free(dpf);
     hb_flow_sampler_free(&s);

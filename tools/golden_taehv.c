@@ -1,6 +1,7 @@
 /* Golden runner for kind "taehv" (madebyollin/taehv TAEHV): decode in.latent -> out.video and
  * mid.decoder_raw, encode in.video -> out.latent, both whole-clip; the streaming order is run too and
- * must give the same bits. Every size comes from the file. */
+ * must give the same bits. Every size comes from the file. Inputs and outputs live in the backend's memory
+ * (-d DEVICE runs the whole model there). */
 #include "golden.h"
 #include "models/tae.h"
 #include <stdio.h>
@@ -12,17 +13,23 @@ static void cfg_flags(golden_case *g, const char *key, bool *out) {
     for (int i = 0; i < 3; i++) out[i] = json_is_true(json_array_get(a, (size_t)i));
 }
 
-/* A 4-d input tensor of the file as float32 (malloc'd). */
+/* A 4-d input tensor of the file as float32 in the backend's memory (hb_dev_free it). */
 static float *input4(golden_case *g, const char *name, int64_t shape[4]) {
     hb_tensor t;
     if (golden_tensor(g, name, &t)) return NULL;
     if (t.ndim != 4) { hb_error("%s: %s has %d dims, expected 4 ([T, C, H, W])", g->path, name, t.ndim); return NULL; }
     memcpy(shape, t.shape, 4 * sizeof(int64_t));
-    return golden_tensor_f32(g, name, NULL);
+    return golden_tensor_dev(g, name, NULL);
 }
 
+static float *dev_buf(int64_t n, const char *what) { return hb_dev_alloc(sizeof(float) * (size_t)(n > 0 ? n : 1), what); }
+
+/* a, b in the backend's memory */
 static void same_bits(golden_case *g, const char *what, const float *a, const float *b, int64_t n) {
-    bool same = memcmp(a, b, (size_t)n * sizeof(float)) == 0;
+    size_t bytes = (size_t)n * sizeof(float);
+    float *ha = hb_malloc(bytes ? bytes : 1, what), *hb = hb_malloc(bytes ? bytes : 1, what);
+    bool same = ha && hb && !hb_dev_download(ha, a, bytes) && !hb_dev_download(hb, b, bytes) && memcmp(ha, hb, bytes) == 0;
+    hb_free(ha), hb_free(hb);
     g->checked++;
     if (!same) g->failed++;
     printf("  %-36s %s\n", what, same ? "identical  ok" : "differ  FAIL");
@@ -56,10 +63,10 @@ int golden_run_taehv(golden_case *g) {
         int64_t T = s[0], h = s[2], w = s[3], P = hb_tae_patch_size(m), sc = hb_tae_space_scale(m);
         int64_t To = hb_tae_decoded_frames(m, T), Tr = T * hb_tae_t_upscale(m);
         int64_t nv = To * 3 * h * sc * w * sc, nr = Tr * 3 * P * P * (h * sc / P) * (w * sc / P);
-        video = hb_malloc((size_t)nv * sizeof(float), "video");
-        video2 = hb_malloc((size_t)nv * sizeof(float), "video");
-        raw = hb_malloc((size_t)nr * sizeof(float), "raw");
-        raw2 = hb_malloc((size_t)nr * sizeof(float), "raw");
+        video = dev_buf(nv, "video");
+        video2 = dev_buf(nv, "video");
+        raw = dev_buf(nr, "raw");
+        raw2 = dev_buf(nr, "raw");
         if (!video || !video2 || !raw || !raw2) { rc = -1; goto done; }
         if (hb_tae_decode_video(m, lat, T, h, w, video, raw, false)) { rc = -1; goto done; }
         golden_compare(g, "out.video", video, nv);
@@ -75,8 +82,8 @@ int golden_run_taehv(golden_case *g) {
         if (s[1] != 3) { rc = hb_error("%s: in.video has %lld channels, expected 3", g->path, (long long)s[1]); goto done; }
         int64_t T = s[0], H = s[2], W = s[3], d = (int64_t)hb_tae_patch_size(m) * 8;
         int64_t nz = hb_tae_encoded_frames(m, T) * hb_tae_latent_channels(m) * (H / d) * (W / d);
-        zout = hb_malloc((size_t)(nz ? nz : 1) * sizeof(float), "latent");
-        zout2 = hb_malloc((size_t)(nz ? nz : 1) * sizeof(float), "latent");
+        zout = dev_buf(nz, "latent");
+        zout2 = dev_buf(nz, "latent");
         if (!zout || !zout2) { rc = -1; goto done; }
         if (hb_tae_encode_video(m, vin, T, H, W, zout, false)) { rc = -1; goto done; }
         golden_compare(g, "out.latent", zout, nz);
@@ -84,8 +91,8 @@ int golden_run_taehv(golden_case *g) {
         same_bits(g, "out.latent streaming vs whole clip", zout2, zout, nz);
     }
 done:
-    hb_free(lat), hb_free(video), hb_free(raw), hb_free(video2), hb_free(raw2);
-    hb_free(vin), hb_free(zout), hb_free(zout2);
+    hb_dev_free(lat), hb_dev_free(video), hb_dev_free(raw), hb_dev_free(video2), hb_dev_free(raw2);
+    hb_dev_free(vin), hb_dev_free(zout), hb_dev_free(zout2);
     hb_tae_free(m);
     return rc;
 }

@@ -1,7 +1,7 @@
 /* Golden runner for kind "umt5_encoder": T5Encoder(ids, mask) on the file's weights, config from the metadata.
  * out.hidden: the full-length forward (every row, padded keys masked); out.context: the production path
  * (hb_umt5_encode: only the n_valid real tokens computed, the rest zero); mid.*: token embedding, layer 0's
- * position bias and every block's output. */
+ * position bias and every block's output. Runs on the -d backend: results in its memory, ids and mask on the host. */
 #include "golden.h"
 #include "models/umt5.h"
 #include <stdio.h>
@@ -36,9 +36,10 @@ int golden_run_umt5_encoder(golden_case *g) {
 
     hb_umt5 *m = hb_umt5_create(g->ck, &c, false);
     if (!m) return -1;
+    /* every result in the backend's memory (golden_compare reads it back); ids and mask stay host */
     const int64_t D = c.dim, H = c.num_heads;
     size_t nf = (size_t)(n * D) * (size_t)(3 + c.num_layers) + (size_t)(H * n * n);
-    float *buf = hb_malloc(nf * sizeof(float), "umt5 golden");
+    float *buf = hb_dev_alloc(nf * sizeof(float), "umt5 golden");
     float **blocks = hb_calloc((size_t)c.num_layers * sizeof(float *), "umt5 golden");
     uint8_t *mask = hb_malloc((size_t)n, "umt5 golden");
     int rc = -1;
@@ -60,7 +61,7 @@ int golden_run_umt5_encoder(golden_case *g) {
     }
     rc = 0;
 done:
-    hb_free(buf);
+    hb_dev_free(buf);
     hb_free(blocks);
     hb_free(mask);
     hb_umt5_free(m);

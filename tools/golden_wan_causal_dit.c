@@ -40,7 +40,7 @@ int golden_run_wan_causal_dit(golden_case *g) {
     if (hb_flowmatch_table_init(&tab, shift)) goto done;
     if (!(m = wan_dit_from_checkpoint(g->ck, &cfg))) goto done;
     hb_tensor tc, tx, tt;
-    if (!(ctx = golden_tensor_f32(g, "in.context", &tc))) goto done;
+    if (!(ctx = golden_tensor_dev(g, "in.context", &tc))) goto done;
     if (tc.ndim != 2 || tc.shape[1] != cfg.text_dim) {
         hb_error("%s: in.context must be [L, %d]", g->path, cfg.text_dim);
         goto done;
@@ -75,9 +75,9 @@ int golden_run_wan_causal_dit(golden_case *g) {
     if (!(cs = wan_causal_new(m, &cc))) goto done;
     if (wan_causal_set_prompt(cs, ctx, tc.shape[0])) goto done;
     const int64_t D = cfg.dim, nx = (int64_t)cfg.in_dim * maxF * H * W;
-    flow = hb_malloc(sizeof(float) * (size_t)nx, "flow");
-    x0 = hb_malloc(sizeof(float) * (size_t)nx, "x0");
-    kv = hb_malloc(sizeof(float) * (size_t)(cache_tokens * D), "kv0");
+    flow = hb_dev_alloc(sizeof(float) * (size_t)nx, "flow"); /* activations: in the backend's memory */
+    x0 = hb_dev_alloc(sizeof(float) * (size_t)nx, "x0");
+    kv = hb_dev_alloc(sizeof(float) * (size_t)(cache_tokens * D), "kv0");
     if (!flow || !x0 || !kv) goto done;
     for (size_t i = 0; i < nc; i++) {
         json_t *call = json_array_get(calls, i);
@@ -86,9 +86,9 @@ int golden_run_wan_causal_dit(golden_case *g) {
         int64_t current_start = json_integer_value(jcs);
         if (current_start % fsl) { hb_error("%s: call %zu starts inside a frame", g->path, i); goto done; }
         char nm[64];
-        hb_free(x); hb_free(t); x = t = NULL;
+        hb_dev_free(x); hb_free(t); x = t = NULL;
         snprintf(nm, sizeof nm, "in.call%02zu.x", i);
-        if (!(x = golden_tensor_f32(g, nm, &tx))) goto done;
+        if (!(x = golden_tensor_dev(g, nm, &tx))) goto done;
         snprintf(nm, sizeof nm, "in.call%02zu.t", i);
         if (!(t = golden_tensor_f32(g, nm, &tt))) goto done;
         int64_t F = tx.shape[1];
@@ -122,6 +122,6 @@ done:
     json_decref(calls);
     wan_causal_free(cs);
     wan_dit_free(m);
-    hb_free(ctx); hb_free(x); hb_free(t); hb_free(flow); hb_free(x0); hb_free(kv);
+    hb_dev_free(ctx); hb_dev_free(x); hb_free(t); hb_dev_free(flow); hb_dev_free(x0); hb_dev_free(kv);
     return rc;
 }

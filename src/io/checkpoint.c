@@ -163,6 +163,11 @@ int ck_find_exact(const hb_checkpoint *ck, const char *name) {
 
 void hb_checkpoint_close(hb_checkpoint *ck) {
     if (!ck) return;
+    /* A device backend keeps uploaded copies keyed by host address: they go with the mapping. */
+    for (int i = 0; i < ck->nfiles; i++)
+        if (ck->files[i].map) hb_host_memory_released(ck->files[i].map, ck->files[i].size);
+    for (int i = 0; i < ck->n; i++)
+        if (ck->ents[i].copied) hb_host_memory_released(ck->ents[i].t.data, hb_tensor_nbytes(&ck->ents[i].t));
     for (int i = 0; i < ck->nfiles; i++) {
         if (ck->files[i].map) munmap(ck->files[i].map, ck->files[i].size);
         close(ck->files[i].fd);

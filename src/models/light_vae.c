@@ -189,6 +189,10 @@ typedef struct {
     bool has_b;
     int64_t cin, cout;
     int kt, ks, groups, slot;
+    /* 3x3 conv fused with a preceding 2x nearest spatial upsampling: the four phase weights [cout, cin, kt, 2, 2]
+     * (host memory, built once at load; wp owns them) */
+    float *wp;
+    hb_tensor wph[4];
 } lconv;
 /* A conv of the network: plain, or depthwise + pointwise. */
 typedef struct {
@@ -215,6 +219,7 @@ struct hb_light_vae {
     int64_t nparams;
     bool unfused; /* HB_LIGHT_VAE_UNFUSED=1: upsample then conv literally (for comparisons) */
     float *owned;            /* random weights */
+    int64_t owned_n;         /* floats in owned */
     hb_checkpoint *ck_owned; /* hb_light_vae_load */
 };
 
@@ -347,6 +352,45 @@ static int build(hb_light_vae *m, lw_fn fn, void *u) {
     return 0;
 }
 
+/* The entry convs that run fused with their 2x spatial upsampling (see net_run) get their four phase weights:
+ * output row 2i+py of conv3x3(upsample2x(x)) reads input rows {i-1, i, i} (py = 0) or {i, i, i+1} (py = 1),
+ * so taps hitting the same input row (column) are summed into a 2x2 kernel. Host memory, passed to the conv
+ * op as an f32 weight (a device backend uploads it once). */
+static bool entry_fused(const hb_light_vae *m, int i) {
+    const hb_light_vae_config *c = &m->cfg;
+    const lsep *en = &m->blocks[i].entry;
+    return i > 0 && c->up_t[i - 1] == 1 && c->up_s[i - 1] == 2 && !en->dw && en->a.ks == 3 && !m->unfused;
+}
+
+static int prepare_fused(hb_light_vae *m) {
+    for (int i = 1; i < m->cfg.n_blocks; i++) {
+        if (!entry_fused(m, i)) continue;
+        lconv *c = &m->blocks[i].entry.a;
+        int64_t nk = c->cout * c->cin * c->kt;
+        float *wf = hb_malloc(sizeof(float) * (size_t)(nk * 9), "light_vae conv weight");
+        if (!wf || !(c->wp = hb_malloc(sizeof(float) * (size_t)(16 * nk), "light_vae phase weights"))) {
+            hb_free(wf);
+            return -1;
+        }
+        hb_convert_to_f32(wf, c->w.data, c->w.dtype, (size_t)(nk * 9));
+        int64_t shp[5] = {c->cout, c->cin, c->kt, 2, 2};
+        for (int py = 0; py < 2; py++)
+            for (int px = 0; px < 2; px++) {
+                float *we = c->wp + (py * 2 + px) * nk * 4;
+                memset(we, 0, sizeof(float) * (size_t)(nk * 4));
+                for (int64_t k = 0; k < nk; k++)
+                    for (int a = 0; a < 3; a++)
+                        for (int bq = 0; bq < 3; bq++) {
+                            int u = py == 0 ? a >= 1 : a >= 2, v = px == 0 ? bq >= 1 : bq >= 2;
+                            we[k * 4 + u * 2 + v] += wf[k * 9 + a * 3 + bq];
+                        }
+                c->wph[py * 2 + px] = hb_tensor_make(HB_F32, 5, shp, we);
+            }
+        hb_free(wf);
+    }
+    return 0;
+}
+
 typedef struct { const hb_checkpoint *ck; } ck_ctx;
 static int ck_fn(void *u, const char *name, int ndim, const int64_t *shape, hb_tensor *out) {
     const hb_checkpoint *ck = ((ck_ctx *)u)->ck;
@@ -377,7 +421,7 @@ hb_light_vae *hb_light_vae_load_ck(const hb_checkpoint *ck, const hb_light_vae_c
     hb_light_vae *m = model_new(cfg);
     if (!m) return NULL;
     ck_ctx cc = {ck};
-    if (build(m, ck_fn, &cc)) { hb_light_vae_free(m); return NULL; }
+    if (build(m, ck_fn, &cc) || prepare_fused(m)) { hb_light_vae_free(m); return NULL; }
     if (m->std)
         for (int i = 0; i < cfg->z_dim; i++)
             if (!(m->std[i] > 0.0f) && !(m->std[i] < 0.0f)) {
@@ -458,9 +502,10 @@ static hb_light_vae *create_random(const hb_light_vae_config *cfg, uint64_t seed
         hb_light_vae_free(m);
         return NULL;
     }
+    m->owned_n = r->off;
     r->buf = m->owned, r->off = 0;
     hb_rng_seed(&r->rng, seed);
-    if (build(m, rnd_fn, r)) { hb_light_vae_free(m); return NULL; }
+    if (build(m, rnd_fn, r) || prepare_fused(m)) { hb_light_vae_free(m); return NULL; }
     if (m->mean) {
         int zz = 0;
         const float *mv = hb_wan_vae_official_mean(HB_WAN_VAE_22, &zz), *sv = hb_wan_vae_official_std(HB_WAN_VAE_22, &zz);
@@ -533,12 +578,22 @@ out:
     return rc;
 }
 
+static void release_host(void *p, size_t bytes) {
+    if (!p) return;
+    hb_host_memory_released(p, bytes); /* a device backend may hold a copy of it */
+    hb_free(p);
+}
+
 void hb_light_vae_free(hb_light_vae *m) {
     if (!m) return;
-    for (int i = 0; i < HB_LIGHT_VAE_MAX_BLOCKS; i++) hb_free(m->blocks[i].res);
-    hb_free(m->mean);
-    hb_free(m->std);
-    hb_free(m->owned);
+    for (int i = 0; i < HB_LIGHT_VAE_MAX_BLOCKS; i++) {
+        lconv *e = &m->blocks[i].entry.a;
+        if (e->wp) release_host(e->wp, sizeof(float) * (size_t)(16 * e->cout * e->cin * e->kt));
+        hb_free(m->blocks[i].res);
+    }
+    release_host(m->mean, sizeof(float) * (size_t)m->cfg.z_dim);
+    release_host(m->std, sizeof(float) * (size_t)m->cfg.z_dim);
+    release_host(m->owned, sizeof(float) * (size_t)m->owned_n);
     if (m->ck_owned) hb_checkpoint_close(m->ck_owned);
     hb_free(m);
 }
@@ -585,33 +640,21 @@ static int conv_core(lrun *r, const lconv *c, const float *x, int64_t Tx, int64_
         return r->dry ? 0 : hb_conv3d(y, x, c->cin, Tx, H, W, &c->w, b, prm);
     }
     r->flops += 2.0 * (double)c->cout * (double)c->cin * c->kt * 16 * (double)(To * H * W);
-    int64_t nk = c->cout * c->cin * c->kt, HW = H * W;
+    int64_t HW = H * W;
     size_t mark = hb_arena_mark(&r->a);
-    float *wf = ralloc(r, nk * 9), *we = ralloc(r, nk * 4), *tmp = ralloc(r, c->cout * To * HW);
-    if (!wf || !we || !tmp) return -1;
+    float *tmp = ralloc(r, c->cout * To * HW);
+    if (!tmp) return -1;
     if (r->dry) { hb_arena_reset(&r->a, mark); return 0; }
-    hb_convert_to_f32(wf, c->w.data, c->w.dtype, (size_t)(nk * 9));
-    int64_t shp[5] = {c->cout, c->cin, c->kt, 2, 2};
-    hb_tensor wt = hb_tensor_make(HB_F32, 5, shp, we);
+    if (!c->wp) { hb_arena_reset(&r->a, mark); return hb_error("light_vae: fused upsampling conv without phase weights"); }
+    /* phase (py, px) of y [cout*To, 2H, 2W]: rows 2i+py, columns 2j+px */
+    const int64_t shp[3] = {c->cout * To, H, W}, ss[3] = {HW, W, 1}, ds[3] = {4 * HW, 4 * W, 2};
     int rc = 0;
     for (int py = 0; py < 2 && !rc; py++)
         for (int px = 0; px < 2 && !rc; px++) {
-            memset(we, 0, sizeof(float) * (size_t)(nk * 4));
-            for (int64_t k = 0; k < nk; k++)
-                for (int a = 0; a < 3; a++)
-                    for (int bq = 0; bq < 3; bq++) {
-                        int u = py == 0 ? a >= 1 : a >= 2, v = px == 0 ? bq >= 1 : bq >= 2;
-                        we[k * 4 + u * 2 + v] += wf[k * 9 + a * 3 + bq];
-                    }
             hb_conv3d_params pp = *prm;
             pp.pad_h[0] = py == 0, pp.pad_h[1] = py == 1, pp.pad_w[0] = px == 0, pp.pad_w[1] = px == 1;
-            rc = hb_conv3d(tmp, x, c->cin, Tx, H, W, &wt, b, &pp);
-            for (int64_t q = 0; q < c->cout * To && !rc; q++)
-                for (int64_t i = 0; i < H; i++) {
-                    const float *src = tmp + q * HW + i * W;
-                    float *dst = y + (q * 2 * H + 2 * i + py) * 2 * W + px;
-                    for (int64_t j = 0; j < W; j++) dst[2 * j] = src[j];
-                }
+            rc = hb_conv3d(tmp, x, c->cin, Tx, H, W, &c->wph[py * 2 + px], b, &pp);
+            if (!rc) hb_copy_nd(y + py * 2 * W + px, ds, tmp, ss, 3, shp);
         }
     hb_arena_reset(&r->a, mark);
     return rc;
@@ -639,13 +682,10 @@ static int conv_apply_up(lrun *r, const lconv *c, const float *x, int64_t T, int
         return rc;
     }
     float *cc = r->cache[c->slot];
-    for (int64_t ch = 0; ch < c->cin; ch++) {
-        memcpy(cat + ch * Tt * HW, cc + ch * kp * HW, sizeof(float) * (size_t)(kp * HW));
-        memcpy(cat + (ch * Tt + kp) * HW, x + ch * T * HW, sizeof(float) * (size_t)(T * HW));
-    }
+    hb_copy_rows(cat, Tt * HW, cc, kp * HW, c->cin, kp * HW);
+    hb_copy_rows(cat + kp * HW, Tt * HW, x, T * HW, c->cin, T * HW);
     int rc = conv_core(r, c, cat, Tt, H, W, &prm, y, up2);
-    for (int64_t ch = 0; ch < c->cin; ch++)
-        memcpy(cc + ch * kp * HW, cat + (ch * Tt + T) * HW, sizeof(float) * (size_t)(kp * HW));
+    hb_copy_rows(cc, kp * HW, cat + T * HW, Tt * HW, c->cin, kp * HW);
     hb_arena_reset(&r->a, mark);
     return rc;
 }
@@ -685,6 +725,14 @@ static int res_apply(lrun *r, const lres *b, float *x, int64_t C, int64_t T, int
     return rc;
 }
 
+/* Move n floats down the arena (dst <= src, possibly overlapping) with non-overlapping copies: chunk k of
+ * src goes to where chunk k-1 of src was, which the previous copy has already read. */
+static void move_down(lrun *r, float *dst, const float *src, int64_t n) {
+    if (r->dry || dst == src || n <= 0) return;
+    int64_t d = (int64_t)(src - dst);
+    for (int64_t i = 0; i < n; i += d) hb_copy(dst + i, src + i, n - i < d ? n - i : d);
+}
+
 /* The network on n latent frames [z, n, h, w] (channel stride cstride): out = head output
  * [out*p^2, F n, H', W'] allocated from the arena (after *mark0). */
 static int net_run(lrun *r, const float *lat, int64_t n, int64_t h, int64_t w, int64_t cstride, float **out,
@@ -695,15 +743,17 @@ static int net_run(lrun *r, const float *lat, int64_t n, int64_t h, int64_t w, i
     size_t base = hb_arena_mark(&r->a);
     float *in = ralloc(r, z * T * H * W);
     if (!in) return -1;
-    if (!r->dry)
-        for (int64_t ch = 0; ch < z; ch++) {
-            const float *src = lat + ch * cstride;
-            float *dst = in + ch * T * H * W;
-            if (c->denormalize) {
-                float sd = m->std[ch], mu = m->mean[ch];
-                for (int64_t i = 0; i < T * H * W; i++) dst[i] = src[i] * sd + mu;
-            } else memcpy(dst, src, sizeof(float) * (size_t)(T * H * W));
-        }
+    if (!r->dry) {
+        int64_t S = T * H * W;
+        if (c->denormalize) { /* z * std + mean, per channel */
+            hb_tensor sd = hb_tensor_1d(HB_F32, z, m->std), mu = hb_tensor_1d(HB_F32, z, m->mean);
+            if (cstride == S) hb_channel_affine(in, lat, z, S, &sd, &mu);
+            else {
+                hb_copy_rows(in, S, lat, cstride, z, S);
+                hb_channel_affine(in, in, z, S, &sd, &mu);
+            }
+        } else hb_copy_rows(in, S, lat, cstride, z, S);
+    }
     float *x = ralloc(r, (int64_t)c->widths[0] * T * H * W);
     if (!x) return -1;
     if (conv_apply(r, &m->conv_in.a, in, T, H, W, x)) return -1;
@@ -711,7 +761,7 @@ static int net_run(lrun *r, const float *lat, int64_t n, int64_t h, int64_t w, i
     int64_t C = c->widths[0];
     hb_arena_reset(&r->a, base);
     float *x2 = ralloc(r, C * T * H * W);
-    if (!r->dry) memmove(x2, x, sizeof(float) * (size_t)(C * T * H * W));
+    move_down(r, x2, x, C * T * H * W);
     x = x2;
     for (int i = 0; i < c->n_blocks; i++) {
         if (i > 0) {
@@ -720,13 +770,13 @@ static int net_run(lrun *r, const float *lat, int64_t n, int64_t h, int64_t w, i
             float *u = x;
             const lsep *en = &m->blocks[i].entry;
             /* spatial-only 2x upsampling into a plain 3x3 conv: fused (no upsampled copy) */
-            bool fuse = ft == 1 && fs == 2 && !en->dw && en->a.ks == 3 && !m->unfused;
+            bool fuse = entry_fused(m, i);
             if (fuse) {
                 float *y = ralloc(r, C2 * T2 * H2 * W2);
                 if (!y || conv_apply_up(r, &en->a, x, T, H, W, y, true)) return -1;
                 hb_arena_reset(&r->a, base);
                 x = ralloc(r, C2 * T2 * H2 * W2);
-                if (!r->dry) memmove(x, y, sizeof(float) * (size_t)(C2 * T2 * H2 * W2));
+                move_down(r, x, y, C2 * T2 * H2 * W2);
                 C = C2, T = T2, H = H2, W = W2;
                 for (int j = 0; j < m->blocks[i].nres; j++)
                     if (res_apply(r, &m->blocks[i].res[j], x, C, T, H, W)) return -1;
@@ -741,7 +791,7 @@ static int net_run(lrun *r, const float *lat, int64_t n, int64_t h, int64_t w, i
             if (sep_apply(r, &m->blocks[i].entry, u, T2, H2, W2, y)) return -1;
             hb_arena_reset(&r->a, base);
             x = ralloc(r, C2 * T2 * H2 * W2);
-            if (!r->dry) memmove(x, y, sizeof(float) * (size_t)(C2 * T2 * H2 * W2));
+            move_down(r, x, y, C2 * T2 * H2 * W2);
             C = C2, T = T2, H = H2, W = W2;
         }
         for (int j = 0; j < m->blocks[i].nres; j++)
@@ -754,7 +804,7 @@ static int net_run(lrun *r, const float *lat, int64_t n, int64_t h, int64_t w, i
     if (conv_apply(r, &m->head.a, hbuf, T, H, W, o)) return -1;
     hb_arena_reset(&r->a, base);
     float *o2 = ralloc(r, Co * S);
-    if (!r->dry) memmove(o2, o, sizeof(float) * (size_t)(Co * S));
+    move_down(r, o2, o, Co * S);
     *out = o2, *To = T, *Ho = H, *Wo = W;
     return 0;
 }
@@ -766,17 +816,15 @@ static void finish_frames(const hb_light_vae *m, lrun *r, const float *o, int64_
     int p = c->patch;
     int64_t Co = (int64_t)c->out_channels * p * p, HWo = Hn * Wn * p * p, cnt = Tn - skip;
     size_t mark = hb_arena_mark(&r->a);
-    float *sh = ralloc(r, (int64_t)c->out_channels * Tn * HWo);
+    float *sh = p > 1 ? ralloc(r, (int64_t)c->out_channels * Tn * HWo) : (float *)o;
     (void)Co;
-    if (!r->dry && dst && sh) {
+    if (!r->dry && dst && sh && cnt > 0) {
         if (p > 1) hb_pixel_shuffle(sh, o, c->out_channels, Tn, Hn, Wn, p, HB_PS_CRQ);
-        else memcpy(sh, o, sizeof(float) * (size_t)(c->out_channels * Tn * HWo));
         for (int64_t ch = 0; ch < c->out_channels; ch++) {
             float *dd = dst + (ch * ndst + d0) * HWo;
             const float *ss = sh + (ch * Tn + skip) * HWo;
-            if (c->clamp)
-                for (int64_t i = 0; i < cnt * HWo; i++) dd[i] = ss[i] < -1.0f ? -1.0f : ss[i] > 1.0f ? 1.0f : ss[i];
-            else memcpy(dd, ss, sizeof(float) * (size_t)(cnt * HWo));
+            if (c->clamp) hb_elementwise(HB_EW_CLAMP, dd, ss, NULL, -1.0f, 1.0f, cnt * HWo);
+            else hb_copy(dd, ss, cnt * HWo);
         }
     }
     hb_arena_reset(&r->a, mark);
@@ -807,11 +855,11 @@ static int whole(const hb_light_vae *m, const float *latent, int64_t t, int64_t 
     if (rc || dry) return rc;
     memset(&r, 0, sizeof r);
     r.m = m;
-    if (hb_arena_init(&r.a, need, "light_vae decode")) return -1;
+    if (hb_arena_init_dev(&r.a, need, "light_vae decode")) return -1;
     rc = net_run(&r, latent, t, h, w, t * h * w, &o, &To, &Ho, &Wo);
     if (!rc) {
         int F = hb_light_vae_temporal_factor(m);
-        if (raw) memcpy(raw, o, sizeof(float) * (size_t)((int64_t)m->cfg.out_channels * m->cfg.patch * m->cfg.patch * To * Ho * Wo));
+        if (raw) hb_copy(raw, o, (int64_t)m->cfg.out_channels * m->cfg.patch * m->cfg.patch * To * Ho * Wo);
         finish_frames(m, &r, o, To, Ho, Wo, F - 1, video, To - (F - 1), 0);
     }
     hb_arena_free(&r.a);
@@ -823,25 +871,24 @@ int hb_light_vae_decode_whole(const hb_light_vae *m, const float *latent, int64_
     return whole(m, latent, t, h, w, video, raw, false, NULL, NULL);
 }
 
-/* causal models: latent by latent through the feature caches (bit-identical, memory independent of t) */
+static int stream_push_into(hb_light_vae_stream *s, const float *latent, int64_t n, int64_t cstride, float *video,
+                            int64_t ndst, int64_t d0, int64_t *nout);
+
+/* causal models: latent by latent through the feature caches (bit-identical, memory independent of t); each
+ * latent's frames go straight into their place in video */
 int hb_light_vae_decode(const hb_light_vae *m, const float *latent, int64_t t, int64_t h, int64_t w, float *video,
                         float *raw) {
     if (!m->cfg.causal || raw) return whole(m, latent, t, h, w, video, raw, false, NULL, NULL);
     if (check_size(m, t, h, w)) return -1;
     hb_light_vae_stream *s = hb_light_vae_stream_new(m, h, w, 1);
     if (!s) return -1;
-    int64_t F = hb_light_vae_temporal_factor(m), S = hb_light_vae_spatial_factor(m), HWo = h * w * S * S;
     int64_t nf = hb_light_vae_decoded_frames(m, t), done = 0;
-    float *tmp = hb_malloc(sizeof(float) * (size_t)(3 * F * HWo), "light_vae frames");
-    int rc = tmp ? 0 : -1;
+    int rc = 0;
     for (int64_t i = 0; i < t && !rc; i++) {
         int64_t no = 0;
-        rc = hb_light_vae_stream_push(s, latent + i * h * w, 1, t * h * w, tmp, &no);
-        for (int64_t c = 0; c < m->cfg.out_channels && !rc; c++)
-            memcpy(video + (c * nf + done) * HWo, tmp + c * no * HWo, sizeof(float) * (size_t)(no * HWo));
+        rc = stream_push_into(s, latent + i * h * w, 1, t * h * w, video, nf, done, &no);
         done += no;
     }
-    hb_free(tmp);
     hb_light_vae_stream_free(s);
     return rc;
 }
@@ -851,9 +898,7 @@ int64_t hb_light_vae_decode_workspace(const hb_light_vae *m, int64_t t, int64_t 
         if (check_size(m, t, h, w)) return -1;
         hb_light_vae_stream *s = hb_light_vae_stream_new(m, h, w, 1);
         if (!s) return -1;
-        int64_t S = hb_light_vae_spatial_factor(m);
-        int64_t b = (int64_t)hb_light_vae_stream_bytes(s) +
-                    (int64_t)sizeof(float) * m->cfg.out_channels * hb_light_vae_temporal_factor(m) * h * w * S * S;
+        int64_t b = (int64_t)hb_light_vae_stream_bytes(s);
         hb_light_vae_stream_free(s);
         return b;
     }
@@ -901,10 +946,10 @@ hb_light_vae_stream *hb_light_vae_stream_new(const hb_light_vae *m, int64_t h, i
     size_t need = s->r.a.peak;
     hb_arena_free(&s->r.a);
     s->r.dry = false;
-    if (hb_arena_init(&s->r.a, need, "light_vae stream")) { hb_light_vae_stream_free(s); return NULL; }
+    if (hb_arena_init_dev(&s->r.a, need, "light_vae stream")) { hb_light_vae_stream_free(s); return NULL; }
     s->bytes = need;
     for (int i = 0; i < m->nslots; i++) {
-        if (!(s->r.cache[i] = hb_calloc(sizeof(float) * (size_t)s->r.cache_n[i], "light_vae feature cache"))) {
+        if (!(s->r.cache[i] = hb_dev_calloc_f32(s->r.cache_n[i] > 0 ? s->r.cache_n[i] : 1, "light_vae feature cache"))) {
             hb_light_vae_stream_free(s);
             return NULL;
         }
@@ -914,17 +959,17 @@ hb_light_vae_stream *hb_light_vae_stream_new(const hb_light_vae *m, int64_t h, i
 }
 
 void hb_light_vae_stream_reset(hb_light_vae_stream *s) {
-    for (int i = 0; i < s->m->nslots; i++) memset(s->r.cache[i], 0, sizeof(float) * (size_t)s->r.cache_n[i]);
+    for (int i = 0; i < s->m->nslots; i++)
+        if (s->r.cache_n[i] > 0) hb_dev_zero(s->r.cache[i], sizeof(float) * (size_t)s->r.cache_n[i]);
     s->frames_out = 0, s->latents_in = 0;
 }
 
-int hb_light_vae_stream_push(hb_light_vae_stream *s, const float *latent, int64_t n, int64_t cstride, float *video,
-                             int64_t *nout) {
+/* Frames of n latents into video [3, ndst, H, W] from frame d0 on. */
+static int stream_push_into(hb_light_vae_stream *s, const float *latent, int64_t n, int64_t cstride, float *video,
+                            int64_t ndst, int64_t d0, int64_t *nout) {
     const hb_light_vae *m = s->m;
     int F = hb_light_vae_temporal_factor(m);
-    int64_t HWo = s->h * s->w * (int64_t)hb_light_vae_spatial_factor(m) * hb_light_vae_spatial_factor(m);
-    if (cstride == 0) cstride = n * s->h * s->w;
-    int64_t total = n * F - (s->latents_in == 0 && n > 0 ? F - 1 : 0), done = 0;
+    int64_t done = 0;
     for (int64_t i0 = 0; i0 < n; i0 += s->max_chunk) {
         int64_t k = n - i0 < s->max_chunk ? n - i0 : s->max_chunk;
         float *o;
@@ -935,15 +980,22 @@ int hb_light_vae_stream_push(hb_light_vae_stream *s, const float *latent, int64_
             return -1;
         }
         int64_t skip = s->latents_in == 0 ? F - 1 : 0;
-        finish_frames(m, &s->r, o, To, Ho, Wo, skip, video, total, done);
+        finish_frames(m, &s->r, o, To, Ho, Wo, skip, video, ndst, d0 + done);
         hb_arena_reset(&s->r.a, mark);
         done += To - skip;
         s->latents_in += k;
     }
-    (void)HWo;
     s->frames_out += done;
     if (nout) *nout = done;
     return 0;
+}
+
+int hb_light_vae_stream_push(hb_light_vae_stream *s, const float *latent, int64_t n, int64_t cstride, float *video,
+                             int64_t *nout) {
+    int F = hb_light_vae_temporal_factor(s->m);
+    if (cstride == 0) cstride = n * s->h * s->w;
+    int64_t total = n * F - (s->latents_in == 0 && n > 0 ? F - 1 : 0);
+    return stream_push_into(s, latent, n, cstride, video, total, 0, nout);
 }
 
 size_t hb_light_vae_stream_bytes(const hb_light_vae_stream *s) { return s->bytes; }
@@ -952,7 +1004,7 @@ int64_t hb_light_vae_stream_frames_out(const hb_light_vae_stream *s) { return s-
 void hb_light_vae_stream_free(hb_light_vae_stream *s) {
     if (!s) return;
     if (s->r.cache)
-        for (int i = 0; i < s->m->nslots; i++) hb_free(s->r.cache[i]);
+        for (int i = 0; i < s->m->nslots; i++) hb_dev_free(s->r.cache[i]);
     hb_free(s->r.cache);
     hb_free(s->r.cache_n);
     hb_arena_free(&s->r.a);

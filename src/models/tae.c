@@ -52,31 +52,10 @@ void hb_tae_config_default(hb_tae_config *c) {
     for (int i = 0; i < 3; i++) c->decoder_space_upscale[i] = true;
 }
 
-/* ---------- elementwise pieces (threaded, each element written once) ---------- */
+/* Activations (every float* below except the phase weights) live in the current memory space and are only
+ * touched through ops (ops/ops.h), so the model runs unchanged on any backend. */
 
-typedef struct { float *y; const float *a, *b; int op; } ew_ctx;
-enum { EW_RELU, EW_CLAMP3, EW_ADD_RELU, EW_CLAMP01 };
-
-static void ew_range(void *vc, int64_t i0, int64_t i1) {
-    const ew_ctx *c = vc;
-    float *y = c->y;
-    const float *a = c->a, *b = c->b;
-    switch (c->op) {
-    case EW_RELU: for (int64_t i = i0; i < i1; i++) y[i] = a[i] > 0.0f ? a[i] : 0.0f; break;
-    case EW_CLAMP3: for (int64_t i = i0; i < i1; i++) y[i] = tanhf(a[i] / 3.0f) * 3.0f; break;
-    case EW_ADD_RELU:
-        for (int64_t i = i0; i < i1; i++) { float v = a[i] + b[i]; y[i] = v > 0.0f ? v : 0.0f; }
-        break;
-    case EW_CLAMP01:
-        for (int64_t i = i0; i < i1; i++) { float v = a[i]; y[i] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v; }
-        break;
-    }
-}
-
-static void ew(int op, float *y, const float *a, const float *b, int64_t n) {
-    ew_ctx c = {y, a, b, op};
-    hb_parallel_for(n, 1 << 15, ew_range, &c);
-}
+#define EW1(op, y, a, n) hb_elementwise(op, y, a, NULL, 0.0f, 0.0f, n)
 
 /* ---------- one layer on one frame ---------- */
 
@@ -91,33 +70,21 @@ static int conv_frame(float *y, const float *x, int64_t cin, int64_t H, int64_t 
 static int memblock_frame(const tae_layer *l, float *y, const float *x, const float *past, int64_t H, int64_t W,
                           const tae_scratch *s) {
     int64_t hw = H * W, ci = l->cin, co = l->cout;
-    memcpy(s->cat, x, (size_t)(ci * hw) * sizeof(float));
-    if (past) memcpy(s->cat + ci * hw, past, (size_t)(ci * hw) * sizeof(float));
-    else memset(s->cat + ci * hw, 0, (size_t)(ci * hw) * sizeof(float));
+    hb_copy(s->cat, x, ci * hw);
+    if (past) hb_copy(s->cat + ci * hw, past, ci * hw);
+    else hb_fill(s->cat + ci * hw, 0.0f, ci * hw);
     if (conv_frame(s->a, s->cat, 2 * ci, H, W, &l->w, &l->b, 1, 3)) return -1;
-    ew(EW_RELU, s->a, s->a, NULL, co * hw);
+    EW1(HB_EW_RELU, s->a, s->a, co * hw);
     if (conv_frame(s->b, s->a, co, H, W, &l->w2, &l->b2, 1, 3)) return -1;
-    ew(EW_RELU, s->b, s->b, NULL, co * hw);
+    EW1(HB_EW_RELU, s->b, s->b, co * hw);
     if (conv_frame(y, s->b, co, H, W, &l->w4, &l->b4, 1, 3)) return -1;
     const float *sk = x;
     if (l->has_skip) {
         if (conv_frame(s->a, x, ci, H, W, &l->skip, NULL, 1, 1)) return -1;
         sk = s->a;
     }
-    ew(EW_ADD_RELU, y, y, sk, co * hw);
+    hb_elementwise(HB_EW_ADD_RELU, y, y, sk, 0.0f, 0.0f, co * hw);
     return 0;
-}
-
-typedef struct { float *y; const float *p; int64_t h, w; int a, b; } scatter_ctx;
-
-static void scatter_rows(void *vc, int64_t r0, int64_t r1) {
-    const scatter_ctx *c = vc;
-    for (int64_t r = r0; r < r1; r++) { /* r = o * h + i */
-        int64_t o = r / c->h, i = r % c->h;
-        float *dst = c->y + (o * 2 * c->h + 2 * i + c->a) * 2 * c->w + c->b;
-        const float *src = c->p + r * c->w;
-        for (int64_t j = 0; j < c->w; j++) dst[2 * j] = src[j];
-    }
 }
 
 /* y [cout, 2h, 2w] = conv3x3(upsample2x(x)) for x [cin, h, w], phase by phase; tmp holds cout*h*w. */
@@ -126,8 +93,9 @@ static int upconv_frame(const tae_layer *l, float *y, const float *x, int64_t h,
         for (int b = 0; b < 2; b++) {
             hb_conv3d_params p = {{1, 1, 1}, {0, 0}, {a ? 0 : 1, a ? 1 : 0}, {b ? 0 : 1, b ? 1 : 0}, 1};
             if (hb_conv3d(tmp, x, l->cin, 1, h, w, &l->wp[2 * a + b], l->has_b ? &l->b : NULL, &p)) return -1;
-            scatter_ctx c = {y, tmp, h, w, a, b};
-            hb_parallel_for(l->cout * h, 64, scatter_rows, &c);
+            /* phase (a, b): y[o, 2i+a, 2j+b] = tmp[o, i, j] */
+            const int64_t shp[3] = {l->cout, h, w}, ss[3] = {h * w, w, 1}, ds[3] = {4 * h * w, 4 * w, 2};
+            hb_copy_nd(y + a * 2 * w + b, ds, tmp, ss, 3, shp);
         }
     return 0;
 }
@@ -171,7 +139,12 @@ static int fuse_upsampling(tae_seq *q) {
 }
 
 static void seq_free(tae_seq *q) {
-    for (int i = 0; i < q->n; i++) hb_free(q->L[i].wp_data), q->L[i].wp_data = NULL;
+    for (int i = 0; i < q->n; i++) {
+        tae_layer *l = &q->L[i];
+        if (!l->wp_data) continue;
+        hb_host_memory_released(l->wp_data, (size_t)(16 * l->cout * l->cin) * sizeof(float)); /* device copies */
+        hb_free(l->wp_data), l->wp_data = NULL;
+    }
 }
 
 /* Per-frame shapes at every layer boundary for an input frame of c x H x W. */
@@ -215,15 +188,15 @@ static void scratch_sizes(const tae_seq *q, const tae_shapes *s, int64_t *ncat, 
 static int scratch_alloc(tae_scratch *sc, const tae_seq *q, const tae_shapes *s, size_t *bytes) {
     int64_t ncat, nab;
     scratch_sizes(q, s, &ncat, &nab);
-    sc->cat = hb_malloc((size_t)(ncat ? ncat : 1) * sizeof(float), "TAEHV scratch");
-    sc->a = hb_malloc((size_t)(nab ? nab : 1) * sizeof(float), "TAEHV scratch");
-    sc->b = hb_malloc((size_t)(nab ? nab : 1) * sizeof(float), "TAEHV scratch");
+    sc->cat = hb_dev_alloc((size_t)(ncat ? ncat : 1) * sizeof(float), "TAEHV scratch");
+    sc->a = hb_dev_alloc((size_t)(nab ? nab : 1) * sizeof(float), "TAEHV scratch");
+    sc->b = hb_dev_alloc((size_t)(nab ? nab : 1) * sizeof(float), "TAEHV scratch");
     if (bytes) *bytes += (size_t)(ncat + 2 * nab) * sizeof(float);
     return sc->cat && sc->a && sc->b ? 0 : -1;
 }
 
 static void scratch_free(tae_scratch *sc) {
-    hb_free(sc->cat), hb_free(sc->a), hb_free(sc->b);
+    hb_dev_free(sc->cat), hb_dev_free(sc->a), hb_dev_free(sc->b);
     memset(sc, 0, sizeof *sc);
 }
 
@@ -458,7 +431,7 @@ struct tae_run {
 };
 
 static void run_free(tae_run *r) {
-    for (int i = 0; i < TAE_MAX_LAYERS; i++) hb_free(r->buf[i]), hb_free(r->mem[i]);
+    for (int i = 0; i < TAE_MAX_LAYERS; i++) hb_dev_free(r->buf[i]), hb_dev_free(r->mem[i]);
     scratch_free(&r->sc);
     memset(r, 0, sizeof *r);
 }
@@ -479,8 +452,8 @@ static int run_init(tae_run *r, const tae_seq *q, int64_t H, int64_t W, tae_sink
         case TL_TGROW: nb = out * l->stride; break;
         case TL_TPOOL: nb = out, nm = l->stride > 1 ? in * l->stride : 0; break;
         }
-        if (nb) { r->buf[i] = hb_malloc((size_t)nb * sizeof(float), "TAEHV layer buffer"); if (!r->buf[i]) goto fail; }
-        if (nm) { r->mem[i] = hb_malloc((size_t)nm * sizeof(float), "TAEHV layer memory"); if (!r->mem[i]) goto fail; }
+        if (nb) { r->buf[i] = hb_dev_alloc((size_t)nb * sizeof(float), "TAEHV layer buffer"); if (!r->buf[i]) goto fail; }
+        if (nm) { r->mem[i] = hb_dev_alloc((size_t)nm * sizeof(float), "TAEHV layer memory"); if (!r->mem[i]) goto fail; }
         r->bytes += (size_t)(nb + nm) * sizeof(float);
     }
     if (scratch_alloc(&r->sc, q, &r->s, &r->bytes)) goto fail;
@@ -500,8 +473,8 @@ static int run_from(tae_run *r, int i, const float *x) {
         int64_t H = r->s.H[i], W = r->s.W[i], n_in = r->s.C[i] * H * W;
         float *y = r->buf[i] ? r->buf[i] : (float *)x; /* elementwise layers work in place on our buffers */
         switch (l->type) {
-        case TL_CLAMP: ew(EW_CLAMP3, y, x, NULL, n_in); break;
-        case TL_RELU: ew(EW_RELU, y, x, NULL, n_in); break;
+        case TL_CLAMP: EW1(HB_EW_TANH3, y, x, n_in); break;
+        case TL_RELU: EW1(HB_EW_RELU, y, x, n_in); break;
         case TL_CONV:
             if (l->fused ? upconv_frame(l, y, x, H, W, r->sc.a)
                          : conv_frame(y, x, l->cin, H, W, &l->w, l->has_b ? &l->b : NULL, l->stride, l->k))
@@ -510,7 +483,7 @@ static int run_from(tae_run *r, int i, const float *x) {
         case TL_UP: if (!l->fused) hb_upsample_nearest(y, x, l->cin, 1, H, W, 1, l->stride, l->stride); break;
         case TL_MEM:
             if (memblock_frame(l, y, x, r->memn[i] ? r->mem[i] : NULL, H, W, &r->sc)) return -1;
-            memcpy(r->mem[i], x, (size_t)n_in * sizeof(float));
+            hb_copy(r->mem[i], x, n_in);
             r->memn[i] = 1;
             break;
         case TL_TGROW:
@@ -520,7 +493,7 @@ static int run_from(tae_run *r, int i, const float *x) {
             return 0;
         case TL_TPOOL:
             if (l->stride > 1) {
-                memcpy(r->mem[i] + r->memn[i] * n_in, x, (size_t)n_in * sizeof(float));
+                hb_copy(r->mem[i] + r->memn[i] * n_in, x, n_in);
                 if (++r->memn[i] < l->stride) return 0;
                 r->memn[i] = 0;
                 x = r->mem[i];
@@ -540,17 +513,17 @@ static int run_clip(const tae_seq *q, float *x, int64_t T, int64_t H, int64_t W,
     tae_shapes s;
     tae_scratch sc = {0};
     seq_shapes(q, H, W, &s);
-    if (scratch_alloc(&sc, q, &s, NULL)) { hb_free(x); return -1; }
+    if (scratch_alloc(&sc, q, &s, NULL)) { scratch_free(&sc); hb_dev_free(x); return -1; }
     for (int i = 0; i < q->n; i++) {
         const tae_layer *l = &q->L[i];
         int64_t h = s.H[i], w = s.W[i], fi = s.C[i] * h * w, fo = s.C[i + 1] * s.H[i + 1] * s.W[i + 1];
         int64_t To = l->type == TL_TGROW ? T * l->stride : l->type == TL_TPOOL ? T / l->stride : T;
         if (l->type == TL_UP && l->fused) continue;
         if (l->type == TL_CLAMP || l->type == TL_RELU) {
-            for (int64_t t = 0; t < T; t++) ew(l->type == TL_CLAMP ? EW_CLAMP3 : EW_RELU, x + t * fi, x + t * fi, NULL, fi);
+            for (int64_t t = 0; t < T; t++) EW1(l->type == TL_CLAMP ? HB_EW_TANH3 : HB_EW_RELU, x + t * fi, x + t * fi, fi);
             continue;
         }
-        float *y = hb_malloc((size_t)(To * fo > 0 ? To * fo : 1) * sizeof(float), "TAEHV clip activations");
+        float *y = hb_dev_alloc((size_t)(To * fo > 0 ? To * fo : 1) * sizeof(float), "TAEHV clip activations");
         if (!y) goto fail;
         int rc = 0;
         for (int64_t t = 0; t < T && !rc; t++) {
@@ -569,7 +542,7 @@ static int run_clip(const tae_seq *q, float *x, int64_t T, int64_t H, int64_t W,
             default: break;
             }
         }
-        hb_free(x);
+        hb_dev_free(x);
         x = y, T = To;
         if (rc) goto fail;
     }
@@ -577,7 +550,7 @@ static int run_clip(const tae_seq *q, float *x, int64_t T, int64_t H, int64_t W,
     *out = x, *Tout = T;
     return 0;
 fail:
-    hb_free(x);
+    hb_dev_free(x);
     scratch_free(&sc);
     return -1;
 }
@@ -604,8 +577,8 @@ static int dec_emit(hb_tae_decoder *d, const float *raw) {
     if (keep) {
         if (P > 1) {
             hb_pixel_shuffle(d->rgb, raw, 3, 1, s->H[n], s->W[n], P, HB_PS_CQR);
-            ew(EW_CLAMP01, d->rgb, d->rgb, NULL, nrgb);
-        } else ew(EW_CLAMP01, d->rgb, raw, NULL, nrgb);
+            EW1(HB_EW_CLAMP01, d->rgb, d->rgb, nrgb);
+        } else EW1(HB_EW_CLAMP01, d->rgb, raw, nrgb);
     }
     hb_tae_frame f = {keep ? d->out_count : -1, d->raw_count, keep ? d->rgb : NULL, raw, d->H, d->W};
     d->raw_count++;
@@ -627,8 +600,8 @@ static hb_tae_decoder *dec_create(const hb_tae *m, int64_t h, int64_t w, hb_tae_
     else if (run_init(&d->run, &m->dec, h, w, dec_sink)) { hb_free(d); return NULL; }
     int n = m->dec.n;
     d->H = d->run.s.H[n] * m->patch, d->W = d->run.s.W[n] * m->patch;
-    d->in = hb_malloc((size_t)(m->dec.in_c * h * w) * sizeof(float), "TAEHV decoder input");
-    d->rgb = hb_malloc((size_t)(3 * d->H * d->W) * sizeof(float), "TAEHV decoder output");
+    d->in = hb_dev_alloc((size_t)(m->dec.in_c * h * w) * sizeof(float), "TAEHV decoder input");
+    d->rgb = hb_dev_alloc((size_t)(3 * d->H * d->W) * sizeof(float), "TAEHV decoder output");
     d->run.bytes += (size_t)(m->dec.in_c * h * w + 3 * d->H * d->W) * sizeof(float);
     if (!d->in || !d->rgb) { hb_tae_decoder_free(d); return NULL; }
     return d;
@@ -641,7 +614,7 @@ hb_tae_decoder *hb_tae_decoder_new(const hb_tae *m, int64_t h, int64_t w, hb_tae
 int hb_tae_decoder_push(hb_tae_decoder *d, const float *latent, int64_t cstride) {
     int64_t hw = d->h * d->w, C = d->m->dec.in_c;
     if (!cstride) cstride = hw;
-    for (int64_t c = 0; c < C; c++) memcpy(d->in + c * hw, latent + c * cstride, (size_t)hw * sizeof(float));
+    hb_copy_rows(d->in, hw, latent, cstride, C, hw);
     return run_from(&d->run, 0, d->in);
 }
 
@@ -659,15 +632,15 @@ size_t hb_tae_decoder_bytes(const hb_tae_decoder *d) { return d->run.bytes; }
 void hb_tae_decoder_free(hb_tae_decoder *d) {
     if (!d) return;
     run_free(&d->run);
-    hb_free(d->in), hb_free(d->rgb), hb_free(d);
+    hb_dev_free(d->in), hb_dev_free(d->rgb), hb_free(d);
 }
 
 typedef struct { float *video, *raw; int64_t nrgb, nraw; } clip_dst;
 
 static int clip_frame(void *user, const hb_tae_frame *f) {
     clip_dst *c = user;
-    if (c->raw) memcpy(c->raw + f->raw_index * c->nraw, f->raw, (size_t)c->nraw * sizeof(float));
-    if (f->rgb) memcpy(c->video + f->index * c->nrgb, f->rgb, (size_t)c->nrgb * sizeof(float));
+    if (c->raw) hb_copy(c->raw + f->raw_index * c->nraw, f->raw, c->nraw);
+    if (f->rgb) hb_copy(c->video + f->index * c->nrgb, f->rgb, c->nrgb);
     return 0;
 }
 
@@ -683,15 +656,15 @@ int hb_tae_decode_video(const hb_tae *m, const float *latent, int64_t T, int64_t
     int rc = 0;
     if (streaming) rc = hb_tae_decoder_push_frames(d, latent, T, fl, 0);
     else {
-        float *x = hb_malloc((size_t)(T * fl) * sizeof(float), "TAEHV clip input"), *y = NULL;
+        float *x = hb_dev_alloc((size_t)(T * fl) * sizeof(float), "TAEHV clip input"), *y = NULL;
         int64_t To = 0;
         if (!x) rc = -1;
         else {
-            memcpy(x, latent, (size_t)(T * fl) * sizeof(float));
+            hb_copy(x, latent, T * fl);
             rc = run_clip(&m->dec, x, T, h, w, &y, &To);
         }
         for (int64_t t = 0; !rc && t < To; t++) rc = dec_emit(d, y + t * dst.nraw);
-        hb_free(y);
+        hb_dev_free(y);
     }
     hb_tae_decoder_free(d);
     return rc;
@@ -731,8 +704,8 @@ hb_tae_encoder *hb_tae_encoder_new(const hb_tae *m, int64_t H, int64_t W, hb_tae
     if (!e) return NULL;
     e->m = m, e->H = H, e->W = W, e->fn = fn, e->user = user;
     if (run_init(&e->run, &m->enc, H / m->patch, W / m->patch, enc_sink)) { hb_free(e); return NULL; }
-    e->in = hb_malloc((size_t)(3 * H * W) * sizeof(float), "TAEHV encoder input");
-    e->last = hb_malloc((size_t)(3 * H * W) * sizeof(float), "TAEHV encoder input");
+    e->in = hb_dev_alloc((size_t)(3 * H * W) * sizeof(float), "TAEHV encoder input");
+    e->last = hb_dev_alloc((size_t)(3 * H * W) * sizeof(float), "TAEHV encoder input");
     e->run.bytes += (size_t)(6 * H * W) * sizeof(float);
     if (!e->in || !e->last) { hb_tae_encoder_free(e); return NULL; }
     return e;
@@ -753,7 +726,7 @@ static int enc_feed_last(hb_tae_encoder *e) {
 int hb_tae_encoder_push(hb_tae_encoder *e, const float *frame, int64_t cstride) {
     int64_t hw = e->H * e->W;
     if (!cstride) cstride = hw;
-    for (int c = 0; c < 3; c++) memcpy(e->last + c * hw, frame + c * cstride, (size_t)hw * sizeof(float));
+    hb_copy_rows(e->last, hw, frame, cstride, 3, hw);
     return enc_feed_last(e);
 }
 
@@ -770,14 +743,14 @@ size_t hb_tae_encoder_bytes(const hb_tae_encoder *e) { return e->run.bytes; }
 void hb_tae_encoder_free(hb_tae_encoder *e) {
     if (!e) return;
     run_free(&e->run);
-    hb_free(e->in), hb_free(e->last), hb_free(e);
+    hb_dev_free(e->in), hb_dev_free(e->last), hb_free(e);
 }
 
 typedef struct { float *latent; int64_t n; } enc_dst;
 
 static int enc_clip_latent(void *user, int64_t index, const float *latent, int64_t C, int64_t h, int64_t w) {
     enc_dst *d = user;
-    memcpy(d->latent + index * d->n, latent, (size_t)(C * h * w) * sizeof(float));
+    hb_copy(d->latent + index * d->n, latent, C * h * w);
     return 0;
 }
 
@@ -800,18 +773,18 @@ int hb_tae_encode_video(const hb_tae *m, const float *video, int64_t T, int64_t 
     } else {
         int d = m->enc.tscale, P = m->patch;
         int64_t Tp = (T + d - 1) / d * d, To = 0;
-        float *x = hb_malloc((size_t)(Tp * fs) * sizeof(float), "TAEHV clip input"), *y = NULL;
+        float *x = hb_dev_alloc((size_t)(Tp * fs) * sizeof(float), "TAEHV clip input"), *y = NULL;
         if (!x) rc = -1;
         else {
             for (int64_t t = 0; t < Tp; t++) {
                 const float *src = video + (t < T ? t : T - 1) * fs;
                 if (P > 1) hb_pixel_unshuffle(x + t * fs, src, 3, 1, H / P, W / P, P, HB_PS_CQR);
-                else memcpy(x + t * fs, src, (size_t)fs * sizeof(float));
+                else hb_copy(x + t * fs, src, fs);
             }
             rc = run_clip(&m->enc, x, Tp, H / P, W / P, &y, &To);
         }
-        for (int64_t t = 0; !rc && t < To; t++) memcpy(latent + t * dst.n, y + t * dst.n, (size_t)dst.n * sizeof(float));
-        hb_free(y);
+        if (!rc) hb_copy(latent, y, To * dst.n);
+        hb_dev_free(y);
     }
     return rc;
 }

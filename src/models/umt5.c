@@ -224,8 +224,23 @@ hb_umt5 *hb_umt5_open(const char *path) {
     return m;
 }
 
+/* Tell every memory space that caches weights (a GPU) to forget this tensor's host memory. */
+static void forget(const hb_tensor *w) {
+    if (w->data) hb_host_memory_released(w->data, hb_tensor_nbytes(w));
+}
+
+static void forget_layer(const umt5_layer *L) {
+    const hb_tensor *ws[] = {&L->norm1, &L->q, &L->k, &L->v, &L->o, &L->norm2, &L->gate, &L->fc1, &L->fc2, &L->pos};
+    for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) forget(ws[i]);
+}
+
 void hb_umt5_release_weights(hb_umt5 *m) {
     if (!m || m->released) return;
+    /* Device copies a backend made of these weights (keyed by host address) go with them: the mapping's
+     * addresses may be reused by the next model's weights. */
+    forget(&m->tok);
+    forget(&m->norm);
+    for (int l = 0; l < m->cfg.num_layers; l++) forget_layer(&m->layers[l]);
     if (m->owns_ck) hb_checkpoint_close(m->ck);
     m->ck = NULL;
     m->released = true;
@@ -277,16 +292,37 @@ static void drop_layer(const umt5_layer *L) {
 
 /* ---------- forward ---------- */
 
-/* Position bias [heads, n, n] of one layer from the bucket table [n*n]. */
-static void pos_bias(const hb_tensor *emb, const int *buckets, int64_t n, int heads, float *out, float *row) {
-    const size_t es = hb_dtype_size(emb->dtype);
-    for (int64_t ij = 0; ij < n * n; ij++) {
-        hb_convert_to_f32(row, (const uint8_t *)emb->data + (size_t)buckets[ij] * (size_t)heads * es, emb->dtype,
-                          (size_t)heads);
-        for (int h = 0; h < heads; h++) out[(int64_t)h * n * n + ij] = row[h];
-    }
+/* The activations of one pass, all in the current memory space (one arena). */
+typedef struct {
+    float *x, *h, *q, *k, *v, *att, *y, *fa, *fg, *bias, *rel;
+    uint8_t *mask;
+} umt5_act;
+
+static int act_alloc(hb_arena *a, const hb_umt5_config *c, int64_t n, bool with_mask, umt5_act *t) {
+    const size_t nD = (size_t)(n * c->dim) * sizeof(float), nA = (size_t)(n * c->dim_attn) * sizeof(float);
+    const size_t nF = (size_t)(n * c->dim_ffn) * sizeof(float), H = (size_t)c->num_heads;
+    memset(t, 0, sizeof *t);
+    if (!(t->x = hb_arena_alloc(a, nD)) || !(t->h = hb_arena_alloc(a, nD)) || !(t->y = hb_arena_alloc(a, nD)) ||
+        !(t->q = hb_arena_alloc(a, nA)) || !(t->k = hb_arena_alloc(a, nA)) || !(t->v = hb_arena_alloc(a, nA)) ||
+        !(t->att = hb_arena_alloc(a, nA)) || !(t->fa = hb_arena_alloc(a, nF)) || !(t->fg = hb_arena_alloc(a, nF)) ||
+        !(t->bias = hb_arena_alloc(a, H * (size_t)(n * n) * sizeof(float))) ||
+        !(t->rel = hb_arena_alloc(a, H * (size_t)(2 * n - 1) * sizeof(float))))
+        return -1;
+    if (with_mask && !(t->mask = hb_arena_alloc(a, (size_t)n))) return -1;
+    return 0;
 }
 
+/* Position bias [heads, n, n] of one layer, on the backend: bias[h, i, j] = pos[bucket(j - i), h]. rel_ids[r]
+ * is the bucket of j - i = r - (n - 1) (host ids); the looked-up rows rel [2n-1, heads] are spread into the
+ * Toeplitz layout by one strided copy (source strides: heads 1, query -heads, key +heads). */
+static int pos_bias(const hb_tensor *emb, const int32_t *rel_ids, int64_t n, int heads, float *rel, float *bias) {
+    if (hb_embed_rows(rel, emb, rel_ids, 2 * n - 1) != 0) return -1;
+    const int64_t shape[3] = {heads, n, n}, ds[3] = {n * n, n, 1}, ss[3] = {1, -(int64_t)heads, heads};
+    hb_copy_nd(bias, ds, rel + (n - 1) * heads, ss, 3, shape);
+    return 0;
+}
+
+/* ids, mask: host; out and the trace buffers: the current memory space. */
 static int forward(hb_umt5 *m, const int64_t *ids, const uint8_t *mask, int64_t n, float *out, const hb_umt5_trace *tr) {
     const hb_umt5_config *c = &m->cfg;
     if (m->released) return hb_error("%s: umT5 weights were released; open the encoder again to encode", m->path);
@@ -297,38 +333,38 @@ static int forward(hb_umt5 *m, const int64_t *ids, const uint8_t *mask, int64_t 
                             (long long)i, (long long)c->vocab);
     const int64_t D = c->dim, A = c->dim_attn, F = c->dim_ffn;
     const int H = c->num_heads;
-    /* one allocation for the whole pass */
-    size_t fl = (size_t)n * (size_t)(2 * D + 4 * A + 2 * F + D) + (size_t)H * (size_t)(n * n + 1);
-    float *buf = hb_malloc(fl * sizeof(float), "umt5 activations");
-    int *buckets = hb_malloc((size_t)(n * n) * sizeof(int), "umt5 buckets");
-    if (!buf || !buckets) {
-        hb_free(buf);
-        hb_free(buckets);
-        return -1;
-    }
-    float *x = buf, *h = x + n * D, *q = h + n * D, *k = q + n * A, *v = k + n * A, *att = v + n * A, *y = att + n * A;
-    float *fa = y + n * D, *fg = fa + n * F, *bias = fg + n * F, *row = bias + (size_t)H * n * n;
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t j = 0; j < n; j++) buckets[i * n + j] = hb_umt5_bucket(j - i, c->num_buckets, c->max_dist);
+    /* host side: token ids and the relative-position bucket of each offset j - i (the same for every layer) */
+    int32_t *ids32 = hb_malloc((size_t)(3 * n - 1) * sizeof(int32_t), "umt5 ids");
+    if (!ids32) return -1;
+    int32_t *rel_ids = ids32 + n;
+    for (int64_t i = 0; i < n; i++) ids32[i] = (int32_t)ids[i];
+    for (int64_t r = 0; r < 2 * n - 1; r++) rel_ids[r] = hb_umt5_bucket(r - (n - 1), c->num_buckets, c->max_dist);
+    /* one arena for the whole pass, sized by a measuring pass of the same allocations */
+    hb_arena ar;
+    umt5_act t;
+    hb_arena_init_measure(&ar, "umt5 activations");
+    act_alloc(&ar, c, n, mask != NULL, &t);
+    const size_t cap = ar.peak;
+    if (hb_arena_init_dev(&ar, cap, "umt5 activations") != 0) { hb_free(ids32); return -1; }
+    int rc = act_alloc(&ar, c, n, mask != NULL, &t);
+    if (rc == 0 && mask) rc = hb_dev_upload(t.mask, mask, (size_t)n);
+    float *x = t.x, *h = t.h, *q = t.q, *k = t.k, *v = t.v, *att = t.att, *y = t.y, *fa = t.fa, *fg = t.fg;
 
     /* token embedding (row lookup; the stored dtype widened exactly) */
-    const size_t es = hb_dtype_size(m->tok.dtype);
-    for (int64_t i = 0; i < n; i++)
-        hb_convert_to_f32(x + i * D, (const uint8_t *)m->tok.data + (size_t)ids[i] * (size_t)D * es, m->tok.dtype, (size_t)D);
-    if (tr && tr->token_embedding) memcpy(tr->token_embedding, x, (size_t)(n * D) * sizeof(float));
+    if (rc == 0) rc = hb_embed_rows(x, &m->tok, ids32, n);
+    if (rc == 0 && tr && tr->token_embedding) hb_copy(tr->token_embedding, x, n * D);
 
-    int rc = 0;
     for (int l = 0; l < c->num_layers && rc == 0; l++) {
         const umt5_layer *L = &m->layers[l];
         /* self-attention: x + o(attn(norm1(x))) */
         hb_rmsnorm(h, x, n, D, &L->norm1, c->eps);
         if (hb_linear(q, h, n, &L->q, NULL, false) || hb_linear(k, h, n, &L->k, NULL, false) ||
             hb_linear(v, h, n, &L->v, NULL, false)) { rc = -1; break; }
-        pos_bias(&L->pos, buckets, n, H, bias, row);
-        if (l == 0 && tr && tr->pos_bias0) memcpy(tr->pos_bias0, bias, (size_t)H * (size_t)(n * n) * sizeof(float));
+        if (pos_bias(&L->pos, rel_ids, n, H, t.rel, t.bias) != 0) { rc = -1; break; }
+        if (l == 0 && tr && tr->pos_bias0) hb_copy(tr->pos_bias0, t.bias, (int64_t)H * n * n);
         hb_attention_args aa = {.out = att, .q = q, .k = k, .v = v, .lq = n, .lk = n, .heads = H,
                                 .head_dim = (int)(A / H), .o_stride = A, .q_stride = A, .k_stride = A, .v_stride = A,
-                                .scale = 1.0f, .bias = bias, .key_mask = mask};
+                                .scale = 1.0f, .bias = t.bias, .key_mask = t.mask};
         hb_attention(&aa);
         if (hb_linear(y, att, n, &L->o, NULL, false)) { rc = -1; break; }
         hb_add(x, x, y, n * D);
@@ -339,13 +375,20 @@ static int forward(hb_umt5 *m, const int64_t *ids, const uint8_t *mask, int64_t 
         hb_mul(fa, fa, fg, n * F);
         if (hb_linear(y, fa, n, &L->fc2, NULL, false)) { rc = -1; break; }
         hb_add(x, x, y, n * D);
-        if (tr && tr->blocks && tr->blocks[l]) memcpy(tr->blocks[l], x, (size_t)(n * D) * sizeof(float));
-        if (m->low_memory && L->droppable) drop_layer(L);
+        if (tr && tr->blocks && tr->blocks[l]) hb_copy(tr->blocks[l], x, n * D);
+        if (m->low_memory) {
+            /* the queued work must be done with this layer's weights before their pages (or device copies) go */
+            if (hb_backend_sync() != 0) { rc = -1; break; }
+            if (L->droppable) drop_layer(L);
+            forget_layer(L);
+        }
     }
     if (rc == 0) hb_rmsnorm(out, x, n, D, &m->norm, c->eps);
-    else hb_error_prefix("%s: umT5 forward: ", m->path);
-    hb_free(buf);
-    hb_free(buckets);
+    /* the arena is freed below: every queued op must have finished with it */
+    if (hb_backend_sync() != 0) rc = -1;
+    if (rc != 0) hb_error_prefix("%s: umT5 forward: ", m->path);
+    hb_arena_free(&ar);
+    hb_free(ids32);
     return rc;
 }
 
@@ -358,7 +401,7 @@ int hb_umt5_encode(hb_umt5 *m, const int64_t *ids, int64_t n_valid, int64_t n_ro
         return hb_error("umt5: %lld real tokens for %lld output rows (need 1 <= n_valid <= rows)", (long long)n_valid,
                         (long long)n_rows);
     if (forward(m, ids, NULL, n_valid, out, NULL) != 0) return -1;
-    memset(out + n_valid * m->cfg.dim, 0, (size_t)((n_rows - n_valid) * m->cfg.dim) * sizeof(float));
+    hb_fill(out + n_valid * m->cfg.dim, 0.0f, (n_rows - n_valid) * m->cfg.dim);
     return 0;
 }
 

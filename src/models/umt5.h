@@ -35,13 +35,16 @@ hb_umt5 *hb_umt5_create(hb_checkpoint *ck, const hb_umt5_config *cfg, bool owns_
  * checkpoint gives exactly the umt5-xxl constants). */
 hb_umt5 *hb_umt5_open(const char *path);
 const hb_umt5_config *hb_umt5_get_config(const hb_umt5 *m);
-/* Unmap the weights (close the owned checkpoint) so the DiT and the encoder need not be resident together.
- * Later encodes fail with a clear message. */
+/* Unmap the weights (close the owned checkpoint) so the DiT and the encoder need not be resident together;
+ * every memory space that cached device copies of them (a GPU backend) is told to drop them
+ * (hb_host_memory_released). Later encodes fail with a clear message. */
 void hb_umt5_release_weights(hb_umt5 *m);
 /* Low-memory mode: after each layer, unmap that layer's weight pages from this process (madvise
  * MADV_DONTNEED on the read-only file mapping), so the resident set stays about one layer (0.39 GB for
  * umt5-xxl) instead of the whole 9.3 GB of layer weights. The pages stay in the OS page cache; each encode
- * then re-faults them (slower when repeated). Only for encoders that own their mapped checkpoint. */
+ * then re-faults them (slower when repeated). Under a device backend the layer's cached device copies are
+ * dropped as well (device memory about one layer; the next encode uploads them again). Only for encoders
+ * that own their mapped checkpoint. */
 void hb_umt5_set_low_memory(hb_umt5 *m, bool on);
 void hb_umt5_free(hb_umt5 *m);
 
@@ -50,20 +53,27 @@ void hb_umt5_free(hb_umt5 *m);
  * (= num_buckets/4) exact, larger |rel| log-spaced up to max_dist, capped at num_buckets/2 - 1. */
 int hb_umt5_bucket(int64_t rel, int num_buckets, int max_dist);
 
+/* Memory: the encoder runs on the calling thread's backend (hb_backend_use). Token ids and the key mask are
+ * host arrays; `out` and every trace buffer are in the current memory space (device memory under a GPU
+ * backend: hb_dev_alloc them, hb_dev_download the result). Activations live in one arena of the current
+ * space per call; the position-bias table is looked up on the backend from host-computed bucket ids. */
+
 /* Production encode: the n_valid real tokens (ids[0..n_valid), ending with </s> = 1) are encoded (attention
- * over the real tokens only, which equals the masked full-length computation for those rows); out gets
- * n_rows x dim floats: rows >= n_valid are zero, as the Wan pipelines pass the context on. */
+ * over the real tokens only, which equals the masked full-length computation for those rows); out (current
+ * memory space) gets n_rows x dim floats: rows >= n_valid are zero, as the Wan pipelines pass the context on. */
 int hb_umt5_encode(hb_umt5 *m, const int64_t *ids, int64_t n_valid, int64_t n_rows, float *out);
 
 /* Optional intermediates of hb_umt5_forward (any pointer may be NULL): token_embedding [n, dim],
- * pos_bias0 [heads, n, n] (layer 0), blocks[i] [n, dim] (output of block i, num_layers pointers). */
+ * pos_bias0 [heads, n, n] (layer 0), blocks[i] [n, dim] (output of block i, num_layers pointers). The
+ * buffers are in the current memory space (the `blocks` array itself is a host array of such pointers). */
 typedef struct {
     float *token_embedding;
     float *pos_bias0;
     float **blocks;
 } hb_umt5_trace;
 /* Full-length forward as T5Encoder(ids, mask): all n rows (padded queries included) with keys where
- * mask[j] == 0 masked (finfo(float32).min added). mask may be NULL (no masking). out [n, dim]. */
+ * mask[j] == 0 masked (finfo(float32).min added). ids and mask [n] host; mask may be NULL (no masking).
+ * out [n, dim] in the current memory space. */
 int hb_umt5_forward(hb_umt5 *m, const int64_t *ids, const uint8_t *mask, int64_t n, float *out,
                     const hb_umt5_trace *trace);
 

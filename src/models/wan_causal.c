@@ -22,20 +22,21 @@ int wan_kv_cache_init(wan_kv_cache *c, int layers, int heads, int64_t dim, int64
     c->sink_tokens = window ? sink_tokens : 0;
     c->window = window; c->global_sink = true; c->rope = rope; c->dtype = dtype;
     size_t n = (size_t)layers * (size_t)cap_tokens * (size_t)dim * hb_dtype_size(dtype);
-    c->k = hb_calloc(n, "KV cache (K)");
-    c->v = hb_calloc(n, "KV cache (V)");
-    if (!c->k || !c->v) { wan_kv_cache_free(c); return -1; }
+    /* The cache lives with the activations (device memory under a GPU backend). */
+    c->k = hb_dev_alloc(n, "KV cache (K)");
+    c->v = hb_dev_alloc(n, "KV cache (V)");
+    if (!c->k || !c->v || hb_dev_zero(c->k, n) || hb_dev_zero(c->v, n)) { wan_kv_cache_free(c); return -1; }
     if (dtype != HB_F32) {
         size_t s = sizeof(float) * (size_t)cap_tokens * (size_t)dim;
-        c->sk = hb_malloc(s, "KV staging (K)");
-        c->sv = hb_malloc(s, "KV staging (V)");
+        c->sk = hb_dev_alloc(s, "KV staging (K)");
+        c->sv = hb_dev_alloc(s, "KV staging (V)");
         if (!c->sk || !c->sv) { wan_kv_cache_free(c); return -1; }
     }
     return 0;
 }
 
 void wan_kv_cache_free(wan_kv_cache *c) {
-    hb_free(c->k); hb_free(c->v); hb_free(c->sk); hb_free(c->sv);
+    hb_dev_free(c->k); hb_dev_free(c->v); hb_dev_free(c->sk); hb_dev_free(c->sv);
     memset(c, 0, sizeof *c);
 }
 
@@ -88,39 +89,23 @@ static void *layer_ptr(const wan_kv_cache *c, int which, int layer, int64_t row)
     return base + (((size_t)layer * (size_t)c->cap + (size_t)row) * (size_t)c->dim) * hb_dtype_size(c->dtype);
 }
 
-typedef struct {
-    float *x; int64_t rows, stride; int heads, d, np; double delta;
-} rot_job;
-
-static void rot_rows(void *ctx, int64_t b, int64_t e) {
-    const rot_job *j = ctx;
-    for (int64_t r = b; r < e; r++)
-        for (int h = 0; h < j->heads; h++) {
-            float *x = j->x + r * j->stride + (int64_t)h * j->d;
-            for (int q = 0; q < j->np; q++) {
-                double inv = 1.0 / pow(10000.0, (double)(2 * q) / (double)(2 * j->np));
-                double a = j->delta * inv, cs = cos(a), sn = sin(a);
-                double xr = x[2 * q], xi = x[2 * q + 1];
-                x[2 * q] = (float)(xr * cs - xi * sn);
-                x[2 * q + 1] = (float)(xr * sn + xi * cs);
-            }
-        }
-}
-
 void wan_kv_rope_shift(float *x, int64_t rows, int64_t dim, int heads, int head_dim, double delta) {
     int c = head_dim / 2;
-    rot_job j = {x, rows, dim, heads, head_dim, c - 2 * (c / 3), delta};
-    hb_parallel_for(rows, 64, rot_rows, &j);
+    hb_rope_shift(x, rows, dim, heads, head_dim, c - 2 * (c / 3), delta);
 }
 
 void wan_kv_cache_evict(wan_kv_cache *c, int layer, const wan_kv_plan *p) {
     if (!p->evict || p->n_roll <= 0) return;
-    size_t es = hb_dtype_size(c->dtype), rb = (size_t)c->dim * es;
-    for (int which = 0; which < 2; which++) {
-        uint8_t *dst = layer_ptr(c, which, layer, c->sink_tokens);
-        uint8_t *src = layer_ptr(c, which, layer, c->sink_tokens + p->n_evict);
-        memmove(dst, src, (size_t)p->n_roll * rb);
-    }
+    /* Rows roll down by n_evict: copied in blocks of at most n_evict rows, lowest first, so no block reads rows
+     * an earlier block wrote (an overlapping move from copies that may run in parallel). Rows are moved as
+     * raw bits, dim*size/4 floats each (dim is even). */
+    const int64_t rowf = c->dim * (int64_t)hb_dtype_size(c->dtype) / 4;
+    for (int which = 0; which < 2; which++)
+        for (int64_t r = 0; r < p->n_roll; r += p->n_evict) {
+            int64_t n = p->n_roll - r < p->n_evict ? p->n_roll - r : p->n_evict;
+            hb_copy(layer_ptr(c, which, layer, c->sink_tokens + r),
+                    layer_ptr(c, which, layer, c->sink_tokens + p->n_evict + r), n * rowf);
+        }
     if (c->rope == WAN_ROPE_REL) {
         double delta = -(double)(p->n_evict / c->frame_tokens);
         int hd = (int)(c->dim / c->heads);
@@ -128,9 +113,9 @@ void wan_kv_cache_evict(wan_kv_cache *c, int layer, const wan_kv_plan *p) {
         if (c->dtype == HB_F32) {
             wan_kv_rope_shift(k, p->n_roll, c->dim, c->heads, hd, delta);
         } else {
-            hb_convert_to_f32(c->sk, k, c->dtype, (size_t)(p->n_roll * c->dim));
+            hb_convert(c->sk, HB_F32, k, c->dtype, p->n_roll * c->dim);
             wan_kv_rope_shift(c->sk, p->n_roll, c->dim, c->heads, hd, delta);
-            hb_convert_from_f32(k, c->dtype, c->sk, (size_t)(p->n_roll * c->dim));
+            hb_convert(k, c->dtype, c->sk, HB_F32, p->n_roll * c->dim);
         }
     }
 }
@@ -141,7 +126,7 @@ void wan_kv_cache_commit(wan_kv_cache *c, const wan_kv_plan *p) {
 }
 
 void wan_kv_cache_read(const wan_kv_cache *c, int layer, int which, int64_t row0, int64_t n, float *dst) {
-    hb_convert_to_f32(dst, layer_ptr(c, which, layer, row0), c->dtype, (size_t)(n * c->dim));
+    hb_convert(dst, HB_F32, layer_ptr(c, which, layer, row0), c->dtype, n * c->dim);
 }
 
 /* ------------------------------------------------------------------ causal model */
@@ -195,7 +180,7 @@ wan_causal *wan_causal_new(const wan_dit *m, const wan_causal_config *cfg) {
     hb_arena_init_measure(&meas, "wan_causal measure");
     causal_bufs b;
     bufs_alloc(m, c->max_tokens, cfg->max_chunk_frames, &meas, &b);
-    if (hb_arena_init(&c->arena, meas.peak + 4096, "wan_causal activations")) goto fail;
+    if (hb_arena_init_dev(&c->arena, meas.peak + 4096, "wan_causal activations")) goto fail;
     return c;
 fail:
     wan_causal_free(c);
@@ -278,8 +263,8 @@ int wan_causal_forward(wan_causal *c, const float *x, int64_t F, const float *t,
         float *kk, *vv;
         if (staged) {
             kk = kc->sk; vv = kc->sv;
-            hb_convert_to_f32(kk, layer_ptr(kc, 0, l, 0), kc->dtype, (size_t)(p.local_start * D));
-            hb_convert_to_f32(vv, layer_ptr(kc, 1, l, 0), kc->dtype, (size_t)(p.local_start * D));
+            hb_convert(kk, HB_F32, layer_ptr(kc, 0, l, 0), kc->dtype, p.local_start * D);
+            hb_convert(vv, HB_F32, layer_ptr(kc, 1, l, 0), kc->dtype, p.local_start * D);
         } else {
             kk = layer_ptr(kc, 0, l, 0); vv = layer_ptr(kc, 1, l, 0);
         }
@@ -294,8 +279,8 @@ int wan_causal_forward(wan_causal *c, const float *x, int64_t F, const float *t,
         ba.tap = tap; ba.tap_user = tap_user;
         if (wan_dit_block(m, l, b.x, &ba, &b.ws)) goto done;
         if (staged) {
-            hb_convert_from_f32(layer_ptr(kc, 0, l, p.local_start), kc->dtype, kk + p.local_start * D, (size_t)(L * D));
-            hb_convert_from_f32(layer_ptr(kc, 1, l, p.local_start), kc->dtype, vv + p.local_start * D, (size_t)(L * D));
+            hb_convert(layer_ptr(kc, 0, l, p.local_start), kc->dtype, kk + p.local_start * D, HB_F32, L * D);
+            hb_convert(layer_ptr(kc, 1, l, p.local_start), kc->dtype, vv + p.local_start * D, HB_F32, L * D);
         }
     }
     wan_kv_cache_commit(kc, &p);

@@ -337,6 +337,7 @@ wan_dit *wan_dit_from_checkpoint(hb_checkpoint *ck, const wan_dit_config *cfg) {
         int64_t s1[1] = {D};
         snprintf(nm, sizeof nm, "blocks.%d.modulation", l);
         if (!(B->modulation = get_mod(ck, nm, 6, D))) goto fail;
+        B->modulation_t = hb_tensor_1d(HB_F32, 6 * D, B->modulation);
 #define LL(field, o, i, sub) do { snprintf(p, sizeof p, "blocks.%d.%s", l, sub); \
         if (load_linear(ck, &B->field##_w, &B->field##_b, o, i, p)) goto fail; } while (0)
         LL(sa_q, D, D, "self_attn.q"); LL(sa_k, D, D, "self_attn.k"); LL(sa_v, D, D, "self_attn.v");
@@ -357,6 +358,8 @@ wan_dit *wan_dit_from_checkpoint(hb_checkpoint *ck, const wan_dit_config *cfg) {
         }
     }
     if (!(m->head_mod = get_mod(ck, "head.modulation", 2, D))) goto fail;
+    m->head_shift_t = hb_tensor_1d(HB_F32, D, m->head_mod);
+    m->head_scale_t = hb_tensor_1d(HB_F32, D, m->head_mod + D);
     if (load_linear(ck, &m->head_w, &m->head_b, P * c->out_dim, D, "head.head")) goto fail;
     return m;
 fail:
@@ -366,9 +369,15 @@ fail:
 
 void wan_dit_free(wan_dit *m) {
     if (!m) return;
+    /* The converted tables were passed to ops as weights: a device backend forgets its copies first. */
+    const size_t D = (size_t)m->cfg.dim;
     if (m->blocks)
-        for (int l = 0; l < m->cfg.num_layers; l++) hb_free(m->blocks[l].modulation);
+        for (int l = 0; l < m->cfg.num_layers; l++) {
+            if (m->blocks[l].modulation) hb_host_memory_released(m->blocks[l].modulation, 6 * D * sizeof(float));
+            hb_free(m->blocks[l].modulation);
+        }
     hb_free(m->blocks);
+    if (m->head_mod) hb_host_memory_released(m->head_mod, 2 * D * sizeof(float));
     hb_free(m->head_mod);
     if (m->owns_ck) hb_checkpoint_close(m->ck);
     hb_free(m);
@@ -446,50 +455,52 @@ done:
 
 /* ---------------------------------------------------------------- pieces */
 
+/* Token rows <-> [C, F, H, W] latents as one strided copy over (f, h, w, ch, p, q, s): the 7 dims are split
+ * over the patch frames p (pt is 1 for every Wan model, so this is one op). */
+static void patch_copy(const wan_dit_config *c, int64_t C, int64_t F, int64_t H, int64_t W, float *dst,
+                       const int64_t *ds, const float *src, const int64_t *ss) {
+    const int64_t Fp = F / c->patch[0], Hp = H / c->patch[1], Wp = W / c->patch[2];
+    const int64_t shape[6] = {Fp, Hp, Wp, C, c->patch[1], c->patch[2]};
+    const int64_t dst6[6] = {ds[0], ds[1], ds[2], ds[3], ds[5], ds[6]}, src6[6] = {ss[0], ss[1], ss[2], ss[3], ss[5], ss[6]};
+    for (int p = 0; p < c->patch[0]; p++) hb_copy_nd(dst + p * ds[4], dst6, src + p * ss[4], src6, 6, shape);
+}
+
 void wan_dit_patchify(const wan_dit_config *c, const float *x, int64_t F, int64_t H, int64_t W, float *rows) {
     const int pt = c->patch[0], ph = c->patch[1], pw = c->patch[2];
-    const int64_t Fp = F / pt, Hp = H / ph, Wp = W / pw, P = (int64_t)pt * ph * pw, K = c->in_dim * P;
-    for (int64_t f = 0; f < Fp; f++)
-        for (int64_t h = 0; h < Hp; h++)
-            for (int64_t w = 0; w < Wp; w++) {
-                float *r = rows + ((f * Hp + h) * Wp + w) * K;
-                for (int64_t ch = 0; ch < c->in_dim; ch++)
-                    for (int p = 0; p < pt; p++)
-                        for (int q = 0; q < ph; q++)
-                            for (int s = 0; s < pw; s++)
-                                r[ch * P + (p * ph + q) * pw + s] =
-                                    x[((ch * F + f * pt + p) * H + h * ph + q) * W + w * pw + s];
-            }
+    const int64_t Hp = H / ph, Wp = W / pw, P = (int64_t)pt * ph * pw, K = c->in_dim * P;
+    /* rows[((f*Hp + h)*Wp + w)*K + ch*P + (p*ph + q)*pw + s] = x[((ch*F + f*pt + p)*H + h*ph + q)*W + w*pw + s] */
+    const int64_t ds[7] = {Hp * Wp * K, Wp * K, K, P, (int64_t)ph * pw, pw, 1};
+    const int64_t ss[7] = {pt * H * W, ph * W, pw, F * H * W, H * W, W, 1};
+    patch_copy(c, c->in_dim, F, H, W, rows, ds, x, ss);
 }
 
 void wan_dit_unpatchify(const wan_dit_config *c, const float *tok, int64_t F, int64_t H, int64_t W, float *out) {
     const int pt = c->patch[0], ph = c->patch[1], pw = c->patch[2];
-    const int64_t Fp = F / pt, Hp = H / ph, Wp = W / pw, C = c->out_dim, N = (int64_t)pt * ph * pw * C;
-    for (int64_t f = 0; f < Fp; f++)
-        for (int64_t h = 0; h < Hp; h++)
-            for (int64_t w = 0; w < Wp; w++) {
-                const float *r = tok + ((f * Hp + h) * Wp + w) * N;
-                for (int p = 0; p < pt; p++)
-                    for (int q = 0; q < ph; q++)
-                        for (int s = 0; s < pw; s++)
-                            for (int64_t ch = 0; ch < C; ch++)
-                                out[((ch * F + f * pt + p) * H + h * ph + q) * W + w * pw + s] =
-                                    r[((p * ph + q) * pw + s) * C + ch];
-            }
+    const int64_t Hp = H / ph, Wp = W / pw, C = c->out_dim, N = (int64_t)pt * ph * pw * C;
+    /* out[((ch*F + f*pt + p)*H + h*ph + q)*W + w*pw + s] = tok[((f*Hp + h)*Wp + w)*N + ((p*ph + q)*pw + s)*C + ch] */
+    const int64_t ds[7] = {pt * H * W, ph * W, pw, F * H * W, H * W, W, 1};
+    const int64_t ss[7] = {Hp * Wp * N, Wp * N, N, 1, (int64_t)ph * pw * C, pw * C, C};
+    patch_copy(c, C, F, H, W, out, ds, tok, ss);
 }
 
 int wan_dit_time_embed(const wan_dit *m, const float *t, int64_t G, float *e, float *e0, float *tmp) {
     const wan_dit_config *c = &m->cfg;
     const int64_t D = c->dim, half = c->freq_dim / 2;
     float *sinus = tmp, *h = tmp + G * c->freq_dim;
+    /* The sinusoid of the (host) timesteps is made on the host in float64 and uploaded: G x freq_dim floats. */
+    float *hs = hb_malloc(sizeof(float) * (size_t)(G * c->freq_dim), "timestep sinusoid");
+    if (!hs) return -1;
     for (int64_t g = 0; g < G; g++) {
         double pos = (double)t[g];
         for (int64_t j = 0; j < half; j++) {
             double a = pos * pow(10000.0, -((double)j / (double)half));
-            sinus[g * c->freq_dim + j] = (float)cos(a);
-            sinus[g * c->freq_dim + half + j] = (float)sin(a);
+            hs[g * c->freq_dim + j] = (float)cos(a);
+            hs[g * c->freq_dim + half + j] = (float)sin(a);
         }
     }
+    int up = hb_dev_upload(sinus, hs, sizeof(float) * (size_t)(G * c->freq_dim));
+    hb_free(hs);
+    if (up) return -1;
     if (hb_linear(h, sinus, G, &m->time0_w, &m->time0_b, false)) return -1;
     hb_silu(h, h, G * D);
     if (hb_linear(e, h, G, &m->time2_w, &m->time2_b, false)) return -1;
@@ -511,8 +522,8 @@ int wan_dit_cross_kv(const wan_dit *m, int layer, const float *emb, int64_t len,
 static int text_embed(const wan_dit *m, const float *ctx, int64_t ctx_len, float *emb, float *pad, float *tmp) {
     const wan_dit_config *c = &m->cfg;
     const int64_t T = c->text_len;
-    memset(pad, 0, sizeof(float) * (size_t)(T * c->text_dim));
-    memcpy(pad, ctx, sizeof(float) * (size_t)(ctx_len * c->text_dim));
+    hb_fill(pad + ctx_len * c->text_dim, 0.0f, (T - ctx_len) * c->text_dim);
+    hb_copy(pad, ctx, ctx_len * c->text_dim);
     if (hb_linear(tmp, pad, T, &m->text0_w, &m->text0_b, false)) return -1;
     hb_gelu_tanh(tmp, tmp, T * c->dim);
     return hb_linear(emb, tmp, T, &m->text2_w, &m->text2_b, false);
@@ -526,33 +537,33 @@ int wan_dit_text_prepare(const wan_dit *m, const float *context, int64_t ctx_len
     if (ctx_len < 0 || ctx_len > T)
         return hb_error("wan_dit: the context has %lld rows, more than text_len %d", (long long)ctx_len, c->text_len);
     out->len = T;
-    float *pad = hb_malloc(sizeof(float) * (size_t)(T * c->text_dim), "text pad");
-    float *tmp = hb_malloc(sizeof(float) * (size_t)(T * D), "text tmp");
-    out->emb = hb_malloc(sizeof(float) * (size_t)(T * D), "text embedding");
+    float *pad = hb_dev_alloc(sizeof(float) * (size_t)(T * c->text_dim), "text pad");
+    float *tmp = hb_dev_alloc(sizeof(float) * (size_t)(T * D), "text tmp");
+    out->emb = hb_dev_alloc(sizeof(float) * (size_t)(T * D), "text embedding");
     int rc = -1;
     if (!pad || !tmp || !out->emb) goto done;
     if (text_embed(m, context, ctx_len, out->emb, pad, tmp)) goto done;
     if (tap) tap(tap_user, "text_embedding", out->emb, T, D, NULL);
     if (cache_kv) {
         size_t n = sizeof(float) * (size_t)(c->num_layers * T * D);
-        out->k = hb_malloc(n, "cross-attention K cache");
-        out->v = hb_malloc(n, "cross-attention V cache");
+        out->k = hb_dev_alloc(n, "cross-attention K cache");
+        out->v = hb_dev_alloc(n, "cross-attention V cache");
         if (!out->k || !out->v) goto done;
         for (int l = 0; l < c->num_layers; l++)
             if (wan_dit_cross_kv(m, l, out->emb, T, out->k + l * T * D, out->v + l * T * D, tmp)) goto done;
     }
     rc = 0;
 done:
-    hb_free(pad);
-    hb_free(tmp);
+    hb_dev_free(pad);
+    hb_dev_free(tmp);
     if (rc) wan_dit_text_free(out);
     return rc;
 }
 
 void wan_dit_text_free(wan_dit_text *t) {
-    hb_free(t->emb);
-    hb_free(t->k);
-    hb_free(t->v);
+    hb_dev_free(t->emb);
+    hb_dev_free(t->k);
+    hb_dev_free(t->v);
     memset(t, 0, sizeof *t);
 }
 
@@ -600,11 +611,7 @@ int wan_dit_block(const wan_dit *m, int layer, float *x, const wan_dit_block_arg
     if (G > ws->mod_groups) return hb_error("wan_dit block: %lld modulation groups, workspace holds %lld",
                                             (long long)G, (long long)ws->mod_groups);
     /* modulation + e0, one row of 6*dim per group */
-    for (int64_t g = 0; g < G; g++) {
-        const float *e = a->e0 + g * a->g.group_stride;
-        float *md = ws->mod + g * 6 * D;
-        for (int64_t j = 0; j < 6 * D; j++) md[j] = B->modulation[j] + e[j];
-    }
+    hb_add_vec(ws->mod, 6 * D, a->e0, a->g.group_stride, G, 6 * D, &B->modulation_t);
     const hb_modgroups mg = {a->g.rows_per_group, 6 * D};
     const float *mod = ws->mod;
     float scale = (float)(1.0 / sqrt((double)c->head_dim));
@@ -639,7 +646,7 @@ int wan_dit_block(const wan_dit *m, int layer, float *x, const wan_dit_block_arg
 
     /* ---- cross-attention (no modulation) */
     if (c->cross_attn_norm) hb_layernorm(ws->h, x, L, D, &B->norm3_w, &B->norm3_b, eps);
-    else memcpy(ws->h, x, sizeof(float) * (size_t)(L * D));
+    else hb_copy(ws->h, x, L * D);
     if (c->qk_norm) {
         if (hb_linear(ws->o, ws->h, L, &B->ca_q_w, &B->ca_q_b, false)) return -1;
         hb_rmsnorm(ws->q, ws->o, L, D, &B->ca_norm_q, eps);
@@ -669,11 +676,8 @@ int wan_dit_head(const wan_dit *m, const float *x, int64_t L, const float *e, hb
                  wan_dit_ws *ws) {
     const int64_t D = m->cfg.dim, G = groups_used(L, g);
     if (G * 2 > ws->mod_groups * 6) return hb_error("wan_dit head: too many modulation groups");
-    for (int64_t k = 0; k < G; k++) {
-        const float *ek = e + k * g.group_stride;
-        float *md = ws->mod + k * 2 * D;
-        for (int64_t j = 0; j < 2 * D; j++) md[j] = m->head_mod[j] + ek[j % D];
-    }
+    hb_add_vec(ws->mod, 2 * D, e, g.group_stride, G, D, &m->head_shift_t);
+    hb_add_vec(ws->mod + D, 2 * D, e, g.group_stride, G, D, &m->head_scale_t);
     hb_modgroups mg = {g.rows_per_group, 2 * D};
     hb_layernorm_modulate(ws->h, x, L, D, m->cfg.eps, ws->mod, ws->mod + D, mg);
     return hb_linear(out_tok, ws->h, L, &m->head_w, &m->head_b, false);
@@ -682,7 +686,7 @@ int wan_dit_head(const wan_dit *m, const float *x, int64_t L, const float *e, hb
 /* ---------------------------------------------------------------- forward */
 
 typedef struct fwd_bufs {
-    float *rows, *x, *tvals, *e, *e0, *ttmp, *tok;
+    float *rows, *x, *e, *e0, *ttmp, *tok;
     float *emb, *pad, *ttxt;
     wan_dit_ws ws;
 } fwd_bufs;
@@ -691,7 +695,7 @@ static int fwd_alloc(const wan_dit *m, const wan_dit_input *in, int64_t L, int64
     const wan_dit_config *c = &m->cfg;
     const int64_t D = c->dim, P = (int64_t)c->patch[0] * c->patch[1] * c->patch[2], T = c->text_len;
     memset(b, 0, sizeof *b);
-    if (!(b->rows = arena_f32(a, L * c->in_dim * P)) || !(b->x = arena_f32(a, L * D)) || !(b->tvals = arena_f32(a, G)) ||
+    if (!(b->rows = arena_f32(a, L * c->in_dim * P)) || !(b->x = arena_f32(a, L * D)) ||
         !(b->e = arena_f32(a, G * D)) || !(b->e0 = arena_f32(a, G * 6 * D)) ||
         !(b->ttmp = arena_f32(a, G * (c->freq_dim + D))) || !(b->tok = arena_f32(a, L * P * c->out_dim)))
         return -1;
@@ -762,14 +766,15 @@ int wan_dit_forward(const wan_dit *m, const wan_dit_input *in, float *out, const
     hb_arena own, *a = o->arena;
     bool owned = false;
     if (!a) {
-        if (hb_arena_init(&own, wan_dit_workspace_bytes(m, in), "wan_dit activations")) return -1;
+        if (hb_arena_init_dev(&own, wan_dit_workspace_bytes(m, in), "wan_dit activations")) return -1;
         a = &own;
         owned = true;
     }
     size_t mark = hb_arena_mark(a);
     int rc = -1;
     fwd_bufs b;
-    if (fwd_alloc(m, in, L, in->nt, a, &b)) goto done;
+    float *tvals = hb_malloc(sizeof(float) * (size_t)in->nt, "timesteps"); /* host: grouping reads them */
+    if (!tvals || fwd_alloc(m, in, L, in->nt, a, &b)) goto done;
     const wan_dit_tap_fn tap = o->tap;
 
     /* patch embedding */
@@ -779,9 +784,9 @@ int wan_dit_forward(const wan_dit *m, const wan_dit_input *in, float *out, const
 
     /* time embedding, grouped */
     int64_t rpg;
-    int64_t G = group_timesteps(in, L, tpf, o->no_group, b.tvals, &rpg);
+    int64_t G = group_timesteps(in, L, tpf, o->no_group, tvals, &rpg);
     (void)Fp;
-    if (wan_dit_time_embed(m, b.tvals, G, b.e, b.e0, b.ttmp)) goto done;
+    if (wan_dit_time_embed(m, tvals, G, b.e, b.e0, b.ttmp)) goto done;
     hb_modgroups ge = {rpg, D}, ge0 = {rpg, 6 * D};
     if (tap) {
         tap(o->tap_user, "time_embedding", b.e, L, D, &ge);
@@ -820,6 +825,7 @@ int wan_dit_forward(const wan_dit *m, const wan_dit_input *in, float *out, const
 done_prog:
     hb_progress_end(&prog);
 done:
+    hb_free(tvals);
     hb_arena_reset(a, mark);
     if (owned) hb_arena_free(&own);
     return rc;

@@ -55,6 +55,7 @@ int wan_dit_write_random(const wan_dit_config *c, const char *dir, hb_dtype dtyp
 /* ---------- the model ---------- */
 typedef struct wan_dit_block_w {
     float *modulation;                         /* [6*dim] f32 (converted once at load) */
+    hb_tensor modulation_t;                    /* the same as a tensor, for ops */
     hb_tensor sa_q_w, sa_q_b, sa_k_w, sa_k_b, sa_v_w, sa_v_b, sa_o_w, sa_o_b, sa_norm_q, sa_norm_k;
     hb_tensor norm3_w, norm3_b;                /* data NULL when cross_attn_norm is off */
     hb_tensor ca_q_w, ca_q_b, ca_k_w, ca_k_b, ca_v_w, ca_v_b, ca_o_w, ca_o_b, ca_norm_q, ca_norm_k;
@@ -72,6 +73,7 @@ typedef struct wan_dit {
     hb_tensor proj_w, proj_b;                  /* time_projection.1: [6*dim, dim] */
     wan_dit_block_w *blocks;
     float *head_mod;                           /* [2*dim] f32 */
+    hb_tensor head_shift_t, head_scale_t;      /* its two halves, for ops */
     hb_tensor head_w, head_b;                  /* [prod(patch)*out_dim, dim] */
 } wan_dit;
 

@@ -26,7 +26,7 @@ static const hb_backend g_cpu = {
     .rope3d = hb_cpu_rope3d, .attention = hb_cpu_attention, .conv3d = hb_cpu_conv3d,
     .upsample_nearest = hb_cpu_upsample_nearest, .pixel_shuffle = hb_cpu_pixel_shuffle, .copy_nd = hb_cpu_copy_nd,
     .fill = hb_cpu_fill, .add_vec = hb_cpu_add_vec, .embed_rows = hb_cpu_embed_rows,
-    .channel_affine = hb_cpu_channel_affine,
+    .channel_affine = hb_cpu_channel_affine, .convert = hb_cpu_convert, .rope_shift = hb_cpu_rope_shift,
 };
 
 const hb_backend *hb_backend_cpu(void) { return &g_cpu; }

@@ -110,3 +110,31 @@ void hb_cpu_channel_affine(float *y, const float *x, int64_t C, int64_t S, const
     hb_free(sc);
     hb_free(sh);
 }
+
+typedef struct { void *dst; hb_dtype dt; const void *src; hb_dtype st; } conv_job;
+static void convert_range(void *ctx, int64_t b, int64_t e) {
+    const conv_job *j = ctx;
+    const size_t ds = hb_dtype_size(j->dt), ss = hb_dtype_size(j->st), n = (size_t)(e - b);
+    uint8_t *d = (uint8_t *)j->dst + (size_t)b * ds;
+    const uint8_t *s = (const uint8_t *)j->src + (size_t)b * ss;
+    if (j->dt == j->st) memcpy(d, s, n * ds);
+    else if (j->dt == HB_F32) hb_convert_to_f32((float *)d, s, j->st, n);
+    else if (j->st == HB_F32) hb_convert_from_f32(d, j->dt, (const float *)s, n);
+    else {
+        float tmp[256];
+        for (size_t i = 0; i < n; i += 256) {
+            size_t k = n - i < 256 ? n - i : 256;
+            hb_convert_to_f32(tmp, s + i * ss, j->st, k);
+            hb_convert_from_f32(d + i * ds, j->dt, tmp, k);
+        }
+    }
+}
+
+int hb_cpu_convert(void *dst, hb_dtype dt, const void *src, hb_dtype st, int64_t n) {
+    bool okd = dt == HB_F32 || dt == HB_BF16 || dt == HB_F16, oks = st == HB_F32 || st == HB_BF16 || st == HB_F16;
+    if (!okd || !oks) return hb_error("hb_convert: %s -> %s is not a float conversion", hb_dtype_name(st), hb_dtype_name(dt));
+    if (n <= 0) return 0;
+    conv_job j = {dst, dt, src, st};
+    hb_parallel_for(n, 65536, convert_range, &j);
+    return 0;
+}

@@ -99,6 +99,8 @@ GUARD_VOID(add_vec, (float *y, int64_t ly, const float *x, int64_t lx, int64_t r
            (y, ly, x, lx, r, n, v))
 GUARD_VOID(channel_affine, (float *y, const float *x, int64_t C, int64_t S, const hb_tensor *a, const hb_tensor *b),
            (y, x, C, S, a, b))
+GUARD_INT(convert, (void *d, hb_dtype dt, const void *s, hb_dtype st, int64_t n), (d, dt, s, st, n))
+GUARD_VOID(rope_shift, (float *x, int64_t r, int64_t s, int h, int d, int np, double de), (x, r, s, h, d, np, de))
 GUARD_INT(embed_rows, (float *y, const hb_tensor *t, const int32_t *ids, int64_t n), (y, t, ids, n))
 
 static int g_sync(void) { return 0; }
@@ -110,7 +112,7 @@ static const hb_backend g_guard = {
     .elementwise = g_elementwise, .softmax = g_softmax, .rope3d = g_rope3d, .attention = g_attention,
     .conv3d = g_conv3d, .upsample_nearest = g_upsample_nearest, .pixel_shuffle = g_pixel_shuffle,
     .copy_nd = g_copy_nd, .fill = g_fill, .add_vec = g_add_vec, .embed_rows = g_embed_rows,
-    .channel_affine = g_channel_affine,
+    .channel_affine = g_channel_affine, .convert = g_convert, .rope_shift = g_rope_shift,
 };
 
 const hb_backend *hb_backend_cpu_guard(void) { return &g_guard; }

@@ -150,7 +150,7 @@ void hb_cpu_gated_add(float *x, const float *y, int64_t rows, int64_t dim, const
 /* ---------- elementwise ---------- */
 
 typedef struct { float *y; const float *a, *b; float alpha, beta; int op; bool simd; } ew_job;
-enum { EW_SILU, EW_GELU, EW_ADD, EW_MUL, EW_AXPBY, EW_RELU, EW_TANH3, EW_ADD_RELU, EW_CLAMP01 };
+enum { EW_SILU, EW_GELU, EW_ADD, EW_MUL, EW_AXPBY, EW_RELU, EW_TANH3, EW_ADD_RELU, EW_CLAMP01, EW_CLAMP };
 
 #ifdef HB_X86
 /* silu / gelu_tanh on 8 lanes. gelu_tanh as x * sigmoid(2u) (= 0.5x(1 + tanh(u)), without the cancellation of
@@ -205,6 +205,10 @@ static void ew_range(void *ctx, int64_t b, int64_t e) {
     case EW_CLAMP01:
         for (int64_t i = b; i < e; i++) { float v = a[i]; y[i] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v; }
         break;
+    case EW_CLAMP: {
+        const float lo = j->alpha, hi = j->beta;
+        for (int64_t i = b; i < e; i++) { float v = a[i]; y[i] = v < lo ? lo : v > hi ? hi : v; }
+    } break;
     }
 }
 
@@ -217,7 +221,8 @@ static void ew(int op, float *y, const float *a, const float *b, float alpha, fl
 void hb_cpu_elementwise(hb_ew_op op, float *y, const float *a, const float *b, float alpha, float beta, int64_t n) {
     static const int map[] = {[HB_EW_SILU] = EW_SILU, [HB_EW_GELU_TANH] = EW_GELU, [HB_EW_ADD] = EW_ADD,
                               [HB_EW_MUL] = EW_MUL, [HB_EW_AXPBY] = EW_AXPBY, [HB_EW_RELU] = EW_RELU,
-                              [HB_EW_TANH3] = EW_TANH3, [HB_EW_ADD_RELU] = EW_ADD_RELU, [HB_EW_CLAMP01] = EW_CLAMP01};
+                              [HB_EW_TANH3] = EW_TANH3, [HB_EW_ADD_RELU] = EW_ADD_RELU, [HB_EW_CLAMP01] = EW_CLAMP01,
+                              [HB_EW_CLAMP] = EW_CLAMP};
     ew(map[op], y, a, b, alpha, beta, n);
 }
 

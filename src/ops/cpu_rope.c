@@ -58,3 +58,32 @@ void hb_cpu_rope3d(float *x, int64_t L, int heads, int head_dim, int64_t stride,
     }
     free(t0); free(t1); free(t2);
 }
+
+typedef struct { float *x; int64_t stride; int heads, d, np; const double *cs; } shift_job;
+
+static void shift_rows(void *ctx, int64_t b, int64_t e) {
+    const shift_job *j = ctx;
+    for (int64_t r = b; r < e; r++)
+        for (int h = 0; h < j->heads; h++) {
+            float *x = j->x + r * j->stride + (int64_t)h * j->d;
+            for (int q = 0; q < j->np; q++) {
+                double xr = x[2 * q], xi = x[2 * q + 1], c = j->cs[2 * q], s = j->cs[2 * q + 1];
+                x[2 * q] = (float)(xr * c - xi * s);
+                x[2 * q + 1] = (float)(xr * s + xi * c);
+            }
+        }
+}
+
+void hb_cpu_rope_shift(float *x, int64_t rows, int64_t stride, int heads, int head_dim, int np, double delta) {
+    if (rows <= 0 || np <= 0) return;
+    double *cs = malloc(sizeof(double) * 2 * (size_t)np);
+    if (!cs) { hb_log(HB_LOG_ERROR, "hb_rope_shift: out of memory"); return; }
+    for (int q = 0; q < np; q++) {
+        double a = delta * (1.0 / pow(10000.0, (double)(2 * q) / (double)(2 * np)));
+        cs[2 * q] = cos(a);
+        cs[2 * q + 1] = sin(a);
+    }
+    shift_job j = {x, stride, heads, head_dim, np, cs};
+    hb_parallel_for(rows, 64, shift_rows, &j);
+    free(cs);
+}

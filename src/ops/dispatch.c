@@ -111,6 +111,12 @@ void hb_elementwise(hb_ew_op op, float *y, const float *a, const float *b, float
 void hb_channel_affine(float *y, const float *x, int64_t C, int64_t S, const hb_tensor *scale, const hb_tensor *shift) {
     be()->channel_affine(y, x, C, S, scale, shift);
 }
+int hb_convert(void *dst, hb_dtype dt, const void *src, hb_dtype st, int64_t n) {
+    return be()->convert(dst, dt, src, st, n);
+}
+void hb_rope_shift(float *x, int64_t rows, int64_t stride, int heads, int head_dim, int np, double delta) {
+    be()->rope_shift(x, rows, stride, heads, head_dim, np, delta);
+}
 int hb_embed_rows(float *y, const hb_tensor *table, const int32_t *ids, int64_t n) {
     return be()->embed_rows(y, table, ids, n);
 }

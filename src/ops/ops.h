@@ -109,16 +109,24 @@ int hb_embed_rows(float *y, const hb_tensor *table, const int32_t *ids, int64_t 
 /* Per-channel affine on [C, S]: y[c, s] = x[c, s] * scale[c] + shift[c] (scale/shift float vectors of C
  * elements, either may be NULL = 1 / 0; y may alias x). Latent (de)normalisation. */
 void hb_channel_affine(float *y, const float *x, int64_t C, int64_t S, const hb_tensor *scale, const hb_tensor *shift);
+/* Convert n elements between float dtypes (F32, BF16, F16) in the current memory space (exact widening,
+ * round-to-nearest-even narrowing, as core's conversions); dst and src may not overlap. KV caches in bf16. */
+int hb_convert(void *dst, hb_dtype dt, const void *src, hb_dtype st, int64_t n);
+/* Turn the first np RoPE pairs of every head of x [rows, heads*head_dim] (row stride `stride`) by `delta`
+ * positions: pair q by delta / 10000^(2q / (2 np)), angle and product in float64 (the frame axis of hb_rope3d;
+ * relative-RoPE KV caches re-rope rolled keys with it). */
+void hb_rope_shift(float *x, int64_t rows, int64_t stride, int heads, int head_dim, int np, double delta);
 
 /* ---------- backends ----------
  * Every op above dispatches through this thread's backend (hb_backend_use); models call the ops and never
  * touch activations themselves, so they run unchanged on any backend. Weights are hb_tensors in host memory
  * (mapped checkpoints); a device backend uploads each one once, on first use. */
 /* Elementwise ops (b unused by the unary ones): SILU, GELU_TANH, RELU, TANH3 = 3*tanh(a/3) (TAEHV clamp),
- * CLAMP01 = min(max(a,0),1); ADD, MUL, ADD_RELU = max(a+b, 0); AXPBY = alpha*a + beta*b. */
+ * CLAMP01 = min(max(a,0),1); ADD, MUL, ADD_RELU = max(a+b, 0); AXPBY = alpha*a + beta*b;
+ * CLAMP = min(max(a, alpha), beta) (light VAE output clamp to [-1, 1]). */
 typedef enum {
     HB_EW_SILU, HB_EW_GELU_TANH, HB_EW_ADD, HB_EW_MUL, HB_EW_AXPBY, HB_EW_RELU, HB_EW_TANH3, HB_EW_ADD_RELU,
-    HB_EW_CLAMP01
+    HB_EW_CLAMP01, HB_EW_CLAMP
 } hb_ew_op;
 void hb_elementwise(hb_ew_op op, float *y, const float *a, const float *b, float alpha, float beta, int64_t n);
 typedef struct hb_backend {
@@ -147,6 +155,8 @@ typedef struct hb_backend {
     void (*add_vec)(float *, int64_t, const float *, int64_t, int64_t, int64_t, const hb_tensor *);
     int (*embed_rows)(float *, const hb_tensor *, const int32_t *, int64_t);
     void (*channel_affine)(float *, const float *, int64_t, int64_t, const hb_tensor *, const hb_tensor *);
+    int (*convert)(void *, hb_dtype, const void *, hb_dtype, int64_t);
+    void (*rope_shift)(float *, int64_t, int64_t, int, int, int, double);
 } hb_backend;
 const hb_backend *hb_backend_cpu(void);
 /* The CPU kernels with device-memory discipline checked: activations live in pages that are readable only

@@ -83,6 +83,8 @@ void hb_cpu_add_vec(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t 
 int hb_cpu_embed_rows(float *y, const hb_tensor *table, const int32_t *ids, int64_t n);
 void hb_cpu_channel_affine(float *y, const float *x, int64_t C, int64_t S, const hb_tensor *scale,
                            const hb_tensor *shift);
+int hb_cpu_convert(void *dst, hb_dtype dt, const void *src, hb_dtype st, int64_t n);
+void hb_cpu_rope_shift(float *x, int64_t rows, int64_t stride, int heads, int head_dim, int np, double delta);
 
 /* A GPU backend when this build has one: "cuda" / "cuda:N" (NULL + message otherwise). */
 const hb_backend *hb__backend_gpu(const char *device);

@@ -3,6 +3,7 @@
 #include "pipeline/schedule.h"
 #include "pipeline/model_folder.h"
 #include "models/tokenizer.h"
+#include "ops/ops.h"
 #include "models/umt5.h"
 #include "models/tae.h"
 #include "models/wan_vae.h"
@@ -27,8 +28,24 @@ void hb_ar_opts_default(hb_ar_opts *o) {
     o->nsteps = 4;
 }
 
-static void fill_normal(hb_rng *r, float *x, int64_t n) {
-    for (int64_t i = 0; i < n; i++) x[i] = hb_rng_normal(r);
+/* n normals from the host generator into x (device memory under a GPU backend; same noise on every backend). */
+static int fill_normal(hb_rng *r, float *host, float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) host[i] = hb_rng_normal(r);
+    return hb_dev_upload(x, host, sizeof(float) * (size_t)n);
+}
+
+/* Frames [f, f+nf) of a [C, F, HW] chunk <-> slots (f0+f) % ring of the history ring [slot][C][HW]: a ring
+ * range wraps at most once, so at most two strided copies. to_ring: chunk -> ring, else ring -> chunk. */
+static void ring_copy(float *ring, int64_t ring_frames, float *chunk, int64_t C, int64_t F, int64_t HW, int64_t f0,
+                      bool to_ring) {
+    for (int64_t f = 0; f < F;) {
+        int64_t slot = (f0 + f) % ring_frames, nf = ring_frames - slot < F - f ? ring_frames - slot : F - f;
+        const int64_t shape[3] = {C, nf, HW}, cs[3] = {F * HW, HW, 1}, rs[3] = {HW, C * HW, 1};
+        float *r = ring + slot * C * HW, *c = chunk + f * HW;
+        if (to_ring) hb_copy_nd(r, rs, c, cs, 3, shape);
+        else hb_copy_nd(c, cs, r, rs, 3, shape);
+        f += nf;
+    }
 }
 
 /* Index of the prompt in force from latent frame f (conds sorted by frame). */
@@ -89,19 +106,21 @@ int hb_ar_generate(const wan_dit *m, hb_ar_opts *o) {
     wan_causal *cs = wan_causal_new(m, &cc);
     if (!cs) return -1;
     const int64_t nchunk_el = C * chunk * HW;
-    float *x = hb_malloc(sizeof(float) * (size_t)nchunk_el, "ar latent");
-    float *flow = hb_malloc(sizeof(float) * (size_t)nchunk_el, "ar flow");
-    float *x0 = hb_malloc(sizeof(float) * (size_t)nchunk_el, "ar x0");
-    float *eps = hb_malloc(sizeof(float) * (size_t)nchunk_el, "ar noise");
+    /* latents in the backend's memory; timesteps and the noise's host draw on the host */
+    float *x = hb_dev_alloc(sizeof(float) * (size_t)nchunk_el, "ar latent");
+    float *flow = hb_dev_alloc(sizeof(float) * (size_t)nchunk_el, "ar flow");
+    float *x0 = hb_dev_alloc(sizeof(float) * (size_t)nchunk_el, "ar x0");
+    float *eps = hb_dev_alloc(sizeof(float) * (size_t)nchunk_el, "ar noise");
+    float *hnoise = hb_malloc(sizeof(float) * (size_t)nchunk_el, "ar noise (host)");
     float *tv = hb_malloc(sizeof(float) * (size_t)cache_frames, "ar t");
     /* history ring of the last cache_frames clean latent frames, [slot][C][H][W] */
-    float *hist = o->nconds > 1 ? hb_malloc(sizeof(float) * (size_t)(cache_frames * C * HW), "ar history") : NULL;
-    float *rc_x = o->nconds > 1 ? hb_malloc(sizeof(float) * (size_t)(cache_frames * C * HW), "ar re-cache input") : NULL;
+    float *hist = o->nconds > 1 ? hb_dev_alloc(sizeof(float) * (size_t)(cache_frames * C * HW), "ar history") : NULL;
+    float *rc_x = o->nconds > 1 ? hb_dev_alloc(sizeof(float) * (size_t)(cache_frames * C * HW), "ar re-cache input") : NULL;
     int rc = -1;
     hb_progress prog;
     int64_t nchunks = (o->frames + chunk - 1) / chunk;
     hb_progress_begin(&prog, o->progress, o->progress_user, "chunks", (int)nchunks);
-    if (!x || !flow || !x0 || !eps || !tv || (o->nconds > 1 && (!hist || !rc_x))) goto done;
+    if (!x || !flow || !x0 || !eps || !hnoise || !tv || (o->nconds > 1 && (!hist || !rc_x))) goto done;
     o->state_bytes = wan_causal_bytes(cs) + sizeof(float) * (size_t)(4 * nchunk_el) +
                      (hist ? 2 * sizeof(float) * (size_t)(cache_frames * C * HW) : 0);
     hb_rng rng;
@@ -119,10 +138,7 @@ int hb_ar_generate(const wan_dit *m, hb_ar_opts *o) {
                 fs += skip;
                 nre -= skip;
                 if (nre > 0) {
-                    for (int64_t ch = 0; ch < C; ch++)
-                        for (int64_t f = 0; f < nre; f++)
-                            memcpy(rc_x + (ch * nre + f) * HW, hist + (((fs + f) % cache_frames) * C + ch) * HW,
-                                   sizeof(float) * (size_t)HW);
+                    ring_copy(hist, cache_frames, rc_x, C, nre, HW, fs, false);
                     for (int64_t f = 0; f < nre; f++) tv[f] = o->context_noise;
                     if (wan_causal_forward(cs, rc_x, nre, tv, fs, true, NULL, NULL, NULL)) goto done;
                     o->forwards++;
@@ -132,22 +148,18 @@ int hb_ar_generate(const wan_dit *m, hb_ar_opts *o) {
             }
             cur = want;
         }
-        fill_normal(&rng, x, n);
+        if (fill_normal(&rng, hnoise, x, n)) goto done;
         for (int k = 0; k < nsteps; k++) {
             for (int64_t f = 0; f < F; f++) tv[f] = ts[k];
             if (wan_causal_forward(cs, x, F, tv, f0, false, flow, NULL, NULL)) goto done;
             o->forwards++;
             hb_flow_to_x0(x0, x, flow, sig[k], n);
             if (k + 1 < nsteps) {
-                fill_normal(&rng, eps, n);
+                if (fill_normal(&rng, hnoise, eps, n)) goto done;
                 hb_flow_renoise(x, x0, eps, sig[k + 1], n);
             }
         }
-        if (hist)
-            for (int64_t ch = 0; ch < C; ch++)
-                for (int64_t f = 0; f < F; f++)
-                    memcpy(hist + ((((f0 + f) % cache_frames) * C + ch) * HW), x0 + (ch * F + f) * HW,
-                           sizeof(float) * (size_t)HW);
+        if (hist) ring_copy(hist, cache_frames, x0, C, F, HW, f0, true);
         if (o->on_chunk && o->on_chunk(o->user, j, f0, F, x0)) {
             if (!hb_last_error()[0]) hb_error("ar: stopped by the chunk callback");
             goto done;
@@ -163,7 +175,8 @@ int hb_ar_generate(const wan_dit *m, hb_ar_opts *o) {
 done:
     hb_progress_end(&prog);
     wan_causal_free(cs);
-    hb_free(x); hb_free(flow); hb_free(x0); hb_free(eps); hb_free(tv); hb_free(hist); hb_free(rc_x);
+    hb_dev_free(x); hb_dev_free(flow); hb_dev_free(x0); hb_dev_free(eps); hb_free(hnoise); hb_free(tv);
+    hb_dev_free(hist); hb_dev_free(rc_x);
     return rc;
 }
 

@@ -33,7 +33,7 @@
  * chunk boundary. */
 typedef struct hb_ar_cond {
     int64_t frame;
-    const float *ctx;      /* [ctx_len, text_dim] text-encoder rows */
+    const float *ctx;      /* [ctx_len, text_dim] text-encoder rows (current memory space) */
     int64_t ctx_len;
 } hb_ar_cond;
 

@@ -1,5 +1,8 @@
-/* Long-video decoding for every decoder (see longdecode.h). */
+/* Long-video decoding for every decoder (see longdecode.h). Latents, tiles, clip frames and the carried
+ * overlap frames live in the current memory space and are moved, cropped and blended only through ops; the
+ * blend weights are computed on the host and uploaded once; frames reach the callback in host memory. */
 #include "pipeline/longdecode.h"
+#include "ops/ops.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,8 +22,11 @@ struct hb_decoder {
     void *user;
     int nty, ntx;
     span *ty, *tx;
-    float **ry, **rx; /* pixel ramps per tile row / column */
-    float *inv_wsum;  /* [H*W] (several tiles) */
+    float **ry, **rx; /* pixel ramps per tile row / column (host) */
+    float **wmap;     /* several tiles: per tile [TH*TW] ramp_y * ramp_x / (sum over tiles), device */
+    float *region;    /* several tiles: [TH*TW] scratch, device */
+    float *stage;     /* non-host memory spaces: host staging of up to `nstage` frames for the callback */
+    int64_t nstage;
     int64_t th, tw;   /* largest tile (latent) */
     void **st;        /* per tile: hb_light_vae_stream / hb_tae_decoder / hb_wan_vae_decoder (causal) */
     /* TAE frame sink */
@@ -82,15 +88,16 @@ static void free_ramps(float **r, int n) {
     hb_free(r);
 }
 
+/* TAEHV frames [3, H, W] in [0, 1] (current memory space) -> 2x - 1 into the clip buffer. */
+static float k_two = 2.0f, k_minus_one = -1.0f; /* 1-element "weights" of the affine op (host, never freed) */
 static int tae_sink(void *user, const hb_tae_frame *f) {
     hb_decoder *d = user;
     if (!f->rgb) return 0;
     if (d->sink_n >= d->sink_cap) return hb_error("longdecode: TAEHV gave more frames than expected");
-    for (int c = 0; c < 3; c++) {
-        float *dst = d->sink + (c * d->sink_cap + d->sink_n) * d->sink_hw;
-        const float *src = f->rgb + c * d->sink_hw;
-        for (int64_t i = 0; i < d->sink_hw; i++) dst[i] = 2.0f * src[i] - 1.0f;
-    }
+    hb_tensor two = hb_tensor_1d(HB_F32, 1, &k_two), m1 = hb_tensor_1d(HB_F32, 1, &k_minus_one);
+    for (int c = 0; c < 3; c++)
+        hb_channel_affine(d->sink + (c * d->sink_cap + d->sink_n) * d->sink_hw, f->rgb + c * d->sink_hw, 1, d->sink_hw,
+                          &two, &m1);
     d->sink_n++;
     return 0;
 }
@@ -121,51 +128,67 @@ static int decode_tile(hb_decoder *d, int ti, const float *lat, int64_t n, int64
 static int decode_clip(hb_decoder *d, int64_t n, float *out, int64_t nf) {
     int64_t hw = d->h * d->w, HW = d->H * d->W;
     bool one = d->nty * d->ntx == 1;
-    if (!one) memset(out, 0, sizeof(float) * (size_t)(3 * nf * HW));
+    if (!one) hb_fill(out, 0.0f, 3 * nf * HW);
     for (int iy = 0; iy < d->nty; iy++)
         for (int ix = 0; ix < d->ntx; ix++) {
             span sy = d->ty[iy], sx = d->tx[ix];
             int64_t th = sy.b - sy.a, tw = sx.b - sx.a;
-            for (int64_t c = 0; c < d->z; c++)
-                for (int64_t t = 0; t < n; t++)
-                    for (int64_t y = 0; y < th; y++)
-                        memcpy(d->tlat + ((c * n + t) * th + y) * tw, d->pend + (c * d->L + t) * hw + (sy.a + y) * d->w + sx.a,
-                               sizeof(float) * (size_t)tw);
+            { /* tlat [z, n, th, tw] <- pend [z, L, h, w] cropped */
+                const int64_t shp[4] = {d->z, n, th, tw}, ds[4] = {n * th * tw, th * tw, tw, 1},
+                              ss[4] = {d->L * hw, hw, d->w, 1};
+                hb_copy_nd(d->tlat, ds, d->pend + sy.a * d->w + sx.a, ss, 4, shp);
+            }
             float *dst = one ? out : d->tout;
             if (decode_tile(d, iy * d->ntx + ix, d->tlat, n, th, tw, dst, nf)) {
                 hb_error_prefix("longdecode (tile %d,%d): ", iy, ix);
                 return -1;
             }
             if (one) continue;
-            int64_t TH = th * d->S, TW = tw * d->S, Y0 = sy.a * d->S, X0 = sx.a * d->S;
-            const float *wy = d->ry[iy], *wx = d->rx[ix];
-            for (int64_t c = 0; c < 3; c++)
-                for (int64_t f = 0; f < nf; f++)
-                    for (int64_t y = 0; y < TH; y++) {
-                        const float *src = d->tout + ((c * nf + f) * TH + y) * TW;
-                        float *o = out + (c * nf + f) * HW + (Y0 + y) * d->W + X0;
-                        const float *iw = d->inv_wsum + (Y0 + y) * d->W + X0;
-                        for (int64_t x = 0; x < TW; x++) o[x] += src[x] * (wy[y] * wx[x] * iw[x]);
-                    }
+            /* out[c, f, Y0:, X0:] += tile * wmap (a normalised weight map, uploaded once) */
+            int64_t TH = th * d->S, TW = tw * d->S, Y0 = sy.a * d->S, X0 = sx.a * d->S, n1 = TH * TW;
+            const float *wm = d->wmap[iy * d->ntx + ix];
+            for (int64_t cf = 0; cf < 3 * nf; cf++) {
+                float *src = d->tout + cf * n1, *o = out + cf * HW + Y0 * d->W + X0;
+                hb_mul(src, src, wm, n1);
+                hb_copy_rows(d->region, TW, o, d->W, TH, TW);
+                hb_add(d->region, d->region, src, n1);
+                hb_copy_rows(o, d->W, d->region, TW, TH, TW);
+            }
         }
     return 0;
 }
 
+/* Frames [f0, f0 + n) of v [3, nf_total, H, W] (current memory space) to the callback, in host memory. v is
+ * cout or carry; cout may be overwritten (its overlap frames were saved in carry before). */
 static int emit(hb_decoder *d, const float *v, int64_t nf_total, int64_t f0, int64_t n) {
     if (n <= 0) return 0;
     int64_t HW = d->H * d->W;
-    const float *src = v + f0 * HW;
-    int rc;
-    if (f0 == 0 && n == nf_total) rc = d->fn(d->user, d->frames_out, n, src, d->H, d->W);
-    else {
-        /* frames [f0, f0 + n) of a [3, nf_total, ...] buffer: pack them (into tout's space is not safe) */
-        for (int64_t c = 1; c < 3; c++)
-            memmove(d->cout + c * n * HW, v + (c * nf_total + f0) * HW, sizeof(float) * (size_t)(n * HW));
-        if (f0) memmove(d->cout, v + f0 * HW, sizeof(float) * (size_t)(n * HW));
-        rc = d->fn(d->user, d->frames_out, n, d->cout, d->H, d->W);
+    int rc = 0;
+    if (!d->stage) { /* host memory space: v is host memory */
+        const float *src = v + f0 * HW;
+        if (f0 == 0 && n == nf_total) rc = d->fn(d->user, d->frames_out, n, src, d->H, d->W);
+        else {
+            /* frames [f0, f0 + n) of a [3, nf_total, ...] buffer: pack them in cout, channel by channel in order
+             * (a channel's destination ends before the next channel's source starts) */
+            for (int64_t c = 1; c < 3; c++)
+                memmove(d->cout + c * n * HW, v + (c * nf_total + f0) * HW, sizeof(float) * (size_t)(n * HW));
+            if (f0 || v != d->cout) memmove(d->cout, v + f0 * HW, sizeof(float) * (size_t)(n * HW));
+            rc = d->fn(d->user, d->frames_out, n, d->cout, d->H, d->W);
+        }
+        if (rc) return hb_error("longdecode: the frame callback stopped the decode (%d)", rc);
+        d->frames_out += n;
+        return 0;
     }
-    if (rc) return hb_error("longdecode: the frame callback stopped the decode (%d)", rc);
-    d->frames_out += n;
+    /* device memory: download up to nstage frames at a time into the host stage */
+    for (int64_t k0 = 0; k0 < n; k0 += d->nstage) {
+        int64_t k = n - k0 < d->nstage ? n - k0 : d->nstage;
+        for (int64_t c = 0; c < 3; c++)
+            if (hb_dev_download(d->stage + c * k * HW, v + (c * nf_total + f0 + k0) * HW, sizeof(float) * (size_t)(k * HW)))
+                return hb_error_prefix("longdecode: "), -1;
+        if ((rc = d->fn(d->user, d->frames_out, k, d->stage, d->H, d->W)))
+            return hb_error("longdecode: the frame callback stopped the decode (%d)", rc);
+        d->frames_out += k;
+    }
     return 0;
 }
 
@@ -178,17 +201,15 @@ static void blend_carry(hb_decoder *d, int64_t nf) {
     hb_ld_ramp(up, m, m, 0);
     hb_ld_ramp(dn, m, 0, m);
     for (int64_t c = 0; c < 3; c++)
-        for (int64_t j = 0; j < m; j++) {
+        for (int64_t j = 0; j < m; j++) { /* o = carry * dn[j] + o * up[j] (frame weights: host scalars) */
             float *o = d->cout + (c * nf + j) * HW;
-            const float *k = d->carry + (c * m + j) * HW;
-            for (int64_t i = 0; i < HW; i++) o[i] = k[i] * dn[j] + o[i] * up[j];
+            hb_scale_add(o, d->carry + (c * m + j) * HW, dn[j], o, up[j], HW);
         }
 }
 
 static void keep_carry(hb_decoder *d, int64_t nf) {
     int64_t m = d->m, HW = d->H * d->W;
-    for (int64_t c = 0; c < 3; c++)
-        memcpy(d->carry + c * m * HW, d->cout + (c * nf + nf - m) * HW, sizeof(float) * (size_t)(m * HW));
+    hb_copy_rows(d->carry, m * HW, d->cout + (nf - m) * HW, nf * HW, 3, m * HW);
 }
 
 static int process(hb_decoder *d, bool final) {
@@ -218,14 +239,13 @@ static int process(hb_decoder *d, bool final) {
     } else {
         /* final, nothing new: the carried frames are the last ones */
         d->npend = 0;
-        return d->fn(d->user, d->frames_out, d->m, d->carry, d->H, d->W) ? hb_error("longdecode: the frame callback stopped the decode")
-                                                                          : (d->frames_out += d->m, 0);
+        return emit(d, d->carry, d->m, 0, d->m);
     }
     d->nclips++;
-    /* keep the last O latents */
+    /* keep the last O latents (drop = L - O >= O = keep: the copies do not overlap) */
     int64_t keep = d->O, drop = n - keep;
-    for (int64_t c = 0; c < d->z; c++)
-        memmove(d->pend + c * d->L * hw, d->pend + (c * d->L + drop) * hw, sizeof(float) * (size_t)(keep * hw));
+    if (drop < keep) return hb_error("longdecode: internal error (overlap %lld of a %lld-latent clip)", (long long)keep, (long long)n);
+    hb_copy_rows(d->pend, d->L * hw, d->pend + drop * hw, d->L * hw, d->z, keep * hw);
     d->npend = keep;
     return 0;
 }
@@ -234,10 +254,10 @@ int hb_decoder_push(hb_decoder *d, const float *latent, int64_t n, int64_t cstri
     int64_t hw = d->h * d->w;
     if (cstride == 0) cstride = n * hw;
     if (d->finished) d->finished = false, d->frames_out = 0;
-    for (int64_t t = 0; t < n; t++) {
-        for (int64_t c = 0; c < d->z; c++)
-            memcpy(d->pend + (c * d->L + d->npend) * hw, latent + c * cstride + t * hw, sizeof(float) * (size_t)hw);
-        d->npend++;
+    for (int64_t t = 0; t < n;) {
+        int64_t k = d->L - d->npend < n - t ? d->L - d->npend : n - t; /* frames that fit in the clip */
+        hb_copy_rows(d->pend + d->npend * hw, d->L * hw, latent + t * hw, cstride, d->z, k * hw);
+        d->npend += k, t += k;
         if (d->npend == d->L && process(d, false)) return -1;
     }
     return 0;
@@ -280,10 +300,14 @@ void hb_decoder_free(hb_decoder *d) {
             else hb_wan_vae_decoder_free(d->st[i]);
         }
     hb_free(d->st);
+    if (d->wmap)
+        for (int i = 0; i < d->nty * d->ntx; i++) hb_dev_free(d->wmap[i]);
+    hb_free(d->wmap);
     free_ramps(d->ry, d->nty);
     free_ramps(d->rx, d->ntx);
-    hb_free(d->ty), hb_free(d->tx), hb_free(d->inv_wsum);
-    hb_free(d->pend), hb_free(d->tlat), hb_free(d->tout), hb_free(d->cout), hb_free(d->carry);
+    hb_free(d->ty), hb_free(d->tx), hb_free(d->stage);
+    hb_dev_free(d->pend), hb_dev_free(d->tlat), hb_dev_free(d->tout), hb_dev_free(d->cout), hb_dev_free(d->carry);
+    hb_dev_free(d->region);
     hb_free(d);
 }
 
@@ -315,25 +339,45 @@ static hb_decoder *setup(hb_decoder *d, int64_t h, int64_t w, const hb_longdecod
     int64_t TH = d->th * d->S, TW = d->tw * d->S, HW = d->H * d->W, nfmax = d->F * d->L;
     if (!(d->ry = span_ramps(d->ty, d->nty, d->S)) || !(d->rx = span_ramps(d->tx, d->ntx, d->S))) goto fail;
     size_t fl = sizeof(float);
-    if (!(d->pend = hb_malloc(fl * (size_t)(d->z * d->L * h * w), "longdecode latents")) ||
-        !(d->tlat = hb_malloc(fl * (size_t)(d->z * d->L * d->th * d->tw), "longdecode tile latents")) ||
-        !(d->cout = hb_malloc(fl * (size_t)(3 * nfmax * HW), "longdecode clip frames")))
+    if (!(d->pend = hb_dev_alloc(fl * (size_t)(d->z * d->L * h * w), "longdecode latents")) ||
+        !(d->tlat = hb_dev_alloc(fl * (size_t)(d->z * d->L * d->th * d->tw), "longdecode tile latents")) ||
+        !(d->cout = hb_dev_alloc(fl * (size_t)(3 * nfmax * HW), "longdecode clip frames")))
         goto fail;
     d->bytes = fl * (size_t)(d->z * d->L * (h * w + d->th * d->tw) + 3 * nfmax * HW);
+    if (!hb_memspace_current()->is_host) { /* frames reach the callback through a small host stage */
+        d->nstage = d->F < nfmax ? d->F : nfmax;
+        if (!(d->stage = hb_malloc(fl * (size_t)(3 * d->nstage * HW), "longdecode host frames"))) goto fail;
+        d->bytes += fl * (size_t)(3 * d->nstage * HW);
+    }
     if (nt > 1) {
-        if (!(d->tout = hb_malloc(fl * (size_t)(3 * nfmax * TH * TW), "longdecode tile frames")) ||
-            !(d->inv_wsum = hb_calloc(fl * (size_t)HW, "longdecode weights")))
-            goto fail;
-        for (int iy = 0; iy < d->nty; iy++)
+        /* weight maps: ramp_y * ramp_x / (sum over the tiles covering the pixel), per tile, uploaded once */
+        float *wsum = hb_calloc(fl * (size_t)HW, "longdecode weights"), *map = hb_malloc(fl * (size_t)(TH * TW), "longdecode weights");
+        int ok = wsum && map && (d->wmap = hb_calloc(sizeof(float *) * (size_t)nt, "longdecode weights")) &&
+                 (d->tout = hb_dev_alloc(fl * (size_t)(3 * nfmax * TH * TW), "longdecode tile frames")) &&
+                 (d->region = hb_dev_alloc(fl * (size_t)(TH * TW), "longdecode tile region"));
+        for (int iy = 0; ok && iy < d->nty; iy++)
             for (int ix = 0; ix < d->ntx; ix++)
                 for (int64_t y = 0; y < (d->ty[iy].b - d->ty[iy].a) * d->S; y++)
                     for (int64_t x = 0; x < (d->tx[ix].b - d->tx[ix].a) * d->S; x++)
-                        d->inv_wsum[(d->ty[iy].a * d->S + y) * d->W + d->tx[ix].a * d->S + x] += d->ry[iy][y] * d->rx[ix][x];
-        for (int64_t i = 0; i < HW; i++) d->inv_wsum[i] = 1.0f / d->inv_wsum[i];
-        d->bytes += fl * (size_t)(3 * nfmax * TH * TW + HW);
+                        wsum[(d->ty[iy].a * d->S + y) * d->W + d->tx[ix].a * d->S + x] += d->ry[iy][y] * d->rx[ix][x];
+        for (int64_t i = 0; ok && i < HW; i++) wsum[i] = 1.0f / wsum[i];
+        for (int iy = 0; ok && iy < d->nty; iy++)
+            for (int ix = 0; ok && ix < d->ntx; ix++) {
+                int64_t th = (d->ty[iy].b - d->ty[iy].a) * d->S, tw = (d->tx[ix].b - d->tx[ix].a) * d->S;
+                int64_t Y0 = d->ty[iy].a * d->S, X0 = d->tx[ix].a * d->S;
+                for (int64_t y = 0; y < th; y++)
+                    for (int64_t x = 0; x < tw; x++)
+                        map[y * tw + x] = d->ry[iy][y] * d->rx[ix][x] * wsum[(Y0 + y) * d->W + X0 + x];
+                float **wm = &d->wmap[iy * d->ntx + ix];
+                ok = (*wm = hb_dev_alloc(fl * (size_t)(th * tw), "longdecode weights")) &&
+                     !hb_dev_upload(*wm, map, fl * (size_t)(th * tw));
+            }
+        hb_free(wsum), hb_free(map);
+        if (!ok) goto fail;
+        d->bytes += fl * (size_t)(3 * nfmax * TH * TW + (nt + 1) * TH * TW);
     }
     if (d->m > 0) {
-        if (!(d->carry = hb_malloc(fl * (size_t)(3 * d->m * HW), "longdecode overlap frames"))) goto fail;
+        if (!(d->carry = hb_dev_alloc(fl * (size_t)(3 * d->m * HW), "longdecode overlap frames"))) goto fail;
         d->bytes += fl * (size_t)(3 * d->m * HW);
     }
     /* decoder state / workspace (tiles share a size up to the last one; take the largest, count each stream) */

@@ -3,6 +3,7 @@
  * double). Built as ISO C11 (no -ffast-math, floating-point contraction off by default in ISO mode), so
  * a*b + c stays two roundings as in the references. */
 #include "pipeline/schedule.h"
+#include "ops/ops.h"
 #include <math.h>
 #include <string.h>
 
@@ -69,17 +70,11 @@ int hb_flowmatch_warp(const hb_flowmatch_table *t, const int64_t *list, int n, f
 }
 
 void hb_flow_to_x0(float *x0, const float *x, const float *flow, float sigma, int64_t n) {
-    const double s = sigma;
-    for (int64_t i = 0; i < n; i++) x0[i] = (float)((double)x[i] - s * (double)flow[i]);
+    hb_scale_add(x0, x, 1.0f, flow, -sigma, n);
 }
 
 void hb_flow_renoise(float *y, const float *x0, const float *noise, float sigma, int64_t n) {
-    const float a = 1.0f - sigma;
-    for (int64_t i = 0; i < n; i++) {
-        float p = a * x0[i];
-        float q = sigma * noise[i];
-        y[i] = p + q;
-    }
+    hb_scale_add(y, x0, 1.0f - sigma, noise, sigma, n);
 }
 
 /* ---------- dpm++ ---------- */
@@ -135,11 +130,12 @@ void hb_flow_sampler_free(hb_flow_sampler *s) {
     if (!s) return;
     hb_free(s->timesteps);
     hb_free(s->sigmas);
-    hb_free(s->m_prev);
-    hb_free(s->m_last);
-    hb_free(s->m_new);
-    hb_free(s->last_sample);
-    hb_free(s->cur);
+    hb_dev_free(s->m_prev);
+    hb_dev_free(s->m_last);
+    hb_dev_free(s->m_new);
+    hb_dev_free(s->last_sample);
+    hb_dev_free(s->cur);
+    hb_dev_free(s->tmp);
     memset(s, 0, sizeof *s);
 }
 
@@ -164,12 +160,14 @@ int hb_flow_sampler_init(hb_flow_sampler *s, hb_sampler_kind kind, const hb_samp
     if (hb_unipc_schedule(p, s->timesteps, s->sigmas) != 0) goto fail;
     if (kind == HB_SAMPLER_UNIPC) {
         size_t b = (size_t)numel * sizeof(float);
-        s->m_prev = hb_malloc(b, "sampler history");
-        s->m_last = hb_malloc(b, "sampler history");
-        s->m_new = hb_malloc(b, "sampler history");
-        s->last_sample = hb_malloc(b, "sampler history");
-        s->cur = hb_malloc(b, "sampler history");
-        if (!s->m_prev || !s->m_last || !s->m_new || !s->last_sample || !s->cur) goto fail;
+        /* the samples' history lives with the activations (device memory under a GPU backend) */
+        s->m_prev = hb_dev_alloc(b, "sampler history");
+        s->m_last = hb_dev_alloc(b, "sampler history");
+        s->m_new = hb_dev_alloc(b, "sampler history");
+        s->last_sample = hb_dev_alloc(b, "sampler history");
+        s->cur = hb_dev_alloc(b, "sampler history");
+        s->tmp = hb_dev_alloc(b, "sampler scratch");
+        if (!s->m_prev || !s->m_last || !s->m_new || !s->last_sample || !s->cur || !s->tmp) goto fail;
     }
     hb_flow_sampler_reset(s);
     return 0;
@@ -200,21 +198,13 @@ static void unipc_predict(const hb_flow_sampler *s, int order, const float *x, f
     const float cb = alpha_t * B_h;
     const float *m0 = s->m_last, *m1 = s->m_prev;
     const int64_t n = s->numel;
+    /* out = cx*x - cm*m0 [- cb * 0.5 * (m1 - m0) / rk], as elementwise ops on the samples' memory */
+    hb_scale_add(out, x, cx, m0, -cm, n);
     if (order >= 2) {
         const float lambda_s1 = lambda_of(s->sigmas[i - 1]);
         const float rk = (lambda_s1 - lambda_s0) / h;
-        for (int64_t j = 0; j < n; j++) {
-            float xt = cx * x[j] - cm * m0[j];
-            float d1 = (m1[j] - m0[j]) / rk;
-            float pred = 0.5f * d1;
-            out[j] = xt - cb * pred;
-        }
-    } else {
-        for (int64_t j = 0; j < n; j++) {
-            float a = cx * x[j];
-            float b = cm * m0[j];
-            out[j] = a - b;
-        }
+        hb_scale_add(s->tmp, m1, 1.0f, m0, -1.0f, n);
+        hb_scale_add(out, out, 1.0f, s->tmp, -cb * 0.5f / rk, n);
     }
 }
 
@@ -266,19 +256,16 @@ static void unipc_correct(const hb_flow_sampler *s, int order, const float *mode
         }
         float rho[2];
         solve2(R, b, rho);
-        for (int64_t j = 0; j < n; j++) {
-            float xt = cx * x[j] - cm * m0[j];
-            float d1 = (m1[j] - m0[j]) / rk;
-            float corr = rho[0] * d1;
-            float d1t = model_t[j] - m0[j];
-            out[j] = xt - cb * (corr + rho[1] * d1t);
-        }
+        /* out = xt - cb * (rho0 * (m1 - m0) / rk + rho1 * (model_t - m0)) */
+        hb_scale_add(out, x, cx, m0, -cm, n);
+        hb_scale_add(s->tmp, m1, 1.0f, m0, -1.0f, n);
+        hb_scale_add(out, out, 1.0f, s->tmp, -cb * rho[0] / rk, n);
+        hb_scale_add(s->tmp, model_t, 1.0f, m0, -1.0f, n);
+        hb_scale_add(out, out, 1.0f, s->tmp, -cb * rho[1], n);
     } else {
-        for (int64_t j = 0; j < n; j++) {
-            float xt = cx * x[j] - cm * m0[j];
-            float d1t = model_t[j] - m0[j];
-            out[j] = xt - cb * (0.5f * d1t);
-        }
+        hb_scale_add(out, x, cx, m0, -cm, n);
+        hb_scale_add(s->tmp, model_t, 1.0f, m0, -1.0f, n);
+        hb_scale_add(out, out, 1.0f, s->tmp, -cb * 0.5f, n);
     }
 }
 
@@ -301,7 +288,7 @@ int hb_flow_sampler_step(hb_flow_sampler *s, const float *model_out, int64_t tim
 
     if (s->kind == HB_SAMPLER_EULER) {
         const float ds = s->sigmas[i + 1] - s->sigmas[i];
-        for (int64_t j = 0; j < n; j++) out[j] = sample[j] + ds * model_out[j];
+        hb_scale_add(out, sample, 1.0f, model_out, ds, n);
         s->step_index++;
         return 0;
     }
@@ -309,9 +296,9 @@ int hb_flow_sampler_step(hb_flow_sampler *s, const float *model_out, int64_t tim
     const bool use_corrector = i > 0 && s->have_last;
     /* convert_model_output: x0 = sample - sigma * flow (float32). */
     const float sg = s->sigmas[i];
-    for (int64_t j = 0; j < n; j++) s->m_new[j] = sample[j] - sg * model_out[j];
+    hb_scale_add(s->m_new, sample, 1.0f, model_out, -sg, n);
     if (use_corrector) unipc_correct(s, s->this_order, s->m_new, s->last_sample, s->cur);
-    else if (s->cur != sample) memcpy(s->cur, sample, (size_t)n * sizeof(float));
+    else if (s->cur != sample) hb_copy(s->cur, sample, n);
     /* shift the history: [-2] <- [-1] <- new */
     float *t = s->m_prev;
     s->m_prev = s->m_last;

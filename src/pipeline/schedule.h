@@ -57,7 +57,7 @@ typedef struct hb_flow_sampler {
     int lower_order_nums, this_order;
     bool have_last;
     float *m_prev, *m_last, *m_new; /* converted model outputs (x0 predictions): [-2], [-1], scratch */
-    float *last_sample, *cur;
+    float *last_sample, *cur, *tmp;
 } hb_flow_sampler;
 
 /* The reference constructor arguments (FlowUniPCMultistepScheduler(num_train_timesteps, shift=ctor_shift,
@@ -76,7 +76,8 @@ int hb_flow_sampler_init(hb_flow_sampler *s, hb_sampler_kind kind, const hb_samp
 void hb_flow_sampler_free(hb_flow_sampler *s);
 /* Forget the history (a new trajectory on the same schedule). */
 void hb_flow_sampler_reset(hb_flow_sampler *s);
-/* One step: out = the sample at the next sigma, given the model's flow prediction at `timestep` for
+/* Samples, model outputs and the state live in the current memory space (hb_dev_*), computed with ops.
+ * One step: out = the sample at the next sigma, given the model's flow prediction at `timestep` for
  * `sample`. The first call locates `timestep` in the schedule (as the reference's index_for_timestep);
  * later calls advance one step each. out may alias sample. -1 + message past the last step or when the
  * first timestep is not in the schedule. */

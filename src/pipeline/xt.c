@@ -1,6 +1,7 @@
 /* pipeline/xt: few-step (Hummingbird-XT) and base (UniPC / Euler + CFG) sampling loops. */
 #include "pipeline/xt.h"
 #include "pipeline/schedule.h"
+#include "ops/ops.h"
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -58,13 +59,20 @@ int hb_xt_fewstep_schedule(const int64_t *steps_list, int n, double shift, float
 static void paste_frame0(const hb_xt_args *a, float *x) {
     if (!a->cond0) return;
     const int64_t hw = a->H * a->W;
-    for (int64_t c = 0; c < a->C; c++) memcpy(x + c * a->F * hw, a->cond0 + c * hw, (size_t)hw * sizeof(float));
+    hb_copy_rows(x, a->F * hw, a->cond0, hw, a->C, hw);
 }
 
 /* Timesteps for the denoiser: one value, or per token with 0 on frame 0 (I2V). */
 static void fill_t(const hb_xt_args *a, float t, float *tt, int64_t nt) {
     if (!a->cond0) { tt[0] = t; return; }
     for (int64_t i = 0; i < nt; i++) tt[i] = i < a->tokens_per_frame ? 0.0f : t;
+}
+
+/* n fresh normals from the host generator into x (device memory under a GPU backend): the noise is the same
+ * on every backend. */
+static int draw_noise(hb_rng *rng, float *host, float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) host[i] = hb_rng_normal(rng);
+    return hb_dev_upload(x, host, (size_t)n * sizeof(float));
 }
 
 static int call_model(const hb_xt_args *a, int step, const float *x, const float *tt, int64_t nt, int cond, float *v) {
@@ -79,16 +87,17 @@ int hb_xt_sample(const hb_xt_args *a, float *out) {
         return hb_error("sampler: I2V needs tokens_per_frame in [1, H*W]");
     const int64_t n = a->C * a->F * a->H * a->W;
     const int64_t nt = a->cond0 ? a->F * a->tokens_per_frame : 1;
-    float *v = hb_malloc((size_t)n * sizeof(float), "sampler velocity");
+    float *v = hb_dev_alloc((size_t)n * sizeof(float), "sampler velocity");
     float *vu = NULL, *tt = hb_malloc((size_t)nt * sizeof(float), "sampler timesteps");
+    float *hnoise = hb_malloc((size_t)n * sizeof(float), "sampler noise");
     int rc = -1;
     hb_flow_sampler fs;
     bool have_fs = false;
     hb_progress pr;
-    if (!v || !tt) goto done;
+    if (!v || !tt || !hnoise) goto done;
     hb_rng rng;
     hb_rng_seed(&rng, a->seed);
-    for (int64_t i = 0; i < n; i++) out[i] = hb_rng_normal(&rng);
+    if (draw_noise(&rng, hnoise, out, n)) goto done;
     paste_frame0(a, out);
 
     if (a->sampler == HB_XT_FEWSTEP) {
@@ -101,7 +110,7 @@ int hb_xt_sample(const hb_xt_args *a, float *out) {
             hb_flow_to_x0(out, out, v, sg[k], n);
             paste_frame0(a, out);
             if (k + 1 < a->nsteps) {
-                for (int64_t i = 0; i < n; i++) v[i] = hb_rng_normal(&rng);
+                if (draw_noise(&rng, hnoise, v, n)) goto done;
                 hb_flow_renoise(out, out, v, sg[k + 1], n);
                 paste_frame0(a, out);
             }
@@ -117,7 +126,7 @@ int hb_xt_sample(const hb_xt_args *a, float *out) {
     if (hb_flow_sampler_init(&fs, a->sampler == HB_XT_UNIPC ? HB_SAMPLER_UNIPC : HB_SAMPLER_EULER, &sp, n)) goto done;
     have_fs = true;
     const bool guided = a->cfg != 1.0;
-    if (guided && !(vu = hb_malloc((size_t)n * sizeof(float), "sampler velocity"))) goto done;
+    if (guided && !(vu = hb_dev_alloc((size_t)n * sizeof(float), "sampler velocity"))) goto done;
     hb_progress_begin(&pr, a->progress, a->progress_user, "denoise", a->steps);
     for (int k = 0; k < a->steps; k++) {
         const int64_t ts = fs.timesteps[k];
@@ -126,7 +135,8 @@ int hb_xt_sample(const hb_xt_args *a, float *out) {
         if (guided) {
             if (call_model(a, k, out, tt, nt, 0, vu)) goto done;
             const float g = (float)a->cfg;
-            for (int64_t i = 0; i < n; i++) v[i] = vu[i] + g * (v[i] - vu[i]);
+            hb_scale_add(v, v, 1.0f, vu, -1.0f, n);   /* v = vu + g * (v - vu) */
+            hb_scale_add(v, vu, 1.0f, v, g, n);
         }
         if (hb_flow_sampler_step(&fs, v, ts, out, out)) goto done;
         paste_frame0(a, out);
@@ -136,8 +146,9 @@ int hb_xt_sample(const hb_xt_args *a, float *out) {
     rc = 0;
 done:
     if (have_fs) hb_flow_sampler_free(&fs);
-    hb_free(v);
-    hb_free(vu);
+    hb_dev_free(v);
+    hb_dev_free(vu);
     hb_free(tt);
+    hb_free(hnoise);
     return rc;
 }

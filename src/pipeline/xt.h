@@ -14,7 +14,9 @@
  * I2V (cond0 != NULL): latent frame 0 is replaced by cond0 [C, H, W] before the first step and after every
  * update (x = (1 - mask) * z + mask * x, mask = 0 on frame 0, as the reference's i2v), and the denoiser gets
  * per-token timesteps: 0 for the tokens of frame 0, t for the others (tokens_per_frame tokens per frame).
- * Without cond0 it gets the single value t. */
+ * Without cond0 it gets the single value t.
+ * Memory: latents, velocities and cond0 live in the current memory space (device memory under a GPU
+ * backend; the noise is drawn on the host and uploaded); timesteps are host values. */
 #ifndef HB_PIPELINE_XT_H
 #define HB_PIPELINE_XT_H
 

@@ -36,7 +36,22 @@ typedef hipDeviceProp_t gpuDeviceProp;
 #define gpuFuncSetAttribute(f, a, v) hipFuncSetAttribute((const void *)(f), a, v)
 #define gpuFuncAttributeMaxDynamicSharedMemorySize hipFuncAttributeMaxDynamicSharedMemorySize
 #define gpuMemGetInfo hipMemGetInfo
+#define gpuGetDevice hipGetDevice
+#define gpuDeviceSynchronize hipDeviceSynchronize
 #define GPU_WARP 64   /* wavefront on CDNA; kernels use GPU_WARP, never a literal 32 */
+#define GPU_API_NAME "HIP"
+/* Butterfly exchange inside a warp (all lanes take part). */
+#define gpuShflXor(v, m) __shfl_xor(v, m)
+/* Whether p is device memory of this runtime (host pointers, registered or not, give false). */
+static inline bool gpuIsDevicePointer(const void *p) {
+    hipPointerAttribute_t a;
+    if (hipPointerGetAttributes(&a, p) != hipSuccess) { (void)hipGetLastError(); return false; }
+#if HIP_VERSION_MAJOR >= 6
+    return a.type == hipMemoryTypeDevice || a.type == hipMemoryTypeManaged;
+#else
+    return a.memoryType == hipMemoryTypeDevice || a.memoryType == hipMemoryTypeUnified;
+#endif
+}
 #else
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
@@ -69,7 +84,18 @@ typedef cudaDeviceProp gpuDeviceProp;
 #define gpuFuncSetAttribute(f, a, v) cudaFuncSetAttribute(f, a, v)
 #define gpuFuncAttributeMaxDynamicSharedMemorySize cudaFuncAttributeMaxDynamicSharedMemorySize
 #define gpuMemGetInfo cudaMemGetInfo
+#define gpuGetDevice cudaGetDevice
+#define gpuDeviceSynchronize cudaDeviceSynchronize
 #define GPU_WARP 32
+#define GPU_API_NAME "CUDA"
+/* Butterfly exchange inside a warp (all lanes take part). */
+#define gpuShflXor(v, m) __shfl_xor_sync(0xffffffffu, v, m)
+/* Whether p is device memory of this runtime (host pointers, registered or not, give false). */
+static inline bool gpuIsDevicePointer(const void *p) {
+    cudaPointerAttributes a;
+    if (cudaPointerGetAttributes(&a, p) != cudaSuccess) { (void)cudaGetLastError(); return false; }
+    return a.type == cudaMemoryTypeDevice || a.type == cudaMemoryTypeManaged;
+}
 #endif
 
 #endif

@@ -1,4 +1,4 @@
-/* Internals shared by the GPU backend's files (src/backends/cuda/*.cu). One device per process-thread
+/* Internals shared by the GPU backend's files (the .cu files in src/backends/cuda/). One device per process-thread
  * context, one stream; every launch is asynchronous on it and errors are sticky until hb_backend_sync. */
 #ifndef HB_GPU_INTERNAL_H
 #define HB_GPU_INTERNAL_H
@@ -36,5 +36,41 @@ int hbg_conv3d(float *y, const float *x, int64_t Cin, int64_t T, int64_t H, int6
                const hb_tensor *b, const hb_conv3d_params *p);
 /* f32 -> bf16 conversion on the device (n elements). */
 void hbg_to_bf16(gpu_bf16 *dst, const float *src, int64_t n);
+
+/* ---- gpu_backend.cu / gpu_ops.cu (gpu-core) ---- */
+/* The device number of the calling thread's current context (-1 before any). */
+int hbg_device(void);
+/* Blocks for a grid-stride loop over n items with `threads` per block (at least 1, capped near the number
+ * of resident blocks so launches never exceed the grid limits). */
+unsigned hbg_blocks(int64_t n, int threads);
+/* The memory-bound kernels of gpu_ops.cu (ops.h documents each under its hb_ name). */
+void hbg_layernorm(float *y, const float *x, int64_t rows, int64_t dim, const hb_tensor *w, const hb_tensor *b,
+                   float eps);
+void hbg_rmsnorm(float *y, const float *x, int64_t rows, int64_t dim, const hb_tensor *w, float eps);
+void hbg_channel_rmsnorm(float *y, const float *x, int64_t C, int64_t S, const hb_tensor *gamma, const hb_tensor *beta);
+void hbg_layernorm_modulate(float *y, const float *x, int64_t rows, int64_t dim, float eps, const float *shift,
+                            const float *scale, hb_modgroups g);
+void hbg_gated_add(float *x, const float *y, int64_t rows, int64_t dim, const float *gate, hb_modgroups g);
+void hbg_elementwise(hb_ew_op op, float *y, const float *a, const float *b, float alpha, float beta, int64_t n);
+void hbg_softmax(float *x, int64_t rows, int64_t n);
+void hbg_rope3d(float *x, int64_t L, int heads, int head_dim, int64_t stride, int H, int W, int f0);
+void hbg_rope_shift(float *x, int64_t rows, int64_t stride, int heads, int head_dim, int np, double delta);
+void hbg_upsample_nearest(float *y, const float *x, int64_t C, int64_t T, int64_t H, int64_t W, int ft, int fh, int fw);
+void hbg_pixel_shuffle(float *y, const float *x, int64_t C, int64_t T, int64_t H, int64_t W, int p, hb_ps_order o,
+                       bool unshuffle);
+void hbg_copy_nd(float *dst, const int64_t *dst_stride, const float *src, const int64_t *src_stride, int ndim,
+                 const int64_t *shape);
+void hbg_fill(float *dst, float value, int64_t n);
+void hbg_add_vec(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t rows, int64_t n, const hb_tensor *v);
+int hbg_embed_rows(float *y, const hb_tensor *table, const int32_t *ids, int64_t n);
+void hbg_channel_affine(float *y, const float *x, int64_t C, int64_t S, const hb_tensor *scale, const hb_tensor *shift);
+int hbg_convert(void *dst, hb_dtype dt, const void *src, hb_dtype st, int64_t n);
+/* Small host->device transfer for one op's parameters (ids, tables): copied through the stream and waited for,
+ * so `src` may be reused at once. -1 + hbg_fail on error. */
+int hbg_upload_sync(void *dst, const void *src, size_t bytes, const char *what);
+/* RoPE cos/sin tables (float64 pairs) for head_dim d: frames from `f_lo` (inclusive) to `f_hi` (exclusive),
+ * rows [0, H), cols [0, W); returned as the device table and the offsets (in double2 units) of each axis'
+ * position 0. Built on the host in float64 exactly like the CPU, cached per context. NULL on error. */
+const double *hbg_rope_table(int d, int64_t f_lo, int64_t f_hi, int H, int W, int64_t off[3]);
 
 #endif
