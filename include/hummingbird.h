@@ -42,6 +42,8 @@ typedef struct hb_load_params {
     int threads;   /* worker threads; 0 = HB_THREADS or every core */
     int offload;   /* nonzero: keep at most one of {text encoder, DiT, VAE} loaded, loading each around its
                       stage (lower peak memory, reloads on every generate) */
+    const char *device; /* "cpu", "cuda", "cuda:N" (GPU builds); NULL or "" = the calling thread's backend,
+                           the CPU by default. An unavailable device fails here with the reason. */
 } hb_load_params;
 
 /* Open a model folder: every part is located and validated (names and shapes of the weights) here, so a
@@ -140,6 +142,7 @@ typedef struct hb_ar_params {
     void *user;
     hb_generate_progress_fn progress; /* stage "chunks" */
     void *progress_user;
+    const char *device;          /* as hb_load_params.device */
 } hb_ar_params;
 
 void hb_ar_params_init(hb_ar_params *p);

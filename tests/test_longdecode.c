@@ -4,10 +4,14 @@
  * temporal tiling (light non-causal, light causal, Wan 2.1 and 2.2 VAE) vs whole clip: error measured, bounded,
  * and smaller with more overlap; spatial tiles: error bounded, constant input regions blend exactly;
  * the ramp helper's weights sum to 1; 8x more frames decode with the same peak memory (RSS of a child
- * process and the decoder's own byte count, within 10%); errors for impossible modes and options. */
+ * process and the decoder's own byte count, within 10%); errors for impossible modes and options;
+ * under the cpu-guard backend (latents and every buffer in guarded device-style memory, frames reaching the
+ * callback in host memory) both modes, with spatial tiles and the carried-overlap-only ending, give the plain
+ * CPU bits (light VAE causal / non-causal, TAEHV). */
 #include "testlib.h"
 #include "io/checkpoint.h"
 #include "pipeline/longdecode.h"
+#include "ops/ops.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,6 +226,78 @@ static void test_light(hb_rng *rng) {
         hb_light_vae_free(m);
     }
     free(lat);
+}
+
+/* ---------------------------------------------------------------- cpu-guard */
+
+typedef enum { G_LIGHT_CAUSAL, G_LIGHT_NC, G_TAE } gkind;
+
+/* Decode lat [z, t, h, w] (in the current memory space) with odd pushes or hb_decoder_run into a host sink. */
+static int guard_run(gkind k, void *m, const float *lat, int64_t t, int64_t h, int64_t w, const hb_longdecode_opts *o,
+                     bool odd, sink *s) {
+    hb_decoder *d = k == G_TAE ? hb_decoder_new_tae(m, h, w, o, collect, s) : hb_decoder_new_light(m, h, w, o, collect, s);
+    if (!d) return -1;
+    int rc = 0;
+    if (odd) {
+        static const int steps[] = {1, 3, 2, 1};
+        for (int64_t t0 = 0, i = 0; t0 < t && !rc; i++) {
+            int64_t n = steps[i % 4] < t - t0 ? steps[i % 4] : t - t0;
+            rc = hb_decoder_push(d, lat + t0 * h * w, n, t * h * w);
+            t0 += n;
+        }
+        if (!rc) rc = hb_decoder_finish(d);
+    } else rc = hb_decoder_run(d, lat, t);
+    hb_decoder_free(d);
+    return rc;
+}
+
+static void test_guard(hb_rng *rng) {
+    hb_checkpoint *ck = NULL;
+    void *models[3] = {light_model(true), light_model(false), tae_model(&ck)};
+    static const char *names[3] = {"light causal", "light non-causal", "TAEHV"};
+    CHECKF(models[0] && models[1] && models[2], "%s", hb_last_error());
+    /* clip 4 overlap 2 over 8 latents ends on the carried frames alone; 9 or 5 latents on a short last clip;
+     * tile 3 (overlap 1) over 3x4 latents: 1x2 tiles, tile 2: 2x3 tiles (slow under cpu-guard: few of them) */
+    struct { gkind k; hb_longdecode_opts o; int64_t t; bool odd; } cases[] = {
+        {G_LIGHT_CAUSAL, {HB_LD_CAUSAL, 2, 0, 0, 0}, 9, true},  {G_LIGHT_CAUSAL, {HB_LD_TILED, 4, 2, 0, 0}, 8, false},
+        {G_LIGHT_CAUSAL, {HB_LD_CAUSAL, 3, 0, 3, 1}, 7, true},  {G_LIGHT_NC, {HB_LD_TILED, 4, 2, 0, 0}, 9, true},
+        {G_LIGHT_NC, {HB_LD_TILED, 4, 1, 2, 1}, 8, false},      {G_TAE, {HB_LD_CAUSAL, 2, 0, 0, 0}, 7, true},
+        {G_TAE, {HB_LD_TILED, 4, 2, 0, 0}, 8, false},           {G_TAE, {HB_LD_TILED, 4, 2, 3, 1}, 5, true},
+    };
+    int64_t h = 3, w = 4, z = 8, tmax = 9;
+    float *lat = malloc(sizeof(float) * (size_t)(z * tmax * h * w));
+    tl_fill_normal(rng, lat, z * tmax * h * w, 1.0f);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0] && models[0] && models[1] && models[2]; i++) {
+        void *m = models[cases[i].k];
+        int64_t t = cases[i].t, S = cases[i].k == G_TAE ? hb_tae_space_scale(m) : hb_light_vae_spatial_factor(m);
+        int64_t nf = cases[i].k == G_TAE ? hb_tae_decoded_frames(m, t) : hb_light_vae_decoded_frames(m, t);
+        int64_t n = 3 * nf * h * S * w * S;
+        sink a, b;
+        sink_init(&a, nf, h * S, w * S);
+        sink_init(&b, nf, h * S, w * S);
+        float *hl = malloc(sizeof(float) * (size_t)(z * t * h * w)); /* the first t latents: [z, t, h, w] */
+        for (int64_t c = 0; c < z; c++) memcpy(hl + c * t * h * w, lat + c * tmax * h * w, sizeof(float) * (size_t)(t * h * w));
+        int rc = guard_run(cases[i].k, m, hl, t, h, w, &cases[i].o, cases[i].odd, &a); /* plain CPU */
+        CHECKF(rc == 0 && a.order_ok && a.next == nf, "%s", hb_last_error());
+        const hb_backend *prev = hb_backend_use(hb_backend_cpu_guard());
+        float *dl = hb_dev_alloc(sizeof(float) * (size_t)(z * t * h * w), "test");
+        if (dl) CHECK(hb_dev_upload(dl, hl, sizeof(float) * (size_t)(z * t * h * w)) == 0);
+        rc = dl ? guard_run(cases[i].k, m, dl, t, h, w, &cases[i].o, cases[i].odd, &b) : -1;
+        hb_dev_free(dl);
+        hb_backend_use(prev);
+        CHECKF(rc == 0 && b.order_ok && b.next == nf, "cpu-guard: %s", hb_last_error());
+        bool same = memcmp(a.v, b.v, sizeof(float) * (size_t)n) == 0;
+        printf("cpu-guard longdecode %-16s %s clip %d overlap %d tile %d, %lld latents%s: %s\n", names[cases[i].k],
+               cases[i].o.mode == HB_LD_CAUSAL ? "causal" : "tiled ", cases[i].o.clip, cases[i].o.overlap, cases[i].o.tile,
+               (long long)t, cases[i].odd ? " (odd pushes)" : "", same ? "bitwise" : "DIFFERS");
+        CHECK(same);
+        free(a.v), free(b.v), free(hl);
+    }
+    free(lat);
+    hb_light_vae_free(models[0]);
+    hb_light_vae_free(models[1]);
+    hb_tae_free(models[2]);
+    hb_checkpoint_close(ck);
 }
 
 static void test_ramp(void) {
@@ -453,6 +529,7 @@ int main(int argc, char **argv) {
     test_ramp();
     test_light(&rng);
     test_tae(&rng);
+    test_guard(&rng);
     test_wan(&rng);
     test_bad_opts();
     char self[1024];

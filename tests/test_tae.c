@@ -1,10 +1,14 @@
 /* TAEHV (models/tae): golden files through the C API; an independent naive float64 re-statement of the
  * reference graph on random models (both patch sizes, odd sizes and frame counts); streaming == whole clip
  * bit for bit (also fed from a [C, T, h, w] tensor); reset; thread-count determinism; the TGrow row
- * truncation; clear errors on missing / mis-shaped weights and bad sizes. */
+ * truncation; clear errors on missing / mis-shaped weights and bad sizes; every path (whole clip + raw,
+ * streaming, the frame-callback decoder fed from a [C, T, h, w] tensor with a reset, the unfused upsampling,
+ * whole and streaming encode) under the cpu-guard backend (activations reachable only through ops) == the
+ * plain CPU bits, both patch sizes. */
 #include "testlib.h"
 #include "io/checkpoint.h"
 #include "models/tae.h"
+#include "ops/ops.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -452,6 +456,96 @@ static void test_random(hb_rng *r, int P) {
     rm_free(&rm);
 }
 
+/* ---------- cpu-guard: the model touches its activations only through ops ---------- */
+
+static float *g_up(const float *h, int64_t n) {
+    float *d = hb_dev_alloc(sizeof(float) * (size_t)n, "test");
+    if (d) CHECK(hb_dev_upload(d, h, sizeof(float) * (size_t)n) == 0);
+    return d;
+}
+static bool g_same(const float *d, const float *ref, int64_t n) {
+    float *h = malloc(sizeof(float) * (size_t)n);
+    bool ok = h && d && hb_dev_download(h, d, sizeof(float) * (size_t)n) == 0 && memcmp(h, ref, sizeof(float) * (size_t)n) == 0;
+    if (h && d && !ok) printf("    (rel err %.2e)\n", tl_rel_err(h, ref, n));
+    free(h);
+    return ok;
+}
+/* frames from the streaming decoder in device memory: download them */
+static int collect_dev(void *user, const hb_tae_frame *f) {
+    collect *c = user;
+    if (f->raw_index != c->raw_frames) c->order_ok = false;
+    c->raw_frames++;
+    if (!f->rgb) return 0;
+    if (f->index != c->frames) c->order_ok = false;
+    c->frames++;
+    return hb_dev_download(c->video + f->index * c->n, f->rgb, (size_t)c->n * sizeof(float)) ? 1 : 0;
+}
+
+static void test_guard(hb_rng *r, int P) {
+    static const int nf[4] = {16, 12, 8, 8};
+    int C = P == 1 ? 6 : 10, E = 8;
+    rmodel rm;
+    CHECK(rm_make(&rm, r, P, C, E, nf));
+    if (!rm.m) { rm_free(&rm); return; }
+    hb_tae_config cfg;
+    hb_tae_config_default(&cfg);
+    cfg.unfused_upsample = true;
+    hb_tae *mu = hb_tae_load(rm.ck, &cfg, HB_TAE_DECODER);
+    CHECKF(mu != NULL, "%s", hb_last_error());
+    int T = 3, h = 2, w = 3, Tv = 6;
+    int64_t fl = (int64_t)C * h * w, H = h * 8 * P, W = w * 8 * P, fv = 3 * H * W;
+    int64_t To = hb_tae_decoded_frames(rm.m, T), nraw = 4 * T * fv, nz = hb_tae_encoded_frames(rm.m, Tv) * fl;
+    float *lat = malloc(sizeof(float) * (size_t)(T * fl)), *lct = malloc(sizeof(float) * (size_t)(T * fl));
+    float *vid = malloc(sizeof(float) * (size_t)(Tv * fv));
+    tl_fill_normal(r, lat, T * fl, 1.5f);
+    tl_fill_uniform(r, vid, Tv * fv, 0.0f, 1.0f);
+    for (int t = 0; t < T; t++)
+        for (int c = 0; c < C; c++) memcpy(lct + ((size_t)c * T + t) * h * w, lat + (size_t)t * fl + (size_t)c * h * w, (size_t)h * w * sizeof(float));
+    /* plain CPU */
+    float *v = malloc(sizeof(float) * (size_t)(To * fv)), *raw = malloc(sizeof(float) * (size_t)nraw);
+    float *vu = malloc(sizeof(float) * (size_t)(To * fv)), *rawu = malloc(sizeof(float) * (size_t)nraw);
+    float *z = malloc(sizeof(float) * (size_t)nz);
+    CHECK(hb_tae_decode_video(rm.m, lat, T, h, w, v, raw, false) == 0);
+    CHECK(mu && hb_tae_decode_video(mu, lat, T, h, w, vu, rawu, true) == 0);
+    CHECK(hb_tae_encode_video(rm.m, vid, Tv, H, W, z, false) == 0);
+    /* cpu-guard */
+    const hb_backend *prev = hb_backend_use(hb_backend_cpu_guard());
+    float *dl = g_up(lat, T * fl), *dct = g_up(lct, T * fl), *dvid = g_up(vid, Tv * fv);
+    float *dv = hb_dev_alloc(sizeof(float) * (size_t)(To * fv), "test"), *draw = hb_dev_alloc(sizeof(float) * (size_t)nraw, "test");
+    float *dz = hb_dev_alloc(sizeof(float) * (size_t)nz, "test");
+    CHECK(dl && dct && dvid && dv && draw && dz);
+    bool ok[6];
+    ok[0] = hb_tae_decode_video(rm.m, dl, T, h, w, dv, draw, false) == 0 && g_same(dv, v, To * fv) && g_same(draw, raw, nraw);
+    ok[1] = hb_tae_decode_video(rm.m, dl, T, h, w, dv, draw, true) == 0 && g_same(dv, v, To * fv) && g_same(draw, raw, nraw);
+    ok[2] = mu && hb_tae_decode_video(mu, dl, T, h, w, dv, draw, false) == 0 && g_same(dv, vu, To * fv) && g_same(draw, rawu, nraw);
+    collect col = {calloc((size_t)(To * fv), sizeof(float)), fv, 0, 0, true};
+    hb_tae_decoder *d = hb_tae_decoder_new(rm.m, h, w, collect_dev, &col);
+    ok[3] = d != NULL;
+    for (int rep = 0; d && rep < 2; rep++) {
+        col.frames = col.raw_frames = 0;
+        memset(col.video, 0, sizeof(float) * (size_t)(To * fv));
+        ok[3] = ok[3] && hb_tae_decoder_push_frames(d, dct, T, h * w, (int64_t)T * h * w) == 0 && col.order_ok &&
+                col.frames == To && memcmp(col.video, v, sizeof(float) * (size_t)(To * fv)) == 0;
+        hb_tae_decoder_reset(d);
+    }
+    hb_tae_decoder_free(d);
+    free(col.video);
+    ok[4] = hb_tae_encode_video(rm.m, dvid, Tv, H, W, dz, false) == 0 && g_same(dz, z, nz);
+    ok[5] = hb_tae_encode_video(rm.m, dvid, Tv, H, W, dz, true) == 0 && g_same(dz, z, nz);
+    static const char *what[6] = {"decode whole + raw", "decode streaming + raw", "unfused decode", "frame decoder x2",
+                                  "encode whole", "encode streaming"};
+    printf("cpu-guard TAEHV P=%d:", P);
+    for (int i = 0; i < 6; i++) {
+        printf(" %s %s%s", what[i], ok[i] ? "bitwise" : "DIFFERS", i < 5 ? "," : "\n");
+        CHECKF(ok[i], "cpu-guard P=%d: %s", P, what[i]);
+    }
+    hb_dev_free(dl), hb_dev_free(dct), hb_dev_free(dvid), hb_dev_free(dv), hb_dev_free(draw), hb_dev_free(dz);
+    hb_backend_use(prev);
+    free(lat), free(lct), free(vid), free(v), free(raw), free(vu), free(rawu), free(z);
+    hb_tae_free(mu);
+    rm_free(&rm);
+}
+
 /* A TGrow weight with more rows than its stride needs keeps the last rows (patch_tgrow_layers). */
 static void test_tgrow_truncation(hb_rng *r) {
     static const int nf[4] = {8, 8, 8, 8};
@@ -572,6 +666,8 @@ int main(void) {
     hb_rng_seed(&r, tl_seed());
     test_random(&r, 1);
     test_random(&r, 2);
+    test_guard(&r, 1);
+    test_guard(&r, 2);
     test_tgrow_truncation(&r);
     test_preview_flags(&r);
     test_errors(&r);

@@ -1,10 +1,13 @@
 /* Wan VAE (2.1 and 2.2) on tiny random models: chunk sizes give the same result as the reference chunking,
  * tiling error bounded (and zero when one tile covers everything), bitwise identical for any thread count,
  * workspace independent of the number of frames, diffusers names load the same model, bad weights and bad
- * inputs give clear errors. The golden comparison lives in test_wan_vae_golden.c. */
+ * inputs give clear errors, and the cpu-guard backend (activations out of the host's reach except inside ops)
+ * gives bitwise the CPU result for encode, decode, tiled runs and the mid outputs. The golden comparison lives
+ * in test_wan_vae_golden.c. */
 #include "testlib.h"
 #include "io/checkpoint.h"
 #include "models/wan_vae.h"
+#include "ops/ops.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -434,10 +437,88 @@ static void test_bad_input(void) {
     hb_wan_vae_free(m);
 }
 
+/* ---- cpu-guard: the same calls with every input/output in the guarded memory space ---- */
+static float *to_dev(const float *h, int64_t n) {
+    float *d = hb_dev_alloc((size_t)n * sizeof(float), "test input");
+    CHECKF(d && hb_dev_upload(d, h, (size_t)n * sizeof(float)) == 0, "upload: %s", hb_last_error());
+    return d;
+}
+
+/* Downloads dev (n values) and frees it; counts the values that are not bitwise equal to ref. */
+static int64_t dev_diff(float *dev, const float *ref, int64_t n) {
+    float *h = malloc((size_t)n * sizeof(float));
+    CHECKF(hb_dev_download(h, dev, (size_t)n * sizeof(float)) == 0, "download: %s", hb_last_error());
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; i++) bad += memcmp(&h[i], &ref[i], sizeof(float)) != 0;
+    free(h);
+    hb_dev_free(dev);
+    return bad;
+}
+
+static bool nonzero(const float *x, int64_t n) {
+    int64_t nz = 0;
+    for (int64_t i = 0; i < n; i++) nz += x[i] != 0.0f;
+    return nz > n / 2;
+}
+
+static void test_guard(hb_wan_vae_variant v, uint64_t seed) {
+    hb_wan_vae_config c = tiny(v);
+    hb_wan_vae *m = hb_wan_vae_create_random(&c, seed);
+    if (!m) { CHECKF(0, "%s", hb_last_error()); return; }
+    hb_rng r;
+    hb_rng_seed(&r, seed + 5);
+    int sf = hb_wan_vae_spatial_factor(m);
+    int64_t z = c.z_dim, t = 3, h = 4, w = 6, T = 5, H = h * sf, W = w * sf, VT = 1 + 4 * (t - 1);
+    int64_t nl = z * t * h * w, nv = 3 * VT * H * W, ne = 3 * T * H * W, nel = z * 2 * h * w;
+    float *lat = malloc(sizeof(float) * (size_t)nl), *vid = malloc(sizeof(float) * (size_t)ne);
+    tl_fill_normal(&r, lat, nl, 1.0f);
+    tl_fill_uniform(&r, vid, ne, -1, 1);
+    /* CPU references: 0 decode raw + dec_conv2 (1), 2 decode clamped, 3 tiled decode, 4 encode + mu_logvar (5),
+     * 6 tiled encode + mu_logvar (7) */
+    enum { NOUT = 8 };
+    const int64_t sz[NOUT] = {nv, nl, nv, nv, nel, 2 * nel, nel, 2 * nel};
+    const char *what[NOUT] = {"decode raw", "dec_conv2", "decode", "tiled decode", "encode", "mu_logvar",
+                              "tiled encode", "tiled mu_logvar"};
+    float *ref[NOUT], *dev[NOUT];
+    for (int k = 0; k < NOUT; k++) ref[k] = malloc(sizeof(float) * (size_t)sz[k]);
+    for (int pass = 0; pass < 2; pass++) {
+        const hb_backend *prev = pass ? hb_backend_use(hb_backend_cpu_guard()) : NULL;
+        float **o = pass ? dev : ref;
+        if (pass)
+            for (int k = 0; k < NOUT; k++) dev[k] = hb_dev_alloc(sizeof(float) * (size_t)sz[k], "test output");
+        float *li = pass ? to_dev(lat, nl) : lat, *vi = pass ? to_dev(vid, ne) : vid;
+        hb_wan_vae_opts d0 = {.raw = true, .dec_conv2 = o[1]}, dt = {.tile = 4, .overlap = 2};
+        hb_wan_vae_opts e0 = {.mu_logvar = o[5]}, et = {.tile = 4, .overlap = 2, .mu_logvar = o[7]};
+        CHECKF(hb_wan_vae_decode(m, li, t, h, w, o[0], &d0) == 0, "pass %d decode: %s", pass, hb_last_error());
+        CHECKF(hb_wan_vae_decode(m, li, t, h, w, o[2], NULL) == 0, "pass %d decode: %s", pass, hb_last_error());
+        CHECKF(hb_wan_vae_decode(m, li, t, h, w, o[3], &dt) == 0, "pass %d tiled decode: %s", pass, hb_last_error());
+        CHECKF(hb_wan_vae_encode(m, vi, T, H, W, o[4], &e0) == 0, "pass %d encode: %s", pass, hb_last_error());
+        CHECKF(hb_wan_vae_encode(m, vi, T, H, W, o[6], &et) == 0, "pass %d tiled encode: %s", pass, hb_last_error());
+        if (pass) {
+            hb_dev_free(li), hb_dev_free(vi);
+            for (int k = 0; k < NOUT; k++) {
+                CHECKF(nonzero(ref[k], sz[k]), "%s %s: the CPU result is mostly zeros", vname(v), what[k]);
+                int64_t bad = dev_diff(dev[k], ref[k], sz[k]);
+                printf("  %s cpu-guard %-15s: %lld of %lld values differ from the CPU\n", vname(v), what[k], (long long)bad,
+                       (long long)sz[k]);
+                CHECKF(bad == 0, "%s cpu-guard %s: %lld values differ from the CPU (bitwise)", vname(v), what[k], (long long)bad);
+            }
+            hb_backend_use(prev);
+        }
+    }
+    /* the tiled runs really are tiled (they differ from the untiled ones) */
+    CHECKF(tl_rel_err(ref[3], ref[0], nv) > 0 || tl_rel_err(ref[3], ref[2], nv) > 0, "%s: tiled decode == untiled", vname(v));
+    CHECKF(tl_rel_err(ref[6], ref[4], nel) > 0, "%s: tiled encode == untiled", vname(v));
+    for (int k = 0; k < NOUT; k++) free(ref[k]);
+    free(lat), free(vid);
+    hb_wan_vae_free(m);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
     uint64_t seed = tl_seed();
     for (int v = 0; v < 2; v++) {
+        test_guard((hb_wan_vae_variant)v, seed + 100 * v + 4);
         test_chunks((hb_wan_vae_variant)v, seed + 100 * v);
         test_tiling((hb_wan_vae_variant)v, seed + 100 * v + 1);
         test_threads((hb_wan_vae_variant)v, seed + 100 * v + 2);

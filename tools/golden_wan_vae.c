@@ -1,6 +1,7 @@
 /* Golden runner for kind wan_vae (variants wan2.1, wan2.2): builds the VAE from the file's config and
  * weights, encodes in.video and decodes in.latent with the file's latent mean/std, and compares
- * out.latent, mid.enc_mu_logvar, out.video_raw, out.video and mid.dec_conv2. */
+ * out.latent, mid.enc_mu_logvar, out.video_raw, out.video and mid.dec_conv2. Video, latents and the mid
+ * tensors live in the backend's memory (-d DEVICE); the latent statistics are host parameters. */
 #include "golden.h"
 #include "models/wan_vae.h"
 #include <stdlib.h>
@@ -24,7 +25,7 @@ int golden_run_wan_vae(golden_case *g) {
     if (hb_checkpoint_get_shaped(g->ck, "in.video", 4, vs, &tv) || hb_checkpoint_get_shaped(g->ck, "in.latent", 4, ls, &tl))
         goto out;
     if (!(mean = golden_tensor_f32(g, "in.latent_mean", NULL)) || !(std = golden_tensor_f32(g, "in.latent_std", NULL)) ||
-        !(video = golden_tensor_f32(g, "in.video", NULL)) || !(lat_in = golden_tensor_f32(g, "in.latent", NULL)))
+        !(video = golden_tensor_dev(g, "in.video", NULL)) || !(lat_in = golden_tensor_dev(g, "in.latent", NULL)))
         goto out;
     if (hb_wan_vae_set_latent_stats(m, mean, std)) goto out;
 
@@ -32,8 +33,8 @@ int golden_run_wan_vae(golden_case *g) {
     int sf = hb_wan_vae_spatial_factor(m), tf = hb_wan_vae_temporal_factor(m);
     int64_t T = tv.shape[1], H = tv.shape[2], W = tv.shape[3];
     int64_t t = 1 + (T - 1) / tf, h = H / sf, w = W / sf;
-    lat = hb_malloc((size_t)(z * t * h * w) * sizeof(float), "latent");
-    ml = hb_malloc((size_t)(2 * z * t * h * w) * sizeof(float), "mu_logvar");
+    lat = hb_dev_alloc((size_t)(z * t * h * w) * sizeof(float), "latent");
+    ml = hb_dev_alloc((size_t)(2 * z * t * h * w) * sizeof(float), "mu_logvar");
     if (!lat || !ml) goto out;
     hb_wan_vae_opts eo = {.mu_logvar = ml};
     if (hb_wan_vae_encode(m, video, T, H, W, lat, &eo)) goto out;
@@ -43,8 +44,8 @@ int golden_run_wan_vae(golden_case *g) {
     /* decode: raw, then clamped */
     int64_t lt = tl.shape[1], lh = tl.shape[2], lw = tl.shape[3];
     int64_t VT = 1 + tf * (lt - 1), VH = lh * sf, VW = lw * sf, vn = 3 * VT * VH * VW;
-    vid = hb_malloc((size_t)vn * sizeof(float), "video");
-    c2 = hb_malloc((size_t)(z * lt * lh * lw) * sizeof(float), "dec_conv2");
+    vid = hb_dev_alloc((size_t)vn * sizeof(float), "video");
+    c2 = hb_dev_alloc((size_t)(z * lt * lh * lw) * sizeof(float), "dec_conv2");
     if (!vid || !c2) goto out;
     hb_wan_vae_opts dopt = {.raw = true, .dec_conv2 = c2};
     if (hb_wan_vae_decode(m, lat_in, lt, lh, lw, vid, &dopt)) goto out;
@@ -55,7 +56,8 @@ int golden_run_wan_vae(golden_case *g) {
     rc = 0;
 out:
     if (rc && !strstr(hb_last_error(), g->path)) hb_error_prefix("%s: ", g->path);
-    hb_free(mean), hb_free(std), hb_free(video), hb_free(lat_in), hb_free(lat), hb_free(ml), hb_free(vid), hb_free(c2);
+    hb_free(mean), hb_free(std);
+    hb_dev_free(video), hb_dev_free(lat_in), hb_dev_free(lat), hb_dev_free(ml), hb_dev_free(vid), hb_dev_free(c2);
     hb_wan_vae_free(m);
     return rc;
 }

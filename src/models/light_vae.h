@@ -86,7 +86,12 @@ int hb_light_vae_spatial_factor(const hb_light_vae *m);  /* S = prod(up_s) * pat
 int64_t hb_light_vae_decoded_frames(const hb_light_vae *m, int64_t t); /* 1 + F(t-1) (0 for t = 0) */
 int64_t hb_light_vae_param_count(const hb_light_vae *m);
 
-/* Decode: latent [z, t, h, w] -> video [3, 1 + F(t-1), S h, S w]. Causal models (without raw) run latent by
+/* Memory spaces: latent, video and raw (and the streaming calls' latent / video) live in the current memory
+ * space (hb_dev_alloc: device memory under a GPU backend, host memory on the CPU); the model computes on them
+ * only through ops (ops/ops.h) and keeps its activations, feature caches and workspaces there too. Weights
+ * stay host hb_tensors (checkpoint mappings, or host copies: latent stats, fused phase weights).
+ *
+ * Decode: latent [z, t, h, w] -> video [3, 1 + F(t-1), S h, S w]. Causal models (without raw) run latent by
  * latent through the feature caches (bit-identical to the whole-clip pass, memory independent of t: ~1.7 GiB
  * at 704x1280 for the default config); non-causal models (or raw != NULL) run the whole-clip pass, whose
  * memory grows with t (use pipeline/longdecode.h for long videos).

@@ -13,7 +13,12 @@
  * depth first, memory independent of T: each MemBlock keeps one frame, each TPool up to s-1 frames).
  *
  * Layout: frames are [C, H, W] float32; a clip is [T, C, H, W] (the reference's NTCHW, batch dropped). The
- * streaming calls take a channel stride so a frame of a [C, T, H, W] tensor can be fed without a copy. */
+ * streaming calls take a channel stride so a frame of a [C, T, H, W] tensor can be fed without a copy.
+ *
+ * Memory spaces: every latent / video / raw pointer of this API (inputs, outputs, and the rgb / raw / latent
+ * pointers handed to the callbacks) is in the current memory space (device memory under a GPU backend: read
+ * it with hb_dev_download or pass it to ops); activations and MemBlock / TPool memories live there too and are
+ * touched only through ops, so the model runs unchanged on any backend. Weights stay host hb_tensors. */
 #ifndef HB_MODELS_TAE_H
 #define HB_MODELS_TAE_H
 

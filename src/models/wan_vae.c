@@ -91,11 +91,15 @@ struct hb_wan_vae {
     hb_wan_vae_config cfg;
     vcoder enc, dec;
     vconv conv1, conv2;
-    float *mean, *std;
+    /* latent statistics (host): one block of 4*z floats, passed to hb_channel_affine as parameter vectors:
+     * mean, std (decode: z * std + mean), neg_mean and inv_std (encode: (mu - mean) * (1 / std)) */
+    float *mean, *std, *neg_mean, *inv_std;
+    hb_tensor t_mean, t_std, t_neg_mean, t_inv_std;
     int sf, tf;
     const hb_checkpoint *ck;
-    void **owned; /* weights this model allocated itself (random models) */
-    int nowned, capowned;
+    void **owned; /* weights this model allocated itself (random models), owned_bytes[i] bytes each */
+    size_t *owned_bytes;
+    int nowned;
 };
 
 /* ------------------------------------------------------------------------------------------------------
@@ -432,12 +436,17 @@ static hb_wan_vae *load_any(const hb_checkpoint *ck, const hb_wan_vae_config *cf
     m->tf = 1;
     for (int i = 0; i < m->cfg.n_levels - 1; i++)
         if (i < m->cfg.n_tdown && m->cfg.temporal_down[i]) m->tf *= 2;
-    m->mean = hb_malloc((size_t)z * sizeof(float), "wan_vae mean");
-    m->std = hb_malloc((size_t)z * sizeof(float), "wan_vae std");
-    if (!m->mean || !m->std) goto fail;
+    m->mean = hb_malloc((size_t)(4 * z) * sizeof(float), "wan_vae latent statistics");
+    if (!m->mean) goto fail;
+    m->std = m->mean + z, m->neg_mean = m->mean + 2 * z, m->inv_std = m->mean + 3 * z;
+    m->t_mean = hb_tensor_1d(HB_F32, z, m->mean), m->t_std = hb_tensor_1d(HB_F32, z, m->std);
+    m->t_neg_mean = hb_tensor_1d(HB_F32, z, m->neg_mean), m->t_inv_std = hb_tensor_1d(HB_F32, z, m->inv_std);
     int zo;
     const float *mu = hb_wan_vae_official_mean(m->cfg.variant, &zo), *sd = hb_wan_vae_official_std(m->cfg.variant, NULL);
-    for (int64_t i = 0; i < z; i++) m->mean[i] = zo == z ? mu[i] : 0.0f, m->std[i] = zo == z ? sd[i] : 1.0f;
+    for (int64_t i = 0; i < z; i++) {
+        m->mean[i] = zo == z ? mu[i] : 0.0f, m->std[i] = zo == z ? sd[i] : 1.0f;
+        m->neg_mean[i] = -m->mean[i], m->inv_std[i] = 1.0f / m->std[i];
+    }
     return m;
 fail:
     hb_wan_vae_free(m);
@@ -461,6 +470,7 @@ hb_wan_vae *hb_wan_vae_load_custom(const hb_wan_vae_config *cfg, hb_wan_vae_weig
 typedef struct {
     hb_rng rng;
     void **owned;
+    size_t *bytes;
     int n, cap;
 } rnd_src;
 
@@ -473,9 +483,13 @@ static int rnd_weight(void *user, const char *name, int ndim, const int64_t *sha
     if (r->n == r->cap) {
         int nc = r->cap ? 2 * r->cap : 256;
         void **o = realloc(r->owned, (size_t)nc * sizeof *o);
-        if (!o) { hb_free(d); return hb_error("wan_vae: out of memory"); }
-        r->owned = o, r->cap = nc;
+        if (o) r->owned = o;
+        size_t *b = o ? realloc(r->bytes, (size_t)nc * sizeof *b) : NULL;
+        if (b) r->bytes = b;
+        if (!o || !b) { hb_free(d); return hb_error("wan_vae: out of memory"); }
+        r->cap = nc;
     }
+    r->bytes[r->n] = (size_t)n * sizeof(float);
     r->owned[r->n++] = d;
     size_t len = strlen(name);
     bool gamma = len > 5 && !strcmp(name + len - 5, "gamma");
@@ -501,18 +515,29 @@ hb_wan_vae *hb_wan_vae_create_random(const hb_wan_vae_config *cfg, uint64_t seed
     if (!m) {
         for (int i = 0; i < r.n; i++) hb_free(r.owned[i]);
         free(r.owned);
+        free(r.bytes);
         return NULL;
     }
-    m->owned = r.owned, m->nowned = r.n, m->capowned = r.cap;
+    m->owned = r.owned, m->owned_bytes = r.bytes, m->nowned = r.n;
     return m;
+}
+
+/* Host memory that was passed to ops as parameters (weights of random models, the latent statistics) is about to
+ * change or go away: a device backend's copy of it must be dropped. */
+static void release_stats(hb_wan_vae *m) {
+    if (m->mean) hb_host_memory_released(m->mean, (size_t)(4 * m->cfg.z_dim) * sizeof(float));
 }
 
 void hb_wan_vae_free(hb_wan_vae *m) {
     if (!m) return;
-    for (int i = 0; i < m->nowned; i++) hb_free(m->owned[i]);
+    for (int i = 0; i < m->nowned; i++) {
+        hb_host_memory_released(m->owned[i], m->owned_bytes[i]);
+        hb_free(m->owned[i]);
+    }
     free(m->owned);
+    free(m->owned_bytes);
+    release_stats(m);
     hb_free(m->mean);
-    hb_free(m->std);
     hb_free(m);
 }
 
@@ -526,15 +551,19 @@ int hb_wan_vae_set_latent_stats(hb_wan_vae *m, const float *mean, const float *s
     for (int i = 0; i < m->cfg.z_dim; i++)
         if (!(std[i] != 0.0f) || !isfinite(std[i]) || !isfinite(mean[i]))
             return hb_error("wan_vae: latent std[%d] = %g / mean %g is not usable", i, (double)std[i], (double)mean[i]);
+    release_stats(m);
     memcpy(m->mean, mean, (size_t)m->cfg.z_dim * sizeof(float));
     memcpy(m->std, std, (size_t)m->cfg.z_dim * sizeof(float));
+    for (int i = 0; i < m->cfg.z_dim; i++) m->neg_mean[i] = -m->mean[i], m->inv_std[i] = 1.0f / m->std[i];
     return 0;
 }
 
 /* ------------------------------------------------------------------------------------------------------
  * Running: per-chunk activations in two ping-pong buffers (one live activation at a time) plus a scratch
  * stack (temporaries, block-level shortcuts), feature caches in their own arena (per tile). A dry run with
- * measuring arenas sizes all three and counts FLOPs. */
+ * measuring arenas sizes all three and counts FLOPs. All of them live in the current memory space (device
+ * memory under a GPU backend) and are touched only through ops: copies, concatenations and permutes are
+ * hb_copy_nd / hb_copy_rows, never host loops. */
 enum { ST_NONE = 0, ST_REP, ST_TENSOR };
 typedef struct {
     float *buf; /* [C, 2, H, W] */
@@ -551,6 +580,13 @@ typedef struct {
     const hb_wan_vae *m;
     bool dry;
     hb_arena scr, cache;
+    const hb_memspace *space; /* where pp was allocated */
+    /* Plain CPU backend: first-chunk kernel slices are copied contiguous into this host buffer (the CPU conv's
+     * strided-weight path converts element by element, ~5x the cost of the conv on a first chunk). Any other
+     * backend gets a strided view of the mapped weight, which a device uploads once and keeps. */
+    bool host_slices;
+    uint8_t *wbuf;
+    size_t wbuf_cap;
     float *pp[2];
     int64_t pp_cap, pp_need;
     vslot *slots;
@@ -573,10 +609,11 @@ static float *pp_other(vrun *r, const float *x, int64_t n) {
     return x == r->pp[0] ? r->pp[1] : r->pp[0];
 }
 
+/* Frames [src_t0, src_t0 + nt) of every channel of src [C, src_t, HW] to frames [dst_t0, ...) of dst [C, dst_t, HW]:
+ * one row per channel. */
 static void copy_frames(float *dst, int64_t dst_t, int64_t dst_t0, const float *src, int64_t src_t, int64_t src_t0,
                         int64_t nt, int64_t C, int64_t HW) {
-    for (int64_t c = 0; c < C; c++)
-        memcpy(dst + (c * dst_t + dst_t0) * HW, src + (c * src_t + src_t0) * HW, (size_t)(nt * HW) * sizeof(float));
+    hb_copy_rows(dst + dst_t0 * HW, dst_t * HW, src + src_t0 * HW, src_t * HW, C, nt * HW);
 }
 
 static int conv_run(vrun *r, float *y, const float *x, const vconv *c, int64_t T, int64_t H, int64_t W,
@@ -609,11 +646,8 @@ static void cache_push(vrun *r, vslot *s, const vact *x) {
         if (!r->dry) copy_frames(s->buf, 2, 0, x->d, x->T, x->T - 2, 2, C, HW);
         s->n = 2;
     } else if (s->state == ST_REP) {
-        if (!r->dry)
-            for (int64_t c = 0; c < C; c++) {
-                memset(s->buf + c * 2 * HW, 0, (size_t)HW * sizeof(float));
-                memcpy(s->buf + (c * 2 + 1) * HW, x->d + c * x->T * HW, (size_t)HW * sizeof(float));
-            }
+        /* frame 0 stays zero (the buffer was zeroed when the slot entered the Rep state) */
+        if (!r->dry) copy_frames(s->buf, 2, 1, x->d, x->T, x->T - 1, 1, C, HW);
         s->n = 2;
     } else if (s->state == ST_TENSOR && s->n > 0) {
         if (!r->dry) {
@@ -652,15 +686,22 @@ static int cached_conv(vrun *r, const vconv *c, const vact *x, float *y, vact *y
     vconv cc = *c;
     if (n == 0 && x->T == 1 && pt > 0 && c->kt == pt + 1) {
         /* one frame behind zero padding (every first chunk): only the last temporal tap sees data, so run the
-         * (1, kh, kw) slice of the kernel instead of multiplying zeros */
-        int64_t khw = (int64_t)c->kh * c->kw, es = (int64_t)hb_dtype_size(c->w.dtype);
-        uint8_t *ws = hb_arena_alloc(&r->scr, (size_t)(c->cout * c->cin * khw * es));
-        if (!ws) return -1;
-        if (!r->dry)
+         * (1, kh, kw) slice of the kernel (a strided view of the weight) instead of multiplying zeros */
+        if (hb_tensor_narrow(&c->w, 2, c->kt - 1, 1, &cc.w)) return -1;
+        if (r->host_slices && !r->dry) {
+            int64_t khw = (int64_t)c->kh * c->kw, es = (int64_t)hb_dtype_size(c->w.dtype);
+            size_t need = (size_t)(c->cout * c->cin * khw * es);
+            if (need > r->wbuf_cap) {
+                hb_free(r->wbuf);
+                r->wbuf_cap = 0;
+                if (!(r->wbuf = hb_malloc(need, "wan_vae kernel slice"))) return -1;
+                r->wbuf_cap = need;
+            }
             for (int64_t q = 0; q < c->cout * c->cin; q++)
-                memcpy(ws + q * khw * es, (const uint8_t *)c->w.data + (q * c->kt + c->kt - 1) * khw * es, (size_t)(khw * es));
-        int64_t sh[5] = {c->cout, c->cin, 1, c->kh, c->kw};
-        cc.w = hb_tensor_make(c->w.dtype, 5, sh, ws);
+                memcpy(r->wbuf + q * khw * es, (const uint8_t *)c->w.data + (q * c->kt + c->kt - 1) * khw * es, (size_t)(khw * es));
+            int64_t sh[5] = {c->cout, c->cin, 1, c->kh, c->kw};
+            cc.w = hb_tensor_make(c->w.dtype, 5, sh, r->wbuf);
+        }
         cc.kt = 1;
         p.pad_t[0] = 0;
     }
@@ -726,23 +767,18 @@ static int attn_block(vrun *r, const vattn *a, vact *x) {
     r->flops += (double)T * (2.0 * L * C * 3 * C + 4.0 * L * L * C + 2.0 * L * C * C);
     if (!r->dry) {
         hb_channel_rmsnorm(xn, x->d, C, T * L, &a->norm.g, NULL);
+        const int64_t sh[2] = {C, L}, cl_s[2] = {T * L, 1}, lc_s[2] = {1, C};
         for (int64_t t = 0; t < T; t++) {
-            for (int64_t c = 0; c < C; c++) {
-                const float *src = xn + (c * T + t) * L;
-                for (int64_t l = 0; l < L; l++) tok[l * C + c] = src[l];
-            }
+            hb_copy_nd(tok, lc_s, xn + t * L, cl_s, 2, sh); /* tok[l, c] = xn[c, t, l] */
             if (hb_linear(qkv, tok, L, &a->qkv_w, &a->qkv_b, false)) return -1;
             hb_attention_args at = {.out = o, .q = qkv, .k = qkv + C, .v = qkv + 2 * C, .lq = L, .lk = L, .heads = 1,
                                     .head_dim = (int)C, .o_stride = C, .q_stride = 3 * C, .k_stride = 3 * C,
                                     .v_stride = 3 * C, .scale = (float)(1.0 / sqrt((double)C))};
             hb_attention(&at);
             if (hb_linear(p, o, L, &a->proj_w, &a->proj_b, false)) return -1;
-            for (int64_t c = 0; c < C; c++) {
-                float *dst = y + (c * T + t) * L;
-                const float *id = x->d + (c * T + t) * L;
-                for (int64_t l = 0; l < L; l++) dst[l] = p[l * C + c] + id[l];
-            }
+            hb_copy_nd(y + t * L, cl_s, p, lc_s, 2, sh); /* y[c, t, l] = p[l, c] */
         }
+        hb_add(y, y, x->d, C * T * L); /* + identity */
     }
     hb_arena_reset(&r->scr, mk);
     x->d = y;
@@ -758,7 +794,8 @@ static int resample(vrun *r, const vresample *rs, vact *x) {
             vslot *s = slot_get(r, rs->tconv.slot, C, x->H, x->W);
             if (!s) return -1;
             if (s->state == ST_NONE) {
-                s->state = ST_REP; /* first chunk: no temporal upsampling */
+                s->state = ST_REP; /* first chunk: no temporal upsampling; the cache's zero frame is set up here */
+                if (!r->dry) hb_fill(s->buf, 0.0f, C * 2 * HW);
             } else {
                 float *tc = scr_alloc(r, 2 * C * x->T * HW);
                 if (!tc) return -1;
@@ -773,12 +810,11 @@ static int resample(vrun *r, const vresample *rs, vact *x) {
                 /* [2, C, T] -> [C, T, 2]: frame 2t+j comes from channel block j */
                 float *il = scr_alloc(r, C * 2 * x->T * HW);
                 if (!il) return -1;
-                if (!r->dry)
-                    for (int64_t c = 0; c < C; c++)
-                        for (int64_t t = 0; t < x->T; t++)
-                            for (int j = 0; j < 2; j++)
-                                memcpy(il + ((c * 2 * x->T) + 2 * t + j) * HW, tc + ((j * C + c) * x->T + t) * HW,
-                                       (size_t)HW * sizeof(float));
+                if (!r->dry) {
+                    const int64_t sh[4] = {C, x->T, 2, HW}, ds[4] = {2 * x->T * HW, 2 * HW, HW, 1},
+                                  ss[4] = {x->T * HW, HW, C * x->T * HW, 1};
+                    hb_copy_nd(il, ds, tc, ss, 4, sh);
+                }
                 cur = (vact){il, C, 2 * x->T, x->H, x->W};
             }
         }
@@ -830,58 +866,69 @@ static int resample(vrun *r, const vresample *rs, vact *x) {
     return 0;
 }
 
-/* Wan 2.2 AvgDown3D: zero frames in front up to a multiple of ft, then average groups of the
- * (c, it, ih, iw)-flattened channels. */
+/* Wan 2.2 AvgDown3D: zero frames in front up to a multiple of ft, then average groups of grp consecutive
+ * channels of the (c, it, ih, iw)-flattened input. Output channel o, group member g reads flattened channel
+ * k = o*grp + g, i.e. input channel k / fac at sub-position k % fac. When the output width is a multiple q of
+ * the input width (every official config), q*grp = fac and the channels o = i*q + oq (i < Cin) share one
+ * sub-position, read from input channels c0 + i: one strided copy per (g, oq) fetches them all. Otherwise
+ * (q = Cout, one channel per copy) the same loop copies channel by channel. The sum runs over g in order
+ * from the first member, like the reference's mean. */
 static int avg_down(vrun *r, const vstage *s, const vact *x, vact *y) {
     int ft = s->sc_ft, fs = s->sc_fs;
     int64_t pad = (ft - x->T % ft) % ft, T2 = (x->T + pad) / ft, H2 = x->H / fs, W2 = x->W / fs;
-    int64_t fac = (int64_t)ft * fs * fs, grp = s->sc_in * fac / s->sc_out;
-    float *d = scr_alloc(r, s->sc_out * T2 * H2 * W2);
-    if (!d) return -1;
-    *y = (vact){d, s->sc_out, T2, H2, W2};
+    int64_t fac = (int64_t)ft * fs * fs, grp = s->sc_in * fac / s->sc_out, S2 = T2 * H2 * W2, HW = x->H * x->W;
+    int64_t cout = s->sc_out, q = cout % s->sc_in == 0 ? cout / s->sc_in : cout, nc = cout / q;
+    float *d = scr_alloc(r, cout * S2), *tmp = grp > 1 ? scr_alloc(r, cout * S2) : NULL;
+    if (!d || (grp > 1 && !tmp)) return -1;
+    *y = (vact){d, cout, T2, H2, W2};
     if (r->dry) return 0;
-    float inv = 1.0f / (float)grp;
-    for (int64_t o = 0; o < s->sc_out; o++)
-        for (int64_t t = 0; t < T2; t++)
-            for (int64_t h = 0; h < H2; h++)
-                for (int64_t w = 0; w < W2; w++) {
-                    float acc = 0.0f;
-                    for (int64_t g = 0; g < grp; g++) {
-                        int64_t k = o * grp + g, c = k / fac, sb = k % fac;
-                        int64_t it = sb / (fs * fs), ih = (sb / fs) % fs, iw = sb % fs;
-                        int64_t ts = t * ft + it - pad;
-                        if (ts < 0) continue; /* zero padding */
-                        acc += x->d[((c * x->T + ts) * x->H + h * fs + ih) * x->W + w * fs + iw];
-                    }
-                    d[((o * T2 + t) * H2 + h) * W2 + w] = acc * inv;
-                }
+    for (int64_t g = 0; g < grp; g++) {
+        float *dst = g == 0 ? d : tmp;
+        if (pad) hb_fill(dst, 0.0f, cout * S2); /* the padded frame of the sub-positions it < pad */
+        for (int64_t oq = 0; oq < q; oq++) {
+            int64_t k = oq * grp + g, c0 = k / fac, sb = k % fac;
+            int64_t it = sb / (fs * fs), ih = (sb / fs) % fs, iw = sb % fs;
+            int64_t t0 = it < pad ? 1 : 0; /* first output frame whose source frame t*ft + it - pad exists */
+            if (t0 >= T2) continue;
+            const int64_t sh[4] = {nc, T2 - t0, H2, W2}, ds[4] = {q * S2, H2 * W2, W2, 1},
+                          ss[4] = {x->T * HW, ft * HW, fs * x->W, fs};
+            hb_copy_nd(dst + oq * S2 + t0 * H2 * W2, ds, x->d + c0 * x->T * HW + (t0 * ft + it - pad) * HW + ih * x->W + iw,
+                       ss, 4, sh);
+        }
+        if (g > 0) hb_add(d, d, tmp, cout * S2);
+    }
+    hb_scale_add(d, d, 1.0f / (float)grp, d, 0.0f, cout * S2);
     return 0;
 }
 
 /* Wan 2.2 DupUp3D (repeat_interleave over channels, then unshuffle into time/space); first chunk drops the
- * first ft-1 frames. */
+ * first ft-1 frames. Output channel o at sub-position sb = (it*fs + ih)*fs + iw reads input channel
+ * (o*fac + sb) / rep: one strided copy per sub-position covers every output channel when rep divides fac (the
+ * input width a multiple of the output width: every official config), else one copy per (sub-position,
+ * channel). Every output value is written. */
 static int dup_up(vrun *r, const vstage *s, const vact *x, vact *y) {
     int ft = s->sc_ft, fs = s->sc_fs;
     int64_t fac = (int64_t)ft * fs * fs, rep = s->sc_out * fac / s->sc_in;
     int64_t drop = r->first_chunk ? ft - 1 : 0;
-    int64_t T2 = x->T * ft - drop, H2 = x->H * fs, W2 = x->W * fs;
-    float *d = scr_alloc(r, s->sc_out * T2 * H2 * W2);
+    int64_t T2 = x->T * ft - drop, H2 = x->H * fs, W2 = x->W * fs, THW = x->T * x->H * x->W, HW = x->H * x->W;
+    int64_t cout = s->sc_out;
+    float *d = scr_alloc(r, cout * T2 * H2 * W2);
     if (!d) return -1;
-    *y = (vact){d, s->sc_out, T2, H2, W2};
+    *y = (vact){d, cout, T2, H2, W2};
     if (r->dry) return 0;
-    for (int64_t o = 0; o < s->sc_out; o++)
-        for (int64_t t2 = 0; t2 < T2; t2++) {
-            int64_t tf = t2 + drop, t = tf / ft, it = tf % ft;
-            for (int64_t h2 = 0; h2 < H2; h2++) {
-                int64_t h = h2 / fs, ih = h2 % fs;
-                float *dst = d + ((o * T2 + t2) * H2 + h2) * W2;
-                for (int64_t w2 = 0; w2 < W2; w2++) {
-                    int64_t w = w2 / fs, iw = w2 % fs;
-                    int64_t c = (o * fac + (it * fs + ih) * fs + iw) / rep;
-                    dst[w2] = x->d[((c * x->T + t) * x->H + h) * x->W + w];
-                }
-            }
+    bool whole = fac % rep == 0;
+    for (int64_t sb = 0; sb < fac; sb++) {
+        int64_t it = sb / (fs * fs), ih = (sb / fs) % fs, iw = sb % fs;
+        int64_t t0 = it < drop ? 1 : 0; /* first input frame whose output frame t*ft + it - drop is kept */
+        if (t0 >= x->T) continue;
+        float *dst = d + (t0 * ft + it - drop) * H2 * W2 + ih * W2 + iw;
+        const int64_t ds[4] = {T2 * H2 * W2, ft * H2 * W2, fs * W2, fs};
+        for (int64_t o = 0; o < (whole ? 1 : cout); o++) {
+            const int64_t sh[4] = {whole ? cout : 1, x->T - t0, x->H, x->W}, ss[4] = {(fac / rep) * THW, HW, x->W, 1};
+            int64_t c = (o * fac + sb) / rep;
+            hb_copy_nd(dst + o * T2 * H2 * W2, ds, x->d + c * THW + t0 * HW, ss, 4, sh);
         }
+    }
     return 0;
 }
 
@@ -898,7 +945,7 @@ static int stage_run(vrun *r, const vstage *s, vact *x) {
     } else if (s->sc_kind == SC_IDENTITY) {
         float *d = scr_alloc(r, vnumel(x));
         if (!d) return -1;
-        if (!r->dry) memcpy(d, x->d, (size_t)vnumel(x) * sizeof(float));
+        if (!r->dry) hb_copy(d, x->d, vnumel(x));
         sc = (vact){d, x->C, x->T, x->H, x->W};
         have_sc = true;
     }
@@ -984,16 +1031,37 @@ static void ramp(float *w, int64_t len, int64_t lo, int64_t hi) {
     }
 }
 
-static void emit(float *dst, int64_t C, int64_t Td, int64_t Hd, int64_t Wd, int64_t t0, const vact *src, int64_t y0,
-                 int64_t x0, const float *wy, const float *wx, int64_t c0) {
-    for (int64_t c = 0; c < C; c++)
-        for (int64_t t = 0; t < src->T && t0 + t < Td; t++)
-            for (int64_t i = 0; i < src->H; i++) {
-                const float *s = src->d + (((c0 + c) * src->T + t) * src->H + i) * src->W;
-                float *d = dst + ((c * Td + t0 + t) * Hd + y0 + i) * Wd + x0;
-                float a = wy[i];
-                for (int64_t j = 0; j < src->W; j++) d[j] += s[j] * (a * wx[j]);
+/* Puts a chunk's result src [C, T, h, w] at frame t0, pixel (y0, x0) of dst [C, Td, Hd, Wd] (frames past Td are
+ * dropped). Untiled (the chunk covers the whole plane): a copy. Tiled: dst += src * wy[i] * wx[k], through a
+ * gathered copy of the dst region (src is overwritten with its weighted values); the weight plane is made on
+ * the host in hplane and uploaded. Scratch comes from r->scr (the dry run measures it: nothing else runs dry). */
+static int emit(vrun *r, bool tiled, float *dst, int64_t C, int64_t Td, int64_t Hd, int64_t Wd, int64_t t0, vact *src,
+                int64_t y0, int64_t x0, const float *wy, const float *wx, float *hplane) {
+    int64_t nt = src->T < Td - t0 ? src->T : Td - t0, HW = src->H * src->W;
+    if (!tiled) {
+        if (!r->dry && nt > 0) copy_frames(dst, Td, t0, src->d, src->T, 0, nt, C, HW);
+        return 0;
+    }
+    size_t mk = hb_arena_mark(&r->scr);
+    float *plane = scr_alloc(r, HW), *reg = scr_alloc(r, C * src->T * HW);
+    if (!plane || !reg) return -1;
+    if (!r->dry && nt > 0) {
+        for (int64_t i = 0; i < src->H; i++)
+            for (int64_t k = 0; k < src->W; k++) hplane[i * src->W + k] = wy[i] * wx[k];
+        if (hb_dev_upload(plane, hplane, (size_t)HW * sizeof(float))) return -1;
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t t = 0; t < nt; t++) {
+                float *sl = src->d + (c * src->T + t) * HW;
+                hb_mul(sl, sl, plane, HW);
             }
+        const int64_t sh[4] = {C, nt, src->H, src->W}, rs[4] = {Td * Hd * Wd, Hd * Wd, Wd, 1}, gs[4] = {nt * HW, HW, src->W, 1};
+        float *base = dst + (t0 * Hd + y0) * Wd + x0;
+        hb_copy_nd(reg, gs, base, rs, 4, sh);
+        for (int64_t c = 0; c < C; c++) hb_add(reg + c * nt * HW, reg + c * nt * HW, src->d + c * src->T * HW, nt * HW);
+        hb_copy_nd(base, rs, reg, gs, 4, sh);
+    }
+    hb_arena_reset(&r->scr, mk);
+    return 0;
 }
 
 typedef struct {
@@ -1019,12 +1087,11 @@ static int run_chunk(vrun *r, const vjob *j, int64_t f0, int64_t f1, const vspan
         bool v22 = m->cfg.variant == HB_WAN_VAE_22;
         float *crop = v22 ? scr_alloc(r, 3 * tc * th * tw) : pp_other(r, NULL, 3 * tc * th * tw);
         if (!crop) return -1;
-        if (!r->dry)
-            for (int64_t c = 0; c < 3; c++)
-                for (int64_t t = 0; t < tc; t++)
-                    for (int64_t i = 0; i < th; i++)
-                        memcpy(crop + ((c * tc + t) * th + i) * tw, j->in + ((c * j->Tin + f0 + t) * j->Hin + y0 + i) * j->Win + x0,
-                               (size_t)tw * sizeof(float));
+        if (!r->dry) {
+            const int64_t sh[4] = {3, tc, th, tw}, ds[4] = {tc * th * tw, th * tw, tw, 1},
+                          ss[4] = {j->Tin * j->Hin * j->Win, j->Hin * j->Win, j->Win, 1};
+            hb_copy_nd(crop, ds, j->in + (f0 * j->Hin + y0) * j->Win + x0, ss, 4, sh);
+        }
         vact x = {crop, 3, tc, th, tw};
         if (v22) {
             float *p = pp_other(r, NULL, 12 * tc * th * tw / 4);
@@ -1039,26 +1106,21 @@ static int run_chunk(vrun *r, const vjob *j, int64_t f0, int64_t f1, const vspan
         float *mu = scr_alloc(r, z * x.T * x.H * x.W);
         if (!mu) return -1;
         int64_t S = x.T * x.H * x.W;
-        if (!r->dry)
-            for (int64_t c = 0; c < z; c++) {
-                float mean = m->mean[c], inv = 1.0f / m->std[c];
-                for (int64_t i = 0; i < S; i++) mu[c * S + i] = (ml[c * S + i] - mean) * inv;
-            }
+        if (!r->dry) { /* (mu - mean) * (1 / std), in two exact steps */
+            hb_channel_affine(mu, ml, z, S, NULL, &m->t_neg_mean);
+            hb_channel_affine(mu, mu, z, S, &m->t_inv_std, NULL);
+        }
         *res = (vact){mu, z, x.T, x.H, x.W};
     } else {
         int64_t th = sy->len, tw = sx->len, S = tc * th * tw;
         float *crop = scr_alloc(r, z * S);
         if (!crop) return -1;
-        if (!r->dry)
-            for (int64_t c = 0; c < z; c++) {
-                float mean = m->mean[c], inv = 1.0f / m->std[c];
-                for (int64_t t = 0; t < tc; t++)
-                    for (int64_t i = 0; i < th; i++) {
-                        const float *s = j->in + ((c * j->Tin + f0 + t) * j->Hin + sy->start + i) * j->Win + sx->start;
-                        float *d = crop + ((c * tc + t) * th + i) * tw;
-                        for (int64_t k = 0; k < tw; k++) d[k] = s[k] / inv + mean;
-                    }
-            }
+        if (!r->dry) { /* crop, then z * std + mean */
+            const int64_t sh[4] = {z, tc, th, tw}, ds[4] = {tc * th * tw, th * tw, tw, 1},
+                          ss[4] = {j->Tin * j->Hin * j->Win, j->Hin * j->Win, j->Win, 1};
+            hb_copy_nd(crop, ds, j->in + (f0 * j->Hin + sy->start) * j->Win + sx->start, ss, 4, sh);
+            hb_channel_affine(crop, crop, z, S, &m->t_std, &m->t_mean);
+        }
         vact zc = {crop, z, tc, th, tw}, x;
         float *xd = pp_other(r, NULL, z * S);
         if (!xd || conv1x1(r, &m->conv2, &zc, xd, &x)) return -1;
@@ -1067,7 +1129,7 @@ static int run_chunk(vrun *r, const vjob *j, int64_t f0, int64_t f1, const vspan
         if (j->mid) {
             float *keep = scr_alloc(r, z * S);
             if (!keep) return -1;
-            if (!r->dry) memcpy(keep, xd, (size_t)(z * S) * sizeof(float));
+            if (!r->dry) hb_copy(keep, xd, z * S);
             midv->d = keep;
         }
         if (coder_run(r, &m->dec, false, &x)) return -1;
@@ -1090,7 +1152,10 @@ static void run_reset_caches(vrun *r) {
 static void run_free(vrun *r) {
     hb_arena_free(&r->scr);
     hb_arena_free(&r->cache);
-    if (!r->dry) hb_free(r->pp[0]), hb_free(r->pp[1]);
+    if (!r->dry && r->space)
+        for (int i = 0; i < 2; i++)
+            if (r->pp[i]) r->space->free(r->pp[i]);
+    hb_free(r->wbuf);
     free(r->slots);
     memset(r, 0, sizeof *r);
 }
@@ -1103,28 +1168,47 @@ typedef struct {
     vrun r;
     vspan *sy, *sx;
     int ny, nx;
+    bool tiled;
     int64_t s_out, maxt;
-    float *wy, *wx;
-    size_t bytes; /* workspace: arenas + activations + blend weights */
+    float *wy, *wx;   /* host: ramps of the current tile (output resolution) */
+    float *hplane;    /* host: one tile's weight plane, uploaded per chunk (tiled only) */
+    size_t bytes;     /* workspace: arenas + activations + blend weights */
 } vplan;
 
 static void plan_free(vplan *p) {
     run_free(&p->r);
     hb_free(p->wy);
     hb_free(p->wx);
+    hb_free(p->hplane);
     free(p->sy);
     free(p->sx);
     memset(p, 0, sizeof *p);
 }
 
+/* Both outputs of chunk c (its output frames start at tout) into the job's tensors. Dry: sizes the scratch. */
+static int emit_chunk(vplan *p, const vjob *j, int c, const vspan *a, const vspan *b, vact *res, vact *midv,
+                      int64_t tout, const float *wl_y, const float *wl_x) {
+    vrun *r = &p->r;
+    int64_t s_out = p->s_out, z = r->m->cfg.z_dim, oc = j->enc ? z : 3;
+    if (emit(r, p->tiled, j->out, oc, j->Tout, j->Hout, j->Wout, tout, res, a->start * s_out, b->start * s_out, p->wy,
+             p->wx, p->hplane))
+        return -1;
+    if (!j->mid) return 0;
+    int64_t mid_c = j->enc ? 2 * z : z, mid_t = j->enc ? j->Tout : j->Tin, mt0 = j->enc ? tout : j->cf[c];
+    return emit(r, p->tiled, j->mid, mid_c, mid_t, j->hl, j->wl, mt0, midv, a->start, b->start, wl_y, wl_x, p->hplane);
+}
+
 /* Dry run of job j (first three chunks of one tile suffice for the sizes: later chunks repeat chunk 2; FLOPS
- * mode runs everything). PLAN / FLOPS: *result = bytes / FLOPs and nothing is allocated; RUN: allocates. */
+ * mode runs everything). PLAN / FLOPS: *result = bytes / FLOPs and nothing is allocated; RUN: allocates
+ * (activations in the current memory space, ramps on the host). */
 static int plan_init(vplan *p, const hb_wan_vae *m, const vjob *j, const hb_wan_vae_opts *o, int mode, double *result) {
     memset(p, 0, sizeof *p);
     const vcoder *cd = j->enc ? &m->enc : &m->dec;
     vrun *r = &p->r;
     if ((p->ny = make_spans(j->hl, o->tile, o->overlap, &p->sy)) < 0) return -1;
     if ((p->nx = make_spans(j->wl, o->tile, o->overlap, &p->sx)) < 0) goto fail;
+    p->tiled = p->ny * p->nx > 1;
+    p->s_out = j->enc ? 1 : m->sf;
     r->m = m;
     r->nslots = cd->nslots;
     r->slots = calloc((size_t)r->nslots, sizeof *r->slots);
@@ -1137,17 +1221,19 @@ static int plan_init(vplan *p, const hb_wan_vae *m, const vjob *j, const hb_wan_
     for (int tile = 0; tile < ntiles_dry; tile++) {
         run_reset_caches(r);
         int nch = mode == MODE_FLOPS ? j->nchunks : (j->nchunks < 3 ? j->nchunks : 3);
+        const vspan *a = &p->sy[tile / p->nx], *b = &p->sx[tile % p->nx];
         for (int c = 0; c < nch; c++) {
             hb_arena_reset(&r->scr, 0);
             r->first_chunk = c == 0;
             vact res, midv;
-            if (run_chunk(r, j, j->cf[c], j->cf[c + 1], &p->sy[tile / p->nx], &p->sx[tile % p->nx], &res, &midv)) goto fail;
+            if (run_chunk(r, j, j->cf[c], j->cf[c + 1], a, b, &res, &midv) ||
+                emit_chunk(p, j, c, a, b, &res, &midv, 0, NULL, NULL))
+                goto fail;
         }
     }
     size_t scr_bytes = r->scr.peak + 4096, cache_bytes = r->cache.peak + 4096;
     int64_t pp_n = r->pp_need;
-    p->s_out = j->enc ? 1 : m->sf;
-    size_t blend_bytes = (p->ny * p->nx > 1) ? (size_t)(j->Hout * j->Wout) * sizeof(float) : 0;
+    size_t blend_bytes = p->tiled ? (size_t)(j->Hout * j->Wout) * sizeof(float) : 0;
     p->bytes = scr_bytes + cache_bytes + 2 * (size_t)pp_n * sizeof(float) + blend_bytes;
     if (mode != MODE_RUN) {
         *result = mode == MODE_FLOPS ? r->flops : (double)p->bytes;
@@ -1159,15 +1245,21 @@ static int plan_init(vplan *p, const hb_wan_vae *m, const vjob *j, const hb_wan_
     r->pp[0] = r->pp[1] = NULL;
     r->dry = false;
     r->flops = 0;
-    if (hb_arena_init(&r->scr, scr_bytes, "wan_vae scratch") || hb_arena_init(&r->cache, cache_bytes, "wan_vae cache")) goto fail;
+    if (hb_arena_init_dev(&r->scr, scr_bytes, "wan_vae scratch") || hb_arena_init_dev(&r->cache, cache_bytes, "wan_vae cache"))
+        goto fail;
     r->pp_cap = pp_n;
-    r->pp[0] = hb_malloc((size_t)pp_n * sizeof(float), "wan_vae activations");
-    r->pp[1] = hb_malloc((size_t)pp_n * sizeof(float), "wan_vae activations");
+    r->space = hb_memspace_current();
+    r->host_slices = r->space == hb_memspace_host();
+    r->pp[0] = hb_dev_alloc((size_t)pp_n * sizeof(float), "wan_vae activations");
+    r->pp[1] = r->pp[0] ? hb_dev_alloc((size_t)pp_n * sizeof(float), "wan_vae activations") : NULL;
+    if (!r->pp[0] || !r->pp[1]) goto fail;
     for (int i = 0; i < p->ny; i++) p->maxt = p->sy[i].len > p->maxt ? p->sy[i].len : p->maxt;
     for (int i = 0; i < p->nx; i++) p->maxt = p->sx[i].len > p->maxt ? p->sx[i].len : p->maxt;
-    p->wy = hb_malloc((size_t)(p->maxt * p->s_out) * sizeof(float), "wan_vae ramps");
-    p->wx = hb_malloc((size_t)(p->maxt * p->s_out) * sizeof(float), "wan_vae ramps");
-    if (!r->pp[0] || !r->pp[1] || !p->wy || !p->wx) goto fail;
+    int64_t mo = p->maxt * p->s_out;
+    p->wy = hb_malloc((size_t)mo * sizeof(float), "wan_vae ramps");
+    p->wx = hb_malloc((size_t)mo * sizeof(float), "wan_vae ramps");
+    if (!p->wy || !p->wx) goto fail;
+    if (p->tiled && !(p->hplane = hb_malloc((size_t)(mo * mo) * sizeof(float), "wan_vae blend plane"))) goto fail;
     return 0;
 fail:
     plan_free(p);
@@ -1175,14 +1267,14 @@ fail:
 }
 
 /* Every chunk of job j on tile (ty, tx), continuing the plan's feature caches (the caller resets them for a
- * new tile or clip; j->cont: the first chunk is not the clip's first). Accumulates the tile's ramp-weighted
- * output into j->out (zeroed by the caller) and j->mid (latent ramps wl_y / wl_x). */
+ * new tile or clip; j->cont: the first chunk is not the clip's first). Puts the tile's output into j->out and
+ * j->mid: copied when untiled, accumulated with ramp weights when tiled (j->out / j->mid zeroed by the caller;
+ * wl_y / wl_x: the latent-resolution ramps of j->mid). */
 static int run_tile(vplan *p, const vjob *j, int ty, int tx, const float *wl_y, const float *wl_x, hb_progress *prog,
                     int *steps) {
     vrun *r = &p->r;
     const vspan *a = &p->sy[ty], *b = &p->sx[tx];
-    int64_t s_out = p->s_out, oc = j->enc ? r->m->cfg.z_dim : 3;
-    int64_t mid_c = j->enc ? 2 * r->m->cfg.z_dim : r->m->cfg.z_dim, mid_t = j->enc ? j->Tout : j->Tin;
+    int64_t s_out = p->s_out;
     ramp(p->wy, a->len * s_out, a->lo * s_out, a->hi * s_out);
     ramp(p->wx, b->len * s_out, b->lo * s_out, b->hi * s_out);
     int64_t tout = 0;
@@ -1192,11 +1284,7 @@ static int run_tile(vplan *p, const vjob *j, int ty, int tx, const float *wl_y, 
         vact res, midv;
         if (run_chunk(r, j, j->cf[c], j->cf[c + 1], a, b, &res, &midv)) return -1;
         if (tout + res.T > j->Tout) break; /* reported below */
-        emit(j->out, oc, j->Tout, j->Hout, j->Wout, tout, &res, a->start * s_out, b->start * s_out, p->wy, p->wx, 0);
-        if (j->mid) {
-            int64_t mt0 = j->enc ? tout : j->cf[c];
-            emit(j->mid, mid_c, mid_t, j->hl, j->wl, mt0, &midv, a->start, b->start, wl_y, wl_x, 0);
-        }
+        if (emit_chunk(p, j, c, a, b, &res, &midv, tout, wl_y, wl_x)) return -1;
         tout += res.T;
         if (prog) hb_progress_step(prog, ++*steps);
     }
@@ -1204,8 +1292,15 @@ static int run_tile(vplan *p, const vjob *j, int ty, int tx, const float *wl_y, 
     return 0;
 }
 
-static void clamp_video(float *v, int64_t n) {
-    for (int64_t i = 0; i < n; i++) v[i] = v[i] < -1.0f ? -1.0f : (v[i] > 1.0f ? 1.0f : v[i]);
+/* x[c, :] *= 1 / wsum for every one of the `rows` planes of HW values of x: the blend's normalisation (wsum on the
+ * host, replaced by its reciprocal; the reciprocal plane goes to the current memory space for hb_mul). */
+static int normalise_planes(float *x, int64_t rows, int64_t HW, float *wsum, float **dev) {
+    for (int64_t i = 0; i < HW; i++) wsum[i] = 1.0f / wsum[i];
+    if (!(*dev = hb_dev_alloc((size_t)HW * sizeof(float), "wan_vae blend weights")) ||
+        hb_dev_upload(*dev, wsum, (size_t)HW * sizeof(float)))
+        return -1;
+    for (int64_t c = 0; c < rows; c++) hb_mul(x + c * HW, x + c * HW, *dev, HW);
+    return 0;
 }
 
 /* mode PLAN: returns the workspace bytes in *result; FLOPS: the flop count; RUN: does the work. */
@@ -1218,13 +1313,15 @@ static int drive(const hb_wan_vae *m, vjob *j, const hb_wan_vae_opts *o, int mod
     int rc = -1, ny = p.ny, nx = p.nx;
     const vspan *sy = p.sy, *sx = p.sx;
     int64_t s_out = p.s_out, maxt = p.maxt;
-    float *wsum = NULL, *wl_y = NULL, *wl_x = NULL;
-    if (ny * nx > 1 && !(wsum = hb_calloc((size_t)(j->Hout * j->Wout) * sizeof(float), "wan_vae blend weights"))) goto done;
+    float *wsum = NULL, *ws = NULL, *wl_y = NULL, *wl_x = NULL, *rw_out = NULL, *rw_mid = NULL;
+    if (p.tiled && !(wsum = hb_calloc((size_t)(j->Hout * j->Wout) * sizeof(float), "wan_vae blend weights"))) goto done;
     int64_t z = m->cfg.z_dim, oc = j->enc ? z : 3;
     int64_t out_n = oc * j->Tout * j->Hout * j->Wout;
-    memset(j->out, 0, (size_t)out_n * sizeof(float));
     int64_t mid_c = j->enc ? 2 * z : z, mid_t = j->enc ? j->Tout : j->Tin;
-    if (j->mid) memset(j->mid, 0, (size_t)(mid_c * mid_t * j->hl * j->wl) * sizeof(float));
+    if (p.tiled) { /* untiled, every output value is written once */
+        hb_fill(j->out, 0.0f, out_n);
+        if (j->mid) hb_fill(j->mid, 0.0f, mid_c * mid_t * j->hl * j->wl);
+    }
     hb_progress prog;
     hb_progress_begin(&prog, o->progress, o->progress_user, j->enc ? "vae encode" : "vae decode", ny * nx * j->nchunks);
     int done_steps = 0;
@@ -1242,13 +1339,10 @@ static int drive(const hb_wan_vae *m, vjob *j, const hb_wan_vae_opts *o, int mod
                         wsum[(a->start * s_out + i) * j->Wout + b->start * s_out + k] += p.wy[i] * p.wx[k];
         }
     if (wsum) {
-        int64_t HWo = j->Hout * j->Wout;
-        for (int64_t c = 0; c < oc * j->Tout; c++)
-            for (int64_t i = 0; i < HWo; i++) j->out[c * HWo + i] /= wsum[i];
+        if (normalise_planes(j->out, oc * j->Tout, j->Hout * j->Wout, wsum, &rw_out)) goto done_prog;
         if (j->mid) {
             /* mid tensors use latent-resolution ramps: recompute their weight sum */
-            float *ws = hb_calloc((size_t)(j->hl * j->wl) * sizeof(float), "wan_vae blend weights");
-            if (!ws) goto done_prog;
+            if (!(ws = hb_calloc((size_t)(j->hl * j->wl) * sizeof(float), "wan_vae blend weights"))) goto done_prog;
             for (int ty = 0; ty < ny; ty++)
                 for (int tx = 0; tx < nx; tx++) {
                     ramp(wl_y, sy[ty].len, sy[ty].lo, sy[ty].hi), ramp(wl_x, sx[tx].len, sx[tx].lo, sx[tx].hi);
@@ -1256,17 +1350,19 @@ static int drive(const hb_wan_vae *m, vjob *j, const hb_wan_vae_opts *o, int mod
                         for (int64_t k = 0; k < sx[tx].len; k++)
                             ws[(sy[ty].start + i) * j->wl + sx[tx].start + k] += wl_y[i] * wl_x[k];
                 }
-            int64_t HWl = j->hl * j->wl;
-            for (int64_t c = 0; c < mid_c * mid_t; c++)
-                for (int64_t i = 0; i < HWl; i++) j->mid[c * HWl + i] /= ws[i];
-            hb_free(ws);
+            if (normalise_planes(j->mid, mid_c * mid_t, j->hl * j->wl, ws, &rw_mid)) goto done_prog;
         }
     }
-    if (!j->enc && !o->raw) clamp_video(j->out, out_n);
+    if (!j->enc && !o->raw) hb_elementwise(HB_EW_CLAMP, j->out, j->out, NULL, -1.0f, 1.0f, out_n);
     rc = 0;
 done_prog:
     hb_progress_end(&prog);
 done:
+    /* queued work must finish before its buffers go (and its errors are reported here) */
+    if (hb_backend_sync()) rc = -1;
+    hb_dev_free(rw_out);
+    hb_dev_free(rw_mid);
+    hb_free(ws);
     hb_free(wl_y);
     hb_free(wsum);
     plan_free(&p);
@@ -1411,11 +1507,11 @@ int hb_wan_vae_decoder_push(hb_wan_vae_decoder *d, const float *latent, int64_t 
     j.in = latent, j.out = video;
     if (!d->started) run_reset_caches(&d->p.r);
     int64_t out_n = 3 * j.Tout * j.Hout * j.Wout;
-    memset(video, 0, (size_t)out_n * sizeof(float));
-    int rc = run_tile(&d->p, &j, 0, 0, NULL, NULL, NULL, NULL);
+    int rc = run_tile(&d->p, &j, 0, 0, NULL, NULL, NULL, NULL); /* untiled: writes every value of video */
     free(j.cf);
+    if (!rc && !d->o.raw) hb_elementwise(HB_EW_CLAMP, video, video, NULL, -1.0f, 1.0f, out_n);
+    if (hb_backend_sync()) rc = -1;
     if (rc) return -1;
-    if (!d->o.raw) clamp_video(video, out_n);
     d->started = true;
     if (frames_out) *frames_out = j.Tout;
     return 0;

@@ -15,6 +15,13 @@
  * Spatial tiling (optional): the latent plane is cut into overlapping tiles (sizes in LATENT units), each tile
  * runs the whole temporal pass with its own cache, and overlaps are blended with linear ramps.
  *
+ * Memory spaces: the model runs on the calling thread's backend (hb_backend_use). Every video, latent and mid
+ * tensor passed to or returned by encode / decode / the streaming decoder is in the CURRENT MEMORY SPACE
+ * (hb_dev_alloc / hb_dev_upload; plain host memory for the CPU backend), and so are the model's activations,
+ * feature caches and scratch, which it touches only through ops. Host side: the weights (mapped checkpoint or
+ * the model's own buffers), the latent statistics (set_latent_stats / latent_mean / latent_std), sizes and
+ * options. A streaming decoder is used and freed under the backend that created it.
+ *
  * Weights are looked up by the official state-dict names (Wan2.1_VAE.pth / Wan2.2_VAE.pth:
  * "encoder.conv1.weight", "decoder.upsamples.0.upsamples.3.time_conv.weight", "conv1.weight", ...); the
  * diffusers AutoencoderKLWan names are accepted as aliases. */
@@ -65,8 +72,9 @@ hb_wan_vae *hb_wan_vae_create_random(const hb_wan_vae_config *cfg, uint64_t seed
 void hb_wan_vae_free(hb_wan_vae *m);
 const hb_wan_vae_config *hb_wan_vae_get_config(const hb_wan_vae *m);
 
-/* Latent normalisation: encode returns (mu - mean) * (1/std), decode starts from z / (1/std) + mean. The
- * official constants of the variant are set at load (for a z_dim other than 16/48: mean 0, std 1). */
+/* Latent normalisation: encode returns (mu - mean) * (1/std), decode starts from z * std + mean. The
+ * official constants of the variant are set at load (for a z_dim other than 16/48: mean 0, std 1). mean/std:
+ * host arrays of z_dim floats (copied). */
 int hb_wan_vae_set_latent_stats(hb_wan_vae *m, const float *mean, const float *std);
 const float *hb_wan_vae_latent_mean(const hb_wan_vae *m);
 const float *hb_wan_vae_latent_std(const hb_wan_vae *m);
@@ -88,6 +96,7 @@ typedef struct {
      * chunks give the same result and use more memory. */
     int enc_chunk, dec_chunk;
     bool raw;                 /* decode: do not clamp the video to [-1, 1] */
+    /* (current memory space) */
     float *mu_logvar;         /* encode, optional: conv1 output [2z, t, h, w] (before normalisation) */
     float *dec_conv2;         /* decode, optional: conv2 output [z, t, h, w] (after de-normalisation) */
     hb_progress_fn progress;  /* optional progress callback (per chunk) */
@@ -95,10 +104,12 @@ typedef struct {
 } hb_wan_vae_opts;
 
 /* video [3, T, H, W] in [-1, 1] with T = 1 + 4k, H and W multiples of the spatial factor ->
- * latent [z, 1 + (T-1)/4, H/f, W/f] (caller memory). opts may be NULL. */
+ * latent [z, 1 + (T-1)/4, H/f, W/f]. video and latent in the current memory space (caller's); opts may be NULL.
+ * Returns after the backend finished the work (hb_backend_sync; its errors are reported here). */
 int hb_wan_vae_encode(hb_wan_vae *m, const float *video, int64_t T, int64_t H, int64_t W, float *latent,
                       const hb_wan_vae_opts *opts);
-/* latent [z, t, h, w] -> video [3, 1 + 4(t-1), h*f, w*f], clamped to [-1, 1] unless opts->raw. */
+/* latent [z, t, h, w] -> video [3, 1 + 4(t-1), h*f, w*f], clamped to [-1, 1] unless opts->raw. latent and
+ * video in the current memory space; synchronised like encode. */
 int hb_wan_vae_decode(hb_wan_vae *m, const float *latent, int64_t t, int64_t h, int64_t w, float *video,
                       const hb_wan_vae_opts *opts);
 
@@ -110,8 +121,8 @@ int hb_wan_vae_decode(hb_wan_vae *m, const float *latent, int64_t t, int64_t h, 
  * outlive the decoder. */
 typedef struct hb_wan_vae_decoder hb_wan_vae_decoder;
 hb_wan_vae_decoder *hb_wan_vae_decoder_new(hb_wan_vae *m, int64_t h, int64_t w, const hb_wan_vae_opts *opts);
-/* latent [z, n, h, w] -> video [3, frames_out, h*f, w*f] (caller memory): the first push of a clip gives
- * 1 + 4(n-1) frames, later pushes 4n. n = 0 does nothing. */
+/* latent [z, n, h, w] -> video [3, frames_out, h*f, w*f], both in the current memory space (caller's): the
+ * first push of a clip gives 1 + 4(n-1) frames, later pushes 4n. n = 0 does nothing. Synchronised like encode. */
 int hb_wan_vae_decoder_push(hb_wan_vae_decoder *d, const float *latent, int64_t n, float *video, int64_t *frames_out);
 /* Start a new clip (the next push is a first push). */
 void hb_wan_vae_decoder_reset(hb_wan_vae_decoder *d);
@@ -120,7 +131,8 @@ size_t hb_wan_vae_decoder_bytes(const hb_wan_vae_decoder *d);
 void hb_wan_vae_decoder_free(hb_wan_vae_decoder *d);
 
 /* Working memory (bytes) an encode/decode of that size would reserve for activations, feature caches and
- * blending (not counting the caller's input/output nor the conv kernels' own scratch). -1 cast on error. */
+ * blending (not counting the caller's input/output nor the conv kernels' own scratch); all of it in the
+ * current memory space except the blend weights (host). -1 cast on error. */
 int64_t hb_wan_vae_encode_workspace(hb_wan_vae *m, int64_t T, int64_t H, int64_t W, const hb_wan_vae_opts *opts);
 int64_t hb_wan_vae_decode_workspace(hb_wan_vae *m, int64_t t, int64_t h, int64_t w, const hb_wan_vae_opts *opts);
 

@@ -93,7 +93,7 @@ void hb_pixel_shuffle(float *y, const float *x, int64_t C, int64_t T, int64_t H,
 
 /* ---------- data movement (every backend; these replace host loops over activations) ---------- */
 /* Strided copy of an n-D block of floats: dst[i0*ds[0] + ...] = src[i0*ss[0] + ...] for i < shape (ndim <= 6,
- * strides in elements). Permutes (patchify, transposes), concatenations and crops are all this one op. */
+ * strides in elements; source strides may be 0 (broadcast) or negative). Permutes (patchify, transposes), concatenations and crops are all this one op. */
 void hb_copy_nd(float *dst, const int64_t *dst_stride, const float *src, const int64_t *src_stride, int ndim,
                 const int64_t *shape);
 /* Contiguous copy of n floats (dst and src in the current memory space; they may not overlap). */

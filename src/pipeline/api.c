@@ -3,6 +3,7 @@
 #include "pipeline/xt.h"
 #include "pipeline/model_folder.h"
 #include "models/tokenizer.h"
+#include "ops/ops.h"
 #include "models/umt5.h"
 #include "models/wan_dit.h"
 #include "models/wan_vae.h"
@@ -18,6 +19,7 @@
 
 struct hb_model {
     hb_model_folder mf;
+    const hb_backend *backend;  /* where generate runs (weights upload to it on first use) */
     bool offload;
     wan_dit_config dcfg;
     hb_tokenizer *tok;
@@ -104,6 +106,9 @@ hb_model *hb_model_load(const char *dir, const hb_load_params *params) {
     if (!m) { hb_error("out of memory"); return NULL; }
     if (params && params->threads > 0) hb_threads_init(params->threads);
     m->offload = params && params->offload;
+    /* NULL / "": the calling thread's backend (the CPU unless hb -d or the caller chose one) */
+    m->backend = params && params->device && *params->device ? hb_backend_find(params->device) : hb_backend_current();
+    if (!m->backend) goto fail;
     if (hb_model_folder_scan(dir, &m->mf)) goto fail;
     char found[HB_MF_PATH];
     m->tok = hb_tokenizer_open_dir(dir, found, sizeof found);
@@ -205,9 +210,9 @@ static int encode_text(hb_model *m, const char *text, float **ctx, int64_t *len)
     te = hb_umt5_open(m->mf.text_encoder);
     if (!te) goto done;
     if (m->offload) hb_umt5_set_low_memory(te, true); /* resident set ~ one layer while encoding */
-    *ctx = hb_malloc((size_t)n * (size_t)m->dcfg.text_dim * sizeof(float), "text context");
+    *ctx = hb_dev_alloc((size_t)n * (size_t)m->dcfg.text_dim * sizeof(float), "text context");
     if (!*ctx) goto done;
-    if (hb_umt5_encode(te, ids, n, n, *ctx)) { hb_free(*ctx); *ctx = NULL; goto done; }
+    if (hb_umt5_encode(te, ids, n, n, *ctx)) { hb_dev_free(*ctx); *ctx = NULL; goto done; }
     *len = n;
     rc = 0;
 done:
@@ -219,15 +224,17 @@ done:
 typedef struct {
     uint8_t *rgb;
     int64_t H, W, T;
+    float *frame;   /* one decoded frame [3, H, W] brought to the host (tiny decoder) */
 } tae_sink;
 static int tae_frame(void *user, const hb_tae_frame *f) {
     tae_sink *s = user;
     if (f->index < 0) return 0;
     if (f->index >= s->T || f->H != s->H || f->W != s->W) return hb_error("tiny decoder: unexpected frame %lld", (long long)f->index);
     const int64_t hw = s->H * s->W;
+    if (hb_dev_download(s->frame, f->rgb, sizeof(float) * 3 * (size_t)hw)) return -1; /* backend -> host */
     uint8_t *o = s->rgb + f->index * hw * 3;
     for (int64_t i = 0; i < hw; i++)
-        for (int c = 0; c < 3; c++) o[i * 3 + c] = hb_float_to_u8(f->rgb[c * hw + i], 0.0f, 1.0f);
+        for (int c = 0; c < 3; c++) o[i * 3 + c] = hb_float_to_u8(s->frame[c * hw + i], 0.0f, 1.0f);
     return 0;
 }
 
@@ -290,7 +297,18 @@ static int load_input_image(const hb_generate_params *p, hb_image *im) {
     return 0;
 }
 
+static int generate(hb_model *m, const hb_generate_params *pin, hb_video_frames *out);
+
 int hb_generate(hb_model *m, const hb_generate_params *pin, hb_video_frames *out) {
+    if (!m) { hb_clear_error(); return hb_error("hb_generate: no model"); }
+    const hb_backend *prev = hb_backend_use(m->backend);
+    int rc = generate(m, pin, out);
+    if (hb_backend_sync() && rc == 0) rc = -1;
+    hb_backend_use(prev);
+    return rc;
+}
+
+static int generate(hb_model *m, const hb_generate_params *pin, hb_video_frames *out) {
     hb_clear_error();
     if (!m || !pin || !out) return hb_error("hb_generate: NULL argument");
     memset(out, 0, sizeof *out);
@@ -350,10 +368,16 @@ int hb_generate(hb_model *m, const hb_generate_params *pin, hb_video_frames *out
     if (im0.rgb) {
         t0 = hb_time_now();
         if (hb_image_cover_crop(&im0, p->width, p->height, &im)) goto done;
-        img = hb_malloc((size_t)3 * (size_t)p->width * (size_t)p->height * sizeof(float), "input image");
-        cond0 = hb_malloc((size_t)(C * H * W) * sizeof(float), "image latent");
-        if (!img || !cond0) goto done;
-        hb_image_to_chw(&im, -1.0f, 1.0f, img);
+        /* the image crosses to the backend's memory once, as floats in [-1, 1] */
+        const size_t ib = (size_t)3 * (size_t)p->width * (size_t)p->height * sizeof(float);
+        img = hb_dev_alloc(ib, "input image");
+        cond0 = hb_dev_alloc((size_t)(C * H * W) * sizeof(float), "image latent");
+        float *himg = hb_malloc(ib, "input image");
+        if (!img || !cond0 || !himg) { hb_free(himg); goto done; }
+        hb_image_to_chw(&im, -1.0f, 1.0f, himg);
+        int up = hb_dev_upload(img, himg, ib);
+        hb_free(himg);
+        if (up) goto done;
         if (open_vae(m)) goto done;
         if (hb_wan_vae_encode(m->vae, img, 1, p->height, p->width, cond0, NULL)) { hb_error_prefix("image encode: "); goto done; }
         if (m->offload) close_vae(m);
@@ -367,7 +391,7 @@ int hb_generate(hb_model *m, const hb_generate_params *pin, hb_video_frames *out
     if (open_dit(m)) goto done;
     if (wan_dit_text_prepare(m->dit, ctx_c, len_c, true, &tc, NULL, NULL)) goto done;
     if (guided && wan_dit_text_prepare(m->dit, ctx_u, len_u, true, &tu, NULL, NULL)) goto done;
-    lat = hb_malloc((size_t)n * sizeof(float), "latent");
+    lat = hb_dev_alloc((size_t)n * sizeof(float), "latent");
     if (!lat) goto done;
     {
         dc.m = m, dc.tc = &tc, dc.tu = guided ? &tu : &tc, dc.F = F, dc.H = H, dc.W = W;
@@ -384,7 +408,7 @@ int hb_generate(hb_model *m, const hb_generate_params *pin, hb_video_frames *out
             hb_free(tt);
             if (w2 > ws) ws = w2;
         }
-        if (hb_arena_init(&dc.arena, ws, "pipeline DiT activations")) goto done;
+        if (hb_arena_init_dev(&dc.arena, ws, "pipeline DiT activations")) goto done;
         have_arena = true;
         hb_xt_args a = {.C = C, .F = F, .H = H, .W = W, .tokens_per_frame = tpf, .cond0 = cond0,
                         .sampler = smp == HB_GEN_SAMPLER_XT ? HB_XT_FEWSTEP : smp == HB_GEN_SAMPLER_UNIPC ? HB_XT_UNIPC : HB_XT_EULER,
@@ -412,9 +436,9 @@ int hb_generate(hb_model *m, const hb_generate_params *pin, hb_video_frames *out
                      hb_tae_latent_channels(m->tae), hb_tae_space_scale(m->tae), (long long)C, m->vae_sf);
             goto done;
         }
-        tae_sink s = {out->rgb, p->height, p->width, p->frames};
-        hb_tae_decoder *d = hb_tae_decoder_new(m->tae, H, W, tae_frame, &s);
-        if (!d) goto done;
+        tae_sink s = {out->rgb, p->height, p->width, p->frames, hb_malloc(sizeof(float) * 3 * (size_t)(p->height * p->width), "frame")};
+        hb_tae_decoder *d = s.frame ? hb_tae_decoder_new(m->tae, H, W, tae_frame, &s) : NULL;
+        if (!d) { hb_free(s.frame); goto done; }
         hb_progress pr;
         hb_progress_begin(&pr, p->progress, p->progress_user, "decode", (int)F);
         int r = 0;
@@ -425,6 +449,7 @@ int hb_generate(hb_model *m, const hb_generate_params *pin, hb_video_frames *out
         hb_progress_end(&pr);
         int64_t got = hb_tae_decoder_frames_out(d);
         hb_tae_decoder_free(d);
+        hb_free(s.frame);
         if (r) goto done;
         if (got != p->frames) { hb_error("tiny decoder gave %lld frames, expected %d", (long long)got, p->frames); goto done; }
         if (m->offload) close_tae(m);
@@ -433,7 +458,7 @@ int hb_generate(hb_model *m, const hb_generate_params *pin, hb_video_frames *out
          * their feature caches, exact and in memory independent of the length; non-causal ones in overlapping
          * temporal clips), with optional spatial tiles; frames go straight into the uint8 output */
         hb_longdecode_opts lo = {.mode = HB_LD_AUTO, .clip = 1, .tile = p->vae_tile};
-        tae_sink s = {out->rgb, p->height, p->width, p->frames};
+        tae_sink s = {out->rgb, p->height, p->width, p->frames, NULL}; /* longdecode emits host floats */
         hb_decoder *d = NULL;
         const char *what;
         if (p->vae == HB_GEN_VAE_LIGHT) {
@@ -482,7 +507,7 @@ done:
     if (have_arena) hb_arena_free(&dc.arena);
     wan_dit_text_free(&tc);
     wan_dit_text_free(&tu);
-    hb_free(ctx_c), hb_free(ctx_u), hb_free(lat), hb_free(cond0), hb_free(img);
+    hb_dev_free(ctx_c), hb_dev_free(ctx_u), hb_dev_free(lat), hb_dev_free(cond0), hb_dev_free(img);
     hb_image_free(&im0), hb_image_free(&im);
     out->seconds_total = hb_time_now() - T0;
     out->peak_rss_bytes = hb_peak_rss_bytes();

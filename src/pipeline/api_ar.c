@@ -1,5 +1,6 @@
 /* Public API of the autoregressive long-video pipeline (include/hummingbird.h, "Autoregressive long video"). */
 #include "hummingbird.h"
+#include "ops/ops.h"
 #include "pipeline/ar.h"
 #include <string.h>
 
@@ -57,7 +58,12 @@ int hb_generate_ar(const char *model_dir, const hb_ar_params *p, int64_t *frames
     api_ctx a = {p};
     if (p->on_chunk) { r.on_frames = frames_cb; r.user = &a; }
     if (!p->output && !p->on_chunk) return hb_error("hb_generate_ar: give an output file or an on_chunk callback");
+    const hb_backend *be = p->device && *p->device ? hb_backend_find(p->device) : hb_backend_current();
+    if (!be) return -1;
+    const hb_backend *prev = hb_backend_use(be);
     int rc = hb_ar_run_pipeline(&r);
+    if (hb_backend_sync() && rc == 0) rc = -1;
+    hb_backend_use(prev);
     if (frames_out) *frames_out = r.frames_written;
     return rc;
 }

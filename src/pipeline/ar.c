@@ -273,10 +273,12 @@ typedef struct {
     int64_t h, w, C;
     int64_t emitted;                /* video frames handed out */
     uint8_t *rgb;                   /* one frame (TAE) */
+    float *frame;                   /* one decoded frame [3, H, W] brought to the host (TAE) */
     uint8_t *cbuf;                  /* frames of the current chunk for on_frames (TAE) */
     int64_t cbuf_n, cbuf_cap, cbuf_first;
     hb_wan_vae_decoder *vd;         /* VAE: streaming decoder (feature caches carried across chunks) */
-    float *vvideo;                  /* VAE: [3, 4*chunk, H, W] decoded frames of one chunk */
+    float *vvideo;                  /* VAE: [3, 4*chunk, H, W] decoded frames of one chunk (backend memory) */
+    float *vhost;                   /* VAE: the same on the host */
     uint8_t *vrgb;                  /* VAE: the same as RGB */
     double t0, t_first;
     int64_t latent_done;
@@ -302,7 +304,9 @@ static int emit_rgb(run_ctx *c, const uint8_t *rgb, int n, int H, int W) {
 static int tae_cb(void *user, const hb_tae_frame *f) {
     run_ctx *c = user;
     if (!f->rgb) return 0;
-    hb_frames_from_tchw(f->rgb, 1, (int)f->H, (int)f->W, 0.f, 1.f, c->rgb);
+    /* decoded frames are in the backend's memory: one frame crosses to the host at a time */
+    if (hb_dev_download(c->frame, f->rgb, sizeof(float) * 3 * (size_t)(f->H * f->W))) return -1;
+    hb_frames_from_tchw(c->frame, 1, (int)f->H, (int)f->W, 0.f, 1.f, c->rgb);
     return emit_rgb(c, c->rgb, 1, (int)f->H, (int)f->W);
 }
 
@@ -312,7 +316,8 @@ static int vae_chunk(run_ctx *c, const float *x0, int64_t F) {
     int sf = hb_wan_vae_spatial_factor(c->vae);
     int64_t Hh = c->h * sf, Ww = c->w * sf, T = 0;
     if (hb_wan_vae_decoder_push(c->vd, x0, F, c->vvideo, &T)) return -1;
-    hb_frames_from_cthw(c->vvideo, (int)T, (int)Hh, (int)Ww, -1.f, 1.f, c->vrgb);
+    if (hb_dev_download(c->vhost, c->vvideo, sizeof(float) * 3 * (size_t)(T * Hh * Ww))) return -1;
+    hb_frames_from_cthw(c->vhost, (int)T, (int)Hh, (int)Ww, -1.f, 1.f, c->vrgb);
     return emit_rgb(c, c->vrgb, (int)T, (int)Hh, (int)Ww);
 }
 
@@ -351,9 +356,9 @@ static int encode_prompt(hb_tokenizer *tok, hb_umt5 *te, int text_len, int text_
     int n = hb_tokenizer_encode_padded_i64(tok, text, true, text_len, ids, NULL);
     int rc = -1;
     if (n < 0) goto done;
-    *ctx = hb_malloc((size_t)n * (size_t)text_dim * sizeof(float), "text context");
+    *ctx = hb_dev_alloc((size_t)n * (size_t)text_dim * sizeof(float), "text context");
     if (!*ctx) goto done;
-    if (hb_umt5_encode(te, ids, n, n, *ctx)) { hb_free(*ctx); *ctx = NULL; goto done; }
+    if (hb_umt5_encode(te, ids, n, n, *ctx)) { hb_dev_free(*ctx); *ctx = NULL; goto done; }
     *len = n;
     rc = 0;
 done:
@@ -426,7 +431,9 @@ int hb_ar_run_pipeline(hb_ar_run *r) {
             goto done;
         }
         if (!(c.td = hb_tae_decoder_new(tae, c.h, c.w, tae_cb, &c))) goto done;
-        if (!(c.rgb = hb_malloc((size_t)r->width * (size_t)r->height * 3, "frame"))) goto done;
+        if (!(c.rgb = hb_malloc((size_t)r->width * (size_t)r->height * 3, "frame")) ||
+            !(c.frame = hb_malloc(sizeof(float) * 3 * (size_t)r->width * (size_t)r->height, "frame")))
+            goto done;
         if (r->on_frames) {
             c.cbuf_cap = 4 * (r->ar.chunk > 0 ? r->ar.chunk : 3);
             if (!(c.cbuf = hb_malloc((size_t)c.cbuf_cap * (size_t)r->width * (size_t)r->height * 3, "chunk frames"))) goto done;
@@ -436,7 +443,8 @@ int hb_ar_run_pipeline(hb_ar_run *r) {
         int64_t fmax = 4 * (r->ar.chunk > 0 ? r->ar.chunk : 3), px = c.h * c.w * (int64_t)hb_wan_vae_spatial_factor(c.vae) *
                        hb_wan_vae_spatial_factor(c.vae);
         if (!(c.vd = hb_wan_vae_decoder_new(c.vae, c.h, c.w, NULL))) goto done;
-        if (!(c.vvideo = hb_malloc(sizeof(float) * (size_t)(3 * fmax * px), "decoded chunk")) ||
+        if (!(c.vvideo = hb_dev_alloc(sizeof(float) * (size_t)(3 * fmax * px), "decoded chunk")) ||
+            !(c.vhost = hb_malloc(sizeof(float) * (size_t)(3 * fmax * px), "decoded chunk")) ||
             !(c.vrgb = hb_malloc((size_t)(3 * fmax * px), "decoded chunk")))
             goto done;
     }
@@ -472,11 +480,11 @@ done:
     hb_wan_vae_decoder_free(c.vd);
     hb_wan_vae_free(c.vae);
     if (vae_ck) hb_checkpoint_close(vae_ck);
-    hb_free(c.rgb); hb_free(c.vvideo); hb_free(c.vrgb); hb_free(c.cbuf);
+    hb_free(c.rgb); hb_free(c.frame); hb_dev_free(c.vvideo); hb_free(c.vhost); hb_free(c.vrgb); hb_free(c.cbuf);
     hb_umt5_free(te);
     hb_tokenizer_free(tok);
     wan_dit_free(m);
-    for (int i = 0; i < np; i++) { if (ptexts) free(ptexts[i]); if (ctxs) hb_free(ctxs[i]); }
+    for (int i = 0; i < np; i++) { if (ptexts) free(ptexts[i]); if (ctxs) hb_dev_free(ctxs[i]); }
     free(ptexts); free(pframes); free(ctxs); free(conds);
     r->seconds_total = hb_time_now() - t_start;
     r->peak_rss = hb_peak_rss_bytes();

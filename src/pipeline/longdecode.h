@@ -16,7 +16,16 @@
  * Memory is set by clip and tile sizes only, never by the video length (hb_decoder_bytes).
  *
  * Latents are normalised [z, t, h, w] float32 as the diffusion model produces them; frames come out as
- * [3, n, H, W] in [-1, 1] (TAEHV's [0, 1] output is mapped with 2x - 1). */
+ * [3, n, H, W] in [-1, 1] (TAEHV's [0, 1] output is mapped with 2x - 1).
+ *
+ * Memory spaces: the latents given to hb_decoder_push / hb_decoder_run are in the current memory space (device
+ * memory under a GPU backend), as are the decoder's buffers (pending latents, tiles, clip frames, carried
+ * overlap frames, blend weight maps uploaded once), which it touches only through ops. The frames handed to
+ * the emit callback are always HOST memory: with a host memory space they are the clip buffer itself (no
+ * copy, as before); with a device space they are downloaded into a host stage of at most F frames (one
+ * latent's worth, F = the temporal factor) and emitted in runs of at most F frames, so host memory stays
+ * bounded and the callback quantises them on the host as before. Create, use and free a decoder under the
+ * same backend. */
 #ifndef HB_PIPELINE_LONGDECODE_H
 #define HB_PIPELINE_LONGDECODE_H
 
@@ -35,8 +44,8 @@ typedef struct {
     int tile_overlap; /* latent cells shared by neighbouring tiles (0: tile / 4) */
 } hb_longdecode_opts;
 
-/* Frames [t0, t0 + n) of the video, [3, n, H, W] (channel stride n*H*W), valid during the call. Return
- * nonzero to stop (the push then fails). */
+/* Frames [t0, t0 + n) of the video, [3, n, H, W] (channel stride n*H*W), in HOST memory, valid during the
+ * call. Return nonzero to stop (the push then fails). */
 typedef int (*hb_decoder_emit_fn)(void *user, int64_t t0, int64_t n, const float *video, int64_t H, int64_t W);
 
 typedef struct hb_decoder hb_decoder;

@@ -33,15 +33,18 @@
 #define HBG_ATTN_BQ 64      /* fast path: queries per CTA */
 #define HBG_ATTN_BK 64      /* fast path: keys per tile */
 #define HBG_ATTN_WARPS 4    /* fast path: warps per CTA (16 query rows each) */
-#define HBG_ATTN_FB_KT 32   /* f32 path: keys per tile (one per lane) */
+#define HBG_ATTN_FB_KT 32   /* f32 path: keys per tile (one per lane; 16 or 8 when shared memory is short) */
 #define HBG_ATTN_FB_MAXD 1024
 
 /* Head dim padded for the fast path (0 if it has none). */
 __host__ __device__ inline int hbg_attn_pad_dim(int d) { return d <= 0 || d > 128 ? 0 : (d + 15) / 16 * 16; }
 
-/* Shared-memory layout of attn_wmma<D> in bytes: Q, K, V bf16 [64][D+8]; S f32 [64][BK+4]; P bf16 [64][BK+8];
- * O f32 [64][D+4]; row sums f32 [64]. Every wmma pointer must be 32-byte aligned: each region's size is a multiple
- * of 32 bytes and so is every 16-row / 16-column step inside it (checked by the host test). */
+/* Shared-memory layout of attn_wmma<D> in bytes: K, V bf16 [64][D+8]; S f32 [64][BK+4]; P bf16 [64][BK+8];
+ * O f32 [64][D+4]; row sums f32 [64]. Q bf16 [64][D+8] is staged in the S region (64*(D+8)*2 <= 64*68*4 bytes for
+ * D <= 128): it is read into registers before the first tile's __syncthreads, after which S may be written.
+ * D = 128: 95488 bytes (fits the 99 KiB of sm_86/89, two CTAs per SM on sm_90). Every wmma pointer must be
+ * 32-byte aligned: each region's size is a multiple of 32 bytes and so is every 16-row / 16-column step inside it
+ * (checked by the host test). */
 struct hbg_attn_layout {
     int ldq, lds, ldp, ldo;                            /* leading dims in elements */
     int q_off, k_off, v_off, s_off, p_off, o_off, l_off; /* byte offsets */
@@ -53,11 +56,11 @@ __host__ __device__ inline hbg_attn_layout hbg_attn_fast_layout(int D) {
     L.lds = HBG_ATTN_BK + 4;
     L.ldp = HBG_ATTN_BK + 8;
     L.ldo = D + 4;
-    int qkv = HBG_ATTN_BQ * L.ldq * 2; /* BQ == BK: K and V tiles have as many rows as Q */
-    L.q_off = 0;
-    L.k_off = L.q_off + qkv;
-    L.v_off = L.k_off + qkv;
-    L.s_off = L.v_off + qkv;
+    int kv = HBG_ATTN_BK * L.ldq * 2;
+    L.k_off = 0;
+    L.v_off = L.k_off + kv;
+    L.s_off = L.v_off + kv;
+    L.q_off = L.s_off; /* staging only (see above) */
     L.p_off = L.s_off + HBG_ATTN_BQ * L.lds * 4;
     L.o_off = L.p_off + HBG_ATTN_BQ * L.ldp * 2;
     L.l_off = L.o_off + HBG_ATTN_BQ * L.ldo * 4;
@@ -94,9 +97,17 @@ __host__ __device__ inline float hbg_attn_prob(float s, float m) {
 
 /* f32 path: row stride of the K/V tile in shared memory, odd so that lane = key reads hit distinct banks. */
 __host__ __device__ inline int hbg_attn_fb_ld(int d) { return d % 2 ? d : d + 1; }
-__host__ __device__ inline size_t hbg_attn_fb_bytes(int d, int warps) {
-    return sizeof(float) * ((size_t)warps * d + (size_t)HBG_ATTN_FB_KT * hbg_attn_fb_ld(d));
+__host__ __device__ inline size_t hbg_attn_fb_bytes(int d, int warps, int kt) {
+    return sizeof(float) * ((size_t)warps * d + (size_t)kt * hbg_attn_fb_ld(d));
 }
+
+/* The kernels work in logical groups of 32 lanes (shuffles with width 32), which is a whole warp on NVIDIA and half
+ * a 64-wide wavefront on AMD; every shuffle is executed by all lanes. */
+#if defined(HB_HIP)
+#define HBG_FULL_MASK 0xffffffffffffffffull
+#else
+#define HBG_FULL_MASK 0xffffffffu
+#endif
 
 namespace {
 
@@ -109,7 +120,8 @@ struct attn_params {
     float scale;
     const float *bias;
     const uint8_t *key_mask;
-    bool vec4; /* q/k/v rows 16-byte aligned with d % 4 == 0: float4 loads */
+    bool vec4; /* q/k/v rows 16-byte aligned with d % 4 == 0: float4 loads (fast path) */
+    int kt;    /* f32 path: keys per tile (<= 32) */
 };
 
 #if !defined(HB_HIP)
@@ -209,7 +221,7 @@ __global__ void __launch_bounds__(HBG_ATTN_WARPS * 32) attn_wmma(attn_params p) 
             srow[c] = s;
             tmax = fmaxf(tmax, s);
         }
-        tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, 1));
+        tmax = fmaxf(tmax, __shfl_xor_sync(HBG_FULL_MASK, tmax, 1, 32));
         float m_new, corr;
         hbg_attn_online(m, tmax, &m_new, &corr);
         float sum = 0.0f;
@@ -219,7 +231,7 @@ __global__ void __launch_bounds__(HBG_ATTN_WARPS * 32) attn_wmma(attn_params p) 
             prow[c] = __float2bfloat16_rn(pr);
             sum += pr;
         }
-        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        sum += __shfl_xor_sync(HBG_FULL_MASK, sum, 1, 32);
         l = l * corr + sum;
         m = m_new;
         if (corr != 1.0f)
@@ -258,9 +270,11 @@ __global__ void __launch_bounds__(HBG_ATTN_WARPS * 32) attn_wmma(attn_params p) 
 #endif
 }
 
+/* 0 launched, -1 error (recorded), 1 does not fit this device's shared memory. */
 template <int D>
 int launch_wmma(const attn_params &p) {
     const hbg_attn_layout L = hbg_attn_fast_layout(D);
+    if ((size_t)L.bytes > hbg_props()->sharedMemPerBlockOptin) return 1; /* caller falls back to the f32 kernel */
     if (L.bytes > 48 * 1024 &&
         hbg_check(gpuFuncSetAttribute(attn_wmma<D>, gpuFuncAttributeMaxDynamicSharedMemorySize, L.bytes),
                   "attention: shared memory opt-in"))
@@ -278,7 +292,7 @@ __global__ void __launch_bounds__(256) attn_f32(attn_params p) {
     const int nw = blockDim.x / 32, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int d = p.d, ld = hbg_attn_fb_ld(d);
     float *qs = fsm + warp * d; /* this warp's query, scaled */
-    float *kv = fsm + nw * d;   /* [32][ld]: the K tile, then the V tile */
+    float *kv = fsm + nw * d;   /* [kt][ld]: the K tile, then the V tile */
     const int head = blockIdx.y;
     const int64_t qi = (int64_t)blockIdx.x * nw + warp;
     const bool qvalid = qi < p.lq;
@@ -291,39 +305,41 @@ __global__ void __launch_bounds__(256) attn_f32(attn_params p) {
     for (int j = 0; j < NJ; j++) o[j] = 0.0f;
     float m = -INFINITY, l = 0.0f;
 
-    for (int64_t k0 = 0; k0 < p.lk; k0 += HBG_ATTN_FB_KT) {
-        const int nk = p.lk - k0 < HBG_ATTN_FB_KT ? (int)(p.lk - k0) : HBG_ATTN_FB_KT;
+    const int kt = p.kt;
+    for (int64_t k0 = 0; k0 < p.lk; k0 += kt) {
+        const int nk = p.lk - k0 < kt ? (int)(p.lk - k0) : kt;
         __syncthreads(); /* previous V tile consumed (and, the first time, qs written) */
-        for (int idx = threadIdx.x; idx < HBG_ATTN_FB_KT * d; idx += blockDim.x) {
+        for (int idx = threadIdx.x; idx < kt * d; idx += blockDim.x) {
             int i = idx / d, c = idx - i * d;
             kv[i * ld + c] = i < nk ? p.k[(k0 + i) * p.k_stride + hd + c] : 0.0f;
         }
         __syncthreads();
         float s = 0.0f;
-        for (int c = 0; c < d; c++) s += qs[c] * kv[lane * ld + c];
+        if (lane < kt)
+            for (int c = 0; c < d; c++) s += qs[c] * kv[lane * ld + c];
         bool valid = lane < nk;
         bool masked = valid && p.key_mask && !p.key_mask[k0 + lane];
         s = hbg_attn_adjust(s, valid, valid && brow ? brow + k0 + lane : nullptr, masked);
         float tmax = s;
 #pragma unroll
-        for (int off = 16; off > 0; off >>= 1) tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, off));
+        for (int off = 16; off > 0; off >>= 1) tmax = fmaxf(tmax, __shfl_xor_sync(HBG_FULL_MASK, tmax, off, 32));
         float m_new, corr;
         hbg_attn_online(m, tmax, &m_new, &corr);
         float pr = hbg_attn_prob(s, m_new), sum = pr;
 #pragma unroll
-        for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+        for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(HBG_FULL_MASK, sum, off, 32);
         l = l * corr + sum;
         m = m_new;
 #pragma unroll
         for (int j = 0; j < NJ; j++) o[j] *= corr;
         __syncthreads(); /* every warp is done reading K */
-        for (int idx = threadIdx.x; idx < HBG_ATTN_FB_KT * d; idx += blockDim.x) {
+        for (int idx = threadIdx.x; idx < kt * d; idx += blockDim.x) {
             int i = idx / d, c = idx - i * d;
             kv[i * ld + c] = i < nk ? p.v[(k0 + i) * p.v_stride + hd + c] : 0.0f;
         }
         __syncthreads();
         for (int t = 0; t < nk; t++) {
-            float pt = __shfl_sync(0xffffffffu, pr, t);
+            float pt = __shfl_sync(HBG_FULL_MASK, pr, t, 32);
 #pragma unroll
             for (int j = 0; j < NJ; j++) {
                 int c = lane + 32 * j;
@@ -341,14 +357,21 @@ __global__ void __launch_bounds__(256) attn_f32(attn_params p) {
     }
 }
 
+/* The most warps (queries) per CTA, then the longest key tile, that fit the device's shared memory. */
+__host__ __device__ inline bool hbg_attn_fb_config(int d, size_t limit, int *warps, int *kt) {
+    for (*kt = HBG_ATTN_FB_KT; *kt >= 8; *kt /= 2)
+        for (*warps = 8; *warps >= 1; *warps /= 2)
+            if (hbg_attn_fb_bytes(d, *warps, *kt) <= limit) return true;
+    return false;
+}
+
 template <int NJ>
-int launch_f32(const attn_params &p) {
+int launch_f32(attn_params p) {
     size_t limit = hbg_props()->sharedMemPerBlockOptin;
-    int warps = 8;
-    while (warps > 1 && hbg_attn_fb_bytes(p.d, warps) > limit) warps /= 2;
-    size_t bytes = hbg_attn_fb_bytes(p.d, warps);
-    if (bytes > limit)
-        return hbg_fail("attention: head_dim %d needs %zu bytes of shared memory (device limit %zu)", p.d, bytes, limit);
+    int warps = 1;
+    if (!hbg_attn_fb_config(p.d, limit, &warps, &p.kt))
+        return hbg_fail("attention: head_dim %d needs more than the device's %zu bytes of shared memory", p.d, limit);
+    size_t bytes = hbg_attn_fb_bytes(p.d, warps, p.kt);
     if (bytes > 48 * 1024 &&
         hbg_check(gpuFuncSetAttribute(attn_f32<NJ>, gpuFuncAttributeMaxDynamicSharedMemorySize, (int)bytes),
                   "attention: shared memory opt-in"))
@@ -394,23 +417,26 @@ void hbg_attention(const hb_attention_args *a) {
     p.o_stride = a->o_stride, p.q_stride = a->q_stride, p.k_stride = a->k_stride, p.v_stride = a->v_stride;
     p.scale = a->scale, p.bias = a->bias, p.key_mask = a->key_mask;
     uintptr_t al = (uintptr_t)a->q | (uintptr_t)a->k | (uintptr_t)a->v;
+    p.kt = HBG_ATTN_FB_KT; /* launch_f32 may lower it */
     p.vec4 = a->head_dim % 4 == 0 && al % 16 == 0 && a->q_stride % 4 == 0 && a->k_stride % 4 == 0 &&
              a->v_stride % 4 == 0;
 
 #if !defined(HB_HIP)
     bool precise = attn_env_flag("HB_GPU_PRECISE") || attn_env_flag("HB_GPU_ATTN_F32");
     if (!precise && hbg_props()->major >= 8) {
+        int r = 1;
         switch (hbg_attn_pad_dim(a->head_dim)) {
-        case 16: launch_wmma<16>(p); return;
-        case 32: launch_wmma<32>(p); return;
-        case 48: launch_wmma<48>(p); return;
-        case 64: launch_wmma<64>(p); return;
-        case 80: launch_wmma<80>(p); return;
-        case 96: launch_wmma<96>(p); return;
-        case 112: launch_wmma<112>(p); return;
-        case 128: launch_wmma<128>(p); return;
+        case 16: r = launch_wmma<16>(p); break;
+        case 32: r = launch_wmma<32>(p); break;
+        case 48: r = launch_wmma<48>(p); break;
+        case 64: r = launch_wmma<64>(p); break;
+        case 80: r = launch_wmma<80>(p); break;
+        case 96: r = launch_wmma<96>(p); break;
+        case 112: r = launch_wmma<112>(p); break;
+        case 128: r = launch_wmma<128>(p); break;
         default: break; /* d > 128: f32 path */
         }
+        if (r <= 0) return;
     }
 #endif
     int d = a->head_dim;

@@ -10,8 +10,10 @@
  *     im2col tile is BK loads from one base address, THW apart. The im2col tile is gathered straight into shared
  *     memory (never materialised in global memory), rounded to bf16; nvcuda::wmma 16x16x16 bf16 MMAs with f32
  *     accumulation; bias fused into the store. Tiles: BM = 128 (64 when Cout <= 64) x BN = 128 x BK = 32,
- *     256 threads (8 warps as 2 x 4, each BM/2 x 32), register-staged double buffering (one __syncthreads per
- *     K tile). 1x1x1 stride-1 unpadded convs (plain GEMMs) load the input tile with float4 loads.
+ *     256 threads (8 warps as 2 x 4, each BM/2 x 32), two smem stages (37 KB for BM = 128, 27 KB for 64; one
+ *     __syncthreads per K tile): the next weight tile goes by cp.async (when Cin % 8 == 0), the next input tile
+ *     through registers, both in flight during the current tile's MMAs. 1x1x1 stride-1 unpadded convs (plain
+ *     GEMMs) load the input tile with float4 loads.
  *     Input channels that do not fill a K tile (Cin % 32) are zero in both operands.
  *  2. depthwise (groups == Cin, Cout a multiple of Cin): direct f32; a block computes 8 (4 on 64-wide
  *     wavefronts) output rows x 32*vw columns of one (channel, frame); per kernel frame dt the input slab with
@@ -180,6 +182,8 @@ HBG_HD int dw_in_channel(int co, const Geo &g) { return co / (g.Cout / g.Cin); }
 #ifndef HBG_CONV_INDEX_ONLY
 
 using namespace hbgc;
+
+namespace { /* the kernels and their launchers are private to this file */
 
 /* ---------- path 1: dense implicit GEMM (CUDA tensor cores) ---------- */
 #ifdef HBG_CONV_WMMA
@@ -368,7 +372,7 @@ __global__ void __launch_bounds__(NT, AVEC ? 2 : 1) conv_dense_kernel(float *__r
 }
 
 template <int BM, bool AVEC, bool PW>
-static int launch_dense(float *y, const float *x, const gpu_bf16 *wt, const float *bias, const Geo &g) {
+int launch_dense(float *y, const float *x, const gpu_bf16 *wt, const float *bias, const Geo &g) {
     const int mtiles = (g.Cout + BM - 1) / BM;
     const int64_t blocks = (int64_t)mtiles * ((g.P + BN - 1) / BN);
     if (blocks > 0x7fffffff) return hbg_fail("hb_conv3d: %lld blocks exceed the grid limit", (long long)blocks);
@@ -377,13 +381,13 @@ static int launch_dense(float *y, const float *x, const gpu_bf16 *wt, const floa
 }
 
 template <int BM>
-static int dense_dispatch(float *y, const float *x, const gpu_bf16 *wt, const float *bias, const Geo &g, bool avec,
+int dense_dispatch(float *y, const float *x, const gpu_bf16 *wt, const float *bias, const Geo &g, bool avec,
                           bool pw) {
     if (avec) return pw ? launch_dense<BM, true, true>(y, x, wt, bias, g) : launch_dense<BM, true, false>(y, x, wt, bias, g);
     return pw ? launch_dense<BM, false, true>(y, x, wt, bias, g) : launch_dense<BM, false, false>(y, x, wt, bias, g);
 }
 
-static int conv_dense(float *y, const float *x, const hb_tensor *w, const float *bias, const Geo &g) {
+int conv_dense(float *y, const float *x, const hb_tensor *w, const float *bias, const Geo &g) {
     /* K ordered (tap, ci): upload the view [Cout, kt, kh, kw, cin_g] of w (hbg_weight copies a non-contiguous
      * view in its logical order). For one tap or one channel it is w itself. */
     hb_tensor v = *w;
@@ -484,6 +488,8 @@ __global__ void __launch_bounds__(256) conv_direct_kernel(float *__restrict__ y,
         y[idx] = acc + (bias ? bias[co] : 0.0f);
     }
 }
+
+} // namespace
 
 /* ---------- entry ---------- */
 

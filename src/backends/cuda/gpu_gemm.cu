@@ -60,6 +60,8 @@
 #endif
 
 /* ---------- index mapping (host + device, exercised by a host test) ----------
+ * In one line: row-major Y[M,N] = X[M,K] W[N,K]^T is column-major D[N,M] (ld N) = op_T(W as col-major K x N, ld K)
+ * x (X as col-major K x M, ld K), so cuBLASLt gets m = N, n = M, k = K, TRANSA = T, TRANSB = N.
  * Row-major <-> column-major: a row-major [R, C] matrix with row stride ld IS a column-major [C, R] matrix with
  * leading dimension ld, so row-major Y = X W^T is column-major Y^T = W X^T, and row-major C = A B is
  * column-major C^T = B^T A^T. The cuBLASLt problems (m, n, k; op(A) is m x k, op(B) k x n, D m x n):
@@ -102,6 +104,7 @@ namespace {
 enum { SLOT_X = 0, SLOT_WS = 1 };
 constexpr size_t WORKSPACE_BYTES = 32u << 20;
 constexpr int MAX_DEVICES = 64;
+constexpr size_t MAX_PLANS = 1024;
 
 enum gemm_kind { KIND_LINEAR_BF16 = 0, KIND_LINEAR_F32 = 1, KIND_GEMM_F32 = 2 };
 
@@ -118,6 +121,7 @@ struct plan {
     cublasLtMatrixLayout_t la, lb, ld;
     cublasLtMatmulAlgo_t algo;
     bool bias_in_epilogue; /* false: the bias is added by add_bias_rows after the matmul */
+    bool usable;           /* false: the heuristic found no algorithm (cached so it is not asked again) */
 };
 
 std::mutex g_mutex;
@@ -147,7 +151,8 @@ void plan_destroy(plan &p) {
 }
 
 /* Build descriptors and query the heuristic once (with the bias epilogue when asked; if no algorithm supports
- * it, without, and the bias goes to a separate kernel). Returns false (message recorded) on failure. */
+ * it, without, and the bias goes to a separate kernel). Returns false (message recorded) when descriptors cannot
+ * be made; a plan without an algorithm is returned with usable = false and no message. */
 bool plan_make(cublasLtHandle_t h, const plan_key &k, const void *bias, plan *out) {
     memset(out, 0, sizeof *out);
     out->key = k;
@@ -183,10 +188,16 @@ bool plan_make(cublasLtHandle_t h, const plan_key &k, const void *bias, plan *ou
          cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &k.al_d, sizeof k.al_d) ==
              CUBLAS_STATUS_SUCCESS;
 #endif
+    if (!ok) {
+        if (pref) cublasLtMatmulPreferenceDestroy(pref);
+        plan_destroy(*out);
+        hbg_fail("cuBLASLt: cannot set the algorithm preferences");
+        return false;
+    }
     int found = 0;
     cublasLtMatmulHeuristicResult_t res;
     memset(&res, 0, sizeof res);
-    for (int attempt = k.bias ? 0 : 1; ok && attempt < 2 && !found; attempt++) {
+    for (int attempt = k.bias ? 0 : 1; attempt < 2 && !found; attempt++) {
         cublasLtEpilogue_t epi = attempt == 0 ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
         if (cublasLtMatmulDescSetAttribute(out->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi) !=
             CUBLAS_STATUS_SUCCESS)
@@ -203,12 +214,12 @@ bool plan_make(cublasLtHandle_t h, const plan_key &k, const void *bias, plan *ou
     if (pref) cublasLtMatmulPreferenceDestroy(pref);
     if (!found) {
         plan_destroy(*out);
-        hbg_fail("cuBLASLt: no algorithm for a %s %lldx%lldx%lld GEMM (ld %lld/%lld/%lld)",
-                 k.kind == KIND_LINEAR_BF16 ? "bf16" : "f32", (long long)k.m, (long long)k.n, (long long)k.k,
-                 (long long)k.lda, (long long)k.ldb, (long long)k.ldd);
-        return false;
+        out->desc = nullptr, out->la = out->lb = out->ld = nullptr;
+        out->usable = false;
+        return true;
     }
     out->algo = res.algo;
+    out->usable = true;
     return true;
 }
 
@@ -232,7 +243,14 @@ void launch_bias_rows(float *y, int64_t ldy, const float *b, int64_t M, int64_t 
     HBG_LAUNCHED("add_bias_rows");
 }
 
-/* D (+)= op(A) op(B) (+ bias) with the plan for this key. beta = 1 when accumulating (C = D). */
+int no_algorithm(const plan_key &k) {
+    return hbg_fail("cuBLASLt: no algorithm for a %s %lldx%lldx%lld GEMM (ld %lld/%lld/%lld, alignments %u/%u/%u)",
+                    k.kind == KIND_LINEAR_BF16 ? "bf16" : "f32", (long long)k.m, (long long)k.n, (long long)k.k,
+                    (long long)k.lda, (long long)k.ldb, (long long)k.ldd, k.al_a, k.al_b, k.al_d);
+}
+
+/* D (+)= op(A) op(B) (+ bias) with the plan for this key. beta = 1 when accumulating (C = D).
+ * 0 queued, -1 error (recorded), 1 no algorithm for this problem (nothing recorded, nothing queued). */
 int run_matmul(plan_key key, const void *A, const void *B, float *D, const float *bias, bool accumulate) {
     int dev = 0;
     if (hbg_check(HBG_GET_DEVICE(&dev), "cudaGetDevice")) return -1;
@@ -246,11 +264,16 @@ int run_matmul(plan_key key, const void *A, const void *B, float *D, const float
     for (plan &q : g_plans)
         if (q.key == key) { p = &q; break; }
     if (!p) {
+        if (g_plans.size() >= MAX_PLANS) { /* shapes keep changing: start over rather than grow without bound */
+            for (plan &q : g_plans) plan_destroy(q);
+            g_plans.clear();
+        }
         plan np;
         if (!plan_make(h, key, bias, &np)) return -1;
         g_plans.push_back(np);
         p = &g_plans.back();
     }
+    if (!p->usable) return 1;
     if (p->bias_in_epilogue &&
         cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias) !=
             CUBLAS_STATUS_SUCCESS)
@@ -304,7 +327,15 @@ int hbg_linear(float *y, const float *x, int64_t M, const hb_tensor *w, const hb
     key.al_b = hbg_alignment(xd, pr.ldb, es);
     key.al_d = hbg_alignment(y, pr.ldd, sizeof(float));
     key.al_bias = bias ? hbg_alignment(bias, 0, sizeof(float)) : 0;
-    return run_matmul(key, wd, xd, y, bias, accumulate);
+    int r = run_matmul(key, wd, xd, y, bias, accumulate);
+    if (r == 1 && !precise) { /* no bf16 algorithm for this shape/alignment: the f32 GEMM instead */
+        if (!(wd = hbg_weight(w, HBG_W_F32))) return -1;
+        key.kind = KIND_LINEAR_F32;
+        key.al_a = hbg_alignment(wd, pr.lda, sizeof(float));
+        key.al_b = hbg_alignment(x, pr.ldb, sizeof(float));
+        r = run_matmul(key, wd, x, y, bias, accumulate);
+    }
+    return r == 1 ? no_algorithm(key) : r;
 }
 
 void hbg_gemm_f32(float *C, int64_t ldc, const float *A, int64_t lda, const float *B, int64_t ldb, int64_t M,
@@ -323,5 +354,5 @@ void hbg_gemm_f32(float *C, int64_t ldc, const float *A, int64_t lda, const floa
     key.al_a = hbg_alignment(B, pr.lda, sizeof(float));
     key.al_b = hbg_alignment(A, pr.ldb, sizeof(float));
     key.al_d = hbg_alignment(C, pr.ldd, sizeof(float));
-    run_matmul(key, B, A, C, nullptr, accumulate);
+    if (run_matmul(key, B, A, C, nullptr, accumulate) == 1) no_algorithm(key);
 }
