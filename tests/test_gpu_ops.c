@@ -243,9 +243,9 @@ static int ew_body(void *vc, void **p) {
 }
 static void case_elementwise(hb_rng *r, int64_t n) {
     static const char *names[] = {"SILU", "GELU_TANH", "ADD", "MUL", "AXPBY", "RELU", "TANH3", "ADD_RELU", "CLAMP01",
-                                  "CLAMP"};
+                                  "CLAMP", "AXPBY_F64"};
     const hb_ew_op ops[] = {HB_EW_SILU, HB_EW_GELU_TANH, HB_EW_ADD, HB_EW_MUL, HB_EW_AXPBY, HB_EW_RELU, HB_EW_TANH3,
-                            HB_EW_ADD_RELU, HB_EW_CLAMP01, HB_EW_CLAMP};
+                            HB_EW_ADD_RELU, HB_EW_CLAMP01, HB_EW_CLAMP, HB_EW_AXPBY_F64};
     float *y = rnd(r, n, 1.0f), *a = rnd(r, n, 3.0f), *bb = rnd(r, n, 2.0f);
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
         for (int ip = 0; ip < 2; ip++) {

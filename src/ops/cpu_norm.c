@@ -150,7 +150,7 @@ void hb_cpu_gated_add(float *x, const float *y, int64_t rows, int64_t dim, const
 /* ---------- elementwise ---------- */
 
 typedef struct { float *y; const float *a, *b; float alpha, beta; int op; bool simd; } ew_job;
-enum { EW_SILU, EW_GELU, EW_ADD, EW_MUL, EW_AXPBY, EW_RELU, EW_TANH3, EW_ADD_RELU, EW_CLAMP01, EW_CLAMP };
+enum { EW_SILU, EW_GELU, EW_ADD, EW_MUL, EW_AXPBY, EW_RELU, EW_TANH3, EW_ADD_RELU, EW_CLAMP01, EW_CLAMP, EW_AXPBY_F64 };
 
 #ifdef HB_X86
 /* silu / gelu_tanh on 8 lanes. gelu_tanh as x * sigmoid(2u) (= 0.5x(1 + tanh(u)), without the cancellation of
@@ -197,6 +197,9 @@ static void ew_range(void *ctx, int64_t b, int64_t e) {
     case EW_ADD: for (int64_t i = b; i < e; i++) y[i] = a[i] + c[i]; break;
     case EW_MUL: for (int64_t i = b; i < e; i++) y[i] = a[i] * c[i]; break;
     case EW_AXPBY: for (int64_t i = b; i < e; i++) y[i] = j->alpha * a[i] + j->beta * c[i]; break;
+    case EW_AXPBY_F64:
+        for (int64_t i = b; i < e; i++) y[i] = (float)((double)j->alpha * a[i] + (double)j->beta * c[i]);
+        break;
     case EW_RELU: for (int64_t i = b; i < e; i++) y[i] = a[i] > 0.0f ? a[i] : 0.0f; break;
     case EW_TANH3: for (int64_t i = b; i < e; i++) y[i] = tanhf(a[i] / 3.0f) * 3.0f; break;
     case EW_ADD_RELU:
@@ -222,7 +225,7 @@ void hb_cpu_elementwise(hb_ew_op op, float *y, const float *a, const float *b, f
     static const int map[] = {[HB_EW_SILU] = EW_SILU, [HB_EW_GELU_TANH] = EW_GELU, [HB_EW_ADD] = EW_ADD,
                               [HB_EW_MUL] = EW_MUL, [HB_EW_AXPBY] = EW_AXPBY, [HB_EW_RELU] = EW_RELU,
                               [HB_EW_TANH3] = EW_TANH3, [HB_EW_ADD_RELU] = EW_ADD_RELU, [HB_EW_CLAMP01] = EW_CLAMP01,
-                              [HB_EW_CLAMP] = EW_CLAMP};
+                              [HB_EW_CLAMP] = EW_CLAMP, [HB_EW_AXPBY_F64] = EW_AXPBY_F64};
     ew(map[op], y, a, b, alpha, beta, n);
 }
 

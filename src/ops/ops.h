@@ -123,10 +123,11 @@ void hb_rope_shift(float *x, int64_t rows, int64_t stride, int heads, int head_d
  * (mapped checkpoints); a device backend uploads each one once, on first use. */
 /* Elementwise ops (b unused by the unary ones): SILU, GELU_TANH, RELU, TANH3 = 3*tanh(a/3) (TAEHV clamp),
  * CLAMP01 = min(max(a,0),1); ADD, MUL, ADD_RELU = max(a+b, 0); AXPBY = alpha*a + beta*b;
- * CLAMP = min(max(a, alpha), beta) (light VAE output clamp to [-1, 1]). */
+ * CLAMP = min(max(a, alpha), beta) (light VAE output clamp to [-1, 1]); AXPBY_F64 = alpha*a + beta*b computed
+ * in float64 and rounded once (the reference samplers' double-precision x0 = x - sigma * flow). */
 typedef enum {
     HB_EW_SILU, HB_EW_GELU_TANH, HB_EW_ADD, HB_EW_MUL, HB_EW_AXPBY, HB_EW_RELU, HB_EW_TANH3, HB_EW_ADD_RELU,
-    HB_EW_CLAMP01, HB_EW_CLAMP
+    HB_EW_CLAMP01, HB_EW_CLAMP, HB_EW_AXPBY_F64
 } hb_ew_op;
 void hb_elementwise(hb_ew_op op, float *y, const float *a, const float *b, float alpha, float beta, int64_t n);
 typedef struct hb_backend {

@@ -70,7 +70,7 @@ int hb_flowmatch_warp(const hb_flowmatch_table *t, const int64_t *list, int n, f
 }
 
 void hb_flow_to_x0(float *x0, const float *x, const float *flow, float sigma, int64_t n) {
-    hb_scale_add(x0, x, 1.0f, flow, -sigma, n);
+    hb_elementwise(HB_EW_AXPBY_F64, x0, x, flow, 1.0f, -sigma, n); /* in float64, as the reference */
 }
 
 void hb_flow_renoise(float *y, const float *x0, const float *noise, float sigma, int64_t n) {

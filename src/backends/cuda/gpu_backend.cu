@@ -177,11 +177,11 @@ void forget_host_all(const void *p, size_t n) {
                         if (gpuGetDevice(&prev) != gpuSuccess) prev = -1;
                         switched = true;
                     }
-                    gpuSetDevice(c.dev);
-                    gpuStreamSynchronize(c.stream);
+                    (void)gpuSetDevice(c.dev);
+                    (void)gpuStreamSynchronize(c.stream);
                     synced = true;
                 }
-                gpuFree(it->second.dev);
+                (void)gpuFree(it->second.dev);
                 c.weight_bytes -= it->second.dev_bytes;
                 it = c.weights.erase(it);
             } else {
@@ -189,7 +189,7 @@ void forget_host_all(const void *p, size_t n) {
             }
         }
     }
-    if (switched && prev >= 0) gpuSetDevice(prev);
+    if (switched && prev >= 0) (void)gpuSetDevice(prev);
 }
 
 int sync_cur() {
@@ -467,7 +467,7 @@ const void *hbg_weight(const hb_tensor *w, hbg_wfmt fmt) {
     free(raw);
     free(conv);
     if (rc) {
-        gpuFree(dev);
+        (void)gpuFree(dev);
         return nullptr;
     }
     wentry ent;
@@ -477,7 +477,7 @@ const void *hbg_weight(const hb_tensor *w, hbg_wfmt fmt) {
     std::lock_guard<std::mutex> lk(c->mu);
     auto ins = c->weights.emplace(k, ent);
     if (!ins.second) { /* another thread uploaded it meanwhile */
-        gpuFree(dev);
+        (void)gpuFree(dev);
         return ins.first->second.dev;
     }
     c->weight_bytes += out_bytes;
@@ -535,10 +535,10 @@ const double *hbg_rope_table(int d, int64_t f_lo, int64_t f_hi, int H, int W, in
     }
     int rc = hbg_upload_sync(dev, host, bytes, "uploading the RoPE table");
     free(host);
-    if (rc) { gpuFree(dev); return nullptr; }
+    if (rc) { (void)gpuFree(dev); return nullptr; }
     if (e->dev) { /* queued kernels may still read the old table */
         hbg_check(gpuStreamSynchronize(c->stream), "waiting before replacing a RoPE table");
-        gpuFree(e->dev);
+        (void)gpuFree(e->dev);
     }
     e->d = d;
     e->f_lo = lo;
@@ -600,11 +600,11 @@ const hb_backend *hb__backend_gpu(const char *device) {
     if (e == gpuSuccess) e = gpuStreamCreate(&c.stream);
     if (e != gpuSuccess) {
         (void)gpuGetLastError();
-        if (prev >= 0) gpuSetDevice(prev);
+        if (prev >= 0) (void)gpuSetDevice(prev);
         hb_error("device '%s': cannot initialise " GPU_API_NAME " device %ld: %s", spec, want, gpuGetErrorString(e));
         return nullptr;
     }
-    if (prev >= 0 && prev != (int)want) gpuSetDevice(prev);
+    if (prev >= 0 && prev != (int)want) (void)gpuSetDevice(prev);
     t_cur = nullptr; /* the next op sets this thread's device */
     c.dev = (int)want;
     snprintf(c.name, sizeof c.name, "%s:%d", GPU_API_NAME[0] == 'C' ? "cuda" : "hip", (int)want);

@@ -299,6 +299,8 @@ template <int OP> __device__ __forceinline__ float ew_f(float a, float b, float 
         return a * b;
     } else if constexpr (OP == HB_EW_AXPBY) {
         return al * a + be * b;
+    } else if constexpr (OP == HB_EW_AXPBY_F64) {
+        return (float)((double)al * (double)a + (double)be * (double)b);
     } else if constexpr (OP == HB_EW_RELU) {
         return a > 0.0f ? a : 0.0f;
     } else if constexpr (OP == HB_EW_TANH3) {
@@ -314,7 +316,7 @@ template <int OP> __device__ __forceinline__ float ew_f(float a, float b, float 
 }
 
 template <int OP> __host__ __device__ constexpr bool ew_binary() {
-    return OP == HB_EW_ADD || OP == HB_EW_MUL || OP == HB_EW_AXPBY || OP == HB_EW_ADD_RELU;
+    return OP == HB_EW_ADD || OP == HB_EW_MUL || OP == HB_EW_AXPBY || OP == HB_EW_ADD_RELU || OP == HB_EW_AXPBY_F64;
 }
 
 /* V = 4: the first n/4*4 elements as float4, the rest (< 4) by the first threads of block 0. */
@@ -604,6 +606,7 @@ void hbg_elementwise(hb_ew_op op, float *y, const float *a, const float *b, floa
     case HB_EW_ADD_RELU: launch_ew<HB_EW_ADD_RELU>(y, a, b, alpha, beta, n); break;
     case HB_EW_CLAMP01: launch_ew<HB_EW_CLAMP01>(y, a, b, alpha, beta, n); break;
     case HB_EW_CLAMP: launch_ew<HB_EW_CLAMP>(y, a, b, alpha, beta, n); break;
+    case HB_EW_AXPBY_F64: launch_ew<HB_EW_AXPBY_F64>(y, a, b, alpha, beta, n); break;
     default: hbg_fail("hb_elementwise: unknown op %d", (int)op); return;
     }
     HBG_LAUNCHED("hb_elementwise");
