@@ -242,6 +242,7 @@ int cmd_generate(int argc, char **argv) {
                     "total %.2f s\npeak RSS: %.1f MiB\n",
                     t_load, v.seconds_text, v.seconds_image, v.seconds_denoise, v.seconds_decode, t_write,
                     hb_time_now() - t0, (double)hb_peak_rss_bytes() / (1 << 20));
+        if (hb_log_level >= HB_LOG_DEBUG) tool_print_device_peak();
         ret = 0;
     }
 done:

@@ -2,6 +2,7 @@
  * chunk with a frame-sink + short-window KV cache, each finished chunk decoded (TAEHV streaming decoder by
  * default) and appended to a streamed file (fragmented MP4: a killed run leaves a playable file). */
 #include "tools.h"
+#include "ops/ops.h"
 #include "pipeline/ar.h"
 #include "pipeline/model_folder.h"
 #include "pipeline/xt.h"
@@ -109,9 +110,10 @@ int cmd_generate_ar(int argc, char **argv) {
     if (!r.model_dir) { fprintf(stderr, "hb generate --mode ar: -m MODEL_DIR is required\n"); usage(stderr); return 2; }
     if (!r.prompt && !r.prompts_file) { fprintf(stderr, "hb generate --mode ar: give -p PROMPT or --prompts FILE\n"); return 2; }
     if (!r.output && r.decoder != HB_AR_DEC_NONE) { fprintf(stderr, "hb generate --mode ar: -o OUT is required\n"); return 2; }
-    if (hb_ar_run_pipeline(&r)) return tool_fail("generate --mode ar");
+    if (hb_ar_run_pipeline(&r) || hb_backend_sync()) return tool_fail("generate --mode ar");
     hb_log(HB_LOG_INFO, "wrote %lld frames to %s in %.1f s (text %.1f s), %lld DiT forwards, peak RSS %.0f MiB",
            (long long)r.frames_written, r.output ? r.output : "(nothing)", r.seconds_total, r.seconds_text,
            (long long)r.ar.forwards, r.peak_rss / 1048576.0);
+    if (hb_log_level >= HB_LOG_DEBUG) tool_print_device_peak();
     return 0;
 }

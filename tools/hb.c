@@ -52,6 +52,12 @@ int tool_common_flag(int argc, char **argv, int *i) {
     return 0;
 }
 
+void tool_print_device_peak(void) {
+    const hb_memspace *m = hb_backend_current()->mem;
+    if (m && m->peak_bytes)
+        fprintf(stderr, "peak device memory (%s): %.1f MiB\n", m->name, (double)m->peak_bytes() / (1 << 20));
+}
+
 int tool_fail(const char *cmd) {
     fprintf(stderr, "hb %s: %s\n", cmd, hb_last_error());
     return 1;

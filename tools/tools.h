@@ -18,5 +18,7 @@ int cmd_generate_ar(int argc, char **argv);  /* autoregressive long video (hb ge
 int tool_common_flag(int argc, char **argv, int *i);
 /* Prints "hb NAME: message" for the last error and returns 1 (the exit code). */
 int tool_fail(const char *cmd);
+/* "peak device memory (cuda:0): X MiB" on stderr when the backend computes outside host memory (-v). */
+void tool_print_device_peak(void);
 
 #endif

@@ -93,6 +93,9 @@ typedef struct hb_memspace {
     /* The host memory [p, p+bytes) is about to be unmapped or freed: drop any device copy made of it
      * (weights are uploaded once, keyed by their host address). NULL when nothing is cached. */
     void (*forget_host)(const void *p, size_t bytes);
+    /* Most bytes of this space in use at once so far (activations, caches and uploaded weights), for
+     * --verbose; NULL when not tracked. */
+    size_t (*peak_bytes)(void);
 } hb_memspace;
 const hb_memspace *hb_memspace_host(void);
 const hb_memspace *hb_memspace_current(void);   /* this thread's */

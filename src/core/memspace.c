@@ -8,7 +8,7 @@ static void host_free(void *p) { hb_free(p); }
 static int host_copy(void *dst, const void *src, size_t n) { if (n) memmove(dst, src, n); return 0; }
 static int host_zero(void *p, size_t n) { if (n) memset(p, 0, n); return 0; }
 
-static const hb_memspace g_host = {"host", true, host_alloc, host_free, host_copy, host_copy, host_zero, NULL};
+static const hb_memspace g_host = {"host", true, host_alloc, host_free, host_copy, host_copy, host_zero, NULL, NULL};
 static _Thread_local const hb_memspace *g_cur;
 
 const hb_memspace *hb_memspace_host(void) { return &g_host; }

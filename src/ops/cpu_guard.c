@@ -12,6 +12,7 @@ typedef struct { void *p; size_t n; } region;
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static region *g_reg;
 static int g_nreg, g_capreg, g_depth;
+static size_t g_bytes, g_peak;
 
 static void protect_all(int prot) {
     for (int i = 0; i < g_nreg; i++) mprotect(g_reg[i].p, g_reg[i].n, prot);
@@ -41,6 +42,8 @@ static void *g_alloc(size_t bytes, const char *what) {
         g_reg = r; g_capreg = cap;
     }
     g_reg[g_nreg++] = (region){p, n ? n : 4096};
+    g_bytes += n ? n : 4096;
+    if (g_bytes > g_peak) g_peak = g_bytes;
     if (g_depth > 0) mprotect(p, n ? n : 4096, PROT_READ | PROT_WRITE);
     pthread_mutex_unlock(&g_mu);
     return p;
@@ -51,6 +54,7 @@ static void g_free(void *p) {
     for (int i = 0; i < g_nreg; i++)
         if (g_reg[i].p == p) {
             munmap(p, g_reg[i].n);
+            g_bytes -= g_reg[i].n;
             g_reg[i] = g_reg[--g_nreg];
             break;
         }
@@ -60,7 +64,14 @@ static void g_free(void *p) {
 static int g_upload(void *dst, const void *src, size_t n) { enter(); memcpy(dst, src, n); leave(); return 0; }
 static int g_zero(void *p, size_t n) { enter(); memset(p, 0, n); leave(); return 0; }
 
-static const hb_memspace g_mem = {"cpu-guard", false, g_alloc, g_free, g_upload, g_upload, g_zero, NULL};
+static size_t g_peak_bytes(void) {
+    pthread_mutex_lock(&g_mu);
+    size_t p = g_peak;
+    pthread_mutex_unlock(&g_mu);
+    return p;
+}
+
+static const hb_memspace g_mem = {"cpu-guard", false, g_alloc, g_free, g_upload, g_upload, g_zero, NULL, g_peak_bytes};
 
 /* One wrapper per table entry: open the pages, run the CPU kernel, close them. */
 #define GUARD_VOID(name, params, args) \
