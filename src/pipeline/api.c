@@ -158,11 +158,14 @@ fail:
 
 void hb_model_free(hb_model *m) {
     if (!m) return;
+    /* the parts free under the backend they ran on (device copies of their weights go with them) */
+    const hb_backend *prev = m->backend ? hb_backend_use(m->backend) : NULL;
     close_dit(m);
     close_vae(m);
     close_tae(m);
     close_light(m);
     hb_tokenizer_free(m->tok);
+    if (m->backend) hb_backend_use(prev);
     free(m);
 }
 
