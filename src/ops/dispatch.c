@@ -40,7 +40,44 @@ const hb_backend *hb__backend_gpu(const char *device) {
 }
 #endif
 
+/* Argument checks shared by every backend: the kernels may assume them. */
+static int linear_check(const hb_tensor *w, const hb_tensor *b) {
+    if (!w || w->ndim != 2) return hb_error("hb_linear: weight must be a 2-D tensor");
+    if (w->dtype != HB_F32 && w->dtype != HB_BF16 && w->dtype != HB_F16)
+        return hb_error("hb_linear: weight dtype %s not supported (F32, BF16, F16)", hb_dtype_name(w->dtype));
+    if (w->stride[1] != 1) return hb_error("hb_linear: weight rows must be contiguous (stride 1 along K)");
+    const int64_t N = w->shape[0];
+    if (b && (b->ndim != 1 || b->shape[0] != N || (b->dtype != HB_F32 && b->dtype != HB_BF16 && b->dtype != HB_F16)))
+        return hb_error("hb_linear: bias must be a 1-D float tensor of %lld elements", (long long)N);
+    return 0;
+}
+
+static int conv3d_check(int64_t Cin, int64_t T, int64_t H, int64_t W, const hb_tensor *w, const hb_tensor *b,
+                        const hb_conv3d_params *p) {
+    if (!w || w->ndim != 5) return hb_error("hb_conv3d: weight must be 5-D [Cout, Cin/groups, kt, kh, kw]");
+    if (w->dtype != HB_F32 && w->dtype != HB_BF16 && w->dtype != HB_F16)
+        return hb_error("hb_conv3d: weight dtype %s not supported", hb_dtype_name(w->dtype));
+    const int groups = p->groups > 0 ? p->groups : 1;
+    const int64_t Cout = w->shape[0];
+    if (Cin <= 0 || Cin % groups || Cout % groups || w->shape[1] != Cin / groups)
+        return hb_error("hb_conv3d: weight %lld x %lld does not fit %lld input channels in %d groups",
+                        (long long)Cout, (long long)w->shape[1], (long long)Cin, groups);
+    if (p->stride[0] < 1 || p->stride[1] < 1 || p->stride[2] < 1) return hb_error("hb_conv3d: stride must be >= 1");
+    if (p->pad_t[0] < 0 || p->pad_t[1] < 0 || p->pad_h[0] < 0 || p->pad_h[1] < 0 || p->pad_w[0] < 0 || p->pad_w[1] < 0)
+        return hb_error("hb_conv3d: negative padding");
+    if (b && hb_tensor_numel(b) != Cout)
+        return hb_error("hb_conv3d: bias has %lld elements, expected %lld", (long long)hb_tensor_numel(b),
+                        (long long)Cout);
+    int64_t To, Ho, Wo;
+    hb_conv3d_out_size(T, H, W, w, p, &To, &Ho, &Wo);
+    if (To <= 0 || Ho <= 0 || Wo <= 0)
+        return hb_error("hb_conv3d: input %lldx%lldx%lld is smaller than the kernel", (long long)T, (long long)H,
+                        (long long)W);
+    return 0;
+}
+
 int hb_linear(float *y, const float *x, int64_t M, const hb_tensor *w, const hb_tensor *b, bool accumulate) {
+    if (linear_check(w, b)) return -1;
     return be()->linear(y, x, M, w, b, accumulate);
 }
 void hb_gemm_f32(float *C, int64_t ldc, const float *A, int64_t lda, const float *B, int64_t ldb, int64_t M,
@@ -78,6 +115,7 @@ void hb_rope3d(float *x, int64_t L, int heads, int head_dim, int64_t stride, int
 void hb_attention(const hb_attention_args *a) { be()->attention(a); }
 int hb_conv3d(float *y, const float *x, int64_t Cin, int64_t T, int64_t H, int64_t W, const hb_tensor *w,
               const hb_tensor *b, const hb_conv3d_params *p) {
+    if (conv3d_check(Cin, T, H, W, w, b, p)) return -1;
     return be()->conv3d(y, x, Cin, T, H, W, w, b, p);
 }
 void hb_upsample_nearest(float *y, const float *x, int64_t C, int64_t T, int64_t H, int64_t W, int ft, int fh, int fw) {

@@ -54,7 +54,9 @@ bool hb__have_avx2(void);
  * (HB_GEMM=generic makes every kernel portable C). */
 bool hb__simd_avx2(void);
 
-/* The CPU backend's kernels (the hb_backend_cpu() table; ops.h documents each under its dispatcher's name). */
+/* The CPU backend's kernels (the hb_backend_cpu() table; ops.h documents each under its dispatcher's name).
+ * Backends are reached only through the dispatchers of dispatch.c, which check linear and conv3d arguments
+ * (shapes, dtypes, strides, padding) once for every backend. */
 int hb_cpu_linear(float *y, const float *x, int64_t M, const hb_tensor *w, const hb_tensor *b, bool accumulate);
 void hb_cpu_gemm_f32(float *C, int64_t ldc, const float *A, int64_t lda, const float *B, int64_t ldb, int64_t M,
                      int64_t N, int64_t K, bool accumulate);
