@@ -75,6 +75,7 @@ struct ctx {
     /* weight cache */
     std::unordered_map<wkey, wentry, wkey_hash> weights;
     size_t weight_bytes = 0;
+    size_t peak_used = 0;  /* most device memory in use (total - free) seen after an allocation */
     /* scratch */
     void *scratch[HBG_SCRATCH_SLOTS] = {nullptr};
     size_t scratch_cap[HBG_SCRATCH_SLOTS] = {0};
@@ -113,13 +114,25 @@ template <int D, typename R, typename... A, R (*F)(A...)> struct wrap<D, F> {
 
 double mib(size_t b) { return (double)b / (1024.0 * 1024.0); }
 
+/* After an allocation: the device's memory in use (the whole process's, context included) for --verbose. */
+void note_usage(ctx *c) {
+    size_t fr = 0, tot = 0;
+    if (!c || gpuMemGetInfo(&fr, &tot) != gpuSuccess) { (void)gpuGetLastError(); return; }
+    if (tot - fr > c->peak_used) c->peak_used = tot - fr;
+}
+
+size_t peak_cur() {
+    ctx *c = cur();
+    return c ? c->peak_used : 0;
+}
+
 /* ---------- memory space ---------- */
 
 void *mem_alloc_cur(size_t bytes, const char *what) {
     ctx *c = cur();
     void *p = nullptr;
     gpuError_t e = gpuMalloc(&p, bytes ? bytes : 1);
-    if (e == gpuSuccess) return p;
+    if (e == gpuSuccess) { note_usage(c); return p; }
     (void)gpuGetLastError(); /* an allocation failure is not sticky: clear it */
     size_t fr = 0, tot = 0;
     if (gpuMemGetInfo(&fr, &tot) != gpuSuccess) (void)gpuGetLastError();
@@ -215,6 +228,7 @@ template <int D> void fill_table(ctx &c) {
     c.mem.download = wrap<D, mem_download_cur>::call;
     c.mem.zero = wrap<D, mem_zero_cur>::call;
     c.mem.forget_host = forget_host_all;
+    c.mem.peak_bytes = wrap<D, peak_cur>::call;
 
     hb_backend &t = c.table;
     t.name = c.name;
@@ -378,6 +392,7 @@ void *hbg_scratch(int slot, size_t bytes) {
     }
     c->scratch[slot] = p;
     c->scratch_cap[slot] = want;
+    note_usage(c);
     return p;
 }
 
@@ -481,6 +496,7 @@ const void *hbg_weight(const hb_tensor *w, hbg_wfmt fmt) {
         return ins.first->second.dev;
     }
     c->weight_bytes += out_bytes;
+    note_usage(c);
     return dev;
 }
 
