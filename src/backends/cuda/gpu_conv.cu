@@ -192,10 +192,18 @@ namespace wmma = nvcuda::wmma;
 /* 16-byte global -> shared copy that does not pass through registers (sm_80+); zero-filled when !valid
  * (src-size 0: nothing is read from src). Completed by cp_async_wait_all() of the issuing thread. */
 __device__ __forceinline__ void cp_async16(void *dst, const void *src, bool valid) {
+#if defined(HB_GPU_EMU) /* CPU emulator (src/backends/cuda/emu): a checked plain copy, complete at once */
+    emu_cp_async16(dst, src, valid);
+#else
     const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(valid ? 16 : 0) : "memory");
+#endif
 }
+#if defined(HB_GPU_EMU)
+__device__ __forceinline__ void cp_async_wait_all() {}
+#else
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+#endif
 
 template <int BM> struct DenseSmem {
     enum {
