@@ -120,7 +120,10 @@ static void case_linear(hb_rng *r, hb_dtype t, int64_t M, int64_t K, int64_t N, 
     char what[128];
     snprintf(what, sizeof what, "linear %s M=%lld K=%lld N=%lld bias=%d acc=%d", hb_dtype_name(t), (long long)M,
              (long long)K, (long long)N, has_b, acc);
-    compare(what, g_tol_linear, 2, b, lin_body, &c);
+    /* bf16 operands: each product is off by up to 2^-8 of |x w|; with a handful of outputs (M*N < 64) the normwise
+     * error has no large max|ref| to average against, so the tiny cases get 3e-2 */
+    double tol = g_tol_linear == TOL_MM && M * N < 64 ? 3e-2 : g_tol_linear;
+    compare(what, tol, 2, b, lin_body, &c);
     wrelease(&c.w); wrelease(&c.b);
     free(y); free(x);
 }
