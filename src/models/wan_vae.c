@@ -581,12 +581,6 @@ typedef struct {
     bool dry;
     hb_arena scr, cache;
     const hb_memspace *space; /* where pp was allocated */
-    /* Plain CPU backend: first-chunk kernel slices are copied contiguous into this host buffer (the CPU conv's
-     * strided-weight path converts element by element, ~5x the cost of the conv on a first chunk). Any other
-     * backend gets a strided view of the mapped weight, which a device uploads once and keeps. */
-    bool host_slices;
-    uint8_t *wbuf;
-    size_t wbuf_cap;
     float *pp[2];
     int64_t pp_cap, pp_need;
     vslot *slots;
@@ -688,20 +682,6 @@ static int cached_conv(vrun *r, const vconv *c, const vact *x, float *y, vact *y
         /* one frame behind zero padding (every first chunk): only the last temporal tap sees data, so run the
          * (1, kh, kw) slice of the kernel (a strided view of the weight) instead of multiplying zeros */
         if (hb_tensor_narrow(&c->w, 2, c->kt - 1, 1, &cc.w)) return -1;
-        if (r->host_slices && !r->dry) {
-            int64_t khw = (int64_t)c->kh * c->kw, es = (int64_t)hb_dtype_size(c->w.dtype);
-            size_t need = (size_t)(c->cout * c->cin * khw * es);
-            if (need > r->wbuf_cap) {
-                hb_free(r->wbuf);
-                r->wbuf_cap = 0;
-                if (!(r->wbuf = hb_malloc(need, "wan_vae kernel slice"))) return -1;
-                r->wbuf_cap = need;
-            }
-            for (int64_t q = 0; q < c->cout * c->cin; q++)
-                memcpy(r->wbuf + q * khw * es, (const uint8_t *)c->w.data + (q * c->kt + c->kt - 1) * khw * es, (size_t)(khw * es));
-            int64_t sh[5] = {c->cout, c->cin, 1, c->kh, c->kw};
-            cc.w = hb_tensor_make(c->w.dtype, 5, sh, r->wbuf);
-        }
         cc.kt = 1;
         p.pad_t[0] = 0;
     }
@@ -1155,7 +1135,6 @@ static void run_free(vrun *r) {
     if (!r->dry && r->space)
         for (int i = 0; i < 2; i++)
             if (r->pp[i]) r->space->free(r->pp[i]);
-    hb_free(r->wbuf);
     free(r->slots);
     memset(r, 0, sizeof *r);
 }
@@ -1249,7 +1228,6 @@ static int plan_init(vplan *p, const hb_wan_vae *m, const vjob *j, const hb_wan_
         goto fail;
     r->pp_cap = pp_n;
     r->space = hb_memspace_current();
-    r->host_slices = r->space == hb_memspace_host();
     r->pp[0] = hb_dev_alloc((size_t)pp_n * sizeof(float), "wan_vae activations");
     r->pp[1] = r->pp[0] ? hb_dev_alloc((size_t)pp_n * sizeof(float), "wan_vae activations") : NULL;
     if (!r->pp[0] || !r->pp[1]) goto fail;

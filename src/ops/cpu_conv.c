@@ -299,17 +299,18 @@ int hb_cpu_conv3d(float *y, const float *x, int64_t Cin, int64_t T, int64_t H, i
         if (hb_tensor_is_contiguous(w) && hb_tensor_reshape(w, 2, shp, &w2) == 0)
             hb__weight_rows_f32(&w2, 0, Cout, 0, j.kdim, wf, j.kdim);
         else {
+            /* a strided view (e.g. one temporal tap of a kernel): convert its trailing contiguous runs whole */
             size_t es = hb_dtype_size(w->dtype);
-            int64_t i = 0;
-            for (int64_t a0 = 0; a0 < w->shape[0]; a0++)
-                for (int64_t a1 = 0; a1 < w->shape[1]; a1++)
-                    for (int64_t a2 = 0; a2 < w->shape[2]; a2++)
-                        for (int64_t a3 = 0; a3 < w->shape[3]; a3++)
-                            for (int64_t a4 = 0; a4 < w->shape[4]; a4++, i++) {
-                                int64_t off = a0 * w->stride[0] + a1 * w->stride[1] + a2 * w->stride[2] +
-                                              a3 * w->stride[3] + a4 * w->stride[4];
-                                hb_convert_to_f32(wf + i, (const uint8_t *)w->data + off * (int64_t)es, w->dtype, 1);
-                            }
+            int lead = 5;
+            int64_t run = 1;
+            while (lead > 0 && w->stride[lead - 1] == run) run *= w->shape[--lead];
+            int64_t i = 0, nlead = 1;
+            for (int d = 0; d < lead; d++) nlead *= w->shape[d];
+            for (int64_t q = 0; q < nlead; q++, i += run) {
+                int64_t rem = q, off = 0;
+                for (int d = lead - 1; d >= 0; d--) { off += (rem % w->shape[d]) * w->stride[d]; rem /= w->shape[d]; }
+                hb_convert_to_f32(wf + i, (const uint8_t *)w->data + off * (int64_t)es, w->dtype, (size_t)run);
+            }
         }
         j.w = wf;
     }
