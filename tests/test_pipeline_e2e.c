@@ -11,6 +11,7 @@
 #include "io/image.h"
 #include "io/video.h"
 #include "io/metrics.h"
+#include "ops/ops.h"
 #include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
@@ -316,6 +317,23 @@ int main(void) {
             }
             gp.vae = HB_GEN_VAE_LIGHT;
             CHECK(hb_generate(m, &gp, &v) != 0 && strstr(hb_last_error_message(), "light decoder not available"));
+            /* the device through the C API: a model loaded for cpu-guard gives the CPU's frames bit for bit, and the
+             * calling thread's backend is left as it was; an unknown device fails at load, naming it */
+            gp.vae = HB_GEN_VAE_FULL;
+            hb_video_frames vc = {0}, vg = {0};
+            CHECK(hb_generate(m, &gp, &vc) == 0);
+            hb_load_params lp = {.device = "cpu-guard"};
+            hb_model *mg = hb_model_load(xd, &lp);
+            CHECKF(mg != NULL, "%s", hb_last_error_message());
+            if (mg) {
+                CHECKF(hb_generate(mg, &gp, &vg) == 0, "%s", hb_last_error_message());
+                CHECK(vc.rgb && vg.rgb && vg.frames == 5 && !memcmp(vc.rgb, vg.rgb, (size_t)5 * 48 * 32 * 3));
+                CHECK(!strcmp(hb_backend_current()->name, "cpu"));
+                hb_model_free(mg);
+            }
+            hb_frames_free(&vc), hb_frames_free(&vg);
+            lp.device = "npu:0";
+            CHECK(hb_model_load(xd, &lp) == NULL && strstr(hb_last_error_message(), "npu:0"));
             hb_model_free(m);
         }
     }
