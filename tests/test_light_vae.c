@@ -363,20 +363,6 @@ static void test_network(hb_rng *rng, bool causal, int variant) {
 
 /* ---------------------------------------------------------------- cpu-guard */
 
-static float *g_up(const float *h, int64_t n) {
-    float *d = hb_dev_alloc(sizeof(float) * (size_t)n, "test");
-    if (d) CHECK(hb_dev_upload(d, h, sizeof(float) * (size_t)n) == 0);
-    return d;
-}
-/* Download n floats and compare them bit for bit with ref (host). */
-static bool g_same(const float *d, const float *ref, int64_t n) {
-    float *h = malloc(sizeof(float) * (size_t)n);
-    bool ok = h && d && hb_dev_download(h, d, sizeof(float) * (size_t)n) == 0 && memcmp(h, ref, sizeof(float) * (size_t)n) == 0;
-    if (h && d && !ok) printf("    (rel err %.2e)\n", tl_rel_err(h, ref, n));
-    free(h);
-    return ok;
-}
-
 /* The model's decode paths under cpu-guard (every activation in guarded pages: a host access outside an op
  * faults) must give the plain CPU result bit for bit (same kernels). */
 static void test_guard(hb_rng *rng, bool causal, int variant, bool unfused) {
@@ -407,14 +393,14 @@ static void test_guard(hb_rng *rng, bool causal, int variant, bool unfused) {
     }
     /* cpu-guard */
     const hb_backend *prev = hb_backend_use(hb_backend_cpu_guard());
-    float *dl = g_up(lat, z * t * h * w), *dv = hb_dev_alloc(sizeof(float) * (size_t)nv, "test");
+    float *dl = tl_dev_upload(lat, z * t * h * w), *dv = hb_dev_alloc(sizeof(float) * (size_t)nv, "test");
     float *draw = hb_dev_alloc(sizeof(float) * (size_t)nraw, "test");
     CHECK(dl && dv && draw);
-    bool ok = hb_light_vae_decode(m, dl, t, h, w, dv, NULL) == 0 && g_same(dv, v, nv);
+    bool ok = hb_light_vae_decode(m, dl, t, h, w, dv, NULL) == 0 && tl_dev_same(dv, v, nv);
     printf("cpu-guard (causal %d, variant %d%s): decode %s", causal, variant, unfused ? ", unfused" : "",
            ok ? "bitwise" : "DIFFERS");
     CHECK(ok);
-    ok = hb_light_vae_decode_whole(m, dl, t, h, w, dv, draw) == 0 && g_same(dv, vw, nv) && g_same(draw, raw, nraw);
+    ok = hb_light_vae_decode_whole(m, dl, t, h, w, dv, draw) == 0 && tl_dev_same(dv, vw, nv) && tl_dev_same(draw, raw, nraw);
     printf(", whole + raw %s", ok ? "bitwise" : "DIFFER");
     CHECK(ok);
     if (causal) {
@@ -423,7 +409,7 @@ static void test_guard(hb_rng *rng, bool causal, int variant, bool unfused) {
         CHECK(s != NULL);
         ok = s && hb_light_vae_stream_push(s, dl, 2, t * h * w, dv, &g0) == 0 &&
              hb_light_vae_stream_push(s, dl + 2 * h * w, 1, t * h * w, dv + 3 * g0 * HWo, &g1) == 0 && g0 == n0 &&
-             g1 == n1 && g_same(dv, sv, nv);
+             g1 == n1 && tl_dev_same(dv, sv, nv);
         printf(", stream %s", ok ? "bitwise" : "DIFFERS");
         CHECK(ok);
         if (s) { /* a reset starts a new clip: its first frame again */
@@ -431,7 +417,7 @@ static void test_guard(hb_rng *rng, bool causal, int variant, bool unfused) {
             CHECK(hb_light_vae_stream_push(s, dl, 1, t * h * w, dv, &g0) == 0 && g0 == 1);
             float *f0 = malloc(sizeof(float) * (size_t)(3 * HWo));
             for (int ch = 0; ch < 3; ch++) memcpy(f0 + ch * HWo, sv + ch * n0 * HWo, sizeof(float) * (size_t)HWo);
-            CHECK(g_same(dv, f0, 3 * HWo));
+            CHECK(tl_dev_same(dv, f0, 3 * HWo));
             free(f0);
         }
         hb_light_vae_stream_free(s);

@@ -233,9 +233,8 @@ static void test_light(hb_rng *rng) {
 typedef enum { G_LIGHT_CAUSAL, G_LIGHT_NC, G_TAE } gkind;
 
 /* Decode lat [z, t, h, w] (in the current memory space) with odd pushes or hb_decoder_run into a host sink. */
-static int guard_run(gkind k, void *m, const float *lat, int64_t t, int64_t h, int64_t w, const hb_longdecode_opts *o,
-                     bool odd, sink *s) {
-    hb_decoder *d = k == G_TAE ? hb_decoder_new_tae(m, h, w, o, collect, s) : hb_decoder_new_light(m, h, w, o, collect, s);
+/* Decode lat [z, t, h, w] through d (pushes of 1, 3, 2, 1, ... latents when odd, else one run) and free d. */
+static int decode_all(hb_decoder *d, const float *lat, int64_t t, int64_t h, int64_t w, bool odd) {
     if (!d) return -1;
     int rc = 0;
     if (odd) {
@@ -249,6 +248,12 @@ static int guard_run(gkind k, void *m, const float *lat, int64_t t, int64_t h, i
     } else rc = hb_decoder_run(d, lat, t);
     hb_decoder_free(d);
     return rc;
+}
+
+static int guard_run(gkind k, void *m, const float *lat, int64_t t, int64_t h, int64_t w, const hb_longdecode_opts *o,
+                     bool odd, sink *s) {
+    hb_decoder *d = k == G_TAE ? hb_decoder_new_tae(m, h, w, o, collect, s) : hb_decoder_new_light(m, h, w, o, collect, s);
+    return decode_all(d, lat, t, h, w, odd);
 }
 
 static void test_guard(hb_rng *rng) {
@@ -351,20 +356,8 @@ static void test_tae(hb_rng *rng) {
 static int run_wan(hb_wan_vae *m, const float *lat, int64_t t, int64_t h, int64_t w, const hb_longdecode_opts *o,
                    bool odd, sink *s, hb_ld_mode *mode) {
     hb_decoder *d = hb_decoder_new_wan(m, h, w, o, collect, s);
-    if (!d) return -1;
-    *mode = hb_decoder_mode(d);
-    int rc = 0;
-    if (odd) {
-        static const int steps[] = {1, 3, 2, 1};
-        for (int64_t t0 = 0, k = 0; t0 < t && !rc; k++) {
-            int64_t n = steps[k % 4] < t - t0 ? steps[k % 4] : t - t0;
-            rc = hb_decoder_push(d, lat + t0 * h * w, n, t * h * w);
-            t0 += n;
-        }
-        if (!rc) rc = hb_decoder_finish(d);
-    } else rc = hb_decoder_run(d, lat, t);
-    hb_decoder_free(d);
-    return rc;
+    if (d) *mode = hb_decoder_mode(d);
+    return decode_all(d, lat, t, h, w, odd);
 }
 
 static void test_wan(hb_rng *rng) {

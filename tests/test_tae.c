@@ -458,18 +458,6 @@ static void test_random(hb_rng *r, int P) {
 
 /* ---------- cpu-guard: the model touches its activations only through ops ---------- */
 
-static float *g_up(const float *h, int64_t n) {
-    float *d = hb_dev_alloc(sizeof(float) * (size_t)n, "test");
-    if (d) CHECK(hb_dev_upload(d, h, sizeof(float) * (size_t)n) == 0);
-    return d;
-}
-static bool g_same(const float *d, const float *ref, int64_t n) {
-    float *h = malloc(sizeof(float) * (size_t)n);
-    bool ok = h && d && hb_dev_download(h, d, sizeof(float) * (size_t)n) == 0 && memcmp(h, ref, sizeof(float) * (size_t)n) == 0;
-    if (h && d && !ok) printf("    (rel err %.2e)\n", tl_rel_err(h, ref, n));
-    free(h);
-    return ok;
-}
 /* frames from the streaming decoder in device memory: download them */
 static int collect_dev(void *user, const hb_tae_frame *f) {
     collect *c = user;
@@ -510,14 +498,14 @@ static void test_guard(hb_rng *r, int P) {
     CHECK(hb_tae_encode_video(rm.m, vid, Tv, H, W, z, false) == 0);
     /* cpu-guard */
     const hb_backend *prev = hb_backend_use(hb_backend_cpu_guard());
-    float *dl = g_up(lat, T * fl), *dct = g_up(lct, T * fl), *dvid = g_up(vid, Tv * fv);
+    float *dl = tl_dev_upload(lat, T * fl), *dct = tl_dev_upload(lct, T * fl), *dvid = tl_dev_upload(vid, Tv * fv);
     float *dv = hb_dev_alloc(sizeof(float) * (size_t)(To * fv), "test"), *draw = hb_dev_alloc(sizeof(float) * (size_t)nraw, "test");
     float *dz = hb_dev_alloc(sizeof(float) * (size_t)nz, "test");
     CHECK(dl && dct && dvid && dv && draw && dz);
     bool ok[6];
-    ok[0] = hb_tae_decode_video(rm.m, dl, T, h, w, dv, draw, false) == 0 && g_same(dv, v, To * fv) && g_same(draw, raw, nraw);
-    ok[1] = hb_tae_decode_video(rm.m, dl, T, h, w, dv, draw, true) == 0 && g_same(dv, v, To * fv) && g_same(draw, raw, nraw);
-    ok[2] = mu && hb_tae_decode_video(mu, dl, T, h, w, dv, draw, false) == 0 && g_same(dv, vu, To * fv) && g_same(draw, rawu, nraw);
+    ok[0] = hb_tae_decode_video(rm.m, dl, T, h, w, dv, draw, false) == 0 && tl_dev_same(dv, v, To * fv) && tl_dev_same(draw, raw, nraw);
+    ok[1] = hb_tae_decode_video(rm.m, dl, T, h, w, dv, draw, true) == 0 && tl_dev_same(dv, v, To * fv) && tl_dev_same(draw, raw, nraw);
+    ok[2] = mu && hb_tae_decode_video(mu, dl, T, h, w, dv, draw, false) == 0 && tl_dev_same(dv, vu, To * fv) && tl_dev_same(draw, rawu, nraw);
     collect col = {calloc((size_t)(To * fv), sizeof(float)), fv, 0, 0, true};
     hb_tae_decoder *d = hb_tae_decoder_new(rm.m, h, w, collect_dev, &col);
     ok[3] = d != NULL;
@@ -530,8 +518,8 @@ static void test_guard(hb_rng *r, int P) {
     }
     hb_tae_decoder_free(d);
     free(col.video);
-    ok[4] = hb_tae_encode_video(rm.m, dvid, Tv, H, W, dz, false) == 0 && g_same(dz, z, nz);
-    ok[5] = hb_tae_encode_video(rm.m, dvid, Tv, H, W, dz, true) == 0 && g_same(dz, z, nz);
+    ok[4] = hb_tae_encode_video(rm.m, dvid, Tv, H, W, dz, false) == 0 && tl_dev_same(dz, z, nz);
+    ok[5] = hb_tae_encode_video(rm.m, dvid, Tv, H, W, dz, true) == 0 && tl_dev_same(dz, z, nz);
     static const char *what[6] = {"decode whole + raw", "decode streaming + raw", "unfused decode", "frame decoder x2",
                                   "encode whole", "encode streaming"};
     printf("cpu-guard TAEHV P=%d:", P);

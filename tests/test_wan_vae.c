@@ -438,12 +438,6 @@ static void test_bad_input(void) {
 }
 
 /* ---- cpu-guard: the same calls with every input/output in the guarded memory space ---- */
-static float *to_dev(const float *h, int64_t n) {
-    float *d = hb_dev_alloc((size_t)n * sizeof(float), "test input");
-    CHECKF(d && hb_dev_upload(d, h, (size_t)n * sizeof(float)) == 0, "upload: %s", hb_last_error());
-    return d;
-}
-
 /* Downloads dev (n values) and frees it; counts the values that are not bitwise equal to ref. */
 static int64_t dev_diff(float *dev, const float *ref, int64_t n) {
     float *h = malloc((size_t)n * sizeof(float));
@@ -486,7 +480,7 @@ static void test_guard(hb_wan_vae_variant v, uint64_t seed) {
         float **o = pass ? dev : ref;
         if (pass)
             for (int k = 0; k < NOUT; k++) dev[k] = hb_dev_alloc(sizeof(float) * (size_t)sz[k], "test output");
-        float *li = pass ? to_dev(lat, nl) : lat, *vi = pass ? to_dev(vid, ne) : vid;
+        float *li = pass ? tl_dev_upload(lat, nl) : lat, *vi = pass ? tl_dev_upload(vid, ne) : vid;
         hb_wan_vae_opts d0 = {.raw = true, .dec_conv2 = o[1]}, dt = {.tile = 4, .overlap = 2};
         hb_wan_vae_opts e0 = {.mu_logvar = o[5]}, et = {.tile = 4, .overlap = 2, .mu_logvar = o[7]};
         CHECKF(hb_wan_vae_decode(m, li, t, h, w, o[0], &d0) == 0, "pass %d decode: %s", pass, hb_last_error());

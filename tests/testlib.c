@@ -113,3 +113,19 @@ int tl_done(void) {
     hb_threads_shutdown();
     return tl_failures || tl_checks == 0 ? 1 : 0;
 }
+
+float *tl_dev_upload(const float *host, int64_t n) {
+    float *d = hb_dev_alloc(sizeof(float) * (size_t)n, "test buffer");
+    if (d && hb_dev_upload(d, host, sizeof(float) * (size_t)n)) { hb_dev_free(d); d = NULL; }
+    CHECKF(d != NULL, "upload of %lld floats: %s", (long long)n, hb_last_error());
+    return d;
+}
+
+bool tl_dev_same(const float *dev, const float *ref, int64_t n) {
+    float *h = malloc(sizeof(float) * (size_t)n);
+    bool ok = h && dev && hb_dev_download(h, dev, sizeof(float) * (size_t)n) == 0 &&
+              memcmp(h, ref, sizeof(float) * (size_t)n) == 0;
+    if (h && dev && !ok) printf("    (rel err %.2e)\n", tl_rel_err(h, ref, n));
+    free(h);
+    return ok;
+}

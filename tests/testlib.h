@@ -33,6 +33,11 @@ const char *tl_tmpdir(void);
 int tl_run(const char *cmd, char *out, size_t cap);
 /* Run `hb golden` on shared/<rel> through the CLI and check it exits 0 with PASS (skips when absent). */
 void tl_check_golden_cli(const char *rel);
+/* Buffers in the current backend's memory (tests of models under cpu-guard or a GPU): a fresh buffer holding n
+ * uploaded floats (NULL and a failed check on error; free with hb_dev_free), and whether a buffer there holds
+ * exactly ref (bitwise; the relative error is printed otherwise). */
+float *tl_dev_upload(const float *host, int64_t n);
+bool tl_dev_same(const float *dev, const float *ref, int64_t n);
 /* Print the summary line ("N passed, N failed") and return the exit code. */
 int tl_done(void);
 /* Skip the whole test (exit 77) with a reason. */
