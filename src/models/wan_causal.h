@@ -3,7 +3,8 @@
  * self-attention K/V of earlier chunks; the cross-attention K/V are computed once per prompt.
  *
  * The forward is built from the pieces of models/wan_dit.h (time embedding, block with caller-owned K/V
- * cache, head); this file owns the cache and its bookkeeping, which follows the references'
+ * cache, head); this file owns the cache (in the backend's memory, like every activation: on the GPU under a
+ * GPU backend; rolled and re-roped with ops) and its bookkeeping, which follows the references'
  * CausalWanSelfAttention exactly (Self-Forcing wan/modules/causal_model.py, LongLive v1.0):
  *   - per layer K [cap, dim], V [cap, dim] (K after qk-norm and RoPE), indices global_end (absolute token
  *     index of the end of what has been cached) and local_end (end of the valid rows of the cache);
@@ -117,7 +118,7 @@ size_t wan_causal_bytes(const wan_causal *c);
 /* Set / replace the prompt: text embedding and every layer's cross-attention K/V (context [ctx_len, text_dim]). */
 int wan_causal_set_prompt(wan_causal *c, const float *context, int64_t ctx_len);
 
-/* One call: x [in_dim, F, H, W] (the chunk's latent), t [F] per-frame timesteps, at latent frame
+/* One call: x [in_dim, F, H, W] (the chunk's latent, backend memory), t [F] per-frame timesteps (host), at latent frame
  * current_start_frame. flow [out_dim, F, H, W] (may be NULL: only the cache is updated). recompute: a
  * LongLive KV re-cache call (sink rows protected; the caller passes only frames whose slots lie after the
  * sink, see wan_causal_recache_skip). tap: layer-0 style observer of intermediates (may be NULL). */

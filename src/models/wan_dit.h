@@ -4,7 +4,11 @@
  *
  * The forward is written as separate pieces (time embedding, text embedding + cross-attention K/V, one
  * block, head) so that a causal / KV-cache driver can reuse them: a block takes its RoPE frame offset and
- * an optional caller-owned self-attention K/V cache (wan_dit_block_args). */
+ * an optional caller-owned self-attention K/V cache (wan_dit_block_args).
+ *
+ * Memory: every activation argument (latents, contexts, outputs, prepared text, workspaces, caches, what taps
+ * see) lives in the current backend's memory space (ops.h) and is touched only through ops; timestep values
+ * are host floats. So the same code runs on the CPU and on a GPU. */
 #ifndef HB_MODELS_WAN_DIT_H
 #define HB_MODELS_WAN_DIT_H
 
