@@ -17,6 +17,7 @@
 
 static int have_ffprobe;
 
+#ifdef HB_HAVE_FFMPEG /* ffprobe checks of the FFmpeg containers */
 /* ffprobe VALUE of `key=` in the output of `entries` for stream v:0 (or format tags). */
 static int probe(const char *path, const char *entries, char *out, size_t cap) {
     char cmd[1024];
@@ -28,12 +29,14 @@ static long probe_int(const char *txt, const char *key) {
     const char *p = strstr(txt, key);
     return p ? strtol(p + strlen(key), NULL, 10) : -1;
 }
+#endif
 
 static double video_psnr(const hb_video *v, const uint8_t *ref, int T, int H, int W) {
     if (v->frames != T || v->height != H || v->width != W) return -1;
     return hb_metric_psnr(v->rgb, ref, (size_t)T * H * W * 3);
 }
 
+#ifdef HB_HAVE_FFMPEG
 static void check_ffmpeg_format(const char *dir, const char *ext, const uint8_t *frames, int T, int H, int W,
                                 double min_psnr, const hb_video_meta *meta) {
     char p[512], out[8192];
@@ -65,6 +68,7 @@ static void check_ffmpeg_format(const char *dir, const char *ext, const uint8_t 
         }
     }
 }
+#endif
 
 /* In a child process with a file-size limit (as `ulimit -f`), SIGXFSZ ignored (as hb does): the write
  * must fail with one clear error, and leave nothing in the folder. */

@@ -170,6 +170,7 @@ static int write_err(hb_video_writer *w, int e) {
                     e == EFBIG || e == ENOSPC ? " (disk full or file-size limit reached)" : "");
 }
 
+#ifdef HB_HAVE_FFMPEG /* only the FFmpeg containers need these */
 static int sync_path(const char *p) {
     int fd = open(p, O_RDONLY);
     if (fd < 0) return -1;
@@ -177,6 +178,7 @@ static int sync_path(const char *p) {
     close(fd);
     return r;
 }
+#endif
 
 /* ---- Y4M ---- */
 static int y4m_open(hb_video_writer *w) {
@@ -414,7 +416,9 @@ static void ff_free(hb_video_writer *w) {
 }
 #endif
 
+#ifdef HB_HAVE_FFMPEG
 static bool is_ff(hb_video_format f) { return f == HB_VFMT_MP4 || f == HB_VFMT_MKV || f == HB_VFMT_WEBM; }
+#endif
 
 hb_video_writer *hb_video_writer_open(const char *path, int H, int W, const hb_video_opts *opts) {
     hb_video_opts def = {0};
