@@ -26,6 +26,15 @@
  * attention f32 (then they are held to 2e-5, the CPU attention test's own bound against float64);
  * HB_GPU_TF32=1 lets gemm_f32 use TF32 (then 1e-2; else it is f32 and held to 1e-5). conv3d is bf16 always. */
 static double g_tol_linear = TOL_MM, g_tol_attn = TOL_MM, g_tol_gemm = TOL_F32;
+/* HB_GPU_FP8=1 (hb_linear in e4m3 where K and N are multiples of 16; other shapes stay bf16): e4m3 keeps 3 mantissa
+ * bits, so each quantised operand is within u = 2^-4 (its unit roundoff) of its value relative to it, and a product
+ * of two within 2u + u^2. The per-product errors are independent and mostly cancel in a length-K sum, so the
+ * normwise error (max |diff| / max |ref|) sits near u/2; the bound is u = 2^-4 = 6.25e-2 (the tiny M*N < 64 cases
+ * run bf16). The DiT-shaped fp8 cases must also show an error above TOL_FP8_MIN (8e-3, several times bf16's), which
+ * proves the e4m3 path ran instead of the bf16 fallback. */
+#define TOL_FP8 0.0625
+#define TOL_FP8_MIN 8e-3
+static bool g_fp8;
 static bool env_on(const char *n) { const char *e = getenv(n); return e && *e && strcmp(e, "0"); }
 
 typedef struct { void *h; size_t bytes; bool f32; } tbuf;   /* host initial contents; bytes 0 = unused (NULL) */
@@ -39,8 +48,10 @@ static int g_cases;
 static double buf_err(const float *ours, const float *ref, int64_t n) { return n ? tl_rel_err(ours, ref, n) : 0; }
 
 /* Run body on the CPU (reference) and on every device; compare every buffer (tol < 0: bitwise on every device). */
-static void compare(const char *what, double tol, int nb, const tbuf *b, body_fn body, void *ctx) {
+/* Returns the GPU's normwise error (the worst buffer; 0 when only the cpu-guard ran or the GPU was bitwise). */
+static double compare(const char *what, double tol, int nb, const tbuf *b, body_fn body, void *ctx) {
     g_cases++;
+    double gpu_worst = 0;
     void *ref[MAXB] = {0};
     hb_backend_use(NULL);
     for (int i = 0; i < nb; i++)
@@ -78,6 +89,7 @@ static void compare(const char *what, double tol, int nb, const tbuf *b, body_fn
                 }
                 free(got);
             }
+            if (!dv->exact) gpu_worst = worst;
             if (!dv->exact && tol >= 0) printf("  %-8s %-64s err %.2e (tol %.0e)\n", dv->name, what, worst, tol);
             else if (!dv->exact) printf("  %-8s %-64s (bitwise)\n", dv->name, what);
         }
@@ -85,6 +97,7 @@ static void compare(const char *what, double tol, int nb, const tbuf *b, body_fn
         hb_backend_use(NULL);
     }
     for (int i = 0; i < nb; i++) free(ref[i]);
+    return gpu_worst;
 }
 
 static tbuf fbuf(float *h, int64_t n) { return (tbuf){h, sizeof(float) * (size_t)n, true}; }
@@ -124,6 +137,22 @@ static void case_linear(hb_rng *r, hb_dtype t, int64_t M, int64_t K, int64_t N, 
      * error has no large max|ref| to average against, so the tiny cases get 3e-2 */
     double tol = g_tol_linear == TOL_MM && M * N < 64 ? 3e-2 : g_tol_linear;
     compare(what, tol, 2, b, lin_body, &c);
+    wrelease(&c.w); wrelease(&c.b);
+    free(y); free(x);
+}
+
+/* The 5B DiT's linear shapes (M tokens 256..1024; K/N 3072 (hidden) and 14336 (MLP)) with N(0, 1/K) bf16 weights:
+ * run under HB_GPU_FP8 (the fp8 error measurement) or HB_TEST_DIT_LINEAR=1 (the same shapes in bf16). */
+static void case_linear_dit(hb_rng *r, int64_t M, int64_t K, int64_t N) {
+    lin_ctx c = {M, wmake(r, HB_BF16, 2, (int64_t[]){N, K}, 1.0f / sqrtf((float)K)), wmake(r, HB_F32, 1, (int64_t[]){N}, 0.1f), true, false};
+    float *y = rnd(r, M * N, 1.0f), *x = rnd(r, M * K, 1.0f);
+    tbuf b[2] = {fbuf(y, M * N), fbuf(x, M * K)};
+    char what[128];
+    snprintf(what, sizeof what, "DiT linear%s M=%lld K=%lld N=%lld", g_fp8 ? " fp8" : "", (long long)M, (long long)K,
+             (long long)N);
+    double e = compare(what, g_tol_linear, 2, b, lin_body, &c);
+    if (g_fp8 && g_ndev == 2)
+        CHECKF(e >= TOL_FP8_MIN, "%s: error %.2e < %.0e: the e4m3 path did not run (bf16 fallback?)", what, e, TOL_FP8_MIN);
     wrelease(&c.w); wrelease(&c.b);
     free(y); free(x);
 }
@@ -607,8 +636,11 @@ int main(void) {
     if (!gpu || !*gpu) gpu = "cuda";
     if (env_on("HB_GPU_PRECISE")) g_tol_linear = g_tol_attn = 2e-5;
     else if (env_on("HB_GPU_TF32")) g_tol_gemm = TOL_MM;
+    g_fp8 = env_on("HB_GPU_FP8") && !env_on("HB_GPU_PRECISE");
+    if (g_fp8) g_tol_linear = TOL_FP8;
     printf("tolerances (normwise): linear %.0e, attention %.0e, gemm_f32 %.0e, conv3d %.0e, other f32 ops %.0e%s\n",
-           g_tol_linear, g_tol_attn, g_tol_gemm, TOL_MM, TOL_F32, env_on("HB_GPU_PRECISE") ? " (HB_GPU_PRECISE)" : "");
+           g_tol_linear, g_tol_attn, g_tol_gemm, TOL_MM, TOL_F32,
+           env_on("HB_GPU_PRECISE") ? " (HB_GPU_PRECISE)" : g_fp8 ? " (HB_GPU_FP8)" : "");
     add_device("cpu-guard", true);
     add_device(gpu, false);
     bool have_gpu = g_ndev == 2;
@@ -629,8 +661,15 @@ int main(void) {
         case_linear(&r, t, 37, 64, 96, true, false);
         case_linear(&r, t, 65, 33, 17, false, false);       /* odd K: unaligned bf16 rows */
     }
+    case_linear(&r, HB_BF16, 40, 128, 48, true, true);      /* K, N multiples of 16: fp8 (under HB_GPU_FP8), accumulating */
     case_linear(&r, HB_BF16, 1037, 3072, 3072, true, false);   /* a DiT-sized layer (the GEMM library's big tiles) */
     case_linear_cache(&r);
+    if (g_fp8 || env_on("HB_TEST_DIT_LINEAR")) {
+        case_linear_dit(&r, 256, 3072, 3072);
+        case_linear_dit(&r, 256, 3072, 14336);
+        case_linear_dit(&r, 256, 14336, 3072);
+        case_linear_dit(&r, 1024, 3072, 3072);
+    }
     for (int acc = 0; acc < 2; acc++) {
         case_gemm(&r, 5, 7, 3, 0, acc);
         case_gemm(&r, 64, 80, 96, 0, acc);

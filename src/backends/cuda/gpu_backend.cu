@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cmath>
 #include <mutex>
 #include <unordered_map>
 #include <utility>
@@ -431,7 +432,7 @@ const void *hbg_weight(const hb_tensor *w, hbg_wfmt fmt) {
     }
     /* Convert on the host in logical order, exactly as core's conversions. */
     const size_t es = hb_dtype_size(w->dtype), out_es = fmt == HBG_W_BF16 ? 2 : 4;
-    const size_t out_bytes = (size_t)n * out_es;
+    const size_t out_bytes = fmt == HBG_W_FP8 ? hbg_fp8_scale_offset(n) + 16 : (size_t)n * out_es;
     uint8_t *raw = nullptr;
     const uint8_t *src = (const uint8_t *)w->data;
     if (!hb_tensor_is_contiguous(w)) {
@@ -442,7 +443,23 @@ const void *hbg_weight(const hb_tensor *w, hbg_wfmt fmt) {
     }
     uint8_t *conv = nullptr;
     const uint8_t *up = src;
-    if (fmt == HBG_W_F32 && w->dtype != HB_F32) {
+    if (fmt == HBG_W_FP8) { /* per-tensor e4m3: s = amax / 448, q_i = e4m3(w_i / s), then s (gpu_internal.h) */
+        conv = (uint8_t *)calloc(out_bytes + (w->dtype == HB_F32 ? 0 : (size_t)n * 4), 1);
+        if (conv) {
+            const float *f = (const float *)src;
+            if (w->dtype != HB_F32) {
+                float *tmp = (float *)(conv + out_bytes);
+                hb_convert_to_f32(tmp, src, w->dtype, (size_t)n);
+                f = tmp;
+            }
+            float amax = 0.0f;
+            for (int64_t i = 0; i < n; i++) amax = fmaxf(amax, fabsf(f[i]));
+            const float scale = amax > 0.0f && std::isfinite(amax) ? amax / 448.0f : 1.0f;
+            for (int64_t i = 0; i < n; i++) conv[i] = hbg_f32_to_e4m3(f[i] / scale);
+            memcpy(conv + hbg_fp8_scale_offset(n), &scale, sizeof scale);
+        }
+        up = conv;
+    } else if (fmt == HBG_W_F32 && w->dtype != HB_F32) {
         conv = (uint8_t *)malloc(out_bytes);
         if (conv) hb_convert_to_f32((float *)conv, src, w->dtype, (size_t)n);
         up = conv;

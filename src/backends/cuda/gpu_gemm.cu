@@ -7,7 +7,13 @@
  *   HB_GPU_PRECISE=1  hb_linear uses f32 weights and x with f32 compute (no bf16 rounding; for golden checks);
  *                     gemm_f32 ignores HB_GPU_TF32. (The attention kernel reads it too: f32 fallback kernel.)
  *   HB_GPU_TF32=1     gemm_f32 (and hb_linear in precise mode) may use TF32 tensor cores.
- * FP8 (e4m3) linears are not implemented. */
+ *   HB_GPU_FP8=1      (CUDA, compute capability >= 8.9; ignored under HB_GPU_PRECISE) hb_linear in e4m3: the weight
+ *                     quantised once at upload (hbg_weight HBG_W_FP8: per-tensor scale amax/448), x per call (its
+ *                     amax reduced on the device, then converted), cuBLASLt with CUDA_R_8F_E4M3 A/B, the two scales
+ *                     as A/B scale pointers, f32 compute and output, the bias added by a separate kernel. cuBLASLt's
+ *                     fp8 rules (TN layout, 16-byte aligned pointers and leading dimensions) hold when K and N are
+ *                     multiples of 16 and y is 16-byte aligned; otherwise, or when no algorithm is found, the bf16
+ *                     path runs. HB_GPU_FP8_FAST=1 also sets CUBLASLT_MATMUL_DESC_FAST_ACCUM (less accurate). */
 #include "backends/cuda/gpu_internal.h"
 
 #include <cstdint>
@@ -106,10 +112,10 @@ constexpr size_t WORKSPACE_BYTES = 32u << 20;
 constexpr int MAX_DEVICES = 64;
 constexpr size_t MAX_PLANS = 1024;
 
-enum gemm_kind { KIND_LINEAR_BF16 = 0, KIND_LINEAR_F32 = 1, KIND_GEMM_F32 = 2 };
+enum gemm_kind { KIND_LINEAR_BF16 = 0, KIND_LINEAR_F32 = 1, KIND_GEMM_F32 = 2, KIND_LINEAR_FP8 = 3 };
 
 struct plan_key {
-    int dev, kind, bias, tf32;
+    int dev, kind, bias, tf32, fast_accum;
     int64_t m, n, k, lda, ldb, ldd;
     uint32_t al_a, al_b, al_d, al_bias;
     bool operator==(const plan_key &o) const { return memcmp(this, &o, sizeof *this) == 0; }
@@ -153,10 +159,13 @@ void plan_destroy(plan &p) {
 /* Build descriptors and query the heuristic once (with the bias epilogue when asked; if no algorithm supports
  * it, without, and the bias goes to a separate kernel). Returns false (message recorded) when descriptors cannot
  * be made; a plan without an algorithm is returned with usable = false and no message. */
-bool plan_make(cublasLtHandle_t h, const plan_key &k, const void *bias, plan *out) {
+bool plan_make(cublasLtHandle_t h, const plan_key &k, const void *bias, const float *const scales[2], plan *out) {
     memset(out, 0, sizeof *out);
     out->key = k;
     cudaDataType_t ab = k.kind == KIND_LINEAR_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+#if !defined(HB_HIP)
+    if (k.kind == KIND_LINEAR_FP8) ab = CUDA_R_8F_E4M3;
+#endif
     cublasComputeType_t ct = k.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     cublasOperation_t ta = k.kind == KIND_GEMM_F32 ? CUBLAS_OP_N : CUBLAS_OP_T, tb = CUBLAS_OP_N;
     /* stored (not op) shapes: A is k x m when transposed, m x k otherwise; B is k x n; D is m x n */
@@ -172,6 +181,23 @@ bool plan_make(cublasLtHandle_t h, const plan_key &k, const void *bias, plan *ou
                  (long long)k.k);
         return false;
     }
+#if !defined(HB_HIP)
+    if (k.kind == KIND_LINEAR_FP8) {
+        int8_t fast = (int8_t)k.fast_accum;
+        if (cublasLtMatmulDescSetAttribute(out->desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &scales[0],
+                                           sizeof scales[0]) != CUBLAS_STATUS_SUCCESS ||
+            cublasLtMatmulDescSetAttribute(out->desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &scales[1],
+                                           sizeof scales[1]) != CUBLAS_STATUS_SUCCESS ||
+            cublasLtMatmulDescSetAttribute(out->desc, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof fast) !=
+                CUBLAS_STATUS_SUCCESS) {
+            plan_destroy(*out);
+            hbg_fail("cuBLASLt: cannot set the fp8 scale pointers");
+            return false;
+        }
+    }
+#else
+    (void)scales;
+#endif
     cublasLtMatmulPreference_t pref = nullptr;
     uint64_t ws = WORKSPACE_BYTES;
     bool ok = cublasLtMatmulPreferenceCreate(&pref) == CUBLAS_STATUS_SUCCESS &&
@@ -245,13 +271,17 @@ void launch_bias_rows(float *y, int64_t ldy, const float *b, int64_t M, int64_t 
 
 int no_algorithm(const plan_key &k) {
     return hbg_fail("cuBLASLt: no algorithm for a %s %lldx%lldx%lld GEMM (ld %lld/%lld/%lld, alignments %u/%u/%u)",
-                    k.kind == KIND_LINEAR_BF16 ? "bf16" : "f32", (long long)k.m, (long long)k.n, (long long)k.k,
+                    k.kind == KIND_LINEAR_BF16 ? "bf16" : k.kind == KIND_LINEAR_FP8 ? "fp8" : "f32", (long long)k.m, (long long)k.n, (long long)k.k,
                     (long long)k.lda, (long long)k.ldb, (long long)k.ldd, k.al_a, k.al_b, k.al_d);
 }
 
-/* D (+)= op(A) op(B) (+ bias) with the plan for this key. beta = 1 when accumulating (C = D).
+/* D (+)= op(A) op(B) (+ bias) with the plan for this key. beta = 1 when accumulating (C = D). `scales`: the fp8
+ * plans' A and B dequantisation scales (device floats; NULL otherwise).
  * 0 queued, -1 error (recorded), 1 no algorithm for this problem (nothing recorded, nothing queued). */
-int run_matmul(plan_key key, const void *A, const void *B, float *D, const float *bias, bool accumulate) {
+int run_matmul(plan_key key, const void *A, const void *B, float *D, const float *bias, bool accumulate,
+               const float *const scales[2] = nullptr) {
+    static const float *const no_scales[2] = {nullptr, nullptr};
+    if (!scales) scales = no_scales;
     int dev = 0;
     if (hbg_check(HBG_GET_DEVICE(&dev), "cudaGetDevice")) return -1;
     key.dev = dev;
@@ -269,7 +299,7 @@ int run_matmul(plan_key key, const void *A, const void *B, float *D, const float
             g_plans.clear();
         }
         plan np;
-        if (!plan_make(h, key, bias, &np)) return -1;
+        if (!plan_make(h, key, bias, scales, &np)) return -1;
         g_plans.push_back(np);
         p = &g_plans.back();
     }
@@ -278,6 +308,14 @@ int run_matmul(plan_key key, const void *A, const void *B, float *D, const float
         cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias) !=
             CUBLAS_STATUS_SUCCESS)
         return hbg_fail("cuBLASLt: cannot set the bias pointer");
+#if !defined(HB_HIP)
+    if (key.kind == KIND_LINEAR_FP8 &&
+        (cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &scales[0], sizeof scales[0]) !=
+             CUBLAS_STATUS_SUCCESS ||
+         cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &scales[1], sizeof scales[1]) !=
+             CUBLAS_STATUS_SUCCESS))
+        return hbg_fail("cuBLASLt: cannot set the fp8 scale pointers");
+#endif
     float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
     cublasStatus_t st = cublasLtMatmul(h, p->desc, &alpha, A, p->la, B, p->lb, &beta, D, p->ld, D, p->ld, &p->algo, ws,
                                        WORKSPACE_BYTES, hbg_stream());
@@ -287,6 +325,83 @@ int run_matmul(plan_key key, const void *A, const void *B, float *D, const float
     if (bias && !p->bias_in_epilogue) launch_bias_rows(D, key.ldd, bias, key.n, key.m, true);
     return 0;
 }
+
+#if !defined(HB_HIP)
+/* ---------- fp8 activations: per-tensor amax scale on the device, then e4m3 ---------- */
+constexpr int AMAX_THREADS = 256, AMAX_BLOCKS = 256;
+
+/* part[b] = max |x_i| over block b's grid-stride share (NaNs ignored). */
+__global__ void __launch_bounds__(AMAX_THREADS) amax_partial(float *part, const float *x, int64_t n) {
+    __shared__ float sm[AMAX_THREADS];
+    float m = 0.0f;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        m = fmaxf(m, fabsf(x[i]));
+    sm[threadIdx.x] = m;
+    __syncthreads();
+    for (int s = AMAX_THREADS / 2; s > 0; s >>= 1) {
+        if ((int)threadIdx.x < s) sm[threadIdx.x] = fmaxf(sm[threadIdx.x], sm[threadIdx.x + s]);
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) part[blockIdx.x] = sm[0];
+}
+
+/* One block: *scale = max(part) / 448 (1 when the maximum is 0 or not finite). */
+__global__ void __launch_bounds__(AMAX_THREADS) amax_finish(float *scale, const float *part, int nb) {
+    __shared__ float sm[AMAX_THREADS];
+    float m = 0.0f;
+    for (int i = (int)threadIdx.x; i < nb; i += AMAX_THREADS) m = fmaxf(m, part[i]);
+    sm[threadIdx.x] = m;
+    __syncthreads();
+    for (int s = AMAX_THREADS / 2; s > 0; s >>= 1) {
+        if ((int)threadIdx.x < s) sm[threadIdx.x] = fmaxf(sm[threadIdx.x], sm[threadIdx.x + s]);
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) {
+        float a = sm[0];
+        *scale = a > 0.0f && a <= 3.402823466e38f ? a / 448.0f : 1.0f;
+    }
+}
+
+__global__ void to_e4m3(uint8_t *q, const float *x, int64_t n, const float *scale) {
+    const float s = *scale;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        q[i] = hbg_f32_to_e4m3(x[i] / s);
+}
+
+/* The fp8 linear, or 1 when it does not apply (the caller runs the bf16 path): device older than sm_89, K or N not
+ * a multiple of 16, y not 16-byte aligned, or no cuBLASLt algorithm. 0 queued, -1 error. */
+int linear_fp8(float *y, const float *x, int64_t M, int64_t N, int64_t K, const hb_tensor *w, const float *bias,
+               bool accumulate) {
+    const gpuDeviceProp *pr = hbg_props();
+    if (!pr || pr->major * 10 + pr->minor < 89 || K % 16 || N % 16 || (uintptr_t)y % 16) return 1;
+    const uint8_t *wq = (const uint8_t *)hbg_weight(w, HBG_W_FP8);
+    if (!wq) return -1;
+    const int64_t n = M * K;
+    const size_t off = hbg_fp8_scale_offset(n);
+    uint8_t *xq = (uint8_t *)hbg_scratch(SLOT_X, off + 16 + sizeof(float) * AMAX_BLOCKS);
+    if (!xq) return -1;
+    float *xscale = (float *)(xq + off), *part = xscale + 4;
+    unsigned nb = hbg_blocks(n, AMAX_THREADS);
+    if (nb > (unsigned)AMAX_BLOCKS) nb = AMAX_BLOCKS;
+    amax_partial<<<nb, AMAX_THREADS, 0, hbg_stream()>>>(part, x, n);
+    if (HBG_LAUNCHED("amax_partial")) return -1;
+    amax_finish<<<1, AMAX_THREADS, 0, hbg_stream()>>>(xscale, part, (int)nb);
+    if (HBG_LAUNCHED("amax_finish")) return -1;
+    to_e4m3<<<hbg_blocks(n, 256), 256, 0, hbg_stream()>>>(xq, x, n, xscale);
+    if (HBG_LAUNCHED("to_e4m3")) return -1;
+    hbg_lt_problem p = hbg_lt_linear(M, N, K);
+    plan_key key;
+    memset(&key, 0, sizeof key);
+    key.kind = KIND_LINEAR_FP8;
+    key.fast_accum = env_flag("HB_GPU_FP8_FAST");
+    key.m = p.m, key.n = p.n, key.k = p.k, key.lda = p.lda, key.ldb = p.ldb, key.ldd = p.ldd;
+    key.al_a = hbg_alignment(wq, p.lda, 1);
+    key.al_b = hbg_alignment(xq, p.ldb, 1);
+    key.al_d = hbg_alignment(y, p.ldd, sizeof(float));
+    const float *const scales[2] = {(const float *)(wq + hbg_fp8_scale_offset(N * K)), xscale};
+    return run_matmul(key, wq, xq, y, bias, accumulate, scales); /* bias: key.bias = 0, so a separate kernel */
+}
+#endif
 
 } // namespace
 
@@ -300,6 +415,12 @@ int hbg_linear(float *y, const float *x, int64_t M, const hb_tensor *w, const hb
         return 0;
     }
     bool precise = env_flag("HB_GPU_PRECISE");
+#if !defined(HB_HIP)
+    if (!precise && env_flag("HB_GPU_FP8")) {
+        int r8 = linear_fp8(y, x, M, N, K, w, bias, accumulate);
+        if (r8 != 1) return r8;
+    }
+#endif
     const void *wd = hbg_weight(w, precise ? HBG_W_F32 : HBG_W_BF16);
     if (!wd) return -1;
     const void *xd = x;

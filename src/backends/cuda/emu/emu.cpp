@@ -495,6 +495,8 @@ struct emu_lt_desc {
     int32_t transa = CUBLAS_OP_N, transb = CUBLAS_OP_N;
     uint32_t epilogue = CUBLASLT_EPILOGUE_DEFAULT;
     const void *bias = nullptr;
+    const void *scale_ptr[2] = {nullptr, nullptr}; /* A, B (fp8) */
+    int8_t fast_accum = 0;
 };
 struct emu_lt_layout {
     cudaDataType_t type;
@@ -549,12 +551,21 @@ cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t d, cublasLtMa
         if (size != sizeof(void *)) return lt_bad("BIAS_POINTER attribute of %zu bytes", size);
         memcpy(&d->bias, buf, sizeof(void *));
         return CUBLAS_STATUS_SUCCESS;
+    case CUBLASLT_MATMUL_DESC_A_SCALE_POINTER:
+    case CUBLASLT_MATMUL_DESC_B_SCALE_POINTER:
+        if (size != sizeof(void *)) return lt_bad("A/B_SCALE_POINTER attribute of %zu bytes", size);
+        memcpy(&d->scale_ptr[a == CUBLASLT_MATMUL_DESC_B_SCALE_POINTER], buf, sizeof(void *));
+        return CUBLAS_STATUS_SUCCESS;
+    case CUBLASLT_MATMUL_DESC_FAST_ACCUM:
+        if (size != sizeof(int8_t)) return lt_bad("FAST_ACCUM attribute of %zu bytes (int8_t expected)", size);
+        memcpy(&d->fast_accum, buf, 1);
+        return CUBLAS_STATUS_SUCCESS;
     }
     return lt_bad("matmul attribute %d not emulated", (int)a);
 }
 cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t *l, cudaDataType_t t, uint64_t rows, uint64_t cols,
                                           int64_t ld) {
-    if (t != CUDA_R_32F && t != CUDA_R_16BF) return lt_bad("data type %d", (int)t);
+    if (t != CUDA_R_32F && t != CUDA_R_16BF && t != CUDA_R_8F_E4M3) return lt_bad("data type %d", (int)t);
     *l = new emu_lt_layout{t, rows, cols, ld};
     return CUBLAS_STATUS_SUCCESS;
 }
@@ -604,6 +615,16 @@ static cublasStatus_t lt_check(cublasLtMatmulDesc_t d, cublasLtMatrixLayout_t a,
     if (c->type != CUDA_R_32F || dl->type != CUDA_R_32F) return lt_bad("C/D must be f32 here");
     if (d->scale != CUDA_R_32F) return lt_bad("scale type must be f32 for COMPUTE_32F");
     if (d->compute == CUBLAS_COMPUTE_32F_FAST_TF32 && a->type != CUDA_R_32F) return lt_bad("TF32 compute with bf16 A/B");
+    if (a->type == CUDA_R_8F_E4M3) { /* cuBLASLt's fp8 requirements (cublasLtMatmul documentation) */
+        if (d->transa != CUBLAS_OP_T || d->transb != CUBLAS_OP_N) return lt_bad("fp8 needs the TN layout");
+        if (d->compute != CUBLAS_COMPUTE_32F) return lt_bad("fp8 needs COMPUTE_32F");
+        if (a->ld % 16 || b->ld % 16 || c->ld % 4 || dl->ld % 4)
+            return lt_bad("fp8: leading dimensions %lld/%lld/%lld are not multiples of 16 bytes", (long long)a->ld,
+                          (long long)b->ld, (long long)dl->ld);
+        if (d->epilogue != CUBLASLT_EPILOGUE_DEFAULT) return lt_bad("fp8 bias epilogue not emulated");
+    } else if (d->scale_ptr[0] || d->scale_ptr[1] || d->fast_accum) {
+        return lt_bad("A/B scale pointers or FAST_ACCUM set for a non-fp8 matmul");
+    }
     return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t h, cublasLtMatmulDesc_t d, cublasLtMatrixLayout_t a,
@@ -623,6 +644,13 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t h, cublasLtMatmul
     *count = 1;
     return CUBLAS_STATUS_SUCCESS;
 }
+/* e4m3 ("fn": bias 7, no infinities, S.1111.111 NaN) to its exact value */
+static float e4m3_value(uint8_t b) {
+    const int e = (b >> 3) & 15, m = b & 7;
+    if (e == 15 && m == 7) return NAN;
+    const float v = e == 0 ? ldexpf((float)m, -9) : ldexpf((float)(8 + m), e - 10);
+    return (b & 0x80) ? -v : v;
+}
 static float tf32(float x) { /* round to 10 mantissa bits, nearest even */
     unsigned u = __float_as_uint(x);
     if ((u & 0x7f800000u) == 0x7f800000u) return x;
@@ -640,7 +668,8 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
     uint64_t m, k, k2, n;
     op_dims(la, d->transa, &m, &k);
     op_dims(lb, d->transb, &k2, &n);
-    const size_t ea = la->type == CUDA_R_32F ? 4 : 2;
+    const size_t ea = la->type == CUDA_R_32F ? 4 : la->type == CUDA_R_8F_E4M3 ? 1 : 2;
+    const bool fp8 = la->type == CUDA_R_8F_E4M3;
     /* every operand must be device memory spanning its layout, aligned as the preferences promised */
     auto span = [](const emu_lt_layout *l, size_t es) { return ((size_t)(l->cols - 1) * (size_t)l->ld + l->rows) * es; };
     const void *ptr[4] = {A, B, C, D};
@@ -658,6 +687,14 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
                           ptr[i], (unsigned long long)need);
     }
     if (ws_bytes > 0 && !emu_is_device(ws, ws_bytes)) return lt_bad("workspace is not device memory");
+    float sab = 1.0f; /* fp8: the A and B scales (device floats, 1 when NULL) */
+    for (int i = 0; fp8 && i < 2; i++) {
+        if ((uintptr_t)ptr[i] % 16) return lt_bad("fp8 matrix %c at %p is not 16-byte aligned", "AB"[i], ptr[i]);
+        if (!d->scale_ptr[i]) continue;
+        if (!emu_is_device(d->scale_ptr[i], sizeof(float)) || (uintptr_t)d->scale_ptr[i] % sizeof(float))
+            return lt_bad("%c scale pointer %p is not an aligned device float", "AB"[i], d->scale_ptr[i]);
+        sab *= *(const float *)d->scale_ptr[i];
+    }
     const bool bias = d->epilogue == CUBLASLT_EPILOGUE_BIAS;
     if (bias && (!d->bias || !emu_is_device(d->bias, m * 4)))
         return lt_bad("BIAS epilogue: the bias pointer %p does not hold m = %llu floats of device memory", d->bias,
@@ -667,7 +704,9 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
         /* element (i, j) of op(X), X column-major with leading dimension ld */
         uint64_t r = tr == CUBLAS_OP_T ? j : i, c = tr == CUBLAS_OP_T ? i : j;
         size_t idx = (size_t)r + (size_t)c * (size_t)l->ld;
-        float v = l->type == CUDA_R_32F ? ((const float *)p)[idx] : (float)((const __nv_bfloat16 *)p)[idx];
+        float v = l->type == CUDA_R_32F       ? ((const float *)p)[idx]
+                  : l->type == CUDA_R_8F_E4M3 ? e4m3_value(((const uint8_t *)p)[idx])
+                                              : (float)((const __nv_bfloat16 *)p)[idx];
         return t32 ? tf32(v) : v;
     };
     /* op(A) as m rows of k and op(B)^T as n rows of k (f32, TF32-rounded when asked), then plain dot products */
@@ -682,7 +721,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
             const float *ai = &Ar[i * k];
             float acc = 0.0f;
             for (uint64_t q = 0; q < k; q++) acc += ai[q] * bj[q];
-            float v = al * acc;
+            float v = fp8 ? al * (sab * acc) : al * acc;
             if (be != 0.0f) v += be * ((const float *)C)[i + j * (size_t)lc->ld];
             if (bias) v += ((const float *)d->bias)[i];
             ((float *)D)[i + j * (size_t)ld->ld] = v; /* C == D in place: element (i, j) read before written */

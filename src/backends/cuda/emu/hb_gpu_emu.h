@@ -12,7 +12,11 @@
  *     copies, cuBLASLt and cudaPointerGetAttributes can check what is device memory.
  *   - nvcuda::wmma 16x16x16 bf16 with f32 accumulators (exact products, f32 sums); fragment layout: lane l holds
  *     elements 8l .. 8l+7 of the row-major 16x16 tile (the backend never reads fragment elements).
- *   - cuBLASLt: the descriptor subset gpu_gemm.cu uses, with cuBLASLt's documented column-major semantics.
+ *   - cuBLASLt: the descriptor subset gpu_gemm.cu uses, with cuBLASLt's documented column-major semantics; fp8
+ *     (CUDA_R_8F_E4M3 A and B, exact e4m3 values, products exact in f32, f32 sums, D = alpha * a_scale * b_scale *
+ *     sum) with its documented rules checked: TN layout, COMPUTE_32F, f32 C/D, 16-byte aligned pointers and
+ *     leading dimensions, no bias epilogue here (its fp8 bias type is not emulated). FAST_ACCUM is accepted and
+ *     changes nothing (the emulator always accumulates in f32).
  * Env HB_GPU_EMU_REVERSE=1 runs the blocks of a grid and resumes the threads of a block in reverse order (a race
  * between two barriers, or between blocks, then usually changes the result).
  * Device properties: an H100 (132 SMs, 227 KiB opt-in shared memory per block, compute capability 9.0). */
@@ -277,12 +281,13 @@ enum cublasStatus_t {
     CUBLAS_STATUS_INVALID_VALUE = 7, CUBLAS_STATUS_EXECUTION_FAILED = 13, CUBLAS_STATUS_NOT_SUPPORTED = 15
 };
 enum cublasComputeType_t { CUBLAS_COMPUTE_32F = 68, CUBLAS_COMPUTE_32F_FAST_TF32 = 77 };
-enum cudaDataType_t { CUDA_R_32F = 0, CUDA_R_16BF = 14 };
+enum cudaDataType_t { CUDA_R_32F = 0, CUDA_R_16BF = 14, CUDA_R_8F_E4M3 = 28 };
 enum cublasOperation_t { CUBLAS_OP_N = 0, CUBLAS_OP_T = 1 };
 enum cublasLtEpilogue_t { CUBLASLT_EPILOGUE_DEFAULT = 1, CUBLASLT_EPILOGUE_BIAS = 4 };
 enum cublasLtMatmulDescAttributes_t {
     CUBLASLT_MATMUL_DESC_TRANSA = 3, CUBLASLT_MATMUL_DESC_TRANSB = 4, CUBLASLT_MATMUL_DESC_EPILOGUE = 7,
-    CUBLASLT_MATMUL_DESC_BIAS_POINTER = 8
+    CUBLASLT_MATMUL_DESC_BIAS_POINTER = 8, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER = 17,
+    CUBLASLT_MATMUL_DESC_B_SCALE_POINTER = 18, CUBLASLT_MATMUL_DESC_FAST_ACCUM = 25
 };
 enum cublasLtMatmulPreferenceAttributes_t {
     CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES = 1, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES = 5,
