@@ -5,7 +5,8 @@
 #      with HB_BIN / HB_SHARED set. Not through ctest: the CTestTestfile.cmake of build-gpu holds this
 #      machine's absolute paths (/work/main/build-gpu/...), and the device runs a copy of the repo elsewhere;
 #   3. bench_gpu (the table with the measured bf16 peak);
-#   4. test_gpu_ops again with HB_GPU_PRECISE=1 (f32 linear/attention, held to 2e-5);
+#   4. test_gpu_ops again with HB_GPU_PRECISE=1 (f32 linear/attention, held to 2e-5) and with HB_GPU_FP8=1
+#      (the opt-in e4m3 linear against the error measured on the emulator);
 #   5. test_gpu_ops under compute-sanitizer memcheck (out-of-bounds / misaligned device accesses).
 # Every step has a time cap, and all of them share a budget (HB_GPU_BUDGET seconds, default 480: the device
 # call's timeout_s of 540 leaves time for the transfers); a step that no longer fits is reported NOT RUN; logs are tee'd into $OUT (summary.txt, env.txt, tests.log, bench.log,
@@ -106,6 +107,7 @@ done
 run_step "bench_gpu" 150 "$OUT/bench.log" "$DIST/bin/bench_gpu" -d "$HB_TEST_DEVICE"
 if [ $GPU = 1 ]; then
     run_step "test_gpu_ops HB_GPU_PRECISE=1" 120 "$OUT/tests.log" env HB_GPU_PRECISE=1 "$DIST/bin/test_gpu_ops"
+    run_step "test_gpu_ops HB_GPU_FP8=1" 120 "$OUT/tests.log" env HB_GPU_FP8=1 "$DIST/bin/test_gpu_ops"
 fi
 if [ $GPU = 1 ] && [ "${HB_GPU_NO_SANITIZER:-0}" != 1 ] && command -v compute-sanitizer >/dev/null; then
     run_step "compute-sanitizer memcheck test_gpu_ops" 150 "$OUT/sanitizer.log" \
