@@ -114,6 +114,21 @@ static void sink_init(sink *s, int64_t cap, int64_t H, int64_t W) {
 
 /* ---------------------------------------------------------------- tests */
 
+/* Decode lat [z, t, h, w] through d: pushes of 1, 3, 2, 1, ... latents when odd, else one run. */
+static int push_all(hb_decoder *d, const float *lat, int64_t t, int64_t h, int64_t w, bool odd) {
+    int rc = 0;
+    if (odd) {
+        static const int steps[] = {1, 3, 2, 1};
+        for (int64_t t0 = 0, i = 0; t0 < t && !rc; i++) {
+            int64_t n = steps[i % 4] < t - t0 ? steps[i % 4] : t - t0;
+            rc = hb_decoder_push(d, lat + t0 * h * w, n, t * h * w);
+            t0 += n;
+        }
+        if (!rc) rc = hb_decoder_finish(d);
+    } else rc = hb_decoder_run(d, lat, t);
+    return rc;
+}
+
 static double run_light(hb_light_vae *m, const float *lat, int64_t t, int64_t h, int64_t w, const hb_longdecode_opts *o,
                         const float *ref, bool push_odd, bool *bitwise) {
     int S = hb_light_vae_spatial_factor(m);
@@ -123,16 +138,7 @@ static double run_light(hb_light_vae *m, const float *lat, int64_t t, int64_t h,
     hb_decoder *d = hb_decoder_new_light(m, h, w, o, collect, &s);
     CHECKF(d != NULL, "%s", hb_last_error());
     if (!d) return 1e9;
-    int rc = 0;
-    if (push_odd) { /* pushes of 1, 3, 2, 1, ... latents from a [z, t, h, w] tensor */
-        static const int steps[] = {1, 3, 2, 1};
-        for (int64_t t0 = 0, k = 0; t0 < t && !rc; k++) {
-            int64_t n = steps[k % 4] < t - t0 ? steps[k % 4] : t - t0;
-            rc = hb_decoder_push(d, lat + t0 * h * w, n, t * h * w);
-            t0 += n;
-        }
-        if (!rc) rc = hb_decoder_finish(d);
-    } else rc = hb_decoder_run(d, lat, t);
+    int rc = push_all(d, lat, t, h, w, push_odd);
     CHECKF(rc == 0, "%s", hb_last_error());
     CHECK(s.order_ok && s.next == nf && hb_decoder_frames_out(d) == nf);
     double e = rms_rel(s.v, ref, 3 * nf * H * W);
@@ -233,19 +239,10 @@ static void test_light(hb_rng *rng) {
 typedef enum { G_LIGHT_CAUSAL, G_LIGHT_NC, G_TAE } gkind;
 
 /* Decode lat [z, t, h, w] (in the current memory space) with odd pushes or hb_decoder_run into a host sink. */
-/* Decode lat [z, t, h, w] through d (pushes of 1, 3, 2, 1, ... latents when odd, else one run) and free d. */
+/* Decode lat [z, t, h, w] through d and free d. */
 static int decode_all(hb_decoder *d, const float *lat, int64_t t, int64_t h, int64_t w, bool odd) {
     if (!d) return -1;
-    int rc = 0;
-    if (odd) {
-        static const int steps[] = {1, 3, 2, 1};
-        for (int64_t t0 = 0, i = 0; t0 < t && !rc; i++) {
-            int64_t n = steps[i % 4] < t - t0 ? steps[i % 4] : t - t0;
-            rc = hb_decoder_push(d, lat + t0 * h * w, n, t * h * w);
-            t0 += n;
-        }
-        if (!rc) rc = hb_decoder_finish(d);
-    } else rc = hb_decoder_run(d, lat, t);
+    int rc = push_all(d, lat, t, h, w, odd);
     hb_decoder_free(d);
     return rc;
 }

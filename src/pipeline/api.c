@@ -235,9 +235,7 @@ static int tae_frame(void *user, const hb_tae_frame *f) {
     if (f->index >= s->T || f->H != s->H || f->W != s->W) return hb_error("tiny decoder: unexpected frame %lld", (long long)f->index);
     const int64_t hw = s->H * s->W;
     if (hb_dev_download(s->frame, f->rgb, sizeof(float) * 3 * (size_t)hw)) return -1; /* backend -> host */
-    uint8_t *o = s->rgb + f->index * hw * 3;
-    for (int64_t i = 0; i < hw; i++)
-        for (int c = 0; c < 3; c++) o[i * 3 + c] = hb_float_to_u8(s->frame[c * hw + i], 0.0f, 1.0f);
+    hb_frames_from_tchw(s->frame, 1, (int)s->H, (int)s->W, 0.0f, 1.0f, s->rgb + f->index * hw * 3);
     return 0;
 }
 
