@@ -1,6 +1,7 @@
 /* pipeline/xt: few-step (Hummingbird-XT) and base (UniPC / Euler + CFG) sampling loops. */
 #include "pipeline/xt.h"
 #include "pipeline/schedule.h"
+#include "core/torch_rng.h"
 #include "ops/ops.h"
 #include <errno.h>
 #include <math.h>
@@ -68,16 +69,86 @@ static void fill_t(const hb_xt_args *a, float t, float *tt, int64_t nt) {
     for (int64_t i = 0; i < nt; i++) tt[i] = i < a->tokens_per_frame ? 0.0f : t;
 }
 
-/* n fresh normals from the host generator into x (device memory under a GPU backend): the noise is the same
- * on every backend. */
-static int draw_noise(hb_rng *rng, float *host, float *x, int64_t n) {
-    for (int64_t i = 0; i < n; i++) host[i] = hb_rng_normal(rng);
-    return hb_dev_upload(x, host, (size_t)n * sizeof(float));
+float hb_xt_model_timestep(float t, hb_xt_timestep r) {
+    if (r == HB_XT_T_INT_F32) return truncf(t);
+    if (r == HB_XT_T_INT_BF16) return truncf(hb_bf16_to_f32(hb_f32_to_bf16(t)));
+    return t;
+}
+
+/* The sampler's noise: the initial latent and each re-noise tensor (device memory under a GPU backend); the
+ * numbers are drawn on the host, so they are the same on every backend. */
+typedef struct {
+    const hb_xt_args *a;
+    int64_t n;
+    float *host;
+    hb_rng rng;          /* HB_XT_NOISE_STREAM */
+    float *renoise;      /* HB_XT_NOISE_RELEASE: the one re-noise tensor, once drawn */
+} xt_noise;
+
+/* torch.randn([F, C, H, W]) of a generator seeded with `seed`, stored [C, F, H, W] */
+static int torch_noise(const hb_xt_args *a, uint64_t seed, float *fchw, float *out) {
+    hb_torch_rng g;
+    hb_torch_rng_seed(&g, seed);
+    if (hb_torch_randn(&g, fchw, a->C * a->F * a->H * a->W)) return -1;
+    const int64_t hw = a->H * a->W;
+    for (int64_t f = 0; f < a->F; f++)
+        for (int64_t c = 0; c < a->C; c++) memcpy(out + (c * a->F + f) * hw, fchw + (f * a->C + c) * hw, (size_t)hw * sizeof(float));
+    return 0;
+}
+
+int hb_xt_release_noise(const hb_xt_args *a, int which, float *out) {
+    const int64_t n = a->C * a->F * a->H * a->W;
+    float *fchw = hb_malloc((size_t)n * sizeof(float), "sampler noise"), *chw = hb_malloc((size_t)n * sizeof(float), "sampler noise");
+    int rc = fchw && chw ? torch_noise(a, which ? a->seed + 2 : a->seed, fchw, chw) : -1;
+    if (!rc) rc = hb_dev_upload(out, chw, (size_t)n * sizeof(float));
+    hb_free(fchw);
+    hb_free(chw);
+    return rc;
+}
+
+static int noise_draw(xt_noise *z, bool initial, float *dst) {
+    const hb_xt_args *a = z->a;
+    const float *given = initial ? a->noise0 : a->renoise;
+    if (given) { hb_copy(dst, given, z->n); return 0; }
+    if (a->noise == HB_XT_NOISE_RELEASE) {
+        if (!initial && z->renoise) { hb_copy(dst, z->renoise, z->n); return 0; }
+        if (hb_xt_release_noise(a, !initial, dst)) return -1;
+        if (!initial) { /* kept for the later re-noise steps */
+            if (!(z->renoise = hb_dev_alloc((size_t)z->n * sizeof(float), "sampler re-noise"))) return -1;
+            hb_copy(z->renoise, dst, z->n);
+        }
+        return 0;
+    }
+    for (int64_t i = 0; i < z->n; i++) z->host[i] = hb_rng_normal(&z->rng);
+    return hb_dev_upload(dst, z->host, (size_t)z->n * sizeof(float));
 }
 
 static int call_model(const hb_xt_args *a, int step, const float *x, const float *tt, int64_t nt, int cond, float *v) {
     if (a->observe) a->observe(a->observe_user, step, x, tt, nt, cond);
     return a->model(a->model_user, x, tt, nt, cond, v);
+}
+
+/* The few-step trajectory (header): `out` holds the initial latent on entry and the last x0 on return. */
+static int fewstep(const hb_xt_args *a, xt_noise *z, float *out, float *v, float *tt, int64_t nt) {
+    float t[HB_XT_MAX_STEPS], sg[HB_XT_MAX_STEPS];
+    if (hb_xt_fewstep_schedule(a->steps_list, a->nsteps, a->shift, t, sg)) return -1;
+    hb_progress pr;
+    hb_progress_begin(&pr, a->progress, a->progress_user, "denoise", a->nsteps);
+    for (int k = 0; k < a->nsteps; k++) {
+        fill_t(a, hb_xt_model_timestep(t[k], a->t_feed), tt, nt);
+        if (call_model(a, k, out, tt, nt, 1, v)) return -1;
+        hb_flow_to_x0(out, out, v, sg[k], z->n);
+        paste_frame0(a, out);
+        if (a->observe_x0) a->observe_x0(a->observe_user, k, out);
+        if (k + 1 < a->nsteps) {
+            if (noise_draw(z, false, v)) return -1;
+            hb_flow_renoise(out, out, v, sg[k + 1], z->n);
+            paste_frame0(a, out);
+        }
+        hb_progress_step(&pr, k + 1);
+    }
+    hb_progress_end(&pr);
+    return 0;
 }
 
 int hb_xt_sample(const hb_xt_args *a, float *out) {
@@ -94,30 +165,15 @@ int hb_xt_sample(const hb_xt_args *a, float *out) {
     hb_flow_sampler fs;
     bool have_fs = false;
     hb_progress pr;
+    xt_noise z = {0};
     if (!v || !tt || !hnoise) goto done;
-    hb_rng rng;
-    hb_rng_seed(&rng, a->seed);
-    if (draw_noise(&rng, hnoise, out, n)) goto done;
+    z = (xt_noise){.a = a, .n = n, .host = hnoise};
+    hb_rng_seed(&z.rng, a->seed);
+    if (noise_draw(&z, true, out)) goto done;
     paste_frame0(a, out);
 
     if (a->sampler == HB_XT_FEWSTEP) {
-        float t[HB_XT_MAX_STEPS], sg[HB_XT_MAX_STEPS];
-        if (hb_xt_fewstep_schedule(a->steps_list, a->nsteps, a->shift, t, sg)) goto done;
-        hb_progress_begin(&pr, a->progress, a->progress_user, "denoise", a->nsteps);
-        for (int k = 0; k < a->nsteps; k++) {
-            fill_t(a, t[k], tt, nt);
-            if (call_model(a, k, out, tt, nt, 1, v)) goto done;
-            hb_flow_to_x0(out, out, v, sg[k], n);
-            paste_frame0(a, out);
-            if (k + 1 < a->nsteps) {
-                if (draw_noise(&rng, hnoise, v, n)) goto done;
-                hb_flow_renoise(out, out, v, sg[k + 1], n);
-                paste_frame0(a, out);
-            }
-            hb_progress_step(&pr, k + 1);
-        }
-        hb_progress_end(&pr);
-        rc = 0;
+        rc = fewstep(a, &z, out, v, tt, nt);
         goto done;
     }
     if (a->sampler != HB_XT_UNIPC && a->sampler != HB_XT_EULER) { hb_error("sampler: unknown kind %d", (int)a->sampler); goto done; }
@@ -150,5 +206,6 @@ done:
     hb_dev_free(vu);
     hb_free(tt);
     hb_free(hnoise);
+    hb_dev_free(z.renoise);
     return rc;
 }
