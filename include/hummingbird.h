@@ -52,17 +52,41 @@ hb_model *hb_model_load(const char *dir, const hb_load_params *params);
 void hb_model_free(hb_model *m);
 
 typedef enum {
-    HB_GEN_SAMPLER_DEFAULT = 0, /* the folder's hummingbird.json "sampler", else xt */
+    HB_GEN_SAMPLER_DEFAULT = 0, /* the model's: xt for Hummingbird-XT, unipc for a base Wan folder (docs/pipeline.md) */
     HB_GEN_SAMPLER_XT = 1,      /* few-step, CFG-free (Hummingbird-XT) */
     HB_GEN_SAMPLER_UNIPC = 2,   /* Wan 2.2 base sampler, classifier-free guidance */
     HB_GEN_SAMPLER_EULER = 3    /* flow Euler, classifier-free guidance */
 } hb_gen_sampler;
 
 typedef enum {
-    HB_GEN_VAE_FULL = 0,  /* the Wan VAE decoder */
+    HB_GEN_VAE_DEFAULT = 0, /* the model's: the light decoder for Hummingbird-XT, else the Wan VAE */
+    HB_GEN_VAE_FULL = 3,  /* the Wan VAE decoder */
     HB_GEN_VAE_TAE = 1,   /* the tiny streaming decoder (taew2_2 / taew2_1 in the folder) */
     HB_GEN_VAE_LIGHT = 2  /* the light decoder (when the folder and the build have one) */
 } hb_gen_vae;
+
+/* I2V: how the input image becomes a width x height frame */
+typedef enum {
+    HB_GEN_IMAGE_DEFAULT = 0, /* the model's: stretch for Hummingbird-XT (the release), cover otherwise */
+    HB_GEN_IMAGE_STRETCH = 1, /* Lanczos resize to width x height, aspect not kept (the release) */
+    HB_GEN_IMAGE_COVER = 2    /* resize to cover width x height, centre crop (Wan) */
+} hb_gen_image_fit;
+
+/* Few-step sampler noise */
+typedef enum {
+    HB_GEN_NOISE_DEFAULT = 0, /* the model's: torch for Hummingbird-XT, stream otherwise */
+    HB_GEN_NOISE_TORCH = 1,   /* the release's: PyTorch's CPU generator (the same numbers for a seed), frame-major
+                                 [F, C, H, W] initial noise, ONE re-noise tensor (seed + 2) for every re-noise */
+    HB_GEN_NOISE_STREAM = 2   /* one generator stream, a fresh tensor for every re-noise */
+} hb_gen_noise;
+
+/* The few-step timestep value the DiT sees (x0 and re-noise always use the exact table sigma) */
+typedef enum {
+    HB_GEN_T_DEFAULT = 0,  /* the model's: int_bf16 for Hummingbird-XT, float otherwise */
+    HB_GEN_T_FLOAT = 1,    /* t as computed (1000, 967.74, 909.09 at shift 10) */
+    HB_GEN_T_INT_BF16 = 2, /* int64(bf16(t)): the release with its bf16 latents (1000, 968, 908) */
+    HB_GEN_T_INT_F32 = 3   /* int64(float32(t)) (1000, 967, 909) */
+} hb_gen_timestep;
 
 #define HB_GEN_MAX_STEPS 64
 
@@ -70,19 +94,24 @@ typedef struct hb_generate_params {
     const char *prompt;          /* required (may be "") */
     const char *negative;        /* NULL: Wan's default negative prompt (used only with CFG) */
     /* I2V: an image file (PNG/JPEG), or an RGB buffer (image_rgb, image_width x image_height x 3 bytes).
-     * It is resized and centre-cropped to width x height, and its VAE latent becomes latent frame 0. */
+     * It is fitted to width x height (image_fit), and its VAE latent becomes latent frame 0. */
     const char *image_path;
     const uint8_t *image_rgb;
     int image_width, image_height;
-    int width, height;           /* multiples of 32 for Wan2.2 (VAE 16 x patch 2); default 1280 x 704. I2V with
-                                    width or height 0: the image's aspect ratio within 1280*704 pixels */
-    int frames;                  /* 4k + 1; default 121 */
+    hb_gen_image_fit image_fit;
+    int width, height;           /* multiples of 32 for Wan2.2 (VAE 16 x patch 2); 0 = the model's (1280 x 704 for
+                                    the 5B). I2V with cover fit and width or height 0: the image's aspect ratio
+                                    within 1280*704 pixels */
+    int frames;                  /* 4k + 1; 0 = the model's (121 for the 5B) */
     uint64_t seed;               /* default 0 */
     hb_gen_sampler sampler;
-    /* few-step list (timesteps in [0, 1000]) and shift; nsteps 0 / shift 0 = the folder's or 1000,750,500 / 5 */
+    /* few-step list (timesteps in [0, 1000]) and shift; nsteps 0 / shift 0 = the model's (Hummingbird-XT:
+     * 1000,750,500 at shift 10) */
     int nsteps;
     int64_t steps_list[HB_GEN_MAX_STEPS];
     double shift;
+    hb_gen_noise noise;
+    hb_gen_timestep timestep;
     int steps;                   /* base sampler steps; 0 = 50 */
     double cfg;                  /* base sampler guidance; < 0 = 5.0 */
     hb_gen_vae vae;
@@ -91,7 +120,7 @@ typedef struct hb_generate_params {
     void *progress_user;
 } hb_generate_params;
 
-/* Defaults: 1280 x 704 x 121, seed 0, default sampler, full VAE, cfg 5.0 (base samplers only). */
+/* Every field 0 (the model's defaults: docs/pipeline.md), prompt "", cfg -1 (the model's guidance). */
 void hb_generate_params_init(hb_generate_params *p);
 
 typedef struct hb_video_frames {

@@ -1,0 +1,38 @@
+/* pipeline/settings: the one home of generation defaults. A model folder's family picks them (the release's
+ * settings for Hummingbird-XT and XTX, Wan's own for a base model), the folder's hummingbird.json overrides
+ * them, and the caller's parameters override both (api.c, api_ar.c).
+ *
+ * Family: hummingbird.json "arch" when given; else a Wan2.2 (48-channel) folder that comes with the release's
+ * light decoder is Hummingbird-XT, any other Wan2.2 folder the base TI2V-5B, and a Wan2.1 (16-channel) folder
+ * the base T2V-1.3B. XTX folders are recognised by pipeline/ar (the causal checkpoint). */
+#ifndef HB_PIPELINE_SETTINGS_H
+#define HB_PIPELINE_SETTINGS_H
+
+#include "hummingbird.h"
+#include "pipeline/model_folder.h"
+#include "pipeline/xt.h"
+
+typedef enum { HB_FAMILY_XT = 0, HB_FAMILY_WAN22 = 1, HB_FAMILY_WAN21 = 2, HB_FAMILY_XTX = 3 } hb_model_family;
+
+typedef struct hb_xt_settings {
+    hb_model_family family;
+    hb_gen_sampler sampler;                 /* XT, UNIPC or EULER (never DEFAULT) */
+    int64_t steps_list[HB_XT_MAX_STEPS];    /* few-step list */
+    int nsteps;
+    double shift;
+    hb_xt_timestep t_feed;                  /* what the DiT sees of a few-step timestep */
+    hb_xt_noise noise;
+    int base_steps;                         /* UniPC / Euler */
+    double cfg;
+    int width, height, frames;
+    double fps;
+    hb_gen_vae vae;
+    hb_gen_image_fit image_fit;             /* STRETCH or COVER (never DEFAULT) */
+} hb_xt_settings;
+
+const char *hb_model_family_name(hb_model_family f);
+hb_model_family hb_model_folder_family(const hb_model_folder *mf, int latent_channels);
+/* The defaults of a folder whose DiT makes `latent_channels`-channel latents. */
+void hb_xt_settings_for(const hb_model_folder *mf, int latent_channels, hb_xt_settings *s);
+
+#endif
