@@ -3,6 +3,7 @@
 #include "pipeline/xt.h"
 #include "pipeline/model_folder.h"
 #include "pipeline/settings.h"
+#include "pipeline/text.h"
 #include "models/tokenizer.h"
 #include "ops/ops.h"
 #include "models/umt5.h"
@@ -226,28 +227,6 @@ static int dit_fn(void *user, const float *x, const float *t, int64_t nt, int co
     return wan_dit_forward(c->m->dit, &in, v, &o);
 }
 
-static int encode_text(hb_model *m, const char *text, float **ctx, int64_t *len) {
-    const int L = m->dcfg.text_len;
-    int64_t *ids = malloc((size_t)L * sizeof *ids);
-    if (!ids) return hb_error("out of memory");
-    int n = hb_tokenizer_encode_padded_i64(m->tok, text, true, L, ids, NULL);
-    int rc = -1;
-    hb_umt5 *te = NULL;
-    if (n < 0) goto done;
-    te = hb_umt5_open(m->mf.text_encoder);
-    if (!te) goto done;
-    if (m->offload) hb_umt5_set_low_memory(te, true); /* resident set ~ one layer while encoding */
-    *ctx = hb_dev_alloc((size_t)n * (size_t)m->dcfg.text_dim * sizeof(float), "text context");
-    if (!*ctx) goto done;
-    if (hb_umt5_encode(te, ids, n, n, *ctx)) { hb_dev_free(*ctx); *ctx = NULL; goto done; }
-    *len = n;
-    rc = 0;
-done:
-    hb_umt5_free(te); /* the encoder never stays resident next to the DiT */
-    free(ids);
-    return rc;
-}
-
 typedef struct {
     uint8_t *rgb;
     int64_t H, W, T;
@@ -357,8 +336,8 @@ static int generate(hb_model *m, const hb_generate_params *pin, hb_video_frames 
     const int64_t tpf = (H / m->dcfg.patch[1]) * (W / m->dcfg.patch[2]);
 
     int rc = -1;
-    float *ctx_c = NULL, *ctx_u = NULL, *lat = NULL, *cond0 = NULL, *img = NULL;
-    int64_t len_c = 0, len_u = 0;
+    float *lat = NULL, *cond0 = NULL, *img = NULL;
+    hb_text_rows text[2] = {{0}};
     wan_dit_text tc = {0}, tu = {0};
     dit_ctx dc = {0};
     hb_image im = {0};
@@ -366,13 +345,14 @@ static int generate(hb_model *m, const hb_generate_params *pin, hb_video_frames 
 
     /* 1. text */
     double t0 = hb_time_now();
-    if (encode_text(m, p->prompt, &ctx_c, &len_c)) { hb_error_prefix("text encoder: "); goto done; }
-    if (guided && encode_text(m, p->negative ? p->negative : hb_wan_default_negative, &ctx_u, &len_u)) {
-        hb_error_prefix("text encoder (negative prompt): ");
-        goto done;
+    {
+        const char *texts[2] = {p->prompt, p->negative ? p->negative : hb_wan_default_negative};
+        hb_text_opts to = {.tok = m->tok, .encoder = m->mf.text_encoder, .text_len = m->dcfg.text_len,
+                           .text_dim = m->dcfg.text_dim, .clean = m->defaults.clean_prompt, .low_memory = m->offload,
+                           .progress = p->progress, .progress_user = p->progress_user};
+        if (hb_text_encode(&to, texts, guided ? 2 : 1, text)) { hb_error_prefix("text encoder: "); goto done; }
     }
     out->seconds_text = hb_time_now() - t0;
-    stage_done(p, "text", t0);
 
     /* 2. image -> latent frame 0 */
     if (im0.rgb) {
@@ -401,8 +381,8 @@ static int generate(hb_model *m, const hb_generate_params *pin, hb_video_frames 
     /* 3. denoise */
     t0 = hb_time_now();
     if (open_dit(m)) goto done;
-    if (wan_dit_text_prepare(m->dit, ctx_c, len_c, true, &tc, NULL, NULL)) goto done;
-    if (guided && wan_dit_text_prepare(m->dit, ctx_u, len_u, true, &tu, NULL, NULL)) goto done;
+    if (wan_dit_text_prepare(m->dit, text[0].ctx, text[0].len, true, &tc, NULL, NULL)) goto done;
+    if (guided && wan_dit_text_prepare(m->dit, text[1].ctx, text[1].len, true, &tu, NULL, NULL)) goto done;
     lat = hb_dev_alloc((size_t)n * sizeof(float), "latent");
     if (!lat) goto done;
     {
@@ -522,7 +502,8 @@ done:
     if (have_arena) hb_arena_free(&dc.arena);
     wan_dit_text_free(&tc);
     wan_dit_text_free(&tu);
-    hb_dev_free(ctx_c), hb_dev_free(ctx_u), hb_dev_free(lat), hb_dev_free(cond0), hb_dev_free(img);
+    hb_text_rows_free(text, 2);
+    hb_dev_free(lat), hb_dev_free(cond0), hb_dev_free(img);
     hb_image_free(&im0), hb_image_free(&im);
     out->seconds_total = hb_time_now() - T0;
     out->peak_rss_bytes = hb_peak_rss_bytes();

@@ -28,6 +28,7 @@ typedef struct hb_xt_settings {
     double fps;
     hb_gen_vae vae;
     hb_gen_image_fit image_fit;             /* STRETCH or COVER (never DEFAULT) */
+    bool clean_prompt;                      /* Wan's prompt cleaning (the XT release tokenizes the raw text) */
 } hb_xt_settings;
 
 const char *hb_model_family_name(hb_model_family f);
