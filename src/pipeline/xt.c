@@ -1,6 +1,7 @@
 /* pipeline/xt: few-step (Hummingbird-XT) and base (UniPC / Euler + CFG) sampling loops. */
 #include "pipeline/xt.h"
 #include "pipeline/schedule.h"
+#include "pipeline/fewstep.h"
 #include "core/torch_rng.h"
 #include "ops/ops.h"
 #include <errno.h>
@@ -42,18 +43,6 @@ int hb_xt_parse_steps(const char *s, int64_t *list, int max) {
         else if (*p) return hb_error("--steps-list: '%s' is not a comma-separated list of timesteps in [0, 1000]", s);
     }
     return n;
-}
-
-int hb_xt_fewstep_schedule(const int64_t *steps_list, int n, double shift, float *t, float *sigma) {
-    if (n < 1 || n > HB_XT_MAX_STEPS) return hb_error("few-step sampler: %d steps (1..%d)", n, HB_XT_MAX_STEPS);
-    hb_flowmatch_table *tab = malloc(sizeof *tab);
-    if (!tab) return hb_error("out of memory");
-    int rc = hb_flowmatch_table_init(tab, shift);
-    if (!rc) rc = hb_flowmatch_warp(tab, steps_list, n, t);
-    if (!rc)
-        for (int i = 0; i < n; i++) sigma[i] = hb_flowmatch_sigma(tab, t[i]);
-    free(tab);
-    return rc;
 }
 
 /* x = (1 - mask) * z + mask * x with mask = 0 on frame 0: paste z over latent frame 0 of every channel. */
@@ -128,27 +117,37 @@ static int call_model(const hb_xt_args *a, int step, const float *x, const float
     return a->model(a->model_user, x, tt, nt, cond, v);
 }
 
-/* The few-step trajectory (header): `out` holds the initial latent on entry and the last x0 on return. */
-static int fewstep(const hb_xt_args *a, xt_noise *z, float *out, float *v, float *tt, int64_t nt) {
-    float t[HB_XT_MAX_STEPS], sg[HB_XT_MAX_STEPS];
-    if (hb_xt_fewstep_schedule(a->steps_list, a->nsteps, a->shift, t, sg)) return -1;
-    hb_progress pr;
-    hb_progress_begin(&pr, a->progress, a->progress_user, "denoise", a->nsteps);
-    for (int k = 0; k < a->nsteps; k++) {
-        fill_t(a, hb_xt_model_timestep(t[k], a->t_feed), tt, nt);
-        if (call_model(a, k, out, tt, nt, 1, v)) return -1;
-        hb_flow_to_x0(out, out, v, sg[k], z->n);
-        paste_frame0(a, out);
-        if (a->observe_x0) a->observe_x0(a->observe_user, k, out);
-        if (k + 1 < a->nsteps) {
-            if (noise_draw(z, false, v)) return -1;
-            hb_flow_renoise(out, out, v, sg[k + 1], z->n);
-            paste_frame0(a, out);
-        }
-        hb_progress_step(&pr, k + 1);
-    }
-    hb_progress_end(&pr);
+/* The few-step trajectory (pipeline/fewstep.h) with the sampler's timestep rule, noise, I2V paste and observers. */
+typedef struct {
+    const hb_xt_args *a;
+    xt_noise *z;
+    float *tt;
+    int64_t nt;
+} xt_fewstep;
+
+static int fs_model(void *user, int step, const float *x, float t, float *flow) {
+    xt_fewstep *f = user;
+    fill_t(f->a, hb_xt_model_timestep(t, f->a->t_feed), f->tt, f->nt);
+    return call_model(f->a, step, x, f->tt, f->nt, 1, flow);
+}
+static int fs_noise(void *user, int step, float *eps) {
+    (void)step;
+    return noise_draw(((xt_fewstep *)user)->z, false, eps);
+}
+static void fs_fix(void *user, float *x) { paste_frame0(((xt_fewstep *)user)->a, x); }
+static int fs_x0(void *user, int step, const float *x0) {
+    const hb_xt_args *a = ((xt_fewstep *)user)->a;
+    if (a->observe_x0) a->observe_x0(a->observe_user, step, x0);
     return 0;
+}
+
+static int fewstep(const hb_xt_args *a, xt_noise *z, float *out, float *v, float *tt, int64_t nt) {
+    hb_fewstep s;
+    if (hb_fewstep_schedule(&s, a->steps_list, a->nsteps, a->shift)) return -1;
+    xt_fewstep f = {a, z, tt, nt};
+    hb_fewstep_hooks h = {.model = fs_model, .noise = fs_noise, .fix = fs_fix, .on_x0 = fs_x0, .user = &f,
+                          .progress = a->progress, .progress_user = a->progress_user};
+    return hb_fewstep_run(&s, &h, out, out, v, v, z->n);
 }
 
 int hb_xt_sample(const hb_xt_args *a, float *out) {

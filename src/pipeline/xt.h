@@ -2,7 +2,7 @@
  *
  * hb_xt_sample runs one trajectory on a latent [C, F, H, W] with a caller-given denoiser (the DiT, or a
  * stand-in in tests):
- *   - HB_XT_FEWSTEP (Hummingbird-XT, CFG-free): timesteps t_k = warp(steps_list)[k] of the FlowMatch table
+ *   - HB_XT_FEWSTEP (Hummingbird-XT, CFG-free; the trajectory of pipeline/fewstep.h): timesteps t_k = warp(steps_list)[k] of the FlowMatch table
  *     with `shift` (schedule.h); at each step x0 = x - sigma(t_k) * v(x, t_k) (float64), then, except after
  *     the last step, x = (1 - sigma(t_{k+1})) * x0 + sigma(t_{k+1}) * eps; the result is the last x0.
  *     The DiT sees t_k as computed (HB_XT_T_FLOAT) or as the release feeds it, int64(cast(t_k, latent
@@ -39,7 +39,7 @@ typedef void (*hb_xt_observe_fn)(void *user, int step, const float *x, const flo
 /* Observer (tests): the few-step sampler's x0 of step `step` (after the I2V paste). */
 typedef void (*hb_xt_observe_x0_fn)(void *user, int step, const float *x0);
 
-#define HB_XT_MAX_STEPS 64
+#define HB_XT_MAX_STEPS 64 /* = HB_FEWSTEP_MAX */
 
 typedef struct hb_xt_args {
     int64_t C, F, H, W;
@@ -64,8 +64,6 @@ typedef struct hb_xt_args {
     void *progress_user;
 } hb_xt_args;
 
-/* Warped timesteps and the sigmas used for the few-step list (t[n], sigma[n]). */
-int hb_xt_fewstep_schedule(const int64_t *steps_list, int n, double shift, float *t, float *sigma);
 /* The release's noise for a's shape and seed, [C, F, H, W] in the current memory space: which 0 = the
  * initial latent (seed), 1 = the re-noise tensor (seed + 2). */
 int hb_xt_release_noise(const hb_xt_args *a, int which, float *out);
