@@ -138,6 +138,9 @@ void hb_frames_free(hb_video_frames *v);
 /* The message of the last failed call on this thread ("" when none). */
 const char *hb_last_error_message(void);
 
+/* The library's version, "MAJOR.MINOR.PATCH" (static storage). */
+const char *hb_version(void);
+
 /* Model facts. */
 int hb_model_latent_channels(const hb_model *m);  /* 48 (Wan2.2) or 16 (Wan2.1) */
 int hb_model_size_multiple(const hb_model *m);    /* width/height granularity: 32 (Wan2.2) or 16 (Wan2.1) */

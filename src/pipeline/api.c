@@ -44,6 +44,11 @@ void hb_xt_set_debug(const hb_xt_debug *d) {
 
 const char *hb_last_error_message(void) { return hb_last_error(); }
 
+#ifndef HB_VERSION_STRING
+#define HB_VERSION_STRING "0.0.0"
+#endif
+const char *hb_version(void) { return HB_VERSION_STRING; }
+
 /* ---------------------------------------------------------------- component loading */
 
 static int open_dit(hb_model *m) {
