@@ -10,6 +10,7 @@
 #include "io/video.h"
 #include "io/image.h"
 #include <ctype.h>
+#include <jansson.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -324,10 +325,8 @@ fail:
 void hb_ar_run_default(hb_ar_run *r) {
     memset(r, 0, sizeof *r);
     hb_ar_opts_default(&r->ar);
-    r->width = 832;
-    r->height = 480;
-    r->video_frames = 481;
-    r->decoder = HB_AR_DEC_TAE;
+    r->video_frames = 321;   /* 81 latent frames, the release's --num_output_frames */
+    r->decoder = HB_AR_DEC_VAE;
     r->fps = 16;
 }
 
@@ -432,88 +431,141 @@ done:
     return rc;
 }
 
+/* The causal DiT of the folder: its own weights, or `weights` (a .pt training dict or a safetensors file) with
+ * the architecture from the folder's config.json, as the release builds it (CausalWanModel.from_pretrained of
+ * the base folder, then the generator's state dict loaded over it). */
+static wan_dit *open_causal_dit(const hb_model_folder *mf, const char *weights) {
+    if (!weights || !*weights) {
+        wan_dit *m = wan_dit_open(mf->dit, NULL);
+        if (!m) hb_error_prefix("%s: ", mf->dir);
+        return m;
+    }
+    char cfg_path[HB_MF_PATH + 32];
+    size_t L = strlen(mf->dit);
+    const char *slash = strrchr(mf->dit, '/');
+    if (L > 5 && !strcmp(mf->dit + L - 5, ".json") && slash) /* an index file: config.json beside it */
+        snprintf(cfg_path, sizeof cfg_path, "%.*s/config.json", (int)(slash - mf->dit), mf->dit);
+    else
+        snprintf(cfg_path, sizeof cfg_path, "%s/config.json", mf->dit);
+    json_error_t je;
+    json_t *j = json_load_file(cfg_path, 0, &je);
+    if (!j) { hb_error("%s: cannot read the DiT config (line %d: %s)", cfg_path, je.line, je.text); return NULL; }
+    char *text = json_dumps(j, 0);
+    json_decref(j);
+    wan_dit_config cfg;
+    int bad = !text || wan_dit_config_parse(&cfg, text, cfg_path);
+    free(text);
+    if (bad) return NULL;
+    return wan_dit_open(weights, &cfg);
+}
+
+/* The latent's spatial factor follows from its channels (Wan2.1: 16 channels, 8x; Wan2.2: 48, 16x); the
+ * decoder must agree. Width/height 0 take the release's resolution of that family. */
+static int check_geometry(hb_ar_run *r, const wan_dit_config *mc, int *sfac) {
+    if (mc->in_dim != 16 && mc->in_dim != 48)
+        return hb_error("ar: the DiT takes %d latent channels; Wan2.1 (16) and Wan2.2 (48) latents are supported",
+                        mc->in_dim);
+    *sfac = mc->in_dim == 48 ? 16 : 8;
+    if (r->width == 0) r->width = mc->in_dim == 48 ? 1280 : 832;
+    if (r->height == 0) r->height = mc->in_dim == 48 ? 704 : 480;
+    int mult = *sfac * mc->patch[1];
+    if (r->width <= 0 || r->height <= 0 || r->width % mult || r->height % mult)
+        return hb_error("ar: width and height must be positive multiples of %d (got %dx%d)", mult, r->width, r->height);
+    return 0;
+}
+
+/* Prompts (one, or a switch file), encoded with the folder's umT5. */
+static int encode_prompts(hb_ar_run *r, const hb_model_folder *mf, const wan_dit_config *mc, int *np, int64_t **pframes,
+                          char ***ptexts, float ***ctxs, hb_ar_cond **conds) {
+    if (r->prompts_file) {
+        if ((*np = hb_ar_read_prompts(r->prompts_file, pframes, ptexts)) < 0) { *np = 0; return -1; }
+    } else {
+        *pframes = calloc(1, sizeof **pframes);
+        *ptexts = calloc(1, sizeof **ptexts);
+        if (!*pframes || !*ptexts || !((*ptexts)[0] = strdup(r->prompt ? r->prompt : ""))) return hb_error("out of memory");
+        *np = 1;
+    }
+    double tt = hb_time_now();
+    hb_tokenizer *tok = hb_tokenizer_open_dir(mf->tokenizer, NULL, 0);
+    if (!tok) return hb_error_prefix("%s: tokenizer: ", mf->tokenizer);
+    hb_umt5 *te = hb_umt5_open(mf->text_encoder);
+    int rc = -1;
+    *ctxs = calloc((size_t)*np, sizeof **ctxs);
+    *conds = calloc((size_t)*np, sizeof **conds);
+    if (!te || !*ctxs || !*conds) { if (te) hb_error("out of memory"); goto done; }
+    for (int i = 0; i < *np; i++) {
+        int64_t len = 0;
+        if (encode_prompt(tok, te, mc->text_len, mc->text_dim, (*ptexts)[i], &(*ctxs)[i], &len)) goto done;
+        (*conds)[i] = (hb_ar_cond){(*pframes)[i], (*ctxs)[i], len};
+    }
+    rc = 0;
+done:
+    hb_umt5_free(te);
+    hb_tokenizer_free(tok);
+    r->seconds_text = hb_time_now() - tt;
+    return rc;
+}
+
+/* The decoder of the run: TAEHV or the streaming Wan VAE, checked against the latent. */
+static int open_decoder(run_ctx *c, const hb_model_folder *mf, int sfac, hb_checkpoint **ck, hb_tae **tae) {
+    hb_ar_run *r = c->r;
+    const int64_t fmax = 4 * (r->ar.chunk > 0 ? r->ar.chunk : 3), px = (int64_t)r->width * r->height;
+    if (r->decoder == HB_AR_DEC_TAE) {
+        if (!mf->tae[0]) return hb_error("%s: no tiny decoder (taew2_1.safetensors / .pth) in the folder; use --decoder vae", mf->dir);
+        if (!(*ck = hb_checkpoint_open(mf->tae)) || !(*tae = hb_tae_load(*ck, NULL, HB_TAE_DECODER))) return -1;
+        if (hb_tae_latent_channels(*tae) != c->C || hb_tae_space_scale(*tae) != sfac)
+            return hb_error("%s: the tiny decoder takes %d latent channels at %dx, the DiT makes %lld at %dx", mf->tae,
+                            hb_tae_latent_channels(*tae), hb_tae_space_scale(*tae), (long long)c->C, sfac);
+        if (!(c->td = hb_tae_decoder_new(*tae, c->h, c->w, tae_cb, c))) return -1;
+        if (!(c->rgb = hb_malloc((size_t)px * 3, "frame")) || !(c->frame = hb_malloc(sizeof(float) * 3 * (size_t)px, "frame")))
+            return -1;
+        if (r->on_frames) {
+            c->cbuf_cap = fmax;
+            if (!(c->cbuf = hb_malloc((size_t)fmax * (size_t)px * 3, "chunk frames"))) return -1;
+        }
+    } else if (r->decoder == HB_AR_DEC_VAE) {
+        if (!(*ck = hb_checkpoint_open(mf->vae)) || !(c->vae = hb_wan_vae_load(*ck, NULL))) return -1;
+        if (hb_wan_vae_get_config(c->vae)->z_dim != c->C || hb_wan_vae_spatial_factor(c->vae) != sfac)
+            return hb_error("%s: the VAE takes %d latent channels at %dx, the DiT makes %lld at %dx", mf->vae,
+                            hb_wan_vae_get_config(c->vae)->z_dim, hb_wan_vae_spatial_factor(c->vae), (long long)c->C, sfac);
+        if (!(c->vd = hb_wan_vae_decoder_new(c->vae, c->h, c->w, NULL))) return -1;
+        if (!(c->vvideo = hb_dev_alloc(sizeof(float) * (size_t)(3 * fmax * px), "decoded chunk")) ||
+            !(c->vhost = hb_malloc(sizeof(float) * (size_t)(3 * fmax * px), "decoded chunk")) ||
+            !(c->vrgb = hb_malloc((size_t)(3 * fmax * px), "decoded chunk")))
+            return -1;
+    }
+    return 0;
+}
+
 int hb_ar_run_pipeline(hb_ar_run *r) {
     double t_start = hb_time_now();
     hb_model_folder mf;
     if (!r->model_dir) return hb_error("ar: no model folder");
-    if (hb_model_folder_scan(r->model_dir, &mf)) return -1;
+    if (hb_model_folder_scan_te(r->model_dir, r->text_encoder_dir, &mf)) return -1;
     if (r->video_frames <= 0) return hb_error("ar: the frame count must be positive");
+    const char *weights = r->checkpoint ? r->checkpoint : mf.dit_weights;
+    if (!strcmp(mf.arch, "hummingbird-xt") && !r->checkpoint)
+        return hb_error("%s: a Hummingbird-XT folder (bidirectional Wan2.2-TI2V-5B) cannot run --mode ar; give the "
+                        "causal XTX weights with --checkpoint FILE, or use a Hummingbird-XTX folder", r->model_dir);
     run_ctx c = {0};
     c.r = r;
     wan_dit *m = NULL;
-    hb_checkpoint *tae_ck = NULL, *vae_ck = NULL;
+    hb_checkpoint *dec_ck = NULL;
     hb_tae *tae = NULL;
-    hb_tokenizer *tok = NULL;
-    hb_umt5 *te = NULL;
     int64_t *pframes = NULL;
     char **ptexts = NULL;
-    int np = 0;
+    int np = 0, sfac = 8;
     float **ctxs = NULL;
     hb_ar_cond *conds = NULL;
     int rc = -1;
-    if (!(m = wan_dit_open(mf.dit, NULL))) { hb_error_prefix("%s: ", r->model_dir); goto done; }
+    if (!(m = open_causal_dit(&mf, weights))) goto done;
     const wan_dit_config *mc = &m->cfg;
-    const int sfac = 8; /* Wan 2.1 VAE / TAEW2.1 */
-    int mult = sfac * mc->patch[1];
-    if (r->width <= 0 || r->height <= 0 || r->width % mult || r->height % mult) {
-        hb_error("ar: width and height must be positive multiples of %d (got %dx%d)", mult, r->width, r->height);
-        goto done;
-    }
+    if (check_geometry(r, mc, &sfac)) goto done;
     c.h = r->height / sfac;
     c.w = r->width / sfac;
     c.C = mc->in_dim;
-    /* prompts */
-    if (r->prompts_file) {
-        np = hb_ar_read_prompts(r->prompts_file, &pframes, &ptexts);
-        if (np < 0) goto done;
-    } else {
-        np = 1;
-        pframes = calloc(1, sizeof *pframes);
-        ptexts = calloc(1, sizeof *ptexts);
-        if (!pframes || !ptexts || !(ptexts[0] = strdup(r->prompt ? r->prompt : ""))) { hb_error("out of memory"); goto done; }
-    }
-    double tt = hb_time_now();
-    if (!(tok = hb_tokenizer_open_dir(r->model_dir, NULL, 0))) { hb_error_prefix("%s: tokenizer: ", r->model_dir); goto done; }
-    if (!(te = hb_umt5_open(mf.text_encoder))) goto done;
-    ctxs = calloc((size_t)np, sizeof *ctxs);
-    conds = calloc((size_t)np, sizeof *conds);
-    if (!ctxs || !conds) { hb_error("out of memory"); goto done; }
-    for (int i = 0; i < np; i++) {
-        int64_t len = 0;
-        if (encode_prompt(tok, te, mc->text_len, mc->text_dim, ptexts[i], &ctxs[i], &len)) goto done;
-        conds[i].frame = pframes[i];
-        conds[i].ctx = ctxs[i];
-        conds[i].ctx_len = len;
-    }
-    hb_umt5_free(te); te = NULL;
-    r->seconds_text = hb_time_now() - tt;
-    /* decoder */
-    if (r->decoder == HB_AR_DEC_TAE) {
-        if (!mf.tae[0]) { hb_error("%s: no tiny decoder (taew2_1.safetensors / .pth) in the folder; use --decoder vae", r->model_dir); goto done; }
-        if (!(tae_ck = hb_checkpoint_open(mf.tae)) || !(tae = hb_tae_load(tae_ck, NULL, HB_TAE_DECODER))) goto done;
-        if (hb_tae_latent_channels(tae) != c.C) {
-            hb_error("%s: the tiny decoder takes %d latent channels, the DiT makes %lld", mf.tae, hb_tae_latent_channels(tae),
-                     (long long)c.C);
-            goto done;
-        }
-        if (!(c.td = hb_tae_decoder_new(tae, c.h, c.w, tae_cb, &c))) goto done;
-        if (!(c.rgb = hb_malloc((size_t)r->width * (size_t)r->height * 3, "frame")) ||
-            !(c.frame = hb_malloc(sizeof(float) * 3 * (size_t)r->width * (size_t)r->height, "frame")))
-            goto done;
-        if (r->on_frames) {
-            c.cbuf_cap = 4 * (r->ar.chunk > 0 ? r->ar.chunk : 3);
-            if (!(c.cbuf = hb_malloc((size_t)c.cbuf_cap * (size_t)r->width * (size_t)r->height * 3, "chunk frames"))) goto done;
-        }
-    } else if (r->decoder == HB_AR_DEC_VAE) {
-        if (!(vae_ck = hb_checkpoint_open(mf.vae)) || !(c.vae = hb_wan_vae_load(vae_ck, NULL))) goto done;
-        int64_t fmax = 4 * (r->ar.chunk > 0 ? r->ar.chunk : 3), px = c.h * c.w * (int64_t)hb_wan_vae_spatial_factor(c.vae) *
-                       hb_wan_vae_spatial_factor(c.vae);
-        if (!(c.vd = hb_wan_vae_decoder_new(c.vae, c.h, c.w, NULL))) goto done;
-        if (!(c.vvideo = hb_dev_alloc(sizeof(float) * (size_t)(3 * fmax * px), "decoded chunk")) ||
-            !(c.vhost = hb_malloc(sizeof(float) * (size_t)(3 * fmax * px), "decoded chunk")) ||
-            !(c.vrgb = hb_malloc((size_t)(3 * fmax * px), "decoded chunk")))
-            goto done;
-    }
+    if (encode_prompts(r, &mf, mc, &np, &pframes, &ptexts, &ctxs, &conds)) goto done;
+    if (open_decoder(&c, &mf, sfac, &dec_ck, &tae)) goto done;
     if (r->output && r->decoder != HB_AR_DEC_NONE) {
         hb_video_meta meta = {.prompt = ptexts[0], .model = "hummingbird-xtx", .seed = (int64_t)r->ar.seed,
                               .has_seed = true, .steps = r->ar.nsteps};
@@ -542,13 +594,10 @@ done:
     if (c.vw) hb_video_writer_abort(c.vw);
     hb_tae_decoder_free(c.td);
     hb_tae_free(tae);
-    if (tae_ck) hb_checkpoint_close(tae_ck);
     hb_wan_vae_decoder_free(c.vd);
     hb_wan_vae_free(c.vae);
-    if (vae_ck) hb_checkpoint_close(vae_ck);
+    if (dec_ck) hb_checkpoint_close(dec_ck);
     hb_free(c.rgb); hb_free(c.frame); hb_dev_free(c.vvideo); hb_free(c.vhost); hb_free(c.vrgb); hb_free(c.cbuf);
-    hb_umt5_free(te);
-    hb_tokenizer_free(tok);
     wan_dit_free(m);
     for (int i = 0; i < np; i++) { if (ptexts) free(ptexts[i]); if (ctxs) hb_dev_free(ctxs[i]); }
     free(ptexts); free(pframes); free(ctxs); free(conds);

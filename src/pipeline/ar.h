@@ -108,13 +108,17 @@ int hb_ar_read_prompts(const char *path, int64_t **frames, char ***texts);
 typedef enum { HB_AR_DEC_TAE = 0, HB_AR_DEC_VAE = 1, HB_AR_DEC_NONE = 2 } hb_ar_decoder;
 
 typedef struct hb_ar_run {
-    const char *model_dir;
+    const char *model_dir;           /* a model folder or the release root (pipeline/model_folder.h) */
+    const char *checkpoint;          /* optional: the DiT's weights (.pt training dict: generator_ema, else generator;
+                                      * or safetensors), the architecture from the folder's config.json */
+    const char *text_encoder_dir;    /* optional: folder holding the umT5 + google/umt5-xxl tokenizer (the release
+                                      * takes them from wan_models/Wan2.2-TI2V-5B) */
     const char *prompt;              /* used when no prompts file */
     const char *prompts_file;        /* "frame<TAB>prompt" lines, optional */
-    int width, height;               /* pixels (832 x 480) */
-    int64_t video_frames;            /* 481 */
+    int width, height;               /* pixels; 0: the release's (832 x 480 for 16-channel latents, 1280 x 704 for 48) */
+    int64_t video_frames;            /* 321 (81 latent frames) */
     hb_ar_opts ar;                   /* chunk/sink/window/rope/steps/shift/seed/cache dtype */
-    hb_ar_decoder decoder;
+    hb_ar_decoder decoder;           /* HB_AR_DEC_VAE (default: the release's Wan VAE, streamed), TAE or NONE */
     const char *output;              /* video file (streamed, fragmented MP4), or NULL */
     double fps;                      /* 16 */
     /* video frames [first, first + n) as rgb [n, H, W, 3] uint8: once per chunk (TAEHV or VAE decoder). Nonzero return stops the run. */
