@@ -147,27 +147,30 @@ int hb_model_size_multiple(const hb_model *m);    /* width/height granularity: 3
 double hb_model_default_fps(const hb_model *m);   /* 24 (5B) unless hummingbird.json says otherwise */
 
 /* Autoregressive long video (Hummingbird-XTX) */
-/* The causal Wan-2.1-1.3B (Self-Forcing / LongLive) generates the video chunk by chunk (3 latent frames = 12
- * video frames) with a frame-sink + short-window KV cache; each finished chunk is decoded (TAEHV streaming
- * decoder by default) and handed to on_chunk and/or appended to a streamed file. Memory does not grow with
- * the length in relative-RoPE mode. Model folder: Wan2.1-1.3B causal DiT (config.json + shards), umT5 +
- * tokenizer, taew2_1.safetensors/.pth (see docs/xtx.md). */
+/* The causal Wan DiT (Hummingbird-XTX, as released) generates the video chunk by chunk (3 latent frames = 12
+ * video frames) with a KV cache of 6 latent frames whose first one is a sink (relative RoPE: unbounded length
+ * at constant memory); each finished chunk is decoded (the Wan VAE, streamed; TAEHV as an option) and handed
+ * to on_chunk and/or appended to a streamed file. model_dir: the release root (checkpoints/wan21_model.pt +
+ * wan_models/...) or a causal Wan model folder (see docs/xtx.md). */
 typedef int (*hb_ar_chunk_fn)(void *user, int64_t first_frame, int nframes, const uint8_t *rgb, int height,
                               int width); /* rgb [nframes, height, width, 3]; nonzero return stops the run */
 
 typedef struct hb_ar_params {
     const char *prompt;          /* used when prompts_file is NULL */
     const char *prompts_file;    /* lines "latent_frame<TAB>prompt" (first at 0): prompt switches */
-    int width, height;           /* multiples of 16; default 832 x 480 */
-    int64_t frames;              /* video frames; default 481 */
-    int chunk, sink, window;     /* latent frames; default 3, 3, 12 (window 0: global cache) */
-    int rope_relative;           /* nonzero: relative ("infinity") RoPE, unbounded length */
+    int width, height;           /* 0: 832 x 480 (1280 x 704 for a 48-channel model); multiples of 16 (32) */
+    int64_t frames;              /* video frames; default 321 (81 latent frames) */
+    int chunk, sink, window;     /* latent frames; default 3, 1, 6 (window = the release's local_attn_size, the
+                                  * sink included; 0: global cache) */
+    int rope_relative;           /* default 1: relative RoPE (the release); 0: absolute (at most 1024 latent frames) */
     int cache_f32;               /* nonzero: f32 KV cache (default bf16) */
     int nsteps;                  /* 0: 1000, 750, 500, 250 */
     int64_t steps_list[HB_GEN_MAX_STEPS];
     double shift;                /* 0: 5 */
     uint64_t seed;
-    hb_gen_vae vae;              /* HB_GEN_VAE_TAE (default) or HB_GEN_VAE_FULL (streaming Wan VAE) */
+    hb_gen_vae vae;              /* HB_GEN_VAE_FULL (default: streaming Wan VAE) or HB_GEN_VAE_TAE */
+    const char *checkpoint;      /* optional DiT weights (.pt training dict) over the folder's config.json */
+    const char *text_encoder_dir; /* optional folder with the umT5 + tokenizer */
     const char *output;          /* optional file (.mp4 streamed fragmented, .mkv, .y4m, folder/) */
     double fps;                  /* default 16 */
     hb_ar_chunk_fn on_chunk;     /* optional */

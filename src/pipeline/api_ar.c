@@ -6,13 +6,12 @@
 
 void hb_ar_params_init(hb_ar_params *p) {
     memset(p, 0, sizeof *p);
-    p->width = 832;
-    p->height = 480;
-    p->frames = 481;
+    p->frames = 321;
     p->chunk = 3;
-    p->sink = 3;
-    p->window = 12;
-    p->vae = HB_GEN_VAE_TAE;
+    p->sink = 1;
+    p->window = 6;
+    p->rope_relative = 1;
+    p->vae = HB_GEN_VAE_FULL;
     p->fps = 16;
 }
 
@@ -33,6 +32,8 @@ int hb_generate_ar(const char *model_dir, const hb_ar_params *p, int64_t *frames
     hb_ar_run r;
     hb_ar_run_default(&r);
     r.model_dir = model_dir;
+    r.checkpoint = p->checkpoint;
+    r.text_encoder_dir = p->text_encoder_dir;
     r.prompt = p->prompt;
     r.prompts_file = p->prompts_file;
     if (p->width) r.width = p->width;
