@@ -1,5 +1,6 @@
 /* pipeline/ar: autoregressive long video (see ar.h). */
 #include "pipeline/ar.h"
+#include "pipeline/fewstep.h"
 #include "pipeline/schedule.h"
 #include "pipeline/model_folder.h"
 #include "models/tokenizer.h"
@@ -57,9 +58,8 @@ typedef struct {
     const wan_dit *m;
     hb_ar_opts *o;
     wan_causal *cs;
-    hb_flowmatch_table tab;
-    int nsteps;
-    float ts[HB_AR_MAX_STEPS], sig[HB_AR_MAX_STEPS], sig_refresh;
+    hb_fewstep fs;                   /* the chunk's few-step schedule (pipeline/fewstep.h) */
+    float sig_refresh;
     int64_t C, HW, cache_frames;
     float *x, *flow, *x0, *eps;      /* one chunk each, backend memory */
     float *hnoise, *tv;              /* host: the generator's draw, per-frame timesteps */
@@ -71,20 +71,19 @@ typedef struct {
 static int loop_schedule(ar_loop *L) {
     hb_ar_opts *o = L->o;
     static const int64_t def[4] = {1000, 750, 500, 250};
-    L->nsteps = o->nsteps > 0 ? o->nsteps : 4;
+    const int n = o->nsteps > 0 ? o->nsteps : 4;
     const int64_t *list = o->nsteps > 0 ? o->steps_list : def;
-    if (L->nsteps > HB_AR_MAX_STEPS) return hb_error("ar: at most %d steps", HB_AR_MAX_STEPS);
-    if (hb_flowmatch_table_init(&L->tab, o->shift > 0 ? o->shift : 5.0)) return -1;
-    if (o->raw_steps) {
-        for (int k = 0; k < L->nsteps; k++) {
-            if (list[k] < 0 || list[k] > 1000) return hb_error("ar: timestep %lld is outside [0, 1000]", (long long)list[k]);
-            L->ts[k] = (float)list[k];
-        }
-    } else if (hb_flowmatch_warp(&L->tab, list, L->nsteps, L->ts)) {
-        return -1;
+    if (n > HB_AR_MAX_STEPS) return hb_error("ar: at most %d steps", HB_AR_MAX_STEPS);
+    const double shift = o->shift > 0 ? o->shift : 5.0;
+    if (hb_fewstep_schedule(&L->fs, list, n, shift)) return -1;
+    hb_flowmatch_table *tab = malloc(sizeof *tab);
+    if (!tab || hb_flowmatch_table_init(tab, shift)) { free(tab); return tab ? -1 : hb_error("out of memory"); }
+    for (int k = 0; o->raw_steps && k < n; k++) {
+        L->fs.t[k] = (float)list[k];
+        L->fs.sigma[k] = hb_flowmatch_sigma(tab, L->fs.t[k]);
     }
-    for (int k = 0; k < L->nsteps; k++) L->sig[k] = hb_flowmatch_sigma(&L->tab, L->ts[k]);
-    L->sig_refresh = hb_flowmatch_sigma(&L->tab, o->context_noise);
+    L->sig_refresh = hb_flowmatch_sigma(tab, o->context_noise);
+    free(tab);
     return 0;
 }
 
@@ -161,8 +160,18 @@ static int loop_noise(ar_loop *L, int64_t chunk, int step, float *dst, int64_t n
         }
         return 0;
     }
-    for (int64_t i = 0; i < n; i++) L->hnoise[i] = hb_rng_normal(&L->rng);
-    return hb_dev_upload(dst, L->hnoise, sizeof(float) * (size_t)n);
+    return hb_noise_normal(&L->rng, L->hnoise, dst, n);
+}
+
+/* Hands one finished forward to the caller's observer. */
+static int loop_observe(ar_loop *L, int64_t chunk, int step, const float *x, int64_t F, int64_t f0, const float *flow,
+                        const float *x0) {
+    hb_ar_call c = {L->o->forwards++, chunk, f0, F, step, L->tv, x, flow, x0, L->cs};
+    if (L->o->on_call && L->o->on_call(L->o->call_user, &c)) {
+        if (!hb_last_error()[0]) hb_error("ar: stopped by the call observer");
+        return -1;
+    }
+    return 0;
 }
 
 /* One forward at latent frame f0 with every frame at timestep t; flow/x0 may be NULL (cache only). */
@@ -171,12 +180,7 @@ static int loop_forward(ar_loop *L, int64_t chunk, int step, const float *x, int
     for (int64_t f = 0; f < F; f++) L->tv[f] = t;
     if (wan_causal_forward(L->cs, x, F, L->tv, f0, recompute, flow, NULL, NULL)) return -1;
     if (flow && x0) hb_flow_to_x0(x0, x, flow, sigma, L->C * F * L->HW);
-    hb_ar_call c = {L->o->forwards++, chunk, f0, F, step, L->tv, x, flow, x0, L->cs};
-    if (L->o->on_call && L->o->on_call(L->o->call_user, &c)) {
-        if (!hb_last_error()[0]) hb_error("ar: stopped by the call observer");
-        return -1;
-    }
-    return 0;
+    return loop_observe(L, chunk, step, x, F, f0, flow, x0);
 }
 
 /* A prompt switch before the chunk at f0: LongLive's KV re-cache of the last frames with the new prompt. */
@@ -193,18 +197,35 @@ static int loop_recache(ar_loop *L, int64_t chunk, int64_t f0, int want) {
     return 0;
 }
 
+/* The few-step trajectory of one chunk (pipeline/fewstep.h): the causal DiT at the chunk's frames. */
+typedef struct {
+    ar_loop *L;
+    int64_t chunk, f0, F, n;
+} ar_chunk;
+
+static int chunk_model(void *user, int step, const float *x, float t, float *flow) {
+    (void)step;
+    ar_chunk *c = user;
+    for (int64_t f = 0; f < c->F; f++) c->L->tv[f] = t;
+    return wan_causal_forward(c->L->cs, x, c->F, c->L->tv, c->f0, false, flow, NULL, NULL);
+}
+static int chunk_noise(void *user, int step, float *eps) {
+    ar_chunk *c = user;
+    return loop_noise(c->L, c->chunk, step, eps, c->n);
+}
+static int chunk_x0(void *user, int step, const float *x0) {
+    ar_chunk *c = user;
+    return loop_observe(c->L, c->chunk, step, c->L->x, c->F, c->f0, c->L->flow, x0);
+}
+
 /* Chunk j: denoise from noise, hand x0 out, refresh the chunk's K/V at t = context_noise. */
 static int loop_chunk(ar_loop *L, int64_t j, int64_t nchunks) {
     hb_ar_opts *o = L->o;
     const int64_t f0 = j * o->chunk, F = o->frames - f0 < o->chunk ? o->frames - f0 : o->chunk, n = L->C * F * L->HW;
     if (loop_noise(L, j, 0, L->x, n)) return -1;
-    for (int k = 0; k < L->nsteps; k++) {
-        if (loop_forward(L, j, k, L->x, F, L->ts[k], f0, false, L->flow, L->x0, L->sig[k])) return -1;
-        if (k + 1 < L->nsteps) {
-            if (loop_noise(L, j, k + 1, L->eps, n)) return -1;
-            hb_flow_renoise(L->x, L->x0, L->eps, L->sig[k + 1], n);
-        }
-    }
+    ar_chunk c = {L, j, f0, F, n};
+    hb_fewstep_hooks h = {.model = chunk_model, .noise = chunk_noise, .on_x0 = chunk_x0, .user = &c};
+    if (hb_fewstep_run(&L->fs, &h, L->x, L->x0, L->flow, L->eps, n)) return -1;
     if (L->hist) ring_copy(L->hist, L->cache_frames, L->x0, L->C, F, L->HW, f0, true);
     if (o->on_chunk && o->on_chunk(o->user, j, f0, F, L->x0)) {
         if (!hb_last_error()[0]) hb_error("ar: stopped by the chunk callback");

@@ -16,6 +16,11 @@ int hb_fewstep_schedule(hb_fewstep *s, const int64_t *list, int n, double shift)
     return rc;
 }
 
+int hb_noise_normal(hb_rng *r, float *host, float *dst, int64_t n) {
+    for (int64_t i = 0; i < n; i++) host[i] = hb_rng_normal(r);
+    return hb_dev_upload(dst, host, (size_t)n * sizeof(float));
+}
+
 int hb_fewstep_run(const hb_fewstep *s, const hb_fewstep_hooks *h, float *x, float *x0, float *flow, float *eps,
                    int64_t n) {
     hb_progress pr;

@@ -33,6 +33,10 @@ typedef struct hb_fewstep_hooks {
     void *progress_user;
 } hb_fewstep_hooks;
 
+/* n normals of r drawn on the host (scratch `host`, n floats) and copied to dst in the current memory space:
+ * the same noise on every backend. */
+int hb_noise_normal(hb_rng *r, float *host, float *dst, int64_t n);
+
 /* x holds the start latent (n values) and is overwritten; x0 receives the result (it may alias x); flow and
  * eps are scratch (eps may alias flow). */
 int hb_fewstep_run(const hb_fewstep *s, const hb_fewstep_hooks *h, float *x, float *x0, float *flow, float *eps,

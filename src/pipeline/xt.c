@@ -108,8 +108,7 @@ static int noise_draw(xt_noise *z, bool initial, float *dst) {
         }
         return 0;
     }
-    for (int64_t i = 0; i < z->n; i++) z->host[i] = hb_rng_normal(&z->rng);
-    return hb_dev_upload(dst, z->host, (size_t)z->n * sizeof(float));
+    return hb_noise_normal(&z->rng, z->host, dst, z->n);
 }
 
 static int call_model(const hb_xt_args *a, int step, const float *x, const float *tt, int64_t nt, int cond, float *v) {
