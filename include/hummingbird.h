@@ -159,20 +159,20 @@ typedef struct hb_ar_params {
     const char *prompt;          /* used when prompts_file is NULL */
     const char *prompts_file;    /* lines "latent_frame<TAB>prompt" (first at 0): prompt switches */
     int width, height;           /* 0: 832 x 480 (1280 x 704 for a 48-channel model); multiples of 16 (32) */
-    int64_t frames;              /* video frames; default 321 (81 latent frames) */
+    int64_t frames;              /* video frames; 0 = the model's: 321 (the release's 81 latent frames) */
     int chunk, sink, window;     /* latent frames; default 3, 1, 6 (window = the release's local_attn_size, the
                                   * sink included; 0: global cache) */
     int rope_relative;           /* default 1: relative RoPE (the release); 0: absolute (at most 1024 latent frames) */
     int cache_f32;               /* nonzero: f32 KV cache (default bf16) */
-    int nsteps;                  /* 0: 1000, 750, 500, 250 */
+    int nsteps;                  /* 0 = the model's: 1000, 750, 500, 250 (or hummingbird.json) */
     int64_t steps_list[HB_GEN_MAX_STEPS];
-    double shift;                /* 0: 5 */
+    double shift;                /* 0 = the model's: 5 (or hummingbird.json) */
     uint64_t seed;
     hb_gen_vae vae;              /* HB_GEN_VAE_FULL (default: streaming Wan VAE) or HB_GEN_VAE_TAE */
     const char *checkpoint;      /* optional DiT weights (.pt training dict) over the folder's config.json */
     const char *text_encoder_dir; /* optional folder with the umT5 + tokenizer */
     const char *output;          /* optional file (.mp4 streamed fragmented, .mkv, .y4m, folder/) */
-    double fps;                  /* default 16 */
+    double fps;                  /* 0 = the model's: 16 (or hummingbird.json) */
     hb_ar_chunk_fn on_chunk;     /* optional */
     void *user;
     hb_generate_progress_fn progress; /* stage "chunks" */

@@ -243,9 +243,9 @@ static int api_chunk(void *user, int64_t first, int n, const uint8_t *rgb, int H
 static void test_api(void) {
     hb_ar_params p;
     hb_ar_params_init(&p);
-    /* the release's defaults */
-    CHECK(p.frames == 321 && p.chunk == 3 && p.window == 6 && p.sink == 1 && p.rope_relative && p.vae == HB_GEN_VAE_FULL &&
-          p.fps == 16 && p.width == 0 && p.height == 0);
+    /* the release's cache defaults; length, fps, steps and size 0 = the model's (settings.h) */
+    CHECK(p.frames == 0 && p.chunk == 3 && p.window == 6 && p.sink == 1 && p.rope_relative && p.vae == HB_GEN_VAE_FULL &&
+          p.fps == 0 && p.nsteps == 0 && p.shift == 0 && p.width == 0 && p.height == 0);
     p.prompt = "a red car";
     p.width = 64; p.height = 48; p.frames = 45; p.rope_relative = 1; p.window = 6;
     api_cb c = {0, 0, 48, 64};

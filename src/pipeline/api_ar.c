@@ -2,17 +2,15 @@
 #include "hummingbird.h"
 #include "ops/ops.h"
 #include "pipeline/ar.h"
+#include "pipeline/settings.h"
 #include <string.h>
 
 void hb_ar_params_init(hb_ar_params *p) {
     memset(p, 0, sizeof *p);
-    p->frames = 321;
-    p->chunk = 3;
-    p->sink = 1;
-    p->window = 6;
-    p->rope_relative = 1;
+    hb_ar_settings s;
+    hb_ar_settings_for(NULL, 16, &s);
+    p->chunk = (int)s.chunk, p->sink = (int)s.sink, p->window = (int)s.window, p->rope_relative = s.rope_relative;
     p->vae = HB_GEN_VAE_FULL;
-    p->fps = 16;
 }
 
 typedef struct {

@@ -1,11 +1,12 @@
 /* pipeline/ar: autoregressive long video (see ar.h). */
 #include "pipeline/ar.h"
 #include "pipeline/fewstep.h"
+#include "pipeline/text.h"
+#include "pipeline/settings.h"
 #include "pipeline/schedule.h"
 #include "pipeline/model_folder.h"
 #include "models/tokenizer.h"
 #include "ops/ops.h"
-#include "models/umt5.h"
 #include "models/tae.h"
 #include "models/wan_vae.h"
 #include "io/video.h"
@@ -19,15 +20,14 @@
 
 void hb_ar_opts_default(hb_ar_opts *o) {
     memset(o, 0, sizeof *o);
-    o->chunk = 3;
-    o->sink = 1;
-    o->window = 6;
-    o->rope = WAN_ROPE_REL;
+    hb_ar_settings s;
+    hb_ar_settings_for(NULL, 16, &s);
+    o->chunk = s.chunk, o->sink = s.sink, o->window = s.window;
+    o->rope = s.rope_relative ? WAN_ROPE_REL : WAN_ROPE_ABS;
     o->cache_dtype = HB_BF16;
-    o->shift = 5.0;
-    static const int64_t def[4] = {1000, 750, 500, 250};
-    memcpy(o->steps_list, def, sizeof def);
-    o->nsteps = 4;
+    o->shift = s.shift;
+    memcpy(o->steps_list, s.steps_list, (size_t)s.nsteps * sizeof *s.steps_list);
+    o->nsteps = s.nsteps;
     o->refresh_last = true;
 }
 
@@ -70,11 +70,12 @@ typedef struct {
 /* The schedule: warped (or raw) timesteps and their sigmas. */
 static int loop_schedule(ar_loop *L) {
     hb_ar_opts *o = L->o;
-    static const int64_t def[4] = {1000, 750, 500, 250};
-    const int n = o->nsteps > 0 ? o->nsteps : 4;
-    const int64_t *list = o->nsteps > 0 ? o->steps_list : def;
+    hb_ar_settings def;
+    hb_ar_settings_for(NULL, 16, &def);
+    const int n = o->nsteps > 0 ? o->nsteps : def.nsteps;
+    const int64_t *list = o->nsteps > 0 ? o->steps_list : def.steps_list;
     if (n > HB_AR_MAX_STEPS) return hb_error("ar: at most %d steps", HB_AR_MAX_STEPS);
-    const double shift = o->shift > 0 ? o->shift : 5.0;
+    const double shift = o->shift > 0 ? o->shift : def.shift;
     if (hb_fewstep_schedule(&L->fs, list, n, shift)) return -1;
     hb_flowmatch_table *tab = malloc(sizeof *tab);
     if (!tab || hb_flowmatch_table_init(tab, shift)) { free(tab); return tab ? -1 : hb_error("out of memory"); }
@@ -346,9 +347,8 @@ fail:
 void hb_ar_run_default(hb_ar_run *r) {
     memset(r, 0, sizeof *r);
     hb_ar_opts_default(&r->ar);
-    r->video_frames = 321;   /* 81 latent frames, the release's --num_output_frames */
+    r->ar.nsteps = 0, r->ar.shift = 0; /* the model's (settings.h): resolved with the folder */
     r->decoder = HB_AR_DEC_VAE;
-    r->fps = 16;
 }
 
 typedef struct {
@@ -435,23 +435,6 @@ static int chunk_cb(void *user, int64_t chunk, int64_t frame0, int64_t F, const 
     return 0;
 }
 
-static int encode_prompt(hb_tokenizer *tok, hb_umt5 *te, int text_len, int text_dim, const char *text, float **ctx,
-                         int64_t *len) {
-    int64_t *ids = malloc((size_t)text_len * sizeof *ids);
-    if (!ids) return hb_error("out of memory");
-    int n = hb_tokenizer_encode_padded_i64(tok, text, true, text_len, ids, NULL);
-    int rc = -1;
-    if (n < 0) goto done;
-    *ctx = hb_dev_alloc((size_t)n * (size_t)text_dim * sizeof(float), "text context");
-    if (!*ctx) goto done;
-    if (hb_umt5_encode(te, ids, n, n, *ctx)) { hb_dev_free(*ctx); *ctx = NULL; goto done; }
-    *len = n;
-    rc = 0;
-done:
-    free(ids);
-    return rc;
-}
-
 /* The causal DiT of the folder: its own weights, or `weights` (a .pt training dict or a safetensors file) with
  * the architecture from the folder's config.json, as the release builds it (CausalWanModel.from_pretrained of
  * the base folder, then the generator's state dict loaded over it). */
@@ -481,14 +464,20 @@ static wan_dit *open_causal_dit(const hb_model_folder *mf, const char *weights) 
 }
 
 /* The latent's spatial factor follows from its channels (Wan2.1: 16 channels, 8x; Wan2.2: 48, 16x); the
- * decoder must agree. Width/height 0 take the release's resolution of that family. */
-static int check_geometry(hb_ar_run *r, const wan_dit_config *mc, int *sfac) {
+ * decoder must agree. Settings left 0 take the model's (settings.h: the release's, then hummingbird.json). */
+static int check_geometry(hb_ar_run *r, const hb_model_folder *mf, const wan_dit_config *mc, int *sfac) {
     if (mc->in_dim != 16 && mc->in_dim != 48)
         return hb_error("ar: the DiT takes %d latent channels; Wan2.1 (16) and Wan2.2 (48) latents are supported",
                         mc->in_dim);
     *sfac = mc->in_dim == 48 ? 16 : 8;
-    if (r->width == 0) r->width = mc->in_dim == 48 ? 1280 : 832;
-    if (r->height == 0) r->height = mc->in_dim == 48 ? 704 : 480;
+    hb_ar_settings s;
+    hb_ar_settings_for(mf, mc->in_dim, &s);
+    if (r->width == 0) r->width = s.width;
+    if (r->height == 0) r->height = s.height;
+    if (r->video_frames == 0) r->video_frames = 4 * s.latent_frames - 3;
+    if (r->fps <= 0) r->fps = s.fps;
+    if (r->ar.nsteps == 0) memcpy(r->ar.steps_list, s.steps_list, (size_t)s.nsteps * sizeof *s.steps_list), r->ar.nsteps = s.nsteps;
+    if (r->ar.shift <= 0) r->ar.shift = s.shift;
     int mult = *sfac * mc->patch[1];
     if (r->width <= 0 || r->height <= 0 || r->width % mult || r->height % mult)
         return hb_error("ar: width and height must be positive multiples of %d (got %dx%d)", mult, r->width, r->height);
@@ -497,7 +486,7 @@ static int check_geometry(hb_ar_run *r, const wan_dit_config *mc, int *sfac) {
 
 /* Prompts (one, or a switch file), encoded with the folder's umT5. */
 static int encode_prompts(hb_ar_run *r, const hb_model_folder *mf, const wan_dit_config *mc, int *np, int64_t **pframes,
-                          char ***ptexts, float ***ctxs, hb_ar_cond **conds) {
+                          char ***ptexts, hb_text_rows **rows, hb_ar_cond **conds) {
     if (r->prompts_file) {
         if ((*np = hb_ar_read_prompts(r->prompts_file, pframes, ptexts)) < 0) { *np = 0; return -1; }
     } else {
@@ -506,22 +495,20 @@ static int encode_prompts(hb_ar_run *r, const hb_model_folder *mf, const wan_dit
         if (!*pframes || !*ptexts || !((*ptexts)[0] = strdup(r->prompt ? r->prompt : ""))) return hb_error("out of memory");
         *np = 1;
     }
+    if (*np < 1) return hb_error("%s: no prompts", r->prompts_file ? r->prompts_file : "ar");
     double tt = hb_time_now();
     hb_tokenizer *tok = hb_tokenizer_open_dir(mf->tokenizer, NULL, 0);
     if (!tok) return hb_error_prefix("%s: tokenizer: ", mf->tokenizer);
-    hb_umt5 *te = hb_umt5_open(mf->text_encoder);
     int rc = -1;
-    *ctxs = calloc((size_t)*np, sizeof **ctxs);
+    *rows = calloc((size_t)*np, sizeof **rows);
     *conds = calloc((size_t)*np, sizeof **conds);
-    if (!te || !*ctxs || !*conds) { if (te) hb_error("out of memory"); goto done; }
-    for (int i = 0; i < *np; i++) {
-        int64_t len = 0;
-        if (encode_prompt(tok, te, mc->text_len, mc->text_dim, (*ptexts)[i], &(*ctxs)[i], &len)) goto done;
-        (*conds)[i] = (hb_ar_cond){(*pframes)[i], (*ctxs)[i], len};
-    }
+    if (!*rows || !*conds) { hb_error("out of memory"); goto done; }
+    hb_text_opts to = {.tok = tok, .encoder = mf->text_encoder, .text_len = mc->text_len, .text_dim = mc->text_dim,
+                       .clean = true}; /* the XTX release cleans whitespace */
+    if (hb_text_encode(&to, (const char *const *)*ptexts, *np, *rows)) goto done;
+    for (int i = 0; i < *np; i++) (*conds)[i] = (hb_ar_cond){(*pframes)[i], (*rows)[i].ctx, (*rows)[i].len};
     rc = 0;
 done:
-    hb_umt5_free(te);
     hb_tokenizer_free(tok);
     r->seconds_text = hb_time_now() - tt;
     return rc;
@@ -563,7 +550,7 @@ int hb_ar_run_pipeline(hb_ar_run *r) {
     hb_model_folder mf;
     if (!r->model_dir) return hb_error("ar: no model folder");
     if (hb_model_folder_scan_te(r->model_dir, r->text_encoder_dir, &mf)) return -1;
-    if (r->video_frames <= 0) return hb_error("ar: the frame count must be positive");
+    if (r->video_frames < 0) return hb_error("ar: the frame count must be positive");
     const char *weights = r->checkpoint ? r->checkpoint : mf.dit_weights;
     if (!strcmp(mf.arch, "hummingbird-xt") && !r->checkpoint)
         return hb_error("%s: a Hummingbird-XT folder (bidirectional Wan2.2-TI2V-5B) cannot run --mode ar; give the "
@@ -576,21 +563,21 @@ int hb_ar_run_pipeline(hb_ar_run *r) {
     int64_t *pframes = NULL;
     char **ptexts = NULL;
     int np = 0, sfac = 8;
-    float **ctxs = NULL;
+    hb_text_rows *rows = NULL;
     hb_ar_cond *conds = NULL;
     int rc = -1;
     if (!(m = open_causal_dit(&mf, weights))) goto done;
     const wan_dit_config *mc = &m->cfg;
-    if (check_geometry(r, mc, &sfac)) goto done;
+    if (check_geometry(r, &mf, mc, &sfac)) goto done;
     c.h = r->height / sfac;
     c.w = r->width / sfac;
     c.C = mc->in_dim;
-    if (encode_prompts(r, &mf, mc, &np, &pframes, &ptexts, &ctxs, &conds)) goto done;
+    if (encode_prompts(r, &mf, mc, &np, &pframes, &ptexts, &rows, &conds)) goto done;
     if (open_decoder(&c, &mf, sfac, &dec_ck, &tae)) goto done;
     if (r->output && r->decoder != HB_AR_DEC_NONE) {
         hb_video_meta meta = {.prompt = ptexts[0], .model = "hummingbird-xtx", .seed = (int64_t)r->ar.seed,
                               .has_seed = true, .steps = r->ar.nsteps};
-        hb_video_opts vo = {.fps = r->fps > 0 ? r->fps : 16, .streaming = true, .meta = &meta};
+        hb_video_opts vo = {.fps = r->fps, .streaming = true, .meta = &meta};
         if (!(c.vw = hb_video_writer_open(r->output, r->height, r->width, &vo))) goto done;
     }
     /* latent frames: 1 + ceil((frames - 1) / 4) */
@@ -620,8 +607,9 @@ done:
     if (dec_ck) hb_checkpoint_close(dec_ck);
     hb_free(c.rgb); hb_free(c.frame); hb_dev_free(c.vvideo); hb_free(c.vhost); hb_free(c.vrgb); hb_free(c.cbuf);
     wan_dit_free(m);
-    for (int i = 0; i < np; i++) { if (ptexts) free(ptexts[i]); if (ctxs) hb_dev_free(ctxs[i]); }
-    free(ptexts); free(pframes); free(ctxs); free(conds);
+    for (int i = 0; ptexts && i < np; i++) free(ptexts[i]);
+    if (rows) hb_text_rows_free(rows, np);
+    free(ptexts); free(pframes); free(rows); free(conds);
     r->seconds_total = hb_time_now() - t_start;
     r->peak_rss = hb_peak_rss_bytes();
     return rc;

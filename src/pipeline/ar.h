@@ -74,8 +74,8 @@ typedef struct hb_ar_opts {
     wan_rope_mode rope;        /* WAN_ROPE_REL (default: the release's cache) or WAN_ROPE_ABS */
     hb_dtype cache_dtype;      /* HB_BF16 (default) or HB_F32 */
     int64_t steps_list[HB_AR_MAX_STEPS];
-    int nsteps;                /* 0: 1000, 750, 500, 250 */
-    double shift;              /* 0: 5 */
+    int nsteps;                /* 0: the release's 1000, 750, 500, 250 (settings.h) */
+    double shift;              /* 0: the release's 5 */
     bool raw_steps;            /* feed steps_list as the timesteps (warp_denoising_step false) */
     float context_noise;       /* timestep of the refresh / recompute forwards (0) */
     uint64_t seed;
@@ -116,11 +116,11 @@ typedef struct hb_ar_run {
     const char *prompt;              /* used when no prompts file */
     const char *prompts_file;        /* "frame<TAB>prompt" lines, optional */
     int width, height;               /* pixels; 0: the release's (832 x 480 for 16-channel latents, 1280 x 704 for 48) */
-    int64_t video_frames;            /* 321 (81 latent frames) */
+    int64_t video_frames;            /* 0 = the model's (settings.h: 321 = 81 latent frames) */
     hb_ar_opts ar;                   /* chunk/sink/window/rope/steps/shift/seed/cache dtype */
     hb_ar_decoder decoder;           /* HB_AR_DEC_VAE (default: the release's Wan VAE, streamed), TAE or NONE */
     const char *output;              /* video file (streamed, fragmented MP4), or NULL */
-    double fps;                      /* 16 */
+    double fps;                      /* 0 = the model's (16, or hummingbird.json) */
     /* video frames [first, first + n) as rgb [n, H, W, 3] uint8: once per chunk (TAEHV or VAE decoder). Nonzero return stops the run. */
     int (*on_frames)(void *user, int64_t first, int n, const uint8_t *rgb, int H, int W);
     void *user;

@@ -21,6 +21,25 @@ static void set_list(hb_xt_settings *s, const int64_t *list, int n) {
     s->nsteps = n;
 }
 
+/* hummingbird.json over a step list, shift and fps */
+static void apply_folder(const hb_model_folder *mf, int64_t *list, int *n, double *shift, double *fps) {
+    if (!mf) return;
+    if (mf->nsteps > 0) memcpy(list, mf->steps_list, (size_t)mf->nsteps * sizeof *list), *n = mf->nsteps;
+    if (mf->shift > 0) *shift = mf->shift;
+    if (mf->fps > 0) *fps = mf->fps;
+}
+
+void hb_ar_settings_for(const hb_model_folder *mf, int latent_channels, hb_ar_settings *s) {
+    memset(s, 0, sizeof *s);
+    static const int64_t list[4] = {1000, 750, 500, 250};
+    s->chunk = 3, s->sink = 1, s->window = 6, s->rope_relative = true;
+    memcpy(s->steps_list, list, sizeof list);
+    s->nsteps = 4, s->shift = 5.0;
+    s->latent_frames = 81, s->fps = 16;
+    s->width = latent_channels == 48 ? 1280 : 832, s->height = latent_channels == 48 ? 704 : 480;
+    apply_folder(mf, s->steps_list, &s->nsteps, &s->shift, &s->fps);
+}
+
 void hb_xt_settings_for(const hb_model_folder *mf, int latent_channels, hb_xt_settings *s) {
     memset(s, 0, sizeof *s);
     s->family = hb_model_folder_family(mf, latent_channels);
@@ -51,10 +70,7 @@ void hb_xt_settings_for(const hb_model_folder *mf, int latent_channels, hb_xt_se
         s->width = 832, s->height = 480, s->frames = 81, s->fps = 16;
         break;
     }
-    /* hummingbird.json */
-    if (mf->nsteps > 0) set_list(s, mf->steps_list, mf->nsteps);
-    if (mf->shift > 0) s->shift = mf->shift;
-    if (mf->fps > 0) s->fps = mf->fps;
+    apply_folder(mf, s->steps_list, &s->nsteps, &s->shift, &s->fps);
     if (!strcmp(mf->sampler, "xt")) s->sampler = HB_GEN_SAMPLER_XT;
     else if (!strcmp(mf->sampler, "unipc")) s->sampler = HB_GEN_SAMPLER_UNIPC;
     else if (!strcmp(mf->sampler, "euler")) s->sampler = HB_GEN_SAMPLER_EULER;
