@@ -1,7 +1,8 @@
 /* hb generate --mode ar end to end on a tiny random Hummingbird-XTX folder (DiT + umT5 + tokenizer + TAEW2.1
  * + Wan2.1 VAE): frame counts of the streamed outputs (ffprobe), a prompts file, relative RoPE, both decoders,
  * a run killed mid-way leaves a readable file with the finished chunks, and clear errors. The release root
- * that hb mkmodel --arch hummingbird-xtx writes (checkpoints/wan21_model.pt + wan_models/) runs with -m alone,
+ * that hb mkmodel --arch hummingbird-xtx writes (checkpoints/wan21_model.pt + wan_models/) runs with -m alone
+ * (and the 5B one of --arch hummingbird-xtx-5b, 48-channel latents with the Wan2.2 VAE),
  * uses the .pt's generator_ema (not the base weights: --checkpoint / --text-encoder on the base folder give the
  * same video byte for byte, the base weights another); a Hummingbird-XT folder is refused up front with one
  * line and no file, and the same 48-channel DiT given as causal weights runs with a Wan2.2 latent. */
@@ -201,6 +202,15 @@ static void test_release_root(void) {
     /* the base folder alone has no text encoder: named */
     snprintf(args, sizeof args, "%s -m '%s' -o '%s/none.y4m'", common, base, t);
     CHECK(run_hb(args, out, sizeof out) != 0 && strstr(out, "text encoder") != NULL);
+    /* the 5B release root: a 48-channel causal DiT, 16x latents, the Wan2.2 VAE */
+    snprintf(root, sizeof root, "%s/release5b", t);
+    snprintf(args, sizeof args, "mkmodel -q --arch hummingbird-xtx-5b --tiny '%s'", root);
+    CHECKF(run_hb(args, out, sizeof out) == 0, "%s", out);
+    snprintf(args, sizeof args, "generate --mode ar -q --width 64 --height 32 -p 'a cat' -f 17 -m '%s' -o '%s/r5.y4m'", root, t);
+    CHECKF(run_hb(args, out, sizeof out) == 0, "%s", out);
+    snprintf(v[0], sizeof v[0], "%s/r5.y4m", t);
+    n = probe_frames(v[0]);
+    CHECKF(n == 17, "5B release root: %ld frames", n);
 }
 
 /* A Hummingbird-XT (48-channel, bidirectional) folder: refused up front, no file; its DiT as causal weights runs. */
