@@ -8,6 +8,7 @@
  * line and no file, and the same 48-channel DiT given as causal weights runs with a Wan2.2 latent. */
 #include "testlib.h"
 #include "pipeline/model_folder.h"
+#include "io/checkpoint.h"
 #include "hummingbird.h"
 #include <fcntl.h>
 #include <signal.h>
@@ -168,6 +169,13 @@ static int run_hb(const char *args, char *out, size_t cap) {
     return tl_run(cmd, out, cap);
 }
 
+/* Element i of a F32 or BF16 tensor. */
+static float tensor_at(const hb_tensor *t, int64_t i) {
+    float v;
+    hb_convert_to_f32(&v, (const uint8_t *)t->data + (size_t)i * hb_dtype_size(t->dtype), t->dtype, 1);
+    return v;
+}
+
 static bool same_file(const char *a, const char *b) {
     size_t na = 0, nb = 0;
     char *x = slurp(a, &na), *y = slurp(b, &nb);
@@ -199,6 +207,23 @@ static void test_release_root(void) {
     snprintf(args, sizeof args, "%s -m '%s' --text-encoder '%s' -o '%s'", common, base, te, v[2]);
     CHECKF(run_hb(args, out, sizeof out) == 0, "%s", out);
     CHECK(probe_frames(v[2]) == 25 && !same_file(v[0], v[2]));
+    /* the .pt: generator_ema (the base weights negated) under Wan names, every storage mapped in place (64-byte
+     * aligned as torch writes it) */
+    hb_checkpoint *ck = hb_checkpoint_open(pt), *bk = hb_checkpoint_open(base);
+    CHECKF(ck && bk, "%s", hb_last_error());
+    if (ck && bk) {
+        hb_tensor a, b;
+        CHECK(hb_checkpoint_get(ck, "blocks.1.ffn.2.weight", &a) == 0 && hb_checkpoint_get(bk, "blocks.1.ffn.2.weight", &b) == 0);
+        CHECK(a.dtype == HB_F32 && hb_tensor_numel(&a) == hb_tensor_numel(&b) && hb_tensor_numel(&a) > 0);
+        int bad = 0;
+        for (int64_t i = 0; i < hb_tensor_numel(&a); i++) bad += ((const float *)a.data)[i] != -tensor_at(&b, i);
+        CHECKF(bad == 0, "%d values of generator_ema are not the negated base weights", bad);
+        int zc = 0;
+        for (int i = 0; i < hb_checkpoint_count(ck); i++) zc += hb_checkpoint_zero_copy(ck, i);
+        CHECKF(zc == hb_checkpoint_count(ck), "%d of %d tensors of the .pt mapped in place", zc, hb_checkpoint_count(ck));
+    }
+    hb_checkpoint_close(ck);
+    hb_checkpoint_close(bk);
     /* the base folder alone has no text encoder: named */
     snprintf(args, sizeof args, "%s -m '%s' -o '%s/none.y4m'", common, base, t);
     CHECK(run_hb(args, out, sizeof out) != 0 && strstr(out, "text encoder") != NULL);
