@@ -2,7 +2,8 @@
  * Wan-2.1-1.3B at 832x480 (random bf16 weights written by wan_dit_write_random into a temporary folder).
  *
  * One chunk = `steps` denoising forwards + 1 clean refresh forward of `chunk` latent frames (3 frames = 4680
- * tokens) against a full cache (window 12 frames = 18720 tokens: sink 3 + 9 recent, the LongLive layout), i.e.
+ * tokens) against a full cache (default: the release's window of 6 frames = 9360 tokens, sink 1 + 5 recent, relative
+ * RoPE; --window 12 --sink 3 --rope abs is the LongLive layout), i.e.
  * the cost of every chunk once the cache has filled. The cache is pre-filled with random K/V and its indices set
  * to "full" so the steady state is measured without generating the first chunks (attention cost does not
  * depend on the values); the timed calls then run the real eviction/insert path.
@@ -29,10 +30,10 @@ static double flops_forward(const wan_dit_config *c, int64_t L, int64_t Lk) {
 }
 
 int main(int argc, char **argv) {
-    int layers = 1, width = 832, height = 480, chunk = 3, sink = 3, window = 12, steps = 4, threads = 0;
+    int layers = 1, width = 832, height = 480, chunk = 3, sink = 1, window = 6, steps = 4, threads = 0;
     bool keep = false, tae_on = false;
     hb_dtype cdt = HB_BF16;
-    wan_rope_mode rope = WAN_ROPE_ABS;
+    wan_rope_mode rope = WAN_ROPE_REL;
     const char *tmpbase = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;

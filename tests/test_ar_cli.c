@@ -1,12 +1,14 @@
 /* hb generate --mode ar end to end on a tiny random Hummingbird-XTX folder (DiT + umT5 + tokenizer + TAEW2.1
  * + Wan2.1 VAE): frame counts of the streamed outputs (ffprobe), a prompts file, relative RoPE, both decoders,
  * a run killed mid-way leaves a readable file with the finished chunks, and clear errors. The release root
- * that hb mkmodel --arch hummingbird-xtx writes (checkpoints/wan21_model.pt + wan_models/) runs with -m alone,
+ * that hb mkmodel --arch hummingbird-xtx writes (checkpoints/wan21_model.pt + wan_models/) runs with -m alone
+ * (and the 5B one of --arch hummingbird-xtx-5b, 48-channel latents with the Wan2.2 VAE),
  * uses the .pt's generator_ema (not the base weights: --checkpoint / --text-encoder on the base folder give the
  * same video byte for byte, the base weights another); a Hummingbird-XT folder is refused up front with one
  * line and no file, and the same 48-channel DiT given as causal weights runs with a Wan2.2 latent. */
 #include "testlib.h"
 #include "pipeline/model_folder.h"
+#include "io/checkpoint.h"
 #include "hummingbird.h"
 #include <fcntl.h>
 #include <signal.h>
@@ -167,6 +169,13 @@ static int run_hb(const char *args, char *out, size_t cap) {
     return tl_run(cmd, out, cap);
 }
 
+/* Element i of a F32 or BF16 tensor. */
+static float tensor_at(const hb_tensor *t, int64_t i) {
+    float v;
+    hb_convert_to_f32(&v, (const uint8_t *)t->data + (size_t)i * hb_dtype_size(t->dtype), t->dtype, 1);
+    return v;
+}
+
 static bool same_file(const char *a, const char *b) {
     size_t na = 0, nb = 0;
     char *x = slurp(a, &na), *y = slurp(b, &nb);
@@ -198,9 +207,35 @@ static void test_release_root(void) {
     snprintf(args, sizeof args, "%s -m '%s' --text-encoder '%s' -o '%s'", common, base, te, v[2]);
     CHECKF(run_hb(args, out, sizeof out) == 0, "%s", out);
     CHECK(probe_frames(v[2]) == 25 && !same_file(v[0], v[2]));
+    /* the .pt: generator_ema (the base weights negated) under Wan names, every storage mapped in place (64-byte
+     * aligned as torch writes it) */
+    hb_checkpoint *ck = hb_checkpoint_open(pt), *bk = hb_checkpoint_open(base);
+    CHECKF(ck && bk, "%s", hb_last_error());
+    if (ck && bk) {
+        hb_tensor a, b;
+        CHECK(hb_checkpoint_get(ck, "blocks.1.ffn.2.weight", &a) == 0 && hb_checkpoint_get(bk, "blocks.1.ffn.2.weight", &b) == 0);
+        CHECK(a.dtype == HB_F32 && hb_tensor_numel(&a) == hb_tensor_numel(&b) && hb_tensor_numel(&a) > 0);
+        int bad = 0;
+        for (int64_t i = 0; i < hb_tensor_numel(&a); i++) bad += ((const float *)a.data)[i] != -tensor_at(&b, i);
+        CHECKF(bad == 0, "%d values of generator_ema are not the negated base weights", bad);
+        int zc = 0;
+        for (int i = 0; i < hb_checkpoint_count(ck); i++) zc += hb_checkpoint_zero_copy(ck, i);
+        CHECKF(zc == hb_checkpoint_count(ck), "%d of %d tensors of the .pt mapped in place", zc, hb_checkpoint_count(ck));
+    }
+    hb_checkpoint_close(ck);
+    hb_checkpoint_close(bk);
     /* the base folder alone has no text encoder: named */
     snprintf(args, sizeof args, "%s -m '%s' -o '%s/none.y4m'", common, base, t);
     CHECK(run_hb(args, out, sizeof out) != 0 && strstr(out, "text encoder") != NULL);
+    /* the 5B release root: a 48-channel causal DiT, 16x latents, the Wan2.2 VAE */
+    snprintf(root, sizeof root, "%s/release5b", t);
+    snprintf(args, sizeof args, "mkmodel -q --arch hummingbird-xtx-5b --tiny '%s'", root);
+    CHECKF(run_hb(args, out, sizeof out) == 0, "%s", out);
+    snprintf(args, sizeof args, "generate --mode ar -q --width 64 --height 32 -p 'a cat' -f 17 -m '%s' -o '%s/r5.y4m'", root, t);
+    CHECKF(run_hb(args, out, sizeof out) == 0, "%s", out);
+    snprintf(v[0], sizeof v[0], "%s/r5.y4m", t);
+    n = probe_frames(v[0]);
+    CHECKF(n == 17, "5B release root: %ld frames", n);
 }
 
 /* A Hummingbird-XT (48-channel, bidirectional) folder: refused up front, no file; its DiT as causal weights runs. */

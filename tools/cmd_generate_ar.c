@@ -13,7 +13,7 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: hb generate --mode ar -m MODEL (-p PROMPT | --prompts FILE) [options] -o OUT.mp4\n"
+            "usage: hb generate --mode ar -m MODEL (-p PROMPT | --prompts FILE) [options] [-o OUT.mp4]\n"
             "  -m DIR            the Hummingbird-XTX release root (checkpoints/wan21_model.pt, wan_models/Wan2.1-T2V-1.3B/,\n"
             "                    wan_models/Wan2.2-TI2V-5B/; hb mkmodel --arch hummingbird-xtx --tiny DIR writes one),\n"
             "                    or a causal Wan model folder (config.json + weights, VAE, umT5 + tokenizer)\n"
@@ -23,7 +23,7 @@ static void usage(FILE *f) {
             "  -p TEXT           prompt\n"
             "  --prompts FILE    prompt switches: lines 'latent_frame<TAB>prompt' (first at 0), LongLive KV re-cache\n"
             "  -f N              video frames (default 321 = 81 latent frames, 20 s at 16 fps); any length with --rope rel\n"
-            "  -o FILE           output (.mp4 fragmented/streamed, .mkv, .y4m, or a folder of PNGs)\n"
+            "  -o FILE           output: out.mp4 (default; fragmented/streamed), .mkv, .y4m, or a folder of PNGs\n"
             "  --width W --height H   pixels (default 832 x 480; 1280 x 704 for a 48-channel Wan2.2 model)\n"
             "  --chunk N         latent frames per chunk (default 3)\n"
             "  --window N        cache length in latent frames, the sink included: the release's local_attn_size\n"
@@ -117,7 +117,7 @@ int cmd_generate_ar(int argc, char **argv) {
     }
     if (!r.model_dir) { fprintf(stderr, "hb generate --mode ar: -m MODEL_DIR is required\n"); usage(stderr); return 2; }
     if (!r.prompt && !r.prompts_file) { fprintf(stderr, "hb generate --mode ar: give -p PROMPT or --prompts FILE\n"); return 2; }
-    if (!r.output && r.decoder != HB_AR_DEC_NONE) { fprintf(stderr, "hb generate --mode ar: -o OUT is required\n"); return 2; }
+    if (!r.output && r.decoder != HB_AR_DEC_NONE) r.output = "out.mp4"; /* as hb generate */
     if (hb_ar_run_pipeline(&r) || hb_backend_sync()) return tool_fail("generate --mode ar");
     hb_log(HB_LOG_INFO, "wrote %lld frames to %s in %.1f s (text %.1f s), %lld DiT forwards, peak RSS %.0f MiB",
            (long long)r.frames_written, r.output ? r.output : "(nothing)", r.seconds_total, r.seconds_text,

@@ -83,7 +83,7 @@ static int make_hb_folder(const mk_opts *o, const char *dir) {
 /* The Hummingbird-XTX release root (tools/mk_xtx_release.c). */
 static int make_xtx_release(const mk_opts *o, const char *dir) {
     if (o->dims) return hb_error("--dims does not apply to %s (use --tiny or the full size)", o->arch);
-    return mk_xtx_release(dir, o->tiny, o->dtype, o->seed);
+    return mk_xtx_release(dir, !strcmp(o->arch, "hummingbird-xtx-5b"), o->tiny, o->dtype, o->seed);
 }
 
 static const struct mk_arch {
@@ -97,6 +97,8 @@ static const struct mk_arch {
     {"hummingbird-xtx", "Hummingbird-XTX release root: checkpoints/wan21_model.pt (training dict), wan_models/"
      "Wan2.1-T2V-1.3B (config, base DiT, Wan2.1_VAE.pth), wan_models/Wan2.2-TI2V-5B (umT5 .pth, tokenizer)",
      make_xtx_release},
+    {"hummingbird-xtx-5b", "the 5B Hummingbird-XTX release root: checkpoint/wan_22_vsink1_5B_seq_880/model.pt, "
+     "wan_models/Wan2.2-TI2V-5B (config, base DiT, Wan2.2_VAE.pth, umT5 .pth, tokenizer)", make_xtx_release},
     {"hummingbird-xtx-flat", "Hummingbird-XTX as one flat folder: Wan2.1-1.3B causal DiT, Wan2.1 VAE, umT5 + tokenizer, "
      "TAEW2.1", make_hb_folder},
 };

@@ -41,12 +41,12 @@ static double meta_num(golden_case *g, const char *key, double def) {
 
 /* The index of the call of chunk k with this kind and step in metadata `calls` (-1 if none). */
 static int64_t call_index(const xtx_run *x, int64_t chunk, const char *kind, int step) {
+    const bool refresh = !strcmp(kind, "refresh");
     for (size_t i = 0; i < json_array_size(x->calls); i++) {
         json_t *c = json_array_get(x->calls, i);
-        if (json_integer_value(json_object_get(c, "chunk")) == chunk &&
-            !strcmp(json_string_value(json_object_get(c, "kind")) ? json_string_value(json_object_get(c, "kind")) : "",
-                    kind) &&
-            (!strcmp(kind, "refresh") || json_integer_value(json_object_get(c, "step")) == step))
+        const char *k = json_string_value(json_object_get(c, "kind"));
+        if (k && !strcmp(k, kind) && json_integer_value(json_object_get(c, "chunk")) == chunk &&
+            (refresh || json_integer_value(json_object_get(c, "step")) == step))
             return json_integer_value(json_object_get(c, "index"));
     }
     return -1;

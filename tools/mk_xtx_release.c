@@ -5,6 +5,8 @@
  *   checkpoints/wan21_model.pt    the training dict: generator_ema (float32; names "model." + the Wan name, every
  *                                 other one with a "_fsdp_wrapped_module." segment), and with --tiny also
  *                                 generator (other values) and critic
+ * --arch hummingbird-xtx-5b: the 5B release, checkpoint/wan_22_vsink1_5B_seq_880/model.pt over
+ * wan_models/Wan2.2-TI2V-5B/ (config.json + base DiT + Wan2.2_VAE.pth + text encoder + tokenizer).
  * The trained weights differ from the base DiT's (generator_ema = base values negated), so a run that used the
  * base weights instead of the .pt shows. Built from a flat random folder (pipeline/model_folder.h). */
 #include "mk_xtx_release.h"
@@ -124,10 +126,10 @@ static int write_text_encoder(const char *flat, const char *te_dir) {
     return rc;
 }
 
-static int write_vae(const char *flat, const char *base) {
+static int write_vae(const char *flat, const char *from, const char *base, const char *to) {
     char src[8400], dst[8400];
-    snprintf(src, sizeof src, "%s/Wan2.1_VAE.safetensors", flat);
-    snprintf(dst, sizeof dst, "%s/Wan2.1_VAE.pth", base);
+    snprintf(src, sizeof src, "%s/%s", flat, from);
+    snprintf(dst, sizeof dst, "%s/%s", base, to);
     tensor_set s = {0};
     if (set_load(src, 0, NULL, &s)) return -1;
     pt_group g = {NULL, s.n, (const char *const *)s.names, s.t};
@@ -188,19 +190,27 @@ static int move_dit(const char *flat, const char *base) {
     return rc ? rc : move(flat, "config.json", base, NULL);
 }
 
-int mk_xtx_release(const char *dir, bool tiny, hb_dtype dtype, uint64_t seed) {
+/* The two releases: the 1.3B (the write-up's XTX) and the 5B (causal Wan2.2-TI2V-5B, Wan2.2 VAE). */
+typedef struct { const char *flat_arch, *base, *vae_from, *vae_to, *pt_dir, *pt; } xtx_layout;
+static const xtx_layout k_13b = {"hummingbird-xtx", "wan_models/Wan2.1-T2V-1.3B", "Wan2.1_VAE.safetensors", "Wan2.1_VAE.pth",
+                                 "checkpoints", "wan21_model.pt"};
+static const xtx_layout k_5b = {"hummingbird-xt", "wan_models/Wan2.2-TI2V-5B", "Wan2.2_VAE.safetensors", "Wan2.2_VAE.pth",
+                                "checkpoint/wan_22_vsink1_5B_seq_880", "model.pt"};
+
+int mk_xtx_release(const char *dir, bool five_b, bool tiny, hb_dtype dtype, uint64_t seed) {
+    const xtx_layout *L = five_b ? &k_5b : &k_13b;
     char flat[4096], base[4096], te[4096], pt[4096];
     snprintf(flat, sizeof flat, "%s/.flat", dir);
-    snprintf(base, sizeof base, "%s/wan_models/Wan2.1-T2V-1.3B", dir);
+    snprintf(base, sizeof base, "%s/%s", dir, L->base);
     snprintf(te, sizeof te, "%s/wan_models/Wan2.2-TI2V-5B", dir);
-    snprintf(pt, sizeof pt, "%s/checkpoints/wan21_model.pt", dir);
-    if (mkdirs(dir, ".flat") || mkdirs(dir, "wan_models/Wan2.1-T2V-1.3B") || mkdirs(dir, "wan_models/Wan2.2-TI2V-5B") ||
-        mkdirs(dir, "checkpoints"))
+    snprintf(pt, sizeof pt, "%s/%s/%s", dir, L->pt_dir, L->pt);
+    if (mkdirs(dir, ".flat") || mkdirs(dir, L->base) || mkdirs(dir, "wan_models/Wan2.2-TI2V-5B") || mkdirs(dir, L->pt_dir))
         return -1;
-    hb_mkfolder_opts f = {.arch = "hummingbird-xtx", .tiny = tiny, .dtype = dtype, .seed = seed};
+    hb_mkfolder_opts f = {.arch = L->flat_arch, .tiny = tiny, .dtype = dtype, .seed = seed};
     int rc = -1;
     if (hb_model_folder_write_random(flat, &f)) goto done;
-    if (move_dit(flat, base) || write_vae(flat, base) || write_text_encoder(flat, te) || move(flat, "google", te, NULL))
+    if (move_dit(flat, base) || write_vae(flat, L->vae_from, base, L->vae_to) || write_text_encoder(flat, te) ||
+        move(flat, "google", te, NULL))
         goto done;
     if (write_training_dict(base, pt, tiny)) goto done;
     rc = 0;

@@ -4,7 +4,8 @@
 
 #include "core/core.h"
 
-/* Fill the existing empty folder dir (see mk_xtx_release.c for the layout). -1 + message. */
-int mk_xtx_release(const char *dir, bool tiny, hb_dtype dtype, uint64_t seed);
+/* Fill the existing empty folder dir (see mk_xtx_release.c for the layout): the 1.3B release, or the 5B one.
+ * -1 + message. */
+int mk_xtx_release(const char *dir, bool five_b, bool tiny, hb_dtype dtype, uint64_t seed);
 
 #endif

@@ -90,7 +90,10 @@ static void pickle(pbuf *p, int ngroups, const pt_group *g) {
     op(p, '.');
 }
 
-static int add_entry(zip_t *z, const char *name, const void *data, size_t n, const char *path) {
+/* Adds a stored entry; *off tracks where the next local header starts. Like torch's writer, a padding extra
+ * field ("FB") puts the data at a multiple of 64 bytes, so a reader can map tensors in place (when the zip
+ * library writes no other local extra field; a reader copies misaligned data otherwise). */
+static int add_entry(zip_t *z, const char *name, const void *data, size_t n, const char *path, uint64_t *off) {
     zip_source_t *s = zip_source_buffer(z, data, n, 0);
     zip_int64_t idx = s ? zip_file_add(z, name, s, ZIP_FL_OVERWRITE) : -1;
     if (idx < 0) {
@@ -98,6 +101,11 @@ static int add_entry(zip_t *z, const char *name, const void *data, size_t n, con
         return hb_error("%s: cannot add '%s' to the zip: %s", path, name, zip_strerror(z));
     }
     zip_set_file_compression(z, (zip_uint64_t)idx, ZIP_CM_STORE, 0);
+    static const uint8_t zeros[64] = {0};
+    uint64_t base = *off + 30 + strlen(name) + 4, pad = (64 - base % 64) % 64;
+    if (zip_file_extra_field_set(z, (zip_uint64_t)idx, 0x4246, ZIP_EXTRA_FIELD_NEW, zeros, (zip_uint16_t)pad, ZIP_FL_LOCAL))
+        return hb_error("%s: cannot pad '%s' in the zip: %s", path, name, zip_strerror(z));
+    *off = base + pad + n;
     return 0;
 }
 
@@ -125,18 +133,19 @@ int pt_write(const char *path, int ngroups, const pt_group *groups) {
     int err = 0, rc = -1;
     zip_t *z = zip_open(tmp, ZIP_CREATE | ZIP_TRUNCATE, &err);
     if (!z) { free(pk.b); return hb_error("%s: cannot create the zip (libzip error %d)", tmp, err); }
+    uint64_t off = 0;
     snprintf(name, sizeof name, "%s/data.pkl", arch);
-    if (add_entry(z, name, pk.b, pk.n, path)) goto fail;
+    if (add_entry(z, name, pk.b, pk.n, path, &off)) goto fail;
     snprintf(name, sizeof name, "%s/byteorder", arch);
-    if (add_entry(z, name, "little", 6, path)) goto fail;
+    if (add_entry(z, name, "little", 6, path, &off)) goto fail;
     int key = 0;
     for (int k = 0; k < ngroups; k++)
         for (int i = 0; i < groups[k].n; i++) {
             snprintf(name, sizeof name, "%s/data/%d", arch, key++);
-            if (add_entry(z, name, groups[k].tensors[i].data, hb_tensor_nbytes(&groups[k].tensors[i]), path)) goto fail;
+            if (add_entry(z, name, groups[k].tensors[i].data, hb_tensor_nbytes(&groups[k].tensors[i]), path, &off)) goto fail;
         }
     snprintf(name, sizeof name, "%s/version", arch);
-    if (add_entry(z, name, "3\n", 2, path)) goto fail;
+    if (add_entry(z, name, "3\n", 2, path, &off)) goto fail;
     if (zip_close(z) != 0) {
         hb_error("%s: cannot write the zip: %s", path, zip_strerror(z));
         zip_discard(z);

@@ -23,8 +23,9 @@
  * The attention budget (max_attention_size) is the cache size, as both references configure it.
  *
  * RoPE: WAN_ROPE_ABS ropes every frame at its absolute index (start_frame = current_start / frame tokens;
- * the reference table has 1024 positions, so frames >= 1024 are refused). WAN_ROPE_REL is LongLive's
- * "infinity" scheme: cached keys are roped at their cache slot (frame index inside the cache, sink = 0..s-1,
+ * the reference table has 1024 positions, so frames >= 1024 are refused). WAN_ROPE_REL is the Hummingbird-XTX
+ * release's cache (keys cached before RoPE, re-roped at 0..n-1 of the attended set every call) and LongLive's
+ * "infinity" scheme, computed incrementally: cached keys are roped at their cache slot (frame index inside the cache, sink = 0..s-1,
  * window after it) and queries at the slots they are written to; when eviction moves rows down by e frames,
  * their keys are rotated back by e frame positions (identical offsets to re-roping un-roped keys every
  * forward, at one rotation per eviction). Positions stay below cap frames, so length is unbounded.
