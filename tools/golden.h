@@ -55,5 +55,6 @@ int golden_run_wan_vae(golden_case *g);
 int golden_run_umt5_encoder(golden_case *g);
 int golden_run_taehv(golden_case *g);
 int golden_run_flow_schedule(golden_case *g);
+int golden_run_hummingbird_light_vae(golden_case *g);
 
 #endif

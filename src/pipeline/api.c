@@ -466,14 +466,13 @@ static int generate(hb_model *m, const hb_generate_params *pin, hb_video_frames 
             what = "light decoder";
             if (open_light(m)) goto done;
             const hb_light_vae_config *lc = hb_light_vae_get_config(m->light);
-            if (lc->z_dim != C || hb_light_vae_spatial_factor(m->light) != m->vae_sf ||
+            if (lc->latent_channels != C || hb_light_vae_spatial_factor(m->light) != m->vae_sf ||
                 hb_light_vae_temporal_factor(m->light) != m->vae_tf || lc->out_channels != 3) {
                 hb_error("%s: the light decoder takes %d channels at %dx%d but the model makes %lld at %dx%d",
-                         m->mf.light, lc->z_dim, hb_light_vae_spatial_factor(m->light),
+                         m->mf.light, lc->latent_channels, hb_light_vae_spatial_factor(m->light),
                          hb_light_vae_temporal_factor(m->light), (long long)C, m->vae_sf, m->vae_tf);
                 goto done;
             }
-            if (!lc->causal) lo.clip = 0; /* overlapping clips of the default size */
             d = hb_decoder_new_light(m->light, H, W, &lo, ld_emit, &s);
         } else {
             what = "VAE decoder";
