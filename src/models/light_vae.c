@@ -339,9 +339,10 @@ static bool ends_with(const char *s, const char *suf) {
 
 static bool is_dir(const char *p) { struct stat st; return stat(p, &st) == 0 && S_ISDIR(st.st_mode); }
 
-/* folder -> folder/config.json + folder/diffusion_pytorch_model.safetensors; file -> dirname/config.json */
+/* folder (anything not named *.safetensors) -> folder/config.json + folder/diffusion_pytorch_model.safetensors;
+ * X.safetensors -> X.json when present, else config.json beside it */
 static int resolve(const char *path, char *cfg, char *wts, size_t n) {
-    if (is_dir(path)) {
+    if (is_dir(path) || !ends_with(path, ".safetensors")) {
         snprintf(cfg, n, "%s/config.json", path);
         snprintf(wts, n, "%s/diffusion_pytorch_model.safetensors", path);
         return 0;
