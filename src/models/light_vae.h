@@ -115,10 +115,15 @@ int64_t hb_light_vae_stream_max_pending(const hb_light_vae *m);
 /* The last frames (video holds hb_light_vae_stream_pending frames); the stream then starts a new clip. */
 int hb_light_vae_stream_finish(hb_light_vae_stream *s, float *video, int64_t *nout);
 void hb_light_vae_stream_reset(hb_light_vae_stream *s);
-size_t hb_light_vae_stream_bytes(const hb_light_vae_stream *s); /* caches and queues held between pushes */
+/* A whole-clip decode of t latents ([z, t, h, w] contiguous) with the stream's buffers (kept for the next call):
+ * as hb_light_vae_decode (video clamped when the stream clamps); the stream starts a new clip afterwards. */
+int hb_light_vae_stream_decode(hb_light_vae_stream *s, const float *latent, int64_t t, float *video, float *raw);
+size_t hb_light_vae_stream_bytes(const hb_light_vae_stream *s); /* caches, queues and buffers held between pushes */
 void hb_light_vae_stream_free(hb_light_vae_stream *s);
 
-/* Rough peak bytes of a whole-clip decode of t latents (the largest layer's input, window and output). */
+/* Rough peak bytes of a whole-clip decode of t latents (the largest layer's input, window and output), and its
+ * multiply-adds x2. */
 int64_t hb_light_vae_decode_bytes(const hb_light_vae *m, int64_t t, int64_t h, int64_t w);
+double hb_light_vae_decode_flops(const hb_light_vae *m, int64_t t, int64_t h, int64_t w);
 
 #endif

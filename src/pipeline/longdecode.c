@@ -118,7 +118,7 @@ static int decode_tile(hb_decoder *d, int ti, const float *lat, int64_t n, int64
         return got == nf ? 0 : hb_error("longdecode: Wan VAE gave %lld frames, expected %lld", (long long)got, (long long)nf);
     }
     if (d->kind == K_LIGHT) { /* raw frames (tiles blend them unclamped); streams: as many as are final */
-        if (!stream) return hb_light_vae_decode(d->lv, lat, n, th, tw, NULL, out, NULL, NULL);
+        if (!stream) return hb_light_vae_stream_decode(d->st[ti], lat, n, NULL, out);
         int64_t got = 0;
         int rc = d->finishing ? hb_light_vae_stream_finish(d->st[ti], out, &got)
                               : hb_light_vae_stream_push(d->st[ti], lat, n, 0, out, &got);
@@ -511,18 +511,16 @@ static hb_decoder *setup(hb_decoder *d, int64_t h, int64_t w, const hb_longdecod
         int64_t b = hb_wan_vae_decode_workspace(d->wan, d->L, d->th, d->tw, NULL);
         if (b < 0) goto fail;
         d->bytes += (size_t)b;
-    } else if (d->kind == K_LIGHT && d->mode == HB_LD_TILED) {
-        int64_t b = hb_light_vae_decode_bytes(d->lv, d->L, d->th, d->tw);
-        if (b < 0) goto fail;
-        d->bytes += (size_t)b;
     } else {
+        if (d->kind == K_LIGHT && d->mode == HB_LD_TILED) /* the tiles' buffers, kept by their streams */
+            d->bytes += (size_t)hb_light_vae_decode_bytes(d->lv, d->L, d->th, d->tw) * (size_t)nt;
         if (!(d->st = hb_calloc(sizeof(void *) * (size_t)nt, "longdecode streams"))) goto fail;
         for (int iy = 0; iy < d->nty; iy++)
             for (int ix = 0; ix < d->ntx; ix++) {
                 int i = iy * d->ntx + ix;
                 int64_t th = d->ty[iy].b - d->ty[iy].a, tw = d->tx[ix].b - d->tx[ix].a;
                 if (d->kind == K_LIGHT) {
-                    if (!(d->st[i] = hb_light_vae_stream_new(d->lv, th, tw, true))) goto fail;
+                    if (!(d->st[i] = hb_light_vae_stream_new(d->lv, th, tw, d->mode == HB_LD_CAUSAL))) goto fail;
                     d->bytes += hb_light_vae_stream_bytes(d->st[i]);
                 } else if (d->kind == K_WAN) {
                     if (!(d->st[i] = hb_wan_vae_decoder_new(d->wan, th, tw, NULL))) goto fail;
