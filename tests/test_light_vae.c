@@ -4,11 +4,13 @@
  * depthwise and plain blocks, (2,2,2) and (1,2,2) upsamplers); streaming in random push sizes == whole clip,
  * also after a reset; write_random -> load (folder, file + X.json, "decoder."-prefixed names with an extra
  * tensor) == create_random; config.json round trip and errors; clear errors for missing / mis-shaped tensors;
- * every path under the cpu-guard backend == the CPU bits. */
+ * every path under the cpu-guard backend == the CPU bits; the model folder finder's places; hb mkmodel
+ * --arch hummingbird-light-vae. */
 #include "testlib.h"
 #include "io/checkpoint.h"
 #include "models/light_vae.h"
 #include "ops/ops.h"
+#include "pipeline/model_folder.h"
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -443,6 +445,41 @@ static void test_files(hb_rng *rng) {
     }
 }
 
+/* the model folder finder: vae/wan22_v1_tiling_16_12/ first, another vae/<name>/ with the decoder's keys,
+ * light_vae/, light_vae.safetensors + light_vae.json; a vae/<name>/ of another model is not taken */
+static void test_folders(void) {
+    hb_light_vae_config c;
+    small_config(&c, 0);
+    char d[600], cmd[2400], p[700];
+    snprintf(d, sizeof d, "%s/mf", tl_tmpdir());
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/vae/other' && cd '%s' && echo '{}' > config.json && touch Wan2.2_VAE.safetensors "
+             "models_t5_umt5-xxl-enc-bf16.pth && echo '{\"_class_name\": \"AutoencoderKLWan\"}' > vae/other/config.json && "
+             "touch vae/other/diffusion_pytorch_model.safetensors", d, d);
+    CHECK(tl_run(cmd, NULL, 0) == 0);
+    hb_model_folder mf;
+    CHECKF(hb_model_folder_scan(d, &mf) == 0 && mf.light[0] == 0, "%s / '%s'", hb_last_error(), mf.light);
+    struct { const char *write, *expect; } steps[] = {
+        {"light_vae.safetensors", "light_vae.safetensors"}, {"light_vae", "light_vae"},
+        {"vae/b_release_like", "vae/b_release_like"},       {"vae/" HB_LIGHT_VAE_RELEASE_DIR, "vae/" HB_LIGHT_VAE_RELEASE_DIR}};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", d, steps[i].write);
+        CHECKF(hb_light_vae_write_random(p, &c, 3) == 0, "%s", hb_last_error());
+        snprintf(p, sizeof p, "%s/%s", d, steps[i].expect);
+        CHECKF(hb_model_folder_scan(d, &mf) == 0 && !strcmp(mf.light, p), "%s: found '%s'", steps[i].expect, mf.light);
+        hb_light_vae *m = hb_light_vae_load(mf.light);
+        CHECKF(m != NULL, "%s", hb_last_error());
+        hb_light_vae_free(m);
+    }
+    /* hb mkmodel --arch hummingbird-light-vae writes a loadable folder */
+    snprintf(cmd, sizeof cmd, "'%s' mkmodel -q --arch hummingbird-light-vae --tiny '%s/mk' 2>&1", tl_hb_bin(), tl_tmpdir());
+    CHECK(tl_run(cmd, NULL, 0) == 0);
+    snprintf(p, sizeof p, "%s/mk", tl_tmpdir());
+    hb_light_vae *m = hb_light_vae_load(p);
+    CHECKF(m && hb_light_vae_spatial_factor(m) == 16 && hb_light_vae_temporal_factor(m) == 4 &&
+           hb_light_vae_get_config(m)->latent_channels == 48, "%s", hb_last_error());
+    hb_light_vae_free(m);
+}
+
 int main(void) {
     hb_threads_init(0);
     hb_rng rng;
@@ -454,5 +491,6 @@ int main(void) {
     test_stream(&rng, 0, true);
     test_stream(&rng, 1, true);
     test_files(&rng);
+    test_folders();
     return tl_done();
 }

@@ -37,6 +37,19 @@ static bool first_existing(char *out, size_t cap, const char *dir, const char *c
     return false;
 }
 
+/* A folder with weight files of its own (vae/ may hold only the light decoder's subfolders). */
+static bool holds_weights(const char *d) {
+    DIR *dd = opendir(d);
+    bool any = false;
+    for (struct dirent *e; dd && !any && (e = readdir(dd));) {
+        size_t n = strlen(e->d_name);
+        any = (n > 12 && !strcmp(e->d_name + n - 12, ".safetensors")) || (n > 4 && !strcmp(e->d_name + n - 4, ".pth")) ||
+              (n > 3 && !strcmp(e->d_name + n - 3, ".pt")) || (n > 11 && !strcmp(e->d_name + n - 11, ".index.json"));
+    }
+    if (dd) closedir(dd);
+    return any;
+}
+
 /* A light decoder folder: config.json with the release's decoder keys beside diffusion_pytorch_model.safetensors. */
 static bool light_folder(const char *d) {
     char p[HB_MF_PATH];
@@ -142,7 +155,7 @@ int hb_model_folder_scan(const char *dir, hb_model_folder *mf) {
     }
     static const char *const vae[] = {"Wan2.2_VAE.safetensors", "Wan2.2_VAE.pth", "Wan2.1_VAE.safetensors",
                                       "Wan2.1_VAE.pth", "vae", NULL};
-    if (!first_existing(mf->vae, sizeof mf->vae, dir, vae, true))
+    if (!first_existing(mf->vae, sizeof mf->vae, dir, vae, true) || (is_dir(mf->vae) && !holds_weights(mf->vae)))
         return hb_error("%s: no VAE (Wan2.2_VAE.safetensors, Wan2.2_VAE.pth, Wan2.1_VAE.* or vae/)", dir);
     static const char *const te[] = {"models_t5_umt5-xxl-enc-bf16.pth", "models_t5_umt5-xxl-enc-bf16.safetensors",
                                      "text_encoder", NULL};
