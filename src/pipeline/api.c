@@ -201,7 +201,7 @@ static int resolve_params(const hb_model *m, const hb_generate_params *p, const 
     if (q->shift == 0) q->shift = d->shift;
     if (q->steps == 0) q->steps = d->base_steps;
     if (q->cfg < 0) q->cfg = d->cfg;
-    if (q->vae == HB_GEN_VAE_DEFAULT) q->vae = d->vae;
+    if (q->vae == HB_GEN_VAE_DEFAULT) q->vae = q->light_vae_path && *q->light_vae_path ? HB_GEN_VAE_LIGHT : d->vae;
     if (q->image_fit == HB_GEN_IMAGE_DEFAULT) q->image_fit = d->image_fit;
     if (q->noise == HB_GEN_NOISE_DEFAULT) q->noise = d->noise == HB_XT_NOISE_RELEASE ? HB_GEN_NOISE_TORCH : HB_GEN_NOISE_STREAM;
     if (q->timestep == HB_GEN_T_DEFAULT)
