@@ -1,5 +1,6 @@
 /* bench_decode: the video decoders on the same random latents, through pipeline/longdecode (the way the
- * pipeline drives them): Wan-2.2 VAE decoder (full widths), light VAE causal and non-causal (default config),
+ * pipeline drives them): Wan-2.2 VAE decoder (full widths), the release's light decoder causal and non-causal
+ * (decoder_block_out_channels [32, 64, 256, 512], streamed),
  * TAEW2.2; and at Wan-2.1 geometry the Wan-2.1 VAE and TAEW2.1. All weights random (full widths).
  * Each decoder runs in its own child process so that its peak RSS is its own. Reported: seconds, seconds per
  * output frame, GFLOP, GFLOP/s and % of the machine's f32 FMA peak, peak RSS, the decoder's working memory,
@@ -43,7 +44,7 @@ static int child(const char *name, int64_t H, int64_t W, int nlat, int clip) {
     sinkc s = {0, 0};
     int z = 48, sf = 16;
     double flops = 0;
-    hb_longdecode_opts o = {HB_LD_AUTO, clip, 1, 0, 0};
+    hb_longdecode_opts o = {HB_LD_AUTO, clip, 1, 0, 0, 0, 0, 0};
     if (!strncmp(name, "wan", 3)) {
         hb_wan_vae_config c;
         bool v21 = !strcmp(name, "wan2.1");
@@ -54,12 +55,11 @@ static int child(const char *name, int64_t H, int64_t W, int nlat, int clip) {
         o.clip = clip ? clip : nlat; /* one clip: the plain whole decode (its own chunked causal cache) */
         if (wan) d = hb_decoder_new_wan(wan, H / sf, W / sf, &o, sink, &s);
     } else if (!strncmp(name, "light", 5)) {
-        hb_light_vae_config c;
-        hb_light_vae_config_default(&c, !strcmp(name, "light-causal"));
+        hb_light_vae_config c; /* the release's structure and widths; streamed latent by latent */
+        hb_light_vae_config_default(&c, false, !strcmp(name, "light-causal"));
         lv = hb_light_vae_create_random(&c, 1);
         if (lv) flops = hb_light_vae_decode_flops(lv, nlat, H / sf, W / sf);
-        if (!c.causal) o.clip = clip ? clip : nlat;
-        else o.clip = clip ? clip : 1;
+        o.clip = clip ? clip : 1;
         if (lv) d = hb_decoder_new_light(lv, H / sf, W / sf, &o, sink, &s);
     } else if (!strncmp(name, "taew", 4)) {
         bool v21 = !strcmp(name, "taew2.1");

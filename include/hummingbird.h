@@ -116,6 +116,11 @@ typedef struct hb_generate_params {
     double cfg;                  /* base sampler guidance; < 0 = 5.0 */
     hb_gen_vae vae;
     int vae_tile;                /* spatial tile of the Wan VAE decoder in latent cells; 0 = untiled */
+    const char *light_vae_path;  /* a light decoder folder (config.json + weights) or .safetensors file instead of
+                                    the model folder's; NULL = the folder's. With vae DEFAULT it selects the light
+                                    decoder */
+    int light_tiling;            /* light decoder: 0 = streamed (equal to the whole-clip decode), 1 = temporal tiles
+                                    16/12 with aligned frames, 2 = the release's tiling exactly (frames shifted) */
     hb_generate_progress_fn progress;
     void *progress_user;
 } hb_generate_params;

@@ -143,6 +143,33 @@ int main(void) {
     CHECK(gen(args, out, sizeof out) == 0);
     CHECK(read_video(p2, &b) && b.frames == 9 && b.width == 64 && b.height == 64);
     hb_video_free(&b);
+    /* the light decoder streamed (default) and in the two tilings over 6 latents (> one 16/12 tile): the streamed
+     * frames equal no tiling's, the aligned and the release tiling differ; a light decoder given with --light-vae
+     * (hb mkmodel --arch hummingbird-light-vae) replaces the folder's */
+    {
+        hb_video lv[3] = {{0}};
+        static const char *const til[3] = {"stream", "aligned", "release"};
+        for (int k = 0; k < 3; k++) {
+            snprintf(p2, sizeof p2, "%s/lt%d.y4m", tmp, k);
+            snprintf(args, sizeof args, "-W 64 -H 64 -f 21 --seed 5 --vae light --light-tiling %s -o '%s'", til[k], p2);
+            CHECK(gen(args, out, sizeof out) == 0);
+            CHECK(read_video(p2, &lv[k]) && lv[k].frames == 21);
+        }
+        CHECK(!same_frames(&lv[0], &lv[1]) && !same_frames(&lv[1], &lv[2]));
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd, "'%s' mkmodel -q --arch hummingbird-light-vae --tiny --seed 9 '%s/lvae' 2>&1", tl_hb_bin(), tmp);
+        CHECKF(tl_run(cmd, out, sizeof out) == 0, "%s", out);
+        snprintf(p2, sizeof p2, "%s/lt3.y4m", tmp);
+        snprintf(args, sizeof args, "-W 64 -H 64 -f 21 --seed 5 --vae light --light-vae '%s/lvae' -o '%s'", tmp, p2);
+        CHECK(gen(args, out, sizeof out) == 0);
+        CHECK(read_video(p2, &b) && b.frames == 21 && !same_frames(&lv[0], &b));
+        hb_video_free(&b);
+        snprintf(args, sizeof args, "-W 64 -H 64 -f 5 --vae light --light-vae '%s/none' -o '%s'", tmp, p2);
+        CHECK(gen(args, out, sizeof out) != 0 && strstr(out, "none/config.json"));
+        snprintf(args, sizeof args, "-W 64 -H 64 -f 5 --vae light --light-tiling fast -o '%s'", p2);
+        CHECK(gen(args, out, sizeof out) != 0 && strstr(out, "--light-tiling"));
+        for (int k = 0; k < 3; k++) hb_video_free(&lv[k]);
+    }
     snprintf(p2, sizeof p2, "%s/frames/", tmp);
     snprintf(args, sizeof args, "-W 64 -H 64 -f 9 --vae tae -o '%s'", p2);
     CHECK(gen(args, out, sizeof out) == 0);

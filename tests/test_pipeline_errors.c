@@ -136,8 +136,8 @@ int main(void) {
     expect_fail("unknown format", NULL, args, "o.avi");
     snprintf(bad, sizeof bad, "%s/m_nolight", tmp);
     copy_model(model, bad);
-    snprintf(t, sizeof t, "%s/light_vae.safetensors", bad);
-    unlink(t);
+    snprintf(t, sizeof t, "rm -rf '%s/vae'", bad);
+    CHECK(tl_run(t, NULL, 0) == 0);
     snprintf(args, sizeof args, "-m '%s' --vae light -o o.mp4", bad);
     expect_fail("no light decoder", NULL, args, "light decoder not available");
     snprintf(t, sizeof t, "%s/taew2_2.safetensors", bad);

@@ -42,6 +42,11 @@ static void usage(FILE *f) {
             "  --vae K           decoder: light (the release's light decoder; default when the model has one) |\n"
             "                    full (Wan VAE) | tae (tiny, streaming)\n"
             "  --vae-tile N      spatial tile of the Wan VAE decoder, in latent cells (0 = untiled)\n"
+            "  --light-vae PATH  light decoder folder (config.json + diffusion_pytorch_model.safetensors) or\n"
+            "                    .safetensors file (default: the model folder's vae/wan22_v1_tiling_16_12/);\n"
+            "                    selects the light decoder unless --vae says otherwise\n"
+            "  --light-tiling M  light decoder: stream (default; equal to the whole-clip decode) | aligned\n"
+            "                    (temporal tiles 16/12, frames aligned) | release (the release's tiling exactly)\n"
             "  --offload         keep only one of text encoder / DiT / VAE loaded at a time\n"
             "  -o PATH           out.mp4 (default) | .mkv | .webm | .y4m | FOLDER/ (PNG frames)\n"
             "  --fps X           frames per second of the file (default: the model's, 24 for the 5B)\n"
@@ -157,6 +162,14 @@ int cmd_generate(int argc, char **argv) {
         else if (!strcmp(a, "-f") || !strcmp(a, "--frames")) rc = parse_int(a, v, 1, 4001, &p.frames), frames_given = true, i++;
         else if (!strcmp(a, "--steps")) rc = parse_int(a, v, 1, 1000, &p.steps), i++;
         else if (!strcmp(a, "--vae-tile")) rc = parse_int(a, v, 0, 4096, &p.vae_tile), i++;
+        else if (!strcmp(a, "--light-vae")) p.light_vae_path = v, i++;
+        else if (!strcmp(a, "--light-tiling")) {
+            if (!strcmp(v, "stream")) p.light_tiling = 0;
+            else if (!strcmp(v, "aligned")) p.light_tiling = 1;
+            else if (!strcmp(v, "release")) p.light_tiling = 2;
+            else rc = hb_error("--light-tiling must be stream, aligned or release (got '%s')", v);
+            i++;
+        }
         else if (!strcmp(a, "--shift")) { rc = parse_double(a, v, 0, &p.shift), i++; if (!rc && p.shift <= 0) rc = hb_error("--shift must be > 0"); }
         else if (!strcmp(a, "--cfg")) rc = parse_double(a, v, 0, &p.cfg), i++;
         else if (!strcmp(a, "--fps")) { rc = parse_double(a, v, 0, &fps), i++; if (!rc && fps <= 0) rc = hb_error("--fps must be > 0"); }

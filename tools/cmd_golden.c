@@ -12,6 +12,7 @@ static const struct { const char *kind; int (*run)(golden_case *); } k_runners[]
     {"taehv", golden_run_taehv},               {"flow_schedule", golden_run_flow_schedule},
     {"xt_loop", golden_run_xt_loop},
     {"xtx_loop", golden_run_xtx_loop},
+    {"hummingbird_light_vae", golden_run_hummingbird_light_vae},
 };
 
 json_t *golden_meta_json(golden_case *g, const char *key) {

@@ -8,6 +8,7 @@
  * apply, and add a row {name, help, make_X}. A whole-folder arch calls the component makers into sub-folders
  * (mkdir dir/transformer, dir/vae, ...). The temp folder, rename and error handling are done here. */
 #include "tools.h"
+#include "models/light_vae.h"
 #include "models/random_weights.h"
 #include "models/wan_dit.h"
 #include "pipeline/model_folder.h"
@@ -86,13 +87,24 @@ static int make_xtx_release(const mk_opts *o, const char *dir) {
     return mk_xtx_release(dir, !strcmp(o->arch, "hummingbird-xtx-5b"), o->tiny, o->dtype, o->seed);
 }
 
+/* the release's light decoder alone: config.json + diffusion_pytorch_model.safetensors (models/light_vae.h) */
+static int make_light_vae(const mk_opts *o, const char *dir) {
+    if (o->dims) return hb_error("--dims does not apply to %s (use --tiny or the full size)", o->arch);
+    hb_light_vae_config c;
+    hb_light_vae_config_default(&c, o->tiny, false);
+    hb_log(HB_LOG_INFO, "%s: decoder_block_out_channels [%d, %d, %d, %d], float32", o->arch, c.widths[4], c.widths[3],
+           c.widths[2], c.widths[1]);
+    return hb_light_vae_write_random(dir, &c, o->seed);
+}
+
 static const struct mk_arch {
     const char *name, *help;
     int (*make)(const mk_opts *, const char *dir);
 } k_archs[] = {
     {"wan2.2-ti2v-5b", "Wan2.2-TI2V-5B diffusion transformer (config.json + sharded DiT weights)", make_wan_dit},
     {"wan2.1-1.3b", "Wan2.1-T2V-1.3B diffusion transformer (config.json + sharded DiT weights)", make_wan_dit},
-    {"hummingbird-xt", "whole Hummingbird-XT folder: Wan2.2-TI2V-5B DiT, Wan2.2 VAE, umT5 + tokenizer, TAEW2.2, light VAE",
+    {"hummingbird-xt", "whole Hummingbird-XT folder: Wan2.2-TI2V-5B DiT, Wan2.2 VAE, umT5 + tokenizer, TAEW2.2, light decoder "
+                      "(vae/" HB_LIGHT_VAE_RELEASE_DIR "/)",
      make_hb_folder},
     {"hummingbird-xtx", "Hummingbird-XTX release root: checkpoints/wan21_model.pt (training dict), wan_models/"
      "Wan2.1-T2V-1.3B (config, base DiT, Wan2.1_VAE.pth), wan_models/Wan2.2-TI2V-5B (umT5 .pth, tokenizer)",
@@ -101,6 +113,8 @@ static const struct mk_arch {
      "wan_models/Wan2.2-TI2V-5B (config, base DiT, Wan2.2_VAE.pth, umT5 .pth, tokenizer)", make_xtx_release},
     {"hummingbird-xtx-flat", "Hummingbird-XTX as one flat folder: Wan2.1-1.3B causal DiT, Wan2.1 VAE, umT5 + tokenizer, "
      "TAEW2.1", make_hb_folder},
+    {"hummingbird-light-vae", "the release's light decoder alone (config.json + diffusion_pytorch_model.safetensors, as "
+                              "vae/" HB_LIGHT_VAE_RELEASE_DIR "/)", make_light_vae},
 };
 #define NARCHS (sizeof k_archs / sizeof k_archs[0])
 

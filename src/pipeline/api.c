@@ -31,6 +31,7 @@ struct hb_model {
     hb_checkpoint *tae_ck;
     hb_tae *tae;
     hb_light_vae *light;
+    char light_from[HB_MF_PATH]; /* the folder or file it came from */
     int z, vae_sf, vae_tf, size_mult;
     hb_xt_settings defaults;    /* the model family's, with hummingbird.json applied (pipeline/settings.h) */
 };
@@ -98,14 +99,18 @@ static void close_tae(hb_model *m) {
     m->tae = NULL, m->tae_ck = NULL;
 }
 
-static int open_light(hb_model *m) {
-    if (m->light) return 0;
-    if (!m->mf.light[0]) return hb_error("%s: light decoder not available in this folder (no light_vae.safetensors); "
-                                         "use --vae full or --vae tae", m->mf.dir);
-    m->light = hb_light_vae_load(m->mf.light);
+static void close_light(hb_model *m) { hb_light_vae_free(m->light); m->light = NULL; }
+/* path: a light decoder folder or file given with the request, else the model folder's */
+static int open_light(hb_model *m, const char *path) {
+    if (!path || !*path) path = m->mf.light;
+    if (m->light && !strcmp(m->light_from, path)) return 0;
+    close_light(m);
+    if (!path[0]) return hb_error("%s: light decoder not available in this folder (no vae/" HB_LIGHT_VAE_RELEASE_DIR "/); "
+                                  "give one with --light-vae, or use --vae full or --vae tae", m->mf.dir);
+    m->light = hb_light_vae_load(path);
+    if (m->light) snprintf(m->light_from, sizeof m->light_from, "%s", path);
     return m->light ? 0 : -1;
 }
-static void close_light(hb_model *m) { hb_light_vae_free(m->light); m->light = NULL; }
 
 hb_model *hb_model_load(const char *dir, const hb_load_params *params) {
     hb_clear_error();
@@ -196,7 +201,7 @@ static int resolve_params(const hb_model *m, const hb_generate_params *p, const 
     if (q->shift == 0) q->shift = d->shift;
     if (q->steps == 0) q->steps = d->base_steps;
     if (q->cfg < 0) q->cfg = d->cfg;
-    if (q->vae == HB_GEN_VAE_DEFAULT) q->vae = d->vae;
+    if (q->vae == HB_GEN_VAE_DEFAULT) q->vae = q->light_vae_path && *q->light_vae_path ? HB_GEN_VAE_LIGHT : d->vae;
     if (q->image_fit == HB_GEN_IMAGE_DEFAULT) q->image_fit = d->image_fit;
     if (q->noise == HB_GEN_NOISE_DEFAULT) q->noise = d->noise == HB_XT_NOISE_RELEASE ? HB_GEN_NOISE_TORCH : HB_GEN_NOISE_STREAM;
     if (q->timestep == HB_GEN_T_DEFAULT)
@@ -286,9 +291,10 @@ static int check_params(const hb_model *m, const hb_generate_params *p) {
     if (p->shift < 0 || !isfinite(p->shift)) return hb_error("shift %g: must be a positive number", p->shift);
     if (p->steps < 0 || p->steps > 1000) return hb_error("steps %d: must be 1..1000", p->steps);
     if (p->vae_tile < 0) return hb_error("vae tile %d: must be >= 0", p->vae_tile);
-    if (p->vae == HB_GEN_VAE_LIGHT && !m->mf.light[0])
-        return hb_error("%s: light decoder not available in this folder (no light_vae.safetensors); "
-                        "use --vae full or --vae tae", m->mf.dir);
+    if (p->vae == HB_GEN_VAE_LIGHT && !m->mf.light[0] && !(p->light_vae_path && *p->light_vae_path))
+        return hb_error("%s: light decoder not available in this folder (no vae/" HB_LIGHT_VAE_RELEASE_DIR "/); "
+                        "give one with --light-vae, or use --vae full or --vae tae", m->mf.dir);
+    if (p->light_tiling < 0 || p->light_tiling > 2) return hb_error("light tiling %d: 0, 1 or 2", p->light_tiling);
     if (p->vae == HB_GEN_VAE_TAE && !m->mf.tae[0])
         return hb_error("%s: no tiny decoder in this folder (taew2_2.safetensors / taew2_1.safetensors / tae/); use --vae full",
                         m->mf.dir);
@@ -463,16 +469,17 @@ static int generate(hb_model *m, const hb_generate_params *pin, hb_video_frames 
         const char *what;
         if (p->vae == HB_GEN_VAE_LIGHT) {
             what = "light decoder";
-            if (open_light(m)) goto done;
+            if (open_light(m, p->light_vae_path)) goto done;
             const hb_light_vae_config *lc = hb_light_vae_get_config(m->light);
-            if (lc->z_dim != C || hb_light_vae_spatial_factor(m->light) != m->vae_sf ||
+            if (lc->latent_channels != C || hb_light_vae_spatial_factor(m->light) != m->vae_sf ||
                 hb_light_vae_temporal_factor(m->light) != m->vae_tf || lc->out_channels != 3) {
                 hb_error("%s: the light decoder takes %d channels at %dx%d but the model makes %lld at %dx%d",
-                         m->mf.light, lc->z_dim, hb_light_vae_spatial_factor(m->light),
+                         m->light_from, lc->latent_channels, hb_light_vae_spatial_factor(m->light),
                          hb_light_vae_temporal_factor(m->light), (long long)C, m->vae_sf, m->vae_tf);
                 goto done;
             }
-            if (!lc->causal) lo.clip = 0; /* overlapping clips of the default size */
+            if (p->light_tiling) /* temporal tiles of the release's size: aligned, or the release's own */
+                lo.mode = HB_LD_TILED, lo.light_tiling = p->light_tiling == 2 ? HB_LD_LIGHT_RELEASE : HB_LD_LIGHT_ALIGNED;
             d = hb_decoder_new_light(m->light, H, W, &lo, ld_emit, &s);
         } else {
             what = "VAE decoder";

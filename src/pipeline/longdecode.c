@@ -36,6 +36,11 @@ struct hb_decoder {
     int64_t npend, nclips, frames_out;
     bool finished;
     size_t bytes;
+    /* light decoder: streams finishing (decode_tile), frames a stream gave; temporal tiles (lt): tile latents
+     * L + 1 every S, blend b frames, emit ts per tile; the previous tile's frames (carry) start at video frame
+     * prev0; latents seen; the release stopped */
+    bool finishing, lt, lt_release;
+    int64_t got, lt_Lat, lt_S, lt_b, lt_ts, lt_seen, lt_emitted, nprev, prev0;
 };
 
 void hb_ld_ramp(float *w, int64_t len, int64_t lo, int64_t hi) {
@@ -112,11 +117,14 @@ static int decode_tile(hb_decoder *d, int ti, const float *lat, int64_t n, int64
         if (hb_wan_vae_decoder_push(d->st[ti], lat, n, out, &got)) return -1;
         return got == nf ? 0 : hb_error("longdecode: Wan VAE gave %lld frames, expected %lld", (long long)got, (long long)nf);
     }
-    if (d->kind == K_LIGHT) {
-        if (!stream) return hb_light_vae_decode(d->lv, lat, n, th, tw, out, NULL);
+    if (d->kind == K_LIGHT) { /* raw frames (tiles blend them unclamped); streams: as many as are final */
+        if (!stream) return hb_light_vae_stream_decode(d->st[ti], lat, n, NULL, out);
         int64_t got = 0;
-        if (hb_light_vae_stream_push(d->st[ti], lat, n, 0, out, &got)) return -1;
-        return got == nf ? 0 : hb_error("longdecode: light VAE gave %lld frames, expected %lld", (long long)got, (long long)nf);
+        int rc = d->finishing ? hb_light_vae_stream_finish(d->st[ti], out, &got)
+                              : hb_light_vae_stream_push(d->st[ti], lat, n, 0, out, &got);
+        if (!rc && ti > 0 && got != d->got) rc = hb_error("longdecode: light VAE tiles gave %lld and %lld frames", (long long)d->got, (long long)got);
+        d->got = got;
+        return rc;
     }
     if (!stream) hb_tae_decoder_reset(d->st[ti]);
     d->sink = out, d->sink_cap = nf, d->sink_n = 0, d->sink_hw = th * tw * d->S * d->S;
@@ -124,8 +132,9 @@ static int decode_tile(hb_decoder *d, int ti, const float *lat, int64_t n, int64
     return d->sink_n == nf ? 0 : hb_error("longdecode: TAEHV gave %lld frames, expected %lld", (long long)d->sink_n, (long long)nf);
 }
 
-/* Decode n pending latents (every tile) into out [3, nf, H, W]. */
-static int decode_clip(hb_decoder *d, int64_t n, float *out, int64_t nf) {
+/* Decode n pending latents (every tile) into out [3, *nfp, H, W]; a light stream sets *nfp to the frames it gave. */
+static int decode_clip(hb_decoder *d, int64_t n, float *out, int64_t *nfp) {
+    int64_t nf = *nfp;
     int64_t hw = d->h * d->w, HW = d->H * d->W;
     bool one = d->nty * d->ntx == 1;
     if (!one) hb_fill(out, 0.0f, 3 * nf * HW);
@@ -136,13 +145,14 @@ static int decode_clip(hb_decoder *d, int64_t n, float *out, int64_t nf) {
             { /* tlat [z, n, th, tw] <- pend [z, L, h, w] cropped */
                 const int64_t shp[4] = {d->z, n, th, tw}, ds[4] = {n * th * tw, th * tw, tw, 1},
                               ss[4] = {d->L * hw, hw, d->w, 1};
-                hb_copy_nd(d->tlat, ds, d->pend + sy.a * d->w + sx.a, ss, 4, shp);
+                if (n > 0) hb_copy_nd(d->tlat, ds, d->pend + sy.a * d->w + sx.a, ss, 4, shp);
             }
             float *dst = one ? out : d->tout;
             if (decode_tile(d, iy * d->ntx + ix, d->tlat, n, th, tw, dst, nf)) {
                 hb_error_prefix("longdecode (tile %d,%d): ", iy, ix);
                 return -1;
             }
+            if (d->kind == K_LIGHT && d->mode == HB_LD_CAUSAL) nf = *nfp = d->got;
             if (one) continue;
             /* out[c, f, Y0:, X0:] += tile * wmap (a normalised weight map, uploaded once) */
             int64_t TH = th * d->S, TW = tw * d->S, Y0 = sy.a * d->S, X0 = sx.a * d->S, n1 = TH * TW;
@@ -164,6 +174,11 @@ static int emit(hb_decoder *d, const float *v, int64_t nf_total, int64_t f0, int
     if (n <= 0) return 0;
     int64_t HW = d->H * d->W;
     int rc = 0;
+    if (d->lt) /* raw light decoder frames: clamp what leaves (the blends still read the raw frames after f0 + n) */
+        for (int64_t c = 0; c < 3; c++) {
+            float *p = (float *)v + (c * nf_total + f0) * HW;
+            hb_elementwise(HB_EW_CLAMP, p, p, NULL, -1.0f, 1.0f, n * HW);
+        }
     if (!d->stage) { /* host memory space: v is host memory */
         const float *src = v + f0 * HW;
         if (f0 == 0 && n == nf_total) rc = d->fn(d->user, d->frames_out, n, src, d->H, d->W);
@@ -212,12 +227,104 @@ static void keep_carry(hb_decoder *d, int64_t nf) {
     hb_copy_rows(d->carry, m * HW, d->cout + (nf - m) * HW, nf * HW, 3, m * HW);
 }
 
+/* The light decoder's stream: push the pending latents, emit what they finished; at the end, the rest. */
+static int light_stream(hb_decoder *d, bool final) {
+    int64_t n = d->npend, nf = d->F * n;
+    if (n > 0) {
+        if (decode_clip(d, n, d->cout, &nf)) return -1;
+        d->npend = 0, d->nclips++;
+        if (emit(d, d->cout, nf, 0, nf)) return -1;
+    }
+    if (!final) return 0;
+    nf = hb_light_vae_stream_max_pending(d->lv);
+    d->finishing = true;
+    int rc = decode_clip(d, 0, d->cout, &nf);
+    d->finishing = false;
+    return rc ? -1 : emit(d, d->cout, nf, 0, nf);
+}
+
+/* Light decoder tiles: the frames of cout [3, nf, ...] from `off` on (len of them, first at video frame c0) blended
+ * with the previous tile (carry [3, nprev, ...], first at prev0). Release: the previous tile's LAST ext frames,
+ * whatever their position; aligned: the frames at the same video positions. */
+static void lt_blend(hb_decoder *d, int64_t off, int64_t len, int64_t nf, int64_t c0) {
+    int64_t HW = d->H * d->W, ext, p0, den;
+    if (d->lt_release) {
+        ext = d->nprev < len ? d->nprev : len;
+        if (ext > d->lt_b) ext = d->lt_b;
+        p0 = d->nprev - ext, den = ext;
+    } else {
+        den = d->prev0 + d->nprev - c0; /* shared frames */
+        ext = den < len ? den : len;
+        p0 = c0 - d->prev0;
+    }
+    for (int64_t x = 0; x < ext; x++) {
+        float wb = (float)((double)x / (double)den), wa = (float)(1.0 - (double)x / (double)den);
+        for (int64_t c = 0; c < 3; c++) {
+            float *o = d->cout + (c * nf + off + x) * HW;
+            hb_scale_add(o, d->carry + (c * d->nprev + p0 + x) * HW, wa, o, wb, HW);
+        }
+    }
+}
+
+/* Decode the n pending latents as one tile, blend it, keep it as the previous tile and emit its frames up to the
+ * next tile's first one (all of them when it is the last tile; at the end no more than 1 + F(T-1) in all). */
+static int lt_tile(hb_decoder *d, int64_t n, bool last) {
+    int64_t nf = vframes(d, n), HW = d->H * d->W, i = d->nclips * d->lt_S, off = 0, len = nf, c0 = 0;
+    if (decode_clip(d, n, d->cout, &nf)) return -1;
+    if (d->nclips > 0) { /* drop the first (aligned) or the last (release) frame, then blend */
+        len = nf - 1, off = d->lt_release ? 0 : 1, c0 = d->F * i + off;
+        lt_blend(d, off, len, nf, c0);
+    }
+    hb_copy_rows(d->carry, len * HW, d->cout + off * HW, nf * HW, 3, len * HW);
+    d->nprev = len, d->prev0 = c0;
+    int64_t e = d->nclips == 0 ? d->lt_ts + 1 : d->lt_ts;
+    if (last && (d->nclips == 0 || !d->lt_release)) e = len;
+    if (e > len) e = len;
+    int64_t room = vframes(d, d->lt_seen) - d->frames_out;
+    if (e > room) e = room;
+    d->nclips++, d->lt_emitted = e;
+    return emit(d, d->carry, len, 0, e);
+}
+
+/* the next tile starts S latents later: keep the last npend - S latents (moved in chunks of S: no overlap) */
+static void lt_shift(hb_decoder *d) {
+    int64_t S = d->lt_S, keep = d->npend - S, hw = d->h * d->w;
+    for (int64_t k = 0; k < keep; k += S) {
+        int64_t c = keep - k < S ? keep - k : S;
+        hb_copy_rows(d->pend + k * hw, d->L * hw, d->pend + (k + S) * hw, d->L * hw, d->z, c * hw);
+    }
+    d->npend = keep > 0 ? keep : 0;
+}
+
+static int lt_process(hb_decoder *d, bool final) {
+    if (!final) {
+        if (lt_tile(d, d->npend, false)) return -1;
+        lt_shift(d);
+        return 0;
+    }
+    int64_t T = d->lt_seen, i = (d->nclips - 1) * d->lt_S;
+    if (T == 0) return 0;
+    if (d->nclips == 0) return lt_tile(d, d->npend, true); /* T <= L: the whole clip, untiled */
+    if (!d->lt_release) { /* one more tile when the last one did not reach the end */
+        if (i + d->lt_Lat >= T) return emit(d, d->carry, d->nprev, d->lt_emitted, d->nprev - d->lt_emitted);
+        return lt_tile(d, d->npend, true);
+    }
+    /* the release: stop after the tile with i + S + 1 == T, else go on while i < T */
+    while (i + d->lt_S + 1 != T && (i += d->lt_S) < T) {
+        if (lt_tile(d, d->npend, i + d->lt_S + 1 == T || i + d->lt_S >= T)) return -1;
+        lt_shift(d);
+    }
+    return 0;
+}
+
 static int process(hb_decoder *d, bool final) {
     int64_t n = d->npend, hw = d->h * d->w;
+    if (d->lt) return lt_process(d, final);
+    if (d->kind == K_LIGHT && d->mode == HB_LD_CAUSAL) return light_stream(d, final);
     if (d->mode == HB_LD_CAUSAL) {
         if (n == 0) return 0;
         int64_t nf = d->F * n - (d->nclips == 0 ? d->F - 1 : 0);
-        if (decode_clip(d, n, d->cout, nf)) return -1;
+        if (decode_clip(d, n, d->cout, &nf)) return -1;
         d->nclips++, d->npend = 0;
         return emit(d, d->cout, nf, 0, nf);
     }
@@ -225,13 +332,13 @@ static int process(hb_decoder *d, bool final) {
     if (d->nclips == 0) {
         if (n == 0) return 0;
         int64_t nf = vframes(d, n);
-        if (decode_clip(d, n, d->cout, nf)) return -1;
+        if (decode_clip(d, n, d->cout, &nf)) return -1;
         if (final) { d->npend = 0; return emit(d, d->cout, nf, 0, nf); }
         keep_carry(d, nf);
         if (emit(d, d->cout, nf, 0, nf - d->m)) return -1;
     } else if (n > d->O) {
         int64_t nf = vframes(d, n);
-        if (decode_clip(d, n, d->cout, nf)) return -1;
+        if (decode_clip(d, n, d->cout, &nf)) return -1;
         blend_carry(d, nf);
         if (final) { d->npend = 0; return emit(d, d->cout, nf, 0, nf); }
         keep_carry(d, nf);
@@ -254,6 +361,7 @@ int hb_decoder_push(hb_decoder *d, const float *latent, int64_t n, int64_t cstri
     int64_t hw = d->h * d->w;
     if (cstride == 0) cstride = n * hw;
     if (d->finished) d->finished = false, d->frames_out = 0;
+    d->lt_seen += n;
     for (int64_t t = 0; t < n;) {
         int64_t k = d->L - d->npend < n - t ? d->L - d->npend : n - t; /* frames that fit in the clip */
         hb_copy_rows(d->pend + d->npend * hw, d->L * hw, latent + t * hw, cstride, d->z, k * hw);
@@ -265,7 +373,7 @@ int hb_decoder_push(hb_decoder *d, const float *latent, int64_t n, int64_t cstri
 
 int hb_decoder_finish(hb_decoder *d) {
     int rc = 0;
-    if (d->mode == HB_LD_CAUSAL || d->nclips == 0 || d->npend > 0) rc = process(d, true);
+    if (d->lt || d->mode == HB_LD_CAUSAL || d->nclips == 0 || d->npend > 0) rc = process(d, true);
     /* a new video may follow */
     for (int i = 0; i < d->nty * d->ntx && d->st; i++) {
         if (!d->st[i]) continue;
@@ -273,7 +381,7 @@ int hb_decoder_finish(hb_decoder *d) {
         else if (d->kind == K_TAE) hb_tae_decoder_reset(d->st[i]);
         else hb_wan_vae_decoder_reset(d->st[i]);
     }
-    d->npend = 0, d->nclips = 0, d->finished = true;
+    d->npend = 0, d->nclips = 0, d->finished = true, d->lt_seen = 0, d->nprev = 0;
     return rc;
 }
 
@@ -311,6 +419,20 @@ void hb_decoder_free(hb_decoder *d) {
     hb_free(d);
 }
 
+/* The light decoder's temporal tiles (hb_ld_light_tiling): t_block_size / F + 1 latents every t_stride / F. */
+static int light_tiles(hb_decoder *d, const hb_longdecode_opts *o) {
+    int64_t tb = o->t_block_size > 0 ? o->t_block_size : 16, ts = o->t_stride > 0 ? o->t_stride : 12;
+    if (tb % d->F || ts % d->F || ts < d->F || ts >= tb)
+        return hb_error("longdecode: light decoder tiles t_block_size %lld / t_stride %lld: need multiples of %lld with "
+                        "t_stride < t_block_size", (long long)tb, (long long)ts, (long long)d->F);
+    if (o->light_tiling != HB_LD_LIGHT_ALIGNED && o->light_tiling != HB_LD_LIGHT_RELEASE)
+        return hb_error("longdecode: unknown light tiling %d", (int)o->light_tiling);
+    d->lt = true, d->lt_release = o->light_tiling == HB_LD_LIGHT_RELEASE;
+    d->lt_Lat = tb / d->F + 1, d->lt_S = ts / d->F, d->lt_b = tb - ts, d->lt_ts = ts;
+    d->L = d->lt_Lat, d->O = 0;
+    return 0;
+}
+
 static hb_decoder *setup(hb_decoder *d, int64_t h, int64_t w, const hb_longdecode_opts *o, bool can_stream,
                          hb_decoder_emit_fn fn, void *user) {
     hb_longdecode_opts dflt = {0};
@@ -326,17 +448,20 @@ static hb_decoder *setup(hb_decoder *d, int64_t h, int64_t w, const hb_longdecod
     if (d->mode != HB_LD_CAUSAL && d->mode != HB_LD_TILED) { hb_error("longdecode: unknown mode %d", (int)o->mode); goto fail; }
     d->L = o->clip > 0 ? o->clip : (d->mode == HB_LD_CAUSAL ? 4 : 8);
     d->O = d->mode == HB_LD_TILED ? (o->overlap > 0 ? o->overlap : 2) : 0;
+    if (d->kind == K_LIGHT && d->mode == HB_LD_TILED && light_tiles(d, o)) goto fail;
     if (d->mode == HB_LD_TILED && d->L < 2 * d->O) {
         hb_error("longdecode: clip %lld must be at least twice the overlap %lld", (long long)d->L, (long long)d->O);
         goto fail;
     }
-    d->m = d->mode == HB_LD_TILED ? 1 + d->F * (d->O - 1) : 0;
+    d->m = d->mode == HB_LD_TILED && !d->lt ? 1 + d->F * (d->O - 1) : 0;
     int tov = o->tile_overlap > 0 ? o->tile_overlap : o->tile / 4;
     if ((d->nty = make_spans(h, o->tile, tov, &d->ty)) < 0) goto fail;
     if ((d->ntx = make_spans(w, o->tile, tov, &d->tx)) < 0) goto fail;
     d->th = d->ty[0].b - d->ty[0].a, d->tw = d->tx[0].b - d->tx[0].a;
     int nt = d->nty * d->ntx;
     int64_t TH = d->th * d->S, TW = d->tw * d->S, HW = d->H * d->W, nfmax = d->F * d->L;
+    if (d->kind == K_LIGHT && d->mode == HB_LD_CAUSAL && hb_light_vae_stream_max_pending(d->lv) > nfmax)
+        nfmax = hb_light_vae_stream_max_pending(d->lv); /* what a finish gives */
     if (!(d->ry = span_ramps(d->ty, d->nty, d->S)) || !(d->rx = span_ramps(d->tx, d->ntx, d->S))) goto fail;
     size_t fl = sizeof(float);
     if (!(d->pend = hb_dev_alloc(fl * (size_t)(d->z * d->L * h * w), "longdecode latents")) ||
@@ -376,27 +501,26 @@ static hb_decoder *setup(hb_decoder *d, int64_t h, int64_t w, const hb_longdecod
         if (!ok) goto fail;
         d->bytes += fl * (size_t)(3 * nfmax * TH * TW + (nt + 1) * TH * TW);
     }
-    if (d->m > 0) {
-        if (!(d->carry = hb_dev_alloc(fl * (size_t)(3 * d->m * HW), "longdecode overlap frames"))) goto fail;
-        d->bytes += fl * (size_t)(3 * d->m * HW);
+    int64_t ncarry = d->lt ? vframes(d, d->lt_Lat) : d->m; /* light tiles: the whole previous tile */
+    if (ncarry > 0) {
+        if (!(d->carry = hb_dev_alloc(fl * (size_t)(3 * ncarry * HW), "longdecode overlap frames"))) goto fail;
+        d->bytes += fl * (size_t)(3 * ncarry * HW);
     }
     /* decoder state / workspace (tiles share a size up to the last one; take the largest, count each stream) */
     if (d->kind == K_WAN && d->mode == HB_LD_TILED) {
         int64_t b = hb_wan_vae_decode_workspace(d->wan, d->L, d->th, d->tw, NULL);
         if (b < 0) goto fail;
         d->bytes += (size_t)b;
-    } else if (d->kind == K_LIGHT && d->mode == HB_LD_TILED) {
-        int64_t b = hb_light_vae_decode_workspace(d->lv, d->L, d->th, d->tw);
-        if (b < 0) goto fail;
-        d->bytes += (size_t)b;
     } else {
+        if (d->kind == K_LIGHT && d->mode == HB_LD_TILED) /* the tiles' buffers, kept by their streams */
+            d->bytes += (size_t)hb_light_vae_decode_bytes(d->lv, d->L, d->th, d->tw) * (size_t)nt;
         if (!(d->st = hb_calloc(sizeof(void *) * (size_t)nt, "longdecode streams"))) goto fail;
         for (int iy = 0; iy < d->nty; iy++)
             for (int ix = 0; ix < d->ntx; ix++) {
                 int i = iy * d->ntx + ix;
                 int64_t th = d->ty[iy].b - d->ty[iy].a, tw = d->tx[ix].b - d->tx[ix].a;
                 if (d->kind == K_LIGHT) {
-                    if (!(d->st[i] = hb_light_vae_stream_new(d->lv, th, tw, (int)d->L))) goto fail;
+                    if (!(d->st[i] = hb_light_vae_stream_new(d->lv, th, tw, d->mode == HB_LD_CAUSAL))) goto fail;
                     d->bytes += hb_light_vae_stream_bytes(d->st[i]);
                 } else if (d->kind == K_WAN) {
                     if (!(d->st[i] = hb_wan_vae_decoder_new(d->wan, th, tw, NULL))) goto fail;
@@ -426,9 +550,9 @@ hb_decoder *hb_decoder_new_light(const hb_light_vae *m, int64_t h, int64_t w, co
                                  hb_decoder_emit_fn fn, void *user) {
     hb_decoder *d = hb_calloc(sizeof *d, "longdecode");
     if (!d) return NULL;
-    d->kind = K_LIGHT, d->lv = m, d->z = hb_light_vae_get_config(m)->z_dim;
     d->F = hb_light_vae_temporal_factor(m), d->S = hb_light_vae_spatial_factor(m);
-    return setup(d, h, w, o, hb_light_vae_get_config(m)->causal, fn, user);
+    d->kind = K_LIGHT, d->lv = m, d->z = hb_light_vae_get_config(m)->latent_channels;
+    return setup(d, h, w, o, true, fn, user);
 }
 
 hb_decoder *hb_decoder_new_tae(const hb_tae *m, int64_t h, int64_t w, const hb_longdecode_opts *o,

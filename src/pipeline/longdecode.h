@@ -5,11 +5,12 @@
  * Modes:
  *  - HB_LD_CAUSAL (causal-cache): the latent is cut into non-overlapping clips of `clip` latent frames,
  *    decoded in order by a streaming decoder that keeps the feature cache of the previous clip (Wan 2.1 /
- *    2.2 VAE via hb_wan_vae_decoder, light VAE causal, TAEHV). Exactly (bitwise) equal to the whole-clip
- *    decode.
- *  - HB_LD_TILED (temporal tiling, any decoder, the only mode of non-causal decoders): clips of `clip` latent frames start every clip - overlap latents;
+ *    2.2 VAE via hb_wan_vae_decoder, TAEHV; the light decoder, causal or not, streams with a lookahead:
+ *    its frames come out a few latents late, the rest at finish). Exactly equal to the whole-clip decode.
+ *  - HB_LD_TILED (temporal tiling, any decoder): clips of `clip` latent frames start every clip - overlap latents;
  *    each is decoded independently and the frames two clips share (F(overlap-1)+1 frames) are blended with
- *    linear ramps whose weights sum to 1.
+ *    linear ramps whose weights sum to 1. The light decoder uses its release's tile schedule instead
+ *    (hb_ld_light_tiling above), blending raw decoder outputs and clamping to [-1, 1] when frames are emitted.
  *  - Both modes can also cut the latent plane into overlapping spatial tiles (`tile`, `tile_overlap` in
  *    latent units; tiles spread evenly); tile overlaps are blended with the same ramp helper, normalised by
  *    the per-pixel weight sum.
@@ -35,13 +36,22 @@
 #include "models/wan_vae.h"
 
 typedef enum { HB_LD_AUTO = 0, HB_LD_CAUSAL = 1, HB_LD_TILED = 2 } hb_ld_mode;
+/* Temporal tiles of the light decoder (TILED mode): tiles of t_block_size / F + 1 latents every t_stride / F.
+ *  ALIGNED (default): later tiles drop their FIRST decoded frame (the previous tile's last shared frame) and
+ *    blend the next t_block_size - t_stride frames, which are aligned, with weights x/b;
+ *  RELEASE: exactly the release's _temporal_tiled_decode: later tiles drop their LAST frame, blend
+ *    prev[-b + x] (1 - x/b) + tile[x] x/b, stop after the tile with i + S + 1 == T, cut to 1 + F(T-1) frames
+ *    (a one-frame shift after the first tile and the last frame lost; docs/light_vae.md). */
+typedef enum { HB_LD_LIGHT_ALIGNED = 0, HB_LD_LIGHT_RELEASE = 1 } hb_ld_light_tiling;
 
 typedef struct {
     hb_ld_mode mode;  /* AUTO: CAUSAL when the decoder can stream, else TILED */
-    int clip;         /* latent frames per clip (0: 4 causal, 8 tiled) */
+    int clip;         /* latent frames per clip (0: 4 causal, 8 tiled; light decoder tiles: t_block_size) */
     int overlap;      /* TILED: latent frames shared by consecutive clips, >= 1, clip >= 2 overlap (0: 2) */
     int tile;         /* spatial tile in latent cells (0: no spatial tiling) */
     int tile_overlap; /* latent cells shared by neighbouring tiles (0: tile / 4) */
+    hb_ld_light_tiling light_tiling; /* light decoder, TILED mode */
+    int t_block_size, t_stride;      /* light decoder tiles in video frames, multiples of F (0: 16 and 12) */
 } hb_longdecode_opts;
 
 /* Frames [t0, t0 + n) of the video, [3, n, H, W] (channel stride n*H*W), in HOST memory, valid during the

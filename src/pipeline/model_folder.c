@@ -37,6 +37,53 @@ static bool first_existing(char *out, size_t cap, const char *dir, const char *c
     return false;
 }
 
+/* A folder with weight files of its own (vae/ may hold only the light decoder's subfolders). */
+static bool holds_weights(const char *d) {
+    DIR *dd = opendir(d);
+    bool any = false;
+    for (struct dirent *e; dd && !any && (e = readdir(dd));) {
+        size_t n = strlen(e->d_name);
+        any = (n > 12 && !strcmp(e->d_name + n - 12, ".safetensors")) || (n > 4 && !strcmp(e->d_name + n - 4, ".pth")) ||
+              (n > 3 && !strcmp(e->d_name + n - 3, ".pt")) || (n > 11 && !strcmp(e->d_name + n - 11, ".index.json"));
+    }
+    if (dd) closedir(dd);
+    return any;
+}
+
+/* A light decoder folder: config.json with the release's decoder keys beside diffusion_pytorch_model.safetensors. */
+static bool light_folder(const char *d) {
+    char p[HB_MF_PATH];
+    snprintf(p, sizeof p, "%s/diffusion_pytorch_model.safetensors", d);
+    if (!is_file(p)) return false;
+    snprintf(p, sizeof p, "%s/config.json", d);
+    json_t *o = json_load_file(p, 0, NULL);
+    bool ok = json_object_get(o, "decoder_block_out_channels") != NULL;
+    json_decref(o);
+    return ok;
+}
+
+/* The light decoder: vae/<name>/ (the release's vae/wan22_v1_tiling_16_12/ first, else the first by name),
+ * light_vae/, or light_vae.safetensors (config in light_vae.json). "" when absent. */
+static void find_light(const char *dir, char *out, size_t cap) {
+    char p[HB_MF_PATH], best[HB_MF_PATH] = "";
+    out[0] = 0;
+    snprintf(p, sizeof p, "%s/vae/" HB_LIGHT_VAE_RELEASE_DIR, dir);
+    if (light_folder(p)) { snprintf(out, cap, "%s", p); return; }
+    snprintf(p, sizeof p, "%s/vae", dir);
+    DIR *dd = is_dir(p) ? opendir(p) : NULL;
+    for (struct dirent *e; dd && (e = readdir(dd));) {
+        char q[HB_MF_PATH];
+        if (e->d_name[0] == '.' || (best[0] && strcmp(e->d_name, strrchr(best, '/') + 1) >= 0)) continue;
+        if (snprintf(q, sizeof q, "%s/%s", p, e->d_name) < (int)sizeof q && light_folder(q)) snprintf(best, sizeof best, "%s", q);
+    }
+    if (dd) closedir(dd);
+    if (best[0]) { snprintf(out, cap, "%s", best); return; }
+    snprintf(p, sizeof p, "%s/light_vae", dir);
+    if (light_folder(p)) { snprintf(out, cap, "%s", p); return; }
+    snprintf(p, sizeof p, "%s/light_vae.safetensors", dir);
+    if (is_file(p)) snprintf(out, cap, "%s", p);
+}
+
 static int read_settings(hb_model_folder *mf, const char *path) {
     json_error_t je;
     json_t *root = json_load_file(path, 0, &je);
@@ -158,7 +205,7 @@ int hb_model_folder_scan_te(const char *dir, const char *te_dir, hb_model_folder
     }
     static const char *const vae[] = {"Wan2.2_VAE.safetensors", "Wan2.2_VAE.pth", "Wan2.1_VAE.safetensors",
                                       "Wan2.1_VAE.pth", "vae", NULL};
-    if (!first_existing(mf->vae, sizeof mf->vae, dir, vae, true))
+    if (!first_existing(mf->vae, sizeof mf->vae, dir, vae, true) || (is_dir(mf->vae) && !holds_weights(mf->vae)))
         return hb_error("%s: no VAE (Wan2.2_VAE.safetensors, Wan2.2_VAE.pth, Wan2.1_VAE.* or vae/)", dir);
     if (te_dir) {
         if (scan_text_encoder(te_dir, mf)) return -1;
@@ -168,8 +215,7 @@ int hb_model_folder_scan_te(const char *dir, const char *te_dir, hb_model_folder
     static const char *const tae[] = {"taew2_2.safetensors", "taew2_2.pth", "taew2_1.safetensors", "taew2_1.pth",
                                       "tae", NULL};
     if (!first_existing(mf->tae, sizeof mf->tae, dir, tae, true)) mf->tae[0] = 0;
-    static const char *const light[] = {"light_vae.safetensors", "light_vae", NULL};
-    if (!first_existing(mf->light, sizeof mf->light, dir, light, true)) mf->light[0] = 0;
+    find_light(dir, mf->light, sizeof mf->light);
     static const char *const st[] = {"hummingbird.json", NULL};
     if (first_existing(tmp, sizeof tmp, dir, st, false) && read_settings(mf, tmp)) return -1;
     return 0;
@@ -464,13 +510,12 @@ int hb_model_folder_write_random(const char *dir, const hb_mkfolder_opts *o) {
         return -1;
     /* light decoder (Wan2.2 family) */
     if (xt) {
+        /* the release's layout: vae/wan22_v1_tiling_16_12/{config.json, diffusion_pytorch_model.safetensors} */
         hb_light_vae_config lc;
-        hb_light_vae_config_default(&lc, true);
-        if (o->tiny) {
-            static const int wd[5] = {16, 16, 8, 8, 8};
-            for (int i = 0; i < 5; i++) lc.widths[i] = wd[i], lc.res_blocks[i] = 1;
-        }
-        snprintf(p, sizeof p, "%s/light_vae.safetensors", dir);
+        hb_light_vae_config_default(&lc, o->tiny, false);
+        snprintf(p, sizeof p, "%s/vae", dir);
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) return hb_error("%s: cannot create folder: %s", p, strerror(errno));
+        snprintf(p, sizeof p, "%s/vae/" HB_LIGHT_VAE_RELEASE_DIR, dir);
         if (hb_light_vae_write_random(p, &lc, o->seed + 5)) return -1;
     }
     /* settings */

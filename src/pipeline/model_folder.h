@@ -7,7 +7,9 @@
  *   text encoder  models_t5_umt5-xxl-enc-bf16.pth | models_t5_umt5-xxl-enc-bf16.safetensors | text_encoder/
  *   tokenizer     google/umt5-xxl/spiece.model (or whatever hb_tokenizer_open_dir finds)
  *   tiny decoder  taew2_2.safetensors | taew2_2.pth | taew2_1.safetensors | taew2_1.pth | tae/   (optional)
- *   light decoder light_vae.safetensors | light_vae/   (optional; models/light_vae.h, Wan2.2 family only)
+ *   light decoder vae/wan22_v1_tiling_16_12/ | vae/<any>/ | light_vae/ (config.json with decoder_block_out_channels
+ *                 + diffusion_pytorch_model.safetensors) | light_vae.safetensors + light_vae.json
+ *                 (optional; models/light_vae.h, Wan2.2 family only)
  *   settings      hummingbird.json (optional): {"arch", "steps_list": [...], "shift", "sampler", "fps"}
  * The random folder writes exactly the first alternative of each line.
  *
