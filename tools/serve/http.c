@@ -273,12 +273,13 @@ static int events(struct mg_connection *c, srv_server *s, const char *id) {
     mg_response_header_start(c, 200);
     mg_response_header_add(c, "Content-Type", "text/event-stream", -1);
     mg_response_header_add(c, "Cache-Control", "no-cache", -1);
-    mg_response_header_add(c, "Connection", "close", -1);
+    mg_response_header_add(c, "Transfer-Encoding", "chunked", -1);
     mg_response_header_send(c);
-    char *d = json_dumps(v, JSON_COMPACT);
+    char *d = json_dumps(v, JSON_COMPACT), *first = NULL;
     json_decref(v);
-    int ok = d && mg_printf(c, "event: status\ndata: %s\n\n", d) > 0;
+    int ok = d && asprintf(&first, "event: status\ndata: %s\n\n", d) > 0 && mg_send_chunk(c, first, (unsigned)strlen(first)) > 0;
     free(d);
+    free(first);
     while (ok && !terminal) {
         char *out = NULL;
         size_t on = 0;
@@ -303,10 +304,11 @@ static int events(struct mg_connection *c, srv_server *s, const char *id) {
             terminal |= e->terminal;
         }
         pthread_mutex_unlock(&s->mu);
-        ok = on ? mg_write(c, out, on) > 0 : mg_printf(c, ": keep-alive\n\n") > 0;
+        ok = on ? mg_send_chunk(c, out, (unsigned)on) > 0 : mg_send_chunk(c, ": keep-alive\n\n", 15) > 0;
         free(out);
         if (stop) break;
     }
+    if (ok) mg_send_chunk(c, "", 0); /* the end of the stream */
     return 200;
 }
 
