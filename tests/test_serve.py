@@ -348,6 +348,24 @@ def test_kill9_restart():
         s.stop()
 
 
+@timed
+def test_expiry():
+    data = os.path.join(TMP, "expiry")
+    s = Server(XT, data, "--keep", "0.0005")  # 1.8 s
+    try:
+        st, _, v = s.create(TINY)
+        st, v = s.wait(v["id"])
+        check(v["status"] == "completed" and v["expires_at"] - v["completed_at"] in (1, 2), f"expires_at {v}")
+        check(any(f.startswith(v["id"]) for f in os.listdir(os.path.join(data, "videos"))), "files before expiry")
+        t = time.time()
+        while time.time() - t < 10 and s.json("GET", f"/v1/videos/{v['id']}")[0] == 200:
+            time.sleep(0.1)
+        check(s.json("GET", f"/v1/videos/{v['id']}")[0] == 404, "expired job deleted")
+        check(not any(f.startswith(v["id"]) for f in os.listdir(os.path.join(data, "videos"))), "expired files deleted")
+    finally:
+        s.stop()
+
+
 def main():
     s = Server(XT, os.path.join(TMP, "data"), "--keep", "1", "--max-upload-mb", "1")
     try:
@@ -366,6 +384,7 @@ def main():
     finally:
         x.stop()
     test_auth_429()
+    test_expiry()
     test_kill9_restart()
     print(f"test_serve: {time.time() - T0:.1f} s")
     shutil.rmtree(TMP, ignore_errors=True)

@@ -135,7 +135,7 @@ static int parse_args(int argc, char **argv, serve_opts *o, srv_server *s) {
         else if (!strcmp(a, "--api-key")) s->api_key = v;
         else if (!strcmp(a, "--port")) rc = parse_num(a, v, 1, 65535, &x), o->port = (int)x;
         else if (!strcmp(a, "--queue")) rc = parse_num(a, v, 1, 1e6, &x), s->queue_max = (int)x;
-        else if (!strcmp(a, "--keep")) rc = parse_num(a, v, 0.001, 1e6, &s->keep_hours);
+        else if (!strcmp(a, "--keep")) rc = parse_num(a, v, 0.0001, 1e6, &s->keep_hours);
         else if (!strcmp(a, "--max-frames")) rc = parse_num(a, v, 1, 100001, &x), o->max_frames = (int)x;
         else if (!strcmp(a, "--max-side")) rc = parse_num(a, v, 16, 16384, &x), o->max_side = (int)x;
         else if (!strcmp(a, "--max-upload-mb")) rc = parse_num(a, v, 1, 4096, &x), s->max_body = (size_t)x << 20;

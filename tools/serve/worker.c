@@ -283,15 +283,21 @@ static void sweep(srv_server *s) {
 static void *worker_main(void *arg) {
     srv_server *s = arg;
     double next_sweep = 0;
+    /* every minute, or four times per --keep when that is shorter */
+    double every = s->keep_hours * 3600 / 4 < 60 ? s->keep_hours * 3600 / 4 : 60;
+    if (every < 0.5) every = 0.5;
     pthread_mutex_lock(&s->mu);
     while (!s->stopping) {
-        if (now_s() >= next_sweep) sweep(s), next_sweep = now_s() + 60;
+        if (now_s() >= next_sweep) sweep(s), next_sweep = now_s() + every;
         srv_job j;
         int got = srv_store_next_queued(s->store, &j);
         if (got != 1) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += got < 0 ? 1 : 30;
+            double wait = got < 0 ? 1 : every;
+            ts.tv_sec += (time_t)wait;
+            ts.tv_nsec += (long)((wait - (double)(time_t)wait) * 1e9);
+            if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
             pthread_cond_timedwait(&s->work, &s->mu, &ts);
             continue;
         }
