@@ -150,23 +150,23 @@ static int create(struct mg_connection *c, srv_server *s) {
     bool full = job && queue_full(s, retry, sizeof retry);
     pthread_mutex_unlock(&s->mu);
     if (job && !full && (!img.data || !save_image(s, id, img, &e))) {
+        json_t *v = NULL;
         pthread_mutex_lock(&s->mu);
         full = queue_full(s, retry, sizeof retry); /* again: the image took time */
-        if (!full && !s->stopping && srv_store_insert(s->store, id, (int64_t)time(NULL), job) == 0) {
-            srv_job j;
-            if (srv_store_get(s->store, id, &j) == 1) {
-                json_t *v = srv_video_json(s, &j);
-                srv_emit(s, id, "status", json_incref(v), false);
-                pthread_cond_signal(&s->work);
-                pthread_mutex_unlock(&s->mu);
-                srv_job_clear(&j);
-                rc = reply_video(c, 200, v);
-                pthread_mutex_lock(&s->mu);
-            }
+        srv_job j;
+        if (!full && !s->stopping && srv_store_insert(s->store, id, (int64_t)time(NULL), job) == 0 &&
+            srv_store_get(s->store, id, &j) == 1) {
+            v = srv_video_json(s, &j);
+            srv_emit(s, id, "status", json_incref(v), false);
+            pthread_cond_signal(&s->work);
+            srv_job_clear(&j);
         }
         pthread_mutex_unlock(&s->mu);
-        if (rc < 0) srv_remove_files(s, id);
-        if (rc < 0 && !full) srv_fail(&e, 503, "", "unavailable", "the server is shutting down or cannot store the job");
+        if (v) rc = reply_video(c, 200, v);
+        else {
+            srv_remove_files(s, id);
+            if (!full) srv_fail(&e, 503, "", "unavailable", "the server is shutting down or cannot store the job");
+        }
     }
     free(body);
     json_decref(job);

@@ -144,9 +144,8 @@ static int on_chunk(void *user, int64_t first, int n, const uint8_t *rgb, int h,
     pthread_mutex_lock(&r->s->mu);
     srv_emit(r->s, r->id, "chunk", json_pack("{s:s, s:I, s:i, s:i, s:i}", "id", r->id, "first_frame", (json_int_t)first,
                                              "frames", n, "width", w, "height", h), false);
-    int stop = r->s->cancel != SRV_CANCEL_NONE;
     pthread_mutex_unlock(&r->s->mu);
-    return stop;
+    return 0; /* a cancel goes through on_progress, whose nonzero return hb_generate_ar reports as HB_CANCELLED */
 }
 
 static int jint(const json_t *p, const char *k) { return (int)json_integer_value(json_object_get(p, k)); }
@@ -238,15 +237,15 @@ static void finish(srv_server *s, const char *id, int rc, const char *err, doubl
     int64_t now = (int64_t)time(NULL), exp = now + (int64_t)(s->keep_hours * 3600);
     srv_cancel why = s->cancel;
     bool gone = false;
-    if (rc == 0) {
+    if (why == SRV_CANCEL_DELETE) { /* deleted while running, whatever the run's end */
+        srv_store_delete(s->store, id);
+        srv_remove_files(s, id);
+        gone = true;
+    } else if (rc == 0) {
         srv_store_set_status(s->store, id, "completed", 100, now, exp, NULL, NULL);
         s->avg_job_s = s->avg_job_s > 0 ? 0.8 * s->avg_job_s + 0.2 * secs : secs;
     } else if (rc == HB_CANCELLED && why == SRV_CANCEL_SHUTDOWN) {
         srv_store_set_status(s->store, id, "queued", 0, 0, 0, NULL, NULL); /* runs again after the restart */
-    } else if (rc == HB_CANCELLED && why == SRV_CANCEL_DELETE) {
-        srv_store_delete(s->store, id);
-        srv_remove_files(s, id);
-        gone = true;
     } else if (rc == HB_CANCELLED) {
         srv_store_set_status(s->store, id, "failed", s->running_progress, now, exp, "cancelled", "cancelled by request");
     } else {
