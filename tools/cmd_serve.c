@@ -155,7 +155,10 @@ static int parse_args(int argc, char **argv, serve_opts *o, srv_server *s) {
 static void shutdown_server(srv_server *s, struct mg_context *ctx) {
     pthread_mutex_lock(&s->mu);
     s->stopping = true;
-    if (s->running[0]) s->cancel = SRV_CANCEL_SHUTDOWN; /* stopped at its next step, queued again */
+    if (s->running[0]) {
+        s->cancel = SRV_CANCEL_SHUTDOWN; /* stopped at its next step, queued again */
+        fprintf(stderr, "hb serve: %s goes back to the queue\n", s->running);
+    }
     pthread_cond_broadcast(&s->work);
     pthread_cond_broadcast(&s->events);
     pthread_mutex_unlock(&s->mu);
@@ -198,7 +201,7 @@ int cmd_serve(int argc, char **argv) {
             o.port, s.data, s.api_key ? ", API key required" : "");
     int sig = 0;
     sigwait(&sigs, &sig);
-    fprintf(stderr, "hb serve: %s: stopping (the running job is queued again)\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    fprintf(stderr, "hb serve: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     shutdown_server(&s, ctx);
     srv_store_close(s.store);
     hb_model_free(s.model);
