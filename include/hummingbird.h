@@ -56,17 +56,41 @@ hb_model *hb_model_load(const char *dir, const hb_load_params *params);
 void hb_model_free(hb_model *m);
 
 typedef enum {
-    HB_GEN_SAMPLER_DEFAULT = 0, /* the folder's hummingbird.json "sampler", else xt */
+    HB_GEN_SAMPLER_DEFAULT = 0, /* the model's: xt for Hummingbird-XT, unipc for a base Wan folder (docs/pipeline.md) */
     HB_GEN_SAMPLER_XT = 1,      /* few-step, CFG-free (Hummingbird-XT) */
     HB_GEN_SAMPLER_UNIPC = 2,   /* Wan 2.2 base sampler, classifier-free guidance */
     HB_GEN_SAMPLER_EULER = 3    /* flow Euler, classifier-free guidance */
 } hb_gen_sampler;
 
 typedef enum {
-    HB_GEN_VAE_FULL = 0,  /* the Wan VAE decoder */
+    HB_GEN_VAE_DEFAULT = 0, /* the model's: the light decoder for Hummingbird-XT, else the Wan VAE */
+    HB_GEN_VAE_FULL = 3,  /* the Wan VAE decoder */
     HB_GEN_VAE_TAE = 1,   /* the tiny streaming decoder (taew2_2 / taew2_1 in the folder) */
     HB_GEN_VAE_LIGHT = 2  /* the light decoder (when the folder and the build have one) */
 } hb_gen_vae;
+
+/* I2V: how the input image becomes a width x height frame */
+typedef enum {
+    HB_GEN_IMAGE_DEFAULT = 0, /* the model's: stretch for Hummingbird-XT (the release), cover otherwise */
+    HB_GEN_IMAGE_STRETCH = 1, /* Lanczos resize to width x height, aspect not kept (the release) */
+    HB_GEN_IMAGE_COVER = 2    /* resize to cover width x height, centre crop (Wan) */
+} hb_gen_image_fit;
+
+/* Few-step sampler noise */
+typedef enum {
+    HB_GEN_NOISE_DEFAULT = 0, /* the model's: torch for Hummingbird-XT, stream otherwise */
+    HB_GEN_NOISE_TORCH = 1,   /* the release's: PyTorch's CPU generator (the same numbers for a seed), frame-major
+                                 [F, C, H, W] initial noise, ONE re-noise tensor (seed + 2) for every re-noise */
+    HB_GEN_NOISE_STREAM = 2   /* one generator stream, a fresh tensor for every re-noise */
+} hb_gen_noise;
+
+/* The few-step timestep value the DiT sees (x0 and re-noise always use the exact table sigma) */
+typedef enum {
+    HB_GEN_T_DEFAULT = 0,  /* the model's: int_bf16 for Hummingbird-XT, float otherwise */
+    HB_GEN_T_FLOAT = 1,    /* t as computed (1000, 967.74, 909.09 at shift 10) */
+    HB_GEN_T_INT_BF16 = 2, /* int64(bf16(t)): the release with its bf16 latents (1000, 968, 908) */
+    HB_GEN_T_INT_F32 = 3   /* int64(float32(t)) (1000, 967, 909) */
+} hb_gen_timestep;
 
 #define HB_GEN_MAX_STEPS 64
 
@@ -74,19 +98,24 @@ typedef struct hb_generate_params {
     const char *prompt;          /* required (may be "") */
     const char *negative;        /* NULL: Wan's default negative prompt (used only with CFG) */
     /* I2V: an image file (PNG/JPEG), or an RGB buffer (image_rgb, image_width x image_height x 3 bytes).
-     * It is resized and centre-cropped to width x height, and its VAE latent becomes latent frame 0. */
+     * It is fitted to width x height (image_fit), and its VAE latent becomes latent frame 0. */
     const char *image_path;
     const uint8_t *image_rgb;
     int image_width, image_height;
-    int width, height;           /* multiples of 32 for Wan2.2 (VAE 16 x patch 2); default 1280 x 704. I2V with
-                                    width or height 0: the image's aspect ratio within 1280*704 pixels */
-    int frames;                  /* 4k + 1; default 121 */
+    hb_gen_image_fit image_fit;
+    int width, height;           /* multiples of 32 for Wan2.2 (VAE 16 x patch 2); 0 = the model's (1280 x 704 for
+                                    the 5B). I2V with cover fit and width or height 0: the image's aspect ratio
+                                    within 1280*704 pixels */
+    int frames;                  /* 4k + 1; 0 = the model's (121 for the 5B) */
     uint64_t seed;               /* default 0 */
     hb_gen_sampler sampler;
-    /* few-step list (timesteps in [0, 1000]) and shift; nsteps 0 / shift 0 = the folder's or 1000,750,500 / 5 */
+    /* few-step list (timesteps in [0, 1000]) and shift; nsteps 0 / shift 0 = the model's (Hummingbird-XT:
+     * 1000,750,500 at shift 10) */
     int nsteps;
     int64_t steps_list[HB_GEN_MAX_STEPS];
     double shift;
+    hb_gen_noise noise;
+    hb_gen_timestep timestep;
     int steps;                   /* base sampler steps; 0 = 50 */
     double cfg;                  /* base sampler guidance; < 0 = 5.0 */
     hb_gen_vae vae;
@@ -95,7 +124,7 @@ typedef struct hb_generate_params {
     void *progress_user;
 } hb_generate_params;
 
-/* Defaults: 1280 x 704 x 121, seed 0, default sampler, full VAE, cfg 5.0 (base samplers only). */
+/* Every field 0 (the model's defaults: docs/pipeline.md), prompt "", cfg -1 (the model's guidance). */
 void hb_generate_params_init(hb_generate_params *p);
 
 typedef struct hb_video_frames {
@@ -113,35 +142,41 @@ void hb_frames_free(hb_video_frames *v);
 /* The message of the last failed call on this thread ("" when none). */
 const char *hb_last_error_message(void);
 
+/* The library's version, "MAJOR.MINOR.PATCH" (static storage). */
+const char *hb_version(void);
+
 /* Model facts. */
 int hb_model_latent_channels(const hb_model *m);  /* 48 (Wan2.2) or 16 (Wan2.1) */
 int hb_model_size_multiple(const hb_model *m);    /* width/height granularity: 32 (Wan2.2) or 16 (Wan2.1) */
 double hb_model_default_fps(const hb_model *m);   /* 24 (5B) unless hummingbird.json says otherwise */
 
 /* Autoregressive long video (Hummingbird-XTX) */
-/* The causal Wan-2.1-1.3B (Self-Forcing / LongLive) generates the video chunk by chunk (3 latent frames = 12
- * video frames) with a frame-sink + short-window KV cache; each finished chunk is decoded (TAEHV streaming
- * decoder by default) and handed to on_chunk and/or appended to a streamed file. Memory does not grow with
- * the length in relative-RoPE mode. Model folder: Wan2.1-1.3B causal DiT (config.json + shards), umT5 +
- * tokenizer, taew2_1.safetensors/.pth (see docs/xtx.md). */
+/* The causal Wan DiT (Hummingbird-XTX, as released) generates the video chunk by chunk (3 latent frames = 12
+ * video frames) with a KV cache of 6 latent frames whose first one is a sink (relative RoPE: unbounded length
+ * at constant memory); each finished chunk is decoded (the Wan VAE, streamed; TAEHV as an option) and handed
+ * to on_chunk and/or appended to a streamed file. model_dir: the release root (checkpoints/wan21_model.pt +
+ * wan_models/...) or a causal Wan model folder (see docs/xtx.md). */
 typedef int (*hb_ar_chunk_fn)(void *user, int64_t first_frame, int nframes, const uint8_t *rgb, int height,
                               int width); /* rgb [nframes, height, width, 3]; nonzero return stops the run */
 
 typedef struct hb_ar_params {
     const char *prompt;          /* used when prompts_file is NULL */
     const char *prompts_file;    /* lines "latent_frame<TAB>prompt" (first at 0): prompt switches */
-    int width, height;           /* multiples of 16; default 832 x 480 */
-    int64_t frames;              /* video frames; default 481 */
-    int chunk, sink, window;     /* latent frames; default 3, 3, 12 (window 0: global cache) */
-    int rope_relative;           /* nonzero: relative ("infinity") RoPE, unbounded length */
+    int width, height;           /* 0: 832 x 480 (1280 x 704 for a 48-channel model); multiples of 16 (32) */
+    int64_t frames;              /* video frames; 0 = the model's: 321 (the release's 81 latent frames) */
+    int chunk, sink, window;     /* latent frames; default 3, 1, 6 (window = the release's local_attn_size, the
+                                  * sink included; 0: global cache) */
+    int rope_relative;           /* default 1: relative RoPE (the release); 0: absolute (at most 1024 latent frames) */
     int cache_f32;               /* nonzero: f32 KV cache (default bf16) */
-    int nsteps;                  /* 0: 1000, 750, 500, 250 */
+    int nsteps;                  /* 0 = the model's: 1000, 750, 500, 250 (or hummingbird.json) */
     int64_t steps_list[HB_GEN_MAX_STEPS];
-    double shift;                /* 0: 5 */
+    double shift;                /* 0 = the model's: 5 (or hummingbird.json) */
     uint64_t seed;
-    hb_gen_vae vae;              /* HB_GEN_VAE_TAE (default) or HB_GEN_VAE_FULL (streaming Wan VAE) */
+    hb_gen_vae vae;              /* HB_GEN_VAE_FULL (default: streaming Wan VAE) or HB_GEN_VAE_TAE */
+    const char *checkpoint;      /* optional DiT weights (.pt training dict) over the folder's config.json */
+    const char *text_encoder_dir; /* optional folder with the umT5 + tokenizer */
     const char *output;          /* optional file (.mp4 streamed fragmented, .mkv, .y4m, folder/) */
-    double fps;                  /* default 16 */
+    double fps;                  /* 0 = the model's: 16 (or hummingbird.json) */
     hb_ar_chunk_fn on_chunk;     /* optional */
     void *user;
     hb_generate_progress_fn progress; /* stage "chunks" */

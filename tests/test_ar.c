@@ -1,7 +1,10 @@
 /* The autoregressive chunk loop (pipeline/ar): the sampler against a hand-written replay of the documented
  * algorithm (few-step x0 / re-noise with the schedule module, refresh at t = 0, LongLive re-cache at a prompt
- * switch), window >= length == global cache, determinism, constant memory in relative-RoPE mode (10x longer
- * run, peak RSS measured in child processes), the absolute-RoPE limit, the prompts file parser. */
+ * switch), a prompt switch at every latent frame 1..20 with the release's window and LongLive's, the noise
+ * source and call observer (generator noise through the callback is bit-identical; every forward is seen with
+ * the release's call order), window >= length == global cache, determinism, constant memory in relative-RoPE
+ * mode (10x longer run, peak RSS measured in child processes), the absolute-RoPE limit, the prompts file parser,
+ * and the release's own loop (golden xtx_loop through hb golden, CPU and cpu-guard). */
 #include "testlib.h"
 #include "pipeline/ar.h"
 #include "pipeline/schedule.h"
@@ -138,7 +141,7 @@ static void test_sampler(const wan_dit *m, hb_rng *r) {
         printf("  variant %d (rope %s, window %lld, %d prompts): AR vs replay %.2e, %lld forwards\n", variant,
                o.rope ? "rel" : "abs", (long long)o.window, o.nconds, e, (long long)o.forwards);
         int64_t chunks = (o.frames + 2) / 3;
-        int64_t fw = chunks * o.nsteps + (chunks - 1) + (o.nconds - 1);
+        int64_t fw = chunks * (o.nsteps + 1) + (o.nconds - 1); /* a refresh after every chunk, as the release */
         CHECK(o.forwards == fw);
         /* determinism */
         float *c2 = run_ar(m, &o);
@@ -170,13 +173,116 @@ static void test_limits(const wan_dit *m) {
     hb_ar_cond cond = {0, ctx, 1};
     hb_ar_opts o;
     hb_ar_opts_default(&o);
-    o.H = 2; o.W = 2; o.frames = 1100; o.conds = &cond; o.nconds = 1;
+    o.H = 2; o.W = 2; o.frames = 1100; o.conds = &cond; o.nconds = 1; o.rope = WAN_ROPE_ABS;
     CHECK(hb_ar_generate(m, &o) != 0);
     CHECK(strstr(hb_last_error(), "rel") != NULL);
     o.frames = 6; o.chunk = 13; /* chunk larger than the window */
     CHECK(hb_ar_generate(m, &o) != 0);
     o.chunk = 3; cond.frame = 2;
     CHECK(hb_ar_generate(m, &o) != 0); /* first prompt not at 0 */
+    /* the release's defaults */
+    hb_ar_opts_default(&o);
+    CHECK(o.chunk == 3 && o.window == 6 && o.sink == 1 && o.rope == WAN_ROPE_REL && o.refresh_last && o.nsteps == 4 &&
+          o.shift == 5.0 && o.steps_list[1] == 750);
+}
+
+/* A switch at every latent frame 1..20 (it takes effect at the next chunk boundary), with the release's window
+ * (6, sink 1) and LongLive's (12, sink 3): the re-cache may cover the whole cache, so the state is sized for
+ * it; every run against the replay. */
+static void test_switch_points(const wan_dit *m, hb_rng *r) {
+    float ctx1[2 * 16], ctx2[3 * 16];
+    tl_fill_normal(r, ctx1, 2 * 16, 1.f);
+    tl_fill_normal(r, ctx2, 3 * 16, 1.f);
+    double worst = 0;
+    int runs = 0;
+    for (int w = 0; w < 2; w++)
+        for (int64_t sw = 1; sw <= 20; sw++) {
+            hb_ar_cond conds[2] = {{0, ctx1, 2}, {sw, ctx2, 3}};
+            hb_ar_opts o;
+            hb_ar_opts_default(&o);
+            o.H = 2; o.W = 2; o.frames = 24; o.nsteps = 2; o.cache_dtype = HB_F32; o.seed = 5 + (uint64_t)sw;
+            if (w) { o.window = 12; o.sink = 3; }
+            o.conds = conds; o.nconds = 2;
+            float *a = run_ar(m, &o);
+            float *b = calloc((size_t)(o.frames * 16 * 4), sizeof(float));
+            replay(m, &o, b);
+            double e = tl_rel_err(a, b, o.frames * 16 * 4);
+            CHECKF(e <= 1e-6, "window %lld, switch at latent frame %lld: AR vs replay %.3e (%s)", (long long)o.window,
+                   (long long)sw, e, hb_last_error());
+            if (e > worst) worst = e;
+            runs++;
+            free(a); free(b);
+        }
+    printf("  prompt switch at latent frames 1..20, windows 6/1 and 12/3: %d runs, worst AR vs replay %.2e\n", runs, worst);
+}
+
+typedef struct { hb_rng rng; int64_t seen[2][HB_AR_MAX_STEPS + 3]; int64_t calls, bad; int S; } observe;
+
+static int gen_noise(void *user, int64_t chunk, int step, float *dst, int64_t n) {
+    observe *ob = user;
+    (void)chunk; (void)step;
+    for (int64_t i = 0; i < n; i++) dst[i] = hb_rng_normal(&ob->rng);
+    return 0;
+}
+
+/* The release's order: per chunk S denoise calls at steps 0..S-1, then the refresh at t = 0 with x = the chunk's
+ * x0; x0 = x - sigma(t) * flow for every call. */
+static int watch(void *user, const hb_ar_call *c) {
+    observe *ob = user;
+    int64_t k = ob->calls++;
+    int want = (int)(k % (ob->S + 1)) == ob->S ? HB_AR_REFRESH : (int)(k % (ob->S + 1));
+    if (c->index != k || c->step != want || c->chunk != k / (ob->S + 1) || !c->flow || !c->x0 || !c->state) ob->bad++;
+    if (c->step == HB_AR_REFRESH && c->t[0] != 0.f) ob->bad++;
+    double sig = c->step == HB_AR_REFRESH ? 0.0049800803 : -1;
+    if (sig > 0)
+        for (int64_t i = 0; i < 16 * c->F * 4; i++)
+            if (fabs((double)c->x0[i] - ((double)c->x[i] - sig * (double)c->flow[i])) > 1e-5) { ob->bad++; break; }
+    return 0;
+}
+
+static int bad_noise(void *user, int64_t chunk, int step, float *dst, int64_t n) {
+    (void)user; (void)dst; (void)n;
+    return chunk == 1 && step == 2 ? hb_error("noise file gone") : 0;
+}
+
+static void test_noise_and_observer(const wan_dit *m) {
+    float ctx[2 * 16];
+    for (int i = 0; i < 32; i++) ctx[i] = (float)cos(0.7 * i);
+    hb_ar_cond cond = {0, ctx, 2};
+    hb_ar_opts o;
+    hb_ar_opts_default(&o);
+    o.H = 2; o.W = 2; o.frames = 14; o.cache_dtype = HB_F32; o.seed = 77; o.conds = &cond; o.nconds = 1;
+    float *a = run_ar(m, &o);
+    observe ob = {.S = o.nsteps};
+    hb_rng_seed(&ob.rng, 77);
+    o.noise = gen_noise; o.noise_user = &ob;
+    o.on_call = watch; o.call_user = &ob;
+    float *b = run_ar(m, &o);
+    CHECK(memcmp(a, b, sizeof(float) * (size_t)(14 * 16 * 4)) == 0);
+    int64_t chunks = (14 + 2) / 3;
+    CHECKF(ob.calls == chunks * (o.nsteps + 1) && ob.bad == 0, "%lld calls observed, %lld out of order", (long long)ob.calls,
+           (long long)ob.bad);
+    /* a failing noise source stops the run with its message */
+    o.noise = bad_noise; o.on_call = NULL; o.on_chunk = NULL;
+    CHECK(hb_ar_generate(m, &o) != 0 && strstr(hb_last_error(), "noise file gone") != NULL);
+    free(a); free(b);
+}
+
+/* The release's loop itself: hb golden on xtx_loop (all noise from the file), CPU and cpu-guard. */
+static void test_release_golden(void) {
+    char path[4096], cmd[8400], out[16384];
+    if (!tl_shared_file("golden/release/xtx_loop.safetensors", path, sizeof path)) {
+        printf("  (shared/golden/release/xtx_loop.safetensors absent: release loop skipped)\n");
+        return;
+    }
+    const char *devs[2] = {"cpu", "cpu-guard"};
+    for (int d = 0; d < 2; d++) {
+        snprintf(cmd, sizeof cmd, "'%s' golden -d %s '%s' 2>&1", tl_hb_bin(), devs[d], path);
+        int rc = tl_run(cmd, out, sizeof out);
+        const char *res = strstr(out, "=> ");
+        CHECKF(rc == 0 && res && !strncmp(res, "=> PASS", 7), "hb golden -d %s xtx_loop: exit %d\n%s", devs[d], rc, out);
+        printf("  xtx_loop (-d %s): %.*s\n", devs[d], res ? (int)strcspn(res, "\n") : 0, res ? res : "");
+    }
 }
 
 /* Peak RSS of a child that generates `frames` latent frames in relative mode (bytes), and the state size. */
@@ -257,10 +363,13 @@ int main(void) {
     hb_rng r;
     hb_rng_seed(&r, seed);
     test_prompts_file();
+    test_release_golden();
     wan_dit *m = tiny_model(seed);
     CHECKF(m != NULL, "%s", hb_last_error());
     if (m) {
         test_sampler(m, &r);
+        test_switch_points(m, &r);
+        test_noise_and_observer(m);
         test_limits(m);
         test_memory(m);
         wan_dit_free(m);

@@ -1,6 +1,10 @@
 /* hb generate --mode ar end to end on a tiny random Hummingbird-XTX folder (DiT + umT5 + tokenizer + TAEW2.1
- * + Wan2.1 VAE): frame counts of the streamed outputs (ffprobe), a prompts file, relative RoPE, the VAE
- * decoder option, a run killed mid-way leaves a readable file with the finished chunks, and clear errors. */
+ * + Wan2.1 VAE): frame counts of the streamed outputs (ffprobe), a prompts file, relative RoPE, both decoders,
+ * a run killed mid-way leaves a readable file with the finished chunks, and clear errors. The release root
+ * that hb mkmodel --arch hummingbird-xtx writes (checkpoints/wan21_model.pt + wan_models/) runs with -m alone,
+ * uses the .pt's generator_ema (not the base weights: --checkpoint / --text-encoder on the base folder give the
+ * same video byte for byte, the base weights another); a Hummingbird-XT folder is refused up front with one
+ * line and no file, and the same 48-channel DiT given as causal weights runs with a Wan2.2 latent. */
 #include "testlib.h"
 #include "pipeline/model_folder.h"
 #include "hummingbird.h"
@@ -104,7 +108,7 @@ static void test_any_backend(void) {
 
 static void test_errors(void) {
     char args[16384], out[8192];
-    snprintf(args, sizeof args, "-p x -f 5000 -o '%s/e.mp4'", tl_tmpdir());
+    snprintf(args, sizeof args, "-p x -f 5000 --rope abs -o '%s/e.mp4'", tl_tmpdir());
     CHECK(gen(args, out, sizeof out) != 0);
     CHECKF(strstr(out, "--rope rel") != NULL, "%s", out);
     snprintf(args, sizeof args, "-p x --sink 3 --window 4 -o '%s/e.mp4'", tl_tmpdir());
@@ -157,6 +161,73 @@ static void test_kill(const char *ext, long min_frames, long expect_at_least) {
     CHECKF(n >= expect_at_least, "%s: %ld frames after the kill", path, n);
 }
 
+static int run_hb(const char *args, char *out, size_t cap) {
+    char cmd[16384];
+    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", tl_hb_bin(), args);
+    return tl_run(cmd, out, cap);
+}
+
+static bool same_file(const char *a, const char *b) {
+    size_t na = 0, nb = 0;
+    char *x = slurp(a, &na), *y = slurp(b, &nb);
+    bool same = x && y && na > 1000 && na == nb && !memcmp(x, y, na);
+    free(x);
+    free(y);
+    return same;
+}
+
+/* The release root of hb mkmodel --arch hummingbird-xtx. */
+static void test_release_root(void) {
+    char root[1024], base[1200], te[1200], pt[1200], args[8192], out[8192], v[3][1200];
+    const char *t = tl_tmpdir();
+    snprintf(root, sizeof root, "%s/release", t);
+    snprintf(args, sizeof args, "mkmodel -q --arch hummingbird-xtx --tiny --seed 3 '%s'", root);
+    CHECKF(run_hb(args, out, sizeof out) == 0, "%s", out);
+    snprintf(base, sizeof base, "%s/wan_models/Wan2.1-T2V-1.3B", root);
+    snprintf(te, sizeof te, "%s/wan_models/Wan2.2-TI2V-5B", root);
+    snprintf(pt, sizeof pt, "%s/checkpoints/wan21_model.pt", root);
+    for (int i = 0; i < 3; i++) snprintf(v[i], sizeof v[i], "%s/rel%d.y4m", t, i);
+    const char *common = "generate --mode ar -q --width 64 --height 48 -p 'a cat' -f 25 --seed 4";
+    snprintf(args, sizeof args, "%s -m '%s' -o '%s'", common, root, v[0]);
+    CHECKF(run_hb(args, out, sizeof out) == 0, "%s", out);
+    long n = probe_frames(v[0]);
+    CHECKF(n == 25, "release root: %ld frames", n);
+    snprintf(args, sizeof args, "%s -m '%s' --checkpoint '%s' --text-encoder '%s' -o '%s'", common, base, pt, te, v[1]);
+    CHECKF(run_hb(args, out, sizeof out) == 0, "%s", out);
+    CHECK(same_file(v[0], v[1]));
+    snprintf(args, sizeof args, "%s -m '%s' --text-encoder '%s' -o '%s'", common, base, te, v[2]);
+    CHECKF(run_hb(args, out, sizeof out) == 0, "%s", out);
+    CHECK(probe_frames(v[2]) == 25 && !same_file(v[0], v[2]));
+    /* the base folder alone has no text encoder: named */
+    snprintf(args, sizeof args, "%s -m '%s' -o '%s/none.y4m'", common, base, t);
+    CHECK(run_hb(args, out, sizeof out) != 0 && strstr(out, "text encoder") != NULL);
+}
+
+/* A Hummingbird-XT (48-channel, bidirectional) folder: refused up front, no file; its DiT as causal weights runs. */
+static void test_xt_folder(void) {
+    char xt[1024], args[8192], out[8192], o1[1200], idx[1200];
+    const char *t = tl_tmpdir();
+    snprintf(xt, sizeof xt, "%s/xt", t);
+    snprintf(args, sizeof args, "mkmodel -q --arch hummingbird-xt --tiny '%s'", xt);
+    CHECKF(run_hb(args, out, sizeof out) == 0, "%s", out);
+    snprintf(o1, sizeof o1, "%s/xt.mp4", t);
+    snprintf(args, sizeof args, "generate --mode ar -m '%s' -p test -o '%s'", xt, o1);
+    CHECK(run_hb(args, out, sizeof out) != 0);
+    CHECKF(strstr(out, "Hummingbird-XT") && strchr(out, '\n') == out + strlen(out) - 1, "%s", out);
+    struct stat st;
+    CHECK(stat(o1, &st) != 0);
+    snprintf(idx, sizeof idx, "%s/diffusion_pytorch_model.safetensors.index.json", xt);
+    const char *dec[2] = {"vae", "tae"};
+    for (int d = 0; d < 2; d++) {
+        snprintf(o1, sizeof o1, "%s/xt%d.y4m", t, d);
+        snprintf(args, sizeof args, "generate --mode ar -q -m '%s' --checkpoint '%s' --decoder %s -p test -f 17 --width 64 "
+                 "--height 32 -o '%s'", xt, idx, dec[d], o1);
+        CHECKF(run_hb(args, out, sizeof out) == 0, "%s", out);
+        long n = probe_frames(o1);
+        CHECKF(n == 17, "48-channel latent, %s decoder: %ld frames", dec[d], n);
+    }
+}
+
 typedef struct { int calls; int64_t next; int h, w; } api_cb;
 static int api_chunk(void *user, int64_t first, int n, const uint8_t *rgb, int H, int W) {
     api_cb *c = user;
@@ -172,6 +243,9 @@ static int api_chunk(void *user, int64_t first, int n, const uint8_t *rgb, int H
 static void test_api(void) {
     hb_ar_params p;
     hb_ar_params_init(&p);
+    /* the release's cache defaults; length, fps, steps and size 0 = the model's (settings.h) */
+    CHECK(p.frames == 0 && p.chunk == 3 && p.window == 6 && p.sink == 1 && p.rope_relative && p.vae == HB_GEN_VAE_FULL &&
+          p.fps == 0 && p.nsteps == 0 && p.shift == 0 && p.width == 0 && p.height == 0);
     p.prompt = "a red car";
     p.width = 64; p.height = 48; p.frames = 45; p.rope_relative = 1; p.window = 6;
     api_cb c = {0, 0, 48, 64};
@@ -200,6 +274,8 @@ int main(void) {
     test_basic();
     test_any_backend();
     test_errors();
+    test_release_root();
+    test_xt_folder();
     test_kill("y4m", 30, 30);
     test_kill("mp4", 0, 1);
     return tl_done();

@@ -296,6 +296,40 @@ int main(void) {
         hb_checkpoint_close(ck);
     }
 
+    /* A Hummingbird-XTX / Self-Forcing training dict: {'generator': {...}, 'critic': {...}, 'generator_ema':
+     * {...}} with model.-prefixed names and FSDP wrapper segments; generator_ema wins wherever it stands, its
+     * names lose every "_fsdp_wrapped_module." segment, "model." is a lookup prefix. */
+    {
+        uint8_t ge[24], gr[24];
+        for (int i = 0; i < 24; i++) ge[i] = (uint8_t)(3 * i + 1), gr[i] = (uint8_t)(200 - i);
+        pk t = {.n = 0};
+        op(&t, 0x80); op(&t, 2); op(&t, '}'); op(&t, '(');
+        str(&t, "generator"); op(&t, '}'); op(&t, '(');
+        str(&t, "model.blocks.0.self_attn.q.weight"); tensor(&t, "FloatStorage", "0", 6, 0, 2, sz_a, st_a, false);
+        op(&t, 'u');
+        str(&t, "critic"); op(&t, '}'); op(&t, '(');
+        str(&t, "model.head.head.weight"); tensor(&t, "FloatStorage", "0", 6, 0, 2, sz_a, st_a, false);
+        op(&t, 'u');
+        str(&t, "generator_ema"); op(&t, '}'); op(&t, '(');
+        str(&t, "model._fsdp_wrapped_module.blocks.0._fsdp_wrapped_module.self_attn.q.weight");
+        tensor(&t, "FloatStorage", "1", 6, 0, 2, sz_a, st_a, false);
+        op(&t, 'u');
+        op(&t, 'u'); op(&t, '.');
+        zentry tr[] = {{"w/data.pkl", t.b, t.n, false}, {"w/data/0", gr, sizeof gr, false}, {"w/data/1", ge, sizeof ge, false}};
+        snprintf(path, sizeof path, "%s/train.pt", d);
+        write_zip(path, 3, tr);
+        ck = hb_checkpoint_open(path);
+        CHECKF(ck != NULL, "%s", hb_last_error());
+        if (ck) {
+            hb_tensor w;
+            CHECK(hb_checkpoint_count(ck) == 1);
+            CHECKF(!strcmp(hb_checkpoint_name(ck, 0), "model.blocks.0.self_attn.q.weight"), "%s", hb_checkpoint_name(ck, 0));
+            CHECK(hb_checkpoint_get(ck, "blocks.0.self_attn.q.weight", &w) == 0 && !memcmp(w.data, ge, 24));
+            CHECK(!hb_checkpoint_has(ck, "head.head.weight"));
+            hb_checkpoint_close(ck);
+        }
+    }
+
     /* A folder holding one .pth opens it; two are ambiguous. */
     char dir[600], p2[700];
     snprintf(dir, sizeof dir, "%s/pthdir", d);

@@ -219,13 +219,14 @@ int main(void) {
             CHECKF(w.cond0_calls == 1 && w.steps == 3 && w.mismatches == 0 && w.nt_seen == 3 * 2 * 2,
                    "cond0 calls %d, steps %d, frame-0 mismatches %d, nt %lld", w.cond0_calls, w.steps, w.mismatches,
                    (long long)w.nt_seen);
-            /* the injected latent is the VAE latent of the cover-cropped image, computed independently here */
+            /* the injected latent is the VAE latent of the image resized to the size, aspect not kept (the release's
+             * fit, Hummingbird-XT's default), computed independently here */
             char vp[700];
             snprintf(vp, sizeof vp, "%s/Wan2.2_VAE.safetensors", g_model);
             hb_checkpoint *ck = hb_checkpoint_open(vp);
             hb_wan_vae *vae = ck ? hb_wan_vae_load(ck, NULL) : NULL;
             hb_image crop;
-            CHECK(vae && hb_image_cover_crop(&im, 64, 64, &crop) == 0);
+            CHECK(vae && hb_image_resize(&im, 64, 64, &crop) == 0);
             if (vae && w.z0) {
                 float *x = malloc(3 * 64 * 64 * sizeof(float)), *z = malloc(48 * 4 * 4 * sizeof(float));
                 hb_image_to_chw(&crop, -1, 1, x);
@@ -234,6 +235,18 @@ int main(void) {
                 double nz = 0;
                 for (int i = 0; i < 48 * 16; i++) nz += fabs(z[i]);
                 CHECK(nz > 0);
+                /* cover fit (Wan's): the latent of the cover-cropped image */
+                hb_image cov;
+                hb_generate_params cp = gp;
+                cp.image_fit = HB_GEN_IMAGE_COVER, cp.frames = 1;
+                hb_video_frames vc = {0};
+                hb_xt_set_debug(&d);
+                CHECK(hb_image_cover_crop(&im, 64, 64, &cov) == 0 && hb_generate(m, &cp, &vc) == 0);
+                hb_xt_set_debug(NULL);
+                hb_image_to_chw(&cov, -1, 1, x);
+                CHECK(hb_wan_vae_encode(vae, x, 1, 64, 64, z, NULL) == 0 && !memcmp(z, w.z0, 48 * 16 * sizeof(float)));
+                hb_frames_free(&vc);
+                hb_image_free(&cov);
                 free(x), free(z);
             }
             /* T2V with the same seed differs; report how close frame 0 comes to the image either way */
@@ -253,10 +266,10 @@ int main(void) {
             gp.image_rgb = im.rgb, gp.image_width = 80, gp.image_height = 48;
             CHECK(hb_generate(m, &gp, &vb) == 0 && vb.rgb && vi.rgb && !memcmp(vb.rgb, vi.rgb, 64 * 64 * 3 * 9));
             hb_frames_free(&vb);
-            /* no size given: the size follows the image (80x48, aspect 5:3) within 1280*704 pixels */
+            /* cover fit and no size given: the size follows the image (80x48, aspect 5:3) within 1280*704 pixels */
             {
                 hb_generate_params ap = gp;
-                ap.width = 0, ap.height = 0, ap.frames = 1, ap.vae = HB_GEN_VAE_TAE;
+                ap.width = 0, ap.height = 0, ap.frames = 1, ap.vae = HB_GEN_VAE_TAE, ap.image_fit = HB_GEN_IMAGE_COVER;
                 hb_video_frames va2 = {0};
                 CHECKF(hb_generate(m, &ap, &va2) == 0, "%s", hb_last_error_message());
                 double ar = va2.height ? (double)va2.width / va2.height : 0;

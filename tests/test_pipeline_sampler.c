@@ -4,6 +4,7 @@
 #include "testlib.h"
 #include "pipeline/xt.h"
 #include "pipeline/schedule.h"
+#include "pipeline/fewstep.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,15 +94,16 @@ int main(void) {
     /* schedule: defaults 1000, 750, 500 with shift 5 -> 1000, 937.5, 833.33 */
     {
         int64_t l[3] = {1000, 750, 500};
-        float t[3], sg[3];
-        CHECK(hb_xt_fewstep_schedule(l, 3, 5.0, t, sg) == 0);
+        hb_fewstep fs;
+        CHECK(hb_fewstep_schedule(&fs, l, 3, 5.0) == 0);
+        const float *t = fs.t, *sg = fs.sigma;
         CHECKF(fabsf(t[0] - 1000.0f) < 1e-3f && fabsf(t[1] - 937.5f) < 1e-2f && fabsf(t[2] - 833.333f) < 1e-2f,
                "t = %g %g %g", t[0], t[1], t[2]);
         CHECKF(fabsf(sg[0] - 1.0f) < 1e-6f && fabsf(sg[1] - 0.9375f) < 1e-5f && fabsf(sg[2] - 0.833333f) < 1e-5f,
                "sigma = %g %g %g", sg[0], sg[1], sg[2]);
         int64_t bad[1] = {1001};
-        CHECK(hb_xt_fewstep_schedule(bad, 1, 5.0, t, sg) != 0);
-        CHECK(hb_xt_fewstep_schedule(l, 3, -1.0, t, sg) != 0);
+        CHECK(hb_fewstep_schedule(&fs, bad, 1, 5.0) != 0);
+        CHECK(hb_fewstep_schedule(&fs, l, 3, -1.0) != 0);
     }
     /* steps list parsing */
     {

@@ -23,17 +23,24 @@ static void usage(FILE *f) {
             "                    tiny random-weight model (the output is noise)\n"
             "  -p TEXT           prompt\n"
             "  -n TEXT           negative prompt (CFG samplers; default: Wan's)\n"
-            "  -i IMAGE          image-to-video: PNG/JPEG, resized and centre-cropped to the size\n"
-            "  -W N, -H N        width, height (multiples of 32; default 1280 x 704, demo 256 x 256; with -i and\n"
-            "                    no size: the image's aspect ratio within 1280 x 704 pixels)\n"
-            "  -f N              frames, 4k+1 (default 121, demo 17)\n"
+            "  -i IMAGE          image-to-video: PNG/JPEG, fitted to the size (--image-fit)\n"
+            "  --image-fit K     stretch (Lanczos resize to the size: the release, default for Hummingbird-XT) |\n"
+            "                    cover (resize to cover, centre crop: Wan; with -i and no size, the image's aspect\n"
+            "                    ratio within 1280 x 704 pixels)\n"
+            "  -W N, -H N        width, height (multiples of 32; default: the model's, 1280 x 704 for the 5B; demo\n"
+            "                    256 x 256)\n"
+            "  -f N              frames, 4k+1 (default: the model's, 121 for the 5B; demo 17)\n"
             "  --seed N          noise seed (default 0)\n"
-            "  --sampler S       xt (few-step, CFG-free; default) | unipc | euler (Wan 2.2 base sampler with CFG)\n"
-            "  --steps-list L    xt timesteps (default: the folder's, else 1000,750,500)\n"
-            "  --shift S         schedule shift (default: the folder's, else 5)\n"
+            "  --sampler S       xt (few-step, CFG-free) | unipc | euler (Wan base sampler with CFG); default: the\n"
+            "                    model's (xt for Hummingbird-XT, unipc for a base Wan folder)\n"
+            "  --steps-list L    xt timesteps (default: the model's, 1000,750,500 for Hummingbird-XT)\n"
+            "  --shift S         schedule shift (default: the model's, 10 for Hummingbird-XT)\n"
+            "  --noise K         xt noise: torch (the release: PyTorch's generator, one re-noise tensor) | stream\n"
+            "  --timestep K      xt timestep the DiT sees: int-bf16 (the release: 1000,968,908) | int-f32 | float\n"
             "  --steps N         unipc/euler steps (default 50)\n"
             "  --cfg X           unipc/euler guidance scale (default 5.0)\n"
-            "  --vae K           decoder: full (Wan VAE, default) | tae (tiny, streaming) | light\n"
+            "  --vae K           decoder: light (the release's light decoder; default when the model has one) |\n"
+            "                    full (Wan VAE) | tae (tiny, streaming)\n"
             "  --vae-tile N      spatial tile of the Wan VAE decoder, in latent cells (0 = untiled)\n"
             "  --offload         keep only one of text encoder / DiT / VAE loaded at a time\n"
             "  -o PATH           out.mp4 (default) | .mkv | .webm | .y4m | FOLDER/ (PNG frames)\n"
@@ -171,6 +178,22 @@ int cmd_generate(int argc, char **argv) {
             else if (!strcmp(v, "euler")) p.sampler = HB_GEN_SAMPLER_EULER;
             else rc = hb_error("--sampler must be xt, unipc or euler (got '%s')", v);
             i++;
+        } else if (!strcmp(a, "--image-fit")) {
+            if (!strcmp(v, "stretch")) p.image_fit = HB_GEN_IMAGE_STRETCH;
+            else if (!strcmp(v, "cover")) p.image_fit = HB_GEN_IMAGE_COVER;
+            else rc = hb_error("--image-fit must be stretch or cover (got '%s')", v);
+            i++;
+        } else if (!strcmp(a, "--noise")) {
+            if (!strcmp(v, "torch")) p.noise = HB_GEN_NOISE_TORCH;
+            else if (!strcmp(v, "stream")) p.noise = HB_GEN_NOISE_STREAM;
+            else rc = hb_error("--noise must be torch or stream (got '%s')", v);
+            i++;
+        } else if (!strcmp(a, "--timestep")) {
+            if (!strcmp(v, "int-bf16")) p.timestep = HB_GEN_T_INT_BF16;
+            else if (!strcmp(v, "int-f32")) p.timestep = HB_GEN_T_INT_F32;
+            else if (!strcmp(v, "float")) p.timestep = HB_GEN_T_FLOAT;
+            else rc = hb_error("--timestep must be int-bf16, int-f32 or float (got '%s')", v);
+            i++;
         } else if (!strcmp(a, "--vae")) {
             if (!strcmp(v, "full")) p.vae = HB_GEN_VAE_FULL;
             else if (!strcmp(v, "tae")) p.vae = HB_GEN_VAE_TAE;
@@ -216,7 +239,6 @@ int cmd_generate(int argc, char **argv) {
         if (!frames_given) p.frames = 17;
     }
 
-    if (!size_given && p.image_path && !demo[0]) p.width = 0, p.height = 0; /* from the image (API) */
     int ret = 1;
     hb_load_params lp = {.offload = offload};
     double t0 = hb_time_now();

@@ -1,6 +1,7 @@
-/* hb generate --mode ar: autoregressive long video with the causal Wan-2.1-1.3B (Hummingbird-XTX): chunk by
- * chunk with a frame-sink + short-window KV cache, each finished chunk decoded (TAEHV streaming decoder by
- * default) and appended to a streamed file (fragmented MP4: a killed run leaves a playable file). */
+/* hb generate --mode ar: autoregressive long video with the causal Wan DiT (Hummingbird-XTX): chunk by chunk
+ * with a frame-sink + short-window KV cache, each finished chunk decoded (the streaming Wan VAE decoder by
+ * default, TAEHV as an option) and appended to a streamed file (fragmented MP4: a killed run leaves a
+ * playable file). */
 #include "tools.h"
 #include "ops/ops.h"
 #include "pipeline/ar.h"
@@ -12,28 +13,33 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: hb generate --mode ar -m MODEL_DIR (-p PROMPT | --prompts FILE) [options] -o OUT.mp4\n"
-            "  -m DIR            Wan2.1-1.3B causal model folder (DiT config.json + shards, umT5 + tokenizer,\n"
-            "                    taew2_1.safetensors/.pth); hb mkmodel --arch hummingbird-xtx --tiny DIR writes one\n"
+            "usage: hb generate --mode ar -m MODEL (-p PROMPT | --prompts FILE) [options] -o OUT.mp4\n"
+            "  -m DIR            the Hummingbird-XTX release root (checkpoints/wan21_model.pt, wan_models/Wan2.1-T2V-1.3B/,\n"
+            "                    wan_models/Wan2.2-TI2V-5B/; hb mkmodel --arch hummingbird-xtx --tiny DIR writes one),\n"
+            "                    or a causal Wan model folder (config.json + weights, VAE, umT5 + tokenizer)\n"
+            "  --checkpoint F    DiT weights (.pt training dict: generator_ema, else generator), architecture from\n"
+            "                    the folder's config.json\n"
+            "  --text-encoder D  folder with the umT5 + google/umt5-xxl tokenizer (the release: Wan2.2-TI2V-5B)\n"
             "  -p TEXT           prompt\n"
             "  --prompts FILE    prompt switches: lines 'latent_frame<TAB>prompt' (first at 0), LongLive KV re-cache\n"
-            "  -f N              video frames (default 481 = 121 latent frames); any length with --rope rel\n"
+            "  -f N              video frames (default 321 = 81 latent frames, 20 s at 16 fps); any length with --rope rel\n"
             "  -o FILE           output (.mp4 fragmented/streamed, .mkv, .y4m, or a folder of PNGs)\n"
-            "  --width W --height H   pixels, multiples of 16 (default 832 x 480)\n"
+            "  --width W --height H   pixels (default 832 x 480; 1280 x 704 for a 48-channel Wan2.2 model)\n"
             "  --chunk N         latent frames per chunk (default 3)\n"
-            "  --sink N          frames kept forever in the cache (default 3)\n"
-            "  --window N        cache length in latent frames, sink included (default 12); 0 = global cache\n"
-            "                    of the whole video (Self-Forcing)\n"
-            "  --rope abs|rel    absolute frame positions (reference; at most 1024 latent frames) or relative\n"
-            "                    'infinity' positions inside the window (unbounded length, constant memory)\n"
+            "  --window N        cache length in latent frames, the sink included: the release's local_attn_size\n"
+            "                    (default 6); 0 = global cache of the whole video (Self-Forcing)\n"
+            "  --sink N          first latent frames kept forever in the cache (default 1)\n"
+            "  --rope rel|abs    relative positions inside the window (default: the release's pre-RoPE cache;\n"
+            "                    unbounded length at constant memory) or absolute frame positions (Self-Forcing /\n"
+            "                    LongLive; at most 1024 latent frames)\n"
             "  --steps-list L    few-step list (default 1000,750,500,250)\n"
             "  --shift S         FlowMatch shift (default 5)\n"
             "  --seed N          noise seed (default 0)\n"
             "  --cache bf16|f32  KV cache storage (default bf16)\n"
-            "  --decoder tae|vae|none   streaming TAEHV (default), the streaming Wan2.1 VAE decoder (exact,\n"
-            "                    memory fixed by the chunk), or none (latents only, for timing)\n"
+            "  --decoder vae|tae|none   the Wan VAE decoder, streamed chunk by chunk (default: the release's decoder,\n"
+            "                    exact), TAEHV (fast), or none (latents only, for timing)\n"
             "  --fps X           frames per second of the file (default 16)\n"
-            "  --refresh-last    also run the clean refresh forward after the last chunk (changes nothing)\n"
+            "  --no-last-refresh skip the clean refresh forward after the last chunk (changes no frame)\n"
             "  -t N, -v, -q      threads, verbose, quiet\n");
 }
 
@@ -55,16 +61,18 @@ int cmd_generate_ar(int argc, char **argv) {
         if (c < 0) return tool_fail("generate --mode ar");
         if (c > 0) continue;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
-        if (i + 1 >= argc && strcmp(a, "--refresh-last")) {
+        if (i + 1 >= argc && strcmp(a, "--no-last-refresh")) {
             fprintf(stderr, "hb generate --mode ar: %s needs a value (or is unknown)\n", a);
             usage(stderr);
             return 2;
         }
-        if (!strcmp(a, "--refresh-last")) { r.ar.refresh_last = true; continue; }
+        if (!strcmp(a, "--no-last-refresh")) { r.ar.refresh_last = false; continue; }
         const char *val = argv[++i];
         int bad = 0;
         if (!strcmp(a, "--mode")) { if (strcmp(val, "ar")) bad = hb_error("--mode: expected ar"); }
         else if (!strcmp(a, "-m")) r.model_dir = val;
+        else if (!strcmp(a, "--checkpoint")) r.checkpoint = val;
+        else if (!strcmp(a, "--text-encoder")) r.text_encoder_dir = val;
         else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) r.prompt = val;
         else if (!strcmp(a, "--prompts")) r.prompts_file = val;
         else if (!strcmp(a, "-o")) r.output = val;

@@ -10,6 +10,8 @@ static const struct { const char *kind; int (*run)(golden_case *); } k_runners[]
     {"wan_dit", golden_run_wan_dit},           {"wan_causal_dit", golden_run_wan_causal_dit},
     {"wan_vae", golden_run_wan_vae},           {"umt5_encoder", golden_run_umt5_encoder},
     {"taehv", golden_run_taehv},               {"flow_schedule", golden_run_flow_schedule},
+    {"xt_loop", golden_run_xt_loop},
+    {"xtx_loop", golden_run_xtx_loop},
 };
 
 json_t *golden_meta_json(golden_case *g, const char *key) {

@@ -11,6 +11,7 @@
 #include "models/random_weights.h"
 #include "models/wan_dit.h"
 #include "pipeline/model_folder.h"
+#include "mk_xtx_release.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,8 +74,16 @@ static int make_wan_dit(const mk_opts *o, const char *dir) {
 /* (pipeline task) whole model folders: DiT + VAE + umT5 + tokenizer + tiny/light decoders, src/pipeline/model_folder.c */
 static int make_hb_folder(const mk_opts *o, const char *dir) {
     if (o->dims) return hb_error("--dims does not apply to %s (use --tiny or the full size)", o->arch);
-    hb_mkfolder_opts f = {.arch = o->arch, .tiny = o->tiny, .dtype = o->dtype, .seed = o->seed};
+    /* hummingbird-xtx-flat is the library's hummingbird-xtx folder */
+    hb_mkfolder_opts f = {.arch = strcmp(o->arch, "hummingbird-xtx-flat") ? o->arch : "hummingbird-xtx", .tiny = o->tiny,
+                          .dtype = o->dtype, .seed = o->seed};
     return hb_model_folder_write_random(dir, &f);
+}
+
+/* The Hummingbird-XTX release root (tools/mk_xtx_release.c). */
+static int make_xtx_release(const mk_opts *o, const char *dir) {
+    if (o->dims) return hb_error("--dims does not apply to %s (use --tiny or the full size)", o->arch);
+    return mk_xtx_release(dir, o->tiny, o->dtype, o->seed);
 }
 
 static const struct mk_arch {
@@ -85,7 +94,11 @@ static const struct mk_arch {
     {"wan2.1-1.3b", "Wan2.1-T2V-1.3B diffusion transformer (config.json + sharded DiT weights)", make_wan_dit},
     {"hummingbird-xt", "whole Hummingbird-XT folder: Wan2.2-TI2V-5B DiT, Wan2.2 VAE, umT5 + tokenizer, TAEW2.2, light VAE",
      make_hb_folder},
-    {"hummingbird-xtx", "whole Hummingbird-XTX folder: Wan2.1-1.3B DiT, Wan2.1 VAE, umT5 + tokenizer, TAEW2.1", make_hb_folder},
+    {"hummingbird-xtx", "Hummingbird-XTX release root: checkpoints/wan21_model.pt (training dict), wan_models/"
+     "Wan2.1-T2V-1.3B (config, base DiT, Wan2.1_VAE.pth), wan_models/Wan2.2-TI2V-5B (umT5 .pth, tokenizer)",
+     make_xtx_release},
+    {"hummingbird-xtx-flat", "Hummingbird-XTX as one flat folder: Wan2.1-1.3B causal DiT, Wan2.1 VAE, umT5 + tokenizer, "
+     "TAEW2.1", make_hb_folder},
 };
 #define NARCHS (sizeof k_archs / sizeof k_archs[0])
 

@@ -32,7 +32,7 @@ static void usage(FILE *f) {
             "  --max-side N        largest width or height (default 1920)\n"
             "  --max-upload-mb N   largest request body (multipart with an image; default 32)\n"
             "  --http-threads N    connections served at once, event streams included (default 32)\n"
-            "  --vae K             decoder: full (default) | tae | light (XTX: tae default, full)\n"
+            "  --vae K             decoder: full | tae | light (XTX: full | tae); default: the model's\n"
             "  --offload           keep only one of text encoder / DiT / VAE loaded at a time\n"
             "  -d DEV, -t N, -v, -q   device, threads, verbose, quiet (as hb generate)\n");
 }
@@ -52,13 +52,15 @@ typedef struct {
     bool offload;
 } serve_opts;
 
-/* "arch" and "fps" of the folder's hummingbird.json (absent: XT) */
+/* XTX: the release root (checkpoints/wan21_model.pt, docs/xtx.md) or a folder whose hummingbird.json says
+ * "arch": "hummingbird-xtx"; anything else is loaded as XT. fps: hummingbird.json's (0: none). */
 static void read_settings(const char *dir, bool *ar, double *fps) {
     char p[4200];
     snprintf(p, sizeof p, "%s/hummingbird.json", dir);
     json_t *j = json_load_file(p, 0, NULL);
     const char *arch = json_string_value(json_object_get(j, "arch"));
-    *ar = arch && !strcmp(arch, "hummingbird-xtx");
+    snprintf(p, sizeof p, "%s/checkpoints/wan21_model.pt", dir);
+    *ar = (arch && !strcmp(arch, "hummingbird-xtx")) || access(p, R_OK) == 0;
     *fps = json_is_number(json_object_get(j, "fps")) ? json_number_value(json_object_get(j, "fps")) : 0;
     json_decref(j);
 }
@@ -76,6 +78,7 @@ static int load_model(srv_server *s, const serve_opts *o) {
     if (ar) {
         struct stat st;
         if (stat(o->model, &st) || !S_ISDIR(st.st_mode)) return hb_error("-m %s: not a folder", o->model);
+        if (s->vae_set && s->vae == HB_GEN_VAE_LIGHT) return hb_error("--vae light: XTX decodes with full or tae");
         mi->kind = SRV_KIND_AR, mi->size_mult = 16, mi->fps = fps > 0 ? fps : 16, mi->native_w = 832, mi->native_h = 480;
         mi->max_frames = o->max_frames ? o->max_frames : 1921;
         return 0;
@@ -145,6 +148,7 @@ static int parse_args(int argc, char **argv, serve_opts *o, srv_server *s) {
             else if (!strcmp(v, "tae")) s->vae = HB_GEN_VAE_TAE;
             else if (!strcmp(v, "light")) s->vae = HB_GEN_VAE_LIGHT;
             else rc = hb_error("--vae must be full, tae or light (got '%s')", v);
+            s->vae_set = true;
         } else { fprintf(stderr, "hb serve: unknown option '%s'\n\n", a); usage(stderr); return 2; }
         if (rc) return -1;
     }

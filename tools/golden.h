@@ -55,5 +55,7 @@ int golden_run_wan_vae(golden_case *g);
 int golden_run_umt5_encoder(golden_case *g);
 int golden_run_taehv(golden_case *g);
 int golden_run_flow_schedule(golden_case *g);
+int golden_run_xt_loop(golden_case *g);
+int golden_run_xtx_loop(golden_case *g);
 
 #endif

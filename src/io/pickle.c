@@ -447,6 +447,15 @@ static int run(pk *k, pv **result) {
     }
 }
 
+/* FSDP-wrapped training checkpoints name weights "model._fsdp_wrapped_module.blocks.0..."; the wrapper
+ * segments are deleted everywhere in the name, as the release's loaders do. */
+static void drop_fsdp_segments(char *name) {
+    static const char seg[] = "_fsdp_wrapped_module.";
+    const size_t n = sizeof seg - 1;
+    char *p;
+    while ((p = strstr(name, seg))) memmove(p, p + n, strlen(p + n) + 1);
+}
+
 /* Collect the tensors of dict d (string keys only). */
 static int count_tensors(const pv *d) {
     int n = 0;
@@ -467,7 +476,8 @@ int pkl_read_state_dict(const char *where, const uint8_t *buf, size_t len, pkl_t
     int rc = k.none ? run(&k, &root) : hb_error("%s: out of memory", where);
     if (rc == 0 && root->kind != V_DICT) rc = hb_error("%s: data.pkl: the pickle is not a dict of tensors", where);
     if (rc == 0 && count_tensors(root) == 0) {
-        static const char *const nested[] = {"state_dict", "model", "module", "generator", "ema"};
+        /* training dicts: the EMA generator before the raw one (Self-Forcing / Hummingbird-XTX --use_ema) */
+        static const char *const nested[] = {"state_dict", "model", "module", "generator_ema", "generator", "ema"};
         for (size_t j = 0; j < sizeof nested / sizeof nested[0] && rc == 0; j++) {
             for (int i = 0; i + 1 < root->n; i += 2) {
                 pv *key = root->items[i], *v = root->items[i + 1];
@@ -497,6 +507,7 @@ int pkl_read_state_dict(const char *where, const uint8_t *buf, size_t len, pkl_t
         }
         pkl_tensor *t = &ts[n++];
         t->name = strdup(key->s);
+        if (t->name) drop_fsdp_segments(t->name);
         t->storage_key = strdup(v->storage->s);
         if (!t->name || !t->storage_key) { rc = hb_error("%s: out of memory", where); break; }
         t->dtype = v->dt;

@@ -19,7 +19,8 @@ typedef struct pkl_tensor {
 
 /* Parses a state dict pickle. `where` names the file in messages. On success *out holds *n tensors in
  * pickle order (free with pkl_free). A dict nested one level under "state_dict", "model", "module",
- * "generator" or "ema" is used when the top level holds no tensors. */
+ * "generator_ema", "generator" or "ema" (the first present, in this order) is used when the top level holds no
+ * tensors. "_fsdp_wrapped_module." segments are deleted from every name. */
 int pkl_read_state_dict(const char *where, const uint8_t *buf, size_t len, pkl_tensor **out, int *n);
 void pkl_free(pkl_tensor *t, int n);
 

@@ -2,6 +2,8 @@
 #include "hummingbird.h"
 #include "pipeline/xt.h"
 #include "pipeline/model_folder.h"
+#include "pipeline/settings.h"
+#include "pipeline/text.h"
 #include "models/tokenizer.h"
 #include "ops/ops.h"
 #include "models/umt5.h"
@@ -30,7 +32,7 @@ struct hb_model {
     hb_tae *tae;
     hb_light_vae *light;
     int z, vae_sf, vae_tf, size_mult;
-    double fps;
+    hb_xt_settings defaults;    /* the model family's, with hummingbird.json applied (pipeline/settings.h) */
 };
 
 static _Thread_local hb_xt_debug g_debug;
@@ -52,6 +54,11 @@ static void relay_progress(void *user, const char *stage, int step, int total, d
 }
 #define RELAY(p) ((p)->progress ? relay_progress : NULL), &g_relay
 static int relay_check(void) { return g_relay.stop ? hb_error("cancelled") : 0; }
+
+#ifndef HB_VERSION_STRING
+#define HB_VERSION_STRING "0.0.0"
+#endif
+const char *hb_version(void) { return HB_VERSION_STRING; }
 
 /* ---------------------------------------------------------------- component loading */
 
@@ -157,9 +164,9 @@ hb_model *hb_model_load(const char *dir, const hb_load_params *params) {
             goto fail;
         }
     }
-    m->fps = m->mf.fps > 0 ? m->mf.fps : m->z == 48 ? 24.0 : 16.0;
-    hb_log(HB_LOG_DEBUG, "model %s: DiT %s (dim %d, %d layers), VAE %s, text encoder %s, tokenizer %s, tiny decoder %s",
-           dir, m->mf.dit, m->dcfg.dim, m->dcfg.num_layers, m->mf.vae, m->mf.text_encoder, found,
+    hb_xt_settings_for(&m->mf, m->z, &m->defaults);
+    hb_log(HB_LOG_DEBUG, "model %s (%s): DiT %s (dim %d, %d layers), VAE %s, text encoder %s, tokenizer %s, tiny decoder %s",
+           dir, hb_model_family_name(m->defaults.family), m->mf.dit, m->dcfg.dim, m->dcfg.num_layers, m->mf.vae, m->mf.text_encoder, found,
            m->mf.tae[0] ? m->mf.tae : "(none)");
     return m;
 fail:
@@ -182,13 +189,36 @@ void hb_model_free(hb_model *m) {
 
 int hb_model_latent_channels(const hb_model *m) { return m ? m->z : 0; }
 int hb_model_size_multiple(const hb_model *m) { return m ? m->size_mult : 0; }
-double hb_model_default_fps(const hb_model *m) { return m ? m->fps : 0; }
+double hb_model_default_fps(const hb_model *m) { return m ? m->defaults.fps : 0; }
 
 void hb_generate_params_init(hb_generate_params *p) {
     memset(p, 0, sizeof *p);
     p->prompt = "";
-    p->width = 1280, p->height = 704, p->frames = 121;
     p->cfg = -1;
+}
+
+/* The caller's parameters over the model's defaults: every field of the result is set. The size of an I2V
+ * run with cover fit and no size follows the image (the reference's best_output_size). */
+static int resolve_params(const hb_model *m, const hb_generate_params *p, const hb_image *im, hb_generate_params *q) {
+    const hb_xt_settings *d = &m->defaults;
+    *q = *p;
+    if (q->sampler == HB_GEN_SAMPLER_DEFAULT) q->sampler = d->sampler;
+    if (q->nsteps == 0) q->nsteps = d->nsteps, memcpy(q->steps_list, d->steps_list, (size_t)d->nsteps * sizeof *d->steps_list);
+    if (q->shift == 0) q->shift = d->shift;
+    if (q->steps == 0) q->steps = d->base_steps;
+    if (q->cfg < 0) q->cfg = d->cfg;
+    if (q->vae == HB_GEN_VAE_DEFAULT) q->vae = d->vae;
+    if (q->image_fit == HB_GEN_IMAGE_DEFAULT) q->image_fit = d->image_fit;
+    if (q->noise == HB_GEN_NOISE_DEFAULT) q->noise = d->noise == HB_XT_NOISE_RELEASE ? HB_GEN_NOISE_TORCH : HB_GEN_NOISE_STREAM;
+    if (q->timestep == HB_GEN_T_DEFAULT)
+        q->timestep = d->t_feed == HB_XT_T_INT_BF16 ? HB_GEN_T_INT_BF16 : d->t_feed == HB_XT_T_INT_F32 ? HB_GEN_T_INT_F32 : HB_GEN_T_FLOAT;
+    if (q->frames == 0) q->frames = d->frames;
+    if (im && q->image_fit == HB_GEN_IMAGE_COVER && (q->width <= 0 || q->height <= 0))
+        return hb_wan_best_output_size(im->width, im->height, m->size_mult, m->size_mult, (int64_t)1280 * 704, &q->width,
+                                       &q->height);
+    if (q->width == 0) q->width = d->width;
+    if (q->height == 0) q->height = d->height;
+    return 0;
 }
 
 void hb_frames_free(hb_video_frames *v) {
@@ -212,28 +242,6 @@ static int dit_fn(void *user, const float *x, const float *t, int64_t nt, int co
     wan_dit_input in = {.x = x, .F = c->F, .H = c->H, .W = c->W, .t = t, .nt = nt, .text = cond ? c->tc : c->tu};
     wan_dit_opts o = {.arena = &c->arena};
     return wan_dit_forward(c->m->dit, &in, v, &o);
-}
-
-static int encode_text(hb_model *m, const char *text, float **ctx, int64_t *len) {
-    const int L = m->dcfg.text_len;
-    int64_t *ids = malloc((size_t)L * sizeof *ids);
-    if (!ids) return hb_error("out of memory");
-    int n = hb_tokenizer_encode_padded_i64(m->tok, text, true, L, ids, NULL);
-    int rc = -1;
-    hb_umt5 *te = NULL;
-    if (n < 0) goto done;
-    te = hb_umt5_open(m->mf.text_encoder);
-    if (!te) goto done;
-    if (m->offload) hb_umt5_set_low_memory(te, true); /* resident set ~ one layer while encoding */
-    *ctx = hb_dev_alloc((size_t)n * (size_t)m->dcfg.text_dim * sizeof(float), "text context");
-    if (!*ctx) goto done;
-    if (hb_umt5_encode(te, ids, n, n, *ctx)) { hb_dev_free(*ctx); *ctx = NULL; goto done; }
-    *len = n;
-    rc = 0;
-done:
-    hb_umt5_free(te); /* the encoder never stays resident next to the DiT */
-    free(ids);
-    return rc;
 }
 
 typedef struct {
@@ -297,6 +305,11 @@ static int check_params(const hb_model *m, const hb_generate_params *p) {
         return hb_error("%s: no tiny decoder in this folder (taew2_2.safetensors / taew2_1.safetensors / tae/); use --vae full",
                         m->mf.dir);
     if (p->vae != HB_GEN_VAE_FULL && p->vae != HB_GEN_VAE_TAE && p->vae != HB_GEN_VAE_LIGHT) return hb_error("unknown decoder kind %d", (int)p->vae);
+    if (p->sampler < HB_GEN_SAMPLER_XT || p->sampler > HB_GEN_SAMPLER_EULER) return hb_error("unknown sampler %d", (int)p->sampler);
+    if (p->image_fit != HB_GEN_IMAGE_STRETCH && p->image_fit != HB_GEN_IMAGE_COVER) return hb_error("unknown image fit %d", (int)p->image_fit);
+    if (p->noise != HB_GEN_NOISE_TORCH && p->noise != HB_GEN_NOISE_STREAM) return hb_error("unknown noise kind %d", (int)p->noise);
+    if (p->timestep < HB_GEN_T_FLOAT || p->timestep > HB_GEN_T_INT_F32) return hb_error("unknown timestep rule %d", (int)p->timestep);
+    if (p->image_path && p->image_rgb) return hb_error("both image_path and image_rgb are set: give one input image");
     if (p->image_rgb && (p->image_width <= 0 || p->image_height <= 0)) return hb_error("image buffer: bad size %dx%d", p->image_width, p->image_height);
     return 0;
 }
@@ -336,38 +349,18 @@ static int generate(hb_model *m, const hb_generate_params *pin, hb_video_frames 
     /* the input image first: a bad file fails before any heavy work; with no size given, the output size
      * follows the image's aspect ratio within 1280x704 pixels (the reference's best_output_size) */
     hb_image im0 = {0};
-    if (q.image_path || q.image_rgb) {
-        if (load_input_image(&q, &im0)) return -1;
-        if (q.width <= 0 || q.height <= 0) {
-            int ow, oh;
-            if (hb_wan_best_output_size(im0.width, im0.height, m->size_mult, m->size_mult, (int64_t)1280 * 704, &ow, &oh)) {
-                hb_image_free(&im0);
-                return -1;
-            }
-            q.width = ow, q.height = oh;
-        }
-    }
-    if (check_params(m, p)) { hb_image_free(&im0); return -1; }
+    if ((pin->image_path || pin->image_rgb) && load_input_image(pin, &im0)) return -1;
+    if (resolve_params(m, pin, im0.rgb ? &im0 : NULL, &q) || check_params(m, p)) { hb_image_free(&im0); return -1; }
     const double T0 = hb_time_now();
-    /* resolved settings */
-    hb_gen_sampler smp = p->sampler;
-    if (smp == HB_GEN_SAMPLER_DEFAULT)
-        smp = !strcmp(m->mf.sampler, "unipc") ? HB_GEN_SAMPLER_UNIPC : !strcmp(m->mf.sampler, "euler") ? HB_GEN_SAMPLER_EULER
-                                                                                                       : HB_GEN_SAMPLER_XT;
-    int64_t list[HB_GEN_MAX_STEPS] = {1000, 750, 500};
-    int nsteps = 3;
-    if (p->nsteps > 0) nsteps = p->nsteps, memcpy(list, p->steps_list, (size_t)nsteps * sizeof *list);
-    else if (m->mf.nsteps > 0) nsteps = m->mf.nsteps, memcpy(list, m->mf.steps_list, (size_t)nsteps * sizeof *list);
-    const double shift = p->shift > 0 ? p->shift : m->mf.shift > 0 ? m->mf.shift : 5.0;
-    const double cfg = p->cfg >= 0 ? p->cfg : 5.0;
-    const bool guided = smp != HB_GEN_SAMPLER_XT && cfg != 1.0;
+    const hb_gen_sampler smp = p->sampler;
+    const bool guided = smp != HB_GEN_SAMPLER_XT && p->cfg != 1.0;
     const int64_t F = (p->frames - 1) / m->vae_tf + 1, H = p->height / m->vae_sf, W = p->width / m->vae_sf;
     const int64_t C = m->z, n = C * F * H * W;
     const int64_t tpf = (H / m->dcfg.patch[1]) * (W / m->dcfg.patch[2]);
 
     int rc = -1;
-    float *ctx_c = NULL, *ctx_u = NULL, *lat = NULL, *cond0 = NULL, *img = NULL;
-    int64_t len_c = 0, len_u = 0;
+    float *lat = NULL, *cond0 = NULL, *img = NULL;
+    hb_text_rows text[2] = {{0}};
     wan_dit_text tc = {0}, tu = {0};
     dit_ctx dc = {0};
     hb_image im = {0};
@@ -375,18 +368,21 @@ static int generate(hb_model *m, const hb_generate_params *pin, hb_video_frames 
 
     /* 1. text */
     double t0 = hb_time_now();
-    if (encode_text(m, p->prompt, &ctx_c, &len_c)) { hb_error_prefix("text encoder: "); goto done; }
-    if (guided && encode_text(m, p->negative ? p->negative : hb_wan_default_negative, &ctx_u, &len_u)) {
-        hb_error_prefix("text encoder (negative prompt): ");
-        goto done;
+    {
+        const char *texts[2] = {p->prompt, p->negative ? p->negative : hb_wan_default_negative};
+        hb_text_opts to = {.tok = m->tok, .encoder = m->mf.text_encoder, .text_len = m->dcfg.text_len,
+                           .text_dim = m->dcfg.text_dim, .clean = m->defaults.clean_prompt, .low_memory = m->offload,
+                           .progress = p->progress ? relay_progress : NULL, .progress_user = &g_relay};
+        if (hb_text_encode(&to, texts, guided ? 2 : 1, text)) { hb_error_prefix("text encoder: "); goto done; }
     }
     out->seconds_text = hb_time_now() - t0;
-    stage_done(p, "text", t0);
 
     /* 2. image -> latent frame 0 */
     if (im0.rgb) {
         t0 = hb_time_now();
-        if (hb_image_cover_crop(&im0, p->width, p->height, &im)) goto done;
+        if (p->image_fit == HB_GEN_IMAGE_COVER ? hb_image_cover_crop(&im0, p->width, p->height, &im)
+                                               : hb_image_resize(&im0, p->width, p->height, &im))
+            goto done;
         /* the image crosses to the backend's memory once, as floats in [-1, 1] */
         const size_t ib = (size_t)3 * (size_t)p->width * (size_t)p->height * sizeof(float);
         img = hb_dev_alloc(ib, "input image");
@@ -408,8 +404,8 @@ static int generate(hb_model *m, const hb_generate_params *pin, hb_video_frames 
     /* 3. denoise */
     t0 = hb_time_now();
     if (open_dit(m)) goto done;
-    if (wan_dit_text_prepare(m->dit, ctx_c, len_c, true, &tc, NULL, NULL)) goto done;
-    if (guided && wan_dit_text_prepare(m->dit, ctx_u, len_u, true, &tu, NULL, NULL)) goto done;
+    if (wan_dit_text_prepare(m->dit, text[0].ctx, text[0].len, true, &tc, NULL, NULL)) goto done;
+    if (guided && wan_dit_text_prepare(m->dit, text[1].ctx, text[1].len, true, &tu, NULL, NULL)) goto done;
     lat = hb_dev_alloc((size_t)n * sizeof(float), "latent");
     if (!lat) goto done;
     {
@@ -431,8 +427,11 @@ static int generate(hb_model *m, const hb_generate_params *pin, hb_video_frames 
         have_arena = true;
         hb_xt_args a = {.C = C, .F = F, .H = H, .W = W, .tokens_per_frame = tpf, .cond0 = cond0,
                         .sampler = smp == HB_GEN_SAMPLER_XT ? HB_XT_FEWSTEP : smp == HB_GEN_SAMPLER_UNIPC ? HB_XT_UNIPC : HB_XT_EULER,
-                        .steps_list = list, .nsteps = nsteps, .shift = shift, .steps = p->steps > 0 ? p->steps : 50,
-                        .cfg = guided ? cfg : 1.0, .seed = p->seed, .model = dit_fn, .model_user = &dc,
+                        .steps_list = p->steps_list, .nsteps = p->nsteps, .shift = p->shift, .steps = p->steps,
+                        .t_feed = p->timestep == HB_GEN_T_INT_BF16 ? HB_XT_T_INT_BF16
+                                  : p->timestep == HB_GEN_T_INT_F32 ? HB_XT_T_INT_F32 : HB_XT_T_FLOAT,
+                        .noise = p->noise == HB_GEN_NOISE_TORCH ? HB_XT_NOISE_RELEASE : HB_XT_NOISE_STREAM,
+                        .cfg = guided ? p->cfg : 1.0, .seed = p->seed, .model = dit_fn, .model_user = &dc,
                         .progress = p->progress ? relay_progress : NULL, .progress_user = &g_relay};
         if (g_debug_on) a.observe = g_debug.observe, a.observe_user = g_debug.user;
         if (hb_xt_sample(&a, lat)) goto done;
@@ -517,7 +516,7 @@ static int generate(hb_model *m, const hb_generate_params *pin, hb_video_frames 
         if (m->offload) { if (p->vae == HB_GEN_VAE_LIGHT) close_light(m); else close_vae(m); }
     }
     out->seconds_decode = hb_time_now() - t0;
-    out->frames = p->frames, out->height = p->height, out->width = p->width, out->fps = m->fps;
+    out->frames = p->frames, out->height = p->height, out->width = p->width, out->fps = m->defaults.fps;
     rc = 0;
 done:
     if (rc) {
@@ -528,7 +527,8 @@ done:
     if (have_arena) hb_arena_free(&dc.arena);
     wan_dit_text_free(&tc);
     wan_dit_text_free(&tu);
-    hb_dev_free(ctx_c), hb_dev_free(ctx_u), hb_dev_free(lat), hb_dev_free(cond0), hb_dev_free(img);
+    hb_text_rows_free(text, 2);
+    hb_dev_free(lat), hb_dev_free(cond0), hb_dev_free(img);
     hb_image_free(&im0), hb_image_free(&im);
     out->seconds_total = hb_time_now() - T0;
     out->peak_rss_bytes = hb_peak_rss_bytes();

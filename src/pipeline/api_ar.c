@@ -2,18 +2,15 @@
 #include "hummingbird.h"
 #include "ops/ops.h"
 #include "pipeline/ar.h"
+#include "pipeline/settings.h"
 #include <string.h>
 
 void hb_ar_params_init(hb_ar_params *p) {
     memset(p, 0, sizeof *p);
-    p->width = 832;
-    p->height = 480;
-    p->frames = 481;
-    p->chunk = 3;
-    p->sink = 3;
-    p->window = 12;
-    p->vae = HB_GEN_VAE_TAE;
-    p->fps = 16;
+    hb_ar_settings s;
+    hb_ar_settings_for(NULL, 16, &s);
+    p->chunk = (int)s.chunk, p->sink = (int)s.sink, p->window = (int)s.window, p->rope_relative = s.rope_relative;
+    p->vae = HB_GEN_VAE_FULL;
 }
 
 /* The caller's progress callback (returns int) relayed to the pipeline's (void): a nonzero return raises
@@ -37,11 +34,13 @@ static int frames_cb(void *user, int64_t first, int n, const uint8_t *rgb, int H
 int hb_generate_ar(const char *model_dir, const hb_ar_params *p, int64_t *frames_out) {
     if (!p) return hb_error("hb_generate_ar: no parameters");
     if (p->nsteps < 0 || p->nsteps > HB_AR_MAX_STEPS) return hb_error("hb_generate_ar: at most %d steps", HB_AR_MAX_STEPS);
-    if (p->vae != HB_GEN_VAE_TAE && p->vae != HB_GEN_VAE_FULL)
+    if (p->vae != HB_GEN_VAE_TAE && p->vae != HB_GEN_VAE_FULL && p->vae != HB_GEN_VAE_DEFAULT)
         return hb_error("hb_generate_ar: the decoder must be HB_GEN_VAE_TAE or HB_GEN_VAE_FULL");
     hb_ar_run r;
     hb_ar_run_default(&r);
     r.model_dir = model_dir;
+    r.checkpoint = p->checkpoint;
+    r.text_encoder_dir = p->text_encoder_dir;
     r.prompt = p->prompt;
     r.prompts_file = p->prompts_file;
     if (p->width) r.width = p->width;
@@ -58,7 +57,7 @@ int hb_generate_ar(const char *model_dir, const hb_ar_params *p, int64_t *frames
     }
     if (p->shift > 0) r.ar.shift = p->shift;
     r.ar.seed = p->seed;
-    r.decoder = p->vae == HB_GEN_VAE_FULL ? HB_AR_DEC_VAE : HB_AR_DEC_TAE;
+    r.decoder = p->vae == HB_GEN_VAE_FULL ? HB_AR_DEC_VAE : HB_AR_DEC_TAE; /* DEFAULT: the tiny streaming decoder */
     r.output = p->output;
     if (p->fps > 0) r.fps = p->fps;
     r.quiet = true;

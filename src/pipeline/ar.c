@@ -1,15 +1,18 @@
 /* pipeline/ar: autoregressive long video (see ar.h). */
 #include "pipeline/ar.h"
+#include "pipeline/fewstep.h"
+#include "pipeline/text.h"
+#include "pipeline/settings.h"
 #include "pipeline/schedule.h"
 #include "pipeline/model_folder.h"
 #include "models/tokenizer.h"
 #include "ops/ops.h"
-#include "models/umt5.h"
 #include "models/tae.h"
 #include "models/wan_vae.h"
 #include "io/video.h"
 #include "io/image.h"
 #include <ctype.h>
+#include <jansson.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,21 +20,15 @@
 
 void hb_ar_opts_default(hb_ar_opts *o) {
     memset(o, 0, sizeof *o);
-    o->chunk = 3;
-    o->sink = 3;
-    o->window = 12;
-    o->rope = WAN_ROPE_ABS;
+    hb_ar_settings s;
+    hb_ar_settings_for(NULL, 16, &s);
+    o->chunk = s.chunk, o->sink = s.sink, o->window = s.window;
+    o->rope = s.rope_relative ? WAN_ROPE_REL : WAN_ROPE_ABS;
     o->cache_dtype = HB_BF16;
-    o->shift = 5.0;
-    static const int64_t def[4] = {1000, 750, 500, 250};
-    memcpy(o->steps_list, def, sizeof def);
-    o->nsteps = 4;
-}
-
-/* n normals from the host generator into x (device memory under a GPU backend; same noise on every backend). */
-static int fill_normal(hb_rng *r, float *host, float *x, int64_t n) {
-    for (int64_t i = 0; i < n; i++) host[i] = hb_rng_normal(r);
-    return hb_dev_upload(x, host, sizeof(float) * (size_t)n);
+    o->shift = s.shift;
+    memcpy(o->steps_list, s.steps_list, (size_t)s.nsteps * sizeof *s.steps_list);
+    o->nsteps = s.nsteps;
+    o->refresh_last = true;
 }
 
 /* Frames [f, f+nf) of a [C, F, HW] chunk <-> slots (f0+f) % ring of the history ring [slot][C][HW]: a ring
@@ -56,127 +53,219 @@ static int cond_at(const hb_ar_opts *o, int64_t f) {
     return k;
 }
 
-int hb_ar_generate(const wan_dit *m, hb_ar_opts *o) {
-    const wan_dit_config *mc = &m->cfg;
-    o->forwards = 0;
-    o->state_bytes = 0;
+/* Everything one run of the loop holds. */
+typedef struct {
+    const wan_dit *m;
+    hb_ar_opts *o;
+    wan_causal *cs;
+    hb_fewstep fs;                   /* the chunk's few-step schedule (pipeline/fewstep.h) */
+    float sig_refresh;
+    int64_t C, HW, cache_frames;
+    float *x, *flow, *x0, *eps;      /* one chunk each, backend memory */
+    float *hnoise, *tv;              /* host: the generator's draw, per-frame timesteps */
+    float *hist, *rc_x;              /* prompt switches: history ring, re-cache input */
+    hb_rng rng;
+} ar_loop;
+
+/* The schedule: warped (or raw) timesteps and their sigmas. */
+static int loop_schedule(ar_loop *L) {
+    hb_ar_opts *o = L->o;
+    hb_ar_settings def;
+    hb_ar_settings_for(NULL, 16, &def);
+    const int n = o->nsteps > 0 ? o->nsteps : def.nsteps;
+    const int64_t *list = o->nsteps > 0 ? o->steps_list : def.steps_list;
+    if (n > HB_AR_MAX_STEPS) return hb_error("ar: at most %d steps", HB_AR_MAX_STEPS);
+    const double shift = o->shift > 0 ? o->shift : def.shift;
+    if (hb_fewstep_schedule(&L->fs, list, n, shift)) return -1;
+    hb_flowmatch_table *tab = malloc(sizeof *tab);
+    if (!tab || hb_flowmatch_table_init(tab, shift)) { free(tab); return tab ? -1 : hb_error("out of memory"); }
+    for (int k = 0; o->raw_steps && k < n; k++) {
+        L->fs.t[k] = (float)list[k];
+        L->fs.sigma[k] = hb_flowmatch_sigma(tab, L->fs.t[k]);
+    }
+    L->sig_refresh = hb_flowmatch_sigma(tab, o->context_noise);
+    free(tab);
+    return 0;
+}
+
+/* Checks the options, builds the causal state and the buffers. */
+static int loop_open(ar_loop *L, const wan_dit *m, hb_ar_opts *o) {
+    memset(L, 0, sizeof *L);
+    L->m = m;
+    L->o = o;
     if (o->frames <= 0 || o->chunk <= 0) return hb_error("ar: frames (%lld) and chunk (%lld) must be positive",
                                                          (long long)o->frames, (long long)o->chunk);
     if (o->nconds <= 0 || !o->conds || o->conds[0].frame != 0)
         return hb_error("ar: the first prompt must start at frame 0");
     for (int i = 1; i < o->nconds; i++)
         if (o->conds[i].frame < o->conds[i - 1].frame) return hb_error("ar: prompt switch frames must be sorted");
-    int nsteps = o->nsteps > 0 ? o->nsteps : 4;
-    int64_t def[4] = {1000, 750, 500, 250};
-    const int64_t *list = o->nsteps > 0 ? o->steps_list : def;
-    if (nsteps > HB_AR_MAX_STEPS) return hb_error("ar: at most %d steps", HB_AR_MAX_STEPS);
-    double shift = o->shift > 0 ? o->shift : 5.0;
-    hb_flowmatch_table tab;
-    if (hb_flowmatch_table_init(&tab, shift)) return -1;
-    float ts[HB_AR_MAX_STEPS], sig[HB_AR_MAX_STEPS];
-    if (hb_flowmatch_warp(&tab, list, nsteps, ts)) return -1;
-    for (int k = 0; k < nsteps; k++) sig[k] = hb_flowmatch_sigma(&tab, ts[k]);
-
+    if (loop_schedule(L)) return -1;
     const bool window = o->window > 0;
-    int64_t cache_frames = window ? o->window : o->frames;
+    L->cache_frames = window ? o->window : o->frames;
     if (window && o->sink < 0) return hb_error("ar: the sink must be >= 0 frames");
     if (!window && o->rope == WAN_ROPE_REL)
-        hb_log(HB_LOG_WARN, "ar: relative RoPE without a window is the same as absolute RoPE");
+        hb_log(HB_LOG_DEBUG, "ar: relative RoPE without a window is the same as absolute RoPE");
     if (o->rope == WAN_ROPE_ABS && o->frames > WAN_ROPE_TABLE)
         return hb_error("ar: %lld latent frames exceed the %d-position RoPE table of absolute mode; use relative "
                         "RoPE (--rope rel) for longer videos", (long long)o->frames, WAN_ROPE_TABLE);
-    const int64_t C = mc->in_dim, H = o->H, W = o->W, HW = H * W, chunk = o->chunk;
+    if (o->chunk + (window ? o->sink : 0) > L->cache_frames)
+        return hb_error("ar: the window (%lld frames) must hold the sink (%lld) and a chunk (%lld)",
+                        (long long)L->cache_frames, (long long)(window ? o->sink : 0), (long long)o->chunk);
+    L->C = m->cfg.in_dim;
+    L->HW = o->H * o->W;
     wan_causal_config cc = {0};
-    cc.H = H; cc.W = W;
-    cc.max_chunk_frames = chunk > cache_frames ? cache_frames : chunk;
-    /* a re-cache forward covers the cache after the sink */
-    if (o->nconds > 1) {
-        int64_t rf = cache_frames - (window ? o->sink : 0);
-        if (rf > cc.max_chunk_frames) cc.max_chunk_frames = rf;
-    }
-    cc.cache_frames = cache_frames;
+    cc.H = o->H; cc.W = o->W;
+    cc.max_chunk_frames = o->chunk;
+    /* a re-cache forward may cover the whole cache (from frame 0 the sink rows are rewritten too) */
+    if (o->nconds > 1) cc.max_chunk_frames = L->cache_frames;
+    cc.cache_frames = L->cache_frames;
     cc.sink_frames = window ? o->sink : 0;
     cc.window = window;
     cc.global_sink = true;
     cc.cache_dtype = o->cache_dtype;
     cc.rope = o->rope;
-    if (chunk + (window ? o->sink : 0) > cache_frames)
-        return hb_error("ar: the window (%lld frames) must hold the sink (%lld) and a chunk (%lld)",
-                        (long long)cache_frames, (long long)(window ? o->sink : 0), (long long)chunk);
-    wan_causal *cs = wan_causal_new(m, &cc);
-    if (!cs) return -1;
-    const int64_t nchunk_el = C * chunk * HW;
-    /* latents in the backend's memory; timesteps and the noise's host draw on the host */
-    float *x = hb_dev_alloc(sizeof(float) * (size_t)nchunk_el, "ar latent");
-    float *flow = hb_dev_alloc(sizeof(float) * (size_t)nchunk_el, "ar flow");
-    float *x0 = hb_dev_alloc(sizeof(float) * (size_t)nchunk_el, "ar x0");
-    float *eps = hb_dev_alloc(sizeof(float) * (size_t)nchunk_el, "ar noise");
-    float *hnoise = hb_malloc(sizeof(float) * (size_t)nchunk_el, "ar noise (host)");
-    float *tv = hb_malloc(sizeof(float) * (size_t)cache_frames, "ar t");
-    /* history ring of the last cache_frames clean latent frames, [slot][C][H][W] */
-    float *hist = o->nconds > 1 ? hb_dev_alloc(sizeof(float) * (size_t)(cache_frames * C * HW), "ar history") : NULL;
-    float *rc_x = o->nconds > 1 ? hb_dev_alloc(sizeof(float) * (size_t)(cache_frames * C * HW), "ar re-cache input") : NULL;
+    if (!(L->cs = wan_causal_new(m, &cc))) return -1;
+    const size_t nb = sizeof(float) * (size_t)(L->C * o->chunk * L->HW), hb = sizeof(float) * (size_t)(L->cache_frames * L->C * L->HW);
+    L->x = hb_dev_alloc(nb, "ar latent");
+    L->flow = hb_dev_alloc(nb, "ar flow");
+    L->x0 = hb_dev_alloc(nb, "ar x0");
+    L->eps = hb_dev_alloc(nb, "ar noise");
+    L->hnoise = hb_malloc(nb, "ar noise (host)");
+    L->tv = hb_malloc(sizeof(float) * (size_t)L->cache_frames, "ar t");
+    if (!L->x || !L->flow || !L->x0 || !L->eps || !L->hnoise || !L->tv) return -1;
+    if (o->nconds > 1) {
+        /* history ring of the last cache_frames clean latent frames, [slot][C][H][W] */
+        L->hist = hb_dev_alloc(hb, "ar history");
+        L->rc_x = hb_dev_alloc(hb, "ar re-cache input");
+        if (!L->hist || !L->rc_x) return -1;
+    }
+    o->state_bytes = wan_causal_bytes(L->cs) + 4 * nb + (L->hist ? 2 * hb : 0);
+    hb_rng_seed(&L->rng, o->seed);
+    return 0;
+}
+
+static void loop_close(ar_loop *L) {
+    wan_causal_free(L->cs);
+    hb_dev_free(L->x); hb_dev_free(L->flow); hb_dev_free(L->x0); hb_dev_free(L->eps);
+    hb_free(L->hnoise); hb_free(L->tv);
+    hb_dev_free(L->hist); hb_dev_free(L->rc_x);
+}
+
+/* n noise values into dst: the caller's source, or normals from the host generator (the same noise on
+ * every backend). */
+static int loop_noise(ar_loop *L, int64_t chunk, int step, float *dst, int64_t n) {
+    if (L->o->noise) {
+        if (L->o->noise(L->o->noise_user, chunk, step, dst, n)) {
+            if (!hb_last_error()[0]) hb_error("ar: the noise source failed");
+            return -1;
+        }
+        return 0;
+    }
+    return hb_noise_normal(&L->rng, L->hnoise, dst, n);
+}
+
+/* Hands one finished forward to the caller's observer. */
+static int loop_observe(ar_loop *L, int64_t chunk, int step, const float *x, int64_t F, int64_t f0, const float *flow,
+                        const float *x0) {
+    hb_ar_call c = {L->o->forwards++, chunk, f0, F, step, L->tv, x, flow, x0, L->cs};
+    if (L->o->on_call && L->o->on_call(L->o->call_user, &c)) {
+        if (!hb_last_error()[0]) hb_error("ar: stopped by the call observer");
+        return -1;
+    }
+    return 0;
+}
+
+/* One forward at latent frame f0 with every frame at timestep t; flow/x0 may be NULL (cache only). */
+static int loop_forward(ar_loop *L, int64_t chunk, int step, const float *x, int64_t F, float t, int64_t f0,
+                        bool recompute, float *flow, float *x0, float sigma) {
+    for (int64_t f = 0; f < F; f++) L->tv[f] = t;
+    if (wan_causal_forward(L->cs, x, F, L->tv, f0, recompute, flow, NULL, NULL)) return -1;
+    if (flow && x0) hb_flow_to_x0(x0, x, flow, sigma, L->C * F * L->HW);
+    return loop_observe(L, chunk, step, x, F, f0, flow, x0);
+}
+
+/* A prompt switch before the chunk at f0: LongLive's KV re-cache of the last frames with the new prompt. */
+static int loop_recache(ar_loop *L, int64_t chunk, int64_t f0, int want) {
+    int64_t nre = f0 < L->cache_frames ? f0 : L->cache_frames, fs = f0 - nre;
+    int64_t skip = wan_causal_recache_skip(L->cs, fs, f0);
+    fs += skip;
+    nre -= skip;
+    if (nre > 0) {
+        ring_copy(L->hist, L->cache_frames, L->rc_x, L->C, nre, L->HW, fs, false);
+        if (loop_forward(L, chunk, HB_AR_RECACHE, L->rc_x, nre, L->o->context_noise, fs, true, NULL, NULL, 0)) return -1;
+    }
+    hb_log(HB_LOG_INFO, "ar: prompt %d from latent frame %lld (re-cached %lld frames)", want, (long long)f0, (long long)nre);
+    return 0;
+}
+
+/* The few-step trajectory of one chunk (pipeline/fewstep.h): the causal DiT at the chunk's frames. */
+typedef struct {
+    ar_loop *L;
+    int64_t chunk, f0, F, n;
+} ar_chunk;
+
+static int chunk_model(void *user, int step, const float *x, float t, float *flow) {
+    (void)step;
+    ar_chunk *c = user;
+    for (int64_t f = 0; f < c->F; f++) c->L->tv[f] = t;
+    return wan_causal_forward(c->L->cs, x, c->F, c->L->tv, c->f0, false, flow, NULL, NULL);
+}
+static int chunk_noise(void *user, int step, float *eps) {
+    ar_chunk *c = user;
+    return loop_noise(c->L, c->chunk, step, eps, c->n);
+}
+static int chunk_x0(void *user, int step, const float *x0) {
+    ar_chunk *c = user;
+    return loop_observe(c->L, c->chunk, step, c->L->x, c->F, c->f0, c->L->flow, x0);
+}
+
+/* Chunk j: denoise from noise, hand x0 out, refresh the chunk's K/V at t = context_noise. */
+static int loop_chunk(ar_loop *L, int64_t j, int64_t nchunks) {
+    hb_ar_opts *o = L->o;
+    const int64_t f0 = j * o->chunk, F = o->frames - f0 < o->chunk ? o->frames - f0 : o->chunk, n = L->C * F * L->HW;
+    if (loop_noise(L, j, 0, L->x, n)) return -1;
+    ar_chunk c = {L, j, f0, F, n};
+    hb_fewstep_hooks h = {.model = chunk_model, .noise = chunk_noise, .on_x0 = chunk_x0, .user = &c};
+    if (hb_fewstep_run(&L->fs, &h, L->x, L->x0, L->flow, L->eps, n)) return -1;
+    if (L->hist) ring_copy(L->hist, L->cache_frames, L->x0, L->C, F, L->HW, f0, true);
+    if (o->on_chunk && o->on_chunk(o->user, j, f0, F, L->x0)) {
+        if (!hb_last_error()[0]) hb_error("ar: stopped by the chunk callback");
+        return -1;
+    }
+    if (j + 1 < nchunks || o->refresh_last) {
+        /* an observer sees the refresh's flow and (discarded) x0 too; otherwise only the cache is written */
+        float *fl = o->on_call ? L->flow : NULL;
+        if (loop_forward(L, j, HB_AR_REFRESH, L->x0, F, o->context_noise, f0, false, fl, L->eps, L->sig_refresh))
+            return -1;
+    }
+    return 0;
+}
+
+int hb_ar_generate(const wan_dit *m, hb_ar_opts *o) {
+    o->forwards = 0;
+    o->state_bytes = 0;
+    ar_loop L;
     int rc = -1;
     hb_progress prog;
-    int64_t nchunks = (o->frames + chunk - 1) / chunk;
+    const int64_t nchunks = o->chunk > 0 ? (o->frames + o->chunk - 1) / o->chunk : 0;
     hb_progress_begin(&prog, o->progress, o->progress_user, "chunks", (int)nchunks);
-    if (!x || !flow || !x0 || !eps || !hnoise || !tv || (o->nconds > 1 && (!hist || !rc_x))) goto done;
-    o->state_bytes = wan_causal_bytes(cs) + sizeof(float) * (size_t)(4 * nchunk_el) +
-                     (hist ? 2 * sizeof(float) * (size_t)(cache_frames * C * HW) : 0);
-    hb_rng rng;
-    hb_rng_seed(&rng, o->seed);
+    if (loop_open(&L, m, o)) goto done;
     int cur = -1;
     for (int64_t j = 0; j < nchunks; j++) {
-        const int64_t f0 = j * chunk, F = o->frames - f0 < chunk ? o->frames - f0 : chunk, n = C * F * HW;
+        const int64_t f0 = j * o->chunk;
         int want = cond_at(o, f0);
         if (want != cur) {
-            if (wan_causal_set_prompt(cs, o->conds[want].ctx, o->conds[want].ctx_len)) goto done;
-            if (cur >= 0 && f0 > 0) {
-                /* LongLive KV re-cache with the new prompt */
-                int64_t nre = f0 < cache_frames ? f0 : cache_frames, fs = f0 - nre;
-                int64_t skip = wan_causal_recache_skip(cs, fs, f0);
-                fs += skip;
-                nre -= skip;
-                if (nre > 0) {
-                    ring_copy(hist, cache_frames, rc_x, C, nre, HW, fs, false);
-                    for (int64_t f = 0; f < nre; f++) tv[f] = o->context_noise;
-                    if (wan_causal_forward(cs, rc_x, nre, tv, fs, true, NULL, NULL, NULL)) goto done;
-                    o->forwards++;
-                }
-                hb_log(HB_LOG_INFO, "ar: prompt %d from latent frame %lld (re-cached %lld frames)", want,
-                       (long long)f0, (long long)nre);
-            }
+            if (wan_causal_set_prompt(L.cs, o->conds[want].ctx, o->conds[want].ctx_len)) goto done;
+            if (cur >= 0 && f0 > 0 && loop_recache(&L, j, f0, want)) goto done;
             cur = want;
         }
-        if (fill_normal(&rng, hnoise, x, n)) goto done;
-        for (int k = 0; k < nsteps; k++) {
-            for (int64_t f = 0; f < F; f++) tv[f] = ts[k];
-            if (wan_causal_forward(cs, x, F, tv, f0, false, flow, NULL, NULL)) goto done;
-            o->forwards++;
-            hb_flow_to_x0(x0, x, flow, sig[k], n);
-            if (k + 1 < nsteps) {
-                if (fill_normal(&rng, hnoise, eps, n)) goto done;
-                hb_flow_renoise(x, x0, eps, sig[k + 1], n);
-            }
-        }
-        if (hist) ring_copy(hist, cache_frames, x0, C, F, HW, f0, true);
-        if (o->on_chunk && o->on_chunk(o->user, j, f0, F, x0)) {
-            if (!hb_last_error()[0]) hb_error("ar: stopped by the chunk callback");
-            goto done;
-        }
-        if (j + 1 < nchunks || o->refresh_last) {
-            for (int64_t f = 0; f < F; f++) tv[f] = o->context_noise;
-            if (wan_causal_forward(cs, x0, F, tv, f0, false, NULL, NULL, NULL)) goto done;
-            o->forwards++;
-        }
+        if (loop_chunk(&L, j, nchunks)) goto done;
         hb_progress_step(&prog, (int)(j + 1));
     }
     rc = 0;
 done:
     hb_progress_end(&prog);
-    wan_causal_free(cs);
-    hb_dev_free(x); hb_dev_free(flow); hb_dev_free(x0); hb_dev_free(eps); hb_free(hnoise); hb_free(tv);
-    hb_dev_free(hist); hb_dev_free(rc_x);
+    loop_close(&L);
     return rc;
 }
 
@@ -258,11 +347,8 @@ fail:
 void hb_ar_run_default(hb_ar_run *r) {
     memset(r, 0, sizeof *r);
     hb_ar_opts_default(&r->ar);
-    r->width = 832;
-    r->height = 480;
-    r->video_frames = 481;
-    r->decoder = HB_AR_DEC_TAE;
-    r->fps = 16;
+    r->ar.nsteps = 0, r->ar.shift = 0; /* the model's (settings.h): resolved with the folder */
+    r->decoder = HB_AR_DEC_VAE;
 }
 
 typedef struct {
@@ -349,109 +435,149 @@ static int chunk_cb(void *user, int64_t chunk, int64_t frame0, int64_t F, const 
     return 0;
 }
 
-static int encode_prompt(hb_tokenizer *tok, hb_umt5 *te, int text_len, int text_dim, const char *text, float **ctx,
-                         int64_t *len) {
-    int64_t *ids = malloc((size_t)text_len * sizeof *ids);
-    if (!ids) return hb_error("out of memory");
-    int n = hb_tokenizer_encode_padded_i64(tok, text, true, text_len, ids, NULL);
+/* The causal DiT of the folder: its own weights, or `weights` (a .pt training dict or a safetensors file) with
+ * the architecture from the folder's config.json, as the release builds it (CausalWanModel.from_pretrained of
+ * the base folder, then the generator's state dict loaded over it). */
+static wan_dit *open_causal_dit(const hb_model_folder *mf, const char *weights) {
+    if (!weights || !*weights) {
+        wan_dit *m = wan_dit_open(mf->dit, NULL);
+        if (!m) hb_error_prefix("%s: ", mf->dir);
+        return m;
+    }
+    char cfg_path[HB_MF_PATH + 32];
+    size_t L = strlen(mf->dit);
+    const char *slash = strrchr(mf->dit, '/');
+    if (L > 5 && !strcmp(mf->dit + L - 5, ".json") && slash) /* an index file: config.json beside it */
+        snprintf(cfg_path, sizeof cfg_path, "%.*s/config.json", (int)(slash - mf->dit), mf->dit);
+    else
+        snprintf(cfg_path, sizeof cfg_path, "%s/config.json", mf->dit);
+    json_error_t je;
+    json_t *j = json_load_file(cfg_path, 0, &je);
+    if (!j) { hb_error("%s: cannot read the DiT config (line %d: %s)", cfg_path, je.line, je.text); return NULL; }
+    char *text = json_dumps(j, 0);
+    json_decref(j);
+    wan_dit_config cfg;
+    int bad = !text || wan_dit_config_parse(&cfg, text, cfg_path);
+    free(text);
+    if (bad) return NULL;
+    return wan_dit_open(weights, &cfg);
+}
+
+/* The latent's spatial factor follows from its channels (Wan2.1: 16 channels, 8x; Wan2.2: 48, 16x); the
+ * decoder must agree. Settings left 0 take the model's (settings.h: the release's, then hummingbird.json). */
+static int check_geometry(hb_ar_run *r, const hb_model_folder *mf, const wan_dit_config *mc, int *sfac) {
+    if (mc->in_dim != 16 && mc->in_dim != 48)
+        return hb_error("ar: the DiT takes %d latent channels; Wan2.1 (16) and Wan2.2 (48) latents are supported",
+                        mc->in_dim);
+    *sfac = mc->in_dim == 48 ? 16 : 8;
+    hb_ar_settings s;
+    hb_ar_settings_for(mf, mc->in_dim, &s);
+    if (r->width == 0) r->width = s.width;
+    if (r->height == 0) r->height = s.height;
+    if (r->video_frames == 0) r->video_frames = 4 * s.latent_frames - 3;
+    if (r->fps <= 0) r->fps = s.fps;
+    if (r->ar.nsteps == 0) memcpy(r->ar.steps_list, s.steps_list, (size_t)s.nsteps * sizeof *s.steps_list), r->ar.nsteps = s.nsteps;
+    if (r->ar.shift <= 0) r->ar.shift = s.shift;
+    int mult = *sfac * mc->patch[1];
+    if (r->width <= 0 || r->height <= 0 || r->width % mult || r->height % mult)
+        return hb_error("ar: width and height must be positive multiples of %d (got %dx%d)", mult, r->width, r->height);
+    return 0;
+}
+
+/* Prompts (one, or a switch file), encoded with the folder's umT5. */
+static int encode_prompts(hb_ar_run *r, const hb_model_folder *mf, const wan_dit_config *mc, int *np, int64_t **pframes,
+                          char ***ptexts, hb_text_rows **rows, hb_ar_cond **conds) {
+    if (r->prompts_file) {
+        if ((*np = hb_ar_read_prompts(r->prompts_file, pframes, ptexts)) < 0) { *np = 0; return -1; }
+    } else {
+        *pframes = calloc(1, sizeof **pframes);
+        *ptexts = calloc(1, sizeof **ptexts);
+        if (!*pframes || !*ptexts || !((*ptexts)[0] = strdup(r->prompt ? r->prompt : ""))) return hb_error("out of memory");
+        *np = 1;
+    }
+    if (*np < 1) return hb_error("%s: no prompts", r->prompts_file ? r->prompts_file : "ar");
+    double tt = hb_time_now();
+    hb_tokenizer *tok = hb_tokenizer_open_dir(mf->tokenizer, NULL, 0);
+    if (!tok) return hb_error_prefix("%s: tokenizer: ", mf->tokenizer);
     int rc = -1;
-    if (n < 0) goto done;
-    *ctx = hb_dev_alloc((size_t)n * (size_t)text_dim * sizeof(float), "text context");
-    if (!*ctx) goto done;
-    if (hb_umt5_encode(te, ids, n, n, *ctx)) { hb_dev_free(*ctx); *ctx = NULL; goto done; }
-    *len = n;
+    *rows = calloc((size_t)*np, sizeof **rows);
+    *conds = calloc((size_t)*np, sizeof **conds);
+    if (!*rows || !*conds) { hb_error("out of memory"); goto done; }
+    hb_text_opts to = {.tok = tok, .encoder = mf->text_encoder, .text_len = mc->text_len, .text_dim = mc->text_dim,
+                       .clean = true}; /* the XTX release cleans whitespace */
+    if (hb_text_encode(&to, (const char *const *)*ptexts, *np, *rows)) goto done;
+    for (int i = 0; i < *np; i++) (*conds)[i] = (hb_ar_cond){(*pframes)[i], (*rows)[i].ctx, (*rows)[i].len};
     rc = 0;
 done:
-    free(ids);
+    hb_tokenizer_free(tok);
+    r->seconds_text = hb_time_now() - tt;
     return rc;
+}
+
+/* The decoder of the run: TAEHV or the streaming Wan VAE, checked against the latent. */
+static int open_decoder(run_ctx *c, const hb_model_folder *mf, int sfac, hb_checkpoint **ck, hb_tae **tae) {
+    hb_ar_run *r = c->r;
+    const int64_t fmax = 4 * (r->ar.chunk > 0 ? r->ar.chunk : 3), px = (int64_t)r->width * r->height;
+    if (r->decoder == HB_AR_DEC_TAE) {
+        if (!mf->tae[0]) return hb_error("%s: no tiny decoder (taew2_1.safetensors / .pth) in the folder; use --decoder vae", mf->dir);
+        if (!(*ck = hb_checkpoint_open(mf->tae)) || !(*tae = hb_tae_load(*ck, NULL, HB_TAE_DECODER))) return -1;
+        if (hb_tae_latent_channels(*tae) != c->C || hb_tae_space_scale(*tae) != sfac)
+            return hb_error("%s: the tiny decoder takes %d latent channels at %dx, the DiT makes %lld at %dx", mf->tae,
+                            hb_tae_latent_channels(*tae), hb_tae_space_scale(*tae), (long long)c->C, sfac);
+        if (!(c->td = hb_tae_decoder_new(*tae, c->h, c->w, tae_cb, c))) return -1;
+        if (!(c->rgb = hb_malloc((size_t)px * 3, "frame")) || !(c->frame = hb_malloc(sizeof(float) * 3 * (size_t)px, "frame")))
+            return -1;
+        if (r->on_frames) {
+            c->cbuf_cap = fmax;
+            if (!(c->cbuf = hb_malloc((size_t)fmax * (size_t)px * 3, "chunk frames"))) return -1;
+        }
+    } else if (r->decoder == HB_AR_DEC_VAE) {
+        if (!(*ck = hb_checkpoint_open(mf->vae)) || !(c->vae = hb_wan_vae_load(*ck, NULL))) return -1;
+        if (hb_wan_vae_get_config(c->vae)->z_dim != c->C || hb_wan_vae_spatial_factor(c->vae) != sfac)
+            return hb_error("%s: the VAE takes %d latent channels at %dx, the DiT makes %lld at %dx", mf->vae,
+                            hb_wan_vae_get_config(c->vae)->z_dim, hb_wan_vae_spatial_factor(c->vae), (long long)c->C, sfac);
+        if (!(c->vd = hb_wan_vae_decoder_new(c->vae, c->h, c->w, NULL))) return -1;
+        if (!(c->vvideo = hb_dev_alloc(sizeof(float) * (size_t)(3 * fmax * px), "decoded chunk")) ||
+            !(c->vhost = hb_malloc(sizeof(float) * (size_t)(3 * fmax * px), "decoded chunk")) ||
+            !(c->vrgb = hb_malloc((size_t)(3 * fmax * px), "decoded chunk")))
+            return -1;
+    }
+    return 0;
 }
 
 int hb_ar_run_pipeline(hb_ar_run *r) {
     double t_start = hb_time_now();
     hb_model_folder mf;
     if (!r->model_dir) return hb_error("ar: no model folder");
-    if (hb_model_folder_scan(r->model_dir, &mf)) return -1;
-    if (r->video_frames <= 0) return hb_error("ar: the frame count must be positive");
+    if (hb_model_folder_scan_te(r->model_dir, r->text_encoder_dir, &mf)) return -1;
+    if (r->video_frames < 0) return hb_error("ar: the frame count must be positive");
+    const char *weights = r->checkpoint ? r->checkpoint : mf.dit_weights;
+    if (!strcmp(mf.arch, "hummingbird-xt") && !r->checkpoint)
+        return hb_error("%s: a Hummingbird-XT folder (bidirectional Wan2.2-TI2V-5B) cannot run --mode ar; give the "
+                        "causal XTX weights with --checkpoint FILE, or use a Hummingbird-XTX folder", r->model_dir);
     run_ctx c = {0};
     c.r = r;
     wan_dit *m = NULL;
-    hb_checkpoint *tae_ck = NULL, *vae_ck = NULL;
+    hb_checkpoint *dec_ck = NULL;
     hb_tae *tae = NULL;
-    hb_tokenizer *tok = NULL;
-    hb_umt5 *te = NULL;
     int64_t *pframes = NULL;
     char **ptexts = NULL;
-    int np = 0;
-    float **ctxs = NULL;
+    int np = 0, sfac = 8;
+    hb_text_rows *rows = NULL;
     hb_ar_cond *conds = NULL;
     int rc = -1;
-    if (!(m = wan_dit_open(mf.dit, NULL))) { hb_error_prefix("%s: ", r->model_dir); goto done; }
+    if (!(m = open_causal_dit(&mf, weights))) goto done;
     const wan_dit_config *mc = &m->cfg;
-    const int sfac = 8; /* Wan 2.1 VAE / TAEW2.1 */
-    int mult = sfac * mc->patch[1];
-    if (r->width <= 0 || r->height <= 0 || r->width % mult || r->height % mult) {
-        hb_error("ar: width and height must be positive multiples of %d (got %dx%d)", mult, r->width, r->height);
-        goto done;
-    }
+    if (check_geometry(r, &mf, mc, &sfac)) goto done;
     c.h = r->height / sfac;
     c.w = r->width / sfac;
     c.C = mc->in_dim;
-    /* prompts */
-    if (r->prompts_file) {
-        np = hb_ar_read_prompts(r->prompts_file, &pframes, &ptexts);
-        if (np < 0) goto done;
-    } else {
-        np = 1;
-        pframes = calloc(1, sizeof *pframes);
-        ptexts = calloc(1, sizeof *ptexts);
-        if (!pframes || !ptexts || !(ptexts[0] = strdup(r->prompt ? r->prompt : ""))) { hb_error("out of memory"); goto done; }
-    }
-    double tt = hb_time_now();
-    if (!(tok = hb_tokenizer_open_dir(r->model_dir, NULL, 0))) { hb_error_prefix("%s: tokenizer: ", r->model_dir); goto done; }
-    if (!(te = hb_umt5_open(mf.text_encoder))) goto done;
-    ctxs = calloc((size_t)np, sizeof *ctxs);
-    conds = calloc((size_t)np, sizeof *conds);
-    if (!ctxs || !conds) { hb_error("out of memory"); goto done; }
-    for (int i = 0; i < np; i++) {
-        int64_t len = 0;
-        if (encode_prompt(tok, te, mc->text_len, mc->text_dim, ptexts[i], &ctxs[i], &len)) goto done;
-        conds[i].frame = pframes[i];
-        conds[i].ctx = ctxs[i];
-        conds[i].ctx_len = len;
-    }
-    hb_umt5_free(te); te = NULL;
-    r->seconds_text = hb_time_now() - tt;
-    /* decoder */
-    if (r->decoder == HB_AR_DEC_TAE) {
-        if (!mf.tae[0]) { hb_error("%s: no tiny decoder (taew2_1.safetensors / .pth) in the folder; use --decoder vae", r->model_dir); goto done; }
-        if (!(tae_ck = hb_checkpoint_open(mf.tae)) || !(tae = hb_tae_load(tae_ck, NULL, HB_TAE_DECODER))) goto done;
-        if (hb_tae_latent_channels(tae) != c.C) {
-            hb_error("%s: the tiny decoder takes %d latent channels, the DiT makes %lld", mf.tae, hb_tae_latent_channels(tae),
-                     (long long)c.C);
-            goto done;
-        }
-        if (!(c.td = hb_tae_decoder_new(tae, c.h, c.w, tae_cb, &c))) goto done;
-        if (!(c.rgb = hb_malloc((size_t)r->width * (size_t)r->height * 3, "frame")) ||
-            !(c.frame = hb_malloc(sizeof(float) * 3 * (size_t)r->width * (size_t)r->height, "frame")))
-            goto done;
-        if (r->on_frames) {
-            c.cbuf_cap = 4 * (r->ar.chunk > 0 ? r->ar.chunk : 3);
-            if (!(c.cbuf = hb_malloc((size_t)c.cbuf_cap * (size_t)r->width * (size_t)r->height * 3, "chunk frames"))) goto done;
-        }
-    } else if (r->decoder == HB_AR_DEC_VAE) {
-        if (!(vae_ck = hb_checkpoint_open(mf.vae)) || !(c.vae = hb_wan_vae_load(vae_ck, NULL))) goto done;
-        int64_t fmax = 4 * (r->ar.chunk > 0 ? r->ar.chunk : 3), px = c.h * c.w * (int64_t)hb_wan_vae_spatial_factor(c.vae) *
-                       hb_wan_vae_spatial_factor(c.vae);
-        if (!(c.vd = hb_wan_vae_decoder_new(c.vae, c.h, c.w, NULL))) goto done;
-        if (!(c.vvideo = hb_dev_alloc(sizeof(float) * (size_t)(3 * fmax * px), "decoded chunk")) ||
-            !(c.vhost = hb_malloc(sizeof(float) * (size_t)(3 * fmax * px), "decoded chunk")) ||
-            !(c.vrgb = hb_malloc((size_t)(3 * fmax * px), "decoded chunk")))
-            goto done;
-    }
+    if (encode_prompts(r, &mf, mc, &np, &pframes, &ptexts, &rows, &conds)) goto done;
+    if (open_decoder(&c, &mf, sfac, &dec_ck, &tae)) goto done;
     if (r->output && r->decoder != HB_AR_DEC_NONE) {
         hb_video_meta meta = {.prompt = ptexts[0], .model = "hummingbird-xtx", .seed = (int64_t)r->ar.seed,
                               .has_seed = true, .steps = r->ar.nsteps};
-        hb_video_opts vo = {.fps = r->fps > 0 ? r->fps : 16, .streaming = true, .meta = &meta};
+        hb_video_opts vo = {.fps = r->fps, .streaming = true, .meta = &meta};
         if (!(c.vw = hb_video_writer_open(r->output, r->height, r->width, &vo))) goto done;
     }
     /* latent frames: 1 + ceil((frames - 1) / 4) */
@@ -476,16 +602,14 @@ done:
     if (c.vw) hb_video_writer_abort(c.vw);
     hb_tae_decoder_free(c.td);
     hb_tae_free(tae);
-    if (tae_ck) hb_checkpoint_close(tae_ck);
     hb_wan_vae_decoder_free(c.vd);
     hb_wan_vae_free(c.vae);
-    if (vae_ck) hb_checkpoint_close(vae_ck);
+    if (dec_ck) hb_checkpoint_close(dec_ck);
     hb_free(c.rgb); hb_free(c.frame); hb_dev_free(c.vvideo); hb_free(c.vhost); hb_free(c.vrgb); hb_free(c.cbuf);
-    hb_umt5_free(te);
-    hb_tokenizer_free(tok);
     wan_dit_free(m);
-    for (int i = 0; i < np; i++) { if (ptexts) free(ptexts[i]); if (ctxs) hb_dev_free(ctxs[i]); }
-    free(ptexts); free(pframes); free(ctxs); free(conds);
+    for (int i = 0; ptexts && i < np; i++) free(ptexts[i]);
+    if (rows) hb_text_rows_free(rows, np);
+    free(ptexts); free(pframes); free(rows); free(conds);
     r->seconds_total = hb_time_now() - t_start;
     r->peak_rss = hb_peak_rss_bytes();
     return rc;

@@ -86,7 +86,53 @@ done:
     return rc;
 }
 
-int hb_model_folder_scan(const char *dir, hb_model_folder *mf) {
+static const char *const k_te_files[] = {"models_t5_umt5-xxl-enc-bf16.pth", "models_t5_umt5-xxl-enc-bf16.safetensors",
+                                         "text_encoder", NULL};
+
+/* The text encoder and tokenizer of folder te_dir. */
+static int scan_text_encoder(const char *te_dir, hb_model_folder *mf) {
+    if (!is_dir(te_dir)) return hb_error("%s: text encoder folder does not exist", te_dir);
+    if (!first_existing(mf->text_encoder, sizeof mf->text_encoder, te_dir, k_te_files, true))
+        return hb_error("%s: no text encoder (models_t5_umt5-xxl-enc-bf16.pth or text_encoder/)", te_dir);
+    snprintf(mf->tokenizer, sizeof mf->tokenizer, "%s", te_dir);
+    return 0;
+}
+
+/* The Hummingbird-XTX release root (see model_folder.h): 1 when dir is one (parts resolved), 0 when it is
+ * not, -1 + message when it is one with a part missing. */
+static int scan_release_xtx(const char *dir, const char *te_dir, hb_model_folder *mf) {
+    static const struct { const char *pt, *base; } k_layouts[] = {
+        {"checkpoints/wan21_model.pt", "wan_models/Wan2.1-T2V-1.3B"},
+        {"checkpoint/wan_22_vsink1_5B_seq_880/model.pt", "wan_models/Wan2.2-TI2V-5B"},
+    };
+    char pt[HB_MF_PATH], base[HB_MF_PATH], te[HB_MF_PATH], cfg[HB_MF_PATH + 16];
+    for (size_t i = 0; i < sizeof k_layouts / sizeof k_layouts[0]; i++) {
+        snprintf(pt, sizeof pt, "%s/%s", dir, k_layouts[i].pt);
+        snprintf(base, sizeof base, "%s/%s", dir, k_layouts[i].base);
+        if (!is_file(pt) || !is_dir(base)) continue;
+        snprintf(cfg, sizeof cfg, "%s/config.json", base);
+        if (!is_file(cfg)) return hb_error("%s: no config.json (the DiT architecture of %s)", base, k_layouts[i].pt);
+        snprintf(mf->dit, sizeof mf->dit, "%s", base);
+        snprintf(mf->dit_weights, sizeof mf->dit_weights, "%s", pt);
+        static const char *const vae[] = {"Wan2.1_VAE.pth", "Wan2.1_VAE.safetensors", "Wan2.2_VAE.pth",
+                                          "Wan2.2_VAE.safetensors", NULL};
+        if (!first_existing(mf->vae, sizeof mf->vae, base, vae, false))
+            return hb_error("%s: no VAE (Wan2.1_VAE.pth or Wan2.2_VAE.pth)", base);
+        snprintf(te, sizeof te, "%s/wan_models/Wan2.2-TI2V-5B", dir);
+        if (scan_text_encoder(te_dir ? te_dir : te, mf)) return -1;
+        snprintf(mf->arch, sizeof mf->arch, "hummingbird-xtx");
+        static const char *const tae[] = {"taew2_1.safetensors", "taew2_1.pth", "taew2_2.safetensors", "taew2_2.pth", NULL};
+        if (!first_existing(mf->tae, sizeof mf->tae, dir, tae, false) &&
+            !first_existing(mf->tae, sizeof mf->tae, base, tae, false))
+            mf->tae[0] = 0;
+        return 1;
+    }
+    return 0;
+}
+
+int hb_model_folder_scan(const char *dir, hb_model_folder *mf) { return hb_model_folder_scan_te(dir, NULL, mf); }
+
+int hb_model_folder_scan_te(const char *dir, const char *te_dir, hb_model_folder *mf) {
     memset(mf, 0, sizeof *mf);
     if (!dir || !*dir) return hb_error("model folder: empty path");
     if (strlen(dir) > HB_MF_PATH - 300) return hb_error("model folder: path too long");
@@ -94,7 +140,11 @@ int hb_model_folder_scan(const char *dir, hb_model_folder *mf) {
         if (access(dir, F_OK) != 0) return hb_error("%s: model folder does not exist", dir);
         return hb_error("%s: not a folder (expected a model folder: config.json, DiT shards, VAE, text encoder)", dir);
     }
+    if (te_dir && strlen(te_dir) > HB_MF_PATH - 300) return hb_error("text encoder folder: path too long");
     snprintf(mf->dir, sizeof mf->dir, "%s", dir);
+    snprintf(mf->tokenizer, sizeof mf->tokenizer, "%s", dir);
+    int rel = scan_release_xtx(dir, te_dir, mf);
+    if (rel) return rel < 0 ? -1 : 0;
     static const char *const dit_idx[] = {"diffusion_pytorch_model.safetensors.index.json", NULL};
     static const char *const dit_cfg[] = {"config.json", "transformer/config.json", NULL};
     char tmp[HB_MF_PATH];
@@ -110,10 +160,11 @@ int hb_model_folder_scan(const char *dir, hb_model_folder *mf) {
                                       "Wan2.1_VAE.pth", "vae", NULL};
     if (!first_existing(mf->vae, sizeof mf->vae, dir, vae, true))
         return hb_error("%s: no VAE (Wan2.2_VAE.safetensors, Wan2.2_VAE.pth, Wan2.1_VAE.* or vae/)", dir);
-    static const char *const te[] = {"models_t5_umt5-xxl-enc-bf16.pth", "models_t5_umt5-xxl-enc-bf16.safetensors",
-                                     "text_encoder", NULL};
-    if (!first_existing(mf->text_encoder, sizeof mf->text_encoder, dir, te, true))
+    if (te_dir) {
+        if (scan_text_encoder(te_dir, mf)) return -1;
+    } else if (!first_existing(mf->text_encoder, sizeof mf->text_encoder, dir, k_te_files, true)) {
         return hb_error("%s: no text encoder (models_t5_umt5-xxl-enc-bf16.pth or text_encoder/)", dir);
+    }
     static const char *const tae[] = {"taew2_2.safetensors", "taew2_2.pth", "taew2_1.safetensors", "taew2_1.pth",
                                       "tae", NULL};
     if (!first_existing(mf->tae, sizeof mf->tae, dir, tae, true)) mf->tae[0] = 0;

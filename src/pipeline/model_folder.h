@@ -9,7 +9,15 @@
  *   tiny decoder  taew2_2.safetensors | taew2_2.pth | taew2_1.safetensors | taew2_1.pth | tae/   (optional)
  *   light decoder light_vae.safetensors | light_vae/   (optional; models/light_vae.h, Wan2.2 family only)
  *   settings      hummingbird.json (optional): {"arch", "steps_list": [...], "shift", "sampler", "fps"}
- * The random folder writes exactly the first alternative of each line. */
+ * The random folder writes exactly the first alternative of each line.
+ *
+ * The Hummingbird-XTX release root is recognised too (spec: the long_video/ scripts' layout):
+ *   checkpoints/wan21_model.pt                      the trained causal DiT (.pt training dict)
+ *   wan_models/Wan2.1-T2V-1.3B/                     config.json (+ base safetensors) and Wan2.1_VAE.pth
+ *   wan_models/Wan2.2-TI2V-5B/                      models_t5_umt5-xxl-enc-bf16.pth + google/umt5-xxl/
+ * and its 5B variant checkpoint/wan_22_vsink1_5B_seq_880/model.pt over wan_models/Wan2.2-TI2V-5B/ (config,
+ * Wan2.2_VAE.pth, text encoder). The DiT's architecture then comes from the base folder's config.json, its
+ * weights from the .pt; the text encoder and tokenizer always from the Wan2.2-TI2V-5B folder. */
 #ifndef HB_PIPELINE_MODEL_FOLDER_H
 #define HB_PIPELINE_MODEL_FOLDER_H
 
@@ -21,6 +29,9 @@
 typedef struct hb_model_folder {
     char dir[HB_MF_PATH];
     char dit[HB_MF_PATH];        /* path handed to wan_dit_open (index file or folder) */
+    char dit_weights[HB_MF_PATH]; /* "" or a weights file (.pt training dict) replacing dit's weights; dit's
+                                   * config.json gives the architecture */
+    char tokenizer[HB_MF_PATH];  /* folder hb_tokenizer_open_dir searches (dir unless the layout says otherwise) */
     char vae[HB_MF_PATH];        /* file or folder for hb_checkpoint_open */
     char text_encoder[HB_MF_PATH]; /* path handed to hb_umt5_open */
     char tae[HB_MF_PATH];        /* "" when the folder has no tiny decoder */
@@ -37,6 +48,9 @@ typedef struct hb_model_folder {
 
 /* Resolve every part of the folder; -1 + one message naming the folder and the missing part. */
 int hb_model_folder_scan(const char *dir, hb_model_folder *mf);
+/* The same, with the text encoder and tokenizer taken from the folder te_dir (the release's
+ * wan_models/Wan2.2-TI2V-5B) when it is not NULL. */
+int hb_model_folder_scan_te(const char *dir, const char *te_dir, hb_model_folder *mf);
 
 /* Write a SentencePiece unigram model (ModelProto protobuf) with byte fallback and a few hundred pieces
  * (ids: 0 <pad>, 1 </s>, 2 <unk>, 3..258 byte pieces, then letters, syllables and common English words).

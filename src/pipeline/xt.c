@@ -1,6 +1,8 @@
 /* pipeline/xt: few-step (Hummingbird-XT) and base (UniPC / Euler + CFG) sampling loops. */
 #include "pipeline/xt.h"
 #include "pipeline/schedule.h"
+#include "pipeline/fewstep.h"
+#include "core/torch_rng.h"
 #include "ops/ops.h"
 #include <errno.h>
 #include <math.h>
@@ -43,18 +45,6 @@ int hb_xt_parse_steps(const char *s, int64_t *list, int max) {
     return n;
 }
 
-int hb_xt_fewstep_schedule(const int64_t *steps_list, int n, double shift, float *t, float *sigma) {
-    if (n < 1 || n > HB_XT_MAX_STEPS) return hb_error("few-step sampler: %d steps (1..%d)", n, HB_XT_MAX_STEPS);
-    hb_flowmatch_table *tab = malloc(sizeof *tab);
-    if (!tab) return hb_error("out of memory");
-    int rc = hb_flowmatch_table_init(tab, shift);
-    if (!rc) rc = hb_flowmatch_warp(tab, steps_list, n, t);
-    if (!rc)
-        for (int i = 0; i < n; i++) sigma[i] = hb_flowmatch_sigma(tab, t[i]);
-    free(tab);
-    return rc;
-}
-
 /* x = (1 - mask) * z + mask * x with mask = 0 on frame 0: paste z over latent frame 0 of every channel. */
 static void paste_frame0(const hb_xt_args *a, float *x) {
     if (!a->cond0) return;
@@ -68,16 +58,95 @@ static void fill_t(const hb_xt_args *a, float t, float *tt, int64_t nt) {
     for (int64_t i = 0; i < nt; i++) tt[i] = i < a->tokens_per_frame ? 0.0f : t;
 }
 
-/* n fresh normals from the host generator into x (device memory under a GPU backend): the noise is the same
- * on every backend. */
-static int draw_noise(hb_rng *rng, float *host, float *x, int64_t n) {
-    for (int64_t i = 0; i < n; i++) host[i] = hb_rng_normal(rng);
-    return hb_dev_upload(x, host, (size_t)n * sizeof(float));
+float hb_xt_model_timestep(float t, hb_xt_timestep r) {
+    if (r == HB_XT_T_INT_F32) return truncf(t);
+    if (r == HB_XT_T_INT_BF16) return truncf(hb_bf16_to_f32(hb_f32_to_bf16(t)));
+    return t;
+}
+
+/* The sampler's noise: the initial latent and each re-noise tensor (device memory under a GPU backend); the
+ * numbers are drawn on the host, so they are the same on every backend. */
+typedef struct {
+    const hb_xt_args *a;
+    int64_t n;
+    float *host;
+    hb_rng rng;          /* HB_XT_NOISE_STREAM */
+    float *renoise;      /* HB_XT_NOISE_RELEASE: the one re-noise tensor, once drawn */
+} xt_noise;
+
+/* torch.randn([F, C, H, W]) of a generator seeded with `seed`, stored [C, F, H, W] */
+static int torch_noise(const hb_xt_args *a, uint64_t seed, float *fchw, float *out) {
+    hb_torch_rng g;
+    hb_torch_rng_seed(&g, seed);
+    if (hb_torch_randn(&g, fchw, a->C * a->F * a->H * a->W)) return -1;
+    const int64_t hw = a->H * a->W;
+    for (int64_t f = 0; f < a->F; f++)
+        for (int64_t c = 0; c < a->C; c++) memcpy(out + (c * a->F + f) * hw, fchw + (f * a->C + c) * hw, (size_t)hw * sizeof(float));
+    return 0;
+}
+
+int hb_xt_release_noise(const hb_xt_args *a, int which, float *out) {
+    const int64_t n = a->C * a->F * a->H * a->W;
+    float *fchw = hb_malloc((size_t)n * sizeof(float), "sampler noise"), *chw = hb_malloc((size_t)n * sizeof(float), "sampler noise");
+    int rc = fchw && chw ? torch_noise(a, which ? a->seed + 2 : a->seed, fchw, chw) : -1;
+    if (!rc) rc = hb_dev_upload(out, chw, (size_t)n * sizeof(float));
+    hb_free(fchw);
+    hb_free(chw);
+    return rc;
+}
+
+static int noise_draw(xt_noise *z, bool initial, float *dst) {
+    const hb_xt_args *a = z->a;
+    const float *given = initial ? a->noise0 : a->renoise;
+    if (given) { hb_copy(dst, given, z->n); return 0; }
+    if (a->noise == HB_XT_NOISE_RELEASE) {
+        if (!initial && z->renoise) { hb_copy(dst, z->renoise, z->n); return 0; }
+        if (hb_xt_release_noise(a, !initial, dst)) return -1;
+        if (!initial) { /* kept for the later re-noise steps */
+            if (!(z->renoise = hb_dev_alloc((size_t)z->n * sizeof(float), "sampler re-noise"))) return -1;
+            hb_copy(z->renoise, dst, z->n);
+        }
+        return 0;
+    }
+    return hb_noise_normal(&z->rng, z->host, dst, z->n);
 }
 
 static int call_model(const hb_xt_args *a, int step, const float *x, const float *tt, int64_t nt, int cond, float *v) {
     if (a->observe) a->observe(a->observe_user, step, x, tt, nt, cond);
     return a->model(a->model_user, x, tt, nt, cond, v);
+}
+
+/* The few-step trajectory (pipeline/fewstep.h) with the sampler's timestep rule, noise, I2V paste and observers. */
+typedef struct {
+    const hb_xt_args *a;
+    xt_noise *z;
+    float *tt;
+    int64_t nt;
+} xt_fewstep;
+
+static int fs_model(void *user, int step, const float *x, float t, float *flow) {
+    xt_fewstep *f = user;
+    fill_t(f->a, hb_xt_model_timestep(t, f->a->t_feed), f->tt, f->nt);
+    return call_model(f->a, step, x, f->tt, f->nt, 1, flow);
+}
+static int fs_noise(void *user, int step, float *eps) {
+    (void)step;
+    return noise_draw(((xt_fewstep *)user)->z, false, eps);
+}
+static void fs_fix(void *user, float *x) { paste_frame0(((xt_fewstep *)user)->a, x); }
+static int fs_x0(void *user, int step, const float *x0) {
+    const hb_xt_args *a = ((xt_fewstep *)user)->a;
+    if (a->observe_x0) a->observe_x0(a->observe_user, step, x0);
+    return 0;
+}
+
+static int fewstep(const hb_xt_args *a, xt_noise *z, float *out, float *v, float *tt, int64_t nt) {
+    hb_fewstep s;
+    if (hb_fewstep_schedule(&s, a->steps_list, a->nsteps, a->shift)) return -1;
+    xt_fewstep f = {a, z, tt, nt};
+    hb_fewstep_hooks h = {.model = fs_model, .noise = fs_noise, .fix = fs_fix, .on_x0 = fs_x0, .user = &f,
+                          .progress = a->progress, .progress_user = a->progress_user};
+    return hb_fewstep_run(&s, &h, out, out, v, v, z->n);
 }
 
 int hb_xt_sample(const hb_xt_args *a, float *out) {
@@ -94,30 +163,15 @@ int hb_xt_sample(const hb_xt_args *a, float *out) {
     hb_flow_sampler fs;
     bool have_fs = false;
     hb_progress pr;
+    xt_noise z = {0};
     if (!v || !tt || !hnoise) goto done;
-    hb_rng rng;
-    hb_rng_seed(&rng, a->seed);
-    if (draw_noise(&rng, hnoise, out, n)) goto done;
+    z = (xt_noise){.a = a, .n = n, .host = hnoise};
+    hb_rng_seed(&z.rng, a->seed);
+    if (noise_draw(&z, true, out)) goto done;
     paste_frame0(a, out);
 
     if (a->sampler == HB_XT_FEWSTEP) {
-        float t[HB_XT_MAX_STEPS], sg[HB_XT_MAX_STEPS];
-        if (hb_xt_fewstep_schedule(a->steps_list, a->nsteps, a->shift, t, sg)) goto done;
-        hb_progress_begin(&pr, a->progress, a->progress_user, "denoise", a->nsteps);
-        for (int k = 0; k < a->nsteps; k++) {
-            fill_t(a, t[k], tt, nt);
-            if (call_model(a, k, out, tt, nt, 1, v)) goto done;
-            hb_flow_to_x0(out, out, v, sg[k], n);
-            paste_frame0(a, out);
-            if (k + 1 < a->nsteps) {
-                if (draw_noise(&rng, hnoise, v, n)) goto done;
-                hb_flow_renoise(out, out, v, sg[k + 1], n);
-                paste_frame0(a, out);
-            }
-            hb_progress_step(&pr, k + 1);
-        }
-        hb_progress_end(&pr);
-        rc = 0;
+        rc = fewstep(a, &z, out, v, tt, nt);
         goto done;
     }
     if (a->sampler != HB_XT_UNIPC && a->sampler != HB_XT_EULER) { hb_error("sampler: unknown kind %d", (int)a->sampler); goto done; }
@@ -150,5 +204,6 @@ done:
     hb_dev_free(vu);
     hb_free(tt);
     hb_free(hnoise);
+    hb_dev_free(z.renoise);
     return rc;
 }

@@ -2,15 +2,20 @@
  *
  * hb_xt_sample runs one trajectory on a latent [C, F, H, W] with a caller-given denoiser (the DiT, or a
  * stand-in in tests):
- *   - HB_XT_FEWSTEP (Hummingbird-XT, CFG-free): timesteps t_k = warp(steps_list)[k] of the FlowMatch table
- *     with `shift` (schedule.h); at each step x0 = x - sigma(t_k) * v(x, t_k), then, except after the last
- *     step, x = (1 - sigma(t_{k+1})) * x0 + sigma(t_{k+1}) * eps with fresh eps ~ N(0, 1); the result is the
- *     last x0.
+ *   - HB_XT_FEWSTEP (Hummingbird-XT, CFG-free; the trajectory of pipeline/fewstep.h): timesteps t_k = warp(steps_list)[k] of the FlowMatch table
+ *     with `shift` (schedule.h); at each step x0 = x - sigma(t_k) * v(x, t_k) (float64), then, except after
+ *     the last step, x = (1 - sigma(t_{k+1})) * x0 + sigma(t_{k+1}) * eps; the result is the last x0.
+ *     The DiT sees t_k as computed (HB_XT_T_FLOAT) or as the release feeds it, int64(cast(t_k, latent
+ *     dtype)): HB_XT_T_INT_BF16 (1000, 968, 908 at shift 10: the release's bf16 latents) or HB_XT_T_INT_F32
+ *     (1000, 967, 909); x0 and the re-noise always use the exact table sigma of t_k.
  *   - HB_XT_UNIPC / HB_XT_EULER (the Wan 2.2 base sampler, for the undistilled teacher): the schedule of
  *     FlowUniPCMultistepScheduler(1000, shift=1).set_timesteps(steps, shift); with cfg != 1 two denoiser calls
  *     per step (cond, uncond) and v = v_u + cfg * (v_c - v_u).
- * Noise: one hb_rng seeded with `seed`; the initial latent takes the first C*F*H*W normals (in [C, F, H, W]
- * order), every re-noise the next C*F*H*W.
+ * Noise (hb_xt_noise): HB_XT_NOISE_STREAM: one hb_rng seeded with `seed`; the initial latent takes the first
+ * C*F*H*W normals (in [C, F, H, W] order), every re-noise a fresh C*F*H*W. HB_XT_NOISE_RELEASE (the release's
+ * bookkeeping): the initial latent is torch.randn([F, C, H, W]) of a CPU generator seeded with `seed`, and ONE
+ * re-noise tensor, torch.randn([F, C, H, W]) seeded with seed + 2, serves every re-noise step (core/torch_rng.h:
+ * the same numbers as PyTorch's CPU generator). noise0 / renoise, when given, replace the drawn tensors.
  * I2V (cond0 != NULL): latent frame 0 is replaced by cond0 [C, H, W] before the first step and after every
  * update (x = (1 - mask) * z + mask * x, mask = 0 on frame 0, as the reference's i2v), and the denoiser gets
  * per-token timesteps: 0 for the tokens of frame 0, t for the others (tokens_per_frame tokens per frame).
@@ -23,14 +28,18 @@
 #include "core/core.h"
 
 typedef enum { HB_XT_FEWSTEP = 0, HB_XT_UNIPC = 1, HB_XT_EULER = 2 } hb_xt_sampler;
+typedef enum { HB_XT_T_FLOAT = 0, HB_XT_T_INT_F32 = 1, HB_XT_T_INT_BF16 = 2 } hb_xt_timestep;
+typedef enum { HB_XT_NOISE_STREAM = 0, HB_XT_NOISE_RELEASE = 1 } hb_xt_noise;
 
 /* Denoiser: flow prediction v [C, F, H, W] for latent x at timesteps t (nt = 1 or one per token).
  * cond = 1 for the prompt, 0 for the negative prompt (only with CFG). 0 or -1 + message. */
 typedef int (*hb_xt_model_fn)(void *user, const float *x, const float *t, int64_t nt, int cond, float *v);
 /* Observer (tests): called before every denoiser call of step `step` with the latent the model sees. */
 typedef void (*hb_xt_observe_fn)(void *user, int step, const float *x, const float *t, int64_t nt, int cond);
+/* Observer (tests): the few-step sampler's x0 of step `step` (after the I2V paste). */
+typedef void (*hb_xt_observe_x0_fn)(void *user, int step, const float *x0);
 
-#define HB_XT_MAX_STEPS 64
+#define HB_XT_MAX_STEPS 64 /* = HB_FEWSTEP_MAX */
 
 typedef struct hb_xt_args {
     int64_t C, F, H, W;
@@ -39,20 +48,27 @@ typedef struct hb_xt_args {
     hb_xt_sampler sampler;
     const int64_t *steps_list;    /* few-step list (e.g. 1000, 750, 500) */
     int nsteps;
-    double shift;                 /* few-step and base sampler shift (5.0) */
+    double shift;                 /* few-step and base sampler shift */
+    hb_xt_timestep t_feed;        /* few-step: the timestep value the DiT sees */
+    hb_xt_noise noise;
+    const float *noise0, *renoise; /* optional given noise [C, F, H, W] (current memory space) */
     int steps;                    /* base sampler steps (50) */
     double cfg;                   /* base sampler guidance (5.0); 1 = no negative pass */
     uint64_t seed;
     hb_xt_model_fn model;
     void *model_user;
     hb_xt_observe_fn observe;
+    hb_xt_observe_x0_fn observe_x0;
     void *observe_user;
     hb_progress_fn progress;      /* per step */
     void *progress_user;
 } hb_xt_args;
 
-/* Warped timesteps and the sigmas used for the few-step list (t[n], sigma[n]). */
-int hb_xt_fewstep_schedule(const int64_t *steps_list, int n, double shift, float *t, float *sigma);
+/* The release's noise for a's shape and seed, [C, F, H, W] in the current memory space: which 0 = the
+ * initial latent (seed), 1 = the re-noise tensor (seed + 2). */
+int hb_xt_release_noise(const hb_xt_args *a, int which, float *out);
+/* The value the DiT sees for timestep t under rule r. */
+float hb_xt_model_timestep(float t, hb_xt_timestep r);
 /* Run the trajectory; out [C, F, H, W]. */
 int hb_xt_sample(const hb_xt_args *a, float *out);
 

@@ -140,7 +140,8 @@ typedef struct srv_server {
     srv_model_info mi;
     hb_model *model;        /* XT; NULL for XTX (hb_generate_ar loads per job) */
     const char *model_dir, *device, *api_key;
-    hb_gen_vae vae;
+    hb_gen_vae vae;         /* --vae, when vae_set; else the model's default decoder */
+    bool vae_set;
     char data[4000];        /* --data DIR; videos in DIR/videos */
     int queue_max;
     double keep_hours;

@@ -170,7 +170,7 @@ static int run_xt(srv_server *s, run_ctx *r, const json_t *p, char *err, size_t 
               : !strcmp(smp, "euler") ? HB_GEN_SAMPLER_EULER : HB_GEN_SAMPLER_XT;
     steps_from(p, &g.nsteps, g.steps_list, &g.steps);
     if (json_object_get(p, "shift")) g.shift = json_number_value(json_object_get(p, "shift"));
-    g.vae = s->vae;
+    if (s->vae_set) g.vae = s->vae;
     if (json_is_true(json_object_get(p, "input"))) srv_path(s, r->id, "img", img, sizeof img), g.image_path = img;
     g.progress = on_progress, g.progress_user = r;
     hb_video_frames v = {0};
@@ -214,7 +214,7 @@ static int run_ar(srv_server *s, run_ctx *r, const json_t *p, char *err, size_t 
     a.seed = (uint64_t)json_integer_value(json_object_get(p, "seed"));
     steps_from(p, &a.nsteps, a.steps_list, NULL);
     if (json_object_get(p, "shift")) a.shift = json_number_value(json_object_get(p, "shift"));
-    a.vae = s->vae == HB_GEN_VAE_FULL ? HB_GEN_VAE_FULL : HB_GEN_VAE_TAE;
+    if (s->vae_set) a.vae = s->vae;
     a.fps = json_number_value(json_object_get(p, "fps"));
     a.output = part, a.on_chunk = on_chunk, a.user = r, a.progress = on_progress, a.progress_user = r;
     a.device = s->device;
