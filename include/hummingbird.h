@@ -29,7 +29,7 @@
 extern "C" {
 #endif
 
-#define HB_API_VERSION 1
+#define HB_API_VERSION 2
 
 typedef struct hb_model hb_model;
 
