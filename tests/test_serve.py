@@ -290,6 +290,8 @@ def test_bad_input(s):
     check(s.json("PUT", "/v1/videos")[0] == 405, "PUT: 405")
     st, _, b = s.json("POST", "/v1/videos/video_" + "0" * 32 + "/remix", {"prompt": "y"})
     check(st == 501 and error_of(b).get("code") == "not_implemented", f"remix {st}")
+    st, h, body = s.request("HEAD", "/health")
+    check(st == 200 and body == b"" and int(h.get("content-length", "0")) > 0, f"HEAD: {st} {h}")
     st, _, m = s.json("GET", "/v1/models")
     check(st == 200 and m["data"][0]["id"] == "xt", f"models {m}")
     # nothing of all that was queued

@@ -27,7 +27,7 @@ static int reply_json(struct mg_connection *c, int status, json_t *body, const c
     mg_response_header_add(c, "Content-Length", len, -1);
     if (hname) mg_response_header_add(c, hname, hval, -1);
     mg_response_header_send(c);
-    if (n) mg_write(c, txt, n);
+    if (n && strcmp(mg_get_request_info(c)->request_method, "HEAD")) mg_write(c, txt, n);
     free(txt);
     return status;
 }
