@@ -87,7 +87,9 @@ static int load_model(srv_server *s, const serve_opts *o) {
     s->model = hb_model_load(o->model, &lp);
     if (!s->model) return -1;
     mi->kind = SRV_KIND_XT, mi->size_mult = hb_model_size_multiple(s->model), mi->fps = hb_model_default_fps(s->model);
-    mi->native_w = 1280, mi->native_h = 704, mi->max_frames = o->max_frames ? o->max_frames : 241;
+    bool wan22 = hb_model_latent_channels(s->model) == 48; /* the 5B's 720p, else Wan 2.1's 480p */
+    mi->native_w = wan22 ? 1280 : 832, mi->native_h = wan22 ? 704 : 480;
+    mi->max_frames = o->max_frames ? o->max_frames : 241;
     return 0;
 }
 
