@@ -18,12 +18,13 @@
 
 /* CPU seconds of the denoise stage, from the progress callback (step 0 = start, step total = end). */
 typedef struct { double c0, c1; } den_cpu;
-static void on_progress(void *user, const char *stage, int step, int total, double el, double eta) {
+static int on_progress(void *user, const char *stage, int step, int total, double el, double eta) {
     (void)el, (void)eta;
     den_cpu *d = user;
-    if (strcmp(stage, "denoise")) return;
+    if (strcmp(stage, "denoise")) return 0;
     if (step == 0) d->c0 = bench_cpu_now();
     if (step == total) d->c1 = bench_cpu_now();
+    return 0;
 }
 
 int main(int argc, char **argv) {

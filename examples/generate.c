@@ -8,9 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static void progress(void *user, const char *stage, int step, int total, double elapsed, double eta) {
+static int progress(void *user, const char *stage, int step, int total, double elapsed, double eta) {
     (void)user;
     if (step > 0) fprintf(stderr, "%-8s %d/%d  %.1f s (ETA %.1f s)\n", stage, step, total, elapsed, eta);
+    return 0; /* nonzero would cancel the run */
 }
 
 int main(int argc, char **argv) {

@@ -96,7 +96,7 @@ def safetensors(tensors, meta=None):
 
 
 def corpus(root):
-    for t in ("fuzz_safetensors", "fuzz_index_json", "fuzz_pth"):
+    for t in ("fuzz_safetensors", "fuzz_index_json", "fuzz_pth", "fuzz_serve_request"):
         os.makedirs(os.path.join(root, t), exist_ok=True)
     w = lambda rel, b: open(os.path.join(root, rel), "wb").write(b)
     w("fuzz_safetensors/two.safetensors", safetensors(
@@ -114,6 +114,30 @@ def corpus(root):
     w("fuzz_pth/zip_good.bin", b"\x00" + buf.getvalue())
     w("fuzz_pth/pkl_p2.bin", b"\x01" + state_pickle(2))
     w("fuzz_pth/pkl_p4.bin", b"\x01" + state_pickle(4))
+    serve_corpus(w)
+
+
+def serve_corpus(w):
+    """fuzz_serve_request: byte 0 = entry (0 JSON, 1 multipart, 2 path, 3 auth), byte 1 = model (0 XT, 1 XTX)."""
+    j = lambda o: json.dumps(o).encode()
+    w("fuzz_serve_request/json_t2v", b"\x00\x00" + j({"prompt": "a cat", "size": "1280x720", "seconds": "4", "seed": 3}))
+    w("fuzz_serve_request/json_all", b"\x00\x00" + j({
+        "prompt": "a cat", "model": "xt", "size": "64x96", "num_frames": 9, "fps": 12.5, "negative_prompt": "blur",
+        "steps": [1000, 750, 500], "shift": 5, "sampler": "xt", "mode": "xt"}))
+    w("fuzz_serve_request/json_ar", b"\x00\x01" + j({
+        "prompt": "a cat", "mode": "ar", "size": "832x480", "num_frames": 45, "prompts": [{"frame": 20, "prompt": "a dog"}]}))
+    w("fuzz_serve_request/json_bad", b"\x00\x00" + b'{"prompt": 1, "seed": "x", "size": "65x64"}')
+    b = "XyZzy"
+    form = (f'--{b}\r\nContent-Disposition: form-data; name="prompt"\r\n\r\na cat\r\n'
+            f'--{b}\r\nContent-Disposition: form-data; name="num_frames"\r\n\r\n5\r\n'
+            f'--{b}\r\nContent-Disposition: form-data; name="input_reference"; filename="a.png"\r\n'
+            f'Content-Type: image/png\r\n\r\n\x89PNG\r\n\x1a\n\r\n--{b}--\r\n').encode("latin-1")
+    w("fuzz_serve_request/multipart", b"\x01\x00" + f"multipart/form-data; boundary={b}\n".encode() + form)
+    w("fuzz_serve_request/multipart_quoted", b"\x01\x00" + f'multipart/form-data; boundary="{b}"\n'.encode() + form)
+    w("fuzz_serve_request/path_list", b"\x02\x00/v1/videos?after=video_" + b"0" * 32 + b"&limit=5&order=asc")
+    w("fuzz_serve_request/path_content", b"\x02\x00/v1/videos/video_" + b"a" * 32 + b"/content?variant=thumbnail")
+    w("fuzz_serve_request/path_events", b"\x02\x00/v1/videos/video_" + b"b" * 32 + b"/events")
+    w("fuzz_serve_request/auth", b"\x03\x00Bearer s3cret-key")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@
  *     hb_model_free(m);
  *
  * Plain C99, self-contained: this header includes only standard headers. Functions returning int give 0 on
- * success and -1 on error; pointer-returning ones give NULL on error. The message of the last error of the
+ * success and -1 on error (hb_generate and hb_generate_ar also HB_CANCELLED, see hb_generate_progress_fn);
+ * pointer-returning ones give NULL on error. The message of the last error of the
  * calling thread is hb_last_error_message(). One model handle must not be used by two threads at once. */
 #ifndef HUMMINGBIRD_H
 #define HUMMINGBIRD_H
@@ -28,15 +29,18 @@
 extern "C" {
 #endif
 
-#define HB_API_VERSION 1
+#define HB_API_VERSION 2
 
 typedef struct hb_model hb_model;
 
-/* Progress of a stage ("text", "image", "denoise", "decode", ...): step of total finished, seconds since
- * the stage began and an estimate of the seconds left. Called at least once per stage (step == total at
- * its end). */
-typedef void (*hb_generate_progress_fn)(void *user, const char *stage, int step, int total, double elapsed_s,
-                                        double eta_s);
+/* Progress of a stage ("text", "image", "denoise", "decode", "chunks", ...): step of total finished, seconds
+ * since the stage began and an estimate of the seconds left. Called at least once per stage (step == total at
+ * its end). Return 0 to go on. A nonzero return cancels the run: hb_generate stops before its next denoising
+ * step or decoded frame, hb_generate_ar before its next chunk, and they return HB_CANCELLED (no output, the
+ * error message says "cancelled"); the callback may be called a few more times before that. */
+typedef int (*hb_generate_progress_fn)(void *user, const char *stage, int step, int total, double elapsed_s,
+                                       double eta_s);
+#define HB_CANCELLED (-2)
 
 typedef struct hb_load_params {
     int threads;   /* worker threads; 0 = HB_THREADS or every core */

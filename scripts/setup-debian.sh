@@ -9,4 +9,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake pkg-config git ca-certificates \
   libjansson-dev libzip-dev libopenblas-dev libpng-dev libjpeg-dev \
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg \
+  libcivetweb-dev libsqlite3-dev curl \
   python3 python3-numpy python3-skimage >/dev/null

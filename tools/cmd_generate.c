@@ -60,17 +60,18 @@ typedef struct {
     double last_print;
 } prog_state;
 
-static void progress_cb(void *user, const char *stage, int step, int total, double el, double eta) {
+static int progress_cb(void *user, const char *stage, int step, int total, double el, double eta) {
     prog_state *s = user;
-    if (s->quiet || step <= 0) return;
+    if (s->quiet || step <= 0) return 0;
     /* the pipeline's own stages only (the models report sub-stages too) */
-    if (strcmp(stage, "text") && strcmp(stage, "image") && strcmp(stage, "denoise") && strcmp(stage, "decode")) return;
+    if (strcmp(stage, "text") && strcmp(stage, "image") && strcmp(stage, "denoise") && strcmp(stage, "decode")) return 0;
     if (!strcmp(stage, "denoise")) {
         fprintf(stderr, "hb generate: denoise step %d/%d  %.2f s/step  elapsed %.1f s  ETA %.1f s\n", step, total,
                 step > 0 ? el / step : 0.0, el, eta);
     } else if (step >= total) {
         fprintf(stderr, "hb generate: %-7s done in %.2f s\n", stage, el);
     }
+    return 0;
 }
 
 static int parse_int(const char *flag, const char *v, long lo, long hi, int *out) {

@@ -17,6 +17,7 @@ static const struct {
     {"tokenize", cmd_tokenize, "print the token ids of a prompt"},
     {"metrics", cmd_metrics, "PSNR, SSIM and temporal flicker between two videos"},
     {"generate", cmd_generate, "text/image to video (Hummingbird-XT; without -m: random-weight demo)"},
+    {"serve", cmd_serve, "HTTP server with the OpenAI videos API (POST /v1/videos, ...)"},
 };
 #define NCMDS (sizeof k_cmds / sizeof k_cmds[0])
 

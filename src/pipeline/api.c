@@ -45,6 +45,17 @@ void hb_xt_set_debug(const hb_xt_debug *d) {
 
 const char *hb_last_error_message(void) { return hb_last_error(); }
 
+/* Cancellation: the caller's progress callback (returns int) is relayed to the models' progress (void); a
+ * nonzero return raises `stop`, which the DiT call and the decode loops check. One run per thread at a time. */
+typedef struct { hb_generate_progress_fn fn; void *user; bool stop; } progress_relay;
+static _Thread_local progress_relay g_relay;
+static void relay_progress(void *user, const char *stage, int step, int total, double el, double eta) {
+    progress_relay *r = user;
+    if (r->fn(r->user, stage, step, total, el, eta)) r->stop = true;
+}
+#define RELAY(p) ((p)->progress ? relay_progress : NULL), &g_relay
+static int relay_check(void) { return g_relay.stop ? hb_error("cancelled") : 0; }
+
 #ifndef HB_VERSION_STRING
 #define HB_VERSION_STRING "0.0.0"
 #endif
@@ -232,6 +243,7 @@ typedef struct {
 
 static int dit_fn(void *user, const float *x, const float *t, int64_t nt, int cond, float *v) {
     dit_ctx *c = user;
+    if (relay_check()) return -1;
     wan_dit_input in = {.x = x, .F = c->F, .H = c->H, .W = c->W, .t = t, .nt = nt, .text = cond ? c->tc : c->tu};
     wan_dit_opts o = {.arena = &c->arena};
     return wan_dit_forward(c->m->dit, &in, v, &o);
@@ -264,7 +276,7 @@ static int ld_emit(void *user, int64_t t0, int64_t n, const float *video, int64_
 
 static void stage_done(const hb_generate_params *p, const char *stage, double t0) {
     hb_progress pr;
-    hb_progress_begin(&pr, p->progress, p->progress_user, stage, 1);
+    hb_progress_begin(&pr, RELAY(p), stage, 1);
     pr.t0 = t0;
     hb_progress_step(&pr, 1);
     hb_progress_end(&pr);
@@ -322,9 +334,15 @@ static int generate(hb_model *m, const hb_generate_params *pin, hb_video_frames 
 int hb_generate(hb_model *m, const hb_generate_params *pin, hb_video_frames *out) {
     if (!m) { hb_clear_error(); return hb_error("hb_generate: no model"); }
     const hb_backend *prev = hb_backend_use(m->backend);
+    g_relay = (progress_relay){pin ? pin->progress : NULL, pin ? pin->progress_user : NULL, false};
     int rc = generate(m, pin, out);
     if (hb_backend_sync() && rc == 0) rc = -1;
     hb_backend_use(prev);
+    if (rc && g_relay.stop) {
+        hb_clear_error();
+        hb_error("cancelled by the progress callback");
+        rc = HB_CANCELLED;
+    }
     return rc;
 }
 
@@ -360,7 +378,7 @@ static int generate(hb_model *m, const hb_generate_params *pin, hb_video_frames 
         const char *texts[2] = {p->prompt, p->negative ? p->negative : hb_wan_default_negative};
         hb_text_opts to = {.tok = m->tok, .encoder = m->mf.text_encoder, .text_len = m->dcfg.text_len,
                            .text_dim = m->dcfg.text_dim, .clean = m->defaults.clean_prompt, .low_memory = m->offload,
-                           .progress = p->progress, .progress_user = p->progress_user};
+                           .progress = p->progress ? relay_progress : NULL, .progress_user = &g_relay};
         if (hb_text_encode(&to, texts, guided ? 2 : 1, text)) { hb_error_prefix("text encoder: "); goto done; }
     }
     out->seconds_text = hb_time_now() - t0;
@@ -420,7 +438,7 @@ static int generate(hb_model *m, const hb_generate_params *pin, hb_video_frames 
                                   : p->timestep == HB_GEN_T_INT_F32 ? HB_XT_T_INT_F32 : HB_XT_T_FLOAT,
                         .noise = p->noise == HB_GEN_NOISE_TORCH ? HB_XT_NOISE_RELEASE : HB_XT_NOISE_STREAM,
                         .cfg = guided ? p->cfg : 1.0, .seed = p->seed, .model = dit_fn, .model_user = &dc,
-                        .progress = p->progress, .progress_user = p->progress_user};
+                        .progress = p->progress ? relay_progress : NULL, .progress_user = &g_relay};
         if (g_debug_on) a.observe = g_debug.observe, a.observe_user = g_debug.user;
         if (hb_xt_sample(&a, lat)) goto done;
     }
@@ -446,11 +464,12 @@ static int generate(hb_model *m, const hb_generate_params *pin, hb_video_frames 
         hb_tae_decoder *d = s.frame ? hb_tae_decoder_new(m->tae, H, W, tae_frame, &s) : NULL;
         if (!d) { hb_free(s.frame); goto done; }
         hb_progress pr;
-        hb_progress_begin(&pr, p->progress, p->progress_user, "decode", (int)F);
+        hb_progress_begin(&pr, RELAY(p), "decode", (int)F);
         int r = 0;
         for (int64_t f = 0; f < F && !r; f++) {
             r = hb_tae_decoder_push(d, lat + f * H * W, F * H * W);
             hb_progress_step(&pr, (int)f + 1);
+            if (!r) r = relay_check();
         }
         hb_progress_end(&pr);
         int64_t got = hb_tae_decoder_frames_out(d);
@@ -488,11 +507,12 @@ static int generate(hb_model *m, const hb_generate_params *pin, hb_video_frames 
         }
         if (!d) goto done;
         hb_progress pr;
-        hb_progress_begin(&pr, p->progress, p->progress_user, "decode", (int)F);
+        hb_progress_begin(&pr, RELAY(p), "decode", (int)F);
         int r = 0;
         for (int64_t f = 0; f < F && !r; f++) {
             r = hb_decoder_push(d, lat + f * H * W, 1, F * H * W);
             hb_progress_step(&pr, (int)f + 1);
+            if (!r) r = relay_check();
         }
         if (!r) r = hb_decoder_finish(d);
         hb_progress_end(&pr);

@@ -13,13 +13,22 @@ void hb_ar_params_init(hb_ar_params *p) {
     p->vae = HB_GEN_VAE_FULL;
 }
 
+/* The caller's progress callback (returns int) relayed to the pipeline's (void): a nonzero return raises
+ * `stop`, checked when the next chunk's frames arrive. */
 typedef struct {
     const hb_ar_params *p;
+    bool stop;
 } api_ctx;
+
+static void progress_cb(void *user, const char *stage, int step, int total, double el, double eta) {
+    api_ctx *a = user;
+    if (a->p->progress(a->p->progress_user, stage, step, total, el, eta)) a->stop = true;
+}
 
 static int frames_cb(void *user, int64_t first, int n, const uint8_t *rgb, int H, int W) {
     api_ctx *a = user;
-    return a->p->on_chunk(a->p->user, first, n, rgb, H, W);
+    if (a->stop) return 1;
+    return a->p->on_chunk ? a->p->on_chunk(a->p->user, first, n, rgb, H, W) : 0;
 }
 
 int hb_generate_ar(const char *model_dir, const hb_ar_params *p, int64_t *frames_out) {
@@ -48,14 +57,13 @@ int hb_generate_ar(const char *model_dir, const hb_ar_params *p, int64_t *frames
     }
     if (p->shift > 0) r.ar.shift = p->shift;
     r.ar.seed = p->seed;
-    r.ar.progress = p->progress;
-    r.ar.progress_user = p->progress_user;
     r.decoder = p->vae == HB_GEN_VAE_FULL ? HB_AR_DEC_VAE : HB_AR_DEC_TAE; /* DEFAULT: the tiny streaming decoder */
     r.output = p->output;
     if (p->fps > 0) r.fps = p->fps;
     r.quiet = true;
-    api_ctx a = {p};
-    if (p->on_chunk) { r.on_frames = frames_cb; r.user = &a; }
+    api_ctx a = {p, false};
+    if (p->on_chunk || p->progress) { r.on_frames = frames_cb; r.user = &a; }
+    if (p->progress) { r.ar.progress = progress_cb; r.ar.progress_user = &a; }
     if (!p->output && !p->on_chunk) return hb_error("hb_generate_ar: give an output file or an on_chunk callback");
     const hb_backend *be = p->device && *p->device ? hb_backend_find(p->device) : hb_backend_current();
     if (!be) return -1;
@@ -64,5 +72,10 @@ int hb_generate_ar(const char *model_dir, const hb_ar_params *p, int64_t *frames
     if (hb_backend_sync() && rc == 0) rc = -1;
     hb_backend_use(prev);
     if (frames_out) *frames_out = r.frames_written;
+    if (rc && a.stop) {
+        hb_clear_error();
+        hb_error("cancelled by the progress callback");
+        rc = HB_CANCELLED;
+    }
     return rc;
 }

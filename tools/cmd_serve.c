@@ -1,0 +1,224 @@
+/* hb serve: an HTTP server with OpenAI's videos API (docs/serving.md). One model loaded once, one worker
+ * thread running the jobs in order, jobs kept in SQLite under --data so that they survive restarts. The
+ * parts are in tools/serve/ (serve.h); this file reads the flags, starts them and stops them on SIGTERM. */
+#include "tools.h"
+#include "hummingbird.h"
+#include "serve/serve.h"
+#include <civetweb.h>
+#include <dirent.h>
+#include <errno.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: hb serve -m MODEL_DIR [options]\n\n"
+            "  -m DIR              model folder: Hummingbird-XT (hb_generate) or XTX (mode ar, hb_generate_ar)\n"
+            "  --host ADDR         address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)\n"
+            "  --port N            TCP port (default 8080)\n"
+            "  --api-key KEY       require 'Authorization: Bearer KEY' (default: HB_API_KEY, else none)\n"
+            "  --queue N           most jobs waiting; more get 429 + Retry-After (default 32)\n"
+            "  --data DIR          job database and videos (default hb-serve-data)\n"
+            "  --keep HOURS        results are deleted this long after they finish (default 24)\n"
+            "  --model-name NAME   the model id clients use (default: the folder's name)\n"
+            "  --max-frames N      longest video in frames (default 241 XT, 1921 XTX)\n"
+            "  --max-side N        largest width or height (default 1920)\n"
+            "  --max-upload-mb N   largest request body (multipart with an image; default 32)\n"
+            "  --http-threads N    connections served at once, event streams included (default 32)\n"
+            "  --vae K             decoder: full | tae | light (XTX: full | tae); default: the model's\n"
+            "  --offload           keep only one of text encoder / DiT / VAE loaded at a time\n"
+            "  -d DEV, -t N, -v, -q   device, threads, verbose, quiet (as hb generate)\n");
+}
+
+static int parse_num(const char *flag, const char *v, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (!*v || *end || errno || !(x >= lo && x <= hi)) return hb_error("%s: '%s' is not a number in [%g, %g]", flag, v, lo, hi);
+    *out = x;
+    return 0;
+}
+
+typedef struct {
+    const char *model, *host, *data, *name, *device;
+    int port, http_threads, max_frames, max_side;
+    bool offload;
+} serve_opts;
+
+/* XTX: the release root (checkpoints/wan21_model.pt, docs/xtx.md) or a folder whose hummingbird.json says
+ * "arch": "hummingbird-xtx"; anything else is loaded as XT. fps: hummingbird.json's (0: none). */
+static void read_settings(const char *dir, bool *ar, double *fps) {
+    char p[4200];
+    snprintf(p, sizeof p, "%s/hummingbird.json", dir);
+    json_t *j = json_load_file(p, 0, NULL);
+    const char *arch = json_string_value(json_object_get(j, "arch"));
+    snprintf(p, sizeof p, "%s/checkpoints/wan21_model.pt", dir);
+    *ar = (arch && !strcmp(arch, "hummingbird-xtx")) || access(p, R_OK) == 0;
+    *fps = json_is_number(json_object_get(j, "fps")) ? json_number_value(json_object_get(j, "fps")) : 0;
+    json_decref(j);
+}
+
+static int load_model(srv_server *s, const serve_opts *o) {
+    bool ar;
+    double fps;
+    read_settings(o->model, &ar, &fps);
+    srv_model_info *mi = &s->mi;
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", o->model);
+    while (strlen(tmp) > 1 && tmp[strlen(tmp) - 1] == '/') tmp[strlen(tmp) - 1] = 0;
+    snprintf(mi->id, sizeof mi->id, "%s", o->name ? o->name : basename(tmp));
+    mi->max_side = o->max_side, mi->max_prompt = 8192;
+    if (ar) {
+        struct stat st;
+        if (stat(o->model, &st) || !S_ISDIR(st.st_mode)) return hb_error("-m %s: not a folder", o->model);
+        if (s->vae_set && s->vae == HB_GEN_VAE_LIGHT) return hb_error("--vae light: XTX decodes with full or tae");
+        mi->kind = SRV_KIND_AR, mi->size_mult = 16, mi->fps = fps > 0 ? fps : 16, mi->native_w = 832, mi->native_h = 480;
+        mi->max_frames = o->max_frames ? o->max_frames : 1921;
+        return 0;
+    }
+    hb_load_params lp = {.offload = o->offload, .device = o->device};
+    s->model = hb_model_load(o->model, &lp);
+    if (!s->model) return -1;
+    mi->kind = SRV_KIND_XT, mi->size_mult = hb_model_size_multiple(s->model), mi->fps = hb_model_default_fps(s->model);
+    bool wan22 = hb_model_latent_channels(s->model) == 48; /* the 5B's 720p, else Wan 2.1's 480p */
+    mi->native_w = wan22 ? 1280 : 832, mi->native_h = wan22 ? 704 : 480;
+    mi->max_frames = o->max_frames ? o->max_frames : 241;
+    return 0;
+}
+
+/* --data DIR: the database, the videos folder, one server at a time; leftovers of a killed run removed */
+static int open_data(srv_server *s, int *lock_fd) {
+    char p[4200];
+    snprintf(p, sizeof p, "%s/videos", s->data);
+    if ((mkdir(s->data, 0755) && errno != EEXIST) || (mkdir(p, 0755) && errno != EEXIST))
+        return hb_error("--data %s: cannot create %s: %s", s->data, p, strerror(errno));
+    snprintf(p, sizeof p, "%s/lock", s->data);
+    *lock_fd = open(p, O_RDWR | O_CREAT, 0644);
+    if (*lock_fd < 0 || flock(*lock_fd, LOCK_EX | LOCK_NB)) return hb_error("--data %s: in use by another hb serve", s->data);
+    snprintf(p, sizeof p, "%s/videos", s->data);
+    DIR *d = opendir(p);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        size_t n = strlen(e->d_name);
+        if ((n > 4 && !strcmp(e->d_name + n - 4, ".tmp")) || strstr(e->d_name, ".partial.")) {
+            char f[4600];
+            snprintf(f, sizeof f, "%s/%s", p, e->d_name);
+            unlink(f);
+        }
+    }
+    if (d) closedir(d);
+    char err[600];
+    snprintf(p, sizeof p, "%s/jobs.db", s->data);
+    if (!(s->store = srv_store_open(p, err, sizeof err))) return hb_error("%s", err);
+    if (srv_store_requeue_running(s->store)) return hb_error("%s: cannot re-queue the interrupted jobs", p);
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, serve_opts *o, srv_server *s) {
+    double x = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if ((!strcmp(a, "-d") || !strcmp(a, "--device")) && i + 1 < argc) { o->device = argv[++i]; continue; }
+        int c = tool_common_flag(argc, argv, &i);
+        if (c < 0) return -1;
+        if (c) continue;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 1; }
+        if (!strcmp(a, "--offload")) { o->offload = true; continue; }
+        if (i + 1 >= argc) { fprintf(stderr, "hb serve: unknown option or missing value: '%s'\n\n", a); usage(stderr); return 2; }
+        const char *v = argv[++i];
+        int rc = 0;
+        if (!strcmp(a, "-m") || !strcmp(a, "--model")) o->model = v;
+        else if (!strcmp(a, "--host")) o->host = v;
+        else if (!strcmp(a, "--data")) o->data = v;
+        else if (!strcmp(a, "--model-name")) o->name = v;
+        else if (!strcmp(a, "--api-key")) s->api_key = v;
+        else if (!strcmp(a, "--port")) rc = parse_num(a, v, 1, 65535, &x), o->port = (int)x;
+        else if (!strcmp(a, "--queue")) rc = parse_num(a, v, 1, 1e6, &x), s->queue_max = (int)x;
+        else if (!strcmp(a, "--keep")) rc = parse_num(a, v, 0.0001, 1e6, &s->keep_hours);
+        else if (!strcmp(a, "--max-frames")) rc = parse_num(a, v, 1, 100001, &x), o->max_frames = (int)x;
+        else if (!strcmp(a, "--max-side")) rc = parse_num(a, v, 16, 16384, &x), o->max_side = (int)x;
+        else if (!strcmp(a, "--max-upload-mb")) rc = parse_num(a, v, 1, 4096, &x), s->max_body = (size_t)x << 20;
+        else if (!strcmp(a, "--http-threads")) rc = parse_num(a, v, 2, 1024, &x), o->http_threads = (int)x;
+        else if (!strcmp(a, "--vae")) {
+            if (!strcmp(v, "full")) s->vae = HB_GEN_VAE_FULL;
+            else if (!strcmp(v, "tae")) s->vae = HB_GEN_VAE_TAE;
+            else if (!strcmp(v, "light")) s->vae = HB_GEN_VAE_LIGHT;
+            else rc = hb_error("--vae must be full, tae or light (got '%s')", v);
+            s->vae_set = true;
+        } else { fprintf(stderr, "hb serve: unknown option '%s'\n\n", a); usage(stderr); return 2; }
+        if (rc) return -1;
+    }
+    if (!o->model) { fprintf(stderr, "hb serve: -m MODEL_DIR is required\n\n"); usage(stderr); return 2; }
+    return 0;
+}
+
+static void shutdown_server(srv_server *s, struct mg_context *ctx) {
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    if (s->running[0]) {
+        s->cancel = SRV_CANCEL_SHUTDOWN; /* stopped at its next step, queued again */
+        fprintf(stderr, "hb serve: %s goes back to the queue\n", s->running);
+    }
+    pthread_cond_broadcast(&s->work);
+    pthread_cond_broadcast(&s->events);
+    pthread_mutex_unlock(&s->mu);
+    mg_stop(ctx); /* no new connections; waits for the requests in flight */
+    srv_worker_join(s);
+}
+
+int cmd_serve(int argc, char **argv) {
+    static srv_server s = {.mu = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER, .events = PTHREAD_COND_INITIALIZER};
+    serve_opts o = {.host = "127.0.0.1", .data = "hb-serve-data", .port = 8080, .http_threads = 32, .max_side = 1920};
+    s.queue_max = 32, s.keep_hours = 24, s.max_body = (size_t)32 << 20, s.api_key = getenv("HB_API_KEY");
+    if (s.api_key && !*s.api_key) s.api_key = NULL;
+    int pr = parse_args(argc, argv, &o, &s);
+    if (pr) return pr < 0 ? tool_fail(argv[0]) : pr == 1 ? 0 : pr;
+    if (s.api_key && !*s.api_key) { fprintf(stderr, "hb serve: --api-key is empty\n"); return 2; }
+    if (strlen(o.data) > 3800) { fprintf(stderr, "hb serve: --data: the path is too long\n"); return 2; }
+    snprintf(s.data, sizeof s.data, "%s", o.data);
+    s.model_dir = o.model, s.device = o.device, s.started_at = (int64_t)time(NULL);
+    int lock_fd = -1;
+    if (load_model(&s, &o) || open_data(&s, &lock_fd)) { tool_fail(argv[0]); hb_model_free(s.model); return 1; }
+    /* SIGINT/SIGTERM go to sigwait below: blocked before any thread starts, so every thread inherits it */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT), sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    char err[400];
+    struct mg_context *ctx = NULL;
+    if (srv_worker_start(&s)) { hb_error("cannot start the worker thread"); goto fail; }
+    if (!(ctx = srv_http_start(&s, o.host, o.port, o.http_threads, err, sizeof err))) {
+        hb_error("%s", err);
+        pthread_mutex_lock(&s.mu);
+        s.stopping = true;
+        pthread_cond_broadcast(&s.work);
+        pthread_mutex_unlock(&s.mu);
+        srv_worker_join(&s);
+        goto fail;
+    }
+    fprintf(stderr, "hb serve: %s (%s) on http://%s%s%s:%d/v1/videos, data in %s%s\n", s.mi.id,
+            s.mi.kind == SRV_KIND_AR ? "XTX" : "XT", strchr(o.host, ':') ? "[" : "", o.host, strchr(o.host, ':') ? "]" : "",
+            o.port, s.data, s.api_key ? ", API key required" : "");
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    fprintf(stderr, "hb serve: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    shutdown_server(&s, ctx);
+    srv_store_close(s.store);
+    hb_model_free(s.model);
+    for (int i = 0; i < SRV_EVENTS; i++) free(s.ring[i].text);
+    fprintf(stderr, "hb serve: stopped\n");
+    close(lock_fd);
+    return 0;
+fail:
+    tool_fail(argv[0]);
+    srv_store_close(s.store);
+    hb_model_free(s.model);
+    close(lock_fd);
+    return 1;
+}
