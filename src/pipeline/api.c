@@ -65,7 +65,7 @@ const char *hb_version(void) { return HB_VERSION_STRING; }
 
 static int open_dit(hb_model *m) {
     if (m->dit) return 0;
-    m->dit = wan_dit_open(m->mf.dit, NULL);
+    m->dit = hb_model_folder_open_dit(&m->mf, NULL);
     if (!m->dit) return -1;
     m->dcfg = m->dit->cfg;
     return 0;
@@ -134,7 +134,7 @@ hb_model *hb_model_load(const char *dir, const hb_load_params *params) {
     if (!m->backend) goto fail;
     if (hb_model_folder_scan(dir, &m->mf)) goto fail;
     char found[HB_MF_PATH];
-    m->tok = hb_tokenizer_open_dir(dir, found, sizeof found);
+    m->tok = hb_tokenizer_open_dir(m->mf.tokenizer, found, sizeof found);
     if (!m->tok) goto fail;
     /* DiT, VAE and text encoder are all checked now (names, shapes) so a broken folder fails early. */
     if (open_dit(m)) goto fail;

@@ -435,34 +435,6 @@ static int chunk_cb(void *user, int64_t chunk, int64_t frame0, int64_t F, const 
     return 0;
 }
 
-/* The causal DiT of the folder: its own weights, or `weights` (a .pt training dict or a safetensors file) with
- * the architecture from the folder's config.json, as the release builds it (CausalWanModel.from_pretrained of
- * the base folder, then the generator's state dict loaded over it). */
-static wan_dit *open_causal_dit(const hb_model_folder *mf, const char *weights) {
-    if (!weights || !*weights) {
-        wan_dit *m = wan_dit_open(mf->dit, NULL);
-        if (!m) hb_error_prefix("%s: ", mf->dir);
-        return m;
-    }
-    char cfg_path[HB_MF_PATH + 32];
-    size_t L = strlen(mf->dit);
-    const char *slash = strrchr(mf->dit, '/');
-    if (L > 5 && !strcmp(mf->dit + L - 5, ".json") && slash) /* an index file: config.json beside it */
-        snprintf(cfg_path, sizeof cfg_path, "%.*s/config.json", (int)(slash - mf->dit), mf->dit);
-    else
-        snprintf(cfg_path, sizeof cfg_path, "%s/config.json", mf->dit);
-    json_error_t je;
-    json_t *j = json_load_file(cfg_path, 0, &je);
-    if (!j) { hb_error("%s: cannot read the DiT config (line %d: %s)", cfg_path, je.line, je.text); return NULL; }
-    char *text = json_dumps(j, 0);
-    json_decref(j);
-    wan_dit_config cfg;
-    int bad = !text || wan_dit_config_parse(&cfg, text, cfg_path);
-    free(text);
-    if (bad) return NULL;
-    return wan_dit_open(weights, &cfg);
-}
-
 /* The latent's spatial factor follows from its channels (Wan2.1: 16 channels, 8x; Wan2.2: 48, 16x); the
  * decoder must agree. Settings left 0 take the model's (settings.h: the release's, then hummingbird.json). */
 static int check_geometry(hb_ar_run *r, const hb_model_folder *mf, const wan_dit_config *mc, int *sfac) {
@@ -566,7 +538,7 @@ int hb_ar_run_pipeline(hb_ar_run *r) {
     hb_text_rows *rows = NULL;
     hb_ar_cond *conds = NULL;
     int rc = -1;
-    if (!(m = open_causal_dit(&mf, weights))) goto done;
+    if (!(m = hb_model_folder_open_dit(&mf, weights))) goto done;
     const wan_dit_config *mc = &m->cfg;
     if (check_geometry(r, &mf, mc, &sfac)) goto done;
     c.h = r->height / sfac;

@@ -221,6 +221,32 @@ int hb_model_folder_scan_te(const char *dir, const char *te_dir, hb_model_folder
     return 0;
 }
 
+wan_dit *hb_model_folder_open_dit(const hb_model_folder *mf, const char *weights) {
+    if (!weights) weights = mf->dit_weights;
+    if (!*weights) {
+        wan_dit *m = wan_dit_open(mf->dit, NULL);
+        if (!m) hb_error_prefix("%s: ", mf->dir);
+        return m;
+    }
+    char cfg_path[HB_MF_PATH + 32];
+    size_t L = strlen(mf->dit);
+    const char *slash = strrchr(mf->dit, '/');
+    if (L > 5 && !strcmp(mf->dit + L - 5, ".json") && slash) /* an index file: config.json beside it */
+        snprintf(cfg_path, sizeof cfg_path, "%.*s/config.json", (int)(slash - mf->dit), mf->dit);
+    else
+        snprintf(cfg_path, sizeof cfg_path, "%s/config.json", mf->dit);
+    json_error_t je;
+    json_t *j = json_load_file(cfg_path, 0, &je);
+    if (!j) { hb_error("%s: cannot read the DiT config (line %d: %s)", cfg_path, je.line, je.text); return NULL; }
+    char *text = json_dumps(j, 0);
+    json_decref(j);
+    wan_dit_config cfg;
+    int bad = !text || wan_dit_config_parse(&cfg, text, cfg_path);
+    free(text);
+    if (bad) return NULL;
+    return wan_dit_open(weights, &cfg);
+}
+
 /* ---------------------------------------------------------------- a SentencePiece model, written by hand */
 
 typedef struct { uint8_t *p; size_t n, cap; bool oom; } pbw;

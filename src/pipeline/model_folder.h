@@ -54,6 +54,12 @@ int hb_model_folder_scan(const char *dir, hb_model_folder *mf);
  * wan_models/Wan2.2-TI2V-5B) when it is not NULL. */
 int hb_model_folder_scan_te(const char *dir, const char *te_dir, hb_model_folder *mf);
 
+/* The folder's DiT: its own weights, or `weights` (NULL: mf->dit_weights when set; a .pt training dict or a
+ * safetensors file) with the architecture from the folder's config.json, as the release builds it
+ * (from_pretrained of the base folder, then the generator's state dict loaded over it). NULL + message. */
+struct wan_dit;
+struct wan_dit *hb_model_folder_open_dit(const hb_model_folder *mf, const char *weights);
+
 /* Write a SentencePiece unigram model (ModelProto protobuf) with byte fallback and a few hundred pieces
  * (ids: 0 <pad>, 1 </s>, 2 <unk>, 3..258 byte pieces, then letters, syllables and common English words).
  * Returns the vocabulary size, or -1. */
