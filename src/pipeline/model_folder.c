@@ -545,10 +545,9 @@ int hb_model_folder_write_random(const char *dir, const hb_mkfolder_opts *o) {
         if (hb_light_vae_write_random(p, &lc, o->seed + 5)) return -1;
     }
     /* settings */
-    const char *js = xt ? "{\n  \"arch\": \"hummingbird-xt\",\n  \"steps_list\": [1000, 750, 500],\n  \"shift\": 5.0,\n"
-                          "  \"sampler\": \"xt\",\n  \"fps\": 24,\n  \"random_weights\": true\n}\n"
-                        : "{\n  \"arch\": \"hummingbird-xtx\",\n  \"steps_list\": [1000, 750, 500, 250],\n"
-                          "  \"shift\": 5.0,\n  \"sampler\": \"xt\",\n  \"fps\": 16,\n  \"random_weights\": true\n}\n";
+    /* the family only: its defaults come from pipeline/settings.c */
+    const char *js = xt ? "{\n  \"arch\": \"hummingbird-xt\",\n  \"random_weights\": true\n}\n"
+                        : "{\n  \"arch\": \"hummingbird-xtx\",\n  \"random_weights\": true\n}\n";
     snprintf(p, sizeof p, "%s/hummingbird.json", dir);
     return hb_write_file_atomic(p, js, strlen(js));
 }
