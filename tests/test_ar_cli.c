@@ -243,9 +243,13 @@ static void test_xt_folder(void) {
     char xt[1024], args[8192], out[8192], o1[1200], idx[1200];
     const char *t = tl_tmpdir();
     snprintf(xt, sizeof xt, "%s/xt", t);
-    snprintf(args, sizeof args, "mkmodel -q --arch hummingbird-xt --tiny '%s'", xt);
+    snprintf(args, sizeof args, "mkmodel -q --arch hummingbird-xt-flat --tiny '%s' && '%s' mkmodel -q --arch hummingbird-xt "
+             "--tiny '%s/xt-release'", xt, tl_hb_bin(), t);
     CHECKF(run_hb(args, out, sizeof out) == 0, "%s", out);
+    /* the release's models/ folder is refused as well */
     snprintf(o1, sizeof o1, "%s/xt.mp4", t);
+    snprintf(args, sizeof args, "generate --mode ar -m '%s/xt-release' -p test -o '%s'", t, o1);
+    CHECK(run_hb(args, out, sizeof out) != 0 && strstr(out, "Hummingbird-XT"));
     snprintf(args, sizeof args, "generate --mode ar -m '%s' -p test -o '%s'", xt, o1);
     CHECK(run_hb(args, out, sizeof out) != 0);
     CHECKF(strstr(out, "Hummingbird-XT") && strchr(out, '\n') == out + strlen(out) - 1, "%s", out);

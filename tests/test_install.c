@@ -56,7 +56,7 @@ int main(void) {
     snprintf(cmd, sizeof cmd, "'%s' --install '%s' --prefix '%s/prefix' 2>&1", cmake, build, tmp);
     int rc = tl_run(cmd, out, sizeof out);
     CHECKF(rc == 0, "cmake --install: %d\n%s", rc, out);
-    snprintf(cmd, sizeof cmd, "'%s' mkmodel -q --arch hummingbird-xt --tiny '%s/model' 2>&1", tl_hb_bin(), tmp);
+    snprintf(cmd, sizeof cmd, "'%s' mkmodel -q --arch hummingbird-xt-flat --tiny '%s/model' 2>&1", tl_hb_bin(), tmp);
     CHECKF(tl_run(cmd, out, sizeof out) == 0, "mkmodel\n%s", out);
     snprintf(path, sizeof path, "%s/app.c", tmp);
     write_text(path, k_app);

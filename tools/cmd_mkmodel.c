@@ -12,7 +12,7 @@
 #include "models/random_weights.h"
 #include "models/wan_dit.h"
 #include "pipeline/model_folder.h"
-#include "mk_xtx_release.h"
+#include "mk_release.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,15 +75,16 @@ static int make_wan_dit(const mk_opts *o, const char *dir) {
 /* (pipeline task) whole model folders: DiT + VAE + umT5 + tokenizer + tiny/light decoders, src/pipeline/model_folder.c */
 static int make_hb_folder(const mk_opts *o, const char *dir) {
     if (o->dims) return hb_error("--dims does not apply to %s (use --tiny or the full size)", o->arch);
-    /* hummingbird-xtx-flat is the library's hummingbird-xtx folder */
-    hb_mkfolder_opts f = {.arch = strcmp(o->arch, "hummingbird-xtx-flat") ? o->arch : "hummingbird-xtx", .tiny = o->tiny,
+    /* hummingbird-xt-flat / hummingbird-xtx-flat are the library's folders */
+    hb_mkfolder_opts f = {.arch = strcmp(o->arch, "hummingbird-xtx-flat") ? "hummingbird-xt" : "hummingbird-xtx", .tiny = o->tiny,
                           .dtype = o->dtype, .seed = o->seed};
     return hb_model_folder_write_random(dir, &f);
 }
 
-/* The Hummingbird-XTX release root (tools/mk_xtx_release.c). */
-static int make_xtx_release(const mk_opts *o, const char *dir) {
+/* The Hummingbird-XT / XTX release roots (tools/mk_release.c). */
+static int make_release(const mk_opts *o, const char *dir) {
     if (o->dims) return hb_error("--dims does not apply to %s (use --tiny or the full size)", o->arch);
+    if (!strcmp(o->arch, "hummingbird-xt")) return mk_xt_release(dir, o->tiny, o->dtype, o->seed);
     return mk_xtx_release(dir, !strcmp(o->arch, "hummingbird-xtx-5b"), o->tiny, o->dtype, o->seed);
 }
 
@@ -103,14 +104,17 @@ static const struct mk_arch {
 } k_archs[] = {
     {"wan2.2-ti2v-5b", "Wan2.2-TI2V-5B diffusion transformer (config.json + sharded DiT weights)", make_wan_dit},
     {"wan2.1-1.3b", "Wan2.1-T2V-1.3B diffusion transformer (config.json + sharded DiT weights)", make_wan_dit},
-    {"hummingbird-xt", "whole Hummingbird-XT folder: Wan2.2-TI2V-5B DiT, Wan2.2 VAE, umT5 + tokenizer, TAEW2.2, light decoder "
-                      "(vae/" HB_LIGHT_VAE_RELEASE_DIR "/)",
+    {"hummingbird-xt", "Hummingbird-XT release's models/ folder: hm_2.2_5B/ (config, one DiT safetensors, "
+                      "Wan2.2_VAE.pth, umT5 .pth, tokenizer) and vae/" HB_LIGHT_VAE_RELEASE_DIR "/ (light decoder)",
+     make_release},
+    {"hummingbird-xt-flat", "Hummingbird-XT as one flat folder: Wan2.2-TI2V-5B DiT, Wan2.2 VAE, umT5 + tokenizer, TAEW2.2, "
+                           "light decoder (vae/" HB_LIGHT_VAE_RELEASE_DIR "/)",
      make_hb_folder},
     {"hummingbird-xtx", "Hummingbird-XTX release root: checkpoints/wan21_model.pt (training dict), wan_models/"
      "Wan2.1-T2V-1.3B (config, base DiT, Wan2.1_VAE.pth), wan_models/Wan2.2-TI2V-5B (umT5 .pth, tokenizer)",
-     make_xtx_release},
+     make_release},
     {"hummingbird-xtx-5b", "the 5B Hummingbird-XTX release root: checkpoint/wan_22_vsink1_5B_seq_880/model.pt, "
-     "wan_models/Wan2.2-TI2V-5B (config, base DiT, Wan2.2_VAE.pth, umT5 .pth, tokenizer)", make_xtx_release},
+     "wan_models/Wan2.2-TI2V-5B (config, base DiT, Wan2.2_VAE.pth, umT5 .pth, tokenizer)", make_release},
     {"hummingbird-xtx-flat", "Hummingbird-XTX as one flat folder: Wan2.1-1.3B causal DiT, Wan2.1 VAE, umT5 + tokenizer, "
      "TAEW2.1", make_hb_folder},
     {"hummingbird-light-vae", "the release's light decoder alone (config.json + diffusion_pytorch_model.safetensors, as "

@@ -524,7 +524,7 @@ int hb_ar_run_pipeline(hb_ar_run *r) {
     if (hb_model_folder_scan_te(r->model_dir, r->text_encoder_dir, &mf)) return -1;
     if (r->video_frames < 0) return hb_error("ar: the frame count must be positive");
     const char *weights = r->checkpoint ? r->checkpoint : mf.dit_weights;
-    if (!strcmp(mf.arch, "hummingbird-xt") && !r->checkpoint)
+    if (hb_model_folder_family(&mf, 48) == HB_FAMILY_XT && !r->checkpoint)
         return hb_error("%s: a Hummingbird-XT folder (bidirectional Wan2.2-TI2V-5B) cannot run --mode ar; give the "
                         "causal XTX weights with --checkpoint FILE, or use a Hummingbird-XTX folder", r->model_dir);
     run_ctx c = {0};

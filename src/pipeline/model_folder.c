@@ -192,6 +192,15 @@ int hb_model_folder_scan_te(const char *dir, const char *te_dir, hb_model_folder
     snprintf(mf->tokenizer, sizeof mf->tokenizer, "%s", dir);
     int rel = scan_release_xtx(dir, te_dir, mf);
     if (rel) return rel < 0 ? -1 : 0;
+    /* the Hummingbird-XT release's models/ folder: hm_2.2_5B/ beside vae/<light decoder>/ */
+    char sub[HB_MF_PATH];
+    snprintf(sub, sizeof sub, "%s/" HB_XT_RELEASE_DIT_DIR "/config.json", dir);
+    if (is_file(sub)) {
+        snprintf(sub, sizeof sub, "%s/" HB_XT_RELEASE_DIT_DIR, dir);
+        if (hb_model_folder_scan_te(sub, te_dir, mf)) return -1;
+        snprintf(mf->dir, sizeof mf->dir, "%s", dir);
+        return 0;
+    }
     static const char *const dit_idx[] = {"diffusion_pytorch_model.safetensors.index.json", NULL};
     static const char *const dit_cfg[] = {"config.json", "transformer/config.json", NULL};
     char tmp[HB_MF_PATH];
@@ -216,6 +225,10 @@ int hb_model_folder_scan_te(const char *dir, const char *te_dir, hb_model_folder
                                       "tae", NULL};
     if (!first_existing(mf->tae, sizeof mf->tae, dir, tae, true)) mf->tae[0] = 0;
     find_light(dir, mf->light, sizeof mf->light);
+    if (!mf->light[0]) { /* hm_2.2_5B/ itself: the release keeps the light decoder in ../vae/ */
+        snprintf(sub, sizeof sub, "%s/..", dir);
+        find_light(sub, mf->light, sizeof mf->light);
+    }
     static const char *const st[] = {"hummingbird.json", NULL};
     if (first_existing(tmp, sizeof tmp, dir, st, false) && read_settings(mf, tmp)) return -1;
     return 0;

@@ -13,6 +13,10 @@
  *   settings      hummingbird.json (optional): {"arch", "steps_list": [...], "shift", "sampler", "fps"}
  * The random folder writes exactly the first alternative of each line.
  *
+ * The Hummingbird-XT release's models/ folder is recognised (spec section 1: run_t2v.sh / run_i2v.sh):
+ *   hm_2.2_5B/                   the model folder above (one diffusion_pytorch_model.safetensors, .pth VAE and
+ *                                text encoder); -m may name it or its parent
+ *   vae/wan22_v1_tiling_16_12/   the light decoder, found from either
  * The Hummingbird-XTX release root is recognised too (spec: the long_video/ scripts' layout):
  *   checkpoints/wan21_model.pt                      the trained causal DiT (.pt training dict)
  *   wan_models/Wan2.1-T2V-1.3B/                     config.json (+ base safetensors) and Wan2.1_VAE.pth
@@ -26,6 +30,7 @@
 #include "core/core.h"
 
 #define HB_MF_PATH 4096
+#define HB_XT_RELEASE_DIT_DIR "hm_2.2_5B" /* the Hummingbird-XT release's model folder inside models/ */
 #define HB_MF_MAX_STEPS 64
 
 typedef struct hb_model_folder {

@@ -1,4 +1,11 @@
-/* hb mkmodel --arch hummingbird-xtx: a random-weight Hummingbird-XTX release root, laid out as the release's
+/* hb mkmodel --arch hummingbird-xt: the Hummingbird-XT release's models/ folder, as run_t2v.sh / run_i2v.sh read it
+ * (shared/spec/hummingbird-release.md section 1):
+ *   hm_2.2_5B/                   config.json + diffusion_pytorch_model.safetensors (one file, official names; a
+ *                                full-size model beyond 4 GiB stays sharded with its index), Wan2.2_VAE.pth,
+ *                                models_t5_umt5-xxl-enc-bf16.pth, google/umt5-xxl/spiece.model
+ *   vae/wan22_v1_tiling_16_12/   config.json + diffusion_pytorch_model.safetensors (the light decoder)
+ *
+ * hb mkmodel --arch hummingbird-xtx: a random-weight Hummingbird-XTX release root, laid out as the release's
  * long_video/ scripts read it (shared/spec/hummingbird-release.md section 1):
  *   wan_models/Wan2.1-T2V-1.3B/   config.json + diffusion_pytorch_model*.safetensors (the base DiT) + Wan2.1_VAE.pth
  *   wan_models/Wan2.2-TI2V-5B/    models_t5_umt5-xxl-enc-bf16.pth + google/umt5-xxl/spiece.model
@@ -9,7 +16,8 @@
  * wan_models/Wan2.2-TI2V-5B/ (config.json + base DiT + Wan2.2_VAE.pth + text encoder + tokenizer).
  * The trained weights differ from the base DiT's (generator_ema = base values negated), so a run that used the
  * base weights instead of the .pt shows. Built from a flat random folder (pipeline/model_folder.h). */
-#include "mk_xtx_release.h"
+#include "mk_release.h"
+#include "models/light_vae.h"
 #include "pt_write.h"
 #include "io/checkpoint.h"
 #include "models/random_weights.h"
@@ -20,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static int mkdirs(const char *root, const char *rel) {
     char p[8400];
@@ -213,6 +222,38 @@ int mk_xtx_release(const char *dir, bool five_b, bool tiny, hb_dtype dtype, uint
         move(flat, "google", te, NULL))
         goto done;
     if (write_training_dict(base, pt, tiny)) goto done;
+    rc = 0;
+done:
+    rw_abort(flat);
+    return rc;
+}
+
+/* The DiT as the release merges it: one diffusion_pytorch_model.safetensors when the writer made one shard. */
+static int move_dit_single(const char *flat, const char *hm) {
+    char one[8400];
+    snprintf(one, sizeof one, "%s/diffusion_pytorch_model-00001-of-00001.safetensors", flat);
+    if (access(one, F_OK) != 0) return move_dit(flat, hm);
+    if (move(flat, "diffusion_pytorch_model-00001-of-00001.safetensors", hm, "diffusion_pytorch_model.safetensors") ||
+        move(flat, "config.json", hm, NULL))
+        return -1;
+    snprintf(one, sizeof one, "%s/diffusion_pytorch_model.safetensors.index.json", flat);
+    return unlink(one) == 0 ? 0 : hb_error("%s: cannot remove: %s", one, strerror(errno));
+}
+
+int mk_xt_release(const char *dir, bool tiny, hb_dtype dtype, uint64_t seed) {
+    char flat[4096], hm[4096], vae[4096];
+    snprintf(flat, sizeof flat, "%s/.flat", dir);
+    snprintf(hm, sizeof hm, "%s/hm_2.2_5B", dir);
+    snprintf(vae, sizeof vae, "%s/vae", dir);
+    if (mkdirs(dir, ".flat") || mkdirs(dir, "hm_2.2_5B") || mkdirs(dir, "vae")) return -1;
+    hb_mkfolder_opts f = {.arch = "hummingbird-xt", .tiny = tiny, .dtype = dtype, .seed = seed};
+    int rc = -1;
+    char flat_vae[4200];
+    snprintf(flat_vae, sizeof flat_vae, "%s/vae", flat);
+    if (hb_model_folder_write_random(flat, &f) || move_dit_single(flat, hm) ||
+        write_vae(flat, "Wan2.2_VAE.safetensors", hm, "Wan2.2_VAE.pth") || write_text_encoder(flat, hm) ||
+        move(flat, "google", hm, NULL) || move(flat_vae, HB_LIGHT_VAE_RELEASE_DIR, vae, NULL))
+        goto done;
     rc = 0;
 done:
     rw_abort(flat);
