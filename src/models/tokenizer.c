@@ -2,6 +2,7 @@
  * Behaviour follows SentencePiece's normalizer, unigram model (optimised Viterbi) and processor; the
  * implementation is independent (see docs/tokenizer.md for the facts it relies on). */
 #include "models/tokenizer.h"
+#include "io/json_file.h"
 #include "io/checkpoint.h"
 #include <jansson.h>
 #include <stdio.h>
@@ -636,9 +637,8 @@ static hb_tokenizer *load_json(const char *text, size_t n, const char *name) {
     if (!t) return NULL;
     piece_list l = {0};
     uint8_t *charsmap = NULL;
-    json_error_t je;
-    json_t *root = json_loadb(text, n, 0, &je);
-    if (!root) { hb_error("%s: invalid JSON at line %d: %s", name, je.line, je.text); goto fail; }
+    json_t *root = hb_json_parse(text, n, 0, name);
+    if (!root) goto fail;
     json_t *model = json_object_get(root, "model");
     const char *mt = json_string_value(json_object_get(model, "type"));
     if (!mt || strcmp(mt, "Unigram")) {

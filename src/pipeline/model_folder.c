@@ -6,6 +6,7 @@
 #include "models/tae.h"
 #include "models/light_vae.h"
 #include "models/random_weights.h"
+#include "io/json_file.h"
 #include <jansson.h>
 #include <dirent.h>
 #include <errno.h>
@@ -38,9 +39,8 @@ static bool first_existing(char *out, size_t cap, const char *dir, const char *c
 }
 
 static int read_settings(hb_model_folder *mf, const char *path) {
-    json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
-    if (!root) return hb_error("%s: not valid JSON (line %d: %s)", path, je.line, je.text);
+    json_t *root = hb_json_load_file(path, 0);
+    if (!root) return -1;
     int rc = -1;
     if (!json_is_object(root)) { hb_error("%s: expected a JSON object", path); goto done; }
     mf->has_settings = true;
@@ -64,14 +64,9 @@ static int read_settings(hb_model_folder *mf, const char *path) {
         }
         mf->nsteps = (int)json_array_size(v);
     }
-    if ((v = json_object_get(root, "shift"))) {
-        if (!json_is_number(v) || !(json_number_value(v) > 0)) { hb_error("%s: \"shift\" must be a positive number", path); goto done; }
-        mf->shift = json_number_value(v);
-    }
-    if ((v = json_object_get(root, "fps"))) {
-        if (!json_is_number(v) || !(json_number_value(v) > 0)) { hb_error("%s: \"fps\" must be a positive number", path); goto done; }
-        mf->fps = json_number_value(v);
-    }
+    /* shift: the flow-matching shift (released models: 1 to 17); fps: the video's frame rate */
+    if (hb_json_real(root, "shift", 1e-6, 1e6, &mf->shift, path) != 0) goto done;
+    if (hb_json_real(root, "fps", 1e-3, 1000, &mf->fps, path) != 0) goto done;
     if ((v = json_object_get(root, "sampler"))) {
         const char *s = json_string_value(v);
         if (!s || (strcmp(s, "xt") && strcmp(s, "unipc") && strcmp(s, "euler"))) {
