@@ -50,6 +50,11 @@ const char *hb__gemm_path(void);
 /* Force a GEMM path ("avx2", "generic", "openblas"); -1 if not available here. For benchmarks and tests. */
 int hb__gemm_select(const char *name);
 bool hb__have_avx2(void);
+/* OpenBLAS's cblas_sgemm (row-major = 101, no-trans = 111, trans = 112), loaded single-threaded on first call;
+ * NULL when this build or machine has no OpenBLAS (ops/cpu_blas.c). */
+typedef void (*hb_blas_sgemm_fn)(int order, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+                                 int lda, const float *b, int ldb, float beta, float *c, int ldc);
+hb_blas_sgemm_fn hb__blas_sgemm(void);
 /* Whether the other kernels should use their AVX2 code: AVX2 present and the GEMM path is not "generic"
  * (HB_GEMM=generic makes every kernel portable C). */
 bool hb__simd_avx2(void);
