@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,15 +35,16 @@ char *hb_read_text_file(const char *path, size_t max_bytes, size_t *len) {
     return buf;
 }
 
-/* jansson allocates through json_alloc: a NULL from the allocator is remembered per thread, because jansson
- * itself often reports a failed allocation as a syntax error ("invalid JSON at line -1"). */
-static _Thread_local bool g_json_oom;
+/* jansson allocates through json_alloc. jansson cannot fail an allocation safely while it parses (it reports a
+ * syntax error, asserts or frees twice: jansson 2.14's lexer), so during hb_json_parse a failed allocation
+ * jumps straight back out of the parser: what it had built is leaked, and the failure is reported as one. */
+static _Thread_local jmp_buf *g_json_escape;
 static void *(*volatile g_json_malloc)(size_t) = malloc;
 static pthread_once_t g_json_once = PTHREAD_ONCE_INIT;
 
 static void *json_alloc(size_t n) {
     void *p = g_json_malloc(n);
-    if (!p) g_json_oom = true;
+    if (!p && g_json_escape) longjmp(*g_json_escape, 1);
     return p;
 }
 static void json_install(void) { json_set_alloc_funcs(json_alloc, free); }
@@ -55,10 +57,17 @@ void hb_json_set_allocator(void *(*alloc)(size_t)) {
 json_t *hb_json_parse(const char *text, size_t len, size_t flags, const char *what) {
     pthread_once(&g_json_once, json_install);
     json_error_t je;
-    g_json_oom = false;
+    jmp_buf escape;
+    if (setjmp(escape)) {
+        g_json_escape = NULL;
+        hb_error("%s: out of memory parsing JSON", what);
+        return NULL;
+    }
+    g_json_escape = &escape;
     json_t *root = json_loadb(text, len, flags, &je);
+    g_json_escape = NULL;
     if (root) return root;
-    if (g_json_oom || json_error_code(&je) == json_error_out_of_memory)
+    if (json_error_code(&je) == json_error_out_of_memory)
         hb_error("%s: out of memory parsing JSON", what);
     else
         hb_error("%s: invalid JSON at line %d column %d: %s", what, je.line, je.column, je.text);

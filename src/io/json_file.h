@@ -16,8 +16,8 @@ char *hb_read_text_file(const char *path, size_t max_bytes, size_t *len);
  * the parser could not allocate, else "invalid JSON at line L column C: ..." (the input's fault). */
 json_t *hb_json_parse(const char *text, size_t len, size_t flags, const char *what);
 
-/* The allocator behind jansson's allocations (NULL: malloc; memory is released with free). Failures are
- * tracked per thread whatever it is: tests inject allocation failures through it. */
+/* The allocator behind jansson's allocations (NULL: malloc; memory is released with free): tests inject
+ * allocation failures through it. A failure during hb_json_parse is always reported as out of memory. */
 void hb_json_set_allocator(void *(*alloc)(size_t));
 
 /* hb_read_text_file (HB_JSON_MAX_FILE) then hb_json_parse: the file is read by us, never by jansson's file

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <pthread.h>
 #if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define HB_X86 1
 #endif
@@ -70,7 +71,9 @@ static pthread_once_t g_path_once = PTHREAD_ONCE_INIT;
 
 static bool have_f16c(void) {
 #ifdef HB_X86
-    return __builtin_cpu_supports("f16c");
+    /* CPUID leaf 1, ECX bit 29 (clang 14's __builtin_cpu_supports has no "f16c") */
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
 #else
     return false;
 #endif
@@ -431,7 +434,7 @@ static void gemm_serial_src(float *C, int64_t ldc, const float *A, int64_t lda, 
     packbuf pb = thread_bufs();
     if (!pb.a) {
         if (!apre && !B->bpre && !B->fn) { gemm_naive(C, ldc, A, lda, B, M, N, K, acc); return; }
-        hb_log(HB_LOG_ERROR, "GEMM: out of memory for pack buffers");
+        hb__cpu_fail("GEMM: out of memory for pack buffers");
         return;
     }
     gemm_core(C, ldc, A, lda, apre, B, M, N, K, acc, pb, p);
