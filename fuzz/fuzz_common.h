@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *fz_dir(void) {
+static inline const char *fz_dir(void) {
     static char dir[256];
     if (!dir[0]) {
         const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
@@ -19,7 +19,7 @@ static const char *fz_dir(void) {
     return dir;
 }
 
-static void fz_write(const char *path, const void *p, size_t n) {
+static inline void fz_write(const char *path, const void *p, size_t n) {
     FILE *f = fopen(path, "wb");
     if (!f) abort();
     if (n && fwrite(p, 1, n, f) != n) abort();
@@ -28,7 +28,7 @@ static void fz_write(const char *path, const void *p, size_t n) {
 
 static volatile unsigned fz_sink;
 
-static void fz_walk(hb_checkpoint *ck) {
+static inline void fz_walk(hb_checkpoint *ck) {
     unsigned acc = 0;
     for (int i = 0; i < hb_checkpoint_count(ck); i++) {
         hb_tensor t = hb_checkpoint_tensor(ck, i);

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# Fuzz the checkpoint readers with libFuzzer: builds a separate clang build (build-fuzz, -DHB_FUZZ=ON:
+# Fuzz every reader of outside input with libFuzzer: builds a separate clang build (build-fuzz, -DHB_FUZZ=ON:
 # the whole library instrumented with -fsanitize=fuzzer-no-link,address,undefined) and runs each target
-# for SECONDS (default 60) on a copy of its seed corpus (fuzz/corpus/<target>/). New inputs go to
-# build-fuzz/corpus/<target>/; crashes to build-fuzz/crashes/<target>/. Exit status 1 if any target failed.
-#   usage: scripts/fuzz.sh [SECONDS] [TARGET...]
-#          (targets: fuzz_safetensors fuzz_index_json fuzz_pth fuzz_serve_request)
+# for SECONDS (default 60) on a copy of its seed corpus (fuzz/corpus/<target>/), printing its execution count.
+# New inputs go to build-fuzz/corpus/<target>/; crashes to build-fuzz/crashes/<target>/. Exit status 1 if any
+# target failed.
+#   usage: scripts/fuzz.sh [SECONDS] [TARGET...]      (targets: every fuzz/fuzz_*.c; default all of them)
 #   env:   CC (default clang-14, else clang), BUILD (default build-fuzz), JOBS (default 2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-60}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(fuzz_safetensors fuzz_index_json fuzz_pth fuzz_serve_request)
+if [ ${#TARGETS[@]} -eq 0 ]; then
+  for f in fuzz/fuzz_*.c; do TARGETS+=("$(basename "$f" .c)"); done
+fi
 BUILD=${BUILD:-build-fuzz}
 JOBS=${JOBS:-2}
 if [ -z "${CC:-}" ]; then
@@ -30,10 +32,12 @@ for t in "${TARGETS[@]}"; do
   cp -n fuzz/corpus/"$t"/* "$corpus"/ 2>/dev/null || true
   dict=()
   [ -f "fuzz/$t.dict" ] && dict=(-dict="fuzz/$t.dict")
-  echo "== $t: ${SECS}s"
   if "$BUILD/$t" "${dict[@]}" -max_total_time="$SECS" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
        -artifact_prefix="$crashes/" -print_final_stats=1 "$corpus" 2>"$BUILD/$t.log"; then
-    grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb|cov:" "$BUILD/$t.log" | tail -3 || true
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$BUILD/$t.log")
+    rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$BUILD/$t.log")
+    cov=$(grep -oE "cov: [0-9]+" "$BUILD/$t.log" | tail -1)
+    printf '%-22s %8s executions in %ss, %s, peak RSS %s MB, no crash\n' "$t" "$execs" "$SECS" "$cov" "$rss"
   else
     status=1
     echo "!! $t failed; log: $BUILD/$t.log, inputs: $crashes/" >&2

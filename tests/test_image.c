@@ -82,6 +82,98 @@ static void expect_load_error(const char *path, const char *what) {
     printf("  %-16s -> %s\n", what, hb_last_error());
 }
 
+/* ---------- hostile headers: huge stated sizes in tiny files ---------- */
+static uint32_t crc32_of(const uint8_t *p, size_t n) {
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1)));
+    }
+    return ~c;
+}
+static void be32(uint8_t *p, uint32_t v) { p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v; }
+static size_t png_chunk(uint8_t *o, const char *type, const uint8_t *data, uint32_t n) {
+    be32(o, n);
+    memcpy(o + 4, type, 4);
+    if (n) memcpy(o + 8, data, n);
+    be32(o + 8 + n, crc32_of(o + 4, n + 4));
+    return 12 + n;
+}
+/* An RGB PNG stating w x h: signature, IHDR, an IDAT of random bytes, IEND; `total` bytes in all. */
+static void write_hostile_png(hb_rng *r, const char *path, uint32_t w, uint32_t h, size_t total) {
+    uint8_t b[4096], ihdr[13] = {0}, idat[4096];
+    be32(ihdr, w);
+    be32(ihdr + 4, h);
+    ihdr[8] = 8;
+    ihdr[9] = 2;
+    size_t n = 8, nidat = total - 8 - 25 - 12 - 12;
+    memcpy(b, "\x89PNG\r\n\x1a\n", 8);
+    n += png_chunk(b + n, "IHDR", ihdr, 13);
+    for (size_t i = 0; i < nidat; i++) idat[i] = (uint8_t)hb_rng_u64(r);
+    idat[0] = 0x78;
+    idat[1] = 0x01;
+    n += png_chunk(b + n, "IDAT", idat, (uint32_t)nidat);
+    n += png_chunk(b + n, "IEND", NULL, 0);
+    FILE *f = fopen(path, "wb");
+    fwrite(b, 1, n, f);
+    fclose(f);
+}
+
+typedef struct { const char *path, *want; } hostile_case;
+/* In a child capped at 256 MiB: the load fails, naming the file and the problem. */
+static int load_refused(void *arg) {
+    const hostile_case *c = arg;
+    hb_image im;
+    if (hb_image_load(c->path, &im) == 0) { fprintf(stderr, "%s: loaded, should be refused\n", c->path); return 1; }
+    const char *e = hb_last_error();
+    printf("refused: %s\n", e);
+    if (!strstr(e, c->path) || !strstr(e, c->want) || strchr(e, '\n')) {
+        fprintf(stderr, "error '%s' should name %s and say '%s' on one line\n", e, c->path, c->want);
+        return 1;
+    }
+    return 0;
+}
+static void expect_refused_quickly(const char *path, const char *want) {
+    hostile_case c = {path, want};
+    double t0 = hb_time_now();
+    int rc = tl_run_capped(load_refused, &c, 256);
+    double dt = hb_time_now() - t0;
+    CHECKF(rc == 0, "%s: not refused cleanly under a 256 MiB address-space cap (child status %d)", path, rc);
+    CHECKF(dt < 2.0, "%s: refusing took %.2f s", path, dt);
+}
+
+static void check_hostile_headers(hb_rng *r, const char *dir) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/huge.png", dir);
+    write_hostile_png(r, p, 32768, 32768, 175);
+    expect_refused_quickly(p, "32768x32768 pixels");
+    /* within the pixel limit, but 8000x8000 rows cannot come out of 175 bytes of deflate */
+    snprintf(p, sizeof p, "%s/hollow.png", dir);
+    write_hostile_png(r, p, 8000, 8000, 175);
+    expect_refused_quickly(p, "more than its 175 bytes can hold");
+#ifdef HB_HAVE_JPEG
+    /* a real 16x16 JPEG whose frame header (SOF0) is patched to state 46000x46000 */
+    uint8_t px[16 * 16 * 3];
+    for (int i = 0; i < 16 * 16 * 3; i++) px[i] = (uint8_t)hb_rng_u64(r);
+    snprintf(p, sizeof p, "%s/huge.jpg", dir);
+    CHECK(write_jpeg(p, px, 16, 16, 3, 90) == 0);
+    FILE *f = fopen(p, "r+b");
+    uint8_t b[4096];
+    size_t n = fread(b, 1, sizeof b, f);
+    int patched = 0;
+    for (size_t i = 0; i + 9 < n && !patched; i++)
+        if (b[i] == 0xFF && b[i + 1] == 0xC0) {
+            b[i + 5] = 46000 >> 8; b[i + 6] = 46000 & 255; b[i + 7] = 46000 >> 8; b[i + 8] = 46000 & 255;
+            patched = 1;
+        }
+    CHECK(patched);
+    fseek(f, 0, SEEK_SET);
+    fwrite(b, 1, n, f);
+    fclose(f);
+    expect_refused_quickly(p, "46000x46000 pixels");
+#endif
+}
+
 int main(void) {
     hb_rng r;
     hb_rng_seed(&r, tl_seed());
@@ -189,6 +281,8 @@ int main(void) {
 #else
     printf("built without libjpeg: the JPEG cases are left out\n");
 #endif
+
+    check_hostile_headers(&r, dir);
 
     /* corrupt / truncated / missing / not an image */
     snprintf(p, sizeof p, "%s/rgb.png", dir);

@@ -156,6 +156,61 @@ static void write_zip64(const char *path, int n, const zentry *e) {
     free(cd.b);
 }
 
+/* ---------- an entry claiming far more than the archive holds ---------- */
+/* Rewrite the uncompressed size of every header (local and central) naming `name`. */
+static int patch_usize(const char *path, const char *name, uint32_t usize) {
+    size_t n, nl = strlen(name);
+    uint8_t *b = file_bytes(path, &n);
+    int patched = 0;
+    for (size_t i = 0; i + 46 + nl <= n; i++) {
+        uint32_t sig = (uint32_t)b[i] | (uint32_t)b[i + 1] << 8 | (uint32_t)b[i + 2] << 16 | (uint32_t)b[i + 3] << 24;
+        size_t at = sig == 0x04034b50u ? 22 : sig == 0x02014b50u ? 24 : 0, nm = sig == 0x04034b50u ? 30 : 46;
+        if (!at || memcmp(b + i + nm, name, nl) != 0) continue;
+        for (int k = 0; k < 4; k++) b[i + at + k] = (uint8_t)(usize >> (8 * k));
+        patched++;
+    }
+    FILE *f = fopen(path, "wb");
+    fwrite(b, 1, n, f);
+    fclose(f);
+    free(b);
+    return patched;
+}
+
+typedef struct { const char *path, *want; } refusal;
+static int open_refused(void *arg) {
+    const refusal *c = arg;
+    hb_checkpoint *ck = hb_checkpoint_open(c->path);
+    if (ck) { fprintf(stderr, "%s opened, should be refused\n", c->path); return 1; }
+    const char *e = hb_last_error();
+    printf("refused: %s\n", e);
+    if (!strstr(e, c->path) || !strstr(e, c->want)) { fprintf(stderr, "error '%s' should say '%s'\n", e, c->want); return 1; }
+    return 0;
+}
+
+/* A deflated storage whose headers claim 2 GiB (its pickle asks for 2^29 floats): refused from the sizes, in a
+ * child whose address space is capped at 256 MiB, quickly. */
+static void check_claimed_size(hb_rng *r, const char *d) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/claims2g.pth", d);
+    uint8_t junk[600];
+    for (size_t i = 0; i < sizeof junk; i++) junk[i] = (uint8_t)hb_rng_u64(r);
+    pk p = {.n = 0};
+    dict_begin(&p);
+    int64_t size[1] = {(int64_t)1 << 29}, stride[1] = {1};
+    str(&p, "w");
+    tensor(&p, "FloatStorage", "0", (int64_t)1 << 29, 0, 1, size, stride, false);
+    dict_end(&p);
+    zentry e[] = {{"archive/data.pkl", p.b, p.n, false}, {"archive/data/0", junk, sizeof junk, true}};
+    write_zip(path, 2, e);
+    CHECK(patch_usize(path, "archive/data/0", 0x80000000u) == 2);
+    refusal c = {path, "claims 2147483648 bytes"};
+    double t0 = hb_time_now();
+    int rc = tl_run_capped(open_refused, &c, 256);
+    double dt = hb_time_now() - t0;
+    CHECKF(rc == 0, "2 GiB claim not refused cleanly under a 256 MiB cap (child status %d)", rc);
+    CHECKF(dt < 2.0, "refusing took %.2f s", dt);
+}
+
 /* Files written by CPython's own pickler (fuzz/gen_corpus.py, protocols 2 and 4) when python3 exists. */
 static void check_cpython_pickles(void) {
     const char *src = getenv("HB_SOURCE_DIR");
@@ -262,6 +317,8 @@ int main(void) {
         CHECK(hb_checkpoint_file_of(ck, 0) && !strcmp(hb_checkpoint_file_of(ck, 0), path));
         hb_checkpoint_close(ck);
     }
+
+    check_claimed_size(&r, d);
 
     /* zip64 records (as torch writes for files over 4 GB): storages still used in place */
     snprintf(path, sizeof path, "%s/zip64.pth", d);

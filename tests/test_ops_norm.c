@@ -54,10 +54,10 @@ static void check_rows(hb_rng *r, int64_t rows, int64_t dim, hb_dtype wt) {
     c.eps = 1e-6f;
     for (int aff = 0; aff < 2; aff++) {
         for (int64_t i = 0; i < rows; i++) {
-            double mu = 0, v = 0, ss = 0;
+            double mu = 0, v = 0;
             for (int64_t k = 0; k < dim; k++) mu += x[i * dim + k];
             mu /= dim;
-            for (int64_t k = 0; k < dim; k++) { v += (x[i * dim + k] - mu) * (x[i * dim + k] - mu); ss += (double)x[i * dim + k] * x[i * dim + k]; }
+            for (int64_t k = 0; k < dim; k++) v += (x[i * dim + k] - mu) * (x[i * dim + k] - mu);
             for (int64_t k = 0; k < dim; k++)
                 ref[i * dim + k] = (float)((x[i * dim + k] - mu) / sqrt(v / dim + 1e-6) * (aff ? wv[k] : 1) + (aff ? bv[k] : 0));
         }

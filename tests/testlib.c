@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 int tl_checks, tl_failures;
@@ -92,6 +93,34 @@ int tl_run(const char *cmd, char *out, size_t cap) {
     }
     if (out && cap) out[n] = 0;
     int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TL_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TL_ASAN 1
+#endif
+#endif
+
+int tl_run_capped(int (*fn)(void *), void *arg, int as_mib) {
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+#ifndef TL_ASAN
+        struct rlimit rl = {(rlim_t)as_mib << 20, (rlim_t)as_mib << 20};
+        if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(99);
+#else
+        (void)as_mib;
+#endif
+        int rc = fn(arg);
+        fflush(NULL);
+        _exit(rc);
+    }
+    int st;
+    if (waitpid(pid, &st, 0) != pid) return -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 

@@ -31,6 +31,10 @@ const char *tl_hb_bin(void);
 const char *tl_tmpdir(void);
 /* Run a shell command, return its exit status (-1 if it did not exit). Output goes to `out` if not NULL. */
 int tl_run(const char *cmd, char *out, size_t cap);
+/* Run fn(arg) in a child process whose address space is capped at as_mib MiB (RLIMIT_AS; no cap under
+ * AddressSanitizer, whose shadow memory needs terabytes of address space) and return fn's return value, or -1
+ * if the child crashed. A hostile file must then fail cleanly without a big allocation. */
+int tl_run_capped(int (*fn)(void *), void *arg, int as_mib);
 /* Run `hb golden` on shared/<rel> through the CLI and check it exits 0 with PASS (skips when absent). */
 void tl_check_golden_cli(const char *rel);
 /* Buffers in the current backend's memory (tests of models under cpu-guard or a GPU): a fresh buffer holding n

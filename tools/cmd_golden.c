@@ -24,7 +24,10 @@ json_t *golden_meta_json(golden_case *g, const char *key) {
 int64_t golden_cfg_int(golden_case *g, const char *key, int64_t def) {
     json_t *v = json_object_get(g->config, key);
     if (json_is_integer(v)) return json_integer_value(v);
-    if (json_is_real(v)) return (int64_t)json_real_value(v);
+    if (json_is_real(v)) { /* outside int64 the conversion is undefined: the default then */
+        double d = json_real_value(v);
+        return d >= -0x1p63 && d < 0x1p63 ? (int64_t)d : def;
+    }
     if (json_is_true(v)) return 1;
     if (json_is_false(v)) return 0;
     return def;

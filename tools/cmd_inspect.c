@@ -1,6 +1,7 @@
 /* hb inspect: list the tensors (name, dtype, shape, bytes, file), the metadata and a folder's
  * config.json of a checkpoint, with parameter and byte totals; --json for machines. */
 #include "tools.h"
+#include "io/json_file.h"
 #include "io/checkpoint.h"
 #include <jansson.h>
 #include <stdio.h>
@@ -54,9 +55,8 @@ static json_t *load_config(const char *path, char *cfg_path, size_t cap, int *er
     if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return NULL;
     snprintf(cfg_path, cap, "%s/config.json", path);
     if (stat(cfg_path, &st) != 0) return NULL;
-    json_error_t je;
-    json_t *j = json_load_file(cfg_path, 0, &je);
-    if (!j) { *err = hb_error("%s: invalid JSON at line %d column %d: %s", cfg_path, je.line, je.column, je.text); return NULL; }
+    json_t *j = hb_json_load_file(cfg_path, 0);
+    if (!j) { *err = -1; return NULL; }
     return j;
 }
 

@@ -24,8 +24,9 @@
 int hb_image_alloc(hb_image *im, int width, int height) {
     im->width = im->height = 0;
     im->rgb = NULL;
-    if (width <= 0 || height <= 0 || (int64_t)width * height > ((int64_t)1 << 31))
-        return hb_error("image size %dx%d is not supported", width, height);
+    if (width <= 0 || height <= 0 || (int64_t)width * height > HB_IMAGE_MAX_PIXELS)
+        return hb_error("image size %dx%d is not supported (limit %lld pixels)", width, height,
+                        (long long)HB_IMAGE_MAX_PIXELS);
     im->rgb = hb_malloc((size_t)width * height * 3, "image");
     if (!im->rgb) return -1;
     im->width = width;
@@ -40,8 +41,30 @@ void hb_image_free(hb_image *im) {
     im->width = im->height = 0;
 }
 
+/* The stated size against the pixel limit, before decoding. */
+static int check_image_size(const char *path, const char *kind, uint64_t w, uint64_t h) {
+    if (w == 0 || h == 0 || w * h > (uint64_t)HB_IMAGE_MAX_PIXELS)
+        return hb_error("%s: %s states %llux%llu pixels, outside 1 to %lld pixels", path, kind,
+                        (unsigned long long)w, (unsigned long long)h, (long long)HB_IMAGE_MAX_PIXELS);
+    return 0;
+}
+
 /* ---------------- PNG ---------------- */
 #ifdef HB_HAVE_PNG
+/* Deflate expands at most 1032:1: a PNG whose rows (a filter byte each) cannot come out of the file's bytes
+ * is refused before its image buffer is allocated. */
+static int check_png_data(const char *path, FILE *f, png_structp png, png_infop info) {
+    png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+    if (check_image_size(path, "PNG", w, h) != 0) return -1;
+    struct stat st;
+    uint64_t bits = (uint64_t)w * png_get_channels(png, info) * png_get_bit_depth(png, info);
+    uint64_t raw = (uint64_t)h * (1 + (bits + 7) / 8);
+    if (fstat(fileno(f), &st) == 0 && raw / 1032 > (uint64_t)st.st_size)
+        return hb_error("%s: PNG states %ux%u pixels (%llu bytes of rows), more than its %lld bytes can hold", path,
+                        (unsigned)w, (unsigned)h, (unsigned long long)raw, (long long)st.st_size);
+    return 0;
+}
+
 typedef struct { const char *path; char msg[256]; } png_errctx;
 
 static void png_err_fn(png_structp png, png_const_charp msg) {
@@ -71,6 +94,10 @@ static int load_png(const char *path, FILE *f, hb_image *out) {
     png_init_io(png, f);
     png_set_user_limits(png, 1 << 15, 1 << 15);
     png_read_info(png, info);
+    if (check_png_data(path, f, png, info) != 0) {
+        png_destroy_read_struct(&png, &info, NULL);
+        return -1;
+    }
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
     int ct = png_get_color_type(png, info), bd = png_get_bit_depth(png, info);
     if (ct == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
@@ -201,6 +228,10 @@ static int load_jpeg(const char *path, FILE *f, hb_image *out) {
     jpeg_create_decompress(&cinfo);
     jpeg_stdio_src(&cinfo, f);
     jpeg_read_header(&cinfo, TRUE);
+    if (check_image_size(path, "JPEG", cinfo.image_width, cinfo.image_height) != 0) {
+        jpeg_destroy_decompress(&cinfo);
+        return -1;
+    }
     int cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
     cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
     jpeg_start_decompress(&cinfo);

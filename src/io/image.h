@@ -14,6 +14,10 @@ typedef struct hb_image {
     uint8_t *rgb; /* width*height*3 bytes, owned (hb_malloc); free with hb_image_free */
 } hb_image;
 
+/* Largest image read or made: 2^28 pixels (16384 x 16384; an 8K frame has 33 million). A file stating more is
+ * refused from its header, before anything is decoded or allocated. */
+#define HB_IMAGE_MAX_PIXELS ((int64_t)1 << 28)
+
 /* Read a PNG or JPEG (chosen by the file's magic bytes, not its name) to 8-bit RGB.
  * Grey, grey+alpha, palette, 1/2/4/16-bit and interlaced PNGs are expanded; alpha is dropped
  * (as PIL's .convert("RGB") does); 16-bit is scaled to 8-bit with rounding. JPEG: grey, YCbCr,

@@ -84,6 +84,26 @@ static const zdir_entry *zdir_find(const zdir_entry *e, int n, const char *name)
 
 /* ---------- reading through libzip ---------- */
 
+/* Deflate expands at most 1032:1 (a 258-byte match in 2 bits); torch writes storages stored (1:1). */
+#define ZIP_MAX_RATIO 1032u
+
+/* An entry's claimed size must fit what the archive can hold, checked before its buffer is allocated: its
+ * compressed bytes lie inside the file, and they expand by at most ZIP_MAX_RATIO (stored: exactly 1:1). */
+static int entry_size_check(const zip_stat_t *st, uint64_t archive_bytes, const char *path, const char *name) {
+    if (!(st->valid & ZIP_STAT_COMP_SIZE) || !(st->valid & ZIP_STAT_COMP_METHOD))
+        return hb_error("%s: zip entry '%s': compressed size unknown", path, name);
+    uint64_t csize = st->comp_size, usize = st->size;
+    if (csize > archive_bytes)
+        return hb_error("%s: zip entry '%s' claims %llu compressed bytes, the archive has %llu", path, name,
+                        (unsigned long long)csize, (unsigned long long)archive_bytes);
+    bool stored = st->comp_method == ZIP_CM_STORE;
+    if ((stored && usize != csize) || (!stored && usize / ZIP_MAX_RATIO > csize))
+        return hb_error("%s: zip entry '%s' claims %llu bytes from %llu compressed bytes (more than %s allows)", path,
+                        name, (unsigned long long)usize, (unsigned long long)csize,
+                        stored ? "a stored entry" : "deflate's 1032:1 ratio");
+    return 0;
+}
+
 static void *read_entry(zip_t *z, zip_uint64_t idx, uint64_t size, const char *path, const char *name) {
     void *buf = hb_malloc(size ? (size_t)size : 1, name);
     if (!buf) { hb_error_prefix("%s", path); return NULL; }
@@ -149,6 +169,7 @@ static int bind_tensor(hb_checkpoint *ck, const char *path, int file, zip_t *z, 
             free(ename);
             return -1;
         }
+        if (entry_size_check(&st, ck->files[file].size, path, ename) != 0) { free(ename); return -1; }
         const zdir_entry *e = zdir_find(zd, nzd, ename);
         s = &cache[(*ncache)++];
         s->key = pt->storage_key;
@@ -233,6 +254,7 @@ int pth_load(hb_checkpoint *ck, const char *path) {
         hb_error("%s: cannot stat %sdata.pkl: %s", path, prefix, zip_strerror(z));
         goto done;
     }
+    if (entry_size_check(&st, ck->files[file].size, path, "data.pkl") != 0) goto done;
     if (st.size > HB_PKL_MAX_BYTES) {
         hb_error("%s: %sdata.pkl is %llu bytes (limit %u MB)", path, prefix, (unsigned long long)st.size, HB_PKL_MAX_BYTES >> 20);
         goto done;
@@ -244,6 +266,7 @@ int pth_load(hb_checkpoint *ck, const char *path) {
     if (bidx >= 0) {
         zip_stat_t bst;
         if (zip_stat_index(z, (zip_uint64_t)bidx, 0, &bst) == 0 && (bst.valid & ZIP_STAT_SIZE) && bst.size < 16) {
+            if (entry_size_check(&bst, ck->files[file].size, path, bo_name) != 0) goto done;
             char *bo = read_entry(z, (zip_uint64_t)bidx, bst.size, path, bo_name);
             if (!bo) goto done;
             bool little = bst.size >= 6 && !memcmp(bo, "little", 6);

@@ -2,6 +2,7 @@
  * Layout: u64 little-endian header length N, N bytes of JSON {name: {dtype, shape, data_offsets}, ...,
  * "__metadata__": {str: str}}, then the data area; offsets are relative to the data area. */
 #include "io/io_internal.h"
+#include "io/json_file.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -98,9 +99,8 @@ int st_parse(hb_checkpoint *ck, const char *path, int file, const uint8_t *base,
         return hb_error("%s: truncated: header length %llu but only %zu bytes follow", path,
                         (unsigned long long)hlen, size - 8);
     if (hlen < 2) return hb_error("%s: header of %llu bytes is too short for JSON", path, (unsigned long long)hlen);
-    json_error_t jerr;
-    json_t *root = json_loadb((const char *)base + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) return hb_error("%s: invalid JSON header at byte %d: %s", path, jerr.position, jerr.text);
+    json_t *root = hb_json_parse((const char *)base + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, path);
+    if (!root) return -1;
     int rc = 0;
     span *sp = NULL;
     if (!json_is_object(root)) { rc = hb_error("%s: JSON header is not an object", path); goto done; }
@@ -204,11 +204,9 @@ int st_load_index(hb_checkpoint *ck, const char *index_path) {
     bool rerr = ferror(f);
     fclose(f);
     if (rerr) { free(text); return hb_error("%s: read error", index_path); }
-    json_error_t jerr;
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = hb_json_parse(text, len, JSON_REJECT_DUPLICATES, index_path);
     free(text);
-    if (!root)
-        return hb_error("%s: invalid JSON at line %d column %d: %s", index_path, jerr.line, jerr.column, jerr.text);
+    if (!root) return -1;
     int rc = 0;
     char **shards = NULL;
     int nsh = 0;

@@ -2,6 +2,7 @@
  * Behaviour follows SentencePiece's normalizer, unigram model (optimised Viterbi) and processor; the
  * implementation is independent (see docs/tokenizer.md for the facts it relies on). */
 #include "models/tokenizer.h"
+#include "io/json_file.h"
 #include "io/checkpoint.h"
 #include <jansson.h>
 #include <stdio.h>
@@ -636,9 +637,8 @@ static hb_tokenizer *load_json(const char *text, size_t n, const char *name) {
     if (!t) return NULL;
     piece_list l = {0};
     uint8_t *charsmap = NULL;
-    json_error_t je;
-    json_t *root = json_loadb(text, n, 0, &je);
-    if (!root) { hb_error("%s: invalid JSON at line %d: %s", name, je.line, je.text); goto fail; }
+    json_t *root = hb_json_parse(text, n, 0, name);
+    if (!root) goto fail;
     json_t *model = json_object_get(root, "model");
     const char *mt = json_string_value(json_object_get(model, "type"));
     if (!mt || strcmp(mt, "Unigram")) {
@@ -652,7 +652,14 @@ static hb_tokenizer *load_json(const char *text, size_t n, const char *name) {
     s.remove_extra_ws = false;
     s.escape_ws = true;
     json_t *unk = json_object_get(model, "unk_id");
-    s.unk_id = json_is_integer(unk) ? (int)json_integer_value(unk) : -1;
+    s.unk_id = -1;
+    if (unk && !json_is_null(unk)) {
+        if (!json_is_integer(unk) || json_integer_value(unk) < 0 || (size_t)json_integer_value(unk) >= json_array_size(vocab)) {
+            hb_error("%s: model.unk_id is not an index into model.vocab (%zu pieces)", name, json_array_size(vocab));
+            goto fail;
+        }
+        s.unk_id = (int)json_integer_value(unk);
+    }
     s.byte_fallback = json_is_true(json_object_get(model, "byte_fallback"));
     s.bos_id = s.eos_id = s.pad_id = -1;
     size_t nv = json_array_size(vocab);

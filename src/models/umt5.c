@@ -2,6 +2,7 @@
  * T5Attention, T5FeedForward, T5LayerNorm, T5RelativeEmbedding) as umt5_xxl(encoder_only=True) builds it
  * (shared_pos=False: one position-bias table per layer). */
 #include "models/umt5.h"
+#include "io/json_file.h"
 #include "ops/ops.h"
 #include "models/random_weights.h"
 #include <float.h>
@@ -131,34 +132,33 @@ __attribute__((noinline)) static bool join(char *buf, size_t cap, const char *a,
     return n >= 0 && (size_t)n < cap;
 }
 
-/* transformers UMT5 config.json -> our config (only when it is one: it has d_model). Returns 1 when a
- * config was read, 0 when there is none, -1 on error. */
+/* transformers UMT5 config.json -> our config (only when it is one: it has d_model). Every size is range
+ * checked (far above umt5-xxl's) so that derived sizes stay well inside 64 bits. Returns 1 when a config was
+ * read, 0 when there is none, -1 on error. */
 static int read_hf_config(const char *dir, hb_umt5_config *c) {
     char p[1100];
     if (!join(p, sizeof p, dir, "config.json") || !is_file(p)) return 0;
-    json_error_t err;
-    json_t *j = json_load_file(p, 0, &err);
-    if (!j) return hb_error("%s: not valid JSON (line %d: %s)", p, err.line, err.text);
+    json_t *j = hb_json_load_file(p, 0);
+    if (!j) return -1;
     int rc = 0;
-    if (json_is_integer(json_object_get(j, "d_model"))) {
-        rc = 1;
-#define GI(key, dst) do { json_t *v_ = json_object_get(j, key); if (json_is_integer(v_)) dst = json_integer_value(v_); } while (0)
-        int64_t dkv = 0, t;
-        GI("d_model", c->dim);
-        GI("d_ff", c->dim_ffn);
-        GI("vocab_size", c->vocab);
-        t = c->num_heads; GI("num_heads", t); c->num_heads = (int)t;
-        t = c->num_layers; GI("num_layers", t); c->num_layers = (int)t;
-        t = c->num_buckets; GI("relative_attention_num_buckets", t); c->num_buckets = (int)t;
-        t = c->max_dist; GI("relative_attention_max_distance", t); c->max_dist = (int)t;
-        GI("d_kv", dkv);
-        if (dkv > 0) c->dim_attn = dkv * c->num_heads;
-        json_t *e = json_object_get(j, "layer_norm_epsilon");
-        if (json_is_number(e)) c->eps = (float)json_number_value(e);
-#undef GI
+    if (json_is_object(j) && json_object_get(j, "d_model")) {
+        int64_t dkv = 0;
+        if (!rc) rc = hb_json_int64(j, "d_model", 1, 1 << 16, &c->dim, p);
+        if (!rc) rc = hb_json_int64(j, "d_ff", 1, 1 << 18, &c->dim_ffn, p);
+        if (!rc) rc = hb_json_int64(j, "vocab_size", 1, 1 << 22, &c->vocab, p);
+        if (!rc) rc = hb_json_int(j, "num_heads", 1, 1024, &c->num_heads, p);
+        if (!rc) rc = hb_json_int(j, "num_layers", 1, 1000, &c->num_layers, p);
+        if (!rc) rc = hb_json_int(j, "relative_attention_num_buckets", 2, 1 << 16, &c->num_buckets, p);
+        if (!rc) rc = hb_json_int(j, "relative_attention_max_distance", 1, 1 << 20, &c->max_dist, p);
+        if (!rc) rc = hb_json_int64(j, "d_kv", 1, 1 << 16, &dkv, p);
+        if (!rc) rc = hb_json_float(j, "layer_norm_epsilon", 1e-30, 1.0, &c->eps, p);
+        if (dkv > 0) c->dim_attn = dkv * c->num_heads; /* both bounded: at most 2^26 */
         const char *act = json_string_value(json_object_get(j, "feed_forward_proj"));
         if (act && strcmp(act, "gated-gelu") != 0)
             rc = hb_error("%s: feed_forward_proj '%s' is not supported (umT5 uses gated-gelu)", p, act);
+        rc = rc ? -1 : 1;
+    } else if (!json_is_object(j)) {
+        rc = hb_error("%s: expected a JSON object", p);
     }
     json_decref(j);
     return rc;

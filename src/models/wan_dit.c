@@ -3,6 +3,7 @@
  * before text_embedding, RMSNorm over the full dim, 3-D RoPE, head uses e not e0). */
 #include "models/wan_dit.h"
 #include "models/random_weights.h"
+#include "io/json_file.h"
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -32,14 +33,6 @@ int wan_dit_config_preset(wan_dit_config *c, const char *arch) {
     return 0;
 }
 
-static int json_int(json_t *o, const char *key, int *dst, const char *what) {
-    json_t *v = json_object_get(o, key);
-    if (!v || json_is_null(v)) return 0;
-    if (json_is_integer(v)) { *dst = (int)json_integer_value(v); return 0; }
-    if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v))) { *dst = (int)json_real_value(v); return 0; }
-    return hb_error("%s: key '%s' is not an integer", what, key);
-}
-
 static void json_flag(json_t *o, const char *key, bool *dst) {
     json_t *v = json_object_get(o, key);
     if (!v) return;
@@ -49,10 +42,42 @@ static void json_flag(json_t *o, const char *key, bool *dst) {
     else if (json_is_integer(v)) *dst = json_integer_value(v) != 0;
 }
 
+/* Upper bounds of the config fields: far above every released Wan model (dim 5120, 40 layers, ffn 13824), low
+ * enough that every derived size stays well inside 64 bits. */
+#define WAN_MAX_DIM (1 << 15)
+#define WAN_MAX_FFN (1 << 17)
+#define WAN_MAX_HEADS 1024
+#define WAN_MAX_LAYERS 1000
+#define WAN_MAX_CHANNELS 1024
+#define WAN_MAX_TEXT (1 << 16)
+
+static int parse_width(json_t *o, wan_dit_config *c, const char *what) {
+    int rc = 0;
+    if (json_object_get(o, "num_attention_heads")) { /* diffusers */
+        int hd = 0;
+        if (!rc) rc = hb_json_int(o, "num_attention_heads", 1, WAN_MAX_HEADS, &c->num_heads, what);
+        if (!rc) rc = hb_json_int(o, "attention_head_dim", 1, WAN_MAX_DIM, &hd, what);
+        if (!rc) rc = hb_json_int(o, "in_channels", 1, WAN_MAX_CHANNELS, &c->in_dim, what);
+        c->out_dim = c->in_dim;
+        if (!rc) rc = hb_json_int(o, "out_channels", 1, WAN_MAX_CHANNELS, &c->out_dim, what);
+        int64_t dim = (int64_t)c->num_heads * hd; /* 64-bit: both factors may be large */
+        if (!rc && dim > WAN_MAX_DIM)
+            return hb_error("%s: num_attention_heads %d x attention_head_dim %d = %lld, more than %d", what,
+                            c->num_heads, hd, (long long)dim, WAN_MAX_DIM);
+        c->dim = (int)dim;
+    } else {
+        if (!rc) rc = hb_json_int(o, "dim", 1, WAN_MAX_DIM, &c->dim, what);
+        if (!rc) rc = hb_json_int(o, "num_heads", 1, WAN_MAX_HEADS, &c->num_heads, what);
+        if (!rc) rc = hb_json_int(o, "in_dim", 1, WAN_MAX_CHANNELS, &c->in_dim, what);
+        c->out_dim = c->in_dim;
+        if (!rc) rc = hb_json_int(o, "out_dim", 1, WAN_MAX_CHANNELS, &c->out_dim, what);
+    }
+    return rc ? -1 : 0;
+}
+
 int wan_dit_config_parse(wan_dit_config *c, const char *text, const char *what) {
-    json_error_t jerr;
-    json_t *o = json_loads(text, 0, &jerr);
-    if (!o) return hb_error("%s: not valid JSON (line %d: %s)", what, jerr.line, jerr.text);
+    json_t *o = hb_json_parse(text, strlen(text), 0, what);
+    if (!o) return -1;
     if (!json_is_object(o)) { json_decref(o); return hb_error("%s: config is not a JSON object", what); }
     memset(c, 0, sizeof *c);
     c->patch[0] = 1; c->patch[1] = 2; c->patch[2] = 2;
@@ -60,39 +85,25 @@ int wan_dit_config_parse(wan_dit_config *c, const char *text, const char *what) 
     c->freq_dim = 256; c->text_len = 512; c->text_dim = 4096;
     c->in_dim = c->out_dim = 16;
     snprintf(c->model_type, sizeof c->model_type, "t2v");
-    int rc = 0;
-    bool diffusers = json_object_get(o, "num_attention_heads") != NULL;
-    if (diffusers) {
-        int hd = 0;
-        rc |= json_int(o, "num_attention_heads", &c->num_heads, what);
-        rc |= json_int(o, "attention_head_dim", &hd, what);
-        rc |= json_int(o, "in_channels", &c->in_dim, what);
-        c->out_dim = c->in_dim;
-        rc |= json_int(o, "out_channels", &c->out_dim, what);
-        c->dim = c->num_heads * hd;
-    } else {
-        rc |= json_int(o, "dim", &c->dim, what);
-        rc |= json_int(o, "num_heads", &c->num_heads, what);
-        rc |= json_int(o, "in_dim", &c->in_dim, what);
-        c->out_dim = c->in_dim;
-        rc |= json_int(o, "out_dim", &c->out_dim, what);
-    }
-    rc |= json_int(o, "ffn_dim", &c->ffn_dim, what);
-    rc |= json_int(o, "freq_dim", &c->freq_dim, what);
-    rc |= json_int(o, "num_layers", &c->num_layers, what);
-    rc |= json_int(o, "text_len", &c->text_len, what);
-    rc |= json_int(o, "text_dim", &c->text_dim, what);
+    int rc = parse_width(o, c, what);
+    if (!rc) rc = hb_json_int(o, "ffn_dim", 1, WAN_MAX_FFN, &c->ffn_dim, what);
+    if (!rc) rc = hb_json_int(o, "freq_dim", 2, WAN_MAX_DIM, &c->freq_dim, what);
+    if (!rc) rc = hb_json_int(o, "num_layers", 1, WAN_MAX_LAYERS, &c->num_layers, what);
+    if (!rc) rc = hb_json_int(o, "text_len", 1, WAN_MAX_TEXT, &c->text_len, what);
+    if (!rc) rc = hb_json_int(o, "text_dim", 1, WAN_MAX_TEXT, &c->text_dim, what);
     json_t *ps = json_object_get(o, "patch_size");
-    if (ps && !json_is_null(ps)) {
+    if (!rc && ps && !json_is_null(ps)) {
         if (!json_is_array(ps) || json_array_size(ps) != 3) { rc = hb_error("%s: patch_size must be a list of 3", what); }
         else for (int i = 0; i < 3; i++) {
             json_t *v = json_array_get(ps, (size_t)i);
-            if (!json_is_integer(v)) { rc = hb_error("%s: patch_size[%d] is not an integer", what, i); break; }
+            if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 16) {
+                rc = hb_error("%s: patch_size[%d] is not an integer in [1, 16]", what, i);
+                break;
+            }
             c->patch[i] = (int)json_integer_value(v);
         }
     }
-    json_t *eps = json_object_get(o, "eps");
-    if (json_is_number(eps)) c->eps = (float)json_number_value(eps);
+    if (!rc) rc = hb_json_float(o, "eps", 1e-30, 1.0, &c->eps, what);
     json_flag(o, "qk_norm", &c->qk_norm);
     json_flag(o, "cross_attn_norm", &c->cross_attn_norm);
     json_t *mt = json_object_get(o, "model_type");
@@ -111,6 +122,12 @@ int wan_dit_config_check(const wan_dit_config *c, const char *what) {
         c->in_dim <= 0 || c->out_dim <= 0 || c->text_len <= 0 || c->text_dim <= 0)
         return hb_error("%s: dim, ffn_dim, freq_dim, num_heads, num_layers, in_dim, out_dim, text_len and text_dim "
                         "must all be positive", what);
+    if (c->dim > WAN_MAX_DIM || c->ffn_dim > WAN_MAX_FFN || c->freq_dim > WAN_MAX_DIM || c->num_heads > WAN_MAX_HEADS ||
+        c->num_layers > WAN_MAX_LAYERS || c->in_dim > WAN_MAX_CHANNELS || c->out_dim > WAN_MAX_CHANNELS ||
+        c->text_len > WAN_MAX_TEXT || c->text_dim > WAN_MAX_TEXT)
+        return hb_error("%s: a size is out of range (limits: dim, freq_dim %d; ffn_dim %d; num_heads %d; num_layers %d; "
+                        "in_dim, out_dim %d; text_len, text_dim %d)", what, WAN_MAX_DIM, WAN_MAX_FFN, WAN_MAX_HEADS,
+                        WAN_MAX_LAYERS, WAN_MAX_CHANNELS, WAN_MAX_TEXT);
     if (c->dim % c->num_heads) return hb_error("%s: dim %d is not a multiple of num_heads %d", what, c->dim, c->num_heads);
     if (c->head_dim != c->dim / c->num_heads || c->head_dim % 2 || c->head_dim < 6)
         return hb_error("%s: head_dim %d must be even and >= 6", what, c->head_dim);
@@ -383,20 +400,6 @@ void wan_dit_free(wan_dit *m) {
     hb_free(m);
 }
 
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    if (n < 0 || n > (64 << 20)) { fclose(f); return NULL; }
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) { free(s); s = NULL; }
-    if (s) s[n] = 0;
-    fclose(f);
-    return s;
-}
-
 static bool is_file(const char *p) { struct stat st; return stat(p, &st) == 0 && S_ISREG(st.st_mode); }
 static bool is_dir(const char *p) { struct stat st; return stat(p, &st) == 0 && S_ISDIR(st.st_mode); }
 
@@ -435,8 +438,8 @@ wan_dit *wan_dit_open(const char *path, const wan_dit_config *override) {
     if (override) {
         cfg = *override;
     } else if (cfgpath[0]) {
-        text = read_text(cfgpath);
-        if (!text) { hb_error("%s: cannot read", cfgpath); goto done; }
+        text = hb_read_text_file(cfgpath, HB_JSON_MAX_FILE, NULL);
+        if (!text) goto done;
         if (wan_dit_config_parse(&cfg, text, cfgpath)) goto done;
     } else {
         const char *meta = hb_checkpoint_metadata(ck, "config");

@@ -1,6 +1,7 @@
 /* Wan 2.1 / 2.2 video VAE: weights, config, and the chunked causal forward passes (see wan_vae.h). */
 #include "models/wan_vae.h"
 #include "ops/ops.h"
+#include "io/json_file.h"
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -117,12 +118,19 @@ void hb_wan_vae_config_default(hb_wan_vae_config *c, hb_wan_vae_variant v) {
     c->temporal_down[0] = false, c->temporal_down[1] = true, c->temporal_down[2] = true;
 }
 
+/* Far above the released VAEs (dim 96 and 160, z_dim 16 and 48, dim_mult up to 4). */
+#define WAN_VAE_MAX_DIM 4096
+#define WAN_VAE_MAX_MULT 64
+
 static int check_config(const hb_wan_vae_config *c) {
     if (c->dim < 1 || c->dec_dim < 1 || c->z_dim < 1) return hb_error("wan_vae config: dim/dec_dim/z_dim must be positive");
+    if (c->dim > WAN_VAE_MAX_DIM || c->dec_dim > WAN_VAE_MAX_DIM || c->z_dim > WAN_VAE_MAX_DIM)
+        return hb_error("wan_vae config: dim/dec_dim/z_dim must be at most %d", WAN_VAE_MAX_DIM);
     if (c->n_levels < 1 || c->n_levels > HB_WAN_VAE_MAX_LEVELS)
         return hb_error("wan_vae config: dim_mult needs 1..%d entries", HB_WAN_VAE_MAX_LEVELS);
     for (int i = 0; i < c->n_levels; i++)
-        if (c->dim_mult[i] < 1) return hb_error("wan_vae config: dim_mult entries must be positive");
+        if (c->dim_mult[i] < 1 || c->dim_mult[i] > WAN_VAE_MAX_MULT)
+            return hb_error("wan_vae config: dim_mult entries must be in [1, %d]", WAN_VAE_MAX_MULT);
     if (c->num_res_blocks < 1 || c->num_res_blocks + 1 > MAXRES)
         return hb_error("wan_vae config: num_res_blocks must be 1..%d", MAXRES - 1);
     if (c->variant == HB_WAN_VAE_21 && c->n_tdown < c->n_levels - 1)
@@ -137,22 +145,28 @@ int hb_wan_vae_config_from_json(hb_wan_vae_config *c, const char *variant, const
     else return hb_error("wan_vae: unknown variant '%s' (expected wan2.1 or wan2.2)", variant);
     hb_wan_vae_config_default(c, v);
     if (!json) return 0;
-    json_error_t jerr;
-    json_t *o = json_loads(json, 0, &jerr);
-    if (!json_is_object(o)) { json_decref(o); return hb_error("wan_vae: config is not a JSON object: %s", jerr.text); }
+    json_t *o = hb_json_parse(json, strlen(json), 0, "wan_vae config");
+    if (!o) return -1;
+    if (!json_is_object(o)) { json_decref(o); return hb_error("wan_vae config: not a JSON object"); }
     int rc = 0;
     json_t *x;
-    if ((x = json_object_get(o, "dim")) && json_is_integer(x)) c->dim = (int)json_integer_value(x);
-    if ((x = json_object_get(o, "z_dim")) && json_is_integer(x)) c->z_dim = (int)json_integer_value(x);
+    const char *what = "wan_vae config";
+    if (!rc) rc = hb_json_int(o, "dim", 1, WAN_VAE_MAX_DIM, &c->dim, what);
+    if (!rc) rc = hb_json_int(o, "z_dim", 1, WAN_VAE_MAX_DIM, &c->z_dim, what);
     c->dec_dim = v == HB_WAN_VAE_22 ? c->dec_dim : c->dim;
-    if ((x = json_object_get(o, "dec_dim")) && json_is_integer(x)) c->dec_dim = (int)json_integer_value(x);
+    if (!rc) rc = hb_json_int(o, "dec_dim", 1, WAN_VAE_MAX_DIM, &c->dec_dim, what);
     if (v == HB_WAN_VAE_21) c->dec_dim = c->dim;
-    if ((x = json_object_get(o, "num_res_blocks")) && json_is_integer(x)) c->num_res_blocks = (int)json_integer_value(x);
-    if ((x = json_object_get(o, "dim_mult")) && json_is_array(x)) {
+    if (!rc) rc = hb_json_int(o, "num_res_blocks", 1, MAXRES - 1, &c->num_res_blocks, what);
+    if (!rc && (x = json_object_get(o, "dim_mult")) && json_is_array(x)) {
         size_t n = json_array_size(x);
         if (n < 1 || n > HB_WAN_VAE_MAX_LEVELS) rc = hb_error("wan_vae config: dim_mult has %zu entries", n);
         c->n_levels = (int)n;
-        for (size_t i = 0; i < n && !rc; i++) c->dim_mult[i] = (int)json_integer_value(json_array_get(x, i));
+        for (size_t i = 0; i < n && !rc; i++) {
+            json_t *e = json_array_get(x, i);
+            if (!json_is_integer(e) || json_integer_value(e) < 1 || json_integer_value(e) > WAN_VAE_MAX_MULT)
+                rc = hb_error("wan_vae config: dim_mult[%zu] is not an integer in [1, %d]", i, WAN_VAE_MAX_MULT);
+            else c->dim_mult[i] = (int)json_integer_value(e);
+        }
     }
     if (!rc && (x = json_object_get(o, "temperal_downsample")) && json_is_array(x)) {
         size_t n = json_array_size(x);

@@ -158,5 +158,5 @@ void hb_cpu_attention(const hb_attention_args *a) {
     }
     attn_job j = {a, (a->lq + NSUB * BQ - 1) / (NSUB * BQ), 0};
     hb_parallel_for(j.nsb * a->heads, 1, attn_blocks, &j);
-    if (j.err) hb_log(HB_LOG_ERROR, "hb_attention: out of memory");
+    if (j.err) hb__cpu_fail("hb_attention: out of memory");
 }

@@ -68,7 +68,7 @@ void hb_cpu_add_vec(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t 
     if (rows <= 0 || n <= 0) return;
     bool direct = v->dtype == HB_F32 && hb_tensor_is_contiguous(v);
     float *vf = direct ? (float *)v->data : hb__vec_f32(v, n);
-    if (!vf) { hb_log(HB_LOG_ERROR, "hb_add_vec: out of memory"); return; }
+    if (!vf) { hb__cpu_fail("hb_add_vec: out of memory"); return; }
     addv_job j = {y, x, vf, ldy, ldx, n};
     int64_t grain = 16384 / n;
     hb_parallel_for(rows, grain < 1 ? 1 : grain, addv_rows, &j);
@@ -101,7 +101,7 @@ void hb_cpu_channel_affine(float *y, const float *x, int64_t C, int64_t S, const
                            const hb_tensor *shift) {
     if (C <= 0 || S <= 0) return;
     float *sc = scale ? hb__vec_f32(scale, C) : NULL, *sh = shift ? hb__vec_f32(shift, C) : NULL;
-    if ((scale && !sc) || (shift && !sh)) hb_log(HB_LOG_ERROR, "hb_channel_affine: out of memory");
+    if ((scale && !sc) || (shift && !sh)) hb__cpu_fail("hb_channel_affine: out of memory");
     else {
         caff_job j = {y, x, sc, sh, S};
         int64_t grain = 65536 / S;

@@ -14,12 +14,9 @@
 #include <string.h>
 #include <pthread.h>
 #if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define HB_X86 1
-#endif
-#ifdef HB_HAVE_OPENBLAS
-#include <cblas.h>
-void openblas_set_num_threads(int num_threads);
 #endif
 
 #define MR 6
@@ -72,14 +69,11 @@ enum { PATH_GENERIC = 0, PATH_AVX2 = 1, PATH_OPENBLAS = 2 };
 static int g_path = -1;
 static pthread_once_t g_path_once = PTHREAD_ONCE_INIT;
 
-#ifdef HB_HAVE_OPENBLAS
-static pthread_once_t g_blas_once = PTHREAD_ONCE_INIT;
-static void blas_init(void) { openblas_set_num_threads(1); }
-#endif
-
 static bool have_f16c(void) {
 #ifdef HB_X86
-    return __builtin_cpu_supports("f16c");
+    /* CPUID leaf 1, ECX bit 29 (clang 14's __builtin_cpu_supports has no "f16c") */
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
 #else
     return false;
 #endif
@@ -92,7 +86,7 @@ static void path_init(void) {
         if (!strcmp(e, "generic")) p = PATH_GENERIC;
         else if (!strcmp(e, "avx2") && hb__have_avx2() && have_f16c()) p = PATH_AVX2;
 #ifdef HB_HAVE_OPENBLAS
-        else if (!strcmp(e, "openblas")) p = PATH_OPENBLAS;
+        else if (!strcmp(e, "openblas") && hb__blas_sgemm()) p = PATH_OPENBLAS;
 #endif
         else hb_log(HB_LOG_WARN, "HB_GEMM=%s is not available here; using the default GEMM", e);
     }
@@ -109,7 +103,7 @@ int hb__gemm_select(const char *name) {
     if (!strcmp(name, "generic")) g_path = PATH_GENERIC;
     else if (!strcmp(name, "avx2") && hb__have_avx2() && have_f16c()) g_path = PATH_AVX2;
 #ifdef HB_HAVE_OPENBLAS
-    else if (!strcmp(name, "openblas")) g_path = PATH_OPENBLAS;
+    else if (!strcmp(name, "openblas") && hb__blas_sgemm()) g_path = PATH_OPENBLAS;
 #endif
     else return -1;
     return 0;
@@ -430,10 +424,9 @@ static void gemm_serial_src(float *C, int64_t ldc, const float *A, int64_t lda, 
     int p = path();
 #ifdef HB_HAVE_OPENBLAS
     if (p == PATH_OPENBLAS && !apre && !B->fn && !B->bpre && B->t == HB_F32 && (B->sk == 1 || B->sn == 1)) {
-        pthread_once(&g_blas_once, blas_init);
         bool bt = B->sk == 1;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, bt ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, A,
-                    (int)lda, B->base, (int)(bt ? B->sn : B->sk), acc ? 1.0f : 0.0f, C, (int)ldc);
+        hb__blas_sgemm()(101, 111, bt ? 112 : 111, (int)M, (int)N, (int)K, 1.0f, A, (int)lda, B->base,
+                         (int)(bt ? B->sn : B->sk), acc ? 1.0f : 0.0f, C, (int)ldc);
         return;
     }
     if (p == PATH_OPENBLAS) p = hb__have_avx2() ? PATH_AVX2 : PATH_GENERIC;
@@ -441,7 +434,7 @@ static void gemm_serial_src(float *C, int64_t ldc, const float *A, int64_t lda, 
     packbuf pb = thread_bufs();
     if (!pb.a) {
         if (!apre && !B->bpre && !B->fn) { gemm_naive(C, ldc, A, lda, B, M, N, K, acc); return; }
-        hb_log(HB_LOG_ERROR, "GEMM: out of memory for pack buffers");
+        hb__cpu_fail("GEMM: out of memory for pack buffers");
         return;
     }
     gemm_core(C, ldc, A, lda, apre, B, M, N, K, acc, pb, p);

@@ -114,7 +114,7 @@ GUARD_INT(convert, (void *d, hb_dtype dt, const void *s, hb_dtype st, int64_t n)
 GUARD_VOID(rope_shift, (float *x, int64_t r, int64_t s, int h, int d, int np, double de), (x, r, s, h, d, np, de))
 GUARD_INT(embed_rows, (float *y, const hb_tensor *t, const int32_t *ids, int64_t n), (y, t, ids, n))
 
-static int g_sync(void) { return 0; }
+static int g_sync(void) { return hb__cpu_sync(); }
 
 static const hb_backend g_guard = {
     .name = "cpu-guard", .mem = &g_mem, .sync = g_sync,

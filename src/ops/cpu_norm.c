@@ -44,7 +44,8 @@ void hb_cpu_layernorm(float *y, const float *x, int64_t rows, int64_t dim, const
     if (rows <= 0 || dim <= 0) return;
     float *wf = hb__vec_f32(w, dim), *bf = hb__vec_f32(b, dim);
     norm_job j = {.y = y, .x = x, .dim = dim, .w = wf, .b = bf, .eps = eps};
-    hb_parallel_for(rows, row_grain(dim), layernorm_rows, &j);
+    if ((w && !wf) || (b && !bf)) hb__cpu_fail("hb_layernorm: out of memory");
+    else hb_parallel_for(rows, row_grain(dim), layernorm_rows, &j);
     hb_free(wf);
     hb_free(bf);
 }
@@ -65,7 +66,8 @@ void hb_cpu_rmsnorm(float *y, const float *x, int64_t rows, int64_t dim, const h
     if (rows <= 0 || dim <= 0) return;
     float *wf = hb__vec_f32(w, dim);
     norm_job j = {.y = y, .x = x, .dim = dim, .w = wf, .eps = eps};
-    hb_parallel_for(rows, row_grain(dim), rmsnorm_rows, &j);
+    if (w && !wf) hb__cpu_fail("hb_rmsnorm: out of memory");
+    else hb_parallel_for(rows, row_grain(dim), rmsnorm_rows, &j);
     hb_free(wf);
 }
 
@@ -103,7 +105,8 @@ void hb_cpu_channel_rmsnorm(float *y, const float *x, int64_t C, int64_t S, cons
     if (C <= 0 || S <= 0) return;
     float *g = hb__vec_f32(gamma, C), *bt = hb__vec_f32(beta, C);
     crms_job j = {y, x, C, S, g, bt};
-    hb_parallel_for((S + CRMS_BLOCK - 1) / CRMS_BLOCK, 1, crms_blocks, &j);
+    if ((gamma && !g) || (beta && !bt)) hb__cpu_fail("hb_channel_rmsnorm: out of memory");
+    else hb_parallel_for((S + CRMS_BLOCK - 1) / CRMS_BLOCK, 1, crms_blocks, &j);
     hb_free(g);
     hb_free(bt);
 }

@@ -54,7 +54,7 @@ void hb_cpu_rope3d(float *x, int64_t L, int heads, int head_dim, int64_t stride,
         j.cs[0] = t0; j.cs[1] = t1; j.cs[2] = t2;
         hb_parallel_for(L, 64, rope_tokens, &j);
     } else {
-        hb_log(HB_LOG_ERROR, "hb_rope3d: out of memory");
+        hb__cpu_fail("hb_rope3d: out of memory");
     }
     free(t0); free(t1); free(t2);
 }
@@ -77,7 +77,7 @@ static void shift_rows(void *ctx, int64_t b, int64_t e) {
 void hb_cpu_rope_shift(float *x, int64_t rows, int64_t stride, int heads, int head_dim, int np, double delta) {
     if (rows <= 0 || np <= 0) return;
     double *cs = malloc(sizeof(double) * 2 * (size_t)np);
-    if (!cs) { hb_log(HB_LOG_ERROR, "hb_rope_shift: out of memory"); return; }
+    if (!cs) { hb__cpu_fail("hb_rope_shift: out of memory"); return; }
     for (int q = 0; q < np; q++) {
         double a = delta * (1.0 / pow(10000.0, (double)(2 * q) / (double)(2 * np)));
         cs[2 * q] = cos(a);

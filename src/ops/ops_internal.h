@@ -50,6 +50,16 @@ const char *hb__gemm_path(void);
 /* Force a GEMM path ("avx2", "generic", "openblas"); -1 if not available here. For benchmarks and tests. */
 int hb__gemm_select(const char *name);
 bool hb__have_avx2(void);
+/* OpenBLAS's cblas_sgemm (row-major = 101, no-trans = 111, trans = 112), loaded single-threaded on first call;
+ * NULL when this build or machine has no OpenBLAS (ops/cpu_blas.c). */
+/* A CPU kernel of the table that returns nothing (norms, attention, rope, ...) and could not run (out of memory)
+ * records why here, from any thread; the backend's next sync reports the first such failure and clears it, as a
+ * GPU backend reports its queued work's errors. */
+void hb__cpu_fail(const char *what);
+int hb__cpu_sync(void);
+typedef void (*hb_blas_sgemm_fn)(int order, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+                                 int lda, const float *b, int ldb, float beta, float *c, int ldc);
+hb_blas_sgemm_fn hb__blas_sgemm(void);
 /* Whether the other kernels should use their AVX2 code: AVX2 present and the GEMM path is not "generic"
  * (HB_GEMM=generic makes every kernel portable C). */
 bool hb__simd_avx2(void);

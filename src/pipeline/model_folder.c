@@ -6,6 +6,7 @@
 #include "models/tae.h"
 #include "models/light_vae.h"
 #include "models/random_weights.h"
+#include "io/json_file.h"
 #include <jansson.h>
 #include <dirent.h>
 #include <errno.h>
@@ -51,43 +52,52 @@ static bool holds_weights(const char *d) {
 }
 
 /* A light decoder folder: config.json with the release's decoder keys beside diffusion_pytorch_model.safetensors. */
-static bool light_folder(const char *d) {
+/* 1 when d is one, 0 when not, -1 + message when it has the weights but its config.json is broken (a damaged
+ * light decoder must not silently turn the folder into another model family). */
+static int light_folder(const char *d) {
     char p[HB_MF_PATH];
     snprintf(p, sizeof p, "%s/diffusion_pytorch_model.safetensors", d);
-    if (!is_file(p)) return false;
+    if (!is_file(p)) return 0;
     snprintf(p, sizeof p, "%s/config.json", d);
-    json_t *o = json_load_file(p, 0, NULL);
-    bool ok = json_object_get(o, "decoder_block_out_channels") != NULL;
+    if (!is_file(p)) return 0;
+    json_t *o = hb_json_load_file(p, 0);
+    if (!o) return hb_error_prefix("light decoder: ");
+    int ok = json_object_get(o, "decoder_block_out_channels") != NULL;
     json_decref(o);
     return ok;
 }
 
 /* The light decoder: vae/<name>/ (the release's vae/wan22_v1_tiling_16_12/ first, else the first by name),
- * light_vae/, or light_vae.safetensors (config in light_vae.json). "" when absent. */
-static void find_light(const char *dir, char *out, size_t cap) {
+ * light_vae/, or light_vae.safetensors (config in light_vae.json). "" when absent; -1 + message when one is
+ * broken. */
+static int find_light(const char *dir, char *out, size_t cap) {
     char p[HB_MF_PATH], best[HB_MF_PATH] = "";
     out[0] = 0;
     snprintf(p, sizeof p, "%s/vae/" HB_LIGHT_VAE_RELEASE_DIR, dir);
-    if (light_folder(p)) { snprintf(out, cap, "%s", p); return; }
+    int k = light_folder(p);
+    if (k) return k < 0 ? -1 : (snprintf(out, cap, "%s", p), 0);
     snprintf(p, sizeof p, "%s/vae", dir);
     DIR *dd = is_dir(p) ? opendir(p) : NULL;
     for (struct dirent *e; dd && (e = readdir(dd));) {
         char q[HB_MF_PATH];
         if (e->d_name[0] == '.' || (best[0] && strcmp(e->d_name, strrchr(best, '/') + 1) >= 0)) continue;
-        if (snprintf(q, sizeof q, "%s/%s", p, e->d_name) < (int)sizeof q && light_folder(q)) snprintf(best, sizeof best, "%s", q);
+        if (snprintf(q, sizeof q, "%s/%s", p, e->d_name) >= (int)sizeof q) continue;
+        if ((k = light_folder(q)) < 0) break;
+        if (k) snprintf(best, sizeof best, "%s", q);
     }
     if (dd) closedir(dd);
-    if (best[0]) { snprintf(out, cap, "%s", best); return; }
+    if (k < 0) return -1;
+    if (best[0]) return snprintf(out, cap, "%s", best), 0;
     snprintf(p, sizeof p, "%s/light_vae", dir);
-    if (light_folder(p)) { snprintf(out, cap, "%s", p); return; }
+    if ((k = light_folder(p))) return k < 0 ? -1 : (snprintf(out, cap, "%s", p), 0);
     snprintf(p, sizeof p, "%s/light_vae.safetensors", dir);
     if (is_file(p)) snprintf(out, cap, "%s", p);
+    return 0;
 }
 
 static int read_settings(hb_model_folder *mf, const char *path) {
-    json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
-    if (!root) return hb_error("%s: not valid JSON (line %d: %s)", path, je.line, je.text);
+    json_t *root = hb_json_load_file(path, 0);
+    if (!root) return -1;
     int rc = -1;
     if (!json_is_object(root)) { hb_error("%s: expected a JSON object", path); goto done; }
     mf->has_settings = true;
@@ -111,14 +121,9 @@ static int read_settings(hb_model_folder *mf, const char *path) {
         }
         mf->nsteps = (int)json_array_size(v);
     }
-    if ((v = json_object_get(root, "shift"))) {
-        if (!json_is_number(v) || !(json_number_value(v) > 0)) { hb_error("%s: \"shift\" must be a positive number", path); goto done; }
-        mf->shift = json_number_value(v);
-    }
-    if ((v = json_object_get(root, "fps"))) {
-        if (!json_is_number(v) || !(json_number_value(v) > 0)) { hb_error("%s: \"fps\" must be a positive number", path); goto done; }
-        mf->fps = json_number_value(v);
-    }
+    /* shift: the flow-matching shift (released models: 1 to 17); fps: the video's frame rate */
+    if (hb_json_real(root, "shift", 1e-6, 1e6, &mf->shift, path) != 0) goto done;
+    if (hb_json_real(root, "fps", 1e-3, 1000, &mf->fps, path) != 0) goto done;
     if ((v = json_object_get(root, "sampler"))) {
         const char *s = json_string_value(v);
         if (!s || (strcmp(s, "xt") && strcmp(s, "unipc") && strcmp(s, "euler"))) {
@@ -224,10 +229,10 @@ int hb_model_folder_scan_te(const char *dir, const char *te_dir, hb_model_folder
     static const char *const tae[] = {"taew2_2.safetensors", "taew2_2.pth", "taew2_1.safetensors", "taew2_1.pth",
                                       "tae", NULL};
     if (!first_existing(mf->tae, sizeof mf->tae, dir, tae, true)) mf->tae[0] = 0;
-    find_light(dir, mf->light, sizeof mf->light);
+    if (find_light(dir, mf->light, sizeof mf->light)) return -1;
     if (!mf->light[0]) { /* hm_2.2_5B/ itself: the release keeps the light decoder in ../vae/ */
         snprintf(sub, sizeof sub, "%s/..", dir);
-        find_light(sub, mf->light, sizeof mf->light);
+        if (find_light(sub, mf->light, sizeof mf->light)) return -1;
     }
     static const char *const st[] = {"hummingbird.json", NULL};
     if (first_existing(tmp, sizeof tmp, dir, st, false) && read_settings(mf, tmp)) return -1;
