@@ -2,7 +2,7 @@
  * torch.randn: every value bitwise) and the C++ standard's mt19937 check value; the few-step sampler's release
  * mode (pipeline/xt.c, HB_XT_NOISE_RELEASE + HB_XT_T_INT_BF16) against a naive loop written here from the
  * release's equations: frame-major torch noise, ONE re-noise tensor (seed + 2) at every re-noise step, the
- * DiT fed int64(bf16(t_k)). */
+ * DiT fed int64(bf16(t_k)); and hb golden on the release's xt_loop file (CPU and cpu-guard). */
 #include "testlib.h"
 #include "core/torch_rng.h"
 #include "pipeline/xt.h"
@@ -122,5 +122,11 @@ int main(void) {
     CHECK(hb_torch_randn(&g, few, 8) != 0); /* below 16 values: refused, not silently different */
     check_against_torch();
     check_release_sampler(&r);
+    /* the release's loop through the whole sampler and DiT (last: it skips when ../shared is absent) */
+    tl_check_golden_cli("golden/release/xt_loop.safetensors");
+    char path[1024], cmd[2400], out[8192];
+    tl_shared_file("golden/release/xt_loop.safetensors", path, sizeof path);
+    snprintf(cmd, sizeof cmd, "'%s' golden -d cpu-guard '%s' 2>&1", tl_hb_bin(), path);
+    CHECKF(tl_run(cmd, out, sizeof out) == 0 && strstr(out, "=> PASS"), "cpu-guard:\n%s", out);
     return tl_done();
 }
