@@ -128,10 +128,12 @@ static void test_errors(void) {
     CHECKF(strstr(out, "/nonexistent/model") != NULL, "%s", out);
 }
 
-/* Start a long relative-RoPE run, kill it once `min_frames` frames are out, check the file. */
+/* Start a long relative-RoPE run, kill it once `min_frames` frames are out, check the file: the frames are in
+ * k.partial.EXT (playable), nothing is under the final name k.EXT. */
 static void test_kill(const char *ext, long min_frames, long expect_at_least) {
-    char path[4400];
-    snprintf(path, sizeof path, "%s/k.%s", tl_tmpdir(), ext);
+    char path[4400], final[4400];
+    snprintf(path, sizeof path, "%s/k.partial.%s", tl_tmpdir(), ext);
+    snprintf(final, sizeof final, "%s/k.%s", tl_tmpdir(), ext);
     pid_t pid = fork();
     if (pid == 0) {
         char m[4200];
@@ -139,7 +141,7 @@ static void test_kill(const char *ext, long min_frames, long expect_at_least) {
         int fd = open("/dev/null", 1);
         if (fd >= 0) { dup2(fd, 2); dup2(fd, 1); }
         execl(tl_hb_bin(), "hb", "generate", "--mode", "ar", "-q", "-t", "1", "-m", m, "--width", "64", "--height",
-              "48", "-p", "long", "-f", "100000", "--rope", "rel", "--window", "6", "-o", path, (char *)NULL);
+              "48", "-p", "long", "-f", "100001", "--rope", "rel", "--window", "6", "-o", final, (char *)NULL);
         _exit(127);
     }
     /* y4m: frames are fixed size; mp4: wait for the size to pass a few fragments */
@@ -158,6 +160,8 @@ static void test_kill(const char *ext, long min_frames, long expect_at_least) {
     int status;
     waitpid(pid, &status, 0);
     CHECK(WIFSIGNALED(status));
+    struct stat fst;
+    CHECK(stat(final, &fst) != 0);
     long n = probe_frames(path);
     printf("  killed run (.%s): ffprobe reads %ld frames\n", ext, n);
     CHECKF(n >= expect_at_least, "%s: %ld frames after the kill", path, n);

@@ -272,6 +272,8 @@ int main(void) {
         int st;
         waitpid(pid, &st, 0);
         CHECK(WIFSIGNALED(st));
+        CHECK(access(p, F_OK) != 0); /* nothing under the final name: the frames are in killed.partial.mp4 */
+        snprintf(p, sizeof p, "%s/killed.partial.mp4", dir);
         int got = hb_video_read(p, 0, &v) == 0 ? v.frames : -1;
         printf("streaming mp4 killed after %d frames appended: %d frames playable\n", T2, got);
         CHECKF(got == T2, "killed streaming mp4: %d of %d frames readable (%s)", got, T2, got < 0 ? hb_last_error() : "");
@@ -281,12 +283,33 @@ int main(void) {
         }
         hb_video_free(&v);
         free(many);
-        /* abort removes the partial streaming output */
+        /* abort removes the partial streaming output, and only it: an older file under the name survives */
         snprintf(p, sizeof p, "%s/aborted.mkv", dir);
+        FILE *old = fopen(p, "w");
+        CHECK(old && fputs("older video", old) >= 0 && fclose(old) == 0);
         w = hb_video_writer_open(p, H, W, &o);
         CHECK(w && hb_video_writer_append(w, frames, 3) == 0);
+        /* a second writer of the same path is refused while the first runs (one line naming the lock) */
+        hb_video_writer *w2 = hb_video_writer_open(p, H, W, &o);
+        CHECKF(w2 == NULL && strstr(hb_last_error(), "another run is writing"), "%s", hb_last_error());
+        hb_video_writer_abort(w2);
         hb_video_writer_abort(w);
-        CHECK(access(p, F_OK) != 0);
+        char buf[32] = {0};
+        old = fopen(p, "r");
+        CHECK(old && fread(buf, 1, sizeof buf - 1, old) > 0 && !strcmp(buf, "older video"));
+        if (old) fclose(old);
+        snprintf(buf, sizeof buf, "%s", "aborted.partial.mkv");
+        char pp[600];
+        snprintf(pp, sizeof pp, "%s/%s", dir, buf);
+        CHECK(access(pp, F_OK) != 0);
+        /* stopped on purpose: the finished partial file stays playable under its partial name */
+        snprintf(p, sizeof p, "%s/stopped.mp4", dir);
+        w = hb_video_writer_open(p, H, W, &o);
+        CHECK(w && hb_video_writer_append(w, frames, 5) == 0);
+        char kept[600] = "";
+        CHECK(hb_video_writer_close_partial(w, kept, sizeof kept) == 0 && strstr(kept, "stopped.partial.mp4"));
+        CHECK(access(p, F_OK) != 0 && hb_video_read(kept, 0, &v) == 0 && v.frames == 5);
+        hb_video_free(&v);
     }
 #endif
 

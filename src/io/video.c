@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +89,7 @@ void hb_rgb_to_yuv(const uint8_t *rgb, int H, int W, bool full_range, bool chrom
 /* ---------------- writer ---------------- */
 struct hb_video_writer {
     char *path, *tmp; /* tmp: the file being written (NULL when writing the final name directly) */
+    int lock_fd;      /* streaming: holds the exclusive lock on tmp (the partial file) until it is renamed */
     hb_video_format fmt;
     int H, W, n;
     double fps;
@@ -119,10 +121,46 @@ static void writer_free(hb_video_writer *w) {
         for (int i = 0; w->text[i]; i++) free(w->text[i]);
         free(w->text);
     }
+    if (w->lock_fd >= 0) close(w->lock_fd);
     free(w->path);
     free(w->tmp);
     free(w->planes);
     free(w);
+}
+
+/* The streaming writer's file: NAME.partial.EXT next to `path` (playable while it grows, and plainly not the
+ * finished video), locked for this writer alone: a second run writing the same path fails here instead of
+ * corrupting the first. An older finished file at `path` stays untouched until the rename at close. */
+static int open_partial(hb_video_writer *w) {
+    const char *slash = strrchr(w->path, '/'), *dot = strrchr(w->path, '.');
+    if (!dot || (slash && dot < slash)) dot = w->path + strlen(w->path);
+    size_t cap = strlen(w->path) + 16;
+    char *t = malloc(cap);
+    if (!t) return hb_error("%s: out of memory", w->path);
+    snprintf(t, cap, "%.*s.partial%s", (int)(dot - w->path), w->path, dot);
+    int fd = open(t, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int e = errno;
+        free(t);
+        return hb_error("%s: cannot create the output file: %s", w->path, strerror(e));
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        hb_error("%s: another run is writing this video (%s is locked)%s", w->path, t,
+                 e == EWOULDBLOCK ? "" : strerror(e));
+        free(t);
+        return -1;
+    }
+    if (ftruncate(fd, 0) != 0) { /* a killed run's leftover */
+        int e = errno;
+        close(fd);
+        free(t);
+        return hb_error("%s: cannot truncate the partial file: %s", w->path, strerror(e));
+    }
+    w->tmp = t;
+    w->lock_fd = fd;
+    return 0;
 }
 
 /* Temp file next to `path`: DIR/.BASE.hbtmp.XXXXXX (created, fd returned). */
@@ -184,8 +222,9 @@ static int sync_path(const char *p) {
 static int y4m_open(hb_video_writer *w) {
     int fd;
     if (w->streaming) {
-        fd = open(w->path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd < 0) return hb_error("%s: cannot create the output file: %s", w->path, strerror(errno));
+        if (open_partial(w)) return -1;
+        fd = open(w->tmp, O_WRONLY | O_CLOEXEC);
+        if (fd < 0) return hb_error("%s: cannot open the output file: %s", w->path, strerror(errno));
     } else if ((fd = make_temp(w->path, &w->tmp)) < 0) {
         return -1;
     }
@@ -305,9 +344,7 @@ static int ff_open(hb_video_writer *w, const hb_video_opts *o) {
         if (crf <= 0) crf = 18;
     }
     if (w->streaming) {
-        int fd = open(w->path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd < 0) return hb_error("%s: cannot create the output file: %s", w->path, strerror(errno));
-        close(fd);
+        if (open_partial(w)) return -1;
     } else {
         int fd = make_temp(w->path, &w->tmp);
         if (fd < 0) return -1;
@@ -430,6 +467,7 @@ hb_video_writer *hb_video_writer_open(const char *path, int H, int W, const hb_v
     if (!fmt) return NULL;
     hb_video_writer *w = calloc(1, sizeof *w);
     if (!w || !(w->path = xstrdup(path))) { free(w); hb_error("%s: out of memory", path); return NULL; }
+    w->lock_fd = -1;
     w->fmt = fmt;
     w->H = H;
     w->W = W;
@@ -525,12 +563,12 @@ void hb_video_writer_abort(hb_video_writer *w) {
     else if (w->fmt == HB_VFMT_PNGDIR) {
         png_remove_frames(w, 0, w->n, false);
         if (w->created_dir) rmdir(w->path);
-    } else if (w->streaming) unlink(w->path);
+    }
     writer_free(w);
 }
 
-int hb_video_writer_close(hb_video_writer *w) {
-    if (!w) return hb_error("video writer: not open");
+/* Flush the encoder and finish the container, durable on disk (not yet renamed). */
+static int writer_finish(hb_video_writer *w) {
     int rc = 0;
     if (w->n == 0) rc = hb_error("%s: no frames were written", w->path);
     else if (w->fmt == HB_VFMT_Y4M) rc = y4m_close(w);
@@ -541,15 +579,37 @@ int hb_video_writer_close(hb_video_writer *w) {
         if (!rc && sync_path(w->tmp ? w->tmp : w->path) != 0 && errno != EINVAL) rc = write_err(w, errno);
     }
 #endif
+    return rc;
+}
+
+static int writer_fail(hb_video_writer *w) {
+    char msg[HB_ERRMSG_MAX];
+    snprintf(msg, sizeof msg, "%s", hb_last_error());
+    hb_video_writer_abort(w);
+    return hb_error("%s", msg);
+}
+
+int hb_video_writer_close(hb_video_writer *w) {
+    if (!w) return hb_error("video writer: not open");
+    int rc = writer_finish(w);
     if (!rc && w->tmp && rename(w->tmp, w->path) != 0)
         rc = hb_error("%s: cannot rename the finished file into place: %s", w->path, strerror(errno));
-    if (rc) {
-        char msg[HB_ERRMSG_MAX];
-        snprintf(msg, sizeof msg, "%s", hb_last_error());
+    if (rc) return writer_fail(w);
+#ifdef HB_HAVE_FFMPEG
+    if (is_ff(w->fmt)) ff_free(w);
+#endif
+    writer_free(w);
+    return 0;
+}
+
+int hb_video_writer_close_partial(hb_video_writer *w, char *name, size_t cap) {
+    if (!w) return hb_error("video writer: not open");
+    if (!w->streaming || !w->tmp) {
         hb_video_writer_abort(w);
-        hb_error("%s", msg);
-        return -1;
+        return hb_error("video writer: only a streaming video file can be kept partial");
     }
+    if (writer_finish(w)) return writer_fail(w);
+    snprintf(name, cap, "%s", w->tmp);
 #ifdef HB_HAVE_FFMPEG
     if (is_ff(w->fmt)) ff_free(w);
 #endif

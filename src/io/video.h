@@ -38,9 +38,11 @@ typedef struct hb_video_opts {
     int crf;                 /* quality for H.264/VP9/AV1; 0 -> the format's default (18 / 31 / 30) */
     const char *preset;      /* x264 preset; NULL -> "medium" */
     bool y4m_444;            /* .y4m: 4:4:4 instead of 4:2:0 */
-    /* Streaming writer only: write straight to the final name (no temp/rename). MP4 is written
-     * fragmented (frag_keyframe+empty_moov, a keyframe every 2 s), so a killed run leaves a
-     * playable file holding every finished fragment; MKV, Y4M and PNG frames are playable as is. */
+    /* Streaming writer only: frames go to NAME.partial.EXT beside the final name, locked by this writer (a
+     * second writer of the same path fails at open), renamed over the final name at close (an older file
+     * there stays untouched until then). MP4 is written fragmented (frag_keyframe+empty_moov, a keyframe
+     * every 2 s), so a killed run leaves a playable partial file holding every finished fragment; MKV, Y4M
+     * and PNG frames are playable as is. */
     bool streaming;
     const hb_video_meta *meta; /* NULL: none */
 } hb_video_opts;
@@ -61,6 +63,9 @@ int hb_video_writer_append_float(hb_video_writer *w, const float *x, int T, hb_f
 /* Flush the encoder, finish the container, make the file durable and visible under its name;
  * frees w. On failure the partial output is removed. */
 int hb_video_writer_close(hb_video_writer *w);
+/* Streaming writer stopped early on purpose: finish the file under its partial name (playable), report that
+ * name in name[cap], free w. */
+int hb_video_writer_close_partial(hb_video_writer *w, char *name, size_t cap);
 /* Give up: remove the partial output (also in streaming mode), free w. NULL is fine. */
 void hb_video_writer_abort(hb_video_writer *w);
 int hb_video_writer_frames(const hb_video_writer *w);

@@ -583,8 +583,10 @@ static int dec_emit(hb_tae_decoder *d, const float *raw) {
     hb_tae_frame f = {keep ? d->out_count : -1, d->raw_count, keep ? d->rgb : NULL, raw, d->H, d->W};
     d->raw_count++;
     if (keep) d->out_count++;
+    hb_clear_error(); /* a callback that fails says why (a full disk, say); keep its message */
     int rc = d->fn ? d->fn(d->user, &f) : 0;
-    return rc ? hb_error("TAEHV decoder: the frame callback stopped the stream (%d)", rc) : 0;
+    if (!rc) return 0;
+    return hb_last_error()[0] ? -1 : hb_error("TAEHV decoder: the frame callback stopped the stream (%d)", rc);
 }
 
 static int dec_sink(tae_run *r, const float *out) { return dec_emit((hb_tae_decoder *)r, out); }

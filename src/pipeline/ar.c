@@ -368,6 +368,7 @@ typedef struct {
     uint8_t *vrgb;                  /* VAE: the same as RGB */
     double t0, t_first;
     int64_t latent_done;
+    bool stopped;                   /* on_frames asked to stop */
 } run_ctx;
 
 static int emit_rgb(run_ctx *c, const uint8_t *rgb, int n, int H, int W) {
@@ -381,10 +382,29 @@ static int emit_rgb(run_ctx *c, const uint8_t *rgb, int n, int H, int W) {
             if (c->cbuf_n == 0) c->cbuf_first = c->emitted;
             if (c->cbuf_n + n <= c->cbuf_cap) memcpy(c->cbuf + (size_t)c->cbuf_n * fb, rgb, (size_t)n * fb);
             c->cbuf_n += n;
-        } else if (r->on_frames(r->user, c->emitted, n, rgb, H, W)) return hb_error("ar: stopped by the frame callback");
+        } else if (r->on_frames(r->user, c->emitted, n, rgb, H, W)) {
+            c->emitted += n, c->stopped = true;
+            return hb_error("ar: stopped by the frame callback");
+        }
     }
     c->emitted += n;
     return 0;
+}
+
+/* An early stop by the caller keeps every frame written so far, playable under the partial name, when the
+ * caller asked for it (keep_partial); an error removes it. */
+static void keep_or_drop_partial(run_ctx *c) {
+    hb_ar_run *r = c->r;
+    r->partial_path[0] = 0;
+    if (!c->stopped || !r->keep_partial || c->emitted == 0) { hb_video_writer_abort(c->vw); return; }
+    char msg[HB_ERRMSG_MAX];
+    snprintf(msg, sizeof msg, "%s", hb_last_error());
+    if (hb_video_writer_close_partial(c->vw, r->partial_path, sizeof r->partial_path) == 0) {
+        r->frames_written = c->emitted;
+        hb_log(HB_LOG_INFO, "stopped after %lld frames: the playable partial video is %s", (long long)c->emitted,
+               r->partial_path);
+    }
+    hb_error("%s", msg);
 }
 
 static int tae_cb(void *user, const hb_tae_frame *f) {
@@ -416,7 +436,7 @@ static int chunk_cb(void *user, int64_t chunk, int64_t frame0, int64_t F, const 
         if (c->cbuf && c->cbuf_n > 0) {
             int rc = r->on_frames(r->user, c->cbuf_first, (int)c->cbuf_n, c->cbuf, r->height, r->width);
             c->cbuf_n = 0;
-            if (rc) return hb_error("ar: stopped by the frame callback");
+            if (rc) return c->stopped = true, hb_error("ar: stopped by the frame callback");
         }
     } else if (r->decoder == HB_AR_DEC_VAE) {
         if (vae_chunk(c, x0, F)) return -1;
@@ -571,7 +591,7 @@ int hb_ar_run_pipeline(hb_ar_run *r) {
     r->frames_written = c.emitted;
     rc = 0;
 done:
-    if (c.vw) hb_video_writer_abort(c.vw);
+    if (c.vw) keep_or_drop_partial(&c);
     hb_tae_decoder_free(c.td);
     hb_tae_free(tae);
     hb_wan_vae_decoder_free(c.vd);

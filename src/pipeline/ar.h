@@ -128,6 +128,8 @@ typedef struct hb_ar_run {
     /* out */
     double seconds_text, seconds_total;
     int64_t frames_written;
+    bool keep_partial;               /* a stop by on_frames keeps the frames written, playable, in NAME.partial.EXT */
+    char partial_path[4096];         /* "" or, after such a stop, the partial file kept */
     size_t peak_rss;
 } hb_ar_run;
 
