@@ -110,7 +110,7 @@ static void test_any_backend(void) {
 
 static void test_errors(void) {
     char args[16384], out[8192];
-    snprintf(args, sizeof args, "-p x -f 5000 --rope abs -o '%s/e.mp4'", tl_tmpdir());
+    snprintf(args, sizeof args, "-p x -f 5001 --rope abs -o '%s/e.mp4'", tl_tmpdir());
     CHECK(gen(args, out, sizeof out) != 0);
     CHECKF(strstr(out, "--rope rel") != NULL, "%s", out);
     snprintf(args, sizeof args, "-p x --sink 3 --window 4 -o '%s/e.mp4'", tl_tmpdir());
@@ -139,7 +139,7 @@ static void test_kill(const char *ext, long min_frames, long expect_at_least) {
         int fd = open("/dev/null", 1);
         if (fd >= 0) { dup2(fd, 2); dup2(fd, 1); }
         execl(tl_hb_bin(), "hb", "generate", "--mode", "ar", "-q", "-t", "1", "-m", m, "--width", "64", "--height",
-              "48", "-p", "long", "-f", "100000", "--rope", "rel", "--window", "6", "-o", path, (char *)NULL);
+              "48", "-p", "long", "-f", "100001", "--rope", "rel", "--window", "6", "-o", path, (char *)NULL);
         _exit(127);
     }
     /* y4m: frames are fixed size; mp4: wait for the size to pass a few fragments */
