@@ -303,6 +303,37 @@ static void test_interrupts(void) {
     CHECKF(rc == 130 && !exists(outp) && count_named(dir, "hbtmp") == 0, "AR SIGINT: exit %d, %s", rc, out);
 }
 
+/* 8: hb golden's one-line summary; hb inspect DIR shows every part, the family and its default settings. */
+static void test_golden_inspect(void) {
+    char args[8192], out[65536];
+    CHECK(hb("golden /nonexistent/x.safetensors", out, sizeof out) == 1 &&
+          strstr(out, "hb golden: 1 files, 0 checks, 0 failed, 1 could not run") && strstr(out, "=> FAIL"));
+    const char *sh = tl_shared_dir();
+    char g[1200];
+    if (sh) {
+        snprintf(g, sizeof g, "%s/golden/sched.safetensors", sh);
+        snprintf(args, sizeof args, "golden '%s' '%s'", g, g);
+        if (exists(g)) {
+            int rc = hb(args, out, sizeof out);
+            /* the summary's checks are the sum of the files' "N checked" */
+            int sum = 0;
+            for (const char *p = out; (p = strstr(p, "=> PASS: ")); p++) sum += atoi(p + 9);
+            char want[200];
+            snprintf(want, sizeof want, "hb golden: 2 files, %d checks, 0 failed, 0 could not run; worst ", sum);
+            const char *line = strstr(out, "hb golden: ");
+            CHECKF(rc == 0 && sum > 0 && line && !strncmp(line, want, strlen(want)) && strstr(line, "=> PASS\n"), "%s", out);
+        }
+    }
+    snprintf(args, sizeof args, "inspect --no-tensors '%s'", g_xt);
+    CHECKF(hb(args, out, sizeof out) == 0 && strstr(out, "family:       hummingbird-xt (48-channel") &&
+           strstr(out, "  VAE           ") && strstr(out, "Wan2.2_VAE") && strstr(out, "  text encoder  ") &&
+           strstr(out, "  tokenizer     ") && strstr(out, "  tiny decoder  ") && strstr(out, "taew2_2") &&
+           strstr(out, "  light decoder ") && strstr(out, "  sampler       xt") && strstr(out, "DiT tensors:"), "%s", out);
+    snprintf(args, sizeof args, "inspect --no-tensors '%s'", g_xtx);
+    CHECKF(hb(args, out, sizeof out) == 0 && strstr(out, "family:       hummingbird-xtx (16-channel") &&
+           strstr(out, "light decoder (none)") && strstr(out, "mode          ar"), "%s", out);
+}
+
 int main(void) {
     char args[2000], out[8192];
     snprintf(g_xt, sizeof g_xt, "%s/xt", tl_tmpdir());
@@ -317,6 +348,7 @@ int main(void) {
     test_outputs();
     test_inputs();
     test_progress_json();
+    test_golden_inspect();
     test_interrupts();
     return tl_done();
 }

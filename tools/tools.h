@@ -31,4 +31,8 @@ int tool_interrupt_exit(const char *cmd);
 /* s as a JSON string literal (quoted, escaped). */
 void tool_json_string(FILE *f, const char *s);
 
+/* hb inspect on a model folder (tools/inspect_folder.c): 1 when dir is one, its DiT's path into dit, and (print)
+ * its parts, family and default settings printed; 0 when dir is not a model folder. */
+int tool_inspect_model_folder(const char *dir, bool print, char *dit, size_t cap);
+
 #endif
