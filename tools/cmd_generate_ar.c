@@ -62,7 +62,7 @@ static int read_run(const gf_args *a, hb_ar_run *r, bool *seed_random) {
         gf_int(a, GF_WINDOW, 0, 1024, &r->ar.window))
         return -1;
     if ((v = -1, gf_int(a, GF_CRF, 0, 63, &v))) return -1;
-    if (v >= 0) return hb_error("--crf: AR mode streams with the encoder's default quality (not settable yet)");
+    if (v >= 0) r->crf = (int)v;
     if (gf_seed(a, &r->ar.seed, seed_random) || gf_double(a, GF_SHIFT, 0, &r->ar.shift) || gf_double(a, GF_FPS, 0, &r->fps))
         return -1;
     if (a->val[GF_STEPS_LIST] && (r->ar.nsteps = hb_xt_parse_steps(a->val[GF_STEPS_LIST], r->ar.steps_list, HB_AR_MAX_STEPS)) < 0)
@@ -76,7 +76,8 @@ static int read_run(const gf_args *a, hb_ar_run *r, bool *seed_random) {
     if (c == 4) return hb_error("%s light: AR mode decodes with the streaming Wan VAE (full) or tae", a->name[GF_DECODER]);
     if (c >= 0) r->decoder = c <= 1 ? HB_AR_DEC_VAE : c == 2 ? HB_AR_DEC_TAE : HB_AR_DEC_NONE;
     if (r->decoder == HB_AR_DEC_NONE && (gf_refuse(a, GF_OUTPUT, "with --decoder none (latents only, nothing is written)") ||
-                                         gf_refuse(a, GF_FPS, "with --decoder none (nothing is written)")))
+                                         gf_refuse(a, GF_FPS, "with --decoder none (nothing is written)") ||
+                                         gf_refuse(a, GF_CRF, "with --decoder none (nothing is written)")))
         return -1;
     if (a->val[GF_PROMPT] && a->val[GF_PROMPTS]) return hb_error("-p and --prompts: give one");
     if (r->prompt && gf_check_prompt(r->prompt)) return -1;
