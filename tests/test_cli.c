@@ -257,6 +257,7 @@ static int run_signalled(const char *dir, int sig, double delay, bool wait_denoi
     if (snprintf(outp, sizeof outp, "%s/sig.mp4", dir) >= (int)sizeof outp ||
         snprintf(errp, sizeof errp, "%s/../sig.err", dir) >= (int)sizeof errp)
         return -1;
+    unlink(errp); /* the last run's progress must not count as this one's */
     pid_t pid = fork();
     if (pid == 0) {
         FILE *e = freopen(errp, "w", stderr);
