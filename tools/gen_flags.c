@@ -129,7 +129,8 @@ void gf_print_help(FILE *f, unsigned mode) {
         for (int k = 0; k < 4 && s->names[k]; k++)
             n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", k ? ", " : "", s->names[k]);
         if (s->metavar) snprintf(names + n, sizeof names - n, " %s", s->metavar);
-        fprintf(f, "  %-34s %s\n", names, s->help);
+        if (strlen(names) > 34) fprintf(f, "  %s\n  %-34s %s\n", names, "", s->help); /* long names: own line */
+        else fprintf(f, "  %-34s %s\n", names, s->help);
     }
     fprintf(f, "  %-34s %s\n", "-t, --threads N", "worker threads (0 = all cores)");
     fprintf(f, "  %-34s %s\n", "-d, --device DEV; -v; -q", "device, verbose (stage times, peak memory), quiet");
