@@ -240,6 +240,10 @@ static void test_progress_json(void) {
     snprintf(args, sizeof args, "-p x -f 9 -o '%s/pr.mkv'", tl_tmpdir());
     CHECKF(gen(args, out, sizeof out) == 0 && strstr(out, "denoise step 3/3") && strstr(out, "decode  latent 3/3") &&
            strstr(out, "ETA"), "%s", out);
+    /* -v: stage times and peak memory, not the video encoder's statistics */
+    snprintf(args, sizeof args, "-p x -f 9 -v -o '%s/v.mp4'", tl_tmpdir());
+    CHECKF(gen(args, out, sizeof out) == 0 && strstr(out, "stage times: load") && strstr(out, "peak RSS: ") &&
+           !strstr(out, "libx264"), "%s", out);
     snprintf(args, sizeof args, "generate --mode ar -m '%s' -W 64 -H 48 -f 25 -p x --vae tae -o '%s/pr.y4m'", g_xtx,
              tl_tmpdir());
     CHECKF(hb(args, out, sizeof out) == 0 && strstr(out, "chunk 1/3") && strstr(out, "chunk 3/3  elapsed") &&
