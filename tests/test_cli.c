@@ -221,6 +221,17 @@ static void test_inputs(void) {
     for (int i = 0; i < 600; i++) strcat(longp, "zq ");
     snprintf(args, sizeof args, "-p '%s' -f 1 --vae tae -o '%s/long.png'", longp, tl_tmpdir());
     CHECKF(gen(args, out, sizeof out) == 0 && strstr(out, "are cut"), "%s", out);
+    /* -i with -W alone: the height keeps the image's aspect ratio, rounded to the 32-pixel multiple */
+    char img[700], vid[700];
+    snprintf(img, sizeof img, "%s/wide.png", tl_tmpdir());
+    snprintf(vid, sizeof vid, "%s/wide.y4m", tl_tmpdir());
+    snprintf(args, sizeof args, "-q -p x -f 1 --vae tae -W 160 -H 96 -o '%s'", img); /* a 160 x 96 picture */
+    CHECKF(gen(args, out, sizeof out) == 0, "%s", out);
+    snprintf(args, sizeof args, "generate -q -m '%s' -p x -f 5 --vae tae -i '%s' -W 128 -o '%s'", g_xt, img, vid);
+    hb_video v;
+    CHECKF(hb(args, out, sizeof out) == 0 && read_video(vid, &v) && v.width == 128 && v.height == 64,
+           "128 x 96/160 = 76.8 -> 64: %s", out); /* 76.8 rounds to 2 x 32 */
+    hb_video_free(&v);
     /* -i on a text-only (Wan2.1 / XTX) model */
     char png[700];
     snprintf(png, sizeof png, "%s/one.png", tl_tmpdir());

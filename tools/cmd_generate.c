@@ -220,6 +220,22 @@ static int check_against_model(const gf_args *a, const hb_generate_params *p, co
     return check_unused(a, sampler, vae);
 }
 
+/* -i with only -W or only -H: the other side keeps the image's aspect ratio (rounded to the model's multiple). */
+static int fit_other_side(hb_generate_params *p, const gf_args *a, const hb_model *m, bool quiet) {
+    if (!p->image_path || !a->val[GF_WIDTH] == !a->val[GF_HEIGHT]) return 0;
+    hb_image im;
+    if (hb_image_load(p->image_path, &im)) return -1;
+    int mult = hb_model_size_multiple(m);
+    double ratio = (double)im.height / im.width;
+    hb_image_free(&im);
+    int *other = a->val[GF_WIDTH] ? &p->height : &p->width;
+    double want = a->val[GF_WIDTH] ? p->width * ratio : p->height / ratio;
+    *other = (int)(want / mult + 0.5) * mult;
+    if (*other < mult) *other = mult;
+    if (!quiet) fprintf(stderr, "hb generate: size %d x %d (the image's aspect ratio)\n", p->width, p->height);
+    return 0;
+}
+
 /* The demo's tiny random-weight folder (in `dir`, written unless already there). */
 static int make_demo(const char *demo_dir, char *demo, size_t cap, bool *tmp_made) {
     if (demo_dir) snprintf(demo, cap, "%s", demo_dir);
@@ -320,7 +336,10 @@ int cmd_generate(int argc, char **argv) {
     double times[3] = {hb_time_now() - t0, 0, 0};
     hb_video_frames v = {0};
     hb_xt_settings s;
-    if (!m || check_against_model(&a, &p, model, m, &s)) { tool_fail(argv[0]); goto done; }
+    if (!m || check_against_model(&a, &p, model, m, &s) || fit_other_side(&p, &a, m, ps.quiet)) {
+        tool_fail(argv[0]);
+        goto done;
+    }
     gf_warn_prompt_cut(model, NULL, p.prompt);
     int grc = tool_interrupted() ? HB_CANCELLED : hb_generate(m, &p, &v);
     if (grc == HB_CANCELLED && tool_interrupted()) goto done;
