@@ -344,6 +344,7 @@ int cmd_generate(int argc, char **argv) {
     int grc = tool_interrupted() ? HB_CANCELLED : hb_generate(m, &p, &v);
     if (grc == HB_CANCELLED && tool_interrupted()) goto done;
     if (grc) { tool_fail(argv[0]); goto done; }
+    if (tool_interrupted()) goto done; /* came after the last step: nothing to write */
     double tw = hb_time_now();
     hb_video_meta meta = {.prompt = p.prompt, .model = model, .seed = (int64_t)p.seed, .has_seed = true};
     hb_gen_sampler sampler = p.sampler ? p.sampler : s.sampler;
