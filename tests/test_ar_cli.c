@@ -110,7 +110,7 @@ static void test_any_backend(void) {
 
 static void test_errors(void) {
     char args[16384], out[8192];
-    snprintf(args, sizeof args, "-p x -f 5000 --rope abs -o '%s/e.mp4'", tl_tmpdir());
+    snprintf(args, sizeof args, "-p x -f 5001 --rope abs -o '%s/e.mp4'", tl_tmpdir());
     CHECK(gen(args, out, sizeof out) != 0);
     CHECKF(strstr(out, "--rope rel") != NULL, "%s", out);
     snprintf(args, sizeof args, "-p x --sink 3 --window 4 -o '%s/e.mp4'", tl_tmpdir());

@@ -176,7 +176,7 @@ int main(void) {
     CHECK(read_video(p2, &b) && b.frames == 9 && b.width == 64 && b.height == 64);
     hb_video_free(&b);
     snprintf(p2, sizeof p2, "%s/u.y4m", tmp);
-    snprintf(args, sizeof args, "-W 64 -H 64 -f 5 --sampler unipc --steps 3 --cfg 4 -n 'blurry' --vae-tile 2 -o '%s'", p2);
+    snprintf(args, sizeof args, "-W 64 -H 64 -f 5 --sampler unipc --steps 3 --cfg 4 -n 'blurry' --vae full --vae-tile 2 -o '%s'", p2);
     CHECK(gen(args, out, sizeof out) == 0);
     CHECK(read_video(p2, &b) && b.frames == 5 && !same_frames(&a, &b));
     hb_video_free(&b);
@@ -186,7 +186,7 @@ int main(void) {
      * kernels). T2V with each decoder, the teacher sampler with CFG, and I2V from a PNG. */
     {
         static const char *const variants[] = {"", "--vae light", "--vae tae", "--sampler unipc --steps 2 --cfg 3 -n blurry",
-                                               "I2V", "--offload --vae-tile 2"};
+                                               "I2V", "--offload --vae full --vae-tile 2"};
         char png[600], pa[600], pb[600];
         snprintf(png, sizeof png, "%s/guard_in.png", tmp);
         uint8_t pix[40 * 24 * 3];

@@ -167,10 +167,13 @@ int cmd_golden(int argc, char **argv) {
     if (!nfiles) { usage(stderr); free(files); return 2; }
     bool gpu = strncmp(hb_backend_current()->name, "cpu", 3) != 0;
     if (tol < 0) tol = bf16 || gpu ? 5e-2 : 1e-4;
+    int checks = 0, failures = 0, unrun = 0;
+    double worst = 0;
+    const char *worst_file = NULL;
     for (int f = 0; f < nfiles; f++) {
         golden_case g = {.path = files[f], .tol = tol, .bf16 = bf16};
         g.ck = hb_checkpoint_open(files[f]);
-        if (!g.ck) { fprintf(stderr, "hb golden: %s\n", hb_last_error()); bad++; continue; }
+        if (!g.ck) { fprintf(stderr, "hb golden: %s\n", hb_last_error()); bad++, unrun++; continue; }
         g.kind = hb_checkpoint_metadata(g.ck, "kind");
         g.variant = hb_checkpoint_metadata(g.ck, "variant");
         g.config = golden_meta_json(&g, "config");
@@ -184,8 +187,10 @@ int cmd_golden(int argc, char **argv) {
         else if (!run) rc = hb_error("%s: unknown golden kind '%s'", files[f], g.kind);
         else if (!json_is_object(g.config)) rc = hb_error("%s: metadata \"config\" is missing or not a JSON object", files[f]);
         else rc = run(&g);
-        if (rc != 0) { fprintf(stderr, "hb golden: %s\n", hb_last_error()); bad++; }
+        if (rc != 0) { fprintf(stderr, "hb golden: %s\n", hb_last_error()); bad++, unrun++; }
         else {
+            checks += g.checked, failures += g.failed;
+            if (!worst_file || g.worst > worst || g.worst != g.worst) worst = g.worst, worst_file = files[f];
             printf("  => %s: %d checked, %d failed, worst %.3e (tolerance %.1e)\n", g.failed ? "FAIL" : "PASS",
                    g.checked, g.failed, g.worst, g.tol);
             if (g.failed || g.checked == 0) bad++;
@@ -193,6 +198,9 @@ int cmd_golden(int argc, char **argv) {
         json_decref(g.config);
         hb_checkpoint_close(g.ck);
     }
+    /* one line for the whole run (the last thing printed: easy to read in CI logs) */
+    printf("hb golden: %d files, %d checks, %d failed, %d could not run; worst %.3e%s%s => %s\n", nfiles, checks,
+           failures, unrun, worst, worst_file ? " in " : "", worst_file ? worst_file : "", bad ? "FAIL" : "PASS");
     free(files);
     return bad ? 1 : 0;
 }

@@ -13,7 +13,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: hb inspect [options] PATH\n"
             "\n"
-            "PATH is a .safetensors file, a *.safetensors.index.json, a PyTorch .pth/.pt zip checkpoint, or a\n"
+            "PATH is a .safetensors file, a *.safetensors.index.json, a PyTorch .pth/.pt zip checkpoint, a model\n"
+            "folder (its parts, model family and default settings first, then the DiT's tensors), or a\n"
             "folder holding one of those (index preferred, else every *.safetensors in it). Lists every tensor\n"
             "(name, dtype, shape, bytes, and the file holding it), the safetensors __metadata__, the folder's\n"
             "config.json (pretty-printed) when present, and the total parameter count and bytes.\n"
@@ -85,7 +86,9 @@ int cmd_inspect(int argc, char **argv) {
     }
     if (!path) { usage(stderr); return 2; }
     double t0 = hb_time_now();
-    hb_checkpoint *ck = hb_checkpoint_open(path);
+    char dit[4096];
+    const char *ck_path = tool_inspect_model_folder(path, !as_json, dit, sizeof dit) ? dit : path;
+    hb_checkpoint *ck = hb_checkpoint_open(ck_path);
     if (!ck) return tool_fail(argv[0]);
     hb_log(HB_LOG_DEBUG, "opened in %.2f ms; resident memory after open %.1f MiB", (hb_time_now() - t0) * 1e3,
            hb_current_rss_bytes() / 1048576.0);

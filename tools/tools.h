@@ -4,6 +4,7 @@
 #define HB_TOOLS_H
 
 #include "core/core.h"
+#include <stdio.h>
 
 int cmd_inspect(int argc, char **argv);
 int cmd_golden(int argc, char **argv);
@@ -21,5 +22,17 @@ int tool_common_flag(int argc, char **argv, int *i);
 int tool_fail(const char *cmd);
 /* "peak device memory (cuda:0): X MiB" on stderr when the backend computes outside host memory (-v). */
 void tool_print_device_peak(void);
+
+/* SIGINT/SIGTERM set a flag (the progress callbacks then cancel the run) instead of killing the process. */
+void tool_catch_interrupts(void);
+int tool_interrupted(void);  /* the signal number, 0 when none */
+/* Prints "hb CMD: interrupted by SIGINT, no output written" and returns 128 + the signal number. */
+int tool_interrupt_exit(const char *cmd);
+/* s as a JSON string literal (quoted, escaped). */
+void tool_json_string(FILE *f, const char *s);
+
+/* hb inspect on a model folder (tools/inspect_folder.c): 1 when dir is one, its DiT's path into dit, and (print)
+ * its parts, family and default settings printed; 0 when dir is not a model folder. */
+int tool_inspect_model_folder(const char *dir, bool print, char *dit, size_t cap);
 
 #endif

@@ -325,8 +325,11 @@ static int ff_drain(hb_video_writer *w) {
     }
 }
 
+/* FFmpeg's own messages: none, or its warnings and errors when verbose (never the encoder's statistics). */
+static void ff_log_level(void) { av_log_set_level(hb_log_level < HB_LOG_DEBUG ? AV_LOG_QUIET : AV_LOG_WARNING); }
+
 static int ff_open(hb_video_writer *w, const hb_video_opts *o) {
-    if (hb_log_level < HB_LOG_DEBUG) av_log_set_level(AV_LOG_QUIET);
+    ff_log_level();
     if ((w->W & 1) || (w->H & 1))
         return hb_error("%s: %s needs an even width and height (yuv420p), got %dx%d", w->path,
                         hb_video_format_name(w->fmt), w->W, w->H);
@@ -731,7 +734,7 @@ static int ffr_frame(vbuf *b, AVFrame *fr, struct SwsContext **sws) {
 }
 
 static int read_ffmpeg(const char *path, vbuf *b) {
-    if (hb_log_level < HB_LOG_DEBUG) av_log_set_level(AV_LOG_QUIET);
+    ff_log_level();
     AVFormatContext *ic = NULL;
     AVCodecContext *cc = NULL;
     AVPacket *pkt = NULL;

@@ -569,7 +569,7 @@ int hb_ar_run_pipeline(hb_ar_run *r) {
     if (r->output && r->decoder != HB_AR_DEC_NONE) {
         hb_video_meta meta = {.prompt = ptexts[0], .model = "hummingbird-xtx", .seed = (int64_t)r->ar.seed,
                               .has_seed = true, .steps = r->ar.nsteps};
-        hb_video_opts vo = {.fps = r->fps, .streaming = true, .meta = &meta};
+        hb_video_opts vo = {.fps = r->fps, .crf = r->crf, .streaming = true, .meta = &meta};
         if (!(c.vw = hb_video_writer_open(r->output, r->height, r->width, &vo))) goto done;
     }
     /* latent frames: 1 + ceil((frames - 1) / 4) */

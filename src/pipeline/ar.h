@@ -121,6 +121,7 @@ typedef struct hb_ar_run {
     hb_ar_decoder decoder;           /* HB_AR_DEC_VAE (default: the release's Wan VAE, streamed), TAE or NONE */
     const char *output;              /* video file (streamed, fragmented MP4), or NULL */
     double fps;                      /* 0 = the model's (16, or hummingbird.json) */
+    int crf;                         /* H.264/VP9 quality of the file; 0 = io/video's default */
     /* video frames [first, first + n) as rgb [n, H, W, 3] uint8: once per chunk (TAEHV or VAE decoder). Nonzero return stops the run. */
     int (*on_frames)(void *user, int64_t first, int n, const uint8_t *rgb, int H, int W);
     void *user;
