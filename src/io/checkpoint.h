@@ -1,5 +1,6 @@
 /* io/checkpoint: read model weights from safetensors files, sharded safetensors folders
- * (*.safetensors.index.json) and PyTorch .pth/.pt zip checkpoints, behind one lookup by name.
+ * (*.safetensors.index.json), GGUF files (ggml block-quantized weights) and PyTorch .pth/.pt zip checkpoints,
+ * behind one lookup by name.
  * Safetensors are memory-mapped and tensors point into the mapping (zero copy). Every header is
  * validated; every failure names the file and the problem (hb_last_error). */
 #ifndef HB_IO_CHECKPOINT_H
@@ -9,8 +10,9 @@
 
 typedef struct hb_checkpoint hb_checkpoint;
 
-/* path: a .safetensors file, a *.safetensors.index.json, a .pth/.pt file, or a folder holding one of
- * those (index preferred, else every *.safetensors in it). NULL on error. */
+/* path: a .safetensors file, a *.safetensors.index.json, a .gguf file, a .pth/.pt file, or a folder holding
+ * one of those (index preferred, else its one .gguf, else every *.safetensors in it). NULL on error.
+ * GGUF tensors keep their stored type (hb dtypes HB_Q8_0 ... for block formats) and get PyTorch-order shapes. */
 hb_checkpoint *hb_checkpoint_open(const char *path);
 void hb_checkpoint_close(hb_checkpoint *ck);
 
