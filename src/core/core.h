@@ -86,6 +86,11 @@ const char *hb_shape_str(const hb_tensor *x, char *buf, size_t cap);
 /* Check dtype and shape (use -1 in `shape` for "any"); on mismatch sets a message naming `what`. */
 int hb_tensor_expect(const hb_tensor *x, const char *what, int ndim, const int64_t *shape);
 
+/* y[M, N] = x[M, K] * W^T computed as ggml's CPU backend does (ggml_mul_mat): each activation row converted to
+ * the weight type's vec_dot_type (Q8_0, Q8_1, Q8_K, f16, bf16) and dotted with W's blocks in integers. A
+ * reference (scalar, host memory) for checking against ggml, not a fast path. W 2-D contiguous. */
+int hb_matmul_ggml_ref(float *y, const float *x, int64_t M, const hb_tensor *w);
+
 /* ---------- arena ----------
  * One block reserved up front; allocations are bump pointers (64-byte aligned) released by reset to a
  * mark. A forward pass sizes its arena once and does no malloc in its loop. A "measuring" arena (no
