@@ -3,14 +3,14 @@
 # the whole library instrumented with -fsanitize=fuzzer-no-link,address,undefined) and runs each target
 # for SECONDS (default 60) on a copy of its seed corpus (fuzz/corpus/<target>/). New inputs go to
 # build-fuzz/corpus/<target>/; crashes to build-fuzz/crashes/<target>/. Exit status 1 if any target failed.
-#   usage: scripts/fuzz.sh [SECONDS] [TARGET...]      (targets: fuzz_safetensors fuzz_index_json fuzz_pth)
+#   usage: scripts/fuzz.sh [SECONDS] [TARGET...]      (targets: fuzz_safetensors fuzz_index_json fuzz_pth fuzz_gguf)
 #   env:   CC (default clang-14, else clang), BUILD (default build-fuzz), JOBS (default 2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-60}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(fuzz_safetensors fuzz_index_json fuzz_pth)
+[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(fuzz_safetensors fuzz_index_json fuzz_pth fuzz_gguf)
 BUILD=${BUILD:-build-fuzz}
 JOBS=${JOBS:-2}
 if [ -z "${CC:-}" ]; then

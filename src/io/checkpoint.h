@@ -44,4 +44,15 @@ bool hb_checkpoint_zero_copy(const hb_checkpoint *ck, int i);
 int hb_safetensors_write(const char *path, int n, const char *const *names, const hb_tensor *tensors,
                          const char *const *metadata);
 
+/* Write a GGUF v3 file atomically (temp file + rename): tensors in the given order with their dtypes (F32, F16,
+ * BF16 and the block formats) and PyTorch shapes (written reversed, as ggml's dims), every tensor's data at a
+ * multiple of `alignment` (32 unless general.alignment says otherwise), metadata keys first. Tensor bytes come
+ * from tensors[i].data (contiguous) or, when fill is not NULL, from fill(user, i, dst, nbytes), one tensor at
+ * a time (so a quantizer never holds the whole output). */
+enum { HB_GGUF_U32 = 4, HB_GGUF_STRING = 8, HB_GGUF_ARRAY_I32 = 9 };
+typedef struct { const char *key; uint32_t type; const char *str; uint32_t u32; const int32_t *arr; int narr; } hb_gguf_kv;
+typedef int (*hb_gguf_fill_fn)(void *user, int i, void *dst, size_t nbytes);
+int hb_gguf_write(const char *path, int n, const char *const *names, const hb_tensor *tensors, hb_gguf_fill_fn fill,
+                  void *user, const hb_gguf_kv *kv, int nkv, uint32_t alignment);
+
 #endif

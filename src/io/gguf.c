@@ -5,9 +5,11 @@
  * against the bytes that remain before it is used; tensors point into the mapping (zero copy). Metadata
  * values are kept as text (arrays shortened) for hb_checkpoint_metadata and hb inspect. */
 #include "io/io_internal.h"
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define GGUF_MAX_STRING (1u << 30)   /* ggml's cap on one string */
 #define GGUF_MAX_DEPTH 8             /* nested arrays */
@@ -386,4 +388,106 @@ int gguf_load(hb_checkpoint *ck, const char *path) {
     int f = ck_map_file(ck, path);
     if (f < 0) return -1;
     return gguf_parse(ck, path, f, ck->files[f].map, ck->files[f].size);
+}
+
+/* ---------- writing ---------- */
+
+static void w_u32(FILE *f, uint32_t v) { uint8_t b[4]; for (int i = 0; i < 4; i++) b[i] = (uint8_t)(v >> (8 * i)); fwrite(b, 1, 4, f); }
+static void w_u64(FILE *f, uint64_t v) { uint8_t b[8]; for (int i = 0; i < 8; i++) b[i] = (uint8_t)(v >> (8 * i)); fwrite(b, 1, 8, f); }
+static void w_str(FILE *f, const char *s) { w_u64(f, strlen(s)); fwrite(s, 1, strlen(s), f); }
+static void w_pad(FILE *f, uint64_t n) { static const uint8_t z[64]; while (n) { size_t k = n < 64 ? (size_t)n : 64; fwrite(z, 1, k, f); n -= k; } }
+
+/* ggml type id of an hb dtype; -1 when GGUF cannot hold it. */
+static int ggml_id(hb_dtype t) {
+    for (uint32_t id = 0; id < 40; id++) {
+        hb_dtype d;
+        const char *why;
+        if (ggml_type(id, &d, &why) == 0 && d == t) return (int)id;
+    }
+    return -1;
+}
+
+static int write_kvs(FILE *f, const char *path, const hb_gguf_kv *kv, int nkv) {
+    for (int i = 0; i < nkv; i++) {
+        w_str(f, kv[i].key);
+        w_u32(f, kv[i].type);
+        switch (kv[i].type) {
+        case HB_GGUF_U32: w_u32(f, kv[i].u32); break;
+        case HB_GGUF_STRING: w_str(f, kv[i].str ? kv[i].str : ""); break;
+        case HB_GGUF_ARRAY_I32:
+            w_u32(f, GV_I32);
+            w_u64(f, (uint64_t)kv[i].narr);
+            for (int k = 0; k < kv[i].narr; k++) w_u32(f, (uint32_t)kv[i].arr[k]);
+            break;
+        default: return hb_error("%s: metadata key '%s': value type %u cannot be written", path, kv[i].key, kv[i].type);
+        }
+    }
+    return 0;
+}
+
+/* Header, key/values and tensor infos (offsets are the running sum of padded sizes, in file order). */
+static int write_head(FILE *f, const char *path, int n, const char *const *names, const hb_tensor *ts,
+                      const hb_gguf_kv *kv, int nkv, uint32_t align) {
+    fwrite("GGUF", 1, 4, f);
+    w_u32(f, 3);
+    w_u64(f, (uint64_t)n);
+    w_u64(f, (uint64_t)nkv);
+    if (write_kvs(f, path, kv, nkv)) return -1;
+    uint64_t off = 0;
+    for (int i = 0; i < n; i++) {
+        int id = ggml_id(ts[i].dtype);
+        if (id < 0) return hb_error("%s: tensor '%s': dtype %s has no GGUF type", path, names[i], hb_dtype_name(ts[i].dtype));
+        if (strlen(names[i]) >= HB_NAME_MAX) return hb_error("%s: tensor name '%.40s...' too long", path, names[i]);
+        int nd = ts[i].ndim;
+        if (nd > 0 && ts[i].shape[nd - 1] % hb_dtype_block_elems(ts[i].dtype))
+            return hb_error("%s: tensor '%s': rows are not whole %s blocks", path, names[i], hb_dtype_name(ts[i].dtype));
+        w_str(f, names[i]);
+        w_u32(f, (uint32_t)nd);
+        for (int d = nd - 1; d >= 0; d--) w_u64(f, (uint64_t)ts[i].shape[d]);
+        w_u32(f, (uint32_t)id);
+        w_u64(f, off);
+        uint64_t nb = hb_tensor_nbytes(&ts[i]);
+        off += (nb + align - 1) / align * align;
+    }
+    long pos = ftell(f);
+    if (pos < 0) return hb_error("%s: cannot tell the write position", path);
+    w_pad(f, ((uint64_t)pos + align - 1) / align * align - (uint64_t)pos);
+    return 0;
+}
+
+int hb_gguf_write(const char *path, int n, const char *const *names, const hb_tensor *tensors, hb_gguf_fill_fn fill,
+                  void *user, const hb_gguf_kv *kv, int nkv, uint32_t alignment) {
+    if (alignment == 0 || (alignment & (alignment - 1))) return hb_error("%s: alignment %u is not a power of two", path, alignment);
+    size_t tl = strlen(path) + 32;
+    char *tmp = malloc(tl);
+    if (!tmp) return hb_error("%s: out of memory", path);
+    snprintf(tmp, tl, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) { int e = errno; free(tmp); return hb_error("%s: cannot create: %s", path, strerror(e)); }
+    int rc = write_head(f, path, n, names, tensors, kv, nkv, alignment);
+    void *buf = NULL;
+    for (int i = 0; i < n && rc == 0; i++) {
+        size_t nb = hb_tensor_nbytes(&tensors[i]);
+        const void *src = tensors[i].data;
+        if (fill) {
+            void *nbuf = hb_malloc(nb ? nb : 1, names[i]);
+            hb_free(buf);
+            if (!(buf = nbuf) || fill(user, i, buf, nb)) { rc = hb_error_prefix("%s", path); break; }
+            src = buf;
+        } else if (nb && (!src || !hb_tensor_is_contiguous(&tensors[i]))) {
+            rc = hb_error("%s: tensor '%s' is not a contiguous tensor with data", path, names[i]);
+            break;
+        }
+        if (nb && fwrite(src, 1, nb, f) != nb) rc = hb_error("%s: write failed: %s", path, strerror(errno));
+        w_pad(f, (nb + alignment - 1) / alignment * alignment - nb);
+        if (fill) { hb_free(buf); buf = NULL; }
+    }
+    hb_free(buf);
+    if (rc == 0 && (fflush(f) != 0 || ferror(f))) rc = hb_error("%s: write failed: %s", path, strerror(errno));
+    if (rc == 0 && fsync(fileno(f)) != 0 && errno != EINVAL) rc = hb_error("%s: sync failed: %s", path, strerror(errno));
+    if (fclose(f) != 0 && rc == 0) rc = hb_error("%s: close failed: %s", path, strerror(errno));
+    if (rc == 0 && rename(tmp, path) != 0) rc = hb_error("%s: rename failed: %s", path, strerror(errno));
+    if (rc != 0) unlink(tmp);
+    free(tmp);
+    return rc;
 }
