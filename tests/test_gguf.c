@@ -317,6 +317,37 @@ static void check_round_trip(hb_rng *r) {
     for (int i = 0; i < N; i++) free(data[i]);
 }
 
+/* hb_quantize reproduces ggml's quantizer: quantize every tensor of wan_F32.gguf to the type it has in
+ * wan_<TYPE>.gguf and compare the bytes (all of them: ggml's reference quantizers are deterministic). */
+static void check_quantizer_bytes(const char *qdir) {
+    char path[1100];
+    snprintf(path, sizeof path, "%s/wan_F32.gguf", qdir);
+    hb_checkpoint *src = hb_checkpoint_open(path);
+    if (!src) return;
+    static const char *const types[] = {"F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K",
+                                        "Q4_K", "Q5_K", "Q6_K"};
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        snprintf(path, sizeof path, "%s/wan_%s.gguf", qdir, types[k]);
+        hb_checkpoint *q = hb_checkpoint_open(path);
+        CHECKF(q != NULL, "%s", hb_last_error());
+        if (!q) continue;
+        for (int i = 0; i < hb_checkpoint_count(q); i++) {
+            hb_tensor t = hb_checkpoint_tensor(q, i), f;
+            CHECK(hb_checkpoint_get(src, hb_checkpoint_name(q, i), &f) == 0 && f.dtype == HB_F32);
+            size_t nb = hb_tensor_nbytes(&t);
+            uint8_t *ours = malloc(nb + 1);
+            CHECK(hb_quantize(ours, f.data, t.dtype, hb_tensor_numel(&f)) == 0);
+            size_t differ = 0;
+            for (size_t b = 0; b < nb; b++) differ += ours[b] != ((const uint8_t *)t.data)[b];
+            CHECKF(differ == 0, "quantize %s to %s: %zu of %zu bytes differ from ggml's", hb_checkpoint_name(q, i),
+                   hb_dtype_name(t.dtype), differ, nb);
+            free(ours);
+        }
+        hb_checkpoint_close(q);
+    }
+    hb_checkpoint_close(src);
+}
+
 int main(void) {
     hb_rng r;
     hb_rng_seed(&r, tl_seed());
@@ -339,6 +370,7 @@ int main(void) {
         nref++;
     }
     if (d) closedir(d);
+    if (nref) check_quantizer_bytes(qdir);
     printf("%d ggml reference files run%s\n", nref, nref ? "" : " (../shared/quant absent)");
     return tl_done();
 }

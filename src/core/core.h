@@ -46,6 +46,9 @@ size_t hb_dtype_bytes(hb_dtype t, int64_t n);
  * (dequantize_row_*: each multiply and add rounded separately, f16 subnormals exact). Also accepts the
  * float element dtypes (as hb_convert_to_f32). */
 void hb_dequantize(float *dst, const void *src, hb_dtype t, int64_t n);
+/* Quantize n f32 values (whole blocks) to t as ggml's reference quantizers do (quantize_row_*_ref, no importance
+ * matrix: the bytes llama-quantize writes); F32/F16/BF16 convert. -1 + message when t is no weight format. */
+int hb_quantize(void *dst, const float *src, hb_dtype t, int64_t n);
 
 /* Exact widening and round-to-nearest-even narrowing (NaN stays NaN, overflow goes to inf). */
 float hb_bf16_to_f32(uint16_t h);
