@@ -55,4 +55,10 @@ typedef int (*hb_gguf_fill_fn)(void *user, int i, void *dst, size_t nbytes);
 int hb_gguf_write(const char *path, int n, const char *const *names, const hb_tensor *tensors, hb_gguf_fill_fn fill,
                   void *user, const hb_gguf_kv *kv, int nkv, uint32_t alignment);
 
+/* Write checkpoint `in` (any format hb_checkpoint_open reads, GGUF included) as a GGUF in the community Wan layout
+ * with the quantization mix `type` (hb_gguf_quant_types(): f16, bf16, q8_0, q4_k_m, ...). counts (NULL or
+ * HB_QTYPE_END ints, zeroed by the caller) receives how many tensors got each dtype. Atomic (temp + rename). */
+int hb_gguf_quantize(const char *in, const char *out, const char *type, int *counts);
+const char *hb_gguf_quant_types(void);
+
 #endif

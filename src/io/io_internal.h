@@ -67,6 +67,8 @@ int st_parse(hb_checkpoint *ck, const char *path, int file, const uint8_t *base,
  * training prefixes. */
 #define HB_NAME_MAX 256
 int hb_name_alternatives(const char *name, char out[][HB_NAME_MAX], int cap);
+/* The official name of tensor `name` of ck (prefix stripped, other namings translated; hb quantize). */
+void hb_name_official(const hb_checkpoint *ck, const char *name, char out[HB_NAME_MAX]);
 /* The name without "model." / "generator." / "model.diffusion_model." (pointer into name). */
 const char *hb_name_strip_prefix(const char *name);
 
