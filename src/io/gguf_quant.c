@@ -103,14 +103,15 @@ static int fill(void *user, int i, void *dst, size_t nbytes) {
 /* Output order: the source's, with patch_embedding.weight right after patch_embedding.bias (fix_5d_tensors). */
 static void order(const hb_checkpoint *ck, char (*nm)[HB_NAME_MAX], int *src) {
     int n = hb_checkpoint_count(ck), k = 0, pw = -1;
+    bool placed = false;
     for (int i = 0; i < n; i++)
         if (!strcmp(nm[i], "patch_embedding.weight")) pw = i;
     for (int i = 0; i < n; i++) {
         if (i == pw) continue;
         src[k++] = i;
-        if (pw >= 0 && !strcmp(nm[i], "patch_embedding.bias")) { src[k++] = pw; pw = -2; }
+        if (pw >= 0 && !placed && !strcmp(nm[i], "patch_embedding.bias")) { src[k++] = pw; placed = true; }
     }
-    if (pw >= 0) src[k++] = pw;
+    if (pw >= 0 && !placed) src[k++] = pw;
 }
 
 int hb_gguf_quantize(const char *in, const char *out, const char *type, int *counts) {
