@@ -15,17 +15,27 @@ static inline uint32_t rd32(const uint8_t *p) {
 }
 static inline float h2f(const uint8_t *p) { return hb_f16_to_f32(rd16(p)); }
 
+/* The dequantizers are plain loops the compiler vectorizes; on x86-64 with GCC they are also compiled for AVX2
+ * (no FMA in that target, and no contraction in this file) and picked at load time: the same bits either way. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define DEQ_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define DEQ_CLONES
+#endif
+
 /* block_q4_0 {d; qs[16]} and block_q4_1 {d; m; qs[16]}: low nibble = element j, high nibble = j + 16. */
-static void deq_q4(float *y, const uint8_t *b, int64_t nb, bool has_min) {
+DEQ_CLONES static void deq_q4(float *y, const uint8_t *b, int64_t nb, bool has_min) {
     const size_t bs = has_min ? 20 : 18;
     for (int64_t i = 0; i < nb; i++, b += bs, y += QK) {
         const float d = h2f(b), m = has_min ? h2f(b + 2) : 0.0f;
         const uint8_t *qs = b + (has_min ? 4 : 2);
-        for (int j = 0; j < QK / 2; j++) {
-            if (has_min) {
+        if (has_min) {
+            for (int j = 0; j < QK / 2; j++) {
                 y[j] = (float)(qs[j] & 0x0F) * d + m;
                 y[j + QK / 2] = (float)(qs[j] >> 4) * d + m;
-            } else {
+            }
+        } else {
+            for (int j = 0; j < QK / 2; j++) {
                 y[j] = (float)((qs[j] & 0x0F) - 8) * d;
                 y[j + QK / 2] = (float)((qs[j] >> 4) - 8) * d;
             }
@@ -34,7 +44,7 @@ static void deq_q4(float *y, const uint8_t *b, int64_t nb, bool has_min) {
 }
 
 /* block_q5_0 {d; qh[4]; qs[16]} and block_q5_1 {d; m; qh[4]; qs[16]}: bit j of qh is the fifth bit of element j. */
-static void deq_q5(float *y, const uint8_t *b, int64_t nb, bool has_min) {
+DEQ_CLONES static void deq_q5(float *y, const uint8_t *b, int64_t nb, bool has_min) {
     const size_t bs = has_min ? 24 : 22;
     for (int64_t i = 0; i < nb; i++, b += bs, y += QK) {
         const float d = h2f(b), m = has_min ? h2f(b + 2) : 0.0f;
@@ -55,7 +65,7 @@ static void deq_q5(float *y, const uint8_t *b, int64_t nb, bool has_min) {
 }
 
 /* block_q8_0 {d; qs[32] int8} */
-static void deq_q8_0(float *y, const uint8_t *b, int64_t nb) {
+DEQ_CLONES static void deq_q8_0(float *y, const uint8_t *b, int64_t nb) {
     for (int64_t i = 0; i < nb; i++, b += 34, y += QK) {
         const float d = h2f(b);
         for (int j = 0; j < QK; j++) y[j] = (float)(int8_t)b[2 + j] * d;
@@ -63,7 +73,7 @@ static void deq_q8_0(float *y, const uint8_t *b, int64_t nb) {
 }
 
 /* block_q2_K {scales[16]; qs[64]; d; dmin} */
-static void deq_q2_k(float *y, const uint8_t *b, int64_t nb) {
+DEQ_CLONES static void deq_q2_k(float *y, const uint8_t *b, int64_t nb) {
     for (int64_t i = 0; i < nb; i++, b += 84) {
         const uint8_t *sc = b, *q = b + 16;
         const float d = h2f(b + 80), mn = h2f(b + 82);
@@ -79,7 +89,7 @@ static void deq_q2_k(float *y, const uint8_t *b, int64_t nb) {
 }
 
 /* block_q3_K {hmask[32]; qs[64]; scales[12]; d}: 16 signed 6-bit scales packed as ggml's kmask shuffle. */
-static void deq_q3_k(float *y, const uint8_t *b, int64_t nb) {
+DEQ_CLONES static void deq_q3_k(float *y, const uint8_t *b, int64_t nb) {
     for (int64_t i = 0; i < nb; i++, b += 110) {
         const uint8_t *hm = b, *q = b + 32, *s = b + 96;
         const float d_all = h2f(b + 108);
@@ -113,7 +123,7 @@ static inline void scale_min_k4(int j, const uint8_t *q, int *sc, int *m) {
 }
 
 /* block_q4_K {d; dmin; scales[12]; qs[128]} and block_q5_K {d; dmin; scales[12]; qh[32]; qs[128]}. */
-static void deq_q45_k(float *y, const uint8_t *b, int64_t nb, bool five) {
+DEQ_CLONES static void deq_q45_k(float *y, const uint8_t *b, int64_t nb, bool five) {
     const size_t bs = five ? 176 : 144;
     for (int64_t i = 0; i < nb; i++, b += bs) {
         const float d = h2f(b), mn = h2f(b + 2);
@@ -131,23 +141,22 @@ static void deq_q45_k(float *y, const uint8_t *b, int64_t nb, bool five) {
     }
 }
 
-/* block_q6_K {ql[128]; qh[64]; scales[16] int8; d} */
-static void deq_q6_k(float *y, const uint8_t *b, int64_t nb) {
+/* block_q6_K {ql[128]; qh[64]; scales[16] int8; d}: each half of 128 outputs is four runs of 32 (low/high nibble
+ * of ql[0..31] / ql[32..63], 2-bit pairs of qh), groups of 16 with their own int8 scale; y = (d*sc)*q. */
+DEQ_CLONES static void deq_q6_k(float *y, const uint8_t *b, int64_t nb) {
     for (int64_t i = 0; i < nb; i++, b += 210) {
         const uint8_t *ql = b, *qh = b + 128;
         const int8_t *sc = (const int8_t *)(b + 192);
         const float d = h2f(b + 208);
-        for (int n = 0; n < QK_K; n += 128, y += 128, ql += 64, qh += 32, sc += 8)
-            for (int l = 0; l < 32; l++) {
-                const int is = l / 16;
-                const int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
-                const int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
-                const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
-                const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-                y[l] = d * (float)sc[is] * (float)q1;
-                y[l + 32] = d * (float)sc[is + 2] * (float)q2;
-                y[l + 64] = d * (float)sc[is + 4] * (float)q3;
-                y[l + 96] = d * (float)sc[is + 6] * (float)q4;
+        for (int n = 0; n < 2; n++, y += 128, ql += 64, qh += 32, sc += 8)
+            for (int r = 0; r < 4; r++) {
+                const uint8_t *qlr = ql + (r & 1) * 32;
+                const int lshift = (r >> 1) * 4, hshift = 2 * r;
+                for (int g = 0; g < 2; g++) {
+                    const float dl = d * (float)sc[g + 2 * r];
+                    for (int l = 16 * g; l < 16 * g + 16; l++)
+                        y[32 * r + l] = dl * (float)((((qlr[l] >> lshift) & 0xF) | (((qh[l] >> hshift) & 3) << 4)) - 32);
+                }
             }
     }
 }
