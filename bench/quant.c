@@ -151,10 +151,12 @@ int main(int argc, char **argv) {
         snprintf(outp, sizeof outp, "%s/out_%s.f32", dir, kinds[k]);
         printf("%-8s %10.0f ", kinds[k], fbytes / 1048576.0);
         fflush(stdout);
+        hb_threads_shutdown(); /* a forked child gets no pool threads: it starts its own */
         pid_t pid = fork();
         if (pid == 0) _exit(forward_child(mdir, F, H, W, outp, threads));
         int status = 0;
         waitpid(pid, &status, 0);
+        hb_threads_init(threads);
         if (!WIFEXITED(status) || WEXITSTATUS(status)) { printf("  failed\n"); continue; }
         int64_t n = 0;
         float *o = slurp_f32(outp, &n);
