@@ -144,7 +144,7 @@ int main(int argc, char **argv) {
             if (hb_gguf_quantize(path, gguf, kinds[k], NULL)) { fprintf(stderr, "%s\n", hb_last_error()); return 1; }
             struct stat st;
             if (stat(gguf, &st) == 0) fbytes = (double)st.st_size;
-            fprintf(stderr, "(quantized to %s in %.1f s)\n", kinds[k], hb_time_now() - t0);
+            printf("(hb_gguf_quantize to %s: %.1f s)\n", kinds[k], hb_time_now() - t0);
         } else {
             fbytes = 2.0 * (double)wan_dit_param_count(&cfg);
         }
