@@ -4,8 +4,8 @@
  * Prints the machine's f32 FMA peak (bench.h) measured in the same run, seconds, GFLOP/s, the output's normwise
  * error against the bf16 forward, and the peak RSS.
  *
- * Usage: bench_quant [--arch wan2.1-1.3b|wan2.2-ti2v-5b] [--lat FxHxW] [--linear-only] [--tmp DIR] [-t N]
- *   default: wan2.1-1.3b at latent 2x30x52 (780 tokens). */
+ * Usage: bench_quant [--arch wan2.1-1.3b|wan2.2-ti2v-5b] [--lat FxHxW] [--linear-only] [--rounds N] [--tmp DIR] [-t N]
+ *   default: wan2.1-1.3b at latent 2x30x52 (780 tokens), 2 rounds of the three forwards. */
 #include "bench.h"
 #include <math.h>
 #include "io/checkpoint.h"
@@ -99,7 +99,7 @@ static float *slurp_f32(const char *path, int64_t *n) {
 int main(int argc, char **argv) {
     const char *arch = "wan2.1-1.3b", *tmpbase = NULL;
     long long F = 2, H = 30, W = 52;
-    int threads = 0;
+    int threads = 0, rounds = 2;
     bool linear_only = false;
     for (int i = 1; i < argc; i++) {
         bool has = i + 1 < argc;
@@ -109,8 +109,9 @@ int main(int argc, char **argv) {
         } else if (!strcmp(argv[i], "--tmp") && has) tmpbase = argv[++i];
         else if (!strcmp(argv[i], "-t") && has) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--linear-only")) linear_only = true;
+        else if (!strcmp(argv[i], "--rounds") && has) rounds = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--arch wan2.1-1.3b|wan2.2-ti2v-5b] [--lat FxHxW] [--linear-only] [--tmp DIR] [-t N]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--arch wan2.1-1.3b|wan2.2-ti2v-5b] [--lat FxHxW] [--linear-only] [--rounds N] [--tmp DIR] [-t N]\n", argv[0]);
             return 2;
         }
     }
@@ -128,49 +129,53 @@ int main(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/bf16", dir);
     mkdir(path, 0755);
     if (wan_dit_write_random(&cfg, path, HB_BF16, 1, (int64_t)4096 << 20)) { fprintf(stderr, "%s\n", hb_last_error()); return 1; }
+    /* the quantized copies first, then the forwards in rounds (bf16, q8_0, q4_k_m, bf16, ...): on a shared
+     * machine a load change then hits every kind alike */
+    double fbytes[3] = {2.0 * (double)wan_dit_param_count(&cfg), 0, 0};
+    for (int k = 1; k < 3; k++) {
+        char mdir[1200], gguf[1300];
+        snprintf(mdir, sizeof mdir, "%s/%s", dir, kinds[k]);
+        snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s/bf16/config.json' '%s/'", mdir, dir, mdir);
+        if (system(cmd) != 0) return 1;
+        snprintf(gguf, sizeof gguf, "%s/model.gguf", mdir);
+        double t0 = hb_time_now();
+        if (hb_gguf_quantize(path, gguf, kinds[k], NULL)) { fprintf(stderr, "%s\n", hb_last_error()); return 1; }
+        struct stat st;
+        if (stat(gguf, &st) == 0) fbytes[k] = (double)st.st_size;
+        printf("hb_gguf_quantize to %s: %.1f s\n", kinds[k], hb_time_now() - t0);
+    }
     printf("\n%s DiT forward, latent %lldx%lldx%lld, t = 700, 64 text tokens (one child process each)\n", arch, F, H, W);
-    printf("%-8s %10s %8s %9s %9s %10s %12s\n", "weights", "file_MiB", "tokens", "seconds", "GFLOP/s", "peakRSS_MB", "err_vs_bf16");
+    printf("%-5s %-8s %10s %8s %9s %9s %10s %12s\n", "round", "weights", "file_MiB", "tokens", "seconds", "GFLOP/s",
+           "peakRSS_MB", "err_vs_bf16");
     float *ref = NULL;
     int64_t nref = 0;
-    for (int k = 0; k < 3; k++) {
-        char mdir[1200], gguf[1300], outp[1300];
-        snprintf(mdir, sizeof mdir, "%s/%s", dir, kinds[k]);
-        double fbytes = 0;
-        if (k > 0) {
-            snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s/bf16/config.json' '%s/'", mdir, dir, mdir);
-            if (system(cmd) != 0) return 1;
-            snprintf(gguf, sizeof gguf, "%s/model.gguf", mdir);
-            double t0 = hb_time_now();
-            if (hb_gguf_quantize(path, gguf, kinds[k], NULL)) { fprintf(stderr, "%s\n", hb_last_error()); return 1; }
-            struct stat st;
-            if (stat(gguf, &st) == 0) fbytes = (double)st.st_size;
-            printf("(hb_gguf_quantize to %s: %.1f s)\n", kinds[k], hb_time_now() - t0);
-        } else {
-            fbytes = 2.0 * (double)wan_dit_param_count(&cfg);
+    for (int round = 0; round < rounds; round++)
+        for (int k = 0; k < 3; k++) {
+            char mdir[1200], outp[1300];
+            snprintf(mdir, sizeof mdir, "%s/%s", dir, kinds[k]);
+            snprintf(outp, sizeof outp, "%s/out_%s.f32", dir, kinds[k]);
+            printf("%-5d %-8s %10.0f ", round + 1, kinds[k], fbytes[k] / 1048576.0);
+            fflush(stdout);
+            hb_threads_shutdown(); /* a forked child gets no pool threads: it starts its own */
+            pid_t pid = fork();
+            if (pid == 0) _exit(forward_child(mdir, F, H, W, outp, threads));
+            int status = 0;
+            waitpid(pid, &status, 0);
+            hb_threads_init(threads);
+            if (!WIFEXITED(status) || WEXITSTATUS(status)) { printf("  failed\n"); continue; }
+            int64_t n = 0;
+            float *o = slurp_f32(outp, &n);
+            if (!o) { printf("  no output\n"); continue; }
+            if (k == 0) { free(ref); ref = o; nref = n; printf(" %12s\n", "-"); continue; }
+            double maxd = 0, maxr = 0;
+            for (int64_t i = 0; i < n && i < nref; i++) {
+                double d = fabs((double)o[i] - ref[i]), r = fabs((double)ref[i]);
+                if (d > maxd) maxd = d;
+                if (r > maxr) maxr = r;
+            }
+            printf(" %12.3e\n", maxr > 0 ? maxd / maxr : maxd);
+            free(o);
         }
-        snprintf(outp, sizeof outp, "%s/out_%s.f32", dir, kinds[k]);
-        printf("%-8s %10.0f ", kinds[k], fbytes / 1048576.0);
-        fflush(stdout);
-        hb_threads_shutdown(); /* a forked child gets no pool threads: it starts its own */
-        pid_t pid = fork();
-        if (pid == 0) _exit(forward_child(mdir, F, H, W, outp, threads));
-        int status = 0;
-        waitpid(pid, &status, 0);
-        hb_threads_init(threads);
-        if (!WIFEXITED(status) || WEXITSTATUS(status)) { printf("  failed\n"); continue; }
-        int64_t n = 0;
-        float *o = slurp_f32(outp, &n);
-        if (!o) { printf("  no output\n"); continue; }
-        if (k == 0) { ref = o; nref = n; printf(" %12s\n", "-"); continue; }
-        double maxd = 0, maxr = 0;
-        for (int64_t i = 0; i < n && i < nref; i++) {
-            double d = fabs((double)o[i] - ref[i]), r = fabs((double)ref[i]);
-            if (d > maxd) maxd = d;
-            if (r > maxr) maxr = r;
-        }
-        printf(" %12.3e\n", maxr > 0 ? maxd / maxr : maxd);
-        free(o);
-    }
     free(ref);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
