@@ -106,9 +106,10 @@ int golden_run_gguf_quant(golden_case *g) {
     }
     hb_checkpoint *q = hb_checkpoint_open(path);
     if (!q) { json_decref(tensors); return -1; }
+    const bool gpu = strncmp(hb_backend_current()->name, "cpu", 3) != 0;
     printf("  %s: %d tensors, type %s (tolerances: type+shape and deq.* exact, out.y_f32 %.0e, out.y %.0e)\n", path,
            hb_checkpoint_count(q), hb_checkpoint_metadata(g->ck, "type") ? hb_checkpoint_metadata(g->ck, "type") : "?",
-           TOL_Y_F32, TOL_Y_GGML);
+           gpu ? g->tol : TOL_Y_F32, TOL_Y_GGML);
     size_t i;
     json_t *e;
     json_array_foreach(tensors, i, e) {
