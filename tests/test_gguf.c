@@ -163,6 +163,7 @@ static void check_hostile(hb_rng *r) {
     CASE("alignment 0", "power of two", (s.extra_key = "general.alignment", s.extra_type = 4, u32(&s.extra_val, 0)));
     CASE("alignment 48", "power of two", (s.extra_key = "general.alignment", s.extra_type = 4, u32(&s.extra_val, 48)));
     CASE("alignment as u64", "power of two", (s.extra_key = "general.alignment", s.extra_type = 10, u64(&s.extra_val, 32)));
+    CASE("duplicate key", "duplicate key", (s.extra_key = "general.architecture", s.extra_type = 8, u64(&s.extra_val, 3), put(&s.extra_val, "wan", 3)));
     CASE("unknown value type", "unknown value type", (s.extra_key = "x", s.extra_type = 13, u32(&s.extra_val, 0)));
     CASE("string length past the end", "length", (s.extra_key = "x", s.extra_type = 8, u64(&s.extra_val, 1ull << 40)));
     CASE("string length huge", "length", (s.extra_key = "x", s.extra_type = 8, u64(&s.extra_val, UINT64_MAX)));

@@ -256,6 +256,7 @@ static int get_kvs(hb_checkpoint *ck, cursor *c, uint64_t nkv, uint32_t *align, 
         if ((rc = get_str(c, &ks, &klen, 65535, "metadata key")) != 0) break;
         snprintf(kname, sizeof kname, "%.*s", (int)(klen < HB_NAME_MAX ? klen : HB_NAME_MAX), ks);
         if ((rc = get_int(c, 4, &type, "value type")) != 0) { hb_error_prefix("key '%s'", kname); break; }
+        if (ck && hb_checkpoint_metadata(ck, kname)) { rc = hb_error("%s: duplicate key '%s'", c->path, kname); break; }
         size_t at = c->pos;
         text t = {buf, 0, GGUF_META_TEXT};
         buf[0] = 0;
