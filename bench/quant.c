@@ -1,8 +1,8 @@
 /* Quantized-weight benchmark: hb_linear at DiT shapes with bf16, Q8_0, Q4_K and Q6_K weights, then one DiT
  * forward at a fixed token count with bf16, Q8_0 and Q4_K_M weights (random bf16 weights written by the mkmodel
  * code, quantized by hb_gguf_quantize, each forward in its own child process so that its peak RSS is its own).
- * Prints the machine's f32 FMA peak (bench.h) measured in the same run, seconds, GFLOP/s, the output's normwise
- * error against the bf16 forward, and the peak RSS.
+ * Prints the machine's f32 FMA peak (bench.h) measured in the same run, wall and CPU seconds, GFLOP per CPU-second,
+ * the output's normwise error against the bf16 forward, and the peak RSS.
  *
  * Usage: bench_quant [--arch wan2.1-1.3b|wan2.2-ti2v-5b] [--lat FxHxW] [--linear-only] [--rounds N] [--tmp DIR] [-t N]
  *   default: wan2.1-1.3b at latent 2x30x52 (780 tokens), 2 rounds of the three forwards. */
@@ -71,15 +71,15 @@ static int forward_child(const char *dir, int64_t F, int64_t H, int64_t W, const
     rw_normal_fill(x, nx, 7, 1, 0, 0, 1);
     rw_normal_fill(ctx, ctx_len * c->text_dim, 7, 2, 0, 0, 0.2f);
     wan_dit_input in = {.x = x, .F = F, .H = H, .W = W, .t = &t, .nt = 1, .context = ctx, .ctx_len = ctx_len};
-    double t0 = hb_time_now();
+    double t0 = hb_time_now(), c0 = bench_cpu_now();
     int rc = wan_dit_forward(m, &in, out, NULL);
-    double dt = hb_time_now() - t0;
+    double dt = hb_time_now() - t0, dc = bench_cpu_now() - c0;
     if (rc) { fprintf(stderr, "%s\n", hb_last_error()); return 1; }
     FILE *f = fopen(out_path, "wb");
     if (!f || fwrite(out, sizeof(float), (size_t)no, f) != (size_t)no) return 1;
     fclose(f);
     double fl = wan_dit_forward_flops(c, L, false);
-    printf("%8lld %9.1f %9.1f %10.0f", (long long)L, dt, fl / dt * 1e-9, (double)hb_peak_rss_bytes() / 1048576.0);
+    printf("%8lld %9.1f %9.1f %9.1f %10.0f", (long long)L, dt, dc, fl / dc * 1e-9, (double)hb_peak_rss_bytes() / 1048576.0);
     fflush(stdout);
     return 0;
 }
@@ -145,8 +145,10 @@ int main(int argc, char **argv) {
         printf("hb_gguf_quantize to %s: %.1f s\n", kinds[k], hb_time_now() - t0);
     }
     printf("\n%s DiT forward, latent %lldx%lldx%lld, t = 700, 64 text tokens (one child process each)\n", arch, F, H, W);
-    printf("%-5s %-8s %10s %8s %9s %9s %10s %12s\n", "round", "weights", "file_MiB", "tokens", "seconds", "GFLOP/s",
-           "peakRSS_MB", "err_vs_bf16");
+    printf("(cpu_s: CPU seconds of all threads; GF/cpu_s: GFLOP per CPU-second, the rate that does not depend on how "
+           "much of the wall time other jobs took)\n");
+    printf("%-5s %-8s %10s %8s %9s %9s %9s %10s %12s\n", "round", "weights", "file_MiB", "tokens", "seconds", "cpu_s",
+           "GF/cpu_s", "peakRSS_MB", "err_vs_bf16");
     float *ref = NULL;
     int64_t nref = 0;
     for (int round = 0; round < rounds; round++)
