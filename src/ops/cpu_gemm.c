@@ -341,22 +341,28 @@ __attribute__((target("avx2,fma,f16c"))) static void pack_b_avx2(float *dst, con
 }
 #endif
 
-/* Block-quantized B (GGUF weights, sk == 1): dequantize each row's [k0, k0+kc) to f32 (ggml's exact values)
- * and scatter it into the strip. k0 is a multiple of KC and kc of the block size (K is whole blocks). */
-static void pack_b_quant(float *dst, const bsrc *b, int64_t n0, int64_t nn, int64_t k0, int64_t kc) {
-    float row[KC];
+/* Block-quantized B (GGUF weights, sk == 1): each strip's rows [k0, k0+kc) are dequantized to f32 (ggml's exact
+ * values) into a row-major scratch, which the f32 packer then transposes (8x8 AVX2 transposes on that path). k0 is
+ * a multiple of KC and kc of the block size (K is whole blocks). */
+static void pack_b_quant_with(float *dst, const bsrc *b, int64_t n0, int64_t nn, int64_t k0, int64_t kc,
+                              void (*packf)(float *, const bsrc *, int64_t, int64_t, int64_t, int64_t)) {
+    float rows[NR * KC] __attribute__((aligned(64)));
     for (int64_t s = 0; s < nn; s += NR) {
         int64_t w = nn - s < NR ? nn - s : NR;
-        float *d = dst + s * kc;
-        for (int64_t j = 0; j < w; j++) {
-            const uint8_t *src = (const uint8_t *)b->base + hb_dtype_bytes(b->t, (n0 + s + j) * b->sn + k0);
-            hb_dequantize(row, src, b->t, kc);
-            for (int64_t k = 0; k < kc; k++) d[k * NR + j] = row[k];
-        }
-        for (int64_t k = 0; k < kc && w < NR; k++)
-            for (int64_t j = w; j < NR; j++) d[k * NR + j] = 0;
+        for (int64_t j = 0; j < w; j++)
+            hb_dequantize(rows + j * kc, (const uint8_t *)b->base + hb_dtype_bytes(b->t, (n0 + s + j) * b->sn + k0), b->t, kc);
+        bsrc f = {rows, HB_F32, kc, 1, NULL, NULL, NULL};
+        packf(dst + s * kc, &f, 0, w, 0, kc);
     }
 }
+static void pack_b_quant(float *dst, const bsrc *b, int64_t n0, int64_t nn, int64_t k0, int64_t kc) {
+    pack_b_quant_with(dst, b, n0, nn, k0, kc, pack_b_generic);
+}
+#ifdef HB_X86
+static void pack_b_quant_avx2(float *dst, const bsrc *b, int64_t n0, int64_t nn, int64_t k0, int64_t kc) {
+    pack_b_quant_with(dst, b, n0, nn, k0, kc, pack_b_avx2);
+}
+#endif
 
 /* ---------- the serial blocked GEMM ---------- */
 
@@ -375,6 +381,9 @@ static void gemm_core(float *C, int64_t ldc, const float *A, int64_t lda, const 
     (void)p;
 #endif
     if (hb_dtype_is_quant(B->t)) packb = pack_b_quant;
+#ifdef HB_X86
+    if (hb_dtype_is_quant(B->t) && p == PATH_AVX2) packb = pack_b_quant_avx2;
+#endif
     float tmp[MR * NR] __attribute__((aligned(64)));
     for (int64_t n0 = 0; n0 < N; n0 += NC) {
         int64_t nn = N - n0 < NC ? N - n0 : NC;
