@@ -95,8 +95,22 @@ def safetensors(tensors, meta=None):
     return struct.pack("<Q", len(hb)) + hb + data
 
 
+def gguf(tensors, kvs, version=3, align=32):
+    """GGUF bytes: kvs [(key, type id, packed value)], tensors [(name, ggml dims fastest first, type id, raw)]."""
+    s = lambda t: struct.pack("<Q", len(t)) + t.encode()
+    out = b"GGUF" + struct.pack("<IQQ", version, len(tensors), len(kvs))
+    for k, t, v in kvs:
+        out += s(k) + struct.pack("<I", t) + v
+    off, data = 0, b""
+    for name, dims, t, raw in tensors:
+        out += s(name) + struct.pack("<I", len(dims)) + b"".join(struct.pack("<Q", d) for d in dims)
+        out += struct.pack("<IQ", t, len(data))
+        data += raw + bytes(-len(raw) % align)
+    return out + bytes(-len(out) % align) + data
+
+
 def corpus(root):
-    for t in ("fuzz_safetensors", "fuzz_index_json", "fuzz_pth", "fuzz_serve_request"):
+    for t in ("fuzz_safetensors", "fuzz_index_json", "fuzz_pth", "fuzz_serve_request", "fuzz_gguf"):
         os.makedirs(os.path.join(root, t), exist_ok=True)
     w = lambda rel, b: open(os.path.join(root, rel), "wb").write(b)
     w("fuzz_safetensors/two.safetensors", safetensors(
@@ -114,6 +128,20 @@ def corpus(root):
     w("fuzz_pth/zip_good.bin", b"\x00" + buf.getvalue())
     w("fuzz_pth/pkl_p2.bin", b"\x01" + state_pickle(2))
     w("fuzz_pth/pkl_p4.bin", b"\x01" + state_pickle(4))
+    st = lambda t: struct.pack("<Q", len(t)) + t.encode()
+    q8 = (b"\x00\x2c" + bytes(range(32))) * 2
+    w("fuzz_gguf/wan_q8.gguf", gguf(
+        [("patch_embedding.bias", [4], 0, struct.pack("<4f", 1, 2, 3, 4)),
+         ("patch_embedding.weight", [1, 1, 1, 1, 4], 0, struct.pack("<4f", 1, 2, 3, 4)),
+         ("blocks.0.self_attn.q.weight", [32, 2], 8, q8), ("head.modulation", [2, 1, 1], 0, bytes(8))],
+        [("general.architecture", 8, st("wan")), ("general.file_type", 4, struct.pack("<I", 7))]))
+    w("fuzz_gguf/v2_align64_kinds.gguf", gguf(
+        [("model.diffusion_model.blocks.0.ffn.0.weight", [256, 1], 12, bytes(144)),
+         ("blocks.0.ffn.2.weight", [256, 1], 14, bytes(210)), ("x", [2], 30, bytes(4)), ("y", [2], 1, bytes(4))],
+        [("general.alignment", 4, struct.pack("<I", 64)), ("k.f64", 12, struct.pack("<d", 2.5)),
+         ("k.nested", 9, struct.pack("<IQ", 9, 1) + struct.pack("<IQ", 8, 1) + st("a")),
+         ("comfy.gguf.orig_shape.x", 9, struct.pack("<IQii", 5, 2, 1, 2))], version=2, align=64))
+
     serve_corpus(w)
 
 

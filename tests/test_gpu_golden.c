@@ -2,7 +2,7 @@
  *  1. `hb golden -d DEV FILE` for every golden file in shared/golden (*.safetensors), DEV in {cpu-guard, cuda}
  *     (cuda = HB_TEST_DEVICE when set). Tolerances are hb golden's own: 1e-4 normwise for cpu-guard (float32,
  *     the CPU kernels), 5e-2 for a GPU (its default: bf16 operands in the matrix products).
- *  2. End to end: a tiny random-weight Hummingbird-XT folder (`hb mkmodel --arch hummingbird-xt --tiny`),
+ *  2. End to end: a tiny random-weight Hummingbird-XT folder (`hb mkmodel --arch hummingbird-xt --tiny`, the release layout),
  *     `hb generate -W 64 -H 64 -f 5 --seed 11` to PNG frames (lossless; no FFmpeg needed) on the CPU, on cpu-guard (must give the same frames
  *     bit for bit: same kernels) and on the GPU (mean PSNR over frames >= 30 dB against the CPU video, and
  *     every frame >= 25 dB).

@@ -141,6 +141,22 @@ static void case_linear(hb_rng *r, hb_dtype t, int64_t M, int64_t K, int64_t N, 
     free(y); free(x);
 }
 
+/* GGUF block-quantized weights (the GPU dequantizes them on upload, then bf16 like any weight). */
+static void case_linear_quant(hb_rng *r, hb_dtype t, int64_t M, int64_t K, int64_t N) {
+    lin_ctx c = {M, hb_tensor_2d(t, N, K, NULL), wmake(r, HB_F32, 1, (int64_t[]){N}, 0.5f), true, false};
+    float *wv = rnd(r, N * K, 1.0f / sqrtf((float)K));
+    c.w.data = malloc(hb_tensor_nbytes(&c.w));
+    CHECK(hb_quantize(c.w.data, wv, t, N * K) == 0);
+    float *y = rnd(r, M * N, 1.0f), *x = rnd(r, M * K, 1.0f);
+    tbuf b[2] = {fbuf(y, M * N), fbuf(x, M * K)};
+    char what[128];
+    snprintf(what, sizeof what, "linear %s M=%lld K=%lld N=%lld bias=1", hb_dtype_name(t), (long long)M, (long long)K,
+             (long long)N);
+    compare(what, g_tol_linear, 2, b, lin_body, &c);
+    wrelease(&c.w); wrelease(&c.b);
+    free(wv); free(y); free(x);
+}
+
 /* The 5B DiT's linear shapes (M tokens 256..1024; K/N 3072 (hidden) and 14336 (MLP)) with N(0, 1/K) bf16 weights:
  * run under HB_GPU_FP8 (the fp8 error measurement) or HB_TEST_DIT_LINEAR=1 (the same shapes in bf16). */
 static void case_linear_dit(hb_rng *r, int64_t M, int64_t K, int64_t N) {
@@ -664,6 +680,9 @@ int main(void) {
     case_linear(&r, HB_BF16, 40, 128, 48, true, true);      /* K, N multiples of 16: fp8 (under HB_GPU_FP8), accumulating */
     case_linear(&r, HB_BF16, 1037, 3072, 3072, true, false);   /* a DiT-sized layer (the GEMM library's big tiles) */
     case_linear_cache(&r);
+    case_linear_quant(&r, HB_Q8_0, 37, 256, 96);
+    case_linear_quant(&r, HB_Q4_K, 300, 512, 130);
+    case_linear_quant(&r, HB_Q6_K, 2, 256, 40);
     if (g_fp8 || env_on("HB_TEST_DIT_LINEAR")) {
         case_linear_dit(&r, 256, 3072, 3072);
         case_linear_dit(&r, 256, 3072, 14336);

@@ -6,13 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const struct { const char *kind; int (*run)(golden_case *); } k_runners[] = {
-    {"wan_dit", golden_run_wan_dit},           {"wan_causal_dit", golden_run_wan_causal_dit},
-    {"wan_vae", golden_run_wan_vae},           {"umt5_encoder", golden_run_umt5_encoder},
-    {"taehv", golden_run_taehv},               {"flow_schedule", golden_run_flow_schedule},
-    {"xt_loop", golden_run_xt_loop},
-    {"xtx_loop", golden_run_xtx_loop},
-    {"hummingbird_light_vae", golden_run_hummingbird_light_vae},
+static const struct { const char *kind; int (*run)(golden_case *); bool config; } k_runners[] = {
+    {"wan_dit", golden_run_wan_dit, true},           {"wan_causal_dit", golden_run_wan_causal_dit, true},
+    {"wan_vae", golden_run_wan_vae, true},           {"umt5_encoder", golden_run_umt5_encoder, true},
+    {"taehv", golden_run_taehv, true},               {"flow_schedule", golden_run_flow_schedule, true},
+    {"xt_loop", golden_run_xt_loop, true},           {"xtx_loop", golden_run_xtx_loop, true},
+    {"hummingbird_light_vae", golden_run_hummingbird_light_vae, true},
+    {"gguf_quant_reference", golden_run_gguf_quant, false}, /* per-check tolerances from ../shared/quant */
 };
 
 json_t *golden_meta_json(golden_case *g, const char *key) {
@@ -61,8 +61,8 @@ double golden_rel_err(const float *ours, const float *ref, int64_t n) {
     return maxr > 0 ? maxd / maxr : maxd;
 }
 
-static void report(golden_case *g, const char *name, double err, const char *why) {
-    bool ok = !why && err <= g->tol;
+void golden_report(golden_case *g, const char *name, double err, const char *why, double tol) {
+    bool ok = !why && err <= tol;
     g->checked++;
     if (!ok) g->failed++;
     if (why || !(err <= g->worst)) g->worst = why ? INFINITY : err;
@@ -88,6 +88,10 @@ float *golden_to_dev(const float *host, int64_t n) {
 }
 
 void golden_compare(golden_case *g, const char *name, const float *ours_dev, int64_t n) {
+    golden_compare_tol(g, name, ours_dev, n, g->tol);
+}
+
+void golden_compare_tol(golden_case *g, const char *name, const float *ours_dev, int64_t n, double tol) {
     /* Results live in the backend's memory: bring them to the host first when that is a device. */
     float *host = NULL;
     const float *ours = ours_dev;
@@ -95,39 +99,43 @@ void golden_compare(golden_case *g, const char *name, const float *ours_dev, int
         host = hb_malloc(sizeof(float) * (size_t)(n > 0 ? n : 1), name);
         if (!host || hb_dev_download(host, ours_dev, sizeof(float) * (size_t)n)) {
             hb_free(host);
-            report(g, name, 0, "cannot read the result back from the device");
+            golden_report(g, name, 0, "cannot read the result back from the device", g->tol);
             return;
         }
         ours = host;
     }
-    golden_compare_host(g, name, ours, n);
+    golden_compare_host_tol(g, name, ours, n, tol);
     hb_free(host);
 }
 
 void golden_compare_host(golden_case *g, const char *name, const float *ours, int64_t n) {
+    golden_compare_host_tol(g, name, ours, n, g->tol);
+}
+
+void golden_compare_host_tol(golden_case *g, const char *name, const float *ours, int64_t n, double tol) {
     hb_tensor ref;
-    if (hb_checkpoint_get(g->ck, name, &ref) != 0) { report(g, name, 0, "missing in the golden file"); return; }
+    if (hb_checkpoint_get(g->ck, name, &ref) != 0) { golden_report(g, name, 0, "missing in the golden file", g->tol); return; }
     if (hb_tensor_numel(&ref) != n) {
         char buf[64];
         snprintf(buf, sizeof buf, "size %lld, expected %lld", (long long)n, (long long)hb_tensor_numel(&ref));
-        report(g, name, 0, buf);
+        golden_report(g, name, 0, buf, g->tol);
         return;
     }
     float *r = hb_malloc((size_t)n * sizeof(float), name);
-    if (!r) { report(g, name, 0, "out of memory"); return; }
+    if (!r) { golden_report(g, name, 0, "out of memory", g->tol); return; }
     hb_convert_to_f32(r, ref.data, ref.dtype, (size_t)n);
-    report(g, name, golden_rel_err(ours, r, n), NULL);
+    golden_report(g, name, golden_rel_err(ours, r, n), NULL, tol);
     hb_free(r);
 }
 
 void golden_compare_i64(golden_case *g, const char *name, const int64_t *ours, int64_t n) {
     hb_tensor ref;
-    if (hb_checkpoint_get(g->ck, name, &ref) != 0) { report(g, name, 0, "missing in the golden file"); return; }
-    if (ref.dtype != HB_I64 || hb_tensor_numel(&ref) != n) { report(g, name, 0, "dtype or size differs"); return; }
+    if (hb_checkpoint_get(g->ck, name, &ref) != 0) { golden_report(g, name, 0, "missing in the golden file", g->tol); return; }
+    if (ref.dtype != HB_I64 || hb_tensor_numel(&ref) != n) { golden_report(g, name, 0, "dtype or size differs", g->tol); return; }
     const int64_t *r = ref.data;
     int64_t bad = 0;
     for (int64_t i = 0; i < n; i++) bad += r[i] != ours[i];
-    report(g, name, bad ? INFINITY : 0.0, bad ? "integers differ" : NULL);
+    golden_report(g, name, bad ? INFINITY : 0.0, bad ? "integers differ" : NULL, g->tol);
 }
 
 static void usage(FILE *f) {
@@ -178,8 +186,10 @@ int cmd_golden(int argc, char **argv) {
         g.variant = hb_checkpoint_metadata(g.ck, "variant");
         g.config = golden_meta_json(&g, "config");
         int (*run)(golden_case *) = NULL;
+        bool need_config = true;
         for (size_t k = 0; g.kind && k < sizeof k_runners / sizeof k_runners[0]; k++)
-            if (!strcmp(g.kind, k_runners[k].kind)) run = k_runners[k].run;
+            if (!strcmp(g.kind, k_runners[k].kind)) { run = k_runners[k].run; need_config = k_runners[k].config; }
+        if (!need_config && !g.config) g.config = json_object();
         printf("%s: kind %s%s%s\n", files[f], g.kind ? g.kind : "?", g.variant ? ", variant " : "",
                g.variant ? g.variant : "");
         int rc;

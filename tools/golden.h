@@ -42,6 +42,11 @@ float *golden_to_dev(const float *host, int64_t n);
 void golden_compare(golden_case *g, const char *name, const float *ours, int64_t n);
 /* The same for values in host memory. */
 void golden_compare_host(golden_case *g, const char *name, const float *ours, int64_t n);
+/* Both with a tolerance of the check's own instead of the case's. */
+void golden_compare_tol(golden_case *g, const char *name, const float *ours_dev, int64_t n, double tol);
+void golden_compare_host_tol(golden_case *g, const char *name, const float *ours, int64_t n, double tol);
+/* Count one check: passes when why is NULL and err <= tol; prints one line. */
+void golden_report(golden_case *g, const char *name, double err, const char *why, double tol);
 /* Integer tensors must match exactly. */
 void golden_compare_i64(golden_case *g, const char *name, const int64_t *ours, int64_t n);
 /* max |a-b| / max |b| over n values. */
@@ -58,5 +63,6 @@ int golden_run_flow_schedule(golden_case *g);
 int golden_run_xt_loop(golden_case *g);
 int golden_run_xtx_loop(golden_case *g);
 int golden_run_hummingbird_light_vae(golden_case *g);
+int golden_run_gguf_quant(golden_case *g);
 
 #endif

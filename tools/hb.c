@@ -16,6 +16,7 @@ static const struct {
     {"inspect", cmd_inspect, "list the tensors and config of a checkpoint file or folder"},
     {"golden", cmd_golden, "run golden reference files and report the error of every output"},
     {"mkmodel", cmd_mkmodel, "write a random-weight checkpoint folder in the official layout"},
+    {"quantize", cmd_quantize, "write a checkpoint as a quantized GGUF file (q8_0, q4_k_m, ...)"},
     {"tokenize", cmd_tokenize, "print the token ids of a prompt"},
     {"metrics", cmd_metrics, "PSNR, SSIM and temporal flicker between two videos"},
     {"generate", cmd_generate, "text/image to video (Hummingbird-XT; without -m: random-weight demo)"},

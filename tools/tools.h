@@ -9,6 +9,7 @@
 int cmd_inspect(int argc, char **argv);
 int cmd_golden(int argc, char **argv);
 int cmd_mkmodel(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_metrics(int argc, char **argv);  /* media */
 int cmd_generate(int argc, char **argv);     /* pipeline: text/image to video */

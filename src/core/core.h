@@ -27,12 +27,28 @@ extern int hb_log_level; /* default HB_LOG_INFO; --verbose raises it to HB_LOG_D
 void hb_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---------- dtypes ---------- */
+/* Element dtypes first (HB_DTYPE_COUNT of them), then ggml's block-quantized weight formats (GGUF files):
+ * a block holds hb_dtype_block_elems consecutive elements of one row in hb_dtype_block_bytes bytes, so a
+ * quantized tensor's rows (last dim) are whole blocks and its strides are in elements, multiples of a block. */
 typedef enum {
-    HB_F32 = 0, HB_F16, HB_BF16, HB_F64, HB_I64, HB_I32, HB_I16, HB_I8, HB_U8, HB_BOOL, HB_DTYPE_COUNT
+    HB_F32 = 0, HB_F16, HB_BF16, HB_F64, HB_I64, HB_I32, HB_I16, HB_I8, HB_U8, HB_BOOL, HB_DTYPE_COUNT,
+    HB_Q4_0 = 16, HB_Q4_1, HB_Q5_0, HB_Q5_1, HB_Q8_0, HB_Q2_K, HB_Q3_K, HB_Q4_K, HB_Q5_K, HB_Q6_K, HB_QTYPE_END
 } hb_dtype;
-size_t hb_dtype_size(hb_dtype t);
-const char *hb_dtype_name(hb_dtype t);        /* safetensors spelling: "F32", "BF16", ... */
-int hb_dtype_from_name(const char *s, hb_dtype *out); /* -1 on unknown (no message set) */
+size_t hb_dtype_size(hb_dtype t);             /* bytes per element; 0 for block formats */
+const char *hb_dtype_name(hb_dtype t);        /* safetensors spelling: "F32", "BF16", ...; ggml's: "Q8_0", "Q4_K" */
+int hb_dtype_from_name(const char *s, hb_dtype *out); /* element dtypes only; -1 on unknown (no message set) */
+bool hb_dtype_is_quant(hb_dtype t);
+int hb_dtype_block_elems(hb_dtype t);         /* 1 for element dtypes, 32 or 256 for block formats */
+size_t hb_dtype_block_bytes(hb_dtype t);      /* bytes of one block (element size for element dtypes) */
+/* Bytes of n consecutive elements of a row (n a multiple of the block size for block formats). */
+size_t hb_dtype_bytes(hb_dtype t, int64_t n);
+/* Dequantize n elements (a multiple of the block size) of a block format to f32, with ggml's arithmetic
+ * (dequantize_row_*: each multiply and add rounded separately, f16 subnormals exact). Also accepts the
+ * float element dtypes (as hb_convert_to_f32). */
+void hb_dequantize(float *dst, const void *src, hb_dtype t, int64_t n);
+/* Quantize n f32 values (whole blocks) to t as ggml's reference quantizers do (quantize_row_*_ref, no importance
+ * matrix: the bytes llama-quantize writes); F32/F16/BF16 convert. -1 + message when t is no weight format. */
+int hb_quantize(void *dst, const float *src, hb_dtype t, int64_t n);
 
 /* Exact widening and round-to-nearest-even narrowing (NaN stays NaN, overflow goes to inf). */
 float hb_bf16_to_f32(uint16_t h);
@@ -72,6 +88,11 @@ bool hb_tensor_same_shape(const hb_tensor *a, const hb_tensor *b);
 const char *hb_shape_str(const hb_tensor *x, char *buf, size_t cap);
 /* Check dtype and shape (use -1 in `shape` for "any"); on mismatch sets a message naming `what`. */
 int hb_tensor_expect(const hb_tensor *x, const char *what, int ndim, const int64_t *shape);
+
+/* y[M, N] = x[M, K] * W^T computed as ggml's CPU backend does (ggml_mul_mat): each activation row converted to
+ * the weight type's vec_dot_type (Q8_0, Q8_1, Q8_K, f16, bf16) and dotted with W's blocks in integers. A
+ * reference (scalar, host memory) for checking against ggml, not a fast path. W 2-D contiguous. */
+int hb_matmul_ggml_ref(float *y, const float *x, int64_t M, const hb_tensor *w);
 
 /* ---------- arena ----------
  * One block reserved up front; allocations are bump pointers (64-byte aligned) released by reset to a

@@ -8,8 +8,27 @@ static const struct { const char *name; size_t size; } k_dtypes[HB_DTYPE_COUNT] 
     [HB_U8] = {"U8", 1},   [HB_BOOL] = {"BOOL", 1},
 };
 
+/* ggml's block formats (ggml-common.h block_q4_0 ... block_q6_K): elements and bytes per block. */
+static const struct { const char *name; int elems; size_t bytes; } k_qtypes[HB_QTYPE_END - HB_Q4_0] = {
+    [HB_Q4_0 - HB_Q4_0] = {"Q4_0", 32, 18},   [HB_Q4_1 - HB_Q4_0] = {"Q4_1", 32, 20},
+    [HB_Q5_0 - HB_Q4_0] = {"Q5_0", 32, 22},   [HB_Q5_1 - HB_Q4_0] = {"Q5_1", 32, 24},
+    [HB_Q8_0 - HB_Q4_0] = {"Q8_0", 32, 34},   [HB_Q2_K - HB_Q4_0] = {"Q2_K", 256, 84},
+    [HB_Q3_K - HB_Q4_0] = {"Q3_K", 256, 110}, [HB_Q4_K - HB_Q4_0] = {"Q4_K", 256, 144},
+    [HB_Q5_K - HB_Q4_0] = {"Q5_K", 256, 176}, [HB_Q6_K - HB_Q4_0] = {"Q6_K", 256, 210},
+};
+
+bool hb_dtype_is_quant(hb_dtype t) { return t >= HB_Q4_0 && t < HB_QTYPE_END; }
 size_t hb_dtype_size(hb_dtype t) { return (unsigned)t < HB_DTYPE_COUNT ? k_dtypes[t].size : 0; }
-const char *hb_dtype_name(hb_dtype t) { return (unsigned)t < HB_DTYPE_COUNT ? k_dtypes[t].name : "?"; }
+const char *hb_dtype_name(hb_dtype t) {
+    if ((unsigned)t < HB_DTYPE_COUNT) return k_dtypes[t].name;
+    return hb_dtype_is_quant(t) ? k_qtypes[t - HB_Q4_0].name : "?";
+}
+int hb_dtype_block_elems(hb_dtype t) { return hb_dtype_is_quant(t) ? k_qtypes[t - HB_Q4_0].elems : 1; }
+size_t hb_dtype_block_bytes(hb_dtype t) { return hb_dtype_is_quant(t) ? k_qtypes[t - HB_Q4_0].bytes : hb_dtype_size(t); }
+size_t hb_dtype_bytes(hb_dtype t, int64_t n) {
+    if (!hb_dtype_is_quant(t)) return (size_t)n * hb_dtype_size(t);
+    return (size_t)(n / k_qtypes[t - HB_Q4_0].elems) * k_qtypes[t - HB_Q4_0].bytes;
+}
 
 int hb_dtype_from_name(const char *s, hb_dtype *out) {
     for (int i = 0; i < HB_DTYPE_COUNT; i++)
@@ -71,7 +90,7 @@ void hb_convert_to_f32(float *dst, const void *src, hb_dtype t, size_t n) {
     case HB_I16: { const int16_t *s = src; for (size_t i = 0; i < n; i++) dst[i] = (float)s[i]; } break;
     case HB_I8: { const int8_t *s = src; for (size_t i = 0; i < n; i++) dst[i] = (float)s[i]; } break;
     case HB_U8: case HB_BOOL: { const uint8_t *s = src; for (size_t i = 0; i < n; i++) dst[i] = (float)s[i]; } break;
-    default: break;
+    default: if (hb_dtype_is_quant(t)) hb_dequantize(dst, src, t, (int64_t)n); break;
     }
 }
 

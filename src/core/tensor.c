@@ -28,7 +28,7 @@ int64_t hb_tensor_numel(const hb_tensor *x) {
     return n;
 }
 
-size_t hb_tensor_nbytes(const hb_tensor *x) { return (size_t)hb_tensor_numel(x) * hb_dtype_size(x->dtype); }
+size_t hb_tensor_nbytes(const hb_tensor *x) { return hb_dtype_bytes(x->dtype, hb_tensor_numel(x)); }
 
 bool hb_tensor_is_contiguous(const hb_tensor *x) {
     int64_t s = 1;
@@ -45,7 +45,10 @@ int hb_tensor_narrow(const hb_tensor *x, int dim, int64_t start, int64_t len, hb
                         (long long)(start + len), dim >= 0 && dim < x->ndim ? (long long)x->shape[dim] : -1LL);
     *out = *x;
     out->shape[dim] = len;
-    out->data = (uint8_t *)x->data + (size_t)(start * x->stride[dim]) * hb_dtype_size(x->dtype);
+    int64_t be = hb_dtype_block_elems(x->dtype);
+    if ((start * x->stride[dim]) % be)
+        return hb_error("narrow: dim %d start %lld splits a %s block", dim, (long long)start, hb_dtype_name(x->dtype));
+    out->data = (uint8_t *)x->data + hb_dtype_bytes(x->dtype, start * x->stride[dim]);
     return 0;
 }
 

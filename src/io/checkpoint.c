@@ -222,18 +222,20 @@ static void free_list(char **l, int n) {
     free(l);
 }
 
-static int is_zip(const char *path) {
+/* The first four bytes of a file decide its format ("PK\3\4" zip = PyTorch, "GGUF"); else safetensors. */
+static bool has_magic(const char *path, const char *magic) {
     FILE *f = fopen(path, "rb");
-    if (!f) return 0;
+    if (!f) return false;
     unsigned char m[4] = {0};
     size_t r = fread(m, 1, 4, f);
     fclose(f);
-    return r == 4 && m[0] == 'P' && m[1] == 'K' && m[2] == 3 && m[3] == 4;
+    return r == 4 && !memcmp(m, magic, 4);
 }
 
 static int load_file(hb_checkpoint *ck, const char *path) {
     if (ends_with(path, ".json")) return st_load_index(ck, path);
-    if (is_zip(path)) return pth_load(ck, path);
+    if (has_magic(path, "PK\3\4")) return pth_load(ck, path);
+    if (has_magic(path, "GGUF") || ends_with(path, ".gguf")) return gguf_load(ck, path);
     return st_load(ck, path);
 }
 
@@ -244,6 +246,15 @@ static int load_dir(hb_checkpoint *ck, const char *dir) {
     if (n > 0) {
         if (n > 1) hb_log(HB_LOG_DEBUG, "%s: %d index files, using %s", dir, n, l[0]);
         int rc = st_load_index(ck, l[0]);
+        free_list(l, n);
+        return rc;
+    }
+    free_list(l, n);
+    /* a quantized DiT: one .gguf in the folder */
+    if (list_dir(dir, ".gguf", &l, &n) != 0) return -1;
+    if (n > 0) {
+        int rc = n == 1 ? gguf_load(ck, l[0])
+                        : hb_error("%s: folder holds %d .gguf files; open one of them by path", dir, n);
         free_list(l, n);
         return rc;
     }
@@ -262,7 +273,7 @@ static int load_dir(hb_checkpoint *ck, const char *dir) {
     if (list_dir(dir, ".pt", &b, &nb) != 0) { free_list(a, na); return -1; }
     int rc;
     if (na + nb == 1) rc = pth_load(ck, na ? a[0] : b[0]);
-    else if (na + nb == 0) rc = hb_error("%s: folder holds no checkpoint (*.safetensors.index.json, *.safetensors, *.pth, *.pt)", dir);
+    else if (na + nb == 0) rc = hb_error("%s: folder holds no checkpoint (*.safetensors.index.json, *.gguf, *.safetensors, *.pth, *.pt)", dir);
     else rc = hb_error("%s: folder holds %d .pth/.pt files and no safetensors; open one of them by path", dir, na + nb);
     free_list(a, na);
     free_list(b, nb);

@@ -55,6 +55,9 @@ int ck_find_exact(const hb_checkpoint *ck, const char *name); /* entry index or 
 int st_load(hb_checkpoint *ck, const char *path);
 int st_load_index(hb_checkpoint *ck, const char *index_path);
 int pth_load(hb_checkpoint *ck, const char *path);
+int gguf_load(hb_checkpoint *ck, const char *path);
+/* Parse a GGUF image held in memory (used by gguf_load and the fuzzer); ck NULL = validate only. */
+int gguf_parse(hb_checkpoint *ck, const char *path, int file, const uint8_t *base, size_t size);
 
 /* Parse a safetensors image held in memory (used by st_load and the fuzzers). base must stay valid. */
 int st_parse(hb_checkpoint *ck, const char *path, int file, const uint8_t *base, size_t size);
@@ -64,6 +67,8 @@ int st_parse(hb_checkpoint *ck, const char *path, int file, const uint8_t *base,
  * training prefixes. */
 #define HB_NAME_MAX 256
 int hb_name_alternatives(const char *name, char out[][HB_NAME_MAX], int cap);
+/* The official name of tensor `name` of ck (prefix stripped, other namings translated; hb quantize). */
+void hb_name_official(const hb_checkpoint *ck, const char *name, char out[HB_NAME_MAX]);
 /* The name without "model." / "generator." / "model.diffusion_model." (pointer into name). */
 const char *hb_name_strip_prefix(const char *name);
 

@@ -56,6 +56,19 @@ static const rename_rule k_rules[] = {
     {"blocks.#.ffn.fc1.", "encoder.block.#.layer.1.DenseReluDense.wi_1."},
     {"blocks.#.ffn.fc2.", "encoder.block.#.layer.1.DenseReluDense.wo."},
     {"norm.weight", "encoder.final_layer_norm.weight"},
+    /* umT5 encoder in llama.cpp's GGUF naming (convert_hf_to_gguf.py T5ENCODER: city96's umT5 GGUF files) */
+    {"token_embedding.weight", "token_embd.weight"},
+    {"blocks.#.attn.q.", "enc.blk.#.attn_q."},
+    {"blocks.#.attn.k.", "enc.blk.#.attn_k."},
+    {"blocks.#.attn.v.", "enc.blk.#.attn_v."},
+    {"blocks.#.attn.o.", "enc.blk.#.attn_o."},
+    {"blocks.#.pos_embedding.embedding.", "enc.blk.#.attn_rel_b."},
+    {"blocks.#.norm1.", "enc.blk.#.attn_norm."},
+    {"blocks.#.norm2.", "enc.blk.#.ffn_norm."},
+    {"blocks.#.ffn.gate.0.", "enc.blk.#.ffn_gate."},
+    {"blocks.#.ffn.fc1.", "enc.blk.#.ffn_up."},
+    {"blocks.#.ffn.fc2.", "enc.blk.#.ffn_down."},
+    {"norm.weight", "enc.output_norm.weight"},
 };
 #define NRULES ((int)(sizeof k_rules / sizeof k_rules[0]))
 
@@ -114,4 +127,21 @@ int hb_name_alternatives(const char *name, char out[][HB_NAME_MAX], int cap) {
         if (n < cap && translate(k_rules[r].other, k_rules[r].official, s, out[n], HB_NAME_MAX)) n++;
     }
     return n;
+}
+
+/* The official name of a tensor of checkpoint ck (training prefixes stripped, diffusers / transformers /
+ * llama.cpp names translated). The two norm renames of the Wan blocks (official norm2 <-> diffusers norm3)
+ * are both-way ambiguous: they apply only when ck uses diffusers naming. */
+void hb_name_official(const hb_checkpoint *ck, const char *name, char out[HB_NAME_MAX]) {
+    bool diffusers = false;
+    for (int i = 0; i < hb_checkpoint_count(ck) && !diffusers; i++) {
+        const char *n = hb_checkpoint_name(ck, i);
+        diffusers = strstr(n, "attn1.") || strstr(n, "condition_embedder.") || strstr(n, "scale_shift_table");
+    }
+    const char *s = hb_name_strip_prefix(name);
+    for (int r = 0; r < NRULES; r++) {
+        bool swap = !strncmp(k_rules[r].official, "blocks.#.norm", 13) && !strncmp(k_rules[r].other, "blocks.#.norm", 13);
+        if ((!swap || diffusers) && translate(k_rules[r].other, k_rules[r].official, s, out, HB_NAME_MAX)) return;
+    }
+    snprintf(out, HB_NAME_MAX, "%s", s);
 }

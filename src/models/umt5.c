@@ -62,9 +62,10 @@ int hb_umt5_bucket(int64_t rel, int num_buckets, int max_dist) {
 static int get_w(hb_umt5 *m, const char *name, int ndim, int64_t d0, int64_t d1, hb_tensor *out) {
     int64_t shape[2] = {d0, d1};
     if (hb_checkpoint_get_shaped(m->ck, name, ndim, shape, out) != 0) return -1;
-    if (out->dtype != HB_F32 && out->dtype != HB_BF16 && out->dtype != HB_F16)
-        return hb_error("%s: tensor '%s' has dtype %s (expected F32, BF16 or F16)", hb_checkpoint_path(m->ck), name,
-                        hb_dtype_name(out->dtype));
+    /* GGUF block formats for 2-D weights (Linear layers and the token embedding: ops dequantize rows) */
+    if (out->dtype != HB_F32 && out->dtype != HB_BF16 && out->dtype != HB_F16 && !(ndim == 2 && hb_dtype_is_quant(out->dtype)))
+        return hb_error("%s: tensor '%s' has dtype %s (expected F32, BF16 or F16; GGUF block formats only for 2-D "
+                        "weights)", hb_checkpoint_path(m->ck), name, hb_dtype_name(out->dtype));
     if (!hb_tensor_is_contiguous(out)) return hb_error("%s: tensor '%s' is not contiguous", hb_checkpoint_path(m->ck), name);
     return 0;
 }

@@ -296,9 +296,10 @@ static int get_w(hb_checkpoint *ck, hb_tensor *out, int ndim, const int64_t *sha
     if (hb_checkpoint_get_shaped(ck, name, ndim, shape, out) != 0) return -1;
     if (!hb_tensor_is_contiguous(out))
         return hb_error("%s: tensor '%s' is not contiguous", hb_checkpoint_path(ck), name);
-    if (out->dtype != HB_F32 && out->dtype != HB_BF16 && out->dtype != HB_F16)
-        return hb_error("%s: tensor '%s' has dtype %s (need F32, BF16 or F16)", hb_checkpoint_path(ck), name,
-                        hb_dtype_name(out->dtype));
+    /* GGUF block formats (Q8_0 ... Q6_K) for Linear weights: hb_linear computes from the blocks */
+    if (out->dtype != HB_F32 && out->dtype != HB_BF16 && out->dtype != HB_F16 && !(ndim == 2 && hb_dtype_is_quant(out->dtype)))
+        return hb_error("%s: tensor '%s' has dtype %s (need F32, BF16 or F16; GGUF block formats only for 2-D "
+                        "Linear weights)", hb_checkpoint_path(ck), name, hb_dtype_name(out->dtype));
     return 0;
 }
 

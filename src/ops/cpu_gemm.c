@@ -1,10 +1,12 @@
-/* GEMM: hb_linear (f32 activations x F32/BF16/F16 weights), hb_gemm_f32, and the serial GEMM used inside other
+/* GEMM: hb_linear (f32 activations x F32/BF16/F16 or GGUF block-quantized weights), hb_gemm_f32, and the serial GEMM used inside other
  * kernels (attention, conv).
  *
  * Code paths (picked once at run time, HB_GEMM=avx2|generic|openblas overrides):
  *  - "avx2": our packed GEMM, BLIS-style: B (the weights) packed KC x 16 panels, converted from BF16/F16 while
  *    packing; A packed MC x KC in 6-row strips; a 6x16 AVX2/FMA micro-kernel (12 ymm accumulators).
  *  - "generic": the same packing with a plain-C micro-kernel (any CPU).
+ *  Block-quantized weights (Q8_0 ... Q6_K) are dequantized a KC x NC tile at a time while packing (exact
+ *  ggml values), so they run the same micro-kernels and give the bits of their dequantized F32 weights.
  *  - "openblas": OpenBLAS sgemm, single-threaded, called per output tile, with non-F32 weights converted panel
  *    by panel into an f32 buffer.
  * Determinism: K is only ever split into fixed KC blocks summed in order; threads split the output into tiles.
@@ -36,7 +38,8 @@
 void hb__weight_rows_f32(const hb_tensor *w, int64_t n0, int64_t rows, int64_t k0, int64_t kn, float *dst, int64_t ld) {
     size_t es = hb_dtype_size(w->dtype);
     for (int64_t r = 0; r < rows; r++) {
-        const uint8_t *src = (const uint8_t *)w->data + ((n0 + r) * w->stride[0] + k0 * w->stride[1]) * (int64_t)es;
+        /* (block formats: rows contiguous, k0 and kn whole blocks; hb_convert_to_f32 dequantizes) */
+        const uint8_t *src = (const uint8_t *)w->data + hb_dtype_bytes(w->dtype, (n0 + r) * w->stride[0] + k0 * w->stride[1]);
         if (w->stride[1] == 1) {
             hb_convert_to_f32(dst + r * ld, src, w->dtype, (size_t)kn);
         } else {
@@ -332,6 +335,29 @@ __attribute__((target("avx2,fma,f16c"))) static void pack_b_avx2(float *dst, con
 }
 #endif
 
+/* Block-quantized B (GGUF weights, sk == 1): each strip's rows [k0, k0+kc) are dequantized to f32 (ggml's exact
+ * values) into a row-major scratch, which the f32 packer then transposes (8x8 AVX2 transposes on that path). k0 is
+ * a multiple of KC and kc of the block size (K is whole blocks). */
+static void pack_b_quant_with(float *dst, const bsrc *b, int64_t n0, int64_t nn, int64_t k0, int64_t kc,
+                              void (*packf)(float *, const bsrc *, int64_t, int64_t, int64_t, int64_t)) {
+    float rows[NR * KC] __attribute__((aligned(64)));
+    for (int64_t s = 0; s < nn; s += NR) {
+        int64_t w = nn - s < NR ? nn - s : NR;
+        for (int64_t j = 0; j < w; j++)
+            hb_dequantize(rows + j * kc, (const uint8_t *)b->base + hb_dtype_bytes(b->t, (n0 + s + j) * b->sn + k0), b->t, kc);
+        bsrc f = {rows, HB_F32, kc, 1, NULL, NULL, NULL};
+        packf(dst + s * kc, &f, 0, w, 0, kc);
+    }
+}
+static void pack_b_quant(float *dst, const bsrc *b, int64_t n0, int64_t nn, int64_t k0, int64_t kc) {
+    pack_b_quant_with(dst, b, n0, nn, k0, kc, pack_b_generic);
+}
+#ifdef HB_X86
+static void pack_b_quant_avx2(float *dst, const bsrc *b, int64_t n0, int64_t nn, int64_t k0, int64_t kc) {
+    pack_b_quant_with(dst, b, n0, nn, k0, kc, pack_b_avx2);
+}
+#endif
+
 /* ---------- the serial blocked GEMM ---------- */
 
 typedef struct { float *a, *b; } packbuf;
@@ -347,6 +373,10 @@ static void gemm_core(float *C, int64_t ldc, const float *A, int64_t lda, const 
     if (p == PATH_AVX2) { ukr = ukr_avx2; packb = pack_b_avx2; packa = pack_a_avx2; }
 #else
     (void)p;
+#endif
+    if (hb_dtype_is_quant(B->t)) packb = pack_b_quant;
+#ifdef HB_X86
+    if (hb_dtype_is_quant(B->t) && p == PATH_AVX2) packb = pack_b_quant_avx2;
 #endif
     float tmp[MR * NR] __attribute__((aligned(64)));
     for (int64_t n0 = 0; n0 < N; n0 += NC) {
@@ -402,17 +432,7 @@ static packbuf thread_bufs(void) {
     return (packbuf){p, p + MC * KC};
 }
 
-static void gemm_naive(float *C, int64_t ldc, const float *A, int64_t lda, const bsrc *B, int64_t M, int64_t N,
-                       int64_t K, bool acc) {
-    for (int64_t m = 0; m < M; m++)
-        for (int64_t n = 0; n < N; n++) {
-            float s = acc ? C[m * ldc + n] : 0.0f;
-            for (int64_t k = 0; k < K; k++) s += A[m * lda + k] * bget(B, n, k);
-            C[m * ldc + n] = s;
-        }
-}
-
-/* Serial GEMM on the active path (falls back to a naive loop only if the pack buffers cannot be allocated). */
+/* Serial GEMM on the active path. */
 static void gemm_serial_src(float *C, int64_t ldc, const float *A, int64_t lda, const float *apre, const bsrc *B,
                             int64_t M, int64_t N, int64_t K, bool acc) {
     if (M <= 0 || N <= 0) return;
@@ -432,8 +452,7 @@ static void gemm_serial_src(float *C, int64_t ldc, const float *A, int64_t lda, 
     if (p == PATH_OPENBLAS) p = hb__have_avx2() ? PATH_AVX2 : PATH_GENERIC;
 #endif
     packbuf pb = thread_bufs();
-    if (!pb.a) {
-        if (!apre && !B->bpre && !B->fn) { gemm_naive(C, ldc, A, lda, B, M, N, K, acc); return; }
+    if (!pb.a) { /* no slower fallback: its other summation order would change the results silently */
         hb__cpu_fail("GEMM: out of memory for pack buffers");
         return;
     }
@@ -511,7 +530,7 @@ static void tile_run(void *ctx, int64_t b, int64_t e) {
         float *c = j->C + m0 * j->ldc + n0;
         const float *a = j->A + m0 * j->lda;
         bsrc bs = j->B;
-        bs.base = (const uint8_t *)bs.base + n0 * bs.sn * (int64_t)hb_dtype_size(bs.t);
+        bs.base = (const uint8_t *)bs.base + hb_dtype_bytes(bs.t, n0 * bs.sn);
         if (p == PATH_OPENBLAS && bs.t != HB_F32) {
             /* OpenBLAS needs f32: convert this weight panel once per column tile */
             if (!panel && !(panel = hb_malloc(sizeof(float) * (size_t)(j->nb * j->K), "GEMM weight panel"))) {
@@ -519,8 +538,12 @@ static void tile_run(void *ctx, int64_t b, int64_t e) {
                 return;
             }
             if (cur_n != tn) {
-                for (int64_t n = 0; n < nn; n++)
-                    for (int64_t k = 0; k < j->K; k++) panel[n * j->K + k] = bget(&bs, n, k);
+                for (int64_t n = 0; n < nn; n++) {
+                    if (hb_dtype_is_quant(bs.t))
+                        hb_dequantize(panel + n * j->K, (const uint8_t *)bs.base + hb_dtype_bytes(bs.t, n * bs.sn), bs.t, j->K);
+                    else
+                        for (int64_t k = 0; k < j->K; k++) panel[n * j->K + k] = bget(&bs, n, k);
+                }
                 cur_n = tn;
             }
             bsrc pf = {panel, HB_F32, j->K, 1, NULL, NULL, NULL};
@@ -559,7 +582,7 @@ typedef struct { float *y; const float *x; bsrc w; const float *bias; int64_t M,
 static float dot_generic(const float *x, const bsrc *w, int64_t n, int64_t K) {
     float s[8] = {0};
     int64_t k = 0;
-    const uint8_t *base = (const uint8_t *)w->base + n * w->sn * (int64_t)hb_dtype_size(w->t);
+    const uint8_t *base = (const uint8_t *)w->base + hb_dtype_bytes(w->t, n * w->sn);
     if (w->t == HB_F32) {
         const float *r = (const float *)base;
         for (; k + 8 <= K; k += 8)
@@ -582,7 +605,7 @@ static float dot_generic(const float *x, const bsrc *w, int64_t n, int64_t K) {
 #ifdef HB_X86
 /* Same lane structure and final reduction as dot_generic (8 lanes, lane j sums k = j mod 8, tail into lane 0). */
 __attribute__((target("avx2,fma,f16c"))) static float dot_avx2(const float *x, const bsrc *w, int64_t n, int64_t K) {
-    const uint8_t *base = (const uint8_t *)w->base + n * w->sn * (int64_t)hb_dtype_size(w->t);
+    const uint8_t *base = (const uint8_t *)w->base + hb_dtype_bytes(w->t, n * w->sn);
     __m256 acc = _mm256_setzero_ps();
     int64_t k = 0;
     for (; k + 8 <= K; k += 8) {
@@ -608,13 +631,26 @@ static void rows_run(void *ctx, int64_t b, int64_t e) {
 #ifdef HB_X86
     if (path() == PATH_AVX2) dot = dot_avx2;
 #endif
-    for (int64_t n = b; n < e; n++)
+    /* block-quantized rows: dequantized one at a time into an f32 row, then the same dot as F32 weights */
+    const bool quant = hb_dtype_is_quant(j->w.t);
+    float *row = quant ? hb_malloc(sizeof(float) * (size_t)j->K, "dequantized weight row") : NULL;
+    if (quant && !row) { hb_log(HB_LOG_ERROR, "hb_linear: out of memory for a weight row"); return; }
+    for (int64_t n = b; n < e; n++) {
+        bsrc wr = j->w;
+        int64_t wn = n;
+        if (quant) {
+            hb_dequantize(row, (const uint8_t *)j->w.base + hb_dtype_bytes(j->w.t, n * j->w.sn), j->w.t, j->K);
+            wr = (bsrc){row, HB_F32, 0, 1, NULL, NULL, NULL};
+            wn = 0;
+        }
         for (int64_t m = 0; m < j->M; m++) {
-            float d = dot(j->x + m * j->K, &j->w, n, j->K);
+            float d = dot(j->x + m * j->K, &wr, wn, j->K);
             if (j->bias) d += j->bias[n];
             float *yo = j->y + m * j->N + n;
             *yo = j->acc ? *yo + d : d;
         }
+    }
+    hb_free(row);
 }
 
 /* ---------- hb_linear ---------- */

@@ -43,9 +43,14 @@ const hb_backend *hb__backend_gpu(const char *device) {
 /* Argument checks shared by every backend: the kernels may assume them. */
 static int linear_check(const hb_tensor *w, const hb_tensor *b) {
     if (!w || w->ndim != 2) return hb_error("hb_linear: weight must be a 2-D tensor");
-    if (w->dtype != HB_F32 && w->dtype != HB_BF16 && w->dtype != HB_F16)
-        return hb_error("hb_linear: weight dtype %s not supported (F32, BF16, F16)", hb_dtype_name(w->dtype));
+    if (w->dtype != HB_F32 && w->dtype != HB_BF16 && w->dtype != HB_F16 && !hb_dtype_is_quant(w->dtype))
+        return hb_error("hb_linear: weight dtype %s not supported (F32, BF16, F16, GGUF block formats)",
+                        hb_dtype_name(w->dtype));
     if (w->stride[1] != 1) return hb_error("hb_linear: weight rows must be contiguous (stride 1 along K)");
+    const int64_t be = hb_dtype_block_elems(w->dtype);
+    if (be > 1 && (w->shape[1] % be || w->stride[0] % be))
+        return hb_error("hb_linear: %s weight rows of %lld elements are not whole blocks of %lld", hb_dtype_name(w->dtype),
+                        (long long)w->shape[1], (long long)be);
     const int64_t N = w->shape[0];
     if (b && (b->ndim != 1 || b->shape[0] != N || (b->dtype != HB_F32 && b->dtype != HB_BF16 && b->dtype != HB_F16)))
         return hb_error("hb_linear: bias must be a 1-D float tensor of %lld elements", (long long)N);

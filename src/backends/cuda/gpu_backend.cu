@@ -426,8 +426,11 @@ const void *hbg_weight(const hb_tensor *w, hbg_wfmt fmt) {
                  hb_shape_str(w, sb, sizeof sb));
         return nullptr;
     }
-    if (w->dtype != HB_F32 && w->dtype != HB_BF16 && w->dtype != HB_F16 && w->dtype != HB_F64) {
-        hbg_fail("weight of dtype %s: the GPU backend takes F32, BF16, F16 or F64 weights", hb_dtype_name(w->dtype));
+    /* block-quantized (GGUF) weights are dequantized on the host here, exactly as core does, then converted */
+    const bool quant = hb_dtype_is_quant(w->dtype) && hb_tensor_is_contiguous(w);
+    if (w->dtype != HB_F32 && w->dtype != HB_BF16 && w->dtype != HB_F16 && w->dtype != HB_F64 && !quant) {
+        hbg_fail("weight of dtype %s: the GPU backend takes F32, BF16, F16, F64 or contiguous block-quantized "
+                 "weights", hb_dtype_name(w->dtype));
         return nullptr;
     }
     /* Convert on the host in logical order, exactly as core's conversions. */
@@ -468,7 +471,7 @@ const void *hbg_weight(const hb_tensor *w, hbg_wfmt fmt) {
         if (conv) {
             if (w->dtype == HB_F32) {
                 hb_convert_from_f32(conv, HB_BF16, (const float *)src, (size_t)n);
-            } else { /* F16/F64 -> f32 (exact for F16) -> bf16 */
+            } else { /* F16/F64/block formats -> f32 (exact for F16 and blocks) -> bf16 */
                 float *tmp = (float *)(conv + out_bytes);
                 hb_convert_to_f32(tmp, src, w->dtype, (size_t)n);
                 hb_convert_from_f32(conv, HB_BF16, tmp, (size_t)n);
