@@ -3,7 +3,7 @@
 #   1. environment: nvidia-smi, the CUDA libraries the binaries need (found on the device, see below);
 #   2. every staged test_gpu_* program (test_gpu_ops, test_gpu_golden, ... from build-gpu/dist/bin), run directly
 #      with HB_BIN / HB_SHARED set. Not through ctest: the CTestTestfile.cmake of build-gpu holds this
-#      machine's absolute paths (/work/main/build-gpu/...), and the device runs a copy of the repo elsewhere;
+#      machine's absolute paths (its build folder), and the device runs a copy of the repo elsewhere;
 #   3. bench_gpu (the table with the measured bf16 peak);
 #   4. test_gpu_ops again with HB_GPU_PRECISE=1 (f32 linear/attention, held to 2e-5) and with HB_GPU_FP8=1
 #      (the opt-in e4m3 linear against the error measured on the emulator);
