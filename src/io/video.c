@@ -720,9 +720,9 @@ static int ffr_frame(vbuf *b, AVFrame *fr, struct SwsContext **sws) {
     int cs = fr->colorspace == AVCOL_SPC_BT709 ? SWS_CS_ITU709
              : fr->colorspace == AVCOL_SPC_BT2020_NCL || fr->colorspace == AVCOL_SPC_BT2020_CL ? SWS_CS_BT2020
                                                                                               : SWS_CS_ITU601;
-    *sws = sws_getCachedContext(*sws, W, H, pf, W, H, AV_PIX_FMT_RGB24,
-                                SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT | SWS_FULL_CHR_H_INP, NULL, NULL,
-                                NULL);
+    /* FFmpeg's own default conversion (the ffmpeg tool's sws_flags "bicubic"), so that metrics on decoded videos
+     * agree with the common evaluation pipelines (ffmpeg -pix_fmt rgb24, then scikit-image) bit for bit */
+    *sws = sws_getCachedContext(*sws, W, H, pf, W, H, AV_PIX_FMT_RGB24, SWS_BICUBIC, NULL, NULL, NULL);
     if (!*sws) return hb_error("%s: cannot convert pixel format %s to RGB", b->path, av_get_pix_fmt_name(pf));
     const int *coef_in = sws_getCoefficients(cs), *coef_out = sws_getCoefficients(SWS_CS_DEFAULT);
     sws_setColorspaceDetails(*sws, coef_in, full, coef_out, 1, 0, 1 << 16, 1 << 16);
