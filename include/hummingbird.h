@@ -190,7 +190,9 @@ typedef struct hb_ar_params {
 } hb_ar_params;
 
 void hb_ar_params_init(hb_ar_params *p);
-/* Run to the end (or until on_chunk returns nonzero: -1 then). frames_out (may be NULL): video frames made. */
+/* Run to the end (or until on_chunk returns nonzero: -1 then, or the progress callback: HB_CANCELLED). frames_out
+ * (may be NULL): the video frames on_chunk received (without on_chunk: written to the file), also after an early
+ * stop; a stopped run's output file is removed. */
 int hb_generate_ar(const char *model_dir, const hb_ar_params *p, int64_t *frames_out);
 
 #ifdef __cplusplus

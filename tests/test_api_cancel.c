@@ -3,6 +3,7 @@
  * both return HB_CANCELLED with no output, the model stays usable, and a run whose callback always returns 0
  * is unchanged (same frames as a run without a callback). Tiny random-weight XT and XTX folders. */
 #include "testlib.h"
+#include <unistd.h>
 #include "pipeline/model_folder.h"
 #include "hummingbird.h"
 #include <string.h>
@@ -96,6 +97,8 @@ static void test_ar(const char *dir) {
     int rc = hb_generate_ar(dir, &p, &made);
     CHECKF(rc == HB_CANCELLED, "rc %d (%s)", rc, hb_last_error_message());
     CHECKF(w.chunks == 1 && got < 45, "chunks %d, frames %lld", w.chunks, (long long)got);
+    /* the count reported after the stop is the frames the callback received */
+    CHECKF(made == got && got > 0, "reported %lld frames, the callback got %lld", (long long)made, (long long)got);
     /* without on_chunk: a file output and the progress callback alone */
     char out[4200];
     snprintf(out, sizeof out, "%s/ar.y4m", tl_tmpdir());
@@ -103,6 +106,10 @@ static void test_ar(const char *dir) {
     w = (watch){.stop_stage = "chunks", .stop_step = 2};
     rc = hb_generate_ar(dir, &p, &made);
     CHECKF(rc == HB_CANCELLED && w.chunks == 2, "rc %d, chunks %d (%s)", rc, w.chunks, hb_last_error_message());
+    /* a library caller's cancelled file is removed, partial name included */
+    char part[4200];
+    snprintf(part, sizeof part, "%s/ar.partial.y4m", tl_tmpdir());
+    CHECK(access(out, F_OK) != 0 && access(part, F_OK) != 0);
 }
 
 int main(void) {

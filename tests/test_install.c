@@ -1,7 +1,8 @@
 /* The installed library as an integrator uses it: `cmake --install` into a fresh prefix, then a program
  * outside the tree built three ways (pkg-config hummingbird = the shared library, pkg-config
  * hummingbird-static = libhummingbird.a, and a CMake project with find_package(hummingbird)), each run on a
- * tiny random-weight model to make a video; the shared library exports hb_ names only. */
+ * tiny random-weight model to make a video without writing anything to the terminal itself; the shared library
+ * exports hb_ names only. */
 #include "testlib.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,8 @@ static void run_app(const char *how, const char *cmd, char *line, size_t cap) {
     char out[4096];
     int rc = tl_run(cmd, out, sizeof out);
     CHECKF(rc == 0 && strstr(out, "frames 5 64x64") && !strstr(out, "sum 0\n"), "%s: exit %d\n%s\n", how, rc, out);
+    /* the library writes nothing to the terminal by itself (no progress lines, no info messages): the app's one line */
+    CHECKF(strchr(out, '\n') == out + strlen(out) - 1, "%s: the library wrote to the terminal:\n%s", how, out);
     const char *v = strstr(out, "version ");
     snprintf(line, cap, "%s", v ? v : "");
     printf("%-22s %s", how, v ? v : "(no output)\n");

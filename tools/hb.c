@@ -98,6 +98,9 @@ int tool_fail(const char *cmd) {
 int main(int argc, char **argv) {
     /* A full disk or a file-size limit must surface as a write error, not kill the process. */
     signal(SIGXFSZ, SIG_IGN);
+    /* the tool talks to its user: progress lines and info messages (the library alone is quiet) */
+    hb_log_level = HB_LOG_INFO;
+    hb_progress_draw = true;
     signal(SIGPIPE, SIG_IGN);
     int k = 1; /* global flags before the command (hb -t 2 generate ...) */
     while (k < argc && argv[k][0] == '-' && strcmp(argv[k], "--help") && strcmp(argv[k], "-h") &&

@@ -23,7 +23,7 @@ void hb_clear_error(void);
 
 /* ---------- logging ---------- */
 enum { HB_LOG_ERROR = 0, HB_LOG_WARN = 1, HB_LOG_INFO = 2, HB_LOG_DEBUG = 3 };
-extern int hb_log_level; /* default HB_LOG_INFO; --verbose raises it to HB_LOG_DEBUG */
+extern int hb_log_level; /* the library alone: HB_LOG_WARN; the hb tool: HB_LOG_INFO, -v HB_LOG_DEBUG, -q HB_LOG_ERROR */
 void hb_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---------- dtypes ---------- */
@@ -168,7 +168,9 @@ size_t hb_current_rss_bytes(void);
 void hb_reset_peak_rss(void);     /* best effort (writes /proc/self/clear_refs) */
 
 /* Progress of a long operation: stage name, step k of n. The callback (C API) gets every update; with
- * no callback a line is drawn on stderr when it is a terminal (step k/n, elapsed, ETA). */
+ * no callback a line is drawn on stderr only when the program asked for it (hb_progress_draw, set by the hb
+ * tool) and stderr is a terminal: the library alone never writes progress to the terminal. */
+extern bool hb_progress_draw;
 typedef void (*hb_progress_fn)(void *user, const char *stage, int step, int total, double elapsed_s,
                                double eta_s);
 typedef struct hb_progress {

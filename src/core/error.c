@@ -3,7 +3,7 @@
 #include <string.h>
 
 static _Thread_local char g_err[HB_ERRMSG_MAX];
-int hb_log_level = HB_LOG_INFO;
+int hb_log_level = HB_LOG_WARN;
 
 int hb_error(const char *fmt, ...) {
     va_list ap;

@@ -33,13 +33,15 @@ void hb_reset_peak_rss(void) {
     if (f) { fputs("5", f); fclose(f); }
 }
 
+bool hb_progress_draw;
+
 void hb_progress_begin(hb_progress *p, hb_progress_fn fn, void *user, const char *stage, int total) {
     p->fn = fn;
     p->user = user;
     p->stage = stage;
     p->total = total;
     p->t0 = hb_time_now();
-    p->tty = isatty(2) && hb_log_level >= HB_LOG_INFO;
+    p->tty = hb_progress_draw && isatty(2) && hb_log_level >= HB_LOG_INFO;
     if (p->fn) p->fn(p->user, stage, 0, total, 0.0, -1.0);
 }
 

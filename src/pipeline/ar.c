@@ -369,6 +369,7 @@ typedef struct {
     double t0, t_first;
     int64_t latent_done;
     bool stopped;                   /* on_frames asked to stop */
+    int64_t delivered;              /* frames on_frames accepted */
 } run_ctx;
 
 static int emit_rgb(run_ctx *c, const uint8_t *rgb, int n, int H, int W) {
@@ -385,6 +386,8 @@ static int emit_rgb(run_ctx *c, const uint8_t *rgb, int n, int H, int W) {
         } else if (r->on_frames(r->user, c->emitted, n, rgb, H, W)) {
             c->emitted += n, c->stopped = true;
             return hb_error("ar: stopped by the frame callback");
+        } else {
+            c->delivered += n;
         }
     }
     c->emitted += n;
@@ -400,7 +403,6 @@ static void keep_or_drop_partial(run_ctx *c) {
     char msg[HB_ERRMSG_MAX];
     snprintf(msg, sizeof msg, "%s", hb_last_error());
     if (hb_video_writer_close_partial(c->vw, r->partial_path, sizeof r->partial_path) == 0) {
-        r->frames_written = c->emitted;
         hb_log(HB_LOG_INFO, "stopped after %lld frames: the playable partial video is %s", (long long)c->emitted,
                r->partial_path);
     }
@@ -435,8 +437,9 @@ static int chunk_cb(void *user, int64_t chunk, int64_t frame0, int64_t F, const 
         if (hb_tae_decoder_push_frames(c->td, x0, F, hw, F * hw)) return -1;
         if (c->cbuf && c->cbuf_n > 0) {
             int rc = r->on_frames(r->user, c->cbuf_first, (int)c->cbuf_n, c->cbuf, r->height, r->width);
+            if (rc) return c->cbuf_n = 0, c->stopped = true, hb_error("ar: stopped by the frame callback");
+            c->delivered += c->cbuf_n;
             c->cbuf_n = 0;
-            if (rc) return c->stopped = true, hb_error("ar: stopped by the frame callback");
         }
     } else if (r->decoder == HB_AR_DEC_VAE) {
         if (vae_chunk(c, x0, F)) return -1;
@@ -591,6 +594,8 @@ int hb_ar_run_pipeline(hb_ar_run *r) {
     r->frames_written = c.emitted;
     rc = 0;
 done:
+    /* also after an early stop: the frames the caller received (on_frames), else the frames in the file */
+    r->frames_written = r->on_frames && !r->keep_partial ? c.delivered : c.emitted;
     if (c.vw) keep_or_drop_partial(&c);
     hb_tae_decoder_free(c.td);
     hb_tae_free(tae);

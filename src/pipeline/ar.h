@@ -128,7 +128,8 @@ typedef struct hb_ar_run {
     bool quiet;                      /* no per-chunk log line */
     /* out */
     double seconds_text, seconds_total;
-    int64_t frames_written;
+    int64_t frames_written;          /* frames on_frames accepted (when set, without keep_partial), else frames in
+                                      * the file; also after an early stop */
     bool keep_partial;               /* a stop by on_frames keeps the frames written, playable, in NAME.partial.EXT */
     char partial_path[4096];         /* "" or, after such a stop, the partial file kept */
     size_t peak_rss;
