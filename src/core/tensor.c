@@ -23,6 +23,9 @@ hb_tensor hb_tensor_3d(hb_dtype t, int64_t n0, int64_t n1, int64_t n2, void *dat
 hb_tensor hb_tensor_4d(hb_dtype t, int64_t n0, int64_t n1, int64_t n2, int64_t n3, void *data) { int64_t s[4] = {n0, n1, n2, n3}; return hb_tensor_make(t, 4, s, data); }
 
 int64_t hb_tensor_numel(const hb_tensor *x) {
+    /* a zero dimension first: the other dimensions' product may not fit (readers bound only the total) */
+    for (int i = 0; i < x->ndim; i++)
+        if (x->shape[i] == 0) return 0;
     int64_t n = 1;
     for (int i = 0; i < x->ndim; i++) n *= x->shape[i];
     return n;
