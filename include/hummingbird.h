@@ -18,7 +18,15 @@
  * Plain C99, self-contained: this header includes only standard headers. Functions returning int give 0 on
  * success and -1 on error (hb_generate and hb_generate_ar also HB_CANCELLED, see hb_generate_progress_fn);
  * pointer-returning ones give NULL on error. The message of the last error of the
- * calling thread is hb_last_error_message(). One model handle must not be used by two threads at once. */
+ * calling thread is hb_last_error_message().
+ *
+ * Ownership: the library never keeps a caller's pointer past the call that received it (strings, paths, RGB
+ * buffers and params are read during the call only), except the callbacks and their user pointers, which it
+ * calls only during that call. What it returns is the caller's to free with the matching function
+ * (hb_model_free, hb_frames_free); strings it returns are static or thread-local and must not be freed.
+ * Threads: every function may be called from any thread. A model handle is used by one thread at a time
+ * (calls on one handle are not synchronised); different handles and hb_generate_ar runs are independent. The
+ * library writes nothing to the terminal: progress goes to the callbacks only. */
 #ifndef HUMMINGBIRD_H
 #define HUMMINGBIRD_H
 
@@ -51,7 +59,8 @@ typedef struct hb_load_params {
 } hb_load_params;
 
 /* Open a model folder: every part is located and validated (names and shapes of the weights) here, so a
- * broken folder fails before any heavy work. params may be NULL (defaults). */
+ * broken folder fails before any heavy work. params may be NULL (defaults). The handle owns the mapped weights
+ * until hb_model_free (NULL is fine). */
 hb_model *hb_model_load(const char *dir, const hb_load_params *params);
 void hb_model_free(hb_model *m);
 
@@ -141,16 +150,19 @@ typedef struct hb_video_frames {
     size_t peak_rss_bytes;       /* of the process, at the end */
 } hb_video_frames;
 
+/* Generate one video with model m (not shared with another thread during the call). On success out->rgb is
+ * allocated by the library and belongs to the caller (hb_frames_free); on error out holds no allocation. */
 int hb_generate(hb_model *m, const hb_generate_params *p, hb_video_frames *out);
-void hb_frames_free(hb_video_frames *v);
+void hb_frames_free(hb_video_frames *v);   /* frees v->rgb and sets it to NULL; NULL v is fine */
 
-/* The message of the last failed call on this thread ("" when none). */
+/* The message of the last failed call on this thread ("" when none, and after a call that succeeded); valid
+ * until the thread's next call into the library. */
 const char *hb_last_error_message(void);
 
 /* The library's version, "MAJOR.MINOR.PATCH" (static storage). */
 const char *hb_version(void);
 
-/* Model facts. */
+/* Model facts (0 for a NULL model). */
 int hb_model_latent_channels(const hb_model *m);  /* 48 (Wan2.2) or 16 (Wan2.1) */
 int hb_model_size_multiple(const hb_model *m);    /* width/height granularity: 32 (Wan2.2) or 16 (Wan2.1) */
 double hb_model_default_fps(const hb_model *m);   /* 24 (5B) unless hummingbird.json says otherwise */
@@ -189,7 +201,7 @@ typedef struct hb_ar_params {
     const char *device;          /* as hb_load_params.device */
 } hb_ar_params;
 
-void hb_ar_params_init(hb_ar_params *p);
+void hb_ar_params_init(hb_ar_params *p);  /* the release's cache settings; every other field 0 = the model's */
 /* Run to the end (or until on_chunk returns nonzero: -1 then, or the progress callback: HB_CANCELLED). frames_out
  * (may be NULL): the video frames on_chunk received (without on_chunk: written to the file), also after an early
  * stop; a stopped run's output file is removed. */

@@ -23,6 +23,7 @@ static const char *k_app =
     "    p.width = 64, p.height = 64, p.frames = 5, p.vae = HB_GEN_VAE_TAE;\n"
     "    hb_video_frames v;\n"
     "    if (hb_generate(m, &p, &v)) { fprintf(stderr, \"%s\\n\", hb_last_error_message()); return 5; }\n"
+    "    if (hb_last_error_message()[0]) return 6; /* \"\" after success */\n"
     "    long sum = 0;\n"
     "    for (long i = 0; i < (long)v.frames * v.width * v.height * 3; i++) sum += v.rgb[i];\n"
     "    printf(\"version %s frames %d %dx%d sum %ld\\n\", hb_version(), v.frames, v.width, v.height, sum);\n"

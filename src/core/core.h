@@ -18,7 +18,8 @@ extern "C" {  /* the CUDA/HIP backend is compiled as C++ */
 #define HB_ERRMSG_MAX 1024
 int hb_error(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* sets the message, returns -1 */
 int hb_error_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* prepends context */
-const char *hb_last_error(void);
+const char *hb_last_error(void);        /* "unknown error" when none is set */
+const char *hb_last_error_text(void);   /* "" when none is set */
 void hb_clear_error(void);
 
 /* ---------- logging ---------- */

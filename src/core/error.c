@@ -32,6 +32,7 @@ int hb_error_prefix(const char *fmt, ...) {
 }
 
 const char *hb_last_error(void) { return g_err[0] ? g_err : "unknown error"; }
+const char *hb_last_error_text(void) { return g_err; }
 void hb_clear_error(void) { g_err[0] = 0; }
 
 void hb_log(int level, const char *fmt, ...) {

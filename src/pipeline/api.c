@@ -43,7 +43,7 @@ void hb_xt_set_debug(const hb_xt_debug *d) {
     if (d) g_debug = *d;
 }
 
-const char *hb_last_error_message(void) { return hb_last_error(); }
+const char *hb_last_error_message(void) { return hb_last_error_text(); }
 
 /* Cancellation: the caller's progress callback (returns int) is relayed to the models' progress (void); a
  * nonzero return raises `stop`, which the DiT call and the decode loops check. One run per thread at a time. */
@@ -173,6 +173,7 @@ hb_model *hb_model_load(const char *dir, const hb_load_params *params) {
     hb_log(HB_LOG_DEBUG, "model %s (%s): DiT %s (dim %d, %d layers), VAE %s, text encoder %s, tokenizer %s, tiny decoder %s",
            dir, hb_model_family_name(m->defaults.family), m->mf.dit, m->dcfg.dim, m->dcfg.num_layers, m->mf.vae, m->mf.text_encoder, found,
            m->mf.tae[0] ? m->mf.tae : "(none)");
+    hb_clear_error();
     return m;
 fail:
     hb_model_free(m);
@@ -343,6 +344,7 @@ int hb_generate(hb_model *m, const hb_generate_params *pin, hb_video_frames *out
         hb_error("cancelled by the progress callback");
         rc = HB_CANCELLED;
     }
+    if (rc == 0) hb_clear_error(); /* "" after success, as the header says */
     return rc;
 }
 

@@ -77,5 +77,6 @@ int hb_generate_ar(const char *model_dir, const hb_ar_params *p, int64_t *frames
         hb_error("cancelled by the progress callback");
         rc = HB_CANCELLED;
     }
+    if (rc == 0) hb_clear_error();
     return rc;
 }
