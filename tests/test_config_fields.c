@@ -4,6 +4,7 @@
  * overflow in a derived size: run under -DHB_SANITIZE=ON to see UBSan stay quiet). A valid config of each kind
  * must still parse to the values it states. */
 #include "testlib.h"
+#include "models/light_vae.h"
 #include "io/json_file.h"
 #include "models/umt5.h"
 #include "models/wan_dit.h"
@@ -223,11 +224,45 @@ static void check_json_oom(const char *tmp) {
     printf("hummingbird.json: %d parser allocations failed one at a time, each reported as out of memory\n", failed);
 }
 
+/* the release's light decoder config.json (models/light_vae.h): a valid base with one field made hostile */
+#define LIGHT_LISTS "\"decoder_block_out_channels\": [8, 8, 16, 16], \"decoder_layers_per_block\": [1, 1, 1, 1, 1], " \
+    "\"decoder_is_dw_conv\": [false, false, true, true, true], \"decoder_spatio_temporal_scaling\": [true, true, true, false], "
+#define LIGHT_BASE LIGHT_LISTS "\"patch_size\": 2, \"decoder_causal\": true, \"decoder_dw_kernel_size\": 3, "
+static const struct { const char *json, *field; } light_cases[] = {
+    {"{" LIGHT_BASE "\"latent_channels\": 1e20}", "latent_channels"},
+    {"{" LIGHT_BASE "\"latent_channels\": 48.5}", "latent_channels"},
+    {"{" LIGHT_LISTS "\"patch_size\": 4294967298, \"decoder_causal\": true, \"decoder_dw_kernel_size\": 3, \"latent_channels\": 48}",
+     "patch_size"},
+    {"{" LIGHT_LISTS "\"patch_size\": 2, \"decoder_causal\": true, \"decoder_dw_kernel_size\": -7, \"latent_channels\": 48}",
+     "decoder_dw_kernel_size"},
+    {"{\"decoder_block_out_channels\": [8, 8, 16, 4294967312], \"decoder_layers_per_block\": [1, 1, 1, 1, 1], "
+     "\"decoder_is_dw_conv\": [false, false, true, true, true], \"decoder_spatio_temporal_scaling\": [true, true, true, "
+     "false], \"patch_size\": 2, \"decoder_causal\": true, \"decoder_dw_kernel_size\": 3, \"latent_channels\": 48}",
+     "decoder_block_out_channels"},
+};
+
+static void check_light(void) {
+    hb_light_vae_config c;
+    CHECKF(hb_light_vae_config_from_json(&c, "{" LIGHT_BASE "\"latent_channels\": 48}", "light config") == 0, "%s",
+           hb_last_error());
+    for (size_t i = 0; i < sizeof light_cases / sizeof light_cases[0]; i++) {
+        int rc = hb_light_vae_config_from_json(&c, light_cases[i].json, "light config");
+        CHECKF(rc != 0, "light case %zu (%s) parsed", i, light_cases[i].field);
+        if (rc) {
+            char label[32];
+            snprintf(label, sizeof label, "light case %zu", i);
+            check_error(label, "light config", light_cases[i].field);
+        }
+    }
+    printf("light decoder config: %zu hostile cases refused\n", sizeof light_cases / sizeof light_cases[0]);
+}
+
 int main(void) {
     const char *tmp = tl_tmpdir();
     check_field_readers();
     check_dit();
     check_vae();
+    check_light();
     check_umt5(tmp);
     check_settings(tmp);
     check_json_oom(tmp);

@@ -2,6 +2,7 @@
  * streaming decoder are in light_vae_run.c). */
 #include "models/light_vae_impl.h"
 #include "models/wan_vae.h"
+#include "io/json_file.h"
 #include <jansson.h>
 #include <errno.h>
 #include <math.h>
@@ -55,19 +56,27 @@ static int json_list(json_t *o, const char *key, int *dst, int n, const char *wh
         return hb_error("%s: \"%s\" has %zu entries, expected %d", what, key, json_array_size(x), n);
     for (int i = 0; i < n; i++) {
         json_t *e = json_array_get(x, (size_t)i);
-        if (json_is_integer(e)) dst[n - 1 - i] = (int)json_integer_value(e);
+        if (json_is_integer(e) && json_integer_value(e) >= 0 && json_integer_value(e) <= 65536)
+            dst[n - 1 - i] = (int)json_integer_value(e);
+        else if (json_is_integer(e)) return hb_error("%s: \"%s\"[%d] is outside [0, 65536]", what, key, i);
         else if (json_is_boolean(e)) dst[n - 1 - i] = json_is_true(e);
         else return hb_error("%s: \"%s\"[%d] is not an integer or boolean", what, key, i);
     }
     return 0;
 }
 
-static int json_num(json_t *o, const char *key, double *dst, bool required, const char *what) {
+/* A number (or boolean) in [lo, hi], integral when `integral`: checked before any conversion to int. */
+static int json_num(json_t *o, const char *key, double *dst, bool required, double lo, double hi, bool integral,
+                    const char *what) {
     json_t *x = json_object_get(o, key);
     if (!x) return required ? hb_error("%s: \"%s\" is missing", what, key) : 0;
-    if (json_is_boolean(x)) *dst = json_is_true(x);
-    else if (json_is_number(x)) *dst = json_number_value(x);
+    double v;
+    if (json_is_boolean(x)) v = json_is_true(x);
+    else if (json_is_number(x)) v = json_number_value(x);
     else return hb_error("%s: \"%s\" must be a number or boolean", what, key);
+    if (!(v >= lo && v <= hi) || (integral && v != (double)(int64_t)v))
+        return hb_error("%s: \"%s\" = %g must be %s in [%g, %g]", what, key, v, integral ? "an integer" : "a number", lo, hi);
+    *dst = v;
     return 0;
 }
 
@@ -83,11 +92,11 @@ static int unsupported(json_t *o, const char *what) {
 }
 
 int hb_light_vae_config_from_json(hb_light_vae_config *c, const char *json, const char *what) {
-    json_error_t jerr;
-    json_t *o = json_loads(json ? json : "", 0, &jerr);
+    json_t *o = hb_json_parse(json ? json : "", json ? strlen(json) : 0, 0, what);
+    if (!o) return -1;
     if (!json_is_object(o)) {
         json_decref(o);
-        return hb_error("%s: not a JSON object (%s, line %d)", what, jerr.text, jerr.line);
+        return hb_error("%s: not a JSON object", what);
     }
     memset(c, 0, sizeof *c);
     json_t *bo = json_object_get(o, "decoder_block_out_channels");
@@ -110,7 +119,8 @@ int hb_light_vae_config_from_json(hb_light_vae_config *c, const char *json, cons
                                   "decoder_dw_kernel_size", "resnet_norm_eps", "scale_factor_spatial",
                                   "scale_factor_temporal"};
     static const bool req[8] = {true, false, true, true, true, false, false, false};
-    for (int i = 0; i < 8 && !rc; i++) rc = json_num(o, keys[i], &v[i], req[i], what);
+    static const double lo[8] = {1, 1, 1, 0, 1, 1e-30, 0, 0}, hi[8] = {4096, 64, 8, 1, 15, 1, 1024, 1024};
+    for (int i = 0; i < 8 && !rc; i++) rc = json_num(o, keys[i], &v[i], req[i], lo[i], hi[i], i != 5, what);
     json_decref(o);
     if (rc) return rc;
     c->latent_channels = (int)v[0], c->out_channels = (int)v[1], c->patch_size = (int)v[2], c->causal = v[3] != 0;
