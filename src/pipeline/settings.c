@@ -43,7 +43,7 @@ void hb_ar_settings_for(const hb_model_folder *mf, int latent_channels, hb_ar_se
 void hb_xt_settings_for(const hb_model_folder *mf, int latent_channels, hb_xt_settings *s) {
     memset(s, 0, sizeof *s);
     s->family = hb_model_folder_family(mf, latent_channels);
-    static const int64_t xt3[3] = {1000, 750, 500}, xtx4[4] = {1000, 750, 500, 250};
+    static const int64_t xt3[3] = {1000, 750, 500};
     s->base_steps = 50, s->cfg = 5.0;
     s->image_fit = HB_GEN_IMAGE_COVER, s->vae = HB_GEN_VAE_FULL, s->clean_prompt = true;
     switch (s->family) {
@@ -54,11 +54,14 @@ void hb_xt_settings_for(const hb_model_folder *mf, int latent_channels, hb_xt_se
         s->image_fit = HB_GEN_IMAGE_STRETCH, s->vae = mf->light[0] ? HB_GEN_VAE_LIGHT : HB_GEN_VAE_FULL;
         s->clean_prompt = false;
         break;
-    case HB_FAMILY_XTX: /* the causal model's own few-step list, run as one clip */
-        s->sampler = HB_GEN_SAMPLER_XT, s->shift = 5.0;
-        set_list(s, xtx4, 4);
-        s->width = 832, s->height = 480, s->frames = 81, s->fps = 16;
+    case HB_FAMILY_XTX: { /* the causal model's own few-step list and size, run as one clip */
+        hb_ar_settings a;
+        hb_ar_settings_for(NULL, latent_channels, &a);
+        s->sampler = HB_GEN_SAMPLER_XT, s->shift = a.shift;
+        set_list(s, a.steps_list, a.nsteps);
+        s->width = a.width, s->height = a.height, s->frames = 81, s->fps = a.fps;
         break;
+    }
     case HB_FAMILY_WAN22: /* Wan2.2 TI2V-5B: 50 UniPC steps, shift 5, guidance 5 */
         s->sampler = HB_GEN_SAMPLER_UNIPC, s->shift = 5.0;
         set_list(s, xt3, 3);
