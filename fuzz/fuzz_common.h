@@ -44,4 +44,23 @@ static inline void fz_walk(hb_checkpoint *ck) {
     fz_sink = acc;
 }
 
+/* Open path as a checkpoint: on success read every byte and close it, else the error must name the file. */
+static inline void fz_check_open(const char *path) {
+    hb_checkpoint *ck = hb_checkpoint_open(path);
+    if (ck) {
+        fz_walk(ck);
+        hb_checkpoint_close(ck);
+    } else if (!strstr(hb_last_error(), path)) {
+        abort(); /* every error names the file */
+    }
+}
+
+/* The input as the file `name` in the scratch folder, opened as a checkpoint. */
+static inline void fz_check_file(const char *name, const uint8_t *data, size_t size) {
+    char path[300];
+    snprintf(path, sizeof path, "%s/%s", fz_dir(), name);
+    fz_write(path, data, size);
+    fz_check_open(path);
+}
+
 #endif

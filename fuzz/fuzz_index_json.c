@@ -17,17 +17,7 @@ static void setup(const char *dir) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    const char *dir = fz_dir();
-    setup(dir);
-    char path[300];
-    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
-    fz_write(path, data, size);
-    hb_checkpoint *ck = hb_checkpoint_open(path);
-    if (ck) {
-        fz_walk(ck);
-        hb_checkpoint_close(ck);
-    } else if (!strstr(hb_last_error(), path)) {
-        abort();
-    }
+    setup(fz_dir());
+    fz_check_file("model.safetensors.index.json", data, size);
     return 0;
 }
