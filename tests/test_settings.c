@@ -15,15 +15,15 @@ static void check_families(void) {
     snprintf(mf.light, sizeof mf.light, "vae/wan22_v1_tiling_16_12");
     hb_xt_settings_for(&mf, 48, &s);
     CHECK(s.family == HB_FAMILY_XT && s.sampler == HB_GEN_SAMPLER_XT && s.nsteps == 3 && s.steps_list[0] == 1000 &&
-          s.steps_list[1] == 750 && s.steps_list[2] == 500 && s.shift == 10.0 && s.t_feed == HB_XT_T_INT_BF16 &&
-          s.noise == HB_XT_NOISE_RELEASE && s.width == 1280 && s.height == 704 && s.frames == 121 && s.fps == 24 &&
+          s.steps_list[1] == 750 && s.steps_list[2] == 500 && s.shift == 10.0 && s.timestep == HB_GEN_T_INT_BF16 &&
+          s.noise == HB_GEN_NOISE_TORCH && s.width == 1280 && s.height == 704 && s.frames == 121 && s.fps == 24 &&
           s.vae == HB_GEN_VAE_LIGHT && s.image_fit == HB_GEN_IMAGE_STRETCH && !s.clean_prompt);
     /* the same without a light decoder: the base TI2V-5B (UniPC, 50 steps, guidance 5, cover crop) */
     mf.light[0] = 0;
     hb_xt_settings_for(&mf, 48, &s);
     CHECK(s.family == HB_FAMILY_WAN22 && s.sampler == HB_GEN_SAMPLER_UNIPC && s.base_steps == 50 && s.cfg == 5.0 &&
-          s.vae == HB_GEN_VAE_FULL && s.image_fit == HB_GEN_IMAGE_COVER && s.noise == HB_XT_NOISE_STREAM &&
-          s.t_feed == HB_XT_T_FLOAT && s.clean_prompt);
+          s.vae == HB_GEN_VAE_FULL && s.image_fit == HB_GEN_IMAGE_COVER && s.noise == HB_GEN_NOISE_STREAM &&
+          s.timestep == HB_GEN_T_FLOAT && s.clean_prompt);
     hb_xt_settings_for(&mf, 16, &s);
     CHECK(s.family == HB_FAMILY_WAN21 && s.width == 832 && s.height == 480 && s.fps == 16);
     /* hummingbird.json: "arch" names the family, its keys override */

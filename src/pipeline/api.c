@@ -215,9 +215,8 @@ static int resolve_params(const hb_model *m, const hb_generate_params *p, const 
     if (q->cfg < 0) q->cfg = d->cfg;
     if (q->vae == HB_GEN_VAE_DEFAULT) q->vae = q->light_vae_path && *q->light_vae_path ? HB_GEN_VAE_LIGHT : d->vae;
     if (q->image_fit == HB_GEN_IMAGE_DEFAULT) q->image_fit = d->image_fit;
-    if (q->noise == HB_GEN_NOISE_DEFAULT) q->noise = d->noise == HB_XT_NOISE_RELEASE ? HB_GEN_NOISE_TORCH : HB_GEN_NOISE_STREAM;
-    if (q->timestep == HB_GEN_T_DEFAULT)
-        q->timestep = d->t_feed == HB_XT_T_INT_BF16 ? HB_GEN_T_INT_BF16 : d->t_feed == HB_XT_T_INT_F32 ? HB_GEN_T_INT_F32 : HB_GEN_T_FLOAT;
+    if (q->noise == HB_GEN_NOISE_DEFAULT) q->noise = d->noise;
+    if (q->timestep == HB_GEN_T_DEFAULT) q->timestep = d->timestep;
     if (q->frames == 0) q->frames = d->frames;
     if (im && q->image_fit == HB_GEN_IMAGE_COVER && (q->width <= 0 || q->height <= 0))
         return hb_wan_best_output_size(im->width, im->height, m->size_mult, m->size_mult, (int64_t)1280 * 704, &q->width,
@@ -354,8 +353,8 @@ static int generate(hb_model *m, const hb_generate_params *pin, hb_video_frames 
     memset(out, 0, sizeof *out);
     hb_generate_params q = *pin;
     const hb_generate_params *p = &q;
-    /* the input image first: a bad file fails before any heavy work; with no size given, the output size
-     * follows the image's aspect ratio within 1280x704 pixels (the reference's best_output_size) */
+    /* the input image first: a bad file fails before any heavy work (and, with cover fit and no size given, sets
+     * the output size: resolve_params) */
     hb_image im0 = {0};
     if ((pin->image_path || pin->image_rgb) && load_input_image(pin, &im0)) return -1;
     if (resolve_params(m, pin, im0.rgb ? &im0 : NULL, &q) || check_params(m, p)) { hb_image_free(&im0); return -1; }

@@ -46,9 +46,10 @@ void hb_xt_settings_for(const hb_model_folder *mf, int latent_channels, hb_xt_se
     static const int64_t xt3[3] = {1000, 750, 500};
     s->base_steps = 50, s->cfg = 5.0;
     s->image_fit = HB_GEN_IMAGE_COVER, s->vae = HB_GEN_VAE_FULL, s->clean_prompt = true;
+    s->timestep = HB_GEN_T_FLOAT, s->noise = HB_GEN_NOISE_STREAM;
     switch (s->family) {
     case HB_FAMILY_XT: /* the release's run_t2v.sh / run_i2v.sh (spec section 3) */
-        s->sampler = HB_GEN_SAMPLER_XT, s->shift = 10.0, s->t_feed = HB_XT_T_INT_BF16, s->noise = HB_XT_NOISE_RELEASE;
+        s->sampler = HB_GEN_SAMPLER_XT, s->shift = 10.0, s->timestep = HB_GEN_T_INT_BF16, s->noise = HB_GEN_NOISE_TORCH;
         set_list(s, xt3, 3);
         s->width = 1280, s->height = 704, s->frames = 121, s->fps = 24;
         s->image_fit = HB_GEN_IMAGE_STRETCH, s->vae = mf->light[0] ? HB_GEN_VAE_LIGHT : HB_GEN_VAE_FULL;

@@ -20,8 +20,8 @@ typedef struct hb_xt_settings {
     int64_t steps_list[HB_XT_MAX_STEPS];    /* few-step list */
     int nsteps;
     double shift;
-    hb_xt_timestep t_feed;                  /* what the DiT sees of a few-step timestep */
-    hb_xt_noise noise;
+    hb_gen_timestep timestep;               /* what the DiT sees of a few-step timestep (never DEFAULT) */
+    hb_gen_noise noise;                     /* never DEFAULT */
     int base_steps;                         /* UniPC / Euler */
     double cfg;
     int width, height, frames;
