@@ -95,15 +95,20 @@ int main(void) {
     {
         int64_t l[3] = {1000, 750, 500};
         hb_fewstep fs;
-        CHECK(hb_fewstep_schedule(&fs, l, 3, 5.0) == 0);
+        CHECK(hb_fewstep_schedule(&fs, l, 3, 5.0, true) == 0);
         const float *t = fs.t, *sg = fs.sigma;
         CHECKF(fabsf(t[0] - 1000.0f) < 1e-3f && fabsf(t[1] - 937.5f) < 1e-2f && fabsf(t[2] - 833.333f) < 1e-2f,
                "t = %g %g %g", t[0], t[1], t[2]);
         CHECKF(fabsf(sg[0] - 1.0f) < 1e-6f && fabsf(sg[1] - 0.9375f) < 1e-5f && fabsf(sg[2] - 0.833333f) < 1e-5f,
                "sigma = %g %g %g", sg[0], sg[1], sg[2]);
+        /* not warped: the list itself, with the sigma of its nearest table entry (t = 1000 sigma) */
+        CHECK(hb_fewstep_schedule(&fs, l, 3, 5.0, false) == 0);
+        for (int k = 0; k < 3; k++)
+            CHECKF(fs.t[k] == (float)l[k] && fabsf(fs.sigma[k] - fs.t[k] / 1000.0f) < 2e-3f, "raw t %g sigma %g", fs.t[k],
+                   fs.sigma[k]);
         int64_t bad[1] = {1001};
-        CHECK(hb_fewstep_schedule(&fs, bad, 1, 5.0) != 0);
-        CHECK(hb_fewstep_schedule(&fs, l, 3, -1.0) != 0);
+        CHECK(hb_fewstep_schedule(&fs, bad, 1, 5.0, true) != 0 && hb_fewstep_schedule(&fs, bad, 1, 5.0, false) != 0);
+        CHECK(hb_fewstep_schedule(&fs, l, 3, -1.0, true) != 0);
     }
     /* steps list parsing */
     {

@@ -76,13 +76,9 @@ static int loop_schedule(ar_loop *L) {
     const int64_t *list = o->nsteps > 0 ? o->steps_list : def.steps_list;
     if (n > HB_AR_MAX_STEPS) return hb_error("ar: at most %d steps", HB_AR_MAX_STEPS);
     const double shift = o->shift > 0 ? o->shift : def.shift;
-    if (hb_fewstep_schedule(&L->fs, list, n, shift)) return -1;
-    hb_flowmatch_table *tab = malloc(sizeof *tab);
+    if (hb_fewstep_schedule(&L->fs, list, n, shift, !o->raw_steps)) return -1;
+    hb_flowmatch_table *tab = malloc(sizeof *tab); /* the refresh forward's sigma */
     if (!tab || hb_flowmatch_table_init(tab, shift)) { free(tab); return tab ? -1 : hb_error("out of memory"); }
-    for (int k = 0; o->raw_steps && k < n; k++) {
-        L->fs.t[k] = (float)list[k];
-        L->fs.sigma[k] = hb_flowmatch_sigma(tab, L->fs.t[k]);
-    }
     L->sig_refresh = hb_flowmatch_sigma(tab, o->context_noise);
     free(tab);
     return 0;

@@ -3,12 +3,16 @@
 #include "pipeline/schedule.h"
 #include <stdlib.h>
 
-int hb_fewstep_schedule(hb_fewstep *s, const int64_t *list, int n, double shift) {
+int hb_fewstep_schedule(hb_fewstep *s, const int64_t *list, int n, double shift, bool warp) {
     if (n < 1 || n > HB_FEWSTEP_MAX) return hb_error("few-step sampler: %d steps (1..%d)", n, HB_FEWSTEP_MAX);
     hb_flowmatch_table *tab = malloc(sizeof *tab);
     if (!tab) return hb_error("out of memory");
     int rc = hb_flowmatch_table_init(tab, shift);
-    if (!rc) rc = hb_flowmatch_warp(tab, list, n, s->t);
+    if (!rc && warp) rc = hb_flowmatch_warp(tab, list, n, s->t);
+    for (int i = 0; !rc && !warp && i < n; i++) {
+        if (list[i] < 0 || list[i] > 1000) rc = hb_error("few-step sampler: timestep %lld is outside [0, 1000]", (long long)list[i]);
+        s->t[i] = (float)list[i];
+    }
     if (!rc)
         for (int i = 0; i < n; i++) s->sigma[i] = hb_flowmatch_sigma(tab, s->t[i]);
     s->n = rc ? 0 : n;

@@ -1,7 +1,8 @@
 /* pipeline/fewstep: the few-step flow update that both pipelines run (Hummingbird-XT's whole clip in xt.c,
  * each Hummingbird-XTX chunk in ar.c), written once.
  *
- * Schedule: t_k = warp(list)[k] of the FlowMatch table with `shift` (schedule.h), sigma_k its table sigma.
+ * Schedule: t_k = warp(list)[k] of the FlowMatch table with `shift` (schedule.h), or list[k] itself when not
+ * warped (warp_denoising_step false); sigma_k its table sigma.
  * Trajectory, k = 0..n-1:
  *     flow = model(x, t_k)
  *     x0 = x - sigma_k flow                                  (float64, cast to float32)
@@ -21,7 +22,7 @@ typedef struct hb_fewstep {
     float sigma[HB_FEWSTEP_MAX];  /* their table sigmas */
 } hb_fewstep;
 
-int hb_fewstep_schedule(hb_fewstep *s, const int64_t *list, int n, double shift);
+int hb_fewstep_schedule(hb_fewstep *s, const int64_t *list, int n, double shift, bool warp);
 
 typedef struct hb_fewstep_hooks {
     int (*model)(void *user, int step, const float *x, float t, float *flow);

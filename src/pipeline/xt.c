@@ -142,7 +142,7 @@ static int fs_x0(void *user, int step, const float *x0) {
 
 static int fewstep(const hb_xt_args *a, xt_noise *z, float *out, float *v, float *tt, int64_t nt) {
     hb_fewstep s;
-    if (hb_fewstep_schedule(&s, a->steps_list, a->nsteps, a->shift)) return -1;
+    if (hb_fewstep_schedule(&s, a->steps_list, a->nsteps, a->shift, true)) return -1;
     xt_fewstep f = {a, z, tt, nt};
     hb_fewstep_hooks h = {.model = fs_model, .noise = fs_noise, .fix = fs_fix, .on_x0 = fs_x0, .user = &f,
                           .progress = a->progress, .progress_user = a->progress_user};
