@@ -147,8 +147,8 @@ static int open_partial(hb_video_writer *w) {
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         int e = errno;
         close(fd);
-        hb_error("%s: another run is writing this video (%s is locked)%s", w->path, t,
-                 e == EWOULDBLOCK ? "" : strerror(e));
+        if (e == EWOULDBLOCK) hb_error("%s: another run is writing this video (%s is locked)", w->path, t);
+        else hb_error("%s: cannot lock %s: %s", w->path, t, strerror(e));
         free(t);
         return -1;
     }
@@ -223,7 +223,7 @@ static int y4m_open(hb_video_writer *w) {
     int fd;
     if (w->streaming) {
         if (open_partial(w)) return -1;
-        fd = open(w->tmp, O_WRONLY | O_CLOEXEC);
+        fd = dup(w->lock_fd); /* the FILE closes its own descriptor; the lock's stays open until the rename */
         if (fd < 0) return hb_error("%s: cannot open the output file: %s", w->path, strerror(errno));
     } else if ((fd = make_temp(w->path, &w->tmp)) < 0) {
         return -1;

@@ -454,9 +454,9 @@ static int chunk_cb(void *user, int64_t chunk, int64_t frame0, int64_t F, const 
     return 0;
 }
 
-/* The latent's spatial factor follows from its channels (Wan2.1: 16 channels, 8x; Wan2.2: 48, 16x); the
- * decoder must agree. Settings left 0 take the model's (settings.h: the release's, then hummingbird.json). */
-static int check_geometry(hb_ar_run *r, const hb_model_folder *mf, const wan_dit_config *mc, int *sfac) {
+/* The run's settings left 0 take the model's (settings.h: the release's, then hummingbird.json); the latent's
+ * spatial factor follows from its channels (Wan2.1: 16 channels, 8x; Wan2.2: 48, 16x) and the size must fit it. */
+static int resolve_run(hb_ar_run *r, const hb_model_folder *mf, const wan_dit_config *mc, int *sfac) {
     if (mc->in_dim != 16 && mc->in_dim != 48)
         return hb_error("ar: the DiT takes %d latent channels; Wan2.1 (16) and Wan2.2 (48) latents are supported",
                         mc->in_dim);
@@ -559,7 +559,7 @@ int hb_ar_run_pipeline(hb_ar_run *r) {
     int rc = -1;
     if (!(m = hb_model_folder_open_dit(&mf, weights))) goto done;
     const wan_dit_config *mc = &m->cfg;
-    if (check_geometry(r, &mf, mc, &sfac)) goto done;
+    if (resolve_run(r, &mf, mc, &sfac)) goto done;
     c.h = r->height / sfac;
     c.w = r->width / sfac;
     c.C = mc->in_dim;
