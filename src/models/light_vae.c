@@ -372,13 +372,9 @@ static int resolve(const char *path, char *cfg, char *wts, size_t n) {
 hb_light_vae *hb_light_vae_load(const char *path) {
     char cp[4096], wp[4096];
     resolve(path, cp, wp, sizeof cp);
-    json_error_t jerr;
-    json_t *o = json_load_file(cp, 0, &jerr);
-    if (!o) { hb_error("%s: cannot read the light decoder's config (%s)", cp, jerr.text); return NULL; }
-    char *txt = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
+    char *txt = hb_read_text_file(cp, HB_JSON_MAX_FILE, NULL);
     hb_light_vae_config c;
-    int rc = txt ? hb_light_vae_config_from_json(&c, txt, cp) : hb_error("%s: out of memory", cp);
+    int rc = txt ? hb_light_vae_config_from_json(&c, txt, cp) : -1;
     free(txt);
     if (rc) return NULL;
     hb_checkpoint *ck = hb_checkpoint_open(wp);

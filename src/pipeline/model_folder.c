@@ -253,11 +253,7 @@ wan_dit *hb_model_folder_open_dit(const hb_model_folder *mf, const char *weights
         snprintf(cfg_path, sizeof cfg_path, "%.*s/config.json", (int)(slash - mf->dit), mf->dit);
     else
         snprintf(cfg_path, sizeof cfg_path, "%s/config.json", mf->dit);
-    json_error_t je;
-    json_t *j = json_load_file(cfg_path, 0, &je);
-    if (!j) { hb_error("%s: cannot read the DiT config (line %d: %s)", cfg_path, je.line, je.text); return NULL; }
-    char *text = json_dumps(j, 0);
-    json_decref(j);
+    char *text = hb_read_text_file(cfg_path, HB_JSON_MAX_FILE, NULL);
     wan_dit_config cfg;
     int bad = !text || wan_dit_config_parse(&cfg, text, cfg_path);
     free(text);
