@@ -4,6 +4,8 @@
 #include "tools.h"
 #include "hummingbird.h"
 #include "serve/serve.h"
+#include "pipeline/model_folder.h"
+#include "pipeline/settings.h"
 #include <civetweb.h>
 #include <dirent.h>
 #include <errno.h>
@@ -52,23 +54,14 @@ typedef struct {
     bool offload;
 } serve_opts;
 
-/* XTX: the release root (checkpoints/wan21_model.pt, docs/xtx.md) or a folder whose hummingbird.json says
- * "arch": "hummingbird-xtx"; anything else is loaded as XT. fps: hummingbird.json's (0: none). */
-static void read_settings(const char *dir, bool *ar, double *fps) {
-    char p[4200];
-    snprintf(p, sizeof p, "%s/hummingbird.json", dir);
-    json_t *j = json_load_file(p, 0, NULL);
-    const char *arch = json_string_value(json_object_get(j, "arch"));
-    snprintf(p, sizeof p, "%s/checkpoints/wan21_model.pt", dir);
-    *ar = (arch && !strcmp(arch, "hummingbird-xtx")) || access(p, R_OK) == 0;
-    *fps = json_is_number(json_object_get(j, "fps")) ? json_number_value(json_object_get(j, "fps")) : 0;
-    json_decref(j);
-}
-
 static int load_model(srv_server *s, const serve_opts *o) {
-    bool ar;
-    double fps;
-    read_settings(o->model, &ar, &fps);
+    /* XTX (a release root, or "arch": "hummingbird-xtx") runs chunk by chunk with the release's defaults; any
+     * other folder is loaded once as XT (pipeline/model_folder.h, pipeline/settings.h) */
+    hb_model_folder mf;
+    if (hb_model_folder_scan(o->model, &mf)) return -1;
+    const bool ar = hb_model_folder_family(&mf, 0) == HB_FAMILY_XTX;
+    hb_ar_settings as;
+    hb_ar_settings_for(&mf, 16, &as);
     srv_model_info *mi = &s->mi;
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s", o->model);
@@ -79,7 +72,7 @@ static int load_model(srv_server *s, const serve_opts *o) {
         struct stat st;
         if (stat(o->model, &st) || !S_ISDIR(st.st_mode)) return hb_error("-m %s: not a folder", o->model);
         if (s->vae_set && s->vae == HB_GEN_VAE_LIGHT) return hb_error("--vae light: XTX decodes with full or tae");
-        mi->kind = SRV_KIND_AR, mi->size_mult = 16, mi->fps = fps > 0 ? fps : 16, mi->native_w = 832, mi->native_h = 480;
+        mi->kind = SRV_KIND_AR, mi->size_mult = 16, mi->fps = as.fps, mi->native_w = as.width, mi->native_h = as.height;
         mi->max_frames = o->max_frames ? o->max_frames : 1921;
         return 0;
     }
