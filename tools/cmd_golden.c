@@ -21,6 +21,13 @@ json_t *golden_meta_json(golden_case *g, const char *key) {
     return json_loads(s, JSON_DECODE_ANY, NULL);
 }
 
+double golden_meta_num(golden_case *g, const char *key, double def) {
+    json_t *v = golden_meta_json(g, key);
+    double r = json_is_number(v) ? json_number_value(v) : def;
+    json_decref(v);
+    return r;
+}
+
 int64_t golden_cfg_int(golden_case *g, const char *key, int64_t def) {
     json_t *v = json_object_get(g->config, key);
     if (json_is_integer(v)) return json_integer_value(v);

@@ -22,6 +22,8 @@ typedef struct golden_case {
 
 /* A metadata value parsed as JSON (NULL when absent or not JSON); the caller json_decref()s it. */
 json_t *golden_meta_json(golden_case *g, const char *key);
+/* A number from the metadata (its value parsed as JSON), or `def` when absent or not a number. */
+double golden_meta_num(golden_case *g, const char *key, double def);
 /* An integer from the config (or `def` when absent). */
 int64_t golden_cfg_int(golden_case *g, const char *key, int64_t def);
 double golden_cfg_num(golden_case *g, const char *key, double def);

@@ -52,11 +52,6 @@ static int model(void *user, const float *x, const float *t, int64_t nt, int con
     return 0;
 }
 
-static double meta_num(golden_case *g, const char *key, double def) {
-    const char *s = hb_checkpoint_metadata(g->ck, key);
-    return s ? strtod(s, NULL) : def;
-}
-
 /* Runs one mode (cond0 NULL: T2V) and compares its final latent. */
 static int run_mode(golden_case *g, xt_run *r, const hb_xt_args *base, const float *cond0) {
     hb_xt_args a = *base;
@@ -85,7 +80,7 @@ int golden_run_xt_loop(golden_case *g) {
     for (int i = 0; i < nsteps && i < HB_XT_MAX_STEPS; i++) list[i] = json_integer_value(json_array_get(steps, i));
     json_decref(steps);
     if (nsteps < 1 || nsteps > HB_XT_MAX_STEPS) return hb_error("%s: metadata 'steps' is missing or not a list", g->path);
-    const double shift = meta_num(g, "shift", 0);
+    const double shift = golden_meta_num(g, "shift", 0);
     if (!(shift > 0)) return hb_error("%s: metadata 'shift' is missing", g->path);
     hb_tensor nz, ctx;
     if (golden_tensor(g, "in.noise0", &nz) || golden_tensor(g, "in.context", &ctx)) return -1;

@@ -32,13 +32,6 @@ static int64_t meta_i64(golden_case *g, const char *key, int64_t def) {
     return r;
 }
 
-static double meta_num(golden_case *g, const char *key, double def) {
-    json_t *v = golden_meta_json(g, key);
-    double r = json_is_number(v) ? json_number_value(v) : def;
-    json_decref(v);
-    return r;
-}
-
 /* The index of the call of chunk k with this kind and step in metadata `calls` (-1 if none). */
 static int64_t call_index(const xtx_run *x, int64_t chunk, const char *kind, int step) {
     const bool refresh = !strcmp(kind, "refresh");
@@ -150,8 +143,8 @@ static int read_settings(golden_case *g, xtx_run *x, hb_ar_opts *o) {
     for (size_t k = 0; k < json_array_size(steps); k++) o->steps_list[k] = (int64_t)json_number_value(json_array_get(steps, k));
     o->nsteps = (int)x->S;
     o->raw_steps = json_is_false(json_object_get(pc, "warp_denoising_step"));
-    o->shift = meta_num(g, "timestep_shift", 5.0);
-    o->context_noise = (float)meta_num(g, "context_noise", 0.0);
+    o->shift = golden_meta_num(g, "timestep_shift", 5.0);
+    o->context_noise = (float)golden_meta_num(g, "context_noise", 0.0);
     o->chunk = x->F;
     o->window = local > 0 ? local : 0;
     o->sink = local > 0 ? sink : 0;
