@@ -243,9 +243,9 @@ static int move_dit_single(const char *flat, const char *hm) {
 int mk_xt_release(const char *dir, bool tiny, hb_dtype dtype, uint64_t seed) {
     char flat[4096], hm[4096], vae[4096];
     snprintf(flat, sizeof flat, "%s/.flat", dir);
-    snprintf(hm, sizeof hm, "%s/hm_2.2_5B", dir);
+    snprintf(hm, sizeof hm, "%s/" HB_XT_RELEASE_DIT_DIR, dir);
     snprintf(vae, sizeof vae, "%s/vae", dir);
-    if (mkdirs(dir, ".flat") || mkdirs(dir, "hm_2.2_5B") || mkdirs(dir, "vae")) return -1;
+    if (mkdirs(dir, ".flat") || mkdirs(dir, HB_XT_RELEASE_DIT_DIR) || mkdirs(dir, "vae")) return -1;
     hb_mkfolder_opts f = {.arch = "hummingbird-xt", .tiny = tiny, .dtype = dtype, .seed = seed};
     int rc = -1;
     char flat_vae[4200];
