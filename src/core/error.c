@@ -21,6 +21,7 @@ int hb_error_prefix(const char *fmt, ...) {
     va_end(ap);
     memcpy(tail, g_err, sizeof tail);
     size_t h = strlen(head);
+    while (h > 0 && (head[h - 1] == ' ' || head[h - 1] == ':')) h--; /* the separator is added here, once */
     if (h > sizeof g_err - 3) h = sizeof g_err - 3;
     memcpy(g_err, head, h);
     memcpy(g_err + h, ": ", 2);

@@ -90,6 +90,7 @@ static int hook(lstate *s, const char *name, const lbuf *x) {
 /* The conv on the window [cache | replicated first frame (pl, once) | x | replicated last frame (pr, at the end)]:
  * every output whose k frames are in the window; the last k-1 window frames become the cache. */
 static int tconv(lstate *s, const lv_conv *c, const lbuf *x, lbuf *y) {
+    y->d = NULL; /* a failure before y is allocated must leave nothing for the caller to free */
     int64_t HW = x->H * x->W, k = c->k;
     hb_conv3d_params prm = {{1, 1, 1}, {0, 0}, {c->k / 2, c->k / 2}, {c->k / 2, c->k / 2}, c->groups};
     if (c->slot < 0) {
@@ -127,6 +128,7 @@ static int tconv(lstate *s, const lv_conv *c, const lbuf *x, lbuf *y) {
 }
 
 static int sep(lstate *s, const lv_sep *c, const lbuf *x, lbuf *y) {
+    y->d = NULL;
     if (!c->dw) return tconv(s, &c->a, x, y);
     lbuf t;
     if (tconv(s, &c->a, x, &t)) return -1;

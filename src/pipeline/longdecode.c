@@ -149,7 +149,7 @@ static int decode_clip(hb_decoder *d, int64_t n, float *out, int64_t *nfp) {
             }
             float *dst = one ? out : d->tout;
             if (decode_tile(d, iy * d->ntx + ix, d->tlat, n, th, tw, dst, nf)) {
-                hb_error_prefix("longdecode (tile %d,%d): ", iy, ix);
+                hb_error_prefix("longdecode (tile %d,%d)", iy, ix);
                 return -1;
             }
             if (d->kind == K_LIGHT && d->mode == HB_LD_CAUSAL) nf = *nfp = d->got;
