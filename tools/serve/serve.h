@@ -48,9 +48,9 @@ typedef struct srv_model_info {
 bool srv_valid_id(const char *id);
 
 typedef enum {
-    SRV_R_NOT_FOUND = 0, SRV_R_HEALTH, SRV_R_MODELS, SRV_R_VIDEOS, SRV_R_VIDEO, SRV_R_CONTENT, SRV_R_CANCEL,
-    SRV_R_EVENTS, SRV_R_REMIX, SRV_R_CLUSTER
-} srv_route_kind;
+    SRV_R_NOT_FOUND = 0, SRV_R_HEALTH, SRV_R_MODELS, SRV_R_CLUSTER, SRV_R_VIDEOS, SRV_R_VIDEO, SRV_R_CONTENT,
+    SRV_R_CANCEL, SRV_R_EVENTS, SRV_R_REMIX
+} srv_route_kind; /* the per-video routes last: kind >= SRV_R_VIDEO has an id */
 typedef struct srv_route {
     srv_route_kind kind;
     char id[SRV_ID_LEN + 1]; /* for the per-video routes */
