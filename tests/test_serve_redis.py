@@ -7,12 +7,13 @@ worker, Server-Sent Events through the API, /v1/cluster and /health. Skipped whe
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from serve_client import Node, Redis, check, done, failed as _failed, free_redis_or_skip, mkmodel, sse, tmpdir, video_ok  # noqa: E402
+from serve_client import HB, Node, Redis, check, done, failed as _failed, free_redis_or_skip, mkmodel, sse, tmpdir, video_ok  # noqa: E402
 
 free_redis_or_skip()
 T0 = time.time()
@@ -158,8 +159,25 @@ def test_across_processes(r, api, api2, w2):
     check(h.get("status") == "ok" and h.get("role") == "api", f"health {h}")
 
 
+def test_bad_flags(r):
+    """Bad cluster flags: one clear line naming the flag, non-zero exit, before anything starts."""
+    cases = [(["--store", "redis://127.0.0.1:99999", "--role", "api"], "port"),
+             (["--store", "rediss://127.0.0.1:6379", "--role", "api"], "TLS"),
+             (["--store", "http://127.0.0.1", "--role", "api"], "redis://"),
+             (["--store", "redis://:@127.0.0.1", "--role", "api"], "password"),
+             (["--store", r.url, "--role", "boss"], "--role"),
+             (["--store", r.url, "--role", "api", "-m", XT], "-m"),
+             (["--store", r.url, "--role", "worker"], "-m"),
+             (["--role", "api"], "--store"),
+             (["--store", f"redis://:wrong@127.0.0.1:{r.port}", "--role", "api"], "redis")]
+    for args, word in cases:
+        p = subprocess.run([HB, "serve", "--port", "1"] + args, capture_output=True, text=True, timeout=30)
+        check(p.returncode != 0 and word in p.stderr and "\n" in p.stderr, f"{args}: {p.returncode} {p.stderr!r}")
+
+
 def main():
     r = Redis(os.path.join(TMP, "redis"))
+    test_bad_flags(r)
     api = Node(r.url, "api", RES, log("api"), args=["--queue", "1000"])
     w1 = Node(r.url, "worker", RES, log("w1"), model=XT, args=["--lease", "2"])
     w2 = Node(r.url, "worker", RES, log("w2"), model=XT, args=["--lease", "2"])

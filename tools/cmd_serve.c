@@ -127,9 +127,9 @@ static int open_cluster(srv_server *s, const serve_opts *o) {
     const char *res = o->results ? o->results : "hb-serve-results";
     if (strlen(res) > 3800) return hb_error("--results: the path is too long");
     snprintf(s->videos, sizeof s->videos, "%s", res);
-    if (mkdir(res, 0755) && errno != EEXIST) return hb_error("--results %s: cannot create it: %s", res, strerror(errno));
     s->cluster = true;
     if (!(s->store = srv_redis_open(&url, s->queue_max, 10, err, sizeof err))) return hb_error("%s", err);
+    if (mkdir(res, 0755) && errno != EEXIST) return hb_error("--results %s: cannot create it: %s", res, strerror(errno));
     if (s->role == SRV_ROLE_API) return 0;
     char host[64] = "host";
     gethostname(host, sizeof host - 1);

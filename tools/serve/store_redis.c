@@ -36,28 +36,29 @@ static double mono_s(void) {
 
 /* ---------------------------------------------------------------- the connection: reconnect with backoff */
 
+/* 0 connected, -1 not reachable (retried), -2 refused for good: a wrong password or database (not retried) */
 static int connect_once(redis_store *s) {
     if (s->c) redisFree(s->c);
     struct timeval tv = {2, 0}, cmd = {15, 0}; /* commands block at most ~1 s (XREADGROUP), scripts are short */
     s->c = redisConnectWithTimeout(s->url.host, s->url.port, tv);
-    if (!s->c || s->c->err || redisSetTimeout(s->c, cmd) != REDIS_OK) return -1;
-    redisEnableKeepAlive(s->c);
+    int rc = !s->c || s->c->err || redisSetTimeout(s->c, cmd) != REDIS_OK ? -1 : 0;
+    if (!rc) redisEnableKeepAlive(s->c);
     redisReply *r = NULL;
-    if (s->url.password[0]) {
+    if (!rc && s->url.password[0]) {
         r = s->url.user[0] ? redisCommand(s->c, "AUTH %s %s", s->url.user, s->url.password)
                            : redisCommand(s->c, "AUTH %s", s->url.password);
-        bool ok = r && r->type != REDIS_REPLY_ERROR;
-        if (r && !ok) fprintf(stderr, "hb serve: redis %s:%d: AUTH: %s\n", s->url.host, s->url.port, r->str);
+        rc = !r ? -1 : r->type == REDIS_REPLY_ERROR ? -2 : 0;
+        if (rc == -2) fprintf(stderr, "hb serve: redis %s:%d: AUTH: %s\n", s->url.host, s->url.port, r->str);
         freeReplyObject(r);
-        if (!ok) return -1;
     }
-    if (s->url.db) {
+    if (!rc && s->url.db) {
         r = redisCommand(s->c, "SELECT %d", s->url.db);
-        bool ok = r && r->type != REDIS_REPLY_ERROR;
+        rc = !r ? -1 : r->type == REDIS_REPLY_ERROR ? -2 : 0;
+        if (rc == -2) fprintf(stderr, "hb serve: redis %s:%d: SELECT %d: %s\n", s->url.host, s->url.port, s->url.db, r->str);
         freeReplyObject(r);
-        if (!ok) return -1;
     }
-    return 0;
+    if (rc && s->c) redisFree(s->c), s->c = NULL;
+    return rc;
 }
 
 /* One command, retried with exponential backoff (0.1 s to 2 s) across reconnects for up to give_up_s; a Redis
@@ -68,7 +69,9 @@ static redisReply *cmd(srv_store *st, const char *fmt, ...) {
     bool told = false;
     for (;;) {
         redisReply *r = NULL;
-        if ((s->c && !s->c->err) || connect_once(s) == 0) {
+        int conn = s->c && !s->c->err ? 0 : connect_once(s);
+        if (conn == -2) return NULL;
+        if (conn == 0) {
             va_list ap;
             va_start(ap, fmt);
             r = redisvCommand(s->c, fmt, ap);
@@ -270,7 +273,7 @@ srv_store *srv_redis_open(const srv_redis_url *url, int queue_max, double give_u
     redisReply *r = cmd(&s->base, "PING");
     if (!r || r->type == REDIS_REPLY_ERROR) {
         snprintf(err, cap, "--store redis://%s:%d: %s", url->host, url->port,
-                 r ? r->str : s->c && s->c->errstr[0] ? s->c->errstr : "cannot connect");
+                 r ? r->str : s->c && s->c->errstr[0] ? s->c->errstr : "cannot connect, or refused (above)");
         freeReplyObject(r);
         r_close(&s->base);
         return NULL;
