@@ -123,7 +123,13 @@ static bool queue_full(srv_server *s, char *retry, size_t cap) {
     int64_t q = srv_store_count(s->store, "queued");
     if (q >= 0 && q < s->queue_max) return false;
     if (q < 0) q = s->queue_max;
-    double wait = (s->avg_job_s > 0 ? s->avg_job_s : 10) * (double)(q + 1);
+    double avg = s->avg_job_s, par = 1;
+    if (s->cluster) { /* the cluster's jobs, run by as many workers as are busy */
+        avg = srv_redis_mean_job_s(s->store);
+        int64_t running = srv_store_count(s->store, "in_progress");
+        par = running > 1 ? (double)running : 1;
+    }
+    double wait = (avg > 0 ? avg : 10) * (double)(q + 1) / par;
     snprintf(retry, cap, "%d", wait < 1 ? 1 : wait > 3600 ? 3600 : (int)wait);
     return true;
 }

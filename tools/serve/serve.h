@@ -175,6 +175,7 @@ int srv_redis_heartbeat(srv_store *s, const char *worker, const srv_model_info *
 int srv_redis_model(srv_store *s, const char *name, srv_model_info *out, srv_err *e);
 json_t *srv_redis_models(srv_store *s);  /* /v1/models data */
 json_t *srv_redis_cluster(srv_store *s); /* /v1/cluster */
+double srv_redis_mean_job_s(srv_store *s); /* of the completed jobs; 0 before the first */
 
 /* ---------------------------------------------------------------- the running server (worker.c, http.c) */
 #include "hummingbird.h"

@@ -595,6 +595,14 @@ static json_t *workers_json(srv_store *s, int *alive) {
     return out;
 }
 
+double srv_redis_mean_job_s(srv_store *s) {
+    int64_t done = r_count(s, "completed");
+    redisReply *r = ok_reply(cmd(s, "HGET hb:stats job_seconds"), "HGET");
+    double secs = r && r->type == REDIS_REPLY_STRING ? atof(r->str) : 0;
+    freeReplyObject(r);
+    return done > 0 ? secs / (double)done : 0;
+}
+
 json_t *srv_redis_cluster(srv_store *s) {
     int alive = 0;
     json_t *workers = workers_json(s, &alive);
