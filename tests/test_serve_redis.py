@@ -19,6 +19,7 @@ free_redis_or_skip()
 T0 = time.time()
 TMP = tmpdir()
 XT = mkmodel(os.path.join(TMP, "xt"), "hummingbird-xt")
+XTX = mkmodel(os.path.join(TMP, "xtx"), "hummingbird-xtx")
 RES = os.path.join(TMP, "results")
 JOBS, CLIENTS = 200, 8
 TINY = {"size": "64x64", "num_frames": 5}
@@ -118,6 +119,9 @@ def test_across_processes(r, api, api2, w2):
     queued = [api.create(dict(TINY, prompt=f"q{i}"))[2]["id"] for i in range(4)]
     pos = [api2.json("GET", f"/v1/videos/{vid}")[2]["queue_position"] for vid in queued]
     check(pos == [0, 1, 2, 3], f"queue positions seen by another API process: {pos}")
+    # a job whose workers died SRV_MAX_ATTEMPTS (3) times (as if it crashed them) fails instead of running again
+    poison = api.create(dict(TINY, prompt="poison"))[2]["id"]
+    r.cmd("HSET", f"hb:job:{poison}", "attempts", 3)
     st, h, b = api2.create(dict(TINY, prompt="one too many"))
     check(st == 429 and h.get("retry-after", "").isdigit() and b["error"]["code"] == "queue_full", f"429 across the cluster: {st} {h} {b}")
     # a queued job deleted through one API process is never run; an SSE stream through it follows another
@@ -138,6 +142,8 @@ def test_across_processes(r, api, api2, w2):
     for vid in queued[:3]:
         st, v = wait_status(api, vid, lambda v: v["status"] == "completed")
         check(v and v["status"] == "completed", f"queued job ran: {v}")
+    st, v = wait_status(api, poison, lambda v: v["status"] != "queued")
+    check(v and v["status"] == "failed" and v["error"]["code"] == "worker_lost", f"attempts exhausted: {v}")
     follower.join()
     st, events = stream.get("r", (0, []))
     kinds = [e for e, _, _ in events]
@@ -175,6 +181,33 @@ def test_bad_flags(r):
         check(p.returncode != 0 and word in p.stderr and "\n" in p.stderr, f"{args}: {p.returncode} {p.stderr!r}")
 
 
+def test_models(r, api, w2):
+    """A worker of a second model: its jobs go to it only (their own stream), XT jobs never; each model's rules
+    are checked by the API process; SSE carries the XTX chunk events from the worker."""
+    w3 = Node(r.url, "worker", RES, log("w3"), model=XTX, args=["--lease", "2"])
+    st, _, m = api.json("GET", "/v1/models")
+    check(st == 200 and sorted(d["id"] for d in m["data"]) == ["xt", "xtx"], f"models {m}")
+    st, _, b = api.create(dict(TINY, prompt="which model?"))
+    check(st == 400 and b["error"]["param"] == "model", f"two models, none named: {st} {b}")
+    st, _, b = api.create({"prompt": "x", "model": "xt", "size": "64x48", "num_frames": 5})
+    check(st == 400 and b["error"]["param"] == "size", f"the XT worker's rules (multiples of 32): {st} {b}")
+    st, _, b = api.create({"prompt": "x", "model": "xtx", "mode": "xt", "size": "64x48", "num_frames": 5})
+    check(st == 400 and b["error"]["param"] == "mode", f"the XTX worker's rules (no xt mode): {st} {b}")
+    st, _, ar = api.create({"prompt": "a cat", "model": "xtx", "mode": "ar", "size": "64x48", "num_frames": 45, "seed": 2})
+    xts = [api.create(dict(TINY, model="xt", prompt=f"xt {i}"))[2]["id"] for i in range(3)]
+    check(st == 200 and ar["model"] == "xtx", f"xtx create {st} {ar}")
+    st, events = sse(api, ar["id"], timeout=60)
+    chunks = [d for e, d, _ in events if e == "chunk"]
+    check(events and events[-1][1]["status"] == "completed" and sum(c["frames"] for c in chunks) == 45, f"XTX SSE {[e for e, _, _ in events]}")
+    check(video_ok(os.path.join(RES, ar["id"] + ".mp4"), 64, 48, 45), "the XTX file")
+    for vid in xts:
+        wait_status(api, vid, lambda v: v["status"] == "completed")
+    w3name = w3.health()["worker"]
+    check(r.cmd("HGET", f"hb:job:{ar['id']}", "worker") == w3name, "the XTX job ran on the XTX worker")
+    check(all(r.cmd("HGET", f"hb:job:{v}", "worker") == w2.health()["worker"] for v in xts), "XT jobs ran on the XT worker")
+    check(w3.stop() == 0, "clean stop")
+
+
 def main():
     r = Redis(os.path.join(TMP, "redis"))
     test_bad_flags(r)
@@ -187,6 +220,7 @@ def main():
         test_kill_worker(r, api, w1, w2)
         print(f"  checked: {time.time() - T0:.1f} s", flush=True)
         test_across_processes(r, api, api2, w2)
+        test_models(r, api, w2)
     finally:
         for n in (api, api2, w2):
             check(n.stop() == 0, f"clean stop on SIGTERM (log {n.data})")

@@ -128,7 +128,9 @@ void *srv_cluster_worker_main(void *arg) {
         }
         srv_job j;
         char entry[32] = "";
-        int got = srv_redis_group(s->wstore, s->mi.id) ? -1 : srv_redis_take(s->wstore, s->mi.id, s->worker_name, s->lease_ms, &j, entry);
+        int64_t keep_s = (int64_t)(s->keep_hours * 3600);
+        int got = srv_redis_group(s->wstore, s->mi.id) ? -1
+                : srv_redis_take(s->wstore, s->mi.id, s->worker_name, s->lease_ms, keep_s, &j, entry);
         if (got < 0) sleep(1); /* Redis away: the store's reconnect already backed off */
         if (got <= 0) continue;
         run_one(s, &j, entry);

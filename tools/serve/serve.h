@@ -157,8 +157,11 @@ srv_store *srv_redis_open_like(srv_store *s, double give_up_s, char *err, size_t
 bool srv_store_is_redis(const srv_store *s);
 /* the queue: one stream per model, consumer group "workers"; entry: the stream entry id (32 bytes) */
 int srv_redis_group(srv_store *s, const char *model);
-/* the next job to run (a dead worker's first, after lease_ms idle): 1 + job (in_progress now), 0 none, -1 */
-int srv_redis_take(srv_store *s, const char *model, const char *worker, int lease_ms, srv_job *out, char *entry);
+/* the next job to run (a dead worker's first, after lease_ms idle): 1 + job (in_progress now), 0 none, -1.
+ * A job started SRV_MAX_ATTEMPTS times without finishing fails (worker_lost), expiring after keep_s. */
+#define SRV_MAX_ATTEMPTS 3
+int srv_redis_take(srv_store *s, const char *model, const char *worker, int lease_ms, int64_t keep_s, srv_job *out,
+                   char *entry);
 /* record the outcome (completed|failed|deleted|requeue|skip) once, then XACK + XDEL the entry: 1 recorded */
 int srv_redis_finish(srv_store *s, const char *model, const char *entry, const char *id, const char *outcome, int progress,
                      int64_t completed_at, int64_t expires_at, const char *code, const char *msg, double secs);

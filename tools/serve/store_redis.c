@@ -290,12 +290,20 @@ bool srv_store_is_redis(const srv_store *s) { return s && s->ops == &k_redis_ops
 
 /* ---------------------------------------------------------------- the queue (workers) */
 
-/* ARGV id worker now. The job goes in_progress when it is still to run (queued, or in_progress under a worker
- * that died); returns its params, or nil when it was cancelled, deleted or finished meanwhile. */
+/* ARGV id worker now max_attempts. The job goes in_progress when it is still to run (queued, or in_progress
+ * under a worker that died); returns its params, or nil when it was cancelled, deleted or finished meanwhile.
+ * A job whose workers died max_attempts times (a job that crashes its worker) fails instead of running again. */
 static const char k_claim[] =
     "local k = 'hb:job:' .. ARGV[1]\n"
     "local st = redis.call('HGET', k, 'status')\n"
     "if st ~= 'queued' and st ~= 'in_progress' then return false end\n"
+    "if tonumber(redis.call('HGET', k, 'attempts') or '0') >= tonumber(ARGV[4]) then\n"
+    "  redis.call('HSET', k, 'status', 'failed', 'completed_at', ARGV[3], 'expires_at', ARGV[5], 'error_code',\n"
+    "    'worker_lost', 'error_message', 'the workers running this job stopped ' .. ARGV[4] .. ' times')\n"
+    "  redis.call('ZREM', 'hb:queued', ARGV[1]) redis.call('SREM', 'hb:running', ARGV[1])\n"
+    "  redis.call('ZADD', 'hb:expiry', ARGV[5], ARGV[1]) redis.call('HINCRBY', 'hb:stats', 'failed', 1)\n"
+    "  return false\n"
+    "end\n"
     "redis.call('HSET', k, 'status', 'in_progress', 'progress', 0, 'worker', ARGV[2], 'started_at', ARGV[3])\n"
     "redis.call('HINCRBY', k, 'attempts', 1)\n"
     "redis.call('ZREM', 'hb:queued', ARGV[1]) redis.call('SADD', 'hb:running', ARGV[1])\n"
@@ -316,6 +324,7 @@ static const char k_finish[] =
     "  redis.call('ZREM', 'hb:expiry', id) redis.call('SREM', 'hb:running', id) r = r + 1\n"
     "elseif live and out == 'requeue' then\n"
     "  redis.call('HSET', k, 'status', 'queued', 'progress', 0) redis.call('HDEL', k, 'worker')\n"
+    "  redis.call('HINCRBY', k, 'attempts', -1)\n"
     "  redis.call('ZADD', 'hb:queued', redis.call('HGET', k, 'seq'), id) redis.call('SREM', 'hb:running', id)\n"
     "  redis.call('XADD', ARGV[1], '*', 'id', id) r = 1\n"
     "elseif live and (out == 'completed' or out == 'failed') then\n"
@@ -379,12 +388,15 @@ static int next_entry(srv_store *s, const char *q, const char *worker, int lease
     return got;
 }
 
-int srv_redis_take(srv_store *s, const char *model, const char *worker, int lease_ms, srv_job *out, char *entry) {
+int srv_redis_take(srv_store *s, const char *model, const char *worker, int lease_ms, int64_t keep_s, srv_job *out,
+                   char *entry) {
     char q[200], id[SRV_ID_LEN + 1] = "";
     stream_key(model, q, sizeof q);
     int got = next_entry(s, q, worker, lease_ms, 1000, entry, id);
     if (got <= 0) return got;
-    redisReply *r = srv_valid_id(id) ? ok_reply(cmd(s, "EVAL %s 0 %s %s %lld", k_claim, id, worker, (long long)time(NULL)), "claim")
+    int64_t now = (int64_t)time(NULL);
+    redisReply *r = srv_valid_id(id) ? ok_reply(cmd(s, "EVAL %s 0 %s %s %lld %d %lld", k_claim, id, worker, (long long)now,
+                                                    SRV_MAX_ATTEMPTS, (long long)(now + keep_s)), "claim")
                                      : NULL;
     bool run = r && r->type == REDIS_REPLY_STRING;
     if (run) {
