@@ -91,6 +91,23 @@ static int load_model(srv_server *s, const serve_opts *o) {
     return 0;
 }
 
+/* Temporary and partial files of runs that were killed, untouched for min_age seconds (a cluster's folder is
+ * shared: other workers' files in progress are younger). */
+static void remove_leftovers(const char *dir, double min_age) {
+    DIR *d = opendir(dir);
+    time_t now = time(NULL);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        size_t n = strlen(e->d_name);
+        if ((n > 4 && !strcmp(e->d_name + n - 4, ".tmp")) || strstr(e->d_name, ".partial.") || strstr(e->d_name, ".hbtmp.")) {
+            char f[4600];
+            struct stat st;
+            snprintf(f, sizeof f, "%s/%s", dir, e->d_name);
+            if (!stat(f, &st) && difftime(now, st.st_mtime) >= min_age) unlink(f);
+        }
+    }
+    if (d) closedir(d);
+}
+
 /* --data DIR: the database, the videos folder, one server at a time; leftovers of a killed run removed */
 static int open_data(srv_server *s, int *lock_fd) {
     char p[4200];
@@ -101,17 +118,7 @@ static int open_data(srv_server *s, int *lock_fd) {
     snprintf(p, sizeof p, "%s/lock", s->data);
     *lock_fd = open(p, O_RDWR | O_CREAT, 0644);
     if (*lock_fd < 0 || flock(*lock_fd, LOCK_EX | LOCK_NB)) return hb_error("--data %s: in use by another hb serve", s->data);
-    snprintf(p, sizeof p, "%s/videos", s->data);
-    DIR *d = opendir(p);
-    for (struct dirent *e; d && (e = readdir(d));) {
-        size_t n = strlen(e->d_name);
-        if ((n > 4 && !strcmp(e->d_name + n - 4, ".tmp")) || strstr(e->d_name, ".partial.")) {
-            char f[4600];
-            snprintf(f, sizeof f, "%s/%s", p, e->d_name);
-            unlink(f);
-        }
-    }
-    if (d) closedir(d);
+    remove_leftovers(s->videos, 0);
     char err[600];
     snprintf(p, sizeof p, "%s/jobs.db", s->data);
     if (!(s->store = srv_store_open(p, err, sizeof err))) return hb_error("%s", err);
@@ -131,6 +138,7 @@ static int open_cluster(srv_server *s, const serve_opts *o) {
     if (!(s->store = srv_redis_open(&url, s->queue_max, 10, err, sizeof err))) return hb_error("%s", err);
     if (mkdir(res, 0755) && errno != EEXIST) return hb_error("--results %s: cannot create it: %s", res, strerror(errno));
     if (s->role == SRV_ROLE_API) return 0;
+    remove_leftovers(s->videos, 3600);
     char host[64] = "host";
     gethostname(host, sizeof host - 1);
     snprintf(s->worker_name, sizeof s->worker_name, "%s-%d", host, (int)getpid());

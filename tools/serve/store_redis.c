@@ -178,7 +178,8 @@ static int r_get(srv_store *s, const char *id, srv_job *out) {
     int found = r->type == REDIS_REPLY_ARRAY && r->elements >= 2;
     if (found) job_from_hash(r, out);
     freeReplyObject(r);
-    return found && out->id[0] ? 1 : 0;
+    if (found && !out->id[0]) srv_job_clear(out), found = 0; /* not a whole record */
+    return found;
 }
 
 static int r_insert(srv_store *s, const char *id, int64_t created_at, const json_t *params) {
@@ -467,8 +468,15 @@ int srv_redis_cancel(srv_store *s, const char *id, bool del, int64_t expires_at,
     return 0;
 }
 
+/* only while the job runs: a record deleted or finished meanwhile is not brought back as a stub */
+static const char k_progress[] =
+    "local k = 'hb:job:' .. ARGV[1]\n"
+    "if redis.call('HGET', k, 'status') ~= 'in_progress' then return 0 end\n"
+    "redis.call('HSET', k, 'progress', ARGV[2])\n"
+    "return 1\n";
+
 int srv_redis_progress(srv_store *s, const char *id, int progress) {
-    return int_reply(cmd(s, "HSET hb:job:%s progress %d", id, progress), "HSET") < 0 ? -1 : 0;
+    return int_reply(cmd(s, "EVAL %s 0 %s %d", k_progress, id, progress), "progress") < 0 ? -1 : 0;
 }
 
 /* A job's event for the SSE streams of every API process: a capped stream that expires with the job. */
