@@ -206,6 +206,8 @@ def test_models(r, api, w2):
     check(r.cmd("HGET", f"hb:job:{ar['id']}", "worker") == w3name, "the XTX job ran on the XTX worker")
     check(all(r.cmd("HGET", f"hb:job:{v}", "worker") == w2.health()["worker"] for v in xts), "XT jobs ran on the XT worker")
     check(w3.stop() == 0, "clean stop")
+    st, _, c = api.json("GET", "/v1/cluster")
+    check(st == 200 and [w["name"] for w in c["workers"]] == [w2.health()["worker"]], f"a stopped worker leaves at once: {c}")
 
 
 def main():
@@ -224,6 +226,7 @@ def main():
     finally:
         for n in (api, api2, w2):
             check(n.stop() == 0, f"clean stop on SIGTERM (log {n.data})")
+        w1.stop(9)  # killed in the test; only a failure before that leaves it running
         r.stop()
     print(f"total {time.time() - T0:.1f} s")
     if not _failed():

@@ -58,6 +58,19 @@ def main():
     r = Redis(os.path.join(TMP, "redis"))
     api = Node(r.url, "api", RES, os.path.join(TMP, "api.log"), args=["--queue", "1000"])
     workers = [Node(r.url, "worker", RES, os.path.join(TMP, f"w{k}.log"), model=XT, args=["--lease", "2"]) for k in (1, 2)]
+    try:
+        run(r, api, workers)
+    finally:
+        for n in [api] + workers:
+            check(n.stop() == 0, f"clean stop on SIGTERM (log {n.data})")
+        r.stop(15)
+    print(f"total {time.time() - T0:.1f} s")
+    if not failed():
+        shutil.rmtree(TMP, ignore_errors=True)
+    done()
+
+
+def run(r, api, workers):
     ids, lock, restarted = [], threading.Lock(), threading.Event()
     clients = submit_all(api, ids, lock, restarted)
     t = time.time()
@@ -87,13 +100,6 @@ def main():
     check(not bad, f"{len(bad)} files missing or not whole: {bad[:3]}")
     h = api.health()
     check(h.get("status") == "ok", f"health after the restart: {h}")
-    for n in [api] + workers:
-        check(n.stop() == 0, f"clean stop on SIGTERM (log {n.data})")
-    r.stop(15)
-    print(f"total {time.time() - T0:.1f} s")
-    if not failed():
-        shutil.rmtree(TMP, ignore_errors=True)
-    done()
 
 
 main()

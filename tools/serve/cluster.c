@@ -63,6 +63,7 @@ static void *lease_main(void *arg) {
         lease_tick(s, ls);
         usleep(LEASE_POLL_US);
     }
+    if (ls) srv_redis_leave(ls, s->worker_name);
     srv_store_close(ls);
     return NULL;
 }

@@ -175,6 +175,7 @@ int srv_redis_events(srv_store *s, const char *id, char *cursor, size_t cap, int
 /* workers: name -> models with a heartbeat (TTL ttl_s); the models' request rules for the API processes */
 int srv_redis_heartbeat(srv_store *s, const char *worker, const srv_model_info *mi, int ttl_s, int64_t started_at,
                         const char *running);
+int srv_redis_leave(srv_store *s, const char *worker);
 int srv_redis_model(srv_store *s, const char *name, srv_model_info *out, srv_err *e);
 json_t *srv_redis_models(srv_store *s);  /* /v1/models data */
 json_t *srv_redis_cluster(srv_store *s); /* /v1/cluster */

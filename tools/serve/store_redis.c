@@ -567,6 +567,12 @@ int srv_redis_heartbeat(srv_store *s, const char *worker, const srv_model_info *
     return rc;
 }
 
+/* A worker stopping cleanly leaves the cluster's list at once instead of when its heartbeat expires. */
+int srv_redis_leave(srv_store *s, const char *worker) {
+    int64_t a = int_reply(cmd(s, "DEL hb:alive:%s", worker), "DEL"), b = int_reply(cmd(s, "HDEL hb:workers %s", worker), "HDEL");
+    return a < 0 || b < 0 ? -1 : 0;
+}
+
 /* The rules of model `name` (NULL: the cluster's only model) as its workers declared them. */
 int srv_redis_model(srv_store *s, const char *name, srv_model_info *out, srv_err *e) {
     redisReply *r = ok_reply(cmd(s, "HGETALL hb:models"), "HGETALL");
