@@ -205,7 +205,13 @@ def test_models(r, api, w2):
     w3name = w3.health()["worker"]
     check(r.cmd("HGET", f"hb:job:{ar['id']}", "worker") == w3name, "the XTX job ran on the XTX worker")
     check(all(r.cmd("HGET", f"hb:job:{v}", "worker") == w2.health()["worker"] for v in xts), "XT jobs ran on the XT worker")
+    # SIGTERM while a job runs: it stops at its next step and goes back to the queue for any worker
+    st, _, ar2 = api.create({"prompt": "a long cat", "model": "xtx", "mode": "ar", "size": "64x48", "num_frames": 45})
+    wait_status(api, ar2["id"], lambda v: v["status"] == "in_progress" and v["progress"] > 0)
     check(w3.stop() == 0, "clean stop")
+    st, _, v = api.json("GET", f"/v1/videos/{ar2['id']}")
+    check(st == 200 and v["status"] == "queued" and v["queue_position"] == 0, f"requeued on shutdown: {v}")
+    check(r.cmd("XLEN", "hb:q:xtx") == 1 and r.cmd("XPENDING", "hb:q:xtx", "workers")[0] == 0, "one fresh entry, none pending")
     st, _, c = api.json("GET", "/v1/cluster")
     check(st == 200 and [w["name"] for w in c["workers"]] == [w2.health()["worker"]], f"a stopped worker leaves at once: {c}")
 
