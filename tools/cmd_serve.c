@@ -1,5 +1,6 @@
 /* hb serve: an HTTP server with OpenAI's videos API (docs/serving.md). One model loaded once, one worker
- * thread running the jobs in order, jobs kept in SQLite under --data so that they survive restarts. The
+ * thread running the jobs in order, jobs kept in SQLite under --data so that they survive restarts; or, with
+ * --store redis://..., one process of a cluster (an API, a worker or both) sharing Redis and --results. The
  * parts are in tools/serve/ (serve.h); this file reads the flags, starts them and stops them on SIGTERM. */
 #include "tools.h"
 #include "hummingbird.h"
