@@ -4,6 +4,7 @@
  *   1  "CONTENT-TYPE\n" + a multipart body     -> fields + image span -> job
  *   2  a path, optionally "?query"              -> route, list query, variant, one query value
  *   3  an Authorization header value            -> auth check against a fixed key
+ *   4  a --store value                          -> redis:// URL (host, port, db, credentials)
  * Invariants: every failure is a 4xx with a message; every job fits the model's rules; the image span lies
  * inside the body. */
 #include "serve/serve.h"
@@ -44,6 +45,16 @@ static void create(const char *body, size_t n, bool form, const char *ctype, con
     json_decref(f);
 }
 
+static void store_url(const char *s) {
+    srv_redis_url u;
+    char err[256] = "";
+    if (srv_redis_url_parse(s, &u, err, sizeof err)) {
+        if (!err[0]) abort();
+        return;
+    }
+    if (!u.host[0] || u.port < 1 || u.port > 65535 || u.db < 0 || (u.user[0] && !u.password[0])) abort();
+}
+
 static void path(const char *s) {
     char p[2048];
     snprintf(p, sizeof p, "%s", s);
@@ -66,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *s = malloc(size - 1); /* NUL-terminated copy of the rest (the parsers also get its exact length) */
     memcpy(s, data + 2, size - 2);
     s[size - 2] = 0;
-    switch (data[0] & 3) {
+    switch (data[0] & 7) {
     case 0: create(s, size - 2, false, NULL, mi); break;
     case 1: {
         char *nl = memchr(s, '\n', size - 2);
@@ -80,6 +91,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case 3:
         if (srv_auth_ok(s, "s3cret-key") && strcmp(s, "Bearer s3cret-key")) abort();
         break;
+    case 4: store_url(s); break;
+    default: break;
     }
     free(s);
     return 0;

@@ -146,7 +146,8 @@ def corpus(root):
 
 
 def serve_corpus(w):
-    """fuzz_serve_request: byte 0 = entry (0 JSON, 1 multipart, 2 path, 3 auth), byte 1 = model (0 XT, 1 XTX)."""
+    """fuzz_serve_request: byte 0 = entry (0 JSON, 1 multipart, 2 path, 3 auth, 4 --store
+    URL), byte 1 = model (0 XT, 1 XTX)."""
     j = lambda o: json.dumps(o).encode()
     w("fuzz_serve_request/json_t2v", b"\x00\x00" + j({"prompt": "a cat", "size": "1280x720", "seconds": "4", "seed": 3}))
     w("fuzz_serve_request/json_all", b"\x00\x00" + j({
@@ -166,6 +167,8 @@ def serve_corpus(w):
     w("fuzz_serve_request/path_content", b"\x02\x00/v1/videos/video_" + b"a" * 32 + b"/content?variant=thumbnail")
     w("fuzz_serve_request/path_events", b"\x02\x00/v1/videos/video_" + b"b" * 32 + b"/events")
     w("fuzz_serve_request/auth", b"\x03\x00Bearer s3cret-key")
+    w("fuzz_serve_request/store_url", b"\x04\x00redis://user:p%40ss@redis-1.lan:6380/2")
+    w("fuzz_serve_request/store_url_ipv6", b"\x04\x00redis://:secret@[::1]:6379")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,10 @@ def check(cond, what):
     return cond
 
 
+def failed():
+    return _failures
+
+
 def done():
     print(f"{_checks - _failures} passed, {_failures} failed")
     sys.exit(1 if _failures else 0)
@@ -166,3 +170,143 @@ def sse(server, vid, timeout=120, headers=None):
             ev, data = None, []
     c.close()
     return 200, events
+
+
+# ---------------------------------------------------------------- a cluster: Redis + hb serve --store redis://
+
+def free_redis_or_skip():
+    """redis-server's path, or exit 77 (ctest: skipped) with a message when it is not installed."""
+    import shutil
+    path = shutil.which("redis-server")
+    if not path:
+        print("SKIP: redis-server is not installed (apt-get install redis-server; scripts/setup-debian.sh)")
+        sys.exit(77)
+    return path
+
+
+class Redis:
+    """redis-server on a free loopback port in its own folder, AOF on (appendfsync always: an acknowledged write
+    survives a kill -9 of Redis), no RDB snapshots."""
+
+    def __init__(self, folder, port=None):
+        self.folder, self.port = folder, port or free_port()
+        os.makedirs(folder, exist_ok=True)
+        self.start()
+
+    def start(self):
+        self.log = open(os.path.join(self.folder, "redis.log"), "ab")
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.folder,
+                                      "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no"],
+                                     stdout=self.log, stderr=self.log)
+        t0 = time.time()
+        while time.time() - t0 < 20:
+            try:
+                if self.cmd("PING") == "PONG":
+                    return
+            except (OSError, RuntimeError):
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self, sig=9):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(30)
+        self.log.close()
+
+    def cmd(self, *args):
+        """One command over RESP2 (a tiny client: the test needs no Python package)."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            out = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(str(a).encode()), str(a).encode()) for a in args)
+            s.sendall(out)
+            f = s.makefile("rb")
+            return _resp(f)
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}"
+
+
+def _resp(f):
+    line = f.readline()
+    if not line:
+        raise RuntimeError("redis: connection closed")
+    t, rest = line[:1], line[1:-2]
+    if t == b"+":
+        return rest.decode()
+    if t == b"-":
+        raise RuntimeError("redis: " + rest.decode())
+    if t == b":":
+        return int(rest)
+    if t == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)[:-2]
+        return data.decode(errors="replace")
+    if t == b"*":
+        n = int(rest)
+        return None if n < 0 else [_resp(f) for _ in range(n)]
+    raise RuntimeError(f"redis: unexpected reply {line!r}")
+
+
+class Node(Server):
+    """One hb serve process of a cluster: --store URL --role ROLE (-m MODEL for workers) --results DIR."""
+
+    def __init__(self, store, role, results, log, model=None, args=(), threads=1):
+        self.port = free_port()
+        self.model, self.data, self.args = model, log, list(args)
+        self.log = open(log, "ab")
+        cmd = [HB, "serve", "--store", store, "--role", role, "--results", results, "--port", str(self.port),
+               "-t", str(threads)] + (["-m", model] if model else []) + self.args
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
+        t0 = time.time()
+        while time.time() - t0 < 30:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hb serve exited with {self.proc.returncode}; log {log}")
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                c.request("GET", "/health")
+                if c.getresponse().status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("hb serve did not start")
+
+    def health(self):
+        try:
+            return self.json("GET", "/health")[2]
+        except OSError:
+            return {}
+
+
+def mp4_whole(path):
+    """The MP4's top-level boxes tile the file exactly, with ftyp first and a moov and an mdat: a file cut short
+    or still being written fails."""
+    try:
+        data = open(path, "rb").read()
+    except OSError:
+        return False
+    pos, kinds = 0, []
+    while pos + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if size == 1 and pos + 16 <= len(data):
+            size = struct.unpack(">Q", data[pos + 8:pos + 16])[0]
+        if size < 8:
+            return False
+        kinds.append(kind)
+        pos += size
+    return pos == len(data) and kinds[:1] == [b"ftyp"] and b"moov" in kinds and b"mdat" in kinds
+
+
+def video_ok(path, w, h, frames, probe=True):
+    """A whole MP4 (mp4_whole); with probe, ffprobe (when installed) decodes it: w x h and `frames` frames."""
+    import shutil
+    if not mp4_whole(path):
+        return False
+    if not probe or not shutil.which("ffprobe"):
+        return True
+    out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+                          "stream=nb_read_frames,width,height", "-of", "csv=p=0", path], capture_output=True, text=True)
+    return out.stdout.strip() == f"{w},{h},{frames}"

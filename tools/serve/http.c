@@ -121,10 +121,27 @@ static int save_image(srv_server *s, const char *id, srv_span img, srv_err *e) {
 
 static bool queue_full(srv_server *s, char *retry, size_t cap) {
     int64_t q = srv_store_count(s->store, "queued");
-    if (q < s->queue_max) return false;
-    double wait = (s->avg_job_s > 0 ? s->avg_job_s : 10) * (double)(q + 1);
+    if (q >= 0 && q < s->queue_max) return false;
+    if (q < 0) q = s->queue_max;
+    double avg = s->avg_job_s, par = 1;
+    if (s->cluster) { /* the cluster's jobs, run by as many workers as are busy */
+        avg = srv_redis_mean_job_s(s->store);
+        int64_t running = srv_store_count(s->store, "in_progress");
+        par = running > 1 ? (double)running : 1;
+    }
+    double wait = (avg > 0 ? avg : 10) * (double)(q + 1) / par;
     snprintf(retry, cap, "%d", wait < 1 ? 1 : wait > 3600 ? 3600 : (int)wait);
     return true;
+}
+
+/* In a cluster: the rules of the model the request names (or the only one), as its workers declared them. */
+static int model_of(srv_server *s, const json_t *fields, srv_model_info *mi, srv_err *e) {
+    const json_t *m = json_object_get(fields, "model");
+    if (m && !json_is_string(m)) return srv_fail(e, 400, "model", "invalid_type", "model: expected a string");
+    pthread_mutex_lock(&s->mu);
+    int rc = srv_redis_model(s->store, json_string_value(m), mi, e);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
 }
 
 static int create(struct mg_connection *c, srv_server *s) {
@@ -141,7 +158,9 @@ static int create(struct mg_connection *c, srv_server *s) {
     json_t *fields = form ? srv_fields_from_multipart(ct, (const uint8_t *)body, n, &img, &e) : srv_fields_from_json(body, n, &e);
     uint64_t seed;
     if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed) seed = (uint64_t)time(NULL);
-    json_t *job = fields ? srv_job_from_fields(fields, form, img.data != NULL, &s->mi, seed, &e) : NULL;
+    srv_model_info mi = s->mi;
+    if (fields && s->cluster && model_of(s, fields, &mi, &e)) json_decref(fields), fields = NULL;
+    json_t *job = fields ? srv_job_from_fields(fields, form, img.data != NULL, &mi, seed, &e) : NULL;
     json_decref(fields);
     char id[SRV_ID_LEN + 1], retry[16];
     new_id(id);
@@ -154,8 +173,10 @@ static int create(struct mg_connection *c, srv_server *s) {
         pthread_mutex_lock(&s->mu);
         full = queue_full(s, retry, sizeof retry); /* again: the image took time */
         srv_job j;
-        if (!full && !s->stopping && srv_store_insert(s->store, id, (int64_t)time(NULL), job) == 0 &&
-            srv_store_get(s->store, id, &j) == 1) {
+        int ins = full || s->stopping ? -1 : srv_store_insert(s->store, id, (int64_t)time(NULL), job);
+        if (ins == 1 && !full) full = true, queue_full(s, retry, sizeof retry); /* the cluster's queue filled meanwhile */
+        if (ins == 0 && srv_store_get(s->store, id, &j) == 1) {
+            if (s->cluster) snprintf(j.status, sizeof j.status, "queued"), j.progress = 0; /* as created: a worker may have it already */
             v = srv_video_json(s, &j);
             srv_emit(s, id, "status", json_incref(v), false);
             pthread_cond_signal(&s->work);
@@ -201,7 +222,37 @@ static int retrieve(struct mg_connection *c, srv_server *s, const char *id) {
     return reply_video(c, 200, v);
 }
 
+/* In a cluster the job may run on any worker: one script decides against the job's current status, and a running
+ * job gets the flag its worker polls (cluster.c). */
+static int cluster_cancel(struct mg_connection *c, srv_server *s, const char *id, bool del) {
+    char prior[16];
+    srv_job j = {0};
+    json_t *deleted = json_pack("{s:s, s:s, s:b}", "id", id, "object", "video.deleted", "deleted", 1), *out = NULL;
+    pthread_mutex_lock(&s->mu);
+    int64_t exp = (int64_t)time(NULL) + (int64_t)(s->keep_hours * 3600);
+    int rc = srv_redis_cancel(s->store, id, del, exp, prior, sizeof prior);
+    bool finished = !strcmp(prior, "completed") || !strcmp(prior, "failed");
+    if (!rc && prior[0] && (del ? strcmp(prior, "in_progress") : !strcmp(prior, "queued"))) {
+        srv_remove_files(s, id); /* deleted, or cancelled before it ran: nothing of it stays */
+        if (del) srv_emit(s, id, "status", json_incref(deleted), true);
+    }
+    if (!rc && prior[0] && !del && !finished && srv_store_get(s->store, id, &j) == 1) {
+        out = srv_video_json(s, &j);
+        if (!strcmp(prior, "queued")) srv_emit(s, id, "status", json_incref(out), true);
+    }
+    pthread_mutex_unlock(&s->mu);
+    srv_job_clear(&j);
+    int st = rc ? fail(c, 503, "", "unavailable", "the job store (Redis) does not answer")
+           : !prior[0] ? fail(c, 404, "id", "video_not_found", "no video with this id")
+           : del ? reply_json(c, 200, json_incref(deleted), NULL, NULL)
+           : finished ? fail(c, 409, "id", "invalid_state", "the video is already finished")
+           : out ? reply_video(c, 200, json_incref(out)) : fail(c, 404, "id", "video_not_found", "no video with this id");
+    json_decref(deleted), json_decref(out);
+    return st;
+}
+
 static int delete_or_cancel(struct mg_connection *c, srv_server *s, const char *id, bool del) {
+    if (s->cluster) return cluster_cancel(c, s, id, del);
     srv_job j;
     int st = 0;
     pthread_mutex_lock(&s->mu);
@@ -259,8 +310,61 @@ static int content(struct mg_connection *c, srv_server *s, const char *id, const
     return 200;
 }
 
+static void sse_start(struct mg_connection *c) {
+    mg_response_header_start(c, 200);
+    mg_response_header_add(c, "Content-Type", "text/event-stream", -1);
+    mg_response_header_add(c, "Cache-Control", "no-cache", -1);
+    mg_response_header_add(c, "Transfer-Encoding", "chunked", -1);
+    mg_response_header_send(c);
+}
+
+static bool sse_send_video(struct mg_connection *c, json_t *v) {
+    char *d = json_dumps(v, JSON_COMPACT), *first = NULL;
+    json_decref(v);
+    bool ok = d && asprintf(&first, "event: status\ndata: %s\n\n", d) > 0 && mg_send_chunk(c, first, (unsigned)strlen(first)) > 0;
+    free(d);
+    free(first);
+    return ok;
+}
+
+/* The events of a cluster's job come from its Redis stream (any worker, any API process publishes there), read
+ * on a connection of this stream's own. */
+static int cluster_events(struct mg_connection *c, srv_server *s, const char *id) {
+    char err[300], cursor[64];
+    srv_store *es = srv_redis_open_like(s->store, 10, err, sizeof err);
+    srv_job j = {0};
+    int r = !es || srv_redis_event_cursor(es, id, cursor, sizeof cursor) ? -1 : srv_store_get(es, id, &j);
+    if (r <= 0) {
+        srv_store_close(es);
+        return r == 0 ? fail(c, 404, "id", "video_not_found", "no video with this id") : fail(c, 503, "", "unavailable", "the job store (Redis) does not answer");
+    }
+    bool terminal = !strcmp(j.status, "completed") || !strcmp(j.status, "failed");
+    pthread_mutex_lock(&s->mu);
+    json_t *v = srv_video_json(s, &j);
+    pthread_mutex_unlock(&s->mu);
+    srv_job_clear(&j);
+    sse_start(c);
+    bool ok = sse_send_video(c, v);
+    while (ok && !terminal) {
+        char *out = NULL;
+        if (srv_redis_events(es, id, cursor, sizeof cursor, 5000, &out, &terminal)) break;
+        bool gone = !out && srv_store_get(es, id, &j) == 0; /* deleted without an event (expired) */
+        srv_job_clear(&j);
+        ok = out ? mg_send_chunk(c, out, (unsigned)strlen(out)) > 0 : mg_send_chunk(c, ": keep-alive\n\n", 15) > 0;
+        free(out);
+        pthread_mutex_lock(&s->mu);
+        bool stop = s->stopping;
+        pthread_mutex_unlock(&s->mu);
+        if (stop || gone) break;
+    }
+    if (ok) mg_send_chunk(c, "", 0);
+    srv_store_close(es);
+    return 200;
+}
+
 /* Server-Sent Events: the current Video object, then every new event of this video until its final status. */
 static int events(struct mg_connection *c, srv_server *s, const char *id) {
+    if (s->cluster) return cluster_events(c, s, id);
     srv_job j;
     int st = 0;
     pthread_mutex_lock(&s->mu);
@@ -270,16 +374,8 @@ static int events(struct mg_connection *c, srv_server *s, const char *id) {
     uint64_t cursor = s->ev_next;
     pthread_mutex_unlock(&s->mu);
     srv_job_clear(&j);
-    mg_response_header_start(c, 200);
-    mg_response_header_add(c, "Content-Type", "text/event-stream", -1);
-    mg_response_header_add(c, "Cache-Control", "no-cache", -1);
-    mg_response_header_add(c, "Transfer-Encoding", "chunked", -1);
-    mg_response_header_send(c);
-    char *d = json_dumps(v, JSON_COMPACT), *first = NULL;
-    json_decref(v);
-    int ok = d && asprintf(&first, "event: status\ndata: %s\n\n", d) > 0 && mg_send_chunk(c, first, (unsigned)strlen(first)) > 0;
-    free(d);
-    free(first);
+    sse_start(c);
+    bool ok = sse_send_video(c, v);
     while (ok && !terminal) {
         char *out = NULL;
         size_t on = 0;
@@ -335,7 +431,31 @@ static int list(struct mg_connection *c, srv_server *s, const char *query) {
     return reply_json(c, 200, out, NULL, NULL);
 }
 
+static const char *role_name(srv_role r) { return r == SRV_ROLE_API ? "api" : r == SRV_ROLE_WORKER ? "worker" : "both"; }
+
+/* A cluster process: its role and model, the cluster's queue, whether Redis answers (503 when not). */
+static int cluster_health(struct mg_connection *c, srv_server *s) {
+    pthread_mutex_lock(&s->mu);
+    int64_t queued = srv_store_count(s->store, "queued"), running = srv_store_count(s->store, "in_progress");
+    bool up = queued >= 0 && running >= 0 && !s->stopping;
+    json_t *out = json_pack("{s:s, s:s, s:s?, s:s?, s:{s:I, s:I, s:s?, s:i}}", "status", s->stopping ? "stopping" : up ? "ok" : "store_unavailable",
+                            "role", role_name(s->role), "model", s->mi.id[0] ? s->mi.id : NULL, "worker",
+                            s->role != SRV_ROLE_API ? s->worker_name : NULL, "queue", "queued", (json_int_t)queued,
+                            "running", (json_int_t)running, "running_here", s->running[0] ? s->running : NULL, "max", s->queue_max);
+    pthread_mutex_unlock(&s->mu);
+    return reply_json(c, up ? 200 : 503, out, NULL, NULL);
+}
+
+static int cluster(struct mg_connection *c, srv_server *s) {
+    if (!s->cluster) return fail(c, 404, "", "not_found", "this server is not part of a cluster (hb serve --store redis://...)");
+    pthread_mutex_lock(&s->mu);
+    json_t *out = srv_redis_cluster(s->store);
+    pthread_mutex_unlock(&s->mu);
+    return reply_json(c, 200, out, NULL, NULL);
+}
+
 static int health(struct mg_connection *c, srv_server *s) {
+    if (s->cluster) return cluster_health(c, s);
     pthread_mutex_lock(&s->mu);
     json_t *out = json_pack("{s:s, s:s, s:{s:I, s:s?, s:i}}", "status", s->stopping ? "stopping" : "ok", "model", s->mi.id,
                             "queue", "queued", (json_int_t)srv_store_count(s->store, "queued"), "running",
@@ -345,9 +465,19 @@ static int health(struct mg_connection *c, srv_server *s) {
 }
 
 static int models(struct mg_connection *c, srv_server *s) {
-    return reply_json(c, 200, json_pack("{s:s, s:[{s:s, s:s, s:I, s:s}]}", "object", "list", "data", "id", s->mi.id,
-                                        "object", "model", "created", (json_int_t)s->started_at, "owned_by", "hummingbird"),
-                      NULL, NULL);
+    json_t *ids = json_array(), *data = json_array();
+    if (s->cluster) {
+        pthread_mutex_lock(&s->mu);
+        json_t *m = srv_redis_models(s->store);
+        json_array_extend(ids, m);
+        json_decref(m);
+        pthread_mutex_unlock(&s->mu);
+    } else json_array_append_new(ids, json_string(s->mi.id));
+    for (size_t i = 0; i < json_array_size(ids); i++)
+        json_array_append_new(data, json_pack("{s:O, s:s, s:I, s:s}", "id", json_array_get(ids, i), "object", "model", "created",
+                                              (json_int_t)s->started_at, "owned_by", "hummingbird"));
+    json_decref(ids);
+    return reply_json(c, 200, json_pack("{s:s, s:o}", "object", "list", "data", data), NULL, NULL);
 }
 
 static int route(struct mg_connection *c) {
@@ -359,7 +489,10 @@ static int route(struct mg_connection *c) {
         return reply_json(c, 401, json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", "missing or wrong API key (Authorization: Bearer KEY)",
                                             "type", "authentication_error", "param", "code", "invalid_api_key"), "WWW-Authenticate", "Bearer");
     bool get = !strcmp(m, "GET") || !strcmp(m, "HEAD"), post = !strcmp(m, "POST");
+    if (s->role == SRV_ROLE_WORKER && r.kind != SRV_R_HEALTH && r.kind != SRV_R_CLUSTER)
+        return fail(c, 404, "", "not_found", "this process is a worker (--role worker): send requests to an API process");
     switch (r.kind) {
+    case SRV_R_CLUSTER: if (get) return cluster(c, s); break;
     case SRV_R_HEALTH: if (get) return health(c, s); break;
     case SRV_R_MODELS: if (get) return models(c, s); break;
     case SRV_R_VIDEOS:

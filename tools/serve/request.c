@@ -42,6 +42,7 @@ srv_route srv_route_parse(const char *path) {
     srv_route r = {SRV_R_NOT_FOUND, ""};
     if (!strcmp(path, "/health")) r.kind = SRV_R_HEALTH;
     else if (!strcmp(path, "/v1/models")) r.kind = SRV_R_MODELS;
+    else if (!strcmp(path, "/v1/cluster")) r.kind = SRV_R_CLUSTER;
     else if (!strcmp(path, "/v1/videos") || !strcmp(path, "/v1/videos/")) r.kind = SRV_R_VIDEOS;
     else if (!strncmp(path, "/v1/videos/", 11)) {
         const char *id = path + 11, *slash = strchr(id, '/');
@@ -485,4 +486,78 @@ json_t *srv_job_from_fields(const json_t *f, bool from_form, bool has_image, con
 fail:
     json_decref(job);
     return NULL;
+}
+
+/* ---------------------------------------------------------------- --store redis://... */
+
+/* copy [p, p+n) into out (cap bytes) with %XX decoded; -1 when it does not fit or an escape is malformed */
+static int url_part(const char *p, size_t n, char *out, size_t cap) {
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        int c = (unsigned char)p[i];
+        if (c == '%') {
+            if (i + 2 >= n) return -1;
+            int hi = hexval(p[i + 1]), lo = hexval(p[i + 2]);
+            if (hi < 0 || lo < 0) return -1;
+            c = hi * 16 + lo, i += 2;
+        }
+        if (c == 0 || k + 1 >= cap) return -1;
+        out[k++] = (char)c;
+    }
+    out[k] = 0;
+    return 0;
+}
+
+static int url_num(const char *p, size_t n, int lo, int hi, int *out) {
+    if (n == 0 || n > 9) return -1;
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)p[i])) return -1;
+        v = v * 10 + (p[i] - '0');
+    }
+    if (v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+int srv_redis_url_parse(const char *url, srv_redis_url *o, char *err, size_t cap) {
+    memset(o, 0, sizeof *o);
+    o->port = 6379;
+    if (!strncmp(url, "rediss://", 9))
+        return snprintf(err, cap, "--store %.200s: TLS (rediss://) needs hiredis with SSL, which Debian 12's hiredis 0.14 "
+                                  "lacks: reach Redis through a TLS tunnel (stunnel) and give its local end", url), -1;
+    if (strncmp(url, "redis://", 8)) return snprintf(err, cap, "--store %.200s: expected redis://HOST[:PORT][/DB]", url), -1;
+    const char *p = url + 8, *end = p + strlen(p), *slash = strchr(p, '/');
+    const char *hostend = slash ? slash : end, *at = NULL;
+    for (const char *q = p; q < hostend; q++)
+        if (*q == '@') at = q; /* the last '@' before the path ends the credentials */
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        if (!colon) return snprintf(err, cap, "--store: the credentials must be [USER]:PASSWORD@"), -1;
+        if (url_part(p, (size_t)(colon - p), o->user, sizeof o->user) ||
+            url_part(colon + 1, (size_t)(at - colon - 1), o->password, sizeof o->password) || !o->password[0])
+            return snprintf(err, cap, "--store: the user or password is empty, too long or badly %%-escaped"), -1;
+        p = at + 1;
+    }
+    const char *colon = NULL;
+    if (*p == '[') { /* [IPv6] */
+        const char *rb = memchr(p, ']', (size_t)(hostend - p));
+        if (!rb || rb == p + 1 || (size_t)(rb - p - 1) >= sizeof o->host) return snprintf(err, cap, "--store: a bad [IPv6] host"), -1;
+        memcpy(o->host, p + 1, (size_t)(rb - p - 1));
+        if (rb + 1 < hostend && rb[1] != ':') return snprintf(err, cap, "--store: text after the ] of the host"), -1;
+        colon = rb + 1 < hostend ? rb + 1 : NULL;
+    } else {
+        colon = memchr(p, ':', (size_t)(hostend - p));
+        const char *he = colon ? colon : hostend;
+        if (he == p || (size_t)(he - p) >= sizeof o->host) return snprintf(err, cap, "--store: the host is empty or too long"), -1;
+        memcpy(o->host, p, (size_t)(he - p));
+        for (const char *q = o->host; *q; q++)
+            if (!isalnum((unsigned char)*q) && *q != '.' && *q != '-' && *q != '_')
+                return snprintf(err, cap, "--store: the host has a character '%c' not allowed in a host name", *q), -1;
+    }
+    if (colon && url_num(colon + 1, (size_t)(hostend - colon - 1), 1, 65535, &o->port))
+        return snprintf(err, cap, "--store: the port must be a number in [1, 65535]"), -1;
+    if (slash && slash + 1 < end && url_num(slash + 1, (size_t)(end - slash - 1), 0, 100000, &o->db))
+        return snprintf(err, cap, "--store: the database must be a number (redis://HOST:PORT/DB)"), -1;
+    return 0;
 }

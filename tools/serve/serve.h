@@ -1,8 +1,11 @@
 /* hb serve: an HTTP server with OpenAI's videos API (docs/serving.md) over include/hummingbird.h.
  *
  *   request.c  parsing and validation of requests (no HTTP library: fuzzed by fuzz/fuzz_serve_request.c)
- *   store.c    the job records in SQLite (--data DIR/jobs.db), durable before a job is acknowledged
+ *   store.c    the job-store interface and its SQLite implementation (--data DIR/jobs.db), durable before a
+ *              job is acknowledged
+ *   store_redis.c  the same interface on Redis (--store redis://...), plus the cluster's queue operations
  *   worker.c   the one worker thread running jobs in order, progress and the event log for SSE
+ *   cluster.c  the Redis worker loop (consumer group, lease, cancel polling) and GET /v1/cluster
  *   http.c     CivetWeb handlers: routes, auth, limits, replies
  *   cmd_serve.c (tools/) flags, start-up, signals, shutdown */
 #ifndef HB_SERVE_H
@@ -45,9 +48,9 @@ typedef struct srv_model_info {
 bool srv_valid_id(const char *id);
 
 typedef enum {
-    SRV_R_NOT_FOUND = 0, SRV_R_HEALTH, SRV_R_MODELS, SRV_R_VIDEOS, SRV_R_VIDEO, SRV_R_CONTENT, SRV_R_CANCEL,
-    SRV_R_EVENTS, SRV_R_REMIX
-} srv_route_kind;
+    SRV_R_NOT_FOUND = 0, SRV_R_HEALTH, SRV_R_MODELS, SRV_R_CLUSTER, SRV_R_VIDEOS, SRV_R_VIDEO, SRV_R_CONTENT,
+    SRV_R_CANCEL, SRV_R_EVENTS, SRV_R_REMIX
+} srv_route_kind; /* the per-video routes last: kind >= SRV_R_VIDEO has an id */
 typedef struct srv_route {
     srv_route_kind kind;
     char id[SRV_ID_LEN + 1]; /* for the per-video routes */
@@ -85,7 +88,18 @@ json_t *srv_fields_from_multipart(const char *content_type, const uint8_t *body,
 json_t *srv_job_from_fields(const json_t *fields, bool from_form, bool has_image, const srv_model_info *mi,
                             uint64_t seed_default, srv_err *e);
 
-/* ---------------------------------------------------------------- store.c (callers hold the server lock) */
+/* redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (port 6379, db 0). 0, or -1 + a message naming the part. */
+typedef struct srv_redis_url {
+    char host[256];
+    int port;
+    int db;
+    char user[128];
+    char password[256]; /* "" = no AUTH */
+} srv_redis_url;
+int srv_redis_url_parse(const char *url, srv_redis_url *out, char *err, size_t cap);
+
+/* ---------------------------------------------------------------- the job store (callers hold the server lock)
+ * One interface, two implementations: SQLite (store.c, one machine) and Redis (store_redis.c, a cluster). */
 
 typedef struct srv_store srv_store;
 typedef struct srv_job {
@@ -100,11 +114,28 @@ typedef struct srv_job {
 } srv_job;
 void srv_job_clear(srv_job *j);
 
-srv_store *srv_store_open(const char *path, char *err, size_t cap);
+/* The operations every job store implements; srv_store_* below dispatch to them. */
+typedef struct srv_store_ops {
+    void (*close)(srv_store *s);
+    int (*insert)(srv_store *s, const char *id, int64_t created_at, const json_t *params);
+    int (*get)(srv_store *s, const char *id, srv_job *out);
+    int (*set_status)(srv_store *s, const char *id, const char *status, int progress, int64_t completed_at,
+                      int64_t expires_at, const char *error_code, const char *error_message);
+    int (*delete)(srv_store *s, const char *id);
+    int64_t (*count)(srv_store *s, const char *status);
+    int64_t (*count_before)(srv_store *s, int64_t seq);
+    int (*list)(srv_store *s, const char *after, int limit, bool asc, srv_job **out, int *n, bool *has_more);
+    int (*expired)(srv_store *s, int64_t now, char (*ids)[SRV_ID_LEN + 1], int cap);
+} srv_store_ops;
+struct srv_store {
+    const srv_store_ops *ops;
+};
+
+srv_store *srv_store_open(const char *path, char *err, size_t cap); /* SQLite */
 void srv_store_close(srv_store *s);
 int srv_store_insert(srv_store *s, const char *id, int64_t created_at, const json_t *params);
 int srv_store_get(srv_store *s, const char *id, srv_job *out); /* 1 found, 0 not, -1 error */
-int srv_store_next_queued(srv_store *s, srv_job *out);         /* oldest queued: 1, none 0, -1 error */
+int srv_store_next_queued(srv_store *s, srv_job *out);         /* SQLite: oldest queued: 1, none 0, -1 error */
 int srv_store_set_status(srv_store *s, const char *id, const char *status, int progress, int64_t completed_at,
                          int64_t expires_at, const char *error_code, const char *error_message);
 int srv_store_delete(srv_store *s, const char *id);
@@ -113,9 +144,42 @@ int64_t srv_store_count(srv_store *s, const char *status);
 int64_t srv_store_count_before(srv_store *s, int64_t seq);
 /* a page of jobs after the job `after` ("" = from the start); n jobs into out (caller frees), has_more */
 int srv_store_list(srv_store *s, const char *after, int limit, bool asc, srv_job **out, int *n, bool *has_more);
-int srv_store_requeue_running(srv_store *s);                   /* at start-up: in_progress -> queued */
+int srv_store_requeue_running(srv_store *s);                   /* SQLite, at start-up: in_progress -> queued */
 /* ids of finished jobs with expires_at <= now (at most cap) */
 int srv_store_expired(srv_store *s, int64_t now, char (*ids)[SRV_ID_LEN + 1], int cap);
+
+/* ---------------------------------------------------------------- store_redis.c: the store on Redis
+ * A Redis store is one connection (not thread-safe: callers hold the server lock, or own the handle) that
+ * reconnects with backoff; a command retries for give_up_s while Redis is away. Insert returns 1 when the
+ * cluster's queue is full (checked atomically with the insert). */
+srv_store *srv_redis_open(const srv_redis_url *url, int queue_max, double give_up_s, char *err, size_t cap);
+srv_store *srv_redis_open_like(srv_store *s, double give_up_s, char *err, size_t cap); /* one more connection */
+bool srv_store_is_redis(const srv_store *s);
+/* the queue: one stream per model, consumer group "workers"; entry: the stream entry id (32 bytes) */
+int srv_redis_group(srv_store *s, const char *model);
+/* the next job to run (a dead worker's first, after lease_ms idle): 1 + job (in_progress now), 0 none, -1.
+ * A job started SRV_MAX_ATTEMPTS times without finishing fails (worker_lost), expiring after keep_s. */
+#define SRV_MAX_ATTEMPTS 3
+int srv_redis_take(srv_store *s, const char *model, const char *worker, int lease_ms, int64_t keep_s, srv_job *out,
+                   char *entry);
+/* record the outcome (completed|failed|deleted|requeue|skip) once, then XACK + XDEL the entry: 1 recorded */
+int srv_redis_finish(srv_store *s, const char *model, const char *entry, const char *id, const char *outcome, int progress,
+                     int64_t completed_at, int64_t expires_at, const char *code, const char *msg, double secs);
+int srv_redis_lease(srv_store *s, const char *model, const char *worker, const char *entry, const char *id, char *cancel,
+                    size_t cap);
+int srv_redis_cancel(srv_store *s, const char *id, bool del, int64_t expires_at, char *prior, size_t cap);
+int srv_redis_progress(srv_store *s, const char *id, int progress);
+int srv_redis_publish(srv_store *s, const char *id, const char *event, const char *data, bool terminal);
+int srv_redis_event_cursor(srv_store *s, const char *id, char *cursor, size_t cap);
+int srv_redis_events(srv_store *s, const char *id, char *cursor, size_t cap, int block_ms, char **out, bool *terminal);
+/* workers: name -> models with a heartbeat (TTL ttl_s); the models' request rules for the API processes */
+int srv_redis_heartbeat(srv_store *s, const char *worker, const srv_model_info *mi, int ttl_s, int64_t started_at,
+                        const char *running);
+int srv_redis_leave(srv_store *s, const char *worker);
+int srv_redis_model(srv_store *s, const char *name, srv_model_info *out, srv_err *e);
+json_t *srv_redis_models(srv_store *s);  /* /v1/models data */
+json_t *srv_redis_cluster(srv_store *s); /* /v1/cluster */
+double srv_redis_mean_job_s(srv_store *s); /* of the completed jobs; 0 before the first */
 
 /* ---------------------------------------------------------------- the running server (worker.c, http.c) */
 #include "hummingbird.h"
@@ -132,6 +196,8 @@ typedef struct srv_event {
     bool terminal;  /* the job's final status */
 } srv_event;
 
+typedef enum { SRV_ROLE_BOTH = 0, SRV_ROLE_API, SRV_ROLE_WORKER } srv_role;
+
 typedef struct srv_server {
     pthread_mutex_t mu;     /* guards everything below and the store */
     pthread_cond_t work;    /* the worker waits for jobs */
@@ -143,6 +209,13 @@ typedef struct srv_server {
     hb_gen_vae vae;         /* --vae, when vae_set; else the model's default decoder */
     bool vae_set;
     char data[4000];        /* --data DIR; videos in DIR/videos */
+    char videos[4000];      /* where the job files are: DIR/videos, or --results DIR with Redis */
+    /* the cluster (--store redis://...): s->store is then a Redis store */
+    bool cluster;
+    srv_role role;
+    char worker_name[128];  /* this worker's consumer name: HOST-PID */
+    int lease_ms;           /* a job whose worker is silent this long is run by another */
+    srv_store *wstore;      /* the worker thread's own connection (blocking reads) */
     int queue_max;
     double keep_hours;
     size_t max_body;
@@ -153,9 +226,10 @@ typedef struct srv_server {
     srv_cancel cancel;
     bool stopping;
     double avg_job_s;       /* for Retry-After */
+    char running_entry[32]; /* its stream entry (cluster) */
     srv_event ring[SRV_EVENTS];
     uint64_t ev_next;
-    pthread_t worker;
+    pthread_t worker, lease;
 } srv_server;
 
 /* paths of a job's files: kind "mp4", "jpg", "img" (uploaded image), "partial.mp4", "prompts" */
@@ -167,6 +241,12 @@ json_t *srv_video_json(srv_server *s, const srv_job *j);
 void srv_emit(srv_server *s, const char *id, const char *event, json_t *data, bool terminal);
 int srv_worker_start(srv_server *s);
 void srv_worker_join(srv_server *s);
+/* Run one job through the public API (worker thread): 0, HB_CANCELLED, or an error with err filled. */
+int srv_run_job(srv_server *s, const char *id, const json_t *params, char *err, size_t cap);
+void srv_emit_status(srv_server *s, const char *id); /* lock held */
+void srv_sweep(srv_server *s);                       /* lock held: delete expired results */
+/* cluster.c: the Redis worker loop (worker thread) with its lease thread */
+void *srv_cluster_worker_main(void *arg);
 
 struct mg_context;
 struct mg_context *srv_http_start(srv_server *s, const char *host, int port, int threads, char *err, size_t cap);

@@ -8,9 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct srv_store {
+typedef struct sql_store {
+    srv_store base;
     sqlite3 *db;
-};
+} sql_store;
+#define DB(s) (((sql_store *)(s))->db)
 
 static const char k_schema[] =
     "PRAGMA journal_mode=WAL;"
@@ -35,22 +37,26 @@ void srv_job_clear(srv_job *j) {
     memset(j, 0, sizeof *j);
 }
 
+static const srv_store_ops k_sql_ops;
+
 srv_store *srv_store_open(const char *path, char *err, size_t cap) {
-    srv_store *s = calloc(1, sizeof *s);
+    sql_store *s = calloc(1, sizeof *s);
     if (!s) { snprintf(err, cap, "out of memory"); return NULL; }
     char *msg = NULL;
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
         sqlite3_busy_timeout(s->db, 5000) != SQLITE_OK || sqlite3_exec(s->db, k_schema, NULL, NULL, &msg) != SQLITE_OK) {
         snprintf(err, cap, "%s: %s", path, msg ? msg : sqlite3_errmsg(s->db));
         sqlite3_free(msg);
-        srv_store_close(s);
+        sqlite3_close(s->db);
+        free(s);
         return NULL;
     }
-    return s;
+    s->base.ops = &k_sql_ops;
+    return &s->base;
 }
 
-void srv_store_close(srv_store *s) {
-    if (!s) return;
+static void sql_close(srv_store *st) {
+    sql_store *s = (sql_store *)st;
     sqlite3_close(s->db);
     free(s);
 }
@@ -58,8 +64,8 @@ void srv_store_close(srv_store *s) {
 /* prepare, bind text/int64 arguments by a format ("s" text, "i" int64), step once */
 static sqlite3_stmt *prep(srv_store *s, const char *sql, const char *fmt, ...) {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        fprintf(stderr, "hb serve: database: %s\n", sqlite3_errmsg(s->db));
+    if (sqlite3_prepare_v2(DB(s), sql, -1, &st, NULL) != SQLITE_OK) {
+        fprintf(stderr, "hb serve: database: %s\n", sqlite3_errmsg(DB(s)));
         return NULL;
     }
     va_list ap;
@@ -80,7 +86,7 @@ static int exec_done(srv_store *s, sqlite3_stmt *st) {
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
-        fprintf(stderr, "hb serve: database: %s\n", sqlite3_errmsg(s->db));
+        fprintf(stderr, "hb serve: database: %s\n", sqlite3_errmsg(DB(s)));
         return -1;
     }
     return 0;
@@ -103,7 +109,7 @@ static void row_to_job(sqlite3_stmt *st, srv_job *j) {
     snprintf(j->error_message, sizeof j->error_message, "%s", m ? m : "");
 }
 
-int srv_store_insert(srv_store *s, const char *id, int64_t created_at, const json_t *params) {
+static int sql_insert(srv_store *s, const char *id, int64_t created_at, const json_t *params) {
     char *txt = json_dumps(params, JSON_COMPACT);
     if (!txt) return -1;
     int rc = exec_done(s, prep(s, "INSERT INTO jobs (id, status, created_at, params) VALUES (?, 'queued', ?, ?)", "sis",
@@ -116,12 +122,12 @@ static int get_one(srv_store *s, sqlite3_stmt *st, srv_job *out) {
     if (!st) return -1;
     int rc = sqlite3_step(st), r = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
     if (r == 1) row_to_job(st, out);
-    if (r < 0) fprintf(stderr, "hb serve: database: %s\n", sqlite3_errmsg(s->db));
+    if (r < 0) fprintf(stderr, "hb serve: database: %s\n", sqlite3_errmsg(DB(s)));
     sqlite3_finalize(st);
     return r;
 }
 
-int srv_store_get(srv_store *s, const char *id, srv_job *out) {
+static int sql_get(srv_store *s, const char *id, srv_job *out) {
     return get_one(s, prep(s, "SELECT " COLS " FROM jobs WHERE id = ?", "s", id), out);
 }
 
@@ -129,14 +135,14 @@ int srv_store_next_queued(srv_store *s, srv_job *out) {
     return get_one(s, prep(s, "SELECT " COLS " FROM jobs WHERE status = 'queued' ORDER BY seq LIMIT 1", ""), out);
 }
 
-int srv_store_set_status(srv_store *s, const char *id, const char *status, int progress, int64_t completed_at,
+static int sql_set_status(srv_store *s, const char *id, const char *status, int progress, int64_t completed_at,
                          int64_t expires_at, const char *error_code, const char *error_message) {
     return exec_done(s, prep(s, "UPDATE jobs SET status = ?, progress = ?, completed_at = ?, expires_at = ?, error_code = ?, "
                                 "error_message = ? WHERE id = ?", "siiisss", status, (int64_t)progress, completed_at,
                              expires_at, error_code, error_message, id));
 }
 
-int srv_store_delete(srv_store *s, const char *id) {
+static int sql_delete(srv_store *s, const char *id) {
     return exec_done(s, prep(s, "DELETE FROM jobs WHERE id = ?", "s", id));
 }
 
@@ -147,20 +153,20 @@ static int64_t count(sqlite3_stmt *st) {
     return n;
 }
 
-int64_t srv_store_count(srv_store *s, const char *status) {
+static int64_t sql_count(srv_store *s, const char *status) {
     return count(prep(s, "SELECT COUNT(*) FROM jobs WHERE status = ?", "s", status));
 }
 
-int64_t srv_store_count_before(srv_store *s, int64_t seq) {
+static int64_t sql_count_before(srv_store *s, int64_t seq) {
     return count(prep(s, "SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND seq < ?", "i", seq));
 }
 
-int srv_store_list(srv_store *s, const char *after, int limit, bool asc, srv_job **out, int *n, bool *has_more) {
+static int sql_list(srv_store *s, const char *after, int limit, bool asc, srv_job **out, int *n, bool *has_more) {
     *out = NULL, *n = 0, *has_more = false;
     int64_t from = asc ? 0 : INT64_MAX;
     if (after && after[0]) {
         srv_job a;
-        int r = srv_store_get(s, after, &a);
+        int r = sql_get(s, after, &a);
         if (r <= 0) return r < 0 ? -1 : 1; /* 1: unknown cursor */
         from = a.seq;
         srv_job_clear(&a);
@@ -185,7 +191,7 @@ int srv_store_requeue_running(srv_store *s) {
     return exec_done(s, prep(s, "UPDATE jobs SET status = 'queued', progress = 0 WHERE status = 'in_progress'", ""));
 }
 
-int srv_store_expired(srv_store *s, int64_t now, char (*ids)[SRV_ID_LEN + 1], int cap) {
+static int sql_expired(srv_store *s, int64_t now, char (*ids)[SRV_ID_LEN + 1], int cap) {
     sqlite3_stmt *st = prep(s, "SELECT id FROM jobs WHERE status IN ('completed', 'failed') AND expires_at > 0 AND "
                                "expires_at <= ? LIMIT ?", "ii", now, (int64_t)cap);
     if (!st) return -1;
@@ -193,4 +199,30 @@ int srv_store_expired(srv_store *s, int64_t now, char (*ids)[SRV_ID_LEN + 1], in
     while (k < cap && sqlite3_step(st) == SQLITE_ROW) snprintf(ids[k++], SRV_ID_LEN + 1, "%s", (const char *)sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
     return k;
+}
+
+static const srv_store_ops k_sql_ops = {sql_close, sql_insert, sql_get, sql_set_status, sql_delete, sql_count,
+                                        sql_count_before, sql_list, sql_expired};
+
+/* ---------------------------------------------------------------- the interface */
+
+void srv_store_close(srv_store *s) {
+    if (s) s->ops->close(s);
+}
+int srv_store_insert(srv_store *s, const char *id, int64_t created_at, const json_t *params) {
+    return s->ops->insert(s, id, created_at, params);
+}
+int srv_store_get(srv_store *s, const char *id, srv_job *out) { return s->ops->get(s, id, out); }
+int srv_store_set_status(srv_store *s, const char *id, const char *status, int progress, int64_t completed_at,
+                         int64_t expires_at, const char *error_code, const char *error_message) {
+    return s->ops->set_status(s, id, status, progress, completed_at, expires_at, error_code, error_message);
+}
+int srv_store_delete(srv_store *s, const char *id) { return s->ops->delete(s, id); }
+int64_t srv_store_count(srv_store *s, const char *status) { return s->ops->count(s, status); }
+int64_t srv_store_count_before(srv_store *s, int64_t seq) { return s->ops->count_before(s, seq); }
+int srv_store_list(srv_store *s, const char *after, int limit, bool asc, srv_job **out, int *n, bool *has_more) {
+    return s->ops->list(s, after, limit, asc, out, n, has_more);
+}
+int srv_store_expired(srv_store *s, int64_t now, char (*ids)[SRV_ID_LEN + 1], int cap) {
+    return s->ops->expired(s, now, ids, cap);
 }

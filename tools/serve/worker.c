@@ -17,7 +17,7 @@
 #endif
 
 void srv_path(const srv_server *s, const char *id, const char *kind, char *buf, size_t cap) {
-    snprintf(buf, cap, "%.3900s/videos/%.38s.%.12s", s->data, id, kind);
+    snprintf(buf, cap, "%.3900s/%.38s.%.12s", s->videos, id, kind);
 }
 
 void srv_remove_files(const srv_server *s, const char *id) {
@@ -55,14 +55,15 @@ void srv_emit(srv_server *s, const char *id, const char *event, json_t *data, bo
     free(e->text);
     e->text = NULL;
     if (d && asprintf(&e->text, "id: %llu\nevent: %s\ndata: %s\n\n", (unsigned long long)s->ev_next, event, d) < 0) e->text = NULL;
-    free(d);
     e->seq = s->ev_next++;
     snprintf(e->id, sizeof e->id, "%s", id);
     e->terminal = terminal;
     pthread_cond_broadcast(&s->events);
+    if (s->cluster && d) srv_redis_publish(s->store, id, event, d, terminal); /* the SSE streams of every API process */
+    free(d);
 }
 
-static void emit_status(srv_server *s, const char *id) {
+void srv_emit_status(srv_server *s, const char *id) {
     srv_job j;
     if (srv_store_get(s->store, id, &j) != 1) return;
     bool terminal = !strcmp(j.status, "completed") || !strcmp(j.status, "failed");
@@ -76,7 +77,7 @@ static void emit_status(srv_server *s, const char *id) {
 static int write_thumbnail(const char *path, const uint8_t *rgb, int h, int w) {
 #ifdef HB_HAVE_JPEG
     char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid()); /* per process: two workers may run one job */
     FILE *f = fopen(tmp, "wb");
     if (!f) return -1;
     struct jpeg_compress_struct c;
@@ -126,6 +127,7 @@ static int on_progress(void *user, const char *stage, int step, int total, doubl
     else pct = -1; /* sub-stages of the models */
     pthread_mutex_lock(&r->s->mu);
     if (pct >= 0 && step > 0) {
+        if (pct > r->last_pct && r->s->cluster) srv_redis_progress(r->s->store, r->id, pct); /* for every API process */
         if (pct > r->last_pct) r->last_pct = pct;
         r->s->running_progress = r->last_pct;
         srv_emit(r->s, r->id, "progress",
@@ -195,6 +197,8 @@ static int run_ar(srv_server *s, run_ctx *r, const json_t *p, char *err, size_t 
     char prompts[4200], part[4200], mp4[4200];
     srv_path(s, r->id, "prompts", prompts, sizeof prompts);
     srv_path(s, r->id, "partial.mp4", part, sizeof part);
+    if (s->cluster) /* two workers may run one job (a lease taken over): each streams to its own partial file */
+        snprintf(part, sizeof part, "%.3900s/%.38s.%.100s.partial.mp4", s->videos, r->id, s->worker_name);
     srv_path(s, r->id, "mp4", mp4, sizeof mp4);
     a.prompt = json_string_value(json_object_get(p, "prompt"));
     const json_t *sw = json_object_get(p, "prompts");
@@ -254,23 +258,28 @@ static void finish(srv_server *s, const char *id, int rc, const char *err, doubl
     s->running[0] = 0;
     s->cancel = SRV_CANCEL_NONE;
     if (gone) srv_emit(s, id, "status", json_pack("{s:s, s:s, s:b}", "id", id, "object", "video.deleted", "deleted", 1), true);
-    else if (!(rc == HB_CANCELLED && why == SRV_CANCEL_SHUTDOWN)) emit_status(s, id);
+    else if (!(rc == HB_CANCELLED && why == SRV_CANCEL_SHUTDOWN)) srv_emit_status(s, id);
+}
+
+int srv_run_job(srv_server *s, const char *id, const json_t *params, char *err, size_t cap) {
+    run_ctx r = {s, id, s->mi.kind == SRV_KIND_AR, 0, false, ""};
+    srv_path(s, id, "jpg", r.thumb, sizeof r.thumb);
+    int rc = r.ar ? run_ar(s, &r, params, err, cap) : run_xt(s, &r, params, err, cap);
+    if (rc && rc != HB_CANCELLED) fprintf(stderr, "hb serve: %s failed: %s\n", id, err);
+    return rc;
 }
 
 static void run_job(srv_server *s, srv_job *j) {
-    run_ctx r = {s, j->id, s->mi.kind == SRV_KIND_AR, 0, false, ""};
-    srv_path(s, j->id, "jpg", r.thumb, sizeof r.thumb);
     char err[512] = "";
     double t0 = now_s();
-    int rc = r.ar ? run_ar(s, &r, j->params, err, sizeof err) : run_xt(s, &r, j->params, err, sizeof err);
-    if (rc && rc != HB_CANCELLED) fprintf(stderr, "hb serve: %s failed: %s\n", j->id, err);
+    int rc = srv_run_job(s, j->id, j->params, err, sizeof err);
     pthread_mutex_lock(&s->mu);
     finish(s, j->id, rc, err, now_s() - t0);
     pthread_mutex_unlock(&s->mu);
 }
 
 /* Delete expired results (lock held). */
-static void sweep(srv_server *s) {
+void srv_sweep(srv_server *s) {
     char ids[64][SRV_ID_LEN + 1];
     int n = srv_store_expired(s->store, (int64_t)time(NULL), ids, 64);
     for (int i = 0; i < n; i++) {
@@ -287,7 +296,7 @@ static void *worker_main(void *arg) {
     if (every < 0.5) every = 0.5;
     pthread_mutex_lock(&s->mu);
     while (!s->stopping) {
-        if (now_s() >= next_sweep) sweep(s), next_sweep = now_s() + every;
+        if (now_s() >= next_sweep) srv_sweep(s), next_sweep = now_s() + every;
         srv_job j;
         int got = srv_store_next_queued(s->store, &j);
         if (got != 1) {
@@ -304,7 +313,7 @@ static void *worker_main(void *arg) {
         s->running_progress = 0;
         s->cancel = SRV_CANCEL_NONE;
         srv_store_set_status(s->store, j.id, "in_progress", 0, 0, 0, NULL, NULL);
-        emit_status(s, j.id);
+        srv_emit_status(s, j.id);
         pthread_mutex_unlock(&s->mu);
         run_job(s, &j);
         srv_job_clear(&j);
@@ -314,6 +323,8 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-int srv_worker_start(srv_server *s) { return pthread_create(&s->worker, NULL, worker_main, s) ? -1 : 0; }
+int srv_worker_start(srv_server *s) {
+    return pthread_create(&s->worker, NULL, s->cluster ? srv_cluster_worker_main : worker_main, s) ? -1 : 0;
+}
 
 void srv_worker_join(srv_server *s) { pthread_join(s->worker, NULL); }
