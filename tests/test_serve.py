@@ -15,6 +15,7 @@ T0 = time.time()
 TMP = tmpdir()
 XT = mkmodel(os.path.join(TMP, "xt"), "hummingbird-xt")
 XTX = mkmodel(os.path.join(TMP, "xtx"), "hummingbird-xtx")
+XTX5 = mkmodel(os.path.join(TMP, "xtx5"), "hummingbird-xtx-5b")
 TINY = {"prompt": "a red kite over a beach", "size": "64x64", "num_frames": 5}
 SLOW = {"prompt": "a slow one", "size": "256x256", "num_frames": 49}  # a few seconds: time to cancel or kill
 
@@ -377,6 +378,17 @@ def test_expiry():
         s.stop()
 
 
+@timed
+def test_xtx_5b_sizes(s):
+    """The 48-channel XTX: sizes in multiples of 32 (16x latent, patch 2), its own native size."""
+    st, _, b = s.create({"prompt": "a fox", "size": "48x32", "seconds": "1"})
+    check(st == 400 and "multiples of 32" in error_of(b).get("message", ""), f"5b xtx size 48x32 {st} {b}")
+    st, _, v = s.create({"prompt": "a fox", "size": "64x32", "seconds": "1"})
+    check(st == 200 and v["mode"] == "ar", f"5b xtx create {st} {v}")
+    v = wait_status(s, v["id"], "completed")
+    check(v is not None and v["size"] == "64x32", f"5b xtx completes {v}")
+
+
 def main():
     s = Server(XT, os.path.join(TMP, "data"), "--keep", "1", "--max-upload-mb", "1")
     try:
@@ -392,6 +404,11 @@ def main():
     x = Server(XTX, os.path.join(TMP, "xtx-data"))
     try:
         test_xtx_sse(x)
+    finally:
+        x.stop()
+    x = Server(XTX5, os.path.join(TMP, "xtx5-data"))
+    try:
+        test_xtx_5b_sizes(x)
     finally:
         x.stop()
     test_auth_429()

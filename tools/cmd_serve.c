@@ -7,6 +7,7 @@
 #include "serve/serve.h"
 #include "pipeline/model_folder.h"
 #include "pipeline/settings.h"
+#include "models/wan_dit.h"
 #include <civetweb.h>
 #include <dirent.h>
 #include <errno.h>
@@ -66,8 +67,15 @@ static int load_model(srv_server *s, const serve_opts *o) {
     hb_model_folder mf;
     if (hb_model_folder_scan(o->model, &mf)) return -1;
     const bool ar = hb_model_folder_family(&mf, 0) == HB_FAMILY_XTX;
+    int latent_channels = 16, size_mult = 16;
+    if (ar) { /* the causal DiT's latent (Wan2.1 16 channels or the 5B's 48) sets its native size and multiple */
+        wan_dit *dit = hb_model_folder_open_dit(&mf, NULL);
+        if (!dit) return -1;
+        latent_channels = dit->cfg.in_dim, size_mult = (latent_channels == 48 ? 16 : 8) * dit->cfg.patch[1];
+        wan_dit_free(dit);
+    }
     hb_ar_settings as;
-    hb_ar_settings_for(&mf, 16, &as);
+    hb_ar_settings_for(&mf, latent_channels, &as);
     srv_model_info *mi = &s->mi;
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s", o->model);
@@ -78,7 +86,7 @@ static int load_model(srv_server *s, const serve_opts *o) {
         struct stat st;
         if (stat(o->model, &st) || !S_ISDIR(st.st_mode)) return hb_error("-m %s: not a folder", o->model);
         if (s->vae_set && s->vae == HB_GEN_VAE_LIGHT) return hb_error("--vae light: XTX decodes with full or tae");
-        mi->kind = SRV_KIND_AR, mi->size_mult = 16, mi->fps = as.fps, mi->native_w = as.width, mi->native_h = as.height;
+        mi->kind = SRV_KIND_AR, mi->size_mult = size_mult, mi->fps = as.fps, mi->native_w = as.width, mi->native_h = as.height;
         mi->max_frames = o->max_frames ? o->max_frames : 1921;
         return 0;
     }
