@@ -330,7 +330,7 @@ int cmd_generate(int argc, char **argv) {
         if (!a.val[GF_FRAMES]) p.frames = 17;
     }
     rc = 1;
-    hb_load_params lp = {.offload = a.val[GF_OFFLOAD] != NULL};
+    hb_load_params lp = {.offload = a.val[GF_OFFLOAD] != NULL, .device = tool_device()};
     double t0 = hb_time_now();
     hb_model *m = hb_model_load(model, &lp);
     double times[3] = {hb_time_now() - t0, 0, 0};
