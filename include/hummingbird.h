@@ -156,6 +156,13 @@ typedef struct hb_video_frames {
 int hb_generate(hb_model *m, const hb_generate_params *p, hb_video_frames *out);
 void hb_frames_free(hb_video_frames *v);   /* frees v->rgb and sets it to NULL; NULL v is fine */
 
+/* Estimated peak memory of hb_generate(m, p) in bytes, before any work: the largest of the text encoder's
+ * weights (its stage runs first, alone), the denoise stage (DiT weights, the DiT's activation workspace as its
+ * dry run measures it, the prompt's K/V, latents) and the decode stage (the DiT's weights unless offloaded, the
+ * decoder's weights and workspace, the output frames). Compare with the memory the process may use to warn
+ * before a run that cannot fit. 0 on error (bad parameters: the message says why). */
+size_t hb_generate_estimate_bytes(hb_model *m, const hb_generate_params *p);
+
 /* The message of the last failed call on this thread ("" when none, and after a call that succeeded); valid
  * until the thread's next call into the library. */
 const char *hb_last_error_message(void);

@@ -341,6 +341,12 @@ int cmd_generate(int argc, char **argv) {
         goto done;
     }
     gf_warn_prompt_cut(model, NULL, p.prompt);
+    {
+        char what[96];
+        snprintf(what, sizeof what, "%dx%d, %d frames", p.width ? p.width : s.width, p.height ? p.height : s.height,
+                 p.frames ? p.frames : s.frames);
+        gf_warn_memory(hb_generate_estimate_bytes(m, &p), what);
+    }
     int grc = tool_interrupted() ? HB_CANCELLED : hb_generate(m, &p, &v);
     if (grc == HB_CANCELLED && tool_interrupted()) goto done;
     if (grc) { tool_fail(argv[0]); goto done; }

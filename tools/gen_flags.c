@@ -252,3 +252,12 @@ void gf_warn_prompt_cut(const char *model_dir, const char *te_dir, const char *p
     hb_tokenizer_free(tok);
     hb_clear_error();
 }
+
+void gf_warn_memory(size_t est_bytes, const char *what) {
+    const char *src = NULL;
+    size_t have = hb_machine_memory_bytes(&src);
+    if (est_bytes == 0 || est_bytes <= have) return;
+    hb_log(HB_LOG_WARN, "%s needs about %.2f GiB (weights + activations, estimated), more than the %.2f GiB this process "
+           "may use (%s): expect it to fail or swap; a smaller size, fewer frames or --offload need less", what,
+           est_bytes / 1073741824.0, have / 1073741824.0, src);
+}

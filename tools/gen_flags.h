@@ -46,5 +46,8 @@ int gf_check_prompt(const char *prompt);
 /* Warn (one line) when the prompt has more tokens than the text encoder reads (512), saying how many are cut.
  * te_dir: the text encoder folder when not the model folder's (NULL). */
 void gf_warn_prompt_cut(const char *model_dir, const char *te_dir, const char *prompt);
+/* "warning: ... needs about X GiB, more than the Y GiB this process may use (SOURCE)" when est_bytes exceeds
+ * hb_machine_memory_bytes(); what names the run ("1280x704, 121 frames"). Nothing when est_bytes is 0. */
+void gf_warn_memory(size_t est_bytes, const char *what);
 
 #endif

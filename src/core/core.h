@@ -170,6 +170,10 @@ double hb_time_now(void);         /* monotonic seconds */
 size_t hb_peak_rss_bytes(void);   /* VmHWM of this process */
 size_t hb_current_rss_bytes(void);
 void hb_reset_peak_rss(void);     /* best effort (writes /proc/self/clear_refs) */
+/* The memory this process may use: the smallest of the physical memory, the cgroup limit (v2 memory.max, v1
+ * memory.limit_in_bytes) and RLIMIT_AS (ulimit -v); HB_MEMORY_LIMIT (bytes, or with a K/M/G/T suffix) replaces
+ * them. *source (may be NULL) names the one that decided. */
+size_t hb_machine_memory_bytes(const char **source);
 
 /* Progress of a long operation: stage name, step k of n. The callback (C API) gets every update; with
  * no callback a line is drawn on stderr only when the program asked for it (hb_progress_draw, set by the hb
