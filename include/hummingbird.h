@@ -231,6 +231,10 @@ void hb_ar_params_init(hb_ar_params *p);  /* the release's cache settings; every
  * (may be NULL): the video frames on_chunk received (without on_chunk: written to the file), also after an early
  * stop; a stopped run's output file is removed (kept as NAME.partial.EXT with keep_partial). */
 int hb_generate_ar(const char *model_dir, const hb_ar_params *p, int64_t *frames_out);
+/* Estimated peak memory of hb_generate_ar(model_dir, p) in bytes, before any work (the DiT is mapped, not read):
+ * the larger of the text encoder's weights and the chunk loop (DiT weights, its one-chunk workspace, KV cache,
+ * history, prompt K/V, the decoder's weights and workspace). 0 on error (the message says why). */
+size_t hb_ar_estimate_bytes(const char *model_dir, const hb_ar_params *p);
 
 #ifdef __cplusplus
 }

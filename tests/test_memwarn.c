@@ -1,15 +1,16 @@
 /* A requested size whose estimated memory exceeds what the process may use gets one warning with the estimate
  * before any work starts (before the first progress line), naming the limit that decided: the HB_MEMORY_LIMIT
  * override, and `ulimit -v` (RLIMIT_AS) for a size whose DiT workspace cannot fit (the run then fails with the
- * allocation's message and writes nothing). Within the machine's memory there is no warning. The library's
- * estimate grows with the size and refuses bad parameters with a message. */
+ * allocation's message and writes nothing). Within the machine's memory there is no warning. The same for
+ * hb generate --mode ar (before the first chunk line). The library's estimates grow with the size and refuse
+ * bad parameters with a message. */
 #include "testlib.h"
 #include "hummingbird.h"
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static char g_dir[4096], g_out[16384];
+static char g_dir[4096], g_xtx[4096], g_out[16384];
 
 static int gen(const char *env_and_ulimit, const char *size, const char *out) {
     char cmd[12000];
@@ -44,6 +45,30 @@ static void check_cli(void) {
     CHECKF(strstr(g_out, "cannot reserve") != NULL && access(out, F_OK) != 0, "%s", g_out);
 }
 
+static void check_ar(void) {
+    char cmd[12000], out[4300];
+    snprintf(out, sizeof out, "%s/ar.y4m", tl_tmpdir());
+    for (int k = 0; k < 2; k++) {
+        snprintf(cmd, sizeof cmd, "%s '%s' generate --mode ar -m '%s' -p 'a cat' -W 64 -H 48 -f 13 -o '%s' 2>&1",
+                 k ? "" : "HB_MEMORY_LIMIT=64K", tl_hb_bin(), g_xtx, out);
+        CHECKF(tl_run(cmd, g_out, sizeof g_out) == 0, "%s", g_out);
+        const char *w = strstr(g_out, "warning: "), *chunk = strstr(g_out, "chunk 1/");
+        if (k == 0)
+            CHECKF(w == g_out && chunk > w && strstr(w, "the 64x48 run needs about") && strstr(w, "(HB_MEMORY_LIMIT)"),
+                   "%s", g_out);
+        else
+            CHECKF(!w && chunk, "%s", g_out);
+    }
+    hb_ar_params p;
+    hb_ar_params_init(&p);
+    p.width = 64, p.height = 48;
+    size_t a = hb_ar_estimate_bytes(g_xtx, &p);
+    p.width = 128, p.height = 96;
+    size_t b = hb_ar_estimate_bytes(g_xtx, &p);
+    CHECKF(a > 0 && b > a, "%zu, %zu", a, b);
+    CHECK(hb_ar_estimate_bytes("/nonexistent/xtx", &p) == 0 && strstr(hb_last_error_message(), "/nonexistent/xtx"));
+}
+
 static void check_api(void) {
     hb_model *m = hb_model_load(g_dir, NULL);
     CHECKF(m != NULL, "%s", hb_last_error_message());
@@ -72,7 +97,11 @@ int main(void) {
     char cmd[8300];
     snprintf(cmd, sizeof cmd, "'%s' mkmodel -q --arch hummingbird-xt-flat --tiny --seed 2 '%s' 2>&1", tl_hb_bin(), g_dir);
     CHECKF(tl_run(cmd, g_out, sizeof g_out) == 0, "%s", g_out);
+    snprintf(g_xtx, sizeof g_xtx, "%s/xtx", tl_tmpdir());
+    snprintf(cmd, sizeof cmd, "'%s' mkmodel -q --arch hummingbird-xtx-flat --tiny --seed 2 '%s' 2>&1", tl_hb_bin(), g_xtx);
+    CHECKF(tl_run(cmd, g_out, sizeof g_out) == 0, "%s", g_out);
     check_cli();
+    check_ar();
     check_api();
     return tl_done();
 }

@@ -117,6 +117,12 @@ int cmd_generate_ar(int argc, char **argv) {
     ar_prog ps = {.quiet = hb_log_level < HB_LOG_INFO};
     if (seed_random && !ps.quiet) fprintf(stderr, "hb %s: seed %llu (random)\n", cmd, (unsigned long long)p.seed);
     if (p.prompt) gf_warn_prompt_cut(model, p.text_encoder_dir, p.prompt);
+    {
+        char what[96] = "the run at the model's size";
+        if (p.width && p.height) snprintf(what, sizeof what, "the %dx%d run", p.width, p.height);
+        gf_warn_memory(hb_ar_estimate_bytes(model, &p), what);
+        hb_clear_error(); /* a folder the estimate cannot read fails in the run with its own message */
+    }
     hb_ar_stats st = {0};
     p.stats = &st;
     p.device = tool_device();

@@ -258,6 +258,6 @@ void gf_warn_memory(size_t est_bytes, const char *what) {
     size_t have = hb_machine_memory_bytes(&src);
     if (est_bytes == 0 || est_bytes <= have) return;
     hb_log(HB_LOG_WARN, "%s needs about %.2f GiB (weights + activations, estimated), more than the %.2f GiB this process "
-           "may use (%s): expect it to fail or swap; a smaller size, fewer frames or --offload need less", what,
+           "may use (%s): expect it to fail or swap (a smaller size needs less)", what,
            est_bytes / 1073741824.0, have / 1073741824.0, src);
 }
