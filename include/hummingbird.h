@@ -56,6 +56,8 @@ typedef struct hb_load_params {
                       stage (lower peak memory, reloads on every generate) */
     const char *device; /* "cpu", "cuda", "cuda:N" (GPU builds); NULL or "" = the calling thread's backend,
                            the CPU by default. An unavailable device fails here with the reason. */
+    const char *dit;    /* optional DiT weights instead of the folder's: a .gguf or .safetensors file (a community
+                           file: without a config.json beside it the config is read off its tensors) */
 } hb_load_params;
 
 /* Open a model folder: every part is located and validated (names and shapes of the weights) here, so a

@@ -3,8 +3,8 @@
  * Wan2.2-TI2V-5B and Wan2.1-1.3B presets field for field and the Wan2.1-14B config; a DiT of another width
  * takes dim / 128 heads, and one whose width has no known head count is refused with one line. End to end: a
  * tiny Hummingbird-XT folder whose DiT is one `hb quantize` GGUF and no config.json generates with `hb generate`
- * the same video, byte for byte, as the folder with the same GGUF beside its config.json; a folder with two
- * .gguf files is refused. */
+ * the same video, byte for byte, as the folder with the same GGUF beside its config.json, and so does a folder
+ * with no DiT given the file with `--dit`; a folder with two .gguf files is refused. */
 #include "testlib.h"
 #include "io/checkpoint.h"
 #include "models/wan_dit.h"
@@ -141,6 +141,22 @@ static void check_generate(hb_rng *r) {
     char *va = slurp(a, &na), *vb = slurp(b, &nb);
     CHECKF(va && vb && na > 1000 && na == nb && !memcmp(va, vb, na), "the folder without config.json made another video");
     free(va), free(vb);
+    /* --dit: a folder with no DiT at all (VAE, text encoder, tokenizer) and the file given apart */
+    char nodit[1100], ext[1200], vd[1200];
+    snprintf(nodit, sizeof nodit, "%s/xt_nodit", tl_tmpdir());
+    snprintf(ext, sizeof ext, "%s/community.gguf", tl_tmpdir());
+    snprintf(args, sizeof args, "cp -r '%s' '%s' && mv '%s/dit.gguf' '%s'", nocfg, nodit, nodit, ext);
+    CHECK(tl_run(args, NULL, 0) == 0);
+    snprintf(vd, sizeof vd, "%s/dit.y4m", tl_tmpdir());
+    snprintf(args, sizeof args, "generate -q -m '%s' --dit '%s' %s -o '%s'", nodit, ext, gen, vd);
+    CHECKF(hb(args) == 0, "%s", g_out);
+    va = slurp(a, &na), vb = slurp(vd, &nb);
+    CHECKF(va && vb && na > 1000 && na == nb && !memcmp(va, vb, na), "--dit made another video");
+    free(va), free(vb);
+    snprintf(args, sizeof args, "generate -q -m '%s' %s -o '%s'", nodit, gen, vd); /* without it: no DiT */
+    CHECKF(hb(args) != 0 && strstr(g_out, "no diffusion transformer"), "%s", g_out);
+    snprintf(args, sizeof args, "generate -q --diffusion-model '%s' %s -o '%s'", ext, gen, vd);
+    CHECKF(hb(args) == 2 && strstr(g_out, "-m DIR"), "%s", g_out);
     /* two candidate DiT files: refused, naming the folder */
     snprintf(args, sizeof args, "cp '%s/dit.gguf' '%s/dit2.gguf'", nocfg, nocfg);
     CHECK(tl_run(args, NULL, 0) == 0);

@@ -45,6 +45,7 @@ static const gf_spec k_flags[] = {
     {GF_DEMO_DIR, {"--demo-dir"}, "DIR", GF_XT, "demo: write (or reuse) the tiny random model there"},
     {GF_JSON, {"--json"}, NULL, GF_XT | GF_AR, "print a JSON summary on stdout (file, frames, size, seed, stage times, peak memory)"},
     {GF_MODE, {"--mode"}, "M", GF_XT | GF_AR, "xt (default) | ar: autoregressive long video (Hummingbird-XTX)"},
+    {GF_DIT, {"--dit", "--diffusion-model"}, "FILE", GF_XT, "DiT weights instead of the folder's (.gguf / .safetensors; no config.json needed)"},
     {GF_CHECKPOINT, {"--checkpoint"}, "F", GF_AR, "DiT weights (.pt training dict) over the folder's config.json"},
     {GF_TEXT_ENCODER, {"--text-encoder"}, "DIR", GF_AR, "folder with the umT5 + tokenizer"},
     {GF_PROMPTS, {"--prompts"}, "FILE", GF_AR, "prompt switches: lines 'latent_frame<TAB>prompt' (first at 0)"},

@@ -134,7 +134,7 @@ hb_model *hb_model_load(const char *dir, const hb_load_params *params) {
     /* NULL / "": the calling thread's backend (the CPU unless hb -d or the caller chose one) */
     m->backend = params && params->device && *params->device ? hb_backend_find(params->device) : hb_backend_current();
     if (!m->backend) goto fail;
-    if (hb_model_folder_scan(dir, &m->mf)) goto fail;
+    if (hb_model_folder_scan_dit(dir, params ? params->dit : NULL, &m->mf)) goto fail;
     char found[HB_MF_PATH];
     m->tok = hb_tokenizer_open_dir(m->mf.tokenizer, found, sizeof found);
     if (!m->tok) goto fail;

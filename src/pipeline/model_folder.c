@@ -200,7 +200,24 @@ static int scan_release_xtx(const char *dir, const char *te_dir, hb_model_folder
 
 int hb_model_folder_scan(const char *dir, hb_model_folder *mf) { return hb_model_folder_scan_te(dir, NULL, mf); }
 
+static int scan_folder(const char *dir, const char *te_dir, const char *dit, hb_model_folder *mf);
+
 int hb_model_folder_scan_te(const char *dir, const char *te_dir, hb_model_folder *mf) {
+    return scan_folder(dir, te_dir, NULL, mf);
+}
+
+int hb_model_folder_scan_dit(const char *dir, const char *dit, hb_model_folder *mf) {
+    if (!dit || !*dit) return scan_folder(dir, NULL, NULL, mf);
+    struct stat st;
+    if (stat(dit, &st) != 0) return hb_error("%s: the DiT does not exist", dit);
+    if (strlen(dit) >= HB_MF_PATH) return hb_error("DiT path too long");
+    if (scan_folder(dir, NULL, dit, mf)) return -1;
+    snprintf(mf->dit, sizeof mf->dit, "%s", dit);
+    mf->dit_weights[0] = 0;
+    return 0;
+}
+
+static int scan_folder(const char *dir, const char *te_dir, const char *dit, hb_model_folder *mf) {
     memset(mf, 0, sizeof *mf);
     if (!dir || !*dir) return hb_error("model folder: empty path");
     if (strlen(dir) > HB_MF_PATH - 300) return hb_error("model folder: path too long");
@@ -218,7 +235,7 @@ int hb_model_folder_scan_te(const char *dir, const char *te_dir, hb_model_folder
     snprintf(sub, sizeof sub, "%s/" HB_XT_RELEASE_DIT_DIR "/config.json", dir);
     if (is_file(sub)) {
         snprintf(sub, sizeof sub, "%s/" HB_XT_RELEASE_DIT_DIR, dir);
-        if (hb_model_folder_scan_te(sub, te_dir, mf)) return -1;
+        if (scan_folder(sub, te_dir, dit, mf)) return -1;
         snprintf(mf->dir, sizeof mf->dir, "%s", dir);
         return 0;
     }
@@ -229,7 +246,7 @@ int hb_model_folder_scan_te(const char *dir, const char *te_dir, hb_model_folder
         /* index file: wan_dit_open reads config.json beside it */
     } else if (first_existing(tmp, sizeof tmp, dir, dit_cfg, false)) {
         snprintf(mf->dit, sizeof mf->dit, "%s", dir);
-    } else {
+    } else if (!dit) {
         int g = single_gguf(dir, mf->dit, sizeof mf->dit); /* wan_dit_open infers its config */
         if (g < 0) return -1;
         if (g == 0)
