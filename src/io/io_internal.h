@@ -20,7 +20,7 @@ typedef struct ck_entry {
     char *name;
     int file;     /* index into files */
     hb_tensor t;
-    bool copied;  /* data lives in an owned aligned buffer (misaligned or compressed source) */
+    bool copied;  /* data lives in an owned aligned buffer (misaligned, compressed or fp8 source) */
     bool fp8;     /* stored F8_E4M3 (t is U8 until ck_resolve_fp8 dequantizes it) */
 } ck_entry;
 
