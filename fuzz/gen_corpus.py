@@ -120,6 +120,13 @@ def corpus(root):
         "i64": ("I64", [1], bytes(8)), "f64": ("F64", [], bytes(8)), "i32": ("I32", [1, 1], bytes(4)),
         "f16": ("F16", [2], bytes(4)), "i16": ("I16", [1], bytes(2)), "u8": ("U8", [0, 3], b""),
         "b": ("BOOL", [2], b"\x01\x00"), "i8": ("I8", [1], b"\x05")}))
+    # scaled fp8: per tensor (ComfyUI/Kijai, with the marker) and per output channel (LightX2V)
+    w("fuzz_safetensors/fp8_tensor.safetensors", safetensors({
+        "l.weight": ("F8_E4M3", [2, 4], bytes([0x38, 0xb8, 0x01, 0x7e, 0x40, 0x00, 0x80, 0x22])),
+        "l.scale_weight": ("F32", [], struct.pack("<f", 0.5)), "scaled_fp8": ("F8_E4M3", [0], b"")}))
+    w("fuzz_safetensors/fp8_channel.safetensors", safetensors({
+        "l.weight": ("F8_E4M3", [2, 2], bytes([0x38, 0xb8, 0x01, 0x7e])),
+        "l.weight_scale": ("BF16", [2, 1], b"\x80\x3f\x00\x40")}))
     w("fuzz_index_json/index.json", json.dumps({"metadata": {"total_size": 36}, "weight_map": {
         "x": "a.safetensors", "y": "a.safetensors", "z": "b.safetensors"}}).encode())
     w("fuzz_index_json/one.json", json.dumps({"weight_map": {"z": "b.safetensors"}}).encode())

@@ -37,7 +37,7 @@
 extern "C" {
 #endif
 
-#define HB_API_VERSION 2
+#define HB_API_VERSION 3
 
 typedef struct hb_model hb_model;
 
@@ -56,6 +56,8 @@ typedef struct hb_load_params {
                       stage (lower peak memory, reloads on every generate) */
     const char *device; /* "cpu", "cuda", "cuda:N" (GPU builds); NULL or "" = the calling thread's backend,
                            the CPU by default. An unavailable device fails here with the reason. */
+    const char *dit;    /* optional DiT weights instead of the folder's: a .gguf or .safetensors file (a community
+                           file: without a config.json beside it the config is read off its tensors) */
 } hb_load_params;
 
 /* Open a model folder: every part is located and validated (names and shapes of the weights) here, so a
@@ -75,7 +77,8 @@ typedef enum {
     HB_GEN_VAE_DEFAULT = 0, /* the model's: the light decoder for Hummingbird-XT, else the Wan VAE */
     HB_GEN_VAE_FULL = 3,  /* the Wan VAE decoder */
     HB_GEN_VAE_TAE = 1,   /* the tiny streaming decoder (taew2_2 / taew2_1 in the folder) */
-    HB_GEN_VAE_LIGHT = 2  /* the light decoder (when the folder and the build have one) */
+    HB_GEN_VAE_LIGHT = 2, /* the light decoder (when the folder and the build have one) */
+    HB_GEN_VAE_NONE = 4   /* hb_generate_ar only: no decoder, latents only (timing runs; no output, no on_chunk) */
 } hb_gen_vae;
 
 /* I2V: how the input image becomes a width x height frame */
@@ -155,6 +158,13 @@ typedef struct hb_video_frames {
 int hb_generate(hb_model *m, const hb_generate_params *p, hb_video_frames *out);
 void hb_frames_free(hb_video_frames *v);   /* frees v->rgb and sets it to NULL; NULL v is fine */
 
+/* Estimated peak memory of hb_generate(m, p) in bytes, before any work: the largest of the text encoder's
+ * weights (its stage runs first, alone), the denoise stage (DiT weights, the DiT's activation workspace as its
+ * dry run measures it, the prompt's K/V, latents) and the decode stage (the DiT's weights unless offloaded, the
+ * decoder's weights and workspace, the output frames). Compare with the memory the process may use to warn
+ * before a run that cannot fit. 0 on error (bad parameters: the message says why). */
+size_t hb_generate_estimate_bytes(hb_model *m, const hb_generate_params *p);
+
 /* The message of the last failed call on this thread ("" when none, and after a call that succeeded); valid
  * until the thread's next call into the library. */
 const char *hb_last_error_message(void);
@@ -176,6 +186,18 @@ double hb_model_default_fps(const hb_model *m);   /* 24 (5B) unless hummingbird.
 typedef int (*hb_ar_chunk_fn)(void *user, int64_t first_frame, int nframes, const uint8_t *rgb, int height,
                               int width); /* rgb [nframes, height, width, 3]; nonzero return stops the run */
 
+/* What an hb_generate_ar run did (the settings left 0 resolved to the model's). */
+typedef struct hb_ar_stats {
+    int64_t frames;              /* as frames_out; with keep_partial, the frames in the file (partial or final) */
+    int64_t chunks;              /* chunks finished */
+    int64_t dit_forwards;        /* DiT forwards run (denoise steps, refreshes, prompt-switch re-caches) */
+    int width, height;           /* video size */
+    double fps;
+    double seconds_text, seconds_total;
+    size_t peak_rss_bytes;       /* of the process, at the end */
+    char partial_path[4096];     /* "" or the partial file kept (keep_partial) */
+} hb_ar_stats;
+
 typedef struct hb_ar_params {
     const char *prompt;          /* used when prompts_file is NULL */
     const char *prompts_file;    /* lines "latent_frame<TAB>prompt" (first at 0): prompt switches */
@@ -189,23 +211,32 @@ typedef struct hb_ar_params {
     int64_t steps_list[HB_GEN_MAX_STEPS];
     double shift;                /* 0 = the model's: 5 (or hummingbird.json) */
     uint64_t seed;
-    hb_gen_vae vae;              /* HB_GEN_VAE_FULL (default: streaming Wan VAE) or HB_GEN_VAE_TAE */
+    hb_gen_vae vae;              /* HB_GEN_VAE_FULL (default: streaming Wan VAE), HB_GEN_VAE_TAE or HB_GEN_VAE_NONE */
     const char *checkpoint;      /* optional DiT weights (.pt training dict) over the folder's config.json */
     const char *text_encoder_dir; /* optional folder with the umT5 + tokenizer */
     const char *output;          /* optional file (.mp4 streamed fragmented, .mkv, .y4m, folder/) */
     double fps;                  /* 0 = the model's: 16 (or hummingbird.json) */
+    int crf;                     /* H.264/VP9 quality of the file (0..63); 0 = the writer's default */
+    int no_last_refresh;         /* nonzero: skip the clean refresh forward after the last chunk (same video) */
+    int keep_partial;            /* nonzero: a run stopped by on_chunk or progress keeps the frames written so far,
+                                    playable, in NAME.partial.EXT (stats->partial_path); 0: the file is removed */
     hb_ar_chunk_fn on_chunk;     /* optional */
     void *user;
     hb_generate_progress_fn progress; /* stage "chunks" */
     void *progress_user;
     const char *device;          /* as hb_load_params.device */
+    hb_ar_stats *stats;          /* optional, filled by hb_generate_ar (also after an error or a stop) */
 } hb_ar_params;
 
 void hb_ar_params_init(hb_ar_params *p);  /* the release's cache settings; every other field 0 = the model's */
 /* Run to the end (or until on_chunk returns nonzero: -1 then, or the progress callback: HB_CANCELLED). frames_out
  * (may be NULL): the video frames on_chunk received (without on_chunk: written to the file), also after an early
- * stop; a stopped run's output file is removed. */
+ * stop; a stopped run's output file is removed (kept as NAME.partial.EXT with keep_partial). */
 int hb_generate_ar(const char *model_dir, const hb_ar_params *p, int64_t *frames_out);
+/* Estimated peak memory of hb_generate_ar(model_dir, p) in bytes, before any work (the DiT is mapped, not read):
+ * the larger of the text encoder's weights and the chunk loop (DiT weights, its one-chunk workspace, KV cache,
+ * history, prompt K/V, the decoder's weights and workspace). 0 on error (the message says why). */
+size_t hb_ar_estimate_bytes(const char *model_dir, const hb_ar_params *p);
 
 #ifdef __cplusplus
 }

@@ -303,6 +303,65 @@ static void test_api(void) {
     CHECK(hb_generate_ar(g_dir, &p, NULL) != 0); /* neither output nor callback */
 }
 
+static int stop_after_first(void *user, int64_t first, int n, const uint8_t *rgb, int H, int W) {
+    (void)first, (void)n, (void)rgb, (void)H, (void)W;
+    return ++*(int *)user >= 1;
+}
+
+/* The parameters hb generate --mode ar needs: stats (chunks, forwards, resolved size/fps, frames), latents only
+ * (HB_GEN_VAE_NONE), no last refresh (one forward fewer, same video), keep_partial (a stopped run's frames stay
+ * playable in NAME.partial.EXT; without it nothing remains), crf checked. */
+static void test_api_cli_params(void) {
+    hb_ar_params p;
+    hb_ar_stats st;
+    hb_ar_params_init(&p);
+    p.prompt = "a red car";
+    p.width = 64, p.height = 48, p.frames = 29, p.seed = 4, p.nsteps = 2;
+    p.steps_list[0] = 1000, p.steps_list[1] = 500;
+    p.vae = HB_GEN_VAE_NONE;
+    p.stats = &st;
+    CHECKF(hb_generate_ar(g_dir, &p, NULL) == 0, "%s", hb_last_error_message());
+    /* 29 frames = 8 latent frames = chunks 3, 3, 2; each 2 steps + 1 refresh */
+    CHECKF(st.chunks == 3 && st.dit_forwards == 9 && st.frames == 0, "chunks %lld forwards %lld frames %lld",
+           (long long)st.chunks, (long long)st.dit_forwards, (long long)st.frames);
+    CHECK(st.width == 64 && st.height == 48 && st.fps > 0 && st.seconds_total >= st.seconds_text && st.peak_rss_bytes > 0);
+    p.no_last_refresh = 1;
+    CHECK(hb_generate_ar(g_dir, &p, NULL) == 0 && st.dit_forwards == 8);
+    char a[4400], b[4400], part[4400];
+    snprintf(a, sizeof a, "%s/api_a.y4m", tl_tmpdir());
+    snprintf(b, sizeof b, "%s/api_b.y4m", tl_tmpdir());
+    p.output = b;
+    CHECK(hb_generate_ar(g_dir, &p, NULL) != 0); /* NONE writes nothing */
+    CHECKF(strstr(hb_last_error_message(), "HB_GEN_VAE_NONE") != NULL, "%s", hb_last_error_message());
+    p.vae = HB_GEN_VAE_TAE, p.device = "tpu";
+    CHECK(hb_generate_ar(g_dir, &p, NULL) != 0 && strstr(hb_last_error_message(), "'tpu'") != NULL);
+    p.device = "cpu-guard", p.crf = 64; /* the runs below on the checking backend (hb -d) */
+    CHECK(hb_generate_ar(g_dir, &p, NULL) != 0 && strstr(hb_last_error_message(), "crf") != NULL);
+    p.crf = 0;
+    p.output = a, p.no_last_refresh = 0;
+    CHECKF(hb_generate_ar(g_dir, &p, NULL) == 0, "%s", hb_last_error_message());
+    CHECK(st.frames == 29 && probe_frames(a) == 29 && st.partial_path[0] == 0);
+    p.output = b, p.no_last_refresh = 1;
+    CHECKF(hb_generate_ar(g_dir, &p, NULL) == 0, "%s", hb_last_error_message());
+    size_t na = 0, nb = 0;
+    char *va = slurp(a, &na), *vb = slurp(b, &nb);
+    CHECKF(va && vb && na == nb && !memcmp(va, vb, na), "no_last_refresh changed the video");
+    free(va), free(vb);
+    /* stopped after the first chunk: kept as api_b.partial.y4m with keep_partial, removed without */
+    int calls = 0;
+    p.on_chunk = stop_after_first, p.user = &calls, p.keep_partial = 1;
+    unlink(b);
+    snprintf(part, sizeof part, "%s/api_b.partial.y4m", tl_tmpdir());
+    CHECK(hb_generate_ar(g_dir, &p, NULL) == -1);
+    CHECKF(!strcmp(st.partial_path, part) && access(b, F_OK) != 0, "partial '%s'", st.partial_path);
+    long n = probe_frames(part);
+    CHECKF(n > 0 && n == st.frames && n < 29, "partial file %ld frames, stats %lld", n, (long long)st.frames);
+    unlink(part);
+    calls = 0, p.keep_partial = 0;
+    CHECK(hb_generate_ar(g_dir, &p, NULL) == -1 && st.partial_path[0] == 0);
+    CHECK(access(part, F_OK) != 0 && access(b, F_OK) != 0);
+}
+
 int main(void) {
     hb_threads_init(0);
     (void)tl_seed();
@@ -314,6 +373,7 @@ int main(void) {
     CHECKF(rc == 0, "%s", hb_last_error());
     if (rc) return tl_done();
     test_api();
+    test_api_cli_params();
     test_basic();
     test_any_backend();
     test_errors();

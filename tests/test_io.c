@@ -148,7 +148,7 @@ static void check_hostile(void) {
     expect_fail(p, "invalid JSON");
     write_raw(p, "[1, 2]  ", 8, 0);
     expect_fail(p, "not an object");
-    write_raw(p, "{\"a\": {\"dtype\": \"F8_E4M3\", \"shape\": [2], \"data_offsets\": [0, 2]}}", 65, 8);
+    write_raw(p, "{\"a\": {\"dtype\": \"F6_E3M2\", \"shape\": [2], \"data_offsets\": [0, 2]}}", 65, 8);
     expect_fail(p, "unknown dtype");
     write_raw(p, "{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 16]}}", 62, 8);
     expect_fail(p, "outside the data area");

@@ -210,7 +210,7 @@ static int check_unused(const gf_args *a, hb_gen_sampler sampler, hb_gen_vae vae
 static int check_against_model(const gf_args *a, const hb_generate_params *p, const char *dir, const hb_model *m,
                                hb_xt_settings *s) {
     hb_model_folder mf;
-    if (hb_model_folder_scan(dir, &mf)) return -1;
+    if (hb_model_folder_scan_dit(dir, a->val[GF_DIT], &mf)) return -1;
     hb_xt_settings_for(&mf, hb_model_latent_channels(m), s);
     if (p->image_path && (s->family == HB_FAMILY_WAN21 || s->family == HB_FAMILY_XTX))
         return hb_error("-i %s: %s is a text-to-video model (%s); image-to-video needs a Wan2.2 TI2V folder",
@@ -309,6 +309,10 @@ int cmd_generate(int argc, char **argv) {
     if (read_params(&a, &p, &seed_random, &fps, &crf) || check_unused(&a, p.sampler, p.vae)) return tool_fail(argv[0]);
     if (!a.val[GF_PROMPT]) { fprintf(stderr, "hb generate: -p PROMPT is required\n\n"); usage(stderr); return 2; }
     if (gf_check_prompt(a.val[GF_PROMPT])) return tool_fail(argv[0]);
+    if (a.val[GF_DIT] && !a.val[GF_MODEL]) {
+        fprintf(stderr, "hb generate: %s replaces the DiT of a model folder: give -m DIR (VAE, text encoder)\n", a.name[GF_DIT]);
+        return 2;
+    }
     const char *out = a.val[GF_OUTPUT] ? a.val[GF_OUTPUT] : "out.mp4", *model = a.val[GF_MODEL];
     out_kind kind = OUT_VIDEO;
     if (check_output(out, &kind)) return tool_fail(argv[0]);
@@ -330,7 +334,7 @@ int cmd_generate(int argc, char **argv) {
         if (!a.val[GF_FRAMES]) p.frames = 17;
     }
     rc = 1;
-    hb_load_params lp = {.offload = a.val[GF_OFFLOAD] != NULL};
+    hb_load_params lp = {.offload = a.val[GF_OFFLOAD] != NULL, .device = tool_device(), .dit = a.val[GF_DIT]};
     double t0 = hb_time_now();
     hb_model *m = hb_model_load(model, &lp);
     double times[3] = {hb_time_now() - t0, 0, 0};
@@ -341,6 +345,12 @@ int cmd_generate(int argc, char **argv) {
         goto done;
     }
     gf_warn_prompt_cut(model, NULL, p.prompt);
+    {
+        char what[96];
+        snprintf(what, sizeof what, "%dx%d, %d frames", p.width ? p.width : s.width, p.height ? p.height : s.height,
+                 p.frames ? p.frames : s.frames);
+        gf_warn_memory(hb_generate_estimate_bytes(m, &p), what);
+    }
     int grc = tool_interrupted() ? HB_CANCELLED : hb_generate(m, &p, &v);
     if (grc == HB_CANCELLED && tool_interrupted()) goto done;
     if (grc) { tool_fail(argv[0]); goto done; }

@@ -191,7 +191,7 @@ int cmd_inspect(int argc, char **argv) {
             }
         }
         printf("\ntotal: %d tensors, %.0f parameters (%s), %.0f bytes (%s)", n, params, hp, bytes, hb);
-        if (copied) printf(", %d tensors copied (misaligned or compressed in the file)", copied);
+        if (copied) printf(", %d tensors copied (misaligned, compressed or fp8 in the file)", copied);
         putchar('\n');
     }
     json_decref(cfg);

@@ -45,6 +45,7 @@ static const gf_spec k_flags[] = {
     {GF_DEMO_DIR, {"--demo-dir"}, "DIR", GF_XT, "demo: write (or reuse) the tiny random model there"},
     {GF_JSON, {"--json"}, NULL, GF_XT | GF_AR, "print a JSON summary on stdout (file, frames, size, seed, stage times, peak memory)"},
     {GF_MODE, {"--mode"}, "M", GF_XT | GF_AR, "xt (default) | ar: autoregressive long video (Hummingbird-XTX)"},
+    {GF_DIT, {"--dit", "--diffusion-model"}, "FILE", GF_XT, "DiT weights instead of the folder's (.gguf / .safetensors; no config.json needed)"},
     {GF_CHECKPOINT, {"--checkpoint"}, "F", GF_AR, "DiT weights (.pt training dict) over the folder's config.json"},
     {GF_TEXT_ENCODER, {"--text-encoder"}, "DIR", GF_AR, "folder with the umT5 + tokenizer"},
     {GF_PROMPTS, {"--prompts"}, "FILE", GF_AR, "prompt switches: lines 'latent_frame<TAB>prompt' (first at 0)"},
@@ -251,4 +252,13 @@ void gf_warn_prompt_cut(const char *model_dir, const char *te_dir, const char *p
     free(ids);
     hb_tokenizer_free(tok);
     hb_clear_error();
+}
+
+void gf_warn_memory(size_t est_bytes, const char *what) {
+    const char *src = NULL;
+    size_t have = hb_machine_memory_bytes(&src);
+    if (est_bytes == 0 || est_bytes <= have) return;
+    hb_log(HB_LOG_WARN, "%s needs about %.2f GiB (weights + activations, estimated), more than the %.2f GiB this process "
+           "may use (%s): expect it to fail or swap (a smaller size needs less)", what,
+           est_bytes / 1073741824.0, have / 1073741824.0, src);
 }

@@ -11,7 +11,7 @@ typedef enum {
     GF_MODEL, GF_PROMPT, GF_NEGATIVE, GF_IMAGE, GF_OUTPUT, GF_WIDTH, GF_HEIGHT, GF_FRAMES, GF_SEED, GF_FPS, GF_CRF,
     GF_SAMPLER, GF_STEPS, GF_CFG, GF_STEPS_LIST, GF_SHIFT, GF_NOISE, GF_TIMESTEP, GF_DECODER, GF_VAE_TILE,
     GF_LIGHT_VAE, GF_LIGHT_TILING, GF_IMAGE_FIT, GF_OFFLOAD, GF_DEMO_DIR, GF_JSON, GF_MODE,
-    GF_CHECKPOINT, GF_TEXT_ENCODER, GF_PROMPTS, GF_CHUNK, GF_WINDOW, GF_SINK, GF_ROPE, GF_CACHE, GF_NO_LAST_REFRESH,
+    GF_DIT, GF_CHECKPOINT, GF_TEXT_ENCODER, GF_PROMPTS, GF_CHUNK, GF_WINDOW, GF_SINK, GF_ROPE, GF_CACHE, GF_NO_LAST_REFRESH,
     GF_HELP, GF_COUNT
 } gf_id;
 
@@ -46,5 +46,8 @@ int gf_check_prompt(const char *prompt);
 /* Warn (one line) when the prompt has more tokens than the text encoder reads (512), saying how many are cut.
  * te_dir: the text encoder folder when not the model folder's (NULL). */
 void gf_warn_prompt_cut(const char *model_dir, const char *te_dir, const char *prompt);
+/* "warning: ... needs about X GiB, more than the Y GiB this process may use (SOURCE)" when est_bytes exceeds
+ * hb_machine_memory_bytes(); what names the run ("1280x704, 121 frames"). Nothing when est_bytes is 0. */
+void gf_warn_memory(size_t est_bytes, const char *what);
 
 #endif

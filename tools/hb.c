@@ -34,6 +34,9 @@ static void usage(FILE *f) {
                "  -q, --quiet       errors only\n");
 }
 
+static const char *g_device; /* -d: handed to the API (hb_load_params.device, hb_ar_params.device) */
+const char *tool_device(void) { return g_device; }
+
 int tool_common_flag(int argc, char **argv, int *i) {
     char a[32];
     const char *eq = strncmp(argv[*i], "--", 2) ? NULL : strchr(argv[*i], '='); /* --flag=value */
@@ -47,7 +50,8 @@ int tool_common_flag(int argc, char **argv, int *i) {
     if (dev) {
         const hb_backend *b = hb_backend_find(v);
         if (!b) return -1;
-        hb_backend_use(b);
+        hb_backend_use(b); /* the commands that call internals (golden, inspect, ...) */
+        g_device = v;
         return 1;
     }
     char *end;
@@ -58,7 +62,8 @@ int tool_common_flag(int argc, char **argv, int *i) {
 }
 
 void tool_print_device_peak(void) {
-    const hb_memspace *m = hb_backend_current()->mem;
+    const hb_backend *b = g_device ? hb_backend_find(g_device) : hb_backend_current();
+    const hb_memspace *m = b ? b->mem : NULL;
     if (m && m->peak_bytes)
         fprintf(stderr, "peak device memory (%s): %.1f MiB\n", m->name, (double)m->peak_bytes() / (1 << 20));
 }

@@ -19,6 +19,8 @@ int cmd_serve(int argc, char **argv);        /* HTTP server, OpenAI videos API (
 /* Common flags every subcommand accepts: -t/--threads N, -v/--verbose, -q/--quiet.
  * Returns 1 when argv[*i] (and maybe its value) was consumed, 0 when not a common flag, -1 on error. */
 int tool_common_flag(int argc, char **argv, int *i);
+/* The -d DEV given (NULL when none): commands pass it to the API's device parameters. */
+const char *tool_device(void);
 /* Prints "hb NAME: message" for the last error and returns 1 (the exit code). */
 int tool_fail(const char *cmd);
 /* "peak device memory (cuda:0): X MiB" on stderr when the backend computes outside host memory (-v). */

@@ -56,6 +56,9 @@ float hb_bf16_to_f32(uint16_t h);
 uint16_t hb_f32_to_bf16(float f);
 float hb_f16_to_f32(uint16_t h);
 uint16_t hb_f32_to_f16(float f);
+/* float8 e4m3fn (1 sign, 4 exponent bits biased 7, 3 mantissa bits; no infinities, S.1111.111 is NaN, max 448),
+ * exactly (the F8_E4M3 dtype of safetensors, PyTorch's float8_e4m3fn). */
+float hb_e4m3_to_f32(uint8_t b);
 /* Bulk conversion of n elements of any float/int dtype to f32, and f32 to F32/F16/BF16. */
 void hb_convert_to_f32(float *dst, const void *src, hb_dtype t, size_t n);
 void hb_convert_from_f32(void *dst, hb_dtype t, const float *src, size_t n);
@@ -167,6 +170,10 @@ double hb_time_now(void);         /* monotonic seconds */
 size_t hb_peak_rss_bytes(void);   /* VmHWM of this process */
 size_t hb_current_rss_bytes(void);
 void hb_reset_peak_rss(void);     /* best effort (writes /proc/self/clear_refs) */
+/* The memory this process may use: the smallest of the physical memory, the cgroup limit (v2 memory.max, v1
+ * memory.limit_in_bytes) and RLIMIT_AS (ulimit -v); HB_MEMORY_LIMIT (bytes, or with a K/M/G/T suffix) replaces
+ * them. *source (may be NULL) names the one that decided. */
+size_t hb_machine_memory_bytes(const char **source);
 
 /* Progress of a long operation: stage name, step k of n. The callback (C API) gets every update; with
  * no callback a line is drawn on stderr only when the program asked for it (hb_progress_draw, set by the hb

@@ -48,6 +48,16 @@ uint16_t hb_f32_to_bf16(float f) {
     return (uint16_t)(u >> 16);
 }
 
+float hb_e4m3_to_f32(uint8_t b) {
+    uint32_t sign = (uint32_t)(b & 0x80u) << 24, exp = (b >> 3) & 0xfu, man = b & 7u;
+    if (exp == 0xf && man == 7) return u2f(sign | 0x7fc00000u);
+    if (exp == 0) {
+        float v = (float)man * 0x1p-9f; /* subnormal: exact */
+        return sign ? -v : v;
+    }
+    return u2f(sign | ((exp + 120u) << 23) | (man << 20));
+}
+
 float hb_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
     uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <stdint.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 double hb_time_now(void) {
@@ -27,6 +29,44 @@ static size_t read_status_kb(const char *key) {
 
 size_t hb_peak_rss_bytes(void) { return read_status_kb("VmHWM:"); }
 size_t hb_current_rss_bytes(void) { return read_status_kb("VmRSS:"); }
+
+/* A byte count with an optional K/M/G/T suffix (powers of 1024); 0 when unreadable. */
+static size_t parse_bytes(const char *s) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno || !(v > 0)) return 0;
+    const char *units = "KMGT", *u = *end ? strchr(units, *end & ~0x20) : NULL;
+    if (*end && (!u || (end[1] && end[1] != '\n'))) return 0;
+    for (const char *k = units; u && k <= u; k++) v *= 1024;
+    return v >= 1.8e19 ? SIZE_MAX : (size_t)v;
+}
+
+static size_t read_limit_file(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char line[64] = "";
+    char *ok = fgets(line, sizeof line, f);
+    fclose(f);
+    return ok ? parse_bytes(line) : 0; /* "max" (cgroup v2, no limit) reads as 0 */
+}
+
+size_t hb_machine_memory_bytes(const char **source) {
+    const char *src = "physical memory";
+    const char *env = getenv("HB_MEMORY_LIMIT");
+    size_t b = env ? parse_bytes(env) : 0;
+    if (b) { if (source) *source = "HB_MEMORY_LIMIT"; return b; }
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGE_SIZE);
+    b = pages > 0 && psz > 0 ? (size_t)pages * (size_t)psz : SIZE_MAX;
+    size_t cg = read_limit_file("/sys/fs/cgroup/memory.max");
+    if (!cg) cg = read_limit_file("/sys/fs/cgroup/memory/memory.limit_in_bytes");
+    if (cg && cg < b) b = cg, src = "the cgroup memory limit";
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (size_t)rl.rlim_cur < b)
+        b = (size_t)rl.rlim_cur, src = "ulimit -v";
+    if (source) *source = src;
+    return b;
+}
 
 void hb_reset_peak_rss(void) {
     FILE *f = fopen("/proc/self/clear_refs", "w");

@@ -68,6 +68,7 @@ int ck_add_tensor(hb_checkpoint *ck, const char *where, const char *name, int fi
     e->file = file;
     e->t = t;
     e->copied = copied;
+    e->fp8 = false;
     ck->n++;
     return 0;
 }
@@ -288,6 +289,7 @@ hb_checkpoint *hb_checkpoint_open(const char *path) {
     if (!ck) return NULL;
     int rc = S_ISDIR(st.st_mode) ? load_dir(ck, path) : load_file(ck, path);
     if (rc == 0) rc = ck_finish(ck);
+    if (rc == 0) rc = ck_resolve_fp8(ck);
     if (rc != 0) { hb_checkpoint_close(ck); return NULL; }
     return ck;
 }

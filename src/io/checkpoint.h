@@ -37,7 +37,7 @@ const char *hb_checkpoint_metadata(const hb_checkpoint *ck, const char *key);
 /* (io task, additive) i-th metadata key in file order, NULL past the end (for hb inspect). */
 const char *hb_checkpoint_metadata_key(const hb_checkpoint *ck, int i);
 /* (io task, additive) true when tensor i points into a file mapping (false: an owned aligned copy,
- * made for a misaligned or compressed source). */
+ * made for a misaligned or compressed source, or dequantized from fp8). */
 bool hb_checkpoint_zero_copy(const hb_checkpoint *ck, int i);
 
 /* Write a safetensors file atomically (temp file + rename). metadata: NULL or pairs key,value ending NULL. */

@@ -20,7 +20,8 @@ typedef struct ck_entry {
     char *name;
     int file;     /* index into files */
     hb_tensor t;
-    bool copied;  /* data lives in an owned aligned buffer (misaligned or compressed source) */
+    bool copied;  /* data lives in an owned aligned buffer (misaligned, compressed or fp8 source) */
+    bool fp8;     /* stored F8_E4M3 (t is U8 until ck_resolve_fp8 dequantizes it) */
 } ck_entry;
 
 struct hb_checkpoint {
@@ -50,6 +51,9 @@ void *ck_copy_out(hb_checkpoint *ck, int file, const void *src, size_t n, const 
 int ck_add_meta(hb_checkpoint *ck, const char *key, const char *value); /* later keys do not override */
 int ck_finish(hb_checkpoint *ck); /* builds the hash tables (once; later calls do nothing) */
 int ck_find_exact(const hb_checkpoint *ck, const char *name); /* entry index or -1; after ck_finish */
+/* Scaled fp8 (io/fp8.c): every F8_E4M3 tensor becomes BF16 = e4m3 x its scale (per tensor or per output channel:
+ * NAME.scale_weight for NAME.weight (ComfyUI/Kijai), NAME.weight_scale (LightX2V, newer ComfyUI)); after ck_finish. */
+int ck_resolve_fp8(hb_checkpoint *ck);
 
 /* Loaders: add the tensors of one file to ck. */
 int st_load(hb_checkpoint *ck, const char *path);

@@ -27,7 +27,7 @@ static bool get_u64(json_t *v, uint64_t *out) {
 
 /* One tensor entry of the header: fills t (data = NULL) and [begin, end). */
 static int parse_entry(const char *path, const char *name, json_t *v, uint64_t data_size, hb_tensor *t,
-                       uint64_t *begin, uint64_t *end) {
+                       uint64_t *begin, uint64_t *end, bool *fp8) {
     if (!json_is_object(v)) return hb_error("%s: tensor '%s': header entry is not an object", path, name);
     json_t *jd = json_object_get(v, "dtype"), *js = json_object_get(v, "shape"), *jo = json_object_get(v, "data_offsets");
     if (!json_is_string(jd)) return hb_error("%s: tensor '%s': missing or non-string \"dtype\"", path, name);
@@ -35,9 +35,14 @@ static int parse_entry(const char *path, const char *name, json_t *v, uint64_t d
     if (!json_is_array(jo) || json_array_size(jo) != 2)
         return hb_error("%s: tensor '%s': \"data_offsets\" must be an array of two integers", path, name);
     hb_dtype dt;
-    if (hb_dtype_from_name(json_string_value(jd), &dt) != 0)
-        return hb_error("%s: tensor '%s': unknown dtype \"%.32s\" (known: F32 F16 BF16 F64 I64 I32 I16 I8 U8 BOOL)",
-                        path, name, json_string_value(jd));
+    const char *dname = json_string_value(jd);
+    *fp8 = !strcmp(dname, "F8_E4M3"); /* one byte each; dequantized with its scale once the file is read */
+    if (*fp8) dt = HB_U8;
+    else if (!strcmp(dname, "F8_E5M2"))
+        return hb_error("%s: tensor '%s': dtype F8_E5M2 is not supported (F8_E4M3 with a scale is)", path, name);
+    else if (hb_dtype_from_name(dname, &dt) != 0)
+        return hb_error("%s: tensor '%s': unknown dtype \"%.32s\" (known: F32 F16 BF16 F8_E4M3 F64 I64 I32 I16 I8 U8 "
+                        "BOOL)", path, name, dname);
     size_t nd = json_array_size(js);
     if (nd > HB_MAX_DIMS)
         return hb_error("%s: tensor '%s': %zu dimensions (at most %d supported)", path, name, nd, HB_MAX_DIMS);
@@ -123,7 +128,8 @@ int st_parse(hb_checkpoint *ck, const char *path, int file, const uint8_t *base,
         }
         hb_tensor t;
         uint64_t b, e;
-        if ((rc = parse_entry(path, name, v, data_size, &t, &b, &e)) != 0) goto done;
+        bool fp8 = false;
+        if ((rc = parse_entry(path, name, v, data_size, &t, &b, &e, &fp8)) != 0) goto done;
         const uint8_t *p = data + b;
         bool copied = false;
         size_t al = hb_dtype_size(t.dtype);
@@ -137,6 +143,7 @@ int st_parse(hb_checkpoint *ck, const char *path, int file, const uint8_t *base,
         }
         t.data = (void *)p;
         if ((rc = ck_add_tensor(ck, path, name, file, t, copied)) != 0) goto done;
+        ck->ents[ck->n - 1].fp8 = fp8;
         sp[ns].begin = b;
         sp[ns].end = e;
         sp[ns].idx = ck->n - 1;

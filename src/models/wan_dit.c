@@ -117,6 +117,57 @@ int wan_dit_config_parse(wan_dit_config *c, const char *text, const char *what) 
     return wan_dit_config_check(c, what);
 }
 
+/* Shape of tensor `name` with `ndim` dims into t (-1 + message naming what and the tensor). */
+static int infer_get(const hb_checkpoint *ck, const char *name, int ndim, hb_tensor *t, const char *what) {
+    if (hb_checkpoint_get(ck, name, t)) return hb_error("%s: no config.json, and no tensor '%s' to infer the DiT config from", what, name);
+    if (t->ndim != ndim) return hb_error("%s: tensor '%s' has %d dimensions, %d expected (a Wan DiT?)", what, name, t->ndim, ndim);
+    return 0;
+}
+
+/* Blocks 0 .. n-1 present: the count of consecutive blocks.N.ffn.0.weight. */
+static int infer_layers(const hb_checkpoint *ck) {
+    char name[64];
+    int n = 0;
+    while (n < WAN_MAX_LAYERS && (snprintf(name, sizeof name, "blocks.%d.ffn.0.weight", n), hb_checkpoint_has(ck, name))) n++;
+    return n;
+}
+
+int wan_dit_config_infer(wan_dit_config *c, const hb_checkpoint *ck, const char *what) {
+    hb_tensor pe, head, text, time, ffn;
+    if (infer_get(ck, "patch_embedding.weight", 5, &pe, what) || infer_get(ck, "head.head.weight", 2, &head, what) ||
+        infer_get(ck, "text_embedding.0.weight", 2, &text, what) || infer_get(ck, "time_embedding.0.weight", 2, &time, what) ||
+        infer_get(ck, "blocks.0.ffn.0.weight", 2, &ffn, what))
+        return -1;
+    memset(c, 0, sizeof *c);
+    for (int i = 0; i < 5; i++)
+        if (pe.shape[i] <= 0 || pe.shape[i] > WAN_MAX_DIM) return hb_error("%s: patch_embedding.weight has an odd shape", what);
+    c->dim = (int)pe.shape[0], c->in_dim = (int)pe.shape[1];
+    for (int i = 0; i < 3; i++) c->patch[i] = (int)pe.shape[2 + i];
+    const int64_t pp = pe.shape[2] * pe.shape[3] * pe.shape[4];
+    if (head.shape[1] != c->dim || head.shape[0] % pp)
+        return hb_error("%s: head.head.weight [%lld, %lld] does not fit dim %d and patch %dx%dx%d", what,
+                        (long long)head.shape[0], (long long)head.shape[1], c->dim, c->patch[0], c->patch[1], c->patch[2]);
+    c->out_dim = (int)(head.shape[0] / pp);
+    c->text_dim = (int)text.shape[1], c->freq_dim = (int)time.shape[1];
+    c->ffn_dim = (int)ffn.shape[0];
+    c->num_layers = infer_layers(ck);
+    static const int k_heads[][2] = {{1536, 12}, {3072, 24}, {5120, 40}}; /* the official Wan configs */
+    c->num_heads = c->dim % 128 == 0 ? c->dim / 128 : 0;
+    for (size_t i = 0; i < sizeof k_heads / sizeof k_heads[0]; i++)
+        if (c->dim == k_heads[i][0]) c->num_heads = k_heads[i][1];
+    if (c->num_heads == 0)
+        return hb_error("%s: no config.json, and dim %d is not a multiple of Wan's head size 128: the head count is "
+                        "unknown; put the model's config.json beside it", what, c->dim);
+    c->head_dim = c->dim / c->num_heads;
+    c->text_len = 512, c->eps = 1e-6f;
+    c->qk_norm = hb_checkpoint_has(ck, "blocks.0.self_attn.norm_q.weight");
+    c->cross_attn_norm = hb_checkpoint_has(ck, "blocks.0.norm3.weight");
+    snprintf(c->model_type, sizeof c->model_type, "%s", c->in_dim == 48 ? "ti2v" : c->in_dim == 36 ? "i2v" : "t2v");
+    hb_log(HB_LOG_DEBUG, "%s: DiT config inferred from the tensors: dim %d, %d heads, %d layers, ffn %d, in %d, out %d, "
+           "text %d", what, c->dim, c->num_heads, c->num_layers, c->ffn_dim, c->in_dim, c->out_dim, c->text_dim);
+    return wan_dit_config_check(c, what);
+}
+
 int wan_dit_config_check(const wan_dit_config *c, const char *what) {
     if (c->dim <= 0 || c->ffn_dim <= 0 || c->freq_dim <= 0 || c->num_heads <= 0 || c->num_layers <= 0 ||
         c->in_dim <= 0 || c->out_dim <= 0 || c->text_len <= 0 || c->text_dim <= 0)
@@ -444,8 +495,8 @@ wan_dit *wan_dit_open(const char *path, const wan_dit_config *override) {
         if (wan_dit_config_parse(&cfg, text, cfgpath)) goto done;
     } else {
         const char *meta = hb_checkpoint_metadata(ck, "config");
-        if (!meta) { hb_error("%s: no config.json beside it and no \"config\" in its metadata", path); goto done; }
-        if (wan_dit_config_parse(&cfg, meta, path)) goto done;
+        /* community files (GGUF, single-file safetensors) carry no config: read it off the tensors */
+        if (meta ? wan_dit_config_parse(&cfg, meta, path) : wan_dit_config_infer(&cfg, ck, path)) goto done;
     }
     m = wan_dit_from_checkpoint(ck, &cfg);
     if (m) { m->owns_ck = true; ck = NULL; }

@@ -34,6 +34,13 @@ int wan_dit_config_preset(wan_dit_config *c, const char *arch);
  * Absent keys keep the WanModel defaults (patch 1x2x2, text_len 512, text_dim 4096, eps 1e-6, norms on).
  * `what` names the source in messages. */
 int wan_dit_config_parse(wan_dit_config *c, const char *json_text, const char *what);
+/* The config of a checkpoint that comes without one (community GGUF / single-file DiTs): dim, in_dim and patch
+ * from patch_embedding.weight, out_dim from head.head.weight, text_dim / freq_dim / ffn_dim from
+ * text_embedding.0 / time_embedding.0 / blocks.0.ffn.0, num_layers from the highest block index, the norms from
+ * their tensors' presence; num_heads from the official Wan configs by dim (1536: 12, 3072: 24, 5120: 40), else
+ * dim / 128 (the head size of every Wan model); text_len 512 and eps 1e-6 (every Wan config). -1 + message
+ * naming `what` and the missing or odd tensor. */
+int wan_dit_config_infer(wan_dit_config *c, const hb_checkpoint *ck, const char *what);
 /* Checks the numbers are usable (positive, dim = heads * head_dim, head_dim even, ...). */
 int wan_dit_config_check(const wan_dit_config *c, const char *what);
 /* Writes the official config.json text (malloc'ed, caller frees). */

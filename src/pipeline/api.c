@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
 
 struct hb_model {
     hb_model_folder mf;
@@ -132,7 +134,7 @@ hb_model *hb_model_load(const char *dir, const hb_load_params *params) {
     /* NULL / "": the calling thread's backend (the CPU unless hb -d or the caller chose one) */
     m->backend = params && params->device && *params->device ? hb_backend_find(params->device) : hb_backend_current();
     if (!m->backend) goto fail;
-    if (hb_model_folder_scan(dir, &m->mf)) goto fail;
+    if (hb_model_folder_scan_dit(dir, params ? params->dit : NULL, &m->mf)) goto fail;
     char found[HB_MF_PATH];
     m->tok = hb_tokenizer_open_dir(m->mf.tokenizer, found, sizeof found);
     if (!m->tok) goto fail;
@@ -541,4 +543,76 @@ done:
     out->seconds_total = hb_time_now() - T0;
     out->peak_rss_bytes = hb_peak_rss_bytes();
     return rc;
+}
+
+/* ---------------------------------------------------------------- memory estimate */
+
+/* Bytes of the weight files at path: a file, or the weight files directly inside a folder. */
+static size_t disk_bytes(const char *path) {
+    struct stat st;
+    if (!path || !*path || stat(path, &st) != 0) return 0;
+    if (!S_ISDIR(st.st_mode)) return (size_t)st.st_size;
+    size_t n = 0;
+    DIR *d = opendir(path);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        const char *x = strrchr(e->d_name, '.');
+        char p[HB_MF_PATH + 300];
+        if (!x || (strcmp(x, ".safetensors") && strcmp(x, ".pth") && strcmp(x, ".pt") && strcmp(x, ".gguf"))) continue;
+        snprintf(p, sizeof p, "%s/%s", path, e->d_name);
+        if (stat(p, &st) == 0 && S_ISREG(st.st_mode)) n += (size_t)st.st_size;
+    }
+    if (d) closedir(d);
+    return n;
+}
+
+static size_t ck_bytes(const hb_checkpoint *ck) {
+    size_t n = 0;
+    for (int i = 0; ck && i < hb_checkpoint_count(ck); i++) {
+        hb_tensor t = hb_checkpoint_tensor(ck, i);
+        n += hb_tensor_nbytes(&t);
+    }
+    return n;
+}
+
+/* Workspace of the chosen decoder at latent h x w (the streamed decoders' few-frame window; 0 when unknown). */
+static size_t decoder_bytes(hb_model *m, const hb_generate_params *q, int64_t h, int64_t w) {
+    if (q->vae == HB_GEN_VAE_FULL && !open_vae(m)) {
+        int64_t b = hb_wan_vae_decode_workspace(m->vae, 3, h, w, NULL);
+        return b > 0 ? (size_t)b : 0;
+    }
+    if (q->vae == HB_GEN_VAE_LIGHT && !open_light(m, q->light_vae_path)) {
+        int64_t b = hb_light_vae_decode_bytes(m->light, 4, h, w);
+        return b > 0 ? (size_t)b : 0;
+    }
+    return (size_t)(h * w) * (size_t)(m->vae_sf * m->vae_sf) * 3 * 2 * sizeof(float); /* tiny decoder: its frames */
+}
+
+size_t hb_generate_estimate_bytes(hb_model *m, const hb_generate_params *pin) {
+    hb_clear_error();
+    if (!m || !pin) { hb_error("hb_generate_estimate_bytes: NULL argument"); return 0; }
+    hb_generate_params q;
+    if (resolve_params(m, pin, NULL, &q) || check_params(m, &q)) return 0;
+    const hb_backend *prev = hb_backend_use(m->backend);
+    const int64_t F = (q.frames - 1) / m->vae_tf + 1, H = q.height / m->vae_sf, W = q.width / m->vae_sf;
+    const bool guided = q.sampler != HB_GEN_SAMPLER_XT && q.cfg != 1.0;
+    size_t est = 0;
+    if (!open_dit(m)) {
+        const wan_dit_config *c = &m->dcfg;
+        float probe_t = 0;
+        wan_dit_input in = {.x = &probe_t, .F = F, .H = H, .W = W, .t = &probe_t, .nt = 1,
+                            .context = &probe_t, .ctx_len = 0};
+        const size_t lat = sizeof(float) * (size_t)(m->z * F * H * W) * 2, dit = ck_bytes(m->dit->ck);
+        const size_t kv = sizeof(float) * 2 * (size_t)c->num_layers * (size_t)c->text_len * (size_t)c->dim * (guided ? 2 : 1);
+        const size_t denoise = dit + wan_dit_workspace_bytes(m->dit, &in) + kv + lat;
+        const size_t vae_w = disk_bytes(q.vae == HB_GEN_VAE_TAE ? m->mf.tae : q.vae == HB_GEN_VAE_LIGHT ?
+                                        (q.light_vae_path && *q.light_vae_path ? q.light_vae_path : m->mf.light) : m->mf.vae);
+        const size_t rgb = (size_t)q.frames * (size_t)q.width * (size_t)q.height * 3;
+        const size_t decode = (m->offload ? 0 : dit) + vae_w + decoder_bytes(m, &q, H, W) + rgb + lat;
+        const size_t text = disk_bytes(m->mf.text_encoder);
+        est = denoise > decode ? denoise : decode;
+        if (text > est) est = text;
+        if (m->offload) close_dit(m), close_vae(m), close_light(m);
+    }
+    hb_backend_use(prev);
+    return est;
 }

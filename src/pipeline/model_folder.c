@@ -38,6 +38,22 @@ static bool first_existing(char *out, size_t cap, const char *dir, const char *c
     return false;
 }
 
+/* The one *.gguf of dir (a community DiT file, config read off its tensors) into out: 1 found, 0 none, -1 several. */
+static int single_gguf(const char *dir, char *out, size_t cap) {
+    DIR *dd = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; dd && (e = readdir(dd));) {
+        size_t L = strlen(e->d_name);
+        if (e->d_name[0] == '.' || L < 6 || strcmp(e->d_name + L - 5, ".gguf")) continue;
+        char p[HB_MF_PATH];
+        if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) >= (int)cap || !is_file(p)) continue;
+        if (n++ == 0) snprintf(out, cap, "%s", p);
+    }
+    if (dd) closedir(dd);
+    if (n > 1) return hb_error("%s: %d .gguf files and no config.json: keep one DiT file in the folder", dir, n);
+    return n;
+}
+
 /* A folder with weight files of its own (vae/ may hold only the light decoder's subfolders). */
 static bool holds_weights(const char *d) {
     DIR *dd = opendir(d);
@@ -184,7 +200,24 @@ static int scan_release_xtx(const char *dir, const char *te_dir, hb_model_folder
 
 int hb_model_folder_scan(const char *dir, hb_model_folder *mf) { return hb_model_folder_scan_te(dir, NULL, mf); }
 
+static int scan_folder(const char *dir, const char *te_dir, const char *dit, hb_model_folder *mf);
+
 int hb_model_folder_scan_te(const char *dir, const char *te_dir, hb_model_folder *mf) {
+    return scan_folder(dir, te_dir, NULL, mf);
+}
+
+int hb_model_folder_scan_dit(const char *dir, const char *dit, hb_model_folder *mf) {
+    if (!dit || !*dit) return scan_folder(dir, NULL, NULL, mf);
+    struct stat st;
+    if (stat(dit, &st) != 0) return hb_error("%s: the DiT does not exist", dit);
+    if (strlen(dit) >= HB_MF_PATH) return hb_error("DiT path too long");
+    if (scan_folder(dir, NULL, dit, mf)) return -1;
+    snprintf(mf->dit, sizeof mf->dit, "%s", dit);
+    mf->dit_weights[0] = 0;
+    return 0;
+}
+
+static int scan_folder(const char *dir, const char *te_dir, const char *dit, hb_model_folder *mf) {
     memset(mf, 0, sizeof *mf);
     if (!dir || !*dir) return hb_error("model folder: empty path");
     if (strlen(dir) > HB_MF_PATH - 300) return hb_error("model folder: path too long");
@@ -202,7 +235,7 @@ int hb_model_folder_scan_te(const char *dir, const char *te_dir, hb_model_folder
     snprintf(sub, sizeof sub, "%s/" HB_XT_RELEASE_DIT_DIR "/config.json", dir);
     if (is_file(sub)) {
         snprintf(sub, sizeof sub, "%s/" HB_XT_RELEASE_DIT_DIR, dir);
-        if (hb_model_folder_scan_te(sub, te_dir, mf)) return -1;
+        if (scan_folder(sub, te_dir, dit, mf)) return -1;
         snprintf(mf->dir, sizeof mf->dir, "%s", dir);
         return 0;
     }
@@ -213,9 +246,12 @@ int hb_model_folder_scan_te(const char *dir, const char *te_dir, hb_model_folder
         /* index file: wan_dit_open reads config.json beside it */
     } else if (first_existing(tmp, sizeof tmp, dir, dit_cfg, false)) {
         snprintf(mf->dit, sizeof mf->dit, "%s", dir);
-    } else {
-        return hb_error("%s: no diffusion transformer (config.json + diffusion_pytorch_model*.safetensors, or "
-                        "transformer/)", dir);
+    } else if (!dit) {
+        int g = single_gguf(dir, mf->dit, sizeof mf->dit); /* wan_dit_open infers its config */
+        if (g < 0) return -1;
+        if (g == 0)
+            return hb_error("%s: no diffusion transformer (config.json + diffusion_pytorch_model*.safetensors, "
+                            "transformer/, or one .gguf)", dir);
     }
     static const char *const vae[] = {"Wan2.2_VAE.safetensors", "Wan2.2_VAE.pth", "Wan2.1_VAE.safetensors",
                                       "Wan2.1_VAE.pth", "vae", NULL};

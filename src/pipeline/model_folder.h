@@ -58,6 +58,9 @@ int hb_model_folder_scan(const char *dir, hb_model_folder *mf);
 /* The same, with the text encoder and tokenizer taken from the folder te_dir (the release's
  * wan_models/Wan2.2-TI2V-5B) when it is not NULL. */
 int hb_model_folder_scan_te(const char *dir, const char *te_dir, hb_model_folder *mf);
+/* The same with the DiT given apart (dit: a .gguf or .safetensors file, or a folder; NULL = the folder's): the
+ * folder then needs no DiT of its own; without a config.json beside it the config comes from its tensors. */
+int hb_model_folder_scan_dit(const char *dir, const char *dit, hb_model_folder *mf);
 
 /* The folder's DiT: its own weights, or `weights` (NULL: mf->dit_weights when set; a .pt training dict or a
  * safetensors file) with the architecture from the folder's config.json, as the release builds it
