@@ -9,7 +9,7 @@
 #include "bench.h"
 #include <math.h>
 #include "io/checkpoint.h"
-#include "models/random_weights.h"
+#include "io/safetensors_writer.h"
 #include "models/wan_dit.h"
 #include "ops/ops.h"
 #include <sys/stat.h>
@@ -37,8 +37,8 @@ static void linear_table(void) {
         int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
         float *x = hb_malloc(sizeof(float) * (size_t)(M * K), "x"), *y = hb_malloc(sizeof(float) * (size_t)(M * N), "y");
         float *wf = hb_malloc(sizeof(float) * (size_t)(N * K), "w");
-        rw_normal_fill(x, M * K, 3, 1, 0, 0, 1);
-        rw_normal_fill(wf, N * K, 3, 2, 0, 0, 0.02f);
+        hb_normal_fill(x, M * K, 3, 1, 0, 0, 1);
+        hb_normal_fill(wf, N * K, 3, 2, 0, 0, 0.02f);
         char label[64];
         snprintf(label, sizeof label, "%lldx%lldx%lld", (long long)M, (long long)N, (long long)K);
         printf("%-20s", label);
@@ -68,8 +68,8 @@ static int forward_child(const char *dir, int64_t F, int64_t H, int64_t W, const
     float t = 700.0f;
     int64_t ctx_len = 64;
     float *ctx = hb_malloc(sizeof(float) * (size_t)(ctx_len * c->text_dim), "ctx");
-    rw_normal_fill(x, nx, 7, 1, 0, 0, 1);
-    rw_normal_fill(ctx, ctx_len * c->text_dim, 7, 2, 0, 0, 0.2f);
+    hb_normal_fill(x, nx, 7, 1, 0, 0, 1);
+    hb_normal_fill(ctx, ctx_len * c->text_dim, 7, 2, 0, 0, 0.2f);
     wan_dit_input in = {.x = x, .F = F, .H = H, .W = W, .t = &t, .nt = 1, .context = ctx, .ctx_len = ctx_len};
     double t0 = hb_time_now(), c0 = bench_cpu_now();
     int rc = wan_dit_forward(m, &in, out, NULL);

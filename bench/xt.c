@@ -12,7 +12,7 @@
 #include "hummingbird.h"
 #include "pipeline/model_folder.h"
 #include "pipeline/xt.h"
-#include "models/random_weights.h"
+#include "io/safetensors_writer.h"
 #include "models/wan_dit.h"
 #include <unistd.h>
 
@@ -67,9 +67,10 @@ int main(int argc, char **argv) {
         hb_mkfolder_opts o = {.arch = "hummingbird-xt", .tiny = false, .dtype = HB_BF16, .seed = 1,
                               .dit_layers = layers, .text_layers = text_layers};
         double t0 = hb_time_now();
-        if (rw_begin(dir, tmp, sizeof tmp) || hb_model_folder_write_random(tmp, &o) || rw_finish(tmp, dir)) {
+        if (hb_folder_stage_begin(dir, tmp, sizeof tmp) || hb_model_folder_write_random(tmp, &o) ||
+            hb_folder_stage_finish(tmp, dir)) {
             fprintf(stderr, "bench_xt: writing the model folder failed: %s\n", hb_last_error());
-            rw_abort(tmp);
+            hb_folder_stage_abort(tmp);
             return 1;
         }
         made = !keep;
@@ -123,6 +124,6 @@ int main(int argc, char **argv) {
         hb_frames_free(&v);
     }
     hb_model_free(m);
-    if (made) rw_abort(dir);
+    if (made) hb_folder_stage_abort(dir);
     return ret;
 }

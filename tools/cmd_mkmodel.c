@@ -3,13 +3,13 @@
  *
  * Architectures are rows of k_archs. To add one (a VAE, the text encoder, a whole hummingbird-xt folder):
  * write `static int make_X(const mk_opts *o, const char *dir)` that fills the (already created, empty)
- * folder `dir` — config files plus weights, e.g. through rw_write_sharded() of models/random_weights.h or the
- * model's own *_write_random() — honouring o->tiny / o->dims / o->dtype / o->seed / o->shard_bytes where they
- * apply, and add a row {name, help, make_X}. A whole-folder arch calls the component makers into sub-folders
- * (mkdir dir/transformer, dir/vae, ...). The temp folder, rename and error handling are done here. */
+ * folder `dir` — config files plus weights, e.g. through hb_safetensors_write_sharded() of
+ * io/safetensors_writer.h or the model's own *_write_random() — honouring o->tiny / o->dims / o->dtype /
+ * o->seed / o->shard_bytes where they apply, and add a row {name, help, make_X}. A whole-folder arch calls the
+ * component makers into sub-folders (mkdir dir/transformer, dir/vae, ...). The temp folder, rename and error handling are done here. */
 #include "tools.h"
 #include "models/light_vae.h"
-#include "models/random_weights.h"
+#include "io/safetensors_writer.h"
 #include "models/wan_dit.h"
 #include "pipeline/model_folder.h"
 #include "mk_release.h"
@@ -179,13 +179,13 @@ int cmd_mkmodel(int argc, char **argv) {
         return 2;
     }
     char tmp[4096];
-    if (rw_begin(out, tmp, sizeof tmp)) return tool_fail(argv[0]);
+    if (hb_folder_stage_begin(out, tmp, sizeof tmp)) return tool_fail(argv[0]);
     double t0 = hb_time_now();
     if (arch->make(&o, tmp)) {
-        rw_abort(tmp);
+        hb_folder_stage_abort(tmp);
         return tool_fail(argv[0]);
     }
-    if (rw_finish(tmp, out)) return tool_fail(argv[0]);
+    if (hb_folder_stage_finish(tmp, out)) return tool_fail(argv[0]);
     hb_log(HB_LOG_INFO, "wrote %s in %.1f s", out, hb_time_now() - t0);
     return 0;
 }

@@ -4,7 +4,7 @@
 #include "models/umt5.h"
 #include "io/json_file.h"
 #include "ops/ops.h"
-#include "models/random_weights.h"
+#include "io/safetensors_writer.h"
 #include <float.h>
 #include <jansson.h>
 #include <math.h>
@@ -411,13 +411,13 @@ int hb_umt5_encode(hb_umt5 *m, const int64_t *ids, int64_t n_valid, int64_t n_ro
 typedef struct { const hb_umt5_config *c; uint64_t seed; } umt5_fill_user;
 enum { INIT_EMB = 0, INIT_NORM, INIT_LINEAR, INIT_POS };
 
-static int umt5_fill(void *user, int index, const rw_tensor *t, int64_t offset, int64_t n, float *dst) {
+static int umt5_fill(void *user, int index, const hb_st_tensor *t, int64_t offset, int64_t n, float *dst) {
     const umt5_fill_user *u = user;
     float mean = 0, std = 1;
     if (t->init == INIT_NORM) { mean = 1; std = 0.1f; }
     else if (t->init == INIT_LINEAR) std = (float)(1.0 / sqrt((double)t->shape[1]));
     else if (t->init == INIT_POS) std = 0.5f;
-    rw_normal_fill(dst, n, u->seed, (uint64_t)index + 1, offset, mean, std);
+    hb_normal_fill(dst, n, u->seed, (uint64_t)index + 1, offset, mean, std);
     return 0;
 }
 
@@ -438,7 +438,7 @@ int hb_umt5_write_random(const hb_umt5_config *c, const char *dir, hb_dtype dtyp
                        c->num_layers, (long long)c->vocab, c->num_buckets, c->max_dist, (double)c->eps);
     if (len < 0 || len >= (int)sizeof js || hb_write_file_atomic(path, js, (size_t)len) != 0) return -1;
     int n = 2 + 10 * c->num_layers, k = 0;
-    rw_tensor *t = hb_calloc((size_t)n * sizeof *t, "umt5 tensor list");
+    hb_st_tensor *t = hb_calloc((size_t)n * sizeof *t, "umt5 tensor list");
     if (!t) return -1;
 #define T2(nm, a, b, in) do { snprintf(t[k].name, sizeof t[k].name, "%s", nm); t[k].ndim = (b) ? 2 : 1; \
         t[k].shape[0] = a; t[k].shape[1] = b; t[k].init = in; k++; } while (0)
@@ -461,7 +461,7 @@ int hb_umt5_write_random(const hb_umt5_config *c, const char *dir, hb_dtype dtyp
     T2("norm.weight", c->dim, 0, INIT_NORM);
 #undef T2
     umt5_fill_user u = {c, seed};
-    int rc = rw_write_sharded(dir, "model", t, k, dtype, shard_bytes, umt5_fill, &u);
+    int rc = hb_safetensors_write_sharded(dir, "model", t, k, dtype, shard_bytes, umt5_fill, &u);
     hb_free(t);
     return rc;
 }

@@ -2,7 +2,7 @@
  * (WanModel); golden README "wan_dit" for the exact details (float64 sinusoid, cos first, context padded
  * before text_embedding, RMSNorm over the full dim, 3-D RoPE, head uses e not e0). */
 #include "models/wan_dit.h"
-#include "models/random_weights.h"
+#include "io/safetensors_writer.h"
 #include "io/json_file.h"
 #include <jansson.h>
 #include <math.h>
@@ -226,17 +226,17 @@ int64_t wan_dit_param_count(const wan_dit_config *c) {
 
 /* ---------------------------------------------------------------- random checkpoints */
 
-typedef struct { rw_tensor *t; int n, cap; } tlist;
+typedef struct { hb_st_tensor *t; int n, cap; } tlist;
 
 static int list_fn(void *user, const char *name, int ndim, const int64_t *shape, wan_init_kind init) {
     tlist *l = user;
     if (l->n == l->cap) {
         int cap = l->cap ? 2 * l->cap : 256;
-        rw_tensor *t = realloc(l->t, sizeof *t * (size_t)cap);
+        hb_st_tensor *t = realloc(l->t, sizeof *t * (size_t)cap);
         if (!t) return hb_error("out of memory");
         l->t = t; l->cap = cap;
     }
-    rw_tensor *t = &l->t[l->n++];
+    hb_st_tensor *t = &l->t[l->n++];
     memset(t, 0, sizeof *t);
     snprintf(t->name, sizeof t->name, "%s", name);
     t->ndim = ndim;
@@ -247,7 +247,7 @@ static int list_fn(void *user, const char *name, int ndim, const int64_t *shape,
 
 typedef struct { const wan_dit_config *c; uint64_t seed; } fill_user;
 
-static int wan_fill(void *user, int index, const rw_tensor *t, int64_t offset, int64_t n, float *dst) {
+static int wan_fill(void *user, int index, const hb_st_tensor *t, int64_t offset, int64_t n, float *dst) {
     const fill_user *u = user;
     float mean = 0, std = 0.1f;
     switch ((wan_init_kind)t->init) {
@@ -261,7 +261,7 @@ static int wan_fill(void *user, int index, const rw_tensor *t, int64_t offset, i
     case WAN_INIT_NORM: mean = 1.0f; break;
     case WAN_INIT_MOD: std = (float)(1.0 / sqrt((double)u->c->dim)); break;
     }
-    rw_normal_fill(dst, n, u->seed, (uint64_t)index + 1, offset, mean, std);
+    hb_normal_fill(dst, n, u->seed, (uint64_t)index + 1, offset, mean, std);
     return 0;
 }
 
@@ -277,7 +277,7 @@ int wan_dit_write_random(const wan_dit_config *c, const char *dir, hb_dtype dtyp
     tlist l = {0};
     if (wan_dit_enumerate(c, list_fn, &l) == 0) {
         fill_user u = {c, seed};
-        rc = rw_write_sharded(dir, "diffusion_pytorch_model", l.t, l.n, dtype, shard_bytes, wan_fill, &u);
+        rc = hb_safetensors_write_sharded(dir, "diffusion_pytorch_model", l.t, l.n, dtype, shard_bytes, wan_fill, &u);
     } else rc = -1;
     free(l.t);
     return rc;

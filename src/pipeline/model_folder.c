@@ -5,7 +5,7 @@
 #include "models/umt5.h"
 #include "models/tae.h"
 #include "models/light_vae.h"
-#include "models/random_weights.h"
+#include "io/safetensors_writer.h"
 #include "io/json_file.h"
 #include <jansson.h>
 #include <dirent.h>
@@ -419,13 +419,13 @@ static int single_file_from(const char *sub, const char *final) {
     closedir(d);
     if (nshards != 1) return hb_error("%s: expected one shard, found %d", sub, nshards);
     if (rename(shard, final) != 0) return hb_error("%s: cannot move into place: %s", final, strerror(errno));
-    rw_abort(sub);
+    hb_folder_stage_abort(sub);
     return 0;
 }
 
 /* ----- the Wan VAE: enumerate its weights through the loader, then write them streaming */
 typedef struct {
-    rw_tensor *t;
+    hb_st_tensor *t;
     int n, cap;
     void **bufs;
 } vae_list;
@@ -434,13 +434,13 @@ static int vae_collect(void *user, const char *name, int ndim, const int64_t *sh
     vae_list *l = user;
     if (l->n == l->cap) {
         int c = l->cap ? l->cap * 2 : 256;
-        rw_tensor *t = realloc(l->t, (size_t)c * sizeof *t);
+        hb_st_tensor *t = realloc(l->t, (size_t)c * sizeof *t);
         void **b = t ? realloc(l->bufs, (size_t)c * sizeof *b) : NULL;
         if (t) l->t = t;
         if (!t || !b) return hb_error("VAE random weights: out of memory");
         l->bufs = b, l->cap = c;
     }
-    rw_tensor *t = &l->t[l->n];
+    hb_st_tensor *t = &l->t[l->n];
     memset(t, 0, sizeof *t);
     snprintf(t->name, sizeof t->name, "%s", name);
     t->ndim = ndim;
@@ -456,16 +456,16 @@ static int vae_collect(void *user, const char *name, int ndim, const int64_t *sh
     return 0;
 }
 
-static int vae_fill(void *user, int index, const rw_tensor *t, int64_t offset, int64_t n, float *dst) {
+static int vae_fill(void *user, int index, const hb_st_tensor *t, int64_t offset, int64_t n, float *dst) {
     uint64_t seed = *(const uint64_t *)user;
-    if (t->init == 2) rw_normal_fill(dst, n, seed, (uint64_t)index, offset, 1.0f, 0.01f);
-    else if (t->init == 1) rw_normal_fill(dst, n, seed, (uint64_t)index, offset, 0.0f, 0.01f);
+    if (t->init == 2) hb_normal_fill(dst, n, seed, (uint64_t)index, offset, 1.0f, 0.01f);
+    else if (t->init == 1) hb_normal_fill(dst, n, seed, (uint64_t)index, offset, 0.0f, 0.01f);
     else {
         int64_t fan = 1;
         for (int i = 1; i < t->ndim; i++) fan *= t->shape[i];
         float sd = 1.0f / sqrtf((float)fan);
         if (strstr(t->name, "head.")) sd *= 0.5f;
-        rw_normal_fill(dst, n, seed, (uint64_t)index, offset, 0.0f, sd);
+        hb_normal_fill(dst, n, seed, (uint64_t)index, offset, 0.0f, sd);
     }
     return 0;
 }
@@ -481,7 +481,10 @@ static int write_vae(const char *dir, const char *fname, const hb_wan_vae_config
     snprintf(sub, sizeof sub, "%s/.vae-tmp", dir);
     snprintf(final, sizeof final, "%s/%s", dir, fname);
     if (mkdir_p(sub)) goto done;
-    if (rw_write_sharded(sub, "vae", l.t, l.n, HB_F32, INT64_MAX / 4, vae_fill, &seed)) { rw_abort(sub); goto done; }
+    if (hb_safetensors_write_sharded(sub, "vae", l.t, l.n, HB_F32, INT64_MAX / 4, vae_fill, &seed)) {
+        hb_folder_stage_abort(sub);
+        goto done;
+    }
     rc = single_file_from(sub, final);
 done:
     for (int i = 0; i < l.n; i++) free(l.bufs[i]);
@@ -497,7 +500,7 @@ static int write_tae(const char *dir, const char *fname, int patch, int C, bool 
     if (mkdir_p(sub)) return -1;
     static const int dec_tiny[4] = {16, 8, 8, 8}, dec_full[4] = {256, 128, 64, 64};
     if (hb_tae_write_random(sub, patch, C, tiny ? 8 : 64, tiny ? dec_tiny : dec_full, HB_F32, seed)) {
-        rw_abort(sub);
+        hb_folder_stage_abort(sub);
         return -1;
     }
     return single_file_from(sub, final);
