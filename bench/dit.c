@@ -11,6 +11,7 @@
 #include "bench.h"
 #include "io/safetensors_writer.h"
 #include "models/wan_dit.h"
+#include "random_models.h"
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -155,7 +156,7 @@ int main(int argc, char **argv) {
                 wan_dit_config_preset(&cfg, is5 ? "wan2.2-ti2v-5b" : "wan2.1-1.3b");
                 mkdir(p, 0755);
                 double t0 = hb_time_now();
-                if (wan_dit_write_random(&cfg, p, HB_BF16, 1, (int64_t)4096 << 20)) {
+                if (hb_wan_dit_write_random(&cfg, p, HB_BF16, 1, (int64_t)4096 << 20)) {
                     fprintf(stderr, "mkmodel: %s\n", hb_last_error()); rc = 1; break;
                 }
                 fprintf(stderr, "(wrote random bf16 %s, %.2f B params, in %.1f s)\n", p,

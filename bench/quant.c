@@ -12,6 +12,7 @@
 #include "io/safetensors_writer.h"
 #include "models/wan_dit.h"
 #include "ops/ops.h"
+#include "random_models.h"
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -128,7 +129,7 @@ int main(int argc, char **argv) {
     static const char *const kinds[] = {"bf16", "q8_0", "q4_k_m"};
     snprintf(path, sizeof path, "%s/bf16", dir);
     mkdir(path, 0755);
-    if (wan_dit_write_random(&cfg, path, HB_BF16, 1, (int64_t)4096 << 20)) { fprintf(stderr, "%s\n", hb_last_error()); return 1; }
+    if (hb_wan_dit_write_random(&cfg, path, HB_BF16, 1, (int64_t)4096 << 20)) { fprintf(stderr, "%s\n", hb_last_error()); return 1; }
     /* the quantized copies first, then the forwards in rounds (bf16, q8_0, q4_k_m, bf16, ...): on a shared
      * machine a load change then hits every kind alike */
     double fbytes[3] = {2.0 * (double)wan_dit_param_count(&cfg), 0, 0};

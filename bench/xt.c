@@ -14,6 +14,7 @@
 #include "pipeline/xt.h"
 #include "io/safetensors_writer.h"
 #include "models/wan_dit.h"
+#include "random_models.h"
 #include <unistd.h>
 
 /* CPU seconds of the denoise stage, from the progress callback (step 0 = start, step total = end). */

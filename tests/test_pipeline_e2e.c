@@ -12,6 +12,7 @@
 #include "io/video.h"
 #include "io/metrics.h"
 #include "ops/ops.h"
+#include "random_models.h"
 #include <dirent.h>
 #include <math.h>
 #include <stdlib.h>

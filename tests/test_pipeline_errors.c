@@ -3,6 +3,7 @@
 #include "testlib.h"
 #include "pipeline/model_folder.h"
 #include "io/safetensors_writer.h"
+#include "random_models.h"
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>

@@ -6,6 +6,7 @@
 #include "io/checkpoint.h"
 #include "models/umt5.h"
 #include "ops/ops.h"
+#include "random_models.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

@@ -12,6 +12,7 @@
 #include "pipeline/settings.h"
 #include "pipeline/xt.h"
 #include "io/safetensors_writer.h"
+#include "random_models.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>

@@ -13,6 +13,7 @@
 #include "models/wan_dit.h"
 #include "pipeline/model_folder.h"
 #include "mk_release.h"
+#include "random_models.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,7 +70,7 @@ static int make_wan_dit(const mk_opts *o, const char *dir) {
     hb_log(HB_LOG_INFO, "%s: dim %d, ffn %d, %d heads, %d layers, in/out %d/%d, %.3f B parameters, %s", o->arch, c.dim,
            c.ffn_dim, c.num_heads, c.num_layers, c.in_dim, c.out_dim, (double)wan_dit_param_count(&c) * 1e-9,
            hb_dtype_name(o->dtype));
-    return wan_dit_write_random(&c, dir, o->dtype, o->seed, o->shard_bytes);
+    return hb_wan_dit_write_random(&c, dir, o->dtype, o->seed, o->shard_bytes);
 }
 
 /* (pipeline task) whole model folders: DiT + VAE + umT5 + tokenizer + tiny/light decoders, src/pipeline/model_folder.c */

@@ -22,6 +22,7 @@
 #include "io/checkpoint.h"
 #include "io/safetensors_writer.h"
 #include "pipeline/model_folder.h"
+#include "random_models.h"
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>

@@ -77,10 +77,6 @@ typedef struct {
 int hb_umt5_forward(hb_umt5 *m, const int64_t *ids, const uint8_t *mask, int64_t n, float *out,
                     const hb_umt5_trace *trace);
 
-/* Write a random-weight encoder into the existing folder `dir`: a transformers-style config.json (read back
- * by hb_umt5_open) and sharded safetensors (model-0000k-of-0000N.safetensors + index) with the official
- * names; embeddings N(0,1), norms 1+N(0,0.01), Linear N(0,1/fan_in), position bias N(0,0.25). Streams:
- * a full-size model needs a few MB of RAM. For hb mkmodel, tests and benchmarks. */
-int hb_umt5_write_random(const hb_umt5_config *c, const char *dir, hb_dtype dtype, uint64_t seed, int64_t shard_bytes);
+
 
 #endif

@@ -51,10 +51,7 @@ typedef enum {
 } wan_init_kind;
 typedef int (*wan_dit_tensor_fn)(void *user, const char *name, int ndim, const int64_t *shape, wan_init_kind init);
 int wan_dit_enumerate(const wan_dit_config *c, wan_dit_tensor_fn fn, void *user);
-/* Write a random-weight model into the existing folder dir: config.json (official keys) and
- * diffusion_pytorch_model-0000k-of-0000N.safetensors shards of at most shard_bytes + the index, streaming
- * (a few MB of memory at any size). dtype F32/BF16/F16; init per wan_init_kind, nothing zero. */
-int wan_dit_write_random(const wan_dit_config *c, const char *dir, hb_dtype dtype, uint64_t seed, int64_t shard_bytes);
+
 
 /* ---------- the model ---------- */
 typedef struct wan_dit_block_w {
