@@ -84,7 +84,8 @@ int main(int argc, char **argv) {
     hb_model *m = hb_model_load(dir, &lp);
     if (!m) { fprintf(stderr, "bench_xt: %s\n", hb_last_error_message()); return 1; }
     double t_load = hb_time_now() - t0;
-    wan_dit *probe = wan_dit_open(dir, NULL);
+    hb_model_folder mf;
+    wan_dit *probe = hb_model_folder_scan(dir, &mf) ? NULL : wan_dit_open(mf.dit, NULL);
     wan_dit_config dc = probe ? probe->cfg : (wan_dit_config){0};
     wan_dit_free(probe);
     const int64_t L = (int64_t)((F - 1) / 4 + 1) * (H / 32) * (W / 32);

@@ -193,17 +193,10 @@ static void infer_config(hb_checkpoint *ck, hb_umt5_config *c) {
 }
 
 hb_umt5 *hb_umt5_open(const char *path) {
-    char wpath[1100], dir[1100], p[1100];
+    char wpath[1100], dir[1100];
     if (!join(wpath, sizeof wpath, path, NULL)) { hb_error("umt5: path too long: %.80s...", path); return NULL; }
     join(dir, sizeof dir, path, NULL);
-    if (is_dir(path)) {
-        if (join(p, sizeof p, path, "models_t5_umt5-xxl-enc-bf16.pth") && is_file(p)) {
-            join(wpath, sizeof wpath, p, NULL);
-        } else if (join(p, sizeof p, path, "text_encoder") && is_dir(p)) {
-            join(wpath, sizeof wpath, p, NULL);
-            join(dir, sizeof dir, p, NULL);
-        }
-    } else {
+    if (!is_dir(path)) { /* the config is looked for beside the file */
         char *s = strrchr(dir, '/');
         if (s) *s = 0;
         else join(dir, sizeof dir, ".", NULL);

@@ -26,8 +26,9 @@ typedef struct hb_umt5 hb_umt5;
  * errors name the file, tensor and shapes. With owns_ck the checkpoint is closed by hb_umt5_release_weights
  * / hb_umt5_free. NULL + message on error (the checkpoint is then not closed). */
 hb_umt5 *hb_umt5_create(hb_checkpoint *ck, const hb_umt5_config *cfg, bool owns_ck);
-/* Open weights from a path: a .pth / .safetensors file, or a folder holding
- * models_t5_umt5-xxl-enc-bf16.pth, a text_encoder/ subfolder (diffusers layout) or the weights themselves.
+/* Open weights from a path: a .pth / .safetensors / .gguf file, or a folder holding the weights themselves
+ * (which file or folder of a model folder is the text encoder is pipeline/model_folder's business:
+ * hb_model_folder_scan).
  * Config: a transformers config.json next to the weights when present (d_model, d_kv, d_ff, num_heads,
  * num_layers, relative_attention_num_buckets, relative_attention_max_distance, vocab_size,
  * layer_norm_epsilon), else the sizes of the weights themselves (token_embedding, blocks.0.attn.q,

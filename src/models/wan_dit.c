@@ -355,13 +355,9 @@ wan_dit *wan_dit_open(const char *path, const wan_dit_config *override) {
     cfgpath[0] = 0;
     if (is_dir(path)) {
         snprintf(cfgpath, n, "%s/config.json", path);
-        if (!is_file(cfgpath)) {
-            snprintf(cfgpath, n, "%s/transformer/config.json", path);
-            if (is_file(cfgpath)) snprintf(ckpath, n, "%s/transformer", path);
-            else cfgpath[0] = 0;
-        }
+        if (!is_file(cfgpath)) cfgpath[0] = 0;
         if (!cfgpath[0] && !override) {
-            hb_error("%s: no config.json (nor transformer/config.json) in this folder", path);
+            hb_error("%s: no config.json in this folder (a model folder's DiT is found by hb_model_folder_scan)", path);
             goto done;
         }
     } else if (is_file(path)) {

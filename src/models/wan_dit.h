@@ -82,8 +82,9 @@ typedef struct wan_dit {
  * tensor is looked up by its official name (diffusers names are mapped by the checkpoint layer) and its
  * shape checked against cfg; errors name the checkpoint and the tensor. */
 wan_dit *wan_dit_from_checkpoint(hb_checkpoint *ck, const wan_dit_config *cfg);
-/* Open a model from a path: a folder with config.json + weights (official layout), a diffusers root or its
- * transformer/ folder, or a single .safetensors whose metadata "config" holds the config (golden files).
+/* Open a model from a path: a folder with config.json + weights (official layout, or a diffusers transformer/
+ * folder), or a single .safetensors whose metadata "config" holds the config (golden files). Which folder of a
+ * model folder holds the DiT is pipeline/model_folder's business (hb_model_folder_scan).
  * cfg_override: when not NULL it is used instead of any config file (checkpoints without one). */
 wan_dit *wan_dit_open(const char *path, const wan_dit_config *cfg_override);
 void wan_dit_free(wan_dit *m);
