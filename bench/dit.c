@@ -9,8 +9,9 @@
  *   default: 5b:17x256x256 (320 tokens) and 1.3b:lat:3x60x104 (one causal chunk, 4680 tokens).
  *   --all adds 5b:17x480x832 and 5b:lat:5x60x104 (6240 tokens at 1.3B's 480x832 token grid). */
 #include "bench.h"
-#include "models/random_weights.h"
+#include "io/safetensors_writer.h"
 #include "models/wan_dit.h"
+#include "random_models.h"
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -73,8 +74,8 @@ static double gemm_peak(hb_dtype wt, double *cpu_rate) {
     float *x = hb_malloc(sizeof(float) * (size_t)(n * n), "x"), *y = hb_malloc(sizeof(float) * (size_t)(n * n), "y");
     float *w = hb_malloc(sizeof(float) * (size_t)(n * n), "w");
     uint16_t *wb = hb_malloc(2 * (size_t)(n * n), "wb");
-    rw_normal_fill(x, n * n, 1, 1, 0, 0, 1);
-    rw_normal_fill(w, n * n, 1, 2, 0, 0, 0.02f);
+    hb_normal_fill(x, n * n, 1, 1, 0, 0, 1);
+    hb_normal_fill(w, n * n, 1, 2, 0, 0, 0.02f);
     hb_convert_from_f32(wb, HB_BF16, w, (size_t)(n * n));
     hb_tensor wt_t = wt == HB_F32 ? hb_tensor_2d(HB_F32, n, n, w) : hb_tensor_2d(HB_BF16, n, n, wb);
     double best = 0, bestc = 0;
@@ -155,7 +156,7 @@ int main(int argc, char **argv) {
                 wan_dit_config_preset(&cfg, is5 ? "wan2.2-ti2v-5b" : "wan2.1-1.3b");
                 mkdir(p, 0755);
                 double t0 = hb_time_now();
-                if (wan_dit_write_random(&cfg, p, HB_BF16, 1, (int64_t)4096 << 20)) {
+                if (hb_wan_dit_write_random(&cfg, p, HB_BF16, 1, (int64_t)4096 << 20)) {
                     fprintf(stderr, "mkmodel: %s\n", hb_last_error()); rc = 1; break;
                 }
                 fprintf(stderr, "(wrote random bf16 %s, %.2f B params, in %.1f s)\n", p,
@@ -172,8 +173,8 @@ int main(int argc, char **argv) {
         float *t = hb_malloc(sizeof(float) * (size_t)L, "t");
         int64_t ctx_len = cf->text_len < 64 ? cf->text_len : 64;
         float *ctx = hb_malloc(sizeof(float) * (size_t)(ctx_len * cf->text_dim), "ctx");
-        rw_normal_fill(x, nx, 7, 1, 0, 0, 1);
-        rw_normal_fill(ctx, ctx_len * cf->text_dim, 7, 2, 0, 0, 0.2f);
+        hb_normal_fill(x, nx, 7, 1, 0, 0, 1);
+        hb_normal_fill(ctx, ctx_len * cf->text_dim, 7, 2, 0, 0, 0.2f);
         /* 5B: I2V-style per-token t (frame 0 clean); 1.3B: one t */
         for (int64_t i = 0; i < L; i++) t[i] = (is5 && i < tpf) ? 0.0f : 700.0f;
         wan_dit_input in = {.x = x, .F = c->F, .H = c->H, .W = c->W, .t = t, .nt = is5 ? L : 1, .context = ctx,
@@ -201,11 +202,11 @@ int main(int argc, char **argv) {
         /* drop a temporary model no later case needs */
         bool later = false;
         for (int j = k + 1; j < nc; j++) later |= !strcmp(cases[j].arch, c->arch);
-        if (dir == p5 || dir == p13) { if (!later && !keep) rw_abort(dir); }
+        if (dir == p5 || dir == p13) { if (!later && !keep) hb_folder_stage_abort(dir); }
     }
     if (tmpdir[0]) {
         if (keep) printf("models kept in %s\n", tmpdir);
-        else rw_abort(tmpdir);
+        else hb_folder_stage_abort(tmpdir);
     }
     return rc;
 }

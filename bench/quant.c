@@ -9,9 +9,10 @@
 #include "bench.h"
 #include <math.h>
 #include "io/checkpoint.h"
-#include "models/random_weights.h"
+#include "io/safetensors_writer.h"
 #include "models/wan_dit.h"
 #include "ops/ops.h"
+#include "random_models.h"
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -37,8 +38,8 @@ static void linear_table(void) {
         int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
         float *x = hb_malloc(sizeof(float) * (size_t)(M * K), "x"), *y = hb_malloc(sizeof(float) * (size_t)(M * N), "y");
         float *wf = hb_malloc(sizeof(float) * (size_t)(N * K), "w");
-        rw_normal_fill(x, M * K, 3, 1, 0, 0, 1);
-        rw_normal_fill(wf, N * K, 3, 2, 0, 0, 0.02f);
+        hb_normal_fill(x, M * K, 3, 1, 0, 0, 1);
+        hb_normal_fill(wf, N * K, 3, 2, 0, 0, 0.02f);
         char label[64];
         snprintf(label, sizeof label, "%lldx%lldx%lld", (long long)M, (long long)N, (long long)K);
         printf("%-20s", label);
@@ -68,8 +69,8 @@ static int forward_child(const char *dir, int64_t F, int64_t H, int64_t W, const
     float t = 700.0f;
     int64_t ctx_len = 64;
     float *ctx = hb_malloc(sizeof(float) * (size_t)(ctx_len * c->text_dim), "ctx");
-    rw_normal_fill(x, nx, 7, 1, 0, 0, 1);
-    rw_normal_fill(ctx, ctx_len * c->text_dim, 7, 2, 0, 0, 0.2f);
+    hb_normal_fill(x, nx, 7, 1, 0, 0, 1);
+    hb_normal_fill(ctx, ctx_len * c->text_dim, 7, 2, 0, 0, 0.2f);
     wan_dit_input in = {.x = x, .F = F, .H = H, .W = W, .t = &t, .nt = 1, .context = ctx, .ctx_len = ctx_len};
     double t0 = hb_time_now(), c0 = bench_cpu_now();
     int rc = wan_dit_forward(m, &in, out, NULL);
@@ -128,7 +129,7 @@ int main(int argc, char **argv) {
     static const char *const kinds[] = {"bf16", "q8_0", "q4_k_m"};
     snprintf(path, sizeof path, "%s/bf16", dir);
     mkdir(path, 0755);
-    if (wan_dit_write_random(&cfg, path, HB_BF16, 1, (int64_t)4096 << 20)) { fprintf(stderr, "%s\n", hb_last_error()); return 1; }
+    if (hb_wan_dit_write_random(&cfg, path, HB_BF16, 1, (int64_t)4096 << 20)) { fprintf(stderr, "%s\n", hb_last_error()); return 1; }
     /* the quantized copies first, then the forwards in rounds (bf16, q8_0, q4_k_m, bf16, ...): on a shared
      * machine a load change then hits every kind alike */
     double fbytes[3] = {2.0 * (double)wan_dit_param_count(&cfg), 0, 0};

@@ -12,8 +12,9 @@
 #include "hummingbird.h"
 #include "pipeline/model_folder.h"
 #include "pipeline/xt.h"
-#include "models/random_weights.h"
+#include "io/safetensors_writer.h"
 #include "models/wan_dit.h"
+#include "random_models.h"
 #include <unistd.h>
 
 /* CPU seconds of the denoise stage, from the progress callback (step 0 = start, step total = end). */
@@ -67,9 +68,10 @@ int main(int argc, char **argv) {
         hb_mkfolder_opts o = {.arch = "hummingbird-xt", .tiny = false, .dtype = HB_BF16, .seed = 1,
                               .dit_layers = layers, .text_layers = text_layers};
         double t0 = hb_time_now();
-        if (rw_begin(dir, tmp, sizeof tmp) || hb_model_folder_write_random(tmp, &o) || rw_finish(tmp, dir)) {
+        if (hb_folder_stage_begin(dir, tmp, sizeof tmp) || hb_model_folder_write_random(tmp, &o) ||
+            hb_folder_stage_finish(tmp, dir)) {
             fprintf(stderr, "bench_xt: writing the model folder failed: %s\n", hb_last_error());
-            rw_abort(tmp);
+            hb_folder_stage_abort(tmp);
             return 1;
         }
         made = !keep;
@@ -82,7 +84,8 @@ int main(int argc, char **argv) {
     hb_model *m = hb_model_load(dir, &lp);
     if (!m) { fprintf(stderr, "bench_xt: %s\n", hb_last_error_message()); return 1; }
     double t_load = hb_time_now() - t0;
-    wan_dit *probe = wan_dit_open(dir, NULL);
+    hb_model_folder mf;
+    wan_dit *probe = hb_model_folder_scan(dir, &mf) ? NULL : wan_dit_open(mf.dit, NULL);
     wan_dit_config dc = probe ? probe->cfg : (wan_dit_config){0};
     wan_dit_free(probe);
     const int64_t L = (int64_t)((F - 1) / 4 + 1) * (H / 32) * (W / 32);
@@ -123,6 +126,6 @@ int main(int argc, char **argv) {
         hb_frames_free(&v);
     }
     hb_model_free(m);
-    if (made) rw_abort(dir);
+    if (made) hb_folder_stage_abort(dir);
     return ret;
 }

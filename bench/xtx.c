@@ -1,5 +1,5 @@
 /* Hummingbird-XTX benchmark: the steady state of autoregressive generation with the full-size causal
- * Wan-2.1-1.3B at 832x480 (random bf16 weights written by wan_dit_write_random into a temporary folder).
+ * Wan-2.1-1.3B at 832x480 (random bf16 weights written by hb_wan_dit_write_random into a temporary folder).
  *
  * One chunk = `steps` denoising forwards + 1 clean refresh forward of `chunk` latent frames (3 frames = 4680
  * tokens) against a full cache (default: the release's window of 6 frames = 9360 tokens, sink 1 + 5 recent, relative
@@ -19,6 +19,7 @@
 #include "models/wan_causal.h"
 #include "models/tae.h"
 #include "io/checkpoint.h"
+#include "random_models.h"
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -70,7 +71,7 @@ int main(int argc, char **argv) {
     snprintf(dir, sizeof dir, "%s/hb_bench_xtx.XXXXXX", tmpbase ? tmpbase : (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp"));
     if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
     double t0 = hb_time_now();
-    if (wan_dit_write_random(&cfg, dir, HB_BF16, 1, (int64_t)1 << 30)) { fprintf(stderr, "%s\n", hb_last_error()); return 1; }
+    if (hb_wan_dit_write_random(&cfg, dir, HB_BF16, 1, (int64_t)1 << 30)) { fprintf(stderr, "%s\n", hb_last_error()); return 1; }
     printf("model: Wan2.1-1.3B widths (dim %d, ffn %d, %d heads), %d of %d layers, bf16 random weights (%.1f s to write)\n",
            cfg.dim, cfg.ffn_dim, cfg.num_heads, layers, full_layers, hb_time_now() - t0);
     wan_dit *m = wan_dit_open(dir, NULL);

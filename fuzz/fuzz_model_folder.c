@@ -4,6 +4,7 @@
 #include "fuzz_common.h"
 #include "models/wan_dit.h"
 #include "pipeline/model_folder.h"
+#include "random_models.h"
 #include <sys/stat.h>
 
 static const char *const k_files[3] = {"config.json", "hummingbird.json", "diffusion_pytorch_model.safetensors.index.json"};

@@ -4,6 +4,7 @@
 #include "fuzz_common.h"
 #include "models/tokenizer.h"
 #include "pipeline/model_folder.h"
+#include "random_models.h"
 
 static hb_tokenizer *g_tok;
 

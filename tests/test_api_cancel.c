@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include "pipeline/model_folder.h"
 #include "hummingbird.h"
+#include "random_models.h"
 #include <string.h>
 #include <sys/stat.h>
 

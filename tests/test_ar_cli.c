@@ -10,6 +10,7 @@
 #include "pipeline/model_folder.h"
 #include "io/checkpoint.h"
 #include "hummingbird.h"
+#include "random_models.h"
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>

@@ -11,6 +11,7 @@
 #include "testlib.h"
 #include "models/wan_causal.h"
 #include "pipeline/schedule.h"
+#include "random_models.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,7 @@ static wan_dit *tiny_model(uint64_t seed, int layers) {
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
     if (tl_run(cmd, NULL, 0)) return NULL;
-    if (wan_dit_write_random(&c, dir, HB_F32, seed, 1 << 20)) return NULL;
+    if (hb_wan_dit_write_random(&c, dir, HB_F32, seed, 1 << 20)) return NULL;
     return wan_dit_open(dir, NULL);
 }
 

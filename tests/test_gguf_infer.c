@@ -8,6 +8,7 @@
 #include "testlib.h"
 #include "io/checkpoint.h"
 #include "models/wan_dit.h"
+#include "random_models.h"
 #include <fcntl.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -123,7 +124,7 @@ static void check_generate(hb_rng *r) {
     wan_dit_config c;
     CHECK(wan_dit_config_preset(&c, "wan2.2-ti2v-5b") == 0);
     c.dim = 256, c.ffn_dim = 512, c.num_heads = 2, c.head_dim = 128, c.num_layers = 2, c.freq_dim = 64, c.text_dim = 64;
-    CHECKF(wan_dit_write_random(&c, dir, HB_BF16, hb_rng_u64(r), 1 << 30) == 0, "%s", hb_last_error());
+    CHECKF(hb_wan_dit_write_random(&c, dir, HB_BF16, hb_rng_u64(r), 1 << 30) == 0, "%s", hb_last_error());
     snprintf(args, sizeof args, "quantize -q '%s' '%s/dit.gguf' --type q8_0 && rm -f '%s'/diffusion_pytorch_model*", dir,
              dir, dir);
     CHECKF(hb(args) == 0, "%s", g_out);

@@ -10,6 +10,7 @@
 #include "io/checkpoint.h"
 #include "models/umt5.h"
 #include "models/wan_dit.h"
+#include "random_models.h"
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,7 +171,7 @@ static void check_generate(hb_rng *r) {
     c.dim = 256;
     c.ffn_dim = 512;
     c.head_dim = c.dim / c.num_heads;
-    CHECKF(wan_dit_write_random(&c, dir, HB_BF16, hb_rng_u64(r), 1 << 30) == 0, "%s", hb_last_error());
+    CHECKF(hb_wan_dit_write_random(&c, dir, HB_BF16, hb_rng_u64(r), 1 << 30) == 0, "%s", hb_last_error());
     const char *gen = "-p 'a boat on a lake' -W 32 -H 64 -f 5 --seed 3";
     snprintf(args, sizeof args, "generate -q -m '%s' %s -o '%s/ref.y4m'", dir, gen, tl_tmpdir());
     if (hb(args)) return;
@@ -207,7 +208,7 @@ int main(void) {
     snprintf(src, sizeof src, "%s/f32", tl_tmpdir());
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", src);
     CHECK(tl_run(cmd, NULL, 0) == 0);
-    CHECKF(wan_dit_write_random(&c, src, HB_F32, hb_rng_u64(&r), 1 << 20) == 0, "%s", hb_last_error());
+    CHECKF(hb_wan_dit_write_random(&c, src, HB_F32, hb_rng_u64(&r), 1 << 20) == 0, "%s", hb_last_error());
     rin in;
     make_input(&c, &r, &in);
     float *ref = run(src, &in);

@@ -184,7 +184,7 @@ int main(void) {
                          "\"cross_attn_norm\":true,\"eps\":1e-06}";
         snprintf(path, sizeof path, "%s/config.json", tdir);
         spit(path, dj, strlen(dj));
-        wan_dit *md = wan_dit_open(root, NULL);
+        wan_dit *md = wan_dit_open(tdir, NULL);
         CHECKF(md != NULL, "%s", hb_last_error());
         if (md) {
             float *od = run(md, &in);
@@ -219,7 +219,7 @@ int main(void) {
                          "\"cross_attn_norm\":true,\"eps\":1e-06}";
         snprintf(path, sizeof path, "%s/config.json", tdir);
         spit(path, dj, strlen(dj));
-        wan_dit *md = wan_dit_open(root, NULL);
+        wan_dit *md = wan_dit_open(tdir, NULL);
         CHECKF(md != NULL, "%s", hb_last_error());
         if (md) {
             float *od = run(md, &in);

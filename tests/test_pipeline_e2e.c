@@ -5,13 +5,14 @@
 #include "hummingbird.h"
 #include "pipeline/xt.h"
 #include "pipeline/model_folder.h"
-#include "models/random_weights.h"
+#include "io/safetensors_writer.h"
 #include "models/wan_vae.h"
 #include "io/checkpoint.h"
 #include "io/image.h"
 #include "io/video.h"
 #include "io/metrics.h"
 #include "ops/ops.h"
+#include "random_models.h"
 #include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
@@ -81,10 +82,10 @@ int main(void) {
         hb_mkfolder_opts o = {.arch = "hummingbird-xt", .tiny = true, .dtype = HB_F32, .seed = seed % 1000};
         int lvl = hb_log_level;
         hb_log_level = HB_LOG_WARN;
-        CHECK(rw_begin(g_model, t, sizeof t) == 0);
+        CHECK(hb_folder_stage_begin(g_model, t, sizeof t) == 0);
         int rc = hb_model_folder_write_random(t, &o);
         CHECKF(rc == 0, "%s", hb_last_error());
-        CHECK(rw_finish(t, g_model) == 0);
+        CHECK(hb_folder_stage_finish(t, g_model) == 0);
         hb_log_level = lvl;
         if (rc) return tl_done();
     }
@@ -335,10 +336,10 @@ int main(void) {
         hb_mkfolder_opts o = {.arch = "hummingbird-xtx", .tiny = true, .dtype = HB_F32, .seed = 9};
         int lvl = hb_log_level;
         hb_log_level = HB_LOG_WARN;
-        CHECK(rw_begin(xd, t, sizeof t) == 0);
+        CHECK(hb_folder_stage_begin(xd, t, sizeof t) == 0);
         int rc = hb_model_folder_write_random(t, &o);
         CHECKF(rc == 0, "%s", hb_last_error());
-        CHECK(rw_finish(t, xd) == 0);
+        CHECK(hb_folder_stage_finish(t, xd) == 0);
         hb_log_level = lvl;
         hb_model *m = rc ? NULL : hb_model_load(xd, NULL);
         CHECKF(m != NULL, "%s", hb_last_error_message());

@@ -2,7 +2,8 @@
  * (nor temp files) behind. */
 #include "testlib.h"
 #include "pipeline/model_folder.h"
-#include "models/random_weights.h"
+#include "io/safetensors_writer.h"
+#include "random_models.h"
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,10 +57,10 @@ int main(void) {
     snprintf(model, sizeof model, "%s/model", tmp);
     hb_mkfolder_opts o = {.arch = "hummingbird-xt", .tiny = true, .dtype = HB_F32, .seed = seed % 1000};
     hb_log_level = HB_LOG_WARN;
-    CHECK(rw_begin(model, t, sizeof t) == 0);
+    CHECK(hb_folder_stage_begin(model, t, sizeof t) == 0);
     int rc = hb_model_folder_write_random(t, &o);
     CHECKF(rc == 0, "%s", hb_last_error());
-    CHECK(rw_finish(t, model) == 0);
+    CHECK(hb_folder_stage_finish(t, model) == 0);
     if (rc) return tl_done();
 
     /* sanity: the good folder works */

@@ -6,6 +6,7 @@
 #include "io/checkpoint.h"
 #include "models/umt5.h"
 #include "ops/ops.h"
+#include "random_models.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -418,7 +419,7 @@ static void test_random_model(hb_rng *r, hb_dtype dt) {
     fclose(f);
     snprintf(cfgp, sizeof cfgp, "%s/model.safetensors", dir);
     CHECK(write_model(&m, cfgp, dt, NULL, -1) == 0);
-    e = hb_umt5_open(tl_tmpdir());
+    e = hb_umt5_open(dir);
     CHECKF(e != NULL, "open folder: %s", hb_last_error());
     if (e) {
         ids[3] = 5;

@@ -11,7 +11,8 @@
 #include "pipeline/model_folder.h"
 #include "pipeline/settings.h"
 #include "pipeline/xt.h"
-#include "models/random_weights.h"
+#include "io/safetensors_writer.h"
+#include "random_models.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -253,9 +254,9 @@ static int make_demo(const char *demo_dir, char *demo, size_t cap, bool *tmp_mad
     hb_mkfolder_opts mo = {.arch = "hummingbird-xt", .tiny = true, .dtype = HB_F32, .seed = 1};
     int lvl = hb_log_level;
     if (hb_log_level == HB_LOG_INFO) hb_log_level = HB_LOG_WARN;
-    int rc = rw_begin(demo, tmp, sizeof tmp);
-    if (!rc && (rc = hb_model_folder_write_random(tmp, &mo)) != 0) rw_abort(tmp);
-    if (!rc) rc = rw_finish(tmp, demo);
+    int rc = hb_folder_stage_begin(demo, tmp, sizeof tmp);
+    if (!rc && (rc = hb_model_folder_write_random(tmp, &mo)) != 0) hb_folder_stage_abort(tmp);
+    if (!rc) rc = hb_folder_stage_finish(tmp, demo);
     hb_log_level = lvl;
     return rc;
 }
@@ -379,7 +380,7 @@ done:
     hb_frames_free(&v);
     hb_model_free(m);
 done0:
-    if (demo_tmp) rw_abort(demo);
+    if (demo_tmp) hb_folder_stage_abort(demo);
     if (tool_interrupted()) return tool_interrupt_exit("generate");
     return rc;
 }

@@ -3,16 +3,17 @@
  *
  * Architectures are rows of k_archs. To add one (a VAE, the text encoder, a whole hummingbird-xt folder):
  * write `static int make_X(const mk_opts *o, const char *dir)` that fills the (already created, empty)
- * folder `dir` — config files plus weights, e.g. through rw_write_sharded() of models/random_weights.h or the
- * model's own *_write_random() — honouring o->tiny / o->dims / o->dtype / o->seed / o->shard_bytes where they
- * apply, and add a row {name, help, make_X}. A whole-folder arch calls the component makers into sub-folders
- * (mkdir dir/transformer, dir/vae, ...). The temp folder, rename and error handling are done here. */
+ * folder `dir` — config files plus weights, e.g. through hb_safetensors_write_sharded() of
+ * io/safetensors_writer.h or the model's own *_write_random() — honouring o->tiny / o->dims / o->dtype /
+ * o->seed / o->shard_bytes where they apply, and add a row {name, help, make_X}. A whole-folder arch calls the
+ * component makers into sub-folders (mkdir dir/transformer, dir/vae, ...). The temp folder, rename and error handling are done here. */
 #include "tools.h"
 #include "models/light_vae.h"
-#include "models/random_weights.h"
+#include "io/safetensors_writer.h"
 #include "models/wan_dit.h"
 #include "pipeline/model_folder.h"
 #include "mk_release.h"
+#include "random_models.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,7 +70,7 @@ static int make_wan_dit(const mk_opts *o, const char *dir) {
     hb_log(HB_LOG_INFO, "%s: dim %d, ffn %d, %d heads, %d layers, in/out %d/%d, %.3f B parameters, %s", o->arch, c.dim,
            c.ffn_dim, c.num_heads, c.num_layers, c.in_dim, c.out_dim, (double)wan_dit_param_count(&c) * 1e-9,
            hb_dtype_name(o->dtype));
-    return wan_dit_write_random(&c, dir, o->dtype, o->seed, o->shard_bytes);
+    return hb_wan_dit_write_random(&c, dir, o->dtype, o->seed, o->shard_bytes);
 }
 
 /* (pipeline task) whole model folders: DiT + VAE + umT5 + tokenizer + tiny/light decoders, src/pipeline/model_folder.c */
@@ -179,13 +180,13 @@ int cmd_mkmodel(int argc, char **argv) {
         return 2;
     }
     char tmp[4096];
-    if (rw_begin(out, tmp, sizeof tmp)) return tool_fail(argv[0]);
+    if (hb_folder_stage_begin(out, tmp, sizeof tmp)) return tool_fail(argv[0]);
     double t0 = hb_time_now();
     if (arch->make(&o, tmp)) {
-        rw_abort(tmp);
+        hb_folder_stage_abort(tmp);
         return tool_fail(argv[0]);
     }
-    if (rw_finish(tmp, out)) return tool_fail(argv[0]);
+    if (hb_folder_stage_finish(tmp, out)) return tool_fail(argv[0]);
     hb_log(HB_LOG_INFO, "wrote %s in %.1f s", out, hb_time_now() - t0);
     return 0;
 }

@@ -20,8 +20,9 @@
 #include "models/light_vae.h"
 #include "pt_write.h"
 #include "io/checkpoint.h"
-#include "models/random_weights.h"
+#include "io/safetensors_writer.h"
 #include "pipeline/model_folder.h"
+#include "random_models.h"
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -224,7 +225,7 @@ int mk_xtx_release(const char *dir, bool five_b, bool tiny, hb_dtype dtype, uint
     if (write_training_dict(base, pt, tiny)) goto done;
     rc = 0;
 done:
-    rw_abort(flat);
+    hb_folder_stage_abort(flat);
     return rc;
 }
 
@@ -256,6 +257,6 @@ int mk_xt_release(const char *dir, bool tiny, hb_dtype dtype, uint64_t seed) {
         goto done;
     rc = 0;
 done:
-    rw_abort(flat);
+    hb_folder_stage_abort(flat);
     return rc;
 }

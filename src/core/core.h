@@ -203,6 +203,11 @@ void hb_rng_seed(hb_rng *r, uint64_t seed);
 uint64_t hb_rng_u64(hb_rng *r);
 float hb_rng_uniform(hb_rng *r);      /* [0, 1) */
 float hb_rng_normal(hb_rng *r);       /* N(0, 1) */
+/* Deterministic random fill: `count` values N(0, std^2) + mean from (seed, stream, offset): value i depends
+ * only on those, never on the thread count or the chunking, so a tensor can be produced in pieces (random-weight
+ * checkpoints). (Sum of four 16-bit uniforms, rescaled to unit variance: a fast approximate normal,
+ * |z| <= 3.46.) Runs on the thread pool. */
+void hb_normal_fill(float *dst, int64_t count, uint64_t seed, uint64_t stream, int64_t offset, float mean, float std);
 /* Write a whole buffer to `path` atomically: temp file in the same folder, fsync, rename. */
 int hb_write_file_atomic(const char *path, const void *data, size_t n);
 

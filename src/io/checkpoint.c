@@ -29,13 +29,13 @@ static int grow(void **arr, int *cap, int need, size_t elem) {
     return 0;
 }
 
-hb_checkpoint *ck_new(const char *path) {
+hb_checkpoint *hb__ck_new(const char *path) {
     hb_checkpoint *ck = calloc(1, sizeof *ck);
     if (!ck || !(ck->path = dupstr(path))) { free(ck); hb_error("%s: out of memory", path); return NULL; }
     return ck;
 }
 
-int ck_map_file(hb_checkpoint *ck, const char *path) {
+int hb__ck_map_file(hb_checkpoint *ck, const char *path) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return hb_error("%s: cannot open: %s", path, strerror(errno));
     struct stat st;
@@ -60,8 +60,8 @@ int ck_map_file(hb_checkpoint *ck, const char *path) {
     return ck->nfiles++;
 }
 
-int ck_add_tensor(hb_checkpoint *ck, const char *where, const char *name, int file, hb_tensor t, bool copied) {
-    /* Duplicates are found by ck_finish through the hash; a linear check here would be quadratic. */
+int hb__ck_add_tensor(hb_checkpoint *ck, const char *where, const char *name, int file, hb_tensor t, bool copied) {
+    /* Duplicates are found by hb__ck_finish through the hash; a linear check here would be quadratic. */
     if (grow((void **)&ck->ents, &ck->cap, ck->n + 1, sizeof *ck->ents) != 0) return hb_error("%s: out of memory", where);
     ck_entry *e = &ck->ents[ck->n];
     if (!(e->name = dupstr(name))) return hb_error("%s: out of memory", where);
@@ -73,13 +73,13 @@ int ck_add_tensor(hb_checkpoint *ck, const char *where, const char *name, int fi
     return 0;
 }
 
-int ck_own(hb_checkpoint *ck, void *p) {
+int hb__ck_own(hb_checkpoint *ck, void *p) {
     if (grow((void **)&ck->owned, &ck->capowned, ck->nowned + 1, sizeof *ck->owned) != 0) { hb_free(p); return -1; }
     ck->owned[ck->nowned++] = p;
     return 0;
 }
 
-void *ck_copy_out(hb_checkpoint *ck, int file, const void *src, size_t n, const char *what) {
+void *hb__ck_copy_out(hb_checkpoint *ck, int file, const void *src, size_t n, const char *what) {
     const ck_file *f = &ck->files[file];
     void *buf = hb_malloc(n ? n : 1, what);
     if (!buf) return NULL;
@@ -95,11 +95,11 @@ void *ck_copy_out(hb_checkpoint *ck, int file, const void *src, size_t n, const 
         }
         got += (size_t)r;
     }
-    if (ck_own(ck, buf) != 0) { hb_error("%s: out of memory", f->path); return NULL; }
+    if (hb__ck_own(ck, buf) != 0) { hb_error("%s: out of memory", f->path); return NULL; }
     return buf;
 }
 
-int ck_add_meta(hb_checkpoint *ck, const char *key, const char *value) {
+int hb__ck_add_meta(hb_checkpoint *ck, const char *key, const char *value) {
     for (int i = 0; i < ck->nmeta; i++) if (!strcmp(ck->meta[2 * i], key)) return 0;
     int cap2 = ck->capmeta;
     if (grow((void **)&ck->meta, &cap2, 2 * (ck->nmeta + 1), sizeof *ck->meta) != 0) return -1;
@@ -131,7 +131,7 @@ static int hash_slot(const hb_checkpoint *ck, const int *table, const char *name
     }
 }
 
-int ck_finish(hb_checkpoint *ck) {
+int hb__ck_finish(hb_checkpoint *ck) {
     if (ck->hash) return 0;
     int cap = 16;
     while (cap < 2 * ck->n + 2) cap *= 2;
@@ -156,7 +156,7 @@ int ck_finish(hb_checkpoint *ck) {
     return 0;
 }
 
-int ck_find_exact(const hb_checkpoint *ck, const char *name) {
+int hb__ck_find_exact(const hb_checkpoint *ck, const char *name) {
     if (!ck->hash) return -1;
     int s = hash_slot(ck, ck->hash, name, false);
     return ck->hash[s] - 1;
@@ -234,10 +234,10 @@ static bool has_magic(const char *path, const char *magic) {
 }
 
 static int load_file(hb_checkpoint *ck, const char *path) {
-    if (ends_with(path, ".json")) return st_load_index(ck, path);
-    if (has_magic(path, "PK\3\4")) return pth_load(ck, path);
-    if (has_magic(path, "GGUF") || ends_with(path, ".gguf")) return gguf_load(ck, path);
-    return st_load(ck, path);
+    if (ends_with(path, ".json")) return hb__st_load_index(ck, path);
+    if (has_magic(path, "PK\3\4")) return hb__pth_load(ck, path);
+    if (has_magic(path, "GGUF") || ends_with(path, ".gguf")) return hb__gguf_load(ck, path);
+    return hb__st_load(ck, path);
 }
 
 static int load_dir(hb_checkpoint *ck, const char *dir) {
@@ -246,7 +246,7 @@ static int load_dir(hb_checkpoint *ck, const char *dir) {
     if (list_dir(dir, ".safetensors.index.json", &l, &n) != 0) return -1;
     if (n > 0) {
         if (n > 1) hb_log(HB_LOG_DEBUG, "%s: %d index files, using %s", dir, n, l[0]);
-        int rc = st_load_index(ck, l[0]);
+        int rc = hb__st_load_index(ck, l[0]);
         free_list(l, n);
         return rc;
     }
@@ -254,7 +254,7 @@ static int load_dir(hb_checkpoint *ck, const char *dir) {
     /* a quantized DiT: one .gguf in the folder */
     if (list_dir(dir, ".gguf", &l, &n) != 0) return -1;
     if (n > 0) {
-        int rc = n == 1 ? gguf_load(ck, l[0])
+        int rc = n == 1 ? hb__gguf_load(ck, l[0])
                         : hb_error("%s: folder holds %d .gguf files; open one of them by path", dir, n);
         free_list(l, n);
         return rc;
@@ -263,7 +263,7 @@ static int load_dir(hb_checkpoint *ck, const char *dir) {
     if (list_dir(dir, ".safetensors", &l, &n) != 0) return -1;
     if (n > 0) {
         int rc = 0;
-        for (int i = 0; i < n && rc == 0; i++) rc = st_load(ck, l[i]);
+        for (int i = 0; i < n && rc == 0; i++) rc = hb__st_load(ck, l[i]);
         free_list(l, n);
         return rc;
     }
@@ -273,7 +273,7 @@ static int load_dir(hb_checkpoint *ck, const char *dir) {
     if (list_dir(dir, ".pth", &a, &na) != 0) return -1;
     if (list_dir(dir, ".pt", &b, &nb) != 0) { free_list(a, na); return -1; }
     int rc;
-    if (na + nb == 1) rc = pth_load(ck, na ? a[0] : b[0]);
+    if (na + nb == 1) rc = hb__pth_load(ck, na ? a[0] : b[0]);
     else if (na + nb == 0) rc = hb_error("%s: folder holds no checkpoint (*.safetensors.index.json, *.gguf, *.safetensors, *.pth, *.pt)", dir);
     else rc = hb_error("%s: folder holds %d .pth/.pt files and no safetensors; open one of them by path", dir, na + nb);
     free_list(a, na);
@@ -285,11 +285,11 @@ hb_checkpoint *hb_checkpoint_open(const char *path) {
     if (!path || !*path) { hb_error("checkpoint: empty path"); return NULL; }
     struct stat st;
     if (stat(path, &st) != 0) { hb_error("%s: cannot open: %s", path, strerror(errno)); return NULL; }
-    hb_checkpoint *ck = ck_new(path);
+    hb_checkpoint *ck = hb__ck_new(path);
     if (!ck) return NULL;
     int rc = S_ISDIR(st.st_mode) ? load_dir(ck, path) : load_file(ck, path);
-    if (rc == 0) rc = ck_finish(ck);
-    if (rc == 0) rc = ck_resolve_fp8(ck);
+    if (rc == 0) rc = hb__ck_finish(ck);
+    if (rc == 0) rc = hb__ck_resolve_fp8(ck);
     if (rc != 0) { hb_checkpoint_close(ck); return NULL; }
     return ck;
 }

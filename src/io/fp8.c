@@ -20,10 +20,10 @@ static bool has_suffix(const char *s, const char *suf) {
 static int find_scale(const hb_checkpoint *ck, const ck_entry *e) {
     char name[HB_NAME_MAX + 16];
     snprintf(name, sizeof name, "%s_scale", e->name); /* NAME.weight_scale */
-    int i = ck_find_exact(ck, name);
+    int i = hb__ck_find_exact(ck, name);
     if (i >= 0 || !has_suffix(e->name, ".weight")) return i;
     snprintf(name, sizeof name, "%.*s.scale_weight", (int)(strlen(e->name) - 7), e->name);
-    return ck_find_exact(ck, name);
+    return hb__ck_find_exact(ck, name);
 }
 
 static bool is_scaled_file(const hb_checkpoint *ck) {
@@ -75,7 +75,7 @@ static int dequantize(hb_checkpoint *ck, ck_entry *e, const float *sc, int64_t n
             }
             out[r * cols + c] = hb_f32_to_bf16(hb_e4m3_to_f32(b) * sc[nsc > 1 ? r : 0]);
         }
-    if (ck_own(ck, out)) return hb_error("%s: out of memory", ck->files[e->file].path);
+    if (hb__ck_own(ck, out)) return hb_error("%s: out of memory", ck->files[e->file].path);
     e->t.dtype = HB_BF16;
     e->t.data = out;
     e->copied = true;
@@ -83,7 +83,7 @@ static int dequantize(hb_checkpoint *ck, ck_entry *e, const float *sc, int64_t n
     return 0;
 }
 
-int ck_resolve_fp8(hb_checkpoint *ck) {
+int hb__ck_resolve_fp8(hb_checkpoint *ck) {
     int scaled = -1; /* decided at the first fp8 tensor */
     for (int i = 0; i < ck->n; i++) {
         ck_entry *e = &ck->ents[i];

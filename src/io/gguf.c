@@ -277,7 +277,7 @@ static int get_kvs(hb_checkpoint *ck, cursor *c, uint64_t nkv, uint32_t *align, 
             no[*nos] = (oshape){ks + strlen(pre), (size_t)klen - strlen(pre), c->base + at + 12, rd_le(c->base + at + 4, 8)};
             (*nos)++;
         }
-        if (ck && ck_add_meta(ck, kname, buf) != 0) { rc = hb_error("%s: out of memory", c->path); break; }
+        if (ck && hb__ck_add_meta(ck, kname, buf) != 0) { rc = hb_error("%s: out of memory", c->path); break; }
     }
     free(buf);
     return rc;
@@ -314,13 +314,13 @@ static int add_tensors(hb_checkpoint *ck, cursor *c, int file, tinfo *ti, uint64
         size_t al = hb_dtype_size(ti[i].t.dtype);
         if (al > 1 && ((uintptr_t)p % al) != 0) {
             /* an alignment below the element size: typed loads need an aligned copy */
-            void *b = ck_copy_out(ck, file, p, (size_t)ti[i].nbytes, ti[i].name);
+            void *b = hb__ck_copy_out(ck, file, p, (size_t)ti[i].nbytes, ti[i].name);
             if (!b) return hb_error_prefix("%s", c->path);
             p = b;
             copied = true;
         }
         ti[i].t.data = (void *)p;
-        if (ck_add_tensor(ck, c->path, ti[i].name, file, ti[i].t, copied)) return -1;
+        if (hb__ck_add_tensor(ck, c->path, ti[i].name, file, ti[i].t, copied)) return -1;
     }
     return 0;
 }
@@ -342,7 +342,7 @@ static int get_header(cursor *c, uint64_t *nt, uint64_t *nkv) {
     return 0;
 }
 
-int gguf_parse(hb_checkpoint *ck, const char *path, int file, const uint8_t *base, size_t size) {
+int hb__gguf_parse(hb_checkpoint *ck, const char *path, int file, const uint8_t *base, size_t size) {
     cursor c = {path, base, size, 0};
     uint64_t nt = 0, nkv = 0;
     uint32_t align = 32;
@@ -386,10 +386,10 @@ done:
     return rc;
 }
 
-int gguf_load(hb_checkpoint *ck, const char *path) {
-    int f = ck_map_file(ck, path);
+int hb__gguf_load(hb_checkpoint *ck, const char *path) {
+    int f = hb__ck_map_file(ck, path);
     if (f < 0) return -1;
-    return gguf_parse(ck, path, f, ck->files[f].map, ck->files[f].size);
+    return hb__gguf_parse(ck, path, f, ck->files[f].map, ck->files[f].size);
 }
 
 /* ---------- writing ---------- */

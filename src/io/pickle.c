@@ -267,181 +267,200 @@ static const char *op_name(uint8_t op) {
     }
 }
 
+/* The opcode groups of run(): each returns 0, -1 with an error, or NOT_MINE for an opcode of another group. */
+enum { NOT_MINE = 1 };
+
+/* PROTO, FRAME: stream framing, nothing to build. */
+static int op_framing(pk *k, uint8_t op, size_t pos) {
+    if (op == 0x80) { /* PROTO */
+        if (!need(k, 1)) return perr(k, "%s truncated", "PROTO", pos);
+        if (*k->p > 5) return perr(k, "%s: unsupported protocol", "PROTO", pos);
+        k->p++;
+        return 0;
+    }
+    if (op == 0x95) { /* FRAME (protocol 4): an 8-byte length hint, nothing to do */
+        if (!need(k, 8)) return perr(k, "%s truncated", "FRAME", pos);
+        k->p += 8;
+        return 0;
+    }
+    return NOT_MINE;
+}
+
+static int push_mark(pk *k) {
+    if (k->nmarks == k->mcap) {
+        int nc = k->mcap ? k->mcap * 2 : 16;
+        int *m = realloc(k->marks, (size_t)nc * sizeof *m);
+        if (!m) return hb_error("%s: data.pkl: out of memory", k->where);
+        k->marks = m;
+        k->mcap = nc;
+    }
+    k->marks[k->nmarks++] = k->sp;
+    return 0;
+}
+
+/* BININT, BININT1, BININT2, LONG1: the integer operand. */
+static int read_int(pk *k, uint8_t op, size_t pos, int64_t *val) {
+    static const struct { uint8_t op; int bytes; const char *name; } fixed[] = {
+        {'J', 4, "BININT"}, {'K', 1, "BININT1"}, {'M', 2, "BININT2"}};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+        if (op != fixed[i].op) continue;
+        if (!need(k, (size_t)fixed[i].bytes)) return perr(k, "%s truncated", fixed[i].name, pos);
+        uint64_t u = rd_le(k->p, fixed[i].bytes);
+        *val = op == 'J' ? (int32_t)(uint32_t)u : (int64_t)u;
+        k->p += fixed[i].bytes;
+        return 0;
+    }
+    if (!need(k, 1)) return perr(k, "%s truncated", "LONG1", pos);
+    int n = *k->p++;
+    if (n > 8) return perr(k, "%s: integer wider than 64 bits", "LONG1", pos);
+    if (!need(k, (size_t)n)) return perr(k, "%s truncated", "LONG1", pos);
+    uint64_t u = n ? rd_le(k->p, n) : 0;
+    if (n > 0 && n < 8 && (k->p[n - 1] & 0x80)) u |= ~(uint64_t)0 << (8 * n); /* sign-extend */
+    *val = (int64_t)u;
+    k->p += n;
+    return 0;
+}
+
+/* Empty containers, None, booleans, MARK, strings and integers: one value pushed (MARK: a mark). */
+static int op_value(pk *k, uint8_t op, size_t pos) {
+    switch (op) {
+    case '}': return push(k, newv(k, V_DICT));
+    case ')': return push(k, newv(k, V_TUPLE));
+    case ']': return push(k, newv(k, V_LIST));
+    case 'N': return push(k, k->none);
+    case 0x88: case 0x89: { /* NEWTRUE, NEWFALSE */
+        pv *v = newv(k, V_BOOL);
+        if (v) v->i = op == 0x88;
+        return push(k, v);
+    }
+    case '(': return push_mark(k); /* MARK */
+    case 'X': { /* BINUNICODE */
+        if (!need(k, 4)) return perr(k, "%s truncated", "BINUNICODE", pos);
+        size_t len = (size_t)rd_le(k->p, 4);
+        k->p += 4;
+        return push_str(k, len, pos);
+    }
+    case 0x8c: /* SHORT_BINUNICODE */
+        if (!need(k, 1)) return perr(k, "%s truncated", "SHORT_BINUNICODE", pos);
+        return push_str(k, *k->p++, pos);
+    case 'J': case 'K': case 'M': case 0x8a: { /* BININT, BININT1, BININT2, LONG1 */
+        int64_t val = 0;
+        if (read_int(k, op, pos, &val)) return -1;
+        pv *v = newv(k, V_INT);
+        if (v) v->i = val;
+        return push(k, v);
+    }
+    default: return NOT_MINE;
+    }
+}
+
+/* TUPLE, TUPLE1..3: a tuple from the stack. */
+static int op_tuple(pk *k, uint8_t op, size_t pos) {
+    if (op == 't') {
+        pv *t = pop_to_mark(k, V_TUPLE, pos);
+        return t ? push(k, t) : -1;
+    }
+    if (op < 0x85 || op > 0x87) return NOT_MINE;
+    int n = op - 0x84;
+    if (k->sp < n) return perr(k, "%s on a short stack", "TUPLEn", pos);
+    pv *t = newv(k, V_TUPLE);
+    if (!t) return hb_error("%s: data.pkl: out of memory", k->where);
+    for (int i = k->sp - n; i < k->sp; i++)
+        if (add_item(k, t, k->stack[i]) != 0) return -1;
+    k->sp -= n;
+    return push(k, t);
+}
+
+/* BUILD, SETITEM(S), APPEND(S): fill the dict or list on top of the stack. */
+static int op_fill(pk *k, uint8_t op, size_t pos) {
+    pv *top = k->sp > 0 ? k->stack[k->sp - 1] : NULL, *v, *key, *items;
+    switch (op) {
+    case 'b': /* BUILD: state for a dict (torch's _metadata) or a tensor is ignored */
+        if (!pop(k) || k->sp < 1) return perr(k, "%s on a short stack", "BUILD", pos);
+        top = k->stack[k->sp - 1];
+        if (top->kind != V_DICT && top->kind != V_TENSOR)
+            return perr(k, "%s on an object that is not a dict or tensor", "BUILD", pos);
+        return 0;
+    case 's': /* SETITEM */
+        v = pop(k), key = pop(k);
+        if (!v || !key || k->sp < 1 || k->stack[k->sp - 1]->kind != V_DICT)
+            return perr(k, "%s without a dict", "SETITEM", pos);
+        top = k->stack[k->sp - 1];
+        return add_item(k, top, key) != 0 || add_item(k, top, v) != 0 ? -1 : 0;
+    case 'u': /* SETITEMS */
+        if (!(items = pop_to_mark(k, V_LIST, pos))) return -1;
+        if (k->sp < 1 || k->stack[k->sp - 1]->kind != V_DICT || items->n % 2)
+            return perr(k, "%s without a dict or with an odd item count", "SETITEMS", pos);
+        break;
+    case 'a': /* APPEND */
+        v = pop(k);
+        if (!v || k->sp < 1 || k->stack[k->sp - 1]->kind != V_LIST) return perr(k, "%s without a list", "APPEND", pos);
+        return add_item(k, k->stack[k->sp - 1], v);
+    case 'e': /* APPENDS */
+        if (!(items = pop_to_mark(k, V_LIST, pos))) return -1;
+        if (k->sp < 1 || k->stack[k->sp - 1]->kind != V_LIST) return perr(k, "%s without a list", "APPENDS", pos);
+        break;
+    default: return NOT_MINE;
+    }
+    top = k->stack[k->sp - 1]; /* SETITEMS, APPENDS: every marked item into it */
+    for (int i = 0; i < items->n; i++)
+        if (add_item(k, top, items->items[i]) != 0) return -1;
+    return 0;
+}
+
+/* GLOBAL, STACK_GLOBAL, BINPERSID, REDUCE: the classes, storages and tensors of a state dict. */
+static int op_object(pk *k, uint8_t op, size_t pos) {
+    switch (op) {
+    case 'c': { /* GLOBAL module\nname\n */
+        char mod[160], name[160];
+        if (read_line(k, mod, sizeof mod, pos) != 0 || read_line(k, name, sizeof name, pos) != 0) return -1;
+        pv *g = make_global(k, mod, name, pos);
+        return g ? push(k, g) : -1;
+    }
+    case 0x93: { /* STACK_GLOBAL */
+        pv *name = pop(k), *mod = pop(k);
+        if (!name || !mod || name->kind != V_STR || mod->kind != V_STR || strlen(name->s) != name->slen ||
+            strlen(mod->s) != mod->slen)
+            return perr(k, "%s needs two strings", "STACK_GLOBAL", pos);
+        pv *g = make_global(k, mod->s, name->s, pos);
+        return g ? push(k, g) : -1;
+    }
+    case 'Q': return op_persid(k, pos);
+    case 'R': return op_reduce(k, pos);
+    default: return NOT_MINE;
+    }
+}
+
+/* BINPUT, LONG_BINPUT, MEMOIZE, BINGET, LONG_BINGET. */
+static int op_memo(pk *k, uint8_t op, size_t pos) {
+    const bool put = op == 'q' || op == 'r' || op == 0x94, get = op == 'h' || op == 'j';
+    if (!put && !get) return NOT_MINE;
+    if (op == 0x94) return memo_put(k, k->memo_len, pos);
+    const int bytes = op == 'q' || op == 'h' ? 1 : 4;
+    const char *name = op == 'q' ? "BINPUT" : op == 'r' ? "LONG_BINPUT" : op == 'h' ? "BINGET" : "LONG_BINGET";
+    if (!need(k, (size_t)bytes)) return perr(k, "%s truncated", name, pos);
+    const uint64_t idx = rd_le(k->p, bytes);
+    k->p += bytes;
+    return put ? memo_put(k, idx, pos) : memo_get(k, idx, pos);
+}
+
 static int run(pk *k, pv **result) {
+    static int (*const groups[])(pk *, uint8_t, size_t) = {op_framing, op_value, op_tuple, op_fill, op_object, op_memo};
     for (;;) {
         if (k->p >= k->end) return hb_error("%s: data.pkl: truncated pickle (no STOP opcode)", k->where);
         size_t pos = (size_t)(k->p - k->start);
         uint8_t op = *k->p++;
-        int rc = 0;
-        switch (op) {
-        case 0x80: /* PROTO */
-            if (!need(k, 1)) return perr(k, "%s truncated", "PROTO", pos);
-            if (*k->p > 5) return perr(k, "%s: unsupported protocol", "PROTO", pos);
-            k->p++;
-            break;
-        case 0x95: /* FRAME (protocol 4): an 8-byte length hint, nothing to do */
-            if (!need(k, 8)) return perr(k, "%s truncated", "FRAME", pos);
-            k->p += 8;
-            break;
-        case '.': /* STOP */
+        if (op == '.') { /* STOP */
             if (k->sp < 1) return perr(k, "%s on an empty stack", "STOP", pos);
             *result = k->stack[k->sp - 1];
             return 0;
-        case '}': rc = push(k, newv(k, V_DICT)); break;
-        case ')': rc = push(k, newv(k, V_TUPLE)); break;
-        case ']': rc = push(k, newv(k, V_LIST)); break;
-        case 'N': rc = push(k, k->none); break;
-        case 0x88: case 0x89: { /* NEWTRUE, NEWFALSE */
-            pv *v = newv(k, V_BOOL);
-            if (v) v->i = op == 0x88;
-            rc = push(k, v);
-            break;
         }
-        case '(': /* MARK */
-            if (k->nmarks == k->mcap) {
-                int nc = k->mcap ? k->mcap * 2 : 16;
-                int *m = realloc(k->marks, (size_t)nc * sizeof *m);
-                if (!m) return hb_error("%s: data.pkl: out of memory", k->where);
-                k->marks = m;
-                k->mcap = nc;
-            }
-            k->marks[k->nmarks++] = k->sp;
-            break;
-        case 'X': /* BINUNICODE */
-            if (!need(k, 4)) return perr(k, "%s truncated", "BINUNICODE", pos);
-            { size_t len = (size_t)rd_le(k->p, 4); k->p += 4; rc = push_str(k, len, pos); }
-            break;
-        case 0x8c: /* SHORT_BINUNICODE */
-            if (!need(k, 1)) return perr(k, "%s truncated", "SHORT_BINUNICODE", pos);
-            { size_t len = *k->p++; rc = push_str(k, len, pos); }
-            break;
-        case 'J': case 'K': case 'M': case 0x8a: { /* BININT, BININT1, BININT2, LONG1 */
-            int64_t val;
-            if (op == 'J') {
-                if (!need(k, 4)) return perr(k, "%s truncated", "BININT", pos);
-                val = (int32_t)(uint32_t)rd_le(k->p, 4);
-                k->p += 4;
-            } else if (op == 'K') {
-                if (!need(k, 1)) return perr(k, "%s truncated", "BININT1", pos);
-                val = *k->p++;
-            } else if (op == 'M') {
-                if (!need(k, 2)) return perr(k, "%s truncated", "BININT2", pos);
-                val = (int64_t)rd_le(k->p, 2);
-                k->p += 2;
-            } else {
-                if (!need(k, 1)) return perr(k, "%s truncated", "LONG1", pos);
-                int n = *k->p++;
-                if (n > 8) return perr(k, "%s: integer wider than 64 bits", "LONG1", pos);
-                if (!need(k, (size_t)n)) return perr(k, "%s truncated", "LONG1", pos);
-                uint64_t u = n ? rd_le(k->p, n) : 0;
-                if (n > 0 && n < 8 && (k->p[n - 1] & 0x80)) u |= ~(uint64_t)0 << (8 * n); /* sign-extend */
-                val = (int64_t)u;
-                k->p += n;
-            }
-            pv *v = newv(k, V_INT);
-            if (v) v->i = val;
-            rc = push(k, v);
-            break;
-        }
-        case 't': { /* TUPLE */
-            pv *t = pop_to_mark(k, V_TUPLE, pos);
-            if (!t) return -1;
-            rc = push(k, t);
-            break;
-        }
-        case 0x85: case 0x86: case 0x87: { /* TUPLE1..3 */
-            int n = op - 0x84;
-            if (k->sp < n) return perr(k, "%s on a short stack", "TUPLEn", pos);
-            pv *t = newv(k, V_TUPLE);
-            if (!t) return hb_error("%s: data.pkl: out of memory", k->where);
-            for (int i = k->sp - n; i < k->sp; i++) if (add_item(k, t, k->stack[i]) != 0) return -1;
-            k->sp -= n;
-            rc = push(k, t);
-            break;
-        }
-        case 'c': { /* GLOBAL module\nname\n */
-            char mod[160], name[160];
-            if (read_line(k, mod, sizeof mod, pos) != 0 || read_line(k, name, sizeof name, pos) != 0) return -1;
-            pv *g = make_global(k, mod, name, pos);
-            if (!g) return -1;
-            rc = push(k, g);
-            break;
-        }
-        case 0x93: { /* STACK_GLOBAL */
-            pv *name = pop(k), *mod = pop(k);
-            if (!name || !mod || name->kind != V_STR || mod->kind != V_STR || strlen(name->s) != name->slen ||
-                strlen(mod->s) != mod->slen)
-                return perr(k, "%s needs two strings", "STACK_GLOBAL", pos);
-            pv *g = make_global(k, mod->s, name->s, pos);
-            if (!g) return -1;
-            rc = push(k, g);
-            break;
-        }
-        case 'Q': rc = op_persid(k, pos); break;
-        case 'R': rc = op_reduce(k, pos); break;
-        case 'b': { /* BUILD: state for a dict (torch's _metadata) or a tensor is ignored */
-            pv *state = pop(k);
-            if (!state || k->sp < 1) return perr(k, "%s on a short stack", "BUILD", pos);
-            int kind = k->stack[k->sp - 1]->kind;
-            if (kind != V_DICT && kind != V_TENSOR) return perr(k, "%s on an object that is not a dict or tensor", "BUILD", pos);
-            break;
-        }
-        case 's': { /* SETITEM */
-            pv *v = pop(k), *key = pop(k);
-            if (!v || !key || k->sp < 1 || k->stack[k->sp - 1]->kind != V_DICT)
-                return perr(k, "%s without a dict", "SETITEM", pos);
-            pv *d = k->stack[k->sp - 1];
-            if (add_item(k, d, key) != 0 || add_item(k, d, v) != 0) return -1;
-            break;
-        }
-        case 'u': { /* SETITEMS */
-            pv *items = pop_to_mark(k, V_LIST, pos);
-            if (!items) return -1;
-            if (k->sp < 1 || k->stack[k->sp - 1]->kind != V_DICT || items->n % 2)
-                return perr(k, "%s without a dict or with an odd item count", "SETITEMS", pos);
-            pv *d = k->stack[k->sp - 1];
-            for (int i = 0; i < items->n; i++) if (add_item(k, d, items->items[i]) != 0) return -1;
-            break;
-        }
-        case 'a': { /* APPEND */
-            pv *v = pop(k);
-            if (!v || k->sp < 1 || k->stack[k->sp - 1]->kind != V_LIST) return perr(k, "%s without a list", "APPEND", pos);
-            rc = add_item(k, k->stack[k->sp - 1], v);
-            break;
-        }
-        case 'e': { /* APPENDS */
-            pv *items = pop_to_mark(k, V_LIST, pos);
-            if (!items) return -1;
-            if (k->sp < 1 || k->stack[k->sp - 1]->kind != V_LIST) return perr(k, "%s without a list", "APPENDS", pos);
-            for (int i = 0; i < items->n; i++) if (add_item(k, k->stack[k->sp - 1], items->items[i]) != 0) return -1;
-            break;
-        }
-        case 'q': /* BINPUT */
-            if (!need(k, 1)) return perr(k, "%s truncated", "BINPUT", pos);
-            rc = memo_put(k, *k->p++, pos);
-            break;
-        case 'r': /* LONG_BINPUT */
-            if (!need(k, 4)) return perr(k, "%s truncated", "LONG_BINPUT", pos);
-            rc = memo_put(k, rd_le(k->p, 4), pos);
-            k->p += 4;
-            break;
-        case 0x94: /* MEMOIZE */
-            rc = memo_put(k, k->memo_len, pos);
-            break;
-        case 'h': /* BINGET */
-            if (!need(k, 1)) return perr(k, "%s truncated", "BINGET", pos);
-            rc = memo_get(k, *k->p++, pos);
-            break;
-        case 'j': /* LONG_BINGET */
-            if (!need(k, 4)) return perr(k, "%s truncated", "LONG_BINGET", pos);
-            rc = memo_get(k, rd_le(k->p, 4), pos);
-            k->p += 4;
-            break;
-        default: {
+        int rc = NOT_MINE;
+        for (size_t g = 0; rc == NOT_MINE && g < sizeof groups / sizeof groups[0]; g++) rc = groups[g](k, op, pos);
+        if (rc == NOT_MINE) {
             char what[64];
             snprintf(what, sizeof what, "0x%02x (%s)", op, op_name(op));
             return perr(k, "unsupported pickle opcode %s; only a plain state dict of tensors can be read", what, pos);
-        }
         }
         if (rc != 0) return -1;
     }
@@ -463,7 +482,7 @@ static int count_tensors(const pv *d) {
     return n;
 }
 
-int pkl_read_state_dict(const char *where, const uint8_t *buf, size_t len, pkl_tensor **out, int *nout) {
+int hb__pkl_read_state_dict(const char *where, const uint8_t *buf, size_t len, pkl_tensor **out, int *nout) {
     *out = NULL;
     *nout = 0;
     pk k;
@@ -518,13 +537,13 @@ int pkl_read_state_dict(const char *where, const uint8_t *buf, size_t len, pkl_t
         memcpy(t->stride, v->stride, sizeof t->stride);
     }
     free_all(&k);
-    if (rc != 0) { pkl_free(ts, n); return -1; }
+    if (rc != 0) { hb__pkl_free(ts, n); return -1; }
     *out = ts;
     *nout = n;
     return 0;
 }
 
-void pkl_free(pkl_tensor *t, int n) {
+void hb__pkl_free(pkl_tensor *t, int n) {
     if (!t) return;
     for (int i = 0; i < n; i++) { free(t[i].name); free(t[i].storage_key); }
     free(t);

@@ -18,10 +18,10 @@ typedef struct pkl_tensor {
 } pkl_tensor;
 
 /* Parses a state dict pickle. `where` names the file in messages. On success *out holds *n tensors in
- * pickle order (free with pkl_free). A dict nested one level under "state_dict", "model", "module",
+ * pickle order (free with hb__pkl_free). A dict nested one level under "state_dict", "model", "module",
  * "generator_ema", "generator" or "ema" (the first present, in this order) is used when the top level holds no
  * tensors. "_fsdp_wrapped_module." segments are deleted from every name. */
-int pkl_read_state_dict(const char *where, const uint8_t *buf, size_t len, pkl_tensor **out, int *n);
-void pkl_free(pkl_tensor *t, int n);
+int hb__pkl_read_state_dict(const char *where, const uint8_t *buf, size_t len, pkl_tensor **out, int *n);
+void hb__pkl_free(pkl_tensor *t, int n);
 
 #endif

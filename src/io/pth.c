@@ -180,7 +180,7 @@ static int bind_tensor(hb_checkpoint *ck, const char *path, int file, zip_t *z, 
             if ((uintptr_t)s->base % es != 0) {
                 /* Misaligned for its dtype (torch aligns to 64; other zip writers may not): one copy of
                  * the whole storage serves every view of it. */
-                void *buf = ck_copy_out(ck, file, s->base, (size_t)st.size, ename);
+                void *buf = hb__ck_copy_out(ck, file, s->base, (size_t)st.size, ename);
                 if (!buf) { hb_error_prefix("%s", path); free(ename); (*ncache)--; return -1; }
                 hb_log(HB_LOG_DEBUG, "%s: storage '%s' is misaligned for %s in the zip, copied", path, ename,
                        hb_dtype_name(pt->dtype));
@@ -189,7 +189,7 @@ static int bind_tensor(hb_checkpoint *ck, const char *path, int file, zip_t *z, 
             }
         } else {
             void *buf = read_entry(z, (zip_uint64_t)idx, st.size, path, ename);
-            if (!buf || ck_own(ck, buf) != 0) { free(ename); (*ncache)--; return -1; }
+            if (!buf || hb__ck_own(ck, buf) != 0) { free(ename); (*ncache)--; return -1; }
             s->base = buf;
             s->mapped = false;
         }
@@ -204,7 +204,7 @@ static int bind_tensor(hb_checkpoint *ck, const char *path, int file, zip_t *z, 
     bool copied = !s->mapped;
     if ((uintptr_t)p % es != 0) {
         size_t nb = (size_t)(numel * es);
-        void *buf = ck_copy_out(ck, file, p, nb, pt->name);
+        void *buf = hb__ck_copy_out(ck, file, p, nb, pt->name);
         if (!buf) return hb_error_prefix("%s", path);
         hb_log(HB_LOG_DEBUG, "%s: tensor '%s' is misaligned for %s in the zip, copied", path, pt->name,
                hb_dtype_name(pt->dtype));
@@ -212,11 +212,11 @@ static int bind_tensor(hb_checkpoint *ck, const char *path, int file, zip_t *z, 
         copied = true;
     }
     hb_tensor t = hb_tensor_make(pt->dtype, pt->ndim, pt->shape, (void *)p);
-    return ck_add_tensor(ck, path, pt->name, file, t, copied);
+    return hb__ck_add_tensor(ck, path, pt->name, file, t, copied);
 }
 
-int pth_load(hb_checkpoint *ck, const char *path) {
-    int file = ck_map_file(ck, path);
+int hb__pth_load(hb_checkpoint *ck, const char *path) {
+    int file = hb__ck_map_file(ck, path);
     if (file < 0) return -1;
     int zerr = 0;
     zip_t *z = zip_open(path, ZIP_RDONLY, &zerr);
@@ -278,7 +278,7 @@ int pth_load(hb_checkpoint *ck, const char *path) {
         }
     }
     if (!(pkl = read_entry(z, (zip_uint64_t)pidx, st.size, path, "data.pkl"))) goto done;
-    if (pkl_read_state_dict(path, pkl, (size_t)st.size, &ts, &nt) != 0) goto done;
+    if (hb__pkl_read_state_dict(path, pkl, (size_t)st.size, &ts, &nt) != 0) goto done;
     if (zdir_parse(ck->files[file].map, ck->files[file].size, &zd, &nzd) != 0) { hb_error("%s: out of memory", path); goto done; }
     cache = calloc((size_t)nt + 1, sizeof *cache);
     if (!cache) { hb_error("%s: out of memory", path); goto done; }
@@ -289,7 +289,7 @@ int pth_load(hb_checkpoint *ck, const char *path) {
 done:
     free(cache);
     free(zd);
-    pkl_free(ts, nt);
+    hb__pkl_free(ts, nt);
     hb_free(pkl);
     zip_discard(z);
     return rc;

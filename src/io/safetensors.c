@@ -84,12 +84,12 @@ static int parse_metadata(hb_checkpoint *ck, const char *path, json_t *m) {
             hb_log(HB_LOG_DEBUG, "%s: __metadata__ key '%s' is not a string, ignored", path, k);
             continue;
         }
-        if (ck_add_meta(ck, k, json_string_value(v)) != 0) return hb_error("%s: out of memory", path);
+        if (hb__ck_add_meta(ck, k, json_string_value(v)) != 0) return hb_error("%s: out of memory", path);
     }
     return 0;
 }
 
-int st_parse(hb_checkpoint *ck, const char *path, int file, const uint8_t *base, size_t size) {
+int hb__st_parse(hb_checkpoint *ck, const char *path, int file, const uint8_t *base, size_t size) {
     if (size < 8) return hb_error("%s: truncated: %zu bytes, a safetensors file needs at least 8", path, size);
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | base[i];
@@ -135,14 +135,14 @@ int st_parse(hb_checkpoint *ck, const char *path, int file, const uint8_t *base,
         size_t al = hb_dtype_size(t.dtype);
         if (((uintptr_t)p % al) != 0) {
             /* A misaligned tensor cannot be read in place by typed loads: copy it to an aligned buffer. */
-            void *buf = ck_copy_out(ck, file, p, (size_t)(e - b), name);
+            void *buf = hb__ck_copy_out(ck, file, p, (size_t)(e - b), name);
             if (!buf) { rc = hb_error_prefix("%s", path); goto done; }
             hb_log(HB_LOG_DEBUG, "%s: tensor '%s' is misaligned for %s, copied", path, name, hb_dtype_name(t.dtype));
             p = buf;
             copied = true;
         }
         t.data = (void *)p;
-        if ((rc = ck_add_tensor(ck, path, name, file, t, copied)) != 0) goto done;
+        if ((rc = hb__ck_add_tensor(ck, path, name, file, t, copied)) != 0) goto done;
         ck->ents[ck->n - 1].fp8 = fp8;
         sp[ns].begin = b;
         sp[ns].end = e;
@@ -171,10 +171,10 @@ done:
     return rc;
 }
 
-int st_load(hb_checkpoint *ck, const char *path) {
-    int f = ck_map_file(ck, path);
+int hb__st_load(hb_checkpoint *ck, const char *path) {
+    int f = hb__ck_map_file(ck, path);
     if (f < 0) return -1;
-    return st_parse(ck, path, f, ck->files[f].map, ck->files[f].size);
+    return hb__st_parse(ck, path, f, ck->files[f].map, ck->files[f].size);
 }
 
 /* A shard name from an index must be a plain relative path inside the index's folder. */
@@ -190,7 +190,7 @@ static bool safe_rel_path(const char *s) {
     return true;
 }
 
-int st_load_index(hb_checkpoint *ck, const char *index_path) {
+int hb__st_load_index(hb_checkpoint *ck, const char *index_path) {
     /* Read it whole (bounded) and parse from memory: faster than jansson's getc-based file reader. */
     FILE *f = fopen(index_path, "rb");
     if (!f) return hb_error("%s: cannot open: %s", index_path, strerror(errno));
@@ -227,11 +227,11 @@ int st_load_index(hb_checkpoint *ck, const char *index_path) {
         const char *k;
         json_t *v;
         json_object_foreach(meta, k, v) {
-            if (json_is_string(v)) ck_add_meta(ck, k, json_string_value(v));
+            if (json_is_string(v)) hb__ck_add_meta(ck, k, json_string_value(v));
             else if (json_is_integer(v)) {
                 char buf[32];
                 snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
-                ck_add_meta(ck, k, buf);
+                hb__ck_add_meta(ck, k, buf);
             }
         }
     }
@@ -258,17 +258,17 @@ int st_load_index(hb_checkpoint *ck, const char *index_path) {
         if (!p) { rc = hb_error("%s: out of memory", index_path); goto done; }
         if (slash) snprintf(p, len, "%.*s/%s", (int)dlen, index_path, s);
         else snprintf(p, len, "%s", s);
-        rc = st_load(ck, p);
+        rc = hb__st_load(ck, p);
         free(p);
         if (rc != 0) { hb_error_prefix("%s: shard \"%s\"", index_path, s); goto done; }
         shards[nsh++] = (char *)s;
     }
     if (nsh == 0) { rc = hb_error("%s: weight_map is empty", index_path); goto done; }
     /* Every name in the weight map must be in the shard it names (looked up through the hash table). */
-    if ((rc = ck_finish(ck)) != 0) goto done;
+    if ((rc = hb__ck_finish(ck)) != 0) goto done;
     json_object_foreach(wm, k, v) {
         const char *s = json_string_value(v);
-        int i = ck_find_exact(ck, k);
+        int i = hb__ck_find_exact(ck, k);
         const char *fp = i >= 0 ? ck->files[ck->ents[i].file].path : "";
         size_t fl = strlen(fp), sl = strlen(s);
         if (i < 0 || fl < sl || strcmp(fp + fl - sl, s) != 0 || (fl > sl && fp[fl - sl - 1] != '/')) {

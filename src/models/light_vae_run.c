@@ -276,7 +276,7 @@ static int net(lstate *s, lbuf *x, lbuf *out) {
     const hb_light_vae *m = s->m;
     static const char *names[] = {"up_blocks.0", "up_blocks.1", "up_blocks.2", "up_blocks.3", "up_blocks.4",
                                   "up_blocks.5"};
-    lbuf y;
+    lbuf y = {0}; /* freed on every path, also when the stage that fills it fails before it does */
     if (hook(s, "latent_denorm", x)) return buf_free(s, x), -1;
     int rc = tconv(s, &m->conv_in, x, &y);
     buf_free(s, x);

@@ -4,7 +4,7 @@
  * frame by frame depth first, so both give the same bits. */
 #include "models/tae.h"
 #include "ops/ops.h"
-#include "models/random_weights.h"
+#include "io/safetensors_writer.h"
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -795,9 +795,9 @@ int hb_tae_encode_video(const hb_tae *m, const float *video, int64_t T, int64_t 
 
 enum { RI_WEIGHT = 0, RI_BIAS = 1, RI_WEIGHT_OUT = 2, RI_BIAS_OUT = 3 };
 
-static int rw_add(rw_tensor *ts, int *n, int init, int ndim, int64_t a, int64_t b, int64_t k, const char *fmt,
+static int rw_add(hb_st_tensor *ts, int *n, int init, int ndim, int64_t a, int64_t b, int64_t k, const char *fmt,
                   const char *part, int i) {
-    rw_tensor *t = &ts[(*n)++];
+    hb_st_tensor *t = &ts[(*n)++];
     memset(t, 0, sizeof *t);
     snprintf(t->name, sizeof t->name, fmt, part, i);
     t->ndim = ndim, t->init = init;
@@ -807,7 +807,7 @@ static int rw_add(rw_tensor *ts, int *n, int init, int ndim, int64_t a, int64_t 
 }
 
 /* Names and shapes of one part; out_w(stage-or-index) picks each CONV's output width. */
-static void rw_list(rw_tensor *ts, int *n, const char *part, const tae_spec *spec, int ns, int64_t c_in,
+static void rw_list(hb_st_tensor *ts, int *n, const char *part, const tae_spec *spec, int ns, int64_t c_in,
                     const int64_t *conv_out, const bool *tflags) {
     int64_t c = c_in;
     int nconv = 0;
@@ -836,12 +836,12 @@ static void rw_list(rw_tensor *ts, int *n, const char *part, const tae_spec *spe
     }
 }
 
-static int rw_tae_fill(void *user, int index, const rw_tensor *t, int64_t offset, int64_t n, float *dst) {
+static int rw_tae_fill(void *user, int index, const hb_st_tensor *t, int64_t offset, int64_t n, float *dst) {
     uint64_t seed = *(const uint64_t *)user;
     int64_t fan_in = t->ndim == 4 ? t->shape[1] * t->shape[2] * t->shape[3] : 1;
     float std = t->init == RI_BIAS || t->init == RI_BIAS_OUT ? 0.05f : 1.2f / sqrtf((float)fan_in);
     if (t->init == RI_WEIGHT_OUT) std *= 0.1f;
-    rw_normal_fill(dst, n, seed, (uint64_t)index, offset, t->init == RI_BIAS_OUT ? 0.5f : 0.0f, std);
+    hb_normal_fill(dst, n, seed, (uint64_t)index, offset, t->init == RI_BIAS_OUT ? 0.5f : 0.0f, std);
     return 0;
 }
 
@@ -852,7 +852,7 @@ int hb_tae_write_random(const char *dir, int patch, int latent_channels, int enc
         return hb_error("TAEHV random weights: sizes must be positive");
     hb_tae_config cfg;
     hb_tae_config_default(&cfg);
-    rw_tensor ts[160];
+    hb_st_tensor ts[160];
     int n = 0;
     int64_t enc_out[5] = {enc_width, enc_width, enc_width, enc_width, latent_channels};
     int64_t dec_out[5] = {dec_widths[0], dec_widths[1], dec_widths[2], dec_widths[3], 3 * patch * patch};
@@ -860,5 +860,5 @@ int hb_tae_write_random(const char *dir, int patch, int latent_channels, int enc
             enc_out, cfg.encoder_time_downscale);
     rw_list(ts, &n, "decoder", k_dec_spec, (int)(sizeof k_dec_spec / sizeof k_dec_spec[0]), latent_channels,
             dec_out, cfg.decoder_time_upscale);
-    return rw_write_sharded(dir, "taehv", ts, n, dtype, (int64_t)1 << 30, rw_tae_fill, &seed);
+    return hb_safetensors_write_sharded(dir, "taehv", ts, n, dtype, (int64_t)1 << 30, rw_tae_fill, &seed);
 }

@@ -126,7 +126,7 @@ void hb_tae_encoder_free(hb_tae_encoder *e);
 
 /* ---------- random weights (benchmarks, hb mkmodel) ----------
  * Write a random TAEHV checkpoint (encoder and decoder, reference names, default time/space flags) into the
- * existing empty folder `dir` as <prefix>-0000k-of-0000N.safetensors + index (models/random_weights.h).
+ * existing empty folder `dir` as <prefix>-0000k-of-0000N.safetensors + index (io/safetensors_writer.h).
  * Widths: enc_width (real 64) and dec_widths (real 256, 128, 64, 64). Conv weights N(0, (1.2/sqrt(fan_in))^2),
  * biases N(0, 0.05^2), the last decoder conv scaled so frames mostly land inside [0, 1]. */
 int hb_tae_write_random(const char *dir, int patch, int latent_channels, int enc_width, const int dec_widths[4],

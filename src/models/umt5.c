@@ -4,7 +4,6 @@
 #include "models/umt5.h"
 #include "io/json_file.h"
 #include "ops/ops.h"
-#include "models/random_weights.h"
 #include <float.h>
 #include <jansson.h>
 #include <math.h>
@@ -194,17 +193,10 @@ static void infer_config(hb_checkpoint *ck, hb_umt5_config *c) {
 }
 
 hb_umt5 *hb_umt5_open(const char *path) {
-    char wpath[1100], dir[1100], p[1100];
+    char wpath[1100], dir[1100];
     if (!join(wpath, sizeof wpath, path, NULL)) { hb_error("umt5: path too long: %.80s...", path); return NULL; }
     join(dir, sizeof dir, path, NULL);
-    if (is_dir(path)) {
-        if (join(p, sizeof p, path, "models_t5_umt5-xxl-enc-bf16.pth") && is_file(p)) {
-            join(wpath, sizeof wpath, p, NULL);
-        } else if (join(p, sizeof p, path, "text_encoder") && is_dir(p)) {
-            join(wpath, sizeof wpath, p, NULL);
-            join(dir, sizeof dir, p, NULL);
-        }
-    } else {
+    if (!is_dir(path)) { /* the config is looked for beside the file */
         char *s = strrchr(dir, '/');
         if (s) *s = 0;
         else join(dir, sizeof dir, ".", NULL);
@@ -404,64 +396,4 @@ int hb_umt5_encode(hb_umt5 *m, const int64_t *ids, int64_t n_valid, int64_t n_ro
     if (forward(m, ids, NULL, n_valid, out, NULL) != 0) return -1;
     hb_fill(out + n_valid * m->cfg.dim, 0.0f, (n_rows - n_valid) * m->cfg.dim);
     return 0;
-}
-
-/* ---------- random weights ---------- */
-
-typedef struct { const hb_umt5_config *c; uint64_t seed; } umt5_fill_user;
-enum { INIT_EMB = 0, INIT_NORM, INIT_LINEAR, INIT_POS };
-
-static int umt5_fill(void *user, int index, const rw_tensor *t, int64_t offset, int64_t n, float *dst) {
-    const umt5_fill_user *u = user;
-    float mean = 0, std = 1;
-    if (t->init == INIT_NORM) { mean = 1; std = 0.1f; }
-    else if (t->init == INIT_LINEAR) std = (float)(1.0 / sqrt((double)t->shape[1]));
-    else if (t->init == INIT_POS) std = 0.5f;
-    rw_normal_fill(dst, n, u->seed, (uint64_t)index + 1, offset, mean, std);
-    return 0;
-}
-
-int hb_umt5_write_random(const hb_umt5_config *c, const char *dir, hb_dtype dtype, uint64_t seed, int64_t shard_bytes) {
-    if (c->num_layers < 1 || c->num_heads < 1 || c->dim_attn % c->num_heads || c->num_buckets < 4 || c->dim < 1 ||
-        c->vocab < 1 || c->dim_ffn < 1)
-        return hb_error("%s: invalid umT5 config for random weights", dir);
-    char path[1100];
-    if (!join(path, sizeof path, dir, "config.json")) return hb_error("%s: path too long", dir);
-    char js[1024];
-    int len = snprintf(js, sizeof js,
-                       "{\n  \"architectures\": [\"UMT5EncoderModel\"],\n  \"model_type\": \"umt5\",\n"
-                       "  \"d_model\": %lld,\n  \"d_kv\": %lld,\n  \"d_ff\": %lld,\n  \"num_heads\": %d,\n"
-                       "  \"num_layers\": %d,\n  \"vocab_size\": %lld,\n  \"relative_attention_num_buckets\": %d,\n"
-                       "  \"relative_attention_max_distance\": %d,\n  \"layer_norm_epsilon\": %g,\n"
-                       "  \"feed_forward_proj\": \"gated-gelu\"\n}\n",
-                       (long long)c->dim, (long long)(c->dim_attn / c->num_heads), (long long)c->dim_ffn, c->num_heads,
-                       c->num_layers, (long long)c->vocab, c->num_buckets, c->max_dist, (double)c->eps);
-    if (len < 0 || len >= (int)sizeof js || hb_write_file_atomic(path, js, (size_t)len) != 0) return -1;
-    int n = 2 + 10 * c->num_layers, k = 0;
-    rw_tensor *t = hb_calloc((size_t)n * sizeof *t, "umt5 tensor list");
-    if (!t) return -1;
-#define T2(nm, a, b, in) do { snprintf(t[k].name, sizeof t[k].name, "%s", nm); t[k].ndim = (b) ? 2 : 1; \
-        t[k].shape[0] = a; t[k].shape[1] = b; t[k].init = in; k++; } while (0)
-    T2("token_embedding.weight", c->vocab, c->dim, INIT_EMB);
-    for (int l = 0; l < c->num_layers; l++) {
-        char nm[128];
-#define TL(suf, a, b, in) do { snprintf(nm, sizeof nm, "blocks.%d.%s", l, suf); T2(nm, a, b, in); } while (0)
-        TL("norm1.weight", c->dim, 0, INIT_NORM);
-        TL("attn.q.weight", c->dim_attn, c->dim, INIT_LINEAR);
-        TL("attn.k.weight", c->dim_attn, c->dim, INIT_LINEAR);
-        TL("attn.v.weight", c->dim_attn, c->dim, INIT_LINEAR);
-        TL("attn.o.weight", c->dim, c->dim_attn, INIT_LINEAR);
-        TL("norm2.weight", c->dim, 0, INIT_NORM);
-        TL("ffn.gate.0.weight", c->dim_ffn, c->dim, INIT_LINEAR);
-        TL("ffn.fc1.weight", c->dim_ffn, c->dim, INIT_LINEAR);
-        TL("ffn.fc2.weight", c->dim, c->dim_ffn, INIT_LINEAR);
-        TL("pos_embedding.embedding.weight", c->num_buckets, c->num_heads, INIT_POS);
-#undef TL
-    }
-    T2("norm.weight", c->dim, 0, INIT_NORM);
-#undef T2
-    umt5_fill_user u = {c, seed};
-    int rc = rw_write_sharded(dir, "model", t, k, dtype, shard_bytes, umt5_fill, &u);
-    hb_free(t);
-    return rc;
 }

@@ -26,8 +26,9 @@ typedef struct hb_umt5 hb_umt5;
  * errors name the file, tensor and shapes. With owns_ck the checkpoint is closed by hb_umt5_release_weights
  * / hb_umt5_free. NULL + message on error (the checkpoint is then not closed). */
 hb_umt5 *hb_umt5_create(hb_checkpoint *ck, const hb_umt5_config *cfg, bool owns_ck);
-/* Open weights from a path: a .pth / .safetensors file, or a folder holding
- * models_t5_umt5-xxl-enc-bf16.pth, a text_encoder/ subfolder (diffusers layout) or the weights themselves.
+/* Open weights from a path: a .pth / .safetensors / .gguf file, or a folder holding the weights themselves
+ * (which file or folder of a model folder is the text encoder is pipeline/model_folder's business:
+ * hb_model_folder_scan).
  * Config: a transformers config.json next to the weights when present (d_model, d_kv, d_ff, num_heads,
  * num_layers, relative_attention_num_buckets, relative_attention_max_distance, vocab_size,
  * layer_norm_epsilon), else the sizes of the weights themselves (token_embedding, blocks.0.attn.q,
@@ -77,10 +78,6 @@ typedef struct {
 int hb_umt5_forward(hb_umt5 *m, const int64_t *ids, const uint8_t *mask, int64_t n, float *out,
                     const hb_umt5_trace *trace);
 
-/* Write a random-weight encoder into the existing folder `dir`: a transformers-style config.json (read back
- * by hb_umt5_open) and sharded safetensors (model-0000k-of-0000N.safetensors + index) with the official
- * names; embeddings N(0,1), norms 1+N(0,0.01), Linear N(0,1/fan_in), position bias N(0,0.25). Streams:
- * a full-size model needs a few MB of RAM. For hb mkmodel, tests and benchmarks. */
-int hb_umt5_write_random(const hb_umt5_config *c, const char *dir, hb_dtype dtype, uint64_t seed, int64_t shard_bytes);
+
 
 #endif

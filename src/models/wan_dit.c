@@ -2,7 +2,6 @@
  * (WanModel); golden README "wan_dit" for the exact details (float64 sinusoid, cos first, context padded
  * before text_embedding, RMSNorm over the full dim, 3-D RoPE, head uses e not e0). */
 #include "models/wan_dit.h"
-#include "models/random_weights.h"
 #include "io/json_file.h"
 #include <jansson.h>
 #include <math.h>
@@ -275,65 +274,6 @@ int64_t wan_dit_param_count(const wan_dit_config *c) {
     return n;
 }
 
-/* ---------------------------------------------------------------- random checkpoints */
-
-typedef struct { rw_tensor *t; int n, cap; } tlist;
-
-static int list_fn(void *user, const char *name, int ndim, const int64_t *shape, wan_init_kind init) {
-    tlist *l = user;
-    if (l->n == l->cap) {
-        int cap = l->cap ? 2 * l->cap : 256;
-        rw_tensor *t = realloc(l->t, sizeof *t * (size_t)cap);
-        if (!t) return hb_error("out of memory");
-        l->t = t; l->cap = cap;
-    }
-    rw_tensor *t = &l->t[l->n++];
-    memset(t, 0, sizeof *t);
-    snprintf(t->name, sizeof t->name, "%s", name);
-    t->ndim = ndim;
-    memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
-    t->init = (int)init;
-    return 0;
-}
-
-typedef struct { const wan_dit_config *c; uint64_t seed; } fill_user;
-
-static int wan_fill(void *user, int index, const rw_tensor *t, int64_t offset, int64_t n, float *dst) {
-    const fill_user *u = user;
-    float mean = 0, std = 0.1f;
-    switch ((wan_init_kind)t->init) {
-    case WAN_INIT_LINEAR: {
-        int64_t fan_in = 1;
-        for (int i = 1; i < t->ndim; i++) fan_in *= t->shape[i];
-        std = (float)(1.0 / sqrt((double)fan_in));
-        break;
-    }
-    case WAN_INIT_BIAS: break;
-    case WAN_INIT_NORM: mean = 1.0f; break;
-    case WAN_INIT_MOD: std = (float)(1.0 / sqrt((double)u->c->dim)); break;
-    }
-    rw_normal_fill(dst, n, u->seed, (uint64_t)index + 1, offset, mean, std);
-    return 0;
-}
-
-int wan_dit_write_random(const wan_dit_config *c, const char *dir, hb_dtype dtype, uint64_t seed, int64_t shard_bytes) {
-    if (wan_dit_config_check(c, "random model config")) return -1;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    char *js = wan_dit_config_to_json(c);
-    if (!js) return hb_error("%s: cannot build the config", path);
-    int rc = hb_write_file_atomic(path, js, strlen(js));
-    free(js);
-    if (rc) return -1;
-    tlist l = {0};
-    if (wan_dit_enumerate(c, list_fn, &l) == 0) {
-        fill_user u = {c, seed};
-        rc = rw_write_sharded(dir, "diffusion_pytorch_model", l.t, l.n, dtype, shard_bytes, wan_fill, &u);
-    } else rc = -1;
-    free(l.t);
-    return rc;
-}
-
 /* ---------------------------------------------------------------- loading */
 
 static int get_w(hb_checkpoint *ck, hb_tensor *out, int ndim, const int64_t *shape, const char *fmt, ...)
@@ -466,13 +406,9 @@ wan_dit *wan_dit_open(const char *path, const wan_dit_config *override) {
     cfgpath[0] = 0;
     if (is_dir(path)) {
         snprintf(cfgpath, n, "%s/config.json", path);
-        if (!is_file(cfgpath)) {
-            snprintf(cfgpath, n, "%s/transformer/config.json", path);
-            if (is_file(cfgpath)) snprintf(ckpath, n, "%s/transformer", path);
-            else cfgpath[0] = 0;
-        }
+        if (!is_file(cfgpath)) cfgpath[0] = 0;
         if (!cfgpath[0] && !override) {
-            hb_error("%s: no config.json (nor transformer/config.json) in this folder", path);
+            hb_error("%s: no config.json in this folder (a model folder's DiT is found by hb_model_folder_scan)", path);
             goto done;
         }
     } else if (is_file(path)) {

@@ -58,10 +58,7 @@ typedef enum {
 } wan_init_kind;
 typedef int (*wan_dit_tensor_fn)(void *user, const char *name, int ndim, const int64_t *shape, wan_init_kind init);
 int wan_dit_enumerate(const wan_dit_config *c, wan_dit_tensor_fn fn, void *user);
-/* Write a random-weight model into the existing folder dir: config.json (official keys) and
- * diffusion_pytorch_model-0000k-of-0000N.safetensors shards of at most shard_bytes + the index, streaming
- * (a few MB of memory at any size). dtype F32/BF16/F16; init per wan_init_kind, nothing zero. */
-int wan_dit_write_random(const wan_dit_config *c, const char *dir, hb_dtype dtype, uint64_t seed, int64_t shard_bytes);
+
 
 /* ---------- the model ---------- */
 typedef struct wan_dit_block_w {
@@ -92,8 +89,9 @@ typedef struct wan_dit {
  * tensor is looked up by its official name (diffusers names are mapped by the checkpoint layer) and its
  * shape checked against cfg; errors name the checkpoint and the tensor. */
 wan_dit *wan_dit_from_checkpoint(hb_checkpoint *ck, const wan_dit_config *cfg);
-/* Open a model from a path: a folder with config.json + weights (official layout), a diffusers root or its
- * transformer/ folder, or a single .safetensors whose metadata "config" holds the config (golden files).
+/* Open a model from a path: a folder with config.json + weights (official layout, or a diffusers transformer/
+ * folder), or a single .safetensors whose metadata "config" holds the config (golden files). Which folder of a
+ * model folder holds the DiT is pipeline/model_folder's business (hb_model_folder_scan).
  * cfg_override: when not NULL it is used instead of any config file (checkpoints without one). */
 wan_dit *wan_dit_open(const char *path, const wan_dit_config *cfg_override);
 void wan_dit_free(wan_dit *m);

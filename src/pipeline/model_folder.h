@@ -68,25 +68,4 @@ int hb_model_folder_scan_dit(const char *dir, const char *dit, hb_model_folder *
 struct wan_dit;
 struct wan_dit *hb_model_folder_open_dit(const hb_model_folder *mf, const char *weights);
 
-/* Write a SentencePiece unigram model (ModelProto protobuf) with byte fallback and a few hundred pieces
- * (ids: 0 <pad>, 1 </s>, 2 <unk>, 3..258 byte pieces, then letters, syllables and common English words).
- * Returns the vocabulary size, or -1. */
-int hb_write_tiny_spiece(const char *path);
-
-/* Write a complete random-weight model folder into the existing empty folder `dir`.
- * arch: "hummingbird-xt" (Wan2.2-TI2V-5B family: 48-ch DiT, Wan2.2 VAE, TAEW2.2) or "hummingbird-xtx"
- * (Wan2.1-1.3B family: 16-ch DiT, Wan2.1 VAE, TAEW2.1). tiny: small widths that run in seconds; otherwise the
- * official sizes (tens of GB with the text encoder: only for benchmarks). dit_layers > 0 overrides the number
- * of DiT layers. The full-size text encoder keeps umT5-XXL's widths but the tiny tokenizer's vocabulary.
- * dtype applies to the DiT and text encoder (the VAE and TAE are written in F32). */
-typedef struct hb_mkfolder_opts {
-    const char *arch;
-    bool tiny;
-    hb_dtype dtype;
-    uint64_t seed;
-    int dit_layers;
-    int text_layers;           /* > 0: umT5 layers (official widths otherwise); the tokenizer is always the tiny one */
-} hb_mkfolder_opts;
-int hb_model_folder_write_random(const char *dir, const hb_mkfolder_opts *o);
-
 #endif

@@ -153,6 +153,95 @@ __device__ inline void load_tile_bf16(gpu_bf16 *dst, const float *src, int64_t s
     }
 }
 
+/* The stages of attn_wmma, one K/V tile at a time (templates on D: instantiated only by the sm_80+ kernel). */
+template <int D>
+using attn_qfrag = wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major>[D / 16];
+
+/* This warp's S[16 x BK] = Q_w K^T: K^T(c, j) = Ks[j][c] is a col-major matrix_b with ld D+8. */
+template <int D>
+__device__ __forceinline__ void attn_scores(attn_qfrag<D> &qf, gpu_bf16 *Ks, float *Ss, const hbg_attn_layout &L,
+                                            int warp) {
+#pragma unroll
+    for (int n = 0; n < HBG_ATTN_BK / 16; n++) {
+        wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+        wmma::fill_fragment(acc, 0.0f);
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> kf;
+            wmma::load_matrix_sync(kf, Ks + n * 16 * L.ldq + kk * 16, L.ldq);
+            wmma::mma_sync(acc, qf[kk], kf, acc);
+        }
+        wmma::store_matrix_sync(Ss + warp * 16 * L.lds + n * 16, acc, L.lds, wmma::mem_row_major);
+    }
+}
+
+/* Online softmax of this lane's row over the tile's keys k0.. (nk valid), columns hh*32.. (two lanes per row,
+ * same values in both): the probabilities into prow (bf16), the row's running max m and sum l updated and its
+ * output row rescaled. */
+template <int D>
+__device__ __forceinline__ void attn_softmax_row(const attn_params &p, float *srow, gpu_bf16 *prow, float *orow,
+                                                 const float *brow, int64_t k0, int64_t nk, int r, int hh, float &m,
+                                                 float &l) {
+    float tmax = -INFINITY;
+    for (int j = 0; j < 32; j++) {
+        int c = hbg_attn_skew_col(r, hh, j);
+        bool valid = c < nk;
+        bool masked = valid && p.key_mask && !p.key_mask[k0 + c];
+        float s = hbg_attn_adjust(srow[c], valid, valid && brow ? brow + k0 + c : nullptr, masked);
+        srow[c] = s;
+        tmax = fmaxf(tmax, s);
+    }
+    tmax = fmaxf(tmax, __shfl_xor_sync(HBG_FULL_MASK, tmax, 1, 32));
+    float m_new, corr;
+    hbg_attn_online(m, tmax, &m_new, &corr);
+    float sum = 0.0f;
+    for (int j = 0; j < 32; j++) {
+        int c = hbg_attn_skew_col(r, hh, j);
+        float pr = hbg_attn_prob(srow[c], m_new);
+        prow[c] = __float2bfloat16_rn(pr);
+        sum += pr;
+    }
+    sum += __shfl_xor_sync(HBG_FULL_MASK, sum, 1, 32);
+    l = l * corr + sum;
+    m = m_new;
+    if (corr != 1.0f)
+        for (int c = hh; c < D; c += 2) orow[c] *= corr;
+}
+
+/* This warp's O_w[16 x D] += P_w[16 x BK] V[BK x D]. */
+template <int D>
+__device__ __forceinline__ void attn_accumulate_pv(float *Os, gpu_bf16 *Ps, gpu_bf16 *Vs, const hbg_attn_layout &L,
+                                                   int warp) {
+#pragma unroll
+    for (int n = 0; n < D / 16; n++) {
+        wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+        float *ot = Os + warp * 16 * L.ldo + n * 16;
+        wmma::load_matrix_sync(acc, ot, L.ldo, wmma::mem_row_major);
+#pragma unroll
+        for (int kk = 0; kk < HBG_ATTN_BK / 16; kk++) {
+            wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> pf;
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> vf;
+            wmma::load_matrix_sync(pf, Ps + warp * 16 * L.ldp + kk * 16, L.ldp);
+            wmma::load_matrix_sync(vf, Vs + kk * 16 * L.ldq + n * 16, L.ldq);
+            wmma::mma_sync(acc, pf, vf, acc);
+        }
+        wmma::store_matrix_sync(ot, acc, L.ldo, wmma::mem_row_major);
+    }
+}
+
+/* Coalesced write-back of the block's nq rows: out[q0 + i, head, c] = O[i][c] / l_i (0 when l_i == 0). */
+template <int D>
+__device__ __forceinline__ void attn_write_out(const attn_params &p, const float *Os, const float *Ls,
+                                               const hbg_attn_layout &L, int64_t q0, int64_t nq, int64_t hd) {
+    for (int idx = threadIdx.x; idx < HBG_ATTN_BQ * D; idx += HBG_ATTN_WARPS * 32) {
+        int i = idx / D, c = idx - i * D;
+        if (i < nq && c < p.d) {
+            float li = Ls[i];
+            p.out[(q0 + i) * p.o_stride + hd + c] = li > 0.0f ? Os[i * L.ldo + c] / li : 0.0f;
+        }
+    }
+}
+
 template <int D>
 __global__ void __launch_bounds__(HBG_ATTN_WARPS * 32) attn_wmma(attn_params p) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
@@ -179,94 +268,29 @@ __global__ void __launch_bounds__(HBG_ATTN_WARPS * 32) attn_wmma(attn_params p) 
     for (int i = threadIdx.x; i < HBG_ATTN_BQ * L.ldo; i += HBG_ATTN_WARPS * 32) Os[i] = 0.0f;
     __syncthreads();
 
-    wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> qf[D / 16];
+    attn_qfrag<D> qf;
 #pragma unroll
     for (int kk = 0; kk < D / 16; kk++) wmma::load_matrix_sync(qf[kk], Qs + warp * 16 * L.ldq + kk * 16, L.ldq);
 
     float m = -INFINITY, l = 0.0f;
-    float *srow = Ss + row * L.lds;
-    gpu_bf16 *prow = Ps + row * L.ldp;
-    float *orow = Os + row * L.ldo;
     const float *brow = p.bias && qi < p.lq ? p.bias + ((int64_t)head * p.lq + qi) * p.lk : nullptr;
-
     for (int64_t k0 = 0; k0 < p.lk; k0 += HBG_ATTN_BK) {
         const int64_t nk = p.lk - k0 < HBG_ATTN_BK ? p.lk - k0 : HBG_ATTN_BK;
         __syncthreads(); /* every warp is done with the previous K/V tile */
         load_tile_bf16<D>(Ks, p.k + k0 * p.k_stride + hd, p.k_stride, nk, p.d, 1.0f, p.vec4);
         load_tile_bf16<D>(Vs, p.v + k0 * p.v_stride + hd, p.v_stride, nk, p.d, 1.0f, p.vec4);
         __syncthreads();
-
-        /* S[16 x BK] = Q_w K^T: K^T(c, j) = Ks[j][c] is a col-major matrix_b with ld D+8 */
-#pragma unroll
-        for (int n = 0; n < HBG_ATTN_BK / 16; n++) {
-            wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-            wmma::fill_fragment(acc, 0.0f);
-#pragma unroll
-            for (int kk = 0; kk < D / 16; kk++) {
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> kf;
-                wmma::load_matrix_sync(kf, Ks + n * 16 * L.ldq + kk * 16, L.ldq);
-                wmma::mma_sync(acc, qf[kk], kf, acc);
-            }
-            wmma::store_matrix_sync(Ss + warp * 16 * L.lds + n * 16, acc, L.lds, wmma::mem_row_major);
-        }
+        attn_scores<D>(qf, Ks, Ss, L, warp);
         __syncwarp();
-
-        /* online softmax on row `row`, columns h*32.. of the tile (two lanes per row, same values in both) */
-        float tmax = -INFINITY;
-        for (int j = 0; j < 32; j++) {
-            int c = hbg_attn_skew_col(r, hh, j);
-            bool valid = c < nk;
-            bool masked = valid && p.key_mask && !p.key_mask[k0 + c];
-            float s = hbg_attn_adjust(srow[c], valid, valid && brow ? brow + k0 + c : nullptr, masked);
-            srow[c] = s;
-            tmax = fmaxf(tmax, s);
-        }
-        tmax = fmaxf(tmax, __shfl_xor_sync(HBG_FULL_MASK, tmax, 1, 32));
-        float m_new, corr;
-        hbg_attn_online(m, tmax, &m_new, &corr);
-        float sum = 0.0f;
-        for (int j = 0; j < 32; j++) {
-            int c = hbg_attn_skew_col(r, hh, j);
-            float pr = hbg_attn_prob(srow[c], m_new);
-            prow[c] = __float2bfloat16_rn(pr);
-            sum += pr;
-        }
-        sum += __shfl_xor_sync(HBG_FULL_MASK, sum, 1, 32);
-        l = l * corr + sum;
-        m = m_new;
-        if (corr != 1.0f)
-            for (int c = hh; c < D; c += 2) orow[c] *= corr;
+        attn_softmax_row<D>(p, Ss + row * L.lds, Ps + row * L.ldp, Os + row * L.ldo, brow, k0, nk, r, hh, m, l);
         __syncwarp();
-
-        /* O_w[16 x D] += P_w[16 x BK] V[BK x D] */
-#pragma unroll
-        for (int n = 0; n < D / 16; n++) {
-            wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-            float *ot = Os + warp * 16 * L.ldo + n * 16;
-            wmma::load_matrix_sync(acc, ot, L.ldo, wmma::mem_row_major);
-#pragma unroll
-            for (int kk = 0; kk < HBG_ATTN_BK / 16; kk++) {
-                wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> pf;
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> vf;
-                wmma::load_matrix_sync(pf, Ps + warp * 16 * L.ldp + kk * 16, L.ldp);
-                wmma::load_matrix_sync(vf, Vs + kk * 16 * L.ldq + n * 16, L.ldq);
-                wmma::mma_sync(acc, pf, vf, acc);
-            }
-            wmma::store_matrix_sync(ot, acc, L.ldo, wmma::mem_row_major);
-        }
+        attn_accumulate_pv<D>(Os, Ps, Vs, L, warp);
         __syncwarp();
     }
 
     if (hh == 0) Ls[row] = l;
     __syncthreads();
-    /* coalesced write-back: out[qi, head, c] = O[row][c] / l (0 when l == 0) */
-    for (int idx = threadIdx.x; idx < HBG_ATTN_BQ * D; idx += HBG_ATTN_WARPS * 32) {
-        int i = idx / D, c = idx - i * D;
-        if (i < nq && c < p.d) {
-            float li = Ls[i];
-            p.out[(q0 + i) * p.o_stride + hd + c] = li > 0.0f ? Os[i * L.ldo + c] / li : 0.0f;
-        }
-    }
+    attn_write_out<D>(p, Os, Ls, L, q0, nq, hd);
 #endif
 }
 

@@ -235,27 +235,9 @@ template <int D> void fill_table(ctx &c) {
     t.name = c.name;
     t.mem = &c.mem;
     t.sync = wrap<D, sync_cur>::call;
-    t.linear = wrap<D, hbg_linear>::call;
-    t.gemm_f32 = wrap<D, hbg_gemm_f32>::call;
-    t.layernorm = wrap<D, hbg_layernorm>::call;
-    t.rmsnorm = wrap<D, hbg_rmsnorm>::call;
-    t.channel_rmsnorm = wrap<D, hbg_channel_rmsnorm>::call;
-    t.layernorm_modulate = wrap<D, hbg_layernorm_modulate>::call;
-    t.gated_add = wrap<D, hbg_gated_add>::call;
-    t.elementwise = wrap<D, hbg_elementwise>::call;
-    t.softmax = wrap<D, hbg_softmax>::call;
-    t.rope3d = wrap<D, hbg_rope3d>::call;
-    t.attention = wrap<D, hbg_attention>::call;
-    t.conv3d = wrap<D, hbg_conv3d>::call;
-    t.upsample_nearest = wrap<D, hbg_upsample_nearest>::call;
-    t.pixel_shuffle = wrap<D, hbg_pixel_shuffle>::call;
-    t.copy_nd = wrap<D, hbg_copy_nd>::call;
-    t.fill = wrap<D, hbg_fill>::call;
-    t.add_vec = wrap<D, hbg_add_vec>::call;
-    t.embed_rows = wrap<D, hbg_embed_rows>::call;
-    t.channel_affine = wrap<D, hbg_channel_affine>::call;
-    t.convert = wrap<D, hbg_convert>::call;
-    t.rope_shift = wrap<D, hbg_rope_shift>::call;
+#define HB_OP(ret, name, params, args) t.name = wrap<D, hbg_##name>::call;
+#include "ops/ops_list.h"
+#undef HB_OP
 }
 
 template <int... D> void fill_table_any(int d, ctx &c, std::integer_sequence<int, D...>) {
@@ -397,13 +379,9 @@ void *hbg_scratch(int slot, size_t bytes) {
     return p;
 }
 
-const void *hbg_weight(const hb_tensor *w, hbg_wfmt fmt) {
-    ctx *c = cur();
-    if (!c) { hbg_fail("hbg_weight: no GPU context"); return nullptr; }
-    if (!w || !w->data) { hbg_fail("hbg_weight: missing weight tensor"); return nullptr; }
-    if (w->ndim < 0 || w->ndim > HB_MAX_DIMS) { hbg_fail("hbg_weight: bad rank %d", w->ndim); return nullptr; }
-    const int64_t n = hb_tensor_numel(w);
-    if (n <= 0) { hbg_fail("hbg_weight: empty weight"); return nullptr; }
+/* ---------- weights: the cache key, the host-side conversion, the upload ---------- */
+
+static wkey weight_key(const hb_tensor *w, hbg_wfmt fmt) {
     wkey k;
     memset(&k, 0, sizeof k);
     k.p = w->data;
@@ -411,79 +389,65 @@ const void *hbg_weight(const hb_tensor *w, hbg_wfmt fmt) {
     k.fmt = (int)fmt;
     k.ndim = w->ndim;
     for (int d = 0; d < w->ndim; d++) { k.shape[d] = w->shape[d]; k.stride[d] = w->stride[d]; }
-    {
-        std::lock_guard<std::mutex> lk(c->mu);
-        auto it = c->weights.find(k);
-        if (it != c->weights.end()) return it->second.dev;
+    return k;
+}
+
+/* Already device memory (a parameter vector the model computed on the device): usable as it is when it is
+ * contiguous f32 and f32 is wanted. */
+static const void *device_resident_weight(const hb_tensor *w, hbg_wfmt fmt) {
+    if (fmt == HBG_W_F32 && w->dtype == HB_F32 && hb_tensor_is_contiguous(w)) return w->data;
+    char sb[96];
+    hbg_fail("a %s tensor %s in device memory was passed where a weight is expected: only contiguous F32 "
+             "device tensors can be used as f32 parameters", hb_dtype_name(w->dtype), hb_shape_str(w, sb, sizeof sb));
+    return nullptr;
+}
+
+/* Per-tensor e4m3 of n logical elements at src: s = amax / 448, q_i = e4m3(w_i / s), then s (gpu_internal.h).
+ * NULL when out of memory. */
+static uint8_t *to_fp8(const hb_tensor *w, const uint8_t *src, int64_t n, size_t out_bytes) {
+    uint8_t *conv = (uint8_t *)calloc(out_bytes + (w->dtype == HB_F32 ? 0 : (size_t)n * 4), 1);
+    if (!conv) return nullptr;
+    const float *f = (const float *)src;
+    if (w->dtype != HB_F32) {
+        float *tmp = (float *)(conv + out_bytes);
+        hb_convert_to_f32(tmp, src, w->dtype, (size_t)n);
+        f = tmp;
     }
-    /* Already device memory (a parameter vector the model computed on the device): usable as it is when it
-     * is contiguous f32 and f32 is wanted. */
-    if (gpuIsDevicePointer(w->data)) {
-        if (fmt == HBG_W_F32 && w->dtype == HB_F32 && hb_tensor_is_contiguous(w)) return w->data;
-        char sb[96];
-        hbg_fail("a %s tensor %s in device memory was passed where a weight is expected: only contiguous F32 "
-                 "device tensors can be used as f32 parameters", hb_dtype_name(w->dtype),
-                 hb_shape_str(w, sb, sizeof sb));
-        return nullptr;
+    float amax = 0.0f;
+    for (int64_t i = 0; i < n; i++) amax = fmaxf(amax, fabsf(f[i]));
+    const float scale = amax > 0.0f && std::isfinite(amax) ? amax / 448.0f : 1.0f;
+    for (int64_t i = 0; i < n; i++) conv[i] = hbg_f32_to_e4m3(f[i] / scale);
+    memcpy(conv + hbg_fp8_scale_offset(n), &scale, sizeof scale);
+    return conv;
+}
+
+/* n logical elements at src in the upload format, converted on the host exactly as core's conversions: src
+ * itself when already in that format, else a malloc'ed buffer in *conv (NULL when out of memory). */
+static const uint8_t *to_upload_format(const hb_tensor *w, hbg_wfmt fmt, const uint8_t *src, int64_t n,
+                                       size_t out_bytes, uint8_t **conv) {
+    *conv = nullptr;
+    if (fmt == HBG_W_FP8) return *conv = to_fp8(w, src, n, out_bytes);
+    if (fmt == HBG_W_F32 && w->dtype != HB_F32) {
+        if ((*conv = (uint8_t *)malloc(out_bytes))) hb_convert_to_f32((float *)*conv, src, w->dtype, (size_t)n);
+        return *conv;
     }
-    /* block-quantized (GGUF) weights are dequantized on the host here, exactly as core does, then converted */
-    const bool quant = hb_dtype_is_quant(w->dtype) && hb_tensor_is_contiguous(w);
-    if (w->dtype != HB_F32 && w->dtype != HB_BF16 && w->dtype != HB_F16 && w->dtype != HB_F64 && !quant) {
-        hbg_fail("weight of dtype %s: the GPU backend takes F32, BF16, F16, F64 or contiguous block-quantized "
-                 "weights", hb_dtype_name(w->dtype));
-        return nullptr;
-    }
-    /* Convert on the host in logical order, exactly as core's conversions. */
-    const size_t es = hb_dtype_size(w->dtype), out_es = fmt == HBG_W_BF16 ? 2 : 4;
-    const size_t out_bytes = fmt == HBG_W_FP8 ? hbg_fp8_scale_offset(n) + 16 : (size_t)n * out_es;
-    uint8_t *raw = nullptr;
-    const uint8_t *src = (const uint8_t *)w->data;
-    if (!hb_tensor_is_contiguous(w)) {
-        raw = (uint8_t *)malloc((size_t)n * es);
-        if (!raw) { hbg_fail("hbg_weight: out of host memory (%.1f MiB)", mib((size_t)n * es)); return nullptr; }
-        gather_logical(w, raw);
-        src = raw;
-    }
-    uint8_t *conv = nullptr;
-    const uint8_t *up = src;
-    if (fmt == HBG_W_FP8) { /* per-tensor e4m3: s = amax / 448, q_i = e4m3(w_i / s), then s (gpu_internal.h) */
-        conv = (uint8_t *)calloc(out_bytes + (w->dtype == HB_F32 ? 0 : (size_t)n * 4), 1);
-        if (conv) {
-            const float *f = (const float *)src;
-            if (w->dtype != HB_F32) {
-                float *tmp = (float *)(conv + out_bytes);
-                hb_convert_to_f32(tmp, src, w->dtype, (size_t)n);
-                f = tmp;
-            }
-            float amax = 0.0f;
-            for (int64_t i = 0; i < n; i++) amax = fmaxf(amax, fabsf(f[i]));
-            const float scale = amax > 0.0f && std::isfinite(amax) ? amax / 448.0f : 1.0f;
-            for (int64_t i = 0; i < n; i++) conv[i] = hbg_f32_to_e4m3(f[i] / scale);
-            memcpy(conv + hbg_fp8_scale_offset(n), &scale, sizeof scale);
+    if (fmt == HBG_W_BF16 && w->dtype != HB_BF16) {
+        *conv = (uint8_t *)malloc(out_bytes + (w->dtype == HB_F32 ? 0 : (size_t)n * 4));
+        if (!*conv) return nullptr;
+        if (w->dtype == HB_F32) {
+            hb_convert_from_f32(*conv, HB_BF16, (const float *)src, (size_t)n);
+        } else { /* F16/F64/block formats -> f32 (exact for F16 and blocks) -> bf16 */
+            float *tmp = (float *)(*conv + out_bytes);
+            hb_convert_to_f32(tmp, src, w->dtype, (size_t)n);
+            hb_convert_from_f32(*conv, HB_BF16, tmp, (size_t)n);
         }
-        up = conv;
-    } else if (fmt == HBG_W_F32 && w->dtype != HB_F32) {
-        conv = (uint8_t *)malloc(out_bytes);
-        if (conv) hb_convert_to_f32((float *)conv, src, w->dtype, (size_t)n);
-        up = conv;
-    } else if (fmt == HBG_W_BF16 && w->dtype != HB_BF16) {
-        conv = (uint8_t *)malloc(out_bytes + (w->dtype == HB_F32 ? 0 : (size_t)n * 4));
-        if (conv) {
-            if (w->dtype == HB_F32) {
-                hb_convert_from_f32(conv, HB_BF16, (const float *)src, (size_t)n);
-            } else { /* F16/F64/block formats -> f32 (exact for F16 and blocks) -> bf16 */
-                float *tmp = (float *)(conv + out_bytes);
-                hb_convert_to_f32(tmp, src, w->dtype, (size_t)n);
-                hb_convert_from_f32(conv, HB_BF16, tmp, (size_t)n);
-            }
-        }
-        up = conv;
+        return *conv;
     }
-    if (!up) {
-        free(raw);
-        hbg_fail("hbg_weight: out of host memory converting %.1f MiB", mib(out_bytes));
-        return nullptr;
-    }
+    return src;
+}
+
+/* A device copy of the out_bytes at up (NULL + hbg_fail naming the weight and the memory left). */
+static void *upload_weight(const ctx *c, const hb_tensor *w, const uint8_t *up, size_t out_bytes) {
     void *dev = nullptr;
     gpuError_t e = gpuMalloc(&dev, out_bytes);
     if (e != gpuSuccess) {
@@ -494,30 +458,73 @@ const void *hbg_weight(const hb_tensor *w, hbg_wfmt fmt) {
         hbg_fail("weight %s (%s): cannot allocate %.1f MiB (%.1f MiB free of %.1f MiB, %.1f MiB held by cached "
                  "weights): %s", hb_shape_str(w, sb, sizeof sb), hb_dtype_name(w->dtype), mib(out_bytes), mib(fr),
                  mib(tot), mib(c->weight_bytes), gpuGetErrorString(e));
-        free(raw);
-        free(conv);
         return nullptr;
     }
-    int rc = hbg_upload_sync(dev, up, out_bytes, "uploading a weight");
-    free(raw);
-    free(conv);
-    if (rc) {
+    if (hbg_upload_sync(dev, up, out_bytes, "uploading a weight")) {
         (void)gpuFree(dev);
         return nullptr;
     }
+    return dev;
+}
+
+/* Keep dev as the device copy of w under key k; when another thread uploaded it meanwhile, theirs. */
+static const void *cache_weight(ctx *c, const wkey &k, const hb_tensor *w, void *dev, size_t out_bytes) {
     wentry ent;
     ent.dev = dev;
     host_extent(w, &ent.lo, &ent.hi);
     ent.dev_bytes = out_bytes;
     std::lock_guard<std::mutex> lk(c->mu);
     auto ins = c->weights.emplace(k, ent);
-    if (!ins.second) { /* another thread uploaded it meanwhile */
+    if (!ins.second) {
         (void)gpuFree(dev);
         return ins.first->second.dev;
     }
     c->weight_bytes += out_bytes;
     note_usage(c);
     return dev;
+}
+
+const void *hbg_weight(const hb_tensor *w, hbg_wfmt fmt) {
+    ctx *c = cur();
+    if (!c) { hbg_fail("hbg_weight: no GPU context"); return nullptr; }
+    if (!w || !w->data) { hbg_fail("hbg_weight: missing weight tensor"); return nullptr; }
+    if (w->ndim < 0 || w->ndim > HB_MAX_DIMS) { hbg_fail("hbg_weight: bad rank %d", w->ndim); return nullptr; }
+    const int64_t n = hb_tensor_numel(w);
+    if (n <= 0) { hbg_fail("hbg_weight: empty weight"); return nullptr; }
+    const wkey k = weight_key(w, fmt);
+    {
+        std::lock_guard<std::mutex> lk(c->mu);
+        auto it = c->weights.find(k);
+        if (it != c->weights.end()) return it->second.dev;
+    }
+    if (gpuIsDevicePointer(w->data)) return device_resident_weight(w, fmt);
+    /* block-quantized (GGUF) weights are dequantized on the host here, exactly as core does, then converted */
+    const bool quant = hb_dtype_is_quant(w->dtype) && hb_tensor_is_contiguous(w);
+    if (w->dtype != HB_F32 && w->dtype != HB_BF16 && w->dtype != HB_F16 && w->dtype != HB_F64 && !quant) {
+        hbg_fail("weight of dtype %s: the GPU backend takes F32, BF16, F16, F64 or contiguous block-quantized "
+                 "weights", hb_dtype_name(w->dtype));
+        return nullptr;
+    }
+    const size_t es = hb_dtype_size(w->dtype), out_es = fmt == HBG_W_BF16 ? 2 : 4;
+    const size_t out_bytes = fmt == HBG_W_FP8 ? hbg_fp8_scale_offset(n) + 16 : (size_t)n * out_es;
+    uint8_t *raw = nullptr, *conv = nullptr;
+    const uint8_t *src = (const uint8_t *)w->data;
+    if (!hb_tensor_is_contiguous(w)) { /* in logical order first */
+        raw = (uint8_t *)malloc((size_t)n * es);
+        if (!raw) { hbg_fail("hbg_weight: out of host memory (%.1f MiB)", mib((size_t)n * es)); return nullptr; }
+        gather_logical(w, raw);
+        src = raw;
+    }
+    const uint8_t *up = to_upload_format(w, fmt, src, n, out_bytes, &conv);
+    if (!up) {
+        free(raw);
+        hbg_fail("hbg_weight: out of host memory converting %.1f MiB", mib(out_bytes));
+        return nullptr;
+    }
+    void *dev = upload_weight(c, w, up, out_bytes);
+    free(raw);
+    free(conv);
+    return dev ? cache_weight(c, k, w, dev, out_bytes) : nullptr;
 }
 
 const double *hbg_rope_table(int d, int64_t f_lo, int64_t f_hi, int H, int W, int64_t off[3]) {

@@ -214,49 +214,35 @@ template <int BM> struct DenseSmem {
     };
 };
 
-/* AVEC: weight rows loaded as uint4 (cin_g % 8 == 0, 16-byte aligned). PW: 1x1x1 stride 1 unpadded conv with
- * P % 4 == 0 and x 16-byte aligned: the input tile is rows of x loaded as float4. */
-template <int BM, bool AVEC, bool PW>
-__global__ void __launch_bounds__(NT, AVEC ? 2 : 1) conv_dense_kernel(float *__restrict__ y, const float *__restrict__ x,
-                                                        const gpu_bf16 *__restrict__ wt,
-                                                        const float *__restrict__ bias, Geo g, int mtiles) {
-    enum {
-        WM = BM / WARPS_M, FM = WM / 16, FN = BN / WARPS_N / 16,
-        A_VEC = BM * BK / 8 / NT, A_SCAL = BM * BK / NT
-    };
+/* One thread's share of a K tile of conv_dense_kernel: load() issues the global reads of K tile s (the A tile,
+ * AVEC: copied asynchronously into its stage; the B values into registers), store() then writes the registers
+ * into the stage (and waits for the async copies). AVEC: weight rows loaded as uint4 (cin_g % 8 == 0, 16-byte
+ * aligned). PW: 1x1x1 stride 1 unpadded conv with P % 4 == 0 and x 16-byte aligned: the input tile is rows of x
+ * loaded as float4. */
+template <int BM, bool AVEC, bool PW> struct DenseTileLoader {
+    enum { A_VEC = BM * BK / 8 / NT, A_SCAL = BM * BK / NT };
     static_assert(A_VEC >= 1 && BM * BK / 8 % NT == 0, "A tile map");
-    static_assert(BN % WARPS_N == 0 && FN >= 1 && FM >= 1, "warp tile");
-    __shared__ __align__(128) unsigned char smem[DenseSmem<BM>::BYTES];
-    /* stage st: A tile at stage_a(st) [BM][LDA], B tile at stage_b(st) [BK][LDB] (bf16) */
-    auto stage_a = [&](int st) { return (gpu_bf16 *)smem + st * (BM * LDA + BK * LDB); };
-    auto stage_b = [&](int st) { return (gpu_bf16 *)smem + st * (BM * LDA + BK * LDB) + BM * LDA; };
-
-    const int tid = threadIdx.x, lane = tid % 32, wi = tid / 32;
-    int mt;
-    int64_t ntile;
-    dense_block(blockIdx.x, mtiles, mt, ntile);
-    const int m0 = mt * BM;
-    const int64_t n0 = ntile * BN;
-
-    /* this thread's gather column (non-pointwise) */
-    const PosBase pb = pos_base(n0 + b_col(tid), g);
-
+    int tid, m0;
+    int64_t n0;
+    PosBase pb; /* this thread's gather column (non-pointwise) */
     /* register staging of the next K tile (only the arrays of this instantiation's loads are used) */
     gpu_bf16 areg_s[AVEC ? 1 : A_SCAL]; /* AVEC: the A tile goes to shared memory by cp.async instead */
     __nv_bfloat162 breg[PW ? 2 * BV_PER_THREAD : B_PER_THREAD / 2]; /* the B values, rounded at load */
 
-    /* load_tile(s, st): the A tile of K tile s (AVEC: copied asynchronously into stage st) and the B values into
-     * registers; store_tile(st) then writes the registers into stage st (and waits for the async copies). */
-    auto load_tile = [&](const KTile &s, int st) {
+    __device__ __forceinline__ DenseTileLoader(int tid_, int m0_, int64_t n0_, const Geo &g)
+        : tid(tid_), m0(m0_), n0(n0_), pb(pos_base(n0_ + b_col(tid_), g)) {}
+
+    __device__ __forceinline__ void load(const KTile &s, gpu_bf16 *a_stage, const gpu_bf16 *__restrict__ wt,
+                                         const float *__restrict__ x, const Geo &g) {
         const int ci0 = s.cb * BK;
         if constexpr (AVEC) {
 #pragma unroll
             for (int i = 0; i < A_VEC; i++) {
                 const int64_t ai = a_index(m0 + av_row(tid, i), s.tap, ci0 + av_col(tid, i), g);
-                cp_async16(stage_a(st) + av_row(tid, i) * LDA + av_col(tid, i), wt + (ai >= 0 ? ai : 0), ai >= 0);
+                cp_async16(a_stage + av_row(tid, i) * LDA + av_col(tid, i), wt + (ai >= 0 ? ai : 0), ai >= 0);
             }
         } else {
-            (void)st;
+            (void)a_stage;
 #pragma unroll
             for (int i = 0; i < A_SCAL; i++) {
                 int64_t ai = a_index(m0 + as_row(tid, i), s.tap, ci0 + as_col(tid, i), g);
@@ -286,69 +272,59 @@ __global__ void __launch_bounds__(NT, AVEC ? 2 : 1) conv_dense_kernel(float *__r
                 breg[j / 2] = __floats2bfloat162_rn(v0, v1);
             }
         }
-    };
-    auto store_tile = [&](int st) {
+    }
+
+    __device__ __forceinline__ void store(gpu_bf16 *a_stage, gpu_bf16 *b_stage) const {
         if constexpr (AVEC) {
+            (void)a_stage;
             cp_async_wait_all();
         } else {
 #pragma unroll
-            for (int i = 0; i < A_SCAL; i++) stage_a(st)[as_row(tid, i) * LDA + as_col(tid, i)] = areg_s[i];
+            for (int i = 0; i < A_SCAL; i++) a_stage[as_row(tid, i) * LDA + as_col(tid, i)] = areg_s[i];
         }
         if constexpr (PW) {
 #pragma unroll
             for (int i = 0; i < BV_PER_THREAD; i++) {
-                __nv_bfloat162 *d = (__nv_bfloat162 *)(stage_b(st) + bv_row(tid, i) * LDB + bv_col(tid, i));
+                __nv_bfloat162 *d = (__nv_bfloat162 *)(b_stage + bv_row(tid, i) * LDB + bv_col(tid, i));
                 d[0] = breg[2 * i]; /* 4-byte aligned: even column, even pitch */
                 d[1] = breg[2 * i + 1];
             }
         } else {
 #pragma unroll
             for (int j = 0; j < B_PER_THREAD; j += 2) {
-                stage_b(st)[b_row(tid, j) * LDB + b_col(tid)] = breg[j / 2].x;
-                stage_b(st)[b_row(tid, j + 1) * LDB + b_col(tid)] = breg[j / 2].y;
+                b_stage[b_row(tid, j) * LDB + b_col(tid)] = breg[j / 2].x;
+                b_stage[b_row(tid, j + 1) * LDB + b_col(tid)] = breg[j / 2].y;
             }
         }
-    };
-
-    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[FM][FN];
-#pragma unroll
-    for (int i = 0; i < FM; i++)
-#pragma unroll
-        for (int j = 0; j < FN; j++) wmma::fill_fragment(acc[i][j], 0.0f);
-
-    const int wm = warp_m(wi), wn = warp_n(wi);
-    KTile s = ktile_first();
-    load_tile(s, 0);
-    store_tile(0);
-    __syncthreads();
-    for (int kt = 0; kt < g.nkt; kt++) {
-        const int cur = kt & 1;
-        const bool more = kt + 1 < g.nkt; /* uniform */
-        if (more) {
-            ktile_next(s, g);
-            load_tile(s, cur ^ 1); /* global loads in flight during the MMAs below (stage cur^1 is free:
-                                      its last reads were in iteration kt-1, before that iteration's barrier) */
-        }
-#pragma unroll
-        for (int kk = 0; kk < BK / 16; kk++) {
-            wmma::fragment<wmma::matrix_b, 16, 16, 16, gpu_bf16, wmma::row_major> bfr[FN];
-#pragma unroll
-            for (int j = 0; j < FN; j++)
-                wmma::load_matrix_sync(bfr[j], stage_b(cur) + kk * 16 * LDB + wn * (BN / WARPS_N) + j * 16, LDB);
-#pragma unroll
-            for (int i = 0; i < FM; i++) {
-                wmma::fragment<wmma::matrix_a, 16, 16, 16, gpu_bf16, wmma::row_major> af;
-                wmma::load_matrix_sync(af, stage_a(cur) + (wm * WM + i * 16) * LDA + kk * 16, LDA);
-#pragma unroll
-                for (int j = 0; j < FN; j++) wmma::mma_sync(acc[i][j], af, bfr[j], acc[i][j]);
-            }
-        }
-        if (more) store_tile(cur ^ 1);
-        __syncthreads();
     }
+};
 
-    /* epilogue: after the loop's last barrier the stages are free; each warp stages one fragment at a time */
-    float *stg = (float *)smem + wi * 256;
+template <int FM, int FN> using DenseAcc = wmma::fragment<wmma::accumulator, 16, 16, 16, float>[FM][FN];
+
+/* This warp's FM x FN fragments += its rows of the A stage times its columns of the B stage (one K tile). */
+template <int FM, int FN, int WM>
+__device__ __forceinline__ void dense_mma(DenseAcc<FM, FN> &acc, gpu_bf16 *a_stage, gpu_bf16 *b_stage, int wm, int wn) {
+#pragma unroll
+    for (int kk = 0; kk < BK / 16; kk++) {
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, gpu_bf16, wmma::row_major> bfr[FN];
+#pragma unroll
+        for (int j = 0; j < FN; j++)
+            wmma::load_matrix_sync(bfr[j], b_stage + kk * 16 * LDB + wn * (BN / WARPS_N) + j * 16, LDB);
+#pragma unroll
+        for (int i = 0; i < FM; i++) {
+            wmma::fragment<wmma::matrix_a, 16, 16, 16, gpu_bf16, wmma::row_major> af;
+            wmma::load_matrix_sync(af, a_stage + (wm * WM + i * 16) * LDA + kk * 16, LDA);
+#pragma unroll
+            for (int j = 0; j < FN; j++) wmma::mma_sync(acc[i][j], af, bfr[j], acc[i][j]);
+        }
+    }
+}
+
+/* y (+ bias) from this warp's fragments, staged one 16x16 fragment at a time through stg (256 floats). */
+template <int FM, int FN, int WM>
+__device__ __forceinline__ void dense_epilogue(DenseAcc<FM, FN> &acc, float *stg, float *__restrict__ y,
+                                               const float *__restrict__ bias, const Geo &g, int m0, int64_t n0,
+                                               int wm, int wn, int lane) {
     const bool vec_out = (g.P % 4 == 0) && (((uintptr_t)y & 15) == 0);
 #pragma unroll
     for (int i = 0; i < FM; i++)
@@ -377,6 +353,53 @@ __global__ void __launch_bounds__(NT, AVEC ? 2 : 1) conv_dense_kernel(float *__r
             }
             __syncwarp(); /* every lane has read stg before the next fragment overwrites it */
         }
+}
+
+template <int BM, bool AVEC, bool PW>
+__global__ void __launch_bounds__(NT, AVEC ? 2 : 1) conv_dense_kernel(float *__restrict__ y, const float *__restrict__ x,
+                                                        const gpu_bf16 *__restrict__ wt,
+                                                        const float *__restrict__ bias, Geo g, int mtiles) {
+    enum { WM = BM / WARPS_M, FM = WM / 16, FN = BN / WARPS_N / 16 };
+    static_assert(BN % WARPS_N == 0 && FN >= 1 && FM >= 1, "warp tile");
+    __shared__ __align__(128) unsigned char smem[DenseSmem<BM>::BYTES];
+    /* stage st: A tile at stage_a(st) [BM][LDA], B tile at stage_b(st) [BK][LDB] (bf16) */
+    auto stage_a = [&](int st) { return (gpu_bf16 *)smem + st * (BM * LDA + BK * LDB); };
+    auto stage_b = [&](int st) { return (gpu_bf16 *)smem + st * (BM * LDA + BK * LDB) + BM * LDA; };
+
+    const int tid = threadIdx.x, lane = tid % 32, wi = tid / 32;
+    int mt;
+    int64_t ntile;
+    dense_block(blockIdx.x, mtiles, mt, ntile);
+    const int m0 = mt * BM;
+    const int64_t n0 = ntile * BN;
+    DenseTileLoader<BM, AVEC, PW> ld(tid, m0, n0, g);
+
+    DenseAcc<FM, FN> acc;
+#pragma unroll
+    for (int i = 0; i < FM; i++)
+#pragma unroll
+        for (int j = 0; j < FN; j++) wmma::fill_fragment(acc[i][j], 0.0f);
+
+    const int wm = warp_m(wi), wn = warp_n(wi);
+    KTile s = ktile_first();
+    ld.load(s, stage_a(0), wt, x, g);
+    ld.store(stage_a(0), stage_b(0));
+    __syncthreads();
+    for (int kt = 0; kt < g.nkt; kt++) {
+        const int cur = kt & 1;
+        const bool more = kt + 1 < g.nkt; /* uniform */
+        if (more) {
+            ktile_next(s, g);
+            ld.load(s, stage_a(cur ^ 1), wt, x, g); /* global loads in flight during the MMAs below (stage cur^1 is
+                                                      free: its last reads were in iteration kt-1, before that
+                                                      iteration's barrier) */
+        }
+        dense_mma<FM, FN, WM>(acc, stage_a(cur), stage_b(cur), wm, wn);
+        if (more) ld.store(stage_a(cur ^ 1), stage_b(cur ^ 1));
+        __syncthreads();
+    }
+    /* epilogue: after the loop's last barrier the stages are free; each warp stages one fragment at a time */
+    dense_epilogue<FM, FN, WM>(acc, (float *)smem + wi * 256, y, bias, g, m0, n0, wm, wn, lane);
 }
 
 template <int BM, bool AVEC, bool PW>

@@ -1,64 +1,19 @@
 /* Streaming sharded safetensors writer and deterministic random fill (see random_weights.h). */
-#include "models/random_weights.h"
+#include "io/safetensors_writer.h"
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define RW_BLOCK 4096            /* values per RNG stream block */
-#define RW_CHUNK (1 << 22)       /* values generated per write */
+#define ST_CHUNK (1 << 22) /* values generated per write */
 
-static uint64_t mix64(uint64_t z) {
-    z += 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+/* ---------------------------------------------------------------- staged folders */
 
-typedef struct {
-    float *dst;
-    uint64_t seed, stream;
-    int64_t offset, count;
-    float mean, std;
-} fill_ctx;
-
-static void fill_range(void *vctx, int64_t b0, int64_t b1) {
-    const fill_ctx *c = vctx;
-    /* blocks are aligned to absolute element indices (offset + i), so values never depend on chunking */
-    const int64_t first = c->offset / RW_BLOCK;
-    const double norm = 1.0 / sqrt(4.0 * (65536.0 * 65536.0 - 1.0) / 12.0), mid = 4.0 * 65535.0 / 2.0;
-    for (int64_t b = b0; b < b1; b++) {
-        int64_t blk = first + b;
-        int64_t lo = blk * RW_BLOCK, hi = lo + RW_BLOCK;
-        if (lo < c->offset) lo = c->offset;
-        if (hi > c->offset + c->count) hi = c->offset + c->count;
-        uint64_t s = mix64(c->seed ^ mix64(c->stream * 0x632be59bd9b4e019ull ^ mix64((uint64_t)blk)));
-        s += (uint64_t)(lo - blk * RW_BLOCK) * 0x9e3779b97f4a7c15ull; /* skip to lo within the block */
-        for (int64_t i = lo; i < hi; i++) {
-            uint64_t r = mix64(s);
-            s += 0x9e3779b97f4a7c15ull;
-            double sum = (double)(r & 0xffff) + (double)((r >> 16) & 0xffff) + (double)((r >> 32) & 0xffff) +
-                         (double)(r >> 48);
-            c->dst[i - c->offset] = c->mean + c->std * (float)((sum - mid) * norm);
-        }
-    }
-}
-
-void rw_normal_fill(float *dst, int64_t count, uint64_t seed, uint64_t stream, int64_t offset, float mean, float std) {
-    if (count <= 0) return;
-    fill_ctx c = {dst, seed, stream, offset, count, mean, std};
-    int64_t nblocks = (offset + count - 1) / RW_BLOCK - offset / RW_BLOCK + 1;
-    hb_parallel_for(nblocks, 16, fill_range, &c);
-}
-
-/* ---------------------------------------------------------------- temp folder */
-
-int rw_begin(const char *final_dir, char *tmp, size_t cap) {
+int hb_folder_stage_begin(const char *final_dir, char *tmp, size_t cap) {
     struct stat st;
     if (stat(final_dir, &st) == 0) {
         if (!S_ISDIR(st.st_mode)) return hb_error("%s: exists and is not a folder", final_dir);
@@ -75,12 +30,12 @@ int rw_begin(const char *final_dir, char *tmp, size_t cap) {
     size_t len = strlen(final_dir);
     while (len > 1 && final_dir[len - 1] == '/') len--;
     snprintf(tmp, cap, "%.*s.tmp-%ld", (int)len, final_dir, (long)getpid());
-    rw_abort(tmp);
+    hb_folder_stage_abort(tmp);
     if (mkdir(tmp, 0755) != 0) return hb_error("%s: cannot create folder: %s", tmp, strerror(errno));
     return 0;
 }
 
-void rw_abort(const char *tmp) {
+void hb_folder_stage_abort(const char *tmp) {
     DIR *d = opendir(tmp);
     if (!d) return;
     struct dirent *e;
@@ -89,19 +44,19 @@ void rw_abort(const char *tmp) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
         snprintf(p, sizeof p, "%s/%s", tmp, e->d_name);
         struct stat st;
-        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) rw_abort(p);
+        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) hb_folder_stage_abort(p);
         else unlink(p);
     }
     closedir(d);
     rmdir(tmp);
 }
 
-int rw_finish(const char *tmp, const char *final_dir) {
+int hb_folder_stage_finish(const char *tmp, const char *final_dir) {
     struct stat st;
-    if (stat(final_dir, &st) == 0) rmdir(final_dir); /* empty (checked by rw_begin) */
+    if (stat(final_dir, &st) == 0) rmdir(final_dir); /* empty (checked by hb_folder_stage_begin) */
     if (rename(tmp, final_dir) != 0) {
         int e = errno;
-        rw_abort(tmp);
+        hb_folder_stage_abort(tmp);
         return hb_error("%s: cannot move the finished folder into place: %s", final_dir, strerror(e));
     }
     return 0;
@@ -109,7 +64,7 @@ int rw_finish(const char *tmp, const char *final_dir) {
 
 /* ---------------------------------------------------------------- writer */
 
-static int64_t numel(const rw_tensor *t) {
+static int64_t numel(const hb_st_tensor *t) {
     int64_t n = 1;
     for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
     return n;
@@ -120,7 +75,7 @@ static int write_all(FILE *f, const void *p, size_t n, const char *path) {
     return 0;
 }
 
-static int write_shard(const char *path, const rw_tensor *ts, int i0, int i1, hb_dtype dtype, rw_fill_fn fill,
+static int write_shard(const char *path, const hb_st_tensor *ts, int i0, int i1, hb_dtype dtype, hb_st_fill_fn fill,
                        void *user, float *buf, void *conv) {
     const size_t es = hb_dtype_size(dtype);
     json_t *h = json_object();
@@ -155,8 +110,8 @@ static int write_shard(const char *path, const rw_tensor *ts, int i0, int i1, hb
     free(hs);
     for (int i = i0; !rc && i < i1; i++) {
         int64_t n = numel(&ts[i]);
-        for (int64_t o = 0; !rc && o < n; o += RW_CHUNK) {
-            int64_t k = n - o < RW_CHUNK ? n - o : RW_CHUNK;
+        for (int64_t o = 0; !rc && o < n; o += ST_CHUNK) {
+            int64_t k = n - o < ST_CHUNK ? n - o : ST_CHUNK;
             if (fill(user, i, &ts[i], o, k, buf)) { rc = -1; break; }
             if (dtype == HB_F32) rc = write_all(f, buf, (size_t)k * 4, path);
             else { hb_convert_from_f32(conv, dtype, buf, (size_t)k); rc = write_all(f, conv, (size_t)k * es, path); }
@@ -167,13 +122,13 @@ static int write_shard(const char *path, const rw_tensor *ts, int i0, int i1, hb
     return rc;
 }
 
-int rw_write_sharded(const char *dir, const char *prefix, const rw_tensor *ts, int n, hb_dtype dtype,
-                     int64_t shard_bytes, rw_fill_fn fill, void *user) {
+int hb_safetensors_write_sharded(const char *dir, const char *prefix, const hb_st_tensor *ts, int n,
+                                 hb_dtype dtype, int64_t shard_bytes, hb_st_fill_fn fill, void *user) {
     if (dtype != HB_F32 && dtype != HB_BF16 && dtype != HB_F16) return hb_error("random weights: dtype must be F32, BF16 or F16");
     const int64_t es = (int64_t)hb_dtype_size(dtype);
     int *start = malloc(sizeof(int) * (size_t)(n + 1));
-    float *buf = hb_malloc((size_t)RW_CHUNK * sizeof(float), "write buffer");
-    void *conv = hb_malloc((size_t)RW_CHUNK * 2, "write buffer");
+    float *buf = hb_malloc((size_t)ST_CHUNK * sizeof(float), "write buffer");
+    void *conv = hb_malloc((size_t)ST_CHUNK * 2, "write buffer");
     json_t *wm = json_object();
     int rc = -1, ns = 0;
     if (!start || !buf || !conv) { hb_error("random weights: out of memory"); goto done; }
