@@ -1520,3 +1520,40 @@ void hb_wan_vae_decoder_free(hb_wan_vae_decoder *d) {
     plan_free(&d->p);
     free(d);
 }
+
+/* ------------------------------------------------------------------------------------------------------
+ * The frame-decoder interface (models/frame_decoder.h) over the streaming decoder. */
+static void *fd_create(void *model, int64_t h, int64_t w, bool raw) {
+    hb_wan_vae_opts o = {.raw = raw};
+    return hb_wan_vae_decoder_new(model, h, w, &o);
+}
+
+static int fd_push(void *st, const float *latent, int64_t n, float *video, int64_t *nout) {
+    return hb_wan_vae_decoder_push(st, latent, n, video, nout);
+}
+
+static int fd_finish(void *st, float *video, int64_t *nout) {
+    (void)video;
+    *nout = 0;
+    hb_wan_vae_decoder_reset(st);
+    return 0;
+}
+
+static int fd_decode(void *st, const float *latent, int64_t n, float *video) {
+    int64_t got = 0;
+    hb_wan_vae_decoder_reset(st);
+    int rc = hb_wan_vae_decoder_push(st, latent, n, video, &got);
+    hb_wan_vae_decoder_reset(st);
+    return rc;
+}
+
+static void fd_reset(void *st) { hb_wan_vae_decoder_reset(st); }
+static size_t fd_bytes(const void *st) { return hb_wan_vae_decoder_bytes(st); }
+static void fd_free(void *st) { hb_wan_vae_decoder_free(st); }
+
+static const hb_frame_decoder_ops wan_fd_ops = {fd_create, fd_push, fd_finish, fd_decode, fd_reset, fd_bytes, fd_free, NULL};
+
+void hb_wan_vae_frame_decoder(hb_wan_vae *m, hb_frame_decoder *out) {
+    *out = (hb_frame_decoder){.ops = &wan_fd_ops, .model = m, .name = "Wan VAE", .latent_channels = m->cfg.z_dim,
+                              .temporal_factor = m->tf, .spatial_factor = m->sf, .causal = true};
+}

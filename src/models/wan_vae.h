@@ -30,6 +30,7 @@
 
 #include "core/core.h"
 #include "io/checkpoint.h"
+#include "models/frame_decoder.h"
 
 typedef enum { HB_WAN_VAE_21 = 0, HB_WAN_VAE_22 = 1 } hb_wan_vae_variant;
 
@@ -129,6 +130,9 @@ void hb_wan_vae_decoder_reset(hb_wan_vae_decoder *d);
 /* Bytes held (arenas, feature caches, activation buffers). */
 size_t hb_wan_vae_decoder_bytes(const hb_wan_vae_decoder *d);
 void hb_wan_vae_decoder_free(hb_wan_vae_decoder *d);
+/* The model as a frame decoder (models/frame_decoder.h): its states are streaming decoders (default options,
+ * raw = opts.raw). */
+void hb_wan_vae_frame_decoder(hb_wan_vae *m, hb_frame_decoder *out);
 
 /* Working memory (bytes) an encode/decode of that size would reserve for activations, feature caches and
  * blending (not counting the caller's input/output nor the conv kernels' own scratch); all of it in the
