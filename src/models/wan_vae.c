@@ -1,5 +1,6 @@
 /* Wan 2.1 / 2.2 video VAE: weights, config, and the chunked causal forward passes (see wan_vae.h). */
 #include "models/wan_vae.h"
+#include "models/tiles.h"
 #include "ops/ops.h"
 #include "io/json_file.h"
 #include <jansson.h>
@@ -984,78 +985,17 @@ static int coder_run(vrun *r, const vcoder *cd, bool enc, vact *x) {
 
 /* ------------------------------------------------------------------------------------------------------
  * Tiles, chunks and the driver. */
-typedef struct { int64_t start, len, lo, hi; } vspan; /* lo/hi: overlap with the previous/next tile */
-
-static int make_spans(int64_t total, int tile, int overlap, vspan **out) {
-    int64_t n = 1;
-    if (tile > 0 && tile < total) {
-        if (overlap < 0 || overlap >= tile) return hb_error("wan_vae: tile overlap %d must be in [0, tile %d)", overlap, tile);
-        n = (total - overlap + (tile - overlap) - 1) / (tile - overlap);
-        if (n < 2) n = 2;
+/* Puts a chunk's result src [C, T, h, w] at frame t0 of dst [C, Td, Hd, Wd] (frames past Td are dropped), on
+ * tile i of t: a copy when the tile covers the plane, else dst += src * the tile's weight map (models/tiles.h;
+ * src is overwritten with its weighted values). */
+static void emit(const hb_tiles *t, int i, float *dst, int64_t C, int64_t Td, int64_t t0, vact *src) {
+    int64_t nt = src->T < Td - t0 ? src->T : Td - t0, HW = src->H * src->W, HWd = t->H * t->W;
+    if (nt <= 0) return;
+    if (hb_tiles_count(t) == 1) {
+        copy_frames(dst, Td, t0, src->d, src->T, 0, nt, C, HW);
+        return;
     }
-    vspan *s = calloc((size_t)n, sizeof *s);
-    if (!s) return hb_error("wan_vae: out of memory");
-    if (n == 1) s[0] = (vspan){0, total, 0, 0};
-    else {
-        /* n equal tiles just long enough to cover `total` with `overlap` between neighbours (<= tile) */
-        int64_t len = (total + (n - 1) * overlap + n - 1) / n;
-        for (int64_t i = 0; i < n; i++) {
-            s[i].start = (int64_t)floor((double)i * (double)(total - len) / (double)(n - 1) + 0.5);
-            s[i].len = len;
-        }
-    }
-    for (int64_t i = 0; i < n; i++) {
-        s[i].lo = i > 0 ? s[i - 1].start + s[i - 1].len - s[i].start : 0;
-        s[i].hi = i + 1 < n ? s[i].start + s[i].len - s[i + 1].start : 0;
-    }
-    *out = s;
-    return (int)n;
-}
-
-/* Linear ramps over the overlaps: rises over `lo` samples, falls over `hi` samples (output units). */
-static void ramp(float *w, int64_t len, int64_t lo, int64_t hi) {
-    for (int64_t i = 0; i < len; i++) {
-        float v = 1.0f;
-        if (i < lo) v = (float)(i + 1) / (float)(lo + 1);
-        if (len - 1 - i < hi) {
-            float u = (float)(len - i) / (float)(hi + 1);
-            if (u < v) v = u;
-        }
-        w[i] = v;
-    }
-}
-
-/* Puts a chunk's result src [C, T, h, w] at frame t0, pixel (y0, x0) of dst [C, Td, Hd, Wd] (frames past Td are
- * dropped). Untiled (the chunk covers the whole plane): a copy. Tiled: dst += src * wy[i] * wx[k], through a
- * gathered copy of the dst region (src is overwritten with its weighted values); the weight plane is made on
- * the host in hplane and uploaded. Scratch comes from r->scr (the dry run measures it: nothing else runs dry). */
-static int emit(vrun *r, bool tiled, float *dst, int64_t C, int64_t Td, int64_t Hd, int64_t Wd, int64_t t0, vact *src,
-                int64_t y0, int64_t x0, const float *wy, const float *wx, float *hplane) {
-    int64_t nt = src->T < Td - t0 ? src->T : Td - t0, HW = src->H * src->W;
-    if (!tiled) {
-        if (!r->dry && nt > 0) copy_frames(dst, Td, t0, src->d, src->T, 0, nt, C, HW);
-        return 0;
-    }
-    size_t mk = hb_arena_mark(&r->scr);
-    float *plane = scr_alloc(r, HW), *reg = scr_alloc(r, C * src->T * HW);
-    if (!plane || !reg) return -1;
-    if (!r->dry && nt > 0) {
-        for (int64_t i = 0; i < src->H; i++)
-            for (int64_t k = 0; k < src->W; k++) hplane[i * src->W + k] = wy[i] * wx[k];
-        if (hb_dev_upload(plane, hplane, (size_t)HW * sizeof(float))) return -1;
-        for (int64_t c = 0; c < C; c++)
-            for (int64_t t = 0; t < nt; t++) {
-                float *sl = src->d + (c * src->T + t) * HW;
-                hb_mul(sl, sl, plane, HW);
-            }
-        const int64_t sh[4] = {C, nt, src->H, src->W}, rs[4] = {Td * Hd * Wd, Hd * Wd, Wd, 1}, gs[4] = {nt * HW, HW, src->W, 1};
-        float *base = dst + (t0 * Hd + y0) * Wd + x0;
-        hb_copy_nd(reg, gs, base, rs, 4, sh);
-        for (int64_t c = 0; c < C; c++) hb_add(reg + c * nt * HW, reg + c * nt * HW, src->d + c * src->T * HW, nt * HW);
-        hb_copy_nd(base, rs, reg, gs, 4, sh);
-    }
-    hb_arena_reset(&r->scr, mk);
-    return 0;
+    for (int64_t c = 0; c < C; c++) hb_tiles_blend(t, i, dst + (c * Td + t0) * HWd, HWd, nt, src->d + c * src->T * HW);
 }
 
 typedef struct {
@@ -1072,12 +1012,12 @@ typedef struct {
 } vjob;
 
 /* One chunk of one tile: input frames [f0, f1) of rows/cols (latent units) of span sy, sx. */
-static int run_chunk(vrun *r, const vjob *j, int64_t f0, int64_t f1, const vspan *sy, const vspan *sx, vact *res,
+static int run_chunk(vrun *r, const vjob *j, int64_t f0, int64_t f1, const hb_span *sy, const hb_span *sx, vact *res,
                      vact *midv) {
     const hb_wan_vae *m = r->m;
     int64_t z = m->cfg.z_dim, tc = f1 - f0;
     if (j->enc) {
-        int64_t s = m->sf, th = sy->len * s, tw = sx->len * s, y0 = sy->start * s, x0 = sx->start * s;
+        int64_t s = m->sf, th = (sy->b - sy->a) * s, tw = (sx->b - sx->a) * s, y0 = sy->a * s, x0 = sx->a * s;
         bool v22 = m->cfg.variant == HB_WAN_VAE_22;
         float *crop = v22 ? scr_alloc(r, 3 * tc * th * tw) : pp_other(r, NULL, 3 * tc * th * tw);
         if (!crop) return -1;
@@ -1106,13 +1046,13 @@ static int run_chunk(vrun *r, const vjob *j, int64_t f0, int64_t f1, const vspan
         }
         *res = (vact){mu, z, x.T, x.H, x.W};
     } else {
-        int64_t th = sy->len, tw = sx->len, S = tc * th * tw;
+        int64_t th = sy->b - sy->a, tw = sx->b - sx->a, S = tc * th * tw;
         float *crop = scr_alloc(r, z * S);
         if (!crop) return -1;
         if (!r->dry) { /* crop, then z * std + mean */
             const int64_t sh[4] = {z, tc, th, tw}, ds[4] = {tc * th * tw, th * tw, tw, 1},
                           ss[4] = {j->Tin * j->Hin * j->Win, j->Hin * j->Win, j->Win, 1};
-            hb_copy_nd(crop, ds, j->in + (f0 * j->Hin + sy->start) * j->Win + sx->start, ss, 4, sh);
+            hb_copy_nd(crop, ds, j->in + (f0 * j->Hin + sy->a) * j->Win + sx->a, ss, 4, sh);
             hb_channel_affine(crop, crop, z, S, &m->t_std, &m->t_mean);
         }
         vact zc = {crop, z, tc, th, tw}, x;
@@ -1155,53 +1095,42 @@ static void run_free(vrun *r) {
 
 enum { MODE_RUN = 0, MODE_PLAN, MODE_FLOPS };
 
-/* A sized and allocated run: the tile spans, the arenas, the activation buffers and the pixel ramps. Shared
- * by the whole-clip calls (drive) and the streaming decoder (one untiled plan kept between pushes). */
+/* A sized and allocated run: the tiles of the output and of the mid tensor, the arenas and the activation
+ * buffers. Shared by the whole-clip calls (drive) and the streaming decoder (one untiled plan kept between
+ * pushes). */
 typedef struct {
     vrun r;
-    vspan *sy, *sx;
-    int ny, nx;
-    bool tiled;
-    int64_t s_out, maxt;
-    float *wy, *wx;   /* host: ramps of the current tile (output resolution) */
-    float *hplane;    /* host: one tile's weight plane, uploaded per chunk (tiled only) */
-    size_t bytes;     /* workspace: arenas + activations + blend weights */
+    hb_tiles out, mid; /* the same spans at the output's and at the latent resolution */
+    size_t bytes;      /* workspace: arenas + activations + blend weights */
 } vplan;
 
 static void plan_free(vplan *p) {
     run_free(&p->r);
-    hb_free(p->wy);
-    hb_free(p->wx);
-    hb_free(p->hplane);
-    free(p->sy);
-    free(p->sx);
+    hb_tiles_free(&p->out);
+    hb_tiles_free(&p->mid);
     memset(p, 0, sizeof *p);
 }
 
-/* Both outputs of chunk c (its output frames start at tout) into the job's tensors. Dry: sizes the scratch. */
-static int emit_chunk(vplan *p, const vjob *j, int c, const vspan *a, const vspan *b, vact *res, vact *midv,
-                      int64_t tout, const float *wl_y, const float *wl_x) {
-    vrun *r = &p->r;
-    int64_t s_out = p->s_out, z = r->m->cfg.z_dim, oc = j->enc ? z : 3;
-    if (emit(r, p->tiled, j->out, oc, j->Tout, j->Hout, j->Wout, tout, res, a->start * s_out, b->start * s_out, p->wy,
-             p->wx, p->hplane))
-        return -1;
-    if (!j->mid) return 0;
-    int64_t mid_c = j->enc ? 2 * z : z, mid_t = j->enc ? j->Tout : j->Tin, mt0 = j->enc ? tout : j->cf[c];
-    return emit(r, p->tiled, j->mid, mid_c, mid_t, j->hl, j->wl, mt0, midv, a->start, b->start, wl_y, wl_x, p->hplane);
+/* Both outputs of chunk c of tile i (its output frames start at tout) into the job's tensors. */
+static void emit_chunk(vplan *p, const vjob *j, int c, int i, vact *res, vact *midv, int64_t tout) {
+    int64_t z = p->r.m->cfg.z_dim;
+    emit(&p->out, i, j->out, j->enc ? z : 3, j->Tout, tout, res);
+    if (j->mid) emit(&p->mid, i, j->mid, j->enc ? 2 * z : z, j->enc ? j->Tout : j->Tin, j->enc ? tout : j->cf[c], midv);
 }
 
 /* Dry run of job j (first three chunks of one tile suffice for the sizes: later chunks repeat chunk 2; FLOPS
  * mode runs everything). PLAN / FLOPS: *result = bytes / FLOPs and nothing is allocated; RUN: allocates
- * (activations in the current memory space, ramps on the host). */
+ * (activations in the current memory space). */
 static int plan_init(vplan *p, const hb_wan_vae *m, const vjob *j, const hb_wan_vae_opts *o, int mode, double *result) {
     memset(p, 0, sizeof *p);
     const vcoder *cd = j->enc ? &m->enc : &m->dec;
     vrun *r = &p->r;
-    if ((p->ny = make_spans(j->hl, o->tile, o->overlap, &p->sy)) < 0) return -1;
-    if ((p->nx = make_spans(j->wl, o->tile, o->overlap, &p->sx)) < 0) goto fail;
-    p->tiled = p->ny * p->nx > 1;
-    p->s_out = j->enc ? 1 : m->sf;
+    if (hb_tiles_plan(&p->out, j->hl, j->wl, o->tile, o->overlap, j->enc ? 1 : m->sf) ||
+        (j->mid && hb_tiles_plan(&p->mid, j->hl, j->wl, o->tile, o->overlap, 1))) {
+        hb_error_prefix("wan_vae: ");
+        goto fail;
+    }
+    int ntiles = hb_tiles_count(&p->out);
     r->m = m;
     r->nslots = cd->nslots;
     r->slots = calloc((size_t)r->nslots, sizeof *r->slots);
@@ -1210,24 +1139,21 @@ static int plan_init(vplan *p, const hb_wan_vae *m, const vjob *j, const hb_wan_
     hb_arena_init_measure(&r->scr, "wan_vae scratch");
     hb_arena_init_measure(&r->cache, "wan_vae cache");
     r->pp[0] = (float *)(uintptr_t)64, r->pp[1] = (float *)(uintptr_t)128;
-    int ntiles_dry = mode == MODE_FLOPS ? p->ny * p->nx : 1;
+    int ntiles_dry = mode == MODE_FLOPS ? ntiles : 1;
     for (int tile = 0; tile < ntiles_dry; tile++) {
         run_reset_caches(r);
         int nch = mode == MODE_FLOPS ? j->nchunks : (j->nchunks < 3 ? j->nchunks : 3);
-        const vspan *a = &p->sy[tile / p->nx], *b = &p->sx[tile % p->nx];
+        const hb_span *a = &p->out.y[tile / p->out.nx], *b = &p->out.x[tile % p->out.nx];
         for (int c = 0; c < nch; c++) {
             hb_arena_reset(&r->scr, 0);
             r->first_chunk = c == 0;
             vact res, midv;
-            if (run_chunk(r, j, j->cf[c], j->cf[c + 1], a, b, &res, &midv) ||
-                emit_chunk(p, j, c, a, b, &res, &midv, 0, NULL, NULL))
-                goto fail;
+            if (run_chunk(r, j, j->cf[c], j->cf[c + 1], a, b, &res, &midv)) goto fail;
         }
     }
     size_t scr_bytes = r->scr.peak + 4096, cache_bytes = r->cache.peak + 4096;
     int64_t pp_n = r->pp_need;
-    size_t blend_bytes = p->tiled ? (size_t)(j->Hout * j->Wout) * sizeof(float) : 0;
-    p->bytes = scr_bytes + cache_bytes + 2 * (size_t)pp_n * sizeof(float) + blend_bytes;
+    p->bytes = scr_bytes + cache_bytes + 2 * (size_t)pp_n * sizeof(float) + p->out.bytes + p->mid.bytes;
     if (mode != MODE_RUN) {
         *result = mode == MODE_FLOPS ? r->flops : (double)p->bytes;
         plan_free(p);
@@ -1245,30 +1171,18 @@ static int plan_init(vplan *p, const hb_wan_vae *m, const vjob *j, const hb_wan_
     r->pp[0] = hb_dev_alloc((size_t)pp_n * sizeof(float), "wan_vae activations");
     r->pp[1] = r->pp[0] ? hb_dev_alloc((size_t)pp_n * sizeof(float), "wan_vae activations") : NULL;
     if (!r->pp[0] || !r->pp[1]) goto fail;
-    for (int i = 0; i < p->ny; i++) p->maxt = p->sy[i].len > p->maxt ? p->sy[i].len : p->maxt;
-    for (int i = 0; i < p->nx; i++) p->maxt = p->sx[i].len > p->maxt ? p->sx[i].len : p->maxt;
-    int64_t mo = p->maxt * p->s_out;
-    p->wy = hb_malloc((size_t)mo * sizeof(float), "wan_vae ramps");
-    p->wx = hb_malloc((size_t)mo * sizeof(float), "wan_vae ramps");
-    if (!p->wy || !p->wx) goto fail;
-    if (p->tiled && !(p->hplane = hb_malloc((size_t)(mo * mo) * sizeof(float), "wan_vae blend plane"))) goto fail;
     return 0;
 fail:
     plan_free(p);
     return -1;
 }
 
-/* Every chunk of job j on tile (ty, tx), continuing the plan's feature caches (the caller resets them for a
- * new tile or clip; j->cont: the first chunk is not the clip's first). Puts the tile's output into j->out and
- * j->mid: copied when untiled, accumulated with ramp weights when tiled (j->out / j->mid zeroed by the caller;
- * wl_y / wl_x: the latent-resolution ramps of j->mid). */
-static int run_tile(vplan *p, const vjob *j, int ty, int tx, const float *wl_y, const float *wl_x, hb_progress *prog,
-                    int *steps) {
+/* Every chunk of job j on tile i, continuing the plan's feature caches (the caller resets them for a new tile or
+ * clip; j->cont: the first chunk is not the clip's first). Puts the tile's output into j->out and j->mid (zeroed
+ * by the caller when tiled). */
+static int run_tile(vplan *p, const vjob *j, int i, hb_progress *prog, int *steps) {
     vrun *r = &p->r;
-    const vspan *a = &p->sy[ty], *b = &p->sx[tx];
-    int64_t s_out = p->s_out;
-    ramp(p->wy, a->len * s_out, a->lo * s_out, a->hi * s_out);
-    ramp(p->wx, b->len * s_out, b->lo * s_out, b->hi * s_out);
+    const hb_span *a = &p->out.y[i / p->out.nx], *b = &p->out.x[i % p->out.nx];
     int64_t tout = 0;
     for (int c = 0; c < j->nchunks; c++) {
         hb_arena_reset(&r->scr, 0);
@@ -1276,22 +1190,11 @@ static int run_tile(vplan *p, const vjob *j, int ty, int tx, const float *wl_y, 
         vact res, midv;
         if (run_chunk(r, j, j->cf[c], j->cf[c + 1], a, b, &res, &midv)) return -1;
         if (tout + res.T > j->Tout) break; /* reported below */
-        if (emit_chunk(p, j, c, a, b, &res, &midv, tout, wl_y, wl_x)) return -1;
+        emit_chunk(p, j, c, i, &res, &midv, tout);
         tout += res.T;
         if (prog) hb_progress_step(prog, ++*steps);
     }
     if (tout != j->Tout) return hb_error("wan_vae: produced %lld frames, expected %lld", (long long)tout, (long long)j->Tout);
-    return 0;
-}
-
-/* x[c, :] *= 1 / wsum for every one of the `rows` planes of HW values of x: the blend's normalisation (wsum on the
- * host, replaced by its reciprocal; the reciprocal plane goes to the current memory space for hb_mul). */
-static int normalise_planes(float *x, int64_t rows, int64_t HW, float *wsum, float **dev) {
-    for (int64_t i = 0; i < HW; i++) wsum[i] = 1.0f / wsum[i];
-    if (!(*dev = hb_dev_alloc((size_t)HW * sizeof(float), "wan_vae blend weights")) ||
-        hb_dev_upload(*dev, wsum, (size_t)HW * sizeof(float)))
-        return -1;
-    for (int64_t c = 0; c < rows; c++) hb_mul(x + c * HW, x + c * HW, *dev, HW);
     return 0;
 }
 
@@ -1302,61 +1205,25 @@ static int drive(const hb_wan_vae *m, vjob *j, const hb_wan_vae_opts *o, int mod
     vplan p;
     if (plan_init(&p, m, j, o, mode, result)) return -1;
     if (mode != MODE_RUN) return 0;
-    int rc = -1, ny = p.ny, nx = p.nx;
-    const vspan *sy = p.sy, *sx = p.sx;
-    int64_t s_out = p.s_out, maxt = p.maxt;
-    float *wsum = NULL, *ws = NULL, *wl_y = NULL, *wl_x = NULL, *rw_out = NULL, *rw_mid = NULL;
-    if (p.tiled && !(wsum = hb_calloc((size_t)(j->Hout * j->Wout) * sizeof(float), "wan_vae blend weights"))) goto done;
-    int64_t z = m->cfg.z_dim, oc = j->enc ? z : 3;
-    int64_t out_n = oc * j->Tout * j->Hout * j->Wout;
-    int64_t mid_c = j->enc ? 2 * z : z, mid_t = j->enc ? j->Tout : j->Tin;
-    if (p.tiled) { /* untiled, every output value is written once */
+    int rc = -1, nt = hb_tiles_count(&p.out);
+    int64_t z = m->cfg.z_dim, out_n = (j->enc ? z : 3) * j->Tout * j->Hout * j->Wout;
+    if (nt > 1) { /* untiled, every output value is written once */
         hb_fill(j->out, 0.0f, out_n);
-        if (j->mid) hb_fill(j->mid, 0.0f, mid_c * mid_t * j->hl * j->wl);
+        if (j->mid) hb_fill(j->mid, 0.0f, (j->enc ? 2 * z : z) * (j->enc ? j->Tout : j->Tin) * j->hl * j->wl);
     }
     hb_progress prog;
-    hb_progress_begin(&prog, o->progress, o->progress_user, j->enc ? "vae encode" : "vae decode", ny * nx * j->nchunks);
+    hb_progress_begin(&prog, o->progress, o->progress_user, j->enc ? "vae encode" : "vae decode", nt * j->nchunks);
     int done_steps = 0;
-    if (j->mid && !(wl_y = hb_malloc((size_t)maxt * sizeof(float) * 2, "wan_vae ramps"))) goto done_prog;
-    if (wl_y) wl_x = wl_y + maxt;
-    for (int ty = 0; ty < ny; ty++)
-        for (int tx = 0; tx < nx; tx++) {
-            const vspan *a = &sy[ty], *b = &sx[tx];
-            run_reset_caches(&p.r);
-            if (wl_y) ramp(wl_y, a->len, a->lo, a->hi), ramp(wl_x, b->len, b->lo, b->hi);
-            if (run_tile(&p, j, ty, tx, wl_y, wl_x, &prog, &done_steps)) goto done_prog;
-            if (wsum)
-                for (int64_t i = 0; i < a->len * s_out; i++)
-                    for (int64_t k = 0; k < b->len * s_out; k++)
-                        wsum[(a->start * s_out + i) * j->Wout + b->start * s_out + k] += p.wy[i] * p.wx[k];
-        }
-    if (wsum) {
-        if (normalise_planes(j->out, oc * j->Tout, j->Hout * j->Wout, wsum, &rw_out)) goto done_prog;
-        if (j->mid) {
-            /* mid tensors use latent-resolution ramps: recompute their weight sum */
-            if (!(ws = hb_calloc((size_t)(j->hl * j->wl) * sizeof(float), "wan_vae blend weights"))) goto done_prog;
-            for (int ty = 0; ty < ny; ty++)
-                for (int tx = 0; tx < nx; tx++) {
-                    ramp(wl_y, sy[ty].len, sy[ty].lo, sy[ty].hi), ramp(wl_x, sx[tx].len, sx[tx].lo, sx[tx].hi);
-                    for (int64_t i = 0; i < sy[ty].len; i++)
-                        for (int64_t k = 0; k < sx[tx].len; k++)
-                            ws[(sy[ty].start + i) * j->wl + sx[tx].start + k] += wl_y[i] * wl_x[k];
-                }
-            if (normalise_planes(j->mid, mid_c * mid_t, j->hl * j->wl, ws, &rw_mid)) goto done_prog;
-        }
+    for (int i = 0; i < nt; i++) {
+        run_reset_caches(&p.r);
+        if (run_tile(&p, j, i, &prog, &done_steps)) goto done;
     }
     if (!j->enc && !o->raw) hb_elementwise(HB_EW_CLAMP, j->out, j->out, NULL, -1.0f, 1.0f, out_n);
     rc = 0;
-done_prog:
-    hb_progress_end(&prog);
 done:
+    hb_progress_end(&prog);
     /* queued work must finish before its buffers go (and its errors are reported here) */
     if (hb_backend_sync()) rc = -1;
-    hb_dev_free(rw_out);
-    hb_dev_free(rw_mid);
-    hb_free(ws);
-    hb_free(wl_y);
-    hb_free(wsum);
     plan_free(&p);
     return rc;
 }
@@ -1499,7 +1366,7 @@ int hb_wan_vae_decoder_push(hb_wan_vae_decoder *d, const float *latent, int64_t 
     j.in = latent, j.out = video;
     if (!d->started) run_reset_caches(&d->p.r);
     int64_t out_n = 3 * j.Tout * j.Hout * j.Wout;
-    int rc = run_tile(&d->p, &j, 0, 0, NULL, NULL, NULL, NULL); /* untiled: writes every value of video */
+    int rc = run_tile(&d->p, &j, 0, NULL, NULL); /* untiled: writes every value of video */
     free(j.cf);
     if (!rc && !d->o.raw) hb_elementwise(HB_EW_CLAMP, video, video, NULL, -1.0f, 1.0f, out_n);
     if (hb_backend_sync()) rc = -1;

@@ -2,11 +2,10 @@
  * overlap frames live in the current memory space and are moved, cropped and blended only through ops; the
  * blend weights are computed on the host and uploaded once; frames reach the callback in host memory. */
 #include "pipeline/longdecode.h"
+#include "models/tiles.h"
 #include "ops/ops.h"
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct { int64_t a, b; } span; /* latent cells [a, b) */
 
 /* The light decoder's release tiles (TILED mode with a decoder that has them): tile latents L + 1 every S, blend b
  * frames, emit ts per tile; the previous tile's frames (carry) start at video frame prev0; latents seen. */
@@ -24,14 +23,9 @@ struct hb_decoder {
     int64_t L, O, m; /* clip, overlap (latents), overlap frames (tiled) */
     hb_decoder_emit_fn fn;
     void *user;
-    int nty, ntx;
-    span *ty, *tx;
-    float **ry, **rx; /* pixel ramps per tile row / column (host) */
-    float **wmap;     /* several tiles: per tile [TH*TW] ramp_y * ramp_x / (sum over tiles), device */
-    float *region;    /* several tiles: [TH*TW] scratch, device */
+    hb_tiles tiles;   /* spatial tiles */
     float *stage;     /* non-host memory spaces: host staging of up to `nstage` frames for the callback */
     int64_t nstage;
-    int64_t th, tw;   /* largest tile (latent) */
     float *pend, *tlat, *tout, *cout, *carry;
     int64_t npend, nclips, frames_out;
     bool finished, finishing; /* finishing: decode_clip takes the streams' held-back frames */
@@ -39,56 +33,6 @@ struct hb_decoder {
     int64_t got;      /* CAUSAL: frames the streams gave (every tile gives the same) */
     release_tiles lt;
 };
-
-void hb_ld_ramp(float *w, int64_t len, int64_t lo, int64_t hi) {
-    for (int64_t i = 0; i < len; i++) {
-        float v = 1.0f;
-        if (lo > 0 && i < lo) v = (float)(i + 1) / (float)(lo + 1);
-        if (hi > 0 && i >= len - hi) {
-            float u = (float)(len - i) / (float)(hi + 1);
-            if (u < v) v = u;
-        }
-        w[i] = v;
-    }
-}
-
-static int make_spans(int64_t total, int tile, int overlap, span **out) {
-    int n = 1;
-    if (tile > 0 && tile < total) {
-        if (overlap >= tile) return hb_error("longdecode: tile_overlap %d must be smaller than tile %d", overlap, tile);
-        n = (int)((total - overlap + (tile - overlap) - 1) / (tile - overlap));
-        if (n < 2) n = 2;
-    }
-    span *s = hb_calloc(sizeof(span) * (size_t)n, "longdecode tiles");
-    if (!s) return -1;
-    if (n == 1) s[0].a = 0, s[0].b = total;
-    else
-        for (int i = 0; i < n; i++) {
-            s[i].a = ((total - tile) * i + (n - 1) / 2) / (n - 1);
-            s[i].b = s[i].a + tile;
-        }
-    *out = s;
-    return n;
-}
-
-/* ramps for each span, in pixels (S per latent cell) */
-static float **span_ramps(const span *s, int n, int64_t S) {
-    float **r = hb_calloc(sizeof(float *) * (size_t)n, "longdecode ramps");
-    if (!r) return NULL;
-    for (int i = 0; i < n; i++) {
-        int64_t len = (s[i].b - s[i].a) * S;
-        int64_t lo = i > 0 ? (s[i - 1].b - s[i].a) * S : 0, hi = i + 1 < n ? (s[i].b - s[i + 1].a) * S : 0;
-        if (!(r[i] = hb_malloc(sizeof(float) * (size_t)len, "longdecode ramps"))) return r;
-        hb_ld_ramp(r[i], len, lo, hi);
-    }
-    return r;
-}
-
-static void free_ramps(float **r, int n) {
-    if (!r) return;
-    for (int i = 0; i < n; i++) hb_free(r[i]);
-    hb_free(r);
-}
 
 /* Decode one tile: lat [z, n, th, tw] contiguous -> out [3, nf, th S, tw S]. CAUSAL: the tile's stream gives
  * d->got frames (when finishing, its held-back ones); TILED: a whole clip of nf frames. */
@@ -106,37 +50,22 @@ static int decode_tile(hb_decoder *d, int ti, const float *lat, int64_t n, float
 
 /* Decode n pending latents (every tile) into out [3, *nfp, H, W]; CAUSAL: *nfp = the frames the streams gave. */
 static int decode_clip(hb_decoder *d, int64_t n, float *out, int64_t *nfp) {
-    int64_t nf = *nfp;
-    int64_t hw = d->h * d->w, HW = d->H * d->W;
-    bool one = d->nty * d->ntx == 1;
-    if (!one) hb_fill(out, 0.0f, 3 * nf * HW);
-    for (int iy = 0; iy < d->nty; iy++)
-        for (int ix = 0; ix < d->ntx; ix++) {
-            span sy = d->ty[iy], sx = d->tx[ix];
-            int64_t th = sy.b - sy.a, tw = sx.b - sx.a;
-            { /* tlat [z, n, th, tw] <- pend [z, L, h, w] cropped */
-                const int64_t shp[4] = {d->z, n, th, tw}, ds[4] = {n * th * tw, th * tw, tw, 1},
-                              ss[4] = {d->L * hw, hw, d->w, 1};
-                if (n > 0) hb_copy_nd(d->tlat, ds, d->pend + sy.a * d->w + sx.a, ss, 4, shp);
-            }
-            float *dst = one ? out : d->tout;
-            if (decode_tile(d, iy * d->ntx + ix, d->tlat, n, dst, nf)) {
-                hb_error_prefix("longdecode (tile %d,%d): ", iy, ix);
-                return -1;
-            }
-            if (d->mode == HB_LD_CAUSAL) nf = *nfp = d->got;
-            if (one) continue;
-            /* out[c, f, Y0:, X0:] += tile * wmap (a normalised weight map, uploaded once) */
-            int64_t TH = th * d->S, TW = tw * d->S, Y0 = sy.a * d->S, X0 = sx.a * d->S, n1 = TH * TW;
-            const float *wm = d->wmap[iy * d->ntx + ix];
-            for (int64_t cf = 0; cf < 3 * nf; cf++) {
-                float *src = d->tout + cf * n1, *o = out + cf * HW + Y0 * d->W + X0;
-                hb_mul(src, src, wm, n1);
-                hb_copy_rows(d->region, TW, o, d->W, TH, TW);
-                hb_add(d->region, d->region, src, n1);
-                hb_copy_rows(o, d->W, d->region, TW, TH, TW);
-            }
+    const hb_tiles *t = &d->tiles;
+    int64_t nf = *nfp, hw = d->h * d->w, th = t->th, tw = t->tw;
+    bool one = hb_tiles_count(t) == 1;
+    if (!one) hb_fill(out, 0.0f, 3 * nf * d->H * d->W);
+    for (int i = 0; i < hb_tiles_count(t); i++) {
+        const hb_span *sy = &t->y[i / t->nx], *sx = &t->x[i % t->nx];
+        /* tlat [z, n, th, tw] <- pend [z, L, h, w] cropped */
+        const int64_t shp[4] = {d->z, n, th, tw}, ds[4] = {n * th * tw, th * tw, tw, 1}, ss[4] = {d->L * hw, hw, d->w, 1};
+        if (n > 0) hb_copy_nd(d->tlat, ds, d->pend + sy->a * d->w + sx->a, ss, 4, shp);
+        if (decode_tile(d, i, d->tlat, n, one ? out : d->tout, nf)) {
+            hb_error_prefix("longdecode (tile %d,%d): ", i / t->nx, i % t->nx);
+            return -1;
         }
+        if (d->mode == HB_LD_CAUSAL) nf = *nfp = d->got;
+        if (!one) hb_tiles_blend(t, i, out, d->H * d->W, 3 * nf, d->tout);
+    }
     return 0;
 }
 
@@ -185,8 +114,8 @@ static int64_t vframes(const hb_decoder *d, int64_t n) { return n <= 0 ? 0 : 1 +
 static void blend_carry(hb_decoder *d, int64_t nf) {
     int64_t m = d->m, HW = d->H * d->W;
     float up[m > 0 ? m : 1], dn[m > 0 ? m : 1];
-    hb_ld_ramp(up, m, m, 0);
-    hb_ld_ramp(dn, m, 0, m);
+    hb_tiles_ramp(up, m, m, 0);
+    hb_tiles_ramp(dn, m, 0, m);
     for (int64_t c = 0; c < 3; c++)
         for (int64_t j = 0; j < m; j++) { /* o = carry * dn[j] + o * up[j] (frame weights: host scalars) */
             float *o = d->cout + (c * nf + j) * HW;
@@ -364,14 +293,9 @@ void hb_decoder_free(hb_decoder *d) {
     if (!d) return;
     for (int i = 0; i < d->nst; i++) d->fd.ops->free(d->st[i]);
     hb_free(d->st);
-    if (d->wmap)
-        for (int i = 0; i < d->nty * d->ntx; i++) hb_dev_free(d->wmap[i]);
-    hb_free(d->wmap);
-    free_ramps(d->ry, d->nty);
-    free_ramps(d->rx, d->ntx);
-    hb_free(d->ty), hb_free(d->tx), hb_free(d->stage);
+    hb_tiles_free(&d->tiles);
+    hb_free(d->stage);
     hb_dev_free(d->pend), hb_dev_free(d->tlat), hb_dev_free(d->tout), hb_dev_free(d->cout), hb_dev_free(d->carry);
-    hb_dev_free(d->region);
     hb_free(d);
 }
 
@@ -403,57 +327,22 @@ static int setup_mode(hb_decoder *d, const hb_longdecode_opts *o) {
     return 0;
 }
 
-/* Spatial tiles: spans, ramps and, for several tiles, the normalised weight maps ramp_y * ramp_x / (sum over the
- * tiles covering the pixel), per tile, uploaded once. */
-static int setup_tiles(hb_decoder *d, const hb_longdecode_opts *o) {
-    int tov = o->tile_overlap > 0 ? o->tile_overlap : o->tile / 4;
-    if ((d->nty = make_spans(d->h, o->tile, tov, &d->ty)) < 0 || (d->ntx = make_spans(d->w, o->tile, tov, &d->tx)) < 0)
-        return -1;
-    d->th = d->ty[0].b - d->ty[0].a, d->tw = d->tx[0].b - d->tx[0].a;
-    if (!(d->ry = span_ramps(d->ty, d->nty, d->S)) || !(d->rx = span_ramps(d->tx, d->ntx, d->S))) return -1;
-    int nt = d->nty * d->ntx;
-    if (nt == 1) return 0;
-    size_t fl = sizeof(float);
-    int64_t TH = d->th * d->S, TW = d->tw * d->S, HW = d->H * d->W;
-    float *wsum = hb_calloc(fl * (size_t)HW, "longdecode weights"), *map = hb_malloc(fl * (size_t)(TH * TW), "longdecode weights");
-    int ok = wsum && map && (d->wmap = hb_calloc(sizeof(float *) * (size_t)nt, "longdecode weights")) &&
-             (d->region = hb_dev_alloc(fl * (size_t)(TH * TW), "longdecode tile region"));
-    for (int iy = 0; ok && iy < d->nty; iy++)
-        for (int ix = 0; ix < d->ntx; ix++)
-            for (int64_t y = 0; y < (d->ty[iy].b - d->ty[iy].a) * d->S; y++)
-                for (int64_t x = 0; x < (d->tx[ix].b - d->tx[ix].a) * d->S; x++)
-                    wsum[(d->ty[iy].a * d->S + y) * d->W + d->tx[ix].a * d->S + x] += d->ry[iy][y] * d->rx[ix][x];
-    for (int64_t i = 0; ok && i < HW; i++) wsum[i] = 1.0f / wsum[i];
-    for (int iy = 0; ok && iy < d->nty; iy++)
-        for (int ix = 0; ok && ix < d->ntx; ix++) {
-            int64_t th = (d->ty[iy].b - d->ty[iy].a) * d->S, tw = (d->tx[ix].b - d->tx[ix].a) * d->S;
-            int64_t Y0 = d->ty[iy].a * d->S, X0 = d->tx[ix].a * d->S;
-            for (int64_t y = 0; y < th; y++)
-                for (int64_t x = 0; x < tw; x++) map[y * tw + x] = d->ry[iy][y] * d->rx[ix][x] * wsum[(Y0 + y) * d->W + X0 + x];
-            float **wm = &d->wmap[iy * d->ntx + ix];
-            ok = (*wm = hb_dev_alloc(fl * (size_t)(th * tw), "longdecode weights")) && !hb_dev_upload(*wm, map, fl * (size_t)(th * tw));
-        }
-    hb_free(wsum), hb_free(map);
-    d->bytes += fl * (size_t)((nt + 1) * TH * TW);
-    return ok ? 0 : -1;
-}
-
 /* Pending latents, tile latents, clip frames (and tile frames), the host stage and the carried frames. */
 static int setup_buffers(hb_decoder *d) {
     size_t fl = sizeof(float);
-    int64_t TH = d->th * d->S, TW = d->tw * d->S, HW = d->H * d->W, nfmax = d->F * d->L;
+    int64_t th = d->tiles.th, tw = d->tiles.tw, TH = th * d->S, TW = tw * d->S, HW = d->H * d->W, nfmax = d->F * d->L;
     if (d->mode == HB_LD_CAUSAL && d->fd.max_held > nfmax) nfmax = d->fd.max_held; /* what a finish gives */
     if (!(d->pend = hb_dev_alloc(fl * (size_t)(d->z * d->L * d->h * d->w), "longdecode latents")) ||
-        !(d->tlat = hb_dev_alloc(fl * (size_t)(d->z * d->L * d->th * d->tw), "longdecode tile latents")) ||
+        !(d->tlat = hb_dev_alloc(fl * (size_t)(d->z * d->L * th * tw), "longdecode tile latents")) ||
         !(d->cout = hb_dev_alloc(fl * (size_t)(3 * nfmax * HW), "longdecode clip frames")))
         return -1;
-    d->bytes += fl * (size_t)(d->z * d->L * (d->h * d->w + d->th * d->tw) + 3 * nfmax * HW);
+    d->bytes += fl * (size_t)(d->z * d->L * (d->h * d->w + th * tw) + 3 * nfmax * HW);
     if (!hb_memspace_current()->is_host) { /* frames reach the callback through a small host stage */
         d->nstage = d->F < nfmax ? d->F : nfmax;
         if (!(d->stage = hb_malloc(fl * (size_t)(3 * d->nstage * HW), "longdecode host frames"))) return -1;
         d->bytes += fl * (size_t)(3 * d->nstage * HW);
     }
-    if (d->nty * d->ntx > 1) {
+    if (hb_tiles_count(&d->tiles) > 1) {
         if (!(d->tout = hb_dev_alloc(fl * (size_t)(3 * nfmax * TH * TW), "longdecode tile frames"))) return -1;
         d->bytes += fl * (size_t)(3 * nfmax * TH * TW);
     }
@@ -468,15 +357,14 @@ static int setup_buffers(hb_decoder *d) {
 /* Decoder states: CAUSAL keeps a stream per spatial tile; TILED decodes every clip of every tile afresh with one
  * state (the tiles have one size). Release tiles blend raw frames (clamped when they are emitted). */
 static int setup_states(hb_decoder *d) {
-    d->nst = d->mode == HB_LD_CAUSAL ? d->nty * d->ntx : 1;
+    d->nst = d->mode == HB_LD_CAUSAL ? hb_tiles_count(&d->tiles) : 1;
     if (!(d->st = hb_calloc(sizeof(void *) * (size_t)d->nst, "longdecode streams"))) return d->nst = 0, -1;
     for (int i = 0; i < d->nst; i++) {
-        const span *sy = &d->ty[i / d->ntx], *sx = &d->tx[i % d->ntx];
-        if (!(d->st[i] = d->fd.ops->create(d->fd.model, sy->b - sy->a, sx->b - sx->a, d->lt.on))) return -1;
+        if (!(d->st[i] = d->fd.ops->create(d->fd.model, d->tiles.th, d->tiles.tw, d->lt.on))) return -1;
         d->bytes += d->fd.ops->bytes(d->st[i]);
     }
     if (d->mode == HB_LD_TILED && d->fd.ops->decode_bytes) { /* a clip decode's working memory */
-        int64_t b = d->fd.ops->decode_bytes(d->fd.model, d->L, d->th, d->tw);
+        int64_t b = d->fd.ops->decode_bytes(d->fd.model, d->L, d->tiles.th, d->tiles.tw);
         if (b < 0) return -1;
         d->bytes += (size_t)b;
     }
@@ -493,11 +381,15 @@ hb_decoder *hb_decoder_new(const hb_frame_decoder *fd, int64_t h, int64_t w, con
     if (!d) return NULL;
     d->fd = *fd, d->z = fd->latent_channels, d->F = fd->temporal_factor, d->S = fd->spatial_factor;
     d->fn = fn, d->user = user, d->h = h, d->w = w, d->H = h * d->S, d->W = w * d->S;
-    if (setup_mode(d, o) || setup_tiles(d, o) || setup_buffers(d) || setup_states(d)) {
-        hb_decoder_free(d);
-        return NULL;
-    }
+    int tov = o->tile_overlap > 0 ? o->tile_overlap : o->tile / 4;
+    if (setup_mode(d, o)) goto fail;
+    if (hb_tiles_plan(&d->tiles, h, w, o->tile, tov, d->S)) { hb_error_prefix("longdecode: "); goto fail; }
+    d->bytes += d->tiles.bytes;
+    if (setup_buffers(d) || setup_states(d)) goto fail;
     return d;
+fail:
+    hb_decoder_free(d);
+    return NULL;
 }
 
 hb_decoder *hb_decoder_new_wan(hb_wan_vae *m, int64_t h, int64_t w, const hb_longdecode_opts *o,

@@ -15,7 +15,7 @@
  *    decoder) uses that schedule instead (hb_ld_light_tiling below), blending raw decoder outputs and clamping
  *    to [-1, 1] when frames are emitted.
  *  - Both modes can also cut the latent plane into overlapping spatial tiles (`tile`, `tile_overlap` in
- *    latent units; tiles spread evenly); tile overlaps are blended with the same ramp helper, normalised by
+ *    latent units; models/tiles.h); tile overlaps are blended with the same ramps (hb_tiles_ramp), normalised by
  *    the per-pixel weight sum.
  * Memory is set by clip and tile sizes only, never by the video length (hb_decoder_bytes).
  *
@@ -90,9 +90,5 @@ void hb_decoder_video_size(const hb_decoder *d, int64_t *H, int64_t *W);
 size_t hb_decoder_bytes(const hb_decoder *d);
 void hb_decoder_free(hb_decoder *d);
 
-/* The blend helper (shared by temporal and spatial blending): w[i] for i in [0, len) ramps linearly up over
- * the first `lo` positions ((i+1)/(lo+1)) and down over the last `hi` ((len-i)/(hi+1)), 1 elsewhere; two
- * neighbours sharing m positions get weights summing to exactly 1 there. */
-void hb_ld_ramp(float *w, int64_t len, int64_t lo, int64_t hi);
 
 #endif
