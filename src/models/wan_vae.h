@@ -10,7 +10,8 @@
  * decoder one latent frame at a time, and every causal conv keeps the last 2 input frames of the previous
  * chunk in a feature cache (with the reference's quirks: 'Rep' state of the temporal upsampler, single-frame
  * cache padding, first_chunk trimming in 2.2). Activations of one chunk live in preallocated buffers sized
- * by a dry run, so memory does not grow with the number of frames.
+ * from the layers' shapes (a planning pass that also counts the FLOPs), so memory does not grow with the number
+ * of frames.
  *
  * Spatial tiling (optional): the latent plane is cut into overlapping tiles (sizes in LATENT units, models/tiles.h),
  * each tile runs the whole temporal pass with its own cache, and overlaps are blended with linear ramps.
