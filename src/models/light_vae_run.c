@@ -91,6 +91,7 @@ static int hook(lstate *s, const char *name, const lbuf *x) {
  * every output whose k frames are in the window; the last k-1 window frames become the cache. */
 static int tconv(lstate *s, const lv_conv *c, const lbuf *x, lbuf *y) {
     int64_t HW = x->H * x->W, k = c->k;
+    y->d = NULL; /* callers free y after a failure, also one before y was allocated */
     hb_conv3d_params prm = {{1, 1, 1}, {0, 0}, {c->k / 2, c->k / 2}, {c->k / 2, c->k / 2}, c->groups};
     if (c->slot < 0) {
         if (buf_new(s, y, c->cout, x->T, x->H, x->W)) return -1;
