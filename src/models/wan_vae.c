@@ -1353,7 +1353,7 @@ static int plan_init(vplan *p, const hb_wan_vae *m, const vjob *j, const hb_wan_
     vsizes sz;
     if (hb_tiles_plan(&p->out, j->hl, j->wl, o->tile, o->overlap, j->enc ? 1 : m->sf) ||
         (j->mid && hb_tiles_plan(&p->mid, j->hl, j->wl, o->tile, o->overlap, 1))) {
-        hb_error_prefix("wan_vae: ");
+        hb_error_prefix("wan_vae");
         goto fail;
     }
     if (plan_sizes(m, j, &p->out, mode == MODE_FLOPS, &sz)) goto fail;

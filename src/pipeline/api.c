@@ -346,7 +346,7 @@ static int encode_text(gen_ctx *g) {
     hb_text_opts to = {.tok = g->m->tok, .encoder = g->m->mf.text_encoder, .text_len = g->m->dcfg.text_len,
                        .text_dim = g->m->dcfg.text_dim, .clean = g->m->defaults.clean_prompt, .low_memory = g->m->offload,
                        .progress = p->progress ? relay_progress : NULL, .progress_user = &g_relay};
-    if (hb_text_encode(&to, texts, g->guided ? 2 : 1, g->text)) return hb_error_prefix("text encoder: "), -1;
+    if (hb_text_encode(&to, texts, g->guided ? 2 : 1, g->text)) return hb_error_prefix("text encoder"), -1;
     g->out->seconds_text = hb_time_now() - t0;
     return 0;
 }
@@ -369,7 +369,7 @@ static int encode_image(gen_ctx *g) {
     int up = hb_dev_upload(g->img, himg, ib);
     hb_free(himg);
     if (up || open_vae(m)) return -1;
-    if (hb_wan_vae_encode(m->vae, g->img, 1, p->height, p->width, g->cond0, NULL)) return hb_error_prefix("image encode: "), -1;
+    if (hb_wan_vae_encode(m->vae, g->img, 1, p->height, p->width, g->cond0, NULL)) return hb_error_prefix("image encode"), -1;
     if (m->offload) close_vae(m);
     if (g_debug_on && g_debug.cond0) g_debug.cond0(g_debug.user, g->cond0, g->C, g->H, g->W);
     g->out->seconds_image = hb_time_now() - t0;

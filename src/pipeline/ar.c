@@ -397,7 +397,7 @@ static int chunk_cb(void *user, int64_t chunk, int64_t frame0, int64_t F, const 
      * its frames to the caller as one batch */
     if (r->decoder == HB_AR_DEC_TAE && hb_tae_decoder_push_frames(c->td, x0, F, hw, F * hw)) return -1;
     if (r->decoder == HB_AR_DEC_VAE && hb_decoder_push(c->vd, x0, F, 0)) return -1;
-    if (hb_rgb_sink_flush(&c->sink)) return hb_error_prefix("ar: "), -1;
+    if (hb_rgb_sink_flush(&c->sink)) return hb_error_prefix("ar"), -1;
     c->latent_done = frame0 + F;
     double now = hb_time_now();
     if (chunk == 0) c->t_first = now;

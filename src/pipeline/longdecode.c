@@ -60,7 +60,7 @@ static int decode_clip(hb_decoder *d, int64_t n, float *out, int64_t *nfp) {
         const int64_t shp[4] = {d->z, n, th, tw}, ds[4] = {n * th * tw, th * tw, tw, 1}, ss[4] = {d->L * hw, hw, d->w, 1};
         if (n > 0) hb_copy_nd(d->tlat, ds, d->pend + sy->a * d->w + sx->a, ss, 4, shp);
         if (decode_tile(d, i, d->tlat, n, one ? out : d->tout, nf)) {
-            hb_error_prefix("longdecode (tile %d,%d): ", i / t->nx, i % t->nx);
+            hb_error_prefix("longdecode (tile %d,%d)", i / t->nx, i % t->nx);
             return -1;
         }
         if (d->mode == HB_LD_CAUSAL) nf = *nfp = d->got;
@@ -100,7 +100,7 @@ static int emit(hb_decoder *d, const float *v, int64_t nf_total, int64_t f0, int
         int64_t k = n - k0 < d->nstage ? n - k0 : d->nstage;
         for (int64_t c = 0; c < 3; c++)
             if (hb_dev_download(d->stage + c * k * HW, v + (c * nf_total + f0 + k0) * HW, sizeof(float) * (size_t)(k * HW)))
-                return hb_error_prefix("longdecode: "), -1;
+                return hb_error_prefix("longdecode"), -1;
         if ((rc = d->fn(d->user, d->frames_out, k, d->stage, d->H, d->W)))
             return hb_error("longdecode: the frame callback stopped the decode (%d)", rc);
         d->frames_out += k;
@@ -383,7 +383,7 @@ hb_decoder *hb_decoder_new(const hb_frame_decoder *fd, int64_t h, int64_t w, con
     d->fn = fn, d->user = user, d->h = h, d->w = w, d->H = h * d->S, d->W = w * d->S;
     int tov = o->tile_overlap > 0 ? o->tile_overlap : o->tile / 4;
     if (setup_mode(d, o)) goto fail;
-    if (hb_tiles_plan(&d->tiles, h, w, o->tile, tov, d->S)) { hb_error_prefix("longdecode: "); goto fail; }
+    if (hb_tiles_plan(&d->tiles, h, w, o->tile, tov, d->S)) { hb_error_prefix("longdecode"); goto fail; }
     d->bytes += d->tiles.bytes;
     if (setup_buffers(d) || setup_states(d)) goto fail;
     return d;
@@ -409,6 +409,6 @@ hb_decoder *hb_decoder_new_light(const hb_light_vae *m, int64_t h, int64_t w, co
 hb_decoder *hb_decoder_new_tae(const hb_tae *m, int64_t h, int64_t w, const hb_longdecode_opts *o,
                                hb_decoder_emit_fn fn, void *user) {
     hb_frame_decoder fd;
-    if (hb_tae_frame_decoder(m, &fd)) return hb_error_prefix("longdecode: "), NULL;
+    if (hb_tae_frame_decoder(m, &fd)) return hb_error_prefix("longdecode"), NULL;
     return hb_decoder_new(&fd, h, w, o, fn, user);
 }
