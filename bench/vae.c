@@ -2,9 +2,9 @@
  *   Wan-2.1 (dim 96, z 16):  latent frames -> 480x832 video (latent 60x104)
  *   Wan-2.2 (dec_dim 256, z 48): latent frames -> 704x1280 video (latent 44x80)
  * each untiled and tiled; seconds, seconds per latent frame, GFLOP/s (convolution/attention/linear FLOPs counted
- * by the model's own dry run) against the f32 FMA peak and the f32 GEMM rate measured in the same run, working
- * memory (planned) and peak RSS, and the tiled-vs-untiled error. "cpu-rat" is GFLOP per CPU-second over the
- * peak's GFLOP per CPU-second (robust when other jobs share the cores).
+ * by the model's planning pass from the layer shapes) against the f32 FMA peak and the f32 GEMM rate measured in
+ * the same run, working memory (planned) and peak RSS, and the tiled-vs-untiled error. "cpu-rat" is GFLOP per
+ * CPU-second over the peak's GFLOP per CPU-second (robust when other jobs share the cores).
  *
  * The decoder is heavy: ~13.5 TFLOP per latent frame for 2.1 at 480x832 and ~66 TFLOP for 2.2 at 704x1280, so the
  * full runs (21 / 31 latent frames) take hours on 2 cores. Defaults keep the run to a few minutes:

@@ -13,6 +13,7 @@
 #include "testlib.h"
 #include "io/checkpoint.h"
 #include "pipeline/longdecode.h"
+#include "models/tiles.h"
 #include "ops/ops.h"
 #include <math.h>
 #include <stdio.h>
@@ -428,8 +429,8 @@ static void test_guard(hb_rng *rng) {
 static void test_ramp(void) {
     float a[40], b[40];
     for (int m = 1; m <= 9; m++) {
-        hb_ld_ramp(a, 20, 0, m);
-        hb_ld_ramp(b, 20, m, 0);
+        hb_tiles_ramp(a, 20, 0, m);
+        hb_tiles_ramp(b, 20, m, 0);
         bool ok = true;
         for (int j = 0; j < m; j++) ok &= a[20 - m + j] + b[j] == 1.0f;
         for (int j = m; j < 20; j++) ok &= b[j] == 1.0f && a[j - m] == 1.0f;

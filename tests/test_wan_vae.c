@@ -266,7 +266,7 @@ static void test_workspace(hb_wan_vae_variant v) {
     int64_t tl = hb_wan_vae_decode_workspace(m, 40, 32, 32, &o), un = hb_wan_vae_decode_workspace(m, 40, 32, 32, NULL);
     CHECKF(tl > 0 && tl < un / 2, "%s tiled workspace %lld vs untiled %lld", vname(v), (long long)tl, (long long)un);
     int sf = hb_wan_vae_spatial_factor(m);
-    /* from the third chunk on every chunk has the same shape (caches full): the dry run covers three */
+    /* from the third chunk on every chunk has the same shape (caches full): the planning pass covers three */
     int64_t e0 = hb_wan_vae_encode_workspace(m, 5, 4 * sf, 4 * sf, NULL);
     int64_t e1 = hb_wan_vae_encode_workspace(m, 9, 4 * sf, 4 * sf, NULL), e2 = hb_wan_vae_encode_workspace(m, 41, 4 * sf, 4 * sf, NULL);
     CHECKF(e1 > 0 && e1 == e2 && e0 <= e1, "%s encode workspace %lld / %lld / %lld", vname(v), (long long)e0,

@@ -29,6 +29,7 @@
 
 #include "core/core.h"
 #include "io/checkpoint.h"
+#include "models/frame_decoder.h"
 
 #define HB_LIGHT_VAE_MAX_UP 6
 #define HB_LIGHT_VAE_MAX_Z 256 /* latent channels */
@@ -120,6 +121,10 @@ void hb_light_vae_stream_reset(hb_light_vae_stream *s);
 int hb_light_vae_stream_decode(hb_light_vae_stream *s, const float *latent, int64_t t, float *video, float *raw);
 size_t hb_light_vae_stream_bytes(const hb_light_vae_stream *s); /* caches, queues and buffers held between pushes */
 void hb_light_vae_stream_free(hb_light_vae_stream *s);
+/* The model as a frame decoder (models/frame_decoder.h): its states are streams (clamped unless raw; a whole-clip
+ * decode gives conv_out's raw output when raw), max_held = hb_light_vae_stream_max_pending, the release's tiles
+ * of 16 frames every 12. */
+void hb_light_vae_frame_decoder(const hb_light_vae *m, hb_frame_decoder *out);
 
 /* Rough peak bytes of a whole-clip decode of t latents (the largest layer's input, window and output), and its
  * multiply-adds x2. */

@@ -92,6 +92,7 @@ static int hook(lstate *s, const char *name, const lbuf *x) {
 static int tconv(lstate *s, const lv_conv *c, const lbuf *x, lbuf *y) {
     y->d = NULL; /* a failure before y is allocated must leave nothing for the caller to free */
     int64_t HW = x->H * x->W, k = c->k;
+    y->d = NULL; /* callers free y after a failure, also one before y was allocated */
     hb_conv3d_params prm = {{1, 1, 1}, {0, 0}, {c->k / 2, c->k / 2}, {c->k / 2, c->k / 2}, c->groups};
     if (c->slot < 0) {
         if (buf_new(s, y, c->cout, x->T, x->H, x->W)) return -1;
@@ -534,4 +535,33 @@ void hb_light_vae_stream_free(hb_light_vae_stream *st) {
     if (!st) return;
     state_free(&st->s);
     hb_free(st);
+}
+
+/* The frame-decoder interface (models/frame_decoder.h) over the stream. */
+static void *fd_create(void *model, int64_t h, int64_t w, bool raw) { return hb_light_vae_stream_new(model, h, w, !raw); }
+
+static int fd_push(void *st, const float *latent, int64_t n, float *video, int64_t *nout) {
+    return hb_light_vae_stream_push(st, latent, n, 0, video, nout);
+}
+
+static int fd_finish(void *st, float *video, int64_t *nout) { return hb_light_vae_stream_finish(st, video, nout); }
+
+static int fd_decode(void *st, const float *latent, int64_t n, float *video) {
+    hb_light_vae_stream *s = st;
+    return s->clamp ? hb_light_vae_stream_decode(s, latent, n, video, NULL) : hb_light_vae_stream_decode(s, latent, n, NULL, video);
+}
+
+static void fd_reset(void *st) { hb_light_vae_stream_reset(st); }
+static size_t fd_bytes(const void *st) { return hb_light_vae_stream_bytes(st); }
+static void fd_free(void *st) { hb_light_vae_stream_free(st); }
+static int64_t fd_decode_bytes(const void *model, int64_t n, int64_t h, int64_t w) { return hb_light_vae_decode_bytes(model, n, h, w); }
+
+static const hb_frame_decoder_ops light_fd_ops = {fd_create, fd_push,  fd_finish, fd_decode,
+                                                  fd_reset,  fd_bytes, fd_free,   fd_decode_bytes};
+
+void hb_light_vae_frame_decoder(const hb_light_vae *m, hb_frame_decoder *out) {
+    *out = (hb_frame_decoder){.ops = &light_fd_ops, .model = (void *)m, .name = "light VAE",
+                              .latent_channels = m->cfg.latent_channels, .temporal_factor = hb_light_vae_temporal_factor(m),
+                              .spatial_factor = hb_light_vae_spatial_factor(m), .causal = m->cfg.causal,
+                              .max_held = hb_light_vae_stream_max_pending(m), .tile_frames = 16, .tile_stride = 12};
 }

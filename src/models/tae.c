@@ -862,3 +862,73 @@ int hb_tae_write_random(const char *dir, int patch, int latent_channels, int enc
             dec_out, cfg.decoder_time_upscale);
     return hb_safetensors_write_sharded(dir, "taehv", ts, n, dtype, (int64_t)1 << 30, rw_tae_fill, &seed);
 }
+
+/* ------------------------------------------------------------------------------------------------------
+ * The frame-decoder interface (models/frame_decoder.h): a streaming decoder whose frames land, mapped to
+ * [-1, 1], in the caller's [3, n, H, W] buffer (n: the frames the push gives). */
+typedef struct {
+    hb_tae_decoder *d;
+    float *video;
+    int64_t cap, n, hw;
+} tae_fd;
+
+static float k_two = 2.0f, k_minus_one = -1.0f; /* 1-element "weights" of the affine op (host, never freed) */
+static int fd_sink(void *user, const hb_tae_frame *f) {
+    tae_fd *s = user;
+    if (!f->rgb) return 0;
+    if (s->n >= s->cap) return hb_error("TAEHV: more frames than expected");
+    hb_tensor two = hb_tensor_1d(HB_F32, 1, &k_two), m1 = hb_tensor_1d(HB_F32, 1, &k_minus_one);
+    for (int c = 0; c < 3; c++) hb_channel_affine(s->video + (c * s->cap + s->n) * s->hw, f->rgb + c * s->hw, 1, s->hw, &two, &m1);
+    s->n++;
+    return 0;
+}
+
+static void *fd_create(void *model, int64_t h, int64_t w, bool raw) {
+    (void)raw;
+    tae_fd *s = hb_calloc(sizeof *s, "TAEHV decoder");
+    if (s && !(s->d = hb_tae_decoder_new(model, h, w, fd_sink, s))) hb_free(s), s = NULL;
+    if (s) s->hw = s->d->H * s->d->W;
+    return s;
+}
+
+static int fd_push(void *st, const float *latent, int64_t n, float *video, int64_t *nout) {
+    tae_fd *s = st;
+    int64_t F = hb_tae_t_upscale(s->d->m), trim = s->d->raw_count == 0 ? hb_tae_frames_to_trim(s->d->m) : 0;
+    s->video = video, s->cap = F * n - trim, s->n = 0;
+    int rc = hb_tae_decoder_push_frames(s->d, latent, n, s->d->h * s->d->w, n * s->d->h * s->d->w);
+    *nout = s->n;
+    if (!rc && s->n != s->cap) rc = hb_error("TAEHV gave %lld frames, expected %lld", (long long)s->n, (long long)s->cap);
+    return rc;
+}
+
+static int fd_finish(void *st, float *video, int64_t *nout) {
+    (void)video;
+    *nout = 0;
+    hb_tae_decoder_reset(((tae_fd *)st)->d);
+    return 0;
+}
+
+static int fd_decode(void *st, const float *latent, int64_t n, float *video) {
+    tae_fd *s = st;
+    int64_t got;
+    hb_tae_decoder_reset(s->d);
+    int rc = fd_push(st, latent, n, video, &got);
+    hb_tae_decoder_reset(s->d);
+    return rc;
+}
+
+static void fd_reset(void *st) { hb_tae_decoder_reset(((tae_fd *)st)->d); }
+static size_t fd_bytes(const void *st) { return hb_tae_decoder_bytes(((const tae_fd *)st)->d); }
+static void fd_free(void *st) {
+    if (st) hb_tae_decoder_free(((tae_fd *)st)->d), hb_free(st);
+}
+
+static const hb_frame_decoder_ops tae_fd_ops = {fd_create, fd_push, fd_finish, fd_decode, fd_reset, fd_bytes, fd_free, NULL};
+
+int hb_tae_frame_decoder(const hb_tae *m, hb_frame_decoder *out) {
+    if (!m->has_dec) return hb_error("TAEHV: the model has no decoder");
+    *out = (hb_frame_decoder){.ops = &tae_fd_ops, .model = (void *)m, .name = "TAEHV", .latent_channels = m->latent_c,
+                              .temporal_factor = hb_tae_t_upscale(m), .spatial_factor = hb_tae_space_scale(m),
+                              .causal = true};
+    return 0;
+}

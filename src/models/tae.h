@@ -24,6 +24,7 @@
 
 #include "core/core.h"
 #include "io/checkpoint.h"
+#include "models/frame_decoder.h"
 
 /* The TAEHV constructor's options. patch_size / latent_channels 0 = take them from the weights. */
 typedef struct hb_tae_config {
@@ -111,6 +112,9 @@ void hb_tae_decoder_reset(hb_tae_decoder *d);
 int64_t hb_tae_decoder_frames_out(const hb_tae_decoder *d); /* video frames emitted so far */
 size_t hb_tae_decoder_bytes(const hb_tae_decoder *d);       /* memory it holds */
 void hb_tae_decoder_free(hb_tae_decoder *d);
+/* The decoder as a frame decoder (models/frame_decoder.h): frames mapped from [0, 1] to [-1, 1] with 2x - 1
+ * (raw is ignored: the frames are clamped). -1 + message when the model has no decoder. */
+int hb_tae_frame_decoder(const hb_tae *m, hb_frame_decoder *out);
 
 /* ---------- streaming encoder ----------
  * Feed video frames [3, H, W] in [0, 1]; each 4 frames give one latent [C, H/(8P), W/(8P)] through the

@@ -1,5 +1,6 @@
 /* Wan 2.1 / 2.2 video VAE: weights, config, and the chunked causal forward passes (see wan_vae.h). */
 #include "models/wan_vae.h"
+#include "models/tiles.h"
 #include "ops/ops.h"
 #include "io/json_file.h"
 #include <jansson.h>
@@ -574,8 +575,8 @@ int hb_wan_vae_set_latent_stats(hb_wan_vae *m, const float *mean, const float *s
 
 /* ------------------------------------------------------------------------------------------------------
  * Running: per-chunk activations in two ping-pong buffers (one live activation at a time) plus a scratch
- * stack (temporaries, block-level shortcuts), feature caches in their own arena (per tile). A dry run with
- * measuring arenas sizes all three and counts FLOPs. All of them live in the current memory space (device
+ * stack (temporaries, block-level shortcuts), feature caches in their own arena (per tile). The planning pass
+ * below (shape functions of the layers) sizes all three and counts FLOPs. All of them live in the current memory space (device
  * memory under a GPU backend) and are touched only through ops: copies, concatenations and permutes are
  * hb_copy_nd / hb_copy_rows, never host loops. */
 enum { ST_NONE = 0, ST_REP, ST_TENSOR };
@@ -592,16 +593,40 @@ typedef struct {
 
 typedef struct {
     const hb_wan_vae *m;
-    bool dry;
     hb_arena scr, cache;
     const hb_memspace *space; /* where pp was allocated */
     float *pp[2];
-    int64_t pp_cap, pp_need;
+    int64_t pp_cap;
     vslot *slots;
     int nslots;
     bool first_chunk;
-    double flops;
 } vrun;
+
+typedef struct { int64_t C, T, H, W; } vshape;
+
+/* The reference's cache state after a chunk of T frames (cache_push moves the frames). */
+static void cache_advance(vslot *s, int64_t T) {
+    s->n = T >= 2 || s->state == ST_REP || (s->state == ST_TENSOR && s->n > 0) ? 2 : 1;
+    s->state = ST_TENSOR;
+}
+
+/* The conv of a cached causal conv over n cached + x->T frames: the remaining causal padding in zeros, and for
+ * one frame behind zero padding (every first chunk) only the kernel's last temporal tap (a strided view of the
+ * weight: the other taps would multiply zeros). y: its output shape. */
+static int cached_conv_geom(const vconv *c, int n, const vshape *x, vconv *cc, hb_conv3d_params *p, vshape *y) {
+    int ph = c->kh / 2, pw = c->kw / 2, pt = 2 * (c->kt / 2);
+    *p = (hb_conv3d_params){.stride = {1, 1, 1}, .pad_t = {pt - n > 0 ? pt - n : 0, 0}, .pad_h = {ph, ph},
+                            .pad_w = {pw, pw}, .groups = 1};
+    *cc = *c;
+    if (n == 0 && x->T == 1 && pt > 0 && c->kt == pt + 1) {
+        if (hb_tensor_narrow(&c->w, 2, c->kt - 1, 1, &cc->w)) return -1;
+        cc->kt = 1;
+        p->pad_t[0] = 0;
+    }
+    y->C = c->cout;
+    hb_conv3d_out_size(n + x->T, x->H, x->W, &cc->w, p, &y->T, &y->H, &y->W);
+    return 0;
+}
 
 static int64_t vnumel(const vact *a) { return a->C * a->T * a->H * a->W; }
 
@@ -609,8 +634,7 @@ static float *scr_alloc(vrun *r, int64_t n) { return hb_arena_alloc(&r->scr, (si
 
 /* The ping-pong buffer that does not hold x. */
 static float *pp_other(vrun *r, const float *x, int64_t n) {
-    if (n > r->pp_need) r->pp_need = n;
-    if (!r->dry && n > r->pp_cap) {
+    if (n > r->pp_cap) {
         hb_error("wan_vae: activation of %lld values exceeds the planned %lld", (long long)n, (long long)r->pp_cap);
         return NULL;
     }
@@ -624,12 +648,8 @@ static void copy_frames(float *dst, int64_t dst_t, int64_t dst_t0, const float *
     hb_copy_rows(dst + dst_t0 * HW, dst_t * HW, src + src_t0 * HW, src_t * HW, C, nt * HW);
 }
 
-static int conv_run(vrun *r, float *y, const float *x, const vconv *c, int64_t T, int64_t H, int64_t W,
+static int conv_run(float *y, const float *x, const vconv *c, int64_t T, int64_t H, int64_t W,
                     const hb_conv3d_params *p) {
-    int64_t To, Ho, Wo;
-    hb_conv3d_out_size(T, H, W, &c->w, p, &To, &Ho, &Wo);
-    r->flops += 2.0 * (double)c->cout * (double)c->cin * c->kt * c->kh * c->kw * (double)(To * Ho * Wo);
-    if (r->dry) return 0;
     return hb_conv3d(y, x, c->cin, T, H, W, &c->w, &c->b, p);
 }
 
@@ -648,32 +668,20 @@ static vslot *slot_get(vrun *r, int idx, int64_t C, int64_t H, int64_t W) {
 
 /* The cache update of the reference: keep the last 2 input frames; a 1-frame chunk keeps the previous cache's
  * last frame in front of it (or zeros when the state is 'Rep'), or just itself when there was no cache. */
-static void cache_push(vrun *r, vslot *s, const vact *x) {
+static void cache_push(vslot *s, const vact *x) {
     int64_t HW = x->H * x->W, C = x->C;
-    if (x->T >= 2) {
-        if (!r->dry) copy_frames(s->buf, 2, 0, x->d, x->T, x->T - 2, 2, C, HW);
-        s->n = 2;
-    } else if (s->state == ST_REP) {
-        /* frame 0 stays zero (the buffer was zeroed when the slot entered the Rep state) */
-        if (!r->dry) copy_frames(s->buf, 2, 1, x->d, x->T, x->T - 1, 1, C, HW);
-        s->n = 2;
-    } else if (s->state == ST_TENSOR && s->n > 0) {
-        if (!r->dry) {
-            if (s->n == 2) copy_frames(s->buf, 2, 0, s->buf, 2, 1, 1, C, HW);
-            copy_frames(s->buf, 2, 1, x->d, x->T, x->T - 1, 1, C, HW);
-        }
-        s->n = 2;
-    } else {
-        if (!r->dry) copy_frames(s->buf, 2, 0, x->d, x->T, x->T - 1, 1, C, HW);
-        s->n = 1;
-    }
-    s->state = ST_TENSOR;
+    if (x->T >= 2) copy_frames(s->buf, 2, 0, x->d, x->T, x->T - 2, 2, C, HW);
+    else if (s->state == ST_REP) copy_frames(s->buf, 2, 1, x->d, x->T, x->T - 1, 1, C, HW); /* frame 0 stays zero */
+    else if (s->state == ST_TENSOR && s->n > 0) {
+        if (s->n == 2) copy_frames(s->buf, 2, 0, s->buf, 2, 1, 1, C, HW);
+        copy_frames(s->buf, 2, 1, x->d, x->T, x->T - 1, 1, C, HW);
+    } else copy_frames(s->buf, 2, 0, x->d, x->T, x->T - 1, 1, C, HW);
+    cache_advance(s, x->T);
 }
 
 /* Causal conv with the feature cache: y = conv(cat(cache, x)) with the remaining causal padding in zeros,
  * then the cache takes x's last frames. y: [Cout, T', H', W']. */
 static int cached_conv(vrun *r, const vconv *c, const vact *x, float *y, vact *yo) {
-    int ph = c->kh / 2, pw = c->kw / 2, pt = 2 * (c->kt / 2);
     vslot *s = slot_get(r, c->slot, x->C, x->H, x->W);
     if (!s) return -1;
     int n = s->state == ST_TENSOR ? s->n : 0;
@@ -683,41 +691,31 @@ static int cached_conv(vrun *r, const vconv *c, const vact *x, float *y, vact *y
     if (n > 0) {
         float *cat = scr_alloc(r, x->C * (n + x->T) * HW);
         if (!cat) return -1;
-        if (!r->dry) {
-            copy_frames(cat, n + x->T, 0, s->buf, 2, 0, n, x->C, HW);
-            copy_frames(cat, n + x->T, n, x->d, x->T, 0, x->T, x->C, HW);
-        }
+        copy_frames(cat, n + x->T, 0, s->buf, 2, 0, n, x->C, HW);
+        copy_frames(cat, n + x->T, n, x->d, x->T, 0, x->T, x->C, HW);
         in = cat;
     }
-    hb_conv3d_params p = {.stride = {1, 1, 1}, .pad_t = {pt - n > 0 ? pt - n : 0, 0}, .pad_h = {ph, ph},
-                          .pad_w = {pw, pw}, .groups = 1};
-    vconv cc = *c;
-    if (n == 0 && x->T == 1 && pt > 0 && c->kt == pt + 1) {
-        /* one frame behind zero padding (every first chunk): only the last temporal tap sees data, so run the
-         * (1, kh, kw) slice of the kernel (a strided view of the weight) instead of multiplying zeros */
-        if (hb_tensor_narrow(&c->w, 2, c->kt - 1, 1, &cc.w)) return -1;
-        cc.kt = 1;
-        p.pad_t[0] = 0;
-    }
-    int64_t To, Ho, Wo;
-    hb_conv3d_out_size(n + x->T, x->H, x->W, &cc.w, &p, &To, &Ho, &Wo);
-    if (conv_run(r, y, in, &cc, n + x->T, x->H, x->W, &p)) return -1;
-    cache_push(r, s, x);
+    vconv cc;
+    hb_conv3d_params p;
+    vshape ys;
+    if (cached_conv_geom(c, n, &(vshape){x->C, x->T, x->H, x->W}, &cc, &p, &ys) ||
+        conv_run(y, in, &cc, n + x->T, x->H, x->W, &p))
+        return -1;
+    cache_push(s, x);
     hb_arena_reset(&r->scr, mk);
-    *yo = (vact){y, c->cout, To, Ho, Wo};
+    *yo = (vact){y, ys.C, ys.T, ys.H, ys.W};
     return 0;
 }
 
 /* pointwise (1x1x1) conv, no cache */
-static int conv1x1(vrun *r, const vconv *c, const vact *x, float *y, vact *yo) {
+static int conv1x1(const vconv *c, const vact *x, float *y, vact *yo) {
     hb_conv3d_params p = {.stride = {1, 1, 1}, .groups = 1};
-    if (conv_run(r, y, x->d, c, x->T, x->H, x->W, &p)) return -1;
+    if (conv_run(y, x->d, c, x->T, x->H, x->W, &p)) return -1;
     *yo = (vact){y, c->cout, x->T, x->H, x->W};
     return 0;
 }
 
-static void norm_silu(vrun *r, const vnorm *nm, const vact *x, float *y) {
-    if (r->dry) return;
+static void norm_silu(const vnorm *nm, const vact *x, float *y) {
     int64_t S = x->T * x->H * x->W;
     hb_channel_rmsnorm(y, x->d, x->C, S, &nm->g, NULL);
     hb_silu(y, y, x->C * S);
@@ -730,22 +728,22 @@ static int res_block(vrun *r, const vres *b, vact *x) {
     if (b->has_sc) {
         float *hs = scr_alloc(r, b->cout * S);
         vact tmp;
-        if (!hs || conv1x1(r, &b->sc, x, hs, &tmp)) return -1;
+        if (!hs || conv1x1(&b->sc, x, hs, &tmp)) return -1;
         h = hs;
     }
     float *t1 = scr_alloc(r, b->cin * S);
     float *t2 = scr_alloc(r, b->cout * S);
     if (!t1 || !t2) return -1;
-    norm_silu(r, &b->n1, x, t1);
+    norm_silu(&b->n1, x, t1);
     vact a1 = {t1, b->cin, x->T, x->H, x->W}, a2;
     if (cached_conv(r, &b->c1, &a1, t2, &a2)) return -1;
     float *t3 = b->cin >= b->cout ? t1 : scr_alloc(r, b->cout * S);
     if (!t3) return -1;
-    norm_silu(r, &b->n2, &a2, t3);
+    norm_silu(&b->n2, &a2, t3);
     vact a3 = {t3, b->cout, x->T, x->H, x->W}, y;
     float *yd = pp_other(r, x->d, b->cout * S);
     if (!yd || cached_conv(r, &b->c2, &a3, yd, &y)) return -1;
-    if (!r->dry) hb_add(y.d, y.d, h, b->cout * S);
+    hb_add(y.d, y.d, h, b->cout * S);
     hb_arena_reset(&r->scr, mk);
     *x = y;
     return 0;
@@ -758,8 +756,7 @@ static int attn_block(vrun *r, const vattn *a, vact *x) {
     float *o = scr_alloc(r, L * C), *p = scr_alloc(r, L * C);
     float *y = pp_other(r, x->d, C * T * L);
     if (!xn || !tok || !qkv || !o || !p || !y) return -1;
-    r->flops += (double)T * (2.0 * L * C * 3 * C + 4.0 * L * L * C + 2.0 * L * C * C);
-    if (!r->dry) {
+    {
         hb_channel_rmsnorm(xn, x->d, C, T * L, &a->norm.g, NULL);
         const int64_t sh[2] = {C, L}, cl_s[2] = {T * L, 1}, lc_s[2] = {1, C};
         for (int64_t t = 0; t < T; t++) {
@@ -789,22 +786,22 @@ static int resample(vrun *r, const vresample *rs, vact *x) {
             if (!s) return -1;
             if (s->state == ST_NONE) {
                 s->state = ST_REP; /* first chunk: no temporal upsampling; the cache's zero frame is set up here */
-                if (!r->dry) hb_fill(s->buf, 0.0f, C * 2 * HW);
+                hb_fill(s->buf, 0.0f, C * 2 * HW);
             } else {
                 float *tc = scr_alloc(r, 2 * C * x->T * HW);
                 if (!tc) return -1;
                 vact tco;
                 if (s->state == ST_REP) {
                     hb_conv3d_params p = {.stride = {1, 1, 1}, .pad_t = {2, 0}, .groups = 1};
-                    if (conv_run(r, tc, x->d, &rs->tconv, x->T, x->H, x->W, &p)) return -1;
-                    cache_push(r, s, x);
+                    if (conv_run(tc, x->d, &rs->tconv, x->T, x->H, x->W, &p)) return -1;
+                    cache_push(s, x);
                 } else if (cached_conv(r, &rs->tconv, x, tc, &tco)) {
                     return -1;
                 }
                 /* [2, C, T] -> [C, T, 2]: frame 2t+j comes from channel block j */
                 float *il = scr_alloc(r, C * 2 * x->T * HW);
                 if (!il) return -1;
-                if (!r->dry) {
+                {
                     const int64_t sh[4] = {C, x->T, 2, HW}, ds[4] = {2 * x->T * HW, 2 * HW, HW, 1},
                                   ss[4] = {x->T * HW, HW, C * x->T * HW, 1};
                     hb_copy_nd(il, ds, tc, ss, 4, sh);
@@ -814,11 +811,11 @@ static int resample(vrun *r, const vresample *rs, vact *x) {
         }
         float *up = scr_alloc(r, C * cur.T * 4 * HW);
         if (!up) return -1;
-        if (!r->dry) hb_upsample_nearest(up, cur.d, C, cur.T, cur.H, cur.W, 1, 2, 2);
+        hb_upsample_nearest(up, cur.d, C, cur.T, cur.H, cur.W, 1, 2, 2);
         vact ua = {up, C, cur.T, 2 * cur.H, 2 * cur.W};
         float *y = pp_other(r, x->d, rs->cout * ua.T * ua.H * ua.W);
         hb_conv3d_params p = {.stride = {1, 1, 1}, .pad_h = {1, 1}, .pad_w = {1, 1}, .groups = 1};
-        if (!y || conv_run(r, y, up, &rs->conv, ua.T, ua.H, ua.W, &p)) return -1;
+        if (!y || conv_run(y, up, &rs->conv, ua.T, ua.H, ua.W, &p)) return -1;
         *x = (vact){y, rs->cout, ua.T, ua.H, ua.W};
     } else {
         /* ZeroPad2d((0,1,0,1)) + 3x3 stride-2 conv */
@@ -826,20 +823,20 @@ static int resample(vrun *r, const vresample *rs, vact *x) {
         int64_t To, Ho, Wo;
         hb_conv3d_out_size(x->T, x->H, x->W, &rs->conv.w, &p, &To, &Ho, &Wo);
         float *y = pp_other(r, x->d, rs->cout * To * Ho * Wo);
-        if (!y || conv_run(r, y, x->d, &rs->conv, x->T, x->H, x->W, &p)) return -1;
+        if (!y || conv_run(y, x->d, &rs->conv, x->T, x->H, x->W, &p)) return -1;
         vact ya = {y, rs->cout, To, Ho, Wo};
         if (rs->mode == RS_DOWN3D) {
             vslot *s = slot_get(r, rs->tconv.slot, ya.C, Ho, Wo);
             if (!s) return -1;
             if (s->state == ST_NONE) {
                 /* first chunk: no temporal downsampling, remember the last frame */
-                if (!r->dry) copy_frames(s->buf, 2, 0, ya.d, ya.T, ya.T - 1, 1, ya.C, Ho * Wo);
+                copy_frames(s->buf, 2, 0, ya.d, ya.T, ya.T - 1, 1, ya.C, Ho * Wo);
                 s->n = 1, s->state = ST_TENSOR;
             } else {
                 int64_t HW2 = Ho * Wo, Tn = 1 + ya.T;
                 float *cat = scr_alloc(r, ya.C * Tn * HW2);
                 if (!cat) return -1;
-                if (!r->dry) {
+                {
                     copy_frames(cat, Tn, 0, s->buf, 2, s->n - 1, 1, ya.C, HW2);
                     copy_frames(cat, Tn, 1, ya.d, ya.T, 0, ya.T, ya.C, HW2);
                     copy_frames(s->buf, 2, 0, ya.d, ya.T, ya.T - 1, 1, ya.C, HW2);
@@ -850,7 +847,7 @@ static int resample(vrun *r, const vresample *rs, vact *x) {
                 hb_conv3d_out_size(Tn, Ho, Wo, &rs->tconv.w, &pt, &T2, &H2, &W2);
                 if (T2 < 1) return hb_error("wan_vae: temporal downsampling of a %lld-frame chunk", (long long)ya.T);
                 float *y2 = pp_other(r, ya.d, ya.C * T2 * H2 * W2);
-                if (!y2 || conv_run(r, y2, cat, &rs->tconv, Tn, Ho, Wo, &pt)) return -1;
+                if (!y2 || conv_run(y2, cat, &rs->tconv, Tn, Ho, Wo, &pt)) return -1;
                 ya = (vact){y2, ya.C, T2, H2, W2};
             }
         }
@@ -875,7 +872,6 @@ static int avg_down(vrun *r, const vstage *s, const vact *x, vact *y) {
     float *d = scr_alloc(r, cout * S2), *tmp = grp > 1 ? scr_alloc(r, cout * S2) : NULL;
     if (!d || (grp > 1 && !tmp)) return -1;
     *y = (vact){d, cout, T2, H2, W2};
-    if (r->dry) return 0;
     for (int64_t g = 0; g < grp; g++) {
         float *dst = g == 0 ? d : tmp;
         if (pad) hb_fill(dst, 0.0f, cout * S2); /* the padded frame of the sub-positions it < pad */
@@ -909,7 +905,6 @@ static int dup_up(vrun *r, const vstage *s, const vact *x, vact *y) {
     float *d = scr_alloc(r, cout * T2 * H2 * W2);
     if (!d) return -1;
     *y = (vact){d, cout, T2, H2, W2};
-    if (r->dry) return 0;
     bool whole = fac % rep == 0;
     for (int64_t sb = 0; sb < fac; sb++) {
         int64_t it = sb / (fs * fs), ih = (sb / fs) % fs, iw = sb % fs;
@@ -939,7 +934,7 @@ static int stage_run(vrun *r, const vstage *s, vact *x) {
     } else if (s->sc_kind == SC_IDENTITY) {
         float *d = scr_alloc(r, vnumel(x));
         if (!d) return -1;
-        if (!r->dry) hb_copy(d, x->d, vnumel(x));
+        hb_copy(d, x->d, vnumel(x));
         sc = (vact){d, x->C, x->T, x->H, x->W};
         have_sc = true;
     }
@@ -951,7 +946,7 @@ static int stage_run(vrun *r, const vstage *s, vact *x) {
             return hb_error("wan_vae: stage shortcut shape [%lld,%lld,%lld,%lld] differs from the main path "
                             "[%lld,%lld,%lld,%lld]", (long long)sc.C, (long long)sc.T, (long long)sc.H, (long long)sc.W,
                             (long long)x->C, (long long)x->T, (long long)x->H, (long long)x->W);
-        if (!r->dry) hb_add(x->d, x->d, sc.d, vnumel(x));
+        hb_add(x->d, x->d, sc.d, vnumel(x));
     }
     hb_arena_reset(&r->scr, mk);
     return 0;
@@ -973,7 +968,7 @@ static int coder_run(vrun *r, const vcoder *cd, bool enc, vact *x) {
     size_t mk = hb_arena_mark(&r->scr);
     float *t = scr_alloc(r, vnumel(x));
     if (!t) return -1;
-    norm_silu(r, &cd->head_norm, x, t);
+    norm_silu(&cd->head_norm, x, t);
     vact ta = {t, x->C, x->T, x->H, x->W};
     yd = pp_other(r, x->d, cd->head.cout * x->T * x->H * x->W);
     if (!yd || cached_conv(r, &cd->head, &ta, yd, &y)) return -1;
@@ -984,78 +979,17 @@ static int coder_run(vrun *r, const vcoder *cd, bool enc, vact *x) {
 
 /* ------------------------------------------------------------------------------------------------------
  * Tiles, chunks and the driver. */
-typedef struct { int64_t start, len, lo, hi; } vspan; /* lo/hi: overlap with the previous/next tile */
-
-static int make_spans(int64_t total, int tile, int overlap, vspan **out) {
-    int64_t n = 1;
-    if (tile > 0 && tile < total) {
-        if (overlap < 0 || overlap >= tile) return hb_error("wan_vae: tile overlap %d must be in [0, tile %d)", overlap, tile);
-        n = (total - overlap + (tile - overlap) - 1) / (tile - overlap);
-        if (n < 2) n = 2;
+/* Puts a chunk's result src [C, T, h, w] at frame t0 of dst [C, Td, Hd, Wd] (frames past Td are dropped), on
+ * tile i of t: a copy when the tile covers the plane, else dst += src * the tile's weight map (models/tiles.h;
+ * src is overwritten with its weighted values). */
+static void emit(const hb_tiles *t, int i, float *dst, int64_t C, int64_t Td, int64_t t0, vact *src) {
+    int64_t nt = src->T < Td - t0 ? src->T : Td - t0, HW = src->H * src->W, HWd = t->H * t->W;
+    if (nt <= 0) return;
+    if (hb_tiles_count(t) == 1) {
+        copy_frames(dst, Td, t0, src->d, src->T, 0, nt, C, HW);
+        return;
     }
-    vspan *s = calloc((size_t)n, sizeof *s);
-    if (!s) return hb_error("wan_vae: out of memory");
-    if (n == 1) s[0] = (vspan){0, total, 0, 0};
-    else {
-        /* n equal tiles just long enough to cover `total` with `overlap` between neighbours (<= tile) */
-        int64_t len = (total + (n - 1) * overlap + n - 1) / n;
-        for (int64_t i = 0; i < n; i++) {
-            s[i].start = (int64_t)floor((double)i * (double)(total - len) / (double)(n - 1) + 0.5);
-            s[i].len = len;
-        }
-    }
-    for (int64_t i = 0; i < n; i++) {
-        s[i].lo = i > 0 ? s[i - 1].start + s[i - 1].len - s[i].start : 0;
-        s[i].hi = i + 1 < n ? s[i].start + s[i].len - s[i + 1].start : 0;
-    }
-    *out = s;
-    return (int)n;
-}
-
-/* Linear ramps over the overlaps: rises over `lo` samples, falls over `hi` samples (output units). */
-static void ramp(float *w, int64_t len, int64_t lo, int64_t hi) {
-    for (int64_t i = 0; i < len; i++) {
-        float v = 1.0f;
-        if (i < lo) v = (float)(i + 1) / (float)(lo + 1);
-        if (len - 1 - i < hi) {
-            float u = (float)(len - i) / (float)(hi + 1);
-            if (u < v) v = u;
-        }
-        w[i] = v;
-    }
-}
-
-/* Puts a chunk's result src [C, T, h, w] at frame t0, pixel (y0, x0) of dst [C, Td, Hd, Wd] (frames past Td are
- * dropped). Untiled (the chunk covers the whole plane): a copy. Tiled: dst += src * wy[i] * wx[k], through a
- * gathered copy of the dst region (src is overwritten with its weighted values); the weight plane is made on
- * the host in hplane and uploaded. Scratch comes from r->scr (the dry run measures it: nothing else runs dry). */
-static int emit(vrun *r, bool tiled, float *dst, int64_t C, int64_t Td, int64_t Hd, int64_t Wd, int64_t t0, vact *src,
-                int64_t y0, int64_t x0, const float *wy, const float *wx, float *hplane) {
-    int64_t nt = src->T < Td - t0 ? src->T : Td - t0, HW = src->H * src->W;
-    if (!tiled) {
-        if (!r->dry && nt > 0) copy_frames(dst, Td, t0, src->d, src->T, 0, nt, C, HW);
-        return 0;
-    }
-    size_t mk = hb_arena_mark(&r->scr);
-    float *plane = scr_alloc(r, HW), *reg = scr_alloc(r, C * src->T * HW);
-    if (!plane || !reg) return -1;
-    if (!r->dry && nt > 0) {
-        for (int64_t i = 0; i < src->H; i++)
-            for (int64_t k = 0; k < src->W; k++) hplane[i * src->W + k] = wy[i] * wx[k];
-        if (hb_dev_upload(plane, hplane, (size_t)HW * sizeof(float))) return -1;
-        for (int64_t c = 0; c < C; c++)
-            for (int64_t t = 0; t < nt; t++) {
-                float *sl = src->d + (c * src->T + t) * HW;
-                hb_mul(sl, sl, plane, HW);
-            }
-        const int64_t sh[4] = {C, nt, src->H, src->W}, rs[4] = {Td * Hd * Wd, Hd * Wd, Wd, 1}, gs[4] = {nt * HW, HW, src->W, 1};
-        float *base = dst + (t0 * Hd + y0) * Wd + x0;
-        hb_copy_nd(reg, gs, base, rs, 4, sh);
-        for (int64_t c = 0; c < C; c++) hb_add(reg + c * nt * HW, reg + c * nt * HW, src->d + c * src->T * HW, nt * HW);
-        hb_copy_nd(base, rs, reg, gs, 4, sh);
-    }
-    hb_arena_reset(&r->scr, mk);
-    return 0;
+    for (int64_t c = 0; c < C; c++) hb_tiles_blend(t, i, dst + (c * Td + t0) * HWd, HWd, nt, src->d + c * src->T * HW);
 }
 
 typedef struct {
@@ -1072,16 +1006,16 @@ typedef struct {
 } vjob;
 
 /* One chunk of one tile: input frames [f0, f1) of rows/cols (latent units) of span sy, sx. */
-static int run_chunk(vrun *r, const vjob *j, int64_t f0, int64_t f1, const vspan *sy, const vspan *sx, vact *res,
+static int run_chunk(vrun *r, const vjob *j, int64_t f0, int64_t f1, const hb_span *sy, const hb_span *sx, vact *res,
                      vact *midv) {
     const hb_wan_vae *m = r->m;
     int64_t z = m->cfg.z_dim, tc = f1 - f0;
     if (j->enc) {
-        int64_t s = m->sf, th = sy->len * s, tw = sx->len * s, y0 = sy->start * s, x0 = sx->start * s;
+        int64_t s = m->sf, th = (sy->b - sy->a) * s, tw = (sx->b - sx->a) * s, y0 = sy->a * s, x0 = sx->a * s;
         bool v22 = m->cfg.variant == HB_WAN_VAE_22;
         float *crop = v22 ? scr_alloc(r, 3 * tc * th * tw) : pp_other(r, NULL, 3 * tc * th * tw);
         if (!crop) return -1;
-        if (!r->dry) {
+        {
             const int64_t sh[4] = {3, tc, th, tw}, ds[4] = {tc * th * tw, th * tw, tw, 1},
                           ss[4] = {j->Tin * j->Hin * j->Win, j->Hin * j->Win, j->Win, 1};
             hb_copy_nd(crop, ds, j->in + (f0 * j->Hin + y0) * j->Win + x0, ss, 4, sh);
@@ -1090,47 +1024,47 @@ static int run_chunk(vrun *r, const vjob *j, int64_t f0, int64_t f1, const vspan
         if (v22) {
             float *p = pp_other(r, NULL, 12 * tc * th * tw / 4);
             if (!p) return -1;
-            if (!r->dry) hb_pixel_unshuffle(p, crop, 3, tc, th / 2, tw / 2, 2, HB_PS_CRQ);
+            hb_pixel_unshuffle(p, crop, 3, tc, th / 2, tw / 2, 2, HB_PS_CRQ);
             x = (vact){p, 12, tc, th / 2, tw / 2};
         }
         if (coder_run(r, &m->enc, true, &x)) return -1;
         float *ml = scr_alloc(r, 2 * z * x.T * x.H * x.W);
-        if (!ml || conv1x1(r, &m->conv1, &x, ml, midv)) return -1;
+        if (!ml || conv1x1(&m->conv1, &x, ml, midv)) return -1;
         /* normalised mu as a separate activation */
         float *mu = scr_alloc(r, z * x.T * x.H * x.W);
         if (!mu) return -1;
         int64_t S = x.T * x.H * x.W;
-        if (!r->dry) { /* (mu - mean) * (1 / std), in two exact steps */
+        { /* (mu - mean) * (1 / std), in two exact steps */
             hb_channel_affine(mu, ml, z, S, NULL, &m->t_neg_mean);
             hb_channel_affine(mu, mu, z, S, &m->t_inv_std, NULL);
         }
         *res = (vact){mu, z, x.T, x.H, x.W};
     } else {
-        int64_t th = sy->len, tw = sx->len, S = tc * th * tw;
+        int64_t th = sy->b - sy->a, tw = sx->b - sx->a, S = tc * th * tw;
         float *crop = scr_alloc(r, z * S);
         if (!crop) return -1;
-        if (!r->dry) { /* crop, then z * std + mean */
+        { /* crop, then z * std + mean */
             const int64_t sh[4] = {z, tc, th, tw}, ds[4] = {tc * th * tw, th * tw, tw, 1},
                           ss[4] = {j->Tin * j->Hin * j->Win, j->Hin * j->Win, j->Win, 1};
-            hb_copy_nd(crop, ds, j->in + (f0 * j->Hin + sy->start) * j->Win + sx->start, ss, 4, sh);
+            hb_copy_nd(crop, ds, j->in + (f0 * j->Hin + sy->a) * j->Win + sx->a, ss, 4, sh);
             hb_channel_affine(crop, crop, z, S, &m->t_std, &m->t_mean);
         }
         vact zc = {crop, z, tc, th, tw}, x;
         float *xd = pp_other(r, NULL, z * S);
-        if (!xd || conv1x1(r, &m->conv2, &zc, xd, &x)) return -1;
+        if (!xd || conv1x1(&m->conv2, &zc, xd, &x)) return -1;
         *midv = x;
         /* dec_conv2 must survive the decoder: keep a copy in scratch when it is wanted */
         if (j->mid) {
             float *keep = scr_alloc(r, z * S);
             if (!keep) return -1;
-            if (!r->dry) hb_copy(keep, xd, z * S);
+            hb_copy(keep, xd, z * S);
             midv->d = keep;
         }
         if (coder_run(r, &m->dec, false, &x)) return -1;
         if (m->cfg.variant == HB_WAN_VAE_22) {
             float *v = scr_alloc(r, 3 * x.T * x.H * 2 * x.W * 2);
             if (!v) return -1;
-            if (!r->dry) hb_pixel_shuffle(v, x.d, 3, x.T, x.H, x.W, 2, HB_PS_CRQ);
+            hb_pixel_shuffle(v, x.d, 3, x.T, x.H, x.W, 2, HB_PS_CRQ);
             x = (vact){v, 3, x.T, x.H * 2, x.W * 2};
         }
         *res = x;
@@ -1146,7 +1080,7 @@ static void run_reset_caches(vrun *r) {
 static void run_free(vrun *r) {
     hb_arena_free(&r->scr);
     hb_arena_free(&r->cache);
-    if (!r->dry && r->space)
+    if (r->space)
         for (int i = 0; i < 2; i++)
             if (r->pp[i]) r->space->free(r->pp[i]);
     free(r->slots);
@@ -1155,120 +1089,302 @@ static void run_free(vrun *r) {
 
 enum { MODE_RUN = 0, MODE_PLAN, MODE_FLOPS };
 
-/* A sized and allocated run: the tile spans, the arenas, the activation buffers and the pixel ramps. Shared
- * by the whole-clip calls (drive) and the streaming decoder (one untiled plan kept between pushes). */
+/* ------------------------------------------------------------------------------------------------------
+ * Planning from shapes: each layer's shape function gives its output shape, the scratch it takes from the arena
+ * (in the order the forward takes it, on a measuring arena that only counts), the ping-pong activation it writes,
+ * the feature cache it keeps and its multiply-adds. A planning pass over the chunks sizes the run's buffers and
+ * counts the FLOPs; the forward code above only computes. */
+typedef struct {
+    const hb_wan_vae *m;
+    hb_arena scr, cache; /* measuring arenas: sizes only */
+    int64_t pp;          /* largest ping-pong activation (values) */
+    vslot *slots;        /* cache states (no buffers) */
+    bool *sized;         /* slot counted in the cache arena */
+    int nslots;
+    bool first_chunk;
+    double flops;
+} vplanner;
+
+static void pl_take(vplanner *pl, int64_t n) { hb_arena_alloc(&pl->scr, (size_t)n * sizeof(float)); }
+static void pl_pp(vplanner *pl, int64_t n) { pl->pp = n > pl->pp ? n : pl->pp; }
+static int64_t shape_numel(const vshape *x) { return x->C * x->T * x->H * x->W; }
+static void pl_conv(vplanner *pl, const vconv *c, const vshape *y) {
+    pl->flops += 2.0 * (double)c->cout * (double)c->cin * c->kt * c->kh * c->kw * (double)(y->T * y->H * y->W);
+}
+
+static vslot *pl_slot(vplanner *pl, int idx, const vshape *x) {
+    if (!pl->sized[idx]) hb_arena_alloc(&pl->cache, (size_t)(x->C * 2 * x->H * x->W) * sizeof(float)), pl->sized[idx] = true;
+    return &pl->slots[idx];
+}
+
+/* cached_conv */
+static int plan_cached_conv(vplanner *pl, const vconv *c, vshape *x) {
+    vslot *s = pl_slot(pl, c->slot, x);
+    int n = s->state == ST_TENSOR ? s->n : 0;
+    size_t mk = hb_arena_mark(&pl->scr);
+    if (n > 0) pl_take(pl, x->C * (n + x->T) * x->H * x->W);
+    vconv cc;
+    hb_conv3d_params p;
+    vshape y;
+    if (cached_conv_geom(c, n, x, &cc, &p, &y)) return -1;
+    pl_conv(pl, &cc, &y);
+    cache_advance(s, x->T);
+    hb_arena_reset(&pl->scr, mk);
+    *x = y;
+    return 0;
+}
+
+/* res_block */
+static int plan_res(vplanner *pl, const vres *b, vshape *x) {
+    size_t mk = hb_arena_mark(&pl->scr);
+    int64_t S = x->T * x->H * x->W;
+    if (b->has_sc) pl_take(pl, b->cout * S), pl_conv(pl, &b->sc, &(vshape){b->cout, x->T, x->H, x->W});
+    pl_take(pl, b->cin * S), pl_take(pl, b->cout * S);
+    vshape a = {b->cin, x->T, x->H, x->W};
+    if (plan_cached_conv(pl, &b->c1, &a)) return -1;
+    if (b->cin < b->cout) pl_take(pl, b->cout * S);
+    pl_pp(pl, b->cout * S);
+    vshape y = {b->cout, x->T, x->H, x->W};
+    if (plan_cached_conv(pl, &b->c2, &y)) return -1;
+    hb_arena_reset(&pl->scr, mk);
+    *x = y;
+    return 0;
+}
+
+/* attn_block: per frame, qkv projection, L x L attention, output projection */
+static void plan_attn(vplanner *pl, const vattn *a, const vshape *x) {
+    size_t mk = hb_arena_mark(&pl->scr);
+    int64_t C = a->c, L = x->H * x->W, T = x->T;
+    pl_take(pl, C * T * L), pl_take(pl, L * C), pl_take(pl, L * 3 * C), pl_take(pl, L * C), pl_take(pl, L * C);
+    pl_pp(pl, C * T * L);
+    pl->flops += (double)T * (2.0 * L * C * 3 * C + 4.0 * L * L * C + 2.0 * L * C * C);
+    hb_arena_reset(&pl->scr, mk);
+}
+
+/* resample, upsampling: [temporal conv doubling the frames], nearest 2x, 3x3 conv */
+static int plan_upsample(vplanner *pl, const vresample *rs, vshape *x) {
+    vshape cur = *x;
+    int64_t C = x->C, HW = x->H * x->W;
+    if (rs->mode == RS_UP3D) {
+        vslot *s = pl_slot(pl, rs->tconv.slot, x);
+        if (s->state == ST_NONE) s->state = ST_REP;
+        else {
+            pl_take(pl, 2 * C * x->T * HW);
+            vshape t = *x;
+            if (s->state == ST_REP) {
+                hb_conv3d_params p = {.stride = {1, 1, 1}, .pad_t = {2, 0}, .groups = 1};
+                hb_conv3d_out_size(x->T, x->H, x->W, &rs->tconv.w, &p, &t.T, &t.H, &t.W);
+                pl_conv(pl, &rs->tconv, &t);
+                cache_advance(s, x->T);
+            } else if (plan_cached_conv(pl, &rs->tconv, &t)) {
+                return -1;
+            }
+            pl_take(pl, C * 2 * x->T * HW);
+            cur.T = 2 * x->T;
+        }
+    }
+    pl_take(pl, C * cur.T * 4 * HW);
+    *x = (vshape){rs->cout, cur.T, 2 * cur.H, 2 * cur.W};
+    pl_pp(pl, shape_numel(x));
+    pl_conv(pl, &rs->conv, x);
+    return 0;
+}
+
+/* resample, downsampling: stride-2 3x3 conv, [temporal stride-2 conv over the cached frame and the chunk] */
+static int plan_downsample(vplanner *pl, const vresample *rs, vshape *x) {
+    hb_conv3d_params p = {.stride = {1, 2, 2}, .pad_h = {0, 1}, .pad_w = {0, 1}, .groups = 1};
+    vshape y = {rs->cout, 0, 0, 0};
+    hb_conv3d_out_size(x->T, x->H, x->W, &rs->conv.w, &p, &y.T, &y.H, &y.W);
+    pl_pp(pl, shape_numel(&y));
+    pl_conv(pl, &rs->conv, &y);
+    if (rs->mode == RS_DOWN3D) {
+        vslot *s = pl_slot(pl, rs->tconv.slot, &y);
+        if (s->state == ST_NONE) s->n = 1, s->state = ST_TENSOR;
+        else {
+            int64_t Tn = 1 + y.T;
+            pl_take(pl, y.C * Tn * y.H * y.W);
+            s->n = 1;
+            hb_conv3d_params pt = {.stride = {2, 1, 1}, .groups = 1};
+            hb_conv3d_out_size(Tn, y.H, y.W, &rs->tconv.w, &pt, &y.T, &y.H, &y.W);
+            if (y.T < 1) return hb_error("wan_vae: temporal downsampling of a %lld-frame chunk", (long long)(Tn - 1));
+            pl_pp(pl, shape_numel(&y));
+            pl_conv(pl, &rs->tconv, &y);
+        }
+    }
+    *x = y;
+    return 0;
+}
+
+/* stage_run: shortcut, res blocks, resample */
+static int plan_stage(vplanner *pl, const vstage *st, vshape *x) {
+    size_t mk = hb_arena_mark(&pl->scr);
+    int ft = st->sc_ft, fs = st->sc_fs;
+    int64_t fac = (int64_t)ft * fs * fs;
+    if (st->sc_kind == SC_AVGDOWN) { /* avg_down */
+        int64_t pad = (ft - x->T % ft) % ft, S2 = (x->T + pad) / ft * (x->H / fs) * (x->W / fs);
+        pl_take(pl, st->sc_out * S2);
+        if (st->sc_in * fac / st->sc_out > 1) pl_take(pl, st->sc_out * S2);
+    } else if (st->sc_kind == SC_DUPUP) { /* dup_up */
+        int64_t T2 = x->T * ft - (pl->first_chunk ? ft - 1 : 0);
+        pl_take(pl, st->sc_out * T2 * x->H * fs * x->W * fs);
+    } else if (st->sc_kind == SC_IDENTITY) {
+        pl_take(pl, shape_numel(x));
+    }
+    for (int j = 0; j < st->nres; j++)
+        if (plan_res(pl, &st->res[j], x)) return -1;
+    if (st->has_rs && (st->rs.mode == RS_UP2D || st->rs.mode == RS_UP3D ? plan_upsample(pl, &st->rs, x)
+                                                                         : plan_downsample(pl, &st->rs, x)))
+        return -1;
+    hb_arena_reset(&pl->scr, mk);
+    return 0;
+}
+
+/* coder_run */
+static int plan_coder(vplanner *pl, const vcoder *cd, bool enc, vshape *x) {
+    pl_pp(pl, cd->conv1.cout * x->T * x->H * x->W);
+    if (plan_cached_conv(pl, &cd->conv1, x)) return -1;
+    for (int i = 0; enc && i < cd->nst; i++)
+        if (plan_stage(pl, &cd->st[i], x)) return -1;
+    if (plan_res(pl, &cd->mid0, x)) return -1;
+    plan_attn(pl, &cd->attn, x);
+    if (plan_res(pl, &cd->mid2, x)) return -1;
+    for (int i = 0; !enc && i < cd->nst; i++)
+        if (plan_stage(pl, &cd->st[i], x)) return -1;
+    size_t mk = hb_arena_mark(&pl->scr);
+    pl_take(pl, shape_numel(x));
+    pl_pp(pl, cd->head.cout * x->T * x->H * x->W);
+    if (plan_cached_conv(pl, &cd->head, x)) return -1;
+    hb_arena_reset(&pl->scr, mk);
+    return 0;
+}
+
+/* run_chunk: tc input frames of a th x tw tile (latent units) */
+static int plan_chunk(vplanner *pl, const vjob *j, int64_t tc, int64_t th, int64_t tw) {
+    const hb_wan_vae *m = pl->m;
+    int64_t z = m->cfg.z_dim;
+    bool v22 = m->cfg.variant == HB_WAN_VAE_22;
+    vshape x;
+    if (j->enc) {
+        th *= m->sf, tw *= m->sf;
+        if (v22) pl_take(pl, 3 * tc * th * tw);
+        else pl_pp(pl, 3 * tc * th * tw);
+        x = v22 ? (vshape){12, tc, th / 2, tw / 2} : (vshape){3, tc, th, tw};
+        if (v22) pl_pp(pl, shape_numel(&x));
+        if (plan_coder(pl, &m->enc, true, &x)) return -1;
+        int64_t S = x.T * x.H * x.W;
+        pl_take(pl, 2 * z * S), pl_conv(pl, &m->conv1, &(vshape){2 * z, x.T, x.H, x.W}), pl_take(pl, z * S);
+        return 0;
+    }
+    x = (vshape){z, tc, th, tw};
+    pl_take(pl, shape_numel(&x));
+    pl_pp(pl, shape_numel(&x));
+    pl_conv(pl, &m->conv2, &x);
+    if (j->mid) pl_take(pl, shape_numel(&x));
+    if (plan_coder(pl, &m->dec, false, &x)) return -1;
+    if (v22) pl_take(pl, 3 * x.T * x.H * 2 * x.W * 2);
+    return 0;
+}
+
+static void planner_reset_caches(vplanner *pl) {
+    hb_arena_reset(&pl->cache, 0);
+    for (int i = 0; i < pl->nslots; i++) pl->slots[i] = (vslot){0}, pl->sized[i] = false;
+}
+
+typedef struct {
+    size_t scr, cache; /* arena bytes */
+    int64_t pp;        /* values per ping-pong buffer */
+    double flops;
+} vsizes;
+
+/* The planning pass over job j's chunks on tiles t (all of them when counting FLOPs; else the first three chunks
+ * of one tile, which give the sizes: later chunks repeat the third). */
+static int plan_sizes(const hb_wan_vae *m, const vjob *j, const hb_tiles *t, bool all, vsizes *out) {
+    const vcoder *cd = j->enc ? &m->enc : &m->dec;
+    vplanner pl = {.m = m, .nslots = cd->nslots};
+    pl.slots = calloc((size_t)pl.nslots, sizeof *pl.slots);
+    pl.sized = calloc((size_t)pl.nslots, sizeof *pl.sized);
+    int rc = pl.slots && pl.sized ? 0 : hb_error("wan_vae: out of memory");
+    hb_arena_init_measure(&pl.scr, "wan_vae scratch");
+    hb_arena_init_measure(&pl.cache, "wan_vae cache");
+    int ntiles = all ? hb_tiles_count(t) : 1, nch = all || j->nchunks < 3 ? j->nchunks : 3;
+    for (int i = 0; !rc && i < ntiles; i++) {
+        planner_reset_caches(&pl);
+        const hb_span *a = &t->y[i / t->nx], *b = &t->x[i % t->nx];
+        for (int c = 0; !rc && c < nch; c++) {
+            hb_arena_reset(&pl.scr, 0);
+            pl.first_chunk = c == 0;
+            rc = plan_chunk(&pl, j, j->cf[c + 1] - j->cf[c], a->b - a->a, b->b - b->a);
+        }
+    }
+    *out = (vsizes){pl.scr.peak + 4096, pl.cache.peak + 4096, pl.pp, pl.flops};
+    hb_arena_free(&pl.scr), hb_arena_free(&pl.cache);
+    free(pl.slots), free(pl.sized);
+    return rc;
+}
+
+/* A sized and allocated run: the tiles of the output and of the mid tensor, the arenas and the activation
+ * buffers. Shared by the whole-clip calls (drive) and the streaming decoder (one untiled plan kept between
+ * pushes). */
 typedef struct {
     vrun r;
-    vspan *sy, *sx;
-    int ny, nx;
-    bool tiled;
-    int64_t s_out, maxt;
-    float *wy, *wx;   /* host: ramps of the current tile (output resolution) */
-    float *hplane;    /* host: one tile's weight plane, uploaded per chunk (tiled only) */
-    size_t bytes;     /* workspace: arenas + activations + blend weights */
+    hb_tiles out, mid; /* the same spans at the output's and at the latent resolution */
+    size_t bytes;      /* workspace: arenas + activations + blend weights */
 } vplan;
 
 static void plan_free(vplan *p) {
     run_free(&p->r);
-    hb_free(p->wy);
-    hb_free(p->wx);
-    hb_free(p->hplane);
-    free(p->sy);
-    free(p->sx);
+    hb_tiles_free(&p->out);
+    hb_tiles_free(&p->mid);
     memset(p, 0, sizeof *p);
 }
 
-/* Both outputs of chunk c (its output frames start at tout) into the job's tensors. Dry: sizes the scratch. */
-static int emit_chunk(vplan *p, const vjob *j, int c, const vspan *a, const vspan *b, vact *res, vact *midv,
-                      int64_t tout, const float *wl_y, const float *wl_x) {
-    vrun *r = &p->r;
-    int64_t s_out = p->s_out, z = r->m->cfg.z_dim, oc = j->enc ? z : 3;
-    if (emit(r, p->tiled, j->out, oc, j->Tout, j->Hout, j->Wout, tout, res, a->start * s_out, b->start * s_out, p->wy,
-             p->wx, p->hplane))
-        return -1;
-    if (!j->mid) return 0;
-    int64_t mid_c = j->enc ? 2 * z : z, mid_t = j->enc ? j->Tout : j->Tin, mt0 = j->enc ? tout : j->cf[c];
-    return emit(r, p->tiled, j->mid, mid_c, mid_t, j->hl, j->wl, mt0, midv, a->start, b->start, wl_y, wl_x, p->hplane);
+/* Both outputs of chunk c of tile i (its output frames start at tout) into the job's tensors. */
+static void emit_chunk(vplan *p, const vjob *j, int c, int i, vact *res, vact *midv, int64_t tout) {
+    int64_t z = p->r.m->cfg.z_dim;
+    emit(&p->out, i, j->out, j->enc ? z : 3, j->Tout, tout, res);
+    if (j->mid) emit(&p->mid, i, j->mid, j->enc ? 2 * z : z, j->enc ? j->Tout : j->Tin, j->enc ? tout : j->cf[c], midv);
 }
 
-/* Dry run of job j (first three chunks of one tile suffice for the sizes: later chunks repeat chunk 2; FLOPS
- * mode runs everything). PLAN / FLOPS: *result = bytes / FLOPs and nothing is allocated; RUN: allocates
- * (activations in the current memory space, ramps on the host). */
+/* The tiles of job j and its sizes (plan_sizes). PLAN / FLOPS: *result = bytes / FLOPs and nothing is allocated;
+ * RUN: allocates (activations in the current memory space). */
 static int plan_init(vplan *p, const hb_wan_vae *m, const vjob *j, const hb_wan_vae_opts *o, int mode, double *result) {
     memset(p, 0, sizeof *p);
-    const vcoder *cd = j->enc ? &m->enc : &m->dec;
     vrun *r = &p->r;
-    if ((p->ny = make_spans(j->hl, o->tile, o->overlap, &p->sy)) < 0) return -1;
-    if ((p->nx = make_spans(j->wl, o->tile, o->overlap, &p->sx)) < 0) goto fail;
-    p->tiled = p->ny * p->nx > 1;
-    p->s_out = j->enc ? 1 : m->sf;
-    r->m = m;
-    r->nslots = cd->nslots;
-    r->slots = calloc((size_t)r->nslots, sizeof *r->slots);
-    if (!r->slots) { hb_error("wan_vae: out of memory"); goto fail; }
-    r->dry = true;
-    hb_arena_init_measure(&r->scr, "wan_vae scratch");
-    hb_arena_init_measure(&r->cache, "wan_vae cache");
-    r->pp[0] = (float *)(uintptr_t)64, r->pp[1] = (float *)(uintptr_t)128;
-    int ntiles_dry = mode == MODE_FLOPS ? p->ny * p->nx : 1;
-    for (int tile = 0; tile < ntiles_dry; tile++) {
-        run_reset_caches(r);
-        int nch = mode == MODE_FLOPS ? j->nchunks : (j->nchunks < 3 ? j->nchunks : 3);
-        const vspan *a = &p->sy[tile / p->nx], *b = &p->sx[tile % p->nx];
-        for (int c = 0; c < nch; c++) {
-            hb_arena_reset(&r->scr, 0);
-            r->first_chunk = c == 0;
-            vact res, midv;
-            if (run_chunk(r, j, j->cf[c], j->cf[c + 1], a, b, &res, &midv) ||
-                emit_chunk(p, j, c, a, b, &res, &midv, 0, NULL, NULL))
-                goto fail;
-        }
+    vsizes sz;
+    if (hb_tiles_plan(&p->out, j->hl, j->wl, o->tile, o->overlap, j->enc ? 1 : m->sf) ||
+        (j->mid && hb_tiles_plan(&p->mid, j->hl, j->wl, o->tile, o->overlap, 1))) {
+        hb_error_prefix("wan_vae");
+        goto fail;
     }
-    size_t scr_bytes = r->scr.peak + 4096, cache_bytes = r->cache.peak + 4096;
-    int64_t pp_n = r->pp_need;
-    size_t blend_bytes = p->tiled ? (size_t)(j->Hout * j->Wout) * sizeof(float) : 0;
-    p->bytes = scr_bytes + cache_bytes + 2 * (size_t)pp_n * sizeof(float) + blend_bytes;
+    if (plan_sizes(m, j, &p->out, mode == MODE_FLOPS, &sz)) goto fail;
+    p->bytes = sz.scr + sz.cache + 2 * (size_t)sz.pp * sizeof(float) + p->out.bytes + p->mid.bytes;
     if (mode != MODE_RUN) {
-        *result = mode == MODE_FLOPS ? r->flops : (double)p->bytes;
+        *result = mode == MODE_FLOPS ? sz.flops : (double)p->bytes;
         plan_free(p);
         return 0;
     }
-    /* allocate for the real run */
-    hb_arena_free(&r->scr), hb_arena_free(&r->cache);
-    r->pp[0] = r->pp[1] = NULL;
-    r->dry = false;
-    r->flops = 0;
-    if (hb_arena_init_dev(&r->scr, scr_bytes, "wan_vae scratch") || hb_arena_init_dev(&r->cache, cache_bytes, "wan_vae cache"))
+    r->m = m;
+    r->nslots = (j->enc ? &m->enc : &m->dec)->nslots;
+    if (!(r->slots = calloc((size_t)r->nslots, sizeof *r->slots))) { hb_error("wan_vae: out of memory"); goto fail; }
+    if (hb_arena_init_dev(&r->scr, sz.scr, "wan_vae scratch") || hb_arena_init_dev(&r->cache, sz.cache, "wan_vae cache"))
         goto fail;
-    r->pp_cap = pp_n;
+    r->pp_cap = sz.pp;
     r->space = hb_memspace_current();
-    r->pp[0] = hb_dev_alloc((size_t)pp_n * sizeof(float), "wan_vae activations");
-    r->pp[1] = r->pp[0] ? hb_dev_alloc((size_t)pp_n * sizeof(float), "wan_vae activations") : NULL;
+    r->pp[0] = hb_dev_alloc((size_t)sz.pp * sizeof(float), "wan_vae activations");
+    r->pp[1] = r->pp[0] ? hb_dev_alloc((size_t)sz.pp * sizeof(float), "wan_vae activations") : NULL;
     if (!r->pp[0] || !r->pp[1]) goto fail;
-    for (int i = 0; i < p->ny; i++) p->maxt = p->sy[i].len > p->maxt ? p->sy[i].len : p->maxt;
-    for (int i = 0; i < p->nx; i++) p->maxt = p->sx[i].len > p->maxt ? p->sx[i].len : p->maxt;
-    int64_t mo = p->maxt * p->s_out;
-    p->wy = hb_malloc((size_t)mo * sizeof(float), "wan_vae ramps");
-    p->wx = hb_malloc((size_t)mo * sizeof(float), "wan_vae ramps");
-    if (!p->wy || !p->wx) goto fail;
-    if (p->tiled && !(p->hplane = hb_malloc((size_t)(mo * mo) * sizeof(float), "wan_vae blend plane"))) goto fail;
     return 0;
 fail:
     plan_free(p);
     return -1;
 }
 
-/* Every chunk of job j on tile (ty, tx), continuing the plan's feature caches (the caller resets them for a
- * new tile or clip; j->cont: the first chunk is not the clip's first). Puts the tile's output into j->out and
- * j->mid: copied when untiled, accumulated with ramp weights when tiled (j->out / j->mid zeroed by the caller;
- * wl_y / wl_x: the latent-resolution ramps of j->mid). */
-static int run_tile(vplan *p, const vjob *j, int ty, int tx, const float *wl_y, const float *wl_x, hb_progress *prog,
-                    int *steps) {
+/* Every chunk of job j on tile i, continuing the plan's feature caches (the caller resets them for a new tile or
+ * clip; j->cont: the first chunk is not the clip's first). Puts the tile's output into j->out and j->mid (zeroed
+ * by the caller when tiled). */
+static int run_tile(vplan *p, const vjob *j, int i, hb_progress *prog, int *steps) {
     vrun *r = &p->r;
-    const vspan *a = &p->sy[ty], *b = &p->sx[tx];
-    int64_t s_out = p->s_out;
-    ramp(p->wy, a->len * s_out, a->lo * s_out, a->hi * s_out);
-    ramp(p->wx, b->len * s_out, b->lo * s_out, b->hi * s_out);
+    const hb_span *a = &p->out.y[i / p->out.nx], *b = &p->out.x[i % p->out.nx];
     int64_t tout = 0;
     for (int c = 0; c < j->nchunks; c++) {
         hb_arena_reset(&r->scr, 0);
@@ -1276,22 +1392,11 @@ static int run_tile(vplan *p, const vjob *j, int ty, int tx, const float *wl_y, 
         vact res, midv;
         if (run_chunk(r, j, j->cf[c], j->cf[c + 1], a, b, &res, &midv)) return -1;
         if (tout + res.T > j->Tout) break; /* reported below */
-        if (emit_chunk(p, j, c, a, b, &res, &midv, tout, wl_y, wl_x)) return -1;
+        emit_chunk(p, j, c, i, &res, &midv, tout);
         tout += res.T;
         if (prog) hb_progress_step(prog, ++*steps);
     }
     if (tout != j->Tout) return hb_error("wan_vae: produced %lld frames, expected %lld", (long long)tout, (long long)j->Tout);
-    return 0;
-}
-
-/* x[c, :] *= 1 / wsum for every one of the `rows` planes of HW values of x: the blend's normalisation (wsum on the
- * host, replaced by its reciprocal; the reciprocal plane goes to the current memory space for hb_mul). */
-static int normalise_planes(float *x, int64_t rows, int64_t HW, float *wsum, float **dev) {
-    for (int64_t i = 0; i < HW; i++) wsum[i] = 1.0f / wsum[i];
-    if (!(*dev = hb_dev_alloc((size_t)HW * sizeof(float), "wan_vae blend weights")) ||
-        hb_dev_upload(*dev, wsum, (size_t)HW * sizeof(float)))
-        return -1;
-    for (int64_t c = 0; c < rows; c++) hb_mul(x + c * HW, x + c * HW, *dev, HW);
     return 0;
 }
 
@@ -1302,61 +1407,25 @@ static int drive(const hb_wan_vae *m, vjob *j, const hb_wan_vae_opts *o, int mod
     vplan p;
     if (plan_init(&p, m, j, o, mode, result)) return -1;
     if (mode != MODE_RUN) return 0;
-    int rc = -1, ny = p.ny, nx = p.nx;
-    const vspan *sy = p.sy, *sx = p.sx;
-    int64_t s_out = p.s_out, maxt = p.maxt;
-    float *wsum = NULL, *ws = NULL, *wl_y = NULL, *wl_x = NULL, *rw_out = NULL, *rw_mid = NULL;
-    if (p.tiled && !(wsum = hb_calloc((size_t)(j->Hout * j->Wout) * sizeof(float), "wan_vae blend weights"))) goto done;
-    int64_t z = m->cfg.z_dim, oc = j->enc ? z : 3;
-    int64_t out_n = oc * j->Tout * j->Hout * j->Wout;
-    int64_t mid_c = j->enc ? 2 * z : z, mid_t = j->enc ? j->Tout : j->Tin;
-    if (p.tiled) { /* untiled, every output value is written once */
+    int rc = -1, nt = hb_tiles_count(&p.out);
+    int64_t z = m->cfg.z_dim, out_n = (j->enc ? z : 3) * j->Tout * j->Hout * j->Wout;
+    if (nt > 1) { /* untiled, every output value is written once */
         hb_fill(j->out, 0.0f, out_n);
-        if (j->mid) hb_fill(j->mid, 0.0f, mid_c * mid_t * j->hl * j->wl);
+        if (j->mid) hb_fill(j->mid, 0.0f, (j->enc ? 2 * z : z) * (j->enc ? j->Tout : j->Tin) * j->hl * j->wl);
     }
     hb_progress prog;
-    hb_progress_begin(&prog, o->progress, o->progress_user, j->enc ? "vae encode" : "vae decode", ny * nx * j->nchunks);
+    hb_progress_begin(&prog, o->progress, o->progress_user, j->enc ? "vae encode" : "vae decode", nt * j->nchunks);
     int done_steps = 0;
-    if (j->mid && !(wl_y = hb_malloc((size_t)maxt * sizeof(float) * 2, "wan_vae ramps"))) goto done_prog;
-    if (wl_y) wl_x = wl_y + maxt;
-    for (int ty = 0; ty < ny; ty++)
-        for (int tx = 0; tx < nx; tx++) {
-            const vspan *a = &sy[ty], *b = &sx[tx];
-            run_reset_caches(&p.r);
-            if (wl_y) ramp(wl_y, a->len, a->lo, a->hi), ramp(wl_x, b->len, b->lo, b->hi);
-            if (run_tile(&p, j, ty, tx, wl_y, wl_x, &prog, &done_steps)) goto done_prog;
-            if (wsum)
-                for (int64_t i = 0; i < a->len * s_out; i++)
-                    for (int64_t k = 0; k < b->len * s_out; k++)
-                        wsum[(a->start * s_out + i) * j->Wout + b->start * s_out + k] += p.wy[i] * p.wx[k];
-        }
-    if (wsum) {
-        if (normalise_planes(j->out, oc * j->Tout, j->Hout * j->Wout, wsum, &rw_out)) goto done_prog;
-        if (j->mid) {
-            /* mid tensors use latent-resolution ramps: recompute their weight sum */
-            if (!(ws = hb_calloc((size_t)(j->hl * j->wl) * sizeof(float), "wan_vae blend weights"))) goto done_prog;
-            for (int ty = 0; ty < ny; ty++)
-                for (int tx = 0; tx < nx; tx++) {
-                    ramp(wl_y, sy[ty].len, sy[ty].lo, sy[ty].hi), ramp(wl_x, sx[tx].len, sx[tx].lo, sx[tx].hi);
-                    for (int64_t i = 0; i < sy[ty].len; i++)
-                        for (int64_t k = 0; k < sx[tx].len; k++)
-                            ws[(sy[ty].start + i) * j->wl + sx[tx].start + k] += wl_y[i] * wl_x[k];
-                }
-            if (normalise_planes(j->mid, mid_c * mid_t, j->hl * j->wl, ws, &rw_mid)) goto done_prog;
-        }
+    for (int i = 0; i < nt; i++) {
+        run_reset_caches(&p.r);
+        if (run_tile(&p, j, i, &prog, &done_steps)) goto done;
     }
     if (!j->enc && !o->raw) hb_elementwise(HB_EW_CLAMP, j->out, j->out, NULL, -1.0f, 1.0f, out_n);
     rc = 0;
-done_prog:
-    hb_progress_end(&prog);
 done:
+    hb_progress_end(&prog);
     /* queued work must finish before its buffers go (and its errors are reported here) */
     if (hb_backend_sync()) rc = -1;
-    hb_dev_free(rw_out);
-    hb_dev_free(rw_mid);
-    hb_free(ws);
-    hb_free(wl_y);
-    hb_free(wsum);
     plan_free(&p);
     return rc;
 }
@@ -1499,7 +1568,7 @@ int hb_wan_vae_decoder_push(hb_wan_vae_decoder *d, const float *latent, int64_t 
     j.in = latent, j.out = video;
     if (!d->started) run_reset_caches(&d->p.r);
     int64_t out_n = 3 * j.Tout * j.Hout * j.Wout;
-    int rc = run_tile(&d->p, &j, 0, 0, NULL, NULL, NULL, NULL); /* untiled: writes every value of video */
+    int rc = run_tile(&d->p, &j, 0, NULL, NULL); /* untiled: writes every value of video */
     free(j.cf);
     if (!rc && !d->o.raw) hb_elementwise(HB_EW_CLAMP, video, video, NULL, -1.0f, 1.0f, out_n);
     if (hb_backend_sync()) rc = -1;
@@ -1519,4 +1588,41 @@ void hb_wan_vae_decoder_free(hb_wan_vae_decoder *d) {
     if (!d) return;
     plan_free(&d->p);
     free(d);
+}
+
+/* ------------------------------------------------------------------------------------------------------
+ * The frame-decoder interface (models/frame_decoder.h) over the streaming decoder. */
+static void *fd_create(void *model, int64_t h, int64_t w, bool raw) {
+    hb_wan_vae_opts o = {.raw = raw};
+    return hb_wan_vae_decoder_new(model, h, w, &o);
+}
+
+static int fd_push(void *st, const float *latent, int64_t n, float *video, int64_t *nout) {
+    return hb_wan_vae_decoder_push(st, latent, n, video, nout);
+}
+
+static int fd_finish(void *st, float *video, int64_t *nout) {
+    (void)video;
+    *nout = 0;
+    hb_wan_vae_decoder_reset(st);
+    return 0;
+}
+
+static int fd_decode(void *st, const float *latent, int64_t n, float *video) {
+    int64_t got = 0;
+    hb_wan_vae_decoder_reset(st);
+    int rc = hb_wan_vae_decoder_push(st, latent, n, video, &got);
+    hb_wan_vae_decoder_reset(st);
+    return rc;
+}
+
+static void fd_reset(void *st) { hb_wan_vae_decoder_reset(st); }
+static size_t fd_bytes(const void *st) { return hb_wan_vae_decoder_bytes(st); }
+static void fd_free(void *st) { hb_wan_vae_decoder_free(st); }
+
+static const hb_frame_decoder_ops wan_fd_ops = {fd_create, fd_push, fd_finish, fd_decode, fd_reset, fd_bytes, fd_free, NULL};
+
+void hb_wan_vae_frame_decoder(hb_wan_vae *m, hb_frame_decoder *out) {
+    *out = (hb_frame_decoder){.ops = &wan_fd_ops, .model = m, .name = "Wan VAE", .latent_channels = m->cfg.z_dim,
+                              .temporal_factor = m->tf, .spatial_factor = m->sf, .causal = true};
 }

@@ -10,10 +10,11 @@
  * decoder one latent frame at a time, and every causal conv keeps the last 2 input frames of the previous
  * chunk in a feature cache (with the reference's quirks: 'Rep' state of the temporal upsampler, single-frame
  * cache padding, first_chunk trimming in 2.2). Activations of one chunk live in preallocated buffers sized
- * by a dry run, so memory does not grow with the number of frames.
+ * from the layers' shapes (a planning pass that also counts the FLOPs), so memory does not grow with the number
+ * of frames.
  *
- * Spatial tiling (optional): the latent plane is cut into overlapping tiles (sizes in LATENT units), each tile
- * runs the whole temporal pass with its own cache, and overlaps are blended with linear ramps.
+ * Spatial tiling (optional): the latent plane is cut into overlapping tiles (sizes in LATENT units, models/tiles.h),
+ * each tile runs the whole temporal pass with its own cache, and overlaps are blended with linear ramps.
  *
  * Memory spaces: the model runs on the calling thread's backend (hb_backend_use). Every video, latent and mid
  * tensor passed to or returned by encode / decode / the streaming decoder is in the CURRENT MEMORY SPACE
@@ -30,6 +31,7 @@
 
 #include "core/core.h"
 #include "io/checkpoint.h"
+#include "models/frame_decoder.h"
 
 typedef enum { HB_WAN_VAE_21 = 0, HB_WAN_VAE_22 = 1 } hb_wan_vae_variant;
 
@@ -87,9 +89,9 @@ int hb_wan_vae_spatial_factor(const hb_wan_vae *m);  /* 8 (2.1) / 16 (2.2) */
 int hb_wan_vae_temporal_factor(const hb_wan_vae *m); /* 4 */
 
 typedef struct {
-    /* Spatial tiling in latent units: tile = 0 (or >= the latent size) runs untiled. overlap < tile.
-     * Per axis: n = ceil((size - overlap) / (tile - overlap)) equal tiles of length
-     * ceil((size + (n-1)*overlap) / n) <= tile, spread evenly, so neighbours overlap by >= `overlap` cells. */
+    /* Spatial tiling in latent units: tile = 0 (or >= the latent size) runs untiled. overlap < tile. The tiles
+     * and their blend are models/tiles.h's: tiles of exactly `tile` cells spread evenly, neighbours sharing at
+     * least `overlap` cells. */
     int tile, overlap;
     /* Frames per chunk after the first (the first is always 1 frame): encoder video frames (a multiple of
      * the temporal factor; 0 = 4, the reference) and decoder latent frames (0 = 1, the reference). Larger
@@ -129,6 +131,9 @@ void hb_wan_vae_decoder_reset(hb_wan_vae_decoder *d);
 /* Bytes held (arenas, feature caches, activation buffers). */
 size_t hb_wan_vae_decoder_bytes(const hb_wan_vae_decoder *d);
 void hb_wan_vae_decoder_free(hb_wan_vae_decoder *d);
+/* The model as a frame decoder (models/frame_decoder.h): its states are streaming decoders (default options,
+ * raw = opts.raw). */
+void hb_wan_vae_frame_decoder(hb_wan_vae *m, hb_frame_decoder *out);
 
 /* Working memory (bytes) an encode/decode of that size would reserve for activations, feature caches and
  * blending (not counting the caller's input/output nor the conv kernels' own scratch); all of it in the

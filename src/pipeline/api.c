@@ -12,6 +12,7 @@
 #include "models/tae.h"
 #include "models/light_vae.h"
 #include "pipeline/longdecode.h"
+#include "pipeline/frame_sink.h"
 #include "io/checkpoint.h"
 #include "io/image.h"
 #include <math.h>
@@ -251,31 +252,6 @@ static int dit_fn(void *user, const float *x, const float *t, int64_t nt, int co
     return wan_dit_forward(c->m->dit, &in, v, &o);
 }
 
-typedef struct {
-    uint8_t *rgb;
-    int64_t H, W, T;
-    float *frame;   /* one decoded frame [3, H, W] brought to the host (tiny decoder) */
-} tae_sink;
-static int tae_frame(void *user, const hb_tae_frame *f) {
-    tae_sink *s = user;
-    if (f->index < 0) return 0;
-    if (f->index >= s->T || f->H != s->H || f->W != s->W) return hb_error("tiny decoder: unexpected frame %lld", (long long)f->index);
-    const int64_t hw = s->H * s->W;
-    if (hb_dev_download(s->frame, f->rgb, sizeof(float) * 3 * (size_t)hw)) return -1; /* backend -> host */
-    hb_frames_from_tchw(s->frame, 1, (int)s->H, (int)s->W, 0.0f, 1.0f, s->rgb + f->index * hw * 3);
-    return 0;
-}
-
-/* frames [3, n, H, W] in [-1, 1] from the long-video decoder -> uint8 [T, H, W, 3] at t0 */
-static int ld_emit(void *user, int64_t t0, int64_t n, const float *video, int64_t H, int64_t W) {
-    tae_sink *s = user;
-    if (t0 < 0 || t0 + n > s->T || H != s->H || W != s->W)
-        return hb_error("decoder: unexpected frames [%lld, %lld) of %lldx%lld", (long long)t0, (long long)(t0 + n),
-                        (long long)W, (long long)H);
-    hb_frames_from_cthw(video, (int)n, (int)H, (int)W, -1.0f, 1.0f, s->rgb + t0 * H * W * 3);
-    return 0;
-}
-
 static void stage_done(const hb_generate_params *p, const char *stage, double t0) {
     hb_progress pr;
     hb_progress_begin(&pr, RELAY(p), stage, 1);
@@ -349,197 +325,240 @@ int hb_generate(hb_model *m, const hb_generate_params *pin, hb_video_frames *out
     return rc;
 }
 
+/* One generation's state, stage to stage. */
+typedef struct {
+    hb_model *m;
+    const hb_generate_params *p;
+    hb_video_frames *out;
+    int64_t C, F, H, W, tpf; /* latent channels, frames, size; DiT tokens per latent frame */
+    bool guided;
+    float *lat, *cond0, *img;
+    hb_text_rows text[2];
+    wan_dit_text tc, tu;
+    dit_ctx dc;
+    bool have_arena;
+    hb_image im0, im;
+} gen_ctx;
+
+/* 1. prompt (and negative prompt when guided) -> text rows */
+static int encode_text(gen_ctx *g) {
+    const hb_generate_params *p = g->p;
+    double t0 = hb_time_now();
+    const char *texts[2] = {p->prompt, p->negative ? p->negative : hb_wan_default_negative};
+    hb_text_opts to = {.tok = g->m->tok, .encoder = g->m->mf.text_encoder, .text_len = g->m->dcfg.text_len,
+                       .text_dim = g->m->dcfg.text_dim, .clean = g->m->defaults.clean_prompt, .low_memory = g->m->offload,
+                       .progress = p->progress ? relay_progress : NULL, .progress_user = &g_relay};
+    if (hb_text_encode(&to, texts, g->guided ? 2 : 1, g->text)) return hb_error_prefix("text encoder"), -1;
+    g->out->seconds_text = hb_time_now() - t0;
+    return 0;
+}
+
+/* 2. input image -> latent frame 0 (cond0), through the VAE encoder */
+static int encode_image(gen_ctx *g) {
+    const hb_generate_params *p = g->p;
+    hb_model *m = g->m;
+    double t0 = hb_time_now();
+    if (p->image_fit == HB_GEN_IMAGE_COVER ? hb_image_cover_crop(&g->im0, p->width, p->height, &g->im)
+                                           : hb_image_resize(&g->im0, p->width, p->height, &g->im))
+        return -1;
+    /* the image crosses to the backend's memory once, as floats in [-1, 1] */
+    const size_t ib = (size_t)3 * (size_t)p->width * (size_t)p->height * sizeof(float);
+    g->img = hb_dev_alloc(ib, "input image");
+    g->cond0 = hb_dev_alloc((size_t)(g->C * g->H * g->W) * sizeof(float), "image latent");
+    float *himg = hb_malloc(ib, "input image");
+    if (!g->img || !g->cond0 || !himg) { hb_free(himg); return -1; }
+    hb_image_to_chw(&g->im, -1.0f, 1.0f, himg);
+    int up = hb_dev_upload(g->img, himg, ib);
+    hb_free(himg);
+    if (up || open_vae(m)) return -1;
+    if (hb_wan_vae_encode(m->vae, g->img, 1, p->height, p->width, g->cond0, NULL)) return hb_error_prefix("image encode"), -1;
+    if (m->offload) close_vae(m);
+    if (g_debug_on && g_debug.cond0) g_debug.cond0(g_debug.user, g->cond0, g->C, g->H, g->W);
+    g->out->seconds_image = hb_time_now() - t0;
+    stage_done(p, "image", t0);
+    return 0;
+}
+
+/* The DiT's activation arena, sized for the run (per-token t with an image: the ungrouped layout may need more). */
+static int dit_arena(gen_ctx *g) {
+    int64_t F = g->F, tpf = g->tpf;
+    float tz = 0;
+    wan_dit_input probe = {.x = g->lat, .F = F, .H = g->H, .W = g->W, .t = &tz, .nt = 1, .text = &g->tc};
+    size_t ws = wan_dit_workspace_bytes(g->m->dit, &probe);
+    if (g->cond0) {
+        float *tt = hb_malloc((size_t)(F * tpf) * sizeof(float), "timesteps");
+        if (!tt) return -1;
+        for (int64_t i = 0; i < F * tpf; i++) tt[i] = i < tpf ? 0.0f : 1.0f;
+        probe.t = tt, probe.nt = F * tpf;
+        size_t w2 = wan_dit_workspace_bytes(g->m->dit, &probe);
+        hb_free(tt);
+        if (w2 > ws) ws = w2;
+    }
+    if (hb_arena_init_dev(&g->dc.arena, ws, "pipeline DiT activations")) return -1;
+    g->have_arena = true;
+    return 0;
+}
+
+/* 3. noise -> latent video, through the sampler and the DiT */
+static int denoise(gen_ctx *g) {
+    const hb_generate_params *p = g->p;
+    hb_model *m = g->m;
+    double t0 = hb_time_now();
+    if (open_dit(m)) return -1;
+    if (wan_dit_text_prepare(m->dit, g->text[0].ctx, g->text[0].len, true, &g->tc, NULL, NULL)) return -1;
+    if (g->guided && wan_dit_text_prepare(m->dit, g->text[1].ctx, g->text[1].len, true, &g->tu, NULL, NULL)) return -1;
+    if (!(g->lat = hb_dev_alloc((size_t)(g->C * g->F * g->H * g->W) * sizeof(float), "latent"))) return -1;
+    g->dc = (dit_ctx){.m = m, .tc = &g->tc, .tu = g->guided ? &g->tu : &g->tc, .F = g->F, .H = g->H, .W = g->W};
+    if (dit_arena(g)) return -1;
+    const hb_gen_sampler smp = p->sampler;
+    hb_xt_args a = {.C = g->C, .F = g->F, .H = g->H, .W = g->W, .tokens_per_frame = g->tpf, .cond0 = g->cond0,
+                    .sampler = smp == HB_GEN_SAMPLER_XT ? HB_XT_FEWSTEP : smp == HB_GEN_SAMPLER_UNIPC ? HB_XT_UNIPC : HB_XT_EULER,
+                    .steps_list = p->steps_list, .nsteps = p->nsteps, .shift = p->shift, .steps = p->steps,
+                    .t_feed = p->timestep == HB_GEN_T_INT_BF16 ? HB_XT_T_INT_BF16
+                              : p->timestep == HB_GEN_T_INT_F32 ? HB_XT_T_INT_F32 : HB_XT_T_FLOAT,
+                    .noise = p->noise == HB_GEN_NOISE_TORCH ? HB_XT_NOISE_RELEASE : HB_XT_NOISE_STREAM,
+                    .cfg = g->guided ? p->cfg : 1.0, .seed = p->seed, .model = dit_fn, .model_user = &g->dc,
+                    .progress = p->progress ? relay_progress : NULL, .progress_user = &g_relay};
+    if (g_debug_on) a.observe = g_debug.observe, a.observe_user = g_debug.user;
+    if (hb_xt_sample(&a, g->lat)) return -1;
+    hb_arena_free(&g->dc.arena);
+    g->have_arena = false;
+    wan_dit_text_free(&g->tc);
+    wan_dit_text_free(&g->tu);
+    if (m->offload) close_dit(m);
+    g->out->seconds_denoise = hb_time_now() - t0;
+    return 0;
+}
+
+/* TAEHV frames [3, H, W] in [0, 1] (current memory space) -> the RGB sink */
+static int tae_frame(void *user, const hb_tae_frame *f) {
+    if (f->index < 0) return 0;
+    return hb_rgb_sink_put(user, f->index, 1, f->rgb, f->H, f->W, 0.0f, 1.0f, false);
+}
+
+/* frames [3, n, H, W] in [-1, 1] (host) from the long-video decoder -> the RGB sink */
+static int ld_emit(void *user, int64_t t0, int64_t n, const float *video, int64_t H, int64_t W) {
+    return hb_rgb_sink_put(user, t0, n, video, H, W, -1.0f, 1.0f, true);
+}
+
+/* 4a. the tiny decoder, frame by frame */
+static int decode_tae(gen_ctx *g, hb_rgb_sink *sink, int64_t *got) {
+    hb_model *m = g->m;
+    if (open_tae(m)) return -1;
+    if (hb_tae_latent_channels(m->tae) != g->C || hb_tae_space_scale(m->tae) != m->vae_sf)
+        return hb_error("%s: the tiny decoder takes %d channels at %dx but the model makes %lld at %dx", m->mf.tae,
+                        hb_tae_latent_channels(m->tae), hb_tae_space_scale(m->tae), (long long)g->C, m->vae_sf);
+    hb_tae_decoder *d = hb_tae_decoder_new(m->tae, g->H, g->W, tae_frame, sink);
+    if (!d) return -1;
+    hb_progress pr;
+    hb_progress_begin(&pr, RELAY(g->p), "decode", (int)g->F);
+    int r = 0;
+    for (int64_t f = 0; f < g->F && !r; f++) {
+        r = hb_tae_decoder_push(d, g->lat + f * g->H * g->W, g->F * g->H * g->W);
+        hb_progress_step(&pr, (int)f + 1);
+        if (!r) r = relay_check();
+    }
+    hb_progress_end(&pr);
+    *got = hb_tae_decoder_frames_out(d);
+    hb_tae_decoder_free(d);
+    return r;
+}
+
+/* The light decoder or the full VAE as a frame decoder, checked against the latent. */
+static int open_frame_decoder(gen_ctx *g, hb_frame_decoder *fd, const char **file) {
+    hb_model *m = g->m;
+    if (g->p->vae == HB_GEN_VAE_LIGHT) {
+        if (open_light(m, g->p->light_vae_path)) return -1;
+        hb_light_vae_frame_decoder(m->light, fd), *file = m->light_from;
+        if (hb_light_vae_get_config(m->light)->out_channels != 3) return hb_error("%s: the light decoder does not make RGB", *file);
+    } else {
+        if (open_vae(m)) return -1;
+        hb_wan_vae_frame_decoder(m->vae, fd), *file = m->mf.vae;
+    }
+    if (fd->latent_channels != g->C || fd->spatial_factor != m->vae_sf || fd->temporal_factor != m->vae_tf)
+        return hb_error("%s: the %s takes %d channels at %dx%d but the model makes %lld at %dx%d", *file, fd->name,
+                        fd->latent_channels, fd->spatial_factor, fd->temporal_factor, (long long)g->C, m->vae_sf, m->vae_tf);
+    return 0;
+}
+
+/* 4b. light and full Wan VAE: streamed through pipeline/longdecode (causal decoders clip by clip through their
+ * state, exact and in memory independent of the length; the light decoder's release tiles on request), with
+ * optional spatial tiles */
+static int decode_long(gen_ctx *g, hb_rgb_sink *sink, int64_t *got) {
+    const hb_generate_params *p = g->p;
+    hb_frame_decoder fd;
+    const char *file = NULL;
+    if (open_frame_decoder(g, &fd, &file)) return -1;
+    hb_longdecode_opts lo = {.mode = HB_LD_AUTO, .clip = 1, .tile = p->vae_tile};
+    if (p->vae == HB_GEN_VAE_LIGHT && p->light_tiling) /* temporal tiles of the release's size: aligned, or the release's own */
+        lo.mode = HB_LD_TILED, lo.light_tiling = p->light_tiling == 2 ? HB_LD_LIGHT_RELEASE : HB_LD_LIGHT_ALIGNED;
+    hb_decoder *d = hb_decoder_new(&fd, g->H, g->W, &lo, ld_emit, sink);
+    if (!d) return -1;
+    hb_progress pr;
+    hb_progress_begin(&pr, RELAY(p), "decode", (int)g->F);
+    int r = 0;
+    for (int64_t f = 0; f < g->F && !r; f++) {
+        r = hb_decoder_push(d, g->lat + f * g->H * g->W, 1, g->F * g->H * g->W);
+        hb_progress_step(&pr, (int)f + 1);
+        if (!r) r = relay_check();
+    }
+    if (!r) r = hb_decoder_finish(d);
+    hb_progress_end(&pr);
+    *got = hb_decoder_frames_out(d);
+    hb_decoder_free(d);
+    return r ? (hb_error_prefix("decode"), -1) : 0;
+}
+
+/* 4. latent video -> uint8 frames in out->rgb */
+static int decode_video(gen_ctx *g) {
+    const hb_generate_params *p = g->p;
+    hb_model *m = g->m;
+    double t0 = hb_time_now();
+    hb_video_frames *out = g->out;
+    if (!(out->rgb = hb_malloc((size_t)p->frames * (size_t)p->width * (size_t)p->height * 3, "output frames"))) return -1;
+    hb_rgb_sink sink;
+    hb_rgb_sink_init(&sink, p->frames, p->height, p->width, out->rgb, NULL, NULL, NULL, 0);
+    int64_t got = 0;
+    int rc = p->vae == HB_GEN_VAE_TAE ? decode_tae(g, &sink, &got) : decode_long(g, &sink, &got);
+    hb_rgb_sink_free(&sink);
+    if (rc) return -1;
+    const char *what = p->vae == HB_GEN_VAE_TAE ? "tiny decoder" : p->vae == HB_GEN_VAE_LIGHT ? "light decoder" : "VAE decoder";
+    if (got != p->frames) return hb_error("%s gave %lld frames, expected %d", what, (long long)got, p->frames);
+    if (m->offload) close_tae(m), close_light(m), close_vae(m);
+    out->seconds_decode = hb_time_now() - t0;
+    return 0;
+}
+
 static int generate(hb_model *m, const hb_generate_params *pin, hb_video_frames *out) {
     hb_clear_error();
     if (!m || !pin || !out) return hb_error("hb_generate: NULL argument");
     memset(out, 0, sizeof *out);
     hb_generate_params q = *pin;
-    const hb_generate_params *p = &q;
+    gen_ctx g = {.m = m, .p = &q, .out = out};
     /* the input image first: a bad file fails before any heavy work (and, with cover fit and no size given, sets
      * the output size: resolve_params) */
-    hb_image im0 = {0};
-    if ((pin->image_path || pin->image_rgb) && load_input_image(pin, &im0)) return -1;
-    if (resolve_params(m, pin, im0.rgb ? &im0 : NULL, &q) || check_params(m, p)) { hb_image_free(&im0); return -1; }
+    if ((pin->image_path || pin->image_rgb) && load_input_image(pin, &g.im0)) return -1;
+    if (resolve_params(m, pin, g.im0.rgb ? &g.im0 : NULL, &q) || check_params(m, &q)) { hb_image_free(&g.im0); return -1; }
     const double T0 = hb_time_now();
-    const hb_gen_sampler smp = p->sampler;
-    const bool guided = smp != HB_GEN_SAMPLER_XT && p->cfg != 1.0;
-    const int64_t F = (p->frames - 1) / m->vae_tf + 1, H = p->height / m->vae_sf, W = p->width / m->vae_sf;
-    const int64_t C = m->z, n = C * F * H * W;
-    const int64_t tpf = (H / m->dcfg.patch[1]) * (W / m->dcfg.patch[2]);
-
+    g.guided = q.sampler != HB_GEN_SAMPLER_XT && q.cfg != 1.0;
+    g.C = m->z, g.F = (q.frames - 1) / m->vae_tf + 1, g.H = q.height / m->vae_sf, g.W = q.width / m->vae_sf;
+    g.tpf = (g.H / m->dcfg.patch[1]) * (g.W / m->dcfg.patch[2]);
     int rc = -1;
-    float *lat = NULL, *cond0 = NULL, *img = NULL;
-    hb_text_rows text[2] = {{0}};
-    wan_dit_text tc = {0}, tu = {0};
-    dit_ctx dc = {0};
-    hb_image im = {0};
-    bool have_arena = false;
-
-    /* 1. text */
-    double t0 = hb_time_now();
-    {
-        const char *texts[2] = {p->prompt, p->negative ? p->negative : hb_wan_default_negative};
-        hb_text_opts to = {.tok = m->tok, .encoder = m->mf.text_encoder, .text_len = m->dcfg.text_len,
-                           .text_dim = m->dcfg.text_dim, .clean = m->defaults.clean_prompt, .low_memory = m->offload,
-                           .progress = p->progress ? relay_progress : NULL, .progress_user = &g_relay};
-        if (hb_text_encode(&to, texts, guided ? 2 : 1, text)) { hb_error_prefix("text encoder: "); goto done; }
+    if (!encode_text(&g) && (!g.im0.rgb || !encode_image(&g)) && !denoise(&g) && !decode_video(&g)) {
+        out->frames = q.frames, out->height = q.height, out->width = q.width, out->fps = m->defaults.fps;
+        rc = 0;
     }
-    out->seconds_text = hb_time_now() - t0;
-
-    /* 2. image -> latent frame 0 */
-    if (im0.rgb) {
-        t0 = hb_time_now();
-        if (p->image_fit == HB_GEN_IMAGE_COVER ? hb_image_cover_crop(&im0, p->width, p->height, &im)
-                                               : hb_image_resize(&im0, p->width, p->height, &im))
-            goto done;
-        /* the image crosses to the backend's memory once, as floats in [-1, 1] */
-        const size_t ib = (size_t)3 * (size_t)p->width * (size_t)p->height * sizeof(float);
-        img = hb_dev_alloc(ib, "input image");
-        cond0 = hb_dev_alloc((size_t)(C * H * W) * sizeof(float), "image latent");
-        float *himg = hb_malloc(ib, "input image");
-        if (!img || !cond0 || !himg) { hb_free(himg); goto done; }
-        hb_image_to_chw(&im, -1.0f, 1.0f, himg);
-        int up = hb_dev_upload(img, himg, ib);
-        hb_free(himg);
-        if (up) goto done;
-        if (open_vae(m)) goto done;
-        if (hb_wan_vae_encode(m->vae, img, 1, p->height, p->width, cond0, NULL)) { hb_error_prefix("image encode: "); goto done; }
-        if (m->offload) close_vae(m);
-        if (g_debug_on && g_debug.cond0) g_debug.cond0(g_debug.user, cond0, C, H, W);
-        out->seconds_image = hb_time_now() - t0;
-        stage_done(p, "image", t0);
-    }
-
-    /* 3. denoise */
-    t0 = hb_time_now();
-    if (open_dit(m)) goto done;
-    if (wan_dit_text_prepare(m->dit, text[0].ctx, text[0].len, true, &tc, NULL, NULL)) goto done;
-    if (guided && wan_dit_text_prepare(m->dit, text[1].ctx, text[1].len, true, &tu, NULL, NULL)) goto done;
-    lat = hb_dev_alloc((size_t)n * sizeof(float), "latent");
-    if (!lat) goto done;
-    {
-        dc.m = m, dc.tc = &tc, dc.tu = guided ? &tu : &tc, dc.F = F, dc.H = H, dc.W = W;
-        float tz = 0;
-        wan_dit_input probe = {.x = lat, .F = F, .H = H, .W = W, .t = &tz, .nt = 1, .text = &tc};
-        size_t ws = wan_dit_workspace_bytes(m->dit, &probe);
-        if (cond0) {
-            /* per-token t: measure with the ungrouped layout too and keep the larger */
-            float *tt = hb_malloc((size_t)(F * tpf) * sizeof(float), "timesteps");
-            if (!tt) goto done;
-            for (int64_t i = 0; i < F * tpf; i++) tt[i] = i < tpf ? 0.0f : 1.0f;
-            probe.t = tt, probe.nt = F * tpf;
-            size_t w2 = wan_dit_workspace_bytes(m->dit, &probe);
-            hb_free(tt);
-            if (w2 > ws) ws = w2;
-        }
-        if (hb_arena_init_dev(&dc.arena, ws, "pipeline DiT activations")) goto done;
-        have_arena = true;
-        hb_xt_args a = {.C = C, .F = F, .H = H, .W = W, .tokens_per_frame = tpf, .cond0 = cond0,
-                        .sampler = smp == HB_GEN_SAMPLER_XT ? HB_XT_FEWSTEP : smp == HB_GEN_SAMPLER_UNIPC ? HB_XT_UNIPC : HB_XT_EULER,
-                        .steps_list = p->steps_list, .nsteps = p->nsteps, .shift = p->shift, .steps = p->steps,
-                        .t_feed = p->timestep == HB_GEN_T_INT_BF16 ? HB_XT_T_INT_BF16
-                                  : p->timestep == HB_GEN_T_INT_F32 ? HB_XT_T_INT_F32 : HB_XT_T_FLOAT,
-                        .noise = p->noise == HB_GEN_NOISE_TORCH ? HB_XT_NOISE_RELEASE : HB_XT_NOISE_STREAM,
-                        .cfg = guided ? p->cfg : 1.0, .seed = p->seed, .model = dit_fn, .model_user = &dc,
-                        .progress = p->progress ? relay_progress : NULL, .progress_user = &g_relay};
-        if (g_debug_on) a.observe = g_debug.observe, a.observe_user = g_debug.user;
-        if (hb_xt_sample(&a, lat)) goto done;
-    }
-    hb_arena_free(&dc.arena);
-    have_arena = false;
-    wan_dit_text_free(&tc);
-    wan_dit_text_free(&tu);
-    if (m->offload) close_dit(m);
-    out->seconds_denoise = hb_time_now() - t0;
-
-    /* 4. decode */
-    t0 = hb_time_now();
-    out->rgb = hb_malloc((size_t)p->frames * (size_t)p->width * (size_t)p->height * 3, "output frames");
-    if (!out->rgb) goto done;
-    if (p->vae == HB_GEN_VAE_TAE) {
-        if (open_tae(m)) goto done;
-        if (hb_tae_latent_channels(m->tae) != C || hb_tae_space_scale(m->tae) != m->vae_sf) {
-            hb_error("%s: the tiny decoder takes %d channels at %dx but the model makes %lld at %dx", m->mf.tae,
-                     hb_tae_latent_channels(m->tae), hb_tae_space_scale(m->tae), (long long)C, m->vae_sf);
-            goto done;
-        }
-        tae_sink s = {out->rgb, p->height, p->width, p->frames, hb_malloc(sizeof(float) * 3 * (size_t)(p->height * p->width), "frame")};
-        hb_tae_decoder *d = s.frame ? hb_tae_decoder_new(m->tae, H, W, tae_frame, &s) : NULL;
-        if (!d) { hb_free(s.frame); goto done; }
-        hb_progress pr;
-        hb_progress_begin(&pr, RELAY(p), "decode", (int)F);
-        int r = 0;
-        for (int64_t f = 0; f < F && !r; f++) {
-            r = hb_tae_decoder_push(d, lat + f * H * W, F * H * W);
-            hb_progress_step(&pr, (int)f + 1);
-            if (!r) r = relay_check();
-        }
-        hb_progress_end(&pr);
-        int64_t got = hb_tae_decoder_frames_out(d);
-        hb_tae_decoder_free(d);
-        hb_free(s.frame);
-        if (r) goto done;
-        if (got != p->frames) { hb_error("tiny decoder gave %lld frames, expected %d", (long long)got, p->frames); goto done; }
-        if (m->offload) close_tae(m);
-    } else {
-        /* light and full Wan VAE: streamed through pipeline/longdecode (causal decoders clip by clip through
-         * their feature caches, exact and in memory independent of the length; non-causal ones in overlapping
-         * temporal clips), with optional spatial tiles; frames go straight into the uint8 output */
-        hb_longdecode_opts lo = {.mode = HB_LD_AUTO, .clip = 1, .tile = p->vae_tile};
-        tae_sink s = {out->rgb, p->height, p->width, p->frames, NULL}; /* longdecode emits host floats */
-        hb_decoder *d = NULL;
-        const char *what;
-        if (p->vae == HB_GEN_VAE_LIGHT) {
-            what = "light decoder";
-            if (open_light(m, p->light_vae_path)) goto done;
-            const hb_light_vae_config *lc = hb_light_vae_get_config(m->light);
-            if (lc->latent_channels != C || hb_light_vae_spatial_factor(m->light) != m->vae_sf ||
-                hb_light_vae_temporal_factor(m->light) != m->vae_tf || lc->out_channels != 3) {
-                hb_error("%s: the light decoder takes %d channels at %dx%d but the model makes %lld at %dx%d",
-                         m->light_from, lc->latent_channels, hb_light_vae_spatial_factor(m->light),
-                         hb_light_vae_temporal_factor(m->light), (long long)C, m->vae_sf, m->vae_tf);
-                goto done;
-            }
-            if (p->light_tiling) /* temporal tiles of the release's size: aligned, or the release's own */
-                lo.mode = HB_LD_TILED, lo.light_tiling = p->light_tiling == 2 ? HB_LD_LIGHT_RELEASE : HB_LD_LIGHT_ALIGNED;
-            d = hb_decoder_new_light(m->light, H, W, &lo, ld_emit, &s);
-        } else {
-            what = "VAE decoder";
-            if (open_vae(m)) goto done;
-            d = hb_decoder_new_wan(m->vae, H, W, &lo, ld_emit, &s);
-        }
-        if (!d) goto done;
-        hb_progress pr;
-        hb_progress_begin(&pr, RELAY(p), "decode", (int)F);
-        int r = 0;
-        for (int64_t f = 0; f < F && !r; f++) {
-            r = hb_decoder_push(d, lat + f * H * W, 1, F * H * W);
-            hb_progress_step(&pr, (int)f + 1);
-            if (!r) r = relay_check();
-        }
-        if (!r) r = hb_decoder_finish(d);
-        hb_progress_end(&pr);
-        int64_t got = hb_decoder_frames_out(d);
-        hb_decoder_free(d);
-        if (r) { hb_error_prefix("decode"); goto done; }
-        if (got != p->frames) { hb_error("%s gave %lld frames, expected %d", what, (long long)got, p->frames); goto done; }
-        if (m->offload) { if (p->vae == HB_GEN_VAE_LIGHT) close_light(m); else close_vae(m); }
-    }
-    out->seconds_decode = hb_time_now() - t0;
-    out->frames = p->frames, out->height = p->height, out->width = p->width, out->fps = m->defaults.fps;
-    rc = 0;
-done:
     if (rc) {
         hb_free(out->rgb);
         out->rgb = NULL;
         if (m->offload) close_dit(m), close_vae(m), close_tae(m), close_light(m);
     }
-    if (have_arena) hb_arena_free(&dc.arena);
-    wan_dit_text_free(&tc);
-    wan_dit_text_free(&tu);
-    hb_text_rows_free(text, 2);
-    hb_dev_free(lat), hb_dev_free(cond0), hb_dev_free(img);
-    hb_image_free(&im0), hb_image_free(&im);
+    if (g.have_arena) hb_arena_free(&g.dc.arena);
+    wan_dit_text_free(&g.tc);
+    wan_dit_text_free(&g.tu);
+    hb_text_rows_free(g.text, 2);
+    hb_dev_free(g.lat), hb_dev_free(g.cond0), hb_dev_free(g.img);
+    hb_image_free(&g.im0), hb_image_free(&g.im);
     out->seconds_total = hb_time_now() - T0;
     out->peak_rss_bytes = hb_peak_rss_bytes();
     return rc;

@@ -9,6 +9,8 @@
 #include "ops/ops.h"
 #include "models/tae.h"
 #include "models/wan_vae.h"
+#include "pipeline/longdecode.h"
+#include "pipeline/frame_sink.h"
 #include "io/video.h"
 #include "io/image.h"
 #include <ctype.h>
@@ -350,106 +352,62 @@ void hb_ar_run_default(hb_ar_run *r) {
 typedef struct {
     hb_ar_run *r;
     hb_video_writer *vw;
-    hb_tae_decoder *td;
+    hb_rgb_sink sink;               /* every decoded frame: quantised, to the writer and to on_frames per chunk */
+    hb_tae_decoder *td;             /* TAE: frames [0, 1] one at a time */
     hb_wan_vae *vae;
+    hb_decoder *vd;                 /* VAE: the streaming decoder (feature caches carried across chunks) */
     int64_t h, w, C;
-    int64_t emitted;                /* video frames handed out */
-    uint8_t *rgb;                   /* one frame (TAE) */
-    float *frame;                   /* one decoded frame [3, H, W] brought to the host (TAE) */
-    uint8_t *cbuf;                  /* frames of the current chunk for on_frames (TAE) */
-    int64_t cbuf_n, cbuf_cap, cbuf_first;
-    hb_wan_vae_decoder *vd;         /* VAE: streaming decoder (feature caches carried across chunks) */
-    float *vvideo;                  /* VAE: [3, 4*chunk, H, W] decoded frames of one chunk (backend memory) */
-    float *vhost;                   /* VAE: the same on the host */
-    uint8_t *vrgb;                  /* VAE: the same as RGB */
     double t0, t_first;
     int64_t latent_done;
-    bool stopped;                   /* on_frames asked to stop */
-    int64_t delivered;              /* frames on_frames accepted */
 } run_ctx;
-
-static int emit_rgb(run_ctx *c, const uint8_t *rgb, int n, int H, int W) {
-    hb_ar_run *r = c->r;
-    if (c->emitted >= r->video_frames) return 0;
-    if (c->emitted + n > r->video_frames) n = (int)(r->video_frames - c->emitted);
-    if (c->vw && hb_video_writer_append(c->vw, rgb, n)) return -1;
-    if (r->on_frames) {
-        if (c->cbuf) { /* TAE: gathered per chunk */
-            size_t fb = (size_t)H * (size_t)W * 3;
-            if (c->cbuf_n == 0) c->cbuf_first = c->emitted;
-            if (c->cbuf_n + n <= c->cbuf_cap) memcpy(c->cbuf + (size_t)c->cbuf_n * fb, rgb, (size_t)n * fb);
-            c->cbuf_n += n;
-        } else if (r->on_frames(r->user, c->emitted, n, rgb, H, W)) {
-            c->emitted += n, c->stopped = true;
-            return hb_error("ar: stopped by the frame callback");
-        } else {
-            c->delivered += n;
-        }
-    }
-    c->emitted += n;
-    return 0;
-}
 
 /* An early stop by the caller keeps every frame written so far, playable under the partial name, when the
  * caller asked for it (keep_partial); an error removes it. */
 static void keep_or_drop_partial(run_ctx *c) {
     hb_ar_run *r = c->r;
     r->partial_path[0] = 0;
-    if (!c->stopped || !r->keep_partial || c->emitted == 0) { hb_video_writer_abort(c->vw); return; }
+    if (!c->sink.stopped || !r->keep_partial || c->sink.next == 0) { hb_video_writer_abort(c->vw); return; }
     char msg[HB_ERRMSG_MAX];
     snprintf(msg, sizeof msg, "%s", hb_last_error());
     if (hb_video_writer_close_partial(c->vw, r->partial_path, sizeof r->partial_path) == 0) {
-        hb_log(HB_LOG_INFO, "stopped after %lld frames: the playable partial video is %s", (long long)c->emitted,
+        hb_log(HB_LOG_INFO, "stopped after %lld frames: the playable partial video is %s", (long long)c->sink.next,
                r->partial_path);
     }
     hb_error("%s", msg);
 }
 
+/* TAE frames [3, H, W] in [0, 1] (backend memory) -> the RGB sink, in order */
 static int tae_cb(void *user, const hb_tae_frame *f) {
     run_ctx *c = user;
     if (!f->rgb) return 0;
-    /* decoded frames are in the backend's memory: one frame crosses to the host at a time */
-    if (hb_dev_download(c->frame, f->rgb, sizeof(float) * 3 * (size_t)(f->H * f->W))) return -1;
-    hb_frames_from_tchw(c->frame, 1, (int)f->H, (int)f->W, 0.f, 1.f, c->rgb);
-    return emit_rgb(c, c->rgb, 1, (int)f->H, (int)f->W);
+    return hb_rgb_sink_put(&c->sink, c->sink.next, 1, f->rgb, f->H, f->W, 0.f, 1.f, false);
 }
 
-/* VAE: decode a chunk's latents through the streaming decoder (exactly the whole-video decode, memory fixed
- * by the chunk size) and emit its frames. */
-static int vae_chunk(run_ctx *c, const float *x0, int64_t F) {
-    int sf = hb_wan_vae_spatial_factor(c->vae);
-    int64_t Hh = c->h * sf, Ww = c->w * sf, T = 0;
-    if (hb_wan_vae_decoder_push(c->vd, x0, F, c->vvideo, &T)) return -1;
-    if (hb_dev_download(c->vhost, c->vvideo, sizeof(float) * 3 * (size_t)(T * Hh * Ww))) return -1;
-    hb_frames_from_cthw(c->vhost, (int)T, (int)Hh, (int)Ww, -1.f, 1.f, c->vrgb);
-    return emit_rgb(c, c->vrgb, (int)T, (int)Hh, (int)Ww);
+/* VAE frames [3, n, H, W] in [-1, 1] (host) from the streaming decoder -> the RGB sink */
+static int vae_cb(void *user, int64_t t0, int64_t n, const float *video, int64_t H, int64_t W) {
+    run_ctx *c = user;
+    return hb_rgb_sink_put(&c->sink, t0, n, video, H, W, -1.f, 1.f, true);
 }
 
 static int chunk_cb(void *user, int64_t chunk, int64_t frame0, int64_t F, const float *x0) {
     run_ctx *c = user;
     hb_ar_run *r = c->r;
     const int64_t hw = c->h * c->w;
-    if (r->decoder == HB_AR_DEC_TAE) {
-        if (hb_tae_decoder_push_frames(c->td, x0, F, hw, F * hw)) return -1;
-        if (c->cbuf && c->cbuf_n > 0) {
-            int rc = r->on_frames(r->user, c->cbuf_first, (int)c->cbuf_n, c->cbuf, r->height, r->width);
-            if (rc) return c->cbuf_n = 0, c->stopped = true, hb_error("ar: stopped by the frame callback");
-            c->delivered += c->cbuf_n;
-            c->cbuf_n = 0;
-        }
-    } else if (r->decoder == HB_AR_DEC_VAE) {
-        if (vae_chunk(c, x0, F)) return -1;
-    }
+    /* the chunk's latents through the decoder (exactly the whole-video decode, memory fixed by the chunk size),
+     * its frames to the caller as one batch */
+    if (r->decoder == HB_AR_DEC_TAE && hb_tae_decoder_push_frames(c->td, x0, F, hw, F * hw)) return -1;
+    if (r->decoder == HB_AR_DEC_VAE && hb_decoder_push(c->vd, x0, F, 0)) return -1;
+    if (hb_rgb_sink_flush(&c->sink)) return hb_error_prefix("ar"), -1;
     c->latent_done = frame0 + F;
     double now = hb_time_now();
     if (chunk == 0) c->t_first = now;
     if (!r->quiet) {
         double el = now - c->t0;
-        double fps_all = c->emitted / (el > 0 ? el : 1e-9);
+        double fps_all = c->sink.next / (el > 0 ? el : 1e-9);
         double fps_steady = chunk > 0 ? (double)(4 * frame0) / (now - c->t_first > 0 ? now - c->t_first : 1e-9) : 0;
         hb_log(HB_LOG_INFO, "chunk %lld: latent frames %lld-%lld, %lld video frames out, %.1f s, %.3f frames/s "
                "(%.3f since chunk 0), RSS %.0f MiB", (long long)chunk, (long long)frame0, (long long)(frame0 + F - 1),
-               (long long)c->emitted, el, fps_all, fps_steady, hb_current_rss_bytes() / 1048576.0);
+               (long long)c->sink.next, el, fps_all, fps_steady, hb_current_rss_bytes() / 1048576.0);
     }
     return 0;
 }
@@ -508,7 +466,6 @@ done:
 /* The decoder of the run: TAEHV or the streaming Wan VAE, checked against the latent. */
 static int open_decoder(run_ctx *c, const hb_model_folder *mf, int sfac, hb_checkpoint **ck, hb_tae **tae) {
     hb_ar_run *r = c->r;
-    const int64_t fmax = 4 * (r->ar.chunk > 0 ? r->ar.chunk : 3), px = (int64_t)r->width * r->height;
     if (r->decoder == HB_AR_DEC_TAE) {
         if (!mf->tae[0]) return hb_error("%s: no tiny decoder (taew2_1.safetensors / .pth) in the folder; use --decoder vae", mf->dir);
         if (!(*ck = hb_checkpoint_open(mf->tae)) || !(*tae = hb_tae_load(*ck, NULL, HB_TAE_DECODER))) return -1;
@@ -516,22 +473,13 @@ static int open_decoder(run_ctx *c, const hb_model_folder *mf, int sfac, hb_chec
             return hb_error("%s: the tiny decoder takes %d latent channels at %dx, the DiT makes %lld at %dx", mf->tae,
                             hb_tae_latent_channels(*tae), hb_tae_space_scale(*tae), (long long)c->C, sfac);
         if (!(c->td = hb_tae_decoder_new(*tae, c->h, c->w, tae_cb, c))) return -1;
-        if (!(c->rgb = hb_malloc((size_t)px * 3, "frame")) || !(c->frame = hb_malloc(sizeof(float) * 3 * (size_t)px, "frame")))
-            return -1;
-        if (r->on_frames) {
-            c->cbuf_cap = fmax;
-            if (!(c->cbuf = hb_malloc((size_t)fmax * (size_t)px * 3, "chunk frames"))) return -1;
-        }
     } else if (r->decoder == HB_AR_DEC_VAE) {
         if (!(*ck = hb_checkpoint_open(mf->vae)) || !(c->vae = hb_wan_vae_load(*ck, NULL))) return -1;
         if (hb_wan_vae_get_config(c->vae)->z_dim != c->C || hb_wan_vae_spatial_factor(c->vae) != sfac)
             return hb_error("%s: the VAE takes %d latent channels at %dx, the DiT makes %lld at %dx", mf->vae,
                             hb_wan_vae_get_config(c->vae)->z_dim, hb_wan_vae_spatial_factor(c->vae), (long long)c->C, sfac);
-        if (!(c->vd = hb_wan_vae_decoder_new(c->vae, c->h, c->w, NULL))) return -1;
-        if (!(c->vvideo = hb_dev_alloc(sizeof(float) * (size_t)(3 * fmax * px), "decoded chunk")) ||
-            !(c->vhost = hb_malloc(sizeof(float) * (size_t)(3 * fmax * px), "decoded chunk")) ||
-            !(c->vrgb = hb_malloc((size_t)(3 * fmax * px), "decoded chunk")))
-            return -1;
+        hb_longdecode_opts lo = {.mode = HB_LD_CAUSAL, .clip = 1};
+        if (!(c->vd = hb_decoder_new_wan(c->vae, c->h, c->w, &lo, vae_cb, c))) return -1;
     }
     return 0;
 }
@@ -571,6 +519,9 @@ int hb_ar_run_pipeline(hb_ar_run *r) {
         hb_video_opts vo = {.fps = r->fps, .crf = r->crf, .streaming = true, .meta = &meta};
         if (!(c.vw = hb_video_writer_open(r->output, r->height, r->width, &vo))) goto done;
     }
+    /* frames past the requested count (the last chunk's) are dropped; a chunk's frames are flushed together */
+    const int64_t fmax = 4 * (r->ar.chunk > 0 ? r->ar.chunk : 3);
+    if (hb_rgb_sink_init(&c.sink, r->video_frames, r->height, r->width, NULL, c.vw, r->on_frames, r->user, fmax)) goto done;
     /* latent frames: 1 + ceil((frames - 1) / 4) */
     hb_ar_opts *o = &r->ar;
     o->H = c.h;
@@ -587,18 +538,17 @@ int hb_ar_run_pipeline(hb_ar_run *r) {
         c.vw = NULL;
         if (rcw) goto done;
     }
-    r->frames_written = c.emitted;
     rc = 0;
 done:
     /* also after an early stop: the frames the caller received (on_frames), else the frames in the file */
-    r->frames_written = r->on_frames && !r->keep_partial ? c.delivered : c.emitted;
+    r->frames_written = r->on_frames && !r->keep_partial ? c.sink.accepted : c.sink.next;
     if (c.vw) keep_or_drop_partial(&c);
     hb_tae_decoder_free(c.td);
     hb_tae_free(tae);
-    hb_wan_vae_decoder_free(c.vd);
+    hb_decoder_free(c.vd);
     hb_wan_vae_free(c.vae);
     if (dec_ck) hb_checkpoint_close(dec_ck);
-    hb_free(c.rgb); hb_free(c.frame); hb_dev_free(c.vvideo); hb_free(c.vhost); hb_free(c.vrgb); hb_free(c.cbuf);
+    hb_rgb_sink_free(&c.sink);
     wan_dit_free(m);
     for (int i = 0; ptexts && i < np; i++) free(ptexts[i]);
     if (rows) hb_text_rows_free(rows, np);

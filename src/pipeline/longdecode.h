@@ -1,18 +1,21 @@
-/* pipeline/longdecode: decode latent videos of any length with bounded memory, for every decoder
- * (Wan 2.1 / 2.2 VAE, light VAE causal / non-causal, TAEHV), behind one interface `hb_decoder`:
- * push latent frames in, video frames come out through a callback as soon as they are final.
+/* pipeline/longdecode: decode latent videos of any length with bounded memory, for every decoder behind the
+ * frame-decoder interface (models/frame_decoder.h: Wan 2.1 / 2.2 VAE, light VAE causal / non-causal, TAEHV):
+ * push latent frames in, video frames come out through a callback as soon as they are final. The driver knows
+ * the decoder only through that interface: its factors, how many frames its stream holds back, and whether its
+ * release has temporal tiles of its own.
  *
  * Modes:
  *  - HB_LD_CAUSAL (causal-cache): the latent is cut into non-overlapping clips of `clip` latent frames,
- *    decoded in order by a streaming decoder that keeps the feature cache of the previous clip (Wan 2.1 /
- *    2.2 VAE via hb_wan_vae_decoder, TAEHV; the light decoder, causal or not, streams with a lookahead:
- *    its frames come out a few latents late, the rest at finish). Exactly equal to the whole-clip decode.
+ *    pushed in order through the decoder's stream, which keeps its state (feature caches) between clips; a
+ *    decoder with a lookahead (the light decoder, causal or not) gives its frames a few latents late and the
+ *    rest at finish. Exactly equal to the whole-clip decode.
  *  - HB_LD_TILED (temporal tiling, any decoder): clips of `clip` latent frames start every clip - overlap latents;
  *    each is decoded independently and the frames two clips share (F(overlap-1)+1 frames) are blended with
- *    linear ramps whose weights sum to 1. The light decoder uses its release's tile schedule instead
- *    (hb_ld_light_tiling above), blending raw decoder outputs and clamping to [-1, 1] when frames are emitted.
+ *    linear ramps whose weights sum to 1. A decoder whose release has its own temporal tiles (the light
+ *    decoder) uses that schedule instead (hb_ld_light_tiling below), blending raw decoder outputs and clamping
+ *    to [-1, 1] when frames are emitted.
  *  - Both modes can also cut the latent plane into overlapping spatial tiles (`tile`, `tile_overlap` in
- *    latent units; tiles spread evenly); tile overlaps are blended with the same ramp helper, normalised by
+ *    latent units; models/tiles.h); tile overlaps are blended with the same ramps (hb_tiles_ramp), normalised by
  *    the per-pixel weight sum.
  * Memory is set by clip and tile sizes only, never by the video length (hb_decoder_bytes).
  *
@@ -31,6 +34,7 @@
 #define HB_PIPELINE_LONGDECODE_H
 
 #include "core/core.h"
+#include "models/frame_decoder.h"
 #include "models/light_vae.h"
 #include "models/tae.h"
 #include "models/wan_vae.h"
@@ -45,7 +49,7 @@ typedef enum { HB_LD_AUTO = 0, HB_LD_CAUSAL = 1, HB_LD_TILED = 2 } hb_ld_mode;
 typedef enum { HB_LD_LIGHT_ALIGNED = 0, HB_LD_LIGHT_RELEASE = 1 } hb_ld_light_tiling;
 
 typedef struct {
-    hb_ld_mode mode;  /* AUTO: CAUSAL when the decoder can stream, else TILED */
+    hb_ld_mode mode;  /* AUTO: CAUSAL (every frame decoder streams) */
     int clip;         /* latent frames per clip (0: 4 causal, 8 tiled; light decoder tiles: t_block_size) */
     int overlap;      /* TILED: latent frames shared by consecutive clips, >= 1, clip >= 2 overlap (0: 2) */
     int tile;         /* spatial tile in latent cells (0: no spatial tiling) */
@@ -60,8 +64,10 @@ typedef int (*hb_decoder_emit_fn)(void *user, int64_t t0, int64_t n, const float
 
 typedef struct hb_decoder hb_decoder;
 
-/* h, w: latent size. The model must outlive the decoder. NULL + message on error (e.g. CAUSAL asked of a
- * decoder that cannot stream). */
+/* h, w: latent size. The model behind fd must outlive the decoder. NULL + message on error. The _wan / _light /
+ * _tae forms take the model's frame decoder (hb_wan_vae_frame_decoder, ...). */
+hb_decoder *hb_decoder_new(const hb_frame_decoder *fd, int64_t h, int64_t w, const hb_longdecode_opts *o,
+                           hb_decoder_emit_fn fn, void *user);
 hb_decoder *hb_decoder_new_wan(hb_wan_vae *m, int64_t h, int64_t w, const hb_longdecode_opts *o,
                                hb_decoder_emit_fn fn, void *user);
 hb_decoder *hb_decoder_new_light(const hb_light_vae *m, int64_t h, int64_t w, const hb_longdecode_opts *o,
@@ -84,9 +90,5 @@ void hb_decoder_video_size(const hb_decoder *d, int64_t *H, int64_t *W);
 size_t hb_decoder_bytes(const hb_decoder *d);
 void hb_decoder_free(hb_decoder *d);
 
-/* The blend helper (shared by temporal and spatial blending): w[i] for i in [0, len) ramps linearly up over
- * the first `lo` positions ((i+1)/(lo+1)) and down over the last `hi` ((len-i)/(hi+1)), 1 elsewhere; two
- * neighbours sharing m positions get weights summing to exactly 1 there. */
-void hb_ld_ramp(float *w, int64_t len, int64_t lo, int64_t hi);
 
 #endif
