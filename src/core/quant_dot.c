@@ -18,19 +18,27 @@ typedef struct {
     float *xr;      /* F16/BF16: the row rounded to the weight's type */
 } act_row;
 
-static void quant_act_q8(act_row *a, const float *x, int64_t K, bool with_sum) {
+void hb_quantize_act_q8_0(int8_t *q, float *d, const float *x, int64_t K) {
     for (int64_t b = 0; b < K / QK; b++) {
         const float *xb = x + b * QK;
         float amax = 0.0f;
         for (int j = 0; j < QK; j++) amax = fabsf(xb[j]) > amax ? fabsf(xb[j]) : amax;
-        const float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        const float db = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        for (int j = 0; j < QK; j++) q[b * QK + j] = (int8_t)nearbyintf(xb[j] * id);
+        d[b] = hb_f16_to_f32(hb_f32_to_f16(db));
+    }
+}
+
+static void quant_act_q8(act_row *a, const float *x, int64_t K, bool with_sum) {
+    hb_quantize_act_q8_0(a->q, a->d, x, K);
+    if (!with_sum) return;
+    for (int64_t b = 0; b < K / QK; b++) {
         int sum = 0;
-        for (int j = 0; j < QK; j++) {
-            a->q[b * QK + j] = (int8_t)nearbyintf(xb[j] * id);
-            sum += a->q[b * QK + j];
-        }
-        a->d[b] = hb_f16_to_f32(hb_f32_to_f16(d));
-        if (with_sum) a->s[b] = hb_f16_to_f32(hb_f32_to_f16((float)sum * d));
+        for (int j = 0; j < QK; j++) sum += a->q[b * QK + j];
+        /* ggml: s = sum * d with the unrounded d */
+        float amax = 0.0f;
+        for (int j = 0; j < QK; j++) amax = fabsf(x[b * QK + j]) > amax ? fabsf(x[b * QK + j]) : amax;
+        a->s[b] = hb_f16_to_f32(hb_f32_to_f16((float)sum * (amax / 127.0f)));
     }
 }
 

@@ -1,0 +1,338 @@
+/* Q8_0 weights x Q8_0-quantized activations in integers, as ggml's CPU backend multiplies them: each activation
+ * row is quantized per 32 elements (hb_quantize_act_q8_0), each 32-element block product is an exact int32 sum,
+ * and an output accumulates sum_b (float)isum_b * (dw_b * da_b) over the blocks in order.
+ *
+ * Layout: a column strip of 8 weight rows is packed per Q8_0 block as 8 groups of 32 bytes (group g, lane j =
+ * bytes 4g..4g+3 of row j), then the 8 f16 scales as f32 and the 8 block sums: one int32 lane per output column,
+ * so a broadcast of 4 activation bytes times a packed group gives 4 products per lane (the VNNI dot-product
+ * shape). Kernels, chosen once by cpuid: "vnni" (AVX-VNNI or AVX-512 VNNI+VL: vpdpbusd with the activations
+ * offset to unsigned, minus 128 x the block sum), "avx2" (ggml's sign trick: maddubs(|w|, sign(a, w)), no
+ * saturation since |w| <= 128 and |a| <= 127, then madd with ones), "generic" (plain C). The integer sums
+ * are exact and the float steps are the same in every kernel, so all three give the same bits, for any thread
+ * count (threads split the output into tiles; K is never split). */
+#include "ops/ops_internal.h"
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#include <immintrin.h>
+#define HB_X86 1
+#endif
+
+#define QB 32                    /* elements per Q8_0 block */
+#define QBYTES 34                /* bytes per Q8_0 block */
+#define QMR 4                    /* rows per micro-kernel */
+#define QNR 16                   /* columns per micro-kernel: two strips of 8 */
+#define QKC 512                  /* k per packed block of B */
+#define QNC 256                  /* columns per tile */
+#define STRIP_BLOCK 320          /* bytes of one strip's block: 256 quants, 8 f32 scales, 8 int32 sums */
+
+enum { QK_GENERIC = 0, QK_AVX2 = 1, QK_VNNI = 2 };
+static int g_kernel = -1, g_act = -1; /* g_act: 1 = Q8_0 activations (integer kernels), 0 = exact f32 */
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+#ifdef HB_X86
+static int vnni_kind(void) {
+    unsigned a, b, c, d, a1 = 0, b1, c1, d1;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    bool avxvnni = __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) && (a1 >> 4 & 1);
+    bool avx512 = (c >> 11 & 1) && (b >> 31 & 1);
+    unsigned lo, hi;
+    __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0)); /* the OS saves the ymm (and zmm/opmask) state */
+    (void)hi;
+    if (avxvnni && (lo & 6) == 6) return 1;
+    if (avx512 && (lo & 0xE6) == 0xE6) return 2;
+    return 0;
+}
+#endif
+
+static int g_vnni; /* 0 none, 1 AVX-VNNI, 2 AVX-512 VNNI+VL */
+
+static int select_kernel(const char *name) {
+    if (!strcmp(name, "generic")) g_kernel = QK_GENERIC;
+    else if (!strcmp(name, "avx2") && hb__have_avx2()) g_kernel = QK_AVX2;
+    else if (!strcmp(name, "vnni") && g_vnni) g_kernel = QK_VNNI;
+    else return -1;
+    return 0;
+}
+
+static void qinit(void) {
+    g_kernel = QK_GENERIC;
+#ifdef HB_X86
+    g_vnni = vnni_kind();
+    if (hb__simd_avx2()) g_kernel = g_vnni ? QK_VNNI : QK_AVX2;
+#endif
+    const char *e = getenv("HB_QGEMM");
+    if (e && *e && select_kernel(e) != 0) hb_log(HB_LOG_WARN, "HB_QGEMM=%s is not available here", e);
+    const char *a = getenv("HB_QUANT_ACT");
+    g_act = !(a && !strcmp(a, "f32"));
+}
+
+static void qonce(void) { pthread_once(&g_once, qinit); }
+
+int hb__qgemm_select(const char *name) {
+    qonce();
+    return select_kernel(name);
+}
+
+const char *hb__qgemm_kernel(void) {
+    qonce();
+    static const char *names[] = {"generic", "avx2", "vnni"};
+    return names[g_kernel];
+}
+
+int hb__quant_act_select(const char *name) {
+    qonce();
+    if (!strcmp(name, "q8")) g_act = 1;
+    else if (!strcmp(name, "f32")) g_act = 0;
+    else return -1;
+    return 0;
+}
+
+bool hb__qgemm_applies(const hb_tensor *w) {
+    qonce();
+    return g_act && w->dtype == HB_Q8_0 && w->shape[1] % QB == 0;
+}
+
+/* ---------- packing ---------- */
+
+/* Columns [n0, n0+nn) (zero columns up to a multiple of QNR), blocks [kb0, kb0+nbk) into strips. */
+static void pack_b(uint8_t *dst, const uint8_t *w, size_t row_bytes, int64_t n0, int64_t nn, int64_t kb0, int64_t nbk) {
+    int64_t nstrips = (nn + QNR - 1) / QNR * 2;
+    for (int64_t s = 0; s < nstrips; s++)
+        for (int64_t b = 0; b < nbk; b++) {
+            uint8_t *o = dst + (s * nbk + b) * STRIP_BLOCK;
+            float dw[8];
+            int32_t sum[8];
+            for (int j = 0; j < 8; j++) {
+                int64_t n = s * 8 + j;
+                if (n >= nn) {
+                    for (int g = 0; g < 8; g++) memset(o + g * 32 + j * 4, 0, 4);
+                    dw[j] = 0.0f;
+                    sum[j] = 0;
+                    continue;
+                }
+                const uint8_t *blk = w + (size_t)(n0 + n) * row_bytes + (size_t)(kb0 + b) * QBYTES;
+                dw[j] = hb_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
+                int32_t sm = 0;
+                for (int g = 0; g < 8; g++) {
+                    memcpy(o + g * 32 + j * 4, blk + 2 + g * 4, 4);
+                    for (int t = 0; t < 4; t++) sm += (int8_t)blk[2 + g * 4 + t];
+                }
+                sum[j] = sm;
+            }
+            memcpy(o + 256, dw, 32);
+            memcpy(o + 288, sum, 32);
+        }
+}
+
+/* ---------- micro-kernels: c[4][16] (+)= the blocks' products of 4 activation rows and 2 strips ---------- */
+
+typedef struct {
+    const int8_t *a; int64_t lda;   /* row i, element k at a[i * lda + k] (k from this k-block's start) */
+    const float *da; int64_t ldda;  /* row i, block b at da[i * ldda + b] */
+    const uint8_t *b0, *b1;         /* the two strips */
+    int64_t nbk;
+    float *c; int64_t ldc;
+    bool load_c;
+} qukr_args;
+
+static void qukr_generic(const qukr_args *p) {
+    float acc[QMR][QNR];
+    for (int i = 0; i < QMR; i++)
+        for (int j = 0; j < QNR; j++) acc[i][j] = p->load_c ? p->c[i * p->ldc + j] : 0.0f;
+    for (int64_t b = 0; b < p->nbk; b++)
+        for (int v = 0; v < 2; v++) {
+            const uint8_t *o = (v ? p->b1 : p->b0) + b * STRIP_BLOCK;
+            float dw[8];
+            memcpy(dw, o + 256, 32);
+            for (int i = 0; i < QMR; i++) {
+                const int8_t *a = p->a + i * p->lda + b * QB;
+                for (int j = 0; j < 8; j++) {
+                    int32_t s = 0;
+                    for (int g = 0; g < 8; g++)
+                        for (int t = 0; t < 4; t++) s += (int32_t)a[g * 4 + t] * (int8_t)o[g * 32 + j * 4 + t];
+                    float sc = dw[j] * p->da[i * p->ldda + b], prod = (float)s * sc;
+                    acc[i][v * 8 + j] = acc[i][v * 8 + j] + prod;
+                }
+            }
+        }
+    for (int i = 0; i < QMR; i++)
+        for (int j = 0; j < QNR; j++) p->c[i * p->ldc + j] = acc[i][j];
+}
+
+#ifdef HB_X86
+static inline int32_t rd_i32(const int8_t *p) { int32_t v; memcpy(&v, p, 4); return v; }
+
+/* The float step after a block: c += (float)isum * (dw * da), 4 rows x 2 strips. */
+#define QKR_FLOAT_STEP(ACC, NV)                                                                                   \
+    do {                                                                                                          \
+        __m256 d0 = _mm256_loadu_ps((const float *)(o0 + 256)), d1 = _mm256_loadu_ps((const float *)(o1 + 256));  \
+        for (int i = 0; i < QMR; i++) {                                                                           \
+            __m256 s = _mm256_set1_ps(p->da[i * p->ldda + b]);                                                    \
+            c[i][0] = _mm256_add_ps(c[i][0], _mm256_mul_ps(_mm256_cvtepi32_ps(ACC[i][0]), _mm256_mul_ps(d0, s))); \
+            c[i][1] = _mm256_add_ps(c[i][1], _mm256_mul_ps(_mm256_cvtepi32_ps(ACC[i][1]), _mm256_mul_ps(d1, s))); \
+        }                                                                                                         \
+    } while (0)
+
+#define QKR_LOAD_C()                                                                                              \
+    __m256 c[QMR][2];                                                                                             \
+    for (int i = 0; i < QMR; i++) {                                                                               \
+        c[i][0] = p->load_c ? _mm256_loadu_ps(p->c + i * p->ldc) : _mm256_setzero_ps();                           \
+        c[i][1] = p->load_c ? _mm256_loadu_ps(p->c + i * p->ldc + 8) : _mm256_setzero_ps();                       \
+    }
+#define QKR_STORE_C()                                                                                             \
+    for (int i = 0; i < QMR; i++) {                                                                               \
+        _mm256_storeu_ps(p->c + i * p->ldc, c[i][0]);                                                             \
+        _mm256_storeu_ps(p->c + i * p->ldc + 8, c[i][1]);                                                         \
+    }
+
+__attribute__((target("avx2,fma"))) static void qukr_avx2(const qukr_args *p) {
+    QKR_LOAD_C();
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t b = 0; b < p->nbk; b++) {
+        const uint8_t *o0 = p->b0 + b * STRIP_BLOCK, *o1 = p->b1 + b * STRIP_BLOCK;
+        __m256i acc[QMR][2];
+        for (int i = 0; i < QMR; i++) acc[i][0] = acc[i][1] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; g++) {
+            __m256i w0 = _mm256_loadu_si256((const __m256i *)(o0 + g * 32)), w1 = _mm256_loadu_si256((const __m256i *)(o1 + g * 32));
+            __m256i u0 = _mm256_sign_epi8(w0, w0), u1 = _mm256_sign_epi8(w1, w1);
+            for (int i = 0; i < QMR; i++) {
+                __m256i av = _mm256_set1_epi32(rd_i32(p->a + i * p->lda + b * QB + g * 4));
+                acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(_mm256_maddubs_epi16(u0, _mm256_sign_epi8(av, w0)), ones));
+                acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(_mm256_maddubs_epi16(u1, _mm256_sign_epi8(av, w1)), ones));
+            }
+        }
+        QKR_FLOAT_STEP(acc, 2);
+    }
+    QKR_STORE_C();
+}
+
+/* VNNI: the activations come offset by 128 (unsigned); the block sum x 128 is taken back. */
+#define QUKR_VNNI_BODY(DPBUSD)                                                                                    \
+    QKR_LOAD_C();                                                                                                 \
+    for (int64_t b = 0; b < p->nbk; b++) {                                                                        \
+        const uint8_t *o0 = p->b0 + b * STRIP_BLOCK, *o1 = p->b1 + b * STRIP_BLOCK;                               \
+        __m256i acc[QMR][2];                                                                                      \
+        for (int i = 0; i < QMR; i++) acc[i][0] = acc[i][1] = _mm256_setzero_si256();                             \
+        _Pragma("GCC unroll 8") for (int g = 0; g < 8; g++) {                                                     \
+            __m256i w0 = _mm256_loadu_si256((const __m256i *)(o0 + g * 32)),                                      \
+                    w1 = _mm256_loadu_si256((const __m256i *)(o1 + g * 32));                                      \
+            for (int i = 0; i < QMR; i++) {                                                                       \
+                __m256i av = _mm256_set1_epi32(rd_i32(p->a + i * p->lda + b * QB + g * 4));                       \
+                acc[i][0] = DPBUSD(acc[i][0], av, w0);                                                            \
+                acc[i][1] = DPBUSD(acc[i][1], av, w1);                                                            \
+            }                                                                                                     \
+        }                                                                                                         \
+        __m256i s0 = _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(o0 + 288)), 7),                       \
+                s1 = _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(o1 + 288)), 7);                       \
+        for (int i = 0; i < QMR; i++) {                                                                           \
+            acc[i][0] = _mm256_sub_epi32(acc[i][0], s0);                                                          \
+            acc[i][1] = _mm256_sub_epi32(acc[i][1], s1);                                                          \
+        }                                                                                                         \
+        QKR_FLOAT_STEP(acc, 2);                                                                                   \
+    }                                                                                                             \
+    QKR_STORE_C();
+
+__attribute__((target("avx2,fma,avxvnni"))) static void qukr_avxvnni(const qukr_args *p) {
+    QUKR_VNNI_BODY(_mm256_dpbusd_avx_epi32)
+}
+__attribute__((target("avx2,fma,avx512f,avx512vl,avx512vnni"))) static void qukr_avx512vnni(const qukr_args *p) {
+    QUKR_VNNI_BODY(_mm256_dpbusd_epi32)
+}
+#endif
+
+/* ---------- activations ---------- */
+
+typedef struct { const float *x; int8_t *q; float *d; int64_t M, K; bool offset; } qact_job;
+
+static void qact_run(void *ctx, int64_t b, int64_t e) {
+    const qact_job *j = ctx;
+    for (int64_t m = b; m < e; m++) {
+        int8_t *q = j->q + m * j->K;
+        if (m < j->M) hb_quantize_act_q8_0(q, j->d + m * (j->K / QB), j->x + m * j->K, j->K);
+        else {
+            memset(q, 0, (size_t)j->K);
+            memset(j->d + m * (j->K / QB), 0, sizeof(float) * (size_t)(j->K / QB));
+        }
+        if (j->offset) /* VNNI multiplies unsigned x signed: q + 128 as a byte */
+            for (int64_t k = 0; k < j->K; k++) q[k] = (int8_t)((uint8_t)q[k] ^ 0x80);
+    }
+}
+
+/* ---------- tiles ---------- */
+
+typedef struct {
+    float *y; const int8_t *qa; const float *da; const uint8_t *w; size_t row_bytes; const float *bias;
+    int64_t M, N, K, mb, ntm;
+    bool acc;
+    int kernel, err;
+} qtile_job;
+
+static void (*ukr_for(int kernel))(const qukr_args *) {
+#ifdef HB_X86
+    if (kernel == QK_AVX2) return qukr_avx2;
+    if (kernel == QK_VNNI) return g_vnni == 1 ? qukr_avxvnni : qukr_avx512vnni;
+#endif
+    (void)kernel;
+    return qukr_generic;
+}
+
+/* One 4 x 16 piece of a tile over one k-block, through a scratch tile at the edges. */
+static void qpiece(const qtile_job *j, void (*ukr)(const qukr_args *), const uint8_t *bp, int64_t nbk, int64_t m,
+                   int64_t n, int64_t h, int64_t w, int64_t k0) {
+    float tmp[QMR * QNR];
+    bool load = j->acc || k0 > 0, full = h == QMR && w == QNR;
+    float *yc = j->y + m * j->N + n;
+    qukr_args a = {j->qa + m * j->K + k0, j->K, j->da + m * (j->K / QB) + k0 / QB, j->K / QB, bp, bp + nbk * STRIP_BLOCK,
+                   nbk, full ? yc : tmp, full ? j->N : QNR, load};
+    if (!full && load)
+        for (int64_t i = 0; i < h; i++) memcpy(tmp + i * QNR, yc + i * j->N, sizeof(float) * (size_t)w);
+    ukr(&a);
+    if (!full)
+        for (int64_t i = 0; i < h; i++) memcpy(yc + i * j->N, tmp + i * QNR, sizeof(float) * (size_t)w);
+}
+
+static void qtile_run(void *ctx, int64_t tb, int64_t te) {
+    qtile_job *j = ctx;
+    uint8_t *bp = hb_malloc((size_t)(QNC / 8) * (QKC / QB) * STRIP_BLOCK, "Q8_0 weight panel");
+    if (!bp) { j->err = 1; return; }
+    void (*ukr)(const qukr_args *) = ukr_for(j->kernel);
+    for (int64_t t = tb; t < te; t++) {
+        int64_t n0 = t / j->ntm * QNC, m0 = t % j->ntm * j->mb;
+        int64_t nn = j->N - n0 < QNC ? j->N - n0 : QNC, mm = j->M - m0 < j->mb ? j->M - m0 : j->mb;
+        for (int64_t k0 = 0; k0 < j->K; k0 += QKC) {
+            int64_t nbk = (j->K - k0 < QKC ? j->K - k0 : QKC) / QB;
+            pack_b(bp, j->w, j->row_bytes, n0, nn, k0 / QB, nbk);
+            for (int64_t js = 0; js < nn; js += QNR)
+                for (int64_t is = 0; is < mm; is += QMR)
+                    qpiece(j, ukr, bp + js / 8 * nbk * STRIP_BLOCK, nbk, m0 + is, n0 + js, mm - is < QMR ? mm - is : QMR,
+                           nn - js < QNR ? nn - js : QNR, k0);
+        }
+        if (j->bias)
+            for (int64_t m = m0; m < m0 + mm; m++)
+                for (int64_t n = n0; n < n0 + nn; n++) j->y[m * j->N + n] += j->bias[n];
+    }
+    hb_free(bp);
+}
+
+int hb__qgemm_linear(float *y, const float *x, int64_t M, const hb_tensor *w, const float *bias, bool accumulate) {
+    qonce();
+    const int64_t N = w->shape[0], K = w->shape[1], mpad = (M + QMR - 1) / QMR * QMR;
+    int8_t *qa = hb_malloc((size_t)(mpad * K), "quantized activations");
+    float *da = hb_malloc(sizeof(float) * (size_t)(mpad * (K / QB) + 1), "activation scales");
+    if (!qa || !da) { hb_free(qa); hb_free(da); return hb_error("hb_linear: out of memory for quantized activations"); }
+    const int kernel = g_kernel;
+    qact_job aj = {x, qa, da, M, K, kernel == QK_VNNI};
+    hb_parallel_for(mpad, QMR, qact_run, &aj);
+    qtile_job j = {y, qa, da, w->data, hb_dtype_bytes(HB_Q8_0, w->stride[0]), bias, M, N, K, 0, 0, accumulate, kernel, 0};
+    j.mb = M <= 768 ? M : 512;
+    j.ntm = (M + j.mb - 1) / j.mb;
+    hb_parallel_for((N + QNC - 1) / QNC * j.ntm, 1, qtile_run, &j);
+    hb_free(qa);
+    hb_free(da);
+    if (j.err) return hb_error("hb_linear: out of memory for a Q8_0 weight panel");
+    return 0;
+}
