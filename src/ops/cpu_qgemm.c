@@ -22,7 +22,7 @@
 
 #define QB 32                    /* elements per Q8_0 block */
 #define QBYTES 34                /* bytes per Q8_0 block */
-#define QMR 4                    /* rows per micro-kernel */
+#define QMR 6                    /* rows per micro-kernel */
 #define QNR 16                   /* columns per micro-kernel: two strips of 8 */
 #define QKC 512                  /* k per packed block of B */
 #define QNC 256                  /* columns per tile */
@@ -97,12 +97,52 @@ bool hb__qgemm_applies(const hb_tensor *w) {
 
 /* ---------- packing ---------- */
 
+#ifdef HB_X86
+/* A full strip's block: 8 rows x 32 quants, an 8x8 transpose of 4-byte groups, the sums through maddubs. */
+__attribute__((target("avx2,fma"))) static void pack_strip_block_avx2(uint8_t *o, const uint8_t *blk0, size_t row_bytes) {
+    __m256 r[8];
+    float dw[8];
+    for (int j = 0; j < 8; j++) {
+        const uint8_t *blk = blk0 + (size_t)j * row_bytes;
+        r[j] = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)(blk + 2)));
+        dw[j] = hb_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
+    }
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]), t2 = _mm256_unpacklo_ps(r[2], r[3]),
+           t3 = _mm256_unpackhi_ps(r[2], r[3]), t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]),
+           t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE), s2 = _mm256_shuffle_ps(t1, t3, 0x44),
+           s3 = _mm256_shuffle_ps(t1, t3, 0xEE), s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+           s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    __m256 g[8] = {_mm256_permute2f128_ps(s0, s4, 0x20), _mm256_permute2f128_ps(s1, s5, 0x20),
+                   _mm256_permute2f128_ps(s2, s6, 0x20), _mm256_permute2f128_ps(s3, s7, 0x20),
+                   _mm256_permute2f128_ps(s0, s4, 0x31), _mm256_permute2f128_ps(s1, s5, 0x31),
+                   _mm256_permute2f128_ps(s2, s6, 0x31), _mm256_permute2f128_ps(s3, s7, 0x31)};
+    __m256i sum = _mm256_setzero_si256();
+    const __m256i one8 = _mm256_set1_epi8(1), one16 = _mm256_set1_epi16(1);
+    for (int k = 0; k < 8; k++) {
+        __m256i q = _mm256_castps_si256(g[k]);
+        _mm256_storeu_si256((__m256i *)(o + k * 32), q);
+        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(one8, q), one16));
+    }
+    memcpy(o + 256, dw, 32);
+    _mm256_storeu_si256((__m256i *)(o + 288), sum);
+}
+#endif
+
 /* Columns [n0, n0+nn) (zero columns up to a multiple of QNR), blocks [kb0, kb0+nbk) into strips. */
-static void pack_b(uint8_t *dst, const uint8_t *w, size_t row_bytes, int64_t n0, int64_t nn, int64_t kb0, int64_t nbk) {
+static void pack_b(uint8_t *dst, const uint8_t *w, size_t row_bytes, int64_t n0, int64_t nn, int64_t kb0, int64_t nbk,
+                   bool simd) {
+    (void)simd;
     int64_t nstrips = (nn + QNR - 1) / QNR * 2;
     for (int64_t s = 0; s < nstrips; s++)
         for (int64_t b = 0; b < nbk; b++) {
             uint8_t *o = dst + (s * nbk + b) * STRIP_BLOCK;
+#ifdef HB_X86
+            if (simd && s * 8 + 8 <= nn) {
+                pack_strip_block_avx2(o, w + (size_t)(n0 + s * 8) * row_bytes + (size_t)(kb0 + b) * QBYTES, row_bytes);
+                continue;
+            }
+#endif
             float dw[8];
             int32_t sum[8];
             for (int j = 0; j < 8; j++) {
@@ -165,97 +205,118 @@ static void qukr_generic(const qukr_args *p) {
 #ifdef HB_X86
 static inline int32_t rd_i32(const int8_t *p) { int32_t v; memcpy(&v, p, 4); return v; }
 
-/* The float step after a block: c += (float)isum * (dw * da), 4 rows x 2 strips. */
-#define QKR_FLOAT_STEP(ACC, NV)                                                                                   \
-    do {                                                                                                          \
-        __m256 d0 = _mm256_loadu_ps((const float *)(o0 + 256)), d1 = _mm256_loadu_ps((const float *)(o1 + 256));  \
-        for (int i = 0; i < QMR; i++) {                                                                           \
-            __m256 s = _mm256_set1_ps(p->da[i * p->ldda + b]);                                                    \
-            c[i][0] = _mm256_add_ps(c[i][0], _mm256_mul_ps(_mm256_cvtepi32_ps(ACC[i][0]), _mm256_mul_ps(d0, s))); \
-            c[i][1] = _mm256_add_ps(c[i][1], _mm256_mul_ps(_mm256_cvtepi32_ps(ACC[i][1]), _mm256_mul_ps(d1, s))); \
+/* Rows [R0, R0+ROWS) of a micro-kernel call, block by block: the integer products of a block in ACC[ROWS][2]
+ * through STEP(acc, activation broadcast, packed group), the VNNI offset correction when FIX, then the float step
+ * c += (float)isum * (dw * da), c held in registers from the tile's load (or zero) to its store. */
+#define QKR_ROWS(R0, ROWS, PREP, STEP, FIX)                                                                        \
+    {                                                                                                             \
+        __m256 cf[ROWS][2];                                                                                       \
+        for (int i = 0; i < ROWS; i++) {                                                                          \
+            cf[i][0] = p->load_c ? _mm256_loadu_ps(p->c + (R0 + i) * p->ldc) : _mm256_setzero_ps();               \
+            cf[i][1] = p->load_c ? _mm256_loadu_ps(p->c + (R0 + i) * p->ldc + 8) : _mm256_setzero_ps();           \
         }                                                                                                         \
-    } while (0)
-
-#define QKR_LOAD_C()                                                                                              \
-    __m256 c[QMR][2];                                                                                             \
-    for (int i = 0; i < QMR; i++) {                                                                               \
-        c[i][0] = p->load_c ? _mm256_loadu_ps(p->c + i * p->ldc) : _mm256_setzero_ps();                           \
-        c[i][1] = p->load_c ? _mm256_loadu_ps(p->c + i * p->ldc + 8) : _mm256_setzero_ps();                       \
-    }
-#define QKR_STORE_C()                                                                                             \
-    for (int i = 0; i < QMR; i++) {                                                                               \
-        _mm256_storeu_ps(p->c + i * p->ldc, c[i][0]);                                                             \
-        _mm256_storeu_ps(p->c + i * p->ldc + 8, c[i][1]);                                                         \
-    }
-
-__attribute__((target("avx2,fma"))) static void qukr_avx2(const qukr_args *p) {
-    QKR_LOAD_C();
-    const __m256i ones = _mm256_set1_epi16(1);
-    for (int64_t b = 0; b < p->nbk; b++) {
-        const uint8_t *o0 = p->b0 + b * STRIP_BLOCK, *o1 = p->b1 + b * STRIP_BLOCK;
-        __m256i acc[QMR][2];
-        for (int i = 0; i < QMR; i++) acc[i][0] = acc[i][1] = _mm256_setzero_si256();
-#pragma GCC unroll 8
-        for (int g = 0; g < 8; g++) {
-            __m256i w0 = _mm256_loadu_si256((const __m256i *)(o0 + g * 32)), w1 = _mm256_loadu_si256((const __m256i *)(o1 + g * 32));
-            __m256i u0 = _mm256_sign_epi8(w0, w0), u1 = _mm256_sign_epi8(w1, w1);
-            for (int i = 0; i < QMR; i++) {
-                __m256i av = _mm256_set1_epi32(rd_i32(p->a + i * p->lda + b * QB + g * 4));
-                acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(_mm256_maddubs_epi16(u0, _mm256_sign_epi8(av, w0)), ones));
-                acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(_mm256_maddubs_epi16(u1, _mm256_sign_epi8(av, w1)), ones));
-            }
-        }
-        QKR_FLOAT_STEP(acc, 2);
-    }
-    QKR_STORE_C();
-}
-
-/* VNNI: the activations come offset by 128 (unsigned); the block sum x 128 is taken back. */
-#define QUKR_VNNI_BODY(DPBUSD)                                                                                    \
-    QKR_LOAD_C();                                                                                                 \
-    for (int64_t b = 0; b < p->nbk; b++) {                                                                        \
-        const uint8_t *o0 = p->b0 + b * STRIP_BLOCK, *o1 = p->b1 + b * STRIP_BLOCK;                               \
-        __m256i acc[QMR][2];                                                                                      \
-        for (int i = 0; i < QMR; i++) acc[i][0] = acc[i][1] = _mm256_setzero_si256();                             \
-        _Pragma("GCC unroll 8") for (int g = 0; g < 8; g++) {                                                     \
-            __m256i w0 = _mm256_loadu_si256((const __m256i *)(o0 + g * 32)),                                      \
-                    w1 = _mm256_loadu_si256((const __m256i *)(o1 + g * 32));                                      \
-            for (int i = 0; i < QMR; i++) {                                                                       \
-                __m256i av = _mm256_set1_epi32(rd_i32(p->a + i * p->lda + b * QB + g * 4));                       \
-                acc[i][0] = DPBUSD(acc[i][0], av, w0);                                                            \
-                acc[i][1] = DPBUSD(acc[i][1], av, w1);                                                            \
+        for (int64_t b = 0; b < p->nbk; b++) {                                                                    \
+            const uint8_t *o0 = p->b0 + b * STRIP_BLOCK, *o1 = p->b1 + b * STRIP_BLOCK;                           \
+            __m256i acc[ROWS][2];                                                                                 \
+            for (int i = 0; i < ROWS; i++) acc[i][0] = acc[i][1] = _mm256_setzero_si256();                        \
+            _Pragma("GCC unroll 8") for (int g = 0; g < 8; g++) {                                                 \
+                __m256i w0 = _mm256_loadu_si256((const __m256i *)(o0 + g * 32)),                                  \
+                        w1 = _mm256_loadu_si256((const __m256i *)(o1 + g * 32));                                  \
+                PREP;                                                                                             \
+                for (int i = 0; i < ROWS; i++) {                                                                  \
+                    __m256i av = _mm256_set1_epi32(rd_i32(p->a + (R0 + i) * p->lda + b * QB + g * 4));            \
+                    acc[i][0] = STEP(acc[i][0], av, w0, u0);                                                      \
+                    acc[i][1] = STEP(acc[i][1], av, w1, u1);                                                      \
+                }                                                                                                 \
+            }                                                                                                     \
+            if (FIX) {                                                                                            \
+                __m256i s0 = _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(o0 + 288)), 7),               \
+                        s1 = _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(o1 + 288)), 7);               \
+                for (int i = 0; i < ROWS; i++) {                                                                  \
+                    acc[i][0] = _mm256_sub_epi32(acc[i][0], s0);                                                  \
+                    acc[i][1] = _mm256_sub_epi32(acc[i][1], s1);                                                  \
+                }                                                                                                 \
+            }                                                                                                     \
+            __m256 d0 = _mm256_loadu_ps((const float *)(o0 + 256)), d1 = _mm256_loadu_ps((const float *)(o1 + 256)); \
+            for (int i = 0; i < ROWS; i++) {                                                                      \
+                __m256 sc = _mm256_set1_ps(p->da[(R0 + i) * p->ldda + b]);                                        \
+                cf[i][0] = _mm256_add_ps(cf[i][0], _mm256_mul_ps(_mm256_cvtepi32_ps(acc[i][0]), _mm256_mul_ps(d0, sc))); \
+                cf[i][1] = _mm256_add_ps(cf[i][1], _mm256_mul_ps(_mm256_cvtepi32_ps(acc[i][1]), _mm256_mul_ps(d1, sc))); \
             }                                                                                                     \
         }                                                                                                         \
-        __m256i s0 = _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(o0 + 288)), 7),                       \
-                s1 = _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(o1 + 288)), 7);                       \
-        for (int i = 0; i < QMR; i++) {                                                                           \
-            acc[i][0] = _mm256_sub_epi32(acc[i][0], s0);                                                          \
-            acc[i][1] = _mm256_sub_epi32(acc[i][1], s1);                                                          \
+        for (int i = 0; i < ROWS; i++) {                                                                          \
+            _mm256_storeu_ps(p->c + (R0 + i) * p->ldc, cf[i][0]);                                                 \
+            _mm256_storeu_ps(p->c + (R0 + i) * p->ldc + 8, cf[i][1]);                                             \
         }                                                                                                         \
-        QKR_FLOAT_STEP(acc, 2);                                                                                   \
-    }                                                                                                             \
-    QKR_STORE_C();
+    }
 
-__attribute__((target("avx2,fma,avxvnni"))) static void qukr_avxvnni(const qukr_args *p) {
-    QUKR_VNNI_BODY(_mm256_dpbusd_avx_epi32)
+/* ggml's sign trick: |w| (unsigned) times a with w's sign, pairs summed in int16, then quads in int32 */
+#define STEP_AVX2(ACC, AV, W, U) \
+    _mm256_add_epi32(ACC, _mm256_madd_epi16(_mm256_maddubs_epi16(U, _mm256_sign_epi8(AV, W)), _mm256_set1_epi16(1)))
+#define PREP_AVX2 __m256i u0 = _mm256_sign_epi8(w0, w0), u1 = _mm256_sign_epi8(w1, w1)
+#define STEP_AVXVNNI(ACC, AV, W, U) _mm256_dpbusd_avx_epi32(ACC, AV, W)
+#define STEP_VNNI512(ACC, AV, W, U) _mm256_dpbusd_epi32(ACC, AV, W)
+#define PREP_NONE const int u0 = 0, u1 = 0; (void)u0; (void)u1
+
+/* 16 ymm registers: rows in two passes of 3 (6 int32 accumulators + the packed groups) */
+__attribute__((target("avx2,fma"))) static void qukr_avx2(const qukr_args *p) {
+    QKR_ROWS(0, 3, PREP_AVX2, STEP_AVX2, 0)
+    QKR_ROWS(3, 3, PREP_AVX2, STEP_AVX2, 0)
 }
+__attribute__((target("avx2,fma,avxvnni"))) static void qukr_avxvnni(const qukr_args *p) {
+    QKR_ROWS(0, 3, PREP_NONE, STEP_AVXVNNI, 1)
+    QKR_ROWS(3, 3, PREP_NONE, STEP_AVXVNNI, 1)
+}
+/* 32 registers (EVEX): all 6 rows in one pass, 12 accumulators in flight */
 __attribute__((target("avx2,fma,avx512f,avx512vl,avx512vnni"))) static void qukr_avx512vnni(const qukr_args *p) {
-    QUKR_VNNI_BODY(_mm256_dpbusd_epi32)
+    QKR_ROWS(0, 6, PREP_NONE, STEP_VNNI512, 1)
 }
 #endif
 
 /* ---------- activations ---------- */
 
-typedef struct { const float *x; int8_t *q; float *d; int64_t M, K; bool offset; } qact_job;
+typedef struct { const float *x; int8_t *q; float *d; int64_t M, K; bool offset, simd; } qact_job;
+
+#ifdef HB_X86
+/* hb_quantize_act_q8_0 in AVX2, the same operations: amax, x * (127/amax) rounded half to even; VNNI's offset
+ * by 128 applied as it stores. */
+__attribute__((target("avx2,fma"))) static void quant_row_avx2(int8_t *q, float *d, const float *x, int64_t K, bool offset) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7), off = _mm256_set1_epi8(offset ? (char)0x80 : 0);
+    for (int64_t b = 0; b < K / QB; b++) {
+        const float *xb = x + b * QB;
+        __m256 v[4], m = _mm256_setzero_ps();
+        for (int i = 0; i < 4; i++) {
+            v[i] = _mm256_loadu_ps(xb + 8 * i);
+            m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[i]));
+        }
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        const float amax = _mm_cvtss_f32(h), id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        d[b] = hb_f16_to_f32(hb_f32_to_f16(amax / 127.0f));
+        __m256i qi[4];
+        for (int i = 0; i < 4; i++)
+            qi[i] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[i], _mm256_set1_ps(id)),
+                                                       _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(qi[0], qi[1]), _mm256_packs_epi32(qi[2], qi[3]));
+        _mm256_storeu_si256((__m256i *)(q + b * QB), _mm256_xor_si256(_mm256_permutevar8x32_epi32(p, perm), off));
+    }
+}
+#endif
 
 static void qact_run(void *ctx, int64_t b, int64_t e) {
     const qact_job *j = ctx;
     for (int64_t m = b; m < e; m++) {
         int8_t *q = j->q + m * j->K;
-        if (m < j->M) hb_quantize_act_q8_0(q, j->d + m * (j->K / QB), j->x + m * j->K, j->K);
-        else {
+        if (m >= j->M) {
             memset(q, 0, (size_t)j->K);
             memset(j->d + m * (j->K / QB), 0, sizeof(float) * (size_t)(j->K / QB));
+        } else {
+#ifdef HB_X86
+            if (j->simd) { quant_row_avx2(q, j->d + m * (j->K / QB), j->x + m * j->K, j->K, j->offset); continue; }
+#endif
+            hb_quantize_act_q8_0(q, j->d + m * (j->K / QB), j->x + m * j->K, j->K);
         }
         if (j->offset) /* VNNI multiplies unsigned x signed: q + 128 as a byte */
             for (int64_t k = 0; k < j->K; k++) q[k] = (int8_t)((uint8_t)q[k] ^ 0x80);
@@ -305,7 +366,7 @@ static void qtile_run(void *ctx, int64_t tb, int64_t te) {
         int64_t nn = j->N - n0 < QNC ? j->N - n0 : QNC, mm = j->M - m0 < j->mb ? j->M - m0 : j->mb;
         for (int64_t k0 = 0; k0 < j->K; k0 += QKC) {
             int64_t nbk = (j->K - k0 < QKC ? j->K - k0 : QKC) / QB;
-            pack_b(bp, j->w, j->row_bytes, n0, nn, k0 / QB, nbk);
+            pack_b(bp, j->w, j->row_bytes, n0, nn, k0 / QB, nbk, j->kernel != QK_GENERIC);
             for (int64_t js = 0; js < nn; js += QNR)
                 for (int64_t is = 0; is < mm; is += QMR)
                     qpiece(j, ukr, bp + js / 8 * nbk * STRIP_BLOCK, nbk, m0 + is, n0 + js, mm - is < QMR ? mm - is : QMR,
@@ -325,7 +386,7 @@ int hb__qgemm_linear(float *y, const float *x, int64_t M, const hb_tensor *w, co
     float *da = hb_malloc(sizeof(float) * (size_t)(mpad * (K / QB) + 1), "activation scales");
     if (!qa || !da) { hb_free(qa); hb_free(da); return hb_error("hb_linear: out of memory for quantized activations"); }
     const int kernel = g_kernel;
-    qact_job aj = {x, qa, da, M, K, kernel == QK_VNNI};
+    qact_job aj = {x, qa, da, M, K, kernel == QK_VNNI, kernel != QK_GENERIC};
     hb_parallel_for(mpad, QMR, qact_run, &aj);
     qtile_job j = {y, qa, da, w->data, hb_dtype_bytes(HB_Q8_0, w->stride[0]), bias, M, N, K, 0, 0, accumulate, kernel, 0};
     j.mb = M <= 768 ? M : 512;
