@@ -356,9 +356,24 @@ static void qpiece(const qtile_job *j, void (*ukr)(const qukr_args *), const uin
         for (int64_t i = 0; i < h; i++) memcpy(yc + i * j->N, tmp + i * QNR, sizeof(float) * (size_t)w);
 }
 
+/* The packed weight panel, one per thread for the life of the thread (a fresh 160 KiB buffer per call would be
+ * mapped and faulted in again each time: most of the time of a one-row product). */
+static pthread_key_t g_panel_key;
+static pthread_once_t g_panel_once = PTHREAD_ONCE_INIT;
+static void panel_free(void *p) { hb_free(p); }
+static void panel_key_init(void) { pthread_key_create(&g_panel_key, panel_free); }
+
+static uint8_t *thread_panel(void) {
+    pthread_once(&g_panel_once, panel_key_init);
+    uint8_t *p = pthread_getspecific(g_panel_key);
+    if (!p && (p = hb_malloc((size_t)(QNC / 8) * (QKC / QB) * STRIP_BLOCK, "Q8_0 weight panel")))
+        pthread_setspecific(g_panel_key, p);
+    return p;
+}
+
 static void qtile_run(void *ctx, int64_t tb, int64_t te) {
     qtile_job *j = ctx;
-    uint8_t *bp = hb_malloc((size_t)(QNC / 8) * (QKC / QB) * STRIP_BLOCK, "Q8_0 weight panel");
+    uint8_t *bp = thread_panel();
     if (!bp) { j->err = 1; return; }
     void (*ukr)(const qukr_args *) = ukr_for(j->kernel);
     for (int64_t t = tb; t < te; t++) {
@@ -376,7 +391,6 @@ static void qtile_run(void *ctx, int64_t tb, int64_t te) {
             for (int64_t m = m0; m < m0 + mm; m++)
                 for (int64_t n = n0; n < n0 + nn; n++) j->y[m * j->N + n] += j->bias[n];
     }
-    hb_free(bp);
 }
 
 int hb__qgemm_linear(float *y, const float *x, int64_t M, const hb_tensor *w, const float *bias, bool accumulate) {
