@@ -1,8 +1,8 @@
 /* A tiny Wan DiT runs from GGUF files written by hb_gguf_quantize (the code behind hb quantize): every mix loads
  * through the model-folder path (config.json + one .gguf), its output stays within a stated normwise error of the
  * f32 model's (measured on fresh random weights, bound ~2.5x the typical value), and a quantized model's forward
- * equals, bit for bit, the forward of an F32 GGUF holding its dequantized weights (the quantized linear sees
- * exactly ggml's values). The written layout: official names, F32 / 16-bit keeps, the q4_k_m bumps.
+ * in activation mode "f32" equals, bit for bit, the forward of an F32 GGUF holding its dequantized weights (the
+ * quantized linear sees exactly ggml's values; the default mode runs Q8_0 / Q4_K in integers). The written layout: official names, F32 / 16-bit keeps, the q4_k_m bumps.
  * End to end through the CLI: a tiny Hummingbird-XT folder whose DiT is replaced by `hb quantize` output
  * generates a video within a stated PSNR of the bf16 folder's video. A tiny umT5 encoder runs from a q8_0 GGUF
  * (token embedding quantized too) within a loose bound, and in activation mode "f32" bit for bit as its dequantized
@@ -236,11 +236,14 @@ int main(void) {
         CHECKF(e <= mixes[i].tol, "%s: rel err %.3e > %.1e", mixes[i].type, e, mixes[i].tol);
         if (!strcmp(mixes[i].type, "q4_k_m")) {
             check_layout(dir);
-            /* its dequantized F32 copy (GGUF -> GGUF) gives the same bits */
+            /* in activation mode "f32", its dequantized F32 copy (GGUF -> GGUF) gives the same bits */
             const char *fdir = quantized_folder(dir, "f32", "deq");
-            float *yf = run(fdir, &in);
-            CHECKF(yf && !memcmp(y, yf, sizeof(float) * (size_t)in.nout), "q4_k_m forward differs from its dequantized F32 copy");
+            CHECK(hb__quant_act_select("f32") == 0);
+            float *yf = run(fdir, &in), *ye = run(dir, &in);
+            CHECK(hb__quant_act_select("q8") == 0);
+            CHECKF(yf && ye && !memcmp(ye, yf, sizeof(float) * (size_t)in.nout), "q4_k_m forward differs from its dequantized F32 copy");
             free(yf);
+            free(ye);
         }
         free(y);
     }

@@ -1,7 +1,7 @@
 /* ops: hb_linear with block-quantized (GGUF) weights of every type in activation mode "f32", against a
  * double-precision reference on the dequantized weights (tolerance: normwise 2e-5, f32 sums), on both the small-M
  * and the tiled path, with bias and accumulate; bitwise identical for 1/2/3 threads, to hb_linear on the
- * dequantized F32 weights, and under the cpu-guard backend. In mode "q8" (Q8_0 weights, integer kernels): the same
+ * dequantized F32 weights, and under the cpu-guard backend. In mode "q8" (Q8_0, Q4_K weights; integer kernels): the same
  * bits as ggml's scalar dot products (hb_matmul_ggml_ref) for every kernel (generic, avx2, vnni where present) and
  * thread count, bias and accumulate within 1e-6, and within the activation rounding (normwise 1e-2) of the exact
  * product. Also hb_quantize -> hb_dequantize stays within each format's step. */
@@ -56,17 +56,18 @@ static void check_qlinear(hb_rng *r, hb_dtype t, int64_t M, int64_t N, int64_t K
     free(wf); free(x); free(b); free(y0); free(wq); free(wd); free(ref); free(out); free(outf);
 }
 
-/* Mode "q8": Q8_0 x Q8_0-quantized activations in integers. */
-static void check_q8act(hb_rng *r, int64_t M, int64_t N, int64_t K, bool acc) {
+/* Mode "q8": Q8_0 (Q4_K) weights x Q8_0 (Q8_K)-quantized activations in integers. */
+static void check_q8act(hb_rng *r, hb_dtype t, int64_t M, int64_t N, int64_t K, bool acc) {
     float *wf = rnd(r, N * K, 0.05f), *x = rnd(r, M * K, 1.0f), *b = rnd(r, N, 1.0f), *y0 = rnd(r, M * N, 1.0f);
-    hb_tensor w = hb_tensor_2d(HB_Q8_0, N, K, NULL);
+    hb_tensor w = hb_tensor_2d(t, N, K, NULL);
     void *wq = malloc(hb_tensor_nbytes(&w));
-    CHECK(hb_quantize(wq, wf, HB_Q8_0, N * K) == 0);
+    CHECK(hb_quantize(wq, wf, t, N * K) == 0);
     w.data = wq;
+    CHECK(hb__qgemm_applies(&w));
     const size_t bytes = sizeof(float) * (size_t)(M * N);
     float *ggml = malloc(bytes), *exact = malloc(bytes), *out = malloc(bytes), *other = malloc(bytes), *wd = malloc(sizeof(float) * (size_t)(N * K));
     CHECK(hb_matmul_ggml_ref(ggml, x, M, &w) == 0);
-    hb_dequantize(wd, wq, HB_Q8_0, N * K);
+    hb_dequantize(wd, wq, t, N * K);
     for (int64_t m = 0; m < M; m++)
         for (int64_t n = 0; n < N; n++) {
             double s = 0;
@@ -74,7 +75,7 @@ static void check_q8act(hb_rng *r, int64_t M, int64_t N, int64_t K, bool acc) {
             exact[m * N + n] = (float)s;
         }
     char what[128];
-    snprintf(what, sizeof what, "q8 linear M=%lld N=%lld K=%lld", (long long)M, (long long)N, (long long)K);
+    snprintf(what, sizeof what, "q8 linear %s M=%lld N=%lld K=%lld", hb_dtype_name(t), (long long)M, (long long)N, (long long)K);
     qlin c = {x, w, {0}, M, N, y0, false};
     static const char *const kernels[] = {"generic", "avx2", "vnni"};
     for (int k = 0; k < 3; k++) {
@@ -151,9 +152,12 @@ int main(void) {
     check_qlinear(&r, HB_Q6_K, 130, 520, 256, false); /* several column tiles */
     check_guard(&r);
     CHECK(hb__quant_act_select("q8") == 0);
-    check_q8act(&r, 1, 37, 544, true);
-    check_q8act(&r, 7, 300, 1056, false); /* K past one packed k-block, N not a multiple of 16 */
-    check_q8act(&r, 803, 270, 96, true);  /* several row and column tiles, M not a multiple of 4 */
+    check_q8act(&r, HB_Q8_0, 1, 37, 544, true);
+    check_q8act(&r, HB_Q8_0, 7, 300, 1056, false); /* K past one packed k-block, N not a multiple of 16 */
+    check_q8act(&r, HB_Q8_0, 803, 270, 96, true);  /* several row and column tiles, M not a multiple of 6 */
+    check_q8act(&r, HB_Q4_K, 1, 37, 768, true);
+    check_q8act(&r, HB_Q4_K, 7, 300, 1280, false); /* K past one packed k-block */
+    check_q8act(&r, HB_Q4_K, 803, 270, 256, true);
     CHECK(hb__qgemm_select(kernel) == 0);
     /* refused: a row that is not whole blocks */
     uint8_t blk[34 * 4] = {0};

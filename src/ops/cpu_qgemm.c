@@ -11,6 +11,7 @@
  * are exact and the float steps are the same in every kernel, so all three give the same bits, for any thread
  * count (threads split the output into tiles; K is never split). */
 #include "ops/ops_internal.h"
+#include "core/quant_internal.h"
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
@@ -27,6 +28,10 @@
 #define QKC 512                  /* k per packed block of B */
 #define QNC 256                  /* columns per tile */
 #define STRIP_BLOCK 320          /* bytes of one strip's block: 256 quants, 8 f32 scales, 8 int32 sums */
+#define QSB 256                  /* elements per Q4_K super-block */
+#define Q4K_BYTES 144
+#define Q4K_STRIP 2496           /* a strip's super-block: 2048 quants, 8x8 int32 scales, 4x8 int16 min pairs, d, dmin */
+#define PANEL_BYTES ((size_t)(QNC / 8) * (QKC / QB) * STRIP_BLOCK) /* >= (QNC / 8) * (QKC / QSB) * Q4K_STRIP */
 
 enum { QK_GENERIC = 0, QK_AVX2 = 1, QK_VNNI = 2 };
 static int g_kernel = -1, g_act = -1; /* g_act: 1 = Q8_0 activations (integer kernels), 0 = exact f32 */
@@ -92,7 +97,7 @@ int hb__quant_act_select(const char *name) {
 
 bool hb__qgemm_applies(const hb_tensor *w) {
     qonce();
-    return g_act && w->dtype == HB_Q8_0 && w->shape[1] % QB == 0;
+    return g_act && ((w->dtype == HB_Q8_0 && w->shape[1] % QB == 0) || (w->dtype == HB_Q4_K && w->shape[1] % QSB == 0));
 }
 
 /* ---------- packing ---------- */
@@ -167,11 +172,53 @@ static void pack_b(uint8_t *dst, const uint8_t *w, size_t row_bytes, int64_t n0,
         }
 }
 
+/* Q4_K: a strip's super-block as 64 groups of 32 bytes (lane j: 4 consecutive 4-bit quants of row j, as bytes),
+ * then per sub-block of 32 the 8 rows' scales (int32), per pair of sub-blocks the 8 rows' mins (int16 pairs, for
+ * vpmaddwd against the activations' pair of sums), and the 8 d and dmin. */
+static void pack_b_q4k(uint8_t *dst, const uint8_t *w, size_t row_bytes, int64_t n0, int64_t nn, int64_t sb0, int64_t nsb) {
+    int64_t nstrips = (nn + QNR - 1) / QNR * 2;
+    for (int64_t s = 0; s < nstrips; s++)
+        for (int64_t b = 0; b < nsb; b++) {
+            uint8_t *o = dst + (s * nsb + b) * Q4K_STRIP;
+            int32_t sc[64];
+            int16_t mnp[64];
+            float dd[16];
+            for (int j = 0; j < 8; j++) {
+                int64_t n = s * 8 + j;
+                uint8_t q[QSB];
+                int scv[8] = {0}, mnv[8] = {0};
+                dd[j] = dd[8 + j] = 0.0f;
+                memset(q, 0, sizeof q);
+                if (n < nn) {
+                    const uint8_t *blk = w + (size_t)(n0 + n) * row_bytes + (size_t)(sb0 + b) * Q4K_BYTES, *qs = blk + 16;
+                    dd[j] = h2f(blk);
+                    dd[8 + j] = h2f(blk + 2);
+                    for (int g = 0; g < 8; g++) scale_min_k4(g, blk + 4, &scv[g], &mnv[g]);
+                    for (int c = 0; c < 4; c++)
+                        for (int l = 0; l < 32; l++) {
+                            q[64 * c + l] = qs[32 * c + l] & 0xF;
+                            q[64 * c + 32 + l] = qs[32 * c + l] >> 4;
+                        }
+                }
+                for (int t = 0; t < 64; t++) memcpy(o + t * 32 + j * 4, q + 4 * t, 4);
+                for (int g = 0; g < 8; g++) sc[g * 8 + j] = scv[g];
+                for (int pp = 0; pp < 4; pp++) {
+                    mnp[(pp * 8 + j) * 2] = (int16_t)mnv[2 * pp];
+                    mnp[(pp * 8 + j) * 2 + 1] = (int16_t)mnv[2 * pp + 1];
+                }
+            }
+            memcpy(o + 2048, sc, sizeof sc);
+            memcpy(o + 2304, mnp, sizeof mnp);
+            memcpy(o + 2432, dd, sizeof dd);
+        }
+}
+
 /* ---------- micro-kernels: c[4][16] (+)= the blocks' products of 4 activation rows and 2 strips ---------- */
 
 typedef struct {
     const int8_t *a; int64_t lda;   /* row i, element k at a[i * lda + k] (k from this k-block's start) */
     const float *da; int64_t ldda;  /* row i, block b at da[i * ldda + b] */
+    const int32_t *bs; int64_t ldbs; /* Q4_K: row i, sums of 16 quants g at bs[i * ldbs + g] */
     const uint8_t *b0, *b1;         /* the two strips */
     int64_t nbk;
     float *c; int64_t ldc;
@@ -195,6 +242,42 @@ static void qukr_generic(const qukr_args *p) {
                         for (int t = 0; t < 4; t++) s += (int32_t)a[g * 4 + t] * (int8_t)o[g * 32 + j * 4 + t];
                     float sc = dw[j] * p->da[i * p->ldda + b], prod = (float)s * sc;
                     acc[i][v * 8 + j] = acc[i][v * 8 + j] + prod;
+                }
+            }
+        }
+    for (int i = 0; i < QMR; i++)
+        for (int j = 0; j < QNR; j++) p->c[i * p->ldc + j] = acc[i][j];
+}
+
+/* Q4_K x Q8_K, per super-block as ggml's dot product: isum = sum_g sc_g * (q . a)_g, msum = sum_g mn_g * (sum of
+ * a)_g, c += da * (d * isum) - da * (dmin * msum). */
+static void qukr_q4k_generic(const qukr_args *p) {
+    float acc[QMR][QNR];
+    for (int i = 0; i < QMR; i++)
+        for (int j = 0; j < QNR; j++) acc[i][j] = p->load_c ? p->c[i * p->ldc + j] : 0.0f;
+    for (int64_t b = 0; b < p->nbk; b++)
+        for (int v = 0; v < 2; v++) {
+            const uint8_t *o = (v ? p->b1 : p->b0) + b * Q4K_STRIP;
+            int32_t sc[64];
+            int16_t mnp[64];
+            float dd[16];
+            memcpy(sc, o + 2048, sizeof sc);
+            memcpy(mnp, o + 2304, sizeof mnp);
+            memcpy(dd, o + 2432, sizeof dd);
+            for (int i = 0; i < QMR; i++) {
+                const int8_t *a = p->a + i * p->lda + b * QSB;
+                const int32_t *bs = p->bs + i * p->ldbs + b * 16;
+                for (int j = 0; j < 8; j++) {
+                    int32_t isum = 0, msum = 0;
+                    for (int g = 0; g < 8; g++) {
+                        int32_t s = 0;
+                        for (int t = g * 8; t < g * 8 + 8; t++)
+                            for (int u = 0; u < 4; u++) s += (int32_t)o[t * 32 + j * 4 + u] * a[t * 4 + u];
+                        isum += sc[g * 8 + j] * s;
+                        msum += mnp[((g / 2) * 8 + j) * 2 + g % 2] * (bs[2 * g] + bs[2 * g + 1]);
+                    }
+                    float ad = p->da[i * p->ldda + b], t1 = ad * (dd[j] * (float)isum), t2 = ad * (dd[8 + j] * (float)msum);
+                    acc[i][v * 8 + j] = acc[i][v * 8 + j] + (t1 - t2);
                 }
             }
         }
@@ -271,11 +354,84 @@ __attribute__((target("avx2,fma,avxvnni"))) static void qukr_avxvnni(const qukr_
 __attribute__((target("avx2,fma,avx512f,avx512vl,avx512vnni"))) static void qukr_avx512vnni(const qukr_args *p) {
     QKR_ROWS(0, 6, PREP_NONE, STEP_VNNI512, 1)
 }
+/* Q4_K rows [R0, R0+ROWS): the weights are the unsigned operand (quants 0..15), the activations the signed one. */
+#define Q4K_ROWS(R0, ROWS, STEP)                                                                                   \
+    {                                                                                                             \
+        __m256 cf[ROWS][2];                                                                                       \
+        for (int i = 0; i < ROWS; i++) {                                                                          \
+            cf[i][0] = p->load_c ? _mm256_loadu_ps(p->c + (R0 + i) * p->ldc) : _mm256_setzero_ps();               \
+            cf[i][1] = p->load_c ? _mm256_loadu_ps(p->c + (R0 + i) * p->ldc + 8) : _mm256_setzero_ps();           \
+        }                                                                                                         \
+        for (int64_t b = 0; b < p->nbk; b++) {                                                                    \
+            const uint8_t *o0 = p->b0 + b * Q4K_STRIP, *o1 = p->b1 + b * Q4K_STRIP;                               \
+            __m256i is[ROWS][2];                                                                                  \
+            for (int i = 0; i < ROWS; i++) is[i][0] = is[i][1] = _mm256_setzero_si256();                          \
+            for (int g = 0; g < 8; g++) {                                                                         \
+                __m256i acc[ROWS][2];                                                                             \
+                for (int i = 0; i < ROWS; i++) acc[i][0] = acc[i][1] = _mm256_setzero_si256();                    \
+                _Pragma("GCC unroll 8") for (int t = g * 8; t < g * 8 + 8; t++) {                                 \
+                    __m256i w0 = _mm256_loadu_si256((const __m256i *)(o0 + t * 32)),                              \
+                            w1 = _mm256_loadu_si256((const __m256i *)(o1 + t * 32));                              \
+                    for (int i = 0; i < ROWS; i++) {                                                              \
+                        __m256i av = _mm256_set1_epi32(rd_i32(p->a + (R0 + i) * p->lda + b * QSB + t * 4));       \
+                        acc[i][0] = STEP(acc[i][0], w0, av);                                                      \
+                        acc[i][1] = STEP(acc[i][1], w1, av);                                                      \
+                    }                                                                                             \
+                }                                                                                                 \
+                __m256i s0 = _mm256_loadu_si256((const __m256i *)(o0 + 2048 + g * 32)),                           \
+                        s1 = _mm256_loadu_si256((const __m256i *)(o1 + 2048 + g * 32));                           \
+                for (int i = 0; i < ROWS; i++) {                                                                  \
+                    is[i][0] = _mm256_add_epi32(is[i][0], _mm256_mullo_epi32(acc[i][0], s0));                     \
+                    is[i][1] = _mm256_add_epi32(is[i][1], _mm256_mullo_epi32(acc[i][1], s1));                     \
+                }                                                                                                 \
+            }                                                                                                     \
+            __m256 d0 = _mm256_loadu_ps((const float *)(o0 + 2432)), d1 = _mm256_loadu_ps((const float *)(o1 + 2432)); \
+            __m256 m0 = _mm256_loadu_ps((const float *)(o0 + 2464)), m1 = _mm256_loadu_ps((const float *)(o1 + 2464)); \
+            for (int i = 0; i < ROWS; i++) {                                                                      \
+                const int32_t *bs = p->bs + (R0 + i) * p->ldbs + b * 16;                                          \
+                __m256i ms0 = _mm256_setzero_si256(), ms1 = _mm256_setzero_si256();                               \
+                for (int pp = 0; pp < 4; pp++) {                                                                  \
+                    int32_t lo = bs[4 * pp] + bs[4 * pp + 1], hi = bs[4 * pp + 2] + bs[4 * pp + 3];               \
+                    __m256i pr = _mm256_set1_epi32((int32_t)(((uint32_t)(uint16_t)hi << 16) | (uint16_t)lo));     \
+                    ms0 = _mm256_add_epi32(ms0, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(o0 + 2304 + pp * 32)), pr)); \
+                    ms1 = _mm256_add_epi32(ms1, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(o1 + 2304 + pp * 32)), pr)); \
+                }                                                                                                 \
+                __m256 ad = _mm256_set1_ps(p->da[(R0 + i) * p->ldda + b]);                                        \
+                __m256 t10 = _mm256_mul_ps(ad, _mm256_mul_ps(d0, _mm256_cvtepi32_ps(is[i][0]))),                  \
+                       t20 = _mm256_mul_ps(ad, _mm256_mul_ps(m0, _mm256_cvtepi32_ps(ms0))),                       \
+                       t11 = _mm256_mul_ps(ad, _mm256_mul_ps(d1, _mm256_cvtepi32_ps(is[i][1]))),                  \
+                       t21 = _mm256_mul_ps(ad, _mm256_mul_ps(m1, _mm256_cvtepi32_ps(ms1)));                       \
+                cf[i][0] = _mm256_add_ps(cf[i][0], _mm256_sub_ps(t10, t20));                                      \
+                cf[i][1] = _mm256_add_ps(cf[i][1], _mm256_sub_ps(t11, t21));                                      \
+            }                                                                                                     \
+        }                                                                                                         \
+        for (int i = 0; i < ROWS; i++) {                                                                          \
+            _mm256_storeu_ps(p->c + (R0 + i) * p->ldc, cf[i][0]);                                                 \
+            _mm256_storeu_ps(p->c + (R0 + i) * p->ldc + 8, cf[i][1]);                                             \
+        }                                                                                                         \
+    }
+
+#define STEPK_AVX2(ACC, W, AV) _mm256_add_epi32(ACC, _mm256_madd_epi16(_mm256_maddubs_epi16(W, AV), _mm256_set1_epi16(1)))
+#define STEPK_AVXVNNI(ACC, W, AV) _mm256_dpbusd_avx_epi32(ACC, W, AV)
+#define STEPK_VNNI512(ACC, W, AV) _mm256_dpbusd_epi32(ACC, W, AV)
+
+__attribute__((target("avx2,fma"))) static void qukr_q4k_avx2(const qukr_args *p) {
+    Q4K_ROWS(0, 3, STEPK_AVX2)
+    Q4K_ROWS(3, 3, STEPK_AVX2)
+}
+__attribute__((target("avx2,fma,avxvnni"))) static void qukr_q4k_avxvnni(const qukr_args *p) {
+    Q4K_ROWS(0, 3, STEPK_AVXVNNI)
+    Q4K_ROWS(3, 3, STEPK_AVXVNNI)
+}
+__attribute__((target("avx2,fma,avx512f,avx512vl,avx512vnni"))) static void qukr_q4k_avx512vnni(const qukr_args *p) {
+    Q4K_ROWS(0, 3, STEPK_VNNI512)
+    Q4K_ROWS(3, 3, STEPK_VNNI512)
+}
 #endif
 
 /* ---------- activations ---------- */
 
-typedef struct { const float *x; int8_t *q; float *d; int64_t M, K; bool offset, simd; } qact_job;
+typedef struct { const float *x; int8_t *q; float *d; int32_t *bs; int64_t M, K; bool offset, simd, q8k; } qact_job;
 
 #ifdef HB_X86
 /* hb_quantize_act_q8_0 in AVX2, the same operations: amax, x * (127/amax) rounded half to even; VNNI's offset
@@ -305,9 +461,21 @@ __attribute__((target("avx2,fma"))) static void quant_row_avx2(int8_t *q, float 
 }
 #endif
 
+/* Q4_K's activations: Q8_K rows (scale per 256, sums per 16); rows past M are zero. */
+static void qact_q8k_row(const qact_job *j, int64_t m) {
+    int8_t *q = j->q + m * j->K;
+    float *d = j->d + m * (j->K / QSB);
+    int32_t *bs = j->bs + m * (j->K / 16);
+    if (m < j->M) { hb_quantize_act_q8_k(q, d, bs, j->x + m * j->K, j->K); return; }
+    memset(q, 0, (size_t)j->K);
+    memset(d, 0, sizeof(float) * (size_t)(j->K / QSB));
+    memset(bs, 0, sizeof(int32_t) * (size_t)(j->K / 16));
+}
+
 static void qact_run(void *ctx, int64_t b, int64_t e) {
     const qact_job *j = ctx;
     for (int64_t m = b; m < e; m++) {
+        if (j->q8k) { qact_q8k_row(j, m); continue; }
         int8_t *q = j->q + m * j->K;
         if (m >= j->M) {
             memset(q, 0, (size_t)j->K);
@@ -326,19 +494,21 @@ static void qact_run(void *ctx, int64_t b, int64_t e) {
 /* ---------- tiles ---------- */
 
 typedef struct {
-    float *y; const int8_t *qa; const float *da; const uint8_t *w; size_t row_bytes; const float *bias;
+    float *y; const int8_t *qa; const float *da; const int32_t *bs; const uint8_t *w; size_t row_bytes; const float *bias;
     int64_t M, N, K, mb, ntm;
-    bool acc;
+    int64_t belems; size_t strip; /* weight block: elements, packed bytes per strip */
+    bool acc, q4k;
     int kernel, err;
 } qtile_job;
 
-static void (*ukr_for(int kernel))(const qukr_args *) {
+static void (*ukr_for(int kernel, bool q4k))(const qukr_args *) {
 #ifdef HB_X86
-    if (kernel == QK_AVX2) return qukr_avx2;
+    if (kernel == QK_AVX2) return q4k ? qukr_q4k_avx2 : qukr_avx2;
+    if (kernel == QK_VNNI && q4k) return g_vnni == 1 ? qukr_q4k_avxvnni : qukr_q4k_avx512vnni;
     if (kernel == QK_VNNI) return g_vnni == 1 ? qukr_avxvnni : qukr_avx512vnni;
 #endif
     (void)kernel;
-    return qukr_generic;
+    return q4k ? qukr_q4k_generic : qukr_generic;
 }
 
 /* One 4 x 16 piece of a tile over one k-block, through a scratch tile at the edges. */
@@ -347,8 +517,9 @@ static void qpiece(const qtile_job *j, void (*ukr)(const qukr_args *), const uin
     float tmp[QMR * QNR];
     bool load = j->acc || k0 > 0, full = h == QMR && w == QNR;
     float *yc = j->y + m * j->N + n;
-    qukr_args a = {j->qa + m * j->K + k0, j->K, j->da + m * (j->K / QB) + k0 / QB, j->K / QB, bp, bp + nbk * STRIP_BLOCK,
-                   nbk, full ? yc : tmp, full ? j->N : QNR, load};
+    const int64_t nb = j->K / j->belems;
+    qukr_args a = {j->qa + m * j->K + k0, j->K, j->da + m * nb + k0 / j->belems, nb, j->bs ? j->bs + m * (j->K / 16) + k0 / 16 : NULL,
+                   j->K / 16, bp, bp + nbk * (int64_t)j->strip, nbk, full ? yc : tmp, full ? j->N : QNR, load};
     if (!full && load)
         for (int64_t i = 0; i < h; i++) memcpy(tmp + i * QNR, yc + i * j->N, sizeof(float) * (size_t)w);
     ukr(&a);
@@ -366,7 +537,7 @@ static void panel_key_init(void) { pthread_key_create(&g_panel_key, panel_free);
 static uint8_t *thread_panel(void) {
     pthread_once(&g_panel_once, panel_key_init);
     uint8_t *p = pthread_getspecific(g_panel_key);
-    if (!p && (p = hb_malloc((size_t)(QNC / 8) * (QKC / QB) * STRIP_BLOCK, "Q8_0 weight panel")))
+    if (!p && (p = hb_malloc(PANEL_BYTES, "quantized weight panel")))
         pthread_setspecific(g_panel_key, p);
     return p;
 }
@@ -375,17 +546,18 @@ static void qtile_run(void *ctx, int64_t tb, int64_t te) {
     qtile_job *j = ctx;
     uint8_t *bp = thread_panel();
     if (!bp) { j->err = 1; return; }
-    void (*ukr)(const qukr_args *) = ukr_for(j->kernel);
+    void (*ukr)(const qukr_args *) = ukr_for(j->kernel, j->q4k);
     for (int64_t t = tb; t < te; t++) {
         int64_t n0 = t / j->ntm * QNC, m0 = t % j->ntm * j->mb;
         int64_t nn = j->N - n0 < QNC ? j->N - n0 : QNC, mm = j->M - m0 < j->mb ? j->M - m0 : j->mb;
         for (int64_t k0 = 0; k0 < j->K; k0 += QKC) {
-            int64_t nbk = (j->K - k0 < QKC ? j->K - k0 : QKC) / QB;
-            pack_b(bp, j->w, j->row_bytes, n0, nn, k0 / QB, nbk, j->kernel != QK_GENERIC);
+            int64_t nbk = (j->K - k0 < QKC ? j->K - k0 : QKC) / j->belems;
+            if (j->q4k) pack_b_q4k(bp, j->w, j->row_bytes, n0, nn, k0 / QSB, nbk);
+            else pack_b(bp, j->w, j->row_bytes, n0, nn, k0 / QB, nbk, j->kernel != QK_GENERIC);
             for (int64_t js = 0; js < nn; js += QNR)
                 for (int64_t is = 0; is < mm; is += QMR)
-                    qpiece(j, ukr, bp + js / 8 * nbk * STRIP_BLOCK, nbk, m0 + is, n0 + js, mm - is < QMR ? mm - is : QMR,
-                           nn - js < QNR ? nn - js : QNR, k0);
+                    qpiece(j, ukr, bp + js / 8 * nbk * (int64_t)j->strip, nbk, m0 + is, n0 + js,
+                           mm - is < QMR ? mm - is : QMR, nn - js < QNR ? nn - js : QNR, k0);
         }
         if (j->bias)
             for (int64_t m = m0; m < m0 + mm; m++)
@@ -395,19 +567,26 @@ static void qtile_run(void *ctx, int64_t tb, int64_t te) {
 
 int hb__qgemm_linear(float *y, const float *x, int64_t M, const hb_tensor *w, const float *bias, bool accumulate) {
     qonce();
-    const int64_t N = w->shape[0], K = w->shape[1], mpad = (M + QMR - 1) / QMR * QMR;
+    const bool q4k = w->dtype == HB_Q4_K;
+    const int64_t N = w->shape[0], K = w->shape[1], mpad = (M + QMR - 1) / QMR * QMR, be = q4k ? QSB : QB;
     int8_t *qa = hb_malloc((size_t)(mpad * K), "quantized activations");
-    float *da = hb_malloc(sizeof(float) * (size_t)(mpad * (K / QB) + 1), "activation scales");
-    if (!qa || !da) { hb_free(qa); hb_free(da); return hb_error("hb_linear: out of memory for quantized activations"); }
+    float *da = hb_malloc(sizeof(float) * (size_t)(mpad * (K / be) + 1), "activation scales");
+    int32_t *bs = q4k ? hb_malloc(sizeof(int32_t) * (size_t)(mpad * (K / 16) + 1), "activation sums") : NULL;
+    if (!qa || !da || (q4k && !bs)) {
+        hb_free(qa); hb_free(da); hb_free(bs);
+        return hb_error("hb_linear: out of memory for quantized activations");
+    }
     const int kernel = g_kernel;
-    qact_job aj = {x, qa, da, M, K, kernel == QK_VNNI, kernel != QK_GENERIC};
+    qact_job aj = {x, qa, da, bs, M, K, kernel == QK_VNNI && !q4k, kernel != QK_GENERIC, q4k};
     hb_parallel_for(mpad, QMR, qact_run, &aj);
-    qtile_job j = {y, qa, da, w->data, hb_dtype_bytes(HB_Q8_0, w->stride[0]), bias, M, N, K, 0, 0, accumulate, kernel, 0};
+    qtile_job j = {y, qa, da, bs, w->data, hb_dtype_bytes(w->dtype, w->stride[0]), bias, M, N, K, 0, 0,
+                   be, q4k ? Q4K_STRIP : STRIP_BLOCK, accumulate, q4k, kernel, 0};
     j.mb = M <= 768 ? M : 512;
     j.ntm = (M + j.mb - 1) / j.mb;
     hb_parallel_for((N + QNC - 1) / QNC * j.ntm, 1, qtile_run, &j);
     hb_free(qa);
     hb_free(da);
-    if (j.err) return hb_error("hb_linear: out of memory for a Q8_0 weight panel");
+    hb_free(bs);
+    if (j.err) return hb_error("hb_linear: out of memory for a quantized weight panel");
     return 0;
 }
