@@ -103,25 +103,30 @@ bool hb__qgemm_applies(const hb_tensor *w) {
 /* ---------- packing ---------- */
 
 #ifdef HB_X86
-/* A full strip's block: 8 rows x 32 quants, an 8x8 transpose of 4-byte groups, the sums through maddubs. */
-__attribute__((target("avx2,fma"))) static void pack_strip_block_avx2(uint8_t *o, const uint8_t *blk0, size_t row_bytes) {
-    __m256 r[8];
-    float dw[8];
-    for (int j = 0; j < 8; j++) {
-        const uint8_t *blk = blk0 + (size_t)j * row_bytes;
-        r[j] = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)(blk + 2)));
-        dw[j] = hb_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
-    }
+/* 8 rows of 8 4-byte groups -> 8 vectors, vector k holding group k of every row (an 8x8 32-bit transpose). */
+__attribute__((target("avx2,fma"))) static inline void transpose_groups(const __m256 r[8], __m256 g[8]) {
     __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]), t2 = _mm256_unpacklo_ps(r[2], r[3]),
            t3 = _mm256_unpackhi_ps(r[2], r[3]), t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]),
            t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
     __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE), s2 = _mm256_shuffle_ps(t1, t3, 0x44),
            s3 = _mm256_shuffle_ps(t1, t3, 0xEE), s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE),
            s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    __m256 g[8] = {_mm256_permute2f128_ps(s0, s4, 0x20), _mm256_permute2f128_ps(s1, s5, 0x20),
-                   _mm256_permute2f128_ps(s2, s6, 0x20), _mm256_permute2f128_ps(s3, s7, 0x20),
-                   _mm256_permute2f128_ps(s0, s4, 0x31), _mm256_permute2f128_ps(s1, s5, 0x31),
-                   _mm256_permute2f128_ps(s2, s6, 0x31), _mm256_permute2f128_ps(s3, s7, 0x31)};
+    g[0] = _mm256_permute2f128_ps(s0, s4, 0x20); g[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    g[2] = _mm256_permute2f128_ps(s2, s6, 0x20); g[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    g[4] = _mm256_permute2f128_ps(s0, s4, 0x31); g[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    g[6] = _mm256_permute2f128_ps(s2, s6, 0x31); g[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+/* A full strip's block: 8 rows x 32 quants, an 8x8 transpose of 4-byte groups, the sums through maddubs. */
+__attribute__((target("avx2,fma"))) static void pack_strip_block_avx2(uint8_t *o, const uint8_t *blk0, size_t row_bytes) {
+    __m256 r[8], g[8];
+    float dw[8];
+    for (int j = 0; j < 8; j++) {
+        const uint8_t *blk = blk0 + (size_t)j * row_bytes;
+        r[j] = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)(blk + 2)));
+        dw[j] = hb_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
+    }
+    transpose_groups(r, g);
     __m256i sum = _mm256_setzero_si256();
     const __m256i one8 = _mm256_set1_epi8(1), one16 = _mm256_set1_epi16(1);
     for (int k = 0; k < 8; k++) {
@@ -131,6 +136,42 @@ __attribute__((target("avx2,fma"))) static void pack_strip_block_avx2(uint8_t *o
     }
     memcpy(o + 256, dw, 32);
     _mm256_storeu_si256((__m256i *)(o + 288), sum);
+}
+
+/* A full strip's Q4_K super-block: each 32-byte chunk of nibbles gives 32 low and 32 high quants per row, each
+ * transposed into 8 groups as above; scales and mins as the scalar packer writes them. */
+__attribute__((target("avx2,fma"))) static void pack_strip_q4k_avx2(uint8_t *o, const uint8_t *blk0, size_t row_bytes) {
+    int32_t sc[64];
+    int16_t mnp[64];
+    float dd[16];
+    for (int j = 0; j < 8; j++) {
+        const uint8_t *blk = blk0 + (size_t)j * row_bytes;
+        dd[j] = h2f(blk);
+        dd[8 + j] = h2f(blk + 2);
+        int scv[8], mnv[8];
+        for (int g = 0; g < 8; g++) scale_min_k4(g, blk + 4, &scv[g], &mnv[g]);
+        for (int g = 0; g < 8; g++) sc[g * 8 + j] = scv[g];
+        for (int pp = 0; pp < 4; pp++) {
+            mnp[(pp * 8 + j) * 2] = (int16_t)mnv[2 * pp];
+            mnp[(pp * 8 + j) * 2 + 1] = (int16_t)mnv[2 * pp + 1];
+        }
+    }
+    const __m256i lo4 = _mm256_set1_epi8(0x0F);
+    for (int c = 0; c < 4; c++) {
+        __m256 lo[8], hi[8], g[8];
+        for (int j = 0; j < 8; j++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(blk0 + (size_t)j * row_bytes + 16 + 32 * c));
+            lo[j] = _mm256_castsi256_ps(_mm256_and_si256(v, lo4));
+            hi[j] = _mm256_castsi256_ps(_mm256_and_si256(_mm256_srli_epi16(v, 4), lo4));
+        }
+        transpose_groups(lo, g);
+        for (int k = 0; k < 8; k++) _mm256_storeu_ps((float *)(o + ((2 * c) * 8 + k) * 32), g[k]);
+        transpose_groups(hi, g);
+        for (int k = 0; k < 8; k++) _mm256_storeu_ps((float *)(o + ((2 * c + 1) * 8 + k) * 32), g[k]);
+    }
+    memcpy(o + 2048, sc, sizeof sc);
+    memcpy(o + 2304, mnp, sizeof mnp);
+    memcpy(o + 2432, dd, sizeof dd);
 }
 #endif
 
@@ -175,11 +216,19 @@ static void pack_b(uint8_t *dst, const uint8_t *w, size_t row_bytes, int64_t n0,
 /* Q4_K: a strip's super-block as 64 groups of 32 bytes (lane j: 4 consecutive 4-bit quants of row j, as bytes),
  * then per sub-block of 32 the 8 rows' scales (int32), per pair of sub-blocks the 8 rows' mins (int16 pairs, for
  * vpmaddwd against the activations' pair of sums), and the 8 d and dmin. */
-static void pack_b_q4k(uint8_t *dst, const uint8_t *w, size_t row_bytes, int64_t n0, int64_t nn, int64_t sb0, int64_t nsb) {
+static void pack_b_q4k(uint8_t *dst, const uint8_t *w, size_t row_bytes, int64_t n0, int64_t nn, int64_t sb0, int64_t nsb,
+                       bool simd) {
+    (void)simd;
     int64_t nstrips = (nn + QNR - 1) / QNR * 2;
     for (int64_t s = 0; s < nstrips; s++)
         for (int64_t b = 0; b < nsb; b++) {
             uint8_t *o = dst + (s * nsb + b) * Q4K_STRIP;
+#ifdef HB_X86
+            if (simd && s * 8 + 8 <= nn) {
+                pack_strip_q4k_avx2(o, w + (size_t)(n0 + s * 8) * row_bytes + (size_t)(sb0 + b) * Q4K_BYTES, row_bytes);
+                continue;
+            }
+#endif
             int32_t sc[64];
             int16_t mnp[64];
             float dd[16];
@@ -552,7 +601,7 @@ static void qtile_run(void *ctx, int64_t tb, int64_t te) {
         int64_t nn = j->N - n0 < QNC ? j->N - n0 : QNC, mm = j->M - m0 < j->mb ? j->M - m0 : j->mb;
         for (int64_t k0 = 0; k0 < j->K; k0 += QKC) {
             int64_t nbk = (j->K - k0 < QKC ? j->K - k0 : QKC) / j->belems;
-            if (j->q4k) pack_b_q4k(bp, j->w, j->row_bytes, n0, nn, k0 / QSB, nbk);
+            if (j->q4k) pack_b_q4k(bp, j->w, j->row_bytes, n0, nn, k0 / QSB, nbk, j->kernel != QK_GENERIC);
             else pack_b(bp, j->w, j->row_bytes, n0, nn, k0 / QB, nbk, j->kernel != QK_GENERIC);
             for (int64_t js = 0; js < nn; js += QNR)
                 for (int64_t is = 0; is < mm; is += QMR)
