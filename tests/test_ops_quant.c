@@ -4,7 +4,7 @@
  * dequantized F32 weights, and under the cpu-guard backend. In mode "q8" (Q8_0, Q4_K weights; integer kernels): the same
  * bits as ggml's scalar dot products (hb_matmul_ggml_ref) for every kernel (generic, avx2, vnni where present) and
  * thread count, bias and accumulate within 1e-6, and within the activation rounding (normwise 1e-2) of the exact
- * product. Also hb_quantize -> hb_dequantize stays within each format's step. */
+ * product, and under cpu-guard. Also hb_quantize -> hb_dequantize stays within each format's step. */
 #include "test_ops_common.h"
 #include "ops/ops_internal.h"
 
@@ -152,6 +152,7 @@ int main(void) {
     check_qlinear(&r, HB_Q6_K, 130, 520, 256, false); /* several column tiles */
     check_guard(&r);
     CHECK(hb__quant_act_select("q8") == 0);
+    check_guard(&r); /* the integer kernel under cpu-guard */
     check_q8act(&r, HB_Q8_0, 1, 37, 544, true);
     check_q8act(&r, HB_Q8_0, 7, 300, 1056, false); /* K past one packed k-block, N not a multiple of 16 */
     check_q8act(&r, HB_Q8_0, 803, 270, 96, true);  /* several row and column tiles, M not a multiple of 6 */
