@@ -1,8 +1,10 @@
 /* GEMM benchmark: hb_linear at the DiT shapes (tokens x N x K for Wan 2.2 5B, dim 3072 / ffn 14336, and Wan 2.1
- * 1.3B, dim 1536 / ffn 8960), F32 and BF16 weights, every available GEMM path, against the machine's f32 FMA peak
+ * 1.3B, dim 1536 / ffn 8960), F32, BF16, Q8_0 and Q4_K weights (Q8_0 / Q4_K: the integer kernels on Q8_0 / Q8_K
+ * activations, the kernel named in the path column; their figure is int8 GOP/s, beside the f32 peak), every available GEMM path,
+ * against the machine's f32 FMA peak
  * measured in the same run (bench.h: pure-FMA register loop on every thread). "ratio" is wall GFLOP/s over the wall
  * peak; "cpu-rat" is GFLOP per CPU-second over the peak's (robust when other jobs share the cores).
- * Usage: bench_gemm [--tokens N[,N...]] [--reps R] [--paths avx2,openblas,generic] [--full]
+ * Usage: bench_gemm [--tokens N[,N...]] [--reps R] [--paths avx2,openblas,generic] [--types f32,bf16,q8_0,q4_k] [--full]
  *   default: 1024 tokens, 3 repetitions (median), paths avx2 and openblas; --full adds 4096 tokens. */
 #include "bench.h"
 #include "ops/ops_internal.h"
@@ -16,7 +18,7 @@ static void fill(float *x, int64_t n, uint64_t seed) {
 int main(int argc, char **argv) {
     int64_t tokens[8] = {1024};
     int ntok = 1, reps = 3;
-    const char *paths = "avx2,openblas";
+    const char *paths = "avx2,openblas", *types = "f32,bf16,q8_0,q4_k";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--tokens") && i + 1 < argc) {
             ntok = 0;
@@ -26,8 +28,9 @@ int main(int argc, char **argv) {
             }
         } else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--paths") && i + 1 < argc) paths = argv[++i];
+        else if (!strcmp(argv[i], "--types") && i + 1 < argc) types = argv[++i];
         else if (!strcmp(argv[i], "--full")) { tokens[0] = 1024; tokens[1] = 4096; ntok = 2; }
-        else { fprintf(stderr, "usage: %s [--tokens N,N] [--reps R] [--paths avx2,openblas,generic] [--full]\n", argv[0]); return 2; }
+        else { fprintf(stderr, "usage: %s [--tokens N,N] [--reps R] [--paths avx2,openblas,generic] [--types f32,bf16,q8_0,q4_k] [--full]\n", argv[0]); return 2; }
     }
     if (reps < 1) reps = 1;
     hb_threads_init(0);
@@ -49,10 +52,13 @@ int main(int argc, char **argv) {
     float *x = hb_malloc(sizeof(float) * (size_t)(maxM * maxY), "x"), *y = hb_malloc(sizeof(float) * (size_t)(maxM * maxY), "y");
     float *wf = hb_malloc(sizeof(float) * (size_t)maxW, "w");
     uint16_t *wb = hb_malloc(2 * (size_t)maxW, "wb");
-    if (!x || !y || !wf || !wb) { fprintf(stderr, "%s\n", hb_last_error()); return 1; }
+    void *wq = hb_malloc(hb_dtype_bytes(HB_Q8_0, maxW), "wq"), *wk = hb_malloc(hb_dtype_bytes(HB_Q4_K, maxW), "wk");
+    if (!x || !y || !wf || !wb || !wq || !wk) { fprintf(stderr, "%s\n", hb_last_error()); return 1; }
     fill(x, maxM * maxY, 1);
     fill(wf, maxW, 2);
     hb_convert_from_f32(wb, HB_BF16, wf, (size_t)maxW);
+    hb_quantize(wq, wf, HB_Q8_0, maxW); /* every shape's K is whole blocks (of 256): rows stay whole blocks */
+    hb_quantize(wk, wf, HB_Q4_K, maxW);
     printf("%-7s %-11s %6s %6s %6s %-5s %-9s %9s %9s %7s %6s %7s\n", "tokens", "shape", "M", "N", "K", "W", "path", "ms",
            "GFLOP/s", "peak", "ratio", "cpu-rat");
     char pl[64];
@@ -61,9 +67,14 @@ int main(int argc, char **argv) {
         if (hb__gemm_select(p) != 0) { printf("(path %s not available)\n", p); continue; }
         for (int t = 0; t < ntok; t++)
             for (int s = 0; s < nshape; s++)
-                for (int d = 0; d < 2; d++) {
+                for (int d = 0; d < 4; d++) {
                     int64_t M = tokens[t], N = shapes[s].N, K = shapes[s].K;
-                    hb_tensor w = hb_tensor_2d(d ? HB_BF16 : HB_F32, N, K, d ? (void *)wb : (void *)wf);
+                    static const hb_dtype wt[4] = {HB_F32, HB_BF16, HB_Q8_0, HB_Q4_K};
+                    void *const wd[4] = {wf, wb, wq, wk};
+                    hb_tensor w = hb_tensor_2d(wt[d], N, K, wd[d]);
+                    if (d >= 2 && strcmp(p, "avx2")) continue; /* the integer kernels do not depend on the f32 path */
+                    static const char *const tn[4] = {"f32", "bf16", "q8_0", "q4_k"};
+                    if (!strstr(types, tn[d])) continue;
                     double ms[16], cs[16];
                     int nr = reps < 16 ? reps : 16;
                     hb_linear(y, x, M, &w, NULL, false); /* warm-up */
@@ -78,12 +89,12 @@ int main(int argc, char **argv) {
                     double med = bench_median(ms, nr), gf = 2.0 * M * N * K / (med * 1e-3) * 1e-9;
                     double cg = 2.0 * M * N * K / bench_median(cs, nr) * 1e-9;
                     printf("%-7lld %-11s %6lld %6lld %6lld %-5s %-9s %9.2f %9.1f %7.1f %6.3f %7.3f\n", (long long)M,
-                           shapes[s].name, (long long)M, (long long)N, (long long)K, d ? "BF16" : "F32", p, med, gf,
+                           shapes[s].name, (long long)M, (long long)N, (long long)K, hb_dtype_name(wt[d]), d >= 2 ? hb__qgemm_kernel() : p, med, gf,
                            peak, gf / peak, cg / pk.cpu_gflops);
                     fflush(stdout);
                 }
     }
-    hb_free(x); hb_free(y); hb_free(wf); hb_free(wb);
+    hb_free(x); hb_free(y); hb_free(wf); hb_free(wb); hb_free(wq); hb_free(wk);
     hb_threads_shutdown();
     return 0;
 }

@@ -1,6 +1,8 @@
 /* core: dtype conversions against independent formulas, tensor views, arena, thread pool. */
 #include "testlib.h"
 #include <math.h>
+#include <stdatomic.h>
+#include <unistd.h>
 #include <string.h>
 #include <stdlib.h>
 
@@ -119,6 +121,40 @@ static void check_threads(hb_rng *r) {
     free(x); free(o1); free(o4);
 }
 
+/* The pool's hand-offs: every index runs exactly once per call, through the spinning and the sleeping wake-up
+ * (gaps shorter and longer than HB_SPIN_US between calls), nested calls inline. */
+typedef struct { _Atomic int *hits; int64_t n; } visit_ctx;
+static void visit_inner(void *c_, int64_t b, int64_t e) {
+    visit_ctx *c = c_;
+    for (int64_t i = b; i < e; i++) atomic_fetch_add(&c->hits[c->n + i], 1);
+}
+static void visit(void *c_, int64_t b, int64_t e) {
+    visit_ctx *c = c_;
+    for (int64_t i = b; i < e; i++) atomic_fetch_add(&c->hits[i], 1);
+    if (b == 0) hb_parallel_for(4, 1, visit_inner, c); /* nested: runs inline, once */
+}
+static void check_pool_handoffs(void) {
+    static const char *const spins[] = {"0", "300"};
+    const int64_t n = 37;
+    _Atomic int *hits = calloc((size_t)n + 4, sizeof(_Atomic int));
+    for (int s = 0; s < 2; s++) {
+        setenv("HB_SPIN_US", spins[s], 1);
+        hb_threads_init(3);
+        int bad = 0;
+        for (int call = 0; call < 600; call++) {
+            for (int64_t i = 0; i < n + 4; i++) atomic_store(&hits[i], 0);
+            visit_ctx c = {hits, n};
+            hb_parallel_for(n, 1, visit, &c);
+            for (int64_t i = 0; i < n + 4; i++) bad += atomic_load(&hits[i]) != 1;
+            if (call % 50 == 49) usleep(call % 100 == 99 ? 2000 : 50); /* past the spin window, and within it */
+        }
+        CHECKF(bad == 0, "HB_SPIN_US=%s: %d indices not run exactly once", spins[s], bad);
+    }
+    unsetenv("HB_SPIN_US");
+    hb_threads_init(0);
+    free((void *)hits);
+}
+
 static void check_rng_and_files(void) {
     hb_rng a, b;
     hb_rng_seed(&a, 42); hb_rng_seed(&b, 42);
@@ -144,6 +180,7 @@ int main(void) {
     check_tensor();
     check_arena();
     check_threads(&r);
+    check_pool_handoffs();
     check_rng_and_files();
     return tl_done();
 }

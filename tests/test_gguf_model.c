@@ -1,16 +1,18 @@
 /* A tiny Wan DiT runs from GGUF files written by hb_gguf_quantize (the code behind hb quantize): every mix loads
  * through the model-folder path (config.json + one .gguf), its output stays within a stated normwise error of the
  * f32 model's (measured on fresh random weights, bound ~2.5x the typical value), and a quantized model's forward
- * equals, bit for bit, the forward of an F32 GGUF holding its dequantized weights (the quantized linear sees
- * exactly ggml's values). The written layout: official names, F32 / 16-bit keeps, the q4_k_m bumps.
+ * in activation mode "f32" equals, bit for bit, the forward of an F32 GGUF holding its dequantized weights (the
+ * quantized linear sees exactly ggml's values; the default mode runs Q8_0 / Q4_K in integers). The written layout: official names, F32 / 16-bit keeps, the q4_k_m bumps.
  * End to end through the CLI: a tiny Hummingbird-XT folder whose DiT is replaced by `hb quantize` output
  * generates a video within a stated PSNR of the bf16 folder's video. A tiny umT5 encoder runs from a q8_0 GGUF
- * (token embedding quantized too) within a stated multiple of the bf16 GGUF's error. */
+ * (token embedding quantized too) within a loose bound, and in activation mode "f32" bit for bit as its dequantized
+ * F32 GGUF (Q8_0 linears otherwise run the integer kernel on quantized activations). */
 #include "testlib.h"
 #include "io/checkpoint.h"
 #include "models/umt5.h"
 #include "models/wan_dit.h"
 #include "random_models.h"
+#include "ops/ops_internal.h"
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,7 +95,8 @@ static float *umt5_run(const char *path, const int64_t *ids, int64_t n, int64_t 
     return out;
 }
 
-/* The q8_0 encoder's output equals, bit for bit, that of an F32 GGUF of its dequantized weights. Its distance to
+/* The q8_0 encoder's output in activation mode "f32" equals, bit for bit, that of an F32 GGUF of its dequantized
+ * weights. Its distance to
  * the f32 model is only printed and guarded loosely (< 0.5): this random tiny encoder amplifies weight rounding
  * 5-50x from run to run (bf16 weights alone: 2-9e-2 at the output; q8_0 5.7e-2 to 2.4e-1). */
 static void check_umt5(hb_rng *r) {
@@ -120,9 +123,13 @@ static void check_umt5(hb_rng *r) {
     char gd[1100];
     snprintf(gd, sizeof gd, "%s/t5_deq.gguf", tl_tmpdir());
     CHECKF(hb_gguf_quantize(gq, gd, "f32", NULL) == 0, "%s", hb_last_error());
-    float *d = umt5_run(gd, ids, 12, c.dim);
-    CHECK(q && d && !memcmp(q, d, sizeof(float) * (size_t)(12 * c.dim)));
+    /* (the CPU's default "q8" mode multiplies Q8_0 weights with quantized activations; "f32" with exact ones) */
+    CHECK(hb__quant_act_select("f32") == 0);
+    float *d = umt5_run(gd, ids, 12, c.dim), *qe = umt5_run(gq, ids, 12, c.dim);
+    CHECK(qe && d && !memcmp(qe, d, sizeof(float) * (size_t)(12 * c.dim)));
+    CHECK(hb__quant_act_select("q8") == 0);
     free(d);
+    free(qe);
     hb_checkpoint *ck = hb_checkpoint_open(gq);
     hb_tensor t;
     CHECK(ck && hb_checkpoint_get(ck, "token_embedding.weight", &t) == 0 && t.dtype == HB_Q8_0);
@@ -230,11 +237,14 @@ int main(void) {
         CHECKF(e <= mixes[i].tol, "%s: rel err %.3e > %.1e", mixes[i].type, e, mixes[i].tol);
         if (!strcmp(mixes[i].type, "q4_k_m")) {
             check_layout(dir);
-            /* its dequantized F32 copy (GGUF -> GGUF) gives the same bits */
+            /* in activation mode "f32", its dequantized F32 copy (GGUF -> GGUF) gives the same bits */
             const char *fdir = quantized_folder(dir, "f32", "deq");
-            float *yf = run(fdir, &in);
-            CHECKF(yf && !memcmp(y, yf, sizeof(float) * (size_t)in.nout), "q4_k_m forward differs from its dequantized F32 copy");
+            CHECK(hb__quant_act_select("f32") == 0);
+            float *yf = run(fdir, &in), *ye = run(dir, &in);
+            CHECK(hb__quant_act_select("q8") == 0);
+            CHECKF(yf && ye && !memcmp(ye, yf, sizeof(float) * (size_t)in.nout), "q4_k_m forward differs from its dequantized F32 copy");
             free(yf);
+            free(ye);
         }
         free(y);
     }

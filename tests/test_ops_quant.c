@@ -1,8 +1,12 @@
-/* ops: hb_linear with block-quantized (GGUF) weights of every type, against a double-precision reference on the
- * dequantized weights (tolerance: normwise 2e-5, f32 sums), on both the small-M and the tiled path, with bias and
- * accumulate; bitwise identical for 1/2/3 threads, to hb_linear on the dequantized F32 weights, and under the
- * cpu-guard backend. Also hb_quantize -> hb_dequantize stays within each format's step. */
+/* ops: hb_linear with block-quantized (GGUF) weights of every type in activation mode "f32", against a
+ * double-precision reference on the dequantized weights (tolerance: normwise 2e-5, f32 sums), on both the small-M
+ * and the tiled path, with bias and accumulate; bitwise identical for 1/2/3 threads, to hb_linear on the
+ * dequantized F32 weights, and under the cpu-guard backend. In mode "q8" (Q8_0, Q4_K weights; integer kernels): the same
+ * bits as ggml's scalar dot products (hb_matmul_ggml_ref) for every kernel (generic, avx2, vnni where present) and
+ * thread count, bias and accumulate within 1e-6, and within the activation rounding (normwise 1e-2) of the exact
+ * product, and under cpu-guard. Also hb_quantize -> hb_dequantize stays within each format's step. */
 #include "test_ops_common.h"
+#include "ops/ops_internal.h"
 
 static const hb_dtype k_qtypes[] = {HB_Q8_0, HB_Q4_0, HB_Q4_1, HB_Q5_0, HB_Q5_1,
                                     HB_Q2_K, HB_Q3_K, HB_Q4_K, HB_Q5_K, HB_Q6_K};
@@ -13,6 +17,12 @@ static void qlin_body(void *vc, float *out) {
     qlin *c = vc;
     memcpy(out, c->y0, sizeof(float) * (size_t)(c->M * c->N));
     int rc = hb_linear(out, c->x, c->M, &c->w, &c->b, c->acc);
+    CHECKF(rc == 0, "hb_linear: %s", hb_last_error());
+}
+
+static void qlin_body_nobias(void *vc, float *out) {
+    qlin *c = vc;
+    int rc = hb_linear(out, c->x, c->M, &c->w, NULL, false);
     CHECKF(rc == 0, "hb_linear: %s", hb_last_error());
 }
 
@@ -44,6 +54,50 @@ static void check_qlinear(hb_rng *r, hb_dtype t, int64_t M, int64_t N, int64_t K
     qlin_body(&cf, outf);
     CHECKF(!memcmp(out, outf, sizeof(float) * (size_t)(M * N)), "%s: differs from the dequantized F32 weight", what);
     free(wf); free(x); free(b); free(y0); free(wq); free(wd); free(ref); free(out); free(outf);
+}
+
+/* Mode "q8": Q8_0 (Q4_K) weights x Q8_0 (Q8_K)-quantized activations in integers. */
+static void check_q8act(hb_rng *r, hb_dtype t, int64_t M, int64_t N, int64_t K, bool acc) {
+    float *wf = rnd(r, N * K, 0.05f), *x = rnd(r, M * K, 1.0f), *b = rnd(r, N, 1.0f), *y0 = rnd(r, M * N, 1.0f);
+    hb_tensor w = hb_tensor_2d(t, N, K, NULL);
+    void *wq = malloc(hb_tensor_nbytes(&w));
+    CHECK(hb_quantize(wq, wf, t, N * K) == 0);
+    w.data = wq;
+    CHECK(hb__qgemm_applies(&w));
+    const size_t bytes = sizeof(float) * (size_t)(M * N);
+    float *ggml = malloc(bytes), *exact = malloc(bytes), *out = malloc(bytes), *other = malloc(bytes), *wd = malloc(sizeof(float) * (size_t)(N * K));
+    CHECK(hb_matmul_ggml_ref(ggml, x, M, &w) == 0);
+    hb_dequantize(wd, wq, t, N * K);
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            double s = 0;
+            for (int64_t k = 0; k < K; k++) s += (double)x[m * K + k] * wd[n * K + k];
+            exact[m * N + n] = (float)s;
+        }
+    char what[128];
+    snprintf(what, sizeof what, "q8 linear %s M=%lld N=%lld K=%lld", hb_dtype_name(t), (long long)M, (long long)N, (long long)K);
+    qlin c = {x, w, {0}, M, N, y0, false};
+    static const char *const kernels[] = {"generic", "avx2", "vnni"};
+    for (int k = 0; k < 3; k++) {
+        if (hb__qgemm_select(kernels[k]) != 0) { printf("  (q8 kernel %s not available here)\n", kernels[k]); continue; }
+        c.b = (hb_tensor){0};
+        same_for_threads(qlin_body_nobias, &c, out, bytes, what);
+        CHECKF(!memcmp(out, ggml, bytes), "%s: %s kernel differs from ggml's dot products (rel %.3e)", what, kernels[k],
+               tl_rel_err(out, ggml, M * N));
+        double e = tl_rel_err(out, exact, M * N);
+        CHECKF(e <= 1e-2, "%s: rel err %.3e against exact activations", what, e);
+        /* bias and accumulate: y0 + (ggml + b) */
+        c.b = hb_tensor_1d(HB_F32, N, b);
+        c.acc = acc;
+        qlin_body(&c, other);
+        for (int64_t i = 0; i < M * N; i++) ggml[i] += b[i % N] + (acc ? y0[i] : 0.0f);
+        e = tl_rel_err(other, ggml, M * N);
+        CHECKF(e <= 1e-6, "%s: %s kernel with bias%s: rel err %.3e", what, kernels[k], acc ? " and accumulate" : "", e);
+        for (int64_t i = 0; i < M * N; i++) ggml[i] -= b[i % N] + (acc ? y0[i] : 0.0f);
+        CHECK(hb_matmul_ggml_ref(ggml, x, M, &w) == 0);
+        c.acc = false;
+    }
+    free(wf); free(x); free(b); free(y0); free(wq); free(ggml); free(exact); free(out); free(other); free(wd);
 }
 
 /* Round trip error of the quantizer: every value within its block's step (a loose bound per format). */
@@ -84,6 +138,8 @@ static void check_guard(hb_rng *r) {
 int main(void) {
     hb_rng r;
     hb_rng_seed(&r, tl_seed());
+    const char *kernel = hb__qgemm_kernel();
+    CHECK(hb__quant_act_select("f32") == 0);
     for (size_t i = 0; i < sizeof k_qtypes / sizeof k_qtypes[0]; i++) {
         hb_dtype t = k_qtypes[i];
         const int64_t K = hb_dtype_block_elems(t) == 256 ? 768 : 544;
@@ -95,6 +151,15 @@ int main(void) {
     check_qlinear(&r, HB_Q8_0, 800, 70, 96, true);   /* several row tiles, K < KC */
     check_qlinear(&r, HB_Q6_K, 130, 520, 256, false); /* several column tiles */
     check_guard(&r);
+    CHECK(hb__quant_act_select("q8") == 0);
+    check_guard(&r); /* the integer kernel under cpu-guard */
+    check_q8act(&r, HB_Q8_0, 1, 37, 544, true);
+    check_q8act(&r, HB_Q8_0, 7, 300, 1056, false); /* K past one packed k-block, N not a multiple of 16 */
+    check_q8act(&r, HB_Q8_0, 803, 270, 96, true);  /* several row and column tiles, M not a multiple of 6 */
+    check_q8act(&r, HB_Q4_K, 1, 37, 768, true);
+    check_q8act(&r, HB_Q4_K, 7, 300, 1280, false); /* K past one packed k-block */
+    check_q8act(&r, HB_Q4_K, 803, 270, 256, true);
+    CHECK(hb__qgemm_select(kernel) == 0);
     /* refused: a row that is not whole blocks */
     uint8_t blk[34 * 4] = {0};
     hb_tensor bad = hb_tensor_2d(HB_Q8_0, 2, 64, blk);

@@ -150,6 +150,11 @@ def test_xtx_sse(s):
     # chunks arrive while the video is made: the first chunk comes before the final status
     t_first = next(t for e, _, t in events if e == "chunk")
     check(t_first <= events[-1][2], "chunk before completion")
+    # a stream opened after the end still gives the final Video object and every chunk
+    st, late = sse(s, v["id"])
+    late_chunks = [d for e, d, _ in late if e == "chunk"]
+    check(st == 200 and late and late[0][1]["status"] == "completed" and sum(c["frames"] for c in late_chunks) == 45,
+          f"late stream {[e for e, _, _ in late]}")
     st, _, mp4 = s.request("GET", f"/v1/videos/{v['id']}/content")
     path = os.path.join(TMP, "xtx.mp4")
     open(path, "wb").write(mp4)

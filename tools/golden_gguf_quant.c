@@ -3,9 +3,11 @@
  * dequantize bit for bit to deq.<name>; each weight with an activation in.x.<name> is multiplied two ways:
  * dequantized weights with exact f32 activations through hb_linear (against out.y_f32.<name>, rel <= 1e-5; on a
  * GPU backend, which multiplies in bf16, the run's tolerance)
- * and ggml's quantized-activation dot products (against out.y.<name>, rel <= 1e-3), the README's tolerances. */
+ * and ggml's quantized-activation dot products (against out.y.<name>, rel <= 1e-3), the README's tolerances: once
+ * through the scalar reference hb_matmul_ggml_ref and, on the CPU, once through hb_linear's integer kernel
+ * (activation mode "q8", the CPU default for Q8_0 weights; out.y_f32 runs in mode "f32"). */
 #include "golden.h"
-#include "ops/ops.h"
+#include "ops/ops_internal.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,8 +88,20 @@ static void check_matmul(golden_case *g, const char *name, const hb_tensor *w) {
     float *xd = golden_to_dev(x, M * w->shape[1]);
     float *yd = hb_dev_alloc(sizeof(float) * (size_t)(M * N + 1), "matmul output");
     if (!y || !xd || !yd) golden_report(g, fn, 0, hb_last_error(), 0);
-    else if (hb_linear(yd, xd, M, w, NULL, false) != 0 || hb_backend_sync() != 0) golden_report(g, fn, 0, hb_last_error(), 0);
-    else golden_compare_tol(g, fn, yd, M * N, gpu ? g->tol : TOL_Y_F32); /* a GPU multiplies in bf16 */
+    else {
+        hb__quant_act_select("f32");
+        if (hb_linear(yd, xd, M, w, NULL, false) != 0 || hb_backend_sync() != 0) golden_report(g, fn, 0, hb_last_error(), 0);
+        else golden_compare_tol(g, fn, yd, M * N, gpu ? g->tol : TOL_Y_F32); /* a GPU multiplies in bf16 */
+        hb__quant_act_select("q8");
+        if (!gpu && hb__qgemm_applies(w)) {
+            char kn[340];
+            snprintf(kn, sizeof kn, "%s (hb_linear, %s kernel)", yn, hb__qgemm_kernel());
+            float *ref = golden_tensor_f32(g, yn, NULL); /* (on the CPU yd is host memory) */
+            if (!ref || hb_linear(yd, xd, M, w, NULL, false) != 0) golden_report(g, kn, 0, hb_last_error(), 0);
+            else golden_report(g, kn, golden_rel_err(yd, ref, M * N), NULL, TOL_Y_GGML);
+            hb_free(ref);
+        }
+    }
     if (y && hb_matmul_ggml_ref(y, x, M, w) == 0) golden_compare_host_tol(g, yn, y, M * N, TOL_Y_GGML);
     else golden_report(g, yn, 0, hb_last_error(), 0);
     hb_dev_free(xd);

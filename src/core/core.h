@@ -97,6 +97,12 @@ int hb_tensor_expect(const hb_tensor *x, const char *what, int ndim, const int64
  * the weight type's vec_dot_type (Q8_0, Q8_1, Q8_K, f16, bf16) and dotted with W's blocks in integers. A
  * reference (scalar, host memory) for checking against ggml, not a fast path. W 2-D contiguous. */
 int hb_matmul_ggml_ref(float *y, const float *x, int64_t M, const hb_tensor *w);
+/* One activation row as ggml's quantize_row_q8_0 makes it for a Q8_0 dot product: per 32 elements, d = amax/127
+ * (returned rounded to f16, as stored) and q = round-half-even(x * 127/amax). K a multiple of 32. */
+void hb_quantize_act_q8_0(int8_t *q, float *d, const float *x, int64_t K);
+/* As ggml's quantize_row_q8_K (the K-quants' activations): per 256 elements, iscale = -127/(the element of
+ * largest magnitude), q = min(127, round-half-even(iscale * x)), d = 1/iscale, and the sums of q per 16 in bsum. */
+void hb_quantize_act_q8_k(int8_t *q, float *d, int32_t *bsum, const float *x, int64_t K);
 
 /* ---------- arena ----------
  * One block reserved up front; allocations are bump pointers (64-byte aligned) released by reset to a

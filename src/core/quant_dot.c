@@ -18,34 +18,41 @@ typedef struct {
     float *xr;      /* F16/BF16: the row rounded to the weight's type */
 } act_row;
 
-static void quant_act_q8(act_row *a, const float *x, int64_t K, bool with_sum) {
+void hb_quantize_act_q8_0(int8_t *q, float *d, const float *x, int64_t K) {
     for (int64_t b = 0; b < K / QK; b++) {
         const float *xb = x + b * QK;
         float amax = 0.0f;
         for (int j = 0; j < QK; j++) amax = fabsf(xb[j]) > amax ? fabsf(xb[j]) : amax;
-        const float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
-        int sum = 0;
-        for (int j = 0; j < QK; j++) {
-            a->q[b * QK + j] = (int8_t)nearbyintf(xb[j] * id);
-            sum += a->q[b * QK + j];
-        }
-        a->d[b] = hb_f16_to_f32(hb_f32_to_f16(d));
-        if (with_sum) a->s[b] = hb_f16_to_f32(hb_f32_to_f16((float)sum * d));
+        const float db = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        for (int j = 0; j < QK; j++) q[b * QK + j] = (int8_t)nearbyintf(xb[j] * id);
+        d[b] = hb_f16_to_f32(hb_f32_to_f16(db));
     }
 }
 
-/* ggml's quantize_row_q8_K_ref: the scale comes from the element of largest magnitude, signed. */
-static void quant_act_q8k(act_row *a, const float *x, int64_t K) {
+static void quant_act_q8(act_row *a, const float *x, int64_t K, bool with_sum) {
+    hb_quantize_act_q8_0(a->q, a->d, x, K);
+    if (!with_sum) return;
+    for (int64_t b = 0; b < K / QK; b++) {
+        int sum = 0;
+        for (int j = 0; j < QK; j++) sum += a->q[b * QK + j];
+        /* ggml: s = sum * d with the unrounded d */
+        float amax = 0.0f;
+        for (int j = 0; j < QK; j++) amax = fabsf(x[b * QK + j]) > amax ? fabsf(x[b * QK + j]) : amax;
+        a->s[b] = hb_f16_to_f32(hb_f32_to_f16((float)sum * (amax / 127.0f)));
+    }
+}
+
+void hb_quantize_act_q8_k(int8_t *qa, float *d, int32_t *bsum, const float *x, int64_t K) {
     for (int64_t b = 0; b < K / QK_K; b++) {
         const float *xb = x + b * QK_K;
-        int8_t *q = a->q + b * QK_K;
+        int8_t *q = qa + b * QK_K;
         float amax = 0.0f, max = 0.0f;
         for (int j = 0; j < QK_K; j++)
             if (fabsf(xb[j]) > amax) { amax = fabsf(xb[j]); max = xb[j]; }
         if (amax == 0.0f) {
-            a->d[b] = 0.0f;
+            d[b] = 0.0f;
             memset(q, 0, QK_K);
-            for (int g = 0; g < 16; g++) a->bsum[b * 16 + g] = 0;
+            for (int g = 0; g < 16; g++) bsum[b * 16 + g] = 0;
             continue;
         }
         const float iscale = -127.0f / max;
@@ -56,11 +63,14 @@ static void quant_act_q8k(act_row *a, const float *x, int64_t K) {
         for (int g = 0; g < 16; g++) {
             int s = 0;
             for (int j = 0; j < 16; j++) s += q[g * 16 + j];
-            a->bsum[b * 16 + g] = s;
+            bsum[b * 16 + g] = s;
         }
-        a->d[b] = 1.0f / iscale;
+        d[b] = 1.0f / iscale;
     }
 }
+
+/* ggml's quantize_row_q8_K_ref: the scale comes from the element of largest magnitude, signed. */
+static void quant_act_q8k(act_row *a, const float *x, int64_t K) { hb_quantize_act_q8_k(a->q, a->d, a->bsum, x, K); }
 
 /* The integer quants, group scales and mins of one K-quant super-block, as its dequantizer reads them:
  * element i = (d * sc[i / gs]) * q[i] - (dmin * mn[i / gs]). Returns the group size gs. */

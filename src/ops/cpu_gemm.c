@@ -662,6 +662,11 @@ int hb_cpu_linear(float *y, const float *x, int64_t M, const hb_tensor *w, const
     if (b && !(bias = hb__vec_f32(b, N))) return -1;
     bsrc src = {w->data, w->dtype, w->stride[0], 1, NULL, NULL, NULL};
     int err = 0;
+    if (K > 0 && hb__qgemm_applies(w)) {
+        int rc = hb__qgemm_linear(y, x, M, w, bias, accumulate);
+        hb_free(bias);
+        return rc;
+    }
     if (M < 4 && K > 0) {
         rows_job j = {y, x, src, bias, M, N, K, accumulate};
         hb_parallel_for(N, 16, rows_run, &j);

@@ -64,6 +64,16 @@ hb_blas_sgemm_fn hb__blas_sgemm(void);
  * (HB_GEMM=generic makes every kernel portable C). */
 bool hb__simd_avx2(void);
 
+/* Q8_0 weights x Q8_0-quantized activations in integers (ops/cpu_qgemm.c), the CPU hb_linear's path for Q8_0
+ * weights while the activation mode is "q8" (default; HB_QUANT_ACT=f32 or hb__quant_act_select("f32"): exact
+ * f32 activations times the dequantized weights instead). Kernel "vnni", "avx2" or "generic" (same bits),
+ * chosen by cpuid, HB_QGEMM overrides; hb__qgemm_select forces one (-1 if not available). */
+bool hb__qgemm_applies(const hb_tensor *w);
+int hb__qgemm_linear(float *y, const float *x, int64_t M, const hb_tensor *w, const float *bias, bool accumulate);
+int hb__qgemm_select(const char *name);
+const char *hb__qgemm_kernel(void);
+int hb__quant_act_select(const char *name);
+
 /* The CPU backend's kernels, hb_cpu_<name> for every op of ops/ops_list.h (the hb_backend_cpu() table). Backends
  * are reached only through the dispatchers of dispatch.c, which check every op's arguments once for every
  * backend, so the kernels may assume them. */

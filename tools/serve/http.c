@@ -343,8 +343,12 @@ static int cluster_events(struct mg_connection *c, srv_server *s, const char *id
     json_t *v = srv_video_json(s, &j);
     pthread_mutex_unlock(&s->mu);
     srv_job_clear(&j);
+    char *past = NULL; /* chunks made before this stream opened ("0-0": none yet) */
+    if (strcmp(cursor, "0-0") && srv_redis_chunk_events(es, id, cursor, &past)) past = (free(past), NULL);
     sse_start(c);
     bool ok = sse_send_video(c, v);
+    if (ok && past) ok = mg_send_chunk(c, past, (unsigned)strlen(past)) > 0;
+    free(past);
     while (ok && !terminal) {
         char *out = NULL;
         if (srv_redis_events(es, id, cursor, sizeof cursor, 5000, &out, &terminal)) break;
@@ -362,7 +366,25 @@ static int cluster_events(struct mg_connection *c, srv_server *s, const char *id
     return 200;
 }
 
-/* Server-Sent Events: the current Video object, then every new event of this video until its final status. */
+/* The SSE text of job id's chunk events still in the ring (NULL when none); under s->mu. */
+static char *past_chunks(const srv_server *s, const char *id) {
+    char *out = NULL;
+    size_t on = 0;
+    for (uint64_t k = s->ev_next > SRV_EVENTS ? s->ev_next - SRV_EVENTS : 0; k < s->ev_next; k++) {
+        const srv_event *e = &s->ring[k % SRV_EVENTS];
+        if (strcmp(e->id, id) || !e->text || !strstr(e->text, "event: chunk\n")) continue;
+        size_t l = strlen(e->text);
+        char *nb = realloc(out, on + l + 1);
+        if (!nb) break;
+        out = nb;
+        memcpy(out + on, e->text, l + 1);
+        on += l;
+    }
+    return out;
+}
+
+/* Server-Sent Events: the current Video object, the chunks already made, then every new event of this video
+ * until its final status. */
 static int events(struct mg_connection *c, srv_server *s, const char *id) {
     if (s->cluster) return cluster_events(c, s, id);
     srv_job j;
@@ -372,10 +394,13 @@ static int events(struct mg_connection *c, srv_server *s, const char *id) {
     json_t *v = srv_video_json(s, &j);
     bool terminal = !strcmp(j.status, "completed") || !strcmp(j.status, "failed");
     uint64_t cursor = s->ev_next;
+    char *past = past_chunks(s, id); /* chunks made before this stream opened, still in the ring */
     pthread_mutex_unlock(&s->mu);
     srv_job_clear(&j);
     sse_start(c);
     bool ok = sse_send_video(c, v);
+    if (ok && past) ok = mg_send_chunk(c, past, (unsigned)strlen(past)) > 0;
+    free(past);
     while (ok && !terminal) {
         char *out = NULL;
         size_t on = 0;

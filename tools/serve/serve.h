@@ -172,6 +172,7 @@ int srv_redis_progress(srv_store *s, const char *id, int progress);
 int srv_redis_publish(srv_store *s, const char *id, const char *event, const char *data, bool terminal);
 int srv_redis_event_cursor(srv_store *s, const char *id, char *cursor, size_t cap);
 int srv_redis_events(srv_store *s, const char *id, char *cursor, size_t cap, int block_ms, char **out, bool *terminal);
+int srv_redis_chunk_events(srv_store *s, const char *id, const char *upto, char **out);
 /* workers: name -> models with a heartbeat (TTL ttl_s); the models' request rules for the API processes */
 int srv_redis_heartbeat(srv_store *s, const char *worker, const srv_model_info *mi, int ttl_s, int64_t started_at,
                         const char *running);

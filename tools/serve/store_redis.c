@@ -497,30 +497,50 @@ int srv_redis_event_cursor(srv_store *s, const char *id, char *cursor, size_t ca
     return 0;
 }
 
-/* Events after cursor (waiting up to block_ms) as SSE text appended to *out; *terminal when the job ended. */
-int srv_redis_events(srv_store *s, const char *id, char *cursor, size_t cap, int block_ms, char **out, bool *terminal) {
-    redisReply *r = ok_reply(cmd(s, "XREAD COUNT 64 BLOCK %d STREAMS hb:ev:%s %s", block_ms, id, cursor), "XREAD");
-    if (!r) return -1;
+/* Stream entries [id, [e, EVENT, d, DATA, t, 0|1]] as SSE text appended to *out (only events named `only` when
+ * it is not NULL); cursor follows the last entry, *terminal is set when the job ended. */
+static void append_events(const redisReply *list, char *cursor, size_t cap, const char *only, char **out, bool *terminal) {
     size_t on = *out ? strlen(*out) : 0;
-    const redisReply *list = r->type == REDIS_REPLY_ARRAY && r->elements && r->element[0]->elements >= 2 ? r->element[0]->element[1] : NULL;
     for (size_t i = 0; list && i < list->elements; i++) {
         const redisReply *e = list->element[i], *f = e->elements >= 2 ? e->element[1] : NULL;
         if (!e->element[0]->str || !f) continue;
         snprintf(cursor, cap, "%s", e->element[0]->str);
         const char *ev = "", *d = "";
+        bool term = false;
         for (size_t k = 0; k + 1 < f->elements; k += 2) {
             const char *key = f->element[k]->str, *v = f->element[k + 1]->str;
             if (!key || !v) continue;
             if (!strcmp(key, "e")) ev = v;
             else if (!strcmp(key, "d")) d = v;
-            else if (!strcmp(key, "t")) *terminal |= !strcmp(v, "1");
+            else if (!strcmp(key, "t")) term = !strcmp(v, "1");
         }
+        if (only && strcmp(ev, only)) continue;
+        *terminal |= term;
         char *txt = NULL;
         int n = asprintf(&txt, "event: %s\ndata: %s\n\n", ev, d);
         char *nb = n > 0 ? realloc(*out, on + (size_t)n + 1) : NULL;
         if (nb) memcpy(nb + on, txt, (size_t)n + 1), on += (size_t)n, *out = nb;
         free(txt);
     }
+}
+
+/* Events after cursor (waiting up to block_ms) as SSE text appended to *out; *terminal when the job ended. */
+int srv_redis_events(srv_store *s, const char *id, char *cursor, size_t cap, int block_ms, char **out, bool *terminal) {
+    redisReply *r = ok_reply(cmd(s, "XREAD COUNT 64 BLOCK %d STREAMS hb:ev:%s %s", block_ms, id, cursor), "XREAD");
+    if (!r) return -1;
+    const redisReply *list = r->type == REDIS_REPLY_ARRAY && r->elements && r->element[0]->elements >= 2 ? r->element[0]->element[1] : NULL;
+    append_events(list, cursor, cap, NULL, out, terminal);
+    freeReplyObject(r);
+    return 0;
+}
+
+/* The chunk events up to and including cursor, so a stream opened after a job began still gets every chunk. */
+int srv_redis_chunk_events(srv_store *s, const char *id, const char *upto, char **out) {
+    redisReply *r = ok_reply(cmd(s, "XRANGE hb:ev:%s - %s", id, upto), "XRANGE");
+    if (!r) return -1;
+    char last[64];
+    bool terminal = false;
+    append_events(r->type == REDIS_REPLY_ARRAY ? r : NULL, last, sizeof last, "chunk", out, &terminal);
     freeReplyObject(r);
     return 0;
 }
