@@ -1,7 +1,8 @@
 /* models/light_vae_train on a tiny random decoder with three heads (as is, 2x2x2 shuffle, pixel shuffle):
  * - the training forward equals the inference decoder (hb_light_vae_decode) on the same weights, causal and
  *   non-causal (1e-5 normwise);
- * - every parameter tensor's gradient matches central finite differences of the float32 loss at random
+ * - for both variants (causal, depthwise kernel 5, heads as is / st8 / s4; non-causal, kernel 3, heads
+ *   s4 / as is / st8) every parameter tensor's gradient matches central finite differences of the float32 loss at random
  *   elements (step 2e-4; targets kept >= 0.5 away from the output so the L1 term stays smooth; 3e-2 of the
  *   tensor's max gradient: the float32 noise and curvature of the difference quotient, measured <= 7e-3);
  * - gradient accumulation: two passes at grad_scale 0.5 give the gradient of one pass at 1 (1e-6);
@@ -17,6 +18,9 @@
 
 static const hb_lvt_head k_heads[3] = {
     {0, 16, 8, 8, HB_LVT_ALIGN_NONE}, {1, 16, 16, 2, HB_LVT_ALIGN_ST8}, {2, 16, 12, 3, HB_LVT_ALIGN_S4}};
+/* the other variant: alignments permuted, depthwise kernel 3 */
+static const hb_lvt_head k_heads_alt[3] = {
+    {0, 16, 12, 3, HB_LVT_ALIGN_S4}, {1, 16, 6, 6, HB_LVT_ALIGN_NONE}, {2, 16, 24, 3, HB_LVT_ALIGN_ST8}};
 
 static int64_t prod(const int64_t *s) { return s[0] * s[1] * s[2] * s[3]; }
 
@@ -29,7 +33,8 @@ typedef struct {
 static void fixture_init(fixture *f, hb_rng *r, bool causal, int64_t t, int64_t h, int64_t w) {
     hb_light_vae_config c;
     hb_light_vae_config_default(&c, true, causal);
-    f->m = hb_lvt_new(&c, k_heads, 3);
+    if (!causal) c.dw_kernel = 3;
+    f->m = hb_lvt_new(&c, causal ? k_heads : k_heads_alt, 3);
     CHECKF(f->m != NULL, "%s", hb_last_error());
     hb_lvt_init_random(f->m, hb_rng_u64(r));
     int64_t s[4];
@@ -96,9 +101,9 @@ static double loss_at(fixture *f) {
     return L.loss;
 }
 
-static void check_fd(hb_rng *r) {
+static void check_fd(hb_rng *r, bool causal) {
     fixture f;
-    fixture_init(&f, r, true, 3, 2, 2);
+    fixture_init(&f, r, causal, 3, 2, 2);
     hb_lvt *m = f.m;
     hb_lvt_losses L;
     CHECKF(hb_lvt_train_pass(m, &f.b, &L, NULL, NULL) == 0, "%s", hb_last_error());
@@ -123,7 +128,8 @@ static void check_fd(hb_rng *r) {
         }
     }
     CHECKF(worst <= 3e-2, "finite differences: worst %.3e at %s", worst, wn);
-    printf("  finite differences over %d tensors: worst %.2e of the tensor's max gradient (%s)\n", m->nparams, worst, wn);
+    printf("  %s: finite differences over %d tensors: worst %.2e of the tensor's max gradient (%s)\n",
+           causal ? "causal, dw 5, heads as is / st8 / s4" : "non-causal, dw 3, heads s4 / as is / st8", m->nparams, worst, wn);
     /* accumulation */
     hb_lvt_zero_grad(m);
     f.b.grad_scale = 0.5f;
@@ -159,7 +165,8 @@ int main(void) {
     hb_rng_seed(&r, tl_seed());
     check_forward(&r, true);
     check_forward(&r, false);
-    check_fd(&r);
+    check_fd(&r, true);
+    check_fd(&r, false);
     check_descent(&r);
     if (tl_shared_dir()) tl_check_golden_cli("golden/release/light_hb_train.safetensors");
     hb_threads_shutdown();
