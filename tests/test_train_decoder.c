@@ -5,7 +5,9 @@
  *   held-out PSNR of student vs teacher rises by at least 2 dB from step 0 (measured: about +5 dB);
  * - the run writes train_log.csv, loss.png and checkpoint/ that hb generate --light-vae decodes with;
  * - 20 steps, then --resume to 60: a checkpoint byte-identical to the uninterrupted run's;
- * - kill -9 after the step-20 checkpoint, then --resume: byte-identical again, no duplicate log rows;
+ * - kill -9 after the step-20 checkpoint, then --resume: byte-identical again, no duplicate log rows; the same
+ *   after SIGINT (exit 130, the last finished step saved);
+ * - --init from a checkpoint with --batch 2 --accum 2 runs;
  * - bad input (--frames 8, a missing --data, --lpips) fails with one message and no checkpoint.
  * Skips without ffmpeg. */
 #include "testlib.h"
@@ -46,9 +48,9 @@ static int read_csv(const char *path, csvsum *s) {
         }
     }
     fclose(f);
-    if (nl < 10) return -1;
-    s->first_loss = losses[0];
-    for (int i = nl - 10; i < nl; i++) s->last_loss += losses[i] / 10;
+    s->first_loss = nl ? losses[0] : NAN;
+    s->last_loss = nl >= 10 ? 0 : NAN;
+    for (int i = nl - 10; i < nl && nl >= 10; i++) s->last_loss += losses[i] / 10;
     return 0;
 }
 
@@ -117,6 +119,27 @@ static void check_resume(void) {
     CHECK(read_csv(p, &s) == 0 && s.dup == 0 && s.rows == 61);
 }
 
+/* SIGINT mid-run: exit 130 after saving the last finished step; --resume then ends byte-identical */
+static void check_interrupt(void) {
+    char cmd[6000], out[256], extra[1200];
+    snprintf(cmd, sizeof cmd, "%s --out '%s/d' --steps 60 & p=$!; for i in $(seq 1200); do "
+             "grep -q '^2[2-9],' '%s/d/train_log.csv' 2>/dev/null && break; sleep 0.05; done; kill -INT $p; wait $p; echo $?",
+             g_common, g_dir, g_dir);
+    CHECK(tl_run(cmd, out, sizeof out) == 0);
+    CHECKF(atoi(out) == 130 || atoi(out) == 0, "exit status after SIGINT: %s", out); /* 0: it had already finished */
+    CHECK(train("d", "--steps 60 --resume") == 0);
+    CHECKF(same_checkpoint("a", "d"), "the run resumed after SIGINT differs from the uninterrupted one");
+    /* --init from a checkpoint, with batch and accumulation */
+    snprintf(extra, sizeof extra, "--steps 3 --batch 2 --accum 2 --init '%s/a/checkpoint'", g_dir);
+    snprintf(cmd, sizeof cmd, "'%s' train-decoder --teacher '%s/mk/hm_2.2_5B/Wan2.2_VAE.pth' %s --data '%s/clips' "
+             "--frames 9 --size 64 --out '%s/e' -q", tl_hb_bin(), g_dir, extra, g_dir, g_dir);
+    CHECK(tl_run(cmd, NULL, 0) == 0);
+    char p[1024];
+    csvsum s;
+    snprintf(p, sizeof p, "%s/e/train_log.csv", g_dir);
+    CHECK(read_csv(p, &s) == 0 && s.rows == 4 && s.dup == 0);
+}
+
 static void check_errors(void) {
     char out[4096];
     struct { const char *extra, *want; } bad[] = {
@@ -142,6 +165,7 @@ int main(void) {
     setup();
     check_learning();
     check_resume();
+    check_interrupt();
     check_errors();
     return tl_done();
 }
