@@ -395,8 +395,8 @@ static void ps_rows(void *ctx, int64_t b, int64_t e) {
     }
 }
 
-void hb_cpu_pixel_shuffle(float *y, const float *x, int64_t C, int64_t T, int64_t H, int64_t W, int p, hb_ps_order o,
-                          bool unshuffle) {
+void hb_cpu_pixel_shuffle_any(float *y, const float *x, int64_t C, int64_t T, int64_t H, int64_t W, int p, hb_ps_order o,
+                              bool unshuffle) {
     if (C <= 0 || T <= 0 || H <= 0 || W <= 0 || p < 1) return;
     ps_job j = {y, x, C, T, H, W, p, o, !unshuffle};
     hb_parallel_for(C * T, 1, ps_rows, &j);

@@ -76,13 +76,8 @@ void hb_cpu_add_vec(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t 
 }
 
 int hb_cpu_embed_rows(float *y, const hb_tensor *table, const int32_t *ids, int64_t n) {
-    if (!table || table->ndim != 2) return hb_error("hb_embed_rows: the table must be 2-D [vocab, dim]");
-    const int64_t V = table->shape[0], D = table->shape[1];
-    for (int64_t i = 0; i < n; i++) {
-        if (ids[i] < 0 || ids[i] >= V)
-            return hb_error("hb_embed_rows: token id %d is outside the vocabulary of %lld", (int)ids[i], (long long)V);
-        hb__weight_rows_f32(table, ids[i], 1, 0, D, y + i * D, D);
-    }
+    const int64_t D = table->shape[1]; /* table and ids checked by the dispatcher */
+    for (int64_t i = 0; i < n; i++) hb__weight_rows_f32(table, ids[i], 1, 0, D, y + i * D, D);
     return 0;
 }
 
@@ -131,9 +126,7 @@ static void convert_range(void *ctx, int64_t b, int64_t e) {
 }
 
 int hb_cpu_convert(void *dst, hb_dtype dt, const void *src, hb_dtype st, int64_t n) {
-    bool okd = dt == HB_F32 || dt == HB_BF16 || dt == HB_F16, oks = st == HB_F32 || st == HB_BF16 || st == HB_F16;
-    if (!okd || !oks) return hb_error("hb_convert: %s -> %s is not a float conversion", hb_dtype_name(st), hb_dtype_name(dt));
-    if (n <= 0) return 0;
+    if (n <= 0) return 0; /* dtypes checked by the dispatcher */
     conv_job j = {dst, dt, src, st};
     hb_parallel_for(n, 65536, convert_range, &j);
     return 0;

@@ -64,39 +64,12 @@ hb_blas_sgemm_fn hb__blas_sgemm(void);
  * (HB_GEMM=generic makes every kernel portable C). */
 bool hb__simd_avx2(void);
 
-/* The CPU backend's kernels (the hb_backend_cpu() table; ops.h documents each under its dispatcher's name).
- * Backends are reached only through the dispatchers of dispatch.c, which check linear and conv3d arguments
- * (shapes, dtypes, strides, padding) once for every backend. */
-int hb_cpu_linear(float *y, const float *x, int64_t M, const hb_tensor *w, const hb_tensor *b, bool accumulate);
-void hb_cpu_gemm_f32(float *C, int64_t ldc, const float *A, int64_t lda, const float *B, int64_t ldb, int64_t M,
-                     int64_t N, int64_t K, bool accumulate);
-void hb_cpu_layernorm(float *y, const float *x, int64_t rows, int64_t dim, const hb_tensor *w, const hb_tensor *b,
-                      float eps);
-void hb_cpu_rmsnorm(float *y, const float *x, int64_t rows, int64_t dim, const hb_tensor *w, float eps);
-void hb_cpu_channel_rmsnorm(float *y, const float *x, int64_t C, int64_t S, const hb_tensor *gamma,
-                            const hb_tensor *beta);
-void hb_cpu_layernorm_modulate(float *y, const float *x, int64_t rows, int64_t dim, float eps, const float *shift,
-                               const float *scale, hb_modgroups g);
-void hb_cpu_gated_add(float *x, const float *y, int64_t rows, int64_t dim, const float *gate, hb_modgroups g);
-void hb_cpu_elementwise(hb_ew_op op, float *y, const float *a, const float *b, float alpha, float beta, int64_t n);
-void hb_cpu_softmax(float *x, int64_t rows, int64_t n);
-void hb_cpu_rope3d(float *x, int64_t L, int heads, int head_dim, int64_t stride, int H, int W, int f0);
-void hb_cpu_attention(const hb_attention_args *a);
-int hb_cpu_conv3d(float *y, const float *x, int64_t Cin, int64_t T, int64_t H, int64_t W, const hb_tensor *w,
-                  const hb_tensor *b, const hb_conv3d_params *p);
-void hb_cpu_upsample_nearest(float *y, const float *x, int64_t C, int64_t T, int64_t H, int64_t W, int ft, int fh,
-                             int fw);
-void hb_cpu_pixel_shuffle(float *y, const float *x, int64_t C, int64_t T, int64_t H, int64_t W, int p, hb_ps_order o,
-                          bool unshuffle);
-void hb_cpu_copy_nd(float *dst, const int64_t *dst_stride, const float *src, const int64_t *src_stride, int ndim,
-                    const int64_t *shape);
-void hb_cpu_fill(float *dst, float value, int64_t n);
-void hb_cpu_add_vec(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t rows, int64_t n, const hb_tensor *v);
-int hb_cpu_embed_rows(float *y, const hb_tensor *table, const int32_t *ids, int64_t n);
-void hb_cpu_channel_affine(float *y, const float *x, int64_t C, int64_t S, const hb_tensor *scale,
-                           const hb_tensor *shift);
-int hb_cpu_convert(void *dst, hb_dtype dt, const void *src, hb_dtype st, int64_t n);
-void hb_cpu_rope_shift(float *x, int64_t rows, int64_t stride, int heads, int head_dim, int np, double delta);
+/* The CPU backend's kernels, hb_cpu_<name> for every op of ops/ops_list.h (the hb_backend_cpu() table). Backends
+ * are reached only through the dispatchers of dispatch.c, which check every op's arguments once for every
+ * backend, so the kernels may assume them. */
+#define HB_OP(ret, name, params, args) ret hb_cpu_##name params;
+#include "ops/ops_list.h"
+#undef HB_OP
 
 /* A GPU backend when this build has one: "cuda" / "cuda:N" (NULL + message otherwise). */
 const hb_backend *hb__backend_gpu(const char *device);

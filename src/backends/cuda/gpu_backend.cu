@@ -235,27 +235,9 @@ template <int D> void fill_table(ctx &c) {
     t.name = c.name;
     t.mem = &c.mem;
     t.sync = wrap<D, sync_cur>::call;
-    t.linear = wrap<D, hbg_linear>::call;
-    t.gemm_f32 = wrap<D, hbg_gemm_f32>::call;
-    t.layernorm = wrap<D, hbg_layernorm>::call;
-    t.rmsnorm = wrap<D, hbg_rmsnorm>::call;
-    t.channel_rmsnorm = wrap<D, hbg_channel_rmsnorm>::call;
-    t.layernorm_modulate = wrap<D, hbg_layernorm_modulate>::call;
-    t.gated_add = wrap<D, hbg_gated_add>::call;
-    t.elementwise = wrap<D, hbg_elementwise>::call;
-    t.softmax = wrap<D, hbg_softmax>::call;
-    t.rope3d = wrap<D, hbg_rope3d>::call;
-    t.attention = wrap<D, hbg_attention>::call;
-    t.conv3d = wrap<D, hbg_conv3d>::call;
-    t.upsample_nearest = wrap<D, hbg_upsample_nearest>::call;
-    t.pixel_shuffle = wrap<D, hbg_pixel_shuffle>::call;
-    t.copy_nd = wrap<D, hbg_copy_nd>::call;
-    t.fill = wrap<D, hbg_fill>::call;
-    t.add_vec = wrap<D, hbg_add_vec>::call;
-    t.embed_rows = wrap<D, hbg_embed_rows>::call;
-    t.channel_affine = wrap<D, hbg_channel_affine>::call;
-    t.convert = wrap<D, hbg_convert>::call;
-    t.rope_shift = wrap<D, hbg_rope_shift>::call;
+#define HB_OP(ret, name, params, args) t.name = wrap<D, hbg_##name>::call;
+#include "ops/ops_list.h"
+#undef HB_OP
 }
 
 template <int... D> void fill_table_any(int d, ctx &c, std::integer_sequence<int, D...>) {

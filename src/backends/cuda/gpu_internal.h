@@ -53,13 +53,12 @@ void *hbg_scratch(int slot, size_t bytes);
 /* Properties of the current device. */
 const gpuDeviceProp *hbg_props(void);
 
-/* The kernels, one file each (the backend table in gpu_backend.cu points here). */
-int hbg_linear(float *y, const float *x, int64_t M, const hb_tensor *w, const hb_tensor *b, bool accumulate);
-void hbg_gemm_f32(float *C, int64_t ldc, const float *A, int64_t lda, const float *B, int64_t ldb, int64_t M,
-                  int64_t N, int64_t K, bool accumulate);
-void hbg_attention(const hb_attention_args *a);
-int hbg_conv3d(float *y, const float *x, int64_t Cin, int64_t T, int64_t H, int64_t W, const hb_tensor *w,
-               const hb_tensor *b, const hb_conv3d_params *p);
+/* The kernels, hbg_<name> for every op of ops/ops_list.h (the backend table in gpu_backend.cu points here):
+ * linear in gpu_gemm.cu, attention in gpu_attention.cu, conv3d in gpu_conv.cu, the memory-bound rest in
+ * gpu_ops.cu. */
+#define HB_OP(ret, name, params, args) ret hbg_##name params;
+#include "ops/ops_list.h"
+#undef HB_OP
 /* f32 -> bf16 conversion on the device (n elements). */
 void hbg_to_bf16(gpu_bf16 *dst, const float *src, int64_t n);
 
@@ -69,28 +68,6 @@ int hbg_device(void);
 /* Blocks for a grid-stride loop over n items with `threads` per block (at least 1, capped near the number
  * of resident blocks so launches never exceed the grid limits). */
 unsigned hbg_blocks(int64_t n, int threads);
-/* The memory-bound kernels of gpu_ops.cu (ops.h documents each under its hb_ name). */
-void hbg_layernorm(float *y, const float *x, int64_t rows, int64_t dim, const hb_tensor *w, const hb_tensor *b,
-                   float eps);
-void hbg_rmsnorm(float *y, const float *x, int64_t rows, int64_t dim, const hb_tensor *w, float eps);
-void hbg_channel_rmsnorm(float *y, const float *x, int64_t C, int64_t S, const hb_tensor *gamma, const hb_tensor *beta);
-void hbg_layernorm_modulate(float *y, const float *x, int64_t rows, int64_t dim, float eps, const float *shift,
-                            const float *scale, hb_modgroups g);
-void hbg_gated_add(float *x, const float *y, int64_t rows, int64_t dim, const float *gate, hb_modgroups g);
-void hbg_elementwise(hb_ew_op op, float *y, const float *a, const float *b, float alpha, float beta, int64_t n);
-void hbg_softmax(float *x, int64_t rows, int64_t n);
-void hbg_rope3d(float *x, int64_t L, int heads, int head_dim, int64_t stride, int H, int W, int f0);
-void hbg_rope_shift(float *x, int64_t rows, int64_t stride, int heads, int head_dim, int np, double delta);
-void hbg_upsample_nearest(float *y, const float *x, int64_t C, int64_t T, int64_t H, int64_t W, int ft, int fh, int fw);
-void hbg_pixel_shuffle(float *y, const float *x, int64_t C, int64_t T, int64_t H, int64_t W, int p, hb_ps_order o,
-                       bool unshuffle);
-void hbg_copy_nd(float *dst, const int64_t *dst_stride, const float *src, const int64_t *src_stride, int ndim,
-                 const int64_t *shape);
-void hbg_fill(float *dst, float value, int64_t n);
-void hbg_add_vec(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t rows, int64_t n, const hb_tensor *v);
-int hbg_embed_rows(float *y, const hb_tensor *table, const int32_t *ids, int64_t n);
-void hbg_channel_affine(float *y, const float *x, int64_t C, int64_t S, const hb_tensor *scale, const hb_tensor *shift);
-int hbg_convert(void *dst, hb_dtype dt, const void *src, hb_dtype st, int64_t n);
 /* Small host->device transfer for one op's parameters (ids, tables): copied through the stream and waited for,
  * so `src` may be reused at once. -1 + hbg_fail on error. */
 int hbg_upload_sync(void *dst, const void *src, size_t bytes, const char *what);
