@@ -204,8 +204,11 @@ static void check_norm(hb_rng *r, int kind, int64_t C, int64_t S, const char *wh
     float *dx = malloc(sizeof(float) * (size_t)n), *dw = calloc((size_t)C, sizeof(float)), *db = calloc((size_t)C, sizeof(float));
     float eps = kind == 1 ? 1e-6f : 1e-8f;
     if (kind == 0) hb_channel_rms_backward(dx, dy, x, C, S, eps);
-    else if (kind == 1) hb_channel_layernorm_backward(dx, dw, db, dy, x, w, C, S, eps);
-    else hb_act_backward(kind == 2 ? HB_ACT_SILU : HB_ACT_RELU, dx, dy, x, n);
+    else if (kind == 1) {
+        hb_tensor wt = hb_tensor_1d(HB_F32, C, w);
+        hb_channel_layernorm_backward(dx, dw, db, dy, x, &wt, C, S, eps);
+    }
+    else hb_act_backward(kind == 2 ? HB_EW_SILU : HB_EW_RELU, dx, dy, x, n);
     norm_fd f = {kind, kind >= 2 ? 1 : C, kind >= 2 ? n : S, to_d(x, n), to_d(w, C), to_d(b, C), dy, eps};
     double *rx = calloc((size_t)n, sizeof(double)), *rw = calloc((size_t)C, sizeof(double)), *rb = calloc((size_t)C, sizeof(double));
     if (kind < 2) norm_naive_grad(&f, rx, rw, rb);

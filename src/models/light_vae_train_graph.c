@@ -23,7 +23,7 @@ typedef struct {
     lt_op op;
     int x, y, out;
     const lt_conv *conv;
-    hb_act act;
+    hb_ew_op act;
     int ln_w, ln_b;
     lt_shuf sh;
 } lt_node;
@@ -126,13 +126,13 @@ static int f_rms(lt_graph *G, int x) {
     return node_add(G, (lt_node){.op = N_RMS, .x = x, .out = y});
 }
 
-static int f_act(lt_graph *G, hb_act act, int x) {
+static int f_act(lt_graph *G, hb_ew_op act, int x) {
     if (x < 0) return -1;
     const lt_val *xv = &G->v[x];
     int y = val_new(G, xv->C, xv->T, xv->H, xv->W);
     if (y < 0) return -1;
     xv = &G->v[x];
-    if (act == HB_ACT_RELU) hb_elementwise(HB_EW_RELU, G->v[y].d, xv->d, NULL, 0.0f, 0.0f, numel(xv));
+    if (act == HB_EW_RELU) hb_elementwise(HB_EW_RELU, G->v[y].d, xv->d, NULL, 0.0f, 0.0f, numel(xv));
     else hb_silu(G->v[y].d, xv->d, numel(xv));
     return node_add(G, (lt_node){.op = N_ACT, .x = x, .out = y, .act = act});
 }
@@ -199,8 +199,8 @@ static int f_sep(lt_graph *G, const lt_sep *s, int x) {
 }
 
 static int f_res(lt_graph *G, const lt_res *r, int x) {
-    int h = f_act(G, r->relu ? HB_ACT_RELU : HB_ACT_SILU, f_rms(G, x));
-    h = f_sep(G, &r->c2, f_act(G, HB_ACT_SILU, f_rms(G, f_sep(G, &r->c1, h))));
+    int h = f_act(G, r->relu ? HB_EW_RELU : HB_EW_SILU, f_rms(G, x));
+    h = f_sep(G, &r->c2, f_act(G, HB_EW_SILU, f_rms(G, f_sep(G, &r->c1, h))));
     int sc = r->has_sc ? f_sep(G, &r->sc, f_ln(G, r->ln_w, r->ln_b, x)) : x;
     return f_add(G, h, sc);
 }
@@ -236,8 +236,8 @@ static int f_net(lt_graph *G, const float *latent, int64_t t, int64_t h, int64_t
     x = f_conv(G, &n->conv_in, x);
     for (int i = 0; i <= m->cfg.n_up; i++) feats[i] = x = f_block(G, &n->blk[i], x);
     for (int i = 0; i < n->n2d; i++)
-        x = f_shuf(G, (lt_shuf){1, 2, 2, 0, 2, 1, 0}, f_conv(G, &n->s2d[i], f_act(G, HB_ACT_SILU, f_rms(G, x))));
-    x = f_conv(G, &n->conv_out, f_act(G, HB_ACT_SILU, f_rms(G, x)));
+        x = f_shuf(G, (lt_shuf){1, 2, 2, 0, 2, 1, 0}, f_conv(G, &n->s2d[i], f_act(G, HB_EW_SILU, f_rms(G, x))));
+    x = f_conv(G, &n->conv_out, f_act(G, HB_EW_SILU, f_rms(G, x)));
     for (int i = 0; heads && i < m->nheads && x >= 0; i++)
         if ((heads[i] = f_head(G, i, feats[m->heads[i].block])) < 0) return -1;
     return x;
@@ -289,10 +289,12 @@ static int b_node(lt_graph *G, const lt_node *nd) {
     switch (nd->op) {
     case N_RMS: hb_channel_rms_backward(tmp, gy, xv->d, xv->C, S, RMS_EPS); break;
     case N_ACT: hb_act_backward(nd->act, tmp, gy, xv->d, n); break;
-    case N_LN:
+    case N_LN: {
+        hb_tensor w = lt_param_tensor(m, nd->ln_w);
         hb_channel_layernorm_backward(tmp, m->g + m->params[nd->ln_w].off, m->g + m->params[nd->ln_b].off, gy, xv->d,
-                                      m->w + m->params[nd->ln_w].off, xv->C, S, m->cfg.resnet_norm_eps);
+                                      &w, xv->C, S, m->cfg.resnet_norm_eps);
         break;
+    }
     case N_SHUF: shuffle_copy(&nd->sh, tmp, xv, (float *)gy, ov, true); break;
     default: break;
     }
