@@ -3,7 +3,8 @@
  * at random coordinates (1e-4 relative to the gradient's max); AdamW over 5 steps against a double-precision
  * transcription of torch's update with a large lr * weight_decay (decay visible in float32) at 2e-6 relative,
  * and with the golden's settings (lr 1e-4, wd 1e-4: decay rounds away) element-exactly against a float
- * transcription. Fresh random data on every run (seed printed). */
+ * transcription. The conv gradient also runs on cpu-guard (activations reachable only inside ops): the same bits.
+ * Fresh random data on every run (seed printed). */
 #include "testlib.h"
 #include "ops/backward.h"
 #include <math.h>
@@ -137,6 +138,18 @@ static void check_conv(hb_rng *r, int64_t Cin, int64_t Cout, int64_t T, int64_t 
     double acc = 0;
     for (int64_t i = 0; i < nw; i++) acc = fabs(dw2[i]) > acc ? fabs(dw2[i]) : acc;
     CHECKF(acc <= 1e-5 * dmax(rw, nw), "%s: dw does not accumulate (%.3e)", what, acc);
+    /* the composition touches activations only through ops: on cpu-guard (pages closed outside ops) the same bits */
+    const hb_backend *guard = hb_backend_cpu_guard();
+    hb_backend_use(guard);
+    float *z = calloc((size_t)nw, sizeof(float)), *zb = calloc((size_t)Cout, sizeof(float));
+    float *gx = hb_dev_alloc(sizeof(float) * (size_t)nx, "dx"), *gxin = tl_dev_upload(x, nx), *gdy = tl_dev_upload(dy, ny);
+    float *gw = tl_dev_upload(z, nw), *gb = tl_dev_upload(zb, Cout);
+    int grc = hb_conv3d_backward(gx, gw, gb, gdy, gxin, Cin, T, H, W, &wt, &p);
+    CHECKF(grc == 0 && hb_backend_sync() == 0, "%s on cpu-guard: %s", what, hb_last_error());
+    CHECKF(tl_dev_same(gx, dx, nx) && tl_dev_same(gw, dw, nw) && tl_dev_same(gb, db, Cout), "%s: cpu-guard differs", what);
+    hb_dev_free(gx), hb_dev_free(gxin), hb_dev_free(gdy), hb_dev_free(gw), hb_dev_free(gb);
+    hb_backend_use(NULL);
+    free(z), free(zb);
     printf("  conv %-28s dx %.2e dw %.2e db %.2e (naive), fd %.1e %.1e %.1e\n", what, rel_d(dx, rx, nx), rel_d(dw, rw, nw),
            rel_d(db, rb, Cout), ex, ew, eb);
     free(x), free(w), free(bias), free(dy), free(dx), free(dw), free(db), free(rx), free(rw), free(rb), free(dw2);
