@@ -7,6 +7,8 @@
  *   tensor's max gradient: the float32 noise and curvature of the difference quotient, measured <= 7e-3);
  * - gradient accumulation: two passes at grad_scale 0.5 give the gradient of one pass at 1 (1e-6);
  * - 40 AdamW steps on one clip lower the loss by at least half;
+ * - a pass and a step on cpu-guard (activations reachable only inside ops) give the CPU's loss, gradients and
+ *   weights bit for bit;
  * - the release-format golden (shared/golden/release/light_hb_train) passes through hb golden (skips without
  *   shared/). */
 #include "testlib.h"
@@ -108,7 +110,7 @@ static void check_fd(hb_rng *r, bool causal) {
     hb_lvt_losses L;
     CHECKF(hb_lvt_train_pass(m, &f.b, &L, NULL, NULL) == 0, "%s", hb_last_error());
     float *g = malloc(sizeof(float) * (size_t)m->total);
-    memcpy(g, m->g, sizeof(float) * (size_t)m->total);
+    CHECK(hb_lvt_grad_to_host(m, g) == 0);
     double worst = 0;
     const char *wn = "";
     for (int i = 0; i < m->nparams; i++) {
@@ -135,8 +137,10 @@ static void check_fd(hb_rng *r, bool causal) {
     f.b.grad_scale = 0.5f;
     hb_lvt_train_pass(m, &f.b, &L, NULL, NULL);
     hb_lvt_train_pass(m, &f.b, &L, NULL, NULL);
-    CHECKF(tl_rel_err(m->g, g, m->total) <= 1e-6, "two half passes vs one: %.3e", tl_rel_err(m->g, g, m->total));
-    free(g);
+    float *g2 = malloc(sizeof(float) * (size_t)m->total);
+    CHECK(hb_lvt_grad_to_host(m, g2) == 0);
+    CHECKF(tl_rel_err(g2, g, m->total) <= 1e-6, "two half passes vs one: %.3e", tl_rel_err(g2, g, m->total));
+    free(g), free(g2);
     fixture_free(&f);
 }
 
@@ -160,6 +164,39 @@ static void check_descent(hb_rng *r) {
     fixture_free(&f);
 }
 
+/* a pass and a step on cpu-guard (activations and gradients reachable only inside ops): the CPU's bits */
+static void check_guard(hb_rng *r) {
+    fixture f;
+    fixture_init(&f, r, true, 2, 2, 2);
+    hb_adamw opt = {1e-3, 0.9, 0.95, 1e-8, 1e-2};
+    size_t wb = sizeof(float) * (size_t)f.m->total;
+    float *w0 = malloc(wb), *g_cpu = malloc(wb), *g_guard = malloc(wb);
+    memcpy(w0, f.m->w, wb);
+    hb_lvt_losses L, Lg;
+    CHECK(hb_lvt_train_pass(f.m, &f.b, &L, NULL, NULL) == 0 && hb_lvt_grad_to_host(f.m, g_cpu) == 0);
+    CHECK(hb_lvt_step(f.m, &opt, 0.0f) == 0);
+    hb_backend_use(hb_backend_cpu_guard());
+    hb_lvt *m = hb_lvt_new(&f.m->cfg, f.m->heads, f.m->nheads);
+    float *lat = m ? tl_dev_upload(f.lat, 48 * f.b.t * f.b.h * f.b.w) : NULL;
+    CHECKF(m && lat, "%s", hb_last_error());
+    if (m && lat) {
+        memcpy(m->w, w0, wb), memcpy(m->mean, f.m->mean, sizeof m->mean), memcpy(m->scale, f.m->scale, sizeof m->scale);
+        hb_lvt_batch b = f.b;
+        b.latent = lat;
+        int rc = hb_lvt_train_pass(m, &b, &Lg, NULL, NULL);
+        CHECKF(rc == 0 && hb_backend_sync() == 0 && hb_lvt_grad_to_host(m, g_guard) == 0, "cpu-guard pass: %s", hb_last_error());
+        CHECK(hb_lvt_step(m, &opt, 0.0f) == 0);
+        CHECKF(Lg.loss == L.loss && !memcmp(g_guard, g_cpu, wb) && !memcmp(m->w, f.m->w, wb),
+               "cpu-guard: loss %.9g vs %.9g, gradients or weights differ", Lg.loss, L.loss);
+        printf("  cpu-guard pass + step: loss, gradients and weights bitwise the CPU's\n");
+    }
+    hb_dev_free(lat);
+    hb_lvt_free(m);
+    hb_backend_use(NULL);
+    free(w0), free(g_cpu), free(g_guard);
+    fixture_free(&f);
+}
+
 int main(void) {
     hb_rng r;
     hb_rng_seed(&r, tl_seed());
@@ -168,6 +205,7 @@ int main(void) {
     check_fd(&r, true);
     check_fd(&r, false);
     check_descent(&r);
+    check_guard(&r);
     if (tl_shared_dir()) tl_check_golden_cli("golden/release/light_hb_train.safetensors");
     hb_threads_shutdown();
     return tl_done();

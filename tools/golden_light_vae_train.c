@@ -16,7 +16,7 @@ static void observe(void *user, const char *name, const float *x, int64_t n) {
     golden_case *g = user;
     char nm[64];
     snprintf(nm, sizeof nm, strcmp(name, "video_raw") ? "mid.%s" : "out.%s", name);
-    if (hb_checkpoint_has(g->ck, nm)) golden_compare_host(g, nm, x, n);
+    if (hb_checkpoint_has(g->ck, nm)) golden_compare(g, nm, x, n);
 }
 
 static void compare_loss(golden_case *g, const char *name, double v) {
@@ -26,6 +26,8 @@ static void compare_loss(golden_case *g, const char *name, double v) {
 
 /* every gradient normwise; an exact zero of the reference must be an exact zero here */
 static void compare_grads(golden_case *g, const hb_lvt *m) {
+    float *gh = hb_malloc(sizeof(float) * (size_t)m->total, "gradients");
+    if (!gh || hb_lvt_grad_to_host(m, gh)) { golden_report(g, "out.grad.*", 0, "cannot read the gradients", g->tol); hb_free(gh); return; }
     for (int i = 0; i < m->nparams; i++) {
         const hb_lvt_param *p = &m->params[i];
         char nm[300];
@@ -35,7 +37,7 @@ static void compare_grads(golden_case *g, const hb_lvt *m) {
             golden_report(g, nm, 0, "missing or of another size in the golden file", g->tol);
             continue;
         }
-        const float *r = ref.data, *o = m->g + p->off;
+        const float *r = ref.data, *o = gh + p->off;
         int64_t nonzero = 0;
         for (int64_t k = 0; k < p->n; k++) nonzero += r[k] == 0.0f && o[k] != 0.0f;
         if (nonzero) {
@@ -44,6 +46,7 @@ static void compare_grads(golden_case *g, const hb_lvt *m) {
             golden_report(g, nm, 0, why, g->tol);
         } else golden_report(g, nm, golden_rel_err(o, r, p->n), NULL, g->tol);
     }
+    hb_free(gh);
 }
 
 /* weights after a step, element-wise in units of lr; one line for all tensors */
@@ -144,7 +147,7 @@ int golden_run_hummingbird_light_vae_train(golden_case *g) {
     int nt = 0;
     hb_lvt *m = build(g, teacher, &nt);
     hb_tensor lt, tt;
-    float *lat = m ? golden_tensor_f32(g, "in.latent", &lt) : NULL, *target = lat ? golden_tensor_f32(g, "in.target_video", &tt) : NULL;
+    float *lat = m ? golden_tensor_dev(g, "in.latent", &lt) : NULL, *target = lat ? golden_tensor_f32(g, "in.target_video", &tt) : NULL;
     int rc = target ? 0 : -1;
     if (!rc && (lt.ndim != 4 || lt.shape[0] != m->cfg.latent_channels))
         rc = hb_error("%s: in.latent must be [%d, T, h, w]", g->path, m->cfg.latent_channels);
@@ -186,7 +189,7 @@ int golden_run_hummingbird_light_vae_train(golden_case *g) {
     if (!rc) compare_step(g, m, 2, opt.lr, json_object_get(sens, "step2"));
     json_decref(sens);
     for (int i = 0; i < nt; i++) hb_free(teacher[i]);
-    hb_free(lat), hb_free(target);
+    hb_dev_free(lat), hb_free(target);
     hb_lvt_free(m);
     return rc;
 }

@@ -178,7 +178,7 @@ void hb_lvt_free(hb_lvt *m) {
     if (m->net)
         for (int i = 0; i <= HB_LIGHT_VAE_MAX_UP; i++) hb_free(m->net->blk[i].res);
     hb_free(m->net);
-    hb_free(m->w), hb_free(m->g), hb_free(m->m), hb_free(m->v), hb_free(m->ema);
+    hb_free(m->w), hb_dev_free(m->g), hb_free(m->m), hb_free(m->v), hb_free(m->ema), hb_free(m->g_host);
     hb_free(m);
 }
 
@@ -199,11 +199,12 @@ hb_lvt *hb_lvt_new(const hb_light_vae_config *cfg, const hb_lvt_head *heads, int
     }
     if (!(m->net = hb_calloc(sizeof *m->net, "light_vae train")) || net_def(m) ||
         !(m->w = hb_calloc(sizeof(float) * (size_t)m->total, "light_vae train weights")) ||
-        !(m->g = hb_calloc(sizeof(float) * (size_t)m->total, "light_vae train gradients")) ||
+        !(m->g = hb_dev_alloc(sizeof(float) * (size_t)(m->total > 0 ? m->total : 1), "light_vae train gradients")) ||
         hb_lvt_set_latent_stats(m, NULL, NULL, 0)) {
         hb_lvt_free(m);
         return NULL;
     }
+    hb_lvt_zero_grad(m);
     return m;
 }
 
@@ -264,16 +265,25 @@ void hb_lvt_init_random(hb_lvt *m, uint64_t seed) {
     }
 }
 
-void hb_lvt_zero_grad(hb_lvt *m) { memset(m->g, 0, sizeof(float) * (size_t)m->total); }
+void hb_lvt_zero_grad(hb_lvt *m) { hb_fill(m->g, 0.0f, m->total); }
+
+int hb_lvt_grad_to_host(const hb_lvt *m, float *host) {
+    return hb_dev_download(host, m->g, sizeof(float) * (size_t)m->total);
+}
 
 int hb_lvt_step(hb_lvt *m, const hb_adamw *opt, float ema_decay) {
     size_t b = sizeof(float) * (size_t)m->total;
     if (!m->m && !((m->m = hb_calloc(b, "adam moments")) && (m->v = hb_calloc(b, "adam moments")))) return -1;
+    if (!m->g_host && !(m->g_host = hb_malloc(b, "gradients"))) return -1;
+    if (hb_lvt_grad_to_host(m, m->g_host)) return -1;
     m->step++;
+    const hb_backend *keep = hb_backend_use(NULL); /* the weights are host tensors: the step runs on the CPU */
     for (int i = 0; i < m->nparams; i++) { /* per tensor, as torch's loop over params */
         const hb_lvt_param *p = &m->params[i];
-        hb_adamw_step(opt, m->step, m->w + p->off, m->g + p->off, m->m + p->off, m->v + p->off, p->n);
+        hb_adamw_step(opt, m->step, m->w + p->off, m->g_host + p->off, m->m + p->off, m->v + p->off, p->n);
     }
+    hb_backend_use(keep);
+    hb_host_memory_released(m->w, b); /* device copies of the old weights are dropped (re-uploaded on use) */
     if (ema_decay <= 0.0f) return 0;
     if (!m->ema) {
         if (!(m->ema = hb_malloc(b, "ema weights"))) return -1;

@@ -7,7 +7,13 @@
  * feat[b] is the output of feature block b ("mid_block", "up_block_0", ...), head_i = two 1x1x1 convs with bias
  * (no activation between), align_i = as is, per-frame pixel_shuffle(2) (head channels = 4 x teacher) or the
  * 2x2x2 shuffle with time slowest and output frame 0 dropped (8 x teacher). Gradients accumulate over calls until
- * hb_lvt_zero_grad; hb_lvt_step applies AdamW (ops/backward.h) and the optional EMA.
+ * hb_lvt_zero_grad; hb_lvt_step applies AdamW (the hb_adamw_step op) and the optional EMA.
+ *
+ * Memory: the weights, moments and EMA are host buffers (the weights reach the ops as host hb_tensors, which a
+ * device backend uploads and, after each step, uploads again); activations and gradients live in the memory
+ * space of the backend current at hb_lvt_new and are touched only through ops, so a pass runs on cpu-guard
+ * bitwise as on the CPU. The latent and video of hb_lvt_forward are in that space too; the targets of a
+ * training pass are host memory (the losses are reduced on host copies).
  *
  * Parameters are the decoder's own names (conv_in.conv.weight, ...) followed by the heads'
  * (aligned_feature_projection_heads.{i}.{0,1}.conv.{weight,bias}), in the order of PyTorch's named_parameters. */
@@ -42,7 +48,9 @@ typedef struct {
     int nparams, ndecoder;       /* all parameters / the decoder's (the heads follow) */
     hb_lvt_param *params;
     int64_t total;               /* floats in each flat buffer */
-    float *w, *g, *m, *v, *ema;  /* weights, gradients, Adam moments, EMA weights (ema NULL when off) */
+    float *w, *m, *v, *ema;      /* host: weights, Adam moments, EMA weights (ema NULL when off) */
+    float *g;                    /* gradients, in the memory space current at hb_lvt_new (written by ops) */
+    float *g_host;               /* the step's host copy of g */
     int64_t step;                /* optimiser steps taken */
     hb_lvt_net *net;
 } hb_lvt;
@@ -65,17 +73,17 @@ const hb_lvt_param *hb_lvt_find(const hb_lvt *m, const char *name);
 /* One clip's inputs and loss settings. teacher[i] is head i's target [teacher_dim, ...] (as align_i's output);
  * grad_scale multiplies the gradients added (1 / accumulation steps). */
 typedef struct {
-    const float *latent;          /* normalised latent [z, t, h, w] */
+    const float *latent;          /* normalised latent [z, t, h, w] (current memory space) */
     int64_t t, h, w;
-    const float *target;          /* [3, 1 + F(t-1), S h, S w] */
-    const float *const *teacher;  /* nheads tensors (may be NULL when w_feat = 0) */
+    const float *target;          /* [3, 1 + F(t-1), S h, S w] (host) */
+    const float *const *teacher;  /* nheads tensors (host; may be NULL when w_feat = 0) */
     float w_rec, w_feat, grad_scale;
 } hb_lvt_batch;
 typedef struct {
     double loss, loss_rec, loss_feat[HB_LVT_MAX_HEADS];
 } hb_lvt_losses;
-/* Observer of named activations during the forward: "latent_denorm", "video_raw", "feat.i", "head.i" (after
- * the alignment). */
+/* Observer of named activations during the forward (x in the current memory space): "latent_denorm",
+ * "video_raw", "feat.i", "head.i" (after the alignment). */
 typedef void (*hb_lvt_observe_fn)(void *user, const char *name, const float *x, int64_t n);
 /* Forward + backward (gradients += into m->g); losses in *out. Shapes of target / teacher features must be
  * those the network produces (*_numel below); no check beyond that. */
@@ -88,6 +96,8 @@ void hb_lvt_feature_shape(const hb_lvt *m, int block, int64_t t, int64_t h, int6
 void hb_lvt_head_shape(const hb_lvt *m, int head, int64_t t, int64_t h, int64_t w, int64_t shape[4]);
 
 void hb_lvt_zero_grad(hb_lvt *m);
+/* The gradients (m->total floats) into host memory. */
+int hb_lvt_grad_to_host(const hb_lvt *m, float *host);
 /* AdamW on every parameter (moments allocated on the first step), then ema = d ema + (1 - d) w when ema_decay
  * > 0 (the EMA starts as a copy of the weights). */
 int hb_lvt_step(hb_lvt *m, const hb_adamw *opt, float ema_decay);

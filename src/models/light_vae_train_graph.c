@@ -2,7 +2,8 @@
  * operation (conv with replicated edge frames, channel RMS norm, activation, channel LayerNorm, residual add,
  * shuffle) and keeps every value; the backward walks the nodes in reverse, adding each node's input gradients
  * into per-value buffers (a value read twice, like a resnet input, sums both) and the parameter gradients into
- * the model's flat gradient buffer. Host memory, float32. */
+ * the model's flat gradient buffer. Activations and gradients live in the current memory space and are touched
+ * only through ops (cpu-guard checks it); the losses are computed on host copies. Float32. */
 #include "models/light_vae_train_impl.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,7 +48,7 @@ static int val_new(lt_graph *G, int64_t C, int64_t T, int64_t H, int64_t W) {
     lt_val *v = &G->v[G->nv];
     memset(v, 0, sizeof *v);
     v->C = C, v->T = T, v->H = H, v->W = W;
-    if (!(v->d = hb_malloc(sizeof(float) * (size_t)(numel(v) > 0 ? numel(v) : 1), "light_vae train activation"))) return -1;
+    if (!(v->d = hb_dev_alloc(sizeof(float) * (size_t)(numel(v) > 0 ? numel(v) : 1), "light_vae train activation"))) return -1;
     return G->nv++;
 }
 
@@ -62,20 +63,38 @@ static int node_add(lt_graph *G, lt_node nd) {
 }
 
 static void graph_free(lt_graph *G) {
-    for (int i = 0; i < G->nv; i++) hb_free(G->v[i].d), hb_free(G->v[i].g);
+    for (int i = 0; i < G->nv; i++) hb_dev_free(G->v[i].d), hb_dev_free(G->v[i].g);
     free(G->v), free(G->n);
     memset(G, 0, sizeof *G);
+}
+
+static float *zeros(int64_t n, const char *what) {
+    float *p = hb_dev_alloc(sizeof(float) * (size_t)(n > 0 ? n : 1), what);
+    if (p) hb_fill(p, 0.0f, n);
+    return p;
 }
 
 /* the gradient buffer of value i (zeroed on first use) */
 static float *grad_of(lt_graph *G, int i) {
     lt_val *v = &G->v[i];
-    if (!v->g) v->g = hb_calloc(sizeof(float) * (size_t)(numel(v) > 0 ? numel(v) : 1), "light_vae train gradient");
+    if (!v->g) v->g = zeros(numel(v), "light_vae train gradient");
     return v->g;
 }
 
-static void add_into(float *dst, const float *src, int64_t n) {
-    for (int64_t i = 0; i < n; i++) dst[i] += src[i];
+static void add_into(float *dst, const float *src, int64_t n) { hb_add(dst, dst, src, n); }
+
+/* frames [d0, d0 + n) of dst [C, Td, HW] += frames [s0, s0 + n) of src [C, Ts, HW] */
+static int add_frames(float *dst, int64_t Td, int64_t d0, const float *src, int64_t Ts, int64_t s0, int64_t n, int64_t C,
+                      int64_t HW) {
+    float *a = hb_dev_alloc(sizeof(float) * (size_t)(C * n * HW), "frames"), *b = hb_dev_alloc(sizeof(float) * (size_t)(C * n * HW), "frames");
+    if (a && b) {
+        hb_copy_rows(a, n * HW, dst + d0 * HW, Td * HW, C, n * HW);
+        hb_copy_rows(b, n * HW, src + s0 * HW, Ts * HW, C, n * HW);
+        hb_add(a, a, b, C * n * HW);
+        hb_copy_rows(dst + d0 * HW, Td * HW, a, n * HW, C, n * HW);
+    }
+    hb_dev_free(a), hb_dev_free(b);
+    return a && b ? 0 : -1;
 }
 
 /* ---------------------------------------------------------------- forward ops */
@@ -83,15 +102,11 @@ static void add_into(float *dst, const float *src, int64_t n) {
 /* x with pl copies of its first frame before and pr of its last after: [C, pl + T + pr, H, W] */
 static float *time_pad(const lt_val *x, int pl, int pr) {
     int64_t HW = x->H * x->W, n = pl + x->T + pr;
-    float *w = hb_malloc(sizeof(float) * (size_t)(x->C * n * HW), "light_vae train window");
+    float *w = hb_dev_alloc(sizeof(float) * (size_t)(x->C * n * HW), "light_vae train window");
     if (!w) return NULL;
-    for (int64_t c = 0; c < x->C; c++) {
-        float *dst = w + c * n * HW;
-        const float *src = x->d + c * x->T * HW;
-        for (int j = 0; j < pl; j++) memcpy(dst + j * HW, src, sizeof(float) * (size_t)HW);
-        memcpy(dst + pl * HW, src, sizeof(float) * (size_t)(x->T * HW));
-        for (int j = 0; j < pr; j++) memcpy(dst + (pl + x->T + j) * HW, src + (x->T - 1) * HW, sizeof(float) * (size_t)HW);
-    }
+    for (int j = 0; j < pl; j++) hb_copy_rows(w + j * HW, n * HW, x->d, x->T * HW, x->C, HW);
+    hb_copy_rows(w + pl * HW, n * HW, x->d, x->T * HW, x->C, x->T * HW);
+    for (int j = 0; j < pr; j++) hb_copy_rows(w + (pl + x->T + j) * HW, n * HW, x->d + (x->T - 1) * HW, x->T * HW, x->C, HW);
     return w;
 }
 
@@ -112,7 +127,7 @@ static int f_conv(lt_graph *G, const lt_conv *c, int x) {
     hb_tensor w = lt_param_tensor(G->m, c->w), b = lt_param_tensor(G->m, c->b);
     hb_conv3d_params p = conv_params(c);
     int rc = hb_conv3d(G->v[y].d, win, c->cin, xv->T + c->pl + c->pr, xv->H, xv->W, &w, &b, &p);
-    if (win != xv->d) hb_free(win);
+    if (win != xv->d) hb_dev_free(win);
     return rc ? -1 : node_add(G, (lt_node){.op = N_CONV, .x = x, .out = y, .conv = c});
 }
 
@@ -145,14 +160,14 @@ static int f_ln(lt_graph *G, int ln_w, int ln_b, int x) {
     if (y < 0) return -1;
     xv = &G->v[x];
     int64_t S = xv->T * xv->H * xv->W, C = xv->C;
-    float *t = hb_malloc(sizeof(float) * (size_t)(C * S), "light_vae train layernorm");
+    float *t = hb_dev_alloc(sizeof(float) * (size_t)(C * S), "light_vae train layernorm");
     if (!t) return -1;
     const int64_t shp[2] = {S, C}, rows[2] = {C, 1}, cols[2] = {1, S};
     hb_tensor w = lt_param_tensor(G->m, ln_w), b = lt_param_tensor(G->m, ln_b);
     hb_copy_nd(t, rows, xv->d, cols, 2, shp);
     hb_layernorm(t, t, S, C, &w, &b, G->m->cfg.resnet_norm_eps);
     hb_copy_nd(G->v[y].d, cols, t, rows, 2, shp);
-    hb_free(t);
+    hb_dev_free(t);
     return node_add(G, (lt_node){.op = N_LN, .x = x, .out = y, .ln_w = ln_w, .ln_b = ln_b});
 }
 
@@ -252,7 +267,7 @@ static int b_conv(lt_graph *G, const lt_node *nd) {
     hb_lvt *m = G->m;
     int64_t HW = xv->H * xv->W, Tw = xv->T + c->pl + c->pr;
     float *win = c->pl || c->pr ? time_pad(xv, c->pl, c->pr) : xv->d;
-    float *dwin = xv->no_grad ? NULL : hb_malloc(sizeof(float) * (size_t)(c->cin * Tw * HW), "conv gradient");
+    float *dwin = xv->no_grad ? NULL : hb_dev_alloc(sizeof(float) * (size_t)(c->cin * Tw * HW), "conv gradient");
     int rc = !win || (!xv->no_grad && !dwin) ? -1 : 0;
     hb_tensor w = lt_param_tensor(m, c->w);
     hb_conv3d_params p = conv_params(c);
@@ -261,14 +276,15 @@ static int b_conv(lt_graph *G, const lt_node *nd) {
                                 c->cin, Tw, xv->H, xv->W, &w, &p);
     float *gx = !rc && dwin ? grad_of(G, nd->x) : NULL;
     if (dwin && !gx) rc = -1;
-    for (int64_t ch = 0; gx && ch < c->cin; ch++) {
-        float *dst = gx + ch * xv->T * HW, *src = dwin + ch * Tw * HW;
-        add_into(dst, src + c->pl * HW, xv->T * HW);
-        for (int j = 0; j < c->pl; j++) add_into(dst, src + j * HW, HW);
-        for (int j = 0; j < c->pr; j++) add_into(dst + (xv->T - 1) * HW, src + (c->pl + xv->T + j) * HW, HW);
+    if (gx && Tw == xv->T) add_into(gx, dwin, c->cin * Tw * HW);
+    else if (gx) {
+        int64_t T = xv->T, C = c->cin;
+        rc = add_frames(gx, T, 0, dwin, Tw, c->pl, T, C, HW);
+        for (int j = 0; j < c->pl && !rc; j++) rc = add_frames(gx, T, 0, dwin, Tw, j, 1, C, HW);
+        for (int j = 0; j < c->pr && !rc; j++) rc = add_frames(gx, T, T - 1, dwin, Tw, c->pl + T + j, 1, C, HW);
     }
-    if (win != xv->d) hb_free(win);
-    hb_free(dwin);
+    if (win != xv->d) hb_dev_free(win);
+    hb_dev_free(dwin);
     return rc;
 }
 
@@ -283,8 +299,8 @@ static int b_node(lt_graph *G, const lt_node *nd) {
         add_into(ga, gy, n), add_into(gb, gy, n);
         return 0;
     }
-    float *tmp = hb_calloc(sizeof(float) * (size_t)(n > 0 ? n : 1), "light_vae train gradient"), *gx = grad_of(G, nd->x);
-    if (!tmp || !gx) return hb_free(tmp), -1;
+    float *tmp = zeros(n, "light_vae train gradient"), *gx = grad_of(G, nd->x);
+    if (!tmp || !gx) return hb_dev_free(tmp), -1;
     hb_lvt *m = G->m;
     switch (nd->op) {
     case N_RMS: hb_channel_rms_backward(tmp, gy, xv->d, xv->C, S, RMS_EPS); break;
@@ -299,7 +315,7 @@ static int b_node(lt_graph *G, const lt_node *nd) {
     default: break;
     }
     add_into(gx, tmp, n);
-    hb_free(tmp);
+    hb_dev_free(tmp);
     return 0;
 }
 
@@ -308,9 +324,24 @@ static int backward(lt_graph *G) {
         const lt_node *nd = &G->n[i];
         if (!G->v[nd->out].g || (G->v[nd->x].no_grad && nd->op != N_CONV)) continue; /* nothing flows here */
         if (b_node(G, nd)) return -1;
-        hb_free(G->v[nd->out].g), G->v[nd->out].g = NULL; /* fully used: no later node adds to it */
+        hb_dev_free(G->v[nd->out].g), G->v[nd->out].g = NULL; /* fully used: no later node adds to it */
     }
     return 0;
+}
+
+/* loss of value v against the host tensor ref (L1 or MSE), its gradient scaled by `scale` added on the device */
+static int loss_of(lt_graph *G, int v, const float *ref, bool l1, float scale, double *loss) {
+    int64_t n = numel(&G->v[v]);
+    float *h = hb_malloc(sizeof(float) * (size_t)(n > 0 ? n : 1), "loss"), *g = hb_calloc(sizeof(float) * (size_t)(n > 0 ? n : 1), "loss");
+    float *gd = grad_of(G, v), *up = NULL;
+    int rc = h && g && gd ? hb_dev_download(h, G->v[v].d, sizeof(float) * (size_t)n) : -1;
+    if (!rc) {
+        *loss = l1 ? hb_l1_loss(h, ref, n, g, scale) : hb_mse_loss(h, ref, n, g, scale);
+        rc = (up = hb_dev_alloc(sizeof(float) * (size_t)(n > 0 ? n : 1), "loss")) ? hb_dev_upload(up, g, sizeof(float) * (size_t)n) : -1;
+    }
+    if (!rc) add_into(gd, up, n);
+    hb_free(h), hb_free(g), hb_dev_free(up);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- interface */
@@ -345,7 +376,7 @@ int hb_lvt_forward(hb_lvt *m, const float *latent, int64_t t, int64_t h, int64_t
     lt_graph G = {.m = m};
     int feats[HB_LIGHT_VAE_MAX_UP + 1];
     int x = f_net(&G, latent, t, h, w, feats, NULL);
-    if (x >= 0) memcpy(video_raw, G.v[x].d, sizeof(float) * (size_t)numel(&G.v[x]));
+    if (x >= 0) hb_copy(video_raw, G.v[x].d, numel(&G.v[x]));
     graph_free(&G);
     return x < 0 ? -1 : 0;
 }
@@ -367,14 +398,10 @@ int hb_lvt_train_pass(hb_lvt *m, const hb_lvt_batch *b, hb_lvt_losses *out, hb_l
             obs(user, nm, G.v[heads[i]].d, numel(&G.v[heads[i]]));
         }
     }
-    float *gv = rc ? NULL : grad_of(&G, x);
-    if (!rc && !gv) rc = -1;
-    if (!rc) out->loss_rec = hb_l1_loss(G.v[x].d, b->target, numel(&G.v[x]), gv, b->w_rec * b->grad_scale);
+    if (!rc) rc = loss_of(&G, x, b->target, true, b->w_rec * b->grad_scale, &out->loss_rec);
     double feat = 0.0;
     for (int i = 0; !rc && b->w_feat != 0.0f && i < m->nheads; i++) {
-        float *gh = grad_of(&G, heads[i]);
-        if (!gh) { rc = -1; break; }
-        out->loss_feat[i] = hb_mse_loss(G.v[heads[i]].d, b->teacher[i], numel(&G.v[heads[i]]), gh, b->w_feat * b->grad_scale);
+        rc = loss_of(&G, heads[i], b->teacher[i], false, b->w_feat * b->grad_scale, &out->loss_feat[i]);
         feat += out->loss_feat[i];
     }
     out->loss = (double)b->w_rec * out->loss_rec + (double)b->w_feat * feat;

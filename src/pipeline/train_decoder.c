@@ -328,6 +328,7 @@ static int evaluate(trun *r, teval *e) {
         hb_free(v), hb_free(a), hb_free(b);
     }
     m->w = keep;
+    if (m->ema) hb_host_memory_released(m->ema, sizeof(float) * (size_t)m->total); /* it changes before the next use */
     return rc;
 }
 
