@@ -3,7 +3,8 @@
  * pass on in.latent / in.target_video / in.teacher_feat.i with the loss weights of metadata "loss", compare the
  * losses, video_raw, mid.* and every parameter gradient (normwise, exact zeros must stay 0), take two AdamW
  * steps with metadata "optimizer" and compare the weights element-wise: |ours - ref| <= 0.05 lr, or 2 lr /
- * 4 lr at the flat indices of metadata sign_sensitive.step1 / step2 (../shared/golden/README.md). CPU only. */
+ * 4 lr at the flat indices of metadata sign_sensitive.step1 / step2 (../shared/golden/README.md). With -d the pass
+ * runs on that backend; the steps are compared on cpu / cpu-guard only (bf16 GPU convs). */
 #include "golden.h"
 #include "models/light_vae_train.h"
 #include "ops/ops.h"
@@ -142,7 +143,9 @@ static int check_shapes(golden_case *g, const hb_lvt *m, const hb_tensor *lt, co
 
 int golden_run_hummingbird_light_vae_train(golden_case *g) {
     if (g->bf16) printf("  (training runs in float32; --bf16 is ignored)\n");
-    if (strncmp(hb_backend_current()->name, "cpu", 3)) return hb_error("%s: training runs on the CPU backend only", g->path);
+    /* GPU convs take bf16 operands: gradients hold the case's tolerance, but the sign of a small gradient (and so
+     * its Adam update, +-lr) is not reproducible there; the steps are compared on the CPU backends only */
+    bool steps = !strncmp(hb_backend_current()->name, "cpu", 3);
     float *teacher[HB_LVT_MAX_HEADS] = {0};
     int nt = 0;
     hb_lvt *m = build(g, teacher, &nt);
@@ -178,7 +181,8 @@ int golden_run_hummingbird_light_vae_train(golden_case *g) {
         rc = hb_lvt_step(m, &opt, 0.0f);
     }
     if (!rc) {
-        compare_step(g, m, 1, opt.lr, json_object_get(sens, "step1"));
+        if (steps) compare_step(g, m, 1, opt.lr, json_object_get(sens, "step1"));
+        else printf("  out.step1.*, out.step2.*: not compared on %s (bf16 conv operands)\n", hb_backend_current()->name);
         hb_lvt_zero_grad(m);
         rc = hb_lvt_train_pass(m, &b, &L, NULL, NULL);
     }
@@ -186,7 +190,7 @@ int golden_run_hummingbird_light_vae_train(golden_case *g) {
         compare_loss(g, "out.loss_step2", L.loss);
         rc = hb_lvt_step(m, &opt, 0.0f);
     }
-    if (!rc) compare_step(g, m, 2, opt.lr, json_object_get(sens, "step2"));
+    if (!rc && steps) compare_step(g, m, 2, opt.lr, json_object_get(sens, "step2"));
     json_decref(sens);
     for (int i = 0; i < nt; i++) hb_free(teacher[i]);
     hb_dev_free(lat), hb_free(target);
