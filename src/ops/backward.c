@@ -1,6 +1,6 @@
 /* The composed backward passes of ops/backward.h. The data gradient of a stride-1 conv is a conv of dy with the
  * flipped, transposed kernel; the weight gradient of each kernel tap of a dense conv is a product dy [Cout, N] x
- * window^T [N, Cin] (hb_linear), the window being the zero-padded input shifted by the tap; depthwise taps and
+ * window^T [N, Cin] (hb_gemm_f32), the window being the zero-padded input shifted by the tap; depthwise taps and
  * bias sums are their own ops. Everything on activations goes through the ops (any backend); the losses are
  * reductions on host memory. */
 #include "ops/backward.h"
@@ -59,8 +59,8 @@ static float *pad_input(const float *x, const conv_dims *d, const hb_conv3d_para
     return xp;
 }
 
-/* dense taps: per tap k, the shifted window [Cin, N] and g[k] = dy . window^T [Cout, Cin]; then dw += g
- * permuted to [Cout, Cin, k] */
+/* dense taps: per tap k, the shifted window transposed to [N, Cin] and g[k] = dy [Cout, N] x window [N, Cin]
+ * (hb_gemm_f32: activations only); then dw += g permuted from [k, Cout, Cin] to [Cout, Cin, k] */
 static int dense_taps(float *dw, const float *dy, const float *xp, const conv_dims *d, int64_t Tp, int64_t Hp, int64_t Wp) {
     int64_t N = d->To * d->Ho * d->Wo, ks = d->kt * d->kh * d->kw, nw = d->Cout * d->Cin * ks;
     float *win = hb_dev_alloc(sizeof(float) * (size_t)(d->Cin * N), "conv backward window");
@@ -68,14 +68,13 @@ static int dense_taps(float *dw, const float *dy, const float *xp, const conv_di
     float *gp = hb_dev_alloc(sizeof(float) * (size_t)nw, "conv backward taps");
     int rc = win && g && gp ? 0 : -1;
     int64_t shp[4] = {d->Cin, d->To, d->Ho, d->Wo}, ss[4] = {Tp * Hp * Wp, Hp * Wp, Wp, 1};
-    int64_t ds[4] = {N, d->Ho * d->Wo, d->Wo, 1};
+    int64_t ds[4] = {1, d->Ho * d->Wo * d->Cin, d->Wo * d->Cin, d->Cin};
     for (int64_t k = 0; k < ks && !rc; k++) {
         int64_t a = k / (d->kh * d->kw), b = (k / d->kw) % d->kh, c = k % d->kw;
         hb_copy_nd(win, ds, xp + a * Hp * Wp + b * Wp + c, ss, 4, shp);
-        hb_tensor wt = hb_tensor_2d(HB_F32, d->Cin, N, win);
-        rc = hb_linear(g + k * d->Cout * d->Cin, dy, d->Cout, &wt, NULL, false);
+        hb_gemm_f32(g + k * d->Cout * d->Cin, d->Cin, dy, N, win, d->Cin, d->Cout, d->Cin, N, false);
     }
-    if (!rc) { /* [k, Cout, Cin] -> [Cout, Cin, k] */
+    if (!rc) {
         int64_t pshape[3] = {d->Cout, d->Cin, ks}, src[3] = {d->Cin, 1, d->Cout * d->Cin}, dst[3] = {d->Cin * ks, ks, 1};
         hb_copy_nd(gp, dst, g, src, 3, pshape);
         hb_add(dw, dw, gp, nw);
