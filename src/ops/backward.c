@@ -1,6 +1,6 @@
 /* The composed backward passes of ops/backward.h. The data gradient of a stride-1 conv is a conv of dy with the
- * flipped, transposed kernel; the weight gradient of each kernel tap of a dense conv is a product dy [Cout, N] x
- * window^T [N, Cin] (hb_gemm_f32), the window being the zero-padded input shifted by the tap; depthwise taps and
+ * flipped, transposed kernel; the weight gradient of a dense conv is im2col [Cin x taps, N] x dy^T [N, Cout]
+ * (hb_gemm_f32), the im2col rows being the zero-padded input shifted by each tap; depthwise taps and
  * bias sums are their own ops. Everything on activations goes through the ops (any backend); the losses are
  * reductions on host memory. */
 #include "ops/backward.h"
@@ -59,27 +59,35 @@ static float *pad_input(const float *x, const conv_dims *d, const hb_conv3d_para
     return xp;
 }
 
-/* dense taps: per tap k, the shifted window transposed to [N, Cin] and g[k] = dy [Cout, N] x window [N, Cin]
- * (hb_gemm_f32: activations only); then dw += g permuted from [k, Cout, Cin] to [Cout, Cin, k] */
+/* dense taps, a chunk of output frames at a time: the im2col rows [Cin x taps, positions] (row ci * taps + k is
+ * channel ci of the input shifted by tap k; contiguous copies) and gT [Cin x taps, Cout] += im2col x dy^T
+ * (hb_gemm_f32 with Cin x taps rows, so it splits over threads); then dw += gT transposed ([Cout, Cin, taps]) */
+#define TAP_CHUNK_POSITIONS 16384
 static int dense_taps(float *dw, const float *dy, const float *xp, const conv_dims *d, int64_t Tp, int64_t Hp, int64_t Wp) {
-    int64_t N = d->To * d->Ho * d->Wo, ks = d->kt * d->kh * d->kw, nw = d->Cout * d->Cin * ks;
-    float *win = hb_dev_alloc(sizeof(float) * (size_t)(d->Cin * N), "conv backward window");
-    float *g = hb_dev_alloc(sizeof(float) * (size_t)nw, "conv backward taps");
-    float *gp = hb_dev_alloc(sizeof(float) * (size_t)nw, "conv backward taps");
-    int rc = win && g && gp ? 0 : -1;
-    int64_t shp[4] = {d->Cin, d->To, d->Ho, d->Wo}, ss[4] = {Tp * Hp * Wp, Hp * Wp, Wp, 1};
-    int64_t ds[4] = {1, d->Ho * d->Wo * d->Cin, d->Wo * d->Cin, d->Cin};
-    for (int64_t k = 0; k < ks && !rc; k++) {
-        int64_t a = k / (d->kh * d->kw), b = (k / d->kw) % d->kh, c = k % d->kw;
-        hb_copy_nd(win, ds, xp + a * Hp * Wp + b * Wp + c, ss, 4, shp);
-        hb_gemm_f32(g + k * d->Cout * d->Cin, d->Cin, dy, N, win, d->Cin, d->Cout, d->Cin, N, false);
+    int64_t HWo = d->Ho * d->Wo, N = d->To * HWo, ks = d->kt * d->kh * d->kw, rows = d->Cin * ks, nw = d->Cout * rows;
+    int64_t nt = TAP_CHUNK_POSITIONS / HWo > 0 ? TAP_CHUNK_POSITIONS / HWo : 1;
+    if (nt > d->To) nt = d->To;
+    float *col = hb_dev_alloc(sizeof(float) * (size_t)(nt * HWo * rows), "conv backward im2col");
+    float *dyt = hb_dev_alloc(sizeof(float) * (size_t)(nt * HWo * d->Cout), "conv backward dy");
+    float *gt = hb_dev_alloc(sizeof(float) * (size_t)nw, "conv backward taps"), *g = hb_dev_alloc(sizeof(float) * (size_t)nw, "taps");
+    int rc = col && dyt && gt && g ? 0 : -1;
+    for (int64_t t0 = 0; t0 < d->To && !rc; t0 += nt) {
+        int64_t n = t0 + nt <= d->To ? nt : d->To - t0, P = n * HWo;
+        int64_t shp[4] = {d->Cin, n, d->Ho, d->Wo}, ss[4] = {Tp * Hp * Wp, Hp * Wp, Wp, 1}, ds[4] = {ks * P, HWo, d->Wo, 1};
+        for (int64_t k = 0; k < ks; k++) {
+            int64_t a = k / (d->kh * d->kw), b = (k / d->kw) % d->kh, c = k % d->kw;
+            hb_copy_nd(col + k * P, ds, xp + (t0 + a) * Hp * Wp + b * Wp + c, ss, 4, shp);
+        }
+        int64_t tshape[2] = {d->Cout, P}, tsrc[2] = {N, 1}, tdst[2] = {1, d->Cout};
+        hb_copy_nd(dyt, tdst, dy + t0 * HWo, tsrc, 2, tshape);
+        hb_gemm_f32(gt, d->Cout, col, P, dyt, d->Cout, rows, d->Cout, P, t0 > 0);
     }
     if (!rc) {
-        int64_t pshape[3] = {d->Cout, d->Cin, ks}, src[3] = {d->Cin, 1, d->Cout * d->Cin}, dst[3] = {d->Cin * ks, ks, 1};
-        hb_copy_nd(gp, dst, g, src, 3, pshape);
-        hb_add(dw, dw, gp, nw);
+        int64_t shape[2] = {d->Cout, rows}, src[2] = {1, d->Cout}, dst[2] = {rows, 1};
+        hb_copy_nd(g, dst, gt, src, 2, shape);
+        hb_add(dw, dw, g, nw);
     }
-    hb_dev_free(win), hb_dev_free(g), hb_dev_free(gp);
+    hb_dev_free(col), hb_dev_free(dyt), hb_dev_free(gt), hb_dev_free(g);
     return rc;
 }
 

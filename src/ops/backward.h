@@ -1,7 +1,7 @@
 /* ops/backward: the composed backward passes and the losses that training the light VAE decoder needs
  * (docs/training.md). The kernels (norm, activation and depthwise gradients, channel sums, AdamW) are backend
  * ops of ops_list.h ("training"); the conv gradient here is built from ops only (hb_conv3d on the flipped kernel,
- * hb_gemm_f32 on shifted input windows, hb_depthwise_weight_grad, hb_channel_sum), so it runs on any backend;
+ * hb_gemm_f32 on im2col rows, hb_depthwise_weight_grad, hb_channel_sum), so it runs on any backend;
  * the losses are reductions on host memory. Layouts as ops.h. Gradient outputs marked "+=" accumulate, so
  * micro-batches sum into the same buffers. */
 #ifndef HB_OPS_BACKWARD_H
