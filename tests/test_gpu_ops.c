@@ -635,6 +635,58 @@ static void case_vectors(hb_rng *r, hb_dtype t) {
     }
 }
 
+/* ---------------- training ops ---------------- */
+typedef struct { int kind; int64_t C, S, To, Ho, Wo; int k[3]; hb_ew_op act; hb_tensor w; hb_adamw o; int64_t step; } tr_ctx;
+static int tr_body(void *vc, void **p) {
+    tr_ctx *c = vc;
+    float **f = (float **)p;
+    switch (c->kind) {
+    case 0: hb_channel_rms_backward(f[0], f[1], f[2], c->C, c->S, 1e-8f); break;
+    case 1: hb_channel_layernorm_backward(f[0], f[3], f[4], f[1], f[2], &c->w, c->C, c->S, 1e-6f); break;
+    case 2: hb_act_backward(c->act, f[0], f[1], f[2], c->C * c->S); break;
+    case 3: hb_channel_sum(f[0], f[1], c->C, c->S); break;
+    case 4: hb_depthwise_weight_grad(f[0], f[1], f[2], c->C, c->To, c->Ho, c->Wo, c->k[0], c->k[1], c->k[2]); break;
+    default: hb_adamw_step(&c->o, c->step, f[0], f[1], f[2], f[3], c->C * c->S); break;
+    }
+    return 0;
+}
+
+/* every training op against the CPU; accumulating outputs start non-zero; AdamW bitwise (rounding as torch) */
+static void case_training(hb_rng *r, int64_t C, int64_t S) {
+    int64_t n = C * S;
+    float *dx = rnd(r, n, 1.0f), *dy = rnd(r, n, 1.0f), *x = rnd(r, n, 1.5f), *dw = rnd(r, C, 0.1f), *db = rnd(r, C, 0.1f);
+    float *m = rnd(r, n, 0.01f), *v = rnd(r, n, 0.01f);
+    for (int64_t i = 0; i < n; i++) v[i] = v[i] * v[i];
+    int64_t shp[1] = {C};
+    tr_ctx c = {.C = C, .S = S, .w = wmake(r, HB_F32, 1, shp, 0.3f), .o = {1e-3, 0.9, 0.95, 1e-8, 0.1}, .step = 3};
+    char what[96];
+    const char *names[] = {"channel_rms_backward", "channel_layernorm_backward", "act_backward SILU", "channel_sum"};
+    for (int k = 0; k < 4; k++) {
+        c.kind = k, c.act = HB_EW_SILU;
+        snprintf(what, sizeof what, "%s C=%lld S=%lld", names[k], (long long)C, (long long)S);
+        tbuf b[5] = {k == 3 ? fbuf(dw, C) : fbuf(dx, n), fbuf(dy, n), fbuf(x, n), k == 1 ? fbuf(dw, C) : k_none,
+                     k == 1 ? fbuf(db, C) : k_none};
+        compare(what, TOL_F32, 5, b, tr_body, &c);
+    }
+    c.kind = 2, c.act = HB_EW_RELU;
+    snprintf(what, sizeof what, "act_backward RELU n=%lld", (long long)n);
+    tbuf br[3] = {fbuf(dx, n), fbuf(dy, n), fbuf(x, n)};
+    compare(what, -1, 3, br, tr_body, &c);
+    c.kind = 5;
+    snprintf(what, sizeof what, "adamw_step n=%lld step 3", (long long)n);
+    tbuf ba[4] = {fbuf(x, n), fbuf(dy, n), fbuf(m, n), fbuf(v, n)};
+    compare(what, -1, 4, ba, tr_body, &c);
+    /* depthwise weight gradient: dy [C, 3, 5, 4], kernel 3x3x3 */
+    c.kind = 4, c.To = 3, c.Ho = 5, c.Wo = 4, c.k[0] = c.k[1] = c.k[2] = 3;
+    int64_t ny = C * 3 * 5 * 4, np = C * 5 * 7 * 6, nw = C * 27;
+    float *g = rnd(r, ny, 1.0f), *xp = rnd(r, np, 1.0f), *w = rnd(r, nw, 0.1f);
+    snprintf(what, sizeof what, "depthwise_weight_grad C=%lld 3x5x4 k3", (long long)C);
+    tbuf bd[3] = {fbuf(w, nw), fbuf(g, ny), fbuf(xp, np)};
+    compare(what, TOL_F32, 3, bd, tr_body, &c);
+    wrelease(&c.w);
+    free(dx), free(dy), free(x), free(dw), free(db), free(m), free(v), free(g), free(xp), free(w);
+}
+
 static void add_device(const char *name, bool exact) {
     const hb_backend *b = hb_backend_find(name);
     if (!b) {
@@ -694,6 +746,8 @@ int main(void) {
         case_gemm(&r, 64, 80, 96, 0, acc);
         case_gemm(&r, 130, 33, 257, 3, acc);
     }
+    case_training(&r, 7, 33);
+    case_training(&r, 48, 1031);
     case_norms(&r, 1, 1, HB_F32);
     case_norms(&r, 7, 33, HB_BF16);
     case_norms(&r, 64, 3072, HB_F32);

@@ -12,6 +12,7 @@ static const struct { const char *kind; int (*run)(golden_case *); bool config; 
     {"taehv", golden_run_taehv, true},               {"flow_schedule", golden_run_flow_schedule, true},
     {"xt_loop", golden_run_xt_loop, true},           {"xtx_loop", golden_run_xtx_loop, true},
     {"hummingbird_light_vae", golden_run_hummingbird_light_vae, true},
+    {"hummingbird_light_vae_train", golden_run_hummingbird_light_vae_train, true},
     {"gguf_quant_reference", golden_run_gguf_quant, false}, /* per-check tolerances from ../shared/quant */
 };
 

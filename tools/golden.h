@@ -65,6 +65,7 @@ int golden_run_flow_schedule(golden_case *g);
 int golden_run_xt_loop(golden_case *g);
 int golden_run_xtx_loop(golden_case *g);
 int golden_run_hummingbird_light_vae(golden_case *g);
+int golden_run_hummingbird_light_vae_train(golden_case *g);
 int golden_run_gguf_quant(golden_case *g);
 
 #endif

@@ -21,6 +21,7 @@ static const struct {
     {"metrics", cmd_metrics, "PSNR, SSIM and temporal flicker between two videos"},
     {"generate", cmd_generate, "text/image to video (Hummingbird-XT; without -m: random-weight demo)"},
     {"serve", cmd_serve, "HTTP server with the OpenAI videos API (POST /v1/videos, ...)"},
+    {"train-decoder", cmd_train_decoder, "distil the light VAE decoder from the Wan2.2 VAE (docs/training.md)"},
 };
 #define NCMDS (sizeof k_cmds / sizeof k_cmds[0])
 

@@ -15,6 +15,7 @@ int cmd_metrics(int argc, char **argv);  /* media */
 int cmd_generate(int argc, char **argv);     /* pipeline: text/image to video */
 int cmd_generate_ar(int argc, char **argv);  /* autoregressive long video (hb generate --mode ar) */
 int cmd_serve(int argc, char **argv);        /* HTTP server, OpenAI videos API (tools/serve/) */
+int cmd_train_decoder(int argc, char **argv); /* distil the light VAE decoder (pipeline/train_decoder) */
 
 /* Common flags every subcommand accepts: -t/--threads N, -v/--verbose, -q/--quiet.
  * Returns 1 when argv[*i] (and maybe its value) was consumed, 0 when not a common flag, -1 on error. */

@@ -286,6 +286,28 @@ static int convert_args(const void *dst, hb_dtype dt, const void *src, hb_dtype 
      vec(fn, "shift", shift, C, true) || missing(fn, "y", y, C * S > 0) || missing(fn, "x", x, C * S > 0) ||         \
      overlap(fn, "y", y, C * S, "x", x, C * S, sizeof(float), true))
 #define CHECK_convert convert_args(dst, dt, src, st, n)
+#define CHECK_channel_rms_backward                                                                                   \
+    (negative(fn, "C", C) || negative(fn, "S", S) || missing(fn, "dx", dx, C * S > 0) ||                             \
+     missing(fn, "dy", dy, C * S > 0) || missing(fn, "x", x, C * S > 0) ||                                           \
+     overlap(fn, "dx", dx, C * S, "dy", dy, C * S, sizeof(float), false) ||                                         \
+     overlap(fn, "dx", dx, C * S, "x", x, C * S, sizeof(float), false))
+#define CHECK_channel_layernorm_backward                                                                             \
+    (negative(fn, "C", C) || negative(fn, "S", S) || vec(fn, "w", w, C, false) || missing(fn, "dy", dy, C * S > 0) || \
+     missing(fn, "x", x, C * S > 0) || (dx && (overlap(fn, "dx", dx, C * S, "dy", dy, C * S, sizeof(float), false) || \
+                                               overlap(fn, "dx", dx, C * S, "x", x, C * S, sizeof(float), false))))
+#define CHECK_act_backward                                                                                           \
+    (((act != HB_EW_SILU && act != HB_EW_RELU) && hb_error("%s: act %d is not SILU or RELU", fn, (int)act)) ||      \
+     negative(fn, "n", n) || missing(fn, "dx", dx, n > 0) || missing(fn, "dy", dy, n > 0) ||                         \
+     missing(fn, "x", x, n > 0) || overlap(fn, "dx", dx, n, "x", x, n, sizeof(float), false))
+#define CHECK_channel_sum                                                                                            \
+    (negative(fn, "C", C) || negative(fn, "S", S) || missing(fn, "y", y, C > 0) || missing(fn, "x", x, C * S > 0))
+#define CHECK_depthwise_weight_grad                                                                                  \
+    (volume(fn, C, To, Ho, Wo) || below(fn, "kt", kt, 1) || below(fn, "kh", kh, 1) || below(fn, "kw", kw, 1) ||     \
+     missing(fn, "dw", dw, C > 0) || missing(fn, "dy", dy, C * To * Ho * Wo > 0) ||                                 \
+     missing(fn, "xp", xp, C * To * Ho * Wo > 0))
+#define CHECK_adamw_step                                                                                             \
+    (missing(fn, "o", o, true) || negative(fn, "n", n) || below(fn, "step", step, 1) || missing(fn, "w", w, n > 0) || \
+     missing(fn, "g", g, n > 0) || missing(fn, "m", m, n > 0) || missing(fn, "v", v, n > 0))
 
 /* ---------- the dispatchers ---------- */
 

@@ -49,6 +49,9 @@ typedef enum {
     HB_EW_CLAMP01, HB_EW_CLAMP, HB_EW_AXPBY_F64
 } hb_ew_op;
 
+/* torch.optim.AdamW's settings as Python passes them (doubles; hb_adamw_step rounds them as torch does). */
+typedef struct { double lr, beta1, beta2, eps, weight_decay; } hb_adamw;
+
 /* The backend ops, hb_<name> for every HB_OP line of ops/ops_list.h (which documents each): they check their
  * arguments (one hb_error line naming the op and the problem) and run on this thread's backend. */
 #define HB_OP(ret, name, params, args) ret hb_##name params;

@@ -8,7 +8,7 @@
  * line in dispatch.c, hb_cpu_<name> in a cpu_*.c file and hbg_<name> in a .cu file of backends/cuda.
  *
  * No include guard: a user defines HB_OP, includes this file, and undefines HB_OP. The types the parameters
- * use (hb_modgroups, hb_attention_args, hb_conv3d_params, hb_ps_order, hb_ew_op) are declared in ops.h.
+ * use (hb_modgroups, hb_attention_args, hb_conv3d_params, hb_ps_order, hb_ew_op, hb_adamw) are declared in ops.h.
  * Layouts are PyTorch's, batch dropped; activations are f32 in the current backend's memory space, weights
  * (hb_tensor) are host tensors of any float dtype. */
 
@@ -104,3 +104,31 @@ HB_OP(void, channel_affine, (float *y, const float *x, int64_t C, int64_t S, con
 /* Convert n elements between float dtypes (F32, BF16, F16) in the current memory space (exact widening,
  * round-to-nearest-even narrowing, as core's conversions); dst and src may not overlap. KV caches in bf16. */
 HB_OP(int, convert, (void *dst, hb_dtype dt, const void *src, hb_dtype st, int64_t n), (dst, dt, src, st, n))
+
+/* ---------- training: backward kernels and the optimiser (ops/backward.h composes the conv gradients) ----------
+ * Gradients marked "+=" accumulate (micro-batches sum into the same buffers); they are C floats in the current
+ * memory space like every activation. */
+/* Channel RMS norm without weight on x [C, S], y = x * rsqrt(mean_c(x^2) + eps): dx = r (dy - x r^2 mean_c(dy x))
+ * (written; disjoint from dy and x). */
+HB_OP(void, channel_rms_backward, (float *dx, const float *dy, const float *x, int64_t C, int64_t S, float eps),
+      (dx, dy, x, C, S, eps))
+/* LayerNorm over the channels of x [C, S], y = (x - mean_c) * rsqrt(var_c + eps) * w + b: dx written (NULL:
+ * not computed; disjoint from dy and x), dw += sum_s dy xhat, db += sum_s dy (each NULL: not computed). */
+HB_OP(void, channel_layernorm_backward, (float *dx, float *dw, float *db, const float *dy, const float *x,
+                                         const hb_tensor *w, int64_t C, int64_t S, float eps),
+      (dx, dw, db, dy, x, w, C, S, eps))
+/* dx = dy * act'(x) over n elements, act HB_EW_SILU or HB_EW_RELU (dx may be dy). */
+HB_OP(void, act_backward, (hb_ew_op act, float *dx, const float *dy, const float *x, int64_t n), (act, dx, dy, x, n))
+/* y[c] += sum_s x[c, s] over x [C, S] (bias gradients). */
+HB_OP(void, channel_sum, (float *y, const float *x, int64_t C, int64_t S), (y, x, C, S))
+/* Depthwise conv weight gradient: dw[c, a, b, d] += sum_{t, y, x} dy[c, t, y, x] * xp[c, t + a, y + b, x + d] for
+ * dy [C, To, Ho, Wo] and the padded input xp [C, To + kt - 1, Ho + kh - 1, Wo + kw - 1]; dw [C, kt, kh, kw]. */
+HB_OP(void, depthwise_weight_grad, (float *dw, const float *dy, const float *xp, int64_t C, int64_t To, int64_t Ho,
+                                    int64_t Wo, int kt, int kh, int kw),
+      (dw, dy, xp, C, To, Ho, Wo, kt, kh, kw))
+/* One torch.optim.AdamW step (torch 1.13 `_single_tensor_adamw`, amsgrad off) on one parameter tensor of n
+ * values, `step` = the new step count (1 first): w *= fl(1 - lr wd); m = fma(g, fl(1 - b1), m fl(b1));
+ * v = fma(fl(1 - b2) g, g, v fl(b2)); w += fl(-lr / bc1) m / (sqrt(v) / fl(sqrt(bc2)) + eps), each operation
+ * rounded to float32 as torch does. w, m, v updated in place. */
+HB_OP(void, adamw_step, (const hb_adamw *o, int64_t step, float *w, const float *g, float *m, float *v, int64_t n),
+      (o, step, w, g, m, v, n))

@@ -1,0 +1,518 @@
+/* hb train-decoder (pipeline/train_decoder.h): data preparation with the frozen Wan2.2 VAE, the training loop
+ * over models/light_vae_train, checkpoints, evaluation, the CSV log and the loss plot. CPU backend. */
+#include "pipeline/train_decoder.h"
+#include "io/checkpoint.h"
+#include "io/image.h"
+#include "io/json_file.h"
+#include "io/metrics.h"
+#include "io/plot.h"
+#include "io/video.h"
+#include "models/light_vae_train.h"
+#include "models/wan_vae.h"
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+typedef struct {
+    char *path;
+    float *latent, *target; /* [z, t, h, w], teacher video [3, T, H, W] in [-1, 1] */
+    int64_t t, h, w, T, H, W;
+} tclip;
+
+typedef struct {
+    const hb_train_opts *o;
+    hb_wan_vae *teacher;
+    hb_checkpoint *teacher_ck;
+    hb_lvt *m;
+    tclip *clips;
+    int nclips, ntrain;
+    char path[4096];  /* scratch for OUT/... names */
+} trun;
+
+void hb_train_opts_default(hb_train_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->frames = 17, o->size = 256, o->steps = 1000, o->batch = 1, o->accum = 1, o->save_every = 100, o->holdout = 1;
+    o->lr = 1e-4, o->weight_decay = 1e-4, o->beta1 = 0.9, o->beta2 = 0.95, o->eps = 1e-15, o->ema = 0.999f;
+}
+
+static const char *out_path(trun *r, const char *name) {
+    snprintf(r->path, sizeof r->path, "%s/%s", r->o->out, name);
+    return r->path;
+}
+
+static int make_dir(const char *p) {
+    if (mkdir(p, 0755) == 0 || errno == EEXIST) return 0;
+    return hb_error("%s: cannot create folder: %s", p, strerror(errno));
+}
+
+/* ---------------------------------------------------------------- data */
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static int add_path(char ***v, int *n, const char *p) {
+    char **q = realloc(*v, sizeof(char *) * (size_t)(*n + 1));
+    if (!q || !(q[*n] = strdup(p))) { free(q ? q : *v); *v = NULL; return hb_error("out of memory"); }
+    *v = q, (*n)++;
+    return 0;
+}
+
+/* a folder: its entries (files or frame folders) in name order; a .txt / .list file: one path per line */
+static int list_data(const char *data, char ***out, int *n) {
+    struct stat st;
+    *out = NULL, *n = 0;
+    if (stat(data, &st) != 0) return hb_error("%s: --data: %s", data, strerror(errno));
+    size_t L = strlen(data);
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(data);
+        if (!d) return hb_error("%s: cannot list: %s", data, strerror(errno));
+        struct dirent *e;
+        char p[4096];
+        int rc = 0;
+        while (!rc && (e = readdir(d)))
+            if (e->d_name[0] != '.') snprintf(p, sizeof p, "%s/%s", data, e->d_name), rc = add_path(out, n, p);
+        closedir(d);
+        if (!rc && *n) qsort(*out, (size_t)*n, sizeof(char *), cmp_str);
+        return rc;
+    }
+    if ((L > 4 && !strcmp(data + L - 4, ".txt")) || (L > 5 && !strcmp(data + L - 5, ".list"))) {
+        char *txt = hb_read_text_file(data, HB_JSON_MAX_FILE, NULL);
+        if (!txt) return -1;
+        int rc = 0;
+        for (char *line = strtok(txt, "\r\n"); line && !rc; line = strtok(NULL, "\r\n"))
+            if (line[0] && line[0] != '#') rc = add_path(out, n, line);
+        free(txt);
+        return rc;
+    }
+    return add_path(out, n, data);
+}
+
+/* the clip's first frames (1 + 4k of them), cover-cropped to size x size, as [3, T, size, size] in [-1, 1] */
+static float *read_clip(const char *path, int frames, int size, int64_t *T) {
+    hb_video v;
+    if (hb_video_read(path, frames, &v)) return NULL;
+    int n = v.frames >= frames ? frames : 1 + 4 * ((v.frames - 1) / 4);
+    float *x = n > 0 ? hb_malloc(sizeof(float) * (size_t)(3 * n) * (size_t)size * (size_t)size, "clip") : NULL;
+    float *f = x ? hb_malloc(sizeof(float) * 3 * (size_t)size * (size_t)size, "frame") : NULL;
+    int rc = f ? 0 : n > 0 ? -1 : hb_error("%s: no frames", path);
+    int64_t HW = (int64_t)size * size;
+    for (int i = 0; i < n && !rc; i++) {
+        hb_image src = {v.width, v.height, v.rgb + (size_t)i * (size_t)v.width * (size_t)v.height * 3}, cr;
+        if ((rc = hb_image_cover_crop(&src, size, size, &cr))) break;
+        hb_image_to_chw(&cr, -1.0f, 1.0f, f);
+        hb_image_free(&cr);
+        for (int c = 0; c < 3; c++) memcpy(x + ((int64_t)c * n + i) * HW, f + c * HW, sizeof(float) * (size_t)HW);
+    }
+    hb_free(f);
+    hb_video_free(&v);
+    if (rc) { hb_free(x); return NULL; }
+    *T = n;
+    return x;
+}
+
+static uint64_t fnv(uint64_t h, const char *s) {
+    for (; *s; s++) h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+    return h;
+}
+
+/* cache file name: the clip's and teacher's identity, the frame count and size */
+static void cache_name(trun *r, const char *path, char *buf, size_t cap) {
+    struct stat a = {0}, b = {0};
+    stat(path, &a), stat(r->o->teacher, &b);
+    char key[8192];
+    snprintf(key, sizeof key, "%s|%lld|%lld|%s|%lld|%lld|%d|%d", path, (long long)a.st_size, (long long)a.st_mtime,
+             r->o->teacher, (long long)b.st_size, (long long)b.st_mtime, r->o->frames, r->o->size);
+    snprintf(buf, cap, "%s/cache/clip_%016" PRIx64 ".safetensors", r->o->out, fnv(0xcbf29ce484222325ull, key));
+}
+
+static float *cached_tensor(hb_checkpoint *ck, const char *name, int64_t s[4]) {
+    hb_tensor t;
+    if (hb_checkpoint_get(ck, name, &t) || t.dtype != HB_F32 || t.ndim != 4) return NULL;
+    memcpy(s, t.shape, sizeof(int64_t) * 4);
+    float *d = hb_malloc(sizeof(float) * (size_t)hb_tensor_numel(&t), name);
+    if (d) memcpy(d, t.data, sizeof(float) * (size_t)hb_tensor_numel(&t));
+    return d;
+}
+
+static int load_cached(tclip *c, const char *file) {
+    struct stat st;
+    if (stat(file, &st) != 0) return 1;
+    hb_checkpoint *ck = hb_checkpoint_open(file);
+    if (!ck) return 1;
+    int64_t a[4] = {0}, b[4] = {0};
+    c->latent = cached_tensor(ck, "latent", a), c->target = cached_tensor(ck, "target", b);
+    hb_checkpoint_close(ck);
+    if (!c->latent || !c->target) { hb_free(c->latent), hb_free(c->target); c->latent = c->target = NULL; return 1; }
+    c->t = a[1], c->h = a[2], c->w = a[3], c->T = b[1], c->H = b[2], c->W = b[3];
+    return 0;
+}
+
+/* encode + teacher decode (or the cache) */
+static int prepare_clip(trun *r, tclip *c) {
+    char file[4200];
+    cache_name(r, c->path, file, sizeof file);
+    if (load_cached(c, file) == 0) return 0;
+    float *video = read_clip(c->path, r->o->frames, r->o->size, &c->T);
+    if (!video) return -1;
+    int f = hb_wan_vae_spatial_factor(r->teacher), z = hb_wan_vae_get_config(r->teacher)->z_dim;
+    c->H = c->W = r->o->size, c->t = 1 + (c->T - 1) / 4, c->h = c->H / f, c->w = c->W / f;
+    c->latent = hb_malloc(sizeof(float) * (size_t)(z * c->t * c->h * c->w), "latent");
+    c->target = hb_malloc(sizeof(float) * (size_t)(3 * c->T * c->H * c->W), "teacher video");
+    int rc = c->latent && c->target ? 0 : -1;
+    if (!rc) rc = hb_wan_vae_encode(r->teacher, video, c->T, c->H, c->W, c->latent, NULL);
+    if (!rc) rc = hb_wan_vae_decode(r->teacher, c->latent, c->t, c->h, c->w, c->target, NULL);
+    hb_free(video);
+    if (rc) return -1;
+    const char *names[2] = {"latent", "target"};
+    hb_tensor ts[2] = {hb_tensor_4d(HB_F32, z, c->t, c->h, c->w, c->latent), hb_tensor_4d(HB_F32, 3, c->T, c->H, c->W, c->target)};
+    const char *meta[] = {"source", c->path, NULL};
+    return hb_safetensors_write(file, 2, names, ts, meta);
+}
+
+static int prepare_data(trun *r) {
+    char **paths = NULL;
+    if (list_data(r->o->data, &paths, &r->nclips)) return -1;
+    if (r->nclips < 1) return hb_error("%s: no clips", r->o->data);
+    if (!(r->clips = hb_calloc(sizeof(tclip) * (size_t)r->nclips, "clips"))) return -1;
+    for (int i = 0; i < r->nclips; i++) r->clips[i].path = paths[i];
+    free(paths);
+    int hold = r->nclips > r->o->holdout ? r->o->holdout : 0;
+    r->ntrain = r->nclips - hold;
+    double t0 = hb_time_now();
+    for (int i = 0; i < r->nclips; i++) {
+        if (prepare_clip(r, &r->clips[i])) return -1;
+        int64_t s[4];
+        hb_lvt_video_shape(r->m, r->clips[i].t, r->clips[i].h, r->clips[i].w, s);
+        if (s[1] != r->clips[i].T || s[2] != r->clips[i].H || s[3] != r->clips[i].W)
+            return hb_error("%s: the light decoder makes %lldx%lldx%lld frames of this latent, the teacher %lldx%lldx%lld",
+                            r->clips[i].path, (long long)s[1], (long long)s[2], (long long)s[3], (long long)r->clips[i].T,
+                            (long long)r->clips[i].H, (long long)r->clips[i].W);
+    }
+    hb_log(HB_LOG_INFO, "data: %d clips (%d held out), %lldx%lldx%lld, ready in %.1f s", r->nclips, r->nclips - r->ntrain,
+           (long long)r->clips[0].T, (long long)r->clips[0].H, (long long)r->clips[0].W, hb_time_now() - t0);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- model, checkpoints */
+
+/* the student: --init (its config and weights) or --config (random weights from the seed) */
+static int make_student(trun *r) {
+    const hb_train_opts *o = r->o;
+    hb_light_vae_config c;
+    hb_checkpoint *ck = NULL;
+    if (o->init) {
+        hb_light_vae *lv = hb_light_vae_load(o->init);
+        if (!lv) return -1;
+        c = *hb_light_vae_get_config(lv);
+        hb_light_vae_free(lv);
+        struct stat st;
+        char w[4200];
+        if (stat(o->init, &st) == 0 && S_ISDIR(st.st_mode)) snprintf(w, sizeof w, "%s/diffusion_pytorch_model.safetensors", o->init);
+        else snprintf(w, sizeof w, "%s", o->init);
+        if (!(ck = hb_checkpoint_open(w))) return -1;
+    } else {
+        char *txt = hb_read_text_file(o->config, HB_JSON_MAX_FILE, NULL);
+        int rc = txt ? hb_light_vae_config_from_json(&c, txt, o->config) : -1;
+        free(txt);
+        if (rc) return -1;
+    }
+    int z = 0;
+    const float *mv = hb_wan_vae_official_mean(HB_WAN_VAE_22, &z), *sv = hb_wan_vae_official_std(HB_WAN_VAE_22, &z);
+    r->m = hb_lvt_new(&c, NULL, 0);
+    int rc = r->m ? 0 : -1;
+    if (!rc && c.latent_channels == z) rc = hb_lvt_set_latent_stats(r->m, mv, sv, z);
+    if (!rc && ck) rc = hb_lvt_load(r->m, ck, false);
+    else if (!rc) hb_lvt_init_random(r->m, o->seed);
+    hb_checkpoint_close(ck);
+    if (!rc && c.latent_channels != hb_wan_vae_get_config(r->teacher)->z_dim)
+        rc = hb_error("the light decoder takes %d latent channels, the teacher makes %d", c.latent_channels,
+                      hb_wan_vae_get_config(r->teacher)->z_dim);
+    return rc;
+}
+
+/* OUT/checkpoint/: the release's light-decoder folder (EMA weights when the EMA is on) */
+static int save_release(trun *r) {
+    hb_lvt *m = r->m;
+    const float *src = m->ema ? m->ema : m->w;
+    const char **names = hb_calloc(sizeof(char *) * (size_t)m->ndecoder, "names");
+    hb_tensor *ts = hb_calloc(sizeof(hb_tensor) * (size_t)m->ndecoder, "tensors");
+    int rc = names && ts ? make_dir(out_path(r, "checkpoint")) : -1;
+    for (int i = 0; i < m->ndecoder && !rc; i++) {
+        const hb_lvt_param *p = &m->params[i];
+        names[i] = p->name, ts[i] = hb_tensor_make(HB_F32, p->ndim, p->shape, (void *)(src + p->off));
+    }
+    if (!rc) rc = hb_safetensors_write(out_path(r, "checkpoint/diffusion_pytorch_model.safetensors"), m->ndecoder, names, ts, NULL);
+    hb_free(names), hb_free(ts);
+    char *js = rc ? NULL : hb_light_vae_config_to_json(&m->cfg);
+    if (!rc) rc = js ? hb_write_file_atomic(out_path(r, "checkpoint/config.json"), js, strlen(js)) : hb_error("out of memory");
+    free(js);
+    return rc;
+}
+
+/* OUT/train_state.safetensors: every flat buffer and the step */
+static int save_state(trun *r) {
+    hb_lvt *m = r->m;
+    const char *names[4] = {"weights", "adam_m", "adam_v", "ema"};
+    hb_tensor ts[4] = {hb_tensor_1d(HB_F32, m->total, m->w), hb_tensor_1d(HB_F32, m->total, m->m),
+                       hb_tensor_1d(HB_F32, m->total, m->v), hb_tensor_1d(HB_F32, m->total, m->ema)};
+    int n = m->ema ? 4 : m->m ? 3 : 1;
+    char step[32];
+    snprintf(step, sizeof step, "%lld", (long long)m->step);
+    char *cfg = hb_light_vae_config_to_json(&m->cfg);
+    const char *meta[] = {"step", step, "config", cfg ? cfg : "", NULL};
+    int rc = cfg ? hb_safetensors_write(out_path(r, "train_state.safetensors"), n, names, ts, meta) : -1;
+    free(cfg);
+    return rc ? rc : save_release(r);
+}
+
+static int load_buffer(hb_checkpoint *ck, const char *name, float **dst, int64_t total, bool required) {
+    hb_tensor t;
+    if (!hb_checkpoint_has(ck, name)) return required ? hb_error("%s: %s missing", hb_checkpoint_path(ck), name) : 0;
+    if (hb_checkpoint_get(ck, name, &t) || t.dtype != HB_F32 || hb_tensor_numel(&t) != total)
+        return hb_error("%s: %s is not %lld float32 values (another model?)", hb_checkpoint_path(ck), name, (long long)total);
+    if (!*dst && !(*dst = hb_malloc(sizeof(float) * (size_t)total, name))) return -1;
+    memcpy(*dst, t.data, sizeof(float) * (size_t)total);
+    return 0;
+}
+
+static int load_state(trun *r) {
+    hb_checkpoint *ck = hb_checkpoint_open(out_path(r, "train_state.safetensors"));
+    if (!ck) return -1;
+    hb_lvt *m = r->m;
+    const char *st = hb_checkpoint_metadata(ck, "step");
+    int rc = st ? 0 : hb_error("%s: metadata step missing", hb_checkpoint_path(ck));
+    if (!rc) rc = load_buffer(ck, "weights", &m->w, m->total, true);
+    if (!rc) rc = load_buffer(ck, "adam_m", &m->m, m->total, false);
+    if (!rc) rc = load_buffer(ck, "adam_v", &m->v, m->total, m->m != NULL);
+    if (!rc && r->o->ema > 0) rc = load_buffer(ck, "ema", &m->ema, m->total, false);
+    if (!rc) m->step = atoll(st);
+    hb_checkpoint_close(ck);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- evaluation */
+
+typedef struct {
+    double psnr, ssim, l1, speedup;
+} teval;
+
+/* the saved weights (EMA when on) on the held-out clips (the first clip when none is held out): PSNR / SSIM of
+ * student vs teacher video, mean |difference|; decode speed: the teacher's decode time over the inference
+ * decoder's (loaded from OUT/checkpoint, which also proves the checkpoint loads) on the first of them */
+static int evaluate(trun *r, teval *e) {
+    hb_lvt *m = r->m;
+    int first = r->ntrain < r->nclips ? r->ntrain : 0, n = r->ntrain < r->nclips ? r->nclips - r->ntrain : 1;
+    float *keep = m->w;
+    if (m->ema) m->w = m->ema;
+    memset(e, 0, sizeof *e);
+    int rc = 0;
+    for (int i = first; i < first + n && !rc; i++) {
+        const tclip *c = &r->clips[i];
+        int64_t nv = 3 * c->T * c->H * c->W;
+        float *v = hb_malloc(sizeof(float) * (size_t)nv, "eval video");
+        uint8_t *a = hb_malloc((size_t)nv, "eval frames"), *b = hb_malloc((size_t)nv, "eval frames");
+        hb_metrics mt = {0};
+        rc = v && a && b ? hb_lvt_forward(m, c->latent, c->t, c->h, c->w, v) : -1;
+        if (!rc) {
+            e->l1 += hb_l1_loss(v, c->target, nv, NULL, 1.0f) / n;
+            hb_frames_from_cthw(v, (int)c->T, (int)c->H, (int)c->W, -1.0f, 1.0f, a);
+            hb_frames_from_cthw(c->target, (int)c->T, (int)c->H, (int)c->W, -1.0f, 1.0f, b);
+            rc = hb_metrics_compute(b, a, (int)c->T, (int)c->H, (int)c->W, &mt);
+        }
+        if (!rc) e->psnr += mt.psnr_mean / n, e->ssim += mt.ssim_mean / n;
+        hb_metrics_free(&mt);
+        hb_free(v), hb_free(a), hb_free(b);
+    }
+    m->w = keep;
+    if (m->ema) hb_host_memory_released(m->ema, sizeof(float) * (size_t)m->total); /* it changes before the next use */
+    return rc;
+}
+
+static int decode_speed(trun *r, teval *e) {
+    const tclip *c = &r->clips[r->ntrain < r->nclips ? r->ntrain : 0];
+    hb_light_vae *lv = hb_light_vae_load(out_path(r, "checkpoint"));
+    float *v = hb_malloc(sizeof(float) * (size_t)(3 * c->T * c->H * c->W), "speed video");
+    int rc = lv && v ? 0 : -1;
+    double t0 = hb_time_now();
+    if (!rc) rc = hb_wan_vae_decode(r->teacher, c->latent, c->t, c->h, c->w, v, NULL);
+    double t1 = hb_time_now();
+    if (!rc) rc = hb_light_vae_decode(lv, c->latent, c->t, c->h, c->w, v, NULL, NULL, NULL);
+    double t2 = hb_time_now();
+    if (!rc) e->speedup = (t1 - t0) / (t2 - t1 > 1e-9 ? t2 - t1 : 1e-9);
+    hb_free(v);
+    hb_light_vae_free(lv);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- log and plot */
+
+#define CSV_HEADER "step,loss,loss_rec,lr,steps_per_s,elapsed_s,eval_psnr,eval_ssim,eval_l1,decode_speedup\n"
+
+/* keep the rows up to `step` (a resumed run rewrites what came after its checkpoint) */
+static int csv_trim(trun *r, int64_t step) {
+    const char *p = out_path(r, "train_log.csv");
+    struct stat st;
+    if (stat(p, &st) != 0) return hb_write_file_atomic(p, CSV_HEADER, strlen(CSV_HEADER));
+    char *txt = hb_read_text_file(p, HB_JSON_MAX_FILE, NULL), *keep = txt ? malloc(strlen(txt) + sizeof CSV_HEADER) : NULL;
+    if (!keep) { free(txt); return hb_error("%s: cannot read the log", p); }
+    strcpy(keep, CSV_HEADER);
+    size_t k = strlen(keep);
+    for (char *line = strtok(txt, "\n"); line; line = strtok(NULL, "\n"))
+        if (line[0] >= '0' && line[0] <= '9' && atoll(line) <= step) k += (size_t)sprintf(keep + k, "%s\n", line);
+    int rc = hb_write_file_atomic(p, keep, k);
+    free(txt), free(keep);
+    return rc;
+}
+
+static int csv_row(trun *r, int64_t step, double loss, double rec, double lr, double sps, double el, const teval *e) {
+    FILE *f = fopen(out_path(r, "train_log.csv"), "a");
+    if (!f) return hb_error("%s: %s", r->path, strerror(errno));
+    if (step > 0) fprintf(f, "%lld,%.6g,%.6g,%.3g,%.4g,%.1f,", (long long)step, loss, rec, lr, sps, el);
+    else fprintf(f, "0,,,,,%.1f,", el);
+    if (e) fprintf(f, "%.3f,%.4f,%.6g,%.3f\n", e->psnr, e->ssim, e->l1, e->speedup);
+    else fprintf(f, ",,,\n");
+    return fclose(f) == 0 ? 0 : hb_error("%s: write failed", r->path);
+}
+
+/* loss.png from the CSV: training loss (blue) and held-out L1 (orange) against the step, log scale */
+static int plot(trun *r) {
+    char *txt = hb_read_text_file(out_path(r, "train_log.csv"), HB_JSON_MAX_FILE, NULL);
+    if (!txt) return -1;
+    int cap = 1;
+    for (char *s = txt; *s; s++) cap += *s == '\n';
+    double *x = malloc(sizeof(double) * (size_t)cap * 4), *y = x + cap, *ex = y + cap, *ey = ex + cap;
+    int n = 0, ne = 0;
+    for (char *line = strtok(txt, "\n"); x && line; line = strtok(NULL, "\n")) {
+        if (line[0] < '0' || line[0] > '9') continue;
+        char *f[10] = {0}, *s = line;
+        for (int i = 0; i < 10 && s; i++) f[i] = s, s = strchr(s, ','), s = s ? (*s = 0, s + 1) : NULL;
+        if (f[1] && f[1][0]) x[n] = atof(f[0]), y[n++] = atof(f[1]);
+        if (f[8] && f[8][0]) ex[ne] = atof(f[0]), ey[ne++] = atof(f[8]);
+    }
+    hb_plot_series s[2] = {{x, y, n, {31, 119, 180}}, {ex, ey, ne, {255, 127, 14}}};
+    const char *text[] = {"Title", "hb train-decoder: loss (blue: training, orange: held-out L1), log scale", NULL};
+    int rc = x ? hb_plot_png(out_path(r, "loss.png"), 640, 400, s, 2, true, text) : hb_error("out of memory");
+    free(x), free(txt);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- training */
+
+/* save, evaluate and plot (after step m->step) */
+static int checkpoint(trun *r, double loss, double rec, double sps, double elapsed) {
+    teval e;
+    int rc = save_state(r);
+    if (!rc) rc = evaluate(r, &e);
+    if (!rc) rc = decode_speed(r, &e);
+    if (!rc) rc = csv_row(r, r->m->step, loss, rec, r->o->lr, sps, elapsed, &e);
+    if (!rc) rc = plot(r);
+    if (!rc)
+        hb_log(HB_LOG_INFO, "checkpoint at step %lld: held-out PSNR %.2f dB, SSIM %.4f, L1 %.4f; decode %.1fx faster than the teacher",
+               (long long)r->m->step, e.psnr, e.ssim, e.l1, e.speedup);
+    return rc;
+}
+
+/* one optimiser step over batch * accum clips; the mean losses in *loss, *rec */
+static int train_step(trun *r, double *loss, double *rec, int (*stop)(void)) {
+    const hb_train_opts *o = r->o;
+    int nmb = o->batch * o->accum;
+    hb_lvt_zero_grad(r->m);
+    *loss = *rec = 0;
+    for (int k = 0; k < nmb; k++) {
+        hb_rng g;
+        hb_rng_seed(&g, o->seed * 0x9E3779B97F4A7C15ull + (uint64_t)r->m->step * 1000003ull + (uint64_t)k);
+        const tclip *c = &r->clips[hb_rng_u64(&g) % (uint64_t)r->ntrain];
+        hb_lvt_batch b = {c->latent, c->t, c->h, c->w, c->target, NULL, 1.0f, 0.0f, 1.0f / (float)nmb};
+        hb_lvt_losses L;
+        if (hb_lvt_train_pass(r->m, &b, &L, NULL, NULL)) return -1;
+        *loss += L.loss / nmb, *rec += L.loss_rec / nmb;
+        if (stop && stop()) return 1;
+    }
+    hb_adamw opt = {o->lr, o->beta1, o->beta2, o->eps, o->weight_decay};
+    return hb_lvt_step(r->m, &opt, o->ema);
+}
+
+static void progress(const trun *r, int64_t start, double loss, double rec, double t0) {
+    double el = hb_time_now() - t0, sps = (double)(r->m->step - start) / (el > 0 ? el : 1e-9);
+    double eta = sps > 0 ? (double)(r->o->steps - r->m->step) / sps : 0;
+    printf("step %lld/%d  loss %.5f  rec %.5f  lr %.2e  %.2f steps/s  ETA %d:%02d\n", (long long)r->m->step, r->o->steps,
+           loss, rec, r->o->lr, sps, (int)(eta / 60), (int)fmod(eta, 60));
+    fflush(stdout);
+}
+
+static int train_loop(trun *r, int (*stop)(void)) {
+    const hb_train_opts *o = r->o;
+    int64_t start = r->m->step;
+    double t0 = hb_time_now(), loss = 0, rec = 0;
+    int rc = 0;
+    while (r->m->step < o->steps && !rc) {
+        if ((rc = train_step(r, &loss, &rec, stop)) == 1) break; /* interrupted inside a step: not counted */
+        double el = hb_time_now() - t0, sps = (double)(r->m->step - start) / (el > 0 ? el : 1e-9);
+        if (!rc && !o->quiet) progress(r, start, loss, rec, t0);
+        bool save = r->m->step % o->save_every == 0 || r->m->step == o->steps;
+        if (!rc && save) rc = checkpoint(r, loss, rec, sps, el);
+        else if (!rc) rc = csv_row(r, r->m->step, loss, rec, o->lr, sps, el, NULL);
+        if (!rc && stop && stop()) rc = 1;
+    }
+    if (rc == 1) { /* interrupted: keep what is done */
+        hb_log(HB_LOG_INFO, "interrupted at step %lld: saving", (long long)r->m->step);
+        if (save_state(r)) return -1;
+    }
+    return rc;
+}
+
+static int check_opts(const hb_train_opts *o) {
+    if (!o->teacher || !o->data || !o->out || (!o->config == !o->init))
+        return hb_error("--teacher, --data, --out and one of --config / --init are required");
+    if (o->lpips) return hb_error("--lpips %s: the LPIPS loss is not implemented in this version", o->lpips);
+    if (o->feature_blocks && strcmp(o->feature_blocks, "none"))
+        return hb_error("--feature-blocks %s: feature distillation needs the Wan2.2 decoder's block outputs, which the "
+                        "teacher decoder does not expose in this version (use none)", o->feature_blocks);
+    if (o->frames < 1 || (o->frames - 1) % 4) return hb_error("--frames %d: must be 1 + 4k", o->frames);
+    if (o->size < 16 || o->size % 16) return hb_error("--size %d: must be a positive multiple of 16", o->size);
+    if (o->steps < 1 || o->batch < 1 || o->accum < 1 || o->save_every < 1 || o->holdout < 0)
+        return hb_error("--steps, --batch, --accum and --save-every must be >= 1, --holdout >= 0");
+    if (!(o->lr > 0) || !(o->weight_decay >= 0) || !(o->ema >= 0 && o->ema < 1))
+        return hb_error("--lr must be > 0, --wd >= 0, --ema in [0, 1)");
+    return 0;
+}
+
+static void run_free(trun *r) {
+    for (int i = 0; i < r->nclips; i++) free(r->clips[i].path), hb_free(r->clips[i].latent), hb_free(r->clips[i].target);
+    hb_free(r->clips);
+    hb_lvt_free(r->m);
+    hb_wan_vae_free(r->teacher);
+    hb_checkpoint_close(r->teacher_ck);
+}
+
+int hb_train_decoder(const hb_train_opts *o, int (*stop)(void)) {
+    trun r = {.o = o};
+    int rc = check_opts(o);
+    if (!rc) rc = make_dir(o->out);
+    if (!rc) rc = make_dir(out_path(&r, "cache"));
+    if (!rc && !(r.teacher_ck = hb_checkpoint_open(o->teacher))) rc = -1;
+    if (!rc && !(r.teacher = hb_wan_vae_load(r.teacher_ck, NULL))) rc = -1;
+    if (!rc && hb_wan_vae_temporal_factor(r.teacher) != 4) rc = hb_error("%s: not a Wan VAE with 4x time compression", o->teacher);
+    if (!rc) rc = make_student(&r);
+    if (!rc) rc = prepare_data(&r);
+    struct stat st;
+    bool resumed = !rc && o->resume && stat(out_path(&r, "train_state.safetensors"), &st) == 0;
+    if (resumed) rc = load_state(&r);
+    if (!rc) rc = csv_trim(&r, resumed ? r.m->step : -1);
+    if (!rc && resumed) hb_log(HB_LOG_INFO, "resumed at step %lld", (long long)r.m->step);
+    if (!rc && !resumed) { /* step 0: the starting point of the evaluation curve */
+        teval e;
+        rc = save_state(&r);
+        if (!rc) rc = evaluate(&r, &e);
+        if (!rc) rc = decode_speed(&r, &e);
+        if (!rc) rc = csv_row(&r, 0, 0, 0, 0, 0, 0, &e);
+        if (!rc) hb_log(HB_LOG_INFO, "start: held-out PSNR %.2f dB, SSIM %.4f, L1 %.4f", e.psnr, e.ssim, e.l1);
+    }
+    if (!rc) rc = train_loop(&r, stop);
+    run_free(&r);
+    return rc;
+}
