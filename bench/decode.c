@@ -11,6 +11,7 @@
  * Defaults: 2 latents (5 frames) at 128x224: the full Wan decoders need ~20 (2.1) / ~38 (2.2) TFLOP for 2
  * latents at 480x832, minutes on 2 cores. Every decoder's cost is linear in pixels and in frames after the
  * first latent, so per-frame figures and ratios carry over; --size / --latents / --full give the real sizes. */
+#include "random_models.h"
 #include "bench.h"
 #include "io/checkpoint.h"
 #include "ops/ops.h"

@@ -153,18 +153,18 @@ int main(int argc, char **argv) {
             snprintf(p, 1200, "%s/%s", tmpdir, is5 ? "wan2.2-ti2v-5b" : "wan2.1-1.3b");
             if (access(p, F_OK) != 0) {
                 wan_dit_config cfg;
-                wan_dit_config_preset(&cfg, is5 ? "wan2.2-ti2v-5b" : "wan2.1-1.3b");
+                hb_wan_dit_config_preset(&cfg, is5 ? "wan2.2-ti2v-5b" : "wan2.1-1.3b");
                 mkdir(p, 0755);
                 double t0 = hb_time_now();
                 if (hb_wan_dit_write_random(&cfg, p, HB_BF16, 1, (int64_t)4096 << 20)) {
                     fprintf(stderr, "mkmodel: %s\n", hb_last_error()); rc = 1; break;
                 }
                 fprintf(stderr, "(wrote random bf16 %s, %.2f B params, in %.1f s)\n", p,
-                        wan_dit_param_count(&cfg) * 1e-9, hb_time_now() - t0);
+                        hb_wan_dit_param_count(&cfg) * 1e-9, hb_time_now() - t0);
             }
             dir = p;
         }
-        wan_dit *m = wan_dit_open(dir, NULL);
+        wan_dit *m = hb_wan_dit_open(dir, NULL);
         if (!m) { fprintf(stderr, "%s\n", hb_last_error()); rc = 1; break; }
         const wan_dit_config *cf = &m->cfg;
         int64_t L = c->F * (c->H / 2) * (c->W / 2), tpf = (c->H / 2) * (c->W / 2);
@@ -179,16 +179,16 @@ int main(int argc, char **argv) {
         for (int64_t i = 0; i < L; i++) t[i] = (is5 && i < tpf) ? 0.0f : 700.0f;
         wan_dit_input in = {.x = x, .F = c->F, .H = c->H, .W = c->W, .t = t, .nt = is5 ? L : 1, .context = ctx,
                             .ctx_len = ctx_len};
-        size_t ws = wan_dit_workspace_bytes(m, &in);
+        size_t ws = hb_wan_dit_workspace_bytes(m, &in);
         hb_reset_peak_rss();
         double t0 = hb_time_now(), c0 = cpu_seconds();
-        int frc = wan_dit_forward(m, &in, out, NULL);
+        int frc = hb_wan_dit_forward(m, &in, out, NULL);
         double dt = hb_time_now() - t0, dc = cpu_seconds() - c0;
         double cg;
         if (frc) { fprintf(stderr, "%s\n", hb_last_error()); rc = 1; }
         double finite = 0;
         for (int64_t i = 0; i < no; i++) finite += out[i] == out[i] && out[i] < 1e30f && out[i] > -1e30f;
-        double fl = wan_dit_forward_flops(cf, L, false);
+        double fl = hb_wan_dit_forward_flops(cf, L, false);
         cg = fl / dc * 1e-9 * hb_threads_count();
         char lat[32];
         snprintf(lat, sizeof lat, "%lldx%lldx%lld", (long long)c->F, (long long)c->H, (long long)c->W);
@@ -198,7 +198,7 @@ int main(int argc, char **argv) {
                finite == (double)no ? "" : "  (NON-FINITE OUTPUT)");
         fflush(stdout);
         hb_free(x); hb_free(out); hb_free(t); hb_free(ctx);
-        wan_dit_free(m);
+        hb_wan_dit_free(m);
         /* drop a temporary model no later case needs */
         bool later = false;
         for (int j = k + 1; j < nc; j++) later |= !strcmp(cases[j].arch, c->arch);

@@ -3,7 +3,7 @@
  *   - hb_linear at the Wan2.2-TI2V-5B DiT shapes for a 480x832, 49-frame video: M = 5070 tokens
  *     (VAE 4x temporal / 16x spatial: latent 13 x 30 x 52; patch 1x2x2: 13 x 15 x 26 = 5070), K, N in {3072, 14336};
  *   - hb_attention at L = 5070, 24 heads, head_dim 128 (self-attention) and Lk = 512 (cross-attention);
- *   - one whole 5B DiT block (wan_dit_block with random bf16 weights held as host hb_tensors, no checkpoint;
+ *   - one whole 5B DiT block (hb_wan_dit_block with random bf16 weights held as host hb_tensors, no checkpoint;
  *     prompt K/V cached as the pipeline does) and the full forward extrapolated as 30 blocks;
  *   - hb_conv3d 3x3x3 causal at Wan2.2-VAE-decoder-like shapes (1024 ch at 30x52, 512 at 120x208, 256 at 240x416).
  * Each time is the median of --reps timed batches; a batch repeats the op until it lasts >= 20 ms, starts and
@@ -162,7 +162,7 @@ static void bench_conv(const char *name, int64_t Cin, int64_t Cout, int64_t T, i
 
 /* ---- one DiT block of the 5B model */
 typedef struct { wan_dit *m; float *x; wan_dit_block_args a; wan_dit_ws ws; } blk_ctx;
-static int blk_run(void *c_) { blk_ctx *c = c_; return wan_dit_block(c->m, 0, c->x, &c->a, &c->ws); }
+static int blk_run(void *c_) { blk_ctx *c = c_; return hb_wan_dit_block(c->m, 0, c->x, &c->a, &c->ws); }
 static void bench_block(const wan_dit_config *cfg5, int64_t F, int64_t Hp, int64_t Wp) {
     wan_dit m;
     memset(&m, 0, sizeof m);
@@ -190,10 +190,10 @@ static void bench_block(const wan_dit_config *cfg5, int64_t F, int64_t Hp, int64
     hb_arena meas, ar;
     hb_arena_init_measure(&meas, "dit block (measure)");
     wan_dit_ws ws;
-    die_if(wan_dit_ws_alloc(&m, L, F, &meas, &ws), "workspace (measure)");
+    die_if(hb_wan_dit_ws_alloc(&m, L, F, &meas, &ws), "workspace (measure)");
     die_if(hb_arena_init_dev(&ar, meas.peak + 4096 * 16, "dit block workspace"), "device arena");
     blk_ctx c = {&m, dev_rand(L * D, 1.0f), {0}, {0}};
-    die_if(wan_dit_ws_alloc(&m, L, F, &ar, &c.ws), "workspace");
+    die_if(hb_wan_dit_ws_alloc(&m, L, F, &ar, &c.ws), "workspace");
     float *e0 = dev_rand(F * 6 * D, 0.1f), *ck = dev_rand(T * D, 1.0f), *cv = dev_rand(T * D, 1.0f);
     c.a.L = L; c.a.H = Hp; c.a.W = Wp; c.a.f0 = 0; c.a.e0 = e0;
     c.a.g = (hb_modgroups){Hp * Wp, 6 * D};
@@ -239,7 +239,7 @@ int main(int argc, char **argv) {
     }
     hb_backend_use(be);
     wan_dit_config cfg;
-    die_if(wan_dit_config_preset(&cfg, "wan2.2-ti2v-5b"), "5B config");
+    die_if(hb_wan_dit_config_preset(&cfg, "wan2.2-ti2v-5b"), "5B config");
     /* 480x832, 49 frames: latent 13 x 30 x 52, tokens 13 x 15 x 26 */
     int64_t F = 13, Hp = 15, Wp = 26, L = F * Hp * Wp;
     int64_t big = 8192, D = cfg.dim, Fd = cfg.ffn_dim, cD = 1024, cM = 512, cS = 256;

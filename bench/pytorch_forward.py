@@ -4,7 +4,7 @@
 The blocks are Wan's (Wan2.1/2.2 `WanAttentionBlock`): adaptive layer norm with the 6-way modulation, self-attention
 with RMS-normed q and k and the 3-D rotary embedding, cross-attention to the text, and the tanh-GELU FFN, plus the
 patch embedding and the head. Random fp32 weights (the fastest CPU mode of PyTorch here); the FLOP count is the
-one hummingbird's wan_dit_forward_flops uses, so GFLOP/s compare directly.
+one hummingbird's hb_wan_dit_forward_flops uses, so GFLOP/s compare directly.
 
 Usage: python3 bench/pytorch_forward.py [--arch wan2.1-1.3b|wan2.2-ti2v-5b] [--lat FxHxW] [--layers N]
                                          [--reps R] [--threads N]

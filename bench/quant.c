@@ -61,7 +61,7 @@ static void linear_table(void) {
 /* One forward of the model in `dir`: seconds, peak RSS; the output goes to out_path (raw f32). */
 static int forward_child(const char *dir, int64_t F, int64_t H, int64_t W, const char *out_path, int threads) {
     hb_threads_init(threads);
-    wan_dit *m = wan_dit_open(dir, NULL);
+    wan_dit *m = hb_wan_dit_open(dir, NULL);
     if (!m) { fprintf(stderr, "%s\n", hb_last_error()); return 1; }
     const wan_dit_config *c = &m->cfg;
     int64_t L = F * (H / 2) * (W / 2), nx = (int64_t)c->in_dim * F * H * W, no = (int64_t)c->out_dim * F * H * W;
@@ -73,13 +73,13 @@ static int forward_child(const char *dir, int64_t F, int64_t H, int64_t W, const
     hb_normal_fill(ctx, ctx_len * c->text_dim, 7, 2, 0, 0, 0.2f);
     wan_dit_input in = {.x = x, .F = F, .H = H, .W = W, .t = &t, .nt = 1, .context = ctx, .ctx_len = ctx_len};
     double t0 = hb_time_now(), c0 = bench_cpu_now();
-    int rc = wan_dit_forward(m, &in, out, NULL);
+    int rc = hb_wan_dit_forward(m, &in, out, NULL);
     double dt = hb_time_now() - t0, dc = bench_cpu_now() - c0;
     if (rc) { fprintf(stderr, "%s\n", hb_last_error()); return 1; }
     FILE *f = fopen(out_path, "wb");
     if (!f || fwrite(out, sizeof(float), (size_t)no, f) != (size_t)no) return 1;
     fclose(f);
-    double fl = wan_dit_forward_flops(c, L, false);
+    double fl = hb_wan_dit_forward_flops(c, L, false);
     printf("%8lld %9.1f %9.1f %9.1f %10.0f", (long long)L, dt, dc, fl / dc * 1e-9, (double)hb_peak_rss_bytes() / 1048576.0);
     fflush(stdout);
     return 0;
@@ -125,14 +125,14 @@ int main(int argc, char **argv) {
     snprintf(dir, sizeof dir, "%s/hb_bench_quant.XXXXXX", tmpbase ? tmpbase : "/tmp");
     if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
     wan_dit_config cfg;
-    if (wan_dit_config_preset(&cfg, arch)) { fprintf(stderr, "%s\n", hb_last_error()); return 2; }
+    if (hb_wan_dit_config_preset(&cfg, arch)) { fprintf(stderr, "%s\n", hb_last_error()); return 2; }
     static const char *const kinds[] = {"bf16", "q8_0", "q4_k_m"};
     snprintf(path, sizeof path, "%s/bf16", dir);
     mkdir(path, 0755);
     if (hb_wan_dit_write_random(&cfg, path, HB_BF16, 1, (int64_t)4096 << 20)) { fprintf(stderr, "%s\n", hb_last_error()); return 1; }
     /* the quantized copies first, then the forwards in rounds (bf16, q8_0, q4_k_m, bf16, ...): on a shared
      * machine a load change then hits every kind alike */
-    double fbytes[3] = {2.0 * (double)wan_dit_param_count(&cfg), 0, 0};
+    double fbytes[3] = {2.0 * (double)hb_wan_dit_param_count(&cfg), 0, 0};
     for (int k = 1; k < 3; k++) {
         char mdir[1200], gguf[1300];
         snprintf(mdir, sizeof mdir, "%s/%s", dir, kinds[k]);

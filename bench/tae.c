@@ -4,6 +4,7 @@
  * Usage: bench_tae [--model taew2.1|taew2.2|all] [--size HxW] [--latents N] [--div D] [--no-encoder]
  *   --latents: latents decoded (the first one, which gives 1 frame after the trim, is not timed); default 2
  *   --div: divide every internal width by D (quick runs); default 1 */
+#include "random_models.h"
 #include "bench.h"
 #include "io/checkpoint.h"
 #include "ops/ops.h"

@@ -85,9 +85,9 @@ int main(int argc, char **argv) {
     if (!m) { fprintf(stderr, "bench_xt: %s\n", hb_last_error_message()); return 1; }
     double t_load = hb_time_now() - t0;
     hb_model_folder mf;
-    wan_dit *probe = hb_model_folder_scan(dir, &mf) ? NULL : wan_dit_open(mf.dit, NULL);
+    wan_dit *probe = hb_model_folder_scan(dir, &mf) ? NULL : hb_wan_dit_open(mf.dit, NULL);
     wan_dit_config dc = probe ? probe->cfg : (wan_dit_config){0};
-    wan_dit_free(probe);
+    hb_wan_dit_free(probe);
     const int64_t L = (int64_t)((F - 1) / 4 + 1) * (H / 32) * (W / 32);
     printf("size %dx%dx%d: latent [48, %d, %d, %d], %lld tokens; DiT dim %d, %d layers; load %.2f s%s\n", W, H, F,
            (F - 1) / 4 + 1, H / 16, W / 16, (long long)L, dc.dim, dc.num_layers, t_load, offload ? " (offload)" : "");
@@ -114,7 +114,7 @@ int main(int argc, char **argv) {
             ret = 1;
             continue;
         }
-        double fl = wan_dit_forward_flops(&dc, L, true) * n; /* flops (2 x multiply-adds) */
+        double fl = hb_wan_dit_forward_flops(&dc, L, true) * n; /* flops (2 x multiply-adds) */
         double est30 = dc.num_layers > 0 ? v.seconds_total + v.seconds_denoise * (30.0 / dc.num_layers - 1.0) : 0;
         /* cpu-eff: DiT GFLOP per CPU-second / the FMA loop's per CPU-second (robust on a shared machine) */
         double ceff = dcpu.c1 > dcpu.c0 ? fl / (dcpu.c1 - dcpu.c0) * 1e-9 / pk.cpu_gflops : 0;

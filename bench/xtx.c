@@ -64,7 +64,7 @@ int main(int argc, char **argv) {
 
     /* model */
     wan_dit_config cfg;
-    wan_dit_config_preset(&cfg, "wan2.1-1.3b");
+    hb_wan_dit_config_preset(&cfg, "wan2.1-1.3b");
     const int full_layers = cfg.num_layers;
     cfg.num_layers = layers;
     char dir[4096];
@@ -74,14 +74,14 @@ int main(int argc, char **argv) {
     if (hb_wan_dit_write_random(&cfg, dir, HB_BF16, 1, (int64_t)1 << 30)) { fprintf(stderr, "%s\n", hb_last_error()); return 1; }
     printf("model: Wan2.1-1.3B widths (dim %d, ffn %d, %d heads), %d of %d layers, bf16 random weights (%.1f s to write)\n",
            cfg.dim, cfg.ffn_dim, cfg.num_heads, layers, full_layers, hb_time_now() - t0);
-    wan_dit *m = wan_dit_open(dir, NULL);
+    wan_dit *m = hb_wan_dit_open(dir, NULL);
     if (!m) { fprintf(stderr, "%s\n", hb_last_error()); return 1; }
 
     const int64_t h = height / 8, w = width / 8, ft = (h / 2) * (w / 2), L = chunk * ft;
     wan_causal_config cc = {0};
     cc.H = h; cc.W = w; cc.max_chunk_frames = chunk; cc.cache_frames = window; cc.sink_frames = sink; cc.window = true;
     cc.global_sink = true; cc.cache_dtype = cdt; cc.rope = rope;
-    wan_causal *cs = wan_causal_new(m, &cc);
+    wan_causal *cs = hb_wan_causal_new(m, &cc);
     if (!cs) { fprintf(stderr, "%s\n", hb_last_error()); return 1; }
     hb_rng r;
     hb_rng_seed(&r, 42);
@@ -89,7 +89,7 @@ int main(int argc, char **argv) {
     float *ctx = malloc(sizeof(float) * (size_t)(ctx_len * cfg.text_dim));
     for (int64_t i = 0; i < ctx_len * cfg.text_dim; i++) ctx[i] = 0.1f * hb_rng_normal(&r);
     t0 = hb_time_now();
-    if (wan_causal_set_prompt(cs, ctx, ctx_len)) { fprintf(stderr, "%s\n", hb_last_error()); return 1; }
+    if (hb_wan_causal_set_prompt(cs, ctx, ctx_len)) { fprintf(stderr, "%s\n", hb_last_error()); return 1; }
     double t_prompt = hb_time_now() - t0;
     /* pre-fill the cache: random K/V, indices = full window after `window` frames */
     wan_kv_cache *kc = &cs->cache;
@@ -121,7 +121,7 @@ int main(int argc, char **argv) {
         bool refresh = k == steps;
         for (int f = 0; f < chunk; f++) tv[f] = refresh ? 0.f : tsteps[k % 4];
         double w0 = hb_time_now(), c0 = bench_cpu_now();
-        if (wan_causal_forward(cs, x, chunk, tv, f0, false, refresh ? NULL : flow, NULL, NULL)) {
+        if (hb_wan_causal_forward(cs, x, chunk, tv, f0, false, refresh ? NULL : flow, NULL, NULL)) {
             fprintf(stderr, "%s\n", hb_last_error());
             return 1;
         }
@@ -146,7 +146,7 @@ int main(int argc, char **argv) {
            fl / layers * full_layers * (steps + 1) * 1e-12, pk.wall_gflops,
            fl / layers * full_layers * (steps + 1) / (pk.wall_gflops * 1e9));
     printf("prompt (cross-attention K/V of %d layers): %.2f s\n", layers, t_prompt);
-    size_t cache_b = wan_kv_cache_bytes(kc);
+    size_t cache_b = hb_wan_kv_cache_bytes(kc);
     size_t per_layer = 2 * (size_t)kc->cap * (size_t)kc->dim * hb_dtype_size(kc->dtype);
     size_t staging = cache_b - per_layer * (size_t)layers;
     printf("memory: KV cache %.1f MiB for %d layers -> %.0f MiB for %d (+ %.0f MiB f32 staging), activation arena "
@@ -157,7 +157,7 @@ int main(int argc, char **argv) {
     wan_dit_config cf30 = cfg;
     cf30.num_layers = full_layers;
     printf("peak RSS %.0f MiB (bf16 weights: %.0f MiB for %d layers, %.0f MiB for %d)\n", hb_peak_rss_bytes() / 1048576.0,
-           wan_dit_param_count(&cfg) * 2 / 1048576.0, layers, wan_dit_param_count(&cf30) * 2 / 1048576.0, full_layers);
+           hb_wan_dit_param_count(&cfg) * 2 / 1048576.0, layers, hb_wan_dit_param_count(&cf30) * 2 / 1048576.0, full_layers);
 
     if (tae_on) {
         char tdir[4200];
@@ -182,8 +182,8 @@ int main(int argc, char **argv) {
         hb_tae_free(tae);
         hb_checkpoint_close(tck);
     }
-    wan_causal_free(cs);
-    wan_dit_free(m);
+    hb_wan_causal_free(cs);
+    hb_wan_dit_free(m);
     free(ctx); free(x); free(flow);
     if (!keep) {
         char cmd[4300];

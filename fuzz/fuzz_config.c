@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     switch (data[0] % 4) {
     case 0: {
         wan_dit_config c;
-        if (wan_dit_config_parse(&c, text, "config.json") == 0 && wan_dit_config_check(&c, "config.json") != 0) abort();
+        if (hb_wan_dit_config_parse(&c, text, "config.json") == 0 && hb_wan_dit_config_check(&c, "config.json") != 0) abort();
         break;
     }
     case 1: {

@@ -39,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     hb_model_folder mf;
     if (hb_model_folder_scan(g_dir, &mf) != 0) return 0;
-    wan_dit *m = wan_dit_open(mf.dit, NULL);
-    if (m) wan_dit_free(m);
+    wan_dit *m = hb_wan_dit_open(mf.dit, NULL);
+    if (m) hb_wan_dit_free(m);
     return 0;
 }

@@ -19,13 +19,13 @@ static wan_dit *tiny_model(uint64_t seed) {
     const char *cfgs = "{\"dim\": 32, \"ffn_dim\": 64, \"freq_dim\": 16, \"num_heads\": 2, \"num_layers\": 2, "
                        "\"in_dim\": 16, \"out_dim\": 16, \"text_len\": 8, \"text_dim\": 16, \"patch_size\": [1, 2, 2]}";
     wan_dit_config c;
-    if (wan_dit_config_parse(&c, cfgs, "test")) return NULL;
+    if (hb_wan_dit_config_parse(&c, cfgs, "test")) return NULL;
     char dir[4096], cmd[4200];
     snprintf(dir, sizeof dir, "%s/dit", tl_tmpdir());
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
     if (tl_run(cmd, NULL, 0)) return NULL;
     if (hb_wan_dit_write_random(&c, dir, HB_F32, seed, 1 << 20)) return NULL;
-    return wan_dit_open(dir, NULL);
+    return hb_wan_dit_open(dir, NULL);
 }
 
 typedef struct {
@@ -56,7 +56,7 @@ static void replay(const wan_dit *m, const hb_ar_opts *o, float *all) {
     wan_causal_config cc = {0};
     cc.H = o->H; cc.W = o->W; cc.max_chunk_frames = cf; cc.cache_frames = cf; cc.sink_frames = o->window > 0 ? o->sink : 0;
     cc.window = o->window > 0; cc.global_sink = true; cc.cache_dtype = o->cache_dtype; cc.rope = o->rope;
-    wan_causal *cs = wan_causal_new(m, &cc);
+    wan_causal *cs = hb_wan_causal_new(m, &cc);
     hb_rng r;
     hb_rng_seed(&r, o->seed);
     int64_t n = C * chunk * HW;
@@ -68,7 +68,7 @@ static void replay(const wan_dit *m, const hb_ar_opts *o, float *all) {
         int want = 0;
         for (int i = 0; i < o->nconds; i++) if (o->conds[i].frame <= f0) want = i;
         if (want != cur) {
-            wan_causal_set_prompt(cs, o->conds[want].ctx, o->conds[want].ctx_len);
+            hb_wan_causal_set_prompt(cs, o->conds[want].ctx, o->conds[want].ctx_len);
             if (cur >= 0) {
                 /* LongLive: last min(cache, f0) frames at t = 0; frames whose slots are sink rows dropped */
                 int64_t nre = f0 < cf ? f0 : cf, fs = f0 - nre;
@@ -80,7 +80,7 @@ static void replay(const wan_dit *m, const hb_ar_opts *o, float *all) {
                     for (int64_t f = 0; f < nre; f++)
                         memcpy(rc + (ch * nre + f) * HW, all + (fs + f) * C * HW + ch * HW, sizeof(float) * (size_t)HW);
                 for (int64_t f = 0; f < nre; f++) t[f] = 0;
-                CHECK(wan_causal_forward(cs, rc, nre, t, fs, true, NULL, NULL, NULL) == 0);
+                CHECK(hb_wan_causal_forward(cs, rc, nre, t, fs, true, NULL, NULL, NULL) == 0);
             }
             cur = want;
         }
@@ -88,7 +88,7 @@ static void replay(const wan_dit *m, const hb_ar_opts *o, float *all) {
         for (int64_t i = 0; i < nn; i++) x[i] = hb_rng_normal(&r);
         for (int k = 0; k < o->nsteps; k++) {
             for (int64_t f = 0; f < F; f++) t[f] = ts[k];
-            wan_causal_forward(cs, x, F, t, f0, false, v, NULL, NULL);
+            hb_wan_causal_forward(cs, x, F, t, f0, false, v, NULL, NULL);
             for (int64_t i = 0; i < nn; i++) x0[i] = (float)((double)x[i] - (double)sg[k] * (double)v[i]);
             if (k + 1 < o->nsteps)
                 for (int64_t i = 0; i < nn; i++) {
@@ -100,9 +100,9 @@ static void replay(const wan_dit *m, const hb_ar_opts *o, float *all) {
             for (int64_t ch = 0; ch < C; ch++)
                 memcpy(all + (f0 + f) * C * HW + ch * HW, x0 + (ch * F + f) * HW, sizeof(float) * (size_t)HW);
         for (int64_t f = 0; f < F; f++) t[f] = 0;
-        if (f0 + chunk < o->frames) wan_causal_forward(cs, x0, F, t, f0, false, NULL, NULL, NULL);
+        if (f0 + chunk < o->frames) hb_wan_causal_forward(cs, x0, F, t, f0, false, NULL, NULL, NULL);
     }
-    wan_causal_free(cs);
+    hb_wan_causal_free(cs);
     free(x); free(v); free(x0); free(rc);
 }
 
@@ -373,7 +373,7 @@ int main(void) {
         test_noise_and_observer(m);
         test_limits(m);
         test_memory(m);
-        wan_dit_free(m);
+        hb_wan_dit_free(m);
     }
     return tl_done();
 }

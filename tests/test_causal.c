@@ -22,14 +22,14 @@ static wan_dit *tiny_model(uint64_t seed, int layers) {
              "{\"dim\": 32, \"ffn_dim\": 64, \"freq_dim\": 16, \"num_heads\": 2, \"num_layers\": %d, \"in_dim\": 16, "
              "\"out_dim\": 16, \"text_len\": 8, \"text_dim\": 16, \"patch_size\": [1, 2, 2]}", layers);
     wan_dit_config c;
-    if (wan_dit_config_parse(&c, cfgs, "test")) return NULL;
+    if (hb_wan_dit_config_parse(&c, cfgs, "test")) return NULL;
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/dit_%d", tl_tmpdir(), layers);
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
     if (tl_run(cmd, NULL, 0)) return NULL;
     if (hb_wan_dit_write_random(&c, dir, HB_F32, seed, 1 << 20)) return NULL;
-    return wan_dit_open(dir, NULL);
+    return hb_wan_dit_open(dir, NULL);
 }
 
 typedef struct {
@@ -65,15 +65,15 @@ static void reference(const wan_dit *m, const scen *s, const wan_dit_text *txt, 
     hb_arena a;
     hb_arena_init_measure(&a, "m");
     wan_dit_ws ws;
-    wan_dit_ws_alloc(m, cL, s->c, &a, &ws);
+    hb_wan_dit_ws_alloc(m, cL, s->c, &a, &ws);
     size_t need = a.peak + 4096;
     hb_arena_init(&a, need, "ref");
-    wan_dit_ws_alloc(m, cL, s->c, &a, &ws);
+    hb_wan_dit_ws_alloc(m, cL, s->c, &a, &ws);
     for (int64_t j = 0; j < s->n; j++) {
-        wan_dit_patchify(mc, x + j * nel, s->c, s->H, s->W, rows);
+        hb_wan_dit_patchify(mc, x + j * nel, s->c, s->H, s->W, rows);
         hb_linear(hid + j * cL * D, rows, cL, &m->patch_w, &m->patch_b, false);
         for (int64_t f = 0; f < s->c; f++) tv[f] = t[j];
-        wan_dit_time_embed(m, tv, s->c, e + j * s->c * D, e0 + j * s->c * 6 * D, tmp);
+        hb_wan_dit_time_embed(m, tv, s->c, e + j * s->c * D, e0 + j * s->c * 6 * D, tmp);
     }
     for (int l = 0; l < mc->num_layers; l++) {
         for (int64_t j = 0; j < s->n; j++) {
@@ -85,7 +85,7 @@ static void reference(const wan_dit *m, const scen *s, const wan_dit_text *txt, 
                 memcpy(tk + sl * ft * D, sk + f * ft * D, sizeof(float) * (size_t)(ft * D));
                 memcpy(tvv + sl * ft * D, sv + f * ft * D, sizeof(float) * (size_t)(ft * D));
                 if (s->rope == WAN_ROPE_REL && sl != wslot[f])
-                    wan_kv_rope_shift(tk + sl * ft * D, ft, D, mc->num_heads, mc->head_dim, (double)(sl - wslot[f]));
+                    hb_wan_kv_rope_shift(tk + sl * ft * D, ft, D, mc->num_heads, mc->head_dim, (double)(sl - wslot[f]));
                 nk = sl + 1 > nk ? sl + 1 : nk;
             }
             int64_t s0 = slot_of(s, start, end);
@@ -96,15 +96,15 @@ static void reference(const wan_dit *m, const scen *s, const wan_dit_text *txt, 
             ba.e0 = e0 + j * s->c * 6 * D; ba.g = (hb_modgroups){ft, 6 * D};
             ba.ctx_k = txt->k + (int64_t)l * T * D; ba.ctx_v = txt->v + (int64_t)l * T * D; ba.ctx_len = T;
             ba.kv_k = tk; ba.kv_v = tvv; ba.kv_write = s0 * ft; ba.kv_start = 0; ba.kv_end = s0 * ft + cL;
-            if (wan_dit_block(m, l, hid + j * cL * D, &ba, &ws)) fprintf(stderr, "reference: %s\n", hb_last_error());
+            if (hb_wan_dit_block(m, l, hid + j * cL * D, &ba, &ws)) fprintf(stderr, "reference: %s\n", hb_last_error());
             memcpy(sk + start * ft * D, tk + s0 * ft * D, sizeof(float) * (size_t)(cL * D));
             memcpy(sv + start * ft * D, tvv + s0 * ft * D, sizeof(float) * (size_t)(cL * D));
             for (int64_t f = 0; f < s->c; f++) wslot[start + f] = s0 + f;
         }
     }
     for (int64_t j = 0; j < s->n; j++) {
-        wan_dit_head(m, hid + j * cL * D, cL, e + j * s->c * D, (hb_modgroups){ft, D}, tok, &ws);
-        wan_dit_unpatchify(mc, tok, s->c, s->H, s->W, out + j * nel);
+        hb_wan_dit_head(m, hid + j * cL * D, cL, e + j * s->c * D, (hb_modgroups){ft, D}, tok, &ws);
+        hb_wan_dit_unpatchify(mc, tok, s->c, s->H, s->W, out + j * nel);
     }
     hb_arena_free(&a);
     free(hid); free(rows); free(e); free(e0); free(tmp); free(tv); free(sk); free(sv); free(tk); free(tvv); free(wslot);
@@ -121,24 +121,24 @@ static void run_scen(const wan_dit *m, const scen *s, hb_dtype dt, double tol, h
     tl_fill_normal(r, ctx, 5 * 16, 1.f);
     for (int64_t j = 0; j < s->n; j++) t[j] = (float)(hb_rng_uniform(r) * 1000.0);
     wan_dit_text txt;
-    CHECK(wan_dit_text_prepare(m, ctx, 5, true, &txt, NULL, NULL) == 0);
+    CHECK(hb_wan_dit_text_prepare(m, ctx, 5, true, &txt, NULL, NULL) == 0);
     reference(m, s, &txt, x, t, ref);
     wan_causal_config cc = {0};
     cc.H = s->H; cc.W = s->W; cc.max_chunk_frames = s->c;
     cc.cache_frames = s->window ? s->Wf : s->n * s->c;
     cc.sink_frames = s->S; cc.window = s->window; cc.global_sink = true;
     cc.cache_dtype = dt; cc.rope = s->rope;
-    wan_causal *cs = wan_causal_new(m, &cc);
+    wan_causal *cs = hb_wan_causal_new(m, &cc);
     CHECKF(cs != NULL, "%s", hb_last_error());
     if (!cs) return;
-    CHECK(wan_causal_set_prompt(cs, ctx, 5) == 0);
+    CHECK(hb_wan_causal_set_prompt(cs, ctx, 5) == 0);
     float tv[64], tg[64];
     for (int64_t j = 0; j < s->n; j++) {
         for (int64_t f = 0; f < s->c; f++) { tv[f] = t[j]; tg[f] = 999.f - (float)f; }
         tl_fill_normal(r, g, nel, 1.f);
         /* a first call on other data (a denoising step) that the real call overwrites */
-        CHECK(wan_causal_forward(cs, g, s->c, tg, j * s->c, false, out + j * nel, NULL, NULL) == 0);
-        CHECK(wan_causal_forward(cs, x + j * nel, s->c, tv, j * s->c, false, out + j * nel, NULL, NULL) == 0);
+        CHECK(hb_wan_causal_forward(cs, g, s->c, tg, j * s->c, false, out + j * nel, NULL, NULL) == 0);
+        CHECK(hb_wan_causal_forward(cs, x + j * nel, s->c, tv, j * s->c, false, out + j * nel, NULL, NULL) == 0);
     }
     double worst = 0;
     for (int64_t j = 0; j < s->n; j++) {
@@ -154,8 +154,8 @@ static void run_scen(const wan_dit *m, const scen *s, hb_dtype dt, double tol, h
     CHECK(cs->cache.global_end == total * ft);
     int64_t held = s->window ? (total < s->Wf ? total : s->Wf) : total;
     CHECK(cs->cache.local_end == held * ft);
-    wan_causal_free(cs);
-    wan_dit_text_free(&txt);
+    hb_wan_causal_free(cs);
+    hb_wan_dit_text_free(&txt);
     free(x); free(g); free(ref); free(out);
 }
 
@@ -163,42 +163,42 @@ static void run_scen(const wan_dit *m, const scen *s, hb_dtype dt, double tol, h
  * cache 48, sink 16). */
 static void test_plan(void) {
     wan_kv_cache c;
-    CHECK(wan_kv_cache_init(&c, 1, 2, 8, 48, 16, 16, true, HB_F32, WAN_ROPE_ABS) == 0);
+    CHECK(hb_wan_kv_cache_init(&c, 1, 2, 8, 48, 16, 16, true, HB_F32, WAN_ROPE_ABS) == 0);
     wan_kv_plan p;
     int64_t exp_local[6] = {16, 32, 48, 48, 48, 48};
     for (int j = 0; j < 6; j++) {
         for (int rep = 0; rep < 3; rep++) { /* denoise steps + refresh: same slots */
-            CHECK(wan_kv_cache_plan(&c, j * 16, 16, false, &p) == 0);
+            CHECK(hb_wan_kv_cache_plan(&c, j * 16, 16, false, &p) == 0);
             CHECK(p.local_end == exp_local[j]);
             CHECK(p.evict == (j >= 3 && rep == 0));
             if (p.evict) { CHECK(p.n_evict == 16); CHECK(p.n_roll == 16); }
-            wan_kv_cache_commit(&c, &p);
+            hb_wan_kv_cache_commit(&c, &p);
             CHECK(c.global_end == (j + 1) * 16);
         }
     }
     /* a re-cache covering the whole cache with the sink protected */
-    CHECK(wan_kv_cache_plan(&c, 3 * 16, 48, true, &p) == 0);
+    CHECK(hb_wan_kv_cache_plan(&c, 3 * 16, 48, true, &p) == 0);
     CHECK(p.local_start == 0 && p.write_start == 16 && p.local_end == 48);
     /* ... but not when it starts at token 0 (v1.0: is_recompute needs current_start > 0) */
     wan_kv_cache c2;
-    CHECK(wan_kv_cache_init(&c2, 1, 2, 8, 48, 16, 16, true, HB_F32, WAN_ROPE_ABS) == 0);
-    CHECK(wan_kv_cache_plan(&c2, 0, 32, false, &p) == 0);
-    wan_kv_cache_commit(&c2, &p);
-    CHECK(wan_kv_cache_plan(&c2, 0, 32, true, &p) == 0);
+    CHECK(hb_wan_kv_cache_init(&c2, 1, 2, 8, 48, 16, 16, true, HB_F32, WAN_ROPE_ABS) == 0);
+    CHECK(hb_wan_kv_cache_plan(&c2, 0, 32, false, &p) == 0);
+    hb_wan_kv_cache_commit(&c2, &p);
+    CHECK(hb_wan_kv_cache_plan(&c2, 0, 32, true, &p) == 0);
     CHECK(p.local_start == 0 && p.write_start == 0 && p.local_end == 32);
-    wan_kv_cache_free(&c2);
+    hb_wan_kv_cache_free(&c2);
     /* errors: a gap, and a global cache that is full */
-    CHECK(wan_kv_cache_plan(&c, 7 * 16, 16, false, &p) != 0);
+    CHECK(hb_wan_kv_cache_plan(&c, 7 * 16, 16, false, &p) != 0);
     CHECK(strstr(hb_last_error(), "gap") != NULL);
-    wan_kv_cache_free(&c);
-    CHECK(wan_kv_cache_init(&c, 1, 2, 8, 32, 16, 0, false, HB_F32, WAN_ROPE_ABS) == 0);
-    CHECK(wan_kv_cache_plan(&c, 0, 32, false, &p) == 0);
-    wan_kv_cache_commit(&c, &p);
-    CHECK(wan_kv_cache_plan(&c, 32, 16, false, &p) != 0);
+    hb_wan_kv_cache_free(&c);
+    CHECK(hb_wan_kv_cache_init(&c, 1, 2, 8, 32, 16, 0, false, HB_F32, WAN_ROPE_ABS) == 0);
+    CHECK(hb_wan_kv_cache_plan(&c, 0, 32, false, &p) == 0);
+    hb_wan_kv_cache_commit(&c, &p);
+    CHECK(hb_wan_kv_cache_plan(&c, 32, 16, false, &p) != 0);
     CHECK(strstr(hb_last_error(), "full") != NULL);
-    wan_kv_cache_free(&c);
-    CHECK(wan_kv_cache_init(&c, 1, 2, 8, 32, 16, 32, true, HB_F32, WAN_ROPE_ABS) != 0); /* sink >= cache */
-    CHECK(wan_kv_cache_init(&c, 1, 2, 8, 32, 16, 0, false, HB_F16, WAN_ROPE_ABS) != 0); /* dtype */
+    hb_wan_kv_cache_free(&c);
+    CHECK(hb_wan_kv_cache_init(&c, 1, 2, 8, 32, 16, 32, true, HB_F32, WAN_ROPE_ABS) != 0); /* sink >= cache */
+    CHECK(hb_wan_kv_cache_init(&c, 1, 2, 8, 32, 16, 0, false, HB_F16, WAN_ROPE_ABS) != 0); /* dtype */
 }
 
 /* Rope shift: shifting by a then b equals shifting by a + b, and shifting back restores (float rounding). */
@@ -208,18 +208,18 @@ static void test_rope_shift(hb_rng *r) {
     tl_fill_normal(r, x, rows * D, 1.f);
     memcpy(y, x, sizeof x);
     memcpy(z, x, sizeof x);
-    wan_kv_rope_shift(y, rows, D, heads, hd, 3);
-    wan_kv_rope_shift(y, rows, D, heads, hd, 4);
-    wan_kv_rope_shift(z, rows, D, heads, hd, 7);
+    hb_wan_kv_rope_shift(y, rows, D, heads, hd, 3);
+    hb_wan_kv_rope_shift(y, rows, D, heads, hd, 4);
+    hb_wan_kv_rope_shift(z, rows, D, heads, hd, 7);
     CHECK_REL(y, z, rows * D, 1e-6);
-    wan_kv_rope_shift(y, rows, D, heads, hd, -7);
+    hb_wan_kv_rope_shift(y, rows, D, heads, hd, -7);
     CHECK_REL(y, x, rows * D, 1e-6);
     /* against hb_rope3d on one frame: rope at f0 = 5 == rope at 0 then shift 5 */
     memcpy(y, x, sizeof x);
     memcpy(z, x, sizeof x);
     hb_rope3d(y, rows, (int)heads, (int)hd, D, 1, (int)rows, 5);
     hb_rope3d(z, rows, (int)heads, (int)hd, D, 1, (int)rows, 0);
-    wan_kv_rope_shift(z, rows, D, heads, hd, 5);
+    hb_wan_kv_rope_shift(z, rows, D, heads, hd, 5);
     CHECK_REL(z, y, rows * D, 1e-6);
 }
 
@@ -236,7 +236,7 @@ static void golden_file(const char *path) {
     hb_checkpoint *ck = hb_checkpoint_open(path);
     CHECKF(ck != NULL, "%s", hb_last_error());
     if (!ck) return;
-    wan_dit *m = wan_dit_open(path, NULL);
+    wan_dit *m = hb_wan_dit_open(path, NULL);
     CHECKF(m != NULL, "%s", hb_last_error());
     const char *cfg_s = hb_checkpoint_metadata(ck, "config");
     int64_t fsl = strtoll(hb_checkpoint_metadata(ck, "frame_seq_length"), NULL, 10);
@@ -260,12 +260,12 @@ static void golden_file(const char *path) {
     cc.H = H; cc.W = W; cc.max_chunk_frames = F; cc.cache_tokens = cap; cc.cache_frames = cap / fsl;
     cc.window = local != -1; cc.sink_frames = cc.window ? sink : 0; cc.global_sink = true;
     cc.cache_dtype = HB_F32; cc.rope = WAN_ROPE_ABS;
-    wan_causal *cs = m ? wan_causal_new(m, &cc) : NULL;
+    wan_causal *cs = m ? hb_wan_causal_new(m, &cc) : NULL;
     CHECKF(cs != NULL, "%s", hb_last_error());
     hb_flowmatch_table tab;
     hb_flowmatch_table_init(&tab, shift);
     double worst = 0;
-    if (cs && wan_causal_set_prompt(cs, ctx, tc.shape[0]) == 0) {
+    if (cs && hb_wan_causal_set_prompt(cs, ctx, tc.shape[0]) == 0) {
         const int64_t n = 16 * F * H * W, D = m->cfg.dim;
         float *flow = malloc(sizeof(float) * (size_t)n), *kv = malloc(sizeof(float) * (size_t)(cap * D));
         for (int i = 0; i < ncalls; i++) {
@@ -284,7 +284,7 @@ static void golden_file(const char *path) {
             while (cs0 > calls && *cs0 != '{') cs0--;
             const char *st = strstr(cs0, "\"current_start_frame\": ");
             int64_t f0 = st ? strtoll(st + 23, NULL, 10) : 0;
-            CHECK(wan_causal_forward(cs, x, tx.shape[1], t, f0, false, flow, NULL, NULL) == 0);
+            CHECK(hb_wan_causal_forward(cs, x, tx.shape[1], t, f0, false, flow, NULL, NULL) == 0);
             snprintf(nm, sizeof nm, "out.call%02d.flow", i);
             float *ref = ck_f32(ck, nm, &tr);
             double e = tl_rel_err(flow, ref, n);
@@ -303,7 +303,7 @@ static void golden_file(const char *path) {
             snprintf(nm, sizeof nm, "mid.call%02d.kv0_k", i);
             ref = ck_f32(ck, nm, &tr);
             CHECK(hb_tensor_numel(&tr) == cs->cache.local_end * D);
-            wan_kv_cache_read(&cs->cache, 0, 0, 0, cs->cache.local_end, kv);
+            hb_wan_kv_cache_read(&cs->cache, 0, 0, 0, cs->cache.local_end, kv);
             e = tl_rel_err(kv, ref, cs->cache.local_end * D);
             worst = e > worst ? e : worst;
             free(ref);
@@ -317,8 +317,8 @@ static void golden_file(const char *path) {
     }
     CHECKF(worst <= 1e-4, "%s: worst %.3e", path, worst);
     printf("  golden %s: %d calls, worst rel err %.2e\n", path, ncalls, worst);
-    wan_causal_free(cs);
-    wan_dit_free(m);
+    hb_wan_causal_free(cs);
+    hb_wan_dit_free(m);
     free(ctx);
     hb_checkpoint_close(ck);
 }
@@ -337,30 +337,30 @@ static void test_errors(const wan_dit *m) {
     cc.H = 4; cc.W = 4; cc.max_chunk_frames = 2; cc.cache_frames = 3; cc.sink_frames = 2; cc.window = true;
     cc.cache_dtype = HB_F32;
     cc.max_chunk_frames = 4;
-    CHECK(wan_causal_new(m, &cc) == NULL); /* chunk > cache */
+    CHECK(hb_wan_causal_new(m, &cc) == NULL); /* chunk > cache */
     CHECK(strstr(hb_last_error(), "chunk") != NULL);
     cc.max_chunk_frames = 2; cc.cache_frames = 4; cc.H = 5;
-    CHECK(wan_causal_new(m, &cc) == NULL); /* not a patch multiple */
+    CHECK(hb_wan_causal_new(m, &cc) == NULL); /* not a patch multiple */
     cc.H = 4;
-    wan_causal *cs = wan_causal_new(m, &cc);
+    wan_causal *cs = hb_wan_causal_new(m, &cc);
     CHECK(cs != NULL);
     float x[16 * 2 * 16] = {0}, t[2] = {500, 500};
-    CHECK(wan_causal_forward(cs, x, 2, t, 0, false, NULL, NULL, NULL) != 0); /* no prompt */
+    CHECK(hb_wan_causal_forward(cs, x, 2, t, 0, false, NULL, NULL, NULL) != 0); /* no prompt */
     CHECK(strstr(hb_last_error(), "prompt") != NULL);
     float ctx[16] = {1};
-    CHECK(wan_causal_set_prompt(cs, ctx, 1) == 0);
-    CHECK(wan_causal_forward(cs, x, 3, t, 0, false, NULL, NULL, NULL) != 0); /* chunk too large */
-    CHECK(wan_causal_forward(cs, x, 2, t, 1020, false, NULL, NULL, NULL) != 0); /* gap */
-    wan_causal_free(cs);
+    CHECK(hb_wan_causal_set_prompt(cs, ctx, 1) == 0);
+    CHECK(hb_wan_causal_forward(cs, x, 3, t, 0, false, NULL, NULL, NULL) != 0); /* chunk too large */
+    CHECK(hb_wan_causal_forward(cs, x, 2, t, 1020, false, NULL, NULL, NULL) != 0); /* gap */
+    hb_wan_causal_free(cs);
     /* absolute RoPE refuses frames past the table */
     cc.cache_frames = 4; cc.window = true; cc.sink_frames = 1; cc.max_chunk_frames = 2;
-    cs = wan_causal_new(m, &cc);
-    CHECK(wan_causal_set_prompt(cs, ctx, 1) == 0);
+    cs = hb_wan_causal_new(m, &cc);
+    CHECK(hb_wan_causal_set_prompt(cs, ctx, 1) == 0);
     cs->cache.global_end = 1023 * 4; /* pretend 1023 frames were generated */
     cs->cache.local_end = 4 * 4;
-    CHECK(wan_causal_forward(cs, x, 2, t, 1023, false, NULL, NULL, NULL) != 0);
+    CHECK(hb_wan_causal_forward(cs, x, 2, t, 1023, false, NULL, NULL, NULL) != 0);
     CHECK(strstr(hb_last_error(), "RoPE") != NULL);
-    wan_causal_free(cs);
+    hb_wan_causal_free(cs);
 }
 
 int main(void) {
@@ -388,7 +388,7 @@ int main(void) {
         run_scen(m, &win, HB_BF16, 3e-2, &r);
         run_scen(m, &rel, HB_BF16, 3e-2, &r);
         test_errors(m);
-        wan_dit_free(m);
+        hb_wan_dit_free(m);
     }
     test_golden();
     return tl_done();

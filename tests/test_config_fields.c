@@ -60,15 +60,15 @@ static const struct { const char *json, *field; } dit_cases[] = {
 static void check_dit(void) {
     wan_dit_config c;
     /* valid: both spellings parse to what they state */
-    CHECKF(wan_dit_config_parse(&c, "{" DIT_BASE "\"dim\": 32, \"num_heads\": 2, \"text_len\": 7, \"in_dim\": 4}",
+    CHECKF(hb_wan_dit_config_parse(&c, "{" DIT_BASE "\"dim\": 32, \"num_heads\": 2, \"text_len\": 7, \"in_dim\": 4}",
                                 "dit.json") == 0, "%s", hb_last_error());
     CHECK(c.dim == 32 && c.num_heads == 2 && c.head_dim == 16 && c.text_len == 7 && c.in_dim == 4 && c.out_dim == 4 &&
           c.ffn_dim == 64 && c.num_layers == 2);
-    CHECKF(wan_dit_config_parse(&c, "{" DIT_BASE "\"num_attention_heads\": 3, \"attention_head_dim\": 8.0}",
+    CHECKF(hb_wan_dit_config_parse(&c, "{" DIT_BASE "\"num_attention_heads\": 3, \"attention_head_dim\": 8.0}",
                                 "dit.json") == 0, "%s", hb_last_error());
     CHECK(c.dim == 24 && c.num_heads == 3 && c.head_dim == 8);
     for (size_t i = 0; i < sizeof dit_cases / sizeof dit_cases[0]; i++)
-        check_refused("DiT", i, wan_dit_config_parse(&c, dit_cases[i].json, "dit.json"), "dit.json", dit_cases[i].field);
+        check_refused("DiT", i, hb_wan_dit_config_parse(&c, dit_cases[i].json, "dit.json"), "dit.json", dit_cases[i].field);
     printf("DiT config: %zu hostile cases refused\n", sizeof dit_cases / sizeof dit_cases[0]);
 }
 

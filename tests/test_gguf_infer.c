@@ -1,4 +1,4 @@
-/* A DiT without config.json (community GGUF files): wan_dit_config_infer reads the config off the tensor shapes.
+/* A DiT without config.json (community GGUF files): hb_wan_dit_config_infer reads the config off the tensor shapes.
  * At full size (sparse files holding only the tensors it reads, at the official shapes) it gives the official
  * Wan2.2-TI2V-5B and Wan2.1-1.3B presets field for field and the Wan2.1-14B config; a DiT of another width
  * takes dim / 128 heads, and one whose width has no known head count is refused with one line. End to end: a
@@ -66,7 +66,7 @@ static int infer_from(const wan_dit_config *want, const char *tag, wan_dit_confi
     hb_checkpoint *ck = hb_checkpoint_open(path);
     CHECKF(ck != NULL, "%s", hb_last_error());
     if (!ck) return -1;
-    int rc = wan_dit_config_infer(got, ck, path);
+    int rc = hb_wan_dit_config_infer(got, ck, path);
     hb_checkpoint_close(ck);
     return rc;
 }
@@ -75,13 +75,13 @@ static void check_full_size(void) {
     const char *presets[] = {"wan2.2-ti2v-5b", "wan2.1-1.3b"};
     wan_dit_config want, got;
     for (int i = 0; i < 2; i++) {
-        CHECK(wan_dit_config_preset(&want, presets[i]) == 0);
+        CHECK(hb_wan_dit_config_preset(&want, presets[i]) == 0);
         CHECKF(infer_from(&want, presets[i], &got) == 0, "%s: %s", presets[i], hb_last_error());
         CHECKF(same_config(&want, &got), "%s: inferred dim %d heads %d layers %d ffn %d in %d out %d", presets[i],
                got.dim, got.num_heads, got.num_layers, got.ffn_dim, got.in_dim, got.out_dim);
     }
     /* Wan2.1-T2V-14B (its config.json): 40 heads of 128 */
-    CHECK(wan_dit_config_preset(&want, "wan2.1-1.3b") == 0);
+    CHECK(hb_wan_dit_config_preset(&want, "wan2.1-1.3b") == 0);
     want.dim = 5120, want.ffn_dim = 13824, want.num_heads = 40, want.head_dim = 128, want.num_layers = 40;
     CHECKF(infer_from(&want, "wan14b", &got) == 0 && same_config(&want, &got), "14B: %d heads, %d layers: %s",
            got.num_heads, got.num_layers, hb_last_error());
@@ -122,7 +122,7 @@ static void check_generate(hb_rng *r) {
     snprintf(args, sizeof args, "rm -f '%s'/diffusion_pytorch_model*", dir);
     CHECK(tl_run(args, NULL, 0) == 0);
     wan_dit_config c;
-    CHECK(wan_dit_config_preset(&c, "wan2.2-ti2v-5b") == 0);
+    CHECK(hb_wan_dit_config_preset(&c, "wan2.2-ti2v-5b") == 0);
     c.dim = 256, c.ffn_dim = 512, c.num_heads = 2, c.head_dim = 128, c.num_layers = 2, c.freq_dim = 64, c.text_dim = 64;
     CHECKF(hb_wan_dit_write_random(&c, dir, HB_BF16, hb_rng_u64(r), 1 << 30) == 0, "%s", hb_last_error());
     snprintf(args, sizeof args, "quantize -q '%s' '%s/dit.gguf' --type q8_0 && rm -f '%s'/diffusion_pytorch_model*", dir,

@@ -37,15 +37,15 @@ static void make_input(const wan_dit_config *c, hb_rng *r, rin *in) {
 
 /* Forward of the model in folder `dir` (NULL output + failed check when it cannot load or run). */
 static float *run(const char *dir, const rin *in) {
-    wan_dit *m = wan_dit_open(dir, NULL);
+    wan_dit *m = hb_wan_dit_open(dir, NULL);
     CHECKF(m != NULL, "%s: %s", dir, hb_last_error());
     if (!m) return NULL;
     float *out = malloc(sizeof(float) * (size_t)in->nout);
     wan_dit_input wi = {.x = in->x, .F = in->F, .H = in->H, .W = in->W, .t = in->t, .nt = in->L, .context = in->ctx,
                         .ctx_len = 5};
-    int rc = wan_dit_forward(m, &wi, out, NULL);
+    int rc = hb_wan_dit_forward(m, &wi, out, NULL);
     CHECKF(rc == 0, "%s: %s", dir, hb_last_error());
-    wan_dit_free(m);
+    hb_wan_dit_free(m);
     return out;
 }
 
@@ -174,7 +174,7 @@ static void check_generate(hb_rng *r) {
     FILE *f = fopen(cfgp, "rb");
     char text[4096] = {0};
     if (f) { size_t n = fread(text, 1, sizeof text - 1, f); text[n] = 0; fclose(f); }
-    CHECK(wan_dit_config_parse(&c, text, cfgp) == 0);
+    CHECK(hb_wan_dit_config_parse(&c, text, cfgp) == 0);
     c.dim = 256;
     c.ffn_dim = 512;
     c.head_dim = c.dim / c.num_heads;
@@ -210,7 +210,7 @@ int main(void) {
     hb_rng r;
     hb_rng_seed(&r, tl_seed());
     wan_dit_config c;
-    CHECK(wan_dit_config_parse(&c, k_cfg, "test") == 0);
+    CHECK(hb_wan_dit_config_parse(&c, k_cfg, "test") == 0);
     char src[1024], cmd[1200];
     snprintf(src, sizeof src, "%s/f32", tl_tmpdir());
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", src);

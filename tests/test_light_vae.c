@@ -6,6 +6,7 @@
  * tensor) == create_random; config.json round trip and errors; clear errors for missing / mis-shaped tensors;
  * every path under the cpu-guard backend == the CPU bits; the model folder finder's places; hb mkmodel
  * --arch hummingbird-light-vae. */
+#include "random_models.h"
 #include "testlib.h"
 #include "io/checkpoint.h"
 #include "models/light_vae.h"

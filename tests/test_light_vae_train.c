@@ -11,6 +11,7 @@
  *   weights bit for bit;
  * - the release-format golden (shared/golden/release/light_hb_train) passes through hb golden (skips without
  *   shared/). */
+#include "random_models.h"
 #include "testlib.h"
 #include "models/light_vae_train.h"
 #include "models/wan_vae.h"

@@ -10,6 +10,7 @@
  * under the cpu-guard backend (latents and every buffer in guarded device-style memory, frames reaching the
  * callback in host memory) both modes, with spatial tiles and the carried-overlap-only ending, give the plain
  * CPU bits (light VAE causal / non-causal, TAEHV). */
+#include "random_models.h"
 #include "testlib.h"
 #include "io/checkpoint.h"
 #include "pipeline/longdecode.h"

@@ -57,7 +57,7 @@ static float *run(const wan_dit *m, const rin *in) {
     int64_t L = in->F * (in->H / 2) * (in->W / 2);
     wan_dit_input wi = {.x = in->x, .F = in->F, .H = in->H, .W = in->W, .t = in->t, .nt = L, .context = in->ctx,
                         .ctx_len = 5};
-    int rc = wan_dit_forward(m, &wi, out, NULL);
+    int rc = hb_wan_dit_forward(m, &wi, out, NULL);
     CHECKF(rc == 0, "%s", hb_last_error());
     return out;
 }
@@ -129,7 +129,7 @@ int main(void) {
     CHECKF(atoi(out) == 0, "temp folders left: %s", out);
 
     /* --- load through the folder path and run */
-    wan_dit *m = wan_dit_open(a, NULL);
+    wan_dit *m = hb_wan_dit_open(a, NULL);
     CHECKF(m != NULL, "%s", hb_last_error());
     if (!m) return tl_done();
     CHECK(m->cfg.dim == 128 && m->cfg.in_dim == 48 && m->cfg.num_layers == 2 && m->cfg.text_len == 32);
@@ -150,26 +150,26 @@ int main(void) {
     }
     CHECK(finite && mx > 0);
     /* sharded copy (same seed): bitwise the same model */
-    wan_dit *ms = wan_dit_open(c2, NULL);
+    wan_dit *ms = hb_wan_dit_open(c2, NULL);
     CHECKF(ms != NULL, "%s", hb_last_error());
     if (ms) {
         float *os = run(ms, &in);
         CHECK(memcmp(o1, os, sizeof(float) * (size_t)in.nout) == 0);
         free(os);
-        wan_dit_free(ms);
+        hb_wan_dit_free(ms);
     }
     /* bf16 copy of the same seed: close to the f32 model (2e-2, the bf16 DiT threshold) */
     snprintf(path, sizeof path, "%s/m_bf16", tmp);
     snprintf(args, sizeof args, "mkmodel --arch wan2.2-ti2v-5b --tiny --seed 7 '%s'", path);
     CHECKF(hb(args, out, sizeof out) == 0, "%s", out);
-    wan_dit *mb = wan_dit_open(path, NULL);
+    wan_dit *mb = hb_wan_dit_open(path, NULL);
     CHECKF(mb != NULL, "%s", hb_last_error());
     if (mb) {
         float *ob = run(mb, &in);
         CHECK_REL(ob, o1, in.nout, 2e-2);
         CHECK(memcmp(ob, o1, sizeof(float) * (size_t)in.nout) != 0);
         free(ob);
-        wan_dit_free(mb);
+        hb_wan_dit_free(mb);
     }
     /* a diffusers-style transformer/config.json over the same weights loads the same model */
     {
@@ -184,13 +184,13 @@ int main(void) {
                          "\"cross_attn_norm\":true,\"eps\":1e-06}";
         snprintf(path, sizeof path, "%s/config.json", tdir);
         spit(path, dj, strlen(dj));
-        wan_dit *md = wan_dit_open(tdir, NULL);
+        wan_dit *md = hb_wan_dit_open(tdir, NULL);
         CHECKF(md != NULL, "%s", hb_last_error());
         if (md) {
             float *od = run(md, &in);
             CHECK(memcmp(o1, od, sizeof(float) * (size_t)in.nout) == 0);
             free(od);
-            wan_dit_free(md);
+            hb_wan_dit_free(md);
         }
     }
     /* the same weights under diffusers names (a transformer/ folder of a diffusers root) load the same model */
@@ -219,19 +219,19 @@ int main(void) {
                          "\"cross_attn_norm\":true,\"eps\":1e-06}";
         snprintf(path, sizeof path, "%s/config.json", tdir);
         spit(path, dj, strlen(dj));
-        wan_dit *md = wan_dit_open(tdir, NULL);
+        wan_dit *md = hb_wan_dit_open(tdir, NULL);
         CHECKF(md != NULL, "%s", hb_last_error());
         if (md) {
             float *od = run(md, &in);
             CHECK(memcmp(o1, od, sizeof(float) * (size_t)in.nout) == 0);
             free(od);
-            wan_dit_free(md);
+            hb_wan_dit_free(md);
         }
         for (int i = 0; i < n; i++) free(names[i]);
         free(names);
         free(ts);
     }
-    wan_dit_free(m);
+    hb_wan_dit_free(m);
 
     /* --- broken folders */
     {
@@ -241,38 +241,38 @@ int main(void) {
         snprintf(cmd, sizeof cmd, "cp -r '%s' '%s' && truncate -s 300000 '%s'/diffusion_pytorch_model-00001-of-00001.safetensors",
                  a, bad, bad);
         CHECK(tl_run(cmd, NULL, 0) == 0);
-        wan_dit *mt = wan_dit_open(bad, NULL);
+        wan_dit *mt = hb_wan_dit_open(bad, NULL);
         CHECK(mt == NULL);
         CHECKF(strstr(hb_last_error(), "diffusion_pytorch_model-00001-of-00001.safetensors") != NULL, "message: %s",
                hb_last_error());
         printf("truncated shard: %s\n", hb_last_error());
-        wan_dit_free(mt);
+        hb_wan_dit_free(mt);
         /* mis-shaped tensor: the config claims another ffn_dim than the weights have */
         snprintf(bad, sizeof bad, "%s/shape", tmp);
         snprintf(cmd, sizeof cmd, "cp -r '%s' '%s' && sed -i 's/\"ffn_dim\": 256/\"ffn_dim\": 384/' '%s'/config.json", a, bad, bad);
         CHECK(tl_run(cmd, NULL, 0) == 0);
-        mt = wan_dit_open(bad, NULL);
+        mt = hb_wan_dit_open(bad, NULL);
         CHECK(mt == NULL);
         CHECKF(strstr(hb_last_error(), "blocks.0.ffn.0.weight") && strstr(hb_last_error(), "shape"), "message: %s",
                hb_last_error());
         printf("mis-shaped tensor: %s\n", hb_last_error());
-        wan_dit_free(mt);
+        hb_wan_dit_free(mt);
         /* missing config */
         snprintf(bad, sizeof bad, "%s/noconfig", tmp);
         snprintf(cmd, sizeof cmd, "cp -r '%s' '%s' && rm '%s'/config.json", a, bad, bad);
         CHECK(tl_run(cmd, NULL, 0) == 0);
-        mt = wan_dit_open(bad, NULL);
+        mt = hb_wan_dit_open(bad, NULL);
         CHECK(mt == NULL && strstr(hb_last_error(), "config.json") && strstr(hb_last_error(), bad));
-        wan_dit_free(mt);
+        hb_wan_dit_free(mt);
         /* corrupt config */
         snprintf(path, sizeof path, "%s/shape/config.json", tmp);
         spit(path, "{\"dim\": 128,", 12);
-        mt = wan_dit_open(bad, NULL);
+        mt = hb_wan_dit_open(bad, NULL);
         CHECK(mt == NULL);
         snprintf(bad, sizeof bad, "%s/shape", tmp);
-        mt = wan_dit_open(bad, NULL);
+        mt = hb_wan_dit_open(bad, NULL);
         CHECK(mt == NULL && strstr(hb_last_error(), "config.json"));
-        wan_dit_free(mt);
+        hb_wan_dit_free(mt);
     }
 
     /* --- CLI refusals: existing non-empty folder, unknown arch, bad dims; nothing half-written */
@@ -289,10 +289,10 @@ int main(void) {
     snprintf(args, sizeof args, "mkmodel --arch wan2.1-1.3b --tiny --dims dim=96,num_heads=1,num_layers=1 --dtype f16 '%s/z'", tmp);
     CHECKF(hb(args, out, sizeof out) == 0, "%s", out);
     snprintf(path, sizeof path, "%s/z", tmp);
-    m = wan_dit_open(path, NULL);
+    m = hb_wan_dit_open(path, NULL);
     CHECKF(m && m->cfg.dim == 96 && m->cfg.in_dim == 16 && m->cfg.num_layers == 1 && m->head_w.dtype == HB_F16, "%s",
            hb_last_error());
-    wan_dit_free(m);
+    hb_wan_dit_free(m);
 
     free(o1); free(o1b); free(o2);
     free(in.x); free(in.t); free(in.ctx);

@@ -84,8 +84,10 @@ static void check_q8act(hb_rng *r, hb_dtype t, int64_t M, int64_t N, int64_t K, 
         same_for_threads(qlin_body_nobias, &c, out, bytes, what);
         CHECKF(!memcmp(out, ggml, bytes), "%s: %s kernel differs from ggml's dot products (rel %.3e)", what, kernels[k],
                tl_rel_err(out, ggml, M * N));
+        /* 8-bit activations: per-output error ~ step / sqrt(12) over rms(x) ~ 0.7%; normwise over a few dozen
+         * outputs (M = 1) it reaches 1.2% on some seeds, so 2e-2 */
         double e = tl_rel_err(out, exact, M * N);
-        CHECKF(e <= 1e-2, "%s: rel err %.3e against exact activations", what, e);
+        CHECKF(e <= 2e-2, "%s: rel err %.3e against exact activations", what, e);
         /* bias and accumulate: y0 + (ggml + b) */
         c.b = hb_tensor_1d(HB_F32, N, b);
         c.acc = acc;

@@ -84,11 +84,11 @@ static int manual_forward(const wan_dit *m, const golden_in *g, float *out) {
     hb_arena a;
     hb_arena_init(&a, 64 << 20, "test ws");
     wan_dit_ws ws;
-    if (wan_dit_ws_alloc(m, L, G, &a, &ws)) goto done;
-    if (wan_dit_text_prepare(m, g->ctx, g->ctx_len, true, &txt, NULL, NULL)) goto done;
-    wan_dit_patchify(c, g->x, g->F, g->H, g->W, rows);
+    if (hb_wan_dit_ws_alloc(m, L, G, &a, &ws)) goto done;
+    if (hb_wan_dit_text_prepare(m, g->ctx, g->ctx_len, true, &txt, NULL, NULL)) goto done;
+    hb_wan_dit_patchify(c, g->x, g->F, g->H, g->W, rows);
     if (hb_linear(x, rows, L, &m->patch_w, &m->patch_b, false)) goto done_t;
-    if (wan_dit_time_embed(m, tv, G, e, e0, tmp)) goto done_t;
+    if (hb_wan_dit_time_embed(m, tv, G, e, e0, tmp)) goto done_t;
     for (int l = 0; l < c->num_layers; l++) {
         /* all tokens in one call through the cache path (check_f0_cache splits the clip) */
         wan_dit_block_args ba = {0};
@@ -96,13 +96,13 @@ static int manual_forward(const wan_dit *m, const golden_in *g, float *out) {
         ba.e0 = e0; ba.g = ge0;
         ba.ctx_k = txt.k + l * T * D; ba.ctx_v = txt.v + l * T * D; ba.ctx_len = T;
         ba.kv_k = kc; ba.kv_v = vc; ba.kv_write = 0; ba.kv_start = 0; ba.kv_end = L;
-        if (wan_dit_block(m, l, x, &ba, &ws)) goto done_t;
+        if (hb_wan_dit_block(m, l, x, &ba, &ws)) goto done_t;
     }
-    if (wan_dit_head(m, x, L, e, ge, tok, &ws)) goto done_t;
-    wan_dit_unpatchify(c, tok, g->F, g->H, g->W, out);
+    if (hb_wan_dit_head(m, x, L, e, ge, tok, &ws)) goto done_t;
+    hb_wan_dit_unpatchify(c, tok, g->F, g->H, g->W, out);
     rc = 0;
 done_t:
-    wan_dit_text_free(&txt);
+    hb_wan_dit_text_free(&txt);
 done:
     hb_arena_free(&a);
     free(rows); free(x); free(e); free(e0); free(tmp); free(kc); free(vc); free(tok); free(tv);
@@ -125,28 +125,28 @@ static void check_f0_cache(const wan_dit *m, const golden_in *g) {
     hb_arena_init(&a, 64 << 20, "test ws");
     wan_dit_ws ws;
     wan_dit_text txt;
-    CHECK(wan_dit_ws_alloc(m, L, 1, &a, &ws) == 0);
-    CHECK(wan_dit_text_prepare(m, g->ctx, g->ctx_len, true, &txt, NULL, NULL) == 0);
-    wan_dit_patchify(c, g->x, g->F, g->H, g->W, rows);
+    CHECK(hb_wan_dit_ws_alloc(m, L, 1, &a, &ws) == 0);
+    CHECK(hb_wan_dit_text_prepare(m, g->ctx, g->ctx_len, true, &txt, NULL, NULL) == 0);
+    hb_wan_dit_patchify(c, g->x, g->F, g->H, g->W, rows);
     CHECK(hb_linear(x, rows, L, &m->patch_w, &m->patch_b, false) == 0);
     memcpy(x2, x, sizeof(float) * (size_t)(L * D));
-    CHECK(wan_dit_time_embed(m, &tv, 1, e, e0, tmp) == 0);
+    CHECK(hb_wan_dit_time_embed(m, &tv, 1, e, e0, tmp) == 0);
     wan_dit_block_args ba = {0};
     ba.H = Hp; ba.W = Wp; ba.e0 = e0;
     ba.ctx_k = txt.k; ba.ctx_v = txt.v; ba.ctx_len = T;
     /* reference: all frames at once (block 0, no cache) */
     ba.L = L; ba.g = (hb_modgroups){L, 6 * D};
-    CHECK(wan_dit_block(m, 0, x, &ba, &ws) == 0);
+    CHECK(hb_wan_dit_block(m, 0, x, &ba, &ws) == 0);
     /* cached: frames [0, F-1) first (they only fill the cache), then the last frame at f0 = F-1 */
     ba.kv_k = kc; ba.kv_v = vc;
     ba.L = L - tpf; ba.g = (hb_modgroups){L - tpf, 6 * D};
     ba.kv_write = 0; ba.kv_start = 0; ba.kv_end = L - tpf;
-    CHECK(wan_dit_block(m, 0, x2, &ba, &ws) == 0);
+    CHECK(hb_wan_dit_block(m, 0, x2, &ba, &ws) == 0);
     ba.L = tpf; ba.g = (hb_modgroups){tpf, 6 * D}; ba.f0 = (int)(Fp - 1);
     ba.kv_write = L - tpf; ba.kv_end = L;
-    CHECK(wan_dit_block(m, 0, x2 + (L - tpf) * D, &ba, &ws) == 0);
+    CHECK(hb_wan_dit_block(m, 0, x2 + (L - tpf) * D, &ba, &ws) == 0);
     CHECK_REL(x2 + (L - tpf) * D, x + (L - tpf) * D, tpf * D, 1e-5);
-    wan_dit_text_free(&txt);
+    hb_wan_dit_text_free(&txt);
     hb_arena_free(&a);
     free(rows); free(x); free(x2); free(e); free(e0); free(tmp); free(kc); free(vc);
 }
@@ -155,7 +155,7 @@ static void run_file(const char *rel) {
     char path[4096];
     tl_shared_file(rel, path, sizeof path);
     /* open through the generic path: config from the file's metadata */
-    wan_dit *m = wan_dit_open(path, NULL);
+    wan_dit *m = hb_wan_dit_open(path, NULL);
     CHECKF(m != NULL, "%s: %s", path, hb_last_error());
     if (!m) return;
     const wan_dit_config *c = &m->cfg;
@@ -167,7 +167,7 @@ static void run_file(const char *rel) {
         wan_dit_input in = {.x = g.x, .F = g.F, .H = g.H, .W = g.W, .t = g.t, .nt = g.nt, .context = g.ctx,
                             .ctx_len = g.ctx_len};
         wan_dit_opts o = {.tap = tap, .tap_user = &tc, .no_group = pass == 1};
-        CHECKF(wan_dit_forward(m, &in, out, &o) == 0, "%s", hb_last_error());
+        CHECKF(hb_wan_dit_forward(m, &in, out, &o) == 0, "%s", hb_last_error());
         CHECK_REL(out, g.ref, g.nout, 1e-4);
         CHECKF(tc.compared >= 9, "%s: only %d intermediates compared", rel, tc.compared);
         printf("%s (%s): out.x %.3e, %d intermediates, worst %.3e\n", rel, pass ? "per-token" : "grouped",
@@ -176,11 +176,11 @@ static void run_file(const char *rel) {
     /* prepared prompt with cached K/V */
     {
         wan_dit_text txt;
-        CHECK(wan_dit_text_prepare(m, g.ctx, g.ctx_len, true, &txt, NULL, NULL) == 0);
+        CHECK(hb_wan_dit_text_prepare(m, g.ctx, g.ctx_len, true, &txt, NULL, NULL) == 0);
         wan_dit_input in = {.x = g.x, .F = g.F, .H = g.H, .W = g.W, .t = g.t, .nt = g.nt, .text = &txt};
-        CHECK(wan_dit_forward(m, &in, out, NULL) == 0);
+        CHECK(hb_wan_dit_forward(m, &in, out, NULL) == 0);
         CHECK_REL(out, g.ref, g.nout, 1e-4);
-        wan_dit_text_free(&txt);
+        hb_wan_dit_text_free(&txt);
     }
     /* per-frame timesteps (the golden per-token values are constant per frame) */
     if (g.nt > 1) {
@@ -189,7 +189,7 @@ static void run_file(const char *rel) {
         for (int64_t f = 0; f < Fp; f++) tf[f] = g.t[f * tpf];
         wan_dit_input in = {.x = g.x, .F = g.F, .H = g.H, .W = g.W, .t = tf, .nt = Fp, .context = g.ctx,
                             .ctx_len = g.ctx_len};
-        CHECK(wan_dit_forward(m, &in, out, NULL) == 0);
+        CHECK(hb_wan_dit_forward(m, &in, out, NULL) == 0);
         CHECK_REL(out, g.ref, g.nout, 1e-4);
         free(tf);
     }
@@ -202,15 +202,15 @@ static void run_file(const char *rel) {
     {
         wan_dit_input in = {.x = g.x, .F = g.F, .H = g.H + 1, .W = g.W, .t = g.t, .nt = 1, .context = g.ctx,
                             .ctx_len = g.ctx_len};
-        CHECK(wan_dit_forward(m, &in, out, NULL) != 0);
+        CHECK(hb_wan_dit_forward(m, &in, out, NULL) != 0);
         in.H = g.H; in.nt = 5;
-        CHECK(wan_dit_forward(m, &in, out, NULL) != 0 && strstr(hb_last_error(), "timesteps"));
+        CHECK(hb_wan_dit_forward(m, &in, out, NULL) != 0 && strstr(hb_last_error(), "timesteps"));
         in.nt = 1; in.ctx_len = c->text_len + 1;
-        CHECK(wan_dit_forward(m, &in, out, NULL) != 0 && strstr(hb_last_error(), "text_len"));
+        CHECK(hb_wan_dit_forward(m, &in, out, NULL) != 0 && strstr(hb_last_error(), "text_len"));
     }
     free(out);
     free_in(&g);
-    wan_dit_free(m);
+    hb_wan_dit_free(m);
 }
 
 static void config_parsing(void) {
@@ -222,26 +222,26 @@ static void config_parsing(void) {
                       "\"eps\":1e-06,\"ffn_dim\":14336,\"freq_dim\":256,\"in_channels\":48,\"num_attention_heads\":24,"
                       "\"num_layers\":30,\"out_channels\":48,\"patch_size\":[1,2,2],\"qk_norm\":\"rms_norm_across_heads\","
                       "\"rope_max_seq_len\":1024,\"text_dim\":4096}";
-    CHECKF(wan_dit_config_parse(&a, off, "official") == 0, "%s", hb_last_error());
-    CHECKF(wan_dit_config_parse(&b, dif, "diffusers") == 0, "%s", hb_last_error());
+    CHECKF(hb_wan_dit_config_parse(&a, off, "official") == 0, "%s", hb_last_error());
+    CHECKF(hb_wan_dit_config_parse(&b, dif, "diffusers") == 0, "%s", hb_last_error());
     wan_dit_config p;
-    CHECK(wan_dit_config_preset(&p, "wan2.2-ti2v-5b") == 0);
+    CHECK(hb_wan_dit_config_preset(&p, "wan2.2-ti2v-5b") == 0);
     CHECK(a.dim == 3072 && a.head_dim == 128 && a.text_dim == 4096 && a.patch[1] == 2 && a.qk_norm && a.cross_attn_norm);
     CHECK(a.dim == b.dim && a.num_heads == b.num_heads && a.ffn_dim == b.ffn_dim && a.in_dim == b.in_dim &&
           a.out_dim == b.out_dim && a.text_len == b.text_len && a.text_dim == b.text_dim && a.num_layers == b.num_layers &&
           b.qk_norm && a.eps == b.eps);
     CHECK(p.dim == a.dim && p.ffn_dim == a.ffn_dim && p.num_layers == a.num_layers && p.in_dim == a.in_dim);
     /* round trip */
-    char *js = wan_dit_config_to_json(&p);
-    CHECK(js && wan_dit_config_parse(&b, js, "roundtrip") == 0 && memcmp(&b, &p, sizeof b) == 0);
+    char *js = hb_wan_dit_config_to_json(&p);
+    CHECK(js && hb_wan_dit_config_parse(&b, js, "roundtrip") == 0 && memcmp(&b, &p, sizeof b) == 0);
     free(js);
     /* 5B parameter count: 5.0 B */
-    int64_t np = wan_dit_param_count(&p);
+    int64_t np = hb_wan_dit_param_count(&p);
     CHECKF(np > 4.9e9 && np < 5.1e9, "%lld", (long long)np);
     /* errors */
-    CHECK(wan_dit_config_parse(&a, "{\"dim\":100,\"num_heads\":3}", "x.json") != 0 && strstr(hb_last_error(), "x.json"));
-    CHECK(wan_dit_config_parse(&a, "{\"dim\":", "y.json") != 0 && strstr(hb_last_error(), "y.json"));
-    CHECK(wan_dit_config_preset(&a, "wan9") != 0);
+    CHECK(hb_wan_dit_config_parse(&a, "{\"dim\":100,\"num_heads\":3}", "x.json") != 0 && strstr(hb_last_error(), "x.json"));
+    CHECK(hb_wan_dit_config_parse(&a, "{\"dim\":", "y.json") != 0 && strstr(hb_last_error(), "y.json"));
+    CHECK(hb_wan_dit_config_preset(&a, "wan9") != 0);
 }
 
 int main(void) {

@@ -61,14 +61,14 @@ static int wan_dims(wan_dit_config *c, const mk_opts *o) {
     if (c->num_heads <= 0 || c->dim % c->num_heads)
         return hb_error("dim %d is not a multiple of num_heads %d", c->dim, c->num_heads);
     c->head_dim = c->dim / c->num_heads;
-    return wan_dit_config_check(c, "mkmodel");
+    return hb_wan_dit_config_check(c, "mkmodel");
 }
 
 static int make_wan_dit(const mk_opts *o, const char *dir) {
     wan_dit_config c;
-    if (wan_dit_config_preset(&c, o->arch) || wan_dims(&c, o)) return -1;
+    if (hb_wan_dit_config_preset(&c, o->arch) || wan_dims(&c, o)) return -1;
     hb_log(HB_LOG_INFO, "%s: dim %d, ffn %d, %d heads, %d layers, in/out %d/%d, %.3f B parameters, %s", o->arch, c.dim,
-           c.ffn_dim, c.num_heads, c.num_layers, c.in_dim, c.out_dim, (double)wan_dit_param_count(&c) * 1e-9,
+           c.ffn_dim, c.num_heads, c.num_layers, c.in_dim, c.out_dim, (double)hb_wan_dit_param_count(&c) * 1e-9,
            hb_dtype_name(o->dtype));
     return hb_wan_dit_write_random(&c, dir, o->dtype, o->seed, o->shard_bytes);
 }

@@ -72,7 +72,7 @@ static int load_model(srv_server *s, const serve_opts *o) {
         wan_dit *dit = hb_model_folder_open_dit(&mf, NULL);
         if (!dit) return -1;
         latent_channels = dit->cfg.in_dim, size_mult = (latent_channels == 48 ? 16 : 8) * dit->cfg.patch[1];
-        wan_dit_free(dit);
+        hb_wan_dit_free(dit);
     }
     hb_ar_settings as;
     hb_ar_settings_for(&mf, latent_channels, &as);

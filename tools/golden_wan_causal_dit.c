@@ -82,7 +82,7 @@ static int replay_call(causal_replay *r, json_t *call, size_t i) {
     const int64_t F = tx.shape[1];
     if (hb_tensor_numel(&tt) != F)
         return hb_error("%s: %s must hold one timestep per frame (%lld)", g->path, nm, (long long)F);
-    if (wan_causal_forward(r->cs, r->x, F, r->t, current_start / r->fsl, false, r->flow, NULL, NULL))
+    if (hb_wan_causal_forward(r->cs, r->x, F, r->t, current_start / r->fsl, false, r->flow, NULL, NULL))
         return hb_error_prefix("%s: call %zu: ", g->path, i);
     const int64_t n = (int64_t)r->cfg.out_dim * F * r->H * r->W, per = r->H * r->W;
     snprintf(nm, sizeof nm, "out.call%02zu.flow", i);
@@ -96,7 +96,7 @@ static int replay_call(causal_replay *r, json_t *call, size_t i) {
     golden_compare(g, nm, r->x0, n);
     const int64_t nv = r->cs->cache.local_end;
     for (int which = 0; which < 2; which++) {
-        wan_kv_cache_read(&r->cs->cache, 0, which, 0, nv, r->kv);
+        hb_wan_kv_cache_read(&r->cs->cache, 0, which, 0, nv, r->kv);
         snprintf(nm, sizeof nm, "mid.call%02zu.kv0_%c", i, which ? 'v' : 'k');
         golden_compare(g, nm, r->kv, nv * r->cfg.dim);
     }
@@ -123,7 +123,7 @@ int golden_run_wan_causal_dit(golden_case *g) {
     hb_tensor tc;
     int rc = -1;
     if (hb_flowmatch_table_init(&r.tab, shift_s ? strtod(shift_s, NULL) : 5.0)) goto done;
-    if (!(m = wan_dit_from_checkpoint(g->ck, &r.cfg))) goto done;
+    if (!(m = hb_wan_dit_from_checkpoint(g->ck, &r.cfg))) goto done;
     if (!(ctx = golden_tensor_dev(g, "in.context", &tc))) goto done;
     if (tc.ndim != 2 || tc.shape[1] != r.cfg.text_dim) {
         hb_error("%s: in.context must be [L, %d]", g->path, r.cfg.text_dim);
@@ -131,7 +131,7 @@ int golden_run_wan_causal_dit(golden_case *g) {
     }
     if (latent_extent(&r, nc, &max_frames)) goto done;
     wan_causal_config cc = causal_config(&r, max_frames, cache_tokens);
-    if (!(r.cs = wan_causal_new(m, &cc)) || wan_causal_set_prompt(r.cs, ctx, tc.shape[0])) goto done;
+    if (!(r.cs = hb_wan_causal_new(m, &cc)) || hb_wan_causal_set_prompt(r.cs, ctx, tc.shape[0])) goto done;
     const int64_t nx = (int64_t)r.cfg.in_dim * max_frames * r.H * r.W;
     r.flow = hb_dev_alloc(sizeof(float) * (size_t)nx, "flow"); /* activations: in the backend's memory */
     r.x0 = hb_dev_alloc(sizeof(float) * (size_t)nx, "x0");
@@ -142,8 +142,8 @@ int golden_run_wan_causal_dit(golden_case *g) {
     rc = 0;
 done:
     json_decref(calls);
-    wan_causal_free(r.cs);
-    wan_dit_free(m);
+    hb_wan_causal_free(r.cs);
+    hb_wan_dit_free(m);
     hb_dev_free(ctx); hb_dev_free(r.x); hb_free(r.t); hb_dev_free(r.flow); hb_dev_free(r.x0); hb_dev_free(r.kv);
     return rc;
 }

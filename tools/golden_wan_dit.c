@@ -60,7 +60,7 @@ static int run_once(golden_case *g, wan_dit *m, bool no_group) {
     wan_dit_input in = {.x = xf, .F = F, .H = H, .W = W, .t = tf, .nt = nt, .context = cf, .ctx_len = ctx.shape[0]};
     tap_ctx tc = {g};
     wan_dit_opts o = {.tap = tap, .tap_user = &tc, .no_group = no_group};
-    if (wan_dit_forward(m, &in, out, &o)) goto done;
+    if (hb_wan_dit_forward(m, &in, out, &o)) goto done;
     golden_compare(g, "out.x", out, nout);
     rc = 0;
 done:
@@ -100,7 +100,7 @@ done:
 int golden_wan_dit_config(golden_case *g, wan_dit_config *cfg) {
     char *cfg_text = json_dumps(g->config, 0);
     if (!cfg_text) return hb_error("%s: cannot read the config", g->path);
-    int rc = wan_dit_config_parse(cfg, cfg_text, g->path);
+    int rc = hb_wan_dit_config_parse(cfg, cfg_text, g->path);
     free(cfg_text);
     return rc;
 }
@@ -112,9 +112,9 @@ int golden_run_wan_dit(golden_case *g) {
     char tmp[1024];
     hb_checkpoint *wck = g->bf16 ? bf16_copy(g, tmp, sizeof tmp) : g->ck;
     if (!wck) return -1;
-    wan_dit *m = wan_dit_from_checkpoint(wck, &cfg);
+    wan_dit *m = hb_wan_dit_from_checkpoint(wck, &cfg);
     rc = m ? run_once(g, m, false) : -1;
-    wan_dit_free(m);
+    hb_wan_dit_free(m);
     if (wck != g->ck) { hb_checkpoint_close(wck); unlink(tmp); }
     return rc;
 }

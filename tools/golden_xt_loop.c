@@ -47,7 +47,7 @@ static int model(void *user, const float *x, const float *t, int64_t nt, int con
     (void)cond;
     xt_run *r = user;
     wan_dit_input in = {.x = x, .F = r->F, .H = r->H, .W = r->W, .t = t, .nt = nt, .text = r->text};
-    if (wan_dit_forward(r->m, &in, v, NULL)) return -1;
+    if (hb_wan_dit_forward(r->m, &in, v, NULL)) return -1;
     compare_step(r, r->step, "flow", v, r->m->cfg.out_dim * r->F * r->H * r->W);
     return 0;
 }
@@ -88,7 +88,7 @@ int golden_run_xt_loop(golden_case *g) {
     const int64_t C = nz.shape[0], F = nz.shape[1], H = nz.shape[2], W = nz.shape[3], n = C * F * H * W;
     const int64_t tpf = (H / cfg.patch[1]) * (W / cfg.patch[2]);
 
-    wan_dit *m = wan_dit_from_checkpoint(g->ck, &cfg);
+    wan_dit *m = hb_wan_dit_from_checkpoint(g->ck, &cfg);
     wan_dit_text text = {0};
     float *cf = golden_tensor_dev(g, "in.context", NULL), *cond0 = golden_tensor_dev(g, "in.i2v.image_latent", NULL);
     float *given0 = golden_tensor_dev(g, "in.noise0", NULL), *given1 = golden_tensor_dev(g, "in.renoise", NULL);
@@ -96,7 +96,7 @@ int golden_run_xt_loop(golden_case *g) {
     int64_t *tt = hb_malloc((size_t)(F * tpf) * sizeof(int64_t), "timesteps");
     int rc = -1;
     if (!m || !cf || !cond0 || !given0 || !given1 || !drawn || !tt) goto done;
-    if (wan_dit_text_prepare(m, cf, ctx.shape[0], true, &text, NULL, NULL)) goto done;
+    if (hb_wan_dit_text_prepare(m, cf, ctx.shape[0], true, &text, NULL, NULL)) goto done;
     hb_xt_args a = {.C = C, .F = F, .H = H, .W = W, .tokens_per_frame = tpf, .sampler = HB_XT_FEWSTEP,
                     .steps_list = list, .nsteps = nsteps, .shift = shift, .noise = HB_XT_NOISE_RELEASE,
                     .t_feed = ldt && !strcmp(ldt, "bfloat16") ? HB_XT_T_INT_BF16 : HB_XT_T_INT_F32,
@@ -120,8 +120,8 @@ int golden_run_xt_loop(golden_case *g) {
     if (run_mode(g, &r, &a, cond0)) goto done;
     rc = 0;
 done:
-    wan_dit_text_free(&text);
-    wan_dit_free(m);
+    hb_wan_dit_text_free(&text);
+    hb_wan_dit_free(m);
     hb_dev_free(cf), hb_dev_free(cond0), hb_dev_free(given0), hb_dev_free(given1), hb_dev_free(drawn);
     hb_free(tt);
     return rc;

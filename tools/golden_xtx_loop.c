@@ -72,10 +72,10 @@ static void compare_cache(xtx_run *x, const wan_causal *cs, const char *prefix, 
     char nm[80];
     if (rows) {
         int64_t nv = cs->cache.local_end;
-        wan_kv_cache_read(&cs->cache, 0, 0, 0, nv, x->kv);
+        hb_wan_kv_cache_read(&cs->cache, 0, 0, 0, nv, x->kv);
         snprintf(nm, sizeof nm, "%s.kv0_k_roped", prefix);
         golden_compare(x->g, nm, x->kv, nv * x->D);
-        wan_kv_cache_read(&cs->cache, 0, 1, 0, nv, x->kv);
+        hb_wan_kv_cache_read(&cs->cache, 0, 1, 0, nv, x->kv);
         snprintf(nm, sizeof nm, "%s.kv0_v", prefix);
         golden_compare(x->g, nm, x->kv, nv * x->D);
     }
@@ -188,7 +188,7 @@ int golden_run_xtx_loop(golden_case *g) {
     x.kv = hb_dev_alloc(sizeof(float) * (size_t)((o.window > 0 ? o.window : x.frames) * (x.H / cfg.patch[1]) *
                                                  (x.W / cfg.patch[2]) * x.D), "xtx kv0");
     if (!x.slice || !x.ts || !x.latents || !x.kv) goto done;
-    if (!(m = wan_dit_from_checkpoint(g->ck, &cfg))) goto done;
+    if (!(m = hb_wan_dit_from_checkpoint(g->ck, &cfg))) goto done;
     hb_ar_cond cond = {0, ctx, tc.shape[0]};
     o.H = x.H; o.W = x.W; o.frames = x.frames;
     o.conds = &cond; o.nconds = 1;
@@ -202,7 +202,7 @@ int golden_run_xtx_loop(golden_case *g) {
     rc = 0;
 done:
     json_decref(x.calls);
-    wan_dit_free(m);
+    hb_wan_dit_free(m);
     hb_dev_free(ctx);
     hb_free(x.noise); hb_free(x.slice); hb_free(x.ts); hb_free(x.latents); hb_dev_free(x.kv);
     return rc;

@@ -41,8 +41,8 @@ static int dit_latent_channels(const hb_model_folder *mf) {
     size_t n = text ? fread(text, 1, (1 << 16) - 1, f) : 0;
     fclose(f);
     wan_dit_config c;
-    wan_dit_config_preset(&c, "wan2.1-1.3b");
-    int ch = n && !wan_dit_config_parse(&c, text, cfg) ? (int)c.out_dim : 0;
+    hb_wan_dit_config_preset(&c, "wan2.1-1.3b");
+    int ch = n && !hb_wan_dit_config_parse(&c, text, cfg) ? (int)c.out_dim : 0;
     free(text);
     return ch;
 }

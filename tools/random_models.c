@@ -6,6 +6,7 @@
 #include "models/tae.h"
 #include "models/light_vae.h"
 #include "io/safetensors_writer.h"
+#include "io/checkpoint.h"
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -57,16 +58,16 @@ static int wan_fill(void *user, int index, const hb_st_tensor *t, int64_t offset
 }
 
 int hb_wan_dit_write_random(const wan_dit_config *c, const char *dir, hb_dtype dtype, uint64_t seed, int64_t shard_bytes) {
-    if (wan_dit_config_check(c, "random model config")) return -1;
+    if (hb_wan_dit_config_check(c, "random model config")) return -1;
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    char *js = wan_dit_config_to_json(c);
+    char *js = hb_wan_dit_config_to_json(c);
     if (!js) return hb_error("%s: cannot build the config", path);
     int rc = hb_write_file_atomic(path, js, strlen(js));
     free(js);
     if (rc) return -1;
     tlist l = {0};
-    if (wan_dit_enumerate(c, list_fn, &l) == 0) {
+    if (hb_wan_dit_enumerate(c, list_fn, &l) == 0) {
         fill_user u = {c, seed};
         rc = hb_safetensors_write_sharded(dir, "diffusion_pytorch_model", l.t, l.n, dtype, shard_bytes, wan_fill, &u);
     } else rc = -1;
@@ -401,16 +402,16 @@ int hb_model_folder_write_random(const char *dir, const hb_mkfolder_opts *o) {
     if (hb_umt5_write_random(&tc, p, o->tiny ? HB_F32 : o->dtype, o->seed + 1, (int64_t)4 << 30)) return -1;
     /* DiT */
     wan_dit_config dc;
-    if (wan_dit_config_preset(&dc, xt ? "wan2.2-ti2v-5b" : "wan2.1-1.3b")) return -1;
+    if (hb_wan_dit_config_preset(&dc, xt ? "wan2.2-ti2v-5b" : "wan2.1-1.3b")) return -1;
     if (o->tiny) {
         dc.dim = 128, dc.ffn_dim = 256, dc.num_heads = 2, dc.head_dim = 64, dc.num_layers = 2;
         dc.freq_dim = 64, dc.text_len = 32;
     }
     dc.text_dim = (int)tc.dim;
     if (o->dit_layers > 0) dc.num_layers = o->dit_layers;
-    if (wan_dit_config_check(&dc, "hummingbird model folder")) return -1;
+    if (hb_wan_dit_config_check(&dc, "hummingbird model folder")) return -1;
     hb_log(HB_LOG_INFO, "DiT: dim %d, %d layers, in/out %d, %.3f B parameters", dc.dim, dc.num_layers, dc.in_dim,
-           (double)wan_dit_param_count(&dc) * 1e-9);
+           (double)hb_wan_dit_param_count(&dc) * 1e-9);
     if (hb_wan_dit_write_random(&dc, dir, o->tiny ? HB_F32 : o->dtype, o->seed + 2, (int64_t)4 << 30)) return -1;
     /* VAE */
     hb_wan_vae_config vc;
@@ -440,4 +441,78 @@ int hb_model_folder_write_random(const char *dir, const hb_mkfolder_opts *o) {
                         : "{\n  \"arch\": \"hummingbird-xtx\",\n  \"random_weights\": true\n}\n";
     snprintf(p, sizeof p, "%s/hummingbird.json", dir);
     return hb_write_file_atomic(p, js, strlen(js));
+}
+
+/* ---------------------------------------------------------------- TAEHV and the light decoder */
+
+static int tae_fill(void *user, int index, const hb_st_tensor *t, int64_t offset, int64_t n, float *dst) {
+    uint64_t seed = *(const uint64_t *)user;
+    int64_t fan_in = t->ndim == 4 ? t->shape[1] * t->shape[2] * t->shape[3] : 1;
+    bool bias = t->init == HB_TAE_INIT_BIAS || t->init == HB_TAE_INIT_BIAS_OUT;
+    float std = bias ? 0.05f : 1.2f / sqrtf((float)fan_in);
+    if (t->init == HB_TAE_INIT_WEIGHT_OUT) std *= 0.1f;
+    hb_normal_fill(dst, n, seed, (uint64_t)index, offset, t->init == HB_TAE_INIT_BIAS_OUT ? 0.5f : 0.0f, std);
+    return 0;
+}
+
+int hb_tae_write_random(const char *dir, int patch, int latent_channels, int enc_width, const int dec_widths[4],
+                        hb_dtype dtype, uint64_t seed) {
+    hb_st_tensor ts[HB_TAE_MAX_TENSORS];
+    int n = hb_tae_weight_list(patch, latent_channels, enc_width, dec_widths, ts, HB_TAE_MAX_TENSORS);
+    if (n < 0) return -1;
+    return hb_safetensors_write_sharded(dir, "taehv", ts, n, dtype, (int64_t)1 << 30, tae_fill, &seed);
+}
+
+typedef struct {
+    int n, cap;
+    char **names;
+    hb_tensor *ts;
+} tensor_list;
+
+static int collect_tensor(void *user, const char *name, const hb_tensor *t) {
+    tensor_list *l = user;
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 64;
+        char **nn = realloc(l->names, sizeof *nn * (size_t)cap);
+        if (nn) l->names = nn;
+        hb_tensor *nt = nn ? realloc(l->ts, sizeof *nt * (size_t)cap) : NULL;
+        if (!nt) return hb_error("light_vae: out of memory");
+        l->ts = nt, l->cap = cap;
+    }
+    if (!(l->names[l->n] = strdup(name))) return hb_error("light_vae: out of memory");
+    l->ts[l->n++] = *t;
+    return 0;
+}
+
+static bool ends_with(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
+}
+
+int hb_light_vae_write_random(const char *path, const hb_light_vae_config *cfg, uint64_t seed) {
+    hb_light_vae_config dc;
+    if (!cfg) hb_light_vae_config_default(&dc, false, false), cfg = &dc;
+    if (hb_light_vae_config_check(cfg, "light_vae config")) return -1;
+    char cp[4096], wp[4096];
+    struct stat st;
+    if (ends_with(path, ".safetensors")) { /* a file's config goes to X.json (config.json may be another model's) */
+        snprintf(wp, sizeof wp, "%s", path);
+        snprintf(cp, sizeof cp, "%.*s.json", (int)(strlen(path) - 12), path);
+    } else {
+        if ((stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) && mkdir(path, 0755) != 0)
+            return hb_error("%s: cannot create folder: %s", path, strerror(errno));
+        snprintf(cp, sizeof cp, "%s/config.json", path);
+        snprintf(wp, sizeof wp, "%s/diffusion_pytorch_model.safetensors", path);
+    }
+    hb_light_vae *m = hb_light_vae_create_random(cfg, seed);
+    char *js = m ? hb_light_vae_config_to_json(cfg) : NULL;
+    tensor_list l = {0};
+    int rc = js ? hb_light_vae_for_each_tensor(m, collect_tensor, &l) : -1;
+    const char *meta[] = {"format", "pt", NULL};
+    if (!rc) rc = hb_safetensors_write(wp, l.n, (const char *const *)l.names, l.ts, meta);
+    if (!rc) rc = hb_write_file_atomic(cp, js, strlen(js));
+    for (int i = 0; i < l.n; i++) free(l.names[i]);
+    free(l.names), free(l.ts), free(js);
+    hb_light_vae_free(m);
+    return rc;
 }

@@ -6,6 +6,7 @@
 #include "core/core.h"
 #include "models/wan_dit.h"
 #include "models/umt5.h"
+#include "models/light_vae.h"
 
 /* Write a random-weight model into the existing folder dir: config.json (official keys) and
  * diffusion_pytorch_model-0000k-of-0000N.safetensors shards of at most shard_bytes + the index, streaming
@@ -17,6 +18,17 @@ int hb_wan_dit_write_random(const wan_dit_config *c, const char *dir, hb_dtype d
  * names; embeddings N(0,1), norms 1+N(0,0.01), Linear N(0,1/fan_in), position bias N(0,0.25). Streams:
  * a full-size model needs a few MB of RAM. For hb mkmodel, tests and benchmarks. */
 int hb_umt5_write_random(const hb_umt5_config *c, const char *dir, hb_dtype dtype, uint64_t seed, int64_t shard_bytes);
+
+/* Write a random TAEHV checkpoint (hb_tae_weight_list's tensors) into the existing empty folder `dir` as
+ * <prefix>-0000k-of-0000N.safetensors + index. Conv weights N(0, (1.2/sqrt(fan_in))^2), biases N(0, 0.05^2), the
+ * last decoder conv scaled by 0.1 with biases around 0.5. */
+int hb_tae_write_random(const char *dir, int patch, int latent_channels, int enc_width, const int dec_widths[4],
+                        hb_dtype dtype, uint64_t seed);
+
+/* Write hb_light_vae_create_random(cfg, seed)'s weights in the release's layout (cfg NULL: the default config):
+ * a path ending in .safetensors = that file + X.json beside it; else a folder (created if missing) receiving
+ * config.json + diffusion_pytorch_model.safetensors. */
+int hb_light_vae_write_random(const char *path, const hb_light_vae_config *cfg, uint64_t seed);
 
 /* Write a SentencePiece unigram model (ModelProto protobuf) with byte fallback and a few hundred pieces
  * (ids: 0 <pad>, 1 </s>, 2 <unk>, 3..258 byte pieces, then letters, syllables and common English words).

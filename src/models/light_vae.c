@@ -4,7 +4,6 @@
 #include "models/wan_vae.h"
 #include "io/json_file.h"
 #include <jansson.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -258,7 +257,7 @@ static int lw_model(lwalk *W) {
     hb_light_vae *m = W->m;
     const hb_light_vae_config *c = &m->cfg;
     m->nslots = m->nres = m->nups = 0, m->nparams = 0;
-    lv_sep tmp;
+    lv_sep tmp = {.a = m->conv_in}; /* a walk over a built model sees its tensors */
     if (lw_sep(W, &tmp, "conv_in", c->latent_channels, c->widths[0], 3, false)) return -1;
     m->conv_in = tmp.a;
     for (int i = 0; i <= c->n_up; i++)
@@ -276,6 +275,7 @@ static int lw_model(lwalk *W) {
         int64_t v[5] = {C, C, 1, 3, 3};
         if (m->s2d_w[s].data) m->s2d_w[s] = hb_tensor_make(m->s2d_w[s].dtype, 5, v, m->s2d_w[s].data);
     }
+    tmp.a = m->conv_out;
     if (lw_sep(W, &tmp, "conv_out", C, c->out_channels, 3, false)) return -1;
     m->conv_out = tmp.a;
     return 0;
@@ -391,9 +391,6 @@ typedef struct {
     float *buf;      /* NULL: sizing pass */
     int64_t off;
     hb_rng rng;
-    int n;           /* tensors recorded */
-    char **names;    /* optional: record names and tensors (for the writer) */
-    hb_tensor *ts;
 } rnd_ctx;
 
 static int rnd_fn(void *u, const char *name, int ndim, const int64_t *shape, hb_tensor *out) {
@@ -413,10 +410,6 @@ static int rnd_fn(void *u, const char *name, int ndim, const int64_t *shape, hb_
         float sd = (float)(1.0 / sqrt((double)(n / shape[0])));
         if (ends_with(name, "conv_out.conv.weight")) sd *= 0.5f;
         for (int64_t i = 0; i < n; i++) d[i] = sd * hb_rng_normal(&r->rng);
-    }
-    if (r->names) {
-        if (!(r->names[r->n] = strdup(name))) return hb_error("light_vae: out of memory");
-        r->ts[r->n++] = *out;
     }
     return 0;
 }
@@ -438,53 +431,25 @@ hb_light_vae *hb_light_vae_create_random(const hb_light_vae_config *cfg, uint64_
     return m;
 }
 
-static int count_fn(void *u, const char *name, int ndim, const int64_t *shape, hb_tensor *out) {
-    (void)name, (void)ndim, (void)shape;
-    memset(out, 0, sizeof *out);
-    (*(int *)u)++;
-    return 0;
+typedef struct {
+    hb_light_vae_tensor_fn fn;
+    void *user;
+} each_ctx;
+
+static int each_fn(void *u, const char *name, int ndim, const int64_t *shape, hb_tensor *out) {
+    each_ctx *e = u;
+    hb_tensor t = hb_tensor_make(out->dtype, ndim, shape, out->data); /* the file's shape (2-D convs are held 3-D) */
+    return e->fn(e->user, name, &t);
 }
 
-/* The same random weights as hb_light_vae_create_random(cfg, seed), written with their names. */
-static int write_weights(const char *file, const hb_light_vae_config *cfg, uint64_t seed) {
-    hb_light_vae *m = hb_light_vae_create_random(cfg, seed);
-    if (!m) return -1;
-    int n = 0, rc = -1;
-    lwalk Wc = {count_fn, &n, m};
-    lw_model(&Wc);
-    rnd_ctx r;
-    memset(&r, 0, sizeof r);
-    r.names = calloc((size_t)n, sizeof(char *)), r.ts = calloc((size_t)n, sizeof(hb_tensor));
-    if (r.names && r.ts) {
-        r.buf = m->owned;
-        hb_rng_seed(&r.rng, seed);
-        lwalk W = {rnd_fn, &r, m};
-        if (!lw_model(&W)) {
-            const char *meta[] = {"format", "pt", NULL};
-            rc = hb_safetensors_write(file, r.n, (const char *const *)r.names, r.ts, meta);
-        }
-    } else hb_error("light_vae: out of memory");
-    for (int i = 0; r.names && i < r.n; i++) free(r.names[i]);
-    free(r.names), free(r.ts);
-    hb_light_vae_free(m);
-    return rc;
-}
-
-int hb_light_vae_write_random(const char *path, const hb_light_vae_config *cfg, uint64_t seed) {
-    hb_light_vae_config dc;
-    if (!cfg) hb_light_vae_config_default(&dc, false, false), cfg = &dc;
-    if (hb_light_vae_config_check(cfg, "light_vae config")) return -1;
-    char cp[4096], wp[4096];
-    if (!ends_with(path, ".safetensors") && !is_dir(path) && mkdir(path, 0755) != 0)
-        return hb_error("%s: cannot create folder: %s", path, strerror(errno));
-    resolve(path, cp, wp, sizeof cp);
-    if (ends_with(path, ".safetensors")) /* a file's config goes to X.json (config.json may be another model's) */
-        snprintf(cp, sizeof cp, "%.*s.json", (int)(strlen(path) - 12), path);
-    char *js = hb_light_vae_config_to_json(cfg);
-    if (!js) return hb_error("light_vae: out of memory");
-    int rc = write_weights(wp, cfg, seed);
-    if (!rc) rc = hb_write_file_atomic(cp, js, strlen(js));
-    free(js);
+int hb_light_vae_for_each_tensor(hb_light_vae *m, hb_light_vae_tensor_fn fn, void *user) {
+    const int64_t nparams = m->nparams; /* the walk counts again: the model keeps its own counts */
+    const int nslots = m->nslots, nres = m->nres, nups = m->nups;
+    m->nparams = 0, m->nslots = 0, m->nres = 0, m->nups = 0;
+    each_ctx e = {fn, user};
+    lwalk W = {each_fn, &e, m};
+    int rc = lw_model(&W);
+    m->nparams = nparams, m->nslots = nslots, m->nres = nres, m->nups = nups;
     return rc;
 }
 

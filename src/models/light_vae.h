@@ -74,9 +74,9 @@ hb_light_vae *hb_light_vae_load_ck(const hb_checkpoint *ck, const hb_light_vae_c
 /* Random weights in memory: conv weights N(0, 1/fan_in), biases N(0, 0.1^2), LayerNorm weights 1 + N(0, 0.1^2),
  * conv_out scaled by 0.5. */
 hb_light_vae *hb_light_vae_create_random(const hb_light_vae_config *cfg, uint64_t seed);
-/* Write random weights in the release's layout: path ending in .safetensors = that file + config.json beside
- * it; else a folder (created if missing) receiving config.json + diffusion_pytorch_model.safetensors. */
-int hb_light_vae_write_random(const char *path, const hb_light_vae_config *cfg, uint64_t seed);
+/* Every weight tensor of m with its release name and shape, in the release's order (writers, inspection). */
+typedef int (*hb_light_vae_tensor_fn)(void *user, const char *name, const hb_tensor *t);
+int hb_light_vae_for_each_tensor(hb_light_vae *m, hb_light_vae_tensor_fn fn, void *user);
 void hb_light_vae_free(hb_light_vae *m);
 
 /* The latent statistics used by the de-normalisation (default: the Wan2.2 constants); n = latent_channels. */

@@ -25,7 +25,7 @@ static int add_param(hb_lvt *m, const char *name, int ndim, const int64_t *shape
     return m->nparams++;
 }
 
-hb_tensor lt_param_tensor(const hb_lvt *m, int i) {
+hb_tensor hb_lt_param_tensor(const hb_lvt *m, int i) {
     const hb_lvt_param *p = &m->params[i];
     int64_t shp[5] = {p->shape[0], p->shape[1], 1, 1, 1};
     if (p->ndim == 4) shp[2] = 1, shp[3] = p->shape[2], shp[4] = p->shape[3]; /* a Conv2d as a 1-frame Conv3d */

@@ -124,7 +124,7 @@ static int f_conv(lt_graph *G, const lt_conv *c, int x) {
     xv = &G->v[x];
     float *win = c->pl || c->pr ? time_pad(xv, c->pl, c->pr) : (float *)xv->d;
     if (!win) return -1;
-    hb_tensor w = lt_param_tensor(G->m, c->w), b = lt_param_tensor(G->m, c->b);
+    hb_tensor w = hb_lt_param_tensor(G->m, c->w), b = hb_lt_param_tensor(G->m, c->b);
     hb_conv3d_params p = conv_params(c);
     int rc = hb_conv3d(G->v[y].d, win, c->cin, xv->T + c->pl + c->pr, xv->H, xv->W, &w, &b, &p);
     if (win != xv->d) hb_dev_free(win);
@@ -163,7 +163,7 @@ static int f_ln(lt_graph *G, int ln_w, int ln_b, int x) {
     float *t = hb_dev_alloc(sizeof(float) * (size_t)(C * S), "light_vae train layernorm");
     if (!t) return -1;
     const int64_t shp[2] = {S, C}, rows[2] = {C, 1}, cols[2] = {1, S};
-    hb_tensor w = lt_param_tensor(G->m, ln_w), b = lt_param_tensor(G->m, ln_b);
+    hb_tensor w = hb_lt_param_tensor(G->m, ln_w), b = hb_lt_param_tensor(G->m, ln_b);
     hb_copy_nd(t, rows, xv->d, cols, 2, shp);
     hb_layernorm(t, t, S, C, &w, &b, G->m->cfg.resnet_norm_eps);
     hb_copy_nd(G->v[y].d, cols, t, rows, 2, shp);
@@ -269,7 +269,7 @@ static int b_conv(lt_graph *G, const lt_node *nd) {
     float *win = c->pl || c->pr ? time_pad(xv, c->pl, c->pr) : xv->d;
     float *dwin = xv->no_grad ? NULL : hb_dev_alloc(sizeof(float) * (size_t)(c->cin * Tw * HW), "conv gradient");
     int rc = !win || (!xv->no_grad && !dwin) ? -1 : 0;
-    hb_tensor w = lt_param_tensor(m, c->w);
+    hb_tensor w = hb_lt_param_tensor(m, c->w);
     hb_conv3d_params p = conv_params(c);
     if (!rc)
         rc = hb_conv3d_backward(dwin, m->g + m->params[c->w].off, m->g + m->params[c->b].off, G->v[nd->out].g, win,
@@ -306,7 +306,7 @@ static int b_node(lt_graph *G, const lt_node *nd) {
     case N_RMS: hb_channel_rms_backward(tmp, gy, xv->d, xv->C, S, RMS_EPS); break;
     case N_ACT: hb_act_backward(nd->act, tmp, gy, xv->d, n); break;
     case N_LN: {
-        hb_tensor w = lt_param_tensor(m, nd->ln_w);
+        hb_tensor w = hb_lt_param_tensor(m, nd->ln_w);
         hb_channel_layernorm_backward(tmp, m->g + m->params[nd->ln_w].off, m->g + m->params[nd->ln_b].off, gy, xv->d,
                                       &w, xv->C, S, m->cfg.resnet_norm_eps);
         break;

@@ -37,6 +37,6 @@ struct hb_lvt_net {
 };
 
 /* parameter i's weights as an F32 tensor view (its registered shape) */
-hb_tensor lt_param_tensor(const hb_lvt *m, int i);
+hb_tensor hb_lt_param_tensor(const hb_lvt *m, int i);
 
 #endif

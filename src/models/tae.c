@@ -791,9 +791,8 @@ int hb_tae_encode_video(const hb_tae *m, const float *video, int64_t T, int64_t 
     return rc;
 }
 
-/* ---------- random weights ---------- */
+/* ---------- the weight list (names, shapes, init roles) ---------- */
 
-enum { RI_WEIGHT = 0, RI_BIAS = 1, RI_WEIGHT_OUT = 2, RI_BIAS_OUT = 3 };
 
 static int rw_add(hb_st_tensor *ts, int *n, int init, int ndim, int64_t a, int64_t b, int64_t k, const char *fmt,
                   const char *part, int i) {
@@ -816,43 +815,34 @@ static void rw_list(hb_st_tensor *ts, int *n, const char *part, const tae_spec *
         case TL_CONV: {
             int64_t co = conv_out[nconv++];
             bool last = i == ns - 1 && !strcmp(part, "decoder");
-            rw_add(ts, n, last ? RI_WEIGHT_OUT : RI_WEIGHT, 4, co, c, 3, "%s.%d.weight", part, i);
-            if (spec[i].bias) rw_add(ts, n, last ? RI_BIAS_OUT : RI_BIAS, 1, co, 0, 0, "%s.%d.bias", part, i);
+            rw_add(ts, n, last ? HB_TAE_INIT_WEIGHT_OUT : HB_TAE_INIT_WEIGHT, 4, co, c, 3, "%s.%d.weight", part, i);
+            if (spec[i].bias) rw_add(ts, n, last ? HB_TAE_INIT_BIAS_OUT : HB_TAE_INIT_BIAS, 1, co, 0, 0, "%s.%d.bias", part, i);
             c = co;
             break;
         }
         case TL_MEM:
-            rw_add(ts, n, RI_WEIGHT, 4, c, 2 * c, 3, "%s.%d.conv.0.weight", part, i);
-            rw_add(ts, n, RI_BIAS, 1, c, 0, 0, "%s.%d.conv.0.bias", part, i);
-            rw_add(ts, n, RI_WEIGHT, 4, c, c, 3, "%s.%d.conv.2.weight", part, i);
-            rw_add(ts, n, RI_BIAS, 1, c, 0, 0, "%s.%d.conv.2.bias", part, i);
-            rw_add(ts, n, RI_WEIGHT, 4, c, c, 3, "%s.%d.conv.4.weight", part, i);
-            rw_add(ts, n, RI_BIAS, 1, c, 0, 0, "%s.%d.conv.4.bias", part, i);
+            rw_add(ts, n, HB_TAE_INIT_WEIGHT, 4, c, 2 * c, 3, "%s.%d.conv.0.weight", part, i);
+            rw_add(ts, n, HB_TAE_INIT_BIAS, 1, c, 0, 0, "%s.%d.conv.0.bias", part, i);
+            rw_add(ts, n, HB_TAE_INIT_WEIGHT, 4, c, c, 3, "%s.%d.conv.2.weight", part, i);
+            rw_add(ts, n, HB_TAE_INIT_BIAS, 1, c, 0, 0, "%s.%d.conv.2.bias", part, i);
+            rw_add(ts, n, HB_TAE_INIT_WEIGHT, 4, c, c, 3, "%s.%d.conv.4.weight", part, i);
+            rw_add(ts, n, HB_TAE_INIT_BIAS, 1, c, 0, 0, "%s.%d.conv.4.bias", part, i);
             break;
-        case TL_TGROW: rw_add(ts, n, RI_WEIGHT, 4, c * (tflags[spec[i].stage] ? 2 : 1), c, 1, "%s.%d.conv.weight", part, i); break;
-        case TL_TPOOL: rw_add(ts, n, RI_WEIGHT, 4, c, c * (tflags[spec[i].stage] ? 2 : 1), 1, "%s.%d.conv.weight", part, i); break;
+        case TL_TGROW: rw_add(ts, n, HB_TAE_INIT_WEIGHT, 4, c * (tflags[spec[i].stage] ? 2 : 1), c, 1, "%s.%d.conv.weight", part, i); break;
+        case TL_TPOOL: rw_add(ts, n, HB_TAE_INIT_WEIGHT, 4, c, c * (tflags[spec[i].stage] ? 2 : 1), 1, "%s.%d.conv.weight", part, i); break;
         default: break;
         }
     }
 }
 
-static int rw_tae_fill(void *user, int index, const hb_st_tensor *t, int64_t offset, int64_t n, float *dst) {
-    uint64_t seed = *(const uint64_t *)user;
-    int64_t fan_in = t->ndim == 4 ? t->shape[1] * t->shape[2] * t->shape[3] : 1;
-    float std = t->init == RI_BIAS || t->init == RI_BIAS_OUT ? 0.05f : 1.2f / sqrtf((float)fan_in);
-    if (t->init == RI_WEIGHT_OUT) std *= 0.1f;
-    hb_normal_fill(dst, n, seed, (uint64_t)index, offset, t->init == RI_BIAS_OUT ? 0.5f : 0.0f, std);
-    return 0;
-}
-
-int hb_tae_write_random(const char *dir, int patch, int latent_channels, int enc_width, const int dec_widths[4],
-                        hb_dtype dtype, uint64_t seed) {
+int hb_tae_weight_list(int patch, int latent_channels, int enc_width, const int dec_widths[4], hb_st_tensor *ts,
+                       int cap) {
     if (patch < 1 || latent_channels < 1 || enc_width < 1 || dec_widths[0] < 1 || dec_widths[1] < 1 ||
         dec_widths[2] < 1 || dec_widths[3] < 1)
-        return hb_error("TAEHV random weights: sizes must be positive");
+        return hb_error("TAEHV weights: sizes must be positive");
+    if (cap < HB_TAE_MAX_TENSORS) return hb_error("TAEHV weights: room for %d tensors needed", HB_TAE_MAX_TENSORS);
     hb_tae_config cfg;
     hb_tae_config_default(&cfg);
-    hb_st_tensor ts[160];
     int n = 0;
     int64_t enc_out[5] = {enc_width, enc_width, enc_width, enc_width, latent_channels};
     int64_t dec_out[5] = {dec_widths[0], dec_widths[1], dec_widths[2], dec_widths[3], 3 * patch * patch};
@@ -860,7 +850,7 @@ int hb_tae_write_random(const char *dir, int patch, int latent_channels, int enc
             enc_out, cfg.encoder_time_downscale);
     rw_list(ts, &n, "decoder", k_dec_spec, (int)(sizeof k_dec_spec / sizeof k_dec_spec[0]), latent_channels,
             dec_out, cfg.decoder_time_upscale);
-    return hb_safetensors_write_sharded(dir, "taehv", ts, n, dtype, (int64_t)1 << 30, rw_tae_fill, &seed);
+    return n;
 }
 
 /* ------------------------------------------------------------------------------------------------------

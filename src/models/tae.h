@@ -24,6 +24,7 @@
 
 #include "core/core.h"
 #include "io/checkpoint.h"
+#include "io/safetensors_writer.h"
 #include "models/frame_decoder.h"
 
 /* The TAEHV constructor's options. patch_size / latent_channels 0 = take them from the weights. */
@@ -128,12 +129,13 @@ void hb_tae_encoder_reset(hb_tae_encoder *e);
 size_t hb_tae_encoder_bytes(const hb_tae_encoder *e);
 void hb_tae_encoder_free(hb_tae_encoder *e);
 
-/* ---------- random weights (benchmarks, hb mkmodel) ----------
- * Write a random TAEHV checkpoint (encoder and decoder, reference names, default time/space flags) into the
- * existing empty folder `dir` as <prefix>-0000k-of-0000N.safetensors + index (io/safetensors_writer.h).
- * Widths: enc_width (real 64) and dec_widths (real 256, 128, 64, 64). Conv weights N(0, (1.2/sqrt(fan_in))^2),
- * biases N(0, 0.05^2), the last decoder conv scaled so frames mostly land inside [0, 1]. */
-int hb_tae_write_random(const char *dir, int patch, int latent_channels, int enc_width, const int dec_widths[4],
-                        hb_dtype dtype, uint64_t seed);
+/* The names and shapes of a TAEHV checkpoint's tensors (encoder and decoder, reference names, default time/space
+ * flags) into ts[0..cap), each with its init role: HB_TAE_INIT_*_OUT marks the last decoder conv, which a random
+ * writer scales so frames mostly land inside [0, 1]. Widths: enc_width (real 64) and dec_widths (real 256, 128,
+ * 64, 64). Returns the count, or -1 + message. */
+enum { HB_TAE_INIT_WEIGHT = 0, HB_TAE_INIT_BIAS = 1, HB_TAE_INIT_WEIGHT_OUT = 2, HB_TAE_INIT_BIAS_OUT = 3 };
+#define HB_TAE_MAX_TENSORS 160
+int hb_tae_weight_list(int patch, int latent_channels, int enc_width, const int dec_widths[4], hb_st_tensor *ts,
+                       int cap);
 
 #endif

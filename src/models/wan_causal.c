@@ -5,7 +5,7 @@
 
 /* ------------------------------------------------------------------ cache */
 
-int wan_kv_cache_init(wan_kv_cache *c, int layers, int heads, int64_t dim, int64_t cap_tokens, int64_t frame_tokens,
+int hb_wan_kv_cache_init(wan_kv_cache *c, int layers, int heads, int64_t dim, int64_t cap_tokens, int64_t frame_tokens,
                       int64_t sink_tokens, bool window, hb_dtype dtype, wan_rope_mode rope) {
     memset(c, 0, sizeof *c);
     if (layers <= 0 || heads <= 0 || dim <= 0 || dim % heads || cap_tokens <= 0 || frame_tokens <= 0)
@@ -25,30 +25,30 @@ int wan_kv_cache_init(wan_kv_cache *c, int layers, int heads, int64_t dim, int64
     /* The cache lives with the activations (device memory under a GPU backend). */
     c->k = hb_dev_alloc(n, "KV cache (K)");
     c->v = hb_dev_alloc(n, "KV cache (V)");
-    if (!c->k || !c->v || hb_dev_zero(c->k, n) || hb_dev_zero(c->v, n)) { wan_kv_cache_free(c); return -1; }
+    if (!c->k || !c->v || hb_dev_zero(c->k, n) || hb_dev_zero(c->v, n)) { hb_wan_kv_cache_free(c); return -1; }
     if (dtype != HB_F32) {
         size_t s = sizeof(float) * (size_t)cap_tokens * (size_t)dim;
         c->sk = hb_dev_alloc(s, "KV staging (K)");
         c->sv = hb_dev_alloc(s, "KV staging (V)");
-        if (!c->sk || !c->sv) { wan_kv_cache_free(c); return -1; }
+        if (!c->sk || !c->sv) { hb_wan_kv_cache_free(c); return -1; }
     }
     return 0;
 }
 
-void wan_kv_cache_free(wan_kv_cache *c) {
+void hb_wan_kv_cache_free(wan_kv_cache *c) {
     hb_dev_free(c->k); hb_dev_free(c->v); hb_dev_free(c->sk); hb_dev_free(c->sv);
     memset(c, 0, sizeof *c);
 }
 
-void wan_kv_cache_reset(wan_kv_cache *c) { c->global_end = c->local_end = 0; }
+void hb_wan_kv_cache_reset(wan_kv_cache *c) { c->global_end = c->local_end = 0; }
 
-size_t wan_kv_cache_bytes(const wan_kv_cache *c) {
+size_t hb_wan_kv_cache_bytes(const wan_kv_cache *c) {
     size_t n = 2 * (size_t)c->layers * (size_t)c->cap * (size_t)c->dim * hb_dtype_size(c->dtype);
     if (c->sk) n += 2 * sizeof(float) * (size_t)c->cap * (size_t)c->dim;
     return n;
 }
 
-int wan_kv_cache_plan(const wan_kv_cache *c, int64_t current_start, int64_t n_new, bool recompute, wan_kv_plan *p) {
+int hb_wan_kv_cache_plan(const wan_kv_cache *c, int64_t current_start, int64_t n_new, bool recompute, wan_kv_plan *p) {
     memset(p, 0, sizeof *p);
     if (n_new <= 0 || current_start < 0) return hb_error("kv cache: bad call (%lld tokens at %lld)", (long long)n_new,
                                                          (long long)current_start);
@@ -89,12 +89,12 @@ static void *layer_ptr(const wan_kv_cache *c, int which, int layer, int64_t row)
     return base + (((size_t)layer * (size_t)c->cap + (size_t)row) * (size_t)c->dim) * hb_dtype_size(c->dtype);
 }
 
-void wan_kv_rope_shift(float *x, int64_t rows, int64_t dim, int heads, int head_dim, double delta) {
+void hb_wan_kv_rope_shift(float *x, int64_t rows, int64_t dim, int heads, int head_dim, double delta) {
     int c = head_dim / 2;
     hb_rope_shift(x, rows, dim, heads, head_dim, c - 2 * (c / 3), delta);
 }
 
-void wan_kv_cache_evict(wan_kv_cache *c, int layer, const wan_kv_plan *p) {
+void hb_wan_kv_cache_evict(wan_kv_cache *c, int layer, const wan_kv_plan *p) {
     if (!p->evict || p->n_roll <= 0) return;
     /* Rows roll down by n_evict: copied in blocks of at most n_evict rows, lowest first, so no block reads rows
      * an earlier block wrote (an overlapping move from copies that may run in parallel). Rows are moved as
@@ -111,21 +111,21 @@ void wan_kv_cache_evict(wan_kv_cache *c, int layer, const wan_kv_plan *p) {
         int hd = (int)(c->dim / c->heads);
         void *k = layer_ptr(c, 0, layer, c->sink_tokens);
         if (c->dtype == HB_F32) {
-            wan_kv_rope_shift(k, p->n_roll, c->dim, c->heads, hd, delta);
+            hb_wan_kv_rope_shift(k, p->n_roll, c->dim, c->heads, hd, delta);
         } else {
             hb_convert(c->sk, HB_F32, k, c->dtype, p->n_roll * c->dim);
-            wan_kv_rope_shift(c->sk, p->n_roll, c->dim, c->heads, hd, delta);
+            hb_wan_kv_rope_shift(c->sk, p->n_roll, c->dim, c->heads, hd, delta);
             hb_convert(k, c->dtype, c->sk, HB_F32, p->n_roll * c->dim);
         }
     }
 }
 
-void wan_kv_cache_commit(wan_kv_cache *c, const wan_kv_plan *p) {
+void hb_wan_kv_cache_commit(wan_kv_cache *c, const wan_kv_plan *p) {
     c->global_end = p->current_end;
     c->local_end = p->local_end;
 }
 
-void wan_kv_cache_read(const wan_kv_cache *c, int layer, int which, int64_t row0, int64_t n, float *dst) {
+void hb_wan_kv_cache_read(const wan_kv_cache *c, int layer, int which, int64_t row0, int64_t n, float *dst) {
     hb_convert(dst, HB_F32, layer_ptr(c, which, layer, row0), c->dtype, n * c->dim);
 }
 
@@ -145,10 +145,10 @@ static int bufs_alloc(const wan_dit *m, int64_t L, int64_t F, hb_arena *a, causa
     if (!(b->rows = af(a, L * c->in_dim * P)) || !(b->x = af(a, L * D)) || !(b->e = af(a, F * D)) ||
         !(b->e0 = af(a, F * 6 * D)) || !(b->ttmp = af(a, F * (c->freq_dim + D))) || !(b->tok = af(a, L * P * c->out_dim)))
         return -1;
-    return wan_dit_ws_alloc(m, L, F, a, &b->ws);
+    return hb_wan_dit_ws_alloc(m, L, F, a, &b->ws);
 }
 
-wan_causal *wan_causal_new(const wan_dit *m, const wan_causal_config *cfg) {
+wan_causal *hb_wan_causal_new(const wan_dit *m, const wan_causal_config *cfg) {
     const wan_dit_config *mc = &m->cfg;
     if (mc->patch[0] != 1) { hb_error("wan_causal: the temporal patch must be 1 (got %d)", mc->patch[0]); return NULL; }
     if (cfg->H <= 0 || cfg->W <= 0 || cfg->H % mc->patch[1] || cfg->W % mc->patch[2]) {
@@ -171,7 +171,7 @@ wan_causal *wan_causal_new(const wan_dit *m, const wan_causal_config *cfg) {
                  (long long)cfg->max_chunk_frames);
         goto fail;
     }
-    if (wan_kv_cache_init(&c->cache, mc->num_layers, mc->num_heads, mc->dim, cap, c->frame_tokens, cfg->sink_frames * c->frame_tokens,
+    if (hb_wan_kv_cache_init(&c->cache, mc->num_layers, mc->num_heads, mc->dim, cap, c->frame_tokens, cfg->sink_frames * c->frame_tokens,
                           cfg->window, cfg->cache_dtype, cfg->rope))
         goto fail;
     c->cache.global_sink = cfg->global_sink;
@@ -183,20 +183,20 @@ wan_causal *wan_causal_new(const wan_dit *m, const wan_causal_config *cfg) {
     if (hb_arena_init_dev(&c->arena, meas.peak + 4096, "wan_causal activations")) goto fail;
     return c;
 fail:
-    wan_causal_free(c);
+    hb_wan_causal_free(c);
     return NULL;
 }
 
-void wan_causal_free(wan_causal *c) {
+void hb_wan_causal_free(wan_causal *c) {
     if (!c) return;
-    wan_kv_cache_free(&c->cache);
-    if (c->have_text) wan_dit_text_free(&c->text);
+    hb_wan_kv_cache_free(&c->cache);
+    if (c->have_text) hb_wan_dit_text_free(&c->text);
     if (c->arena.base) hb_arena_free(&c->arena);
     hb_free(c);
 }
 
-size_t wan_causal_bytes(const wan_causal *c) {
-    size_t n = wan_kv_cache_bytes(&c->cache) + c->arena.cap;
+size_t hb_wan_causal_bytes(const wan_causal *c) {
+    size_t n = hb_wan_kv_cache_bytes(&c->cache) + c->arena.cap;
     if (c->have_text) {
         size_t T = (size_t)c->text.len, D = (size_t)c->m->cfg.dim;
         n += sizeof(float) * T * D * (1 + (c->text.k ? 2 * (size_t)c->m->cfg.num_layers : 0));
@@ -204,22 +204,22 @@ size_t wan_causal_bytes(const wan_causal *c) {
     return n;
 }
 
-int wan_causal_set_prompt(wan_causal *c, const float *context, int64_t ctx_len) {
-    if (c->have_text) { wan_dit_text_free(&c->text); c->have_text = false; }
-    if (wan_dit_text_prepare(c->m, context, ctx_len, true, &c->text, NULL, NULL)) return -1;
+int hb_wan_causal_set_prompt(wan_causal *c, const float *context, int64_t ctx_len) {
+    if (c->have_text) { hb_wan_dit_text_free(&c->text); c->have_text = false; }
+    if (hb_wan_dit_text_prepare(c->m, context, ctx_len, true, &c->text, NULL, NULL)) return -1;
     c->have_text = true;
     return 0;
 }
 
-int64_t wan_causal_recache_skip(const wan_causal *c, int64_t f_start, int64_t f_end) {
+int64_t hb_wan_causal_recache_skip(const wan_causal *c, int64_t f_start, int64_t f_end) {
     wan_kv_plan p;
     const int64_t ft = c->frame_tokens;
     if (f_end <= f_start) return 0;
-    if (wan_kv_cache_plan(&c->cache, f_start * ft, (f_end - f_start) * ft, true, &p)) return 0;
+    if (hb_wan_kv_cache_plan(&c->cache, f_start * ft, (f_end - f_start) * ft, true, &p)) return 0;
     return (p.write_start - p.local_start + ft - 1) / ft;
 }
 
-int wan_causal_forward(wan_causal *c, const float *x, int64_t F, const float *t, int64_t current_start_frame,
+int hb_wan_causal_forward(wan_causal *c, const float *x, int64_t F, const float *t, int64_t current_start_frame,
                        bool recompute, float *flow, wan_dit_tap_fn tap, void *tap_user) {
     const wan_dit *m = c->m;
     const wan_dit_config *mc = &m->cfg;
@@ -230,7 +230,7 @@ int wan_causal_forward(wan_causal *c, const float *x, int64_t F, const float *t,
         return hb_error("wan_causal: %lld frames per call; this state was sized for at most %lld", (long long)F,
                         (long long)c->cfg.max_chunk_frames);
     wan_kv_plan p;
-    if (wan_kv_cache_plan(kc, current_start_frame * ft, L, recompute, &p)) return -1;
+    if (hb_wan_kv_cache_plan(kc, current_start_frame * ft, L, recompute, &p)) return -1;
     if (p.write_start != p.local_start)
         return hb_error("wan_causal: a re-cache call must not cover the protected sink rows (drop the first %lld "
                         "frames)", (long long)((p.write_start - p.local_start) / ft));
@@ -248,9 +248,9 @@ int wan_causal_forward(wan_causal *c, const float *x, int64_t F, const float *t,
     causal_bufs b;
     int rc = -1;
     if (bufs_alloc(m, L, F, &c->arena, &b)) goto done;
-    wan_dit_patchify(mc, x, F, c->cfg.H, c->cfg.W, b.rows);
+    hb_wan_dit_patchify(mc, x, F, c->cfg.H, c->cfg.W, b.rows);
     if (hb_linear(b.x, b.rows, L, &m->patch_w, &m->patch_b, false)) goto done;
-    if (wan_dit_time_embed(m, t, F, b.e, b.e0, b.ttmp)) goto done;
+    if (hb_wan_dit_time_embed(m, t, F, b.e, b.e0, b.ttmp)) goto done;
     const hb_modgroups ge = {ft, D}, ge0 = {ft, 6 * D};
     if (tap) {
         tap(tap_user, "patch_embedding", b.x, L, D, NULL);
@@ -259,7 +259,7 @@ int wan_causal_forward(wan_causal *c, const float *x, int64_t F, const float *t,
     }
     const bool staged = kc->dtype != HB_F32;
     for (int l = 0; l < mc->num_layers; l++) {
-        wan_kv_cache_evict(kc, l, &p);
+        hb_wan_kv_cache_evict(kc, l, &p);
         float *kk, *vv;
         if (staged) {
             kk = kc->sk; vv = kc->sv;
@@ -277,17 +277,17 @@ int wan_causal_forward(wan_causal *c, const float *x, int64_t F, const float *t,
         ba.kv_k = kk; ba.kv_v = vv;
         ba.kv_write = p.local_start; ba.kv_start = 0; ba.kv_end = p.local_end;
         ba.tap = tap; ba.tap_user = tap_user;
-        if (wan_dit_block(m, l, b.x, &ba, &b.ws)) goto done;
+        if (hb_wan_dit_block(m, l, b.x, &ba, &b.ws)) goto done;
         if (staged) {
             hb_convert(layer_ptr(kc, 0, l, p.local_start), kc->dtype, kk + p.local_start * D, HB_F32, L * D);
             hb_convert(layer_ptr(kc, 1, l, p.local_start), kc->dtype, vv + p.local_start * D, HB_F32, L * D);
         }
     }
-    wan_kv_cache_commit(kc, &p);
+    hb_wan_kv_cache_commit(kc, &p);
     if (flow) {
-        if (wan_dit_head(m, b.x, L, b.e, ge, b.tok, &b.ws)) goto done;
+        if (hb_wan_dit_head(m, b.x, L, b.e, ge, b.tok, &b.ws)) goto done;
         if (tap) tap(tap_user, "head", b.tok, L, (int64_t)mc->patch[1] * mc->patch[2] * mc->out_dim, NULL);
-        wan_dit_unpatchify(mc, b.tok, F, c->cfg.H, c->cfg.W, flow);
+        hb_wan_dit_unpatchify(mc, b.tok, F, c->cfg.H, c->cfg.W, flow);
     }
     rc = 0;
 done:

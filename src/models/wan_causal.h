@@ -65,27 +65,27 @@ typedef struct wan_kv_plan {
 } wan_kv_plan;
 
 /* cap_tokens per layer; sink_tokens kept forever in window mode. dtype HB_F32 or HB_BF16. */
-int wan_kv_cache_init(wan_kv_cache *c, int layers, int heads, int64_t dim, int64_t cap_tokens, int64_t frame_tokens,
+int hb_wan_kv_cache_init(wan_kv_cache *c, int layers, int heads, int64_t dim, int64_t cap_tokens, int64_t frame_tokens,
                       int64_t sink_tokens, bool window, hb_dtype dtype, wan_rope_mode rope);
-void wan_kv_cache_free(wan_kv_cache *c);
+void hb_wan_kv_cache_free(wan_kv_cache *c);
 /* Empty the cache (indices to 0). */
-void wan_kv_cache_reset(wan_kv_cache *c);
+void hb_wan_kv_cache_reset(wan_kv_cache *c);
 /* Bytes held (K/V storage + staging). */
-size_t wan_kv_cache_bytes(const wan_kv_cache *c);
+size_t hb_wan_kv_cache_bytes(const wan_kv_cache *c);
 /* Plan a call writing n_new tokens at absolute token offset current_start (see the header comment).
  * -1 + message when the call does not fit (global cache full, or current_start beyond global_end). */
-int wan_kv_cache_plan(const wan_kv_cache *c, int64_t current_start, int64_t n_new, bool recompute, wan_kv_plan *p);
+int hb_wan_kv_cache_plan(const wan_kv_cache *c, int64_t current_start, int64_t n_new, bool recompute, wan_kv_plan *p);
 /* Eviction of one layer (rows roll down after the sink; relative RoPE: rolled keys re-roped). No-op when
  * the plan has no eviction. */
-void wan_kv_cache_evict(wan_kv_cache *c, int layer, const wan_kv_plan *p);
+void hb_wan_kv_cache_evict(wan_kv_cache *c, int layer, const wan_kv_plan *p);
 /* After all layers: global_end = current_end, local_end = plan's. */
-void wan_kv_cache_commit(wan_kv_cache *c, const wan_kv_plan *p);
+void hb_wan_kv_cache_commit(wan_kv_cache *c, const wan_kv_plan *p);
 /* Copy rows [row0, row0+n) of layer's K (which=0) or V (which=1) as f32 into dst [n, dim]. */
-void wan_kv_cache_read(const wan_kv_cache *c, int layer, int which, int64_t row0, int64_t n, float *dst);
+void hb_wan_kv_cache_read(const wan_kv_cache *c, int layer, int which, int64_t row0, int64_t n, float *dst);
 
 /* Rotate the frame-axis RoPE channels of keys x [rows, dim] (row stride dim) by `delta` frame positions
  * (angles and products in float64, as hb_rope3d). */
-void wan_kv_rope_shift(float *x, int64_t rows, int64_t dim, int heads, int head_dim, double delta);
+void hb_wan_kv_rope_shift(float *x, int64_t rows, int64_t dim, int heads, int head_dim, double delta);
 
 /* ---------- the causal model ---------- */
 typedef struct wan_causal_config {
@@ -112,22 +112,22 @@ typedef struct wan_causal {
 } wan_causal;
 
 /* The model is borrowed (must outlive the causal state). */
-wan_causal *wan_causal_new(const wan_dit *m, const wan_causal_config *cfg);
-void wan_causal_free(wan_causal *c);
+wan_causal *hb_wan_causal_new(const wan_dit *m, const wan_causal_config *cfg);
+void hb_wan_causal_free(wan_causal *c);
 /* Bytes held by the state (cache + workspace + prompt). */
-size_t wan_causal_bytes(const wan_causal *c);
+size_t hb_wan_causal_bytes(const wan_causal *c);
 /* Set / replace the prompt: text embedding and every layer's cross-attention K/V (context [ctx_len, text_dim]). */
-int wan_causal_set_prompt(wan_causal *c, const float *context, int64_t ctx_len);
+int hb_wan_causal_set_prompt(wan_causal *c, const float *context, int64_t ctx_len);
 
 /* One call: x [in_dim, F, H, W] (the chunk's latent, backend memory), t [F] per-frame timesteps (host), at latent frame
  * current_start_frame. flow [out_dim, F, H, W] (may be NULL: only the cache is updated). recompute: a
  * LongLive KV re-cache call (sink rows protected; the caller passes only frames whose slots lie after the
- * sink, see wan_causal_recache_skip). tap: layer-0 style observer of intermediates (may be NULL). */
-int wan_causal_forward(wan_causal *c, const float *x, int64_t F, const float *t, int64_t current_start_frame,
+ * sink, see hb_wan_causal_recache_skip). tap: layer-0 style observer of intermediates (may be NULL). */
+int hb_wan_causal_forward(wan_causal *c, const float *x, int64_t F, const float *t, int64_t current_start_frame,
                        bool recompute, float *flow, wan_dit_tap_fn tap, void *tap_user);
 /* For a recompute of frames [f_start, f_end) (f_end = frames generated so far): how many leading frames
  * would land in protected sink rows (their K/V are never stored and they do not influence the others, so
  * the caller drops them). */
-int64_t wan_causal_recache_skip(const wan_causal *c, int64_t f_start, int64_t f_end);
+int64_t hb_wan_causal_recache_skip(const wan_causal *c, int64_t f_start, int64_t f_end);
 
 #endif

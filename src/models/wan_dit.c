@@ -14,7 +14,7 @@
 
 /* ---------------------------------------------------------------- config */
 
-int wan_dit_config_preset(wan_dit_config *c, const char *arch) {
+int hb_wan_dit_config_preset(wan_dit_config *c, const char *arch) {
     memset(c, 0, sizeof *c);
     c->patch[0] = 1; c->patch[1] = 2; c->patch[2] = 2;
     c->eps = 1e-6f; c->qk_norm = c->cross_attn_norm = true;
@@ -74,7 +74,7 @@ static int parse_width(json_t *o, wan_dit_config *c, const char *what) {
     return rc ? -1 : 0;
 }
 
-int wan_dit_config_parse(wan_dit_config *c, const char *text, const char *what) {
+int hb_wan_dit_config_parse(wan_dit_config *c, const char *text, const char *what) {
     json_t *o = hb_json_parse(text, strlen(text), 0, what);
     if (!o) return -1;
     if (!json_is_object(o)) { json_decref(o); return hb_error("%s: config is not a JSON object", what); }
@@ -113,7 +113,7 @@ int wan_dit_config_parse(wan_dit_config *c, const char *text, const char *what) 
         return hb_error("%s: missing model width (need dim and num_heads, or num_attention_heads and "
                         "attention_head_dim)", what);
     c->head_dim = c->dim / c->num_heads;
-    return wan_dit_config_check(c, what);
+    return hb_wan_dit_config_check(c, what);
 }
 
 /* Shape of tensor `name` with `ndim` dims into t (-1 + message naming what and the tensor). */
@@ -131,7 +131,7 @@ static int infer_layers(const hb_checkpoint *ck) {
     return n;
 }
 
-int wan_dit_config_infer(wan_dit_config *c, const hb_checkpoint *ck, const char *what) {
+int hb_wan_dit_config_infer(wan_dit_config *c, const hb_checkpoint *ck, const char *what) {
     hb_tensor pe, head, text, time, ffn;
     if (infer_get(ck, "patch_embedding.weight", 5, &pe, what) || infer_get(ck, "head.head.weight", 2, &head, what) ||
         infer_get(ck, "text_embedding.0.weight", 2, &text, what) || infer_get(ck, "time_embedding.0.weight", 2, &time, what) ||
@@ -164,10 +164,10 @@ int wan_dit_config_infer(wan_dit_config *c, const hb_checkpoint *ck, const char 
     snprintf(c->model_type, sizeof c->model_type, "%s", c->in_dim == 48 ? "ti2v" : c->in_dim == 36 ? "i2v" : "t2v");
     hb_log(HB_LOG_DEBUG, "%s: DiT config inferred from the tensors: dim %d, %d heads, %d layers, ffn %d, in %d, out %d, "
            "text %d", what, c->dim, c->num_heads, c->num_layers, c->ffn_dim, c->in_dim, c->out_dim, c->text_dim);
-    return wan_dit_config_check(c, what);
+    return hb_wan_dit_config_check(c, what);
 }
 
-int wan_dit_config_check(const wan_dit_config *c, const char *what) {
+int hb_wan_dit_config_check(const wan_dit_config *c, const char *what) {
     if (c->dim <= 0 || c->ffn_dim <= 0 || c->freq_dim <= 0 || c->num_heads <= 0 || c->num_layers <= 0 ||
         c->in_dim <= 0 || c->out_dim <= 0 || c->text_len <= 0 || c->text_dim <= 0)
         return hb_error("%s: dim, ffn_dim, freq_dim, num_heads, num_layers, in_dim, out_dim, text_len and text_dim "
@@ -188,7 +188,7 @@ int wan_dit_config_check(const wan_dit_config *c, const char *what) {
     return 0;
 }
 
-char *wan_dit_config_to_json(const wan_dit_config *c) {
+char *hb_wan_dit_config_to_json(const wan_dit_config *c) {
     json_t *o = json_object();
     json_object_set_new(o, "_class_name", json_string("WanModel"));
     json_object_set_new(o, "_diffusers_version", json_string("0.33.0"));
@@ -213,7 +213,7 @@ char *wan_dit_config_to_json(const wan_dit_config *c) {
     return s;
 }
 
-int wan_dit_enumerate(const wan_dit_config *c, wan_dit_tensor_fn fn, void *user) {
+int hb_wan_dit_enumerate(const wan_dit_config *c, wan_dit_tensor_fn fn, void *user) {
     const int64_t D = c->dim, P = (int64_t)c->patch[0] * c->patch[1] * c->patch[2];
     char name[128];
     int rc;
@@ -268,9 +268,9 @@ static int count_fn(void *user, const char *name, int ndim, const int64_t *shape
     return 0;
 }
 
-int64_t wan_dit_param_count(const wan_dit_config *c) {
+int64_t hb_wan_dit_param_count(const wan_dit_config *c) {
     int64_t n = 0;
-    wan_dit_enumerate(c, count_fn, &n);
+    hb_wan_dit_enumerate(c, count_fn, &n);
     return n;
 }
 
@@ -317,8 +317,8 @@ static int load_linear(hb_checkpoint *ck, hb_tensor *w, hb_tensor *b, int64_t o,
     return get_w(ck, b, 1, bs, "%s.bias", prefix);
 }
 
-wan_dit *wan_dit_from_checkpoint(hb_checkpoint *ck, const wan_dit_config *cfg) {
-    if (wan_dit_config_check(cfg, hb_checkpoint_path(ck))) return NULL;
+wan_dit *hb_wan_dit_from_checkpoint(hb_checkpoint *ck, const wan_dit_config *cfg) {
+    if (hb_wan_dit_config_check(cfg, hb_checkpoint_path(ck))) return NULL;
     wan_dit *m = hb_calloc(sizeof *m, "wan_dit");
     if (!m) return NULL;
     m->cfg = *cfg;
@@ -372,11 +372,11 @@ wan_dit *wan_dit_from_checkpoint(hb_checkpoint *ck, const wan_dit_config *cfg) {
     if (load_linear(ck, &m->head_w, &m->head_b, P * c->out_dim, D, "head.head")) goto fail;
     return m;
 fail:
-    wan_dit_free(m);
+    hb_wan_dit_free(m);
     return NULL;
 }
 
-void wan_dit_free(wan_dit *m) {
+void hb_wan_dit_free(wan_dit *m) {
     if (!m) return;
     /* The converted tables were passed to ops as weights: a device backend forgets its copies first. */
     const size_t D = (size_t)m->cfg.dim;
@@ -395,7 +395,7 @@ void wan_dit_free(wan_dit *m) {
 static bool is_file(const char *p) { struct stat st; return stat(p, &st) == 0 && S_ISREG(st.st_mode); }
 static bool is_dir(const char *p) { struct stat st; return stat(p, &st) == 0 && S_ISDIR(st.st_mode); }
 
-wan_dit *wan_dit_open(const char *path, const wan_dit_config *override) {
+wan_dit *hb_wan_dit_open(const char *path, const wan_dit_config *override) {
     size_t n = strlen(path) + 64;
     char *ckpath = malloc(n), *cfgpath = malloc(n);
     wan_dit *m = NULL;
@@ -428,13 +428,13 @@ wan_dit *wan_dit_open(const char *path, const wan_dit_config *override) {
     } else if (cfgpath[0]) {
         text = hb_read_text_file(cfgpath, HB_JSON_MAX_FILE, NULL);
         if (!text) goto done;
-        if (wan_dit_config_parse(&cfg, text, cfgpath)) goto done;
+        if (hb_wan_dit_config_parse(&cfg, text, cfgpath)) goto done;
     } else {
         const char *meta = hb_checkpoint_metadata(ck, "config");
         /* community files (GGUF, single-file safetensors) carry no config: read it off the tensors */
-        if (meta ? wan_dit_config_parse(&cfg, meta, path) : wan_dit_config_infer(&cfg, ck, path)) goto done;
+        if (meta ? hb_wan_dit_config_parse(&cfg, meta, path) : hb_wan_dit_config_infer(&cfg, ck, path)) goto done;
     }
-    m = wan_dit_from_checkpoint(ck, &cfg);
+    m = hb_wan_dit_from_checkpoint(ck, &cfg);
     if (m) { m->owns_ck = true; ck = NULL; }
 done:
     if (ck) hb_checkpoint_close(ck);
@@ -456,7 +456,7 @@ static void patch_copy(const wan_dit_config *c, int64_t C, int64_t F, int64_t H,
     for (int p = 0; p < c->patch[0]; p++) hb_copy_nd(dst + p * ds[4], dst6, src + p * ss[4], src6, 6, shape);
 }
 
-void wan_dit_patchify(const wan_dit_config *c, const float *x, int64_t F, int64_t H, int64_t W, float *rows) {
+void hb_wan_dit_patchify(const wan_dit_config *c, const float *x, int64_t F, int64_t H, int64_t W, float *rows) {
     const int pt = c->patch[0], ph = c->patch[1], pw = c->patch[2];
     const int64_t Hp = H / ph, Wp = W / pw, P = (int64_t)pt * ph * pw, K = c->in_dim * P;
     /* rows[((f*Hp + h)*Wp + w)*K + ch*P + (p*ph + q)*pw + s] = x[((ch*F + f*pt + p)*H + h*ph + q)*W + w*pw + s] */
@@ -465,7 +465,7 @@ void wan_dit_patchify(const wan_dit_config *c, const float *x, int64_t F, int64_
     patch_copy(c, c->in_dim, F, H, W, rows, ds, x, ss);
 }
 
-void wan_dit_unpatchify(const wan_dit_config *c, const float *tok, int64_t F, int64_t H, int64_t W, float *out) {
+void hb_wan_dit_unpatchify(const wan_dit_config *c, const float *tok, int64_t F, int64_t H, int64_t W, float *out) {
     const int pt = c->patch[0], ph = c->patch[1], pw = c->patch[2];
     const int64_t Hp = H / ph, Wp = W / pw, C = c->out_dim, N = (int64_t)pt * ph * pw * C;
     /* out[((ch*F + f*pt + p)*H + h*ph + q)*W + w*pw + s] = tok[((f*Hp + h)*Wp + w)*N + ((p*ph + q)*pw + s)*C + ch] */
@@ -474,7 +474,7 @@ void wan_dit_unpatchify(const wan_dit_config *c, const float *tok, int64_t F, in
     patch_copy(c, C, F, H, W, out, ds, tok, ss);
 }
 
-int wan_dit_time_embed(const wan_dit *m, const float *t, int64_t G, float *e, float *e0, float *tmp) {
+int hb_wan_dit_time_embed(const wan_dit *m, const float *t, int64_t G, float *e, float *e0, float *tmp) {
     const wan_dit_config *c = &m->cfg;
     const int64_t D = c->dim, half = c->freq_dim / 2;
     float *sinus = tmp, *h = tmp + G * c->freq_dim;
@@ -499,7 +499,7 @@ int wan_dit_time_embed(const wan_dit *m, const float *t, int64_t G, float *e, fl
     return hb_linear(e0, h, G, &m->proj_w, &m->proj_b, false);
 }
 
-int wan_dit_cross_kv(const wan_dit *m, int layer, const float *emb, int64_t len, float *k, float *v, float *tmp) {
+int hb_wan_dit_cross_kv(const wan_dit *m, int layer, const float *emb, int64_t len, float *k, float *v, float *tmp) {
     const wan_dit_block_w *B = &m->blocks[layer];
     const int64_t D = m->cfg.dim;
     if (m->cfg.qk_norm) {
@@ -520,7 +520,7 @@ static int text_embed(const wan_dit *m, const float *ctx, int64_t ctx_len, float
     return hb_linear(emb, tmp, T, &m->text2_w, &m->text2_b, false);
 }
 
-int wan_dit_text_prepare(const wan_dit *m, const float *context, int64_t ctx_len, bool cache_kv, wan_dit_text *out,
+int hb_wan_dit_text_prepare(const wan_dit *m, const float *context, int64_t ctx_len, bool cache_kv, wan_dit_text *out,
                          wan_dit_tap_fn tap, void *tap_user) {
     const wan_dit_config *c = &m->cfg;
     const int64_t T = c->text_len, D = c->dim;
@@ -541,17 +541,17 @@ int wan_dit_text_prepare(const wan_dit *m, const float *context, int64_t ctx_len
         out->v = hb_dev_alloc(n, "cross-attention V cache");
         if (!out->k || !out->v) goto done;
         for (int l = 0; l < c->num_layers; l++)
-            if (wan_dit_cross_kv(m, l, out->emb, T, out->k + l * T * D, out->v + l * T * D, tmp)) goto done;
+            if (hb_wan_dit_cross_kv(m, l, out->emb, T, out->k + l * T * D, out->v + l * T * D, tmp)) goto done;
     }
     rc = 0;
 done:
     hb_dev_free(pad);
     hb_dev_free(tmp);
-    if (rc) wan_dit_text_free(out);
+    if (rc) hb_wan_dit_text_free(out);
     return rc;
 }
 
-void wan_dit_text_free(wan_dit_text *t) {
+void hb_wan_dit_text_free(wan_dit_text *t) {
     hb_dev_free(t->emb);
     hb_dev_free(t->k);
     hb_dev_free(t->v);
@@ -560,7 +560,7 @@ void wan_dit_text_free(wan_dit_text *t) {
 
 static float *arena_f32(hb_arena *a, int64_t n) { return hb_arena_alloc(a, sizeof(float) * (size_t)(n > 0 ? n : 1)); }
 
-int wan_dit_ws_alloc(const wan_dit *m, int64_t L, int64_t groups, hb_arena *a, wan_dit_ws *ws) {
+int hb_wan_dit_ws_alloc(const wan_dit *m, int64_t L, int64_t groups, hb_arena *a, wan_dit_ws *ws) {
     const wan_dit_config *c = &m->cfg;
     const int64_t D = c->dim;
     memset(ws, 0, sizeof *ws);
@@ -585,7 +585,7 @@ static void tapf(const wan_dit_block_args *a, int layer, const char *what, const
     a->tap(a->tap_user, nm, d, rows, cols, NULL);
 }
 
-int wan_dit_block(const wan_dit *m, int layer, float *x, const wan_dit_block_args *a, wan_dit_ws *ws) {
+int hb_wan_dit_block(const wan_dit *m, int layer, float *x, const wan_dit_block_args *a, wan_dit_ws *ws) {
     const wan_dit_config *c = &m->cfg;
     const wan_dit_block_w *B = &m->blocks[layer];
     const int64_t D = c->dim, L = a->L;
@@ -663,7 +663,7 @@ int wan_dit_block(const wan_dit *m, int layer, float *x, const wan_dit_block_arg
     return 0;
 }
 
-int wan_dit_head(const wan_dit *m, const float *x, int64_t L, const float *e, hb_modgroups g, float *out_tok,
+int hb_wan_dit_head(const wan_dit *m, const float *x, int64_t L, const float *e, hb_modgroups g, float *out_tok,
                  wan_dit_ws *ws) {
     const int64_t D = m->cfg.dim, G = groups_used(L, g);
     if (G * 2 > ws->mod_groups * 6) return hb_error("wan_dit head: too many modulation groups");
@@ -694,7 +694,7 @@ static int fwd_alloc(const wan_dit *m, const wan_dit_input *in, int64_t L, int64
         if (!(b->emb = arena_f32(a, T * D)) || !(b->pad = arena_f32(a, T * c->text_dim)) || !(b->ttxt = arena_f32(a, T * D)))
             return -1;
     }
-    return wan_dit_ws_alloc(m, L, G, a, &b->ws);
+    return hb_wan_dit_ws_alloc(m, L, G, a, &b->ws);
 }
 
 static int check_input(const wan_dit *m, const wan_dit_input *in, int64_t *L) {
@@ -716,7 +716,7 @@ static int check_input(const wan_dit *m, const wan_dit_input *in, int64_t *L) {
     return 0;
 }
 
-size_t wan_dit_workspace_bytes(const wan_dit *m, const wan_dit_input *in) {
+size_t hb_wan_dit_workspace_bytes(const wan_dit *m, const wan_dit_input *in) {
     int64_t L = 0;
     if (check_input(m, in, &L)) return 0;
     hb_arena a;
@@ -746,7 +746,7 @@ static int64_t group_timesteps(const wan_dit_input *in, int64_t L, int64_t tpf, 
     return Fp;
 }
 
-int wan_dit_forward(const wan_dit *m, const wan_dit_input *in, float *out, const wan_dit_opts *opts_in) {
+int hb_wan_dit_forward(const wan_dit *m, const wan_dit_input *in, float *out, const wan_dit_opts *opts_in) {
     static const wan_dit_opts none = {0};
     const wan_dit_opts *o = opts_in ? opts_in : &none;
     const wan_dit_config *c = &m->cfg;
@@ -757,7 +757,7 @@ int wan_dit_forward(const wan_dit *m, const wan_dit_input *in, float *out, const
     hb_arena own, *a = o->arena;
     bool owned = false;
     if (!a) {
-        if (hb_arena_init_dev(&own, wan_dit_workspace_bytes(m, in), "wan_dit activations")) return -1;
+        if (hb_arena_init_dev(&own, hb_wan_dit_workspace_bytes(m, in), "wan_dit activations")) return -1;
         a = &own;
         owned = true;
     }
@@ -769,7 +769,7 @@ int wan_dit_forward(const wan_dit *m, const wan_dit_input *in, float *out, const
     const wan_dit_tap_fn tap = o->tap;
 
     /* patch embedding */
-    wan_dit_patchify(c, in->x, in->F, in->H, in->W, b.rows);
+    hb_wan_dit_patchify(c, in->x, in->F, in->H, in->W, b.rows);
     if (hb_linear(b.x, b.rows, L, &m->patch_w, &m->patch_b, false)) goto done;
     if (tap) tap(o->tap_user, "patch_embedding", b.x, L, D, NULL);
 
@@ -777,7 +777,7 @@ int wan_dit_forward(const wan_dit *m, const wan_dit_input *in, float *out, const
     int64_t rpg;
     int64_t G = group_timesteps(in, L, tpf, o->no_group, tvals, &rpg);
     (void)Fp;
-    if (wan_dit_time_embed(m, tvals, G, b.e, b.e0, b.ttmp)) goto done;
+    if (hb_wan_dit_time_embed(m, tvals, G, b.e, b.e0, b.ttmp)) goto done;
     hb_modgroups ge = {rpg, D}, ge0 = {rpg, 6 * D};
     if (tap) {
         tap(o->tap_user, "time_embedding", b.e, L, D, &ge);
@@ -801,17 +801,17 @@ int wan_dit_forward(const wan_dit *m, const wan_dit_input *in, float *out, const
             ba.ctx_k = in->text->k + (int64_t)l * T * D;
             ba.ctx_v = in->text->v + (int64_t)l * T * D;
         } else {
-            if (wan_dit_cross_kv(m, l, emb, T, b.ws.ctx_k, b.ws.ctx_v, b.ws.h)) goto done_prog;
+            if (hb_wan_dit_cross_kv(m, l, emb, T, b.ws.ctx_k, b.ws.ctx_v, b.ws.h)) goto done_prog;
             ba.ctx_k = b.ws.ctx_k; ba.ctx_v = b.ws.ctx_v;
         }
         ba.ctx_len = T;
         ba.tap = tap; ba.tap_user = o->tap_user;
-        if (wan_dit_block(m, l, b.x, &ba, &b.ws)) goto done_prog;
+        if (hb_wan_dit_block(m, l, b.x, &ba, &b.ws)) goto done_prog;
         hb_progress_step(&prog, l + 1);
     }
-    if (wan_dit_head(m, b.x, L, b.e, ge, b.tok, &b.ws)) goto done_prog;
+    if (hb_wan_dit_head(m, b.x, L, b.e, ge, b.tok, &b.ws)) goto done_prog;
     if (tap) tap(o->tap_user, "head", b.tok, L, (int64_t)c->patch[0] * c->patch[1] * c->patch[2] * c->out_dim, NULL);
-    wan_dit_unpatchify(c, b.tok, in->F, in->H, in->W, out);
+    hb_wan_dit_unpatchify(c, b.tok, in->F, in->H, in->W, out);
     rc = 0;
 done_prog:
     hb_progress_end(&prog);
@@ -822,7 +822,7 @@ done:
     return rc;
 }
 
-double wan_dit_forward_flops(const wan_dit_config *c, int64_t L, bool text_cached) {
+double hb_wan_dit_forward_flops(const wan_dit_config *c, int64_t L, bool text_cached) {
     const double D = c->dim, FF = c->ffn_dim, T = c->text_len, P = (double)c->patch[0] * c->patch[1] * c->patch[2];
     double mac = 0;
     mac += (double)L * c->in_dim * P * D;                           /* patch embedding */

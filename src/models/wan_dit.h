@@ -27,26 +27,26 @@ typedef struct wan_dit_config {
 } wan_dit_config;
 
 /* Official presets: "wan2.2-ti2v-5b", "wan2.1-1.3b" (also accepted: "wan2.1-t2v-1.3b"). -1 + message if unknown. */
-int wan_dit_config_preset(wan_dit_config *c, const char *arch);
+int hb_wan_dit_config_preset(wan_dit_config *c, const char *arch);
 /* Fill from a JSON object text: the official config.json keys (dim, ffn_dim, freq_dim, num_heads, num_layers,
  * in_dim, out_dim, text_len, text_dim, patch_size, eps, qk_norm, cross_attn_norm) or the diffusers
  * transformer/config.json keys (num_attention_heads, attention_head_dim, in_channels, out_channels, ...).
  * Absent keys keep the WanModel defaults (patch 1x2x2, text_len 512, text_dim 4096, eps 1e-6, norms on).
  * `what` names the source in messages. */
-int wan_dit_config_parse(wan_dit_config *c, const char *json_text, const char *what);
+int hb_wan_dit_config_parse(wan_dit_config *c, const char *json_text, const char *what);
 /* The config of a checkpoint that comes without one (community GGUF / single-file DiTs): dim, in_dim and patch
  * from patch_embedding.weight, out_dim from head.head.weight, text_dim / freq_dim / ffn_dim from
  * text_embedding.0 / time_embedding.0 / blocks.0.ffn.0, num_layers from the highest block index, the norms from
  * their tensors' presence; num_heads from the official Wan configs by dim (1536: 12, 3072: 24, 5120: 40), else
  * dim / 128 (the head size of every Wan model); text_len 512 and eps 1e-6 (every Wan config). -1 + message
  * naming `what` and the missing or odd tensor. */
-int wan_dit_config_infer(wan_dit_config *c, const hb_checkpoint *ck, const char *what);
+int hb_wan_dit_config_infer(wan_dit_config *c, const hb_checkpoint *ck, const char *what);
 /* Checks the numbers are usable (positive, dim = heads * head_dim, head_dim even, ...). */
-int wan_dit_config_check(const wan_dit_config *c, const char *what);
+int hb_wan_dit_config_check(const wan_dit_config *c, const char *what);
 /* Writes the official config.json text (malloc'ed, caller frees). */
-char *wan_dit_config_to_json(const wan_dit_config *c);
+char *hb_wan_dit_config_to_json(const wan_dit_config *c);
 /* Parameter count of a model with this config. */
-int64_t wan_dit_param_count(const wan_dit_config *c);
+int64_t hb_wan_dit_param_count(const wan_dit_config *c);
 
 /* Every tensor of the model in official order/naming, with its shape and how mkmodel initialises it.
  * fn is called once per tensor; enumeration stops when fn returns non-zero (returned). */
@@ -57,7 +57,7 @@ typedef enum {
     WAN_INIT_MOD,      /* N(0, 1/dim) */
 } wan_init_kind;
 typedef int (*wan_dit_tensor_fn)(void *user, const char *name, int ndim, const int64_t *shape, wan_init_kind init);
-int wan_dit_enumerate(const wan_dit_config *c, wan_dit_tensor_fn fn, void *user);
+int hb_wan_dit_enumerate(const wan_dit_config *c, wan_dit_tensor_fn fn, void *user);
 
 
 /* ---------- the model ---------- */
@@ -88,13 +88,13 @@ typedef struct wan_dit {
 /* Build from an open checkpoint (tensors are borrowed; the checkpoint must outlive the model). Every
  * tensor is looked up by its official name (diffusers names are mapped by the checkpoint layer) and its
  * shape checked against cfg; errors name the checkpoint and the tensor. */
-wan_dit *wan_dit_from_checkpoint(hb_checkpoint *ck, const wan_dit_config *cfg);
+wan_dit *hb_wan_dit_from_checkpoint(hb_checkpoint *ck, const wan_dit_config *cfg);
 /* Open a model from a path: a folder with config.json + weights (official layout, or a diffusers transformer/
  * folder), or a single .safetensors whose metadata "config" holds the config (golden files). Which folder of a
  * model folder holds the DiT is pipeline/model_folder's business (hb_model_folder_scan).
  * cfg_override: when not NULL it is used instead of any config file (checkpoints without one). */
-wan_dit *wan_dit_open(const char *path, const wan_dit_config *cfg_override);
-void wan_dit_free(wan_dit *m);
+wan_dit *hb_wan_dit_open(const char *path, const wan_dit_config *cfg_override);
+void hb_wan_dit_free(wan_dit *m);
 
 /* ---------- forward ---------- */
 /* Observer of intermediate activations (golden tests). `rows` x `cols` values; when g is not NULL the data
@@ -112,9 +112,9 @@ typedef struct wan_dit_text {
     float *k, *v;       /* [num_layers, len, dim] each, or NULL (then each forward recomputes them) */
 } wan_dit_text;
 /* context [ctx_len, text_dim] with ctx_len <= text_len. cache_kv: also compute the per-layer K/V. */
-int wan_dit_text_prepare(const wan_dit *m, const float *context, int64_t ctx_len, bool cache_kv, wan_dit_text *out,
+int hb_wan_dit_text_prepare(const wan_dit *m, const float *context, int64_t ctx_len, bool cache_kv, wan_dit_text *out,
                          wan_dit_tap_fn tap, void *tap_user);
-void wan_dit_text_free(wan_dit_text *t);
+void hb_wan_dit_text_free(wan_dit_text *t);
 
 /* Timestep layout: a single value, one per latent frame, or one per token. Per-token/per-frame values are
  * grouped automatically (equal values per frame -> per-frame modulation, all equal -> one vector) unless
@@ -134,17 +134,17 @@ typedef struct wan_dit_opts {
     wan_dit_tap_fn tap;
     void *tap_user;
     bool no_group;                /* keep per-token/per-frame modulation even when values repeat */
-    hb_arena *arena;              /* optional workspace (sized with wan_dit_workspace_bytes); NULL: own */
+    hb_arena *arena;              /* optional workspace (sized with hb_wan_dit_workspace_bytes); NULL: own */
     hb_progress_fn progress;      /* optional per-block progress */
     void *progress_user;
 } wan_dit_opts;
 
 /* Bytes of arena the forward needs for this latent size (measuring pass). */
-size_t wan_dit_workspace_bytes(const wan_dit *m, const wan_dit_input *in);
+size_t hb_wan_dit_workspace_bytes(const wan_dit *m, const wan_dit_input *in);
 /* out: [out_dim, F*pt, H, W]... i.e. the same shape as x with out_dim channels. */
-int wan_dit_forward(const wan_dit *m, const wan_dit_input *in, float *out, const wan_dit_opts *opts);
+int hb_wan_dit_forward(const wan_dit *m, const wan_dit_input *in, float *out, const wan_dit_opts *opts);
 /* Multiply-add count of one forward (for benchmarks): linear layers + attention. */
-double wan_dit_forward_flops(const wan_dit_config *c, int64_t L, bool text_cached);
+double hb_wan_dit_forward_flops(const wan_dit_config *c, int64_t L, bool text_cached);
 
 /* ---------- pieces for other drivers (causal model) ---------- */
 /* Per-block scratch for L query tokens. */
@@ -155,12 +155,12 @@ typedef struct wan_dit_ws {
     int64_t mod_groups;
     float *ctx_k, *ctx_v;        /* [text_len, dim] when the prompt K/V are not cached */
 } wan_dit_ws;
-int wan_dit_ws_alloc(const wan_dit *m, int64_t L, int64_t groups, hb_arena *a, wan_dit_ws *ws);
+int hb_wan_dit_ws_alloc(const wan_dit *m, int64_t L, int64_t groups, hb_arena *a, wan_dit_ws *ws);
 
 /* Time embedding of G timesteps: e [G, dim], e0 [G, 6*dim]. tmp needs G*(freq_dim + dim) floats. */
-int wan_dit_time_embed(const wan_dit *m, const float *t, int64_t G, float *e, float *e0, float *tmp);
+int hb_wan_dit_time_embed(const wan_dit *m, const float *t, int64_t G, float *e, float *e0, float *tmp);
 /* Cross-attention K/V of one layer from the text embedding [len, dim]; tmp [len, dim]. */
-int wan_dit_cross_kv(const wan_dit *m, int layer, const float *emb, int64_t len, float *k, float *v, float *tmp);
+int hb_wan_dit_cross_kv(const wan_dit *m, int layer, const float *emb, int64_t len, float *k, float *v, float *tmp);
 
 typedef struct wan_dit_block_args {
     int64_t L;                    /* query tokens in x */
@@ -179,13 +179,13 @@ typedef struct wan_dit_block_args {
     void *tap_user;
 } wan_dit_block_args;
 /* x [L, dim] updated in place. */
-int wan_dit_block(const wan_dit *m, int layer, float *x, const wan_dit_block_args *a, wan_dit_ws *ws);
+int hb_wan_dit_block(const wan_dit *m, int layer, float *x, const wan_dit_block_args *a, wan_dit_ws *ws);
 /* Head: out_tok [L, prod(patch)*out_dim] from x with e [G, dim] grouped by g (group_stride = dim). */
-int wan_dit_head(const wan_dit *m, const float *x, int64_t L, const float *e, hb_modgroups g, float *out_tok,
+int hb_wan_dit_head(const wan_dit *m, const float *x, int64_t L, const float *e, hb_modgroups g, float *out_tok,
                  wan_dit_ws *ws);
 /* Patchify x [in_dim, F, H, W] into rows [L, in_dim*pt*ph*pw] and unpatchify [L, prod*out_dim] to
  * [out_dim, F, H, W]. */
-void wan_dit_patchify(const wan_dit_config *c, const float *x, int64_t F, int64_t H, int64_t W, float *rows);
-void wan_dit_unpatchify(const wan_dit_config *c, const float *tok, int64_t F, int64_t H, int64_t W, float *out);
+void hb_wan_dit_patchify(const wan_dit_config *c, const float *x, int64_t F, int64_t H, int64_t W, float *rows);
+void hb_wan_dit_unpatchify(const wan_dit_config *c, const float *tok, int64_t F, int64_t H, int64_t W, float *out);
 
 #endif

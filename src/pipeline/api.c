@@ -73,7 +73,7 @@ static int open_dit(hb_model *m) {
     m->dcfg = m->dit->cfg;
     return 0;
 }
-static void close_dit(hb_model *m) { wan_dit_free(m->dit); m->dit = NULL; }
+static void close_dit(hb_model *m) { hb_wan_dit_free(m->dit); m->dit = NULL; }
 
 static int open_vae(hb_model *m) {
     if (m->vae) return 0;
@@ -249,7 +249,7 @@ static int dit_fn(void *user, const float *x, const float *t, int64_t nt, int co
     if (relay_check()) return -1;
     wan_dit_input in = {.x = x, .F = c->F, .H = c->H, .W = c->W, .t = t, .nt = nt, .text = cond ? c->tc : c->tu};
     wan_dit_opts o = {.arena = &c->arena};
-    return wan_dit_forward(c->m->dit, &in, v, &o);
+    return hb_wan_dit_forward(c->m->dit, &in, v, &o);
 }
 
 static void stage_done(const hb_generate_params *p, const char *stage, double t0) {
@@ -384,13 +384,13 @@ static int dit_arena(gen_ctx *g) {
     int64_t F = g->F, tpf = g->tpf;
     float tz = 0;
     wan_dit_input probe = {.x = g->lat, .F = F, .H = g->H, .W = g->W, .t = &tz, .nt = 1, .text = &g->tc};
-    size_t ws = wan_dit_workspace_bytes(g->m->dit, &probe);
+    size_t ws = hb_wan_dit_workspace_bytes(g->m->dit, &probe);
     if (g->cond0) {
         float *tt = hb_malloc((size_t)(F * tpf) * sizeof(float), "timesteps");
         if (!tt) return -1;
         for (int64_t i = 0; i < F * tpf; i++) tt[i] = i < tpf ? 0.0f : 1.0f;
         probe.t = tt, probe.nt = F * tpf;
-        size_t w2 = wan_dit_workspace_bytes(g->m->dit, &probe);
+        size_t w2 = hb_wan_dit_workspace_bytes(g->m->dit, &probe);
         hb_free(tt);
         if (w2 > ws) ws = w2;
     }
@@ -405,8 +405,8 @@ static int denoise(gen_ctx *g) {
     hb_model *m = g->m;
     double t0 = hb_time_now();
     if (open_dit(m)) return -1;
-    if (wan_dit_text_prepare(m->dit, g->text[0].ctx, g->text[0].len, true, &g->tc, NULL, NULL)) return -1;
-    if (g->guided && wan_dit_text_prepare(m->dit, g->text[1].ctx, g->text[1].len, true, &g->tu, NULL, NULL)) return -1;
+    if (hb_wan_dit_text_prepare(m->dit, g->text[0].ctx, g->text[0].len, true, &g->tc, NULL, NULL)) return -1;
+    if (g->guided && hb_wan_dit_text_prepare(m->dit, g->text[1].ctx, g->text[1].len, true, &g->tu, NULL, NULL)) return -1;
     if (!(g->lat = hb_dev_alloc((size_t)(g->C * g->F * g->H * g->W) * sizeof(float), "latent"))) return -1;
     g->dc = (dit_ctx){.m = m, .tc = &g->tc, .tu = g->guided ? &g->tu : &g->tc, .F = g->F, .H = g->H, .W = g->W};
     if (dit_arena(g)) return -1;
@@ -423,8 +423,8 @@ static int denoise(gen_ctx *g) {
     if (hb_xt_sample(&a, g->lat)) return -1;
     hb_arena_free(&g->dc.arena);
     g->have_arena = false;
-    wan_dit_text_free(&g->tc);
-    wan_dit_text_free(&g->tu);
+    hb_wan_dit_text_free(&g->tc);
+    hb_wan_dit_text_free(&g->tu);
     if (m->offload) close_dit(m);
     g->out->seconds_denoise = hb_time_now() - t0;
     return 0;
@@ -554,8 +554,8 @@ static int generate(hb_model *m, const hb_generate_params *pin, hb_video_frames 
         if (m->offload) close_dit(m), close_vae(m), close_tae(m), close_light(m);
     }
     if (g.have_arena) hb_arena_free(&g.dc.arena);
-    wan_dit_text_free(&g.tc);
-    wan_dit_text_free(&g.tu);
+    hb_wan_dit_text_free(&g.tc);
+    hb_wan_dit_text_free(&g.tu);
     hb_text_rows_free(g.text, 2);
     hb_dev_free(g.lat), hb_dev_free(g.cond0), hb_dev_free(g.img);
     hb_image_free(&g.im0), hb_image_free(&g.im);
@@ -622,7 +622,7 @@ size_t hb_generate_estimate_bytes(hb_model *m, const hb_generate_params *pin) {
                             .context = &probe_t, .ctx_len = 0};
         const size_t lat = sizeof(float) * (size_t)(m->z * F * H * W) * 2, dit = ck_bytes(m->dit->ck);
         const size_t kv = sizeof(float) * 2 * (size_t)c->num_layers * (size_t)c->text_len * (size_t)c->dim * (guided ? 2 : 1);
-        const size_t denoise = dit + wan_dit_workspace_bytes(m->dit, &in) + kv + lat;
+        const size_t denoise = dit + hb_wan_dit_workspace_bytes(m->dit, &in) + kv + lat;
         const size_t vae_w = disk_bytes(q.vae == HB_GEN_VAE_TAE ? m->mf.tae : q.vae == HB_GEN_VAE_LIGHT ?
                                         (q.light_vae_path && *q.light_vae_path ? q.light_vae_path : m->mf.light) : m->mf.vae);
         const size_t rgb = (size_t)q.frames * (size_t)q.width * (size_t)q.height * 3;

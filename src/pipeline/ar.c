@@ -122,7 +122,7 @@ static int loop_open(ar_loop *L, const wan_dit *m, hb_ar_opts *o) {
     cc.global_sink = true;
     cc.cache_dtype = o->cache_dtype;
     cc.rope = o->rope;
-    if (!(L->cs = wan_causal_new(m, &cc))) return -1;
+    if (!(L->cs = hb_wan_causal_new(m, &cc))) return -1;
     const size_t nb = sizeof(float) * (size_t)(L->C * o->chunk * L->HW), hb = sizeof(float) * (size_t)(L->cache_frames * L->C * L->HW);
     L->x = hb_dev_alloc(nb, "ar latent");
     L->flow = hb_dev_alloc(nb, "ar flow");
@@ -137,13 +137,13 @@ static int loop_open(ar_loop *L, const wan_dit *m, hb_ar_opts *o) {
         L->rc_x = hb_dev_alloc(hb, "ar re-cache input");
         if (!L->hist || !L->rc_x) return -1;
     }
-    o->state_bytes = wan_causal_bytes(L->cs) + 4 * nb + (L->hist ? 2 * hb : 0);
+    o->state_bytes = hb_wan_causal_bytes(L->cs) + 4 * nb + (L->hist ? 2 * hb : 0);
     hb_rng_seed(&L->rng, o->seed);
     return 0;
 }
 
 static void loop_close(ar_loop *L) {
-    wan_causal_free(L->cs);
+    hb_wan_causal_free(L->cs);
     hb_dev_free(L->x); hb_dev_free(L->flow); hb_dev_free(L->x0); hb_dev_free(L->eps);
     hb_free(L->hnoise); hb_free(L->tv);
     hb_dev_free(L->hist); hb_dev_free(L->rc_x);
@@ -177,7 +177,7 @@ static int loop_observe(ar_loop *L, int64_t chunk, int step, const float *x, int
 static int loop_forward(ar_loop *L, int64_t chunk, int step, const float *x, int64_t F, float t, int64_t f0,
                         bool recompute, float *flow, float *x0, float sigma) {
     for (int64_t f = 0; f < F; f++) L->tv[f] = t;
-    if (wan_causal_forward(L->cs, x, F, L->tv, f0, recompute, flow, NULL, NULL)) return -1;
+    if (hb_wan_causal_forward(L->cs, x, F, L->tv, f0, recompute, flow, NULL, NULL)) return -1;
     if (flow && x0) hb_flow_to_x0(x0, x, flow, sigma, L->C * F * L->HW);
     return loop_observe(L, chunk, step, x, F, f0, flow, x0);
 }
@@ -185,7 +185,7 @@ static int loop_forward(ar_loop *L, int64_t chunk, int step, const float *x, int
 /* A prompt switch before the chunk at f0: LongLive's KV re-cache of the last frames with the new prompt. */
 static int loop_recache(ar_loop *L, int64_t chunk, int64_t f0, int want) {
     int64_t nre = f0 < L->cache_frames ? f0 : L->cache_frames, fs = f0 - nre;
-    int64_t skip = wan_causal_recache_skip(L->cs, fs, f0);
+    int64_t skip = hb_wan_causal_recache_skip(L->cs, fs, f0);
     fs += skip;
     nre -= skip;
     if (nre > 0) {
@@ -206,7 +206,7 @@ static int chunk_model(void *user, int step, const float *x, float t, float *flo
     (void)step;
     ar_chunk *c = user;
     for (int64_t f = 0; f < c->F; f++) c->L->tv[f] = t;
-    return wan_causal_forward(c->L->cs, x, c->F, c->L->tv, c->f0, false, flow, NULL, NULL);
+    return hb_wan_causal_forward(c->L->cs, x, c->F, c->L->tv, c->f0, false, flow, NULL, NULL);
 }
 static int chunk_noise(void *user, int step, float *eps) {
     ar_chunk *c = user;
@@ -253,7 +253,7 @@ int hb_ar_generate(const wan_dit *m, hb_ar_opts *o) {
         const int64_t f0 = j * o->chunk;
         int want = cond_at(o, f0);
         if (want != cur) {
-            if (wan_causal_set_prompt(L.cs, o->conds[want].ctx, o->conds[want].ctx_len)) goto done;
+            if (hb_wan_causal_set_prompt(L.cs, o->conds[want].ctx, o->conds[want].ctx_len)) goto done;
             if (cur >= 0 && f0 > 0 && loop_recache(&L, j, f0, want)) goto done;
             cur = want;
         }
@@ -549,7 +549,7 @@ done:
     hb_wan_vae_free(c.vae);
     if (dec_ck) hb_checkpoint_close(dec_ck);
     hb_rgb_sink_free(&c.sink);
-    wan_dit_free(m);
+    hb_wan_dit_free(m);
     for (int i = 0; ptexts && i < np; i++) free(ptexts[i]);
     if (rows) hb_text_rows_free(rows, np);
     free(ptexts); free(pframes); free(rows); free(conds);

@@ -72,12 +72,12 @@ size_t hb_ar_estimate_bytes(const char *model_dir, const hb_ar_params *p) {
         size_t dec = 0;
         if (p->vae == HB_GEN_VAE_FULL) dec = disk_bytes(mf.vae) + vae_window_bytes(mf.vae, H, W) + rgb;
         else if (p->vae != HB_GEN_VAE_NONE) dec = disk_bytes(mf.tae) + rgb;
-        est = weights + wan_dit_workspace_bytes(m, &in) + kv + text_kv + ring + dec;
+        est = weights + hb_wan_dit_workspace_bytes(m, &in) + kv + text_kv + ring + dec;
         const size_t text = disk_bytes(mf.text_encoder);
         if (text > est) est = text;
     } else {
         hb_error("hb_ar_estimate_bytes: size %dx%d", p->width, p->height);
     }
-    wan_dit_free(m);
+    hb_wan_dit_free(m);
     return est;
 }

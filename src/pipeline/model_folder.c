@@ -238,11 +238,11 @@ static int scan_folder(const char *dir, const char *te_dir, const char *dit, hb_
     static const char *const dit_cfg[] = {"config.json", "transformer/config.json", NULL};
     char tmp[HB_MF_PATH];
     if (first_existing(mf->dit, sizeof mf->dit, dir, dit_idx, false)) {
-        /* index file: wan_dit_open reads config.json beside it */
+        /* index file: hb_wan_dit_open reads config.json beside it */
     } else if (first_existing(tmp, sizeof tmp, dir, dit_cfg, false)) {
         snprintf(mf->dit, sizeof mf->dit, "%s", dir);
     } else if (!dit) {
-        int g = single_gguf(dir, mf->dit, sizeof mf->dit); /* wan_dit_open infers its config */
+        int g = single_gguf(dir, mf->dit, sizeof mf->dit); /* hb_wan_dit_open infers its config */
         if (g < 0) return -1;
         if (g == 0)
             return hb_error("%s: no diffusion transformer (config.json + diffusion_pytorch_model*.safetensors, "
@@ -273,7 +273,7 @@ static int scan_folder(const char *dir, const char *te_dir, const char *dit, hb_
 wan_dit *hb_model_folder_open_dit(const hb_model_folder *mf, const char *weights) {
     if (!weights) weights = mf->dit_weights;
     if (!*weights) {
-        wan_dit *m = wan_dit_open(mf->dit, NULL);
+        wan_dit *m = hb_wan_dit_open(mf->dit, NULL);
         if (!m) hb_error_prefix("%s: ", mf->dir);
         return m;
     }
@@ -286,8 +286,8 @@ wan_dit *hb_model_folder_open_dit(const hb_model_folder *mf, const char *weights
         snprintf(cfg_path, sizeof cfg_path, "%s/config.json", mf->dit);
     char *text = hb_read_text_file(cfg_path, HB_JSON_MAX_FILE, NULL);
     wan_dit_config cfg;
-    int bad = !text || wan_dit_config_parse(&cfg, text, cfg_path);
+    int bad = !text || hb_wan_dit_config_parse(&cfg, text, cfg_path);
     free(text);
     if (bad) return NULL;
-    return wan_dit_open(weights, &cfg);
+    return hb_wan_dit_open(weights, &cfg);
 }

@@ -35,7 +35,7 @@
 
 typedef struct hb_model_folder {
     char dir[HB_MF_PATH];
-    char dit[HB_MF_PATH];        /* path handed to wan_dit_open (index file or folder) */
+    char dit[HB_MF_PATH];        /* path handed to hb_wan_dit_open (index file or folder) */
     char dit_weights[HB_MF_PATH]; /* "" or a weights file (.pt training dict) replacing dit's weights; dit's
                                    * config.json gives the architecture */
     char tokenizer[HB_MF_PATH];  /* folder hb_tokenizer_open_dir searches (dir unless the layout says otherwise) */
