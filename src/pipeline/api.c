@@ -19,8 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
-#include <sys/stat.h>
 
 struct hb_model {
     hb_model_folder mf;
@@ -566,24 +564,6 @@ static int generate(hb_model *m, const hb_generate_params *pin, hb_video_frames 
 
 /* ---------------------------------------------------------------- memory estimate */
 
-/* Bytes of the weight files at path: a file, or the weight files directly inside a folder. */
-static size_t disk_bytes(const char *path) {
-    struct stat st;
-    if (!path || !*path || stat(path, &st) != 0) return 0;
-    if (!S_ISDIR(st.st_mode)) return (size_t)st.st_size;
-    size_t n = 0;
-    DIR *d = opendir(path);
-    for (struct dirent *e; d && (e = readdir(d));) {
-        const char *x = strrchr(e->d_name, '.');
-        char p[HB_MF_PATH + 300];
-        if (!x || (strcmp(x, ".safetensors") && strcmp(x, ".pth") && strcmp(x, ".pt") && strcmp(x, ".gguf"))) continue;
-        snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-        if (stat(p, &st) == 0 && S_ISREG(st.st_mode)) n += (size_t)st.st_size;
-    }
-    if (d) closedir(d);
-    return n;
-}
-
 static size_t ck_bytes(const hb_checkpoint *ck) {
     size_t n = 0;
     for (int i = 0; ck && i < hb_checkpoint_count(ck); i++) {
@@ -623,11 +603,11 @@ size_t hb_generate_estimate_bytes(hb_model *m, const hb_generate_params *pin) {
         const size_t lat = sizeof(float) * (size_t)(m->z * F * H * W) * 2, dit = ck_bytes(m->dit->ck);
         const size_t kv = sizeof(float) * 2 * (size_t)c->num_layers * (size_t)c->text_len * (size_t)c->dim * (guided ? 2 : 1);
         const size_t denoise = dit + hb_wan_dit_workspace_bytes(m->dit, &in) + kv + lat;
-        const size_t vae_w = disk_bytes(q.vae == HB_GEN_VAE_TAE ? m->mf.tae : q.vae == HB_GEN_VAE_LIGHT ?
+        const size_t vae_w = hb_model_folder_weight_bytes(q.vae == HB_GEN_VAE_TAE ? m->mf.tae : q.vae == HB_GEN_VAE_LIGHT ?
                                         (q.light_vae_path && *q.light_vae_path ? q.light_vae_path : m->mf.light) : m->mf.vae);
         const size_t rgb = (size_t)q.frames * (size_t)q.width * (size_t)q.height * 3;
         const size_t decode = (m->offload ? 0 : dit) + vae_w + decoder_bytes(m, &q, H, W) + rgb + lat;
-        const size_t text = disk_bytes(m->mf.text_encoder);
+        const size_t text = hb_model_folder_weight_bytes(m->mf.text_encoder);
         est = denoise > decode ? denoise : decode;
         if (text > est) est = text;
         if (m->offload) close_dit(m), close_vae(m), close_light(m);

@@ -8,28 +8,8 @@
 #include "models/wan_vae.h"
 #include "pipeline/model_folder.h"
 #include "pipeline/settings.h"
-#include <dirent.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-
-/* Bytes of the weight files at path: a file, or the weight files directly inside a folder. */
-static size_t disk_bytes(const char *path) {
-    struct stat st;
-    if (!path || !*path || stat(path, &st) != 0) return 0;
-    if (!S_ISDIR(st.st_mode)) return (size_t)st.st_size;
-    size_t n = 0;
-    DIR *d = opendir(path);
-    for (struct dirent *e; d && (e = readdir(d));) {
-        const char *x = strrchr(e->d_name, '.');
-        char p[HB_MF_PATH + 300];
-        if (!x || (strcmp(x, ".safetensors") && strcmp(x, ".pth") && strcmp(x, ".pt") && strcmp(x, ".gguf"))) continue;
-        snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-        if (stat(p, &st) == 0 && S_ISREG(st.st_mode)) n += (size_t)st.st_size;
-    }
-    if (d) closedir(d);
-    return n;
-}
 
 /* The streaming Wan VAE decoder's workspace at latent h x w (0 when the VAE cannot be opened). */
 static size_t vae_window_bytes(const char *vae_path, int64_t h, int64_t w) {
@@ -70,10 +50,10 @@ size_t hb_ar_estimate_bytes(const char *model_dir, const hb_ar_params *p) {
         const size_t ring = sizeof(float) * (size_t)(c->in_dim * cache_frames * H * W);
         const size_t rgb = (size_t)(4 * chunk) * (size_t)(H * sf) * (size_t)(W * sf) * (3 + 3 * sizeof(float));
         size_t dec = 0;
-        if (p->vae == HB_GEN_VAE_FULL) dec = disk_bytes(mf.vae) + vae_window_bytes(mf.vae, H, W) + rgb;
-        else if (p->vae != HB_GEN_VAE_NONE) dec = disk_bytes(mf.tae) + rgb;
+        if (p->vae == HB_GEN_VAE_FULL) dec = hb_model_folder_weight_bytes(mf.vae) + vae_window_bytes(mf.vae, H, W) + rgb;
+        else if (p->vae != HB_GEN_VAE_NONE) dec = hb_model_folder_weight_bytes(mf.tae) + rgb;
         est = weights + hb_wan_dit_workspace_bytes(m, &in) + kv + text_kv + ring + dec;
-        const size_t text = disk_bytes(mf.text_encoder);
+        const size_t text = hb_model_folder_weight_bytes(mf.text_encoder);
         if (text > est) est = text;
     } else {
         hb_error("hb_ar_estimate_bytes: size %dx%d", p->width, p->height);

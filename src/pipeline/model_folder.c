@@ -291,3 +291,20 @@ wan_dit *hb_model_folder_open_dit(const hb_model_folder *mf, const char *weights
     if (bad) return NULL;
     return hb_wan_dit_open(weights, &cfg);
 }
+
+size_t hb_model_folder_weight_bytes(const char *path) {
+    struct stat st;
+    if (!path || !*path || stat(path, &st) != 0) return 0;
+    if (!S_ISDIR(st.st_mode)) return (size_t)st.st_size;
+    size_t n = 0;
+    DIR *d = opendir(path);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        const char *x = strrchr(e->d_name, '.');
+        char p[HB_MF_PATH + 300];
+        if (!x || (strcmp(x, ".safetensors") && strcmp(x, ".pth") && strcmp(x, ".pt") && strcmp(x, ".gguf"))) continue;
+        snprintf(p, sizeof p, "%s/%s", path, e->d_name);
+        if (stat(p, &st) == 0 && S_ISREG(st.st_mode)) n += (size_t)st.st_size;
+    }
+    if (d) closedir(d);
+    return n;
+}

@@ -53,6 +53,10 @@ typedef struct hb_model_folder {
     double fps;                  /* 0 = not given */
 } hb_model_folder;
 
+/* Bytes of the weight files at path (a file, or the .safetensors/.pth/.pt/.gguf files directly inside a folder;
+ * 0 when absent): the memory estimates' weight terms. */
+size_t hb_model_folder_weight_bytes(const char *path);
+
 /* Resolve every part of the folder; -1 + one message naming the folder and the missing part. */
 int hb_model_folder_scan(const char *dir, hb_model_folder *mf);
 /* The same, with the text encoder and tokenizer taken from the folder te_dir (the release's

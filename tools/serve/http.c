@@ -366,19 +366,21 @@ static int cluster_events(struct mg_connection *c, srv_server *s, const char *id
     return 200;
 }
 
-/* The SSE text of job id's chunk events still in the ring (NULL when none); under s->mu. */
-static char *past_chunks(const srv_server *s, const char *id) {
+/* The SSE text of job id's events from *from to the ring's end (only its chunks when chunks_only; NULL when
+ * none); *from moves past what was taken, *terminal is set by the job's final status. Under s->mu. */
+static char *ring_text(const srv_server *s, const char *id, uint64_t *from, bool chunks_only, bool *terminal) {
     char *out = NULL;
     size_t on = 0;
-    for (uint64_t k = s->ev_next > SRV_EVENTS ? s->ev_next - SRV_EVENTS : 0; k < s->ev_next; k++) {
-        const srv_event *e = &s->ring[k % SRV_EVENTS];
-        if (strcmp(e->id, id) || !e->text || !strstr(e->text, "event: chunk\n")) continue;
+    for (; *from < s->ev_next; ++*from) {
+        const srv_event *e = &s->ring[*from % SRV_EVENTS];
+        if (strcmp(e->id, id) || !e->text || (chunks_only && !strstr(e->text, "event: chunk\n"))) continue;
         size_t l = strlen(e->text);
         char *nb = realloc(out, on + l + 1);
-        if (!nb) break;
+        if (!nb) break; /* the rest on the next round */
         out = nb;
         memcpy(out + on, e->text, l + 1);
         on += l;
+        *terminal |= e->terminal;
     }
     return out;
 }
@@ -394,7 +396,9 @@ static int events(struct mg_connection *c, srv_server *s, const char *id) {
     json_t *v = srv_video_json(s, &j);
     bool terminal = !strcmp(j.status, "completed") || !strcmp(j.status, "failed");
     uint64_t cursor = s->ev_next;
-    char *past = past_chunks(s, id); /* chunks made before this stream opened, still in the ring */
+    uint64_t first = s->ev_next > SRV_EVENTS ? s->ev_next - SRV_EVENTS : 0;
+    bool ended = false;
+    char *past = ring_text(s, id, &first, true, &ended); /* chunks made before this stream opened, still in the ring */
     pthread_mutex_unlock(&s->mu);
     srv_job_clear(&j);
     sse_start(c);
@@ -402,8 +406,6 @@ static int events(struct mg_connection *c, srv_server *s, const char *id) {
     if (ok && past) ok = mg_send_chunk(c, past, (unsigned)strlen(past)) > 0;
     free(past);
     while (ok && !terminal) {
-        char *out = NULL;
-        size_t on = 0;
         pthread_mutex_lock(&s->mu);
         if (cursor + SRV_EVENTS < s->ev_next) cursor = s->ev_next - SRV_EVENTS; /* fell behind: the ring moved on */
         if (cursor == s->ev_next && !s->stopping) {
@@ -413,19 +415,9 @@ static int events(struct mg_connection *c, srv_server *s, const char *id) {
             pthread_cond_timedwait(&s->events, &s->mu, &ts);
         }
         bool stop = s->stopping;
-        for (; cursor < s->ev_next; cursor++) {
-            const srv_event *e = &s->ring[cursor % SRV_EVENTS];
-            if (strcmp(e->id, id) || !e->text) continue;
-            size_t l = strlen(e->text);
-            char *nb = realloc(out, on + l + 1);
-            if (!nb) break;
-            out = nb;
-            memcpy(out + on, e->text, l + 1);
-            on += l;
-            terminal |= e->terminal;
-        }
+        char *out = ring_text(s, id, &cursor, false, &terminal);
         pthread_mutex_unlock(&s->mu);
-        ok = on ? mg_send_chunk(c, out, (unsigned)on) > 0 : mg_send_chunk(c, ": keep-alive\n\n", 15) > 0;
+        ok = out ? mg_send_chunk(c, out, (unsigned)strlen(out)) > 0 : mg_send_chunk(c, ": keep-alive\n\n", 15) > 0;
         free(out);
         if (stop) break;
     }
