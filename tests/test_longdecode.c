@@ -619,13 +619,17 @@ static void test_memory(const char *self) {
         long long frames[2] = {0, 0};
         /* light: lengths past its stream's lookahead (~11 latents here) and its 5-latent tiles, where memory settles */
         int64_t ts[2] = {k < 2 ? 16 : 4, k < 2 ? 128 : 32};
-        for (int i = 0; i < 2; i++) {
-            char cmd[1200], out[512] = {0};
-            snprintf(cmd, sizeof cmd, "HB_TMPDIR_CHILD=%s '%s' --child %s %lld", tl_tmpdir(), self, kinds[k], (long long)ts[i]);
-            int rc = tl_run(cmd, out, sizeof out);
-            CHECKF(rc == 0 && sscanf(out, "peak %zu bytes %zu frames %lld", &peak[i], &bytes[i], &frames[i]) == 3,
-                   "%s: rc %d: %s", kinds[k], rc, out);
-        }
+        /* a loaded machine only adds to RSS: when the peak seems to grow, both are measured again (smaller kept) */
+        for (int run = 0; run < 2 && (run == 0 || peak[1] > peak[0] * 1.10); run++)
+            for (int i = 0; i < 2; i++) {
+                char cmd[1200], out[512] = {0};
+                size_t pk = 0;
+                snprintf(cmd, sizeof cmd, "HB_TMPDIR_CHILD=%s '%s' --child %s %lld", tl_tmpdir(), self, kinds[k], (long long)ts[i]);
+                int rc = tl_run(cmd, out, sizeof out);
+                CHECKF(rc == 0 && sscanf(out, "peak %zu bytes %zu frames %lld", &pk, &bytes[i], &frames[i]) == 3,
+                       "%s: rc %d: %s", kinds[k], rc, out);
+                if (run == 0 || pk < peak[i]) peak[i] = pk;
+            }
         printf("%-16s %3lld frames: peak RSS %6.1f MiB, decoder %6.2f MiB | %3lld frames: peak RSS %6.1f MiB, decoder %6.2f MiB\n",
                kinds[k], frames[0], peak[0] / 1048576.0, bytes[0] / 1048576.0, frames[1], peak[1] / 1048576.0,
                bytes[1] / 1048576.0);
