@@ -1,10 +1,11 @@
 /* Helpers shared by the media tests (test_image, test_video, test_metrics): synthetic frames, the
- * python interpreter for the reference scripts, folder listings. Header-only (static). */
+ * python interpreter for the reference scripts, folder listings, hb metrics' PSNR. Header-only (static). */
 #ifndef HB_TESTS_MEDIA_UTIL_H
 #define HB_TESTS_MEDIA_UTIL_H
 
 #include "testlib.h"
 #include <dirent.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,23 @@ static inline double mu_max_absdiff(const uint8_t *a, const uint8_t *b, size_t n
     int m = 0;
     for (size_t i = 0; i < n; i++) { int d = abs((int)a[i] - (int)b[i]); if (d > m) m = d; }
     return m;
+}
+
+/* Mean PSNR of video b against video a by `hb metrics --json` (identical videos: 1e9; a failed run: 0, with
+ * its output in out). */
+static inline double mu_psnr(const char *a, const char *b, char *out, size_t cap) {
+    size_t n = strlen(a) + strlen(b) + 32;
+    char *args = malloc(n);
+    if (!args) return 0;
+    snprintf(args, n, "metrics '%s' '%s' --json", a, b);
+    int rc = tl_hb(args, out, cap);
+    free(args);
+    if (rc != 0) return 0;
+    json_t *j = json_loads(strchr(out, '{') ? strchr(out, '{') : out, JSON_DISABLE_EOF_CHECK, NULL);
+    json_t *v = json_object_get(j, "psnr_mean");
+    double p = json_is_null(v) ? 1e9 : json_is_number(v) ? json_number_value(v) : 0;
+    json_decref(j);
+    return p;
 }
 
 #endif

@@ -16,17 +16,10 @@
 
 static char g_xt[600], g_xtx[600];
 
-/* hb ARGS (2>&1) into out; the exit code. */
-static int hb(const char *args, char *out, size_t cap) {
-    char cmd[20000];
-    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", tl_hb_bin(), args);
-    return tl_run(cmd, out, cap);
-}
-
 static int gen(const char *args, char *out, size_t cap) {
     char a[16384];
     snprintf(a, sizeof a, "generate -m '%s' -W 64 -H 64 %s", g_xt, args);
-    return hb(a, out, cap);
+    return tl_hb(a, out, cap);
 }
 
 static bool read_video(const char *path, hb_video *v) {
@@ -69,7 +62,7 @@ static void test_flags(void) {
     snprintf(args, sizeof args, "-t 2 -q generate --model='%s' --width=64 --height 64 --prompt='a red fox' "
              "--video-frames=5 -s 7 --sampling-method=unipc --steps=2 --cfg-scale 3 --flow-shift=4 "
              "--negative-prompt blurry --decoder vae --output '%s'", g_xt, pb);
-    CHECKF(hb(args, out, sizeof out) == 0, "%s", out);
+    CHECKF(tl_hb(args, out, sizeof out) == 0, "%s", out);
     CHECKF(same_video(pa, pb), "sd.cpp names gave another video than ours");
     /* -t 0 = all cores: the same video */
     snprintf(args, sizeof args, "-p 'a red fox' -f 5 -s 7 -t 0 --sampler unipc --steps 2 --cfg 3 --shift 4 -n blurry "
@@ -80,25 +73,25 @@ static void test_flags(void) {
     snprintf(pb, sizeof pb, "%s/ar2.y4m", t);
     snprintf(args, sizeof args, "generate --mode ar -q -m '%s' --width 64 --height 48 --frames 13 --seed 5 "
              "--decoder tae -p x --output '%s'", g_xtx, pa);
-    CHECKF(hb(args, out, sizeof out) == 0, "%s", out);
+    CHECKF(tl_hb(args, out, sizeof out) == 0, "%s", out);
     snprintf(args, sizeof args, "generate --mode=ar -q --model '%s' -W 64 -H=48 -f 13 -s 5 --vae tae -o '%s' -p x",
              g_xtx, pb);
-    CHECKF(hb(args, out, sizeof out) != 0 && strstr(out, "-H=48"), "-H=48 is not a long flag: %s", out);
+    CHECKF(tl_hb(args, out, sizeof out) != 0 && strstr(out, "-H=48"), "-H=48 is not a long flag: %s", out);
     snprintf(args, sizeof args, "generate --mode=ar -q --model '%s' -W 64 -H 48 -f 13 -s 5 --vae tae -o '%s' -p x",
              g_xtx, pb);
-    CHECKF(hb(args, out, sizeof out) == 0, "%s", out);
+    CHECKF(tl_hb(args, out, sizeof out) == 0, "%s", out);
     hb_video va;
     CHECK(read_video(pb, &va) && va.frames == 13 && va.width == 64 && va.height == 48);
     hb_video_free(&va);
     /* the frame rule and its explanation, in both modes */
     CHECK(gen("-p x -f 6", out, sizeof out) != 0 && strstr(out, "4k+1") && strstr(out, "e.g. 5 or 9"));
     snprintf(args, sizeof args, "generate --mode ar -m '%s' -p x -f 14", g_xtx);
-    CHECK(hb(args, out, sizeof out) != 0 && strstr(out, "4k+1") && strstr(out, "e.g. 13 or 17"));
+    CHECK(tl_hb(args, out, sizeof out) != 0 && strstr(out, "4k+1") && strstr(out, "e.g. 13 or 17"));
     /* help: hb help CMD, both modes list the sd.cpp names */
-    CHECK(hb("help generate", out, sizeof out) == 0 && strstr(out, "--cfg-scale") && strstr(out, "--sampling-method"));
-    CHECK(hb("help generate --mode ar", out, sizeof out) == 0 && strstr(out, "--window") && strstr(out, "--video-frames"));
-    CHECK(hb("-t 2 frobnicate", out, sizeof out) == 2 && strstr(out, "unknown command 'frobnicate'"));
-    CHECK(hb("-t x generate", out, sizeof out) != 0 && strstr(out, "thread count"));
+    CHECK(tl_hb("help generate", out, sizeof out) == 0 && strstr(out, "--cfg-scale") && strstr(out, "--sampling-method"));
+    CHECK(tl_hb("help generate --mode ar", out, sizeof out) == 0 && strstr(out, "--window") && strstr(out, "--video-frames"));
+    CHECK(tl_hb("-t 2 frobnicate", out, sizeof out) == 2 && strstr(out, "unknown command 'frobnicate'"));
+    CHECK(tl_hb("-t x generate", out, sizeof out) != 0 && strstr(out, "thread count"));
 }
 
 /* 2: -s -1 draws a seed, prints it and stores it in the file; that seed gives the same video again. */
@@ -155,7 +148,7 @@ static void test_unused_flags(void) {
     };
     for (size_t k = 0; k < sizeof ar_cases / sizeof ar_cases[0]; k++) {
         snprintf(args, sizeof args, "generate --mode ar -m '%s' -W 64 -H 48 -f 5 -p x %s", g_xtx, ar_cases[k].args);
-        int rc = hb(args, out, sizeof out);
+        int rc = tl_hb(args, out, sizeof out);
         CHECKF(rc == 1 && strstr(out, ar_cases[k].want), "AR '%s': exit %d: %s", ar_cases[k].args, rc, out);
     }
 }
@@ -203,7 +196,7 @@ static void test_outputs(void) {
     for (int k = 0; k < 2; k++) {
         snprintf(args, sizeof args, "generate --mode ar -q -m '%s' -W 64 -H 48 -f 13 -p x --vae tae --crf %d -o '%s'",
                  g_xtx, k ? 45 : 10, k ? q : p);
-        CHECKF(hb(args, out, sizeof out) == 0, "%s", out);
+        CHECKF(tl_hb(args, out, sizeof out) == 0, "%s", out);
     }
     CHECKF(stat(p, &s1) == 0 && stat(q, &s2) == 0 && s1.st_size > s2.st_size, "AR crf 10: %lld bytes, crf 45: %lld",
            (long long)s1.st_size, (long long)s2.st_size);
@@ -229,14 +222,14 @@ static void test_inputs(void) {
     CHECKF(gen(args, out, sizeof out) == 0, "%s", out);
     snprintf(args, sizeof args, "generate -q -m '%s' -p x -f 5 --vae tae -i '%s' -W 128 -o '%s'", g_xt, img, vid);
     hb_video v;
-    CHECKF(hb(args, out, sizeof out) == 0 && read_video(vid, &v) && v.width == 128 && v.height == 64,
+    CHECKF(tl_hb(args, out, sizeof out) == 0 && read_video(vid, &v) && v.width == 128 && v.height == 64,
            "128 x 96/160 = 76.8 -> 64: %s", out); /* 76.8 rounds to 2 x 32 */
     hb_video_free(&v);
     /* -i on a text-only (Wan2.1 / XTX) model */
     char png[700];
     snprintf(png, sizeof png, "%s/one.png", tl_tmpdir());
     snprintf(args, sizeof args, "generate -m '%s' -W 64 -H 48 -f 5 -p x -i '%s' -o '%s/i.mp4'", g_xtx, png, tl_tmpdir());
-    CHECKF(hb(args, out, sizeof out) == 1 && strstr(out, "text-to-video model"), "%s", out);
+    CHECKF(tl_hb(args, out, sizeof out) == 1 && strstr(out, "text-to-video model"), "%s", out);
 }
 
 /* 6: progress lines (denoise steps, decode per latent with ETA, AR one line per chunk) and --json. */
@@ -257,11 +250,11 @@ static void test_progress_json(void) {
            !strstr(out, "libx264"), "%s", out);
     snprintf(args, sizeof args, "generate --mode ar -m '%s' -W 64 -H 48 -f 25 -p x --vae tae -o '%s/pr.y4m'", g_xtx,
              tl_tmpdir());
-    CHECKF(hb(args, out, sizeof out) == 0 && strstr(out, "chunk 1/3") && strstr(out, "chunk 3/3  elapsed") &&
+    CHECKF(tl_hb(args, out, sizeof out) == 0 && strstr(out, "chunk 1/3") && strstr(out, "chunk 3/3  elapsed") &&
            !strstr(out, "\r"), "%s", out);
     snprintf(args, sizeof args, "generate --mode ar -q -m '%s' -W 64 -H 48 -f 25 -p x --vae tae --json -o '%s/j.y4m'",
              g_xtx, tl_tmpdir());
-    CHECKF(hb(args, out, sizeof out) == 0 && strstr(out, "\"frames\": 25, \"width\": 64, \"height\": 48"), "%s", out);
+    CHECKF(tl_hb(args, out, sizeof out) == 0 && strstr(out, "\"frames\": 25, \"width\": 64, \"height\": 48"), "%s", out);
 }
 
 /* 7: a signal at any moment of a run: either the finished file (signal after the end) or exit 128 + signal with
@@ -340,7 +333,7 @@ static void test_interrupts(void) {
 /* 8: hb golden's one-line summary; hb inspect DIR shows every part, the family and its default settings. */
 static void test_golden_inspect(void) {
     char args[8192], out[65536];
-    CHECK(hb("golden /nonexistent/x.safetensors", out, sizeof out) == 1 &&
+    CHECK(tl_hb("golden /nonexistent/x.safetensors", out, sizeof out) == 1 &&
           strstr(out, "hb golden: 1 files, 0 checks, 0 failed, 1 could not run") && strstr(out, "=> FAIL"));
     const char *sh = tl_shared_dir();
     char g[1200];
@@ -348,7 +341,7 @@ static void test_golden_inspect(void) {
         snprintf(g, sizeof g, "%s/golden/sched.safetensors", sh);
         snprintf(args, sizeof args, "golden '%s' '%s'", g, g);
         if (exists(g)) {
-            int rc = hb(args, out, sizeof out);
+            int rc = tl_hb(args, out, sizeof out);
             /* the summary's checks are the sum of the files' "N checked" */
             int sum = 0;
             for (const char *p = out; (p = strstr(p, "=> PASS: ")); p++) sum += atoi(p + 9);
@@ -359,12 +352,12 @@ static void test_golden_inspect(void) {
         }
     }
     snprintf(args, sizeof args, "inspect --no-tensors '%s'", g_xt);
-    CHECKF(hb(args, out, sizeof out) == 0 && strstr(out, "family:       hummingbird-xt (48-channel") &&
+    CHECKF(tl_hb(args, out, sizeof out) == 0 && strstr(out, "family:       hummingbird-xt (48-channel") &&
            strstr(out, "  VAE           ") && strstr(out, "Wan2.2_VAE") && strstr(out, "  text encoder  ") &&
            strstr(out, "  tokenizer     ") && strstr(out, "  tiny decoder  ") && strstr(out, "taew2_2") &&
            strstr(out, "  light decoder ") && strstr(out, "  sampler       xt") && strstr(out, "DiT tensors:"), "%s", out);
     snprintf(args, sizeof args, "inspect --no-tensors '%s'", g_xtx);
-    CHECKF(hb(args, out, sizeof out) == 0 && strstr(out, "family:       hummingbird-xtx (16-channel") &&
+    CHECKF(tl_hb(args, out, sizeof out) == 0 && strstr(out, "family:       hummingbird-xtx (16-channel") &&
            strstr(out, "light decoder (none)") && strstr(out, "mode          ar"), "%s", out);
 }
 
@@ -373,9 +366,9 @@ int main(void) {
     snprintf(g_xt, sizeof g_xt, "%s/xt", tl_tmpdir());
     snprintf(g_xtx, sizeof g_xtx, "%s/xtx", tl_tmpdir());
     snprintf(args, sizeof args, "mkmodel -q --arch hummingbird-xt-flat --tiny '%s'", g_xt);
-    CHECKF(hb(args, out, sizeof out) == 0, "%s", out);
+    CHECKF(tl_hb(args, out, sizeof out) == 0, "%s", out);
     snprintf(args, sizeof args, "mkmodel -q --arch hummingbird-xtx-flat --tiny '%s'", g_xtx);
-    CHECKF(hb(args, out, sizeof out) == 0, "%s", out);
+    CHECKF(tl_hb(args, out, sizeof out) == 0, "%s", out);
     test_flags();
     test_random_seed();
     test_unused_flags();

@@ -6,6 +6,7 @@
  * with one line naming the file and the tensor. End to end: a tiny Hummingbird-XT folder whose DiT is rewritten
  * as scaled fp8 (both conventions) generates with `hb generate` within a stated PSNR of the bf16 video. */
 #include "testlib.h"
+#include "media_util.h"
 #include "io/checkpoint.h"
 #include <jansson.h>
 #include <math.h>
@@ -144,21 +145,14 @@ static void check_hostile(void) {
 static char g_out[16384];
 
 static int hb(const char *args) {
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", tl_hb_bin(), args);
-    int rc = tl_run(cmd, g_out, sizeof g_out);
+    int rc = tl_hb(args, g_out, sizeof g_out);
     CHECKF(rc == 0, "hb %s: exit %d\n%s", args, rc, g_out);
     return rc;
 }
 
 static double psnr(const char *a, const char *b) {
-    char args[3000];
-    snprintf(args, sizeof args, "metrics '%s' '%s' --json", a, b);
-    if (hb(args)) return 0;
-    json_t *j = json_loads(strchr(g_out, '{') ? strchr(g_out, '{') : g_out, JSON_DISABLE_EOF_CHECK, NULL);
-    json_t *v = json_object_get(j, "psnr_mean");
-    double p = json_is_null(v) ? 1e9 : json_is_number(v) ? json_number_value(v) : 0;
-    json_decref(j);
+    double p = mu_psnr(a, b, g_out, sizeof g_out);
+    CHECKF(p > 0, "hb metrics %s %s:\n%s", a, b, g_out);
     return p;
 }
 

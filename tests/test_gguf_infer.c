@@ -94,11 +94,7 @@ static void check_full_size(void) {
 
 static char g_out[16384];
 
-static int hb(const char *args) {
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", tl_hb_bin(), args);
-    return tl_run(cmd, g_out, sizeof g_out);
-}
+static int hb(const char *args) { return tl_hb(args, g_out, sizeof g_out); }
 
 static char *slurp(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");

@@ -8,6 +8,7 @@
  * (token embedding quantized too) within a loose bound, and in activation mode "f32" bit for bit as its dequantized
  * F32 GGUF (Q8_0 linears otherwise run the integer kernel on quantized activations). */
 #include "testlib.h"
+#include "media_util.h"
 #include "io/checkpoint.h"
 #include "models/umt5.h"
 #include "models/wan_dit.h"
@@ -140,22 +141,14 @@ static void check_umt5(hb_rng *r) {
 static char g_out[16384];
 
 static int hb(const char *args) {
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", tl_hb_bin(), args);
-    int rc = tl_run(cmd, g_out, sizeof g_out);
+    int rc = tl_hb(args, g_out, sizeof g_out);
     CHECKF(rc == 0, "hb %s: exit %d\n%s", args, rc, g_out);
     return rc;
 }
 
-/* Mean PSNR of b against a (hb metrics --json; identical videos: infinity). */
 static double psnr(const char *a, const char *b) {
-    char args[3000];
-    snprintf(args, sizeof args, "metrics '%s' '%s' --json", a, b);
-    if (hb(args)) return 0;
-    json_t *j = json_loads(strchr(g_out, '{') ? strchr(g_out, '{') : g_out, JSON_DISABLE_EOF_CHECK, NULL);
-    json_t *v = json_object_get(j, "psnr_mean");
-    double p = json_is_null(v) ? 1e9 : json_is_number(v) ? json_number_value(v) : 0;
-    json_decref(j);
+    double p = mu_psnr(a, b, g_out, sizeof g_out);
+    CHECKF(p > 0, "hb metrics %s %s:\n%s", a, b, g_out);
     return p;
 }
 

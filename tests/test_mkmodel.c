@@ -9,12 +9,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int hb(const char *args, char *out, size_t cap) {
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", tl_hb_bin(), args);
-    return tl_run(cmd, out, cap);
-}
-
 static char *slurp(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
@@ -110,11 +104,11 @@ int main(void) {
     snprintf(b, sizeof b, "%s/m_b", tmp);
     snprintf(c2, sizeof c2, "%s/m_sharded", tmp);
     snprintf(args, sizeof args, "mkmodel --arch wan2.2-ti2v-5b --tiny --dtype f32 --seed 7 '%s'", a);
-    CHECKF(hb(args, out, sizeof out) == 0, "%s", out);
+    CHECKF(tl_hb(args, out, sizeof out) == 0, "%s", out);
     snprintf(args, sizeof args, "mkmodel --arch wan2.2-ti2v-5b --tiny --dtype f32 --seed 7 '%s'", b);
-    CHECKF(hb(args, out, sizeof out) == 0, "%s", out);
+    CHECKF(tl_hb(args, out, sizeof out) == 0, "%s", out);
     snprintf(args, sizeof args, "mkmodel --arch wan2.2-ti2v-5b --tiny --dtype f32 --seed 7 --shard-mb 1 '%s'", c2);
-    CHECKF(hb(args, out, sizeof out) == 0, "%s", out);
+    CHECKF(tl_hb(args, out, sizeof out) == 0, "%s", out);
     char fa[4096], fb[4096];
     snprintf(fa, sizeof fa, "%s/diffusion_pytorch_model-00001-of-00001.safetensors", a);
     snprintf(fb, sizeof fb, "%s/diffusion_pytorch_model-00001-of-00001.safetensors", b);
@@ -161,7 +155,7 @@ int main(void) {
     /* bf16 copy of the same seed: close to the f32 model (2e-2, the bf16 DiT threshold) */
     snprintf(path, sizeof path, "%s/m_bf16", tmp);
     snprintf(args, sizeof args, "mkmodel --arch wan2.2-ti2v-5b --tiny --seed 7 '%s'", path);
-    CHECKF(hb(args, out, sizeof out) == 0, "%s", out);
+    CHECKF(tl_hb(args, out, sizeof out) == 0, "%s", out);
     wan_dit *mb = hb_wan_dit_open(path, NULL);
     CHECKF(mb != NULL, "%s", hb_last_error());
     if (mb) {
@@ -277,17 +271,17 @@ int main(void) {
 
     /* --- CLI refusals: existing non-empty folder, unknown arch, bad dims; nothing half-written */
     snprintf(args, sizeof args, "mkmodel --arch wan2.1-1.3b --tiny '%s'", a);
-    int rc = hb(args, out, sizeof out);
+    int rc = tl_hb(args, out, sizeof out);
     CHECKF(rc != 0 && strstr(out, "not empty"), "rc %d: %s", rc, out);
     snprintf(args, sizeof args, "mkmodel --arch wan9 '%s/x'", tmp);
-    CHECK(hb(args, out, sizeof out) != 0 && strstr(out, "unknown architecture"));
+    CHECK(tl_hb(args, out, sizeof out) != 0 && strstr(out, "unknown architecture"));
     snprintf(args, sizeof args, "mkmodel --arch wan2.1-1.3b --tiny --dims dim=100,num_heads=3 '%s/y'", tmp);
-    rc = hb(args, out, sizeof out);
+    rc = tl_hb(args, out, sizeof out);
     CHECKF(rc != 0 && strstr(out, "num_heads"), "rc %d: %s", rc, out);
     snprintf(path, sizeof path, "%s/y", tmp);
     CHECK(access(path, F_OK) != 0);
     snprintf(args, sizeof args, "mkmodel --arch wan2.1-1.3b --tiny --dims dim=96,num_heads=1,num_layers=1 --dtype f16 '%s/z'", tmp);
-    CHECKF(hb(args, out, sizeof out) == 0, "%s", out);
+    CHECKF(tl_hb(args, out, sizeof out) == 0, "%s", out);
     snprintf(path, sizeof path, "%s/z", tmp);
     m = hb_wan_dit_open(path, NULL);
     CHECKF(m && m->cfg.dim == 96 && m->cfg.in_dim == 16 && m->cfg.num_layers == 1 && m->head_w.dtype == HB_F16, "%s",

@@ -8,17 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int hb(const char *args, char *out, size_t cap) {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", tl_hb_bin(), args);
-    return tl_run(cmd, out, cap);
-}
-
 int main(void) {
     const char *t = tl_tmpdir();
     char args[4096], out[16384], a[1200], b[1200];
     snprintf(args, sizeof args, "mkmodel -q --arch hummingbird-xt --tiny --seed 5 '%s/models'", t);
-    CHECKF(hb(args, out, sizeof out) == 0, "%s", out);
+    CHECKF(tl_hb(args, out, sizeof out) == 0, "%s", out);
     /* the file list, exactly */
     snprintf(args, sizeof args, "cd '%s/models' && find . -type f | sort", t);
     CHECK(tl_run(args, out, sizeof out) == 0);
@@ -30,31 +24,31 @@ int main(void) {
     snprintf(args, sizeof args, "head -c 2 '%s/models/hm_2.2_5B/Wan2.2_VAE.pth'; head -c 2 '%s/models/hm_2.2_5B/models_t5_umt5-xxl-enc-bf16.pth'", t, t);
     CHECK(tl_run(args, out, sizeof out) == 0 && !strcmp(out, "PKPK"));
     snprintf(args, sizeof args, "inspect --json '%s/models/hm_2.2_5B/diffusion_pytorch_model.safetensors'", t);
-    CHECK(hb(args, out, sizeof out) == 0);
+    CHECK(tl_hb(args, out, sizeof out) == 0);
     CHECKF(strstr(out, "\"tensors_count\": 69") != NULL, "%.300s", out);
     /* -m on the root and on hm_2.2_5B: the same video, by the Hummingbird-XT family's settings */
     snprintf(a, sizeof a, "%s/root.y4m", t);
     snprintf(b, sizeof b, "%s/sub.y4m", t);
     snprintf(args, sizeof args, "generate -v -m '%s/models' -p 'a red fox' -W 64 -H 64 -f 5 -o '%s'", t, a);
-    CHECKF(hb(args, out, sizeof out) == 0, "%s", out);
+    CHECKF(tl_hb(args, out, sizeof out) == 0, "%s", out);
     CHECKF(strstr(out, "(hummingbird-xt)") && strstr(out, "at 24 fps"), "%s", out);
     snprintf(args, sizeof args, "generate -q -m '%s/models/hm_2.2_5B' -p 'a red fox' -W 64 -H 64 -f 5 -o '%s'", t, b);
-    CHECKF(hb(args, out, sizeof out) == 0, "%s", out);
+    CHECKF(tl_hb(args, out, sizeof out) == 0, "%s", out);
     snprintf(args, sizeof args, "cmp '%s' '%s'", a, b);
     CHECK(tl_run(args, NULL, 0) == 0);
     /* the light decoder is the default: asking for it changes nothing, the full Wan VAE gives another video */
     snprintf(args, sizeof args, "generate -q -m '%s/models' -p 'a red fox' -W 64 -H 64 -f 5 --vae light -o '%s'", t, b);
-    CHECK(hb(args, out, sizeof out) == 0);
+    CHECK(tl_hb(args, out, sizeof out) == 0);
     snprintf(args, sizeof args, "cmp -s '%s' '%s'", a, b);
     CHECK(tl_run(args, NULL, 0) == 0);
     snprintf(args, sizeof args, "generate -q -m '%s/models' -p 'a red fox' -W 64 -H 64 -f 5 --vae full -o '%s'", t, b);
-    CHECK(hb(args, out, sizeof out) == 0);
+    CHECK(tl_hb(args, out, sizeof out) == 0);
     snprintf(args, sizeof args, "cmp -s '%s' '%s'", a, b);
     CHECK(tl_run(args, NULL, 0) != 0);
     /* I2V from the root */
     snprintf(args, sizeof args, "generate -q -m '%s/models' -p 'x' -W 64 -H 64 -f 1 -o '%s/frames/' && "
              "'%s' generate -q -m '%s/models' -p 'a red fox' -i \"$(ls '%s'/frames/*.png | head -1)\" -W 64 -H 64 -f 5 -o '%s'",
              t, t, tl_hb_bin(), t, t, b);
-    CHECKF(hb(args, out, sizeof out) == 0, "%s", out);
+    CHECKF(tl_hb(args, out, sizeof out) == 0, "%s", out);
     return tl_done();
 }

@@ -78,6 +78,16 @@ const char *tl_tmpdir(void) {
     return g_tmp;
 }
 
+int tl_hb(const char *args, char *out, size_t cap) {
+    size_t n = strlen(tl_hb_bin()) + strlen(args) + 16;
+    char *cmd = malloc(n);
+    if (!cmd) return -1;
+    snprintf(cmd, n, "'%s' %s 2>&1", tl_hb_bin(), args);
+    int rc = tl_run(cmd, out, cap);
+    free(cmd);
+    return rc;
+}
+
 int tl_run(const char *cmd, char *out, size_t cap) {
     FILE *p = popen(cmd, "r");
     if (!p) return -1;

@@ -31,6 +31,8 @@ const char *tl_hb_bin(void);
 const char *tl_tmpdir(void);
 /* Run a shell command, return its exit status (-1 if it did not exit). Output goes to `out` if not NULL. */
 int tl_run(const char *cmd, char *out, size_t cap);
+/* Run the hb binary with ARGS (shell-quoted by the caller; stderr joined to stdout into out); its exit status. */
+int tl_hb(const char *args, char *out, size_t cap);
 /* Run fn(arg) in a child process whose address space is capped at as_mib MiB (RLIMIT_AS; no cap under
  * AddressSanitizer, whose shadow memory needs terabytes of address space) and return fn's return value, or -1
  * if the child crashed. A hostile file must then fail cleanly without a big allocation. */
