@@ -172,6 +172,16 @@ static void check_rng_and_files(void) {
           strstr(hb_last_error(), "/nonexistent-dir/x.bin") != NULL);
 }
 
+/* A context prefix gets one ": " whether or not the caller wrote its own. */
+static void check_error_prefix(void) {
+    const char *heads[] = {"longdecode (tile 0,1)", "longdecode (tile 0,1): ", "longdecode (tile 0,1):"};
+    for (int i = 0; i < 3; i++) {
+        hb_error("out of memory allocating %d bytes", 64);
+        CHECK(hb_error_prefix("%s", heads[i]) == -1);
+        CHECKF(!strcmp(hb_last_error(), "longdecode (tile 0,1): out of memory allocating 64 bytes"), "%s", hb_last_error());
+    }
+}
+
 int main(void) {
     hb_rng r;
     hb_rng_seed(&r, tl_seed());
@@ -182,5 +192,6 @@ int main(void) {
     check_threads(&r);
     check_pool_handoffs();
     check_rng_and_files();
+    check_error_prefix();
     return tl_done();
 }
