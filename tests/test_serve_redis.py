@@ -34,7 +34,7 @@ def log(name):
 def submit_all(api, ids, lock):
     def client(c):
         for i in range(c, JOBS, CLIENTS):
-            fields = dict(SLOWISH if i % 40 == 3 else TINY, prompt=f"job {i}", seed=i)
+            fields = dict(SLOWISH if i % 10 == 3 else TINY, prompt=f"job {i}", seed=i)
             st, _, v = api.create(fields)
             check(st == 200 and v.get("status") == "queued", f"create {i}: {st} {v}")
             with lock:
