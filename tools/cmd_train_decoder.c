@@ -21,7 +21,9 @@ static void usage(FILE *f) {
                "  --holdout N       clips held out for evaluation, the last N (default 1)\n"
                "  --seed N          initialisation and clip order (default 0)\n"
                "  --resume          continue from DIR/train_state.safetensors\n"
-               "  --feature-blocks none   feature distillation: only none in this version\n"
+               "  --feature-blocks L  feature distillation: student and teacher blocks L (0 = mid block, 1 + i =\n"
+               "                    up block i), matched through projection heads (default 0,1,2; none = off)\n"
+               "  --feature-weight W  weight of the summed feature MSEs (default 1)\n"
                "  --lpips FILE      LPIPS weights: not implemented in this version (refused)\n"
                "  -t N, -v, -q      as every command (-q: no per-step line)\n");
 }
@@ -62,9 +64,11 @@ static int parse(int argc, char **argv, hb_train_opts *o) {
                 *(int *)((char *)o + k_int[k].off) = (int)v, done = true;
             }
         if (done) continue;
-        if (!strcmp(a, "--lr") || !strcmp(a, "--wd") || !strcmp(a, "--eps") || !strcmp(a, "--ema") || !strcmp(a, "--seed")) {
+        if (!strcmp(a, "--lr") || !strcmp(a, "--wd") || !strcmp(a, "--eps") || !strcmp(a, "--ema") || !strcmp(a, "--seed") ||
+            !strcmp(a, "--feature-weight")) {
             if (num_arg(argc, argv, &i, &v)) return -1;
-            if (a[2] == 'l') o->lr = v;
+            if (a[2] == 'f') o->feature_weight = v;
+            else if (a[2] == 'l') o->lr = v;
             else if (a[2] == 'w') o->weight_decay = v;
             else if (a[3] == 'p') o->eps = v;
             else if (a[3] == 'm') o->ema = (float)v;
