@@ -195,8 +195,12 @@ static int prepare_clip(trun *r, tclip *c) {
     c->target = hb_malloc(sizeof(float) * (size_t)(3 * c->T * c->H * c->W), "teacher video");
     int rc = c->target ? 0 : -1;
     for (int i = 0; i < r->nfeat && !rc; i++) {
-        int64_t s[4];
+        int64_t s[4], tb[4];
         hb_lvt_head_shape(r->m, i, c->t, c->h, c->w, s); /* = the teacher block's shape (pair_heads) */
+        if (hb_wan_vae_block_shape(r->teacher, r->feat_block[i], c->t, c->h, c->w, tb) || memcmp(s, tb, sizeof s)) {
+            rc = hb_error("%s: teacher block %d does not have the shape of head %d's output", c->path, r->feat_block[i], i);
+            break;
+        }
         float *d = hb_malloc(sizeof(float) * (size_t)(s[0] * s[1] * s[2] * s[3]), "teacher features");
         vo.dec_blocks[r->feat_block[i]] = d;
         snprintf(fnames[i], sizeof fnames[i], "feature.%d", r->feat_block[i]);
@@ -245,7 +249,7 @@ static int parse_feature_blocks(trun *r) {
     for (const char *p = s; *p;) {
         char *end = NULL;
         long b = strtol(p, &end, 10);
-        if (end == p || (*end && *end != ',') || b < 0 || b > HB_LIGHT_VAE_MAX_UP)
+        if (end == p || (*end && *end != ',') || (*end == ',' && !end[1]) || b < 0 || b > HB_LIGHT_VAE_MAX_UP)
             return hb_error("--feature-blocks %s: a comma-separated list of block indices (0 = mid_block, 1 + i = up_block_i) "
                             "or none", s);
         for (int i = 0; i < r->nfeat; i++)
