@@ -4,7 +4,11 @@
  * (decoder_block_out_channels [32, 64, 256, 512], causal), random weights and latents. CPU.
  * Reported: seconds per training step (one clip), samples/s, seconds per decode, the step / decode ratio, peak RSS.
  *
- * usage: bench_train [--frames N] [--size N] [--reps N] [--tiny]   (default 17 frames at 256x256, 2 reps) */
+ * --features: with the projection heads and feature loss of hb train-decoder's default --feature-blocks 0,1,2
+ * against the Wan2.2 teacher (teacher widths 1024, 1024, 1024; heads as is, 2x2x2, 2x2x2: docs/training.md), on
+ * random teacher features.
+ *
+ * usage: bench_train [--frames N] [--size N] [--reps N] [--tiny] [--features]   (default 17 x 256x256, 2 reps) */
 #include "bench.h"
 #include "models/light_vae_train.h"
 
@@ -12,12 +16,13 @@ static double now(void) { return hb_time_now(); }
 
 int main(int argc, char **argv) {
     int frames = 17, size = 256, reps = 2;
-    bool tiny = false;
+    bool tiny = false, features = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--frames") && i + 1 < argc) frames = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--size") && i + 1 < argc) size = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--tiny")) tiny = true;
+        else if (!strcmp(argv[i], "--features")) features = true;
         else { fprintf(stderr, "usage: bench_train [--frames 1+4k] [--size 16k] [--reps N] [--tiny]\n"); return 2; }
     }
     if (frames < 1 || (frames - 1) % 4 || size < 16 || size % 16 || reps < 1) { fprintf(stderr, "bad sizes\n"); return 2; }
@@ -25,7 +30,9 @@ int main(int argc, char **argv) {
     hb_light_vae_config c;
     hb_light_vae_config_default(&c, tiny, true);
     hb_light_vae *lv = hb_light_vae_create_random(&c, 1);
-    hb_lvt *m = hb_lvt_new(&c, NULL, 0);
+    hb_lvt_head heads[3] = {{0, c.widths[0], 1024, 1024, HB_LVT_ALIGN_NONE}, {1, c.widths[1], 8192, 1024, HB_LVT_ALIGN_ST8},
+                            {2, c.widths[2], 8192, 1024, HB_LVT_ALIGN_ST8}};
+    hb_lvt *m = hb_lvt_new(&c, heads, features ? 3 : 0);
     if (!lv || !m) { fprintf(stderr, "%s\n", hb_last_error()); return 1; }
     hb_lvt_init_random(m, 1);
     int64_t t = 1 + (frames - 1) / 4, h = size / 16, w = size / 16, s[4];
@@ -36,8 +43,15 @@ int main(int argc, char **argv) {
     hb_rng_seed(&r, 7);
     for (int64_t i = 0; i < nl; i++) lat[i] = hb_rng_normal(&r);
     for (int64_t i = 0; i < nv; i++) target[i] = 2 * hb_rng_uniform(&r) - 1;
-    printf("light decoder %s, %lld parameters, clip %lld x %lld x %lld (latent %lld x %lld x %lld), %d threads\n",
-           tiny ? "tiny" : "release widths", (long long)m->total, (long long)s[1], (long long)s[2], (long long)s[3],
+    float *teacher[3] = {0};
+    for (int k = 0; k < m->nheads; k++) {
+        int64_t hs[4];
+        hb_lvt_head_shape(m, k, t, h, w, hs);
+        teacher[k] = malloc(sizeof(float) * (size_t)(hs[0] * hs[1] * hs[2] * hs[3]));
+        for (int64_t i = 0; i < hs[0] * hs[1] * hs[2] * hs[3]; i++) teacher[k][i] = hb_rng_normal(&r);
+    }
+    printf("light decoder %s%s, %lld parameters, clip %lld x %lld x %lld (latent %lld x %lld x %lld), %d threads\n",
+           tiny ? "tiny" : "release widths", features ? " + heads of feature blocks 0,1,2" : "", (long long)m->total, (long long)s[1], (long long)s[2], (long long)s[3],
            (long long)t, (long long)h, (long long)w, hb_threads_count());
     double *td = malloc(sizeof(double) * (size_t)reps), *tf = malloc(sizeof(double) * (size_t)reps), *ts = malloc(sizeof(double) * (size_t)reps);
     hb_adamw opt = {1e-4, 0.9, 0.95, 1e-15, 1e-4};
@@ -47,7 +61,7 @@ int main(int argc, char **argv) {
         double b = now();
         if (hb_lvt_forward(m, lat, t, h, w, v)) { fprintf(stderr, "%s\n", hb_last_error()); return 1; }
         double c2 = now();
-        hb_lvt_batch bt = {lat, t, h, w, target, NULL, 1.0f, 0.0f, 1.0f};
+        hb_lvt_batch bt = {lat, t, h, w, target, (const float *const *)teacher, 1.0f, m->nheads ? 1.0f : 0.0f, 1.0f};
         hb_lvt_losses L;
         hb_lvt_zero_grad(m);
         if (hb_lvt_train_pass(m, &bt, &L, NULL, NULL) || hb_lvt_step(m, &opt, 0.999f)) { fprintf(stderr, "%s\n", hb_last_error()); return 1; }
@@ -59,7 +73,7 @@ int main(int argc, char **argv) {
     printf("forward (training path, no grad) %7.3f s\n", fwd);
     printf("training step (fwd+bwd+AdamW)   %8.3f s  = %.3f samples/s  (%.1fx the decode)\n", step, 1.0 / step, step / dec);
     printf("peak RSS %.0f MiB\n", (double)hb_peak_rss_bytes() / (1 << 20));
-    free(lat), free(target), free(v), free(td), free(tf), free(ts);
+    free(lat), free(target), free(v), free(td), free(tf), free(ts), free(teacher[0]), free(teacher[1]), free(teacher[2]);
     hb_lvt_free(m);
     hb_light_vae_free(lv);
     hb_threads_shutdown();

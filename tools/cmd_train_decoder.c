@@ -9,7 +9,8 @@ static void usage(FILE *f) {
     fprintf(f, "usage: hb train-decoder --teacher WAN22_VAE (--config light_config.json | --init LIGHT_VAE)\n"
                "                        --data VIDEO_DIR_OR_LIST --out DIR [options]\n\n"
                "Trains the light decoder to reproduce the frozen Wan2.2 VAE's decode of its own encoding of each clip\n"
-               "(L1 loss, AdamW, EMA). Checkpoints in DIR/checkpoint/ load with hb generate --light-vae.\n\n"
+               "(L1 loss + feature loss on the teacher decoder's blocks, AdamW, EMA). Checkpoints in DIR/checkpoint/ load\n"
+               "with hb generate --light-vae.\n\n"
                "  --frames N        frames per clip, 1 + 4k (default 17)\n"
                "  --size N          square crop size, a multiple of 16 (default 256)\n"
                "  --steps N         optimiser steps (default 1000)\n"
@@ -21,7 +22,9 @@ static void usage(FILE *f) {
                "  --holdout N       clips held out for evaluation, the last N (default 1)\n"
                "  --seed N          initialisation and clip order (default 0)\n"
                "  --resume          continue from DIR/train_state.safetensors\n"
-               "  --feature-blocks none   feature distillation: only none in this version\n"
+               "  --feature-blocks L  feature distillation: student and teacher blocks L (0 = mid block, 1 + i =\n"
+               "                    up block i), matched through projection heads (default 0,1,2; none = off)\n"
+               "  --feature-weight W  weight of the summed feature MSEs (default 1)\n"
                "  --lpips FILE      LPIPS weights: not implemented in this version (refused)\n"
                "  -t N, -v, -q      as every command (-q: no per-step line)\n");
 }
@@ -62,9 +65,11 @@ static int parse(int argc, char **argv, hb_train_opts *o) {
                 *(int *)((char *)o + k_int[k].off) = (int)v, done = true;
             }
         if (done) continue;
-        if (!strcmp(a, "--lr") || !strcmp(a, "--wd") || !strcmp(a, "--eps") || !strcmp(a, "--ema") || !strcmp(a, "--seed")) {
+        if (!strcmp(a, "--lr") || !strcmp(a, "--wd") || !strcmp(a, "--eps") || !strcmp(a, "--ema") || !strcmp(a, "--seed") ||
+            !strcmp(a, "--feature-weight")) {
             if (num_arg(argc, argv, &i, &v)) return -1;
-            if (a[2] == 'l') o->lr = v;
+            if (a[2] == 'f') o->feature_weight = v;
+            else if (a[2] == 'l') o->lr = v;
             else if (a[2] == 'w') o->weight_decay = v;
             else if (a[3] == 'p') o->eps = v;
             else if (a[3] == 'm') o->ema = (float)v;

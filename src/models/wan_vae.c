@@ -591,9 +591,17 @@ typedef struct {
     int64_t C, T, H, W;
 } vact;
 
+/* Decoder block outputs wanted by a decode (hb_wan_vae_opts.dec_blocks): whole-clip tensors filled chunk by chunk. */
+typedef struct {
+    float *d[HB_WAN_VAE_MAX_BLOCKS];   /* NULL: not wanted */
+    int64_t T[HB_WAN_VAE_MAX_BLOCKS];  /* frames of the clip */
+    int64_t t0[HB_WAN_VAE_MAX_BLOCKS]; /* frames written so far */
+} vtaps;
+
 typedef struct {
     const hb_wan_vae *m;
     hb_arena scr, cache;
+    vtaps *taps;              /* decode: block outputs to keep (NULL: none) */
     const hb_memspace *space; /* where pp was allocated */
     float *pp[2];
     int64_t pp_cap;
@@ -952,6 +960,17 @@ static int stage_run(vrun *r, const vstage *s, vact *x) {
     return 0;
 }
 
+/* Decoder block b's chunk output appended to its whole-clip tap (a copy: the decode itself is untouched). */
+static int tap_block(vrun *r, int b, const vact *x) {
+    vtaps *tp = r->taps;
+    if (!tp || !tp->d[b]) return 0;
+    if (tp->t0[b] + x->T > tp->T[b])
+        return hb_error("wan_vae: decoder block %d gives more than the %lld frames planned", b, (long long)tp->T[b]);
+    copy_frames(tp->d[b], tp->T[b], tp->t0[b], x->d, x->T, 0, x->T, x->C, x->H * x->W);
+    tp->t0[b] += x->T;
+    return 0;
+}
+
 /* One chunk through encoder or decoder; x is in a ping-pong buffer, the result replaces it. */
 static int coder_run(vrun *r, const vcoder *cd, bool enc, vact *x) {
     vact y;
@@ -962,9 +981,10 @@ static int coder_run(vrun *r, const vcoder *cd, bool enc, vact *x) {
         for (int i = 0; i < cd->nst; i++)
             if (stage_run(r, &cd->st[i], x)) return -1;
     if (res_block(r, &cd->mid0, x) || attn_block(r, &cd->attn, x) || res_block(r, &cd->mid2, x)) return -1;
+    if (!enc && tap_block(r, 0, x)) return -1;
     if (!enc)
         for (int i = 0; i < cd->nst; i++)
-            if (stage_run(r, &cd->st[i], x)) return -1;
+            if (stage_run(r, &cd->st[i], x) || tap_block(r, 1 + i, x)) return -1;
     size_t mk = hb_arena_mark(&r->scr);
     float *t = scr_alloc(r, vnumel(x));
     if (!t) return -1;
@@ -1000,6 +1020,7 @@ typedef struct {
     float *out;              /* latent (encode) or video (decode) */
     int64_t Tout, Hout, Wout;
     float *mid;              /* mu_logvar / dec_conv2 (latent resolution), optional */
+    vtaps *taps;             /* decode: block outputs, optional */
     int nchunks;
     int64_t *cf;             /* chunk boundaries, nchunks+1 input frames */
     bool cont;               /* decode: continues a clip (streaming push after the first): no first chunk */
@@ -1409,6 +1430,13 @@ static int drive(const hb_wan_vae *m, vjob *j, const hb_wan_vae_opts *o, int mod
     if (mode != MODE_RUN) return 0;
     int rc = -1, nt = hb_tiles_count(&p.out);
     int64_t z = m->cfg.z_dim, out_n = (j->enc ? z : 3) * j->Tout * j->Hout * j->Wout;
+    if (j->taps && nt > 1) {
+        hb_error("wan_vae decode: decoder block outputs (dec_blocks) need an untiled decode (tile %d < latent %lldx%lld)",
+                 o->tile, (long long)j->hl, (long long)j->wl);
+        plan_free(&p);
+        return -1;
+    }
+    p.r.taps = j->taps;
     if (nt > 1) { /* untiled, every output value is written once */
         hb_fill(j->out, 0.0f, out_n);
         if (j->mid) hb_fill(j->mid, 0.0f, (j->enc ? 2 * z : z) * (j->enc ? j->Tout : j->Tin) * j->hl * j->wl);
@@ -1420,6 +1448,11 @@ static int drive(const hb_wan_vae *m, vjob *j, const hb_wan_vae_opts *o, int mod
         run_reset_caches(&p.r);
         if (run_tile(&p, j, i, &prog, &done_steps)) goto done;
     }
+    for (int b = 0; j->taps && b < HB_WAN_VAE_MAX_BLOCKS; b++)
+        if (j->taps->d[b] && j->taps->t0[b] != j->taps->T[b]) {
+            hb_error("wan_vae: decoder block %d gave %lld frames, expected %lld", b, (long long)j->taps->t0[b], (long long)j->taps->T[b]);
+            goto done;
+        }
     if (!j->enc && !o->raw) hb_elementwise(HB_EW_CLAMP, j->out, j->out, NULL, -1.0f, 1.0f, out_n);
     rc = 0;
 done:
@@ -1481,11 +1514,43 @@ int hb_wan_vae_encode(hb_wan_vae *m, const float *video, int64_t T, int64_t H, i
     return rc;
 }
 
+int hb_wan_vae_decoder_blocks(const hb_wan_vae *m) { return 1 + m->dec.nst; }
+
+int hb_wan_vae_block_shape(const hb_wan_vae *m, int block, int64_t t, int64_t h, int64_t w, int64_t s[4]) {
+    const vcoder *dc = &m->dec;
+    if (block < 0 || block > dc->nst) return hb_error("wan_vae: decoder block %d (the decoder has blocks 0..%d)", block, dc->nst);
+    int64_t C = dc->mid2.cout;
+    for (int i = 0; i < block; i++) {
+        const vstage *st = &dc->st[i];
+        C = st->has_rs ? st->rs.cout : st->res[st->nres - 1].cout;
+        if (st->has_rs) h *= 2, w *= 2;
+        if (st->has_rs && st->rs.mode == RS_UP3D) t = 1 + 2 * (t - 1); /* the first latent frame is not doubled */
+    }
+    s[0] = C, s[1] = t, s[2] = h, s[3] = w;
+    return 0;
+}
+
+/* the taps of o->dec_blocks for a clip of t x h x w latents; *any false when none is wanted */
+static int taps_setup(const hb_wan_vae *m, const hb_wan_vae_opts *o, int64_t t, int64_t h, int64_t w, vtaps *tp, bool *any) {
+    memset(tp, 0, sizeof *tp);
+    *any = false;
+    for (int b = 0; o && b < HB_WAN_VAE_MAX_BLOCKS; b++) {
+        if (!o->dec_blocks[b]) continue;
+        int64_t s[4];
+        if (hb_wan_vae_block_shape(m, b, t, h, w, s)) return hb_error_prefix("wan_vae decode: dec_blocks[%d]", b);
+        tp->d[b] = o->dec_blocks[b], tp->T[b] = s[1], *any = true;
+    }
+    return 0;
+}
+
 int hb_wan_vae_decode(hb_wan_vae *m, const float *latent, int64_t t, int64_t h, int64_t w, float *video,
                       const hb_wan_vae_opts *o) {
     vjob j;
+    vtaps taps;
+    bool any;
     if (setup_decode(m, &j, t, h, w, o, false)) return -1;
-    j.in = latent, j.out = video, j.mid = o ? o->dec_conv2 : NULL;
+    if (taps_setup(m, o, t, h, w, &taps, &any)) { free(j.cf); return -1; }
+    j.in = latent, j.out = video, j.mid = o ? o->dec_conv2 : NULL, j.taps = any ? &taps : NULL;
     int rc = drive(m, &j, o, MODE_RUN, NULL);
     free(j.cf);
     return rc;
@@ -1546,7 +1611,12 @@ hb_wan_vae_decoder *hb_wan_vae_decoder_new(hb_wan_vae *m, int64_t h, int64_t w, 
                  "tile outside (e.g. hb_decoder's tile option) or decode the whole clip", o.tile, (long long)h, (long long)w);
         return NULL;
     }
-    if (o.dec_conv2 || o.mu_logvar) { hb_error("wan_vae decoder: dec_conv2 / mu_logvar outputs are not supported when streaming"); return NULL; }
+    bool taps = false;
+    for (int b = 0; b < HB_WAN_VAE_MAX_BLOCKS; b++) taps |= o.dec_blocks[b] != NULL;
+    if (o.dec_conv2 || o.mu_logvar || taps) {
+        hb_error("wan_vae decoder: dec_conv2 / mu_logvar / dec_blocks outputs are not supported when streaming");
+        return NULL;
+    }
     o.tile = 0;
     int cdn = o.dec_chunk > 0 ? o.dec_chunk : 1;
     vjob j;

@@ -36,6 +36,7 @@
 typedef enum { HB_WAN_VAE_21 = 0, HB_WAN_VAE_22 = 1 } hb_wan_vae_variant;
 
 #define HB_WAN_VAE_MAX_LEVELS 8
+#define HB_WAN_VAE_MAX_BLOCKS (1 + HB_WAN_VAE_MAX_LEVELS)
 
 typedef struct {
     hb_wan_vae_variant variant;
@@ -88,6 +89,13 @@ const float *hb_wan_vae_official_std(hb_wan_vae_variant v, int *z);
 int hb_wan_vae_spatial_factor(const hb_wan_vae *m);  /* 8 (2.1) / 16 (2.2) */
 int hb_wan_vae_temporal_factor(const hb_wan_vae *m); /* 4 */
 
+/* Decoder blocks (feature taps for distillation, pipeline/train_decoder): block 0 is the mid block's output (after
+ * its last residual block), block 1 + i up block i's output (after its residual blocks, upsampler and 2.2 stage
+ * shortcut: the next block's input), in the reference's chunked causal decode of the whole clip. Count: 1 + levels.
+ * The shape of block b for a latent of t x h x w; -1 + message for a block the decoder does not have. */
+int hb_wan_vae_decoder_blocks(const hb_wan_vae *m);
+int hb_wan_vae_block_shape(const hb_wan_vae *m, int block, int64_t t, int64_t h, int64_t w, int64_t shape[4]);
+
 typedef struct {
     /* Spatial tiling in latent units: tile = 0 (or >= the latent size) runs untiled. overlap < tile. The tiles
      * and their blend are models/tiles.h's: tiles of exactly `tile` cells spread evenly, neighbours sharing at
@@ -101,6 +109,9 @@ typedef struct {
     /* (current memory space) */
     float *mu_logvar;         /* encode, optional: conv1 output [2z, t, h, w] (before normalisation) */
     float *dec_conv2;         /* decode, optional: conv2 output [z, t, h, w] (after de-normalisation) */
+    /* decode, optional: decoder block b's output for the whole clip, [C, T, H, W] as hb_wan_vae_block_shape gives
+     * (NULL: not wanted). Untiled decodes only; the video is the same bit for bit with or without them. */
+    float *dec_blocks[HB_WAN_VAE_MAX_BLOCKS];
     hb_progress_fn progress;  /* optional progress callback (per chunk) */
     void *progress_user;
 } hb_wan_vae_opts;
@@ -119,7 +130,8 @@ int hb_wan_vae_decode(hb_wan_vae *m, const float *latent, int64_t t, int64_t h, 
  * bitwise the same as hb_wan_vae_decode of the whole clip (with the default dec_chunk = 1; hb_wan_vae_decode
  * runs the same chunk code). Memory is fixed at creation and does not grow with the number of pushes
  * (hb_wan_vae_decoder_bytes). h, w: latent size; opts may be NULL (copied; raw and dec_chunk are used, spatial
- * tiling, dec_conv2 and progress are not: tiling is refused with an error, tile outside instead). The model must
+ * tiling, dec_conv2, dec_blocks and progress are not: tiling and the mid outputs are refused with an error, tile
+ * outside instead). The model must
  * outlive the decoder. */
 typedef struct hb_wan_vae_decoder hb_wan_vae_decoder;
 hb_wan_vae_decoder *hb_wan_vae_decoder_new(hb_wan_vae *m, int64_t h, int64_t w, const hb_wan_vae_opts *opts);

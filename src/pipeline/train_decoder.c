@@ -20,6 +20,7 @@
 
 typedef struct {
     char *path;
+    char *cache;            /* its cache file (the teacher features are mapped from it per micro-batch) */
     float *latent, *target; /* [z, t, h, w], teacher video [3, T, H, W] in [-1, 1] */
     int64_t t, h, w, T, H, W;
 } tclip;
@@ -31,6 +32,7 @@ typedef struct {
     hb_lvt *m;
     tclip *clips;
     int nclips, ntrain;
+    int nfeat, feat_block[HB_LVT_MAX_HEADS]; /* feature blocks (0 = mid_block, 1 + i = up_block_i), head order */
     char path[4096];  /* scratch for OUT/... names */
 } trun;
 
@@ -38,6 +40,7 @@ void hb_train_opts_default(hb_train_opts *o) {
     memset(o, 0, sizeof *o);
     o->frames = 17, o->size = 256, o->steps = 1000, o->batch = 1, o->accum = 1, o->save_every = 100, o->holdout = 1;
     o->lr = 1e-4, o->weight_decay = 1e-4, o->beta1 = 0.9, o->beta2 = 0.95, o->eps = 1e-15, o->ema = 0.999f;
+    o->feature_blocks = "0,1,2", o->feature_weight = 1.0;
 }
 
 static const char *out_path(trun *r, const char *name) {
@@ -138,39 +141,78 @@ static float *cached_tensor(hb_checkpoint *ck, const char *name, int64_t s[4]) {
     return d;
 }
 
-static int load_cached(tclip *c, const char *file) {
+/* 0: latent, target and every feature block of the run are in the cache; 1: not (the clip is redone; a cache
+ * that has the latent but lacks a feature block keeps c->latent, and only the teacher decode is redone) */
+static int load_cached(trun *r, tclip *c, const char *file) {
     struct stat st;
     if (stat(file, &st) != 0) return 1;
     hb_checkpoint *ck = hb_checkpoint_open(file);
     if (!ck) return 1;
     int64_t a[4] = {0}, b[4] = {0};
     c->latent = cached_tensor(ck, "latent", a), c->target = cached_tensor(ck, "target", b);
-    hb_checkpoint_close(ck);
-    if (!c->latent || !c->target) { hb_free(c->latent), hb_free(c->target); c->latent = c->target = NULL; return 1; }
     c->t = a[1], c->h = a[2], c->w = a[3], c->T = b[1], c->H = b[2], c->W = b[3];
-    return 0;
+    bool feats = true;
+    for (int i = 0; i < r->nfeat && c->latent; i++) {
+        char nm[32];
+        int64_t s[4];
+        hb_tensor t;
+        snprintf(nm, sizeof nm, "feature.%d", r->feat_block[i]);
+        hb_lvt_head_shape(r->m, i, c->t, c->h, c->w, s);
+        feats = feats && !hb_checkpoint_get(ck, nm, &t) && t.dtype == HB_F32 && t.ndim == 4 && !memcmp(t.shape, s, sizeof s);
+    }
+    hb_checkpoint_close(ck);
+    hb_clear_error();
+    if (c->latent && c->target && feats) return 0;
+    hb_free(c->target), c->target = NULL;
+    return 1;
 }
 
-/* encode + teacher decode (or the cache) */
-static int prepare_clip(trun *r, tclip *c) {
-    char file[4200];
-    cache_name(r, c->path, file, sizeof file);
-    if (load_cached(c, file) == 0) return 0;
+/* the clip's latent: from the cache, else read and encoded */
+static int encode_clip(trun *r, tclip *c) {
+    if (c->latent) return 0;
     float *video = read_clip(c->path, r->o->frames, r->o->size, &c->T);
     if (!video) return -1;
     int f = hb_wan_vae_spatial_factor(r->teacher), z = hb_wan_vae_get_config(r->teacher)->z_dim;
     c->H = c->W = r->o->size, c->t = 1 + (c->T - 1) / 4, c->h = c->H / f, c->w = c->W / f;
     c->latent = hb_malloc(sizeof(float) * (size_t)(z * c->t * c->h * c->w), "latent");
-    c->target = hb_malloc(sizeof(float) * (size_t)(3 * c->T * c->H * c->W), "teacher video");
-    int rc = c->latent && c->target ? 0 : -1;
-    if (!rc) rc = hb_wan_vae_encode(r->teacher, video, c->T, c->H, c->W, c->latent, NULL);
-    if (!rc) rc = hb_wan_vae_decode(r->teacher, c->latent, c->t, c->h, c->w, c->target, NULL);
+    int rc = c->latent ? hb_wan_vae_encode(r->teacher, video, c->T, c->H, c->W, c->latent, NULL) : -1;
     hb_free(video);
-    if (rc) return -1;
-    const char *names[2] = {"latent", "target"};
-    hb_tensor ts[2] = {hb_tensor_4d(HB_F32, z, c->t, c->h, c->w, c->latent), hb_tensor_4d(HB_F32, 3, c->T, c->H, c->W, c->target)};
+    return rc;
+}
+
+/* encode + teacher decode with the feature blocks tapped (or the cache); the features go to the cache file only */
+static int prepare_clip(trun *r, tclip *c) {
+    char file[4200];
+    cache_name(r, c->path, file, sizeof file);
+    if (!(c->cache = strdup(file))) return hb_error("out of memory");
+    if (load_cached(r, c, file) == 0 || encode_clip(r, c)) return c->target ? 0 : -1;
+    int z = hb_wan_vae_get_config(r->teacher)->z_dim, f = hb_wan_vae_spatial_factor(r->teacher);
+    c->T = 1 + 4 * (c->t - 1), c->H = c->h * f, c->W = c->w * f;
+    const char *names[2 + HB_LVT_MAX_HEADS] = {"latent", "target"};
+    char fnames[HB_LVT_MAX_HEADS][32];
+    hb_tensor ts[2 + HB_LVT_MAX_HEADS];
+    hb_wan_vae_opts vo = {0};
+    c->target = hb_malloc(sizeof(float) * (size_t)(3 * c->T * c->H * c->W), "teacher video");
+    int rc = c->target ? 0 : -1;
+    for (int i = 0; i < r->nfeat && !rc; i++) {
+        int64_t s[4], tb[4];
+        hb_lvt_head_shape(r->m, i, c->t, c->h, c->w, s); /* = the teacher block's shape (pair_heads) */
+        if (hb_wan_vae_block_shape(r->teacher, r->feat_block[i], c->t, c->h, c->w, tb) || memcmp(s, tb, sizeof s)) {
+            rc = hb_error("%s: teacher block %d does not have the shape of head %d's output", c->path, r->feat_block[i], i);
+            break;
+        }
+        float *d = hb_malloc(sizeof(float) * (size_t)(s[0] * s[1] * s[2] * s[3]), "teacher features");
+        vo.dec_blocks[r->feat_block[i]] = d;
+        snprintf(fnames[i], sizeof fnames[i], "feature.%d", r->feat_block[i]);
+        names[2 + i] = fnames[i], ts[2 + i] = hb_tensor_4d(HB_F32, s[0], s[1], s[2], s[3], d);
+        rc = d ? 0 : -1;
+    }
+    if (!rc) rc = hb_wan_vae_decode(r->teacher, c->latent, c->t, c->h, c->w, c->target, &vo);
+    ts[0] = hb_tensor_4d(HB_F32, z, c->t, c->h, c->w, c->latent), ts[1] = hb_tensor_4d(HB_F32, 3, c->T, c->H, c->W, c->target);
     const char *meta[] = {"source", c->path, NULL};
-    return hb_safetensors_write(file, 2, names, ts, meta);
+    if (!rc) rc = hb_safetensors_write(file, 2 + r->nfeat, names, ts, meta);
+    for (int b = 0; b < HB_WAN_VAE_MAX_BLOCKS; b++) hb_free(vo.dec_blocks[b]);
+    return rc;
 }
 
 static int prepare_data(trun *r) {
@@ -199,6 +241,61 @@ static int prepare_data(trun *r) {
 
 /* ---------------------------------------------------------------- model, checkpoints */
 
+/* --feature-blocks: "none" or a comma-separated list of distinct block indices (0 = mid_block, 1 + i = up_block_i) */
+static int parse_feature_blocks(trun *r) {
+    const char *s = r->o->feature_blocks ? r->o->feature_blocks : "none";
+    r->nfeat = 0;
+    if (!strcmp(s, "none")) return 0;
+    for (const char *p = s; *p;) {
+        char *end = NULL;
+        long b = strtol(p, &end, 10);
+        if (end == p || (*end && *end != ',') || (*end == ',' && !end[1]) || b < 0 || b > HB_LIGHT_VAE_MAX_UP)
+            return hb_error("--feature-blocks %s: a comma-separated list of block indices (0 = mid_block, 1 + i = up_block_i) "
+                            "or none", s);
+        for (int i = 0; i < r->nfeat; i++)
+            if (r->feat_block[i] == (int)b) return hb_error("--feature-blocks %s: block %ld twice", s, b);
+        if (r->nfeat == HB_LVT_MAX_HEADS) return hb_error("--feature-blocks %s: at most %d blocks", s, HB_LVT_MAX_HEADS);
+        r->feat_block[r->nfeat++] = (int)b;
+        p = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
+static const char *block_name(int b, char *buf, size_t cap) {
+    if (b == 0) snprintf(buf, cap, "mid_block");
+    else snprintf(buf, cap, "up_block_%d", b - 1);
+    return buf;
+}
+
+/* The head of each feature block: student block b and teacher block b (Turbo-VAED's feature_corresponding pairs
+ * blocks of the same name); the head widens the student's channels to the teacher's, times 4 when the teacher block
+ * is at twice the student's resolution in space, times 8 when also in time (the alignment of models/light_vae_train).
+ * Shapes are compared for 2 latent frames of 1 x 1, where the three cases differ. */
+static int pair_heads(trun *r, const hb_light_vae_config *c, hb_lvt_head *heads) {
+    const hb_lvt shape_only = {.cfg = *c}; /* hb_lvt_feature_shape reads the config only */
+    for (int i = 0; i < r->nfeat; i++) {
+        int b = r->feat_block[i];
+        char nm[32];
+        if (b > c->n_up || b >= hb_wan_vae_decoder_blocks(r->teacher))
+            return hb_error("--feature-blocks %s: block %d (%s): the student has blocks 0..%d, the teacher 0..%d",
+                            r->o->feature_blocks, b, block_name(b, nm, sizeof nm), c->n_up, hb_wan_vae_decoder_blocks(r->teacher) - 1);
+        int64_t s[4], t[4];
+        hb_lvt_feature_shape(&shape_only, b, 2, 1, 1, s);
+        if (hb_wan_vae_block_shape(r->teacher, b, 2, 1, 1, t)) return -1;
+        hb_lvt_align al = HB_LVT_ALIGN_NONE;
+        int64_t ratio = 1;
+        if (t[2] == 2 * s[2] && t[3] == 2 * s[3] && t[1] == s[1]) al = HB_LVT_ALIGN_S4, ratio = 4;
+        else if (t[2] == 2 * s[2] && t[3] == 2 * s[3] && t[1] == 2 * s[1] - 1) al = HB_LVT_ALIGN_ST8, ratio = 8;
+        else if (t[1] != s[1] || t[2] != s[2] || t[3] != s[3])
+            return hb_error("--feature-blocks %s: block %d (%s): the student's output is %lld frames of %lldx%lld and the "
+                            "teacher's %lld frames of %lldx%lld (for 2 latent frames of 1x1); a head pairs them only as is, "
+                            "at 2x in space, or at 2x in space and time", r->o->feature_blocks, b, block_name(b, nm, sizeof nm),
+                            (long long)s[1], (long long)s[2], (long long)s[3], (long long)t[1], (long long)t[2], (long long)t[3]);
+        heads[i] = (hb_lvt_head){b, s[0], ratio * t[0], t[0], al};
+    }
+    return 0;
+}
+
 /* the student: --init (its config and weights) or --config (random weights from the seed) */
 static int make_student(trun *r) {
     const hb_train_opts *o = r->o;
@@ -222,11 +319,12 @@ static int make_student(trun *r) {
     }
     int z = 0;
     const float *mv = hb_wan_vae_official_mean(HB_WAN_VAE_22, &z), *sv = hb_wan_vae_official_std(HB_WAN_VAE_22, &z);
-    r->m = hb_lvt_new(&c, NULL, 0);
-    int rc = r->m ? 0 : -1;
+    hb_lvt_head heads[HB_LVT_MAX_HEADS];
+    int rc = pair_heads(r, &c, heads);
+    if (!rc && !(r->m = hb_lvt_new(&c, heads, r->nfeat))) rc = -1;
     if (!rc && c.latent_channels == z) rc = hb_lvt_set_latent_stats(r->m, mv, sv, z);
+    if (!rc) hb_lvt_init_random(r->m, o->seed); /* the heads of an --init run start from these too */
     if (!rc && ck) rc = hb_lvt_load(r->m, ck, false);
-    else if (!rc) hb_lvt_init_random(r->m, o->seed);
     hb_checkpoint_close(ck);
     if (!rc && c.latent_channels != hb_wan_vae_get_config(r->teacher)->z_dim)
         rc = hb_error("the light decoder takes %d latent channels, the teacher makes %d", c.latent_channels,
@@ -253,7 +351,13 @@ static int save_release(trun *r) {
     return rc;
 }
 
-/* OUT/train_state.safetensors: every flat buffer and the step */
+/* the run's feature blocks as metadata: "0,1,2", "none" */
+static void blocks_text(const trun *r, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s", r->nfeat ? "" : "none");
+    for (int i = 0; i < r->nfeat; i++) snprintf(buf + strlen(buf), cap - strlen(buf), i ? ",%d" : "%d", r->feat_block[i]);
+}
+
+/* OUT/train_state.safetensors: every flat buffer (the heads follow the decoder in each), the step, the blocks */
 static int save_state(trun *r) {
     hb_lvt *m = r->m;
     const char *names[4] = {"weights", "adam_m", "adam_v", "ema"};
@@ -262,8 +366,9 @@ static int save_state(trun *r) {
     int n = m->ema ? 4 : m->m ? 3 : 1;
     char step[32];
     snprintf(step, sizeof step, "%lld", (long long)m->step);
-    char *cfg = hb_light_vae_config_to_json(&m->cfg);
-    const char *meta[] = {"step", step, "config", cfg ? cfg : "", NULL};
+    char *cfg = hb_light_vae_config_to_json(&m->cfg), blocks[64];
+    blocks_text(r, blocks, sizeof blocks);
+    const char *meta[] = {"step", step, "config", cfg ? cfg : "", "feature_blocks", blocks, NULL};
     int rc = cfg ? hb_safetensors_write(out_path(r, "train_state.safetensors"), n, names, ts, meta) : -1;
     free(cfg);
     return rc ? rc : save_release(r);
@@ -283,8 +388,13 @@ static int load_state(trun *r) {
     hb_checkpoint *ck = hb_checkpoint_open(out_path(r, "train_state.safetensors"));
     if (!ck) return -1;
     hb_lvt *m = r->m;
-    const char *st = hb_checkpoint_metadata(ck, "step");
+    const char *st = hb_checkpoint_metadata(ck, "step"), *fb = hb_checkpoint_metadata(ck, "feature_blocks");
+    char blocks[64];
+    blocks_text(r, blocks, sizeof blocks);
     int rc = st ? 0 : hb_error("%s: metadata step missing", hb_checkpoint_path(ck));
+    if (!rc && strcmp(fb ? fb : "none", blocks))
+        rc = hb_error("%s: trained with --feature-blocks %s, this run has %s (resume with the same, or start over without "
+                      "--resume)", hb_checkpoint_path(ck), fb ? fb : "none", blocks);
     if (!rc) rc = load_buffer(ck, "weights", &m->w, m->total, true);
     if (!rc) rc = load_buffer(ck, "adam_m", &m->m, m->total, false);
     if (!rc) rc = load_buffer(ck, "adam_v", &m->v, m->total, m->m != NULL);
@@ -350,7 +460,7 @@ static int decode_speed(trun *r, teval *e) {
 
 /* ---------------------------------------------------------------- log and plot */
 
-#define CSV_HEADER "step,loss,loss_rec,lr,steps_per_s,elapsed_s,eval_psnr,eval_ssim,eval_l1,decode_speedup\n"
+#define CSV_HEADER "step,loss,loss_rec,loss_feat,lr,steps_per_s,elapsed_s,eval_psnr,eval_ssim,eval_l1,decode_speedup\n"
 
 /* keep the rows up to `step` (a resumed run rewrites what came after its checkpoint) */
 static int csv_trim(trun *r, int64_t step) {
@@ -368,11 +478,12 @@ static int csv_trim(trun *r, int64_t step) {
     return rc;
 }
 
-static int csv_row(trun *r, int64_t step, double loss, double rec, double lr, double sps, double el, const teval *e) {
+static int csv_row(trun *r, int64_t step, double loss, double rec, double feat, double lr, double sps, double el,
+                   const teval *e) {
     FILE *f = fopen(out_path(r, "train_log.csv"), "a");
     if (!f) return hb_error("%s: %s", r->path, strerror(errno));
-    if (step > 0) fprintf(f, "%lld,%.6g,%.6g,%.3g,%.4g,%.1f,", (long long)step, loss, rec, lr, sps, el);
-    else fprintf(f, "0,,,,,%.1f,", el);
+    if (step > 0) fprintf(f, "%lld,%.6g,%.6g,%.6g,%.3g,%.4g,%.1f,", (long long)step, loss, rec, feat, lr, sps, el);
+    else fprintf(f, "0,,,,,,%.1f,", el);
     if (e) fprintf(f, "%.3f,%.4f,%.6g,%.3f\n", e->psnr, e->ssim, e->l1, e->speedup);
     else fprintf(f, ",,,\n");
     return fclose(f) == 0 ? 0 : hb_error("%s: write failed", r->path);
@@ -385,13 +496,14 @@ static int plot(trun *r) {
     int cap = 1;
     for (char *s = txt; *s; s++) cap += *s == '\n';
     double *x = malloc(sizeof(double) * (size_t)cap * 4), *y = x + cap, *ex = y + cap, *ey = ex + cap;
-    int n = 0, ne = 0;
+    int n = 0, ne = 0, c_l1 = 0; /* the eval_l1 column, found by name in the header */
     for (char *line = strtok(txt, "\n"); x && line; line = strtok(NULL, "\n")) {
+        char *f[24] = {0}, *s = line;
+        for (int i = 0; i < 24 && s; i++) f[i] = s, s = strchr(s, ','), s = s ? (*s = 0, s + 1) : NULL;
+        for (int i = 0; !strcmp(f[0], "step") && i < 24 && f[i]; i++) c_l1 = strcmp(f[i], "eval_l1") ? c_l1 : i;
         if (line[0] < '0' || line[0] > '9') continue;
-        char *f[10] = {0}, *s = line;
-        for (int i = 0; i < 10 && s; i++) f[i] = s, s = strchr(s, ','), s = s ? (*s = 0, s + 1) : NULL;
         if (f[1] && f[1][0]) x[n] = atof(f[0]), y[n++] = atof(f[1]);
-        if (f[8] && f[8][0]) ex[ne] = atof(f[0]), ey[ne++] = atof(f[8]);
+        if (c_l1 && f[c_l1] && f[c_l1][0]) ex[ne] = atof(f[0]), ey[ne++] = atof(f[c_l1]);
     }
     hb_plot_series s[2] = {{x, y, n, {31, 119, 180}}, {ex, ey, ne, {255, 127, 14}}};
     const char *text[] = {"Title", "hb train-decoder: loss (blue: training, orange: held-out L1), log scale", NULL};
@@ -403,12 +515,12 @@ static int plot(trun *r) {
 /* ---------------------------------------------------------------- training */
 
 /* save, evaluate and plot (after step m->step) */
-static int checkpoint(trun *r, double loss, double rec, double sps, double elapsed) {
+static int checkpoint(trun *r, double loss, double rec, double feat, double sps, double elapsed) {
     teval e;
     int rc = save_state(r);
     if (!rc) rc = evaluate(r, &e);
     if (!rc) rc = decode_speed(r, &e);
-    if (!rc) rc = csv_row(r, r->m->step, loss, rec, r->o->lr, sps, elapsed, &e);
+    if (!rc) rc = csv_row(r, r->m->step, loss, rec, feat, r->o->lr, sps, elapsed, &e);
     if (!rc) rc = plot(r);
     if (!rc)
         hb_log(HB_LOG_INFO, "checkpoint at step %lld: held-out PSNR %.2f dB, SSIM %.4f, L1 %.4f; decode %.1fx faster than the teacher",
@@ -416,46 +528,68 @@ static int checkpoint(trun *r, double loss, double rec, double sps, double elaps
     return rc;
 }
 
-/* one optimiser step over batch * accum clips; the mean losses in *loss, *rec */
-static int train_step(trun *r, double *loss, double *rec, int (*stop)(void)) {
+/* The teacher features of clip c, mapped from its cache file (closed by the caller); NULL when the run has none.
+ * Their shapes were checked when the cache was read or written. */
+static hb_checkpoint *feature_targets(trun *r, const tclip *c, const float **teacher) {
+    if (r->nfeat == 0) return NULL;
+    hb_checkpoint *ck = hb_checkpoint_open(c->cache);
+    for (int i = 0; ck && i < r->nfeat; i++) {
+        char nm[32];
+        hb_tensor t;
+        snprintf(nm, sizeof nm, "feature.%d", r->feat_block[i]);
+        if (hb_checkpoint_get(ck, nm, &t)) { hb_checkpoint_close(ck); return NULL; }
+        teacher[i] = t.data;
+    }
+    return ck;
+}
+
+/* one optimiser step over batch * accum clips; the mean losses in *loss, *rec, *feat (the unweighted MSE sum) */
+static int train_step(trun *r, double *loss, double *rec, double *feat, int (*stop)(void)) {
     const hb_train_opts *o = r->o;
     int nmb = o->batch * o->accum;
     hb_lvt_zero_grad(r->m);
-    *loss = *rec = 0;
+    *loss = *rec = *feat = 0;
     for (int k = 0; k < nmb; k++) {
         hb_rng g;
         hb_rng_seed(&g, o->seed * 0x9E3779B97F4A7C15ull + (uint64_t)r->m->step * 1000003ull + (uint64_t)k);
         const tclip *c = &r->clips[hb_rng_u64(&g) % (uint64_t)r->ntrain];
-        hb_lvt_batch b = {c->latent, c->t, c->h, c->w, c->target, NULL, 1.0f, 0.0f, 1.0f / (float)nmb};
+        const float *teacher[HB_LVT_MAX_HEADS] = {0};
+        hb_checkpoint *fck = feature_targets(r, c, teacher);
+        if (r->nfeat && !fck) return hb_error_prefix("%s: teacher features", c->cache);
+        hb_lvt_batch b = {c->latent, c->t, c->h, c->w, c->target, teacher, 1.0f, r->nfeat ? (float)o->feature_weight : 0.0f,
+                          1.0f / (float)nmb};
         hb_lvt_losses L;
-        if (hb_lvt_train_pass(r->m, &b, &L, NULL, NULL)) return -1;
+        int rc = hb_lvt_train_pass(r->m, &b, &L, NULL, NULL);
+        hb_checkpoint_close(fck);
+        if (rc) return -1;
         *loss += L.loss / nmb, *rec += L.loss_rec / nmb;
+        for (int i = 0; i < r->nfeat; i++) *feat += L.loss_feat[i] / nmb;
         if (stop && stop()) return 1;
     }
     hb_adamw opt = {o->lr, o->beta1, o->beta2, o->eps, o->weight_decay};
     return hb_lvt_step(r->m, &opt, o->ema);
 }
 
-static void progress(const trun *r, int64_t start, double loss, double rec, double t0) {
+static void progress(const trun *r, int64_t start, double loss, double rec, double feat, double t0) {
     double el = hb_time_now() - t0, sps = (double)(r->m->step - start) / (el > 0 ? el : 1e-9);
     double eta = sps > 0 ? (double)(r->o->steps - r->m->step) / sps : 0;
-    printf("step %lld/%d  loss %.5f  rec %.5f  lr %.2e  %.2f steps/s  ETA %d:%02d\n", (long long)r->m->step, r->o->steps,
-           loss, rec, r->o->lr, sps, (int)(eta / 60), (int)fmod(eta, 60));
+    printf("step %lld/%d  loss %.5f  rec %.5f  feat %.5f  lr %.2e  %.2f steps/s  ETA %d:%02d\n", (long long)r->m->step,
+           r->o->steps, loss, rec, feat, r->o->lr, sps, (int)(eta / 60), (int)fmod(eta, 60));
     fflush(stdout);
 }
 
 static int train_loop(trun *r, int (*stop)(void)) {
     const hb_train_opts *o = r->o;
     int64_t start = r->m->step;
-    double t0 = hb_time_now(), loss = 0, rec = 0;
+    double t0 = hb_time_now(), loss = 0, rec = 0, feat = 0;
     int rc = 0;
     while (r->m->step < o->steps && !rc) {
-        if ((rc = train_step(r, &loss, &rec, stop)) == 1) break; /* interrupted inside a step: not counted */
+        if ((rc = train_step(r, &loss, &rec, &feat, stop)) == 1) break; /* interrupted inside a step: not counted */
         double el = hb_time_now() - t0, sps = (double)(r->m->step - start) / (el > 0 ? el : 1e-9);
-        if (!rc && !o->quiet) progress(r, start, loss, rec, t0);
+        if (!rc && !o->quiet) progress(r, start, loss, rec, feat, t0);
         bool save = r->m->step % o->save_every == 0 || r->m->step == o->steps;
-        if (!rc && save) rc = checkpoint(r, loss, rec, sps, el);
-        else if (!rc) rc = csv_row(r, r->m->step, loss, rec, o->lr, sps, el, NULL);
+        if (!rc && save) rc = checkpoint(r, loss, rec, feat, sps, el);
+        else if (!rc) rc = csv_row(r, r->m->step, loss, rec, feat, o->lr, sps, el, NULL);
         if (!rc && stop && stop()) rc = 1;
     }
     if (rc == 1) { /* interrupted: keep what is done */
@@ -469,9 +603,7 @@ static int check_opts(const hb_train_opts *o) {
     if (!o->teacher || !o->data || !o->out || (!o->config == !o->init))
         return hb_error("--teacher, --data, --out and one of --config / --init are required");
     if (o->lpips) return hb_error("--lpips %s: the LPIPS loss is not implemented in this version", o->lpips);
-    if (o->feature_blocks && strcmp(o->feature_blocks, "none"))
-        return hb_error("--feature-blocks %s: feature distillation needs the Wan2.2 decoder's block outputs, which the "
-                        "teacher decoder does not expose in this version (use none)", o->feature_blocks);
+    if (!(o->feature_weight >= 0 && o->feature_weight < 1e30)) return hb_error("--feature-weight %g: must be >= 0", o->feature_weight);
     if (o->frames < 1 || (o->frames - 1) % 4) return hb_error("--frames %d: must be 1 + 4k", o->frames);
     if (o->size < 16 || o->size % 16) return hb_error("--size %d: must be a positive multiple of 16", o->size);
     if (o->steps < 1 || o->batch < 1 || o->accum < 1 || o->save_every < 1 || o->holdout < 0)
@@ -482,7 +614,8 @@ static int check_opts(const hb_train_opts *o) {
 }
 
 static void run_free(trun *r) {
-    for (int i = 0; i < r->nclips; i++) free(r->clips[i].path), hb_free(r->clips[i].latent), hb_free(r->clips[i].target);
+    for (int i = 0; i < r->nclips; i++)
+        free(r->clips[i].path), free(r->clips[i].cache), hb_free(r->clips[i].latent), hb_free(r->clips[i].target);
     hb_free(r->clips);
     hb_lvt_free(r->m);
     hb_wan_vae_free(r->teacher);
@@ -497,6 +630,7 @@ int hb_train_decoder(const hb_train_opts *o, int (*stop)(void)) {
     if (!rc && !(r.teacher_ck = hb_checkpoint_open(o->teacher))) rc = -1;
     if (!rc && !(r.teacher = hb_wan_vae_load(r.teacher_ck, NULL))) rc = -1;
     if (!rc && hb_wan_vae_temporal_factor(r.teacher) != 4) rc = hb_error("%s: not a Wan VAE with 4x time compression", o->teacher);
+    if (!rc) rc = parse_feature_blocks(&r);
     if (!rc) rc = make_student(&r);
     if (!rc) rc = prepare_data(&r);
     struct stat st;
@@ -509,7 +643,7 @@ int hb_train_decoder(const hb_train_opts *o, int (*stop)(void)) {
         rc = save_state(&r);
         if (!rc) rc = evaluate(&r, &e);
         if (!rc) rc = decode_speed(&r, &e);
-        if (!rc) rc = csv_row(&r, 0, 0, 0, 0, 0, 0, &e);
+        if (!rc) rc = csv_row(&r, 0, 0, 0, 0, 0, 0, 0, &e);
         if (!rc) hb_log(HB_LOG_INFO, "start: held-out PSNR %.2f dB, SSIM %.4f, L1 %.4f", e.psnr, e.ssim, e.l1);
     }
     if (!rc) rc = train_loop(&r, stop);

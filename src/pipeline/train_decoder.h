@@ -3,10 +3,11 @@
  * Data: every clip is read (io/video), its first `frames` frames kept (fewer: the largest 1 + 4k), cover-cropped
  * to size x size, encoded once by the frozen Wan2.2 encoder and decoded once by the Wan2.2 decoder; the latent
  * and the teacher's video are cached in OUT/cache/ (one safetensors per clip, keyed by the clip's path, size,
- * mtime, the frame count, the size and the teacher file). The last `holdout` clips are held out for evaluation.
+ * mtime, the frame count, the size and the teacher file), with the teacher decoder's outputs of the feature
+ * blocks (a cache without them is refilled). The last `holdout` clips are held out for evaluation.
  * Training: per step, batch * accum clips drawn from a generator seeded by (seed, step) (a resumed run draws the
- * same clips), each a micro-batch with loss mean|student(latent) - teacher video| / (batch * accum), then
- * AdamW and the EMA. Outputs in OUT/: checkpoint/ (the release's light-decoder folder: config.json +
+ * same clips), each a micro-batch with loss mean|student(latent) - teacher video| + w_feat * sum over the
+ * feature blocks of mse(head(student block), teacher block), over batch * accum, then AdamW and the EMA. Outputs in OUT/: checkpoint/ (the release's light-decoder folder: config.json +
  * diffusion_pytorch_model.safetensors, EMA weights when the EMA is on) loadable by hb generate --light-vae,
  * train_state.safetensors (weights, Adam moments, EMA, step), train_log.csv, loss.png. Every file is written
  * atomically, so a run killed at any moment resumes (--resume) from its last checkpoint. */
@@ -22,7 +23,8 @@ typedef struct {
     const char *data;      /* folder of clips or a text file listing one path per line */
     const char *out;
     const char *lpips;     /* LPIPS weights (not implemented: an error) */
-    const char *feature_blocks; /* feature distillation (needs teacher feature taps: an error) */
+    const char *feature_blocks; /* feature distillation: "0,1,2" (default), "none", ... (docs/training.md) */
+    double feature_weight; /* w_feat of loss = rec + w_feat * sum of the feature MSEs (default 1) */
     int frames, size, steps, batch, accum, save_every, holdout;
     double lr, weight_decay, beta1, beta2, eps;
     float ema;             /* 0: off */
