@@ -179,7 +179,7 @@ int main(int argc, char **argv) {
         for (int64_t i = 0; i < L; i++) t[i] = (is5 && i < tpf) ? 0.0f : 700.0f;
         wan_dit_input in = {.x = x, .F = c->F, .H = c->H, .W = c->W, .t = t, .nt = is5 ? L : 1, .context = ctx,
                             .ctx_len = ctx_len};
-        size_t ws = hb_wan_dit_workspace_bytes(m, &in);
+        size_t ws = hb_wan_dit_workspace_bytes(cf, L, in.nt, false);
         hb_reset_peak_rss();
         double t0 = hb_time_now(), c0 = cpu_seconds();
         int frc = hb_wan_dit_forward(m, &in, out, NULL);

@@ -187,11 +187,8 @@ static void bench_block(const wan_dit_config *cfg5, int64_t F, int64_t Hp, int64
     B->modulation_t = hb_tensor_1d(HB_F32, 6 * D, B->modulation);
 
     /* per-frame modulation (TI2V: per-token timesteps grouped by frame), prompt K/V cached (512 tokens) */
-    hb_arena meas, ar;
-    hb_arena_init_measure(&meas, "dit block (measure)");
-    wan_dit_ws ws;
-    die_if(hb_wan_dit_ws_alloc(&m, L, F, &meas, &ws), "workspace (measure)");
-    die_if(hb_arena_init_dev(&ar, meas.peak + 4096 * 16, "dit block workspace"), "device arena");
+    hb_arena ar;
+    die_if(hb_arena_init_dev(&ar, hb_wan_dit_ws_bytes(&m.cfg, L, F), "dit block workspace"), "device arena");
     blk_ctx c = {&m, dev_rand(L * D, 1.0f), {0}, {0}};
     die_if(hb_wan_dit_ws_alloc(&m, L, F, &ar, &c.ws), "workspace");
     float *e0 = dev_rand(F * 6 * D, 0.1f), *ck = dev_rand(T * D, 1.0f), *cv = dev_rand(T * D, 1.0f);

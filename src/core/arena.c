@@ -64,5 +64,7 @@ void *hb_arena_alloc(hb_arena *a, size_t bytes) {
     return a->base + off;
 }
 
+size_t hb_arena_bytes(size_t bytes) { return (bytes + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1); }
+
 size_t hb_arena_mark(const hb_arena *a) { return a->used; }
 void hb_arena_reset(hb_arena *a, size_t mark) { if (mark <= a->used) a->used = mark; }

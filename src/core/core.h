@@ -155,6 +155,7 @@ int hb_arena_init_dev(hb_arena *a, size_t cap, const char *name);
 void hb_arena_init_measure(hb_arena *a, const char *name);
 void hb_arena_free(hb_arena *a);
 void *hb_arena_alloc(hb_arena *a, size_t bytes);   /* NULL + message when full (measuring: never NULL) */
+size_t hb_arena_bytes(size_t bytes);               /* what an allocation of `bytes` takes (alignment included) */
 size_t hb_arena_mark(const hb_arena *a);
 void hb_arena_reset(hb_arena *a, size_t mark);
 /* A tensor with storage from the arena (NULL data on failure; check with hb_tensor_ok). */

@@ -163,11 +163,9 @@ char *hb_light_vae_config_to_json(const hb_light_vae_config *c) {
 
 /* ---------------------------------------------------------------- weights */
 
-/* The walk over the weight list, shared by loading, random init and writing: fn gets each tensor's name and
- * expected shape and fills *out. */
-typedef int (*lw_fn)(void *u, const char *name, int ndim, const int64_t *shape, hb_tensor *out);
+/* The walk over the weight list (hb_lv_walk), shared by loading, random init, writing and the trainer. */
 typedef struct {
-    lw_fn fn;
+    hb_lv_weight_fn fn;
     void *u;
     hb_light_vae *m;
 } lwalk;
@@ -267,13 +265,15 @@ static int lw_model(lwalk *W) {
     for (int s = 0; s < m->n2d; s++, C /= 4) {
         char nm[64];
         int64_t shp[4] = {C, C, 3, 3};
+        lv_conv *cv = &m->s2d[s];
+        cv->cin = C, cv->cout = C, cv->k = 3, cv->groups = 1, cv->pl = cv->pr = 0, cv->slot = -1;
         snprintf(nm, sizeof nm, "upsampler2d_%d.conv.weight", s + 1);
-        if (lw_get(W, nm, 4, shp, &m->s2d_w[s])) return -1;
+        if (lw_get(W, nm, 4, shp, &cv->w)) return -1;
         snprintf(nm, sizeof nm, "upsampler2d_%d.conv.bias", s + 1);
-        if (lw_get(W, nm, 1, &C, &m->s2d_b[s])) return -1;
+        if (lw_get(W, nm, 1, &C, &cv->b)) return -1;
         /* a per-frame Conv2d is the conv3d with a 1-frame kernel */
         int64_t v[5] = {C, C, 1, 3, 3};
-        if (m->s2d_w[s].data) m->s2d_w[s] = hb_tensor_make(m->s2d_w[s].dtype, 5, v, m->s2d_w[s].data);
+        if (cv->w.data) cv->w = hb_tensor_make(cv->w.dtype, 5, v, cv->w.data);
     }
     tmp.a = m->conv_out;
     if (lw_sep(W, &tmp, "conv_out", C, c->out_channels, 3, false)) return -1;
@@ -281,7 +281,12 @@ static int lw_model(lwalk *W) {
     return 0;
 }
 
-static hb_light_vae *model_new(const hb_light_vae_config *cfg) {
+int hb_lv_walk(hb_light_vae *m, hb_lv_weight_fn fn, void *u) {
+    lwalk W = {fn, u, m};
+    return lw_model(&W);
+}
+
+hb_light_vae *hb_lv_new(const hb_light_vae_config *cfg) {
     if (hb_light_vae_config_check(cfg, "light_vae config")) return NULL;
     hb_light_vae *m = hb_calloc(sizeof *m, "light_vae model");
     if (!m) return NULL;
@@ -318,9 +323,7 @@ int hb_light_vae_set_latent_stats(hb_light_vae *m, const float *mean, const floa
 
 /* ---------------------------------------------------------------- loading */
 
-typedef struct { const hb_checkpoint *ck; } ck_ctx;
-static int ck_fn(void *u, const char *name, int ndim, const int64_t *shape, hb_tensor *out) {
-    const hb_checkpoint *ck = ((ck_ctx *)u)->ck;
+int hb_lv_checkpoint_weight(const hb_checkpoint *ck, const char *name, int ndim, const int64_t *shape, hb_tensor *out) {
     char pre[300];
     snprintf(pre, sizeof pre, "decoder.%s", name); /* a training checkpoint's outer-module names */
     const char *nm = !hb_checkpoint_has(ck, name) && hb_checkpoint_has(ck, pre) ? pre : name;
@@ -333,12 +336,14 @@ static int ck_fn(void *u, const char *name, int ndim, const int64_t *shape, hb_t
     return 0;
 }
 
+static int ck_fn(void *u, const char *name, int ndim, const int64_t *shape, hb_tensor *out) {
+    return hb_lv_checkpoint_weight(u, name, ndim, shape, out);
+}
+
 hb_light_vae *hb_light_vae_load_ck(const hb_checkpoint *ck, const hb_light_vae_config *cfg) {
-    hb_light_vae *m = model_new(cfg);
+    hb_light_vae *m = hb_lv_new(cfg);
     if (!m) return NULL;
-    ck_ctx cc = {ck};
-    lwalk W = {ck_fn, &cc, m};
-    if (lw_model(&W)) { hb_light_vae_free(m); return NULL; }
+    if (hb_lv_walk(m, ck_fn, (void *)ck)) { hb_light_vae_free(m); return NULL; }
     return m;
 }
 
@@ -393,6 +398,20 @@ typedef struct {
     hb_rng rng;
 } rnd_ctx;
 
+void hb_lv_random_fill(hb_rng *r, const char *name, int ndim, const int64_t *shape, float *d, float bias_sd) {
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= shape[i];
+    if (strstr(name, ".norm3.weight")) {
+        for (int64_t i = 0; i < n; i++) d[i] = 1.0f + 0.1f * hb_rng_normal(r);
+    } else if (ndim == 1) {
+        for (int64_t i = 0; i < n; i++) d[i] = bias_sd * hb_rng_normal(r);
+    } else {
+        float sd = (float)(1.0 / sqrt((double)(n / shape[0])));
+        if (ends_with(name, "conv_out.conv.weight")) sd *= 0.5f;
+        for (int64_t i = 0; i < n; i++) d[i] = sd * hb_rng_normal(r);
+    }
+}
+
 static int rnd_fn(void *u, const char *name, int ndim, const int64_t *shape, hb_tensor *out) {
     rnd_ctx *r = u;
     int64_t n = 1;
@@ -402,32 +421,23 @@ static int rnd_fn(void *u, const char *name, int ndim, const int64_t *shape, hb_
     memset(out, 0, sizeof *out);
     if (!d) return 0;
     *out = hb_tensor_make(HB_F32, ndim, shape, d);
-    if (strstr(name, ".norm3.weight")) {
-        for (int64_t i = 0; i < n; i++) d[i] = 1.0f + 0.1f * hb_rng_normal(&r->rng);
-    } else if (ndim == 1) {
-        for (int64_t i = 0; i < n; i++) d[i] = 0.1f * hb_rng_normal(&r->rng);
-    } else {
-        float sd = (float)(1.0 / sqrt((double)(n / shape[0])));
-        if (ends_with(name, "conv_out.conv.weight")) sd *= 0.5f;
-        for (int64_t i = 0; i < n; i++) d[i] = sd * hb_rng_normal(&r->rng);
-    }
+    hb_lv_random_fill(&r->rng, name, ndim, shape, d, 0.1f);
     return 0;
 }
 
 hb_light_vae *hb_light_vae_create_random(const hb_light_vae_config *cfg, uint64_t seed) {
-    hb_light_vae *m = model_new(cfg);
+    hb_light_vae *m = hb_lv_new(cfg);
     if (!m) return NULL;
     rnd_ctx r;
     memset(&r, 0, sizeof r);
-    lwalk W = {rnd_fn, &r, m};
-    if (lw_model(&W) || !(m->owned = hb_malloc(sizeof(float) * (size_t)(r.off > 0 ? r.off : 1), "light_vae weights"))) {
+    if (hb_lv_walk(m, rnd_fn, &r) || !(m->owned = hb_malloc(sizeof(float) * (size_t)(r.off > 0 ? r.off : 1), "light_vae weights"))) {
         hb_light_vae_free(m);
         return NULL;
     }
     m->owned_n = r.off;
     r.buf = m->owned, r.off = 0;
     hb_rng_seed(&r.rng, seed);
-    if (lw_model(&W)) { hb_light_vae_free(m); return NULL; }
+    if (hb_lv_walk(m, rnd_fn, &r)) { hb_light_vae_free(m); return NULL; }
     return m;
 }
 
@@ -443,14 +453,8 @@ static int each_fn(void *u, const char *name, int ndim, const int64_t *shape, hb
 }
 
 int hb_light_vae_for_each_tensor(hb_light_vae *m, hb_light_vae_tensor_fn fn, void *user) {
-    const int64_t nparams = m->nparams; /* the walk counts again: the model keeps its own counts */
-    const int nslots = m->nslots, nres = m->nres, nups = m->nups;
-    m->nparams = 0, m->nslots = 0, m->nres = 0, m->nups = 0;
-    each_ctx e = {fn, user};
-    lwalk W = {each_fn, &e, m};
-    int rc = lw_model(&W);
-    m->nparams = nparams, m->nslots = nslots, m->nres = nres, m->nups = nups;
-    return rc;
+    each_ctx e = {fn, user}; /* a walk over a built model sees its tensors (and counts to the same totals) */
+    return hb_lv_walk(m, each_fn, &e);
 }
 
 void hb_light_vae_free(hb_light_vae *m) {

@@ -263,7 +263,7 @@ static int stage2d(lstate *s, int i, lbuf *x) {
     if (rc) return -1;
     hb_conv3d_params prm = {{1, 1, 1}, {0, 0}, {1, 1}, {1, 1}, 1};
     rc = buf_new(s, &c, h.C, h.T, h.H, h.W);
-    if (!rc && h.T > 0) rc = hb_conv3d(c.d, h.d, h.C, h.T, h.H, h.W, &m->s2d_w[i], &m->s2d_b[i], &prm);
+    if (!rc && h.T > 0) rc = hb_conv3d(c.d, h.d, h.C, h.T, h.H, h.W, &m->s2d[i].w, &m->s2d[i].b, &prm);
     buf_free(s, &h);
     if (!rc) rc = buf_new(s, &y, c.C / 4, c.T, c.H * 2, c.W * 2);
     if (!rc && c.T > 0) hb_pixel_shuffle(y.d, c.d, c.C / 4, c.T, c.H, c.W, 2, HB_PS_CQR);

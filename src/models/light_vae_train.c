@@ -3,7 +3,6 @@
  * forward and backward passes are in light_vae_train_graph.c. */
 #include "models/light_vae_train_impl.h"
 #include <jansson.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,113 +24,60 @@ static int add_param(hb_lvt *m, const char *name, int ndim, const int64_t *shape
     return m->nparams++;
 }
 
-hb_tensor hb_lt_param_tensor(const hb_lvt *m, int i) {
-    const hb_lvt_param *p = &m->params[i];
-    int64_t shp[5] = {p->shape[0], p->shape[1], 1, 1, 1};
-    if (p->ndim == 4) shp[2] = 1, shp[3] = p->shape[2], shp[4] = p->shape[3]; /* a Conv2d as a 1-frame Conv3d */
-    else for (int d = 2; d < p->ndim; d++) shp[d] = p->shape[d];
-    return p->ndim == 1 ? hb_tensor_1d(HB_F32, p->n, m->w + p->off) : hb_tensor_make(HB_F32, 5, shp, m->w + p->off);
+/* The decoder's walk (hb_lv_walk), twice: first each tensor becomes a parameter, then the tree's tensor a view of
+ * its weights in m->w (parameter `next`). */
+typedef struct {
+    hb_lvt *m;
+    int next;
+} lt_walk;
+
+static int param_fn(void *u, const char *name, int ndim, const int64_t *shape, hb_tensor *out) {
+    memset(out, 0, sizeof *out);
+    return add_param(((lt_walk *)u)->m, name, ndim, shape) < 0 ? -1 : 0;
 }
 
-/* name.weight [cout, cin/groups, kt, kh, kh] (4-D [cout, cin, kh, kh] when kt = 0: a Conv2d) + name.bias */
-static int conv_def(hb_lvt *m, lt_conv *c, const char *name, int64_t cin, int64_t cout, int kt, int kh, bool depthwise,
-                    int pl, int pr) {
-    char nm[256];
-    c->cin = cin, c->cout = cout, c->kt = kt > 0 ? kt : 1, c->kh = kh, c->groups = depthwise ? (int)cin : 1;
-    c->pl = pl, c->pr = pr;
-    int64_t shp[5] = {cout, depthwise ? 1 : cin, kt > 0 ? kt : kh, kh, kh};
-    snprintf(nm, sizeof nm, "%s.weight", name);
-    if ((c->w = add_param(m, nm, kt > 0 ? 5 : 4, shp)) < 0) return -1;
-    snprintf(nm, sizeof nm, "%s.bias", name);
-    return (c->b = add_param(m, nm, 1, &cout)) < 0 ? -1 : 0;
-}
-
-/* plain conv (name.conv.*, the decoder's time padding) or depthwise + pointwise (symmetric time padding) */
-static int sep_def(hb_lvt *m, lt_sep *s, const char *name, int64_t cin, int64_t cout, int k, bool dw) {
-    char nm[240];
-    s->dw = dw;
-    if (!dw) {
-        snprintf(nm, sizeof nm, "%s.conv", name);
-        int pl = m->cfg.causal ? k - 1 : (k - 1) / 2;
-        return conv_def(m, &s->a, nm, cin, cout, k, k, false, pl, k - 1 - pl);
-    }
-    snprintf(nm, sizeof nm, "%s.depthwise_conv", name);
-    if (conv_def(m, &s->a, nm, cin, cin, k, k, true, (k - 1) / 2, (k - 1) / 2)) return -1;
-    snprintf(nm, sizeof nm, "%s.pointwise_conv", name);
-    return conv_def(m, &s->p, nm, cin, cout, 1, 1, false, 0, 0);
-}
-
-static int res_def(hb_lvt *m, lt_res *r, const char *name, int64_t cin, int64_t cout, bool dw, bool relu) {
-    char nm[220];
-    int k = dw ? m->cfg.dw_kernel : 3;
-    r->cin = cin, r->cout = cout, r->relu = relu, r->has_sc = cin != cout;
-    snprintf(nm, sizeof nm, "%s.conv1", name);
-    if (sep_def(m, &r->c1, nm, cin, cout, k, dw)) return -1;
-    snprintf(nm, sizeof nm, "%s.conv2", name);
-    if (sep_def(m, &r->c2, nm, cout, cout, k, dw)) return -1;
-    if (!r->has_sc) return 0;
-    snprintf(nm, sizeof nm, "%s.norm3.weight", name);
-    if ((r->ln_w = add_param(m, nm, 1, &cin)) < 0) return -1;
-    snprintf(nm, sizeof nm, "%s.norm3.bias", name);
-    if ((r->ln_b = add_param(m, nm, 1, &cin)) < 0) return -1;
-    snprintf(nm, sizeof nm, "%s.conv_shortcut", name);
-    return sep_def(m, &r->sc, nm, cin, cout, 1, dw);
-}
-
-static int block_def(hb_lvt *m, int bi) {
-    const hb_light_vae_config *c = &m->cfg;
-    lt_block *b = &m->net->blk[bi];
-    char pre[64], nm[200];
-    int64_t cin = c->widths[bi > 0 ? bi - 1 : 0], cout = c->widths[bi];
-    if (bi == 0) snprintf(pre, sizeof pre, "mid_block");
-    else snprintf(pre, sizeof pre, "up_blocks.%d", bi - 1);
-    b->has_up = bi > 0 && c->upsample[bi - 1];
-    b->has_entry = bi > 0 && cin != cout;
-    if (b->has_entry) {
-        snprintf(nm, sizeof nm, "%s.conv_in", pre);
-        if (res_def(m, &b->entry, nm, cin, cout, c->dw[bi], false)) return -1;
-    }
-    if (b->has_up) {
-        b->st = c->spatial_only[bi - 1] ? 1 : 2, b->ss = 2;
-        snprintf(nm, sizeof nm, "%s.upsamplers.0.conv.conv", pre);
-        int pl = c->causal ? 2 : 1;
-        if (conv_def(m, &b->up, nm, cout, cout * b->st * b->ss * b->ss, 3, 3, false, pl, 2 - pl)) return -1;
-    }
-    b->nres = c->layers[bi];
-    if (b->nres > 0 && !(b->res = hb_calloc(sizeof(lt_res) * (size_t)b->nres, "light_vae train"))) return -1;
-    for (int j = 0; j < b->nres; j++) {
-        snprintf(nm, sizeof nm, "%s.resnets.%d", pre, j);
-        if (res_def(m, &b->res[j], nm, cout, cout, c->dw[bi], b->has_up)) return -1;
-    }
+static int view_fn(void *u, const char *name, int ndim, const int64_t *shape, hb_tensor *out) {
+    lt_walk *W = u;
+    (void)name;
+    *out = hb_tensor_make(HB_F32, ndim, shape, W->m->w + W->m->params[W->next++].off);
     return 0;
 }
 
+/* head i's convs: parameters aligned_feature_projection_heads.{i}.{0,1}.conv.{weight,bias} [out, in, 1, 1, 1] */
+static int heads_def(hb_lvt *m) {
+    for (int i = 0; i < m->nheads; i++)
+        for (int j = 0; j < 2; j++) {
+            int64_t cin = j ? m->heads[i].head_out_dim : m->heads[i].student_dim, shp[5] = {m->heads[i].head_out_dim, cin, 1, 1, 1};
+            char nm[96];
+            snprintf(nm, sizeof nm, "aligned_feature_projection_heads.%d.%d.conv.weight", i, j);
+            if (add_param(m, nm, 5, shp) < 0) return -1;
+            snprintf(nm, sizeof nm, "aligned_feature_projection_heads.%d.%d.conv.bias", i, j);
+            if (add_param(m, nm, 1, shp) < 0) return -1;
+        }
+    return 0;
+}
+
+static void heads_view(hb_lvt *m) {
+    for (int i = 0, k = m->ndecoder; i < m->nheads; i++)
+        for (int j = 0; j < 2; j++, k += 2) {
+            const hb_lvt_param *w = &m->params[k], *b = &m->params[k + 1];
+            m->net->head[i][j] = (lv_conv){.w = hb_tensor_make(HB_F32, 5, w->shape, m->w + w->off),
+                                           .b = hb_tensor_1d(HB_F32, b->n, m->w + b->off), .cin = w->shape[1],
+                                           .cout = w->shape[0], .k = 1, .groups = 1, .slot = -1};
+        }
+}
+
+/* the parameters (decoder, then heads), the weight buffer and the decoder's tree over it */
 static int net_def(hb_lvt *m) {
-    const hb_light_vae_config *c = &m->cfg;
-    hb_lvt_net *n = m->net;
-    lt_sep tmp;
-    if (sep_def(m, &tmp, "conv_in", c->latent_channels, c->widths[0], 3, false)) return -1;
-    n->conv_in = tmp.a;
-    for (int i = 0; i <= c->n_up; i++)
-        if (block_def(m, i)) return -1;
-    int64_t C = c->widths[c->n_up];
-    n->n2d = c->patch_size == 4 ? 2 : c->patch_size == 2 ? 1 : 0;
-    for (int s = 0; s < n->n2d; s++, C /= 4) {
-        char nm[64];
-        snprintf(nm, sizeof nm, "upsampler2d_%d.conv", s + 1);
-        if (conv_def(m, &n->s2d[s], nm, C, C, 0, 3, false, 0, 0)) return -1;
-    }
-    if (sep_def(m, &tmp, "conv_out", C, c->out_channels, 3, false)) return -1;
-    n->conv_out = tmp.a;
+    lt_walk W = {m, 0};
+    if (!(m->net->dec = hb_lv_new(&m->cfg)) || hb_light_vae_set_latent_stats(m->net->dec, NULL, NULL, 0) ||
+        hb_lv_walk(m->net->dec, param_fn, &W))
+        return -1;
     m->ndecoder = m->nparams;
-    for (int i = 0; i < m->nheads; i++) {
-        const hb_lvt_head *h = &m->heads[i];
-        char nm[96];
-        snprintf(nm, sizeof nm, "aligned_feature_projection_heads.%d.0.conv", i);
-        if (conv_def(m, &n->head[i][0], nm, h->student_dim, h->head_out_dim, 1, 1, false, 0, 0)) return -1;
-        snprintf(nm, sizeof nm, "aligned_feature_projection_heads.%d.1.conv", i);
-        if (conv_def(m, &n->head[i][1], nm, h->head_out_dim, h->head_out_dim, 1, 1, false, 0, 0)) return -1;
-    }
+    if (heads_def(m) || !(m->w = hb_calloc(sizeof(float) * (size_t)m->total, "light_vae train weights")) ||
+        hb_lv_walk(m->net->dec, view_fn, &W))
+        return -1;
+    heads_view(m);
     return 0;
 }
 
@@ -175,8 +121,7 @@ void hb_lvt_free(hb_lvt *m) {
     if (!m) return;
     for (int i = 0; i < m->nparams; i++) free(m->params[i].name);
     free(m->params);
-    if (m->net)
-        for (int i = 0; i <= HB_LIGHT_VAE_MAX_UP; i++) hb_free(m->net->blk[i].res);
+    if (m->net) hb_light_vae_free(m->net->dec);
     hb_free(m->net);
     hb_free(m->w), hb_dev_free(m->g), hb_free(m->m), hb_free(m->v), hb_free(m->ema), hb_free(m->g_host);
     hb_free(m);
@@ -198,9 +143,7 @@ hb_lvt *hb_lvt_new(const hb_light_vae_config *cfg, const hb_lvt_head *heads, int
         }
     }
     if (!(m->net = hb_calloc(sizeof *m->net, "light_vae train")) || net_def(m) ||
-        !(m->w = hb_calloc(sizeof(float) * (size_t)m->total, "light_vae train weights")) ||
-        !(m->g = hb_dev_alloc(sizeof(float) * (size_t)(m->total > 0 ? m->total : 1), "light_vae train gradients")) ||
-        hb_lvt_set_latent_stats(m, NULL, NULL, 0)) {
+        !(m->g = hb_dev_alloc(sizeof(float) * (size_t)(m->total > 0 ? m->total : 1), "light_vae train gradients"))) {
         hb_lvt_free(m);
         return NULL;
     }
@@ -209,18 +152,7 @@ hb_lvt *hb_lvt_new(const hb_light_vae_config *cfg, const hb_lvt_head *heads, int
 }
 
 int hb_lvt_set_latent_stats(hb_lvt *m, const float *mean, const float *std, int n) {
-    int z = m->cfg.latent_channels;
-    if (!mean) {
-        for (int i = 0; i < z; i++) m->mean[i] = 0.0f, m->scale[i] = 1.0f;
-        return 0;
-    }
-    if (n != z) return hb_error("light_vae train: %d latent statistics for %d latent channels", n, z);
-    for (int i = 0; i < z; i++) {
-        float inv = 1.0f / std[i]; /* the release divides by 1/std, rounded to float32 first (as light_vae.c) */
-        if (!isfinite(inv) || inv == 0.0f) return hb_error("light_vae train: latent std[%d] = %g", i, (double)std[i]);
-        m->mean[i] = mean[i], m->scale[i] = (float)(1.0 / (double)inv);
-    }
-    return 0;
+    return hb_light_vae_set_latent_stats(m->net->dec, mean, std, n);
 }
 
 const hb_lvt_param *hb_lvt_find(const hb_lvt *m, const char *name) {
@@ -232,36 +164,21 @@ const hb_lvt_param *hb_lvt_find(const hb_lvt *m, const char *name) {
 int hb_lvt_load(hb_lvt *m, const hb_checkpoint *ck, bool heads_required) {
     for (int i = 0; i < m->nparams; i++) {
         const hb_lvt_param *p = &m->params[i];
-        char pre[300];
-        snprintf(pre, sizeof pre, "decoder.%s", p->name);
-        const char *nm = !hb_checkpoint_has(ck, p->name) && i < m->ndecoder && hb_checkpoint_has(ck, pre) ? pre : p->name;
-        if (i >= m->ndecoder && !heads_required && !hb_checkpoint_has(ck, nm)) continue;
+        if (i >= m->ndecoder && !heads_required && !hb_checkpoint_has(ck, p->name)) continue;
         hb_tensor t;
-        if (hb_checkpoint_get_shaped(ck, nm, p->ndim, p->shape, &t)) return -1;
-        if (t.dtype != HB_F32 && t.dtype != HB_BF16 && t.dtype != HB_F16)
-            return hb_error("%s: %s has dtype %s (F32/BF16/F16 expected)", hb_checkpoint_path(ck), nm, hb_dtype_name(t.dtype));
-        if (!hb_tensor_is_contiguous(&t)) return hb_error("%s: %s is not contiguous", hb_checkpoint_path(ck), nm);
+        if (hb_lv_checkpoint_weight(ck, p->name, p->ndim, p->shape, &t)) return -1;
         hb_convert_to_f32(m->w + p->off, t.data, t.dtype, (size_t)p->n);
     }
     return 0;
 }
 
+/* the decoder as hb_light_vae_create_random draws it (one stream, in parameter order), head biases N(0, 0.01^2) */
 void hb_lvt_init_random(hb_lvt *m, uint64_t seed) {
     hb_rng r;
     hb_rng_seed(&r, seed);
     for (int i = 0; i < m->nparams; i++) {
         const hb_lvt_param *p = &m->params[i];
-        float *d = m->w + p->off;
-        bool head = i >= m->ndecoder;
-        if (strstr(p->name, ".norm3.weight"))
-            for (int64_t k = 0; k < p->n; k++) d[k] = 1.0f + 0.1f * hb_rng_normal(&r);
-        else if (p->ndim == 1)
-            for (int64_t k = 0; k < p->n; k++) d[k] = (head ? 0.01f : 0.1f) * hb_rng_normal(&r);
-        else {
-            float sd = (float)(1.0 / sqrt((double)(p->n / p->shape[0])));
-            if (strstr(p->name, "conv_out.conv.weight")) sd *= 0.5f;
-            for (int64_t k = 0; k < p->n; k++) d[k] = sd * hb_rng_normal(&r);
-        }
+        hb_lv_random_fill(&r, p->name, p->ndim, p->shape, m->w + p->off, i >= m->ndecoder ? 0.01f : 0.1f);
     }
 }
 

@@ -44,7 +44,6 @@ typedef struct {
     hb_light_vae_config cfg;
     int nheads;
     hb_lvt_head heads[HB_LVT_MAX_HEADS];
-    float mean[HB_LIGHT_VAE_MAX_Z], scale[HB_LIGHT_VAE_MAX_Z]; /* z = latent * scale + mean */
     int nparams, ndecoder;       /* all parameters / the decoder's (the heads follow) */
     hb_lvt_param *params;
     int64_t total;               /* floats in each flat buffer */
@@ -67,7 +66,7 @@ void hb_lvt_free(hb_lvt *m);
 int hb_lvt_load(hb_lvt *m, const hb_checkpoint *ck, bool heads_required);
 /* Weights as hb_light_vae_create_random draws them (decoder) and N(0, 1/fan_in) / N(0, 0.01) for the heads. */
 void hb_lvt_init_random(hb_lvt *m, uint64_t seed);
-int hb_lvt_set_latent_stats(hb_lvt *m, const float *mean, const float *std, int n);
+int hb_lvt_set_latent_stats(hb_lvt *m, const float *mean, const float *std, int n); /* identity until set */
 const hb_lvt_param *hb_lvt_find(const hb_lvt *m, const char *name);
 
 /* One clip's inputs and loss settings. teacher[i] is head i's target [teacher_dim, ...] (as align_i's output);

@@ -23,9 +23,9 @@ typedef struct { int ft, fh, fw, sa, sb, sd, drop; } lt_shuf;
 typedef struct {
     lt_op op;
     int x, y, out;
-    const lt_conv *conv;
+    const lv_conv *conv;
     hb_ew_op act;
-    int ln_w, ln_b;
+    const hb_tensor *ln_w, *ln_b;
     lt_shuf sh;
 } lt_node;
 
@@ -110,21 +110,24 @@ static float *time_pad(const lt_val *x, int pl, int pr) {
     return w;
 }
 
-static hb_conv3d_params conv_params(const lt_conv *c) {
-    hb_conv3d_params p = {{1, 1, 1}, {0, 0}, {c->kh / 2, c->kh / 2}, {c->kh / 2, c->kh / 2}, c->groups};
+static hb_conv3d_params conv_params(const lv_conv *c) {
+    hb_conv3d_params p = {{1, 1, 1}, {0, 0}, {c->k / 2, c->k / 2}, {c->k / 2, c->k / 2}, c->groups};
     return p;
 }
 
-static int f_conv(lt_graph *G, const lt_conv *c, int x) {
+/* the parameter gradient of weight tensor t (a view of m->w) */
+static float *grad_at(const hb_lvt *m, const hb_tensor *t) { return m->g + ((const float *)t->data - m->w); }
+
+static int f_conv(lt_graph *G, const lv_conv *c, int x) {
     if (x < 0) return -1;
     const lt_val *xv = &G->v[x];
-    int64_t To = xv->T + c->pl + c->pr - c->kt + 1;
+    int64_t To = xv->T + c->pl + c->pr - c->w.shape[2] + 1; /* time kernel: 1 for a patch stage's Conv2d */
     int y = val_new(G, c->cout, To, xv->H, xv->W);
     if (y < 0) return -1;
     xv = &G->v[x];
     float *win = c->pl || c->pr ? time_pad(xv, c->pl, c->pr) : (float *)xv->d;
     if (!win) return -1;
-    hb_tensor w = hb_lt_param_tensor(G->m, c->w), b = hb_lt_param_tensor(G->m, c->b);
+    hb_tensor w = c->w, b = c->b;
     hb_conv3d_params p = conv_params(c);
     int rc = hb_conv3d(G->v[y].d, win, c->cin, xv->T + c->pl + c->pr, xv->H, xv->W, &w, &b, &p);
     if (win != xv->d) hb_dev_free(win);
@@ -153,7 +156,7 @@ static int f_act(lt_graph *G, hb_ew_op act, int x) {
 }
 
 /* LayerNorm over channels: positions transposed to rows, hb_layernorm, transposed back */
-static int f_ln(lt_graph *G, int ln_w, int ln_b, int x) {
+static int f_ln(lt_graph *G, const hb_tensor *ln_w, const hb_tensor *ln_b, int x) {
     if (x < 0) return -1;
     const lt_val *xv = &G->v[x];
     int y = val_new(G, xv->C, xv->T, xv->H, xv->W);
@@ -163,7 +166,7 @@ static int f_ln(lt_graph *G, int ln_w, int ln_b, int x) {
     float *t = hb_dev_alloc(sizeof(float) * (size_t)(C * S), "light_vae train layernorm");
     if (!t) return -1;
     const int64_t shp[2] = {S, C}, rows[2] = {C, 1}, cols[2] = {1, S};
-    hb_tensor w = hb_lt_param_tensor(G->m, ln_w), b = hb_lt_param_tensor(G->m, ln_b);
+    hb_tensor w = *ln_w, b = *ln_b;
     hb_copy_nd(t, rows, xv->d, cols, 2, shp);
     hb_layernorm(t, t, S, C, &w, &b, G->m->cfg.resnet_norm_eps);
     hb_copy_nd(G->v[y].d, cols, t, rows, 2, shp);
@@ -208,19 +211,19 @@ static int f_shuf(lt_graph *G, lt_shuf s, int x) {
 
 /* ---------------------------------------------------------------- network */
 
-static int f_sep(lt_graph *G, const lt_sep *s, int x) {
+static int f_sep(lt_graph *G, const lv_sep *s, int x) {
     x = f_conv(G, &s->a, x);
     return s->dw ? f_conv(G, &s->p, x) : x;
 }
 
-static int f_res(lt_graph *G, const lt_res *r, int x) {
+static int f_res(lt_graph *G, const lv_res *r, int x) {
     int h = f_act(G, r->relu ? HB_EW_RELU : HB_EW_SILU, f_rms(G, x));
     h = f_sep(G, &r->c2, f_act(G, HB_EW_SILU, f_rms(G, f_sep(G, &r->c1, h))));
-    int sc = r->has_sc ? f_sep(G, &r->sc, f_ln(G, r->ln_w, r->ln_b, x)) : x;
+    int sc = r->has_sc ? f_sep(G, &r->sc, f_ln(G, &r->ln_w, &r->ln_b, x)) : x;
     return f_add(G, h, sc);
 }
 
-static int f_block(lt_graph *G, const lt_block *b, int x) {
+static int f_block(lt_graph *G, const lv_block *b, int x) {
     if (b->has_entry) x = f_res(G, &b->entry, x);
     if (b->has_up) { /* channel ((c s + i) s + j) s_t + st -> (c, t s_t + st, y s + i, x s + j), first s_t - 1 frames dropped */
         lt_shuf s = {b->st, b->ss, b->ss, 1, b->ss * b->st, b->st, b->st - 1};
@@ -241,12 +244,12 @@ static int f_head(lt_graph *G, int i, int feat) {
 /* latent -> video_raw; feats[b] = block b's output value, heads[i] = head i's aligned output */
 static int f_net(lt_graph *G, const float *latent, int64_t t, int64_t h, int64_t w, int *feats, int *heads) {
     const hb_lvt *m = G->m;
-    const hb_lvt_net *n = m->net;
+    const hb_light_vae *n = m->net->dec;
     int64_t z = m->cfg.latent_channels, S = t * h * w;
     int x = val_new(G, z, t, h, w);
     if (x < 0) return -1;
     G->v[x].no_grad = true;
-    hb_tensor sc = hb_tensor_1d(HB_F32, z, (void *)m->scale), mu = hb_tensor_1d(HB_F32, z, (void *)m->mean);
+    hb_tensor sc = hb_tensor_1d(HB_F32, z, (void *)n->scale), mu = hb_tensor_1d(HB_F32, z, (void *)n->mean);
     hb_channel_affine(G->v[x].d, latent, z, S, &sc, &mu);
     x = f_conv(G, &n->conv_in, x);
     for (int i = 0; i <= m->cfg.n_up; i++) feats[i] = x = f_block(G, &n->blk[i], x);
@@ -262,17 +265,17 @@ static int f_net(lt_graph *G, const float *latent, int64_t t, int64_t h, int64_t
 
 /* the input gradient of a conv node: the window gradient with its replicated frames folded back */
 static int b_conv(lt_graph *G, const lt_node *nd) {
-    const lt_conv *c = nd->conv;
+    const lv_conv *c = nd->conv;
     lt_val *xv = &G->v[nd->x];
     hb_lvt *m = G->m;
     int64_t HW = xv->H * xv->W, Tw = xv->T + c->pl + c->pr;
     float *win = c->pl || c->pr ? time_pad(xv, c->pl, c->pr) : xv->d;
     float *dwin = xv->no_grad ? NULL : hb_dev_alloc(sizeof(float) * (size_t)(c->cin * Tw * HW), "conv gradient");
     int rc = !win || (!xv->no_grad && !dwin) ? -1 : 0;
-    hb_tensor w = hb_lt_param_tensor(m, c->w);
+    hb_tensor w = c->w;
     hb_conv3d_params p = conv_params(c);
     if (!rc)
-        rc = hb_conv3d_backward(dwin, m->g + m->params[c->w].off, m->g + m->params[c->b].off, G->v[nd->out].g, win,
+        rc = hb_conv3d_backward(dwin, grad_at(m, &c->w), grad_at(m, &c->b), G->v[nd->out].g, win,
                                 c->cin, Tw, xv->H, xv->W, &w, &p);
     float *gx = !rc && dwin ? grad_of(G, nd->x) : NULL;
     if (dwin && !gx) rc = -1;
@@ -306,9 +309,8 @@ static int b_node(lt_graph *G, const lt_node *nd) {
     case N_RMS: hb_channel_rms_backward(tmp, gy, xv->d, xv->C, S, RMS_EPS); break;
     case N_ACT: hb_act_backward(nd->act, tmp, gy, xv->d, n); break;
     case N_LN: {
-        hb_tensor w = hb_lt_param_tensor(m, nd->ln_w);
-        hb_channel_layernorm_backward(tmp, m->g + m->params[nd->ln_w].off, m->g + m->params[nd->ln_b].off, gy, xv->d,
-                                      &w, xv->C, S, m->cfg.resnet_norm_eps);
+        hb_channel_layernorm_backward(tmp, grad_at(m, nd->ln_w), grad_at(m, nd->ln_b), gy, xv->d, nd->ln_w, xv->C, S,
+                                      m->cfg.resnet_norm_eps);
         break;
     }
     case N_SHUF: shuffle_copy(&nd->sh, tmp, xv, (float *)gy, ov, true); break;
@@ -346,14 +348,10 @@ static int loss_of(lt_graph *G, int v, const float *ref, bool l1, float scale, d
 
 /* ---------------------------------------------------------------- interface */
 
-static void video_shape(const hb_lvt *m, int64_t t, int64_t h, int64_t w, int64_t s[4]) {
-    int64_t F = 1, S = m->cfg.patch_size;
-    for (int i = 0; i < m->cfg.n_up; i++)
-        if (m->cfg.upsample[i]) F *= m->cfg.spatial_only[i] ? 1 : 2, S *= 2;
-    s[0] = m->cfg.out_channels, s[1] = t > 0 ? 1 + F * (t - 1) : 0, s[2] = S * h, s[3] = S * w;
+void hb_lvt_video_shape(const hb_lvt *m, int64_t t, int64_t h, int64_t w, int64_t s[4]) {
+    const int64_t S = hb_light_vae_spatial_factor(m->net->dec);
+    s[0] = m->cfg.out_channels, s[1] = hb_light_vae_decoded_frames(m->net->dec, t), s[2] = S * h, s[3] = S * w;
 }
-
-void hb_lvt_video_shape(const hb_lvt *m, int64_t t, int64_t h, int64_t w, int64_t shape[4]) { video_shape(m, t, h, w, shape); }
 
 void hb_lvt_feature_shape(const hb_lvt *m, int block, int64_t t, int64_t h, int64_t w, int64_t s[4]) {
     for (int i = 0; i < block && i < m->cfg.n_up; i++)

@@ -131,23 +131,6 @@ void hb_wan_kv_cache_read(const wan_kv_cache *c, int layer, int which, int64_t r
 
 /* ------------------------------------------------------------------ causal model */
 
-typedef struct {
-    float *rows, *x, *e, *e0, *ttmp, *tok;
-    wan_dit_ws ws;
-} causal_bufs;
-
-static float *af(hb_arena *a, int64_t n) { return hb_arena_alloc(a, sizeof(float) * (size_t)(n > 0 ? n : 1)); }
-
-static int bufs_alloc(const wan_dit *m, int64_t L, int64_t F, hb_arena *a, causal_bufs *b) {
-    const wan_dit_config *c = &m->cfg;
-    const int64_t D = c->dim, P = (int64_t)c->patch[0] * c->patch[1] * c->patch[2];
-    memset(b, 0, sizeof *b);
-    if (!(b->rows = af(a, L * c->in_dim * P)) || !(b->x = af(a, L * D)) || !(b->e = af(a, F * D)) ||
-        !(b->e0 = af(a, F * 6 * D)) || !(b->ttmp = af(a, F * (c->freq_dim + D))) || !(b->tok = af(a, L * P * c->out_dim)))
-        return -1;
-    return hb_wan_dit_ws_alloc(m, L, F, a, &b->ws);
-}
-
 wan_causal *hb_wan_causal_new(const wan_dit *m, const wan_causal_config *cfg) {
     const wan_dit_config *mc = &m->cfg;
     if (mc->patch[0] != 1) { hb_error("wan_causal: the temporal patch must be 1 (got %d)", mc->patch[0]); return NULL; }
@@ -176,11 +159,9 @@ wan_causal *hb_wan_causal_new(const wan_dit *m, const wan_causal_config *cfg) {
         goto fail;
     c->cache.global_sink = cfg->global_sink;
     c->max_tokens = cfg->max_chunk_frames * c->frame_tokens;
-    hb_arena meas;
-    hb_arena_init_measure(&meas, "wan_causal measure");
-    causal_bufs b;
-    bufs_alloc(m, c->max_tokens, cfg->max_chunk_frames, &meas, &b);
-    if (hb_arena_init_dev(&c->arena, meas.peak + 4096, "wan_causal activations")) goto fail;
+    if (hb_arena_init_dev(&c->arena, hb_wan_dit_workspace_bytes(mc, c->max_tokens, cfg->max_chunk_frames, true),
+                          "wan_causal activations"))
+        goto fail;
     return c;
 fail:
     hb_wan_causal_free(c);
@@ -245,9 +226,9 @@ int hb_wan_causal_forward(wan_causal *c, const float *x, int64_t F, const float 
         f0 = (int)(p.local_start / ft);
     }
     size_t mark = hb_arena_mark(&c->arena);
-    causal_bufs b;
+    wan_dit_bufs b;
     int rc = -1;
-    if (bufs_alloc(m, L, F, &c->arena, &b)) goto done;
+    if (hb_wan_dit_bufs_alloc(m, L, F, true, &c->arena, &b)) goto done;
     hb_wan_dit_patchify(mc, x, F, c->cfg.H, c->cfg.W, b.rows);
     if (hb_linear(b.x, b.rows, L, &m->patch_w, &m->patch_b, false)) goto done;
     if (hb_wan_dit_time_embed(m, t, F, b.e, b.e0, b.ttmp)) goto done;

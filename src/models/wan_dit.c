@@ -560,18 +560,37 @@ void hb_wan_dit_text_free(wan_dit_text *t) {
 
 static float *arena_f32(hb_arena *a, int64_t n) { return hb_arena_alloc(a, sizeof(float) * (size_t)(n > 0 ? n : 1)); }
 
+/* Arena bytes of k buffers of n[i] floats, as arena_f32 takes them. */
+static size_t f32_bytes(const int64_t *n, int k) {
+    size_t b = 0;
+    for (int i = 0; i < k; i++) b += hb_arena_bytes(sizeof(float) * (size_t)(n[i] > 0 ? n[i] : 1));
+    return b;
+}
+
+/* The block workspace's buffers in floats, in the order hb_wan_dit_ws_alloc takes them (planner and allocator). */
+enum { WS_BUFS = 10 };
+static void ws_sizes(const wan_dit_config *c, int64_t L, int64_t groups, int64_t n[WS_BUFS]) {
+    const int64_t D = c->dim, T = c->text_len, hid = L < FFN_CHUNK_ROWS ? L : FFN_CHUNK_ROWS;
+    const int64_t s[WS_BUFS] = {L * D, L * D, L * D, L * D, L * D, L * D, groups * 6 * D, hid * c->ffn_dim, T * D, T * D};
+    memcpy(n, s, sizeof s);
+}
+
+size_t hb_wan_dit_ws_bytes(const wan_dit_config *c, int64_t L, int64_t groups) {
+    int64_t n[WS_BUFS];
+    ws_sizes(c, L, groups, n);
+    return f32_bytes(n, WS_BUFS);
+}
+
 int hb_wan_dit_ws_alloc(const wan_dit *m, int64_t L, int64_t groups, hb_arena *a, wan_dit_ws *ws) {
-    const wan_dit_config *c = &m->cfg;
-    const int64_t D = c->dim;
+    int64_t n[WS_BUFS];
+    ws_sizes(&m->cfg, L, groups, n);
     memset(ws, 0, sizeof *ws);
+    float **dst[WS_BUFS] = {&ws->h, &ws->q, &ws->k, &ws->v, &ws->o, &ws->y, &ws->mod, &ws->hid, &ws->ctx_k, &ws->ctx_v};
     ws->L = L;
     ws->mod_groups = groups;
     ws->hid_rows = L < FFN_CHUNK_ROWS ? L : FFN_CHUNK_ROWS;
-    if (!(ws->h = arena_f32(a, L * D)) || !(ws->q = arena_f32(a, L * D)) || !(ws->k = arena_f32(a, L * D)) ||
-        !(ws->v = arena_f32(a, L * D)) || !(ws->o = arena_f32(a, L * D)) || !(ws->y = arena_f32(a, L * D)) ||
-        !(ws->mod = arena_f32(a, groups * 6 * D)) || !(ws->hid = arena_f32(a, ws->hid_rows * c->ffn_dim)) ||
-        !(ws->ctx_k = arena_f32(a, (int64_t)c->text_len * D)) || !(ws->ctx_v = arena_f32(a, (int64_t)c->text_len * D)))
-        return -1;
+    for (int i = 0; i < WS_BUFS; i++)
+        if (!(*dst[i] = arena_f32(a, n[i]))) return -1;
     return 0;
 }
 
@@ -676,24 +695,29 @@ int hb_wan_dit_head(const wan_dit *m, const float *x, int64_t L, const float *e,
 
 /* ---------------------------------------------------------------- forward */
 
-typedef struct fwd_bufs {
-    float *rows, *x, *e, *e0, *ttmp, *tok;
-    float *emb, *pad, *ttxt;
-    wan_dit_ws ws;
-} fwd_bufs;
-
-static int fwd_alloc(const wan_dit *m, const wan_dit_input *in, int64_t L, int64_t G, hb_arena *a, fwd_bufs *b) {
-    const wan_dit_config *c = &m->cfg;
+/* The forward's own buffers in floats, in the order hb_wan_dit_bufs_alloc takes them: patch rows, x, time
+ * embedding, projection and scratch, head tokens, then (without a prepared prompt) the text ones. */
+enum { FWD_BUFS = 9 };
+static int fwd_sizes(const wan_dit_config *c, int64_t L, int64_t G, bool text_prepared, int64_t n[FWD_BUFS]) {
     const int64_t D = c->dim, P = (int64_t)c->patch[0] * c->patch[1] * c->patch[2], T = c->text_len;
+    const int64_t s[FWD_BUFS] = {L * c->in_dim * P, L * D, G * D, G * 6 * D, G * (c->freq_dim + D), L * P * c->out_dim,
+                                 T * D, T * c->text_dim, T * D};
+    memcpy(n, s, sizeof s);
+    return text_prepared ? 6 : FWD_BUFS;
+}
+
+size_t hb_wan_dit_workspace_bytes(const wan_dit_config *c, int64_t L, int64_t nt, bool text_prepared) {
+    int64_t n[FWD_BUFS];
+    return f32_bytes(n, fwd_sizes(c, L, nt, text_prepared, n)) + hb_wan_dit_ws_bytes(c, L, nt);
+}
+
+int hb_wan_dit_bufs_alloc(const wan_dit *m, int64_t L, int64_t G, bool text_prepared, hb_arena *a, wan_dit_bufs *b) {
+    int64_t n[FWD_BUFS];
+    int k = fwd_sizes(&m->cfg, L, G, text_prepared, n);
     memset(b, 0, sizeof *b);
-    if (!(b->rows = arena_f32(a, L * c->in_dim * P)) || !(b->x = arena_f32(a, L * D)) ||
-        !(b->e = arena_f32(a, G * D)) || !(b->e0 = arena_f32(a, G * 6 * D)) ||
-        !(b->ttmp = arena_f32(a, G * (c->freq_dim + D))) || !(b->tok = arena_f32(a, L * P * c->out_dim)))
-        return -1;
-    if (!in->text) {
-        if (!(b->emb = arena_f32(a, T * D)) || !(b->pad = arena_f32(a, T * c->text_dim)) || !(b->ttxt = arena_f32(a, T * D)))
-            return -1;
-    }
+    float **dst[FWD_BUFS] = {&b->rows, &b->x, &b->e, &b->e0, &b->ttmp, &b->tok, &b->emb, &b->pad, &b->ttxt};
+    for (int i = 0; i < k; i++)
+        if (!(*dst[i] = arena_f32(a, n[i]))) return -1;
     return hb_wan_dit_ws_alloc(m, L, G, a, &b->ws);
 }
 
@@ -714,16 +738,6 @@ static int check_input(const wan_dit *m, const wan_dit_input *in, int64_t *L) {
             return hb_error("wan_dit: the context has %lld rows, more than text_len %d", (long long)in->ctx_len, c->text_len);
     } else if (in->text->len != c->text_len) return hb_error("wan_dit: prepared text has the wrong length");
     return 0;
-}
-
-size_t hb_wan_dit_workspace_bytes(const wan_dit *m, const wan_dit_input *in) {
-    int64_t L = 0;
-    if (check_input(m, in, &L)) return 0;
-    hb_arena a;
-    hb_arena_init_measure(&a, "wan_dit measure");
-    fwd_bufs b;
-    fwd_alloc(m, in, L, in->nt, &a, &b);
-    return a.peak + 4096;
 }
 
 /* Group the timesteps: returns G and fills vals[G], g.rows_per_group (group_stride set by the caller). */
@@ -757,15 +771,15 @@ int hb_wan_dit_forward(const wan_dit *m, const wan_dit_input *in, float *out, co
     hb_arena own, *a = o->arena;
     bool owned = false;
     if (!a) {
-        if (hb_arena_init_dev(&own, hb_wan_dit_workspace_bytes(m, in), "wan_dit activations")) return -1;
+        if (hb_arena_init_dev(&own, hb_wan_dit_workspace_bytes(c, L, in->nt, in->text != NULL), "wan_dit activations")) return -1;
         a = &own;
         owned = true;
     }
     size_t mark = hb_arena_mark(a);
     int rc = -1;
-    fwd_bufs b;
+    wan_dit_bufs b;
     float *tvals = hb_malloc(sizeof(float) * (size_t)in->nt, "timesteps"); /* host: grouping reads them */
-    if (!tvals || fwd_alloc(m, in, L, in->nt, a, &b)) goto done;
+    if (!tvals || hb_wan_dit_bufs_alloc(m, L, in->nt, in->text != NULL, a, &b)) goto done;
     const wan_dit_tap_fn tap = o->tap;
 
     /* patch embedding */

@@ -139,8 +139,9 @@ typedef struct wan_dit_opts {
     void *progress_user;
 } wan_dit_opts;
 
-/* Bytes of arena the forward needs for this latent size (measuring pass). */
-size_t hb_wan_dit_workspace_bytes(const wan_dit *m, const wan_dit_input *in);
+/* Bytes of arena a forward of L tokens with nt timesteps takes (its high-water mark), from the shapes alone;
+ * text_prepared: the input brings a prepared prompt (no text buffers). */
+size_t hb_wan_dit_workspace_bytes(const wan_dit_config *c, int64_t L, int64_t nt, bool text_prepared);
 /* out: [out_dim, F*pt, H, W]... i.e. the same shape as x with out_dim channels. */
 int hb_wan_dit_forward(const wan_dit *m, const wan_dit_input *in, float *out, const wan_dit_opts *opts);
 /* Multiply-add count of one forward (for benchmarks): linear layers + attention. */
@@ -156,6 +157,16 @@ typedef struct wan_dit_ws {
     float *ctx_k, *ctx_v;        /* [text_len, dim] when the prompt K/V are not cached */
 } wan_dit_ws;
 int hb_wan_dit_ws_alloc(const wan_dit *m, int64_t L, int64_t groups, hb_arena *a, wan_dit_ws *ws);
+size_t hb_wan_dit_ws_bytes(const wan_dit_config *c, int64_t L, int64_t groups); /* arena bytes of the above */
+/* A forward's buffers for L tokens and G timestep groups: patch rows, x [L, dim], time embedding e / e0 and
+ * scratch, head tokens, the text ones (only without a prepared prompt) and the block workspace; arena bytes:
+ * hb_wan_dit_workspace_bytes. */
+typedef struct wan_dit_bufs {
+    float *rows, *x, *e, *e0, *ttmp, *tok;
+    float *emb, *pad, *ttxt;
+    wan_dit_ws ws;
+} wan_dit_bufs;
+int hb_wan_dit_bufs_alloc(const wan_dit *m, int64_t L, int64_t G, bool text_prepared, hb_arena *a, wan_dit_bufs *b);
 
 /* Time embedding of G timesteps: e [G, dim], e0 [G, 6*dim]. tmp needs G*(freq_dim + dim) floats. */
 int hb_wan_dit_time_embed(const wan_dit *m, const float *t, int64_t G, float *e, float *e0, float *tmp);

@@ -379,19 +379,8 @@ static int encode_image(gen_ctx *g) {
 
 /* The DiT's activation arena, sized for the run (per-token t with an image: the ungrouped layout may need more). */
 static int dit_arena(gen_ctx *g) {
-    int64_t F = g->F, tpf = g->tpf;
-    float tz = 0;
-    wan_dit_input probe = {.x = g->lat, .F = F, .H = g->H, .W = g->W, .t = &tz, .nt = 1, .text = &g->tc};
-    size_t ws = hb_wan_dit_workspace_bytes(g->m->dit, &probe);
-    if (g->cond0) {
-        float *tt = hb_malloc((size_t)(F * tpf) * sizeof(float), "timesteps");
-        if (!tt) return -1;
-        for (int64_t i = 0; i < F * tpf; i++) tt[i] = i < tpf ? 0.0f : 1.0f;
-        probe.t = tt, probe.nt = F * tpf;
-        size_t w2 = hb_wan_dit_workspace_bytes(g->m->dit, &probe);
-        hb_free(tt);
-        if (w2 > ws) ws = w2;
-    }
+    const int64_t L = g->F * g->tpf;
+    size_t ws = hb_wan_dit_workspace_bytes(&g->m->dit->cfg, L, g->cond0 ? L : 1, true);
     if (hb_arena_init_dev(&g->dc.arena, ws, "pipeline DiT activations")) return -1;
     g->have_arena = true;
     return 0;
@@ -597,12 +586,10 @@ size_t hb_generate_estimate_bytes(hb_model *m, const hb_generate_params *pin) {
     size_t est = 0;
     if (!open_dit(m)) {
         const wan_dit_config *c = &m->dcfg;
-        float probe_t = 0;
-        wan_dit_input in = {.x = &probe_t, .F = F, .H = H, .W = W, .t = &probe_t, .nt = 1,
-                            .context = &probe_t, .ctx_len = 0};
         const size_t lat = sizeof(float) * (size_t)(m->z * F * H * W) * 2, dit = ck_bytes(m->dit->ck);
         const size_t kv = sizeof(float) * 2 * (size_t)c->num_layers * (size_t)c->text_len * (size_t)c->dim * (guided ? 2 : 1);
-        const size_t denoise = dit + hb_wan_dit_workspace_bytes(m->dit, &in) + kv + lat;
+        const int64_t L = (F / c->patch[0]) * (H / c->patch[1]) * (W / c->patch[2]);
+        const size_t denoise = dit + hb_wan_dit_workspace_bytes(c, L, 1, false) + kv + lat;
         const size_t vae_w = hb_model_folder_weight_bytes(q.vae == HB_GEN_VAE_TAE ? m->mf.tae : q.vae == HB_GEN_VAE_LIGHT ?
                                         (q.light_vae_path && *q.light_vae_path ? q.light_vae_path : m->mf.light) : m->mf.vae);
         const size_t rgb = (size_t)q.frames * (size_t)q.width * (size_t)q.height * 3;

@@ -37,8 +37,6 @@ size_t hb_ar_estimate_bytes(const char *model_dir, const hb_ar_params *p) {
     const int64_t cache_frames = p->window > 0 ? p->window : lat_frames, ftok = (H / c->patch[1]) * (W / c->patch[2]);
     size_t est = 0;
     if (H > 0 && W > 0) {
-        float probe = 0;
-        wan_dit_input in = {.x = &probe, .F = chunk, .H = H, .W = W, .t = &probe, .nt = 1, .context = &probe};
         size_t weights = 0;
         for (int i = 0; i < hb_checkpoint_count(m->ck); i++) {
             hb_tensor t = hb_checkpoint_tensor(m->ck, i);
@@ -52,7 +50,7 @@ size_t hb_ar_estimate_bytes(const char *model_dir, const hb_ar_params *p) {
         size_t dec = 0;
         if (p->vae == HB_GEN_VAE_FULL) dec = hb_model_folder_weight_bytes(mf.vae) + vae_window_bytes(mf.vae, H, W) + rgb;
         else if (p->vae != HB_GEN_VAE_NONE) dec = hb_model_folder_weight_bytes(mf.tae) + rgb;
-        est = weights + hb_wan_dit_workspace_bytes(m, &in) + kv + text_kv + ring + dec;
+        est = weights + hb_wan_dit_workspace_bytes(c, chunk * ftok, 1, false) + kv + text_kv + ring + dec;
         const size_t text = hb_model_folder_weight_bytes(mf.text_encoder);
         if (text > est) est = text;
     } else {
