@@ -23,6 +23,7 @@ static void usage(FILE *f) {
                "  --resume          continue from DIR/train_state.safetensors\n"
                "  --feature-blocks none   feature distillation: only none in this version\n"
                "  --lpips FILE      LPIPS weights: not implemented in this version (refused)\n"
+               "  -d DEV            backend: cpu (default), cpu-guard, cuda[:N] in GPU builds; float32 on each\n"
                "  -t N, -v, -q      as every command (-q: no per-step line)\n");
 }
 
