@@ -3,12 +3,14 @@
  *     hummingbird_light_vae_train), DEV in {cpu-guard, GPU}: PASS at hb golden's float32 tolerance for training
  *     (1e-4 normwise, on a GPU too: its convs take f32 operands there), the AdamW step comparisons included.
  *  2. `hb train-decoder` on a tiny random Wan2.2 VAE teacher and tiny light decoder (hb mkmodel --tiny), two
- *     ffmpeg testsrc2 clips of 5 frames at 32x32, 4 steps at lr 3e-3:
+ *     ffmpeg testsrc2 clips of 5 frames at 32x32 (one held out), 3 steps at lr 3e-3:
  *     cpu-guard: checkpoint and train_state byte-identical to the CPU run's (same kernels);
- *     GPU (with the CPU run's clip cache, so both learn the same teacher video): every step's training loss within
- *     TOL_LOSS relative of the CPU's, the held-out L1 within TOL_LOSS too, and the checkpoint weights within
- *     TOL_STEP_LR x lr x steps of the CPU's element-wise (f32 rounding order moves weights by far less; a sign flip
- *     of a tiny gradient moves one by up to 2 lr per step).
+ *     GPU (with the CPU run's clip cache, so both learn the same teacher video): the first step's loss (same
+ *     weights: only the f32 rounding order differs, and the log's 6 digits) within TOL_LOSS1 relative of the CPU's;
+ *     the later losses and the held-out L1 within TOL_LOSS (the weights may then differ by up to 2 lr per step,
+ *     where a tiny gradient's sign and with it Adam's +-lr update flips; measured 1.1e-4 after 4 steps, about 1% of
+ *     one step's loss decrease); the weights within TOL_STEP_LR x lr x steps of the CPU's element-wise
+ *     (measured 0.75 lr after 4 steps).
  * The cpu-guard parts run on any machine; without a GPU backend the test then exits 77 (skip) with the reason.
  * Missing golden files skip part 1, a missing ffmpeg part 2. The GPU is HB_TEST_DEVICE (default cuda). */
 #include "testlib.h"
@@ -19,10 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TOL_LOSS 1e-4
+#define TOL_LOSS1 2e-5
+#define TOL_LOSS 1e-3
 #define TOL_STEP_LR 2.0
 #define LR 3e-3
-#define STEPS 4
+#define STEPS 3
 
 static char g_dir[512], g_common[2048];
 
@@ -146,11 +149,12 @@ static void compare_gpu_run(const char *gpu) {
     int nc = csv_column("cpu", 1, lc, 64), ng = csv_column("gpu", 1, lg, 64);
     csv_column("cpu", 8, ec, 64), csv_column("gpu", 8, eg, 64);
     CHECKF(nc == STEPS + 1 && ng == nc, "log rows: cpu %d, %s %d", nc, gpu, ng);
-    double worst = 0, worst_l1 = 0;
-    for (int i = 1; i < nc && i < ng; i++) worst = fmax(worst, fabs(lg[i] - lc[i]) / lc[i]);
+    double first = nc > 1 && ng > 1 ? fabs(lg[1] - lc[1]) / lc[1] : NAN, worst = 0, worst_l1 = 0;
+    for (int i = 2; i < nc && i < ng; i++) worst = fmax(worst, fabs(lg[i] - lc[i]) / lc[i]);
     for (int i = 0; i < nc && i < ng; i += STEPS) worst_l1 = fmax(worst_l1, fabs(eg[i] - ec[i]) / ec[i]);
-    printf("train-decoder %s vs cpu: step losses %.2e, held-out L1 %.2e relative (tolerance %.0e)\n", gpu, worst,
-           worst_l1, TOL_LOSS);
+    printf("train-decoder %s vs cpu: step 1 loss %.2e (tolerance %.0e), later losses %.2e, held-out L1 %.2e relative "
+           "(tolerance %.0e)\n", gpu, first, TOL_LOSS1, worst, worst_l1, TOL_LOSS);
+    CHECKF(first <= TOL_LOSS1, "%s: step 1 loss %.3e relative to the CPU run's", gpu, first);
     CHECKF(worst <= TOL_LOSS && worst_l1 <= TOL_LOSS, "%s: loss %.3e, held-out L1 %.3e relative to the CPU run", gpu,
            worst, worst_l1);
     int64_t n1 = 0, n2 = 0;
