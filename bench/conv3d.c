@@ -36,7 +36,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof S / sizeof S[0]; i++) {
         int64_t H = (int64_t)S[i].h * scale, W = (int64_t)S[i].w * scale, cin_g = S[i].cin / S[i].groups;
         int64_t nx = (int64_t)S[i].cin * S[i].t * H * W, nw = (int64_t)S[i].cout * cin_g * S[i].kt * S[i].kh * S[i].kw;
-        hb_conv3d_params p = {{1, S[i].s, S[i].s}, {S[i].ptl, 0}, {S[i].ph, S[i].ph}, {S[i].ph, S[i].ph}, S[i].groups};
+        hb_conv3d_params p = {{1, S[i].s, S[i].s}, {S[i].ptl, 0}, {S[i].ph, S[i].ph}, {S[i].ph, S[i].ph}, S[i].groups, HB_CONV_FAST};
         int64_t shape[5] = {S[i].cout, cin_g, S[i].kt, S[i].kh, S[i].kw};
         uint16_t *wb = hb_malloc(2 * (size_t)nw, "w");
         float *x = hb_malloc(sizeof(float) * (size_t)nx, "x");

@@ -12,7 +12,7 @@ cmake --build "$BUILD" -j"$(nproc)"
 ctest --test-dir "$BUILD" --output-on-failure -j"$(nproc)" "$@"
 if [ -z "${HB_SKIP_GPU_EMU:-}" ]; then
     cmake -S . -B "$BUILD-emu" -DCMAKE_BUILD_TYPE=Release -DHB_GPU_EMU=ON ${HB_SHARED:+-DHB_SHARED="$HB_SHARED"} >/dev/null
-    cmake --build "$BUILD-emu" -j"$(nproc)" --target hb test_gpu_ops test_gpu_golden
+    cmake --build "$BUILD-emu" -j"$(nproc)" --target hb test_gpu_ops test_gpu_golden test_gpu_train
     ctest --test-dir "$BUILD-emu" -L gpu --output-on-failure -j"$(nproc)"
 fi
 if [ -z "${HB_SKIP_CLANG:-}" ]; then

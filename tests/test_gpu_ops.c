@@ -7,8 +7,9 @@
  *   cpu-guard: bitwise equal (same CPU kernels on guarded pages; this checks the test's own upload/download
  *              plumbing and the ops' memory discipline on a machine without a GPU);
  *   cuda:      normwise error max|gpu-cpu| / max|cpu| per buffer <= 1e-5 for the f32 ops (norms, modulation,
- *              elementwise, softmax, rope, gemm_f32), <= 1e-2 for the ops whose GPU kernels use bf16 tensor-core
- *              operands (linear, attention, conv3d; see g_tol_* below for HB_GPU_PRECISE / HB_GPU_TF32); bitwise for
+ *              elementwise, softmax, rope, gemm_f32, conv3d with HB_CONV_F32), <= 1e-2 for the ops whose GPU
+ *              kernels use bf16 tensor-core operands (linear, attention, conv3d; see g_tol_* below for
+ *              HB_GPU_PRECISE / HB_GPU_TF32); bitwise for
  *              the data-movement ops (copies, fill), hb_convert and HB_EW_CLAMP (NaN and infinities among the
  *              inputs: comparisons only).
  * Fresh random inputs every run (tl_seed). Host weights are released with hb_host_memory_released before they
@@ -24,7 +25,9 @@
 #define TOL_MM 1e-2
 /* The GPU backend's accuracy switches (src/backends/cuda/gpu_gemm.cu): HB_GPU_PRECISE=1 makes hb_linear and
  * attention f32 (then they are held to 2e-5, the CPU attention test's own bound against float64);
- * HB_GPU_TF32=1 lets gemm_f32 use TF32 (then 1e-2; else it is f32 and held to 1e-5). conv3d is bf16 always. */
+ * HB_GPU_TF32=1 lets gemm_f32 use TF32 (then 1e-2; else it is f32 and held to 1e-5). conv3d is bf16 with
+ * HB_CONV_FAST and f32 with HB_CONV_F32 (held to 1e-5: bf16 operands would be ~1e-3 off, so the bound also proves
+ * the f32 path ran). */
 static double g_tol_linear = TOL_MM, g_tol_attn = TOL_MM, g_tol_gemm = TOL_F32;
 /* HB_GPU_FP8=1 (hb_linear in e4m3 where K and N are multiples of 16; other shapes stay bf16): e4m3 keeps 3 mantissa
  * bits, so each quantised operand is within u = 2^-4 (its unit roundoff) of its value relative to it, and a product
@@ -453,15 +456,16 @@ static void case_conv(hb_rng *r, const char *label, hb_dtype t, int64_t Cin, int
     int64_t ny = Cout * To * Ho * Wo, nx = Cin * T * H * W;
     float *y = rnd(r, ny, 1.0f), *x = rnd(r, nx, 1.0f);
     char what[160];
-    snprintf(what, sizeof what, "conv3d %s %s %lldx%lldx%lldx%lld -> %lld k=%dx%dx%d bias=%d", label, hb_dtype_name(t),
-             (long long)Cin, (long long)T, (long long)H, (long long)W, (long long)Cout, kt, kh, kw, has_b);
-    compare(what, TOL_MM, 2, (tbuf[]){fbuf(y, ny), fbuf(x, nx)}, conv_body, &c);
+    bool f32 = p.precision == HB_CONV_F32;
+    snprintf(what, sizeof what, "conv3d%s %s %s %lldx%lldx%lldx%lld -> %lld k=%dx%dx%d bias=%d", f32 ? " f32" : "", label,
+             hb_dtype_name(t), (long long)Cin, (long long)T, (long long)H, (long long)W, (long long)Cout, kt, kh, kw, has_b);
+    compare(what, f32 ? TOL_F32 : TOL_MM, 2, (tbuf[]){fbuf(y, ny), fbuf(x, nx)}, conv_body, &c);
     wrelease(&c.w); wrelease(&c.b);
     free(y); free(x);
 }
 static void case_conv2d(hb_rng *r) {
     const int64_t Cin = 6, Cout = 10, H = 13, W = 9;
-    conv_ctx c = {Cin, 1, H, W, {0}, {0}, true, {{1, 2, 2}, {0, 0}, {1, 1}, {1, 1}, 2}, true};
+    conv_ctx c = {Cin, 1, H, W, {0}, {0}, true, {{1, 2, 2}, {0, 0}, {1, 1}, {1, 1}, 2, HB_CONV_FAST}, true};
     c.w = wmake(r, HB_BF16, 4, (int64_t[]){Cout, Cin / 2, 3, 3}, 0.3f);
     c.b = wmake(r, HB_BF16, 1, (int64_t[]){Cout}, 0.5f);
     int64_t Ho = (H + 2 - 3) / 2 + 1, Wo = (W + 2 - 3) / 2 + 1, ny = Cout * Ho * Wo, nx = Cin * H * W;
@@ -778,12 +782,12 @@ int main(void) {
     case_attention(&r, 45, 45, 4, 64, true, 1, true);
     case_attention(&r, 1100, 1100, 2, 128, false, 0, false);  /* many query and key tiles */
     /* conv3d */
-    hb_conv3d_params causal = {{1, 1, 1}, {2, 0}, {1, 1}, {1, 1}, 1};
-    hb_conv3d_params strided = {{1, 2, 2}, {0, 0}, {0, 1}, {0, 1}, 1};
-    hb_conv3d_params tstride = {{2, 1, 1}, {0, 0}, {0, 0}, {0, 0}, 1};
-    hb_conv3d_params plain = {{1, 1, 1}, {0, 0}, {0, 0}, {0, 0}, 1};
-    hb_conv3d_params dw = {{1, 1, 1}, {2, 0}, {1, 1}, {1, 1}, 12};
-    hb_conv3d_params grp = {{1, 1, 1}, {1, 1}, {1, 1}, {1, 1}, 2};
+    hb_conv3d_params causal = {{1, 1, 1}, {2, 0}, {1, 1}, {1, 1}, 1, HB_CONV_FAST};
+    hb_conv3d_params strided = {{1, 2, 2}, {0, 0}, {0, 1}, {0, 1}, 1, HB_CONV_FAST};
+    hb_conv3d_params tstride = {{2, 1, 1}, {0, 0}, {0, 0}, {0, 0}, 1, HB_CONV_FAST};
+    hb_conv3d_params plain = {{1, 1, 1}, {0, 0}, {0, 0}, {0, 0}, 1, HB_CONV_FAST};
+    hb_conv3d_params dw = {{1, 1, 1}, {2, 0}, {1, 1}, {1, 1}, 12, HB_CONV_FAST};
+    hb_conv3d_params grp = {{1, 1, 1}, {1, 1}, {1, 1}, {1, 1}, 2, HB_CONV_FAST};
     for (int ti = 0; ti < 3; ti++) {
         hb_dtype t = k_wdtypes[ti];
         case_conv(&r, "dense causal pad {2,0}", t, 8, 16, 3, 9, 10, 3, 3, 3, causal, true);
@@ -794,6 +798,19 @@ int main(void) {
     case_conv(&r, "pointwise 1x1x1", HB_F32, 32, 24, 2, 6, 7, 1, 1, 1, plain, false);
     case_conv(&r, "grouped (2 groups)", HB_BF16, 8, 6, 3, 5, 5, 3, 3, 3, grp, true);
     case_conv(&r, "wide VAE-like 3x3x3", HB_BF16, 64, 64, 3, 12, 16, 3, 3, 3, causal, true);
+    /* f32 operands (training): channel blocks past 32 and a partial one, several M and N tiles, padding wider than
+     * the kernel's half (the data-gradient conv), strides, 1x1x1, and the depthwise / grouped paths */
+    hb_conv3d_params causal32 = causal, strided32 = strided, plain32 = plain, dw32 = dw, grp32 = grp;
+    hb_conv3d_params grad32 = {{1, 1, 1}, {2, 2}, {2, 2}, {2, 2}, 1, HB_CONV_F32};
+    causal32.precision = strided32.precision = plain32.precision = dw32.precision = grp32.precision = HB_CONV_F32;
+    for (int ti = 0; ti < 3; ti++) case_conv(&r, "dense causal pad {2,0}", k_wdtypes[ti], 8, 16, 3, 9, 10, 3, 3, 3, causal32, true);
+    case_conv(&r, "dense 2 M tiles, 2 channel blocks", HB_F32, 40, 70, 2, 9, 11, 3, 3, 3, causal32, true);
+    case_conv(&r, "data-gradient padding k-1", HB_F32, 20, 12, 3, 5, 6, 3, 3, 3, grad32, false);
+    case_conv(&r, "strided (1,2,2) pad {0,1}", HB_F32, 6, 10, 2, 11, 13, 1, 3, 3, strided32, true);
+    case_conv(&r, "pointwise 1x1x1", HB_F32, 32, 24, 2, 6, 7, 1, 1, 1, plain32, true);
+    case_conv(&r, "depthwise causal", HB_F32, 12, 12, 4, 7, 6, 3, 3, 3, dw32, true);
+    case_conv(&r, "grouped (2 groups)", HB_F32, 8, 6, 3, 5, 5, 3, 3, 3, grp32, true);
+    case_conv(&r, "wide VAE-like 3x3x3", HB_F32, 64, 64, 3, 12, 16, 3, 3, 3, causal32, true);
     case_conv2d(&r);
     case_upsample(&r, 3, 2, 5, 7, 1, 2, 2);
     case_upsample(&r, 4, 1, 3, 3, 2, 1, 1);

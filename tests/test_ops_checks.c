@@ -115,11 +115,14 @@ static void attention_ops(void) {
 
 static void conv_ops(void) {
     hb_tensor w = {.dtype = HB_F32, .ndim = 5, .shape = {2, 4, 1, 3, 3}, .stride = {36, 9, 9, 3, 1}, .data = g_a};
-    hb_conv3d_params p = {{1, 1, 1}, {0, 0}, {1, 1}, {1, 1}, 1};
+    hb_conv3d_params p = {{1, 1, 1}, {0, 0}, {1, 1}, {1, 1}, 1, HB_CONV_FAST};
     expect_rejected("conv3d: 3 input channels for a 4-channel weight", "hb_conv3d",
                     hb_conv3d(g_y, g_x, 3, 1, 4, 4, &w, NULL, &p), true);
     expect_rejected("conv3d: y overlaps x", "hb_conv3d", hb_conv3d(g_x + 8, g_x, 4, 1, 4, 4, &w, NULL, &p), true);
     expect_rejected("conv3d: no parameters", "hb_conv3d", hb_conv3d(g_y, g_x, 4, 1, 4, 4, &w, NULL, NULL), true);
+    hb_conv3d_params bad_prec = p;
+    bad_prec.precision = (hb_conv_precision)2;
+    expect_rejected("conv3d: unknown precision", "hb_conv3d", hb_conv3d(g_y, g_x, 4, 1, 4, 4, &w, NULL, &bad_prec), true);
     expect_ok("conv3d", hb_conv3d(g_y, g_x, 4, 1, 4, 4, &w, NULL, &p));
     hb_upsample_nearest(g_y, g_x, 2, 1, 4, 4, 1, 0, 2);
     expect_rejected("upsample_nearest: factor 0", "hb_upsample_nearest", 0, false);

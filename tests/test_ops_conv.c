@@ -69,7 +69,7 @@ static void check_conv(hb_rng *r, int64_t Cin, int64_t Cout, int64_t T, int64_t 
 }
 
 static hb_conv3d_params P(int st, int sh, int sw, int pt0, int pt1, int ph, int pw, int g) {
-    hb_conv3d_params p = {{st, sh, sw}, {pt0, pt1}, {ph, ph}, {pw, pw}, g};
+    hb_conv3d_params p = {{st, sh, sw}, {pt0, pt1}, {ph, ph}, {pw, pw}, g, HB_CONV_FAST};
     return p;
 }
 

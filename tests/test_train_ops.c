@@ -320,9 +320,9 @@ static void check_adamw(hb_rng *r) {
 int main(void) {
     hb_rng r;
     hb_rng_seed(&r, tl_seed());
-    hb_conv3d_params plain = {{1, 1, 1}, {0, 0}, {1, 1}, {1, 1}, 1}, dw5 = {{1, 1, 1}, {0, 0}, {2, 2}, {2, 2}, 6};
-    hb_conv3d_params pw = {{1, 1, 1}, {0, 0}, {0, 0}, {0, 0}, 1}, c2d = {{1, 1, 1}, {0, 0}, {1, 1}, {1, 1}, 1};
-    hb_conv3d_params padded_t = {{1, 1, 1}, {2, 0}, {1, 1}, {1, 1}, 1};
+    hb_conv3d_params plain = {{1, 1, 1}, {0, 0}, {1, 1}, {1, 1}, 1, HB_CONV_F32}, dw5 = {{1, 1, 1}, {0, 0}, {2, 2}, {2, 2}, 6, HB_CONV_F32};
+    hb_conv3d_params pw = {{1, 1, 1}, {0, 0}, {0, 0}, {0, 0}, 1, HB_CONV_F32}, c2d = {{1, 1, 1}, {0, 0}, {1, 1}, {1, 1}, 1, HB_CONV_F32};
+    hb_conv3d_params padded_t = {{1, 1, 1}, {2, 0}, {1, 1}, {1, 1}, 1, HB_CONV_F32};
     check_conv(&r, 5, 7, 6, 5, 4, 3, 3, plain, "3x3x3 spatial zero padding");
     check_conv(&r, 4, 3, 5, 6, 3, 3, 3, padded_t, "3x3x3 zero time padding");
     check_conv(&r, 6, 6, 7, 6, 5, 5, 5, dw5, "depthwise 5x5x5");

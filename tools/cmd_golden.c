@@ -155,7 +155,8 @@ static void usage(FILE *f) {
                "  --tol X      tolerance (default 1e-4 for float32, 5e-2 with --bf16)\n"
                "  --bf16       run in bf16 where the component supports it\n"
                "  -d DEVICE    run on cpu (default), cuda[:N], or cpu-guard (CPU kernels, faults on any host\n"
-               "               access to activations); a GPU defaults to --tol 5e-2 (bf16 weights)\n"
+               "               access to activations); a GPU defaults to --tol 5e-2 (bf16 weights), except\n"
+               "               the training golden (float32 everywhere: 1e-4)\n"
                "  -t N, -v, -q as every command\n");
 }
 
@@ -181,13 +182,13 @@ int cmd_golden(int argc, char **argv) {
         files[nfiles++] = argv[i];
     }
     if (!nfiles) { usage(stderr); free(files); return 2; }
-    bool gpu = strncmp(hb_backend_current()->name, "cpu", 3) != 0;
+    bool gpu = strncmp(hb_backend_current()->name, "cpu", 3) != 0, tol_default = tol < 0;
     if (tol < 0) tol = bf16 || gpu ? 5e-2 : 1e-4;
     int checks = 0, failures = 0, unrun = 0;
     double worst = 0;
     const char *worst_file = NULL;
     for (int f = 0; f < nfiles; f++) {
-        golden_case g = {.path = files[f], .tol = tol, .bf16 = bf16};
+        golden_case g = {.path = files[f], .tol = tol, .tol_default = tol_default, .bf16 = bf16};
         g.ck = hb_checkpoint_open(files[f]);
         if (!g.ck) { fprintf(stderr, "hb golden: %s\n", hb_last_error()); bad++, unrun++; continue; }
         g.kind = hb_checkpoint_metadata(g.ck, "kind");

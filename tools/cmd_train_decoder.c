@@ -26,6 +26,7 @@ static void usage(FILE *f) {
                "                    up block i), matched through projection heads (default 0,1,2; none = off)\n"
                "  --feature-weight W  weight of the summed feature MSEs (default 1)\n"
                "  --lpips FILE      LPIPS weights: not implemented in this version (refused)\n"
+               "  -d DEV            backend: cpu (default), cpu-guard, cuda[:N] in GPU builds; float32 on each\n"
                "  -t N, -v, -q      as every command (-q: no per-step line)\n");
 }
 

@@ -15,6 +15,7 @@ typedef struct golden_case {
     const char *kind, *variant;
     json_t *config;     /* metadata "config", parsed (never NULL while a runner runs) */
     double tol;         /* max allowed normwise relative error */
+    bool tol_default;   /* tol is the default for the backend (no --tol) */
     bool bf16;          /* --bf16: run with bf16 activations/weights where the component supports it */
     int checked, failed;
     double worst;

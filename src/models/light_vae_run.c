@@ -93,7 +93,7 @@ static int tconv(lstate *s, const lv_conv *c, const lbuf *x, lbuf *y) {
     y->d = NULL; /* a failure before y is allocated must leave nothing for the caller to free */
     int64_t HW = x->H * x->W, k = c->k;
     y->d = NULL; /* callers free y after a failure, also one before y was allocated */
-    hb_conv3d_params prm = {{1, 1, 1}, {0, 0}, {c->k / 2, c->k / 2}, {c->k / 2, c->k / 2}, c->groups};
+    hb_conv3d_params prm = {{1, 1, 1}, {0, 0}, {c->k / 2, c->k / 2}, {c->k / 2, c->k / 2}, c->groups, HB_CONV_FAST};
     if (c->slot < 0) {
         if (buf_new(s, y, c->cout, x->T, x->H, x->W)) return -1;
         return x->T > 0 ? hb_conv3d(y->d, x->d, c->cin, x->T, x->H, x->W, &c->w, &c->b, &prm) : 0;
@@ -261,7 +261,7 @@ static int stage2d(lstate *s, int i, lbuf *x) {
     int rc = rms_act(s, x, false, &h);
     buf_free(s, x);
     if (rc) return -1;
-    hb_conv3d_params prm = {{1, 1, 1}, {0, 0}, {1, 1}, {1, 1}, 1};
+    hb_conv3d_params prm = {{1, 1, 1}, {0, 0}, {1, 1}, {1, 1}, 1, HB_CONV_FAST};
     rc = buf_new(s, &c, h.C, h.T, h.H, h.W);
     if (!rc && h.T > 0) rc = hb_conv3d(c.d, h.d, h.C, h.T, h.H, h.W, &m->s2d[i].w, &m->s2d[i].b, &prm);
     buf_free(s, &h);

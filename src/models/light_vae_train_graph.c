@@ -111,7 +111,8 @@ static float *time_pad(const lt_val *x, int pl, int pr) {
 }
 
 static hb_conv3d_params conv_params(const lv_conv *c) {
-    hb_conv3d_params p = {{1, 1, 1}, {0, 0}, {c->k / 2, c->k / 2}, {c->k / 2, c->k / 2}, c->groups};
+    /* f32 operands on every backend: a GPU's bf16 fast path is too coarse for gradients (docs/training.md) */
+    hb_conv3d_params p = {{1, 1, 1}, {0, 0}, {c->k / 2, c->k / 2}, {c->k / 2, c->k / 2}, c->groups, HB_CONV_F32};
     return p;
 }
 

@@ -91,7 +91,7 @@ static int memblock_frame(const tae_layer *l, float *y, const float *x, const fl
 static int upconv_frame(const tae_layer *l, float *y, const float *x, int64_t h, int64_t w, float *tmp) {
     for (int a = 0; a < 2; a++)
         for (int b = 0; b < 2; b++) {
-            hb_conv3d_params p = {{1, 1, 1}, {0, 0}, {a ? 0 : 1, a ? 1 : 0}, {b ? 0 : 1, b ? 1 : 0}, 1};
+            hb_conv3d_params p = {{1, 1, 1}, {0, 0}, {a ? 0 : 1, a ? 1 : 0}, {b ? 0 : 1, b ? 1 : 0}, 1, HB_CONV_FAST};
             if (hb_conv3d(tmp, x, l->cin, 1, h, w, &l->wp[2 * a + b], l->has_b ? &l->b : NULL, &p)) return -1;
             /* phase (a, b): y[o, 2i+a, 2j+b] = tmp[o, i, j] */
             const int64_t shp[3] = {l->cout, h, w}, ss[3] = {h * w, w, 1}, ds[3] = {4 * h * w, 4 * w, 2};

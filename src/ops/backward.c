@@ -38,7 +38,7 @@ static int conv_data_grad(float *dx, const float *dy, const conv_dims *d, const 
                           {(int)d->kt - 1 - p->pad_t[0], (int)d->kt - 1 - p->pad_t[1]},
                           {(int)d->kh - 1 - p->pad_h[0], (int)d->kh - 1 - p->pad_h[1]},
                           {(int)d->kw - 1 - p->pad_w[0], (int)d->kw - 1 - p->pad_w[1]},
-                          d->dw ? (int)d->Cout : 1};
+                          d->dw ? (int)d->Cout : 1, p->precision};
     int rc = hb_conv3d(dx, dy, d->Cout, d->To, d->Ho, d->Wo, &ft, NULL, &q);
     hb_host_memory_released(f, sizeof(float) * (size_t)hb_tensor_numel(&ft)); /* a device copy keyed by f goes too */
     hb_free(f);

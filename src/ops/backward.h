@@ -11,7 +11,8 @@
 
 /* Gradients of y = hb_conv3d(x, w, b, p) for stride 1 and groups 1 or groups = Cin = Cout (depthwise):
  * dx = dL/dx (written, may be NULL), dw += dL/dw (same layout as w, may be NULL), db += dL/db (may be NULL).
- * w must be F32; dy is [Cout, To, Ho, Wo]. */
+ * w must be F32; dy is [Cout, To, Ho, Wo]. The data gradient's conv runs at p->precision (training passes
+ * HB_CONV_F32); the weight gradient is f32 (hb_gemm_f32, hb_depthwise_weight_grad). */
 int hb_conv3d_backward(float *dx, float *dw, float *db, const float *dy, const float *x, int64_t Cin, int64_t T,
                        int64_t H, int64_t W, const hb_tensor *w, const hb_conv3d_params *p);
 

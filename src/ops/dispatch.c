@@ -170,6 +170,8 @@ static int conv3d_args(const float *y, const float *x, int64_t Cin, int64_t T, i
         return hb_error("%s: weight %lld x %lld does not fit %lld input channels in %d groups", fn, (long long)Cout,
                         (long long)w->shape[1], (long long)Cin, groups);
     if (p->stride[0] < 1 || p->stride[1] < 1 || p->stride[2] < 1) return hb_error("%s: stride must be >= 1", fn);
+    if (p->precision != HB_CONV_FAST && p->precision != HB_CONV_F32)
+        return hb_error("%s: unknown precision %d", fn, (int)p->precision);
     if (p->pad_t[0] < 0 || p->pad_t[1] < 0 || p->pad_h[0] < 0 || p->pad_h[1] < 0 || p->pad_w[0] < 0 || p->pad_w[1] < 0)
         return hb_error("%s: negative padding", fn);
     if (b && hb_tensor_numel(b) != Cout)
@@ -380,7 +382,7 @@ int hb_conv2d(float *y, const float *x, int64_t Cin, int64_t H, int64_t W, const
     w5.shape[0] = w->shape[0]; w5.shape[1] = w->shape[1]; w5.shape[2] = 1; w5.shape[3] = w->shape[2]; w5.shape[4] = w->shape[3];
     w5.stride[0] = w->stride[0]; w5.stride[1] = w->stride[1]; w5.stride[2] = w->shape[2] * w->stride[2];
     w5.stride[3] = w->stride[2]; w5.stride[4] = w->stride[3];
-    hb_conv3d_params p = {{1, stride, stride}, {0, 0}, {pad, pad}, {pad, pad}, groups};
+    hb_conv3d_params p = {{1, stride, stride}, {0, 0}, {pad, pad}, {pad, pad}, groups, HB_CONV_FAST};
     return hb_conv3d(y, x, Cin, 1, H, W, &w5, b, &p);
 }
 

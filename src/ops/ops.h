@@ -28,11 +28,17 @@ typedef struct {
     const uint8_t *key_mask;
 } hb_attention_args;
 
-/* Conv3d geometry: strides, zero padding per side, groups (hb_conv3d). */
+/* Operand precision of hb_conv3d. HB_CONV_FAST: the backend's fast path (the CPU computes in f32; a GPU backend
+ * rounds weights and input to bf16, f32 accumulation). HB_CONV_F32: f32 operands and accumulation on every
+ * backend (training: gradients need it). */
+typedef enum { HB_CONV_FAST = 0, HB_CONV_F32 = 1 } hb_conv_precision;
+
+/* Conv3d geometry: strides, zero padding per side, groups (hb_conv3d), and the operand precision (0 = fast). */
 typedef struct {
     int stride[3];      /* t, h, w */
     int pad_t[2], pad_h[2], pad_w[2];
     int groups;
+    hb_conv_precision precision;
 } hb_conv3d_params;
 
 /* Pixel (un)shuffle channel orders:

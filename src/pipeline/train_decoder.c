@@ -1,5 +1,7 @@
 /* hb train-decoder (pipeline/train_decoder.h): data preparation with the frozen Wan2.2 VAE, the training loop
- * over models/light_vae_train, checkpoints, evaluation, the CSV log and the loss plot. CPU backend. */
+ * over models/light_vae_train, checkpoints, evaluation, the CSV log and the loss plot. Runs on the calling
+ * thread's backend (hb train-decoder -d): clips, latents and teacher videos are host buffers, copied to and from
+ * the backend's memory space around the model calls. */
 #include "pipeline/train_decoder.h"
 #include "io/checkpoint.h"
 #include "io/image.h"
@@ -21,7 +23,8 @@
 typedef struct {
     char *path;
     char *cache;            /* its cache file (the teacher features are mapped from it per micro-batch) */
-    float *latent, *target; /* [z, t, h, w], teacher video [3, T, H, W] in [-1, 1] */
+    float *latent, *target; /* [z, t, h, w], teacher video [3, T, H, W] in [-1, 1] (host) */
+    float *latent_dev;      /* the latent in the backend's memory space */
     int64_t t, h, w, T, H, W;
 } tclip;
 
@@ -51,6 +54,13 @@ static const char *out_path(trun *r, const char *name) {
 static int make_dir(const char *p) {
     if (mkdir(p, 0755) == 0 || errno == EEXIST) return 0;
     return hb_error("%s: cannot create folder: %s", p, strerror(errno));
+}
+
+/* n floats of host memory copied into the backend's memory space */
+static float *dev_copy(const float *h, int64_t n, const char *what) {
+    float *d = hb_dev_alloc(sizeof(float) * (size_t)n, what);
+    if (d && hb_dev_upload(d, h, sizeof(float) * (size_t)n)) hb_dev_free(d), d = NULL;
+    return d;
 }
 
 /* ---------------------------------------------------------------- data */
@@ -167,16 +177,37 @@ static int load_cached(trun *r, tclip *c, const char *file) {
     return 1;
 }
 
-/* the clip's latent: from the cache, else read and encoded */
+/* the clip's latent: from the cache, else read and encoded on the backend */
 static int encode_clip(trun *r, tclip *c) {
     if (c->latent) return 0;
     float *video = read_clip(c->path, r->o->frames, r->o->size, &c->T);
     if (!video) return -1;
     int f = hb_wan_vae_spatial_factor(r->teacher), z = hb_wan_vae_get_config(r->teacher)->z_dim;
     c->H = c->W = r->o->size, c->t = 1 + (c->T - 1) / 4, c->h = c->H / f, c->w = c->W / f;
-    c->latent = hb_malloc(sizeof(float) * (size_t)(z * c->t * c->h * c->w), "latent");
-    int rc = c->latent ? hb_wan_vae_encode(r->teacher, video, c->T, c->H, c->W, c->latent, NULL) : -1;
-    hb_free(video);
+    size_t lb = sizeof(float) * (size_t)(z * c->t * c->h * c->w);
+    c->latent = hb_malloc(lb, "latent");
+    float *dv = dev_copy(video, 3 * c->T * c->H * c->W, "clip"), *dl = hb_dev_alloc(lb, "latent");
+    int rc = c->latent && dv && dl ? 0 : -1;
+    if (!rc) rc = hb_wan_vae_encode(r->teacher, dv, c->T, c->H, c->W, dl, NULL);
+    if (!rc) rc = hb_dev_download(c->latent, dl, lb);
+    hb_free(video), hb_dev_free(dv), hb_dev_free(dl);
+    return rc;
+}
+
+/* the teacher's decode of the clip's latent on the backend, with the feature blocks tapped; host copies out */
+static int teacher_decode(trun *r, tclip *c, float **feat, const size_t *feat_bytes) {
+    int z = hb_wan_vae_get_config(r->teacher)->z_dim;
+    size_t vb = sizeof(float) * (size_t)(3 * c->T * c->H * c->W);
+    hb_wan_vae_opts vo = {0};
+    float *dl = dev_copy(c->latent, (int64_t)z * c->t * c->h * c->w, "latent"), *dt = hb_dev_alloc(vb, "teacher video");
+    int rc = dl && dt ? 0 : -1;
+    for (int i = 0; i < r->nfeat && !rc; i++)
+        rc = (vo.dec_blocks[r->feat_block[i]] = hb_dev_alloc(feat_bytes[i], "teacher features")) ? 0 : -1;
+    if (!rc) rc = hb_wan_vae_decode(r->teacher, dl, c->t, c->h, c->w, dt, &vo);
+    if (!rc) rc = hb_dev_download(c->target, dt, vb);
+    for (int i = 0; i < r->nfeat && !rc; i++) rc = hb_dev_download(feat[i], vo.dec_blocks[r->feat_block[i]], feat_bytes[i]);
+    hb_dev_free(dl), hb_dev_free(dt);
+    for (int b = 0; b < HB_WAN_VAE_MAX_BLOCKS; b++) hb_dev_free(vo.dec_blocks[b]);
     return rc;
 }
 
@@ -191,7 +222,8 @@ static int prepare_clip(trun *r, tclip *c) {
     const char *names[2 + HB_LVT_MAX_HEADS] = {"latent", "target"};
     char fnames[HB_LVT_MAX_HEADS][32];
     hb_tensor ts[2 + HB_LVT_MAX_HEADS];
-    hb_wan_vae_opts vo = {0};
+    float *feat[HB_LVT_MAX_HEADS] = {0};
+    size_t feat_bytes[HB_LVT_MAX_HEADS] = {0};
     c->target = hb_malloc(sizeof(float) * (size_t)(3 * c->T * c->H * c->W), "teacher video");
     int rc = c->target ? 0 : -1;
     for (int i = 0; i < r->nfeat && !rc; i++) {
@@ -201,17 +233,17 @@ static int prepare_clip(trun *r, tclip *c) {
             rc = hb_error("%s: teacher block %d does not have the shape of head %d's output", c->path, r->feat_block[i], i);
             break;
         }
-        float *d = hb_malloc(sizeof(float) * (size_t)(s[0] * s[1] * s[2] * s[3]), "teacher features");
-        vo.dec_blocks[r->feat_block[i]] = d;
+        feat_bytes[i] = sizeof(float) * (size_t)(s[0] * s[1] * s[2] * s[3]);
+        feat[i] = hb_malloc(feat_bytes[i], "teacher features");
         snprintf(fnames[i], sizeof fnames[i], "feature.%d", r->feat_block[i]);
-        names[2 + i] = fnames[i], ts[2 + i] = hb_tensor_4d(HB_F32, s[0], s[1], s[2], s[3], d);
-        rc = d ? 0 : -1;
+        names[2 + i] = fnames[i], ts[2 + i] = hb_tensor_4d(HB_F32, s[0], s[1], s[2], s[3], feat[i]);
+        rc = feat[i] ? 0 : -1;
     }
-    if (!rc) rc = hb_wan_vae_decode(r->teacher, c->latent, c->t, c->h, c->w, c->target, &vo);
+    if (!rc) rc = teacher_decode(r, c, feat, feat_bytes);
     ts[0] = hb_tensor_4d(HB_F32, z, c->t, c->h, c->w, c->latent), ts[1] = hb_tensor_4d(HB_F32, 3, c->T, c->H, c->W, c->target);
     const char *meta[] = {"source", c->path, NULL};
     if (!rc) rc = hb_safetensors_write(file, 2 + r->nfeat, names, ts, meta);
-    for (int b = 0; b < HB_WAN_VAE_MAX_BLOCKS; b++) hb_free(vo.dec_blocks[b]);
+    for (int i = 0; i < r->nfeat; i++) hb_free(feat[i]);
     return rc;
 }
 
@@ -226,7 +258,9 @@ static int prepare_data(trun *r) {
     r->ntrain = r->nclips - hold;
     double t0 = hb_time_now();
     for (int i = 0; i < r->nclips; i++) {
-        if (prepare_clip(r, &r->clips[i])) return -1;
+        tclip *c = &r->clips[i];
+        if (prepare_clip(r, c) || !(c->latent_dev = dev_copy(c->latent, (int64_t)r->m->cfg.latent_channels * c->t * c->h * c->w, "latent")))
+            return -1;
         int64_t s[4];
         hb_lvt_video_shape(r->m, r->clips[i].t, r->clips[i].h, r->clips[i].w, s);
         if (s[1] != r->clips[i].T || s[2] != r->clips[i].H || s[3] != r->clips[i].W)
@@ -423,10 +457,11 @@ static int evaluate(trun *r, teval *e) {
     for (int i = first; i < first + n && !rc; i++) {
         const tclip *c = &r->clips[i];
         int64_t nv = 3 * c->T * c->H * c->W;
-        float *v = hb_malloc(sizeof(float) * (size_t)nv, "eval video");
+        float *v = hb_malloc(sizeof(float) * (size_t)nv, "eval video"), *dv = hb_dev_alloc(sizeof(float) * (size_t)nv, "eval video");
         uint8_t *a = hb_malloc((size_t)nv, "eval frames"), *b = hb_malloc((size_t)nv, "eval frames");
         hb_metrics mt = {0};
-        rc = v && a && b ? hb_lvt_forward(m, c->latent, c->t, c->h, c->w, v) : -1;
+        rc = v && dv && a && b ? hb_lvt_forward(m, c->latent_dev, c->t, c->h, c->w, dv) : -1;
+        if (!rc) rc = hb_dev_download(v, dv, sizeof(float) * (size_t)nv);
         if (!rc) {
             e->l1 += hb_l1_loss(v, c->target, nv, NULL, 1.0f) / n;
             hb_frames_from_cthw(v, (int)c->T, (int)c->H, (int)c->W, -1.0f, 1.0f, a);
@@ -435,7 +470,7 @@ static int evaluate(trun *r, teval *e) {
         }
         if (!rc) e->psnr += mt.psnr_mean / n, e->ssim += mt.ssim_mean / n;
         hb_metrics_free(&mt);
-        hb_free(v), hb_free(a), hb_free(b);
+        hb_free(v), hb_dev_free(dv), hb_free(a), hb_free(b);
     }
     m->w = keep;
     if (m->ema) hb_host_memory_released(m->ema, sizeof(float) * (size_t)m->total); /* it changes before the next use */
@@ -445,15 +480,16 @@ static int evaluate(trun *r, teval *e) {
 static int decode_speed(trun *r, teval *e) {
     const tclip *c = &r->clips[r->ntrain < r->nclips ? r->ntrain : 0];
     hb_light_vae *lv = hb_light_vae_load(out_path(r, "checkpoint"));
-    float *v = hb_malloc(sizeof(float) * (size_t)(3 * c->T * c->H * c->W), "speed video");
+    float *v = hb_dev_alloc(sizeof(float) * (size_t)(3 * c->T * c->H * c->W), "speed video");
     int rc = lv && v ? 0 : -1;
     double t0 = hb_time_now();
-    if (!rc) rc = hb_wan_vae_decode(r->teacher, c->latent, c->t, c->h, c->w, v, NULL);
+    if (!rc) rc = hb_wan_vae_decode(r->teacher, c->latent_dev, c->t, c->h, c->w, v, NULL);
     double t1 = hb_time_now();
-    if (!rc) rc = hb_light_vae_decode(lv, c->latent, c->t, c->h, c->w, v, NULL, NULL, NULL);
+    if (!rc) rc = hb_light_vae_decode(lv, c->latent_dev, c->t, c->h, c->w, v, NULL, NULL, NULL);
+    if (!rc) rc = hb_backend_sync();
     double t2 = hb_time_now();
     if (!rc) e->speedup = (t1 - t0) / (t2 - t1 > 1e-9 ? t2 - t1 : 1e-9);
-    hb_free(v);
+    hb_dev_free(v);
     hb_light_vae_free(lv);
     return rc;
 }
@@ -556,7 +592,7 @@ static int train_step(trun *r, double *loss, double *rec, double *feat, int (*st
         const float *teacher[HB_LVT_MAX_HEADS] = {0};
         hb_checkpoint *fck = feature_targets(r, c, teacher);
         if (r->nfeat && !fck) return hb_error_prefix("%s: teacher features", c->cache);
-        hb_lvt_batch b = {c->latent, c->t, c->h, c->w, c->target, teacher, 1.0f, r->nfeat ? (float)o->feature_weight : 0.0f,
+        hb_lvt_batch b = {c->latent_dev, c->t, c->h, c->w, c->target, teacher, 1.0f, r->nfeat ? (float)o->feature_weight : 0.0f,
                           1.0f / (float)nmb};
         hb_lvt_losses L;
         int rc = hb_lvt_train_pass(r->m, &b, &L, NULL, NULL);
@@ -615,7 +651,8 @@ static int check_opts(const hb_train_opts *o) {
 
 static void run_free(trun *r) {
     for (int i = 0; i < r->nclips; i++)
-        free(r->clips[i].path), free(r->clips[i].cache), hb_free(r->clips[i].latent), hb_free(r->clips[i].target);
+        free(r->clips[i].path), free(r->clips[i].cache), hb_free(r->clips[i].latent), hb_free(r->clips[i].target),
+            hb_dev_free(r->clips[i].latent_dev);
     hb_free(r->clips);
     hb_lvt_free(r->m);
     hb_wan_vae_free(r->teacher);

@@ -15,10 +15,12 @@
  *     through registers, both in flight during the current tile's MMAs. 1x1x1 stride-1 unpadded convs (plain
  *     GEMMs) load the input tile with float4 loads.
  *     Input channels that do not fill a K tile (Cin % 32) are zero in both operands.
+ *  1f. dense with p->precision == HB_CONV_F32 (training; CUDA and HIP): the same implicit GEMM with f32 operands
+ *     and FMAs on the CUDA cores, 64 x 64 tiles, each thread 4 x 4 outputs.
  *  2. depthwise (groups == Cin, Cout a multiple of Cin): direct f32; a block computes 8 (4 on 64-wide
  *     wavefronts) output rows x 32*vw columns of one (channel, frame); per kernel frame dt the input slab with
  *     its halo is staged in shared memory; each thread accumulates vw outputs along W.
- *  3. anything else (other grouped convs, and every conv under HB_HIP where wmma is not available): direct f32,
+ *  3. anything else (other grouped convs, and every fast conv under HB_HIP where wmma is not available): direct f32,
  *     one output per thread.
  * The index arithmetic lives in __host__ __device__ helpers (namespace hbgc) so that a host program can
  * replay the kernels' tiling against a naive loop: compile with -DHBG_CONV_INDEX_ONLY to get only those. */
@@ -438,6 +440,126 @@ int conv_dense(float *y, const float *x, const hb_tensor *w, const float *bias, 
 }
 #endif /* HBG_CONV_WMMA */
 
+/* ---------- path 1f: dense f32 (HB_CONV_F32: training) ---------- */
+
+/* The implicit GEMM of path 1 with f32 operands and plain FMAs (no tensor cores): a block computes F_BM output
+ * channels x F_BN positions, thread tid the rows tr + 16 i and columns tc + 16 j (i, j < 4; tr = tid / 16, tc =
+ * tid % 16: consecutive threads read consecutive shared columns and write consecutive y). K tiles as path 1:
+ * one tap, BK input channels. Each output is one FMA chain in K order: deterministic. */
+enum { F_BM = 64, F_BN = 64, F_LDA = F_BM + 1, F_STAGE = BK * F_LDA + BK * F_BN, F_A_PER_THREAD = F_BM * BK / NT,
+       F_B_STEP = NT / F_BN, F_B_PER_THREAD = BK * F_BN / NT };
+
+struct DenseF32Loader {
+    int tid, m0;
+    PosBase pb; /* this thread's gather column n0 + tid % F_BN */
+    float areg[F_A_PER_THREAD], breg[F_B_PER_THREAD];
+
+    __device__ __forceinline__ DenseF32Loader(int tid_, int m0_, int64_t n0, const Geo &g)
+        : tid(tid_), m0(m0_), pb(pos_base(n0 + tid_ % F_BN, g)) {}
+
+    /* A element e = tid + NT i: row e / BK, channel e % BK (consecutive threads read consecutive weights);
+     * B rows tid / F_BN + F_B_STEP j of column tid % F_BN */
+    __device__ __forceinline__ void load(const KTile &s, const float *__restrict__ wt, const float *__restrict__ x,
+                                         const Geo &g) {
+        const int ci0 = s.cb * BK;
+#pragma unroll
+        for (int i = 0; i < F_A_PER_THREAD; i++) {
+            const int e = tid + NT * i;
+            const int64_t ai = a_index(m0 + e / BK, s.tap, ci0 + e % BK, g);
+            areg[i] = ai >= 0 ? wt[ai] : 0.0f;
+        }
+        const int64_t off = gather_offset(pb, s, g);
+        const int c0 = ci0 + tid / F_BN;
+#pragma unroll
+        for (int j = 0; j < F_B_PER_THREAD; j++) {
+            const int c = c0 + j * F_B_STEP;
+            breg[j] = off >= 0 && c < g.cin_g ? x[(int64_t)c * g.THW + off] : 0.0f;
+        }
+    }
+    /* stage layout: A transposed [BK][F_LDA] (channel-major, so a thread's 4 rows are one broadcast read per k),
+     * then B [BK][F_BN] */
+    __device__ __forceinline__ void store(float *stage) const {
+#pragma unroll
+        for (int i = 0; i < F_A_PER_THREAD; i++) {
+            const int e = tid + NT * i;
+            stage[(e % BK) * F_LDA + e / BK] = areg[i];
+        }
+#pragma unroll
+        for (int j = 0; j < F_B_PER_THREAD; j++) stage[BK * F_LDA + (tid / F_BN + j * F_B_STEP) * F_BN + tid % F_BN] = breg[j];
+    }
+};
+
+__global__ void __launch_bounds__(NT) conv_dense_f32_kernel(float *__restrict__ y, const float *__restrict__ x,
+                                                            const float *__restrict__ wt, const float *__restrict__ bias,
+                                                            Geo g, int mtiles) {
+    __shared__ float smem[2 * F_STAGE];
+    const int tid = threadIdx.x, tr = tid / 16, tc = tid % 16;
+    int mt;
+    int64_t ntile;
+    dense_block(blockIdx.x, mtiles, mt, ntile);
+    const int m0 = mt * F_BM;
+    const int64_t n0 = ntile * F_BN;
+    DenseF32Loader ld(tid, m0, n0, g);
+    float acc[4][4];
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) acc[i][j] = 0.0f;
+
+    KTile s = ktile_first();
+    ld.load(s, wt, x, g);
+    ld.store(smem);
+    __syncthreads();
+    for (int kt = 0; kt < g.nkt; kt++) {
+        const float *st = smem + (kt & 1) * F_STAGE;
+        const bool more = kt + 1 < g.nkt; /* uniform */
+        if (more) {
+            ktile_next(s, g);
+            ld.load(s, wt, x, g); /* in flight during the FMAs below */
+        }
+#pragma unroll 4
+        for (int k = 0; k < BK; k++) {
+            float a[4], b[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) a[i] = st[k * F_LDA + tr + 16 * i];
+#pragma unroll
+            for (int j = 0; j < 4; j++) b[j] = st[BK * F_LDA + k * F_BN + tc + 16 * j];
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+        }
+        if (more) ld.store(smem + ((kt + 1) & 1) * F_STAGE); /* its last reads were before the previous barrier */
+        __syncthreads();
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int co = m0 + tr + 16 * i;
+        if (co >= g.Cout) continue;
+        const float bv = bias ? bias[co] : 0.0f;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const int64_t p = n0 + tc + 16 * j;
+            if (p < g.P) y[(int64_t)co * g.P + p] = acc[i][j] + bv;
+        }
+    }
+}
+
+int conv_dense_f32(float *y, const float *x, const hb_tensor *w, const float *bias, const Geo &g) {
+    hb_tensor v = *w; /* the view [Cout, kt, kh, kw, cin_g], as path 1 */
+    v.shape[1] = w->shape[2]; v.stride[1] = w->stride[2];
+    v.shape[2] = w->shape[3]; v.stride[2] = w->stride[3];
+    v.shape[3] = w->shape[4]; v.stride[3] = w->stride[4];
+    v.shape[4] = w->shape[1]; v.stride[4] = w->stride[1];
+    const float *wt = (const float *)hbg_weight(g.ntap == 1 || g.cin_g == 1 ? w : &v, HBG_W_F32);
+    if (!wt) return -1;
+    const int mtiles = (g.Cout + F_BM - 1) / F_BM;
+    const int64_t blocks = (int64_t)mtiles * ((g.P + F_BN - 1) / F_BN);
+    if (blocks > 0x7fffffff) return hbg_fail("hb_conv3d: %lld blocks exceed the grid limit", (long long)blocks);
+    conv_dense_f32_kernel<<<(unsigned)blocks, NT, 0, hbg_stream()>>>(y, x, wt, bias, g, mtiles);
+    return HBG_LAUNCHED("hb_conv3d (dense f32)");
+}
+
 /* ---------- path 2: depthwise, direct f32 ---------- */
 
 enum { DW_THREADS = 256, DW_MAX_SMEM = 48 * 1024 };
@@ -552,6 +674,7 @@ int hbg_conv3d(float *y, const float *x, int64_t Cin, int64_t T, int64_t H, int6
     const float *bias = NULL;
     if (b && !(bias = (const float *)hbg_weight(b, HBG_W_F32))) return -1;
 
+    if (groups == 1 && p->precision == HB_CONV_F32) return conv_dense_f32(y, x, w, bias, g);
 #ifdef HBG_CONV_WMMA
     if (groups == 1) return conv_dense(y, x, w, bias, g);
 #endif
