@@ -388,6 +388,51 @@ static void check_bad_files(hb_rng *r) {
     rnet_free(&N);
 }
 
+/* hb train-decoder --lpips on the tiny setup of test_train_decoder (random teacher and student, four testsrc2
+ * clips of 9 frames at 64x64) with a random reduced-width AlexNet LPIPS file: the loss_lpips column falls */
+static void check_train(hb_rng *r) {
+    if (tl_run("command -v ffmpeg >/dev/null", NULL, 0) != 0) { printf("ffmpeg not installed: training run skipped\n"); return; }
+    const char *dir = tl_tmpdir();
+    char cmd[4096], p[1024];
+    snprintf(cmd, sizeof cmd, "'%s' mkmodel --arch hummingbird-xt --tiny '%s/mk' >/dev/null 2>&1 && mkdir -p '%s/clips'", tl_hb_bin(), dir, dir);
+    CHECK(tl_run(cmd, NULL, 0) == 0);
+    for (int i = 0; i < 4; i++) {
+        snprintf(cmd, sizeof cmd, "ffmpeg -v error -y -f lavfi -i testsrc2=size=96x80:rate=8:duration=2 "
+                 "-vf hue=h=%d,crop=80:80:%d:0 -pix_fmt yuv420p '%s/clips/c%d.mp4'", i * 60, i * 4, dir, i);
+        CHECK(tl_run(cmd, NULL, 0) == 0);
+    }
+    rnet N;
+    rnet_random(&N, 0, r, 4, 12);
+    snprintf(p, sizeof p, "%s/lpips_train.safetensors", dir);
+    CHECK(rnet_write(&N, p, NULL, NULL) == 0);
+    rnet_free(&N);
+    snprintf(cmd, sizeof cmd, "'%s' train-decoder --teacher '%s/mk/hm_2.2_5B/Wan2.2_VAE.pth' --config "
+             "'%s/mk/vae/wan22_v1_tiling_16_12/config.json' --data '%s/clips' --frames 9 --size 64 --lr 3e-3 --ema 0.9 "
+             "--steps 24 --save-every 12 --lpips '%s' --lpips-weight 2 --out '%s/run' -q 2>&1", tl_hb_bin(), dir, dir, dir, p, dir);
+    char out[4096];
+    int rc = tl_run(cmd, out, sizeof out);
+    CHECKF(rc == 0, "train-decoder --lpips: %s", out);
+    snprintf(p, sizeof p, "%s/run/train_log.csv", dir);
+    FILE *f = fopen(p, "r");
+    double lp[64], loss[64], rec[64];
+    int n = 0;
+    char line[512];
+    bool header = f && fgets(line, sizeof line, f) && strstr(line, ",loss_lpips");
+    while (f && n < 64 && fgets(line, sizeof line, f)) {
+        char *fld[11] = {0}, *q = line;
+        for (int i = 0; i < 11 && q; i++) fld[i] = q, q = strchr(q, ','), q = q ? (*q = 0, q + 1) : NULL;
+        if (atoi(fld[0]) > 0 && fld[10] && fld[10][0]) loss[n] = atof(fld[1]), rec[n] = atof(fld[2]), lp[n++] = atof(fld[10]);
+    }
+    if (f) fclose(f);
+    CHECKF(header && n == 24, "%s: header %d, %d rows with loss_lpips", p, header, n);
+    if (n < 24) return;
+    double last = 0;
+    for (int i = n - 6; i < n; i++) last += lp[i] / 6;
+    CHECKF(last < 0.8 * lp[0], "LPIPS term %.4f -> %.4f (mean of the last 6 steps)", lp[0], last);
+    CHECKF(fabs(loss[0] - (rec[0] + 2 * lp[0])) <= 1e-4 * loss[0], "loss %.6g != rec %.6g + 2 lpips %.6g", loss[0], rec[0], lp[0]);
+    printf("  train-decoder --lpips (AlexNet, random reduced widths), 24 steps: LPIPS term %.4f -> %.4f (last 6)\n", lp[0], last);
+}
+
 int main(void) {
     hb_rng r;
     hb_rng_seed(&r, tl_seed());
@@ -396,5 +441,6 @@ int main(void) {
     check_fixture("alex");
     check_fixture("vgg");
     check_bad_files(&r);
+    check_train(&r);
     return tl_done();
 }

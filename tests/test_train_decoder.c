@@ -8,7 +8,7 @@
  * - kill -9 after the step-20 checkpoint, then --resume: byte-identical again, no duplicate log rows; the same
  *   after SIGINT (exit 130, the last finished step saved);
  * - --init from a checkpoint with --batch 2 --accum 2 runs;
- * - bad input (--frames 8, a missing --data, --lpips) fails with one message and no checkpoint.
+ * - bad input (--frames 8, a missing --data, a missing --lpips file) fails with one message and no checkpoint.
  * Skips without ffmpeg. */
 #include "testlib.h"
 #include <math.h>
@@ -143,7 +143,7 @@ static void check_interrupt(void) {
 static void check_errors(void) {
     char out[4096];
     struct { const char *extra, *want; } bad[] = {
-        {"--steps 2 --frames 8", "--frames 8"}, {"--steps 2 --lpips x.safetensors", "not implemented"}};
+        {"--steps 2 --frames 8", "--frames 8"}, {"--steps 2 --lpips x.safetensors", "x.safetensors"}};
     for (int i = 0; i < 2; i++) {
         char cmd[5000];
         snprintf(cmd, sizeof cmd, "%s --out '%s/bad%d' %s 2>&1", g_common, g_dir, i, bad[i].extra);

@@ -9,7 +9,7 @@ static void usage(FILE *f) {
     fprintf(f, "usage: hb train-decoder --teacher WAN22_VAE (--config light_config.json | --init LIGHT_VAE)\n"
                "                        --data VIDEO_DIR_OR_LIST --out DIR [options]\n\n"
                "Trains the light decoder to reproduce the frozen Wan2.2 VAE's decode of its own encoding of each clip\n"
-               "(L1 loss, AdamW, EMA). Checkpoints in DIR/checkpoint/ load with hb generate --light-vae.\n\n"
+               "(L1 loss, optionally + LPIPS; AdamW, EMA). Checkpoints in DIR/checkpoint/ load with hb generate --light-vae.\n\n"
                "  --frames N        frames per clip, 1 + 4k (default 17)\n"
                "  --size N          square crop size, a multiple of 16 (default 256)\n"
                "  --steps N         optimiser steps (default 1000)\n"
@@ -22,7 +22,8 @@ static void usage(FILE *f) {
                "  --seed N          initialisation and clip order (default 0)\n"
                "  --resume          continue from DIR/train_state.safetensors\n"
                "  --feature-blocks none   feature distillation: only none in this version\n"
-               "  --lpips FILE      LPIPS weights: not implemented in this version (refused)\n"
+               "  --lpips FILE      add the LPIPS term: lpips.LPIPS(net='alex'|'vgg') state_dict as safetensors or .pth\n"
+               "  --lpips-weight W  its weight (default 1.0)\n"
                "  -t N, -v, -q      as every command (-q: no per-step line)\n");
 }
 
@@ -69,6 +70,9 @@ static int parse(int argc, char **argv, hb_train_opts *o) {
             else if (a[3] == 'p') o->eps = v;
             else if (a[3] == 'm') o->ema = (float)v;
             else o->seed = (uint64_t)v;
+        } else if (!strcmp(a, "--lpips-weight")) {
+            if (num_arg(argc, argv, &i, &v)) return -1;
+            o->lpips_weight = v;
         } else if (!strcmp(a, "--betas") && i + 1 < argc) {
             if (sscanf(argv[++i], "%lf,%lf", &o->beta1, &o->beta2) != 2) { fprintf(stderr, "hb train-decoder: --betas B1,B2\n"); return -1; }
         } else if (!strcmp(a, "--resume")) o->resume = true;

@@ -8,6 +8,7 @@
 #include "io/plot.h"
 #include "io/video.h"
 #include "models/light_vae_train.h"
+#include "models/lpips.h"
 #include "models/wan_vae.h"
 #include <dirent.h>
 #include <errno.h>
@@ -29,6 +30,8 @@ typedef struct {
     hb_wan_vae *teacher;
     hb_checkpoint *teacher_ck;
     hb_lvt *m;
+    hb_lpips *lpips;    /* --lpips: the perceptual term's network, NULL without */
+    double step_lpips;  /* the last step's mean LPIPS term */
     tclip *clips;
     int nclips, ntrain;
     char path[4096];  /* scratch for OUT/... names */
@@ -38,6 +41,7 @@ void hb_train_opts_default(hb_train_opts *o) {
     memset(o, 0, sizeof *o);
     o->frames = 17, o->size = 256, o->steps = 1000, o->batch = 1, o->accum = 1, o->save_every = 100, o->holdout = 1;
     o->lr = 1e-4, o->weight_decay = 1e-4, o->beta1 = 0.9, o->beta2 = 0.95, o->eps = 1e-15, o->ema = 0.999f;
+    o->lpips_weight = 1.0;
 }
 
 static const char *out_path(trun *r, const char *name) {
@@ -350,7 +354,7 @@ static int decode_speed(trun *r, teval *e) {
 
 /* ---------------------------------------------------------------- log and plot */
 
-#define CSV_HEADER "step,loss,loss_rec,lr,steps_per_s,elapsed_s,eval_psnr,eval_ssim,eval_l1,decode_speedup\n"
+#define CSV_HEADER "step,loss,loss_rec,lr,steps_per_s,elapsed_s,eval_psnr,eval_ssim,eval_l1,decode_speedup,loss_lpips\n"
 
 /* keep the rows up to `step` (a resumed run rewrites what came after its checkpoint) */
 static int csv_trim(trun *r, int64_t step) {
@@ -373,8 +377,10 @@ static int csv_row(trun *r, int64_t step, double loss, double rec, double lr, do
     if (!f) return hb_error("%s: %s", r->path, strerror(errno));
     if (step > 0) fprintf(f, "%lld,%.6g,%.6g,%.3g,%.4g,%.1f,", (long long)step, loss, rec, lr, sps, el);
     else fprintf(f, "0,,,,,%.1f,", el);
-    if (e) fprintf(f, "%.3f,%.4f,%.6g,%.3f\n", e->psnr, e->ssim, e->l1, e->speedup);
-    else fprintf(f, ",,,\n");
+    if (e) fprintf(f, "%.3f,%.4f,%.6g,%.3f,", e->psnr, e->ssim, e->l1, e->speedup);
+    else fprintf(f, ",,,,");
+    if (step > 0 && r->lpips) fprintf(f, "%.6g", r->step_lpips);
+    fprintf(f, "\n");
     return fclose(f) == 0 ? 0 : hb_error("%s: write failed", r->path);
 }
 
@@ -416,20 +422,36 @@ static int checkpoint(trun *r, double loss, double rec, double sps, double elaps
     return rc;
 }
 
-/* one optimiser step over batch * accum clips; the mean losses in *loss, *rec */
+typedef struct { hb_lpips *net; const float *target; } lpips_ctx;
+
+/* the LPIPS term (hb_lvt_video_loss_fn): mean over frames of LPIPS(student frame, teacher frame), the teacher's
+ * video moved into the current memory space */
+static int lpips_term(void *user, const float *video, float *grad, const int64_t s[4], float scale, double *loss) {
+    const lpips_ctx *c = user;
+    size_t bytes = sizeof(float) * (size_t)(s[0] * s[1] * s[2] * s[3]);
+    float *t = hb_dev_alloc(bytes, "teacher video");
+    int rc = t ? hb_dev_upload(t, c->target, bytes) : -1;
+    if (!rc) rc = hb_lpips_video(c->net, video, t, s[1], s[2], s[3], grad, scale, loss);
+    hb_dev_free(t);
+    return rc;
+}
+
+/* one optimiser step over batch * accum clips; the mean losses in *loss, *rec (and r->step_lpips) */
 static int train_step(trun *r, double *loss, double *rec, int (*stop)(void)) {
     const hb_train_opts *o = r->o;
     int nmb = o->batch * o->accum;
     hb_lvt_zero_grad(r->m);
-    *loss = *rec = 0;
+    *loss = *rec = r->step_lpips = 0;
     for (int k = 0; k < nmb; k++) {
         hb_rng g;
         hb_rng_seed(&g, o->seed * 0x9E3779B97F4A7C15ull + (uint64_t)r->m->step * 1000003ull + (uint64_t)k);
         const tclip *c = &r->clips[hb_rng_u64(&g) % (uint64_t)r->ntrain];
         hb_lvt_batch b = {c->latent, c->t, c->h, c->w, c->target, NULL, 1.0f, 0.0f, 1.0f / (float)nmb};
+        lpips_ctx lc = {r->lpips, c->target};
+        hb_lvt_video_loss lp = {lpips_term, &lc, (float)o->lpips_weight};
         hb_lvt_losses L;
-        if (hb_lvt_train_pass(r->m, &b, &L, NULL, NULL)) return -1;
-        *loss += L.loss / nmb, *rec += L.loss_rec / nmb;
+        if (hb_lvt_train_pass_with(r->m, &b, r->lpips ? &lp : NULL, &L, NULL, NULL)) return -1;
+        *loss += L.loss / nmb, *rec += L.loss_rec / nmb, r->step_lpips += L.loss_video / nmb;
         if (stop && stop()) return 1;
     }
     hb_adamw opt = {o->lr, o->beta1, o->beta2, o->eps, o->weight_decay};
@@ -439,8 +461,10 @@ static int train_step(trun *r, double *loss, double *rec, int (*stop)(void)) {
 static void progress(const trun *r, int64_t start, double loss, double rec, double t0) {
     double el = hb_time_now() - t0, sps = (double)(r->m->step - start) / (el > 0 ? el : 1e-9);
     double eta = sps > 0 ? (double)(r->o->steps - r->m->step) / sps : 0;
-    printf("step %lld/%d  loss %.5f  rec %.5f  lr %.2e  %.2f steps/s  ETA %d:%02d\n", (long long)r->m->step, r->o->steps,
-           loss, rec, r->o->lr, sps, (int)(eta / 60), (int)fmod(eta, 60));
+    char lp[32] = "";
+    if (r->lpips) snprintf(lp, sizeof lp, "  lpips %.5f", r->step_lpips);
+    printf("step %lld/%d  loss %.5f  rec %.5f%s  lr %.2e  %.2f steps/s  ETA %d:%02d\n", (long long)r->m->step, r->o->steps,
+           loss, rec, lp, r->o->lr, sps, (int)(eta / 60), (int)fmod(eta, 60));
     fflush(stdout);
 }
 
@@ -468,7 +492,7 @@ static int train_loop(trun *r, int (*stop)(void)) {
 static int check_opts(const hb_train_opts *o) {
     if (!o->teacher || !o->data || !o->out || (!o->config == !o->init))
         return hb_error("--teacher, --data, --out and one of --config / --init are required");
-    if (o->lpips) return hb_error("--lpips %s: the LPIPS loss is not implemented in this version", o->lpips);
+    if (!(o->lpips_weight >= 0)) return hb_error("--lpips-weight must be >= 0");
     if (o->feature_blocks && strcmp(o->feature_blocks, "none"))
         return hb_error("--feature-blocks %s: feature distillation needs the Wan2.2 decoder's block outputs, which the "
                         "teacher decoder does not expose in this version (use none)", o->feature_blocks);
@@ -481,10 +505,21 @@ static int check_opts(const hb_train_opts *o) {
     return 0;
 }
 
+/* --lpips: the network, and frames it can take */
+static int load_lpips(trun *r) {
+    if (!(r->lpips = hb_lpips_load(r->o->lpips))) return -1;
+    int64_t min = hb_lpips_min_size(r->lpips);
+    if (r->o->size < min)
+        return hb_error("--size %d: the LPIPS network of %s takes frames of at least %lld pixels a side", r->o->size,
+                        r->o->lpips, (long long)min);
+    return 0;
+}
+
 static void run_free(trun *r) {
     for (int i = 0; i < r->nclips; i++) free(r->clips[i].path), hb_free(r->clips[i].latent), hb_free(r->clips[i].target);
     hb_free(r->clips);
     hb_lvt_free(r->m);
+    hb_lpips_free(r->lpips);
     hb_wan_vae_free(r->teacher);
     hb_checkpoint_close(r->teacher_ck);
 }
@@ -492,6 +527,7 @@ static void run_free(trun *r) {
 int hb_train_decoder(const hb_train_opts *o, int (*stop)(void)) {
     trun r = {.o = o};
     int rc = check_opts(o);
+    if (!rc && o->lpips) rc = load_lpips(&r);
     if (!rc) rc = make_dir(o->out);
     if (!rc) rc = make_dir(out_path(&r, "cache"));
     if (!rc && !(r.teacher_ck = hb_checkpoint_open(o->teacher))) rc = -1;

@@ -5,7 +5,8 @@
  * and the teacher's video are cached in OUT/cache/ (one safetensors per clip, keyed by the clip's path, size,
  * mtime, the frame count, the size and the teacher file). The last `holdout` clips are held out for evaluation.
  * Training: per step, batch * accum clips drawn from a generator seeded by (seed, step) (a resumed run draws the
- * same clips), each a micro-batch with loss mean|student(latent) - teacher video| / (batch * accum), then
+ * same clips), each a micro-batch with loss (mean|student(latent) - teacher video| + w_lpips * the mean over frames
+ * of LPIPS(student frame, teacher frame) when --lpips is given) / (batch * accum), then
  * AdamW and the EMA. Outputs in OUT/: checkpoint/ (the release's light-decoder folder: config.json +
  * diffusion_pytorch_model.safetensors, EMA weights when the EMA is on) loadable by hb generate --light-vae,
  * train_state.safetensors (weights, Adam moments, EMA, step), train_log.csv, loss.png. Every file is written
@@ -21,7 +22,8 @@ typedef struct {
     const char *init;      /* or a light decoder to start from (folder or .safetensors) */
     const char *data;      /* folder of clips or a text file listing one path per line */
     const char *out;
-    const char *lpips;     /* LPIPS weights (not implemented: an error) */
+    const char *lpips;     /* LPIPS weights (models/lpips.h): loss += lpips_weight * mean over frames of LPIPS */
+    double lpips_weight;   /* default 1.0 */
     const char *feature_blocks; /* feature distillation (needs teacher feature taps: an error) */
     int frames, size, steps, batch, accum, save_every, holdout;
     double lr, weight_decay, beta1, beta2, eps;
