@@ -86,10 +86,10 @@ static int load_conv(hb_lpips *l, const hb_checkpoint *ck, lp_conv *c, int64_t c
 }
 
 static int load_lin(hb_lpips *l, const hb_checkpoint *ck, int i, int64_t C) {
-    char nm[64];
+    char nm[64], alt[64];
     snprintf(nm, sizeof nm, "lin%d.model.1.weight", i);
-    if (!hb_checkpoint_has(ck, nm)) snprintf(nm, sizeof nm, "lin%d.model.0.weight", i); /* built without dropout */
-    if (!hb_checkpoint_has(ck, nm)) snprintf(nm, sizeof nm, "lin%d.model.1.weight", i);
+    snprintf(alt, sizeof alt, "lin%d.model.0.weight", i); /* a model built without dropout */
+    if (!hb_checkpoint_has(ck, nm) && hb_checkpoint_has(ck, alt)) memcpy(nm, alt, sizeof nm);
     int64_t s[4] = {1, C, 1, 1};
     if (get_f32(l, ck, nm, 4, s, &l->lin[i])) return -1;
     l->lin[i] = hb_tensor_1d(HB_F32, C, l->lin[i].data);
