@@ -691,6 +691,42 @@ static void case_training(hb_rng *r, int64_t C, int64_t S) {
     free(dx), free(dy), free(x), free(dw), free(db), free(m), free(v), free(g), free(xp), free(w);
 }
 
+/* ---------------- perceptual-loss ops ---------------- */
+typedef struct { int kind; int64_t C, H, W, S; int k, s; hb_tensor w; } pl_ctx;
+static int pl_body(void *vc, void **p) {
+    pl_ctx *c = vc;
+    float **f = (float **)p;
+    if (c->kind == 0) hb_maxpool2d(f[0], f[1], c->C, c->H, c->W, c->k, c->s);
+    else if (c->kind == 1) hb_maxpool2d_backward(f[0], f[1], f[2], c->C, c->H, c->W, c->k, c->s);
+    else hb_lpips_distance(f[0], f[1], f[2], f[3], &c->w, c->C, c->S, 0.37f);
+    return 0;
+}
+
+/* max pool (AlexNet's overlapping 3/2 and VGG's 2/2, odd sides) bitwise; the LPIPS distance and gradient */
+static void case_perceptual(hb_rng *r, int64_t C, int64_t H, int64_t W) {
+    char what[96];
+    for (int v = 0; v < 2; v++) {
+        pl_ctx c = {.C = C, .H = H, .W = W, .k = v ? 2 : 3, .s = 2};
+        int64_t n = C * H * W, no = C * ((H - c.k) / 2 + 1) * ((W - c.k) / 2 + 1);
+        float *x = rnd(r, n, 1.0f), *y = rnd(r, no, 1.0f), *dx = rnd(r, n, 1.0f);
+        for (int64_t i = 0; i < n; i += 7) x[i] = 0.0f; /* ties, as after a ReLU */
+        c.kind = 0;
+        snprintf(what, sizeof what, "maxpool2d C=%lld %lldx%lld k%d s2", (long long)C, (long long)H, (long long)W, c.k);
+        compare(what, -1, 2, (tbuf[]){fbuf(y, no), fbuf(x, n)}, pl_body, &c);
+        c.kind = 1;
+        snprintf(what, sizeof what, "maxpool2d_backward C=%lld %lldx%lld k%d s2", (long long)C, (long long)H, (long long)W, c.k);
+        compare(what, TOL_F32, 3, (tbuf[]){fbuf(dx, n), fbuf(y, no), fbuf(x, n)}, pl_body, &c);
+        free(x), free(y), free(dx);
+    }
+    pl_ctx c = {.kind = 2, .C = C, .S = H * W, .w = wmake(r, HB_F32, 1, (int64_t[]){C}, 1.0f)};
+    int64_t n = C * H * W;
+    float *d = rnd(r, H * W, 1.0f), *g = rnd(r, n, 1.0f), *xa = rnd(r, n, 1.0f), *xb = rnd(r, n, 1.0f);
+    snprintf(what, sizeof what, "lpips_distance C=%lld S=%lld", (long long)C, (long long)(H * W));
+    compare(what, TOL_F32, 4, (tbuf[]){fbuf(d, H * W), fbuf(g, n), fbuf(xa, n), fbuf(xb, n)}, pl_body, &c);
+    wrelease(&c.w);
+    free(d), free(g), free(xa), free(xb);
+}
+
 static void add_device(const char *name, bool exact) {
     const hb_backend *b = hb_backend_find(name);
     if (!b) {
@@ -752,6 +788,8 @@ int main(void) {
     }
     case_training(&r, 7, 33);
     case_training(&r, 48, 1031);
+    case_perceptual(&r, 5, 13, 10);
+    case_perceptual(&r, 64, 55, 55);
     case_norms(&r, 1, 1, HB_F32);
     case_norms(&r, 7, 33, HB_BF16);
     case_norms(&r, 64, 3072, HB_F32);

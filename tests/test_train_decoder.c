@@ -14,7 +14,7 @@
  *   alone and caches no features, a features run in the same folder refills that cache; resuming with other blocks,
  *   an index the student/teacher pairing lacks (5 with the 4-up-block student), a repeated or malformed index,
  *   are refused with one message naming --feature-blocks;
- * - bad input (--frames 8, a missing --data, --lpips) fails with one message and no checkpoint.
+ * - bad input (--frames 8, a missing --data, a missing --lpips file) fails with one message and no checkpoint.
  * Skips without ffmpeg. */
 #include "testlib.h"
 #include <math.h>
@@ -184,7 +184,7 @@ static void check_feature_blocks(void) {
 static void check_errors(void) {
     char out[4096];
     struct { const char *extra, *want; } bad[] = {
-        {"--steps 2 --frames 8", "--frames 8"}, {"--steps 2 --lpips x.safetensors", "not implemented"}};
+        {"--steps 2 --frames 8", "--frames 8"}, {"--steps 2 --lpips x.safetensors", "x.safetensors"}};
     for (int i = 0; i < 2; i++) {
         char cmd[5000];
         snprintf(cmd, sizeof cmd, "%s --out '%s/bad%d' %s 2>&1", g_common, g_dir, i, bad[i].extra);

@@ -9,8 +9,8 @@ static void usage(FILE *f) {
     fprintf(f, "usage: hb train-decoder --teacher WAN22_VAE (--config light_config.json | --init LIGHT_VAE)\n"
                "                        --data VIDEO_DIR_OR_LIST --out DIR [options]\n\n"
                "Trains the light decoder to reproduce the frozen Wan2.2 VAE's decode of its own encoding of each clip\n"
-               "(L1 loss + feature loss on the teacher decoder's blocks, AdamW, EMA). Checkpoints in DIR/checkpoint/ load\n"
-               "with hb generate --light-vae.\n\n"
+               "(L1 loss + feature loss on the teacher decoder's blocks, optionally + LPIPS; AdamW, EMA). Checkpoints in\n"
+               "DIR/checkpoint/ load with hb generate --light-vae.\n\n"
                "  --frames N        frames per clip, 1 + 4k (default 17)\n"
                "  --size N          square crop size, a multiple of 16 (default 256)\n"
                "  --steps N         optimiser steps (default 1000)\n"
@@ -25,7 +25,8 @@ static void usage(FILE *f) {
                "  --feature-blocks L  feature distillation: student and teacher blocks L (0 = mid block, 1 + i =\n"
                "                    up block i), matched through projection heads (default 0,1,2; none = off)\n"
                "  --feature-weight W  weight of the summed feature MSEs (default 1)\n"
-               "  --lpips FILE      LPIPS weights: not implemented in this version (refused)\n"
+               "  --lpips FILE      add the LPIPS term: lpips.LPIPS(net='alex'|'vgg') state_dict as safetensors or .pth\n"
+               "  --lpips-weight W  its weight (default 1.0)\n"
                "  -d DEV            backend: cpu (default), cpu-guard, cuda[:N] in GPU builds; float32 on each\n"
                "  -t N, -v, -q      as every command (-q: no per-step line)\n");
 }
@@ -75,6 +76,9 @@ static int parse(int argc, char **argv, hb_train_opts *o) {
             else if (a[3] == 'p') o->eps = v;
             else if (a[3] == 'm') o->ema = (float)v;
             else o->seed = (uint64_t)v;
+        } else if (!strcmp(a, "--lpips-weight")) {
+            if (num_arg(argc, argv, &i, &v)) return -1;
+            o->lpips_weight = v;
         } else if (!strcmp(a, "--betas") && i + 1 < argc) {
             if (sscanf(argv[++i], "%lf,%lf", &o->beta1, &o->beta2) != 2) { fprintf(stderr, "hb train-decoder: --betas B1,B2\n"); return -1; }
         } else if (!strcmp(a, "--resume")) o->resume = true;

@@ -4,6 +4,7 @@
  * One forward + backward pass on a clip records every activation it needs (float32, host memory, CPU backend),
  * then sends the loss gradient back through the same structure the inference decoder runs:
  *   loss = w_rec * mean|video_raw - target| + w_feat * sum_i mse(align_i(head_i(feat[block_i])), teacher_i)
+ *          (+ weight * an extra loss of video_raw, hb_lvt_train_pass_with)
  * feat[b] is the output of feature block b ("mid_block", "up_block_0", ...), head_i = two 1x1x1 convs with bias
  * (no activation between), align_i = as is, per-frame pixel_shuffle(2) (head channels = 4 x teacher) or the
  * 2x2x2 shuffle with time slowest and output frame 0 dropped (8 x teacher). Gradients accumulate over calls until
@@ -69,6 +70,10 @@ void hb_lvt_init_random(hb_lvt *m, uint64_t seed);
 int hb_lvt_set_latent_stats(hb_lvt *m, const float *mean, const float *std, int n); /* identity until set */
 const hb_lvt_param *hb_lvt_find(const hb_lvt *m, const char *name);
 
+/* An extra loss on the video (hb train-decoder's LPIPS term): its value of video_raw [shape] into *loss, scale times
+ * its gradient added into grad (both in the current memory space); 0 or -1 + message. */
+typedef int (*hb_lvt_video_loss_fn)(void *user, const float *video_raw, float *grad, const int64_t shape[4], float scale,
+                                    double *loss);
 /* One clip's inputs and loss settings. teacher[i] is head i's target [teacher_dim, ...] (as align_i's output);
  * grad_scale multiplies the gradients added (1 / accumulation steps). */
 typedef struct {
@@ -78,8 +83,14 @@ typedef struct {
     const float *const *teacher;  /* nheads tensors (host; may be NULL when w_feat = 0) */
     float w_rec, w_feat, grad_scale;
 } hb_lvt_batch;
+/* loss += weight * fn's value (hb_lvt_train_pass_with) */
 typedef struct {
-    double loss, loss_rec, loss_feat[HB_LVT_MAX_HEADS];
+    hb_lvt_video_loss_fn fn;
+    void *user;
+    float weight;
+} hb_lvt_video_loss;
+typedef struct {
+    double loss, loss_rec, loss_feat[HB_LVT_MAX_HEADS], loss_video;
 } hb_lvt_losses;
 /* Observer of named activations during the forward (x in the current memory space): "latent_denorm",
  * "video_raw", "feat.i", "head.i" (after the alignment). */
@@ -87,6 +98,9 @@ typedef void (*hb_lvt_observe_fn)(void *user, const char *name, const float *x, 
 /* Forward + backward (gradients += into m->g); losses in *out. Shapes of target / teacher features must be
  * those the network produces (*_numel below); no check beyond that. */
 int hb_lvt_train_pass(hb_lvt *m, const hb_lvt_batch *b, hb_lvt_losses *out, hb_lvt_observe_fn obs, void *user);
+/* The same with an extra loss on video_raw (NULL: none), its value in out->loss_video. */
+int hb_lvt_train_pass_with(hb_lvt *m, const hb_lvt_batch *b, const hb_lvt_video_loss *extra, hb_lvt_losses *out,
+                           hb_lvt_observe_fn obs, void *user);
 /* Forward only (no activations kept): video_raw [3, frames, S h, S w] */
 int hb_lvt_forward(hb_lvt *m, const float *latent, int64_t t, int64_t h, int64_t w, float *video_raw);
 /* Shapes: the decoded clip and head i's aligned output for a latent of t x h x w. */

@@ -381,6 +381,11 @@ int hb_lvt_forward(hb_lvt *m, const float *latent, int64_t t, int64_t h, int64_t
 }
 
 int hb_lvt_train_pass(hb_lvt *m, const hb_lvt_batch *b, hb_lvt_losses *out, hb_lvt_observe_fn obs, void *user) {
+    return hb_lvt_train_pass_with(m, b, NULL, out, obs, user);
+}
+
+int hb_lvt_train_pass_with(hb_lvt *m, const hb_lvt_batch *b, const hb_lvt_video_loss *extra, hb_lvt_losses *out,
+                           hb_lvt_observe_fn obs, void *user) {
     lt_graph G = {.m = m};
     int feats[HB_LIGHT_VAE_MAX_UP + 1], heads[HB_LVT_MAX_HEADS];
     memset(out, 0, sizeof *out);
@@ -403,7 +408,13 @@ int hb_lvt_train_pass(hb_lvt *m, const hb_lvt_batch *b, hb_lvt_losses *out, hb_l
         rc = loss_of(&G, heads[i], b->teacher[i], false, b->w_feat * b->grad_scale, &out->loss_feat[i]);
         feat += out->loss_feat[i];
     }
-    out->loss = (double)b->w_rec * out->loss_rec + (double)b->w_feat * feat;
+    if (!rc && extra) {
+        const lt_val *v = &G.v[x];
+        int64_t shape[4] = {v->C, v->T, v->H, v->W};
+        float *g = grad_of(&G, x);
+        rc = g ? extra->fn(extra->user, v->d, g, shape, extra->weight * b->grad_scale, &out->loss_video) : -1;
+    }
+    out->loss = (double)b->w_rec * out->loss_rec + (double)b->w_feat * feat + (extra ? extra->weight * out->loss_video : 0.0);
     if (!rc) rc = backward(&G);
     graph_free(&G);
     return rc;

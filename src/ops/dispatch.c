@@ -311,6 +311,24 @@ static int convert_args(const void *dst, hb_dtype dt, const void *src, hb_dtype 
     (missing(fn, "o", o, true) || negative(fn, "n", n) || below(fn, "step", step, 1) || missing(fn, "w", w, n > 0) || \
      missing(fn, "g", g, n > 0) || missing(fn, "m", m, n > 0) || missing(fn, "v", v, n > 0))
 
+#define CHECK_maxpool2d                                                                                              \
+    (below(fn, "k", k, 1) || below(fn, "s", s, 1) || below(fn, "H", H, k) || below(fn, "W", W, k) ||                 \
+     negative(fn, "C", C) || missing(fn, "y", y, C > 0) || missing(fn, "x", x, C > 0) ||                             \
+     overlap(fn, "y", y, C * ((H - k) / s + 1) * ((W - k) / s + 1), "x", x, C * H * W, sizeof(float), false))
+#define CHECK_maxpool2d_backward                                                                                     \
+    (below(fn, "k", k, 1) || below(fn, "s", s, 1) || below(fn, "H", H, k) || below(fn, "W", W, k) ||                 \
+     negative(fn, "C", C) || missing(fn, "dx", dx, C > 0) || missing(fn, "dy", dy, C > 0) ||                         \
+     missing(fn, "x", x, C > 0) || overlap(fn, "dx", dx, C * H * W, "x", x, C * H * W, sizeof(float), false) ||     \
+     overlap(fn, "dx", dx, C * H * W, "dy", dy, C * ((H - k) / s + 1) * ((W - k) / s + 1), sizeof(float), false))
+#define CHECK_lpips_distance                                                                                         \
+    (negative(fn, "C", C) || negative(fn, "S", S) || vec(fn, "w", w, C, false) || missing(fn, "d", d, S > 0) ||     \
+     missing(fn, "xa", xa, C * S > 0) || missing(fn, "xb", xb, C * S > 0) ||                                         \
+     overlap(fn, "d", d, S, "xa", xa, C * S, sizeof(float), false) ||                                                \
+     overlap(fn, "d", d, S, "xb", xb, C * S, sizeof(float), false) ||                                                \
+     (dxa && (overlap(fn, "dxa", dxa, C * S, "xa", xa, C * S, sizeof(float), false) ||                               \
+              overlap(fn, "dxa", dxa, C * S, "xb", xb, C * S, sizeof(float), false) ||                               \
+              overlap(fn, "dxa", dxa, C * S, "d", d, S, sizeof(float), false))))
+
 /* ---------- the dispatchers ---------- */
 
 /* A void op whose check failed ran nothing; the thread's next hb_backend_sync reports the first such failure. */

@@ -132,3 +132,20 @@ HB_OP(void, depthwise_weight_grad, (float *dw, const float *dy, const float *xp,
  * rounded to float32 as torch does. w, m, v updated in place. */
 HB_OP(void, adamw_step, (const hb_adamw *o, int64_t step, float *w, const float *g, float *m, float *v, int64_t n),
       (o, step, w, g, m, v, n))
+
+/* ---------- perceptual loss (models/lpips): max pooling and the LPIPS layer distance, with their gradients ---------- */
+/* Max pooling of x [C, H, W] over k x k windows at stride s, no padding, floor: y [C, (H - k) / s + 1, (W - k) / s + 1]
+ * (torch max_pool2d; NaN ignored). */
+HB_OP(void, maxpool2d, (float *y, const float *x, int64_t C, int64_t H, int64_t W, int k, int s), (y, x, C, H, W, k, s))
+/* Its gradient: dx [C, H, W] written, each window's dy routed to the window's first maximum in row-major order
+ * (torch's choice), summed where windows overlap; dy [C, Ho, Wo], x the forward's input (dx disjoint from both). */
+HB_OP(void, maxpool2d_backward, (float *dx, const float *dy, const float *x, int64_t C, int64_t H, int64_t W, int k,
+                                 int s),
+      (dx, dy, x, C, H, W, k, s))
+/* LPIPS layer distance of features xa, xb [C, S]: with u = xa / (|xa|_c + 1e-10) - xb / (|xb|_c + 1e-10) (the norm
+ * over channels at each position), d[s] = sum_c w[c] u[c, s]^2 written (w [C] any float dtype: the 1x1 lin layer);
+ * dxa (NULL: not computed; disjoint from the inputs) = scale * d(d[s]) / d(xa[:, s]) written, zero at a position
+ * where xa is all zero. */
+HB_OP(void, lpips_distance, (float *d, float *dxa, const float *xa, const float *xb, const hb_tensor *w, int64_t C,
+                             int64_t S, float scale),
+      (d, dxa, xa, xb, w, C, S, scale))

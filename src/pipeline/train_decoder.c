@@ -10,6 +10,7 @@
 #include "io/plot.h"
 #include "io/video.h"
 #include "models/light_vae_train.h"
+#include "models/lpips.h"
 #include "models/wan_vae.h"
 #include <dirent.h>
 #include <errno.h>
@@ -33,6 +34,8 @@ typedef struct {
     hb_wan_vae *teacher;
     hb_checkpoint *teacher_ck;
     hb_lvt *m;
+    hb_lpips *lpips;    /* --lpips: the perceptual term's network, NULL without */
+    double step_lpips;  /* the last step's mean LPIPS term */
     tclip *clips;
     int nclips, ntrain;
     int nfeat, feat_block[HB_LVT_MAX_HEADS]; /* feature blocks (0 = mid_block, 1 + i = up_block_i), head order */
@@ -43,7 +46,7 @@ void hb_train_opts_default(hb_train_opts *o) {
     memset(o, 0, sizeof *o);
     o->frames = 17, o->size = 256, o->steps = 1000, o->batch = 1, o->accum = 1, o->save_every = 100, o->holdout = 1;
     o->lr = 1e-4, o->weight_decay = 1e-4, o->beta1 = 0.9, o->beta2 = 0.95, o->eps = 1e-15, o->ema = 0.999f;
-    o->feature_blocks = "0,1,2", o->feature_weight = 1.0;
+    o->feature_blocks = "0,1,2", o->feature_weight = 1.0, o->lpips_weight = 1.0;
 }
 
 static const char *out_path(trun *r, const char *name) {
@@ -496,7 +499,7 @@ static int decode_speed(trun *r, teval *e) {
 
 /* ---------------------------------------------------------------- log and plot */
 
-#define CSV_HEADER "step,loss,loss_rec,loss_feat,lr,steps_per_s,elapsed_s,eval_psnr,eval_ssim,eval_l1,decode_speedup\n"
+#define CSV_HEADER "step,loss,loss_rec,loss_feat,loss_lpips,lr,steps_per_s,elapsed_s,eval_psnr,eval_ssim,eval_l1,decode_speedup\n"
 
 /* keep the rows up to `step` (a resumed run rewrites what came after its checkpoint) */
 static int csv_trim(trun *r, int64_t step) {
@@ -518,8 +521,11 @@ static int csv_row(trun *r, int64_t step, double loss, double rec, double feat, 
                    const teval *e) {
     FILE *f = fopen(out_path(r, "train_log.csv"), "a");
     if (!f) return hb_error("%s: %s", r->path, strerror(errno));
-    if (step > 0) fprintf(f, "%lld,%.6g,%.6g,%.6g,%.3g,%.4g,%.1f,", (long long)step, loss, rec, feat, lr, sps, el);
-    else fprintf(f, "0,,,,,,%.1f,", el);
+    if (step > 0) {
+        fprintf(f, "%lld,%.6g,%.6g,%.6g,", (long long)step, loss, rec, feat);
+        if (r->lpips) fprintf(f, "%.6g", r->step_lpips); /* empty without --lpips */
+        fprintf(f, ",%.3g,%.4g,%.1f,", lr, sps, el);
+    } else fprintf(f, "0,,,,,,,%.1f,", el);
     if (e) fprintf(f, "%.3f,%.4f,%.6g,%.3f\n", e->psnr, e->ssim, e->l1, e->speedup);
     else fprintf(f, ",,,\n");
     return fclose(f) == 0 ? 0 : hb_error("%s: write failed", r->path);
@@ -579,12 +585,27 @@ static hb_checkpoint *feature_targets(trun *r, const tclip *c, const float **tea
     return ck;
 }
 
-/* one optimiser step over batch * accum clips; the mean losses in *loss, *rec, *feat (the unweighted MSE sum) */
+typedef struct { hb_lpips *net; const float *target; } lpips_ctx;
+
+/* the LPIPS term (hb_lvt_video_loss_fn): mean over frames of LPIPS(student frame, teacher frame), the teacher's
+ * video moved into the current memory space */
+static int lpips_term(void *user, const float *video, float *grad, const int64_t s[4], float scale, double *loss) {
+    const lpips_ctx *c = user;
+    size_t bytes = sizeof(float) * (size_t)(s[0] * s[1] * s[2] * s[3]);
+    float *t = hb_dev_alloc(bytes, "teacher video");
+    int rc = t ? hb_dev_upload(t, c->target, bytes) : -1;
+    if (!rc) rc = hb_lpips_video(c->net, video, t, s[1], s[2], s[3], grad, scale, loss);
+    hb_dev_free(t);
+    return rc;
+}
+
+/* one optimiser step over batch * accum clips; the mean losses in *loss, *rec, *feat (the unweighted MSE sum) and
+ * r->step_lpips */
 static int train_step(trun *r, double *loss, double *rec, double *feat, int (*stop)(void)) {
     const hb_train_opts *o = r->o;
     int nmb = o->batch * o->accum;
     hb_lvt_zero_grad(r->m);
-    *loss = *rec = *feat = 0;
+    *loss = *rec = *feat = r->step_lpips = 0;
     for (int k = 0; k < nmb; k++) {
         hb_rng g;
         hb_rng_seed(&g, o->seed * 0x9E3779B97F4A7C15ull + (uint64_t)r->m->step * 1000003ull + (uint64_t)k);
@@ -594,11 +615,13 @@ static int train_step(trun *r, double *loss, double *rec, double *feat, int (*st
         if (r->nfeat && !fck) return hb_error_prefix("%s: teacher features", c->cache);
         hb_lvt_batch b = {c->latent_dev, c->t, c->h, c->w, c->target, teacher, 1.0f, r->nfeat ? (float)o->feature_weight : 0.0f,
                           1.0f / (float)nmb};
+        lpips_ctx lc = {r->lpips, c->target};
+        hb_lvt_video_loss lp = {lpips_term, &lc, (float)o->lpips_weight};
         hb_lvt_losses L;
-        int rc = hb_lvt_train_pass(r->m, &b, &L, NULL, NULL);
+        int rc = hb_lvt_train_pass_with(r->m, &b, r->lpips ? &lp : NULL, &L, NULL, NULL);
         hb_checkpoint_close(fck);
         if (rc) return -1;
-        *loss += L.loss / nmb, *rec += L.loss_rec / nmb;
+        *loss += L.loss / nmb, *rec += L.loss_rec / nmb, r->step_lpips += L.loss_video / nmb;
         for (int i = 0; i < r->nfeat; i++) *feat += L.loss_feat[i] / nmb;
         if (stop && stop()) return 1;
     }
@@ -609,8 +632,10 @@ static int train_step(trun *r, double *loss, double *rec, double *feat, int (*st
 static void progress(const trun *r, int64_t start, double loss, double rec, double feat, double t0) {
     double el = hb_time_now() - t0, sps = (double)(r->m->step - start) / (el > 0 ? el : 1e-9);
     double eta = sps > 0 ? (double)(r->o->steps - r->m->step) / sps : 0;
-    printf("step %lld/%d  loss %.5f  rec %.5f  feat %.5f  lr %.2e  %.2f steps/s  ETA %d:%02d\n", (long long)r->m->step,
-           r->o->steps, loss, rec, feat, r->o->lr, sps, (int)(eta / 60), (int)fmod(eta, 60));
+    char lp[32] = "";
+    if (r->lpips) snprintf(lp, sizeof lp, "  lpips %.5f", r->step_lpips);
+    printf("step %lld/%d  loss %.5f  rec %.5f  feat %.5f%s  lr %.2e  %.2f steps/s  ETA %d:%02d\n", (long long)r->m->step,
+           r->o->steps, loss, rec, feat, lp, r->o->lr, sps, (int)(eta / 60), (int)fmod(eta, 60));
     fflush(stdout);
 }
 
@@ -638,8 +663,8 @@ static int train_loop(trun *r, int (*stop)(void)) {
 static int check_opts(const hb_train_opts *o) {
     if (!o->teacher || !o->data || !o->out || (!o->config == !o->init))
         return hb_error("--teacher, --data, --out and one of --config / --init are required");
-    if (o->lpips) return hb_error("--lpips %s: the LPIPS loss is not implemented in this version", o->lpips);
     if (!(o->feature_weight >= 0 && o->feature_weight < 1e30)) return hb_error("--feature-weight %g: must be >= 0", o->feature_weight);
+    if (!(o->lpips_weight >= 0 && o->lpips_weight < 1e30)) return hb_error("--lpips-weight %g: must be >= 0", o->lpips_weight);
     if (o->frames < 1 || (o->frames - 1) % 4) return hb_error("--frames %d: must be 1 + 4k", o->frames);
     if (o->size < 16 || o->size % 16) return hb_error("--size %d: must be a positive multiple of 16", o->size);
     if (o->steps < 1 || o->batch < 1 || o->accum < 1 || o->save_every < 1 || o->holdout < 0)
@@ -649,12 +674,23 @@ static int check_opts(const hb_train_opts *o) {
     return 0;
 }
 
+/* --lpips: the network, and frames it can take */
+static int load_lpips(trun *r) {
+    if (!(r->lpips = hb_lpips_load(r->o->lpips))) return -1;
+    int64_t min = hb_lpips_min_size(r->lpips);
+    if (r->o->size < min)
+        return hb_error("--size %d: the LPIPS network of %s takes frames of at least %lld pixels a side", r->o->size,
+                        r->o->lpips, (long long)min);
+    return 0;
+}
+
 static void run_free(trun *r) {
     for (int i = 0; i < r->nclips; i++)
         free(r->clips[i].path), free(r->clips[i].cache), hb_free(r->clips[i].latent), hb_free(r->clips[i].target),
             hb_dev_free(r->clips[i].latent_dev);
     hb_free(r->clips);
     hb_lvt_free(r->m);
+    hb_lpips_free(r->lpips);
     hb_wan_vae_free(r->teacher);
     hb_checkpoint_close(r->teacher_ck);
 }
@@ -662,6 +698,7 @@ static void run_free(trun *r) {
 int hb_train_decoder(const hb_train_opts *o, int (*stop)(void)) {
     trun r = {.o = o};
     int rc = check_opts(o);
+    if (!rc && o->lpips) rc = load_lpips(&r);
     if (!rc) rc = make_dir(o->out);
     if (!rc) rc = make_dir(out_path(&r, "cache"));
     if (!rc && !(r.teacher_ck = hb_checkpoint_open(o->teacher))) rc = -1;

@@ -7,7 +7,9 @@
  * blocks (a cache without them is refilled). The last `holdout` clips are held out for evaluation.
  * Training: per step, batch * accum clips drawn from a generator seeded by (seed, step) (a resumed run draws the
  * same clips), each a micro-batch with loss mean|student(latent) - teacher video| + w_feat * sum over the
- * feature blocks of mse(head(student block), teacher block), over batch * accum, then AdamW and the EMA. Outputs in OUT/: checkpoint/ (the release's light-decoder folder: config.json +
+ * feature blocks of mse(head(student block), teacher block) + w_lpips * the mean over frames of LPIPS(student
+ * frame, teacher frame) when --lpips is given, over batch * accum, then AdamW and the EMA. Outputs in OUT/:
+ * checkpoint/ (the release's light-decoder folder: config.json +
  * diffusion_pytorch_model.safetensors, EMA weights when the EMA is on) loadable by hb generate --light-vae,
  * train_state.safetensors (weights, Adam moments, EMA, step), train_log.csv, loss.png. Every file is written
  * atomically, so a run killed at any moment resumes (--resume) from its last checkpoint. */
@@ -22,7 +24,8 @@ typedef struct {
     const char *init;      /* or a light decoder to start from (folder or .safetensors) */
     const char *data;      /* folder of clips or a text file listing one path per line */
     const char *out;
-    const char *lpips;     /* LPIPS weights (not implemented: an error) */
+    const char *lpips;     /* LPIPS weights (models/lpips.h): loss += lpips_weight * mean over frames of LPIPS */
+    double lpips_weight;   /* default 1.0 */
     const char *feature_blocks; /* feature distillation: "0,1,2" (default), "none", ... (docs/training.md) */
     double feature_weight; /* w_feat of loss = rec + w_feat * sum of the feature MSEs (default 1) */
     int frames, size, steps, batch, accum, save_every, holdout;
