@@ -6,7 +6,8 @@
  * CPU-second and their share of the peak (flop-rat), memory-bound ops GB per CPU-second (reads + writes, each byte
  * once, as STREAM counts) and their share of the bandwidth (bw-rat); "roof" is the larger of the two, the share of
  * the roofline bound. A depthwise 5x5x5 conv does 250 FLOP per 8 bytes moved, so it is compute-bound here.
- * usage: bench_light_decoder [--size HxW[,HxW]] [--frames F] [--reps R]   (default 256x256,480x832, 17, 3) */
+ * usage: bench_light_decoder [--size HxW[,HxW]] [--frames F] [--reps R] [--only TEXT]
+ *   default 256x256,480x832, 17 frames, 3 repetitions; --only runs the ops whose name contains TEXT. */
 #include "bench.h"
 #include "ops/ops.h"
 
@@ -189,7 +190,7 @@ static void release(bufs *b) {
     hb_free(b->w.data); hb_free(b->b.data); hb_free(b->lw.data); hb_free(b->lb.data);
 }
 
-static void run_size(int64_t H, int64_t W, int frames, int reps) {
+static void run_size(int64_t H, int64_t W, int frames, int reps, const char *only) {
     int64_t t = (frames - 1) / 4 + 1, h = H / 16, w = W / 16;
     bench_peak pk = bench_peak_measure();
     bench_bw bw = bw_measure();
@@ -202,6 +203,7 @@ static void run_size(int64_t H, int64_t W, int frames, int reps) {
     hb_rng_seed(&r, 5);
     for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
         const bcase *c = &CASES[i];
+        if (only && !strstr(c->name, only)) continue;
         dims d = level(c->lvl, t, h, w);
         double fl, by, ms[16], cs[16];
         bufs b = setup(c, d, &r, &fl, &by);
@@ -226,6 +228,7 @@ static void run_size(int64_t H, int64_t W, int frames, int reps) {
 int main(int argc, char **argv) {
     int64_t sz[4][2] = {{256, 256}, {480, 832}};
     int nsz = 2, frames = 17, reps = 3;
+    const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--size") && i + 1 < argc) {
             nsz = 0;
@@ -242,14 +245,15 @@ int main(int argc, char **argv) {
             }
         } else if (!strcmp(argv[i], "--frames") && i + 1 < argc) frames = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
-        else { fprintf(stderr, "usage: %s [--size HxW[,HxW]] [--frames F] [--reps R]\n", argv[0]); return 2; }
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+        else { fprintf(stderr, "usage: %s [--size HxW[,HxW]] [--frames F] [--reps R] [--only TEXT]\n", argv[0]); return 2; }
     }
     if (reps < 1) reps = 1;
     if (reps > 16) reps = 16;
     if (frames < 5 || (frames - 1) % 4) { fprintf(stderr, "--frames: 1 + 4k, at least 5\n"); return 2; }
     hb_threads_init(0);
     printf("threads %d, kernels %s; per CPU-second (cs), median of %d\n", hb_threads_count(), hb_cpu_kernel_name(), reps);
-    for (int i = 0; i < nsz; i++) run_size(sz[i][0], sz[i][1], frames, reps);
+    for (int i = 0; i < nsz; i++) run_size(sz[i][0], sz[i][1], frames, reps, only);
     hb_threads_shutdown();
     return 0;
 }

@@ -277,6 +277,122 @@ static void conv_depthwise(void *ctx, int64_t b, int64_t e) {
     }
 }
 
+#ifdef HB_X86
+/* Depthwise, stride 1, AVX2: one task per channel. The channel's frames are copied once, zero-padded in height and
+ * width (a frame outside the input is left out, as above), so two output rows of NV vectors each are held in
+ * registers while every tap adds w * (the shifted padded rows): one broadcast per tap, one load and one FMA per 8
+ * outputs, no bounds checks. Each element sums its taps in the (dt, dh, dw) order from zero, then adds the bias. */
+typedef struct { float *pad; int64_t hp, wp; } dw_buf;
+
+/* vectors of a span starting at output column wo (at most 4), and the rows a full span covers */
+static inline int dw_nv(const conv_job *j, int64_t wo) {
+    int64_t nv = (j->Wo - wo + 7) / 8;
+    return nv > 4 ? 4 : (int)nv;
+}
+static inline int dw_rows_full(int nv) { return 12 / nv; }
+
+/* The channel's frames into the padded buffer's interior (its borders were zeroed once and stay zero). */
+static void dw_fill(const conv_job *j, int64_t c, const dw_buf *b) {
+    int64_t hw = j->H * j->W, ph = j->p->pad_h[0], pw = j->p->pad_w[0];
+    for (int64_t t = 0; t < j->T; t++)
+        for (int64_t h = 0; h < j->H; h++) {
+            const float *src = j->x + (c * j->T + t) * hw + h * j->W;
+            float *row = b->pad + (t * b->hp + ph + h) * b->wp + pw;
+            for (int64_t w = 0; w < j->W; w++) row[w] = src[w];
+        }
+}
+
+
+/* U = R * NV accumulators (R output rows from ho, NV vectors from wo; U <= 12 hides the FMA latency), a KW-wide
+ * kernel (0: j->kw). Unit u is row u / NV, vector u % NV; the accumulators are named variables (an array of them
+ * was kept in memory by GCC, a store and reload per kernel row). */
+__attribute__((target("avx2,fma"))) static inline void dw_store(float *y, __m256 acc, float bv, int64_t n) {
+    __m256 s = _mm256_add_ps(acc, _mm256_set1_ps(bv));
+    if (n >= 8) { _mm256_storeu_ps(y, s); return; }
+    float t[8];
+    _mm256_storeu_ps(t, s);
+    for (int64_t i = 0; i < n; i++) y[i] = t[i];
+}
+
+#define DW_UNITS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+__attribute__((target("avx2,fma"), always_inline)) static inline void dw_span(const conv_job *j, const dw_buf *b,
+                                                                               const float *wc, int64_t to, int64_t ho,
+                                                                               int64_t wo, float bv, float *y,
+                                                                               const int NV, const int R, const int KW) {
+#define DW_ZERO(u) __m256 a##u = _mm256_setzero_ps();
+    DW_UNITS(DW_ZERO)
+#undef DW_ZERO
+    const int U = R * NV;
+    int kw = KW ? KW : j->kw;
+    int64_t wp = b->wp;
+    for (int dt = 0; dt < j->kt; dt++) {
+        int64_t tt = to - j->p->pad_t[0] + dt;
+        if (tt < 0 || tt >= j->T) continue;
+        for (int dh = 0; dh < j->kh; dh++) {
+            const float *row = b->pad + (tt * b->hp + ho + dh) * wp + wo, *wr = wc + (dt * j->kh + dh) * kw;
+            for (int dw = 0; dw < kw; dw++) {
+                __m256 wv = _mm256_broadcast_ss(wr + dw);
+                const float *x = row + dw;
+#define DW_FMA(u) if (U > u) a##u = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + (u / NV) * wp + 8 * (u % NV)), a##u);
+                DW_UNITS(DW_FMA)
+#undef DW_FMA
+            }
+        }
+    }
+    int64_t n = j->Wo - wo;
+#define DW_OUT(u) if (U > u) dw_store(y + (u / NV) * j->Wo + 8 * (u % NV), a##u, bv, n - 8 * (u % NV));
+    DW_UNITS(DW_OUT)
+#undef DW_OUT
+}
+#undef DW_UNITS
+
+/* One span of up to 4 vectors, 12 / NV rows (full) or one row, the kernel width a constant where it is 3 or 5. */
+#define DW_SPAN_KW(NV, R)                                                                                            \
+    do {                                                                                                             \
+        if (j->kw == 5) dw_span(j, b, wc, to, ho, wo, bv, y, NV, R, 5);                                              \
+        else if (j->kw == 3) dw_span(j, b, wc, to, ho, wo, bv, y, NV, R, 3);                                         \
+        else dw_span(j, b, wc, to, ho, wo, bv, y, NV, R, 0);                                                         \
+    } while (0)
+__attribute__((target("avx2,fma"))) static void dw_rows_avx2(const conv_job *j, const dw_buf *b, const float *wc,
+                                                              int64_t to, int64_t ho, int64_t wo, float bv, float *y,
+                                                              bool full) {
+    switch (dw_nv(j, wo) * 2 + full) {
+    case 2: DW_SPAN_KW(1, 1); break;
+    case 3: DW_SPAN_KW(1, 12); break;
+    case 4: DW_SPAN_KW(2, 1); break;
+    case 5: DW_SPAN_KW(2, 6); break;
+    case 6: DW_SPAN_KW(3, 1); break;
+    case 7: DW_SPAN_KW(3, 4); break;
+    case 8: DW_SPAN_KW(4, 1); break;
+    default: DW_SPAN_KW(4, 3); break;
+    }
+}
+#undef DW_SPAN_KW
+
+static void conv_depthwise_avx2(void *ctx, int64_t b, int64_t e) {
+    conv_job *j = ctx;
+    /* padded rows: room for the last vector's 8 loads past the widest tap */
+    dw_buf buf = {NULL, j->H + j->p->pad_h[0] + j->p->pad_h[1], (j->Wo + 7) / 8 * 8 + j->kw + 8};
+    size_t nb = sizeof(float) * (size_t)(j->T * buf.hp * buf.wp);
+    if (!(buf.pad = hb_malloc(nb, "depthwise rows"))) { j->err = 1; return; }
+    memset(buf.pad, 0, nb);
+    int64_t k = (int64_t)j->kt * j->kh * j->kw;
+    for (int64_t c = b; c < e; c++) {
+        dw_fill(j, c, &buf);
+        const float *wc = j->w + c * k;
+        float bv = j->bias ? j->bias[c] : 0.0f;
+        for (int64_t to = 0; to < j->To; to++)
+            for (int64_t wo = 0; wo < j->Wo; wo += 32) {
+                int64_t ho = 0, rf = dw_rows_full(dw_nv(j, wo));
+                float *y = j->y + c * j->P + to * j->Ho * j->Wo + wo;
+                for (; ho + rf <= j->Ho; ho += rf) dw_rows_avx2(j, &buf, wc, to, ho, wo, bv, y + ho * j->Wo, true);
+                for (; ho < j->Ho; ho++) dw_rows_avx2(j, &buf, wc, to, ho, wo, bv, y + ho * j->Wo, false);
+            }
+    }
+    hb_free(buf.pad);
+}
+#endif
+
 int hb_cpu_conv3d(float *y, const float *x, int64_t Cin, int64_t T, int64_t H, int64_t W, const hb_tensor *w,
               const hb_tensor *b, const hb_conv3d_params *p) {
     /* arguments checked by the dispatcher (hb__conv3d_check) */
@@ -318,7 +434,11 @@ int hb_cpu_conv3d(float *y, const float *x, int64_t Cin, int64_t T, int64_t H, i
     if (b && !(bf = hb__vec_f32(b, Cout))) { hb_free(wf); return -1; }
     j.bias = bf;
     if (groups == Cin && groups == Cout) {
-        hb_parallel_for(Cout * To, 1, conv_depthwise, &j);
+        void (*dw)(void *, int64_t, int64_t) = conv_depthwise;
+#ifdef HB_X86
+        if (hb__simd_avx2() && p->stride[0] == 1 && p->stride[1] == 1 && p->stride[2] == 1) dw = conv_depthwise_avx2;
+#endif
+        hb_parallel_for(dw == conv_depthwise ? Cout * To : Cout, 1, dw, &j);
     } else if (Cout / groups <= SMALL_COUT && p->stride[2] == 1 && j.kdim >= 64) {
         hb_parallel_for(groups * To * Ho, 1, conv_small, &j);
     } else {
