@@ -161,18 +161,17 @@ static void run(const bcase *c, bufs *b) {
     case K_SILU: hb_silu(b->y, b->x, c->cin * S); break;
     case K_ADD: hb_add(b->y, b->x, b->z, c->cin * S); break;
     case K_SHUF2: hb_pixel_shuffle(b->y, b->x, c->cin / 4, d.T, d.H, d.W, 2, HB_PS_CQR); break;
-    case K_SHUF3: { /* as light_vae_run.c's upsample: one strided copy per (st, i, j), first st-1 frames dropped */
+    case K_SHUF3: { /* as light_vae_run.c's upsample: one strided copy per (st, i), first st-1 frames dropped */
         int64_t st = c->cout, ss = c->kt, C = c->cin, HW = d.H * d.W, H = d.H * ss, W = d.W * ss, drop = st - 1;
         int64_t To = d.T * st - drop;
         for (int64_t k = 0; k < st; k++)
-            for (int64_t i = 0; i < ss; i++)
-                for (int64_t j = 0; j < ss; j++) {
-                    int64_t t0 = k < drop ? 1 : 0, nt = d.T - t0;
-                    const int64_t shp[4] = {C, nt, d.H, d.W}, sst[4] = {ss * ss * st * d.T * HW, HW, d.W, 1},
-                                  dst[4] = {To * H * W, st * H * W, ss * W, ss};
-                    hb_copy_nd(b->y + (t0 * st + k - drop) * H * W + i * W + j, dst,
-                               b->x + ((i * ss + j) * st + k) * d.T * HW + t0 * HW, sst, 4, shp);
-                }
+            for (int64_t i = 0; i < ss; i++) {
+                int64_t t0 = k < drop ? 1 : 0, nt = d.T - t0;
+                const int64_t shp[5] = {C, nt, d.H, d.W, ss}, sst[5] = {ss * ss * st * d.T * HW, HW, d.W, 1, st * d.T * HW},
+                              dst[5] = {To * H * W, st * H * W, ss * W, ss, 1};
+                hb_copy_nd(b->y + (t0 * st + k - drop) * H * W + i * W, dst, b->x + (i * ss * st + k) * d.T * HW + t0 * HW,
+                           sst, 5, shp);
+            }
         break;
     }
     case K_LNSC: { /* as light_vae_run.c's shortcut */

@@ -493,23 +493,24 @@ void hb_cpu_upsample_nearest(float *y, const float *x, int64_t C, int64_t T, int
 
 typedef struct { float *y; const float *x; int64_t C, T, H, W; int p; hb_ps_order o; bool shuffle; } ps_job;
 
-/* One task per (high-res channel c, frame t): moves every element between x and y. */
+/* One task per (high-res channel c, frame t): moves every element between x and y. Each high-res row is done
+ * whole (its p low-res source rows interleaved), so every cache line of it is written once. */
 static void ps_rows(void *ctx, int64_t b, int64_t e) {
     const ps_job *j = ctx;
     int p = j->p;
     int64_t Hh = j->H * p, Wh = j->W * p;
     for (int64_t r = b; r < e; r++) {
         int64_t c = r / j->T, t = r % j->T;
-        for (int q = 0; q < p; q++)
-            for (int s = 0; s < p; s++) {
-                int64_t lc = c * p * p + (j->o == HB_PS_CQR ? q * p + s : s * p + q);
-                for (int64_t h = 0; h < j->H; h++) {
-                    int64_t hi = ((c * j->T + t) * Hh + h * p + q) * Wh + s;
+        for (int64_t h = 0; h < j->H; h++)
+            for (int q = 0; q < p; q++) {
+                float *hi = (j->shuffle ? j->y : (float *)j->x) + ((c * j->T + t) * Hh + h * p + q) * Wh;
+                for (int s = 0; s < p; s++) {
+                    int64_t lc = c * p * p + (j->o == HB_PS_CQR ? q * p + s : s * p + q);
                     int64_t lo = ((lc * j->T + t) * j->H + h) * j->W;
                     if (j->shuffle)
-                        for (int64_t w = 0; w < j->W; w++) j->y[hi + w * p] = j->x[lo + w];
+                        for (int64_t w = 0; w < j->W; w++) hi[w * p + s] = j->x[lo + w];
                     else
-                        for (int64_t w = 0; w < j->W; w++) j->y[lo + w] = j->x[hi + w * p];
+                        for (int64_t w = 0; w < j->W; w++) j->y[lo + w] = hi[w * p + s];
                 }
             }
     }
