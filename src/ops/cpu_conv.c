@@ -369,6 +369,56 @@ __attribute__((target("avx2,fma"))) static void dw_rows_avx2(const conv_job *j, 
 }
 #undef DW_SPAN_KW
 
+/* Square kernels (K = 3 or 5), 4 output rows x 2 vectors: for each (dt, dw) the K weights of that column are
+ * broadcast once, and each input vector is loaded once and feeds every output row it overlaps (input row ir is
+ * tap dh = ir - o of output row o): ~2.5x fewer loads than a load and a broadcast per FMA. An element sums its
+ * taps in the (dt, dw, dh) order from zero, then adds the bias. */
+#define DW_SQ_ROWS 4
+__attribute__((target("avx2,fma"), always_inline)) static inline void dw_sq_span(const conv_job *j, const dw_buf *b,
+                                                                                  const float *wc, int64_t to,
+                                                                                  int64_t ho, int64_t wo, float bv,
+                                                                                  float *y, const int K) {
+    __m256 acc[DW_SQ_ROWS][2];
+#pragma GCC unroll 8
+    for (int o = 0; o < DW_SQ_ROWS; o++) acc[o][0] = acc[o][1] = _mm256_setzero_ps();
+    int64_t wp = b->wp;
+    for (int dt = 0; dt < j->kt; dt++) {
+        int64_t tt = to - j->p->pad_t[0] + dt;
+        if (tt < 0 || tt >= j->T) continue;
+        const float *base = b->pad + (tt * b->hp + ho) * wp + wo, *wt = wc + dt * K * K;
+        for (int dw = 0; dw < K; dw++) {
+            __m256 w[5];
+#pragma GCC unroll 5
+            for (int dh = 0; dh < K; dh++) w[dh] = _mm256_broadcast_ss(wt + dh * K + dw);
+#pragma GCC unroll 8
+            for (int ir = 0; ir < DW_SQ_ROWS + K - 1; ir++) {
+                __m256 x0 = _mm256_loadu_ps(base + ir * wp + dw), x1 = _mm256_loadu_ps(base + ir * wp + 8 + dw);
+#pragma GCC unroll 5
+                for (int dh = 0; dh < K; dh++) {
+                    int o = ir - dh;
+                    if (o < 0 || o >= DW_SQ_ROWS) continue;
+                    acc[o][0] = _mm256_fmadd_ps(w[dh], x0, acc[o][0]);
+                    acc[o][1] = _mm256_fmadd_ps(w[dh], x1, acc[o][1]);
+                }
+            }
+        }
+    }
+    int64_t n = j->Wo - wo;
+#pragma GCC unroll 8
+    for (int o = 0; o < DW_SQ_ROWS; o++) {
+        dw_store(y + o * j->Wo, acc[o][0], bv, n);
+        dw_store(y + o * j->Wo + 8, acc[o][1], bv, n - 8);
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void dw_sq_rows(const conv_job *j, const dw_buf *b, const float *wc,
+                                                            int64_t to, int64_t ho, float bv, float *y) {
+    for (int64_t wo = 0; wo < j->Wo; wo += 16) {
+        if (j->kh == 5) dw_sq_span(j, b, wc, to, ho, wo, bv, y + wo, 5);
+        else dw_sq_span(j, b, wc, to, ho, wo, bv, y + wo, 3);
+    }
+}
+
 static void conv_depthwise_avx2(void *ctx, int64_t b, int64_t e) {
     conv_job *j = ctx;
     /* padded rows: room for the last vector's 8 loads past the widest tap */
@@ -381,7 +431,15 @@ static void conv_depthwise_avx2(void *ctx, int64_t b, int64_t e) {
         dw_fill(j, c, &buf);
         const float *wc = j->w + c * k;
         float bv = j->bias ? j->bias[c] : 0.0f;
-        for (int64_t to = 0; to < j->To; to++)
+        bool sq = (j->kh == 5 && j->kw == 5) || (j->kh == 3 && j->kw == 3);
+        for (int64_t to = 0; to < j->To && sq; to++) { /* square kernels: 4-row spans, then the rows left */
+            float *y = j->y + c * j->P + to * j->Ho * j->Wo;
+            int64_t ho = 0;
+            for (; ho + DW_SQ_ROWS <= j->Ho; ho += DW_SQ_ROWS) dw_sq_rows(j, &buf, wc, to, ho, bv, y + ho * j->Wo);
+            for (; ho < j->Ho; ho++)
+                for (int64_t wo = 0; wo < j->Wo; wo += 32) dw_rows_avx2(j, &buf, wc, to, ho, wo, bv, y + ho * j->Wo + wo, false);
+        }
+        for (int64_t to = 0; to < j->To && !sq; to++)
             for (int64_t wo = 0; wo < j->Wo; wo += 32) {
                 int64_t ho = 0, rf = dw_rows_full(dw_nv(j, wo));
                 float *y = j->y + c * j->P + to * j->Ho * j->Wo + wo;
