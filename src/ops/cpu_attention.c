@@ -1,7 +1,8 @@
-/* Attention with an online softmax, flash-attention style: for each (head, block of BQ queries) the keys are
+/* Attention with an online softmax, flash-attention style: for each (head, block of queries) the keys are
  * visited in blocks of BK; S = Q K^T and O += P V are micro-GEMMs, the running max / sum rescale O. Memory is
- * O(BQ*(BK+d)) per task; no Lq x Lk matrix. Each (head, query block) is one task with a fixed key order, so
- * results are identical for any thread count. */
+ * O(NSUB*BQ_MAX*(BK+d)) per task; no Lq x Lk matrix. Each (head, super-block of queries) is one task with a fixed
+ * key order, and a query row's result depends only on its own data, so results are identical for any thread
+ * count. */
 #include "ops/ops_internal.h"
 #include <float.h>
 #include <math.h>
