@@ -68,7 +68,9 @@ static void im2col_pack(void *vctx, float *dst, int64_t n0, int64_t nn, int64_t 
                 if (lim > bnd) lim = bnd;
                 float *d = drow + (q / NRp) * NRp * kc + q % NRp;
                 int64_t len = lim - i, w0 = sg[4] + dw + (i - sg[0]) * sw;
-                if (!row_ok) {
+                if (row_ok && len == NRp && sw == 1 && w0 >= 0 && w0 + NRp <= j->W) {
+                    memcpy(d, xr + w0, sizeof(float) * HB_GEMM_NR); /* a whole strip row inside the input: 64 bytes */
+                } else if (!row_ok) {
                     for (int64_t m = 0; m < len; m++) d[m] = 0.0f;
                 } else {
                     /* valid m: 0 <= w0 + m*sw < W */
