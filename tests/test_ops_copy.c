@@ -84,6 +84,14 @@ int main(void) {
         const int64_t shp[3] = {4, 33, 3}, ds[3] = {99, 3, 1}, ss[3] = {33, 1, 132};
         check_copy(&r, 3, shp, ds, ss, 396, 396, "permuted 3-D, rows of 3");
     }
+    { /* permuted 3-D view with rows of 11 (the plain row path): [5, 6, 11] read from an [11, 5, 6] buffer */
+        const int64_t shp[3] = {5, 6, 11}, ds[3] = {66, 11, 1}, ss[3] = {6, 1, 30};
+        check_copy(&r, 3, shp, ds, ss, 330, 330, "permuted 3-D, rows of 11");
+    }
+    { /* 2-D with a short contiguous last dim */
+        const int64_t shp[2] = {300, 3}, ds[2] = {3, 1}, ss[2] = {4, 1};
+        check_copy(&r, 2, shp, ds, ss, 900, 1200, "2-D, rows of 3");
+    }
     { /* 4-D into a larger destination (gaps stay untouched), rows of 1 */
         const int64_t shp[4] = {3, 5, 7, 1}, ds[4] = {200, 40, 5, 1}, ss[4] = {35, 7, 1, 1};
         check_copy(&r, 4, shp, ds, ss, 600, 105, "4-D with gaps, rows of 1");

@@ -159,31 +159,31 @@ static void attn_blocks(void *ctx, int64_t b, int64_t e) {
     attn_job *j = ctx;
     const hb_attention_args *a = j->a;
     int d = a->head_dim;
-    int64_t BQ = j->bq;
+    int64_t bq = j->bq;
     bool pre = d <= 256; /* K^T and V blocks fit one packed GEMM block */
-    size_t qpn = (hb__gemm_pack_a_size(BQ, d) + 15) / 16 * 16;
+    size_t qpn = (hb__gemm_pack_a_size(bq, d) + 15) / 16 * 16;
     size_t kpn = pre ? (hb__gemm_pack_b_size(BK, d) + 15) / 16 * 16 : 0, vpn = pre ? (hb__gemm_pack_b_size(d, BK) + 15) / 16 * 16 : 0;
-    size_t total = NSUB * qpn + (size_t)BQ * d + (size_t)NSUB * BQ * d + (size_t)BQ * BK + 2 * NSUB * BQ + kpn + vpn;
+    size_t total = NSUB * qpn + (size_t)bq * d + (size_t)NSUB * bq * d + (size_t)bq * BK + 2 * NSUB * bq + kpn + vpn;
     float *buf = hb_malloc(sizeof(float) * total, "attention block");
     if (!buf) { j->err = 1; return; }
-    float *qp = buf, *qs = qp + NSUB * qpn, *o = qs + (size_t)BQ * d, *s = o + (size_t)NSUB * BQ * d;
-    float *kp = s + (size_t)BQ * BK, *vp = kp + kpn, *mx = vp + vpn, *l = mx + NSUB * BQ;
+    float *qp = buf, *qs = qp + NSUB * qpn, *o = qs + (size_t)bq * d, *s = o + (size_t)NSUB * bq * d;
+    float *kp = s + (size_t)bq * BK, *vp = kp + kpn, *mx = vp + vpn, *l = mx + NSUB * bq;
     for (int64_t t = b; t < e; t++) {
         int h = (int)(t / j->nsb);
         int64_t qb0 = (t % j->nsb) * j->qper, qend = qb0 + j->qper < a->lq ? qb0 + j->qper : a->lq;
         int nsub = 0;
         int64_t nqs[NSUB];
-        for (int sb = 0; sb < NSUB && qb0 + sb * BQ < qend; sb++, nsub++) {
-            int64_t q0 = qb0 + sb * BQ, nq = qend - q0 < BQ ? qend - q0 : BQ;
+        for (int sb = 0; sb < NSUB && qb0 + sb * bq < qend; sb++, nsub++) {
+            int64_t q0 = qb0 + sb * bq, nq = qend - q0 < bq ? qend - q0 : bq;
             nqs[sb] = nq;
             for (int64_t i = 0; i < nq; i++) {
                 const float *q = a->q + (q0 + i) * a->q_stride + (int64_t)h * d;
                 if (i + PF_AHEAD < nq) prefetch_row(q + PF_AHEAD * a->q_stride, d);
                 for (int c = 0; c < d; c++) qs[i * d + c] = q[c] * a->scale;
-                mx[sb * BQ + i] = -INFINITY;
-                l[sb * BQ + i] = 0;
+                mx[sb * bq + i] = -INFINITY;
+                l[sb * bq + i] = 0;
             }
-            memset(o + (size_t)sb * BQ * d, 0, sizeof(float) * (size_t)nq * d);
+            memset(o + (size_t)sb * bq * d, 0, sizeof(float) * (size_t)nq * d);
             hb__gemm_pack_a(qp + sb * qpn, qs, d, nq, d); /* the A operand of every S = Q K^T below */
         }
         for (int64_t k0 = 0; k0 < a->lk; k0 += BK) {
@@ -194,21 +194,21 @@ static void attn_blocks(void *ctx, int64_t b, int64_t e) {
                 pack_v(vp, vb, a->v_stride, nk, d);
             }
             for (int sb = 0; sb < nsub; sb++) {
-                int64_t q0 = qb0 + sb * BQ, nq = nqs[sb];
-                float *os = o + (size_t)sb * BQ * d;
+                int64_t q0 = qb0 + sb * bq, nq = nqs[sb];
+                float *os = o + (size_t)sb * bq * d;
                 if (pre) hb__gemm_serial_pb(s, nk, NULL, 0, qp + sb * qpn, kp, nq, nk, d, false);
                 else hb__gemm_serial_pa(s, nk, qp + sb * qpn, kb, a->k_stride, true, nq, nk, d, false);
-                softmax_rows(j, h, q0, nq, k0, nk, s, os, mx + sb * BQ, l + sb * BQ);
+                softmax_rows(j, h, q0, nq, k0, nk, s, os, mx + sb * bq, l + sb * bq);
                 if (pre) hb__gemm_serial_pb(os, d, s, nk, NULL, vp, nq, d, nk, true);
                 else hb__gemm_serial(os, d, s, nk, vb, a->v_stride, false, nq, d, nk, true);
             }
         }
         for (int sb = 0; sb < nsub; sb++)
             for (int64_t i = 0; i < nqs[sb]; i++) {
-                float *out = a->out + (qb0 + sb * BQ + i) * a->o_stride + (int64_t)h * d;
+                float *out = a->out + (qb0 + sb * bq + i) * a->o_stride + (int64_t)h * d;
                 if (i + PF_AHEAD < nqs[sb]) prefetch_row(out + PF_AHEAD * a->o_stride, d);
-                float li = l[sb * BQ + i], inv = li > 0 ? 1.0f / li : 0.0f;
-                for (int c = 0; c < d; c++) out[c] = o[((size_t)sb * BQ + i) * d + c] * inv;
+                float li = l[sb * bq + i], inv = li > 0 ? 1.0f / li : 0.0f;
+                for (int c = 0; c < d; c++) out[c] = o[((size_t)sb * bq + i) * d + c] * inv;
             }
     }
     hb_free(buf);

@@ -86,7 +86,7 @@ void hb_cpu_copy_nd(float *dst, const int64_t *dst_stride, const float *src, con
     /* a short last dim that is contiguous in the destination (e.g. the columns of a pixel shuffle's sub-pixels):
      * one row per pair of last dims, so each destination line is written by one loop */
     int64_t inner = shape[ndim - 1];
-    if (ndim >= 2 && shape[ndim - 1] <= 8 && dst_stride[ndim - 1] == 1 && shape[ndim - 2] > 1) {
+    if (ndim >= 3 && shape[ndim - 1] <= 8 && dst_stride[ndim - 1] == 1 && shape[ndim - 2] > 1) {
         j.pair = true;
         rows /= shape[ndim - 2];
         inner *= shape[ndim - 2];
