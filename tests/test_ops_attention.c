@@ -123,7 +123,8 @@ int main(void) {
         check_attention(&r, 33, 300, 2, 24, true, 1);
         check_attention(&r, 9, 40, 2, 32, true, 2);   /* every key masked: finite, uniform average */
         check_attention(&r, 300, 1100, 1, 16, false, 1);
-        check_attention(&r, 800, 130, 2, 16, true, 1);   /* several query super-blocks */
+        check_attention(&r, 800, 130, 2, 16, true, 1);   /* several query blocks in one super-block */
+        check_attention(&r, 1700, 45, 2, 16, false, 1);  /* two super-blocks split evenly, partial 6-row strips */
         check_attention(&r, 50, 200, 1, 300, false, 0);  /* head_dim > 256 (VAE mid-block attention) */
         check_rope(&r, 3, 4, 5, 2, 128, 0, 0);
         check_rope(&r, 2, 3, 7, 3, 64, 5, 3);

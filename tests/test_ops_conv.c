@@ -1,5 +1,6 @@
 /* ops: hb_conv3d / hb_conv2d against a direct double-precision convolution (PyTorch semantics: cross-correlation,
- * per-side zero padding, strides, groups, depthwise, causal time padding, every weight dtype), nearest upsampling
+ * per-side zero padding, strides, groups, depthwise (kernels 3 and 5 and an odd one, row and width remainders),
+ * causal time padding, every weight dtype), nearest upsampling
  * and pixel (un)shuffle against explicit index formulas (HB_PS_CQR = torch pixel_shuffle per frame).
  * Tolerance 2e-5 normwise for convs, exact for data movement; bitwise identity across 1/2/3 threads. */
 #include "test_ops_common.h"
@@ -120,6 +121,11 @@ int main(void) {
         check_conv(&r, 4, 6, 3, 5, 7, 1, 3, 3, P(1, 1, 1, 0, 0, 1, 1, 2), HB_F16, false, false);   /* groups */
         check_conv(&r, 5, 5, 4, 6, 6, 3, 3, 3, P(1, 1, 1, 2, 0, 1, 1, 5), HB_F32, true, false);    /* depthwise */
         check_conv(&r, 6, 6, 4, 7, 5, 3, 3, 3, P(2, 2, 2, 1, 1, 0, 1, 6), HB_BF16, false, false);  /* depthwise strided */
+        /* depthwise kernel 5 (the light decoder's): spans of 4 vectors and a partial one (W 37), a row remainder
+         * (H 13 = 4 spans of 3 rows + 1), time padding on both sides; one row wide (W 3: 12-row spans); kernel 2x3x4 */
+        check_conv(&r, 3, 3, 6, 13, 37, 5, 5, 5, P(1, 1, 1, 2, 2, 2, 2, 3), HB_F32, true, false);
+        check_conv(&r, 4, 4, 3, 14, 3, 5, 5, 5, P(1, 1, 1, 2, 2, 2, 2, 4), HB_BF16, true, false);
+        check_conv(&r, 2, 2, 5, 9, 21, 2, 3, 4, P(1, 1, 1, 1, 0, 1, 2, 2), HB_F32, false, false);
         check_conv(&r, 7, 9, 3, 5, 4, 1, 1, 1, P(1, 1, 1, 0, 0, 0, 0, 1), HB_BF16, true, false);   /* pointwise */
         check_conv(&r, 6, 4, 3, 5, 4, 1, 1, 1, P(1, 1, 1, 0, 0, 0, 0, 2), HB_F32, true, false);    /* grouped pointwise */
         check_conv(&r, 8, 16, 5, 4, 4, 3, 1, 1, P(2, 1, 1, 0, 0, 0, 0, 1), HB_F32, true, false);   /* time conv, stride 2 */

@@ -223,16 +223,16 @@ static int upsample(lstate *s, const lv_block *b, lbuf *x, lbuf *y) {
     int64_t drop = s->up_out[b->up_id] == 0 && u.T > 0 ? st - 1 : 0, To = u.T * st - drop;
     s->up_out[b->up_id] += u.T;
     if (buf_new(s, y, C, To, H, W)) return buf_free(s, &u), -1;
+    /* one copy per (k, i), the column sub-pixel j innermost: each output row is written whole by one copy */
     for (int64_t k = 0; k < st && u.T > 0; k++)
-        for (int64_t i = 0; i < ss; i++)
-            for (int64_t j = 0; j < ss; j++) {
-                int64_t t0 = k < drop ? 1 : 0, nt = u.T - t0;
-                if (nt <= 0) continue;
-                const int64_t shp[4] = {C, nt, u.H, u.W}, sst[4] = {ss * ss * st * u.T * HW, HW, u.W, 1},
-                              dst[4] = {To * H * W, st * H * W, ss * W, ss};
-                const float *src = u.d + ((i * ss + j) * st + k) * u.T * HW + t0 * HW;
-                hb_copy_nd(y->d + (t0 * st + k - drop) * H * W + i * W + j, dst, src, sst, 4, shp);
-            }
+        for (int64_t i = 0; i < ss; i++) {
+            int64_t t0 = k < drop ? 1 : 0, nt = u.T - t0;
+            if (nt <= 0) continue;
+            const int64_t shp[5] = {C, nt, u.H, u.W, ss}, sst[5] = {ss * ss * st * u.T * HW, HW, u.W, 1, st * u.T * HW},
+                          dst[5] = {To * H * W, st * H * W, ss * W, ss, 1};
+            const float *src = u.d + (i * ss * st + k) * u.T * HW + t0 * HW;
+            hb_copy_nd(y->d + (t0 * st + k - drop) * H * W + i * W, dst, src, sst, 5, shp);
+        }
     buf_free(s, &u);
     return 0;
 }

@@ -68,7 +68,9 @@ static void im2col_pack(void *vctx, float *dst, int64_t n0, int64_t nn, int64_t 
                 if (lim > bnd) lim = bnd;
                 float *d = drow + (q / NRp) * NRp * kc + q % NRp;
                 int64_t len = lim - i, w0 = sg[4] + dw + (i - sg[0]) * sw;
-                if (!row_ok) {
+                if (row_ok && len == NRp && sw == 1 && w0 >= 0 && w0 + NRp <= j->W) {
+                    memcpy(d, xr + w0, sizeof(float) * HB_GEMM_NR); /* a whole strip row inside the input: 64 bytes */
+                } else if (!row_ok) {
                     for (int64_t m = 0; m < len; m++) d[m] = 0.0f;
                 } else {
                     /* valid m: 0 <= w0 + m*sw < W */
@@ -277,6 +279,180 @@ static void conv_depthwise(void *ctx, int64_t b, int64_t e) {
     }
 }
 
+#ifdef HB_X86
+/* Depthwise, stride 1, AVX2: one task per channel. The channel's frames are copied once, zero-padded in height and
+ * width (a frame outside the input is left out, as above), so two output rows of NV vectors each are held in
+ * registers while every tap adds w * (the shifted padded rows): one broadcast per tap, one load and one FMA per 8
+ * outputs, no bounds checks. Each element sums its taps in the (dt, dh, dw) order from zero, then adds the bias. */
+typedef struct { float *pad; int64_t hp, wp; } dw_buf;
+
+/* vectors of a span starting at output column wo (at most 4), and the rows a full span covers */
+static inline int dw_nv(const conv_job *j, int64_t wo) {
+    int64_t nv = (j->Wo - wo + 7) / 8;
+    return nv > 4 ? 4 : (int)nv;
+}
+static inline int dw_rows_full(int nv) { return 12 / nv; }
+
+/* The channel's frames into the padded buffer's interior (its borders were zeroed once and stay zero). */
+static void dw_fill(const conv_job *j, int64_t c, const dw_buf *b) {
+    int64_t hw = j->H * j->W, ph = j->p->pad_h[0], pw = j->p->pad_w[0];
+    for (int64_t t = 0; t < j->T; t++)
+        for (int64_t h = 0; h < j->H; h++) {
+            const float *src = j->x + (c * j->T + t) * hw + h * j->W;
+            float *row = b->pad + (t * b->hp + ph + h) * b->wp + pw;
+            for (int64_t w = 0; w < j->W; w++) row[w] = src[w];
+        }
+}
+
+
+/* U = R * NV accumulators (R output rows from ho, NV vectors from wo; U <= 12 hides the FMA latency), a KW-wide
+ * kernel (0: j->kw). Unit u is row u / NV, vector u % NV; the accumulators are named variables (an array of them
+ * was kept in memory by GCC, a store and reload per kernel row). */
+__attribute__((target("avx2,fma"))) static inline void dw_store(float *y, __m256 acc, float bv, int64_t n) {
+    __m256 s = _mm256_add_ps(acc, _mm256_set1_ps(bv));
+    if (n >= 8) { _mm256_storeu_ps(y, s); return; }
+    float t[8];
+    _mm256_storeu_ps(t, s);
+    for (int64_t i = 0; i < n; i++) y[i] = t[i];
+}
+
+#define DW_UNITS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+__attribute__((target("avx2,fma"), always_inline)) static inline void dw_span(const conv_job *j, const dw_buf *b,
+                                                                               const float *wc, int64_t to, int64_t ho,
+                                                                               int64_t wo, float bv, float *y,
+                                                                               const int NV, const int R, const int KW) {
+#define DW_ZERO(u) __m256 a##u = _mm256_setzero_ps();
+    DW_UNITS(DW_ZERO)
+#undef DW_ZERO
+    const int U = R * NV;
+    int kw = KW ? KW : j->kw;
+    int64_t wp = b->wp;
+    for (int dt = 0; dt < j->kt; dt++) {
+        int64_t tt = to - j->p->pad_t[0] + dt;
+        if (tt < 0 || tt >= j->T) continue;
+        for (int dh = 0; dh < j->kh; dh++) {
+            const float *row = b->pad + (tt * b->hp + ho + dh) * wp + wo, *wr = wc + (dt * j->kh + dh) * kw;
+            for (int dw = 0; dw < kw; dw++) {
+                __m256 wv = _mm256_broadcast_ss(wr + dw);
+                const float *x = row + dw;
+#define DW_FMA(u) if (U > u) a##u = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + (u / NV) * wp + 8 * (u % NV)), a##u);
+                DW_UNITS(DW_FMA)
+#undef DW_FMA
+            }
+        }
+    }
+    int64_t n = j->Wo - wo;
+#define DW_OUT(u) if (U > u) dw_store(y + (u / NV) * j->Wo + 8 * (u % NV), a##u, bv, n - 8 * (u % NV));
+    DW_UNITS(DW_OUT)
+#undef DW_OUT
+}
+#undef DW_UNITS
+
+/* One span of up to 4 vectors, 12 / NV rows (full) or one row, the kernel width a constant where it is 3 or 5. */
+#define DW_SPAN_KW(NV, R)                                                                                            \
+    do {                                                                                                             \
+        if (j->kw == 5) dw_span(j, b, wc, to, ho, wo, bv, y, NV, R, 5);                                              \
+        else if (j->kw == 3) dw_span(j, b, wc, to, ho, wo, bv, y, NV, R, 3);                                         \
+        else dw_span(j, b, wc, to, ho, wo, bv, y, NV, R, 0);                                                         \
+    } while (0)
+__attribute__((target("avx2,fma"))) static void dw_rows_avx2(const conv_job *j, const dw_buf *b, const float *wc,
+                                                              int64_t to, int64_t ho, int64_t wo, float bv, float *y,
+                                                              bool full) {
+    switch (dw_nv(j, wo) * 2 + full) {
+    case 2: DW_SPAN_KW(1, 1); break;
+    case 3: DW_SPAN_KW(1, 12); break;
+    case 4: DW_SPAN_KW(2, 1); break;
+    case 5: DW_SPAN_KW(2, 6); break;
+    case 6: DW_SPAN_KW(3, 1); break;
+    case 7: DW_SPAN_KW(3, 4); break;
+    case 8: DW_SPAN_KW(4, 1); break;
+    default: DW_SPAN_KW(4, 3); break;
+    }
+}
+#undef DW_SPAN_KW
+
+/* Square kernels (K = 3 or 5), 4 output rows x 2 vectors: for each (dt, dw) the K weights of that column are
+ * broadcast once, and each input vector is loaded once and feeds every output row it overlaps (input row ir is
+ * tap dh = ir - o of output row o): ~2.5x fewer loads than a load and a broadcast per FMA. An element sums its
+ * taps in the (dt, dw, dh) order from zero, then adds the bias. */
+#define DW_SQ_ROWS 4
+__attribute__((target("avx2,fma"), always_inline)) static inline void dw_sq_span(const conv_job *j, const dw_buf *b,
+                                                                                  const float *wc, int64_t to,
+                                                                                  int64_t ho, int64_t wo, float bv,
+                                                                                  float *y, const int K) {
+    __m256 acc[DW_SQ_ROWS][2];
+#pragma GCC unroll 8
+    for (int o = 0; o < DW_SQ_ROWS; o++) acc[o][0] = acc[o][1] = _mm256_setzero_ps();
+    int64_t wp = b->wp;
+    for (int dt = 0; dt < j->kt; dt++) {
+        int64_t tt = to - j->p->pad_t[0] + dt;
+        if (tt < 0 || tt >= j->T) continue;
+        const float *base = b->pad + (tt * b->hp + ho) * wp + wo, *wt = wc + dt * K * K;
+        for (int dw = 0; dw < K; dw++) {
+            __m256 w[5];
+#pragma GCC unroll 5
+            for (int dh = 0; dh < K; dh++) w[dh] = _mm256_broadcast_ss(wt + dh * K + dw);
+#pragma GCC unroll 8
+            for (int ir = 0; ir < DW_SQ_ROWS + K - 1; ir++) {
+                __m256 x0 = _mm256_loadu_ps(base + ir * wp + dw), x1 = _mm256_loadu_ps(base + ir * wp + 8 + dw);
+#pragma GCC unroll 5
+                for (int dh = 0; dh < K; dh++) {
+                    int o = ir - dh;
+                    if (o < 0 || o >= DW_SQ_ROWS) continue;
+                    acc[o][0] = _mm256_fmadd_ps(w[dh], x0, acc[o][0]);
+                    acc[o][1] = _mm256_fmadd_ps(w[dh], x1, acc[o][1]);
+                }
+            }
+        }
+    }
+    int64_t n = j->Wo - wo;
+#pragma GCC unroll 8
+    for (int o = 0; o < DW_SQ_ROWS; o++) {
+        dw_store(y + o * j->Wo, acc[o][0], bv, n);
+        dw_store(y + o * j->Wo + 8, acc[o][1], bv, n - 8);
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void dw_sq_rows(const conv_job *j, const dw_buf *b, const float *wc,
+                                                            int64_t to, int64_t ho, float bv, float *y) {
+    for (int64_t wo = 0; wo < j->Wo; wo += 16) {
+        if (j->kh == 5) dw_sq_span(j, b, wc, to, ho, wo, bv, y + wo, 5);
+        else dw_sq_span(j, b, wc, to, ho, wo, bv, y + wo, 3);
+    }
+}
+
+static void conv_depthwise_avx2(void *ctx, int64_t b, int64_t e) {
+    conv_job *j = ctx;
+    /* padded rows: room for the last vector's 8 loads past the widest tap */
+    dw_buf buf = {NULL, j->H + j->p->pad_h[0] + j->p->pad_h[1], (j->Wo + 7) / 8 * 8 + j->kw + 8};
+    size_t nb = sizeof(float) * (size_t)(j->T * buf.hp * buf.wp);
+    if (!(buf.pad = hb_malloc(nb, "depthwise rows"))) { j->err = 1; return; }
+    memset(buf.pad, 0, nb);
+    int64_t k = (int64_t)j->kt * j->kh * j->kw;
+    for (int64_t c = b; c < e; c++) {
+        dw_fill(j, c, &buf);
+        const float *wc = j->w + c * k;
+        float bv = j->bias ? j->bias[c] : 0.0f;
+        bool sq = (j->kh == 5 && j->kw == 5) || (j->kh == 3 && j->kw == 3);
+        for (int64_t to = 0; to < j->To && sq; to++) { /* square kernels: 4-row spans, then the rows left */
+            float *y = j->y + c * j->P + to * j->Ho * j->Wo;
+            int64_t ho = 0;
+            for (; ho + DW_SQ_ROWS <= j->Ho; ho += DW_SQ_ROWS) dw_sq_rows(j, &buf, wc, to, ho, bv, y + ho * j->Wo);
+            for (; ho < j->Ho; ho++)
+                for (int64_t wo = 0; wo < j->Wo; wo += 32) dw_rows_avx2(j, &buf, wc, to, ho, wo, bv, y + ho * j->Wo + wo, false);
+        }
+        for (int64_t to = 0; to < j->To && !sq; to++)
+            for (int64_t wo = 0; wo < j->Wo; wo += 32) {
+                int64_t ho = 0, rf = dw_rows_full(dw_nv(j, wo));
+                float *y = j->y + c * j->P + to * j->Ho * j->Wo + wo;
+                for (; ho + rf <= j->Ho; ho += rf) dw_rows_avx2(j, &buf, wc, to, ho, wo, bv, y + ho * j->Wo, true);
+                for (; ho < j->Ho; ho++) dw_rows_avx2(j, &buf, wc, to, ho, wo, bv, y + ho * j->Wo, false);
+            }
+    }
+    hb_free(buf.pad);
+}
+#endif
+
 int hb_cpu_conv3d(float *y, const float *x, int64_t Cin, int64_t T, int64_t H, int64_t W, const hb_tensor *w,
               const hb_tensor *b, const hb_conv3d_params *p) {
     /* arguments checked by the dispatcher (hb__conv3d_check) */
@@ -318,7 +494,11 @@ int hb_cpu_conv3d(float *y, const float *x, int64_t Cin, int64_t T, int64_t H, i
     if (b && !(bf = hb__vec_f32(b, Cout))) { hb_free(wf); return -1; }
     j.bias = bf;
     if (groups == Cin && groups == Cout) {
-        hb_parallel_for(Cout * To, 1, conv_depthwise, &j);
+        void (*dw)(void *, int64_t, int64_t) = conv_depthwise;
+#ifdef HB_X86
+        if (hb__simd_avx2() && p->stride[0] == 1 && p->stride[1] == 1 && p->stride[2] == 1) dw = conv_depthwise_avx2;
+#endif
+        hb_parallel_for(dw == conv_depthwise ? Cout * To : Cout, 1, dw, &j);
     } else if (Cout / groups <= SMALL_COUT && p->stride[2] == 1 && j.kdim >= 64) {
         hb_parallel_for(groups * To * Ho, 1, conv_small, &j);
     } else {
@@ -373,23 +553,24 @@ void hb_cpu_upsample_nearest(float *y, const float *x, int64_t C, int64_t T, int
 
 typedef struct { float *y; const float *x; int64_t C, T, H, W; int p; hb_ps_order o; bool shuffle; } ps_job;
 
-/* One task per (high-res channel c, frame t): moves every element between x and y. */
+/* One task per (high-res channel c, frame t): moves every element between x and y. Each high-res row is done
+ * whole (its p low-res source rows interleaved), so every cache line of it is written once. */
 static void ps_rows(void *ctx, int64_t b, int64_t e) {
     const ps_job *j = ctx;
     int p = j->p;
     int64_t Hh = j->H * p, Wh = j->W * p;
     for (int64_t r = b; r < e; r++) {
         int64_t c = r / j->T, t = r % j->T;
-        for (int q = 0; q < p; q++)
-            for (int s = 0; s < p; s++) {
-                int64_t lc = c * p * p + (j->o == HB_PS_CQR ? q * p + s : s * p + q);
-                for (int64_t h = 0; h < j->H; h++) {
-                    int64_t hi = ((c * j->T + t) * Hh + h * p + q) * Wh + s;
+        for (int64_t h = 0; h < j->H; h++)
+            for (int q = 0; q < p; q++) {
+                float *hi = (j->shuffle ? j->y : (float *)j->x) + ((c * j->T + t) * Hh + h * p + q) * Wh;
+                for (int s = 0; s < p; s++) {
+                    int64_t lc = c * p * p + (j->o == HB_PS_CQR ? q * p + s : s * p + q);
                     int64_t lo = ((lc * j->T + t) * j->H + h) * j->W;
                     if (j->shuffle)
-                        for (int64_t w = 0; w < j->W; w++) j->y[hi + w * p] = j->x[lo + w];
+                        for (int64_t w = 0; w < j->W; w++) hi[w * p + s] = j->x[lo + w];
                     else
-                        for (int64_t w = 0; w < j->W; w++) j->y[lo + w] = j->x[hi + w * p];
+                        for (int64_t w = 0; w < j->W; w++) j->y[lo + w] = hi[w * p + s];
                 }
             }
     }

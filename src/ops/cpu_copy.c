@@ -6,39 +6,92 @@
 typedef struct {
     float *dst; const float *src;
     int ndim; int64_t shape[HB_MAX_DIMS], ds[HB_MAX_DIMS], ss[HB_MAX_DIMS];
+    bool pair; /* a task row covers the last two dims (ndim is then one less for the row index) */
 } copy_job;
 
-/* Index r enumerates every position of the first ndim-1 dims; the last dim is the inner loop. */
+/* Index r enumerates every position of the first ndim-1 dims (ndim-2 for a pair); the last dim is the inner loop.
+ * The leading indices are decomposed once per task and then stepped like an odometer (rows can be a few elements
+ * long: a division per row cost more than the copy). */
 static void copy_rows(void *ctx, int64_t b, int64_t e) {
     const copy_job *j = ctx;
-    const int last = j->ndim - 1;
+    const int last = j->ndim - 1, lead = j->pair ? last - 1 : last; /* dims [0, lead) enumerate the rows */
     const int64_t n = j->shape[last], dsl = j->ds[last], ssl = j->ss[last];
+    int64_t idx[HB_MAX_DIMS] = {0}, od = 0, os = 0, rem = b;
+    for (int d = lead - 1; d >= 0; d--) {
+        idx[d] = rem % j->shape[d];
+        rem /= j->shape[d];
+        od += idx[d] * j->ds[d];
+        os += idx[d] * j->ss[d];
+    }
     for (int64_t r = b; r < e; r++) {
-        int64_t rem = r, od = 0, os = 0;
-        for (int d = last - 1; d >= 0; d--) {
-            int64_t i = rem % j->shape[d];
-            rem /= j->shape[d];
-            od += i * j->ds[d];
-            os += i * j->ss[d];
-        }
         float *dp = j->dst + od;
         const float *sp = j->src + os;
-        if (dsl == 1 && ssl == 1) memcpy(dp, sp, sizeof(float) * (size_t)n);
-        else for (int64_t i = 0; i < n; i++) dp[i * dsl] = sp[i * ssl];
+        if (j->pair) { /* rows of the last two dims together, the short last one inside (an interleave) */
+            const int64_t m = j->shape[last - 1], ds1 = j->ds[last - 1], ss1 = j->ss[last - 1];
+            if (n == 2 && ds1 == 2 && ss1 == 1) { /* two rows interleaved (a factor-2 shuffle): vectorisable */
+                const float *s0 = sp, *s1 = sp + ssl;
+                for (int64_t w = 0; w < m; w++) { dp[2 * w] = s0[w]; dp[2 * w + 1] = s1[w]; }
+            } else {
+                for (int64_t w = 0; w < m; w++)
+                    for (int64_t i = 0; i < n; i++) dp[w * ds1 + i * dsl] = sp[w * ss1 + i * ssl];
+            }
+        } else if (dsl == 1 && ssl == 1) memcpy(dp, sp, sizeof(float) * (size_t)n);
+        else if (ssl == 1)
+            for (int64_t i = 0; i < n; i++) dp[i * dsl] = sp[i];
+        else
+            for (int64_t i = 0; i < n; i++) dp[i * dsl] = sp[i * ssl];
+        for (int d = lead - 1; d >= 0; d--) { /* next row */
+            od += j->ds[d];
+            os += j->ss[d];
+            if (++idx[d] < j->shape[d]) break;
+            od -= idx[d] * j->ds[d];
+            os -= idx[d] * j->ss[d];
+            idx[d] = 0;
+        }
+    }
+}
+
+/* A 2-D transpose (unit stride on dim 0 on one side, on dim 1 on the other): one task per band of TT indices of
+ * dim 0, copied in TT x TT tiles, so both sides move whole cache lines and a tile's pages stay in the TLB. */
+#define TT 32
+static void copy_tiles(void *ctx, int64_t b, int64_t e) {
+    const copy_job *j = ctx;
+    for (int64_t t = b; t < e; t++) {
+        int64_t r0 = t * TT, r1 = r0 + TT < j->shape[0] ? r0 + TT : j->shape[0];
+        for (int64_t c0 = 0; c0 < j->shape[1]; c0 += TT) {
+            int64_t c1 = c0 + TT < j->shape[1] ? c0 + TT : j->shape[1];
+            for (int64_t c = c0; c < c1; c++) {
+                float *dp = j->dst + c * j->ds[1];
+                const float *sp = j->src + c * j->ss[1];
+                for (int64_t r = r0; r < r1; r++) dp[r * j->ds[0]] = sp[r * j->ss[0]];
+            }
+        }
     }
 }
 
 void hb_cpu_copy_nd(float *dst, const int64_t *dst_stride, const float *src, const int64_t *src_stride, int ndim,
                     const int64_t *shape) {
     if (ndim < 1 || ndim > HB_MAX_DIMS) return;
-    copy_job j = {dst, src, ndim, {0}, {0}, {0}};
+    copy_job j = {dst, src, ndim, {0}, {0}, {0}, false};
     int64_t rows = 1;
     for (int d = 0; d < ndim; d++) {
         if (shape[d] <= 0) return;
         j.shape[d] = shape[d]; j.ds[d] = dst_stride[d]; j.ss[d] = src_stride[d];
         if (d < ndim - 1) rows *= shape[d];
     }
-    int64_t grain = 65536 / shape[ndim - 1];
+    if (ndim == 2 && ((j.ss[0] == 1 && j.ds[1] == 1) || (j.ds[0] == 1 && j.ss[1] == 1)) && shape[0] > 1 && shape[1] > 1) {
+        hb_parallel_for((shape[0] + TT - 1) / TT, 1, copy_tiles, &j);
+        return;
+    }
+    /* a short last dim that is contiguous in the destination (e.g. the columns of a pixel shuffle's sub-pixels):
+     * one row per pair of last dims, so each destination line is written by one loop */
+    int64_t inner = shape[ndim - 1];
+    if (ndim >= 3 && shape[ndim - 1] <= 8 && dst_stride[ndim - 1] == 1 && shape[ndim - 2] > 1) {
+        j.pair = true;
+        rows /= shape[ndim - 2];
+        inner *= shape[ndim - 2];
+    }
+    int64_t grain = 65536 / inner;
     hb_parallel_for(rows, grain < 1 ? 1 : grain, copy_rows, &j);
 }
 
