@@ -604,6 +604,19 @@ static void tapf(const wan_dit_block_args *a, int layer, const char *what, const
     a->tap(a->tap_user, nm, d, rows, cols, NULL);
 }
 
+/* x += gate * (h W^T + b) (gate NULL: x += h W^T + b), the residual fused into the GEMM's epilogue; with a tap the
+ * product goes to tmp first, for the tap to see. */
+static int residual_linear(const wan_dit_block_args *a, int layer, const char *what, float *x, const float *h, int64_t L,
+                           int64_t D, const hb_tensor *w, const hb_tensor *b, const float *gate, hb_modgroups mg,
+                           float *tmp) {
+    if (!a->tap) return hb_linear_ep(x, h, L, w, b, (hb_epilogue){gate ? HB_EPI_GATED_ADD : HB_EPI_ADD, gate, mg, 0});
+    if (hb_linear(tmp, h, L, w, b, false)) return -1;
+    tapf(a, layer, what, tmp, L, D);
+    if (gate) hb_gated_add(x, tmp, L, D, gate, mg);
+    else hb_add(x, x, tmp, L * D);
+    return 0;
+}
+
 int hb_wan_dit_block(const wan_dit *m, int layer, float *x, const wan_dit_block_args *a, wan_dit_ws *ws) {
     const wan_dit_config *c = &m->cfg;
     const wan_dit_block_w *B = &m->blocks[layer];
@@ -650,9 +663,7 @@ int hb_wan_dit_block(const wan_dit *m, int layer, float *x, const wan_dit_block_
     at.o_stride = at.q_stride = at.k_stride = at.v_stride = D;
     at.scale = scale;
     hb_attention(&at);
-    if (hb_linear(ws->y, ws->o, L, &B->sa_o_w, &B->sa_o_b, false)) return -1;
-    tapf(a, layer, "self_attn", ws->y, L, D);
-    hb_gated_add(x, ws->y, L, D, mod + 2 * D, mg);
+    if (residual_linear(a, layer, "self_attn", x, ws->o, L, D, &B->sa_o_w, &B->sa_o_b, mod + 2 * D, mg, ws->y)) return -1;
 
     /* ---- cross-attention (no modulation) */
     if (c->cross_attn_norm) hb_layernorm(ws->h, x, L, D, &B->norm3_w, &B->norm3_b, eps);
@@ -664,20 +675,24 @@ int hb_wan_dit_block(const wan_dit *m, int layer, float *x, const wan_dit_block_
     hb_attention_args ca = at;
     ca.out = ws->o; ca.q = ws->q; ca.k = a->ctx_k; ca.v = a->ctx_v; ca.lk = a->ctx_len;
     hb_attention(&ca);
-    if (hb_linear(ws->y, ws->o, L, &B->ca_o_w, &B->ca_o_b, false)) return -1;
-    tapf(a, layer, "cross_attn", ws->y, L, D);
-    hb_add(x, x, ws->y, L * D);
+    if (residual_linear(a, layer, "cross_attn", x, ws->o, L, D, &B->ca_o_w, &B->ca_o_b, NULL, mg, ws->y)) return -1;
 
     /* ---- FFN, in row chunks (hidden [chunk, ffn_dim]) */
     hb_layernorm_modulate(ws->h, x, L, D, eps, mod + 3 * D, mod + 4 * D, mg);
+    const hb_epilogue gelu = {HB_EPI_GELU_TANH, NULL, {0, 0}, 0};
     for (int64_t r0 = 0; r0 < L; r0 += ws->hid_rows) {
         int64_t n = L - r0 < ws->hid_rows ? L - r0 : ws->hid_rows;
-        if (hb_linear(ws->hid, ws->h + r0 * D, n, &B->ffn0_w, &B->ffn0_b, false)) return -1;
-        hb_gelu_tanh(ws->hid, ws->hid, n * c->ffn_dim);
-        if (hb_linear(ws->y + r0 * D, ws->hid, n, &B->ffn2_w, &B->ffn2_b, false)) return -1;
+        if (hb_linear_ep(ws->hid, ws->h + r0 * D, n, &B->ffn0_w, &B->ffn0_b, gelu)) return -1;
+        /* x's rows r0.. are no longer read: the FFN input h was taken from x before the loop */
+        const hb_epilogue gate = {HB_EPI_GATED_ADD, mod + 5 * D, mg, r0};
+        if (a->tap ? hb_linear(ws->y + r0 * D, ws->hid, n, &B->ffn2_w, &B->ffn2_b, false)
+                   : hb_linear_ep(x + r0 * D, ws->hid, n, &B->ffn2_w, &B->ffn2_b, gate))
+            return -1;
     }
-    tapf(a, layer, "ffn", ws->y, L, D);
-    hb_gated_add(x, ws->y, L, D, mod + 5 * D, mg);
+    if (a->tap) {
+        tapf(a, layer, "ffn", ws->y, L, D);
+        hb_gated_add(x, ws->y, L, D, mod + 5 * D, mg);
+    }
     tapf(a, layer, NULL, x, L, D);
     return 0;
 }

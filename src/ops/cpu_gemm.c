@@ -12,6 +12,8 @@
  * Determinism: K is only ever split into fixed KC blocks summed in order; threads split the output into tiles.
  * Every output element therefore sees the same arithmetic for any thread count. */
 #include "ops/ops_internal.h"
+#include "ops/simd_avx2.h"
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
@@ -27,7 +29,7 @@
 #define KC 256
 #endif
 #ifndef MC
-#define MC 120
+#define MC 576
 #endif
 #ifndef NC
 #define NC 256
@@ -358,58 +360,180 @@ static void pack_b_quant_avx2(float *dst, const bsrc *b, int64_t n0, int64_t nn,
 }
 #endif
 
+/* ---------- epilogues (hb_linear's bias, hb_linear_ep's ops) ---------- */
+
+/* Applied to finished sums c: p = c + bias[col], then out = p, gelu_tanh(p), out + p or out + p * gate. The GELU is
+ * hb_elementwise's (8-lane AVX2 formula where it uses that, tanhf otherwise) and the adds hb_add's and
+ * hb_gated_add's, so a fused result has the bits of the composed ops. */
+typedef struct {
+    hb_epilogue_op op;
+    const float *bias, *gate; /* bias [N] f32 or NULL; gate as hb_epilogue's */
+    hb_modgroups g;
+    int64_t row0;
+    bool simd;
+} epi;
+
+/* Where a gemm_core call's epilogue writes: C(i, j) finishes as out[i * ldo + j], output row row + i, column col + j. */
+typedef struct { const epi *e; float *out; int64_t ldo, row, col; } epi_at;
+
+static inline int64_t gate_off(const epi *e, int64_t row) {
+    return (e->g.rows_per_group > 0 ? (e->row0 + row) / e->g.rows_per_group : 0) * e->g.group_stride;
+}
+
+static inline float epi_one(hb_epilogue_op op, float p, float out, float gate) {
+    switch (op) {
+    case HB_EPI_GELU_TANH: {
+        const float k0 = 0.7978845608028654f, k1 = 0.044715f;
+        return 0.5f * p * (1.0f + tanhf(k0 * (p + k1 * p * p * p)));
+    }
+    case HB_EPI_ADD: return out + p;
+    case HB_EPI_GATED_ADD: return out + p * gate;
+    default: return p;
+    }
+}
+
+#ifdef HB_X86
+__attribute__((target("avx2,fma"))) static void epi_row_avx2(const epi *e, const float *c, const float *bias,
+                                                               const float *gate, float *out, int64_t w) {
+    for (int64_t j = 0; j < w; j += 8) {
+        float pc[8] = {0}, pb[8] = {0}, pg[8] = {0}, po[8] = {0};
+        int64_t n = w - j < 8 ? w - j : 8;
+        const float *cj = c + j, *bj = bias ? bias + j : pb, *gj = gate ? gate + j : pg;
+        float *oj = out + j;
+        if (n < 8) { /* the tail through the same 8-lane code, padded */
+            for (int64_t i = 0; i < n; i++) {
+                pc[i] = c[j + i]; pb[i] = bias ? bias[j + i] : 0; pg[i] = gate ? gate[j + i] : 0; po[i] = out[j + i];
+            }
+            cj = pc; bj = pb; gj = pg; oj = po;
+        }
+        __m256 v = _mm256_loadu_ps(cj);
+        if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bj));
+        if (e->op == HB_EPI_GELU_TANH) v = gelu_tanh_avx2(v);
+        else if (e->op == HB_EPI_ADD) v = _mm256_add_ps(_mm256_loadu_ps(oj), v);
+        else if (e->op == HB_EPI_GATED_ADD) v = _mm256_add_ps(_mm256_loadu_ps(oj), _mm256_mul_ps(v, _mm256_loadu_ps(gj)));
+        _mm256_storeu_ps(oj, v);
+        if (n < 8) memcpy(out + j, po, sizeof(float) * (size_t)n);
+    }
+}
+#endif
+
+/* h x w finished sums c (row stride ldc) -> out (row stride ldo; may be c), output rows row.., columns col.. */
+static void epi_apply(const epi *e, const float *c, int64_t ldc, float *out, int64_t ldo, int64_t row, int64_t col,
+                      int64_t h, int64_t w) {
+    for (int64_t i = 0; i < h; i++) {
+        const float *ci = c + i * ldc, *bias = e->bias ? e->bias + col : NULL;
+        const float *gate = e->op == HB_EPI_GATED_ADD ? e->gate + gate_off(e, row + i) + col : NULL;
+        float *oi = out + i * ldo;
+#ifdef HB_X86
+        if (e->simd) { epi_row_avx2(e, ci, bias, gate, oi, w); continue; }
+#endif
+        for (int64_t j = 0; j < w; j++)
+            oi[j] = epi_one(e->op, bias ? ci[j] + bias[j] : ci[j], oi[j], gate ? gate[j] : 0.0f);
+    }
+}
+
 /* ---------- the serial blocked GEMM ---------- */
 
 typedef struct { float *a, *b; } packbuf;
 
-/* C[M,N] (+)= A[M,K] * B(k,n), B from a source; buffers: ap MC*KC, bp KC*NC floats. */
-static void gemm_core(float *C, int64_t ldc, const float *A, int64_t lda, const float *apre, const bsrc *B, int64_t M,
-                      int64_t N, int64_t K, bool acc, packbuf pb, int p) {
-    int64_t mpad = (M + MR - 1) / MR * MR;
-    ukr_fn ukr = ukr_generic;
-    void (*packb)(float *, const bsrc *, int64_t, int64_t, int64_t, int64_t) = pack_b_generic;
-    void (*packa)(float *, const float *, int64_t, int64_t, int64_t, int64_t) = pack_a;
+typedef void (*packb_fn)(float *, const bsrc *, int64_t, int64_t, int64_t, int64_t);
+typedef void (*packa_fn)(float *, const float *, int64_t, int64_t, int64_t, int64_t);
+typedef struct { ukr_fn ukr; packb_fn packb; packa_fn packa; } kernels;
+
+static kernels path_kernels(const bsrc *B, int p) {
+    kernels k = {ukr_generic, pack_b_generic, pack_a};
 #ifdef HB_X86
-    if (p == PATH_AVX2) { ukr = ukr_avx2; packb = pack_b_avx2; packa = pack_a_avx2; }
+    if (p == PATH_AVX2) k = (kernels){ukr_avx2, pack_b_avx2, pack_a_avx2};
 #else
     (void)p;
 #endif
-    if (hb_dtype_is_quant(B->t)) packb = pack_b_quant;
+    if (hb_dtype_is_quant(B->t)) k.packb = pack_b_quant;
 #ifdef HB_X86
-    if (hb_dtype_is_quant(B->t) && p == PATH_AVX2) packb = pack_b_quant_avx2;
+    if (hb_dtype_is_quant(B->t) && p == PATH_AVX2) k.packb = pack_b_quant_avx2;
 #endif
+    return k;
+}
+
+/* One packed A block [mm, kc] times one packed B block [kc, nn] into C: B micro-panels (kc x NR, L1) stay while
+ * the A strips stream from L2; the C rows the next call accumulates into are prefetched during this one. ep (the
+ * last K block only): each finished 6 x 16 tile goes through the epilogue while it is in L1. */
+static void block_kernel(const kernels *kr, float *C, int64_t ldc, const float *ap, const float *bp, int64_t mm,
+                         int64_t nn, int64_t kc, bool load_c, const epi_at *ep) {
     float tmp[MR * NR] __attribute__((aligned(64)));
+    for (int64_t js = 0; js < nn; js += NR) {
+        int64_t w = nn - js < NR ? nn - js : NR;
+        for (int64_t is = 0; is < mm; is += MR) {
+            int64_t h = mm - is < MR ? mm - is : MR;
+            float *c = C + is * ldc + js;
+            if (load_c) { /* the next strip down, or the top of the next column strip */
+                const float *nx = is + MR < mm ? c + MR * ldc : C + js + NR;
+                int64_t nh = is + MR < mm ? (mm - is - MR < MR ? mm - is - MR : MR) : (js + NR < nn ? MR : 0);
+                for (int64_t i = 0; i < nh; i++) {
+                    __builtin_prefetch(nx + i * ldc, 1, 3);
+                    __builtin_prefetch(nx + i * ldc + NR - 1, 1, 3);
+                }
+            }
+            const float *a = ap + is * kc, *b = bp + js * kc;
+            float *o = ep ? ep->out + is * ep->ldo + js : NULL;
+            if (h == MR && w == NR) {
+                kr->ukr(kc, a, b, c, ldc, load_c);
+                if (ep) epi_apply(ep->e, c, ldc, o, ep->ldo, ep->row + is, ep->col + js, h, w);
+            } else {
+                if (load_c)
+                    for (int64_t i = 0; i < h; i++) memcpy(tmp + i * NR, c + i * ldc, sizeof(float) * (size_t)w);
+                kr->ukr(kc, a, b, tmp, NR, load_c);
+                if (ep) epi_apply(ep->e, tmp, NR, o, ep->ldo, ep->row + is, ep->col + js, h, w);
+                else
+                    for (int64_t i = 0; i < h; i++) memcpy(c + i * ldc, tmp + i * NR, sizeof(float) * (size_t)w);
+            }
+        }
+    }
+}
+
+static const float *b_block(const kernels *kr, const bsrc *B, float *buf, int64_t n0, int64_t nn, int64_t k0,
+                            int64_t kc) {
+    if (B->bpre) return B->bpre;
+    if (B->fn) B->fn(B->ctx, buf, n0, nn, k0, kc);
+    else kr->packb(buf, B, n0, nn, k0, kc);
+    return buf;
+}
+
+/* C[M,N] (+)= A[M,K] * B(k,n), B from a source; buffers: ap MC*KC, bp KC*NC floats. Every element sums its K
+ * blocks of KC in order (the loop order only decides what is packed when), so results do not depend on M or N
+ * splits. M <= MC (every hb_linear tile): A block packed once per K block and B once per (K, N) block, each
+ * operand exactly once. Larger M: B once per (N, K) block, A once per (N, K, M) block. */
+static void gemm_core(float *C, int64_t ldc, const float *A, int64_t lda, const float *apre, const bsrc *B, int64_t M,
+                      int64_t N, int64_t K, bool acc, packbuf pb, int p, const epi_at *ep) {
+    int64_t mpad = (M + MR - 1) / MR * MR;
+    kernels kr = path_kernels(B, p);
+    if (M <= MC) {
+        for (int64_t k0 = 0; k0 < K; k0 += KC) {
+            int64_t kc = K - k0 < KC ? K - k0 : KC;
+            const float *abase = pb.a;
+            if (apre) abase = apre + k0 * mpad;
+            else kr.packa(pb.a, A, lda, M, k0, kc);
+            for (int64_t n0 = 0; n0 < N; n0 += NC) {
+                int64_t nn = N - n0 < NC ? N - n0 : NC;
+                const float *bblk = b_block(&kr, B, pb.b, n0, nn, k0, kc);
+                epi_at e = ep ? (epi_at){ep->e, ep->out + n0, ep->ldo, ep->row, ep->col + n0} : (epi_at){0};
+                block_kernel(&kr, C + n0, ldc, abase, bblk, M, nn, kc, acc || k0 > 0, ep && k0 + kc == K ? &e : NULL);
+            }
+        }
+        return;
+    }
     for (int64_t n0 = 0; n0 < N; n0 += NC) {
         int64_t nn = N - n0 < NC ? N - n0 : NC;
         for (int64_t k0 = 0; k0 < K; k0 += KC) {
             int64_t kc = K - k0 < KC ? K - k0 : KC;
-            bool load_c = acc || k0 > 0;
-            const float *bblk = pb.b;
-            if (B->bpre) bblk = B->bpre;
-            else if (B->fn) B->fn(B->ctx, pb.b, n0, nn, k0, kc);
-            else packb(pb.b, B, n0, nn, k0, kc);
+            const float *bblk = b_block(&kr, B, pb.b, n0, nn, k0, kc);
             for (int64_t m0 = 0; m0 < M; m0 += MC) {
                 int64_t mm = M - m0 < MC ? M - m0 : MC;
                 const float *abase = pb.a;
                 if (apre) abase = apre + k0 * mpad + m0 * kc;
-                else packa(pb.a, A + m0 * lda, lda, mm, k0, kc);
-                for (int64_t js = 0; js < nn; js += NR) {
-                    int64_t w = nn - js < NR ? nn - js : NR;
-                    const float *bp = bblk + js * kc;
-                    for (int64_t is = 0; is < mm; is += MR) {
-                        int64_t h = mm - is < MR ? mm - is : MR;
-                        float *c = C + (m0 + is) * ldc + n0 + js;
-                        const float *ap = abase + is * kc;
-                        if (h == MR && w == NR) {
-                            ukr(kc, ap, bp, c, ldc, load_c);
-                        } else {
-                            if (load_c)
-                                for (int64_t i = 0; i < h; i++) memcpy(tmp + i * NR, c + i * ldc, sizeof(float) * (size_t)w);
-                            ukr(kc, ap, bp, tmp, NR, load_c);
-                            for (int64_t i = 0; i < h; i++) memcpy(c + i * ldc, tmp + i * NR, sizeof(float) * (size_t)w);
-                        }
-                    }
-                }
+                else kr.packa(pb.a, A + m0 * lda, lda, mm, k0, kc);
+                epi_at e = ep ? (epi_at){ep->e, ep->out + m0 * ep->ldo + n0, ep->ldo, ep->row + m0, ep->col + n0} : (epi_at){0};
+                block_kernel(&kr, C + m0 * ldc + n0, ldc, abase, bblk, mm, nn, kc, acc || k0 > 0,
+                             ep && k0 + kc == K ? &e : NULL);
             }
         }
     }
@@ -432,14 +556,14 @@ static packbuf thread_bufs(void) {
     return (packbuf){p, p + MC * KC};
 }
 
-/* Serial GEMM on the active path. */
-static void gemm_serial_src(float *C, int64_t ldc, const float *A, int64_t lda, const float *apre, const bsrc *B,
-                            int64_t M, int64_t N, int64_t K, bool acc) {
-    if (M <= 0 || N <= 0) return;
+/* Serial GEMM on the active path; true when it applied the epilogue ep (NULL: none) to the finished tiles. */
+static bool gemm_serial_src(float *C, int64_t ldc, const float *A, int64_t lda, const float *apre, const bsrc *B,
+                            int64_t M, int64_t N, int64_t K, bool acc, const epi_at *ep) {
+    if (M <= 0 || N <= 0) return true;
     if (K <= 0) {
         if (!acc)
             for (int64_t m = 0; m < M; m++) memset(C + m * ldc, 0, (size_t)N * sizeof(float));
-        return;
+        return false;
     }
     int p = path();
 #ifdef HB_HAVE_OPENBLAS
@@ -447,22 +571,23 @@ static void gemm_serial_src(float *C, int64_t ldc, const float *A, int64_t lda, 
         bool bt = B->sk == 1;
         hb__blas_sgemm()(101, 111, bt ? 112 : 111, (int)M, (int)N, (int)K, 1.0f, A, (int)lda, B->base,
                          (int)(bt ? B->sn : B->sk), acc ? 1.0f : 0.0f, C, (int)ldc);
-        return;
+        return false;
     }
     if (p == PATH_OPENBLAS) p = hb__have_avx2() ? PATH_AVX2 : PATH_GENERIC;
 #endif
     packbuf pb = thread_bufs();
     if (!pb.a) { /* no slower fallback: its other summation order would change the results silently */
         hb__cpu_fail("GEMM: out of memory for pack buffers");
-        return;
+        return true;
     }
-    gemm_core(C, ldc, A, lda, apre, B, M, N, K, acc, pb, p);
+    gemm_core(C, ldc, A, lda, apre, B, M, N, K, acc, pb, p, ep);
+    return true;
 }
 
 void hb__gemm_serial(float *C, int64_t ldc, const float *A, int64_t lda, const float *B, int64_t ldb, bool b_trans,
                      int64_t M, int64_t N, int64_t K, bool accumulate) {
     bsrc b = {B, HB_F32, b_trans ? ldb : 1, b_trans ? 1 : ldb, NULL, NULL, NULL};
-    gemm_serial_src(C, ldc, A, lda, NULL, &b, M, N, K, accumulate);
+    gemm_serial_src(C, ldc, A, lda, NULL, &b, M, N, K, accumulate, NULL);
 }
 
 size_t hb__gemm_pack_a_size(int64_t M, int64_t K) { return (size_t)((M + MR - 1) / MR * MR) * (size_t)(K > 0 ? K : 1); }
@@ -481,7 +606,7 @@ void hb__gemm_pack_a(float *dst, const float *A, int64_t lda, int64_t M, int64_t
 void hb__gemm_serial_pa(float *C, int64_t ldc, const float *Ap, const float *B, int64_t ldb, bool b_trans, int64_t M,
                         int64_t N, int64_t K, bool accumulate) {
     bsrc b = {B, HB_F32, b_trans ? ldb : 1, b_trans ? 1 : ldb, NULL, NULL, NULL};
-    gemm_serial_src(C, ldc, NULL, 0, Ap, &b, M, N, K, accumulate);
+    gemm_serial_src(C, ldc, NULL, 0, Ap, &b, M, N, K, accumulate, NULL);
 }
 
 size_t hb__gemm_pack_b_size(int64_t N, int64_t K) { return (size_t)((N + NR - 1) / NR * NR) * (size_t)(K > 0 ? K : 1); }
@@ -499,43 +624,52 @@ int hb__gemm_pack_b(float *dst, const float *B, int64_t ldb, bool b_trans, int64
 void hb__gemm_serial_pb(float *C, int64_t ldc, const float *A, int64_t lda, const float *Ap, const float *Bp, int64_t M,
                         int64_t N, int64_t K, bool accumulate) {
     bsrc b = {NULL, HB_F32, 0, 0, NULL, NULL, Bp};
-    gemm_serial_src(C, ldc, A, lda, Ap, &b, M, N, K, accumulate);
+    gemm_serial_src(C, ldc, A, lda, Ap, &b, M, N, K, accumulate, NULL);
 }
 
 void hb__gemm_serial_pa_cb(float *C, int64_t ldc, const float *Ap, hb__packb_fn fn, void *ctx, int64_t M, int64_t N,
                            int64_t K, bool accumulate) {
     bsrc b = {NULL, HB_F32, 0, 0, fn, ctx, NULL};
-    gemm_serial_src(C, ldc, NULL, 0, Ap, &b, M, N, K, accumulate);
+    gemm_serial_src(C, ldc, NULL, 0, Ap, &b, M, N, K, accumulate, NULL);
 }
 
 /* ---------- parallel drivers ---------- */
 
 typedef struct {
-    float *C; const float *A; bsrc B; const float *bias;
+    float *C; const float *A; bsrc B; const epi *ep;
     int64_t ldc, lda, M, N, K, mb, nb, ntm;
     bool acc;
-    int err;
+    const char *oom; /* what could not be allocated */
 } tile_job;
 
-/* Fixed tiles: tile t covers rows [tm*mb, ...) and columns [tn*nb, ...), t = tn * ntm + tm. */
+/* Fixed tiles: tile t covers rows [tm*mb, ...) and columns [tn*nb, ...), t = tn * ntm + tm. The epilogue runs on
+ * each finished micro-tile (our kernels) or on the finished tile (OpenBLAS, K = 0); with ADD / GATED_ADD the sums
+ * go to a scratch tile, since C holds the residual they are added to. */
 static void tile_run(void *ctx, int64_t b, int64_t e) {
     tile_job *j = ctx;
     int p = path();
-    float *panel = NULL;
+    float *panel = NULL, *scratch = NULL;
     int64_t cur_n = -1;
+    const bool in_place = !j->ep || j->ep->op == HB_EPI_NONE || j->ep->op == HB_EPI_GELU_TANH;
+    if (!in_place && !(scratch = hb_malloc(sizeof(float) * (size_t)(j->mb * j->nb), "GEMM output tile"))) {
+        j->oom = "an output tile";
+        return;
+    }
     for (int64_t t = b; t < e; t++) {
         int64_t tn = t / j->ntm, tm = t % j->ntm;
         int64_t n0 = tn * j->nb, m0 = tm * j->mb;
         int64_t nn = j->N - n0 < j->nb ? j->N - n0 : j->nb, mm = j->M - m0 < j->mb ? j->M - m0 : j->mb;
-        float *c = j->C + m0 * j->ldc + n0;
+        float *y = j->C + m0 * j->ldc + n0, *c = in_place ? y : scratch;
+        int64_t ldc = in_place ? j->ldc : nn;
         const float *a = j->A + m0 * j->lda;
+        epi_at at = {j->ep, y, j->ldc, m0, n0};
         bsrc bs = j->B;
         bs.base = (const uint8_t *)bs.base + hb_dtype_bytes(bs.t, n0 * bs.sn);
         if (p == PATH_OPENBLAS && bs.t != HB_F32) {
             /* OpenBLAS needs f32: convert this weight panel once per column tile */
             if (!panel && !(panel = hb_malloc(sizeof(float) * (size_t)(j->nb * j->K), "GEMM weight panel"))) {
-                j->err = 1;
-                return;
+                j->oom = "a weight panel";
+                break;
             }
             if (cur_n != tn) {
                 for (int64_t n = 0; n < nn; n++) {
@@ -546,38 +680,40 @@ static void tile_run(void *ctx, int64_t b, int64_t e) {
                 }
                 cur_n = tn;
             }
-            bsrc pf = {panel, HB_F32, j->K, 1, NULL, NULL, NULL};
-            gemm_serial_src(c, j->ldc, a, j->lda, NULL, &pf, mm, nn, j->K, j->acc);
-        } else {
-            gemm_serial_src(c, j->ldc, a, j->lda, NULL, &bs, mm, nn, j->K, j->acc);
+            bs = (bsrc){panel, HB_F32, j->K, 1, NULL, NULL, NULL};
         }
-        if (j->bias)
-            for (int64_t m = 0; m < mm; m++)
-                for (int64_t n = 0; n < nn; n++) c[m * j->ldc + n] += j->bias[n0 + n];
+        bool done = gemm_serial_src(c, ldc, a, j->lda, NULL, &bs, mm, nn, j->K, j->acc, j->ep ? &at : NULL);
+        if (j->ep && !done) epi_apply(j->ep, c, ldc, y, j->ldc, m0, n0, mm, nn);
     }
     hb_free(panel);
+    hb_free(scratch);
 }
 
 static void run_tiles(tile_job *j) {
-    /* column tiles of NC, row tiles of 512 (A and B are each re-packed once per tile: ~2% of the flops' time;
-     * N/256 * M/512 tiles keep many threads busy). Tile sizes depend on the shapes only. */
-    j->nb = NC;
-    j->mb = j->M <= 768 ? j->M : 512;
+    /* Row tiles of at most MC rows, a multiple of MR (no partial strip but the last); column tiles of up to
+     * 4 NC blocks, narrower only to give the threads 3 tiles each: A is packed once per tile (its cost ~1/nb of
+     * the flops') and B once per tile (~1/mb). The tiling never changes any bits (see gemm_core). */
+    int64_t nt = hb_threads_count();
+    j->ntm = (j->M + MC - 1) / MC;
+    j->mb = ((j->M + j->ntm - 1) / j->ntm + MR - 1) / MR * MR;
     j->ntm = (j->M + j->mb - 1) / j->mb;
-    int64_t ntn = (j->N + j->nb - 1) / j->nb;
+    int64_t ntn = (j->N + 4 * NC - 1) / (4 * NC), most = (j->N + NC - 1) / NC, want = (3 * nt + j->ntm - 1) / j->ntm;
+    if (ntn < want) ntn = want < most ? want : most;
+    j->nb = ((j->N + ntn - 1) / ntn + NR - 1) / NR * NR;
+    ntn = (j->N + j->nb - 1) / j->nb;
     hb_parallel_for(ntn * j->ntm, 1, tile_run, j);
 }
 
 void hb_cpu_gemm_f32(float *C, int64_t ldc, const float *A, int64_t lda, const float *B, int64_t ldb, int64_t M,
                  int64_t N, int64_t K, bool accumulate) {
     if (M <= 0 || N <= 0) return;
-    tile_job j = {C, A, {B, HB_F32, 1, ldb, NULL, NULL, NULL}, NULL, ldc, lda, M, N, K, 0, 0, 0, accumulate, 0};
-    run_tiles(&j);
+    tile_job j = {C, A, {B, HB_F32, 1, ldb, NULL, NULL, NULL}, NULL, ldc, lda, M, N, K, 0, 0, 0, accumulate, NULL};
+    run_tiles(&j); /* f32 B and no epilogue: nothing to allocate */
 }
 
 /* ---------- small M: direct dot products (weights read once, no packing) ---------- */
 
-typedef struct { float *y; const float *x; bsrc w; const float *bias; int64_t M, N, K; bool acc; } rows_job;
+typedef struct { float *y; const float *x; bsrc w; const epi *ep; int64_t M, N, K; bool acc; } rows_job;
 
 static float dot_generic(const float *x, const bsrc *w, int64_t n, int64_t K) {
     float s[8] = {0};
@@ -644,38 +780,71 @@ static void rows_run(void *ctx, int64_t b, int64_t e) {
             wn = 0;
         }
         for (int64_t m = 0; m < j->M; m++) {
-            float d = dot(j->x + m * j->K, &wr, wn, j->K);
-            if (j->bias) d += j->bias[n];
-            float *yo = j->y + m * j->N + n;
+            float d = dot(j->x + m * j->K, &wr, wn, j->K), *yo = j->y + m * j->N + n;
+            if (j->ep && j->ep->op != HB_EPI_NONE) { epi_apply(j->ep, &d, 1, yo, 1, m, n, 1, 1); continue; }
+            if (j->ep) d += j->ep->bias[n];
             *yo = j->acc ? *yo + d : d;
         }
     }
     hb_free(row);
 }
 
-/* ---------- hb_linear ---------- */
+/* ---------- hb_linear, hb_linear_ep ---------- */
 
-int hb_cpu_linear(float *y, const float *x, int64_t M, const hb_tensor *w, const hb_tensor *b, bool accumulate) {
-    int64_t N = w->shape[0], K = w->shape[1]; /* arguments checked by the dispatcher (hb__linear_check) */
+typedef struct { float *y; const float *c; const epi *e; int64_t N; } epi_pass;
+static void epi_pass_rows(void *ctx, int64_t b, int64_t e) {
+    const epi_pass *j = ctx;
+    for (int64_t m = b; m < e; m++) epi_apply(j->e, j->c + m * j->N, j->N, j->y + m * j->N, j->N, m, 0, 1, j->N);
+}
+
+/* Block-quantized weights: the integer kernels (bias included) into y, or into a scratch for ADD / GATED_ADD; then
+ * the epilogue's op in one pass. */
+static int linear_quant(float *y, const float *x, int64_t M, const hb_tensor *w, const epi *e, bool accumulate) {
+    const int64_t N = w->shape[0];
+    if (e->op == HB_EPI_NONE) return hb__qgemm_linear(y, x, M, w, e->bias, accumulate);
+    float *c = y;
+    if (e->op != HB_EPI_GELU_TANH && !(c = hb_malloc(sizeof(float) * (size_t)(M * N), "hb_linear_ep output")))
+        return -1;
+    int rc = hb__qgemm_linear(c, x, M, w, e->bias, false);
+    if (rc == 0) {
+        epi op_only = *e;
+        op_only.bias = NULL;
+        epi_pass j = {y, c, &op_only, N};
+        hb_parallel_for(M, 1 + 65536 / N, epi_pass_rows, &j);
+    }
+    if (c != y) hb_free(c);
+    return rc;
+}
+
+static int linear_run(float *y, const float *x, int64_t M, const hb_tensor *w, const hb_tensor *b, bool accumulate,
+                      const hb_epilogue *pe) {
+    int64_t N = w->shape[0], K = w->shape[1]; /* arguments checked by the dispatcher (src/ops/dispatch.c) */
     if (M <= 0 || N <= 0) return 0;
     float *bias = NULL;
     if (b && !(bias = hb__vec_f32(b, N))) return -1;
+    epi e = {pe ? pe->op : HB_EPI_NONE, bias, pe ? pe->gate : NULL, pe ? pe->g : (hb_modgroups){0, 0},
+             pe ? pe->row0 : 0, hb__simd_avx2()};
+    const epi *ep = bias || e.op != HB_EPI_NONE ? &e : NULL;
     bsrc src = {w->data, w->dtype, w->stride[0], 1, NULL, NULL, NULL};
-    int err = 0;
+    int rc = 0;
     if (K > 0 && hb__qgemm_applies(w)) {
-        int rc = hb__qgemm_linear(y, x, M, w, bias, accumulate);
-        hb_free(bias);
-        return rc;
-    }
-    if (M < 4 && K > 0) {
-        rows_job j = {y, x, src, bias, M, N, K, accumulate};
+        rc = linear_quant(y, x, M, w, &e, accumulate);
+    } else if (M < 4 && K > 0) {
+        rows_job j = {y, x, src, ep, M, N, K, accumulate};
         hb_parallel_for(N, 16, rows_run, &j);
     } else {
-        tile_job j = {y, x, src, bias, N, K, M, N, K, 0, 0, 0, accumulate, 0};
+        tile_job j = {y, x, src, ep, N, K, M, N, K, 0, 0, 0, accumulate, NULL};
         run_tiles(&j);
-        err = j.err;
+        if (j.oom) rc = hb_error("hb_linear: out of memory for %s", j.oom);
     }
     hb_free(bias);
-    if (err) return hb_error("hb_linear: out of memory for a weight panel");
-    return 0;
+    return rc;
+}
+
+int hb_cpu_linear(float *y, const float *x, int64_t M, const hb_tensor *w, const hb_tensor *b, bool accumulate) {
+    return linear_run(y, x, M, w, b, accumulate, NULL);
+}
+
+int hb_cpu_linear_ep(float *y, const float *x, int64_t M, const hb_tensor *w, const hb_tensor *b, hb_epilogue ep) {
+    return linear_run(y, x, M, w, b, false, &ep);
 }

@@ -107,6 +107,14 @@ static int linear_args(float *y, const float *x, int64_t M, const hb_tensor *w, 
            overlap(fn, "y", y, M * N, "x", x, M * K, sizeof(float), false);
 }
 
+static int linear_ep_args(float *y, const float *x, int64_t M, const hb_tensor *w, const hb_tensor *b, hb_epilogue ep) {
+    static const char fn[] = "hb_linear_ep";
+    if (linear_args(y, x, M, w, b)) return -1;
+    if (ep.op < HB_EPI_NONE || ep.op > HB_EPI_GATED_ADD) return hb_error("%s: unknown epilogue %d", fn, (int)ep.op);
+    if (ep.op != HB_EPI_GATED_ADD) return 0;
+    return modgroups(fn, ep.g) || negative(fn, "row0", ep.row0) || missing(fn, "gate", ep.gate, M > 0 && w->shape[0] > 0);
+}
+
 static int gemm_args(const float *C, int64_t ldc, const float *A, int64_t lda, const float *B, int64_t ldb, int64_t M,
                      int64_t N, int64_t K) {
     static const char fn[] = "hb_gemm_f32";
@@ -238,6 +246,7 @@ static int convert_args(const void *dst, hb_dtype dt, const void *src, hb_dtype 
 /* CHECK_<op>: the argument rules of each op of ops_list.h, an expression over the op's parameters (nonzero after
  * hb_error when they are broken). `fn` is the op's public name. */
 #define CHECK_linear linear_args(y, x, M, w, b)
+#define CHECK_linear_ep linear_ep_args(y, x, M, w, b, ep)
 #define CHECK_gemm_f32 gemm_args(C, ldc, A, lda, B, ldb, M, N, K)
 #define CHECK_layernorm                                                                                              \
     (negative(fn, "rows", rows) || negative(fn, "dim", dim) || vec(fn, "w", w, dim, true) ||                         \

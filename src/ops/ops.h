@@ -55,6 +55,15 @@ typedef enum {
     HB_EW_CLAMP01, HB_EW_CLAMP, HB_EW_AXPBY_F64
 } hb_ew_op;
 
+/* The epilogue of hb_linear_ep, applied to each output tile of the product p = x W^T + b while it is in cache:
+ *  HB_EPI_NONE:      y = p;
+ *  HB_EPI_GELU_TANH: y = gelu_tanh(p)  (Wan's FFN);
+ *  HB_EPI_ADD:       y += p            (a residual add);
+ *  HB_EPI_GATED_ADD: y += p * gate     (the DiT blocks' gated residual; output row r reads the gate row of the
+ *                                       modulation group of row row0 + r, as hb_gated_add counts rows from 0). */
+typedef enum { HB_EPI_NONE, HB_EPI_GELU_TANH, HB_EPI_ADD, HB_EPI_GATED_ADD } hb_epilogue_op;
+typedef struct { hb_epilogue_op op; const float *gate; hb_modgroups g; int64_t row0; } hb_epilogue;
+
 /* torch.optim.AdamW's settings as Python passes them (doubles; hb_adamw_step rounds them as torch does). */
 typedef struct { double lr, beta1, beta2, eps, weight_decay; } hb_adamw;
 

@@ -8,7 +8,7 @@
  * line in dispatch.c, hb_cpu_<name> in a cpu_*.c file and hbg_<name> in a .cu file of backends/cuda.
  *
  * No include guard: a user defines HB_OP, includes this file, and undefines HB_OP. The types the parameters
- * use (hb_modgroups, hb_attention_args, hb_conv3d_params, hb_ps_order, hb_ew_op, hb_adamw) are declared in ops.h.
+ * use (hb_modgroups, hb_epilogue, hb_attention_args, hb_conv3d_params, hb_ps_order, hb_ew_op, hb_adamw) are declared in ops.h.
  * Layouts are PyTorch's, batch dropped; activations are f32 in the current backend's memory space, weights
  * (hb_tensor) are host tensors of any float dtype. */
 
@@ -17,6 +17,10 @@
  * or NULL. `accumulate` adds into y instead of overwriting it. f32 accumulation for every weight dtype. */
 HB_OP(int, linear, (float *y, const float *x, int64_t M, const hb_tensor *w, const hb_tensor *b, bool accumulate),
       (y, x, M, w, b, accumulate))
+/* hb_linear with an epilogue (hb_epilogue in ops.h) fused into the product: bitwise the same as hb_linear followed
+ * by hb_gelu_tanh, hb_add or hb_gated_add on the same backend, without their pass over y. */
+HB_OP(int, linear_ep, (float *y, const float *x, int64_t M, const hb_tensor *w, const hb_tensor *b, hb_epilogue ep),
+      (y, x, M, w, b, ep))
 /* Plain f32 GEMM, C[M,N] (+)= A[M,K] * B[K,N] with row strides (for attention-like products). */
 HB_OP(void, gemm_f32, (float *C, int64_t ldc, const float *A, int64_t lda, const float *B, int64_t ldb, int64_t M,
                        int64_t N, int64_t K, bool accumulate),

@@ -107,7 +107,7 @@ static inline uint32_t hbg_alignment(const void *p, int64_t ld, size_t esize) {
 /* ---------- cuBLASLt state ---------- */
 namespace {
 
-enum { SLOT_X = 0, SLOT_WS = 1 };
+enum { SLOT_X = 0, SLOT_WS = 1, SLOT_EPI = 2 };
 constexpr size_t WORKSPACE_BYTES = 32u << 20;
 constexpr int MAX_DEVICES = 64;
 constexpr size_t MAX_PLANS = 1024;
@@ -451,6 +451,33 @@ int hbg_linear(float *y, const float *x, int64_t M, const hb_tensor *w, const hb
         r = run_matmul(key, wd, x, y, bias, accumulate);
     }
     return r == 1 ? no_algorithm(key) : r;
+}
+
+/* hb_linear_ep: the cuBLASLt product, then the epilogue by the kernels of the composed ops (hb_gelu_tanh, hb_add,
+ * hb_gated_add), so the bits are theirs; one more pass over y. */
+int hbg_linear_ep(float *y, const float *x, int64_t M, const hb_tensor *w, const hb_tensor *b, hb_epilogue ep) {
+    const int64_t N = w->shape[0];
+    if (M <= 0 || N <= 0) return 0;
+    if (ep.op == HB_EPI_NONE || ep.op == HB_EPI_GELU_TANH) {
+        if (hbg_linear(y, x, M, w, b, false)) return -1;
+        if (ep.op == HB_EPI_GELU_TANH) hbg_elementwise(HB_EW_GELU_TANH, y, y, nullptr, 0, 0, M * N);
+        return 0;
+    }
+    float *p = (float *)hbg_scratch(SLOT_EPI, sizeof(float) * (size_t)(M * N));
+    if (!p || hbg_linear(p, x, M, w, b, false)) return -1;
+    if (ep.op == HB_EPI_ADD) {
+        hbg_elementwise(HB_EW_ADD, y, y, p, 0, 0, M * N);
+        return 0;
+    }
+    /* row r gates with the group of row0 + r: the rows before row0's next group boundary, then whole groups */
+    const int64_t rpg = ep.g.rows_per_group, gs = ep.g.group_stride;
+    int64_t head = rpg > 0 && ep.row0 % rpg ? rpg - ep.row0 % rpg : 0;
+    if (head > M) head = M;
+    if (head > 0) hbg_gated_add(y, p, head, N, ep.gate + ep.row0 / rpg * gs, hb_modgroups{0, 0});
+    if (head < M)
+        hbg_gated_add(y + head * N, p + head * N, M - head, N, ep.gate + (rpg > 0 ? (ep.row0 + head) / rpg * gs : 0),
+                      ep.g);
+    return 0;
 }
 
 void hbg_gemm_f32(float *C, int64_t ldc, const float *A, int64_t lda, const float *B, int64_t ldb, int64_t M,
