@@ -114,7 +114,7 @@ static bufs setup(const bcase *c, dims d, hb_rng *r, double *flops, double *byte
     if (c->k == K_CONV) {
         int kh = c->kh, cin_g = c->cin / c->groups;
         b.tin = d.T + c->kt - 1;
-        hb_conv3d_params p = {{1, 1, 1}, {0, 0}, {kh / 2, kh / 2}, {kh / 2, kh / 2}, c->groups};
+        hb_conv3d_params p = {{1, 1, 1}, {0, 0}, {kh / 2, kh / 2}, {kh / 2, kh / 2}, c->groups, HB_CONV_FAST};
         b.p = p;
         int64_t ws[5] = {c->cout, cin_g, c->kt, kh, kh}, nw = (int64_t)c->cout * cin_g * c->kt * kh * kh, bs[1] = {c->cout};
         b.x = rnd(r, c->cin * b.tin * HW, 1.0f);
