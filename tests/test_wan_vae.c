@@ -4,43 +4,13 @@
  * inputs give clear errors, and the cpu-guard backend (activations out of the host's reach except inside ops)
  * gives bitwise the CPU result for encode, decode, tiled runs and the mid outputs. The golden comparison lives
  * in test_wan_vae_golden.c. */
-#include "testlib.h"
+#include "weight_recorder.h"
 #include "io/checkpoint.h"
 #include "models/wan_vae.h"
 #include "ops/ops.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- a weight source that records what the loader asks for (random values), so it can be written out ---- */
-#define MAXW 1024
-typedef struct {
-    hb_rng rng;
-    int n;
-    char *names[MAXW];
-    hb_tensor t[MAXW];
-} wrec;
-
-static int rec_fn(void *u, const char *name, int ndim, const int64_t *shape, hb_tensor *out) {
-    wrec *w = u;
-    if (w->n >= MAXW) return hb_error("too many weights");
-    int64_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= shape[i];
-    float *d = malloc((size_t)n * sizeof(float));
-    size_t len = strlen(name);
-    bool gamma = !strcmp(name + len - 5, "gamma"), bias = !strcmp(name + len - 4, "bias");
-    float sd = gamma || bias ? 0.1f : (float)(1.0 / sqrt((double)(n / shape[0])));
-    for (int64_t i = 0; i < n; i++) d[i] = (gamma ? 1.0f : 0.0f) + sd * hb_rng_normal(&w->rng);
-    w->names[w->n] = strdup(name);
-    w->t[w->n] = hb_tensor_make(HB_F32, ndim, shape, d);
-    *out = w->t[w->n++];
-    return 0;
-}
-
-static void rec_free(wrec *w) {
-    for (int i = 0; i < w->n; i++) free(w->names[i]), free(w->t[i].data);
-    w->n = 0;
-}
 
 static hb_wan_vae_config tiny(hb_wan_vae_variant v) {
     hb_wan_vae_config c;
@@ -321,9 +291,9 @@ static void to_diffusers(const char *in, char *out, size_t cap, hb_wan_vae_varia
 /* Writes the recorded weights to a safetensors file; `drop` = index of a weight to leave out, `bad` = index
  * whose first dim is cut by one, `diffusers` = use the diffusers names. */
 static void write_weights(const wrec *w, const char *path, int drop, int bad, bool diffusers, hb_wan_vae_variant v) {
-    const char *names[MAXW];
-    hb_tensor ts[MAXW];
-    static char dn[MAXW][300];
+    const char *names[WREC_MAX];
+    hb_tensor ts[WREC_MAX];
+    static char dn[WREC_MAX][300];
     int n = 0;
     for (int i = 0; i < w->n; i++) {
         if (i == drop) continue;

@@ -9,44 +9,12 @@
  *   mid block is recomputed on the whole clip from the weights (conv2, causal conv1, residual block, per-frame
  *   single-head attention written out in loops, residual block) to 1e-5;
  * - a tiled decode or the streaming decoder with taps, and a block the decoder does not have, are refused. */
-#include "testlib.h"
+#include "weight_recorder.h"
 #include "models/wan_vae.h"
 #include "ops/ops.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define MAXW 512
-typedef struct {
-    hb_rng rng;
-    int n;
-    char *names[MAXW];
-    hb_tensor t[MAXW];
-} wrec;
-
-/* a weight source that keeps every weight by name (random values) for the independent computations */
-static int rec_fn(void *u, const char *name, int ndim, const int64_t *shape, hb_tensor *out) {
-    wrec *w = u;
-    if (w->n >= MAXW) return hb_error("too many weights");
-    int64_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= shape[i];
-    float *d = malloc((size_t)n * sizeof(float));
-    size_t len = strlen(name);
-    bool gamma = !strcmp(name + len - 5, "gamma"), bias = !strcmp(name + len - 4, "bias");
-    float sd = gamma || bias ? 0.1f : (float)(1.0 / sqrt((double)(n / shape[0])));
-    for (int64_t i = 0; i < n; i++) d[i] = (gamma ? 1.0f : 0.0f) + sd * hb_rng_normal(&w->rng);
-    w->names[w->n] = strdup(name);
-    w->t[w->n] = hb_tensor_make(HB_F32, ndim, shape, d);
-    *out = w->t[w->n++];
-    return 0;
-}
-
-static hb_tensor wget(const wrec *w, const char *name) {
-    for (int i = 0; i < w->n; i++)
-        if (!strcmp(w->names[i], name)) return w->t[i];
-    CHECKF(0, "weight %s not asked for by the loader", name);
-    return (hb_tensor){0};
-}
 
 static hb_tensor gamma1d(const wrec *w, const char *name) {
     hb_tensor g = wget(w, name);
@@ -273,7 +241,7 @@ static void check_variant(hb_wan_vae_variant var, uint64_t seed) {
     CHECKF(hb_wan_vae_decode(m, lat, t, h, w, vid, &bo) != 0 && strstr(hb_last_error(), "dec_blocks"), "%s: %s", v, hb_last_error());
     free(vid), free(blk), free(lat);
     hb_wan_vae_free(m);
-    for (int i = 0; i < wr->n; i++) free(wr->names[i]), free(wr->t[i].data);
+    rec_free(wr);
     free(wr);
 }
 
