@@ -146,7 +146,7 @@ typedef struct { float *y, *x; int64_t C, T, H, W; hb_tensor w; hb_conv3d_params
 static int cv_run(void *c_) { cv_ctx *c = c_; return hb_conv3d(c->y, c->x, c->C, c->T, c->H, c->W, &c->w, NULL, &c->p); }
 static void bench_conv(const char *name, int64_t Cin, int64_t Cout, int64_t T, int64_t H, int64_t W) {
     cv_ctx c = {NULL, NULL, Cin, T, H, W, wbf16(5, (int64_t[]){Cout, Cin, 3, 3, 3}, 0.05f, 0),
-                {{1, 1, 1}, {2, 0}, {1, 1}, {1, 1}, 1}};
+                {{1, 1, 1}, {2, 0}, {1, 1}, {1, 1}, 1, HB_CONV_FAST}};
     int64_t To, Ho, Wo;
     hb_conv3d_out_size(T, H, W, &c.w, &c.p, &To, &Ho, &Wo);
     c.y = dev_buf(Cout * To * Ho * Wo);
