@@ -3,7 +3,9 @@
  *
  * Code paths (picked once at run time, HB_GEMM=avx2|generic|openblas overrides):
  *  - "avx2": our packed GEMM, BLIS-style: B (the weights) packed KC x 16 panels, converted from BF16/F16 while
- *    packing; A packed MC x KC in 6-row strips; a 6x16 AVX2/FMA micro-kernel (12 ymm accumulators).
+ *    packing; A packed MC x KC in 6-row strips; a 6x16 AVX2/FMA micro-kernel (12 ymm accumulators). hb_linear's
+ *    tiles (<= MC rows, <= 4 NC columns) pack each operand once; MS rows of A are swept per B micro-panel; the
+ *    epilogue (bias, hb_linear_ep's GELU / add / gated add) runs on each finished 6 x 16 tile while it is in L1.
  *  - "generic": the same packing with a plain-C micro-kernel (any CPU).
  *  Block-quantized weights (Q8_0 ... Q6_K) are dequantized a KC x NC tile at a time while packing (exact
  *  ggml values), so they run the same micro-kernels and give the bits of their dequantized F32 weights.

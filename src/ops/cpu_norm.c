@@ -207,13 +207,10 @@ enum { EW_SILU, EW_GELU, EW_ADD, EW_MUL, EW_AXPBY, EW_RELU, EW_TANH3, EW_ADD_REL
 
 #ifdef HB_X86
 /* silu / gelu_tanh on 8 lanes. gelu_tanh as x * sigmoid(2u) (= 0.5x(1 + tanh(u)), without the cancellation of
- * 1 + tanh near -1). */
+ * 1 + tanh near -1), shared with the GEMM's fused epilogue (simd_avx2.h). */
 __attribute__((target("avx2,fma"))) static inline __m256 act8(__m256 v, int op) {
-    const __m256 one = _mm256_set1_ps(1.0f);
-    if (op == EW_SILU) return _mm256_div_ps(v, _mm256_add_ps(one, exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), v))));
-    __m256 v3 = _mm256_mul_ps(_mm256_mul_ps(v, v), v);
-    __m256 u = _mm256_mul_ps(_mm256_set1_ps(-1.5957691216057308f), _mm256_fmadd_ps(_mm256_set1_ps(0.044715f), v3, v));
-    return _mm256_div_ps(v, _mm256_add_ps(one, exp_avx2(u)));
+    if (op == EW_SILU) return _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), v))));
+    return gelu_tanh_avx2(v);
 }
 
 /* Every element, tail included, goes through the same 8-lane code: results do not depend on the range split. */

@@ -28,8 +28,8 @@ __attribute__((target("avx2,fma"))) static inline __m256 exp_avx2(__m256 x) {
     return _mm256_andnot_ps(under, y);
 }
 
-/* gelu_tanh(x) = x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3): the formula of hb_elementwise's AVX2 GELU
- * (cpu_norm.c), which the GEMM's fused epilogue must match bit for bit (test_ops_gemm checks it). */
+/* gelu_tanh(x) = x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3): one formula for hb_elementwise's AVX2 GELU
+ * (cpu_norm.c) and the GEMM's fused epilogue, which must agree bit for bit (test_ops_gemm checks it). */
 __attribute__((target("avx2,fma"))) static inline __m256 gelu_tanh_avx2(__m256 v) {
     __m256 v3 = _mm256_mul_ps(_mm256_mul_ps(v, v), v);
     __m256 u = _mm256_mul_ps(_mm256_set1_ps(-1.5957691216057308f), _mm256_fmadd_ps(_mm256_set1_ps(0.044715f), v3, v));
