@@ -1,7 +1,7 @@
 /* Estimated peak memory of an hb_generate_ar run (include/hummingbird.h), before any work: the folder's DiT is
  * opened (mapped, not read), the sizes left 0 take the model's (settings.h), and the estimate is the larger of
  * the text encoder's weights (its stage runs first) and the chunk loop: DiT weights, its workspace for one
- * chunk (the dry run), the KV cache, the history ring, the prompt's cross-attention K/V, and the decoder's
+ * chunk (planned from the shapes), the KV cache, the history ring, the prompt's cross-attention K/V, and the decoder's
  * weights and workspace (the streaming Wan VAE's few-frame window, as planned; TAEHV: its frames). */
 #include "hummingbird.h"
 #include "models/wan_dit.h"
