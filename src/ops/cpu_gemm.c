@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #include <immintrin.h>
@@ -78,9 +79,15 @@ static pthread_once_t g_path_once = PTHREAD_ONCE_INIT;
 
 static bool have_f16c(void) {
 #ifdef HB_X86
-    /* CPUID leaf 1, ECX bit 29 (clang 14's __builtin_cpu_supports has no "f16c") */
-    unsigned a, b, c, d;
-    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+    /* CPUID leaf 1, ECX bit 29 (clang 14's __builtin_cpu_supports has no "f16c"); asked once: cpuid traps to the
+     * hypervisor in a VM, and the packing loops ask for every panel */
+    static _Atomic int known = -1;
+    int k = known;
+    if (k < 0) {
+        unsigned a, b, c, d;
+        known = k = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+    }
+    return k;
 #else
     return false;
 #endif
