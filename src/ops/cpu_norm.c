@@ -75,6 +75,14 @@ void hb_cpu_rmsnorm(float *y, const float *x, int64_t rows, int64_t dim, const h
 
 typedef struct { float *y; const float *x; int64_t C, S, blk; const float *g, *b; bool avx2; } crms_job;
 
+/* 1 / max(||x||, 1e-12) per position from its sum of squares (both block kernels) */
+static void crms_inverse_norms(const double *ss, float *inv, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        double nr = sqrt(ss[i]);
+        inv[i] = (float)(1.0 / (nr > 1e-12 ? nr : 1e-12));
+    }
+}
+
 #define CRMS_BLOCK 256
 /* Sum of squares per position over the channels (double, channel order), then y = x * inv * (sqrt(C) g) + b. */
 static void crms_block_generic(const crms_job *j, int64_t s0, int64_t n, double *ss, float *inv, float sc) {
@@ -83,10 +91,7 @@ static void crms_block_generic(const crms_job *j, int64_t s0, int64_t n, double 
         const float *x = j->x + c * j->S + s0;
         for (int64_t i = 0; i < n; i++) ss[i] += (double)x[i] * x[i];
     }
-    for (int64_t i = 0; i < n; i++) {
-        double nr = sqrt(ss[i]);
-        inv[i] = (float)(1.0 / (nr > 1e-12 ? nr : 1e-12));
-    }
+    crms_inverse_norms(ss, inv, n);
     for (int64_t c = 0; c < j->C; c++) {
         const float *x = j->x + c * j->S + s0;
         float *y = j->y + c * j->S + s0;
@@ -114,10 +119,7 @@ __attribute__((target("avx2,fma"))) static void crms_block_avx2(const crms_job *
         }
         for (int64_t i = n8; i < n; i++) ss[i] = fma((double)x[i], (double)x[i], ss[i]);
     }
-    for (int64_t i = 0; i < n; i++) {
-        double nr = sqrt(ss[i]);
-        inv[i] = (float)(1.0 / (nr > 1e-12 ? nr : 1e-12));
-    }
+    crms_inverse_norms(ss, inv, n);
     for (int64_t c = 0; c < j->C; c++) {
         const float *x = j->x + c * j->S + s0;
         float *y = j->y + c * j->S + s0;
