@@ -199,28 +199,30 @@ static int encode_clip(trun *r, tclip *c) {
 
 /* the teacher's decode of the clip's latent on the backend, with the feature blocks tapped; host copies out */
 static int teacher_decode(trun *r, tclip *c, float **feat, const size_t *feat_bytes) {
-    int z = hb_wan_vae_get_config(r->teacher)->z_dim;
     size_t vb = sizeof(float) * (size_t)(3 * c->T * c->H * c->W);
     hb_wan_vae_opts vo = {0};
-    float *dl = dev_copy(c->latent, (int64_t)z * c->t * c->h * c->w, "latent"), *dt = hb_dev_alloc(vb, "teacher video");
-    int rc = dl && dt ? 0 : -1;
+    float *dt = hb_dev_alloc(vb, "teacher video");
+    int rc = dt ? 0 : -1;
     for (int i = 0; i < r->nfeat && !rc; i++)
         rc = (vo.dec_blocks[r->feat_block[i]] = hb_dev_alloc(feat_bytes[i], "teacher features")) ? 0 : -1;
-    if (!rc) rc = hb_wan_vae_decode(r->teacher, dl, c->t, c->h, c->w, dt, &vo);
+    if (!rc) rc = hb_wan_vae_decode(r->teacher, c->latent_dev, c->t, c->h, c->w, dt, &vo);
     if (!rc) rc = hb_dev_download(c->target, dt, vb);
     for (int i = 0; i < r->nfeat && !rc; i++) rc = hb_dev_download(feat[i], vo.dec_blocks[r->feat_block[i]], feat_bytes[i]);
-    hb_dev_free(dl), hb_dev_free(dt);
+    hb_dev_free(dt);
     for (int b = 0; b < HB_WAN_VAE_MAX_BLOCKS; b++) hb_dev_free(vo.dec_blocks[b]);
     return rc;
 }
 
-/* encode + teacher decode with the feature blocks tapped (or the cache); the features go to the cache file only */
+/* encode + teacher decode with the feature blocks tapped (or the cache); the features go to the cache file only.
+ * The latent is also kept in the backend's memory space (c->latent_dev) for the teacher decode and the training. */
 static int prepare_clip(trun *r, tclip *c) {
     char file[4200];
     cache_name(r, c->path, file, sizeof file);
     if (!(c->cache = strdup(file))) return hb_error("out of memory");
-    if (load_cached(r, c, file) == 0 || encode_clip(r, c)) return c->target ? 0 : -1;
-    int z = hb_wan_vae_get_config(r->teacher)->z_dim, f = hb_wan_vae_spatial_factor(r->teacher);
+    int cached = load_cached(r, c, file), z = hb_wan_vae_get_config(r->teacher)->z_dim, f = hb_wan_vae_spatial_factor(r->teacher);
+    if (cached != 0 && encode_clip(r, c)) return -1;
+    if (!(c->latent_dev = dev_copy(c->latent, (int64_t)z * c->t * c->h * c->w, "latent"))) return -1;
+    if (cached == 0) return 0;
     c->T = 1 + 4 * (c->t - 1), c->H = c->h * f, c->W = c->w * f;
     const char *names[2 + HB_LVT_MAX_HEADS] = {"latent", "target"};
     char fnames[HB_LVT_MAX_HEADS][32];
@@ -261,9 +263,7 @@ static int prepare_data(trun *r) {
     r->ntrain = r->nclips - hold;
     double t0 = hb_time_now();
     for (int i = 0; i < r->nclips; i++) {
-        tclip *c = &r->clips[i];
-        if (prepare_clip(r, c) || !(c->latent_dev = dev_copy(c->latent, (int64_t)r->m->cfg.latent_channels * c->t * c->h * c->w, "latent")))
-            return -1;
+        if (prepare_clip(r, &r->clips[i])) return -1;
         int64_t s[4];
         hb_lvt_video_shape(r->m, r->clips[i].t, r->clips[i].h, r->clips[i].w, s);
         if (s[1] != r->clips[i].T || s[2] != r->clips[i].H || s[3] != r->clips[i].W)
